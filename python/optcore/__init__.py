@@ -1,0 +1,29 @@
+"""optcore: Rust-accelerated numerical optimization with NumPy/SciPy-style APIs.
+
+Families
+--------
+optcore.ot
+    Entropic optimal transport: :func:`optcore.ot.sinkhorn` (log-domain, ε-scaling, scaling).
+
+Every solver returns an :class:`OptimizeResult` (SciPy's, with ``x``, ``fun``, ``success``,
+``status``, ``message``, ``nit``), warns :class:`ConvergenceWarning` when it stops short of
+its tolerance, and raises ``ValueError``/``TypeError`` with a message naming the argument on
+bad input. ``python -m optcore`` runs a short tour.
+"""
+
+from . import _core, exceptions, ot
+from ._result import OptimizeResult, OTResult
+from .exceptions import ConvergenceWarning, NumericalError, OptcoreWarning
+
+__version__: str = _core.__version__
+
+__all__ = [
+    "ot",
+    "exceptions",
+    "OptimizeResult",
+    "OTResult",
+    "OptcoreWarning",
+    "ConvergenceWarning",
+    "NumericalError",
+    "__version__",
+]

@@ -1,0 +1,66 @@
+"""Result objects (SciPy's ``OptimizeResult``, with optcore's status table)."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import OptimizeResult as _ScipyResult
+
+__all__ = ["OptimizeResult", "OTResult", "STATUS_MESSAGES"]
+
+#: DESIGN.md's status codes, shared by every solver.
+STATUS_MESSAGES = {
+    0: "Converged: the tolerance holds on the returned result.",
+    1: "Iteration limit reached before the tolerance was met.",
+    2: "The problem is infeasible.",
+    3: "The problem is unbounded.",
+    4: "Numerical breakdown.",
+    99: "`callback` raised `StopIteration`.",
+}
+
+
+class OptimizeResult(_ScipyResult):
+    """Result of an optcore solver: a ``dict`` with attribute access.
+
+    Every solver sets ``x``, ``fun``, ``success``, ``status``, ``message`` and ``nit``.
+    ``status`` is 0 (converged), 1 (iteration/time/evaluation limit), 2 (infeasible),
+    3 (unbounded), 4 (numerical breakdown) or 99 (stopped by the callback).
+    """
+
+    x: np.ndarray
+    fun: float
+    success: bool
+    status: int
+    message: str
+    nit: int
+
+
+class OTResult(OptimizeResult):
+    """Result of an entropic optimal transport solve.
+
+    Attributes
+    ----------
+    plan, x : ndarray
+        The transport plan ``P`` (``x`` is the same array, SciPy's name). With ``k`` target
+        histograms, shape ``(k, n, m)``.
+    f, g : ndarray
+        Dual potentials in the units of ``M``: ``P_ij = exp((f_i + g_j - M_ij) / reg)``;
+        ``-inf`` where a weight is zero. With ``k`` histograms, shapes ``(k, n)``, ``(k, m)``.
+    cost : float or ndarray
+        The transport cost ``<P, M>``.
+    fun : float or ndarray
+        The entropic objective ``<P, M> + reg * sum_ij P_ij log P_ij`` (``0 log 0 = 0``).
+    marginal_error : float or ndarray
+        ``||P 1 - a||_1 + ||P^T 1 - b||_1`` measured on the returned plan.
+    nit : int
+        Sinkhorn iterations (one update of ``f`` and one of ``g`` each), over all stages.
+    success, status, message
+        ``success`` is True exactly when ``marginal_error <= tol``.
+    method, reg, tol
+        What was solved.
+    """
+
+    plan: np.ndarray
+    f: np.ndarray
+    g: np.ndarray
+    cost: float
+    marginal_error: float

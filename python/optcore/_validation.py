@@ -1,0 +1,126 @@
+"""Input validation shared by every solver: dtypes, shapes, finiteness, options.
+
+Every error names the argument and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import numbers
+import os
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "working_dtype",
+    "check_finite",
+    "check_nonnegative",
+    "positive_scalar",
+    "nonnegative_scalar",
+    "positive_int",
+    "normalize_workers",
+    "check_options",
+]
+
+
+def _kind_error(name: str, arr: np.ndarray) -> TypeError:
+    return TypeError(
+        f"`{name}` must be a real numeric array; got dtype {arr.dtype}. "
+        "Convert it first (complex data: take .real or abs)."
+    )
+
+
+def as_float_array(x, name: str) -> np.ndarray:
+    """``x`` as a NumPy array of a real floating dtype (ints and bools become float64,
+    float16 becomes float32). Complex, object and string data raise ``TypeError``."""
+    try:
+        arr = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"`{name}` could not be converted to an array: {exc}") from None
+    kind = arr.dtype.kind
+    if kind in "fiub":
+        if arr.dtype == np.float16:
+            return arr.astype(np.float32)
+        if kind != "f" or arr.dtype.itemsize > 8:
+            return arr.astype(np.float64)
+        return arr
+    raise _kind_error(name, arr)
+
+
+def working_dtype(*arrays: np.ndarray) -> np.dtype:
+    """float32 when every array is float32, float64 otherwise."""
+    if arrays and all(a.dtype == np.float32 for a in arrays):
+        return np.dtype(np.float32)
+    return np.dtype(np.float64)
+
+
+def check_finite(arr: np.ndarray, name: str) -> None:
+    if not np.all(np.isfinite(arr)):
+        bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"`{name}` contains {bad} non-finite value(s) (NaN or inf); all entries must be finite.")
+
+
+def check_nonnegative(arr: np.ndarray, name: str) -> None:
+    check_finite(arr, name)
+    if np.any(arr < 0):
+        raise ValueError(f"`{name}` has negative entries (min {arr.min():g}); weights must be non-negative.")
+
+
+def _real_scalar(value, name: str) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
+        arr = np.asarray(value)
+        if arr.ndim == 0 and arr.dtype.kind in "fiu":
+            value = arr.item()
+        else:
+            raise TypeError(f"`{name}` must be a real number; got {type(value).__name__}.")
+    return float(value)
+
+
+def positive_scalar(value, name: str) -> float:
+    v = _real_scalar(value, name)
+    if not (np.isfinite(v) and v > 0):
+        raise ValueError(f"`{name}` must be a positive finite number; got {value!r}.")
+    return v
+
+
+def nonnegative_scalar(value, name: str) -> float:
+    v = _real_scalar(value, name)
+    if not (np.isfinite(v) and v >= 0):
+        raise ValueError(f"`{name}` must be a non-negative finite number; got {value!r}.")
+    return v
+
+
+def positive_int(value, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
+        raise TypeError(f"`{name}` must be an integer; got {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"`{name}` must be >= {minimum}; got {value}.")
+    return int(value)
+
+
+def normalize_workers(workers) -> int | None:
+    """SciPy's convention: ``None`` or ``-1`` use every core, a positive int that many threads."""
+    if workers is None:
+        return None
+    if isinstance(workers, (bool, np.bool_)) or not isinstance(workers, (numbers.Integral, np.integer)):
+        raise TypeError(f"`workers` must be None or an integer; got {type(workers).__name__}.")
+    if workers == -1:
+        return None
+    if workers < 1:
+        raise ValueError(f"`workers` must be a positive integer, or -1/None for all {os.cpu_count()} cores; got {workers}.")
+    return int(workers)
+
+
+def check_options(options: Mapping | None, allowed: Iterable[str], method: str) -> dict:
+    """SciPy-style ``options`` dict; unknown keys raise ``ValueError`` listing the valid ones."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"`options` must be a dict; got {type(options).__name__}.")
+    allowed = sorted(allowed)
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        valid = ", ".join(allowed) if allowed else "none"
+        raise ValueError(f"unknown option(s) {unknown} for method={method!r}; valid options: {valid}.")
+    return dict(options)

@@ -1,0 +1,18 @@
+//! optcore's numerical core.
+//!
+//! Pure Rust, no Python: slices in, owned vectors out, an error enum ([`OptError`]) and an
+//! argmin-style split between a solver's state, an [`solver::Observer`] called every
+//! `check_every` iterations, and a [`solver::Termination`] reason that ends the run.
+//! Everything numerical is generic over [`Real`] (`f32` and `f64`).
+//!
+//! Families live in their own modules: [`ot`] (entropic optimal transport).
+
+pub mod error;
+pub mod ot;
+pub mod parallel;
+pub mod real;
+pub mod solver;
+
+pub use error::OptError;
+pub use real::Real;
+pub use solver::{Cadence, Control, Due, NoObserver, Observer, Report, Termination};

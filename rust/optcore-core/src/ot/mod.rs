@@ -1,0 +1,13 @@
+//! Entropic optimal transport.
+//!
+//! Conventions (shared with the Python API): a problem is `(a, b, M, reg)` with `a` of length
+//! `n`, `b` of length `m`, `M` an `n x m` row-major cost matrix and `reg > 0`. The plan is
+//! `P_ij = exp((f_i + g_j - M_ij) / reg)` with dual potentials `f`, `g` in the units of `M`
+//! (`-inf` where a weight is zero). The objective is `<P, M> + reg * sum_ij P_ij ln P_ij`.
+
+pub mod kernels;
+pub mod sinkhorn;
+
+pub use sinkhorn::{
+    sinkhorn_log, sinkhorn_scaling, EpsScaling, LogOptions, Problem, ScalingOutput, SinkhornOutput,
+};

@@ -1,0 +1,112 @@
+//! What every solver binding shares: running core work with the GIL released on the chosen
+//! thread pool, turning panics and core errors into Python exceptions, and the observer that
+//! re-takes the GIL to honour Ctrl-C and run the Python-side progress function.
+
+use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
+use optcore_core::solver::{Cadence, Control, Due, Observer, Report, Termination};
+use optcore_core::{OptError, Real};
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+pyo3::import_exception!(optcore.exceptions, NumericalError);
+
+/// Maps a core error onto the Python exception the public API documents.
+pub fn core_err(e: OptError) -> PyErr {
+    match e {
+        OptError::InvalidInput(s) => PyValueError::new_err(s),
+        OptError::Numerical(s) => NumericalError::new_err(s),
+    }
+}
+
+/// Runs `f` without the GIL on `workers` threads; a panic becomes a `RuntimeError` (it is a
+/// bug: the core validates its inputs), never a crash.
+pub fn run_detached<R: Send>(py: Python<'_>, workers: Option<usize>, f: impl FnOnce() -> R + Send) -> PyResult<R> {
+    py.detach(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optcore_core::parallel::with_workers(workers, f)))
+    })
+    .map_err(|p| {
+        let msg = p
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        PyRuntimeError::new_err(format!("internal error in optcore's core (please report it): {msg}"))
+    })
+}
+
+/// Bridges [`Observer`] to Python. Every `check_every` iterations it takes the GIL, checks for
+/// signals (Ctrl-C) and calls `progress(state: dict)`; in between it only checks signals, at
+/// most every 0.2 s. `progress` returning `False` stops the run (status 99: the Python side
+/// turns the user's `StopIteration` into that); an exception aborts it and is re-raised.
+pub struct PyObserver {
+    progress: Option<Py<PyAny>>,
+    cadence: Cadence,
+    pub pending: Option<PyErr>,
+}
+
+impl PyObserver {
+    pub fn new(progress: Option<Py<PyAny>>, check_every: usize) -> Self {
+        PyObserver { progress, cadence: Cadence::new(check_every), pending: None }
+    }
+
+    /// Re-raises a pending error (interrupt or callback exception).
+    pub fn raise_pending(&mut self) -> PyResult<()> {
+        match self.pending.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    fn call<T: Real + numpy::Element>(&mut self, py: Python<'_>, report: &Report<'_, T>) -> PyResult<bool> {
+        py.check_signals()?;
+        let Some(cb) = &self.progress else { return Ok(true) };
+        let d = PyDict::new(py);
+        d.set_item("nit", report.nit)?;
+        d.set_item("error", report.error)?;
+        for (name, v) in report.vectors {
+            d.set_item(*name, PyArray1::from_slice(py, v))?;
+        }
+        for (name, x) in report.scalars {
+            d.set_item(*name, *x)?;
+        }
+        let r = cb.bind(py).call1((d,))?;
+        // Only an explicit False stops the run.
+        Ok(!(r.is_instance_of::<pyo3::types::PyBool>() && !r.is_truthy()?))
+    }
+}
+
+impl<T: Real + numpy::Element> Observer<T> for PyObserver {
+    fn observe<'a>(&mut self, nit: usize, report: &dyn Fn() -> Report<'a, T>) -> Control {
+        let due = self.cadence.poll(nit);
+        if due == Due::Nothing {
+            return Control::Continue;
+        }
+        Python::attach(|py| {
+            let r = if due == Due::Callback { self.call(py, &report()) } else { py.check_signals().map(|_| true) };
+            match r {
+                Ok(true) => Control::Continue,
+                Ok(false) => Control::Stop,
+                Err(e) => {
+                    self.pending = Some(e);
+                    Control::Abort
+                }
+            }
+        })
+    }
+}
+
+/// The termination's (status, detail message) for the Python side's result.
+pub fn status_of(t: &Termination) -> (i32, String) {
+    let detail = match t {
+        Termination::Numerical(s) => s.clone(),
+        _ => String::new(),
+    };
+    (t.status(), detail)
+}
+
+/// A core vector as a NumPy array with `shape` (moved, not copied).
+pub fn to_array<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    let arr = v.into_pyarray(py);
+    Ok(arr.reshape(shape.to_vec())?.into_any())
+}
