@@ -53,28 +53,28 @@ pub enum Control {
     Abort,
 }
 
-/// A snapshot of a run, handed to observers. Vectors are borrowed from the solver's state.
-pub struct Report<'a, T> {
+/// A snapshot of a run, handed to observers (built only when an observer asks for it).
+pub struct Report<T> {
     pub nit: usize,
     /// The solver's convergence measure (OT: the L1 marginal error of the current plan).
     pub error: f64,
     /// Named state vectors (OT: `f`, `g`).
-    pub vectors: &'a [(&'static str, &'a [T])],
+    pub vectors: Vec<(&'static str, Vec<T>)>,
     /// Named scalars (e.g. the current regularisation in ε-scaling).
-    pub scalars: &'a [(&'static str, f64)],
+    pub scalars: Vec<(&'static str, f64)>,
 }
 
 /// Called by solvers every iteration; see the module docs.
 pub trait Observer<T>: Send {
     /// `report` builds the snapshot lazily: an implementation that has nothing to do this
     /// iteration (see [`Cadence`]) does not pay for it.
-    fn observe<'a>(&mut self, nit: usize, report: &dyn Fn() -> Report<'a, T>) -> Control;
+    fn observe(&mut self, nit: usize, report: &dyn Fn() -> Report<T>) -> Control;
 }
 
 /// An observer that never stops a run.
 pub struct NoObserver;
 impl<T> Observer<T> for NoObserver {
-    fn observe<'a>(&mut self, _nit: usize, _report: &dyn Fn() -> Report<'a, T>) -> Control {
+    fn observe(&mut self, _nit: usize, _report: &dyn Fn() -> Report<T>) -> Control {
         Control::Continue
     }
 }

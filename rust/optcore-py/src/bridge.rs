@@ -58,16 +58,16 @@ impl PyObserver {
         }
     }
 
-    fn call<T: Real + numpy::Element>(&mut self, py: Python<'_>, report: &Report<'_, T>) -> PyResult<bool> {
+    fn call<T: Real + numpy::Element>(&mut self, py: Python<'_>, report: &Report<T>) -> PyResult<bool> {
         py.check_signals()?;
         let Some(cb) = &self.progress else { return Ok(true) };
         let d = PyDict::new(py);
         d.set_item("nit", report.nit)?;
         d.set_item("error", report.error)?;
-        for (name, v) in report.vectors {
+        for (name, v) in &report.vectors {
             d.set_item(*name, PyArray1::from_slice(py, v))?;
         }
-        for (name, x) in report.scalars {
+        for (name, x) in &report.scalars {
             d.set_item(*name, *x)?;
         }
         let r = cb.bind(py).call1((d,))?;
@@ -77,7 +77,7 @@ impl PyObserver {
 }
 
 impl<T: Real + numpy::Element> Observer<T> for PyObserver {
-    fn observe<'a>(&mut self, nit: usize, report: &dyn Fn() -> Report<'a, T>) -> Control {
+    fn observe(&mut self, nit: usize, report: &dyn Fn() -> Report<T>) -> Control {
         let due = self.cadence.poll(nit);
         if due == Due::Nothing {
             return Control::Continue;

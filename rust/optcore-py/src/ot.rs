@@ -3,16 +3,17 @@
 
 use crate::bridge::{core_err, run_detached, status_of, to_array, PyObserver};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use optcore_core::ot::{sinkhorn_log, sinkhorn_scaling, EpsScaling, LogOptions, Problem};
+use optcore_core::ot::{sinkhorn_log, sinkhorn_scaling, EpsScaling, LogOptions, Overrelax, Problem};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 macro_rules! sinkhorn_log_fn {
     ($name:ident, $t:ty) => {
         /// Log-domain Sinkhorn (`eps_scaling=(eps0 or None, decay, stage_tol, stage_maxiter)`
-        /// turns on ε-scaling). Returns a dict; see `optcore.ot.sinkhorn`.
+        /// turns on ε-scaling; `omega`: None for automatic over-relaxation, 1.0 for none, or a
+        /// fixed factor in (1, 2)). Returns a dict; see `optcore.ot.sinkhorn`.
         #[pyfunction]
-        #[pyo3(signature = (a, b, m, reg, tol, maxiter, f0=None, g0=None, eps_scaling=None, progress=None, check_every=10, workers=None))]
+        #[pyo3(signature = (a, b, m, reg, tol, maxiter, f0=None, g0=None, eps_scaling=None, omega=None, progress=None, check_every=10, workers=None))]
         #[allow(clippy::too_many_arguments)]
         fn $name<'py>(
             py: Python<'py>,
@@ -25,6 +26,7 @@ macro_rules! sinkhorn_log_fn {
             f0: Option<PyReadonlyArray1<'py, $t>>,
             g0: Option<PyReadonlyArray1<'py, $t>>,
             eps_scaling: Option<(Option<f64>, f64, f64, usize)>,
+            omega: Option<f64>,
             progress: Option<Py<PyAny>>,
             check_every: usize,
             workers: Option<usize>,
@@ -43,6 +45,11 @@ macro_rules! sinkhorn_log_fn {
                     stage_tol,
                     stage_maxiter,
                 }),
+                overrelax: match omega {
+                    None => Overrelax::Auto,
+                    Some(w) if w == 1.0 => Overrelax::Off,
+                    Some(w) => Overrelax::Fixed(w),
+                },
             };
             let mut obs = PyObserver::new(progress, check_every);
             let prob = Problem::new(a, b, cost);
@@ -61,6 +68,8 @@ macro_rules! sinkhorn_log_fn {
             d.set_item("cost", out.cost)?;
             d.set_item("fun", out.fun)?;
             d.set_item("stages", out.stages)?;
+            d.set_item("rebuilds", out.rebuilds)?;
+            d.set_item("exact_iterations", out.exact_iterations)?;
             Ok(d)
         }
     };

@@ -220,11 +220,52 @@ fn plan_rows<T: Real, M: Madd>(
     sums
 }
 
+/// Overwrites the kernel rows `K` with the plan rows `u_i K_ij v_j` and measures them like
+/// [`plan_rows`]; `blk.f`, `blk.gs` are the potentials with the scalings absorbed (for
+/// `ln P`), `u` the block's row scalings, `v` the column scalings.
+#[inline(always)]
+fn scaled_plan_rows<T: Real, M: Madd>(
+    blk: &LogBlock<'_, T>,
+    u: &[T],
+    v: &[T],
+    krows: &mut [T],
+    colacc: &mut [f64],
+) -> PlanSums {
+    let m = blk.gs.len();
+    let inv = 1.0 / blk.reg;
+    let ninv = T::from_f64(-inv);
+    colacc.iter_mut().for_each(|x| *x = 0.0);
+    let mut sums = PlanSums::default();
+    for (i, (mrow, krow)) in blk.mrows.chunks_exact(m).zip(krows.chunks_exact_mut(m)).enumerate() {
+        let fs = T::from_f64(blk.f[i].as_f64() * inv);
+        let ui = u[i];
+        let mut rs = [0f64; LANES];
+        let mut cost = [0f64; LANES];
+        let mut ent = [0f64; LANES];
+        for (j, (((kv, &mv), &gv), &vj)) in krow.iter_mut().zip(mrow).zip(blk.gs).zip(v).enumerate() {
+            let e = ui * *kv * vj;
+            *kv = e;
+            let x = M::madd(mv, ninv, fs + gv);
+            let l = j % LANES;
+            let ef = e.as_f64();
+            rs[l] += ef;
+            cost[l] = M::madd(ef, mv.as_f64(), cost[l]);
+            ent[l] += if e > T::zero() { ef * x.as_f64() } else { 0.0 };
+        }
+        sums.row_err += (rs.iter().sum::<f64>() - blk.a[i].as_f64()).abs();
+        sums.cost += cost.iter().sum::<f64>();
+        sums.plogp += ent.iter().sum::<f64>();
+        axpy::<T, M>(colacc, krow, 1.0);
+    }
+    sums
+}
+
 /// One block of the scaling (u/v) pass with `k` histograms sharing `a` and `K`:
 /// `s_hi = sum_j K_ij v_hj`, the current row marginal `u_hi s_hi` (its error against `a_i`
-/// added into `err[h]`), the update `u_new_hi = a_i / s_hi`, and `colacc_h += K_i. u_new_hi`.
+/// added into `err[h]`), the update `u_new_hi = (a_i / s_hi)^omega u_hi^(1-omega)` (plain
+/// Sinkhorn for `omega = 1`, over-relaxed above), and `colacc_h += K_i. u_new_hi`.
 /// `u`, `u_new` are the block's rows in `(row, h)` layout, `v` is `(h, j)`. Returns false on a
-/// breakdown (a zero or non-finite `K v` on a row of positive mass).
+/// breakdown (`K v` outside the trusted range on a row of positive mass).
 #[inline(always)]
 fn scaling_rows<T: Real, M: Madd>(
     krows: &[T],
@@ -232,6 +273,7 @@ fn scaling_rows<T: Real, M: Madd>(
     v: &[T],
     u: &[T],
     u_new: &mut [T],
+    omega: f64,
     colacc: &mut [f64],
     err: &mut [f64],
 ) -> bool {
@@ -249,9 +291,10 @@ fn scaling_rows<T: Real, M: Madd>(
                 continue;
             }
             let s = dot::<T, M>(krow, &v[h * m..(h + 1) * m]);
-            let unew = ai / s;
-            err[h] += (u[idx].as_f64() * s - ai).abs();
-            if !(s > 0.0 && s.is_finite() && T::from_f64(unew).is_finite()) {
+            let ui = u[idx].as_f64();
+            let unew = if omega == 1.0 { ai / s } else { (ai / s).powf(omega) * ui.powf(1.0 - omega) };
+            err[h] += (ui * s - ai).abs();
+            if !(s >= T::SAFE_LO && s <= T::SAFE_HI && T::from_f64(unew).is_finite()) {
                 ok = false;
                 u_new[idx] = T::zero();
                 continue;
@@ -295,9 +338,13 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     #[allow(clippy::too_many_arguments)]
     pub unsafe fn scaling_rows<T: Real>(
-        kr: &[T], a: &[T], v: &[T], u: &[T], un: &mut [T], c: &mut [f64], e: &mut [f64],
+        kr: &[T], a: &[T], v: &[T], u: &[T], un: &mut [T], w: f64, c: &mut [f64], e: &mut [f64],
     ) -> bool {
-        super::scaling_rows::<T, Fused>(kr, a, v, u, un, c, e)
+        super::scaling_rows::<T, Fused>(kr, a, v, u, un, w, c, e)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn scaled_plan_rows<T: Real>(b: &LogBlock<'_, T>, u: &[T], v: &[T], k: &mut [T], c: &mut [f64]) -> PlanSums {
+        super::scaled_plan_rows::<T, Fused>(b, u, v, k, c)
     }
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn gibbs<T: Real>(x: &[T], ninv: T, out: &mut [T]) {
@@ -357,12 +404,15 @@ pub mod run {
     }
     #[allow(clippy::too_many_arguments)]
     pub fn scaling_rows<T: Real>(
-        krows: &[T], a: &[T], v: &[T], u: &[T], u_new: &mut [T], colacc: &mut [f64], err: &mut [f64],
+        krows: &[T], a: &[T], v: &[T], u: &[T], u_new: &mut [T], omega: f64, colacc: &mut [f64], err: &mut [f64],
     ) -> bool {
-        dispatch!(scaling_rows(krows, a, v, u, u_new, colacc, err))
+        dispatch!(scaling_rows(krows, a, v, u, u_new, omega, colacc, err))
     }
     pub fn gibbs<T: Real>(x: &[T], ninv: T, out: &mut [T]) {
         dispatch!(gibbs(x, ninv, out))
+    }
+    pub fn scaled_plan_rows<T: Real>(b: &LogBlock<'_, T>, u: &[T], v: &[T], krows: &mut [T], colacc: &mut [f64]) -> PlanSums {
+        dispatch!(scaled_plan_rows(b, u, v, krows, colacc))
     }
     /// The bare exp loop of the log-domain pass (`out[j] = exp(c + gs_j - M_j/reg)` and its
     /// sum): the benchmark's per-iteration floor.

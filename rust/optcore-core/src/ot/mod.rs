@@ -9,5 +9,5 @@ pub mod kernels;
 pub mod sinkhorn;
 
 pub use sinkhorn::{
-    sinkhorn_log, sinkhorn_scaling, EpsScaling, LogOptions, Problem, ScalingOutput, SinkhornOutput,
+    sinkhorn_log, sinkhorn_scaling, EpsScaling, LogOptions, Overrelax, Problem, ScalingOutput, SinkhornOutput,
 };

@@ -1,21 +1,29 @@
-//! Dense Sinkhorn on the CPU: log-domain (with optional ε-scaling) and scaling (u/v) forms.
+//! Dense Sinkhorn on the CPU: the log-domain solver (optionally with ε-scaling) and the
+//! classic scaling (u/v) form.
 //!
-//! # The fused log-domain pass
+//! # The log-domain solver
 //!
-//! With `P(f, g)_ij = exp((f_i + g_j - M_ij)/reg)`, one Sinkhorn iteration sets
-//! `f_i <- f_i + reg ln(a_i / r_i)` (`r = P 1`) and then `g_j <- g_j + reg ln(b_j / c_j)`
-//! (`c = P^T 1` of the plan after the f-update). Row `i` of the updated plan is row `i` of the
-//! old one times `a_i / r_i`, so both updates need **one read of M and one `exp` per entry**:
-//! each row is exponentiated once, summed, rescaled and added into the column sums while it is
-//! still in cache ([`kernels::run::log_rows`]). After a g-update every plan entry is at most
-//! `b_j`, so the exponents are never positive and cannot overflow; a row (or column) sum that
-//! leaves the trusted range (underflow at tiny `reg`) is recomputed with the exact max-shifted
-//! log-sum-exp. The first pass of a run is always exact (arbitrary warm starts).
+//! The state is a pair of dual potentials `(f, g)` in the units of `M`, with the plan
+//! `P(f, g)_ij = exp((f_i + g_j - M_ij)/reg)`. Iterations run in the *stabilised scaling*
+//! form (Schmitzer 2019; POT's `sinkhorn_stabilized`): the current plan is stored as a kernel
+//! `K = P(f, g)` and the updates are multiplicative scalings `diag(u) K diag(v)` of it, which
+//! are the same updates as the log-domain ones (`f + reg ln u`, `g + reg ln v`) but need no
+//! `exp`: one fused pass over `K` per iteration computes `K v`, the new `u`, and `K^T u` while
+//! each row is in cache. Whenever a scaling leaves `[ABSORB_LO, ABSORB_HI]` it is *absorbed*
+//! into the potentials and `K` is rebuilt from them (one `exp` per entry), so every stored
+//! number stays in range whatever `reg` is. A sum that under- or overflows triggers one exact
+//! log-domain iteration with the max-shifted log-sum-exp ([`LogWork`]) before the rebuild;
+//! the first iteration of a run is always exact (arbitrary warm starts).
+//!
+//! Over-relaxation (`omega`, Thibault et al. 2017; Lehmann et al. 2021) replaces `u` by
+//! `u^(1-omega) (a / K v)^omega`; with `Overrelax::Auto` the plain iteration runs first, its
+//! observed linear rate `kappa` gives `omega = 2 / (1 + sqrt(1 - kappa))`, and the plain
+//! iteration is restored if the error grows.
 //!
 //! # What the tolerance means
 //!
-//! The row pass measures `sum_i |r_i - a_i|` of the current plan for free (its columns are exact
-//! up to rounding after the previous g-update). When that estimate drops below `tol` the plan is
+//! Each pass measures the row-marginal error of the current plan for free and the column error
+//! comes from the previous column update. When their sum drops below `tol` the plan is
 //! materialised and both marginal errors are measured on it, in f64; only then is the run
 //! reported converged, so `marginal_error <= tol` holds for the plan that is returned.
 
@@ -94,6 +102,17 @@ impl Default for EpsScaling {
     }
 }
 
+/// Over-relaxation of the log-domain solver's updates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Overrelax {
+    /// Plain Sinkhorn (`omega = 1`).
+    Off,
+    /// A fixed `omega` in `[1, 2)`.
+    Fixed(f64),
+    /// `omega` from the observed rate of the plain iteration (see the module docs).
+    Auto,
+}
+
 #[derive(Clone, Debug)]
 pub struct LogOptions {
     pub reg: f64,
@@ -101,6 +120,7 @@ pub struct LogOptions {
     pub tol: f64,
     pub maxiter: usize,
     pub eps_scaling: Option<EpsScaling>,
+    pub overrelax: Overrelax,
 }
 
 /// Result of one solve. `plan` is empty when the run was aborted.
@@ -119,6 +139,9 @@ pub struct SinkhornOutput<T> {
     pub fun: f64,
     /// Number of ε stages run (1 without ε-scaling).
     pub stages: usize,
+    /// Number of kernel rebuilds (absorptions) and exact log-sum-exp iterations.
+    pub rebuilds: usize,
+    pub exact_iterations: usize,
 }
 
 /// Sum of `nb` block partials of length `m`, in block order (deterministic).
@@ -136,9 +159,58 @@ fn reduce_blocks(partials: &[f64], m: usize, out: &mut [f64]) {
     });
 }
 
-/// Buffers of the log-domain iteration (allocated once per solve; O(n + 64 m)).
+/// What [`materialize`] measures on a plan.
+#[derive(Clone, Copy, Debug, Default)]
+struct PlanStats {
+    row_err: f64,
+    col_err: f64,
+    cost: f64,
+    plogp: f64,
+}
+
+impl PlanStats {
+    fn err(&self) -> f64 {
+        self.row_err + self.col_err
+    }
+}
+
+/// `plan = P(f, g)` at `reg`, with its marginal errors (f64), cost and `sum P ln P`.
+#[allow(clippy::too_many_arguments)]
+fn materialize<T: Real>(
+    a: &[T],
+    b: &[T],
+    cost: &[T],
+    f: &[T],
+    g: &[T],
+    reg: f64,
+    plan: &mut [T],
+    partials: &mut [f64],
+    colsum: &mut [f64],
+    rb: usize,
+) -> PlanStats {
+    let m = b.len();
+    let inv = 1.0 / reg;
+    let gs: Vec<T> = g.iter().map(|&x| T::from_f64(x.as_f64() * inv)).collect();
+    let sums: Vec<PlanSums> = cost
+        .par_chunks(rb * m)
+        .zip(a.par_chunks(rb))
+        .zip(f.par_chunks(rb))
+        .zip(plan.par_chunks_mut(rb * m))
+        .zip(partials.par_chunks_mut(m))
+        .map(|((((mrows, a), f), out), acc)| run::plan_rows(&LogBlock { mrows, a, f, gs: &gs, reg }, out, acc))
+        .collect();
+    reduce_blocks(partials, m, colsum);
+    let mut st = PlanStats { col_err: colsum.iter().zip(b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum(), ..Default::default() };
+    for s in &sums {
+        st.row_err += s.row_err;
+        st.cost += s.cost;
+        st.plogp += s.plogp;
+    }
+    st
+}
+
+/// The exact log-domain iteration (max-shifted log-sum-exp where needed); owns the potentials.
 struct LogWork<T> {
-    n: usize,
     m: usize,
     rb: usize,
     f: Vec<T>,
@@ -156,7 +228,6 @@ impl<T: Real> LogWork<T> {
         let rb = row_block(n);
         let nb = n.div_ceil(rb);
         LogWork {
-            n,
             m,
             rb,
             f: f0.map_or_else(|| vec![T::zero(); n], <[T]>::to_vec),
@@ -170,39 +241,28 @@ impl<T: Real> LogWork<T> {
         }
     }
 
-    fn scale_g(&mut self, reg: f64) {
+    /// One log-domain iteration `f <- reg (ln a - LSE_j((g_j - M_ij)/reg))`, then the same for
+    /// `g`; exact (max-shifted) wherever a sum is untrustworthy, everywhere if `exact`.
+    fn iterate(&mut self, p: &Problem<'_, T>, reg: f64, exact: bool) {
+        let (m, rb) = (self.m, self.rb);
         let inv = 1.0 / reg;
         for (s, &g) in self.gs.iter_mut().zip(&self.g) {
             *s = T::from_f64(g.as_f64() * inv);
         }
-    }
-
-    /// The fused pass: returns the row-marginal error of `P(f, g)`, leaves the f-update in
-    /// `f_new` and the column sums of `P(f_new, g)` in `colsum`.
-    fn pass(&mut self, p: &Problem<'_, T>, reg: f64, exact: bool) -> f64 {
-        self.scale_g(reg);
-        let (m, rb) = (self.m, self.rb);
         let gs = &self.gs;
-        let errs: Vec<f64> = p
-            .cost
+        p.cost
             .par_chunks(rb * m)
             .zip(p.a.par_chunks(rb))
             .zip(self.f.par_chunks(rb))
             .zip(self.f_new.par_chunks_mut(rb))
             .zip(self.tmp.par_chunks_mut(m))
             .zip(self.partials.par_chunks_mut(m))
-            .map(|(((((mrows, a), f), f_new), tmp), acc)| {
-                run::log_rows(&LogBlock { mrows, a, f, gs, reg }, exact, f_new, tmp, acc)
-            })
-            .collect();
+            .for_each(|(((((mrows, a), f), f_new), tmp), acc)| {
+                run::log_rows(&LogBlock { mrows, a, f, gs, reg }, exact, f_new, tmp, acc);
+            });
         reduce_blocks(&self.partials, m, &mut self.colsum);
-        errs.iter().sum()
-    }
-
-    /// Accepts `f_new` and updates `g` from `colsum` (exactly where a sum is untrustworthy).
-    fn accept(&mut self, p: &Problem<'_, T>, reg: f64) {
         std::mem::swap(&mut self.f, &mut self.f_new);
-        let mut bad = false;
+        let mut bad = exact;
         for ((g, &b), &s) in self.g.iter_mut().zip(p.b).zip(&self.colsum) {
             let bj = b.as_f64();
             if bj == 0.0 {
@@ -250,48 +310,153 @@ impl<T: Real> LogWork<T> {
         }
     }
 
-    /// Writes `P(f, g)` at `reg` into `plan` and measures it: (L1 marginal error, cost, sum P ln P).
-    fn materialize(&mut self, p: &Problem<'_, T>, reg: f64, plan: &mut Vec<T>) -> (f64, f64, f64) {
-        plan.resize(self.n * self.m, T::zero());
+    /// `plan = P(f, g)`, measured.
+    fn materialize(&mut self, p: &Problem<'_, T>, reg: f64, plan: &mut [T]) -> PlanStats {
         materialize(p.a, p.b, p.cost, &self.f, &self.g, reg, plan, &mut self.partials, &mut self.colsum, self.rb)
     }
 }
 
-/// Shared by both methods: `plan = P(f, g)` and its marginal error (rows + columns, f64), cost
-/// and `sum P ln P`.
-#[allow(clippy::too_many_arguments)]
-fn materialize<T: Real>(
-    a: &[T],
-    b: &[T],
-    cost: &[T],
-    f: &[T],
-    g: &[T],
-    reg: f64,
-    plan: &mut [T],
-    partials: &mut [f64],
-    colsum: &mut [f64],
+/// The fused scaling iteration on a stored kernel `K` with `k` histograms: `u` (row, h),
+/// `v` (h, column). Shared by the log-domain solver (`K` = the current plan, `k = 1`) and
+/// the classic scaling solver (`K = exp(-M/reg)`).
+struct ScalingWork<T> {
+    n: usize,
+    m: usize,
+    k: usize,
     rb: usize,
-) -> (f64, f64, f64) {
-    let m = b.len();
-    let inv = 1.0 / reg;
-    let gs: Vec<T> = g.iter().map(|&x| T::from_f64(x.as_f64() * inv)).collect();
-    let sums: Vec<PlanSums> = cost
-        .par_chunks(rb * m)
-        .zip(a.par_chunks(rb))
-        .zip(f.par_chunks(rb))
-        .zip(plan.par_chunks_mut(rb * m))
-        .zip(partials.par_chunks_mut(m))
-        .map(|((((mrows, a), f), out), acc)| run::plan_rows(&LogBlock { mrows, a, f, gs: &gs, reg }, out, acc))
-        .collect();
-    reduce_blocks(partials, m, colsum);
-    let col_err: f64 = colsum.iter().zip(b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum();
-    let (mut row_err, mut c, mut e) = (0.0, 0.0, 0.0);
-    for s in &sums {
-        row_err += s.row_err;
-        c += s.cost;
-        e += s.plogp;
+    nb: usize,
+    u: Vec<T>,
+    u_new: Vec<T>,
+    v: Vec<T>,
+    v_new: Vec<T>,
+    partials: Vec<f64>,
+    errs: Vec<f64>,
+    colsum: Vec<f64>,
+}
+
+impl<T: Real> ScalingWork<T> {
+    fn new(n: usize, m: usize, k: usize) -> Self {
+        // Blocks depend on (n, k) only; partials stay under ~256 histogram-rows of length m.
+        let rb = row_block(n).max(n.div_ceil((256 / k).max(2)));
+        let nb = n.div_ceil(rb);
+        ScalingWork {
+            n,
+            m,
+            k,
+            rb,
+            nb,
+            u: vec![T::one(); n * k],
+            u_new: vec![T::one(); n * k],
+            v: vec![T::one(); k * m],
+            v_new: vec![T::one(); k * m],
+            partials: vec![0.0; nb * k * m],
+            errs: vec![0.0; nb * k],
+            colsum: vec![0.0; k * m],
+        }
     }
-    (row_err + col_err, c, e)
+
+    fn reset(&mut self) {
+        self.u.iter_mut().for_each(|x| *x = T::one());
+        self.v.iter_mut().for_each(|x| *x = T::one());
+    }
+
+    /// Row pass: per-histogram row-marginal errors of `diag(u) K diag(v)`, the new `u` in
+    /// `u_new`, and `K^T u_new` in `colsum`. `None` on a breakdown.
+    fn row_pass(&mut self, kmat: &[T], a: &[T], omega: f64) -> Option<Vec<f64>> {
+        let (m, k, rb, nb) = (self.m, self.k, self.rb, self.nb);
+        let v = &self.v;
+        let ok = kmat
+            .par_chunks(rb * m)
+            .zip(a.par_chunks(rb))
+            .zip(self.u.par_chunks(rb * k))
+            .zip(self.u_new.par_chunks_mut(rb * k))
+            .zip(self.partials.par_chunks_mut(k * m))
+            .zip(self.errs.par_chunks_mut(k))
+            .map(|(((((kr, a), ub), unb), acc), e)| run::scaling_rows(kr, a, v, ub, unb, omega, acc, e))
+            .collect::<Vec<bool>>()
+            .iter()
+            .all(|&x| x);
+        if !ok {
+            return None;
+        }
+        reduce_blocks(&self.partials, k * m, &mut self.colsum);
+        Some((0..k).map(|h| (0..nb).map(|b| self.errs[b * k + h]).sum()).collect())
+    }
+
+    /// Column update `v = (b / K^T u_new)^omega v^(1-omega)`; accepts `u_new`. Returns the
+    /// per-histogram column errors of the new plan, or `None` on a breakdown (nothing changed).
+    fn col_update(&mut self, b: &[T], omega: f64) -> Option<Vec<f64>> {
+        let m = self.m;
+        let mut errs = vec![0.0; self.k];
+        for (idx, ((vn, &bj), &s)) in self.v_new.iter_mut().zip(b).zip(&self.colsum).enumerate() {
+            let bj = bj.as_f64();
+            if bj == 0.0 {
+                *vn = T::zero();
+                continue;
+            }
+            let vj = self.v[idx].as_f64();
+            let x = if omega == 1.0 { bj / s } else { (bj / s).powf(omega) * vj.powf(1.0 - omega) };
+            if !(s >= T::SAFE_LO && s <= T::SAFE_HI && T::from_f64(x).is_finite() && x > 0.0) {
+                return None;
+            }
+            *vn = T::from_f64(x);
+            errs[idx / m] += (s * vn.as_f64() - bj).abs();
+        }
+        std::mem::swap(&mut self.u, &mut self.u_new);
+        std::mem::swap(&mut self.v, &mut self.v_new);
+        Some(errs)
+    }
+
+    /// Potentials of histogram `h` shifted by `reg ln u`, `reg ln v` (`-inf` where zero).
+    fn absorbed(&self, h: usize, f: &[T], g: &[T], reg: f64) -> (Vec<T>, Vec<T>) {
+        let (n, m, k) = (self.n, self.m, self.k);
+        let fa = (0..n).map(|i| T::from_f64(f[i].as_f64() + reg * self.u[i * k + h].as_f64().ln())).collect();
+        let ga = (0..m).map(|j| T::from_f64(g[j].as_f64() + reg * self.v[h * m + j].as_f64().ln())).collect();
+        (fa, ga)
+    }
+
+    /// Turns the kernel into the plan `diag(u) K diag(v)` in place (histogram 0) and measures
+    /// it; `f`, `g` are the kernel's potentials. Absorb the scalings afterwards.
+    fn scale_plan(&mut self, p: &Problem<'_, T>, f: &[T], g: &[T], reg: f64, kmat: &mut [T]) -> PlanStats {
+        let (m, rb) = (self.m, row_block(self.n));
+        let (fa, ga) = self.absorbed(0, f, g, reg);
+        let inv = 1.0 / reg;
+        let gs: Vec<T> = ga.iter().map(|&x| T::from_f64(x.as_f64() * inv)).collect();
+        let (u, v) = (&self.u, &self.v);
+        let mut partials = vec![0.0; self.n.div_ceil(rb) * m];
+        let sums: Vec<PlanSums> = p
+            .cost
+            .par_chunks(rb * m)
+            .zip(p.a.par_chunks(rb))
+            .zip(fa.par_chunks(rb))
+            .zip(u.par_chunks(rb))
+            .zip(kmat.par_chunks_mut(rb * m))
+            .zip(partials.par_chunks_mut(m))
+            .map(|(((((mrows, a), f), ub), kr), acc)| {
+                run::scaled_plan_rows(&LogBlock { mrows, a, f, gs: &gs, reg }, ub, v, kr, acc)
+            })
+            .collect();
+        let mut colsum = vec![0.0; m];
+        reduce_blocks(&partials, m, &mut colsum);
+        let mut st = PlanStats {
+            col_err: colsum.iter().zip(p.b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum(),
+            ..Default::default()
+        };
+        for s in &sums {
+            st.row_err += s.row_err;
+            st.cost += s.cost;
+            st.plogp += s.plogp;
+        }
+        st
+    }
+
+    fn out_of_range(&self, lo: f64, hi: f64) -> bool {
+        let bad = |x: &T| {
+            let x = x.as_f64();
+            x != 0.0 && !(lo..=hi).contains(&x)
+        };
+        self.u.iter().any(bad) || self.v.iter().any(bad)
+    }
 }
 
 fn cost_range<T: Real>(cost: &[T]) -> f64 {
@@ -317,6 +482,130 @@ pub fn eps_schedule(reg: f64, es: &EpsScaling, range: f64) -> Vec<f64> {
     out
 }
 
+/// The over-relaxation controller (see the module docs).
+///
+/// SOR theory (Young) links the plain iteration's rate `kappa = mu^2` to the over-relaxed
+/// one, `lambda`: `(lambda + omega - 1)^2 = lambda omega^2 mu^2`, with the best factor
+/// `omega* = 2 / (1 + sqrt(1 - kappa))`. The controller estimates `kappa` from the plain
+/// iteration's error decay, then keeps refining it from the over-relaxed decay by inverting
+/// that relation (a rate estimated early, before the slowest mode dominates, is too small).
+struct Relax {
+    mode: Overrelax,
+    omega: f64,
+    hist: Vec<f64>,
+    start: usize,
+    best: f64,
+    since: usize,
+}
+
+impl Relax {
+    const WINDOW: usize = 10;
+    const MAX_OMEGA: f64 = 1.95;
+
+    fn new(mode: Overrelax) -> Self {
+        let omega = match mode {
+            Overrelax::Fixed(w) => w,
+            _ => 1.0,
+        };
+        Relax { mode, omega, hist: Vec::new(), start: 2 * Self::WINDOW, best: f64::INFINITY, since: 0 }
+    }
+
+    /// Restarts the rate estimate at a new ε stage.
+    fn restart(&mut self) {
+        self.hist.clear();
+        if self.mode == Overrelax::Auto {
+            self.omega = 1.0;
+        }
+    }
+
+    /// After a numerical recovery: plain iterations, and a longer wait before over-relaxing.
+    fn back_off(&mut self) {
+        if self.mode == Overrelax::Auto && self.omega != 1.0 {
+            self.omega = 1.0;
+            self.start *= 2;
+        }
+        self.hist.clear();
+    }
+
+    fn rate(&self) -> Option<f64> {
+        let h = &self.hist;
+        if h.len() <= Self::WINDOW {
+            return None;
+        }
+        let (e1, e0) = (h[h.len() - 1], h[h.len() - 1 - Self::WINDOW]);
+        let r = (e1 / e0).powf(1.0 / Self::WINDOW as f64);
+        (r.is_finite() && r > 0.0 && r < 1.0).then_some(r)
+    }
+
+    fn set_kappa(&mut self, kappa: f64) {
+        let w = 2.0 / (1.0 + (1.0 - kappa.min(0.9999)).sqrt());
+        self.omega = w.clamp(1.0, Self::MAX_OMEGA);
+        self.since = 0;
+    }
+
+    fn observe(&mut self, err: f64) {
+        if self.mode != Overrelax::Auto || !err.is_finite() {
+            return;
+        }
+        self.hist.push(err);
+        if self.omega == 1.0 {
+            if self.hist.len() >= self.start {
+                if let Some(kappa) = self.rate() {
+                    self.set_kappa(kappa);
+                    self.best = err;
+                }
+            }
+            return;
+        }
+        self.best = self.best.min(err);
+        self.since += 1;
+        if err > 100.0 * self.best {
+            // Diverging (far from the solution the linear model fails): back to plain
+            // iterations, and wait longer before trying again.
+            self.back_off();
+        } else if self.since >= 2 * Self::WINDOW {
+            if let Some(lambda) = self.rate() {
+                let w = self.omega;
+                let mu = (lambda + w - 1.0) / (w * lambda.sqrt());
+                if mu.is_finite() && mu > 0.0 {
+                    self.set_kappa((mu * mu).min(1.0));
+                }
+            } else {
+                self.since = 0;
+            }
+        }
+    }
+}
+
+/// Detects a run whose error has stopped decreasing (a precision floor: float32 potentials,
+/// or a `tol` below what rounding allows): no 1% improvement of the best error in the last
+/// `max(500, nit / 2)` iterations.
+struct Stall {
+    best: f64,
+    at: usize,
+}
+
+impl Stall {
+    fn new() -> Self {
+        Stall { best: f64::INFINITY, at: 0 }
+    }
+    fn stalled(&mut self, nit: usize, err: f64) -> bool {
+        if err < 0.99 * self.best {
+            self.best = err;
+            self.at = nit;
+        }
+        nit - self.at > 500.max(nit / 2)
+    }
+    fn termination(&self, tol: f64) -> Termination {
+        Termination::Numerical(format!(
+            "the marginal error stalled at {:.3e} above tol = {tol:.1e}: rounding limits the \
+             attainable accuracy (float32 potentials carry a relative error of about \
+             1e-7 * |f| / reg); use float64 data or a larger tol",
+            self.best
+        ))
+    }
+}
+
 /// Log-domain Sinkhorn (ε-scaling when `opts.eps_scaling` is set). `f0`, `g0` warm-start the
 /// potentials (units of M). Runs on the current rayon pool (see [`crate::parallel`]).
 pub fn sinkhorn_log<T: Real>(
@@ -333,6 +622,11 @@ pub fn sinkhorn_log<T: Real>(
     if f0.is_some_and(|f| f.len() != p.n) || g0.is_some_and(|g| g.len() != p.m) {
         return Err(OptError::InvalidInput("warm-start potentials have the wrong length".into()));
     }
+    if let Overrelax::Fixed(w) = opts.overrelax {
+        if !(1.0..2.0).contains(&w) {
+            return Err(OptError::InvalidInput("the over-relaxation factor must be in [1, 2)".into()));
+        }
+    }
     let reg = opts.reg;
     let stages = match &opts.eps_scaling {
         Some(es) => eps_schedule(reg, es, cost_range(p.cost)),
@@ -340,70 +634,152 @@ pub fn sinkhorn_log<T: Real>(
     };
     let (stage_tol, stage_maxiter) =
         opts.eps_scaling.as_ref().map_or((0.0, usize::MAX), |es| (es.stage_tol, es.stage_maxiter.max(1)));
-    let mut w = LogWork::new(p.n, p.m, f0, g0);
-    let mut plan: Vec<T> = Vec::new();
-    let mut nit = 0usize;
-    let mut exact = true;
-    let nstages = stages.len();
-    let finish = |w: &mut LogWork<T>, plan: &mut Vec<T>, nit, termination, stage| {
-        let (err, cost, plogp) = w.materialize(p, reg, plan);
+    // Scalings are absorbed into the potentials when they leave this range (f32: narrower, so
+    // that kernel entries flushed to zero at a rebuild stay negligible after rescaling).
+    let (absorb_lo, absorb_hi) = if T::SAFE_LO < 1e-100 { (1e-100, 1e100) } else { (1e-6, 1e6) };
+
+    let (n, m) = (p.n, p.m);
+    let mut lw = LogWork::new(n, m, f0, g0);
+    let mut sw = ScalingWork::new(n, m, 1);
+    let mut kmat = vec![T::zero(); n * m];
+    let mut relax = Relax::new(opts.overrelax);
+    let (mut nit, mut rebuilds, mut exact_its) = (0usize, 0usize, 0usize);
+
+    // Absorbs the scalings into the potentials.
+    let absorb = |lw: &mut LogWork<T>, sw: &mut ScalingWork<T>, eps: f64| {
+        let (f, g) = sw.absorbed(0, &lw.f, &lw.g, eps);
+        lw.f = f;
+        lw.g = g;
+        sw.reset();
+    };
+    // The final plan: the scaled kernel at the target reg, else P(f, g) from the potentials.
+    let finish = |lw: &mut LogWork<T>, sw: &mut ScalingWork<T>, eps: f64, mut kmat: Vec<T>, nit, termination, stage, rebuilds, exact| {
+        let st = if eps == reg {
+            let st = sw.scale_plan(p, &lw.f, &lw.g, eps, &mut kmat);
+            absorb(lw, sw, eps);
+            st
+        } else {
+            absorb(lw, sw, eps);
+            lw.materialize(p, reg, &mut kmat)
+        };
         SinkhornOutput {
-            plan: std::mem::take(plan),
-            f: std::mem::take(&mut w.f),
-            g: std::mem::take(&mut w.g),
+            plan: kmat,
+            f: std::mem::take(&mut lw.f),
+            g: std::mem::take(&mut lw.g),
             nit,
             termination,
-            marginal_error: err,
-            cost,
-            fun: cost + reg * plogp,
+            marginal_error: st.err(),
+            cost: st.cost,
+            fun: st.cost + reg * st.plogp,
             stages: stage,
+            rebuilds,
+            exact_iterations: exact,
         }
     };
+
+    // The first iteration is exact: it makes any warm start (or zeros) consistent.
+    lw.iterate(p, stages[0], true);
+    nit += 1;
+    exact_its += 1;
+
     for (si, &eps) in stages.iter().enumerate() {
-        let last = si + 1 == nstages;
+        let last = si + 1 == stages.len();
         let mut stage_it = 0usize;
         let mut confirm = opts.tol;
+        let mut stall = Stall::new();
+        relax.restart();
+        // K = P(f, g) at this stage's reg; its column error is measured while building it.
+        let mut col_err = lw.materialize(p, eps, &mut kmat).col_err;
+        rebuilds += 1;
         loop {
-            let err = w.pass(p, eps, exact);
-            exact = false;
+            let omega = relax.omega;
+            let row_err = match sw.row_pass(&kmat, p.a, omega) {
+                Some(e) => e[0],
+                None => {
+                    // A row sum left the trusted range: absorb, one exact iteration, rebuild.
+                    absorb(&mut lw, &mut sw, eps);
+                    lw.iterate(p, eps, false);
+                    nit += 1;
+                    exact_its += 1;
+                    col_err = lw.materialize(p, eps, &mut kmat).col_err;
+                    rebuilds += 1;
+                    relax.back_off();
+                    continue;
+                }
+            };
+            let err = row_err + col_err;
             if last && err <= confirm {
-                let (measured, cost, plogp) = w.materialize(p, reg, &mut plan);
-                if measured <= opts.tol {
+                // The plan is the scaled kernel (in place): its rounding is what the scalings
+                // were fitted to, so its marginals are as accurate as the dtype allows.
+                let st = sw.scale_plan(p, &lw.f, &lw.g, eps, &mut kmat);
+                absorb(&mut lw, &mut sw, eps);
+                if st.err() <= opts.tol {
                     return Ok(SinkhornOutput {
-                        plan,
-                        f: w.f,
-                        g: w.g,
+                        plan: kmat,
+                        f: lw.f,
+                        g: lw.g,
                         nit,
                         termination: Termination::Converged,
-                        marginal_error: measured,
-                        cost,
-                        fun: cost + reg * plogp,
+                        marginal_error: st.err(),
+                        cost: st.cost,
+                        fun: st.cost + reg * st.plogp,
                         stages: si + 1,
+                        rebuilds,
+                        exact_iterations: exact_its,
                     });
                 }
-                // Rounding keeps the measured error above the estimate: ask for more.
-                confirm = err * 0.5;
+                // Rounding keeps the measured error above the estimate: ask for more. The
+                // materialised plan is the current one, so it serves as the rebuilt kernel.
+                confirm = err.min(st.err()) * 0.5;
+                col_err = st.col_err;
+                rebuilds += 1;
+                continue;
             }
             if nit >= opts.maxiter {
-                return Ok(finish(&mut w, &mut plan, nit, Termination::MaxIter, si + 1));
+                return Ok(finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its));
             }
-            if nit > 0 {
-                let control = {
-                    let vectors = [("f", &w.f[..]), ("g", &w.g[..])];
-                    let scalars = [("reg", eps)];
-                    obs.observe(nit, &|| Report { nit, error: err, vectors: &vectors, scalars: &scalars })
-                };
-                match control {
-                    Control::Continue => {}
-                    Control::Stop => return Ok(finish(&mut w, &mut plan, nit, Termination::Stopped, si + 1)),
-                    Control::Abort => return Ok(aborted(nit)),
+            if last && stall.stalled(nit, err) {
+                let t = stall.termination(opts.tol);
+                return Ok(finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its));
+            }
+            let control = obs.observe(nit, &|| {
+                let (f, g) = sw.absorbed(0, &lw.f, &lw.g, eps);
+                Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![("reg", eps), ("omega", relax.omega)] }
+            });
+            match control {
+                Control::Continue => {}
+                Control::Stop => {
+                    return Ok(finish(&mut lw, &mut sw, eps, kmat, nit, Termination::Stopped, si + 1, rebuilds, exact_its));
+                }
+                Control::Abort => return Ok(aborted(nit)),
+            }
+            match sw.col_update(p.b, omega) {
+                Some(e) => col_err = e[0],
+                None => {
+                    // Accept the row update, then recover exactly as above.
+                    std::mem::swap(&mut sw.u, &mut sw.u_new);
+                    absorb(&mut lw, &mut sw, eps);
+                    lw.iterate(p, eps, false);
+                    exact_its += 1;
+                    nit += 1;
+                    col_err = lw.materialize(p, eps, &mut kmat).col_err;
+                    rebuilds += 1;
+                    relax.back_off();
+                    continue;
                 }
             }
-            w.accept(p, eps);
             nit += 1;
             stage_it += 1;
+            relax.observe(err);
             if !last && (err <= stage_tol || stage_it >= stage_maxiter) {
+                absorb(&mut lw, &mut sw, eps);
                 break;
+            }
+            if sw.out_of_range(absorb_lo, absorb_hi) {
+                absorb(&mut lw, &mut sw, eps);
+                let st = lw.materialize(p, eps, &mut kmat);
+                col_err = st.col_err;
+                rebuilds += 1;
             }
         }
     }
@@ -421,6 +797,8 @@ fn aborted<T>(nit: usize) -> SinkhornOutput<T> {
         cost: f64::NAN,
         fun: f64::NAN,
         stages: 0,
+        rebuilds: 0,
+        exact_iterations: 0,
     }
 }
 
@@ -457,150 +835,108 @@ pub fn sinkhorn_scaling<T: Real>(
     }
     let inv = 1.0 / reg;
     let ninv = T::from_f64(-inv);
-    let rb = row_block(n).max(n.div_ceil((256 / k).max(2)));
-    let nb = n.div_ceil(rb);
-    // u in (row, histogram) layout so that row blocks are contiguous; v is (histogram, column).
-    let mut u: Vec<T> = match f0 {
-        Some(f) => (0..n * k).map(|idx| T::from_f64((f[(idx % k) * n + idx / k].as_f64() * inv).exp())).collect(),
-        None => vec![T::one(); n * k],
-    };
-    let mut v: Vec<T> = match g0 {
-        Some(g) => g.iter().map(|&x| T::from_f64((x.as_f64() * inv).exp())).collect(),
-        None => vec![T::one(); k * m],
-    };
-    let mut u_new = vec![T::zero(); n * k];
+    let mut sw = ScalingWork::new(n, m, k);
+    if let Some(f) = f0 {
+        for i in 0..n {
+            for h in 0..k {
+                sw.u[i * k + h] = T::from_f64((f[h * n + i].as_f64() * inv).exp());
+            }
+        }
+    }
+    if let Some(g) = g0 {
+        for (v, &x) in sw.v.iter_mut().zip(g) {
+            *v = T::from_f64((x.as_f64() * inv).exp());
+        }
+    }
+    let zeros_f = vec![T::zero(); n];
+    let zeros_g = vec![T::zero(); m];
     let mut kmat = vec![T::zero(); n * m];
-    let gibbs = |kmat: &mut Vec<T>| {
+    let gibbs = |kmat: &mut [T]| {
         p.cost.par_chunks(1 << 14).zip(kmat.par_chunks_mut(1 << 14)).for_each(|(c, o)| run::gibbs(c, ninv, o));
     };
     gibbs(&mut kmat);
     let mut k_valid = true;
-    let mut partials = vec![0.0f64; nb * k * m];
-    let mut errs = vec![0.0f64; nb * k];
-    let mut colsum = vec![0.0f64; k * m];
-    let mut confirm = tol;
-    let mut nit = 0usize;
-    let potentials = |u: &[T], v: &[T]| -> (Vec<T>, Vec<T>) {
-        let f = (0..k * n).map(|idx| T::from_f64(reg * u[(idx % n) * k + idx / n].as_f64().ln())).collect();
-        let g = v.iter().map(|&x| T::from_f64(reg * x.as_f64().ln())).collect();
-        (f, g)
-    };
-    // Plans for all histograms from (u, v), measured; for k = 1 the plan reuses K's buffer.
-    let measure = |u: &[T], v: &[T], kmat: &mut Vec<T>| -> (Vec<T>, Vec<T>, Vec<T>, Vec<f64>, Vec<f64>, Vec<f64>) {
-        let (f, g) = potentials(u, v);
+    let rb = row_block(n);
+    // Plans of all histograms from (u, v), measured; for k = 1 the plan reuses K's buffer.
+    let measure = |sw: &ScalingWork<T>, kmat: &mut Vec<T>, nit, termination| {
         let mut plans = if k == 1 { std::mem::take(kmat) } else { vec![T::zero(); k * n * m] };
-        let mut part = vec![0.0; n.div_ceil(row_block(n)) * m];
+        let mut part = vec![0.0; n.div_ceil(rb) * m];
         let mut cs = vec![0.0; m];
+        let (mut fs, mut gs) = (Vec::with_capacity(k * n), Vec::with_capacity(k * m));
         let (mut e, mut c, mut fun) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
         for (h, plan) in plans.chunks_exact_mut(n * m).enumerate() {
-            let (err, cost, plogp) = materialize(
-                p.a,
-                &p.b[h * m..(h + 1) * m],
-                p.cost,
-                &f[h * n..(h + 1) * n],
-                &g[h * m..(h + 1) * m],
-                reg,
-                plan,
-                &mut part,
-                &mut cs,
-                row_block(n),
-            );
-            e[h] = err;
-            c[h] = cost;
-            fun[h] = cost + reg * plogp;
+            let (f, g) = sw.absorbed(h, &zeros_f, &zeros_g, reg);
+            let st = materialize(p.a, &p.b[h * m..(h + 1) * m], p.cost, &f, &g, reg, plan, &mut part, &mut cs, rb);
+            e[h] = st.err();
+            c[h] = st.cost;
+            fun[h] = st.cost + reg * st.plogp;
+            fs.extend(f);
+            gs.extend(g);
         }
-        (plans, f, g, e, c, fun)
+        ScalingOutput { plan: plans, f: fs, g: gs, nit, termination, marginal_error: e, cost: c, fun }
     };
-    let out = |(plan, f, g, e, c, fun): (Vec<T>, Vec<T>, Vec<T>, Vec<f64>, Vec<f64>, Vec<f64>), nit, termination| {
-        ScalingOutput { plan, f, g, nit, termination, marginal_error: e, cost: c, fun }
+    let breakdown = |nit: usize, what: &str| {
+        Termination::Numerical(format!(
+            "numerical underflow/overflow at iteration {nit}: {what} left the floating-point range \
+             (K = exp(-M/reg) with reg = {reg:e} is too small for method='scaling'); \
+             use method='log' or a larger reg"
+        ))
     };
+    let mut col_err = vec![f64::INFINITY; k];
+    let mut confirm = tol;
+    let mut stall = Stall::new();
+    let mut nit = 0usize;
     loop {
         if !k_valid {
-            kmat.resize(n * m, T::zero());
             gibbs(&mut kmat);
             k_valid = true;
         }
-        let oks: Vec<bool> = kmat
-            .par_chunks(rb * m)
-            .zip(p.a.par_chunks(rb))
-            .zip(u.par_chunks(rb * k))
-            .zip(u_new.par_chunks_mut(rb * k))
-            .zip(partials.par_chunks_mut(k * m))
-            .zip(errs.par_chunks_mut(k))
-            .map(|(((((kr, a), ub), unb), acc), e)| run::scaling_rows(kr, a, &v, ub, unb, acc, e))
-            .collect();
-        let err = (0..k).map(|h| (0..nb).map(|b| errs[b * k + h]).sum::<f64>()).fold(0.0, f64::max);
-        if !oks.iter().all(|&x| x) {
-            let msg = format!(
-                "numerical underflow/overflow at iteration {nit}: K v has zero or non-finite entries \
-                 (K = exp(-M/reg) with reg = {reg:e} is too small for method='scaling'); \
-                 use method='log' or a larger reg"
-            );
-            return Ok(out(measure(&u, &v, &mut kmat), nit, Termination::Numerical(msg)));
-        }
-        if err <= confirm && nit > 0 {
-            let measured = measure(&u, &v, &mut kmat);
-            if measured.3.iter().all(|&e| e <= tol) {
-                return Ok(out(measured, nit, Termination::Converged));
+        let Some(row_err) = sw.row_pass(&kmat, p.a, 1.0) else {
+            return Ok(measure(&sw, &mut kmat, nit, breakdown(nit, "K v")));
+        };
+        let err = row_err.iter().zip(&col_err).map(|(r, c)| r + c).fold(0.0, f64::max);
+        if err <= confirm {
+            let out = measure(&sw, &mut kmat, nit, Termination::Converged);
+            if out.marginal_error.iter().all(|&e| e <= tol) {
+                return Ok(out);
             }
             if k == 1 {
-                kmat = measured.0;
+                kmat = out.plan;
                 k_valid = false;
             }
             confirm = err * 0.5;
+            continue;
         }
         if nit >= maxiter {
-            return Ok(out(measure(&u, &v, &mut kmat), nit, Termination::MaxIter));
+            return Ok(measure(&sw, &mut kmat, nit, Termination::MaxIter));
         }
-        if nit > 0 {
-            let control = {
-                let (f, g) = potentials(&u, &v);
-                let vectors = [("f", &f[..]), ("g", &g[..])];
-                obs.observe(nit, &|| Report { nit, error: err, vectors: &vectors, scalars: &[] })
-            };
-            match control {
-                Control::Continue => {}
-                Control::Stop => return Ok(out(measure(&u, &v, &mut kmat), nit, Termination::Stopped)),
-                Control::Abort => {
-                    return Ok(ScalingOutput {
-                        plan: Vec::new(),
-                        f: Vec::new(),
-                        g: Vec::new(),
-                        nit,
-                        termination: Termination::Aborted,
-                        marginal_error: vec![],
-                        cost: vec![],
-                        fun: vec![],
-                    })
-                }
+        if stall.stalled(nit, err) {
+            return Ok(measure(&sw, &mut kmat, nit, stall.termination(tol)));
+        }
+        let control = obs.observe(nit, &|| {
+            let (f, g) = sw.absorbed(0, &zeros_f, &zeros_g, reg);
+            Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![] }
+        });
+        match control {
+            Control::Continue => {}
+            Control::Stop => return Ok(measure(&sw, &mut kmat, nit, Termination::Stopped)),
+            Control::Abort => {
+                return Ok(ScalingOutput {
+                    plan: Vec::new(),
+                    f: Vec::new(),
+                    g: Vec::new(),
+                    nit,
+                    termination: Termination::Aborted,
+                    marginal_error: vec![],
+                    cost: vec![],
+                    fun: vec![],
+                })
             }
         }
-        // Column update: v = b / (K^T u_new), blocks summed in order.
-        reduce_blocks(&partials, k * m, &mut colsum);
-        let mut v_new = v.clone();
-        let mut ok = true;
-        for ((vn, &b), &s) in v_new.iter_mut().zip(p.b).zip(&colsum) {
-            let bj = b.as_f64();
-            if bj == 0.0 {
-                *vn = T::zero();
-                continue;
-            }
-            let x = T::from_f64(bj / s);
-            if !(s > 0.0 && s.is_finite() && x.is_finite() && x > T::zero()) {
-                ok = false;
-            }
-            *vn = x;
+        match sw.col_update(p.b, 1.0) {
+            Some(e) => col_err = e,
+            None => return Ok(measure(&sw, &mut kmat, nit, breakdown(nit, "K^T u"))),
         }
-        if !ok {
-            let msg = format!(
-                "numerical underflow/overflow at iteration {nit}: K^T u has zero or non-finite entries \
-                 (K = exp(-M/reg) with reg = {reg:e} is too small for method='scaling'); \
-                 use method='log' or a larger reg"
-            );
-            return Ok(out(measure(&u, &v, &mut kmat), nit, Termination::Numerical(msg)));
-        }
-        std::mem::swap(&mut u, &mut u_new);
-        v = v_new;
         nit += 1;
     }
 }
