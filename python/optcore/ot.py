@@ -30,7 +30,7 @@ from ._validation import (
     positive_scalar,
     working_dtype,
 )
-from .exceptions import ConvergenceWarning
+from .exceptions import ConvergenceWarning, NumericalError
 
 __all__ = ["sinkhorn", "METHODS", "default_tol"]
 
@@ -210,11 +210,23 @@ def sinkhorn(
     check_nonnegative(bb, "b")
     check_finite(Ma, "M")
     reg = positive_scalar(reg, "reg")
+
     maxiter = positive_int(maxiter, "maxiter", minimum=0)
     check_every = positive_int(check_every, "check_every")
     workers = normalize_workers(workers)
     dtype = working_dtype(aa, bb, Ma)
     tol = default_tol(dtype) if tol is None else positive_scalar(tol, "tol")
+    # Potentials and exponents are sums of terms of size |M| / reg: beyond sqrt(max) of the
+    # dtype the arithmetic overflows or means nothing.
+    limit = float(np.sqrt(np.finfo(dtype).max))
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo, hi = float(Ma.min()), float(Ma.max())
+        spread = max(hi - lo, abs(lo), abs(hi)) / reg
+    if not spread <= limit:
+        raise ValueError(
+            f"`M` / `reg` is too large for {dtype} (max |M| / reg = {spread:.3g} > {limit:.3g}): "
+            "rescale the cost, e.g. M = M / M.max(), and reg with it."
+        )
 
     mass_a = float(aa.sum(dtype=np.float64))
     masses_b = np.atleast_1d(bb.sum(axis=0, dtype=np.float64))
@@ -315,6 +327,11 @@ def sinkhorn(
 
     status = int(out["status"])
     err = out["marginal_error"]
+    if not np.all(np.isfinite(err)):
+        raise NumericalError(
+            f"optcore.ot.sinkhorn: the plan has non-finite entries: M / reg overflows {dtype} "
+            f"(reg = {reg:g}, max |M| = {float(np.abs(Ma).max()):g}); rescale M and reg together."
+        )
     worst_err = float(np.max(err))
     if status == 0:
         message = f"Converged: marginal error {worst_err:.3e} <= tol {tol:.1e}."

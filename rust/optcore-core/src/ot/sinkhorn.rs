@@ -70,6 +70,13 @@ impl<'a, T: Real> Problem<'a, T> {
         if !self.cost.iter().all(|x| x.is_finite()) {
             return bad("M must be finite");
         }
+        let (lo, hi) = self.cost.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x.as_f64()), h.max(x.as_f64())));
+        // Potentials and exponents are sums of terms of size |M| / reg: keep them far from
+        // overflow (beyond sqrt(max) the arithmetic is meaningless anyway).
+        let limit = T::max_value().as_f64().sqrt();
+        if !((hi - lo) / reg <= limit && hi.abs().max(lo.abs()) / reg <= limit) {
+            return bad("M / reg is too large for the floating-point type");
+        }
         let ma: f64 = self.a.iter().map(|x| x.as_f64()).sum();
         if ma <= 0.0 {
             return bad("a has zero total mass");
@@ -606,6 +613,13 @@ impl Stall {
     }
 }
 
+fn overflow_error(reg: f64) -> OptError {
+    OptError::Numerical(format!(
+        "the plan has non-finite entries: M / reg overflows the floating-point range \
+         (reg = {reg:e}); rescale M (e.g. M / M.max()) and reg together"
+    ))
+}
+
 /// Log-domain Sinkhorn (ε-scaling when `opts.eps_scaling` is set). `f0`, `g0` warm-start the
 /// potentials (units of M). Runs on the current rayon pool (see [`crate::parallel`]).
 pub fn sinkhorn_log<T: Real>(
@@ -662,7 +676,10 @@ pub fn sinkhorn_log<T: Real>(
             absorb(lw, sw, eps);
             lw.materialize(p, reg, &mut kmat)
         };
-        SinkhornOutput {
+        if !st.err().is_finite() {
+            return Err(overflow_error(reg));
+        }
+        Ok(SinkhornOutput {
             plan: kmat,
             f: std::mem::take(&mut lw.f),
             g: std::mem::take(&mut lw.g),
@@ -674,7 +691,7 @@ pub fn sinkhorn_log<T: Real>(
             stages: stage,
             rebuilds,
             exact_iterations: exact,
-        }
+        })
     };
 
     // The first iteration is exact: it makes any warm start (or zeros) consistent.
@@ -686,12 +703,17 @@ pub fn sinkhorn_log<T: Real>(
         let last = si + 1 == stages.len();
         let mut stage_it = 0usize;
         let mut confirm = opts.tol;
+        let mut confirm_fails = 0usize;
         let mut stall = Stall::new();
         relax.restart();
         // K = P(f, g) at this stage's reg; its column error is measured while building it.
         let mut col_err = lw.materialize(p, eps, &mut kmat).col_err;
         rebuilds += 1;
         loop {
+            if nit > opts.maxiter {
+                // Only reachable through repeated numerical recoveries.
+                return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its);
+            }
             let omega = relax.omega;
             let row_err = match sw.row_pass(&kmat, p.a, omega) {
                 Some(e) => e[0],
@@ -728,19 +750,29 @@ pub fn sinkhorn_log<T: Real>(
                         exact_iterations: exact_its,
                     });
                 }
-                // Rounding keeps the measured error above the estimate: ask for more. The
-                // materialised plan is the current one, so it serves as the rebuilt kernel.
+                if !st.err().is_finite() {
+                    return Err(overflow_error(reg));
+                }
+                // Rounding keeps the measured error above the estimate: ask for more (a few
+                // times at most: then it is a precision floor). The materialised plan is the
+                // current one, so it serves as the rebuilt kernel.
+                confirm_fails += 1;
+                if confirm_fails > 8 {
+                    stall.best = stall.best.min(st.err());
+                    let t = stall.termination(opts.tol);
+                    return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its);
+                }
                 confirm = err.min(st.err()) * 0.5;
                 col_err = st.col_err;
                 rebuilds += 1;
                 continue;
             }
             if nit >= opts.maxiter {
-                return Ok(finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its));
+                return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its);
             }
             if last && stall.stalled(nit, err) {
                 let t = stall.termination(opts.tol);
-                return Ok(finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its));
+                return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its);
             }
             let control = obs.observe(nit, &|| {
                 let (f, g) = sw.absorbed(0, &lw.f, &lw.g, eps);
@@ -749,7 +781,7 @@ pub fn sinkhorn_log<T: Real>(
             match control {
                 Control::Continue => {}
                 Control::Stop => {
-                    return Ok(finish(&mut lw, &mut sw, eps, kmat, nit, Termination::Stopped, si + 1, rebuilds, exact_its));
+                    return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::Stopped, si + 1, rebuilds, exact_its);
                 }
                 Control::Abort => return Ok(aborted(nit)),
             }
@@ -884,6 +916,7 @@ pub fn sinkhorn_scaling<T: Real>(
     };
     let mut col_err = vec![f64::INFINITY; k];
     let mut confirm = tol;
+    let mut confirm_fails = 0usize;
     let mut stall = Stall::new();
     let mut nit = 0usize;
     loop {
@@ -899,6 +932,15 @@ pub fn sinkhorn_scaling<T: Real>(
             let out = measure(&sw, &mut kmat, nit, Termination::Converged);
             if out.marginal_error.iter().all(|&e| e <= tol) {
                 return Ok(out);
+            }
+            if out.marginal_error.iter().any(|e| !e.is_finite()) {
+                return Err(overflow_error(reg));
+            }
+            confirm_fails += 1;
+            if confirm_fails > 8 {
+                stall.best = stall.best.min(out.marginal_error.iter().fold(0.0, |a: f64, &b| a.max(b)));
+                let t = stall.termination(tol);
+                return Ok(ScalingOutput { termination: t, ..out });
             }
             if k == 1 {
                 kmat = out.plan;

@@ -1,0 +1,72 @@
+"""``python -m optcore``: a short tour that solves representative problems of each family
+and prints optcore's results beside the reference library's (here: Sinkhorn against POT)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+import warnings
+
+import numpy as np
+
+import optcore
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t
+
+
+def _l1(plan, a, b) -> float:
+    plan = np.asarray(plan, dtype=np.float64)
+    return float(np.abs(plan.sum(1) - a).sum() + np.abs(plan.sum(0) - b).sum())
+
+
+def tour_ot(n: int, seed: int) -> None:
+    print(f"== Entropic optimal transport: optcore.ot.sinkhorn vs POT, n = m = {n} ==")
+    print("   points uniform in the unit square, squared Euclidean cost / max, uniform weights;")
+    print("   'error' is ||P1-a||_1 + ||P^T1-b||_1 measured here on each returned plan.")
+    try:
+        import ot as pot
+    except ImportError:
+        pot = None
+        print("   (POT is not installed: `pip install pot` to see it beside optcore)")
+    rng = np.random.default_rng(seed)
+    x, y = rng.random((n, 2)), rng.random((n, 2))
+    M = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
+    M /= M.max()
+    a = b = np.full(n, 1.0 / n)
+    header = f"   {'reg':>6}  {'solver':<28} {'time (s)':>9} {'iters':>6} {'error':>9}  {'<P, M>':>12}"
+    print(header)
+    for reg in (0.05, 0.01, 0.002):
+        res, t = _timed(lambda: optcore.ot.sinkhorn(a, b, M, reg, tol=1e-6))
+        print(f"   {reg:>6g}  {'optcore (log, default)':<28} {t:>9.4f} {res.nit:>6d} {_l1(res.plan, a, b):>9.1e}  {res.cost:>12.8f}")
+        res32, t32 = _timed(lambda: optcore.ot.sinkhorn(a.astype(np.float32), b.astype(np.float32), M.astype(np.float32), reg))
+        print(f"   {'':>6}  {'optcore (log, float32)':<28} {t32:>9.4f} {res32.nit:>6d} {_l1(res32.plan, a, b):>9.1e}  {res32.cost:>12.8f}")
+        if pot is not None:
+            for method in ("sinkhorn", "sinkhorn_log"):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    (plan, log), tp = _timed(
+                        lambda: pot.sinkhorn(a, b, M, reg, method=method, stopThr=1e-7, numItermax=100_000, log=True)
+                    )
+                nit = log.get("niter", len(log.get("err", [])) * 10)
+                print(f"   {'':>6}  {'POT ' + method:<28} {tp:>9.4f} {nit:>6d} {_l1(plan, a, b):>9.1e}  {float((plan * M).sum()):>12.8f}")
+    print("   POT is run with stopThr=1e-7 (its own 2-norm criterion on one marginal); optcore's tol")
+    print("   bounds the L1 error of the plan it returns. `python benches/ot_cpu.py` equalises errors.")
+    print()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m optcore", description=__doc__)
+    parser.add_argument("--n", type=int, default=500, help="OT problem size (default 500)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print(f"optcore {optcore.__version__} (CPU kernels: {optcore._core.simd_level()})\n")
+    tour_ot(args.n, args.seed)
+    print("Families still to come in this tour: Halpern iterations and LP, bilevel, zeroth-order.")
+
+
+if __name__ == "__main__":
+    main()
