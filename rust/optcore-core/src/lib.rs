@@ -7,6 +7,7 @@
 //!
 //! Families live in their own modules: [`ot`] (entropic optimal transport).
 
+pub mod alloc;
 pub mod error;
 pub mod ot;
 pub mod parallel;

@@ -184,37 +184,50 @@ pub struct PlanSums {
     pub plogp: f64,
 }
 
+/// Lane sums of one plan row: `sum e`, `sum e M`, `sum e x` (with `x = ln e`, 0 where e = 0).
+#[inline(always)]
+fn plan_row_sums<T: Real, M: Madd>(e: T, mv: T, x: T, l: usize, acc: &mut [[f64; LANES]; 3]) {
+    let ef = e.as_f64();
+    acc[0][l] += ef;
+    acc[1][l] = M::madd(ef, mv.as_f64(), acc[1][l]);
+    acc[2][l] += if e > T::zero() { ef * x.as_f64() } else { 0.0 };
+}
+
+fn finish_row(acc: &[[f64; LANES]; 3], ai: f64, sums: &mut PlanSums) {
+    sums.row_err += (acc[0].iter().sum::<f64>() - ai).abs();
+    sums.cost += acc[1].iter().sum::<f64>();
+    sums.plogp += acc[2].iter().sum::<f64>();
+}
+
 /// Writes the plan rows `P_ij = exp(fs_i + gs_j - M_ij/reg)` into `out`, their column sums
 /// into `colacc`, and returns the row-marginal error, cost and entropy sums.
 #[inline(always)]
-fn plan_rows<T: Real, M: Madd>(
-    blk: &LogBlock<'_, T>,
-    out: &mut [T],
-    colacc: &mut [f64],
-) -> PlanSums {
+fn plan_rows<T: Real, M: Madd>(blk: &LogBlock<'_, T>, out: &mut [T], colacc: &mut [f64]) -> PlanSums {
     let m = blk.gs.len();
-    let inv = 1.0 / blk.reg;
-    let ninv = T::from_f64(-inv);
+    let ninv = T::from_f64(-1.0 / blk.reg);
     colacc.iter_mut().for_each(|v| *v = 0.0);
     let mut sums = PlanSums::default();
     for (i, (mrow, orow)) in blk.mrows.chunks_exact(m).zip(out.chunks_exact_mut(m)).enumerate() {
-        let fs = T::from_f64(blk.f[i].as_f64() * inv);
-        let mut rs = [0f64; LANES];
-        let mut cost = [0f64; LANES];
-        let mut ent = [0f64; LANES];
-        for (j, ((o, &mv), &gv)) in orow.iter_mut().zip(mrow).zip(blk.gs).enumerate() {
+        let fs = T::from_f64(blk.f[i].as_f64() / blk.reg);
+        let mut acc = [[0f64; LANES]; 3];
+        let mut mc = mrow.chunks_exact(LANES);
+        let mut gc = blk.gs.chunks_exact(LANES);
+        let mut oc = orow.chunks_exact_mut(LANES);
+        for ((mr, gr), or) in (&mut mc).zip(&mut gc).zip(&mut oc) {
+            for l in 0..LANES {
+                let x = M::madd(mr[l], ninv, fs + gr[l]);
+                let e = x.fast_exp::<M>();
+                or[l] = e;
+                plan_row_sums::<T, M>(e, mr[l], x, l, &mut acc);
+            }
+        }
+        for ((&mv, &gv), o) in mc.remainder().iter().zip(gc.remainder()).zip(oc.into_remainder()) {
             let x = M::madd(mv, ninv, fs + gv);
             let e = x.fast_exp::<M>();
             *o = e;
-            let l = j % LANES;
-            let ef = e.as_f64();
-            rs[l] += ef;
-            cost[l] = M::madd(ef, mv.as_f64(), cost[l]);
-            ent[l] += if e > T::zero() { ef * x.as_f64() } else { 0.0 };
+            plan_row_sums::<T, M>(e, mv, x, 0, &mut acc);
         }
-        sums.row_err += (rs.iter().sum::<f64>() - blk.a[i].as_f64()).abs();
-        sums.cost += cost.iter().sum::<f64>();
-        sums.plogp += ent.iter().sum::<f64>();
+        finish_row(&acc, blk.a[i].as_f64(), &mut sums);
         axpy::<T, M>(colacc, orow, 1.0);
     }
     sums
@@ -232,29 +245,32 @@ fn scaled_plan_rows<T: Real, M: Madd>(
     colacc: &mut [f64],
 ) -> PlanSums {
     let m = blk.gs.len();
-    let inv = 1.0 / blk.reg;
-    let ninv = T::from_f64(-inv);
+    let ninv = T::from_f64(-1.0 / blk.reg);
     colacc.iter_mut().for_each(|x| *x = 0.0);
     let mut sums = PlanSums::default();
     for (i, (mrow, krow)) in blk.mrows.chunks_exact(m).zip(krows.chunks_exact_mut(m)).enumerate() {
-        let fs = T::from_f64(blk.f[i].as_f64() * inv);
+        let fs = T::from_f64(blk.f[i].as_f64() / blk.reg);
         let ui = u[i];
-        let mut rs = [0f64; LANES];
-        let mut cost = [0f64; LANES];
-        let mut ent = [0f64; LANES];
-        for (j, (((kv, &mv), &gv), &vj)) in krow.iter_mut().zip(mrow).zip(blk.gs).zip(v).enumerate() {
+        let mut acc = [[0f64; LANES]; 3];
+        let mut mc = mrow.chunks_exact(LANES);
+        let mut gc = blk.gs.chunks_exact(LANES);
+        let mut vc = v.chunks_exact(LANES);
+        let mut kc = krow.chunks_exact_mut(LANES);
+        for (((mr, gr), vr), kr) in (&mut mc).zip(&mut gc).zip(&mut vc).zip(&mut kc) {
+            for l in 0..LANES {
+                let e = ui * kr[l] * vr[l];
+                kr[l] = e;
+                plan_row_sums::<T, M>(e, mr[l], M::madd(mr[l], ninv, fs + gr[l]), l, &mut acc);
+            }
+        }
+        for (((&mv, &gv), &vj), kv) in
+            mc.remainder().iter().zip(gc.remainder()).zip(vc.remainder()).zip(kc.into_remainder())
+        {
             let e = ui * *kv * vj;
             *kv = e;
-            let x = M::madd(mv, ninv, fs + gv);
-            let l = j % LANES;
-            let ef = e.as_f64();
-            rs[l] += ef;
-            cost[l] = M::madd(ef, mv.as_f64(), cost[l]);
-            ent[l] += if e > T::zero() { ef * x.as_f64() } else { 0.0 };
+            plan_row_sums::<T, M>(e, mv, M::madd(mv, ninv, fs + gv), 0, &mut acc);
         }
-        sums.row_err += (rs.iter().sum::<f64>() - blk.a[i].as_f64()).abs();
-        sums.cost += cost.iter().sum::<f64>();
-        sums.plogp += ent.iter().sum::<f64>();
+        finish_row(&acc, blk.a[i].as_f64(), &mut sums);
         axpy::<T, M>(colacc, krow, 1.0);
     }
     sums

@@ -67,10 +67,18 @@ impl<'a, T: Real> Problem<'a, T> {
         if !weights_ok(self.a) || !weights_ok(self.b) {
             return bad("weights must be finite and non-negative");
         }
-        if !self.cost.iter().all(|x| x.is_finite()) {
-            return bad("M must be finite");
-        }
-        let (lo, hi) = self.cost.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x.as_f64()), h.max(x.as_f64())));
+        // One parallel pass: min and max (NaN or inf shows in them).
+        let (lo, hi) = self
+            .cost
+            .par_chunks(1 << 16)
+            .map(|c| {
+                c.iter().fold((f64::INFINITY, f64::NEG_INFINITY, true), |(l, h, ok), x| {
+                    (l.min(x.as_f64()), h.max(x.as_f64()), ok && x.is_finite())
+                })
+            })
+            .reduce(|| (f64::INFINITY, f64::NEG_INFINITY, true), |(a, b, c), (d, e, f)| (a.min(d), b.max(e), c && f))
+            .pipe_finite()
+            .ok_or_else(|| OptError::InvalidInput("M must be finite".into()))?;
         // Potentials and exponents are sums of terms of size |M| / reg: keep them far from
         // overflow (beyond sqrt(max) the arithmetic is meaningless anyway).
         let limit = T::max_value().as_f64().sqrt();
@@ -88,6 +96,16 @@ impl<'a, T: Real> Problem<'a, T> {
             }
         }
         Ok(())
+    }
+}
+
+/// `(min, max, all finite)` to `Some((min, max))` when all finite.
+trait PipeFinite {
+    fn pipe_finite(self) -> Option<(f64, f64)>;
+}
+impl PipeFinite for (f64, f64, bool) {
+    fn pipe_finite(self) -> Option<(f64, f64)> {
+        self.2.then_some((self.0, self.1))
     }
 }
 
@@ -655,7 +673,7 @@ pub fn sinkhorn_log<T: Real>(
     let (n, m) = (p.n, p.m);
     let mut lw = LogWork::new(n, m, f0, g0);
     let mut sw = ScalingWork::new(n, m, 1);
-    let mut kmat = vec![T::zero(); n * m];
+    let mut kmat = crate::alloc::zeroed::<T>(n * m);
     let mut relax = Relax::new(opts.overrelax);
     let (mut nit, mut rebuilds, mut exact_its) = (0usize, 0usize, 0usize);
 
@@ -694,10 +712,18 @@ pub fn sinkhorn_log<T: Real>(
         })
     };
 
-    // The first iteration is exact: it makes any warm start (or zeros) consistent.
-    lw.iterate(p, stages[0], true);
-    nit += 1;
-    exact_its += 1;
+    if f0.is_some() || g0.is_some() {
+        // A warm start can be anything: one exact iteration makes it consistent.
+        lw.iterate(p, stages[0], true);
+        nit += 1;
+        exact_its += 1;
+    } else {
+        // f_i = min_j M_ij, g = 0: every row of the first kernel has a largest entry of 1, so
+        // no row sum underflows (a column that does triggers the exact recovery).
+        p.cost.par_chunks(m).zip(lw.f.par_iter_mut()).for_each(|(row, f)| {
+            *f = row.iter().fold(T::infinity(), |acc, &x| if x < acc { x } else { acc });
+        });
+    }
 
     for (si, &eps) in stages.iter().enumerate() {
         let last = si + 1 == stages.len();
@@ -882,7 +908,7 @@ pub fn sinkhorn_scaling<T: Real>(
     }
     let zeros_f = vec![T::zero(); n];
     let zeros_g = vec![T::zero(); m];
-    let mut kmat = vec![T::zero(); n * m];
+    let mut kmat = crate::alloc::zeroed::<T>(n * m);
     let gibbs = |kmat: &mut [T]| {
         p.cost.par_chunks(1 << 14).zip(kmat.par_chunks_mut(1 << 14)).for_each(|(c, o)| run::gibbs(c, ninv, o));
     };
@@ -891,7 +917,7 @@ pub fn sinkhorn_scaling<T: Real>(
     let rb = row_block(n);
     // Plans of all histograms from (u, v), measured; for k = 1 the plan reuses K's buffer.
     let measure = |sw: &ScalingWork<T>, kmat: &mut Vec<T>, nit, termination| {
-        let mut plans = if k == 1 { std::mem::take(kmat) } else { vec![T::zero(); k * n * m] };
+        let mut plans = if k == 1 { std::mem::take(kmat) } else { crate::alloc::zeroed::<T>(k * n * m) };
         let mut part = vec![0.0; n.div_ceil(rb) * m];
         let mut cs = vec![0.0; m];
         let (mut fs, mut gs) = (Vec::with_capacity(k * n), Vec::with_capacity(k * m));
