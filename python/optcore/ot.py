@@ -92,24 +92,31 @@ def sinkhorn(
     a : array_like, shape (n,)
         Source weights: non-negative, finite. ``None`` or ``[]``: uniform.
     b : array_like, shape (m,) or (m, k)
-        Target weights, with the same total mass as ``a`` (relative 1e-6). A 2-D ``b`` holds
+        Target weights, with the same total mass as ``a`` (relative 1e-6; within that, ``b`` is
+        rescaled to ``sum(a)`` and the marginals are measured against it). A 2-D ``b`` holds
         ``k`` target histograms solved at once (natively by ``method="scaling"``, one after the
         other otherwise). ``None`` or ``[]``: uniform.
     M : array_like, shape (n, m)
         Cost matrix, finite (any sign).
     reg : float
         Entropic regularisation, > 0. ``"log"`` and ``"eps_scaling"`` are stable down to
-        ``1e-4 * max(M)`` and below; ``"scaling"`` underflows once ``M / reg`` exceeds about
+        ``1e-4 * max(M)`` and below; ``"scaling"`` underflows once ``(M - min M) / reg`` exceeds about
         700 (float64) or 87 (float32) and then stops with status 4.
     method : {"log", "eps_scaling", "scaling"}
         ``"log"``: log-domain potentials, stable for any ``reg``. Iterations run in the
         stabilised scaling form: the current plan is kept as a kernel and updated by
-        multiplicative scalings (one fused pass, two multiply-adds per entry, no
-        exponential), which are absorbed into the potentials (one exponential per entry)
-        whenever they leave a safe range; a sum that under- or overflows triggers an exact
-        max-shifted log-sum-exp iteration. Over-relaxed by default (see ``options``). ``"eps_scaling"``: log-domain with ``reg`` annealed
-        geometrically from ``max(M) - min(M)`` (warm-started), far fewer iterations at small
-        ``reg``. ``"scaling"``: the classic ``u / (K v)`` iteration on ``K = exp(-M/reg)``.
+        multiplicative row and column scalings (one fused pass over the kernel per
+        iteration, no exponential); the scalings are absorbed into the potentials and the
+        kernel rebuilt (one exponential per entry) only when they leave a safe range, and a
+        row or column sum that under- or overflows triggers an exact max-shifted log-sum-exp
+        iteration. Over-relaxed by default (see ``options``). ``"eps_scaling"``: log-domain
+        with ``reg`` annealed geometrically from ``max(M) - min(M)`` down to ``reg``, each
+        stage warm-starting the next; it helps mainly when ``reg`` is tiny relative to the
+        cost range (on well-scaled problems the over-relaxed ``"log"`` is usually as fast).
+        With ``x0`` it runs only the final stage. ``"scaling"``: the classic
+        ``u / (K v)`` iteration on ``K = exp(-M/reg)``; fastest per iteration for large
+        ``reg``, but it stops with status 4 once ``(M - min M) / reg`` exceeds about 700
+        (float64) or 87 (float32).
     tol : float, optional
         Bound on ``||P 1 - a||_1 + ||P^T 1 - b||_1`` **of the returned plan**;
         ``success`` is True exactly when it holds. Default :func:`default_tol` (1e-9 in
@@ -193,6 +200,8 @@ def sinkhorn(
     if Ma.ndim != 2:
         raise ValueError(f"`M` must be a 2-D cost matrix of shape (len(a), len(b)); got shape {Ma.shape}.")
     n, m = Ma.shape
+    if n == 0 or m == 0:
+        raise ValueError(f"`M` is empty (shape {Ma.shape}): there is nothing to transport.")
     aa = _weights(a, "a", n)
     bb = _weights(b, "b", m)
     if aa.ndim != 1:
@@ -239,6 +248,11 @@ def sinkhorn(
                 f"`a` and {which} must have the same total mass: sum(a) = {mass_a:.10g}, "
                 f"sum(b) = {mb:.10g}. Normalise them, e.g. b = b * a.sum() / b.sum()."
             )
+    if np.any(masses_b != mass_a):
+        # Within the accepted 1e-6: scale b onto a's mass, so that tol (far below 1e-6) is
+        # attainable; the plan's marginals are then a and the rescaled b.
+        scale = mass_a / masses_b if bb.ndim == 2 else mass_a / masses_b[0]
+        bb = (bb.astype(np.float64) * scale).astype(bb.dtype)
 
     k = 1 if bb.ndim == 1 else bb.shape[1]
     f0 = g0 = None

@@ -324,9 +324,9 @@ fn scaling_rows<T: Real, M: Madd>(
 
 /// `out[j] = exp(-x[j] / reg)`: the Gibbs kernel, elementwise.
 #[inline(always)]
-fn gibbs<T: Real, M: Madd>(x: &[T], ninv: T, out: &mut [T]) {
+fn gibbs<T: Real, M: Madd>(x: &[T], ninv: T, shift: T, out: &mut [T]) {
     for (o, &v) in out.iter_mut().zip(x) {
-        *o = M::madd(v, ninv, T::zero()).fast_exp::<M>();
+        *o = M::madd(v, ninv, shift).fast_exp::<M>();
     }
 }
 
@@ -363,8 +363,8 @@ mod avx2 {
         super::scaled_plan_rows::<T, Fused>(b, u, v, k, c)
     }
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn gibbs<T: Real>(x: &[T], ninv: T, out: &mut [T]) {
-        super::gibbs::<T, Fused>(x, ninv, out)
+    pub unsafe fn gibbs<T: Real>(x: &[T], ninv: T, shift: T, out: &mut [T]) {
+        super::gibbs::<T, Fused>(x, ninv, shift, out)
     }
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn row_exp<T: Real>(mr: &[T], gs: &[T], c: T, ninv: T, out: &mut [T]) -> f64 {
@@ -424,8 +424,9 @@ pub mod run {
     ) -> bool {
         dispatch!(scaling_rows(krows, a, v, u, u_new, omega, colacc, err))
     }
-    pub fn gibbs<T: Real>(x: &[T], ninv: T, out: &mut [T]) {
-        dispatch!(gibbs(x, ninv, out))
+    /// `out = exp(shift - x / reg)` with `ninv = -1 / reg`.
+    pub fn gibbs<T: Real>(x: &[T], ninv: T, shift: T, out: &mut [T]) {
+        dispatch!(gibbs(x, ninv, shift, out))
     }
     pub fn scaled_plan_rows<T: Real>(b: &LogBlock<'_, T>, u: &[T], v: &[T], krows: &mut [T], colacc: &mut [f64]) -> PlanSums {
         dispatch!(scaled_plan_rows(b, u, v, krows, colacc))

@@ -621,11 +621,17 @@ impl Stall {
         }
         nit - self.at > 500.max(nit / 2)
     }
-    fn termination(&self, tol: f64) -> Termination {
+    fn termination<T: Real>(&self, tol: f64) -> Termination {
+        let advice = if T::NAME == "float32" {
+            "float32 potentials carry a relative error of about 1e-7 * |f| / reg; use float64 \
+             data or a larger tol"
+        } else {
+            "float64 potentials carry a relative error of about 1e-16 * |f| / reg; use a larger \
+             tol"
+        };
         Termination::Numerical(format!(
             "the marginal error stalled at {:.3e} above tol = {tol:.1e}: rounding limits the \
-             attainable accuracy (float32 potentials carry a relative error of about \
-             1e-7 * |f| / reg); use float64 data or a larger tol",
+             attainable accuracy ({advice})",
             self.best
         ))
     }
@@ -660,9 +666,11 @@ pub fn sinkhorn_log<T: Real>(
         }
     }
     let reg = opts.reg;
+    // Warm-started potentials are already annealed: ε-scaling then runs only its last stage.
+    let warm = f0.is_some() || g0.is_some();
     let stages = match &opts.eps_scaling {
-        Some(es) => eps_schedule(reg, es, cost_range(p.cost)),
-        None => vec![reg],
+        Some(es) if !warm => eps_schedule(reg, es, cost_range(p.cost)),
+        _ => vec![reg],
     };
     let (stage_tol, stage_maxiter) =
         opts.eps_scaling.as_ref().map_or((0.0, usize::MAX), |es| (es.stage_tol, es.stage_maxiter.max(1)));
@@ -712,7 +720,7 @@ pub fn sinkhorn_log<T: Real>(
         })
     };
 
-    if f0.is_some() || g0.is_some() {
+    if warm {
         // A warm start can be anything: one exact iteration makes it consistent.
         lw.iterate(p, stages[0], true);
         nit += 1;
@@ -785,7 +793,7 @@ pub fn sinkhorn_log<T: Real>(
                 confirm_fails += 1;
                 if confirm_fails > 8 {
                     stall.best = stall.best.min(st.err());
-                    let t = stall.termination(opts.tol);
+                    let t = stall.termination::<T>(opts.tol);
                     return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its);
                 }
                 confirm = err.min(st.err()) * 0.5;
@@ -797,13 +805,14 @@ pub fn sinkhorn_log<T: Real>(
                 return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its);
             }
             if last && stall.stalled(nit, err) {
-                let t = stall.termination(opts.tol);
+                let t = stall.termination::<T>(opts.tol);
                 return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its);
             }
-            let control = obs.observe(nit, &|| {
+            // nit = 0: the initial potentials are not yet consistent with zero weights.
+            let control = if nit == 0 { Control::Continue } else { obs.observe(nit, &|| {
                 let (f, g) = sw.absorbed(0, &lw.f, &lw.g, eps);
                 Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![("reg", eps), ("omega", relax.omega)] }
-            });
+            }) };
             match control {
                 Control::Continue => {}
                 Control::Stop => {
@@ -874,7 +883,9 @@ pub struct ScalingOutput<T> {
     pub fun: Vec<f64>,
 }
 
-/// Classic Sinkhorn–Knopp on `K = exp(-M/reg)` with `k` target histograms sharing `a`.
+/// Classic Sinkhorn–Knopp on `K = exp((min M - M)/reg)` with `k` target histograms sharing
+/// `a` (the shift by `min M` makes it invariant to constants added to M; the potentials
+/// include it).
 /// Stops with `Termination::Numerical` (and the last finite iterate) when `K v` or `K^T u`
 /// under- or overflows. `f0` is `(k, n)`, `g0` `(k, m)`.
 pub fn sinkhorn_scaling<T: Real>(
@@ -893,11 +904,13 @@ pub fn sinkhorn_scaling<T: Real>(
     }
     let inv = 1.0 / reg;
     let ninv = T::from_f64(-inv);
+    let cmin = p.cost.par_iter().map(|x| x.as_f64()).reduce(|| f64::INFINITY, f64::min);
+    let shift = T::from_f64(cmin * inv);
     let mut sw = ScalingWork::new(n, m, k);
     if let Some(f) = f0 {
         for i in 0..n {
             for h in 0..k {
-                sw.u[i * k + h] = T::from_f64((f[h * n + i].as_f64() * inv).exp());
+                sw.u[i * k + h] = T::from_f64(((f[h * n + i].as_f64() - cmin) * inv).exp());
             }
         }
     }
@@ -906,11 +919,12 @@ pub fn sinkhorn_scaling<T: Real>(
             *v = T::from_f64((x.as_f64() * inv).exp());
         }
     }
-    let zeros_f = vec![T::zero(); n];
-    let zeros_g = vec![T::zero(); m];
+    // The kernel's potentials: f = min M (the shift), g = 0.
+    let base_f = vec![T::from_f64(cmin); n];
+    let base_g = vec![T::zero(); m];
     let mut kmat = crate::alloc::zeroed::<T>(n * m);
     let gibbs = |kmat: &mut [T]| {
-        p.cost.par_chunks(1 << 14).zip(kmat.par_chunks_mut(1 << 14)).for_each(|(c, o)| run::gibbs(c, ninv, o));
+        p.cost.par_chunks(1 << 14).zip(kmat.par_chunks_mut(1 << 14)).for_each(|(c, o)| run::gibbs(c, ninv, shift, o));
     };
     gibbs(&mut kmat);
     let mut k_valid = true;
@@ -923,7 +937,7 @@ pub fn sinkhorn_scaling<T: Real>(
         let (mut fs, mut gs) = (Vec::with_capacity(k * n), Vec::with_capacity(k * m));
         let (mut e, mut c, mut fun) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
         for (h, plan) in plans.chunks_exact_mut(n * m).enumerate() {
-            let (f, g) = sw.absorbed(h, &zeros_f, &zeros_g, reg);
+            let (f, g) = sw.absorbed(h, &base_f, &base_g, reg);
             let st = materialize(p.a, &p.b[h * m..(h + 1) * m], p.cost, &f, &g, reg, plan, &mut part, &mut cs, rb);
             e[h] = st.err();
             c[h] = st.cost;
@@ -965,7 +979,7 @@ pub fn sinkhorn_scaling<T: Real>(
             confirm_fails += 1;
             if confirm_fails > 8 {
                 stall.best = stall.best.min(out.marginal_error.iter().fold(0.0, |a: f64, &b| a.max(b)));
-                let t = stall.termination(tol);
+                let t = stall.termination::<T>(tol);
                 return Ok(ScalingOutput { termination: t, ..out });
             }
             if k == 1 {
@@ -979,12 +993,13 @@ pub fn sinkhorn_scaling<T: Real>(
             return Ok(measure(&sw, &mut kmat, nit, Termination::MaxIter));
         }
         if stall.stalled(nit, err) {
-            return Ok(measure(&sw, &mut kmat, nit, stall.termination(tol)));
+            return Ok(measure(&sw, &mut kmat, nit, stall.termination::<T>(tol)));
         }
-        let control = obs.observe(nit, &|| {
-            let (f, g) = sw.absorbed(0, &zeros_f, &zeros_g, reg);
+        // nit = 0: no column update yet, so there is no error to report.
+        let control = if nit == 0 { Control::Continue } else { obs.observe(nit, &|| {
+            let (f, g) = sw.absorbed(0, &base_f, &base_g, reg);
             Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![] }
-        });
+        }) };
         match control {
             Control::Continue => {}
             Control::Stop => return Ok(measure(&sw, &mut kmat, nit, Termination::Stopped)),
