@@ -39,6 +39,7 @@ METHODS = {
     "log": ("overrelaxation",),
     "eps_scaling": ("overrelaxation", "eps0", "eps_decay", "stage_tol", "stage_maxiter"),
     "scaling": (),
+    "sns": ("overrelaxation", "density", "warmup", "switch_tol", "cg_maxiter", "eps_scaling"),
 }
 
 
@@ -47,6 +48,31 @@ def default_tol(dtype) -> float:
     float32 potentials can reach: plan entries carry a relative error of
     ``eps32 * |f| / reg``)."""
     return 1e-9 if np.dtype(dtype) == np.float64 else 1e-5
+
+
+#: Extra result fields of ``method="sns"``.
+_SNS_FIELDS = ("n_sinkhorn", "n_newton", "hessian_density", "cg_iterations", "line_search_evals")
+
+
+def _sns_options(opts: dict, n: int, m: int) -> dict:
+    """The ``options`` of ``method="sns"``, validated, as keyword arguments of the core."""
+    out = {}
+    density = opts.get("density")
+    if density is not None:
+        density = positive_scalar(density, "options['density']")
+        if density > 1:
+            raise ValueError(f"options['density'] is the fraction of plan entries kept, in (0, 1]; got {density}.")
+        out["density"] = density
+    warmup = opts.get("warmup")
+    if warmup is not None:
+        out["warmup"] = positive_int(warmup, "options['warmup']", minimum=0)
+    out["switch_tol"] = positive_scalar(opts.get("switch_tol", 1e-2), "options['switch_tol']")
+    out["cg_maxiter"] = positive_int(opts.get("cg_maxiter", 1000), "options['cg_maxiter']")
+    eps = opts.get("eps_scaling", False)
+    if not isinstance(eps, (bool, np.bool_)):
+        raise TypeError(f"options['eps_scaling'] must be True or False; got {eps!r}.")
+    out["eps_scaling"] = bool(eps)
+    return out
 
 
 def _weights(w, name: str, size_hint: int | None) -> np.ndarray:
@@ -102,7 +128,7 @@ def sinkhorn(
         Entropic regularisation, > 0. ``"log"`` and ``"eps_scaling"`` are stable down to
         ``1e-4 * max(M)`` and below; ``"scaling"`` underflows once ``(M - min M) / reg`` exceeds about
         700 (float64) or 87 (float32) and then stops with status 4.
-    method : {"log", "eps_scaling", "scaling"}
+    method : {"log", "eps_scaling", "scaling", "sns"}
         ``"log"``: log-domain potentials, stable for any ``reg``. Iterations run in the
         stabilised scaling form: the current plan is kept as a kernel and updated by
         multiplicative row and column scalings (one fused pass over the kernel per
@@ -116,7 +142,15 @@ def sinkhorn(
         With ``x0`` it runs only the final stage. ``"scaling"``: the classic
         ``u / (K v)`` iteration on ``K = exp(-M/reg)``; fastest per iteration for large
         ``reg``, but it stops with status 4 once ``(M - min M) / reg`` exceeds about 700
-        (float64) or 87 (float32).
+        (float64) or 87 (float32). ``"sns"``: Sinkhorn–Newton–Sparse (Tang et al., 2024): a
+        log-domain Sinkhorn stage, then Newton steps on the concave dual with the Hessian
+        sparsified to its largest entries (exact diagonal, a damping shift proportional to the
+        gradient norm, conjugate gradients on the Schur complement, backtracking line search,
+        a Sinkhorn step as fallback). Reaches ``tol`` near machine precision in a few dozen
+        iterations where Sinkhorn needs thousands (small ``reg``). The stage switch is
+        automatic: after the first Sinkhorn iteration whose marginal error is below
+        ``switch_tol * sum(a)`` or which is less than 2× better than the one 10 iterations
+        earlier. In float32 it reaches about ``1e-5`` (the default ``tol``), like ``"log"``.
     tol : float, optional
         Bound on ``||P 1 - a||_1 + ||P^T 1 - b||_1`` **of the returned plan**;
         ``success`` is True exactly when it holds. Default :func:`default_tol` (1e-9 in
@@ -150,6 +184,17 @@ def sinkhorn(
         ``max(M) - min(M)``), ``eps_decay`` (factor per stage, default 0.5), ``stage_tol``
         (marginal error that ends an intermediate stage, default 1e-3) and
         ``stage_maxiter`` (iterations per intermediate stage, default 100).
+        ``method="sns"``: ``overrelaxation`` (of the Sinkhorn stage), ``density`` (fraction
+        of the ``n*m`` plan entries kept in the sparsified Hessian; default: adaptive, at least
+        the paper's ``2 / min(n, m)`` of the Hessian's ``(n+m)**2`` entries, i.e. ``3 / n`` of
+        the plan's when ``n = m``, and enough of the largest entries to hold all but 1e-5 of
+        the plan's mass),
+        ``warmup`` (a fixed number of Sinkhorn iterations before Newton, as in the paper,
+        instead of the automatic switch; 0 starts with Newton), ``switch_tol`` (default
+        1e-2), ``cg_maxiter`` (conjugate-gradient iterations per Newton step, default 1000)
+        and ``eps_scaling`` (anneal ``reg`` in the Sinkhorn stage, default False: fewer Newton
+        steps when ``reg`` is below about ``1e-3 * (max(M) - min(M))``, at the price of more
+        Sinkhorn iterations).
 
     Returns
     -------
@@ -157,7 +202,11 @@ def sinkhorn(
         ``plan`` (also ``x``), ``f``, ``g``, ``cost`` (``<P, M>``), ``fun`` (the objective
         above), ``marginal_error`` (measured on ``plan``), ``nit``, ``success``, ``status``
         (0 converged, 1 iteration limit, 4 numerical breakdown, 99 callback), ``message``,
-        ``method``, ``reg``, ``tol``. With ``k`` histograms ``plan`` has shape ``(k, n, m)``
+        ``method``, ``reg``, ``tol``; ``method="sns"`` adds ``n_sinkhorn`` and ``n_newton``
+        (``nit`` is their sum; fallback Sinkhorn steps of the Newton stage count as Sinkhorn),
+        ``hessian_density`` (fraction of the plan's entries in the last sparsified Hessian),
+        ``cg_iterations`` and ``line_search_evals`` (plan passes of the line search). With
+        ``k`` histograms ``plan`` has shape ``(k, n, m)``
         and ``cost``, ``fun``, ``marginal_error`` shape ``(k,)``.
 
     Raises
@@ -277,7 +326,9 @@ def sinkhorn(
     def build(state: dict) -> OTResult:
         return OTResult(
             nit=state["nit"], marginal_error=state["error"], f=state.get("f"), g=state.get("g"),
-            reg=state.get("reg", reg), method=method, **({"omega": state["omega"]} if "omega" in state else {}),
+            reg=state.get("reg", reg), method=method,
+            **{key: state[key] for key in ("omega", "hessian_density") if key in state},
+            **({"n_newton": int(state["n_newton"])} if "n_newton" in state else {}),
         )
 
     title = f"optcore.ot.sinkhorn(method={method!r}, reg={reg:g}, tol={tol:g}), n={n}, m={m}" + (f", k={k}" if k > 1 else "")
@@ -315,14 +366,25 @@ def sinkhorn(
             )
             if not 0 < es[1] < 1:
                 raise ValueError(f"options['eps_decay'] must be in (0, 1); got {es[1]}.")
-        fn = getattr(_core, f"sinkhorn_log_{suffix}")
+        if method == "sns":
+            extra = _sns_options(opts, n, m)
+            log_fn = getattr(_core, f"sinkhorn_sns_{suffix}")
+
+            def fn(a_, b_, M_, reg_, tol_, maxiter_, f_, g_):
+                return log_fn(a_, b_, M_, reg_, tol_, maxiter_, f_, g_, omega=omega, **extra, **common)
+        else:
+            log_fn = getattr(_core, f"sinkhorn_log_{suffix}")
+
+            def fn(a_, b_, M_, reg_, tol_, maxiter_, f_, g_):
+                return log_fn(a_, b_, M_, reg_, tol_, maxiter_, f_, g_, es, omega, **common)
+
         if bb.ndim == 1:
-            out = fn(aa, np.ascontiguousarray(bb, dtype=dtype), Ma, reg, tol, maxiter, f0, g0, es, omega, **common)
+            out = fn(aa, np.ascontiguousarray(bb, dtype=dtype), Ma, reg, tol, maxiter, f0, g0)
         else:
             outs = [
                 fn(aa, np.ascontiguousarray(bb[:, h], dtype=dtype), Ma, reg, tol, maxiter,
                    None if f0 is None else np.ascontiguousarray(f0[h]),
-                   None if g0 is None else np.ascontiguousarray(g0[h]), es, omega, **common)
+                   None if g0 is None else np.ascontiguousarray(g0[h]))
                 for h in range(k)
             ]
             worst = max(outs, key=lambda o: (o["status"] != 0, o["status"]))
@@ -338,6 +400,9 @@ def sinkhorn(
                 "fun": np.array([o["fun"] for o in outs]),
                 "stages": max(o["stages"] for o in outs),
             }
+            for key in _SNS_FIELDS:
+                if key in outs[0]:
+                    out[key] = np.array([o[key] for o in outs])
 
     status = int(out["status"])
     err = out["marginal_error"]
@@ -368,6 +433,9 @@ def sinkhorn(
     )
     if method == "eps_scaling":
         res["stages"] = int(out["stages"])
+    if method == "sns":
+        for key in _SNS_FIELDS:
+            res[key] = out[key] if k > 1 else out[key].item() if hasattr(out[key], "item") else out[key]
     progress.finish(res)
     if warn and status in (1, 4):
         warnings.warn(f"optcore.ot.sinkhorn: {message}", ConvergenceWarning, stacklevel=2)

@@ -3,9 +3,18 @@
 
 use crate::bridge::{core_err, run_detached, status_of, to_array, PyObserver};
 use numpy::{PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use optcore_core::ot::{sinkhorn_log, sinkhorn_scaling, EpsScaling, LogOptions, Overrelax, Problem};
+use optcore_core::ot::{sinkhorn_log, sinkhorn_scaling, sinkhorn_sns, EpsScaling, LogOptions, Overrelax, Problem, SnsOptions};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+
+/// `None`: automatic over-relaxation; `1.0`: none; else a fixed factor.
+fn overrelax_of(omega: Option<f64>) -> Overrelax {
+    match omega {
+        None => Overrelax::Auto,
+        Some(w) if w == 1.0 => Overrelax::Off,
+        Some(w) => Overrelax::Fixed(w),
+    }
+}
 
 macro_rules! sinkhorn_log_fn {
     ($name:ident, $t:ty) => {
@@ -45,11 +54,7 @@ macro_rules! sinkhorn_log_fn {
                     stage_tol,
                     stage_maxiter,
                 }),
-                overrelax: match omega {
-                    None => Overrelax::Auto,
-                    Some(w) if w == 1.0 => Overrelax::Off,
-                    Some(w) => Overrelax::Fixed(w),
-                },
+                overrelax: overrelax_of(omega),
             };
             let mut obs = PyObserver::new(progress, check_every);
             let prob = Problem::new(a, b, cost);
@@ -125,6 +130,77 @@ macro_rules! sinkhorn_scaling_fn {
     };
 }
 
+macro_rules! sinkhorn_sns_fn {
+    ($name:ident, $t:ty) => {
+        /// Sinkhorn–Newton–Sparse (`density`: fraction of plan entries kept, None for
+        /// the adaptive rule; `warmup`: fixed Sinkhorn count, None for the adaptive switch;
+        /// `eps_scaling`: anneal reg in the Sinkhorn stage).
+        /// Returns a dict; see `optcore.ot.sinkhorn`.
+        #[pyfunction]
+        #[pyo3(signature = (a, b, m, reg, tol, maxiter, f0=None, g0=None, density=None, warmup=None, switch_tol=1e-2, omega=None, cg_maxiter=1000, eps_scaling=false, progress=None, check_every=10, workers=None))]
+        #[allow(clippy::too_many_arguments)]
+        fn $name<'py>(
+            py: Python<'py>,
+            a: PyReadonlyArray1<'py, $t>,
+            b: PyReadonlyArray1<'py, $t>,
+            m: PyReadonlyArray2<'py, $t>,
+            reg: f64,
+            tol: f64,
+            maxiter: usize,
+            f0: Option<PyReadonlyArray1<'py, $t>>,
+            g0: Option<PyReadonlyArray1<'py, $t>>,
+            density: Option<f64>,
+            warmup: Option<usize>,
+            switch_tol: f64,
+            omega: Option<f64>,
+            cg_maxiter: usize,
+            eps_scaling: bool,
+            progress: Option<Py<PyAny>>,
+            check_every: usize,
+            workers: Option<usize>,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let (a, b, cost) = (a.as_slice()?, b.as_slice()?, m.as_slice()?);
+            let f0 = f0.as_ref().map(|x| x.as_slice()).transpose()?;
+            let g0 = g0.as_ref().map(|x| x.as_slice()).transpose()?;
+            let (n, mm) = (a.len(), b.len());
+            let opts = SnsOptions {
+                density,
+                warmup,
+                switch_tol,
+                overrelax: overrelax_of(omega),
+                cg_maxiter,
+                eps_scaling,
+                ..SnsOptions::new(reg, tol, maxiter)
+            };
+            let mut obs = PyObserver::new(progress, check_every);
+            let prob = Problem::new(a, b, cost);
+            let out = run_detached(py, workers, || sinkhorn_sns(&prob, &opts, f0, g0, &mut obs))?
+                .map_err(core_err)?;
+            obs.raise_pending()?;
+            let (status, detail) = status_of(&out.termination);
+            let d = PyDict::new(py);
+            d.set_item("plan", to_array(py, out.plan, &[n, mm])?)?;
+            d.set_item("f", to_array(py, out.f, &[n])?)?;
+            d.set_item("g", to_array(py, out.g, &[mm])?)?;
+            d.set_item("nit", out.nit)?;
+            d.set_item("n_sinkhorn", out.n_sinkhorn)?;
+            d.set_item("n_newton", out.n_newton)?;
+            d.set_item("status", status)?;
+            d.set_item("detail", detail)?;
+            d.set_item("marginal_error", out.marginal_error)?;
+            d.set_item("cost", out.cost)?;
+            d.set_item("fun", out.fun)?;
+            d.set_item("hessian_density", out.hessian_density)?;
+            d.set_item("cg_iterations", out.cg_iterations)?;
+            d.set_item("line_search_evals", out.line_search_evals)?;
+            d.set_item("stages", 1)?;
+            Ok(d)
+        }
+    };
+}
+
+sinkhorn_sns_fn!(sinkhorn_sns_f64, f64);
+sinkhorn_sns_fn!(sinkhorn_sns_f32, f32);
 sinkhorn_log_fn!(sinkhorn_log_f64, f64);
 sinkhorn_log_fn!(sinkhorn_log_f32, f32);
 sinkhorn_scaling_fn!(sinkhorn_scaling_f64, f64);
@@ -168,6 +244,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sinkhorn_log_f32, m)?)?;
     m.add_function(wrap_pyfunction!(sinkhorn_scaling_f64, m)?)?;
     m.add_function(wrap_pyfunction!(sinkhorn_scaling_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(sinkhorn_sns_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(sinkhorn_sns_f32, m)?)?;
     m.add_function(wrap_pyfunction!(exp_floor_f64, m)?)?;
     m.add_function(wrap_pyfunction!(exp_floor_f32, m)?)?;
     Ok(())

@@ -7,7 +7,9 @@
 
 pub mod kernels;
 pub mod sinkhorn;
+pub mod sns;
 
 pub use sinkhorn::{
     sinkhorn_log, sinkhorn_scaling, EpsScaling, LogOptions, Overrelax, Problem, ScalingOutput, SinkhornOutput,
 };
+pub use sns::{sinkhorn_sns, SnsOptions, SnsOutput};

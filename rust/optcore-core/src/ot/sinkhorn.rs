@@ -170,7 +170,7 @@ pub struct SinkhornOutput<T> {
 }
 
 /// Sum of `nb` block partials of length `m`, in block order (deterministic).
-fn reduce_blocks(partials: &[f64], m: usize, out: &mut [f64]) {
+pub(super) fn reduce_blocks(partials: &[f64], m: usize, out: &mut [f64]) {
     let nb = partials.len() / m;
     out.par_chunks_mut(1024).enumerate().for_each(|(c, chunk)| {
         for (l, o) in chunk.iter_mut().enumerate() {
@@ -186,22 +186,22 @@ fn reduce_blocks(partials: &[f64], m: usize, out: &mut [f64]) {
 
 /// What [`materialize`] measures on a plan.
 #[derive(Clone, Copy, Debug, Default)]
-struct PlanStats {
-    row_err: f64,
-    col_err: f64,
-    cost: f64,
-    plogp: f64,
+pub(super) struct PlanStats {
+    pub(super) row_err: f64,
+    pub(super) col_err: f64,
+    pub(super) cost: f64,
+    pub(super) plogp: f64,
 }
 
 impl PlanStats {
-    fn err(&self) -> f64 {
+    pub(super) fn err(&self) -> f64 {
         self.row_err + self.col_err
     }
 }
 
 /// `plan = P(f, g)` at `reg`, with its marginal errors (f64), cost and `sum P ln P`.
 #[allow(clippy::too_many_arguments)]
-fn materialize<T: Real>(
+pub(super) fn materialize<T: Real>(
     a: &[T],
     b: &[T],
     cost: &[T],
@@ -235,11 +235,11 @@ fn materialize<T: Real>(
 }
 
 /// The exact log-domain iteration (max-shifted log-sum-exp where needed); owns the potentials.
-struct LogWork<T> {
+pub(super) struct LogWork<T> {
     m: usize,
     rb: usize,
-    f: Vec<T>,
-    g: Vec<T>,
+    pub(super) f: Vec<T>,
+    pub(super) g: Vec<T>,
     f_new: Vec<T>,
     gs: Vec<T>,
     fs: Vec<T>,
@@ -249,7 +249,7 @@ struct LogWork<T> {
 }
 
 impl<T: Real> LogWork<T> {
-    fn new(n: usize, m: usize, f0: Option<&[T]>, g0: Option<&[T]>) -> Self {
+    pub(super) fn new(n: usize, m: usize, f0: Option<&[T]>, g0: Option<&[T]>) -> Self {
         let rb = row_block(n);
         let nb = n.div_ceil(rb);
         LogWork {
@@ -268,7 +268,7 @@ impl<T: Real> LogWork<T> {
 
     /// One log-domain iteration `f <- reg (ln a - LSE_j((g_j - M_ij)/reg))`, then the same for
     /// `g`; exact (max-shifted) wherever a sum is untrustworthy, everywhere if `exact`.
-    fn iterate(&mut self, p: &Problem<'_, T>, reg: f64, exact: bool) {
+    pub(super) fn iterate(&mut self, p: &Problem<'_, T>, reg: f64, exact: bool) {
         let (m, rb) = (self.m, self.rb);
         let inv = 1.0 / reg;
         for (s, &g) in self.gs.iter_mut().zip(&self.g) {

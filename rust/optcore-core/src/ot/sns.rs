@@ -1,0 +1,724 @@
+//! Sinkhorn–Newton–Sparse (Tang et al., ICLR 2024) with the safeguards of its successors.
+//!
+//! The dual (Lyapunov) potential, in the units of `M` and with the module's plan convention
+//! `P_ij = exp((f_i + g_j - M_ij) / reg)`, is the concave function
+//!
+//! ```text
+//! D(f, g) = <a, f> + <b, g> - reg * sum_ij P_ij(f, g)
+//! ```
+//!
+//! with gradient `(a - P 1, b - P^T 1)` (the marginal residuals) and Hessian `-H / reg`,
+//! `H = [[diag(P 1), P], [P^T, diag(P^T 1)]]` (positive semidefinite, null vector `(1, -1)`).
+//! The ascent Newton step is `reg * H^{-1} grad`.
+//!
+//! 1. **Sinkhorn stage**: the log-domain solver ([`super::sinkhorn_log`]) until the switch rule
+//!    fires: a fixed count (the paper's `N1`) when given, else as soon as the marginal error is
+//!    below `switch_tol` (relative to the total mass) or has stopped improving quickly (less
+//!    than a factor 2 over the last 10 iterations, after at least 10).
+//! 2. **Newton stage**: each step keeps the largest entries of `P` (by default at least the
+//!    paper's `3 n` and enough to hold all but `1e-5` of the mass; selected from a histogram
+//!    of their exponents and a small selection, no sort), keeps the **exact**
+//!    diagonal blocks `diag(P 1)`, `diag(P^T 1)`, adds a shift `mu * ||grad||_2` (SSNS's damping,
+//!    `mu` updated from the ratio of actual to predicted increase), eliminates the `f` block
+//!    (its diagonal is exact) and solves the `m x m` Schur complement by Jacobi-preconditioned
+//!    conjugate gradients. The shifted Schur complement is positive definite, so the null
+//!    direction needs no special handling. A backtracking (Armijo) line search on `D` accepts
+//!    the step; when no step length increases `D`, one Sinkhorn iteration is taken instead and
+//!    the shift is increased.
+//!
+//! Every pass over the plan (one per line-search trial) is an `O(n m)` multi-threaded pass;
+//! the sparse linear algebra is `O(nnz)` with `nnz ~ 3 n` by default.
+
+use rayon::prelude::*;
+
+use super::sinkhorn::{materialize, sinkhorn_log, EpsScaling, LogOptions, LogWork, Overrelax, PlanStats, Problem};
+use crate::error::{OptError, Result};
+use crate::parallel::row_block;
+use crate::real::Real;
+use crate::solver::{Control, Observer, Report, Termination};
+
+/// Options of [`sinkhorn_sns`].
+#[derive(Clone, Debug)]
+pub struct SnsOptions {
+    pub reg: f64,
+    /// Bound on `||P 1 - a||_1 + ||P^T 1 - b||_1` of the returned plan.
+    pub tol: f64,
+    /// Total iterations (Sinkhorn and Newton).
+    pub maxiter: usize,
+    /// Fraction of the `n m` plan entries kept in the sparsified Hessian. `None`: adaptive,
+    /// at least the paper's `2 / min(n, m)` of the Hessian's `(n + m)^2` entries (`3 / n` of
+    /// the plan's entries when `n = m`) and enough of the largest to hold all but `1e-5` of
+    /// the plan's mass.
+    pub density: Option<f64>,
+    /// Fixed number of Sinkhorn iterations before the Newton stage (the paper's `N1`);
+    /// `None`: the adaptive switch rule.
+    pub warmup: Option<usize>,
+    /// Adaptive rule: switch once the marginal error is below `switch_tol * sum(a)`.
+    pub switch_tol: f64,
+    /// Over-relaxation of the Sinkhorn stage.
+    pub overrelax: Overrelax,
+    /// Cap on conjugate-gradient iterations per Newton step.
+    pub cg_maxiter: usize,
+    /// ε-scaling in the Sinkhorn stage (the switch rule then applies in its last stage).
+    pub eps_scaling: bool,
+}
+
+impl SnsOptions {
+    pub fn new(reg: f64, tol: f64, maxiter: usize) -> Self {
+        SnsOptions {
+            reg,
+            tol,
+            maxiter,
+            density: None,
+            warmup: None,
+            switch_tol: 1e-2,
+            overrelax: Overrelax::Auto,
+            cg_maxiter: 1000,
+            eps_scaling: false,
+        }
+    }
+}
+
+/// Result of [`sinkhorn_sns`]. `plan` is empty when the run was aborted.
+#[derive(Debug)]
+pub struct SnsOutput<T> {
+    pub plan: Vec<T>,
+    pub f: Vec<T>,
+    pub g: Vec<T>,
+    /// Total iterations: `n_sinkhorn + n_newton`.
+    pub nit: usize,
+    /// Sinkhorn iterations (warm-up and fallbacks).
+    pub n_sinkhorn: usize,
+    /// Accepted Newton steps.
+    pub n_newton: usize,
+    pub termination: Termination,
+    pub marginal_error: f64,
+    pub cost: f64,
+    pub fun: f64,
+    /// Fraction of the `n m` plan entries kept in the last sparsified Hessian (0 without a
+    /// Newton step).
+    pub hessian_density: f64,
+    /// Conjugate-gradient iterations over all Newton steps.
+    pub cg_iterations: usize,
+    /// Plan passes of the line search (each one `O(n m)` exponentials).
+    pub line_search_evals: usize,
+}
+
+/// Ends the Sinkhorn stage by the switch rule (and forwards to the user's observer).
+struct Switch<'a, T> {
+    inner: &'a mut dyn Observer<T>,
+    fixed: Option<usize>,
+    switch_err: f64,
+    reg: f64,
+    history: Vec<f64>,
+    switched: bool,
+}
+
+impl<T: Real> Observer<T> for Switch<'_, T> {
+    fn observe(&mut self, nit: usize, report: &dyn Fn() -> Report<T>) -> Control {
+        let c = self.inner.observe(nit, report);
+        if c != Control::Continue {
+            return c;
+        }
+        let fire = match self.fixed {
+            Some(n1) => nit >= n1,
+            None => {
+                let rep = report();
+                // Only the last stage of an ε-scaling warm-up counts.
+                if rep.scalars.iter().any(|&(k, v)| k == "reg" && v != self.reg) {
+                    self.history.clear();
+                    return Control::Continue;
+                }
+                let err = rep.error;
+                self.history.push(err);
+                let h = &self.history;
+                err <= self.switch_err || (h.len() > 10 && err > 0.5 * h[h.len() - 11])
+            }
+        };
+        if fire {
+            self.switched = true;
+            Control::Stop
+        } else {
+            Control::Continue
+        }
+    }
+}
+
+/// A sparse `n x m` matrix in CSR form (the kept entries of the plan).
+struct Csr {
+    indptr: Vec<usize>,
+    indices: Vec<u32>,
+    data: Vec<f64>,
+}
+
+impl Csr {
+    /// `y = A x`.
+    fn mul(&self, x: &[f64], y: &mut [f64]) {
+        for (i, yi) in y.iter_mut().enumerate() {
+            let (s, e) = (self.indptr[i], self.indptr[i + 1]);
+            *yi = self.indices[s..e].iter().zip(&self.data[s..e]).map(|(&j, &v)| v * x[j as usize]).sum();
+        }
+    }
+    /// `y = A^T x`.
+    fn mul_t(&self, x: &[f64], y: &mut [f64]) {
+        y.iter_mut().for_each(|v| *v = 0.0);
+        for (i, &xi) in x.iter().enumerate() {
+            let (s, e) = (self.indptr[i], self.indptr[i + 1]);
+            for (&j, &v) in self.indices[s..e].iter().zip(&self.data[s..e]) {
+                y[j as usize] += v * xi;
+            }
+        }
+    }
+}
+
+/// Bins of the exponent histogram: the top 12 bits of an f64 (sign and exponent).
+const EXP_BINS: usize = 4096;
+
+/// Which entries of the plan the sparsified Hessian keeps.
+#[derive(Clone, Copy, Debug)]
+enum Select {
+    /// Exactly the `k` largest (all positive ones if fewer).
+    Exact(usize),
+    /// Whole binades (factors of 2), from the top, until at least `min` entries holding at
+    /// least `coverage` of the plan's mass are kept.
+    Covering { min: usize, coverage: f64 },
+}
+
+/// The `keep` largest entries of `plan` (all positive ones if fewer), as CSR. `hist` is the
+/// histogram of the entries' exponents (from [`Work::pass`]): it gives the binade that
+/// contains the `keep`-th largest entry, one read collects the entries at or above it (at most
+/// `keep` plus that binade's count), and a selection among those gives the exact cut. No sort
+/// of the `n m` entries.
+fn sparsify<T: Real>(plan: &[T], m: usize, hist: &[u32], hmass: &[f64], sel: Select) -> Csr {
+    let total: f64 = hmass.iter().sum();
+    let (keep, exact) = match sel {
+        Select::Exact(k) => (k, true),
+        Select::Covering { min, .. } => (min, false),
+    };
+    let mut need = keep;
+    let mut e = EXP_BINS - 1;
+    let mut mass = 0.0;
+    loop {
+        let count_ok = (hist[e] as usize) >= need;
+        let mass_ok = match sel {
+            Select::Exact(_) => true,
+            Select::Covering { coverage, .. } => mass + hmass[e] >= coverage * total,
+        };
+        if e <= 1 || (count_ok && mass_ok) {
+            break;
+        }
+        need = need.saturating_sub(hist[e] as usize);
+        mass += hmass[e];
+        e -= 1;
+    }
+    let lo = (e.max(1) as u64) << 52; // bin 0 (zeros, subnormals) is never kept
+    let mut rows: Vec<(Vec<u32>, Vec<f64>)> = plan
+        .par_chunks(m)
+        .map(|row| {
+            let (mut idx, mut val) = (Vec::new(), Vec::new());
+            for (j, &x) in row.iter().enumerate() {
+                let v = x.as_f64();
+                if v.to_bits() >= lo && v > 0.0 {
+                    idx.push(j as u32);
+                    val.push(v);
+                }
+            }
+            (idx, val)
+        })
+        .collect();
+    let count: usize = rows.iter().map(|r| r.0.len()).sum();
+    if exact && count > keep {
+        let mut all: Vec<f64> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
+        let (_, &mut cut, _) = all.select_nth_unstable_by(count - keep, |x, y| x.total_cmp(y));
+        rows.par_iter_mut().for_each(|(idx, val)| {
+            let mut k = 0;
+            for r in 0..val.len() {
+                if val[r] >= cut {
+                    idx[k] = idx[r];
+                    val[k] = val[r];
+                    k += 1;
+                }
+            }
+            idx.truncate(k);
+            val.truncate(k);
+        });
+    }
+    let mut indptr = Vec::with_capacity(rows.len() + 1);
+    indptr.push(0);
+    let nnz: usize = rows.iter().map(|r| r.0.len()).sum();
+    let (mut indices, mut data) = (Vec::with_capacity(nnz), Vec::with_capacity(nnz));
+    for (i, v) in rows {
+        indices.extend(i);
+        data.extend(v);
+        indptr.push(indices.len());
+    }
+    Csr { indptr, indices, data }
+}
+
+/// The Newton direction `d'` solving `(H_s + shift I) d' = (ga, gb)` on the active rows and
+/// columns (`a_i > 0`, `b_j > 0`; zero elsewhere), with `H_s = [[diag(r), Ps], [Ps^T, diag(c)]]`:
+/// the `f` block is eliminated and the Schur complement `diag(c + shift) - Ps^T diag(r +
+/// shift)^-1 Ps` solved by Jacobi-preconditioned CG to relative residual `cg_rtol`. Returns
+/// `(d'_f, d'_g, CG iterations)`.
+#[allow(clippy::too_many_arguments)]
+fn newton_direction(
+    ps: &Csr,
+    a: &[f64],
+    b: &[f64],
+    r: &[f64],
+    c: &[f64],
+    ga: &[f64],
+    gb: &[f64],
+    shift: f64,
+    cg_rtol: f64,
+    cg_max: usize,
+) -> (Vec<f64>, Vec<f64>, usize) {
+    let (n, m) = (a.len(), b.len());
+    let dr: Vec<f64> = (0..n).map(|i| if a[i] > 0.0 { r[i] + shift } else { 1.0 }).collect();
+    let dc: Vec<f64> = (0..m).map(|j| if b[j] > 0.0 { c[j] + shift } else { 1.0 }).collect();
+    let active_col: Vec<bool> = b.iter().map(|&x| x > 0.0).collect();
+    let mut tn = vec![0.0; n];
+    let mut tm = vec![0.0; m];
+    let schur = |x: &[f64], out: &mut [f64], tn: &mut [f64], tm: &mut [f64]| {
+        ps.mul(x, tn);
+        tn.iter_mut().zip(&dr).for_each(|(v, d)| *v /= d);
+        ps.mul_t(tn, tm);
+        for j in 0..m {
+            out[j] = if active_col[j] { dc[j] * x[j] - tm[j] } else { 0.0 };
+        }
+    };
+    let mut diag = dc.clone();
+    for i in 0..n {
+        for k in ps.indptr[i]..ps.indptr[i + 1] {
+            let j = ps.indices[k] as usize;
+            diag[j] -= ps.data[k] * ps.data[k] / dr[i];
+        }
+    }
+    let diag: Vec<f64> = diag.iter().zip(&dc).map(|(&d, &c)| if d > 1e-300 { d } else { c.max(1e-300) }).collect();
+    // rhs = gb - Ps^T (ga / dr)
+    let q: Vec<f64> = ga.iter().zip(&dr).map(|(x, d)| x / d).collect();
+    ps.mul_t(&q, &mut tm);
+    let rhs: Vec<f64> = (0..m).map(|j| if active_col[j] { gb[j] - tm[j] } else { 0.0 }).collect();
+    let cg_tol = cg_rtol * rhs.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let mut x = vec![0.0; m];
+    let mut res = rhs;
+    let mut z: Vec<f64> = res.iter().zip(&diag).map(|(r, d)| r / d).collect();
+    let mut dir = z.clone();
+    let mut rz: f64 = res.iter().zip(&z).map(|(a, b)| a * b).sum();
+    let mut sd = vec![0.0; m];
+    let mut its = 0;
+    while its < cg_max {
+        if res.iter().map(|x| x * x).sum::<f64>().sqrt() <= cg_tol {
+            break;
+        }
+        schur(&dir, &mut sd, &mut tn, &mut tm);
+        let dsd: f64 = dir.iter().zip(&sd).map(|(a, b)| a * b).sum();
+        if !(dsd > 0.0) {
+            break;
+        }
+        let alpha = rz / dsd;
+        x.iter_mut().zip(&dir).for_each(|(x, d)| *x += alpha * d);
+        res.iter_mut().zip(&sd).for_each(|(r, s)| *r -= alpha * s);
+        z.iter_mut().zip(res.iter().zip(&diag)).for_each(|(z, (r, d))| *z = r / d);
+        let rz_new: f64 = res.iter().zip(&z).map(|(a, b)| a * b).sum();
+        let beta = rz_new / rz;
+        rz = rz_new;
+        dir.iter_mut().zip(&z).for_each(|(d, z)| *d = z + beta * *d);
+        its += 1;
+    }
+    // Back-substitute: d'_f = (ga - Ps d'_g) / dr.
+    ps.mul(&x, &mut tn);
+    let dfp: Vec<f64> = (0..n).map(|i| if a[i] > 0.0 { (ga[i] - tn[i]) / dr[i] } else { 0.0 }).collect();
+    (dfp, x, its)
+}
+
+/// Pieces of the Newton stage exposed for tests against dense references (not a stable API).
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// `D(f, g)` in f64.
+    pub fn dual(a: &[f64], b: &[f64], cost: &[f64], reg: f64, f: &[f64], g: &[f64]) -> f64 {
+        let m = b.len();
+        let mut total = 0.0;
+        for (i, fi) in f.iter().enumerate() {
+            for (j, gj) in g.iter().enumerate() {
+                total += ((fi + gj - cost[i * m + j]) / reg).exp();
+            }
+        }
+        a.iter().zip(f).map(|(a, f)| a * f).sum::<f64>() + b.iter().zip(g).map(|(b, g)| b * g).sum::<f64>() - reg * total
+    }
+
+    /// The plan `P(f, g)` and its marginal residuals (the gradient of `D`) computed by the
+    /// solver's own pass, and the sparsified plan (dense, dropped entries zero) with the
+    /// Newton direction `d'` for the given `density` (`None`: the adaptive rule) and `shift`.
+    #[allow(clippy::type_complexity)]
+    pub fn newton_step(
+        a: &[f64],
+        b: &[f64],
+        cost: &[f64],
+        reg: f64,
+        f: &[f64],
+        g: &[f64],
+        density: Option<f64>,
+        shift: f64,
+    ) -> (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>) {
+        let p = Problem::new(a, b, cost);
+        let (n, m) = (p.n, p.m);
+        let rb = row_block(n);
+        let mut w = Work { p: &p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0 };
+        let mut plan = vec![0.0; n * m];
+        let cur = w.pass(f, g, &mut plan);
+        let ga: Vec<f64> = (0..n).map(|i| a[i] - cur.r[i]).collect();
+        let gb: Vec<f64> = (0..m).map(|j| b[j] - cur.c[j]).collect();
+        let select = match density {
+            Some(d) => Select::Exact(((d * (n * m) as f64).ceil() as usize).clamp(1, n * m)),
+            None => Select::Covering { min: 3 * n.max(m), coverage: 1.0 - 1e-5 },
+        };
+        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, select);
+        let mut dense = vec![0.0; n * m];
+        for i in 0..n {
+            for k in ps.indptr[i]..ps.indptr[i + 1] {
+                dense[i * m + ps.indices[k] as usize] = ps.data[k];
+            }
+        }
+        let (df, dg, _) = newton_direction(&ps, a, b, &cur.r, &cur.c, &ga, &gb, shift, 1e-14, 10 * (n + m));
+        let grad = ga.into_iter().chain(gb).collect();
+        let dir = df.into_iter().chain(dg).collect();
+        (plan, grad, dense, dir, cur.r.into_iter().chain(cur.c).collect())
+    }
+}
+
+/// One pass: the plan `P(f, g)` into `plan`, its row and column sums, and its statistics.
+struct Pass {
+    st: PlanStats,
+    r: Vec<f64>,
+    c: Vec<f64>,
+    total: f64,
+    /// Histogram of the entries' exponents, count and mass per bin (see [`sparsify`]).
+    hist: Vec<u32>,
+    hmass: Vec<f64>,
+}
+
+struct Work<'p, 'a, T> {
+    p: &'p Problem<'a, T>,
+    reg: f64,
+    rb: usize,
+    partials: Vec<f64>,
+    colsum: Vec<f64>,
+    passes: usize,
+}
+
+impl<T: Real> Work<'_, '_, T> {
+    fn pass(&mut self, f: &[f64], g: &[f64], plan: &mut [T]) -> Pass {
+        let p = self.p;
+        let ft: Vec<T> = f.iter().map(|&x| T::from_f64(x)).collect();
+        let gt: Vec<T> = g.iter().map(|&x| T::from_f64(x)).collect();
+        let st = materialize(p.a, p.b, p.cost, &ft, &gt, self.reg, plan, &mut self.partials, &mut self.colsum, self.rb);
+        // Row sums and the exponent histogram in one read of each (cache-warm) row block.
+        let m = p.m;
+        let blocks: Vec<(Vec<f64>, Vec<u32>, Vec<f64>)> = plan
+            .par_chunks(self.rb * m)
+            .map(|blk| {
+                let mut h = vec![0u32; EXP_BINS];
+                let mut hm = vec![0f64; EXP_BINS];
+                let r = blk
+                    .chunks_exact(m)
+                    .map(|row| {
+                        let mut s = 0.0;
+                        for &x in row {
+                            let v = x.as_f64();
+                            s += v;
+                            let k = (v.to_bits() >> 52) as usize;
+                            h[k] += 1;
+                            hm[k] += v;
+                        }
+                        s
+                    })
+                    .collect();
+                (r, h, hm)
+            })
+            .collect();
+        let mut hist = vec![0u32; EXP_BINS];
+        let mut hmass = vec![0f64; EXP_BINS];
+        let mut r = Vec::with_capacity(p.n);
+        for (rs, h, hm) in blocks {
+            r.extend(rs);
+            hist.iter_mut().zip(&h).for_each(|(a, b)| *a += b);
+            hmass.iter_mut().zip(&hm).for_each(|(a, b)| *a += b);
+        }
+        let c = self.colsum.clone();
+        let total = c.iter().sum();
+        self.passes += 1;
+        Pass { st, r, c, total, hist, hmass }
+    }
+
+    /// `D(f, g)` (zero-weight entries, with `-inf` potentials, contribute nothing).
+    fn dual(&self, f: &[f64], g: &[f64], total: f64) -> f64 {
+        let dot = |w: &[T], x: &[f64]| -> f64 {
+            w.iter().zip(x).filter(|(w, _)| w.as_f64() > 0.0).map(|(w, x)| w.as_f64() * x).sum::<f64>()
+        };
+        dot(self.p.a, f) + dot(self.p.b, g) - self.reg * total
+    }
+}
+
+/// Sinkhorn–Newton–Sparse; see the module docs. `f0`, `g0` warm-start the potentials.
+pub fn sinkhorn_sns<T: Real>(
+    p: &Problem<'_, T>,
+    opts: &SnsOptions,
+    f0: Option<&[T]>,
+    g0: Option<&[T]>,
+    obs: &mut dyn Observer<T>,
+) -> Result<SnsOutput<T>> {
+    p.validate(opts.reg)?;
+    if p.k != 1 {
+        return Err(OptError::InvalidInput("the SNS solver takes one target histogram".into()));
+    }
+    if let Some(d) = opts.density {
+        if !(d > 0.0 && d <= 1.0) {
+            return Err(OptError::InvalidInput("density must be in (0, 1]".into()));
+        }
+    }
+    let (n, m, reg) = (p.n, p.m, opts.reg);
+    let mass: f64 = p.a.iter().map(|x| x.as_f64()).sum();
+
+    // --- Sinkhorn stage -----------------------------------------------------------------
+    let mut switch = Switch {
+        inner: obs,
+        fixed: opts.warmup,
+        switch_err: opts.switch_tol * mass,
+        reg,
+        history: Vec::new(),
+        switched: false,
+    };
+    let (mut f, mut g, mut plan, n_warm) = if opts.warmup == Some(0) {
+        // Straight to Newton: row-minimum potentials (as the log solver starts), or x0.
+        let f: Vec<f64> = match f0 {
+            Some(f) => f.iter().map(|x| x.as_f64()).collect(),
+            None => p.cost.chunks(m).map(|row| row.iter().fold(f64::INFINITY, |a, &x| a.min(x.as_f64()))).collect(),
+        };
+        let g: Vec<f64> = g0.map_or(vec![0.0; m], |g| g.iter().map(|x| x.as_f64()).collect());
+        (f, g, crate::alloc::zeroed::<T>(n * m), 0)
+    } else {
+        let log_opts = LogOptions {
+            reg,
+            tol: opts.tol,
+            maxiter: opts.maxiter,
+            eps_scaling: opts.eps_scaling.then(EpsScaling::default),
+            overrelax: opts.overrelax,
+        };
+        let out = sinkhorn_log(p, &log_opts, f0, g0, &mut switch)?;
+        let done = match out.termination {
+            Termination::Stopped => !switch.switched,
+            _ => true,
+        };
+        if done {
+            let nit = out.nit;
+            return Ok(SnsOutput {
+                plan: out.plan,
+                f: out.f,
+                g: out.g,
+                nit,
+                n_sinkhorn: nit,
+                n_newton: 0,
+                termination: out.termination,
+                marginal_error: out.marginal_error,
+                cost: out.cost,
+                fun: out.fun,
+                hessian_density: 0.0,
+                cg_iterations: 0,
+                line_search_evals: 0,
+            });
+        }
+        let f = out.f.iter().map(|x| x.as_f64()).collect();
+        let g = out.g.iter().map(|x| x.as_f64()).collect();
+        (f, g, out.plan, out.nit)
+    };
+    let obs = switch.inner;
+    // Zero weights: -inf potentials (their rows and columns of P are zero).
+    for (fi, ai) in f.iter_mut().zip(p.a) {
+        if ai.as_f64() == 0.0 {
+            *fi = f64::NEG_INFINITY;
+        }
+    }
+    for (gj, bj) in g.iter_mut().zip(p.b) {
+        if bj.as_f64() == 0.0 {
+            *gj = f64::NEG_INFINITY;
+        }
+    }
+
+    // --- Newton stage -------------------------------------------------------------------
+    let rb = row_block(n);
+    let mut w = Work { p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0 };
+    let select = match opts.density {
+        Some(d) => Select::Exact(((d * (n * m) as f64).ceil() as usize).clamp(1, n * m)),
+        // At least the paper's lambda = 2 / n of the (n + m)^2 Hessian entries (the n + m
+        // diagonal ones and the kept plan entries twice: 3 n plan entries when n = m), and
+        // enough to hold all but `1 - coverage` of the plan's mass.
+        None => {
+            let nm = (n + m) as f64;
+            let min = ((2.0 / n.min(m) as f64 * nm * nm - nm) / 2.0).ceil() as usize;
+            Select::Covering { min: min.clamp(1, n * m), coverage: 1.0 - 1e-5 }
+        }
+    };
+    let a: Vec<f64> = p.a.iter().map(|x| x.as_f64()).collect();
+    let b: Vec<f64> = p.b.iter().map(|x| x.as_f64()).collect();
+    let mut cur = w.pass(&f, &g, &mut plan);
+    let (mut n_sinkhorn, mut n_newton, mut cg_total) = (n_warm, 0usize, 0usize);
+    let mut mu = 1e-2f64;
+    let mut density = 0.0;
+    let (mut best, mut best_at) = (f64::INFINITY, 0usize);
+    let cg_max = opts.cg_maxiter.max(1);
+
+    let finish = |plan: Vec<T>, f: &[f64], g: &[f64], cur: &Pass, nit, termination, n_sinkhorn, n_newton, density, cg, evals| {
+        SnsOutput {
+            plan,
+            f: f.iter().map(|&x| T::from_f64(x)).collect(),
+            g: g.iter().map(|&x| T::from_f64(x)).collect(),
+            nit,
+            n_sinkhorn,
+            n_newton,
+            termination,
+            marginal_error: cur.st.err(),
+            cost: cur.st.cost,
+            fun: cur.st.cost + reg * cur.st.plogp,
+            hessian_density: density,
+            cg_iterations: cg,
+            line_search_evals: evals,
+        }
+    };
+
+    loop {
+        let nit = n_sinkhorn + n_newton;
+        let err = cur.st.err();
+        if !err.is_finite() {
+            return Err(OptError::Numerical(format!(
+                "the plan has non-finite entries at iteration {nit} (reg = {reg:e}): M / reg overflows \
+                 the floating-point range; rescale M and reg together"
+            )));
+        }
+        if err <= opts.tol {
+            return Ok(finish(plan, &f, &g, &cur, nit, Termination::Converged, n_sinkhorn, n_newton, density, cg_total, w.passes));
+        }
+        if nit >= opts.maxiter {
+            return Ok(finish(plan, &f, &g, &cur, nit, Termination::MaxIter, n_sinkhorn, n_newton, density, cg_total, w.passes));
+        }
+        if err < 0.99 * best {
+            best = err;
+            best_at = nit;
+        } else if nit - best_at > 50 {
+            let t = Termination::Numerical(format!(
+                "the marginal error stalled at {best:.3e} above tol = {:.1e} in the Newton stage (no \
+                 1% decrease in 50 iterations): rounding in {} limits the attainable accuracy, or the \
+                 sparsified Hessian is too sparse (options['density']); use a larger tol{}",
+                opts.tol,
+                T::NAME,
+                if T::NAME == "float32" { " or float64 data" } else { "" }
+            ));
+            return Ok(finish(plan, &f, &g, &cur, nit, t, n_sinkhorn, n_newton, density, cg_total, w.passes));
+        }
+        // The Sinkhorn stage's last iteration has been observed already.
+        let control = if n_warm > 0 && nit == n_warm { Control::Continue } else { obs.observe(nit, &|| Report {
+            nit,
+            error: err,
+            vectors: vec![
+                ("f", f.iter().map(|&x| T::from_f64(x)).collect()),
+                ("g", g.iter().map(|&x| T::from_f64(x)).collect()),
+            ],
+            scalars: vec![("reg", reg), ("n_newton", n_newton as f64), ("hessian_density", density)],
+        }) };
+        match control {
+            Control::Continue => {}
+            Control::Stop => {
+                return Ok(finish(plan, &f, &g, &cur, nit, Termination::Stopped, n_sinkhorn, n_newton, density, cg_total, w.passes));
+            }
+            Control::Abort => {
+                return Ok(SnsOutput {
+                    plan: Vec::new(),
+                    f: Vec::new(),
+                    g: Vec::new(),
+                    nit,
+                    n_sinkhorn,
+                    n_newton,
+                    termination: Termination::Aborted,
+                    marginal_error: f64::NAN,
+                    cost: f64::NAN,
+                    fun: f64::NAN,
+                    hessian_density: density,
+                    cg_iterations: cg_total,
+                    line_search_evals: w.passes,
+                })
+            }
+        }
+
+        // Gradient (marginal residuals) on the active rows and columns.
+        let ga: Vec<f64> = (0..n).map(|i| if a[i] > 0.0 { a[i] - cur.r[i] } else { 0.0 }).collect();
+        let gb: Vec<f64> = (0..m).map(|j| if b[j] > 0.0 { b[j] - cur.c[j] } else { 0.0 }).collect();
+        let gnorm = (ga.iter().chain(&gb).map(|x| x * x).sum::<f64>()).sqrt();
+        let shift = mu * gnorm;
+
+        // Sparsified off-diagonal block; exact diagonals.
+        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, select);
+        density = ps.data.len() as f64 / (n * m) as f64;
+        // Preconditioned CG (inexact Newton: relative tolerance min(0.1, sqrt(err / mass))).
+        let cg_rtol = (err / mass).sqrt().min(0.1);
+        let (dfp, dgp, its) = newton_direction(&ps, &a, &b, &cur.r, &cur.c, &ga, &gb, shift, cg_rtol, cg_max);
+        cg_total += its;
+        let (mut tn, mut tm) = (vec![0.0; n], vec![0.0; m]);
+        // Slope grad . d' and the model's predicted increase reg (grad.d' - d'^T H_s d' / 2).
+        let slope: f64 = ga.iter().zip(&dfp).chain(gb.iter().zip(&dgp)).map(|(a, b)| a * b).sum();
+        ps.mul(&dgp, &mut tn);
+        ps.mul_t(&dfp, &mut tm);
+        let quad: f64 = (0..n).map(|i| dfp[i] * (cur.r[i] * dfp[i] + tn[i])).sum::<f64>()
+            + (0..m).map(|j| dgp[j] * (cur.c[j] * dgp[j] + tm[j])).sum::<f64>();
+        let pred = reg * (slope - 0.5 * quad);
+
+        // Backtracking line search on D along reg * d'.
+        let d0 = w.dual(&f, &g, cur.total);
+        let scale = a.iter().zip(&f).chain(b.iter().zip(&g)).filter(|(w, _)| **w > 0.0).map(|(w, x)| (w * x).abs()).sum::<f64>()
+            + reg * cur.total;
+        let mut accepted = None;
+        if slope > 0.0 && slope.is_finite() {
+            for &alpha in &[1.0, 0.5, 0.25, 0.1, 0.03, 0.01] {
+                let step = alpha * reg;
+                let ft: Vec<f64> = f.iter().zip(&dfp).map(|(x, d)| x + step * d).collect();
+                let gt: Vec<f64> = g.iter().zip(&dgp).map(|(x, d)| x + step * d).collect();
+                let trial = w.pass(&ft, &gt, &mut plan);
+                let d1 = w.dual(&ft, &gt, trial.total);
+                let armijo = d1 >= d0 + 1e-4 * alpha * reg * slope;
+                // At rounding level D cannot rank the points: the marginal error decides.
+                let rounding = (d1 - d0).abs() <= 64.0 * f64::EPSILON * scale && trial.st.err() < err;
+                if d1.is_finite() && trial.st.err().is_finite() && (armijo || rounding) {
+                    accepted = Some((alpha, ft, gt, trial, d1));
+                    break;
+                }
+            }
+        }
+        match accepted {
+            Some((alpha, ft, gt, trial, d1)) => {
+                let ratio = if pred > 0.0 { (d1 - d0) / pred } else { 0.0 };
+                if alpha < 1.0 || ratio < 0.25 {
+                    mu *= 4.0;
+                } else if ratio > 0.75 {
+                    mu = (mu * 0.5).max(1e-3);
+                }
+                f = ft;
+                g = gt;
+                cur = trial;
+                n_newton += 1;
+            }
+            None => {
+                // No step length increases D: one exact (log-sum-exp) Sinkhorn iteration.
+                mu *= 8.0;
+                let ft: Vec<T> = f.iter().map(|&x| T::from_f64(x)).collect();
+                let gt: Vec<T> = g.iter().map(|&x| T::from_f64(x)).collect();
+                let mut lw = LogWork::new(n, m, Some(&ft), Some(&gt));
+                lw.iterate(p, reg, true);
+                f = lw.f.iter().map(|x| x.as_f64()).collect();
+                g = lw.g.iter().map(|x| x.as_f64()).collect();
+                cur = w.pass(&f, &g, &mut plan);
+                n_sinkhorn += 1;
+            }
+        }
+    }
+}
