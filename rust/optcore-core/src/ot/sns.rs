@@ -189,8 +189,9 @@ enum Select {
 /// contains the `keep`-th largest entry, one read collects the entries at or above it (at most
 /// `keep` plus that binade's count), and a selection among those gives the exact cut. No sort
 /// of the `n m` entries.
-fn sparsify<T: Real>(plan: &[T], m: usize, hist: &[u32], hmass: &[f64], sel: Select) -> Csr {
+fn sparsify<T: Real>(plan: &[T], m: usize, hist: &[u32], hmass: &[f64], floor: f64, sel: Select) -> Csr {
     let total: f64 = hmass.iter().sum();
+    let e_floor = (floor.to_bits() >> 52) as usize;
     let (keep, exact) = match sel {
         Select::Exact(k) => (k, true),
         Select::Covering { min, .. } => (min, false),
@@ -204,27 +205,18 @@ fn sparsify<T: Real>(plan: &[T], m: usize, hist: &[u32], hmass: &[f64], sel: Sel
             Select::Exact(_) => true,
             Select::Covering { coverage, .. } => mass + hmass[e] >= coverage * total,
         };
-        if e <= 1 || (count_ok && mass_ok) {
+        if e <= e_floor.max(1) || (count_ok && mass_ok) {
             break;
         }
         need = need.saturating_sub(hist[e] as usize);
         mass += hmass[e];
         e -= 1;
     }
-    let lo = (e.max(1) as u64) << 52; // bin 0 (zeros, subnormals) is never kept
+    // Never below the floor (entries under it were not counted) nor subnormal.
+    let lo = ((e.max(1) as u64) << 52).max(floor.to_bits());
     let mut rows: Vec<(Vec<u32>, Vec<f64>)> = plan
         .par_chunks(m)
-        .map(|row| {
-            let (mut idx, mut val) = (Vec::new(), Vec::new());
-            for (j, &x) in row.iter().enumerate() {
-                let v = x.as_f64();
-                if v.to_bits() >= lo && v > 0.0 {
-                    idx.push(j as u32);
-                    val.push(v);
-                }
-            }
-            (idx, val)
-        })
+        .map(|row| scan_row(row, lo))
         .collect();
     let count: usize = rows.iter().map(|r| r.0.len()).sum();
     if exact && count > keep {
@@ -366,7 +358,8 @@ pub mod testing {
         let p = Problem::new(a, b, cost);
         let (n, m) = (p.n, p.m);
         let rb = row_block(n);
-        let mut w = Work { p: &p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0 };
+        let floor = 1e-7 * a.iter().sum::<f64>() / (n * m) as f64;
+        let mut w = Work { p: &p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0, floor };
         let mut plan = vec![0.0; n * m];
         let cur = w.pass(f, g, &mut plan);
         let ga: Vec<f64> = (0..n).map(|i| a[i] - cur.r[i]).collect();
@@ -375,7 +368,7 @@ pub mod testing {
             Some(d) => Select::Exact(((d * (n * m) as f64).ceil() as usize).clamp(1, n * m)),
             None => Select::Covering { min: 3 * n.max(m), coverage: 1.0 - 1e-5 },
         };
-        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, select);
+        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, w.floor, select);
         let mut dense = vec![0.0; n * m];
         for i in 0..n {
             for k in ps.indptr[i]..ps.indptr[i + 1] {
@@ -387,6 +380,43 @@ pub mod testing {
         let dir = df.into_iter().chain(dg).collect();
         (plan, grad, dense, dir, cur.r.into_iter().chain(cur.c).collect())
     }
+}
+
+/// The entries of one plan row whose bit pattern is at least `lo` (positive ones only).
+#[inline(never)]
+fn scan_row<T: Real>(row: &[T], lo: u64) -> (Vec<u32>, Vec<f64>) {
+    let (mut idx, mut val) = (Vec::new(), Vec::new());
+    for (j, &x) in row.iter().enumerate() {
+        let v = x.as_f64();
+        if v.to_bits() >= lo && v > 0.0 {
+            idx.push(j as u32);
+            val.push(v);
+        }
+    }
+    (idx, val)
+}
+
+/// The sum of one plan row, and its entries `>= floor` added to the exponent histogram.
+#[inline(never)]
+fn row_stats<T: Real>(row: &[T], floor: f64, h: &mut [u32], hm: &mut [f64]) -> f64 {
+    let mut lanes = [0f64; 8];
+    let mut chunks = row.chunks_exact(8);
+    for c in &mut chunks {
+        for l in 0..8 {
+            lanes[l] += c[l].as_f64();
+        }
+    }
+    let mut s = lanes.iter().sum::<f64>();
+    s += chunks.remainder().iter().map(|x| x.as_f64()).sum::<f64>();
+    for &x in row {
+        let v = x.as_f64();
+        if v >= floor {
+            let k = (v.to_bits() >> 52) as usize;
+            h[k] += 1;
+            hm[k] += v;
+        }
+    }
+    s
 }
 
 /// One pass: the plan `P(f, g)` into `plan`, its row and column sums, and its statistics.
@@ -407,6 +437,8 @@ struct Work<'p, 'a, T> {
     partials: Vec<f64>,
     colsum: Vec<f64>,
     passes: usize,
+    /// Plan entries below this are left out of the exponent histogram.
+    floor: f64,
 }
 
 impl<T: Real> Work<'_, '_, T> {
@@ -417,25 +449,15 @@ impl<T: Real> Work<'_, '_, T> {
         let st = materialize(p.a, p.b, p.cost, &ft, &gt, self.reg, plan, &mut self.partials, &mut self.colsum, self.rb);
         // Row sums and the exponent histogram in one read of each (cache-warm) row block.
         let m = p.m;
+        // Entries below `floor` hold less than 1e-7 of the mass together: not histogrammed
+        // (the branch is almost never taken on the sparse plans SNS is for).
+        let floor = self.floor;
         let blocks: Vec<(Vec<f64>, Vec<u32>, Vec<f64>)> = plan
             .par_chunks(self.rb * m)
             .map(|blk| {
                 let mut h = vec![0u32; EXP_BINS];
                 let mut hm = vec![0f64; EXP_BINS];
-                let r = blk
-                    .chunks_exact(m)
-                    .map(|row| {
-                        let mut s = 0.0;
-                        for &x in row {
-                            let v = x.as_f64();
-                            s += v;
-                            let k = (v.to_bits() >> 52) as usize;
-                            h[k] += 1;
-                            hm[k] += v;
-                        }
-                        s
-                    })
-                    .collect();
+                let r = blk.chunks_exact(m).map(|row| row_stats(row, floor, &mut h, &mut hm)).collect();
                 (r, h, hm)
             })
             .collect();
@@ -549,7 +571,8 @@ pub fn sinkhorn_sns<T: Real>(
 
     // --- Newton stage -------------------------------------------------------------------
     let rb = row_block(n);
-    let mut w = Work { p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0 };
+    let floor = 1e-7 * mass / (n * m) as f64;
+    let mut w = Work { p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0, floor };
     let select = match opts.density {
         Some(d) => Select::Exact(((d * (n * m) as f64).ceil() as usize).clamp(1, n * m)),
         // At least the paper's lambda = 2 / n of the (n + m)^2 Hessian entries (the n + m
@@ -658,7 +681,7 @@ pub fn sinkhorn_sns<T: Real>(
         let shift = mu * gnorm;
 
         // Sparsified off-diagonal block; exact diagonals.
-        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, select);
+        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, w.floor, select);
         density = ps.data.len() as f64 / (n * m) as f64;
         // Preconditioned CG (inexact Newton: relative tolerance min(0.1, sqrt(err / mass))).
         let cg_rtol = (err / mass).sqrt().min(0.1);
