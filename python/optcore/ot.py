@@ -147,10 +147,11 @@ def sinkhorn(
         sparsified to its largest entries (exact diagonal, a damping shift proportional to the
         gradient norm, conjugate gradients on the Schur complement, backtracking line search,
         a Sinkhorn step as fallback). Reaches ``tol`` near machine precision in a few dozen
-        iterations where Sinkhorn needs thousands (small ``reg``). The stage switch is
+        iterations where plain Sinkhorn needs thousands (small ``reg``). The stage switch is
         automatic: after the first Sinkhorn iteration whose marginal error is below
-        ``switch_tol * sum(a)`` or which is less than 2× better than the one 10 iterations
-        earlier. In float32 it reaches about ``1e-5`` (the default ``tol``), like ``"log"``.
+        ``switch_tol * sum(a)``, or below ten times that and less than 2× better than the one
+        10 iterations earlier. In float32 it reaches about ``1e-5`` (the default ``tol``),
+        like ``"log"``.
     tol : float, optional
         Bound on ``||P 1 - a||_1 + ||P^T 1 - b||_1`` **of the returned plan**;
         ``success`` is True exactly when it holds. Default :func:`default_tol` (1e-9 in
@@ -187,8 +188,8 @@ def sinkhorn(
         ``method="sns"``: ``overrelaxation`` (of the Sinkhorn stage), ``density`` (fraction
         of the ``n*m`` plan entries kept in the sparsified Hessian; default: adaptive, at least
         the paper's ``2 / min(n, m)`` of the Hessian's ``(n+m)**2`` entries, i.e. ``3 / n`` of
-        the plan's when ``n = m``, and enough of the largest entries to hold all but 1e-5 of
-        the plan's mass),
+        the plan's when ``n = m``, enough of the largest entries to hold all but 1e-5 of the
+        plan's mass, and every entry at least 1e-3 of its row's or column's sum),
         ``warmup`` (a fixed number of Sinkhorn iterations before Newton, as in the paper,
         instead of the automatic switch; 0 starts with Newton), ``switch_tol`` (default
         1e-2), ``cg_maxiter`` (conjugate-gradient iterations per Newton step, default 1000)

@@ -13,11 +13,13 @@
 //!
 //! 1. **Sinkhorn stage**: the log-domain solver ([`super::sinkhorn_log`]) until the switch rule
 //!    fires: a fixed count (the paper's `N1`) when given, else as soon as the marginal error is
-//!    below `switch_tol` (relative to the total mass) or has stopped improving quickly (less
-//!    than a factor 2 over the last 10 iterations, after at least 10).
+//!    below `switch_tol` (relative to the total mass), or below `10 * switch_tol` and improving
+//!    less than 2× over the last 10 iterations (Newton far from the solution at small `reg`
+//!    is slower than over-relaxed Sinkhorn, so the stage does not end on slowness alone).
 //! 2. **Newton stage**: each step keeps the largest entries of `P` (by default at least the
-//!    paper's `3 n` and enough to hold all but `1e-5` of the mass; selected from a histogram
-//!    of their exponents and a small selection, no sort), keeps the **exact**
+//!    paper's `3 n`, enough to hold all but `1e-5` of the mass, and every entry that is at
+//!    least 1e-3 of its row's or column's sum; selected from a histogram of their exponents
+//!    and a small selection, no sort), keeps the **exact**
 //!    diagonal blocks `diag(P 1)`, `diag(P^T 1)`, adds a shift `mu * ||grad||_2` (SSNS's damping,
 //!    `mu` updated from the ratio of actual to predicted increase), eliminates the `f` block
 //!    (its diagonal is exact) and solves the `m x m` Schur complement by Jacobi-preconditioned
@@ -47,13 +49,14 @@ pub struct SnsOptions {
     pub maxiter: usize,
     /// Fraction of the `n m` plan entries kept in the sparsified Hessian. `None`: adaptive,
     /// at least the paper's `2 / min(n, m)` of the Hessian's `(n + m)^2` entries (`3 / n` of
-    /// the plan's entries when `n = m`) and enough of the largest to hold all but `1e-5` of
-    /// the plan's mass.
+    /// the plan's entries when `n = m`), enough of the largest to hold all but `1e-5` of the
+    /// plan's mass, and every entry at least 1e-3 of its row's or column's sum.
     pub density: Option<f64>,
     /// Fixed number of Sinkhorn iterations before the Newton stage (the paper's `N1`);
     /// `None`: the adaptive switch rule.
     pub warmup: Option<usize>,
-    /// Adaptive rule: switch once the marginal error is below `switch_tol * sum(a)`.
+    /// Adaptive rule: switch once the marginal error is below `switch_tol * sum(a)` (or below
+    /// ten times that and improving slowly).
     pub switch_tol: f64,
     /// Over-relaxation of the Sinkhorn stage.
     pub overrelax: Overrelax,
@@ -132,7 +135,7 @@ impl<T: Real> Observer<T> for Switch<'_, T> {
                 let err = rep.error;
                 self.history.push(err);
                 let h = &self.history;
-                err <= self.switch_err || (h.len() > 10 && err > 0.5 * h[h.len() - 11])
+                err <= self.switch_err || (err <= 10.0 * self.switch_err && h.len() > 10 && err > 0.5 * h[h.len() - 11])
             }
         };
         if fire {
@@ -171,6 +174,11 @@ impl Csr {
     }
 }
 
+/// The default sparsification also keeps every plan entry at least this fraction of its row's
+/// or its column's sum: a global threshold alone drops whole rows of small mass, whose
+/// equations then converge only linearly.
+const RELATIVE: f64 = 1e-3;
+
 /// Bins of the exponent histogram: the top 12 bits of an f64 (sign and exponent).
 const EXP_BINS: usize = 4096;
 
@@ -180,8 +188,9 @@ enum Select {
     /// Exactly the `k` largest (all positive ones if fewer).
     Exact(usize),
     /// Whole binades (factors of 2), from the top, until at least `min` entries holding at
-    /// least `coverage` of the plan's mass are kept.
-    Covering { min: usize, coverage: f64 },
+    /// least `coverage` of the plan's mass are kept; and every entry that is at least
+    /// `relative` times its row's or its column's sum.
+    Covering { min: usize, coverage: f64, relative: f64 },
 }
 
 /// The `keep` largest entries of `plan` (all positive ones if fewer), as CSR. `hist` is the
@@ -189,7 +198,8 @@ enum Select {
 /// contains the `keep`-th largest entry, one read collects the entries at or above it (at most
 /// `keep` plus that binade's count), and a selection among those gives the exact cut. No sort
 /// of the `n m` entries.
-fn sparsify<T: Real>(plan: &[T], m: usize, hist: &[u32], hmass: &[f64], floor: f64, sel: Select) -> Csr {
+#[allow(clippy::too_many_arguments)]
+fn sparsify<T: Real>(plan: &[T], m: usize, hist: &[u32], hmass: &[f64], floor: f64, r: &[f64], c: &[f64], sel: Select) -> Csr {
     let total: f64 = hmass.iter().sum();
     let e_floor = (floor.to_bits() >> 52) as usize;
     let (keep, exact) = match sel {
@@ -214,9 +224,15 @@ fn sparsify<T: Real>(plan: &[T], m: usize, hist: &[u32], hmass: &[f64], floor: f
     }
     // Never below the floor (entries under it were not counted) nor subnormal.
     let lo = ((e.max(1) as u64) << 52).max(floor.to_bits());
+    let rel = match sel {
+        Select::Covering { relative, .. } => relative,
+        Select::Exact(_) => f64::INFINITY,
+    };
+    let tc: Vec<f64> = c.iter().map(|&x| rel * x).collect();
     let mut rows: Vec<(Vec<u32>, Vec<f64>)> = plan
         .par_chunks(m)
-        .map(|row| scan_row(row, lo))
+        .zip(r.par_iter())
+        .map(|(row, &ri)| scan_row(row, lo, rel * ri, &tc))
         .collect();
     let count: usize = rows.iter().map(|r| r.0.len()).sum();
     if exact && count > keep {
@@ -366,9 +382,9 @@ pub mod testing {
         let gb: Vec<f64> = (0..m).map(|j| b[j] - cur.c[j]).collect();
         let select = match density {
             Some(d) => Select::Exact(((d * (n * m) as f64).ceil() as usize).clamp(1, n * m)),
-            None => Select::Covering { min: 3 * n.max(m), coverage: 1.0 - 1e-5 },
+            None => Select::Covering { min: 3 * n.max(m), coverage: 1.0 - 1e-5, relative: RELATIVE },
         };
-        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, w.floor, select);
+        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, w.floor, &cur.r, &cur.c, select);
         let mut dense = vec![0.0; n * m];
         for i in 0..n {
             for k in ps.indptr[i]..ps.indptr[i + 1] {
@@ -382,13 +398,14 @@ pub mod testing {
     }
 }
 
-/// The entries of one plan row whose bit pattern is at least `lo` (positive ones only).
+/// The positive entries of one plan row whose bit pattern is at least `lo`, or that are at
+/// least `tr` or their column's `tc`.
 #[inline(never)]
-fn scan_row<T: Real>(row: &[T], lo: u64) -> (Vec<u32>, Vec<f64>) {
+fn scan_row<T: Real>(row: &[T], lo: u64, tr: f64, tc: &[f64]) -> (Vec<u32>, Vec<f64>) {
     let (mut idx, mut val) = (Vec::new(), Vec::new());
-    for (j, &x) in row.iter().enumerate() {
+    for (j, (&x, &tcj)) in row.iter().zip(tc).enumerate() {
         let v = x.as_f64();
-        if v.to_bits() >= lo && v > 0.0 {
+        if (v.to_bits() >= lo || v >= tr || v >= tcj) && v > 0.0 {
             idx.push(j as u32);
             val.push(v);
         }
@@ -581,7 +598,7 @@ pub fn sinkhorn_sns<T: Real>(
         None => {
             let nm = (n + m) as f64;
             let min = ((2.0 / n.min(m) as f64 * nm * nm - nm) / 2.0).ceil() as usize;
-            Select::Covering { min: min.clamp(1, n * m), coverage: 1.0 - 1e-5 }
+            Select::Covering { min: min.clamp(1, n * m), coverage: 1.0 - 1e-5, relative: RELATIVE }
         }
     };
     let a: Vec<f64> = p.a.iter().map(|x| x.as_f64()).collect();
@@ -681,7 +698,7 @@ pub fn sinkhorn_sns<T: Real>(
         let shift = mu * gnorm;
 
         // Sparsified off-diagonal block; exact diagonals.
-        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, w.floor, select);
+        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, w.floor, &cur.r, &cur.c, select);
         density = ps.data.len() as f64 / (n * m) as f64;
         // Preconditioned CG (inexact Newton: relative tolerance min(0.1, sqrt(err / mass))).
         let cg_rtol = (err / mass).sqrt().min(0.1);
