@@ -197,7 +197,7 @@ macro_rules! halpern_fn {
         /// or a Python callable on flat arrays. Returns a dict; see
         /// `optcore.fixed_point.halpern`.
         #[pyfunction]
-        #[pyo3(signature = (op, x0, method, param, tol, rtol, maxiter, restart=None, tol_disp=1e-4, min_disp_iter=50, progress=None, check_every=10))]
+        #[pyo3(signature = (op, x0, method, param, tol, rtol, maxiter, restart=None, tol_disp=1e-6, min_disp_iter=50, progress=None, check_every=10))]
         #[allow(clippy::too_many_arguments)]
         fn $name<'py>(
             py: Python<'py>,

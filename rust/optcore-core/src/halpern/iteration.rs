@@ -21,14 +21,23 @@
 //! When `T` has no fixed point, `x_k` drifts away along the infimal displacement vector `v`
 //! (the least-norm element of the closure of the range of `I − T`; `‖x − Tx‖ ≥ ‖v‖` for every
 //! `x`). For a translation `T x = x − v` every method gives `x_k = a − s_k v` with `s_k`
-//! known (Halpern `c = 1`: `s_k = k/2`; KM: `α k`; Picard: `k`), and the loop tracks the
-//! normalised iterate `v_k = (a − x_k) / s_k` (Park & Ryu 2023: `v_k → v`). It is compared at
-//! geometrically spaced checkpoints (`k_{j+1} = ⌈1.5 k_j⌉`); infeasibility is declared when
-//! `‖v_k‖ > tol + rtol · r_0` (the tolerance can never be met) and `v_k` changed by less than
-//! `tol_disp · ‖v_k‖` over two consecutive checkpoint intervals (the last ~55% of the
-//! iterations), and never before `min_disp_iter` iterations. With a fixed point, `v_k` decays
-//! like `1/k` (Halpern iterates stay within `2‖x_0 − x*‖` of the anchor), so it changes by
-//! about a third between checkpoints and is never declared infeasible.
+//! known (Halpern `c = 1`: `s_k = k/2`; KM: `α k`; Picard: `k`). The normalised iterate
+//! `(a − x_k)/s_k` of Park & Ryu (2023) converges to `v` only like `1/k` (a bounded offset
+//! from the transient remains), so the loop estimates `v` from the drift between
+//! geometrically spaced checkpoints (`k_{j+1} = ⌈1.5 k_j⌉`),
+//! `v̂_j = (x_{k_{j−1}} − x_{k_j}) / (s_{k_j} − s_{k_{j−1}})`, which cancels the offset (exact
+//! once `T` acts as a translation on the iterates, as for polyhedral sets). Infeasibility is
+//! declared when `tol + rtol · r_0 < ‖v̂_j‖ ≤ (1 + 10⁻³) ‖x_k − T x_k‖` (the tolerance can
+//! never be met, and the estimate respects the lower bound `‖v‖ ≤ ‖x − Tx‖`) and `v̂` changed
+//! by at most `tol_disp · ‖v̂_j‖` at two consecutive checkpoints (a window of the last ~70% of
+//! the iterations), never before `min_disp_iter` iterations since the anchor, and only once
+//! the iterate is farther than `4 max(‖a‖, ‖T a‖)` from the anchor `a`. The last condition
+//! is what rules out transients: with a fixed point `x*` every method keeps
+//! `‖x_k − x*‖ ≤ ‖a − x*‖` (Fejér monotonicity; for Halpern by induction), so
+//! `‖x_k − a‖ ≤ 2‖a − x*‖`, and iterates that travelled farther than `4 max(‖a‖, ‖T a‖)`
+//! prove that no fixed point lies within `max(‖a‖, ‖T a‖)` of the origin. A far-away fixed
+//! point can still be approached at a constant velocity for a long time (Douglas–Rachford
+//! started far from both sets), which is indistinguishable from infeasibility until then.
 
 use super::operator::Operator;
 use crate::error::{OptError, Result};
@@ -56,7 +65,7 @@ pub struct Options {
     pub maxiter: usize,
     /// Adaptive restart factor in `(0, 1)` (Halpern only), or none.
     pub restart: Option<f64>,
-    /// Relative stabilisation of the normalised iterate that declares infeasibility;
+    /// Relative stabilisation of the displacement estimate that declares infeasibility;
     /// `0` turns detection off.
     pub tol_disp: f64,
     /// No infeasibility verdict before this many iterations (since the last anchor).
@@ -71,7 +80,7 @@ impl Default for Options {
             rtol: 0.0,
             maxiter: 10_000,
             restart: None,
-            tol_disp: 1e-4,
+            tol_disp: 1e-6,
             min_disp_iter: 50,
         }
     }
@@ -99,7 +108,7 @@ fn norm_diff<T: Real>(x: &[T], y: &[T]) -> f64 {
     x.iter().zip(y).map(|(&a, &b)| (a.as_f64() - b.as_f64()).powi(2)).sum::<f64>().sqrt()
 }
 
-/// Tracks the normalised iterate `v_k = (a − x_k)/s_k` at checkpoints (see the module docs).
+/// Tracks the displacement estimate at checkpoints (see the module docs).
 struct Displacement {
     enabled: bool,
     tol: f64,
@@ -107,24 +116,38 @@ struct Displacement {
     scale: f64,
     next_check: usize,
     first_check: usize,
+    /// The iterate and `s_k` at the previous checkpoint.
+    snapshot: Option<(Vec<f64>, f64)>,
+    /// The estimate at the previous checkpoint.
     last: Option<Vec<f64>>,
     passes: usize,
 }
 
 impl Displacement {
     fn new(tol: f64, min_iter: usize) -> Self {
-        let first_check = ((min_iter as f64 / 2.25).ceil() as usize).max(1);
-        Displacement { enabled: tol > 0.0, tol, scale: 0.0, next_check: first_check, first_check, last: None, passes: 0 }
+        // The verdict needs four checkpoints k0, 1.5 k0, 2.25 k0, 3.375 k0.
+        let first_check = ((min_iter as f64 / 3.375).ceil() as usize).max(1);
+        Displacement {
+            enabled: tol > 0.0,
+            tol,
+            scale: 0.0,
+            next_check: first_check,
+            first_check,
+            snapshot: None,
+            last: None,
+            passes: 0,
+        }
     }
 
     fn reset(&mut self) {
         self.scale = 0.0;
         self.next_check = self.first_check;
+        self.snapshot = None;
         self.last = None;
         self.passes = 0;
     }
 
-    /// Advances `s_k` by one iteration of `method` taken at local iteration `k`.
+    /// Advances `s_k` by one iteration of `method` (`beta`: Halpern's anchoring weight).
     fn step(&mut self, method: Method, beta: f64) {
         self.scale = match method {
             Method::Halpern { .. } => (1.0 - beta) * (self.scale + 1.0),
@@ -133,18 +156,30 @@ impl Displacement {
         };
     }
 
-    /// At a checkpoint, the verdict: `Some(v_k)` when infeasibility is declared.
-    fn check<T: Real>(&mut self, k: usize, anchor: &[T], x: &[T], threshold: f64) -> Option<Vec<T>> {
-        if !self.enabled || k < self.next_check || self.scale <= 0.0 {
+    #[allow(clippy::too_many_arguments)]
+    /// At a checkpoint, the verdict: `Some(v)` when infeasibility is declared. `residual` is
+    /// `‖x_k − T x_k‖`, an upper bound on `‖v‖`.
+    fn check<T: Real>(&mut self, k: usize, x: &[T], residual: f64, threshold: f64, travel_min: f64, anchor: &[T]) -> Option<Vec<T>> {
+        if !self.enabled || k < self.next_check {
             return None;
         }
         self.next_check = ((k as f64) * 1.5).ceil() as usize;
-        let v: Vec<f64> = anchor.iter().zip(x).map(|(&a, &b)| (a.as_f64() - b.as_f64()) / self.scale).collect();
+        let xf: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+        let estimate = self.snapshot.as_ref().and_then(|(xs, ss)| {
+            let ds = self.scale - ss;
+            (ds > 0.0).then(|| xs.iter().zip(&xf).map(|(a, b)| (a - b) / ds).collect::<Vec<f64>>())
+        });
+        self.snapshot = Some((xf, self.scale));
+        let v = estimate?;
         let nv = v.iter().map(|t| t * t).sum::<f64>().sqrt();
         let stable = match &self.last {
             Some(prev) => {
                 let change = v.iter().zip(prev).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
-                nv > threshold && nv > 0.0 && change <= self.tol * nv
+                nv > threshold
+                    && nv > 0.0
+                    && nv <= residual * (1.0 + 1e-3)
+                    && change <= self.tol * nv
+                    && norm_diff(x, anchor) > travel_min
             }
             None => false,
         };
@@ -191,7 +226,13 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
     let mut x = x0.to_vec();
     let mut tx = vec![T::zero(); d];
     let (mut k_local, mut nfev, mut restarts) = (0usize, 0usize, 0usize);
-    let (mut threshold, mut r0, mut r_anchor) = (0.0, 0.0, 0.0);
+    let (mut threshold, mut r0, mut r_anchor, mut travel_min) = (0.0, 0.0, 0.0, 0.0);
+    // 4 max(‖a‖, ‖T a‖): iterates that travel farther from the anchor a rule out every fixed
+    // point within max(‖a‖, ‖T a‖) of the origin (see the module docs).
+    let travel = |a: &[T], ta: &[T]| {
+        let n = |v: &[T]| v.iter().map(|t| t.as_f64().powi(2)).sum::<f64>().sqrt();
+        4.0 * n(a).max(n(ta))
+    };
     let mut disp = Displacement::new(opts.tol_disp, opts.min_disp_iter);
     let out = |x: Vec<T>, residual, r0, nit, nfev, restarts, termination, displacement| Output {
         x,
@@ -219,6 +260,7 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
             r0 = r;
             r_anchor = r;
             threshold = opts.tol + opts.rtol * r0;
+            travel_min = travel(&x, &tx);
         }
         if r <= threshold {
             return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Converged, None));
@@ -226,15 +268,20 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         if nit >= opts.maxiter {
             return Ok(out(x, r, r0, nit, nfev, restarts, Termination::MaxIter, None));
         }
-        if let Some(v) = disp.check(k_local, &anchor, &x, threshold) {
+        if let Some(v) = disp.check(k_local, &x, r, threshold, travel_min, &anchor) {
             return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Infeasible, Some(v)));
         }
-        let control = obs.observe(nit, &|| Report {
-            nit,
-            error: r,
-            vectors: vec![("x", x.clone())],
-            scalars: vec![("restarts", restarts as f64)],
-        });
+        // No callback before the first iteration (as in the other solvers).
+        let control = if nit == 0 {
+            Control::Continue
+        } else {
+            obs.observe(nit, &|| Report {
+                nit,
+                error: r,
+                vectors: vec![("x", x.clone())],
+                scalars: vec![("restarts", restarts as f64)],
+            })
+        };
         match control {
             Control::Continue => {}
             Control::Stop => return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Stopped, None)),
@@ -243,6 +290,7 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         if let Some(f) = opts.restart {
             if k_local > 0 && r <= f * r_anchor {
                 anchor.copy_from_slice(&x);
+                travel_min = travel(&x, &tx);
                 k_local = 0;
                 r_anchor = r;
                 restarts += 1;
@@ -379,6 +427,20 @@ mod tests {
         let op = Rotation { theta: 0.01, c: [100.0, 0.0] };
         for method in [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }] {
             let o = run(&op, &[0.0, 0.0], &Options { method, maxiter: 20_000, tol_disp: 1e-2, ..Default::default() });
+            assert_ne!(o.termination, Termination::Infeasible, "{method:?}");
+        }
+    }
+
+    #[test]
+    fn douglas_rachford_started_far_away_is_not_infeasible() {
+        // Far from a ball and a plane that intersect, DR moves toward them at a constant
+        // velocity for ~100 iterations: locally a translation, and not a verdict.
+        let ball: SharedOp<f64> = Arc::new(Ball::new(vec![0.0, 0.0], 1.4).unwrap());
+        let plane: SharedOp<f64> =
+            Arc::new(Affine(Arc::new(AffineData::new(vec![0.35, 0.82], vec![-0.95], 1, 2).unwrap())));
+        let dr = douglas_rachford(ball, plane).unwrap();
+        for method in [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }, Method::Picard] {
+            let o = run(&dr, &[176.8, 110.9], &Options { method, maxiter: 3000, ..Default::default() });
             assert_ne!(o.termination, Termination::Infeasible, "{method:?}");
         }
     }

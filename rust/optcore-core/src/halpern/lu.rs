@@ -16,6 +16,7 @@ pub struct Lu {
 impl Lu {
     /// Factors the row-major `n x n` matrix `a`. A pivot below `rel_tol * max|a_ij|` (the matrix
     /// is singular to working precision) is an [`OptError::InvalidInput`] naming `what`.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN pivot is rejected
     pub fn factor(a: &[f64], n: usize, rel_tol: f64, what: &str) -> Result<Self> {
         if a.len() != n * n {
             return Err(OptError::InvalidInput(format!("{what}: expected {n}x{n} entries, got {}", a.len())));

@@ -282,7 +282,7 @@ impl<T: Real> Average<T> {
             return Err(OptError::InvalidInput("averaged operators need one weight each and equal dimensions".into()));
         }
         let s: f64 = weights.iter().sum();
-        if weights.iter().any(|w| !(*w > 0.0)) || (s - 1.0).abs() > 1e-12 {
+        if weights.iter().any(|w| w.is_nan() || *w <= 0.0) || (s - 1.0).abs() > 1e-12 {
             return Err(OptError::InvalidInput("average weights must be positive and sum to 1".into()));
         }
         Ok(Average { ops, weights })
