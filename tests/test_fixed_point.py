@@ -667,3 +667,45 @@ def test_keyboard_interrupt_is_prompt(tmp_path):
     assert "interrupted" in lines, proc.stdout
     assert float(lines["interrupted"][0]) < 1.5
     assert lines["after"] == ["True"]
+
+
+# ------------------------------------------------------------------------------------------
+# Package surface: exports, docstring examples, the tour
+# ------------------------------------------------------------------------------------------
+
+
+def test_exported_from_package():
+    assert "fixed_point" in optcore.__all__
+    assert optcore.fixed_point.halpern is halpern
+    assert set(ops.__all__) <= set(dir(ops))
+
+
+@pytest.mark.parametrize("module", ["optcore.fixed_point", "optcore.fixed_point.operators"])
+def test_docstring_examples(module):
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(module)
+    result = doctest.testmod(mod, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_readme_example_runs():
+    """The README's 'Fixed points (Halpern)' example runs and gives what its comments say."""
+    readme = (os.path.dirname(__file__) + "/../README.md")
+    text = open(readme, encoding="utf-8").read()
+    code = text.split("## Fixed points (Halpern)")[1].split("```python")[1].split("```")[0]
+    ns: dict = {}
+    exec(code, ns)  # noqa: S102
+    d = ns["d"]
+    assert ns["res"].status == 2
+    assert_allclose(ns["res"].displacement, -2 * np.ones(d) / np.sqrt(d), rtol=1e-6)
+    assert np.linalg.norm(ns["x"]) <= 1 + 1e-12
+
+
+def test_tour_section_runs(capsys):
+    from optcore.__main__ import tour_fixed_point
+
+    tour_fixed_point(300, 0)
+    out = capsys.readouterr().out
+    assert "optcore halpern restart='adaptive'" in out and "scipy fixed_point" in out
