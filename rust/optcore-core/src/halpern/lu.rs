@@ -62,13 +62,11 @@ impl Lu {
         let n = self.n;
         let mut y: Vec<f64> = self.perm.iter().map(|&p| b[p]).collect();
         for i in 0..n {
-            let row = &self.lu[i * n..i * n + i];
-            let s: f64 = row.iter().zip(&y[..i]).map(|(l, v)| l * v).sum();
+            let s = super::operator::dot(&self.lu[i * n..i * n + i], &y[..i]);
             y[i] -= s;
         }
         for i in (0..n).rev() {
-            let row = &self.lu[i * n + i + 1..(i + 1) * n];
-            let s: f64 = row.iter().zip(&y[i + 1..]).map(|(u, v)| u * v).sum();
+            let s = super::operator::dot(&self.lu[i * n + i + 1..(i + 1) * n], &y[i + 1..]);
             y[i] = (y[i] - s) / self.lu[i * n + i];
         }
         b.copy_from_slice(&y);
