@@ -72,3 +72,8 @@ def halpern_f32(
     restart: float | None = None, tol_disp: float = 1e-6, min_disp_iter: int = 50, progress: _Progress = None,
     check_every: int = 10,
 ) -> dict[str, Any]: ...
+
+def matrix_game_f64(
+    a: npt.NDArray[np.float64], x0: npt.NDArray[np.float64], y0: npt.NDArray[np.float64], method: str, eta: float,
+    tol: float, maxiter: int, progress: _Progress = None, check_every: int = 10,
+) -> dict[str, Any]: ...

@@ -5,10 +5,12 @@
 //! operator, and composition / convex averaging / reflection, hence alternating projections
 //! and Douglas–Rachford). [`iteration`] runs Halpern, restarted Halpern, Krasnosel'skii–Mann
 //! or Picard iterations on any operator, with the residual tolerance checked on the returned
-//! point and infeasibility (no fixed point) detected from the normalised iterate.
+//! point and infeasibility (no fixed point) detected from the drift of the iterates.
+//! [`monotone`] solves bilinear matrix games by extragradient and extra-anchored gradient.
 
 pub mod iteration;
 pub mod lu;
+pub mod monotone;
 pub mod operator;
 
 pub use iteration::{solve, Method, Options, Output};
