@@ -164,6 +164,39 @@ def test_operator_float32_in_float32_out():
     assert ops.Box(0, 1, dim=3)([1, 2, 3]).dtype == np.float64  # ints become float64
 
 
+def _random_projection(rng, d):
+    kind = rng.integers(4)
+    if kind == 0:
+        lo = rng.normal(size=d)
+        return ops.Box(lo, lo + rng.exponential(size=d))
+    if kind == 1:
+        return ops.Ball(rng.normal(size=d), rng.uniform(0.1, 2))
+    if kind == 2:
+        return ops.Simplex(d, rng.uniform(0.5, 2))
+    m = int(rng.integers(1, d + 1))
+    return ops.Affine(rng.normal(size=(m, d)), rng.normal(size=m))
+
+
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(1, 12))
+def test_property_native_operators_are_nonexpansive(seed, d):
+    """Projections are firmly nonexpansive; their reflections, compositions, averages, DR and
+    linear resolvents are nonexpansive: ||Tx - Ty|| <= ||x - y|| on random pairs."""
+    rng = np.random.default_rng(seed)
+    P, Q = _random_projection(rng, d), _random_projection(rng, d)
+    B = rng.normal(size=(d, d))
+    K = rng.normal(size=(d, d))
+    built = [P, Q, ops.reflect(P), Q @ P, ops.Average([P, ops.reflect(Q)], [0.3, 0.7]),
+             ops.DouglasRachford(P, Q), ops.LinearResolvent(B @ B.T + K - K.T, rng.uniform(0.1, 3))]
+    for _ in range(5):
+        x, y = rng.normal(scale=3, size=d), rng.normal(scale=3, size=d)
+        for T in built:
+            assert np.linalg.norm(T(x) - T(y)) <= np.linalg.norm(x - y) * (1 + 1e-9) + 1e-12, T
+        # firm nonexpansiveness of projections: ||Px - Py||^2 <= <Px - Py, x - y>
+        for T in (P, Q):
+            dp = T(x) - T(y)
+            assert dp @ dp <= dp @ (x - y) + 1e-9 * (1 + np.linalg.norm(x - y) ** 2)
+
+
 @pytest.mark.parametrize(
     "make, exc, match",
     [
