@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import time
 import warnings
@@ -92,10 +93,8 @@ def residual(T, x) -> float:
 
 def run_optcore(T, x0, label, maxiter, **kw):
     trace = []
-    t = time.perf_counter()
     res = halpern(T, x0, tol=TOL, maxiter=maxiter, warn=False, check_every=1,
                   callback=lambda r: trace.append(r.residual), **kw)
-    elapsed = time.perf_counter() - t
     # time again without the per-iteration callback (the trace costs a copy of x per iteration)
     t = time.perf_counter()
     res2 = halpern(T, x0, tol=TOL, maxiter=maxiter, warn=False, **kw)
@@ -158,7 +157,7 @@ def main(argv=None):
     lines = [
         "# Fixed-point iterations: optcore vs scipy.optimize.fixed_point / anderson",
         "",
-        f"Date {datetime.date.today()}, {cpu_name()}, {__import__('os').cpu_count()} cores; "
+        f"Date {datetime.date.today()}, {cpu_name()}, {os.cpu_count()} cores; "
         f"optcore {optcore.__version__}, numpy {np.__version__}, scipy {scipy.__version__}. "
         f"Command: `python benches/halpern.py{' --quick' if args.quick else ''}`. One run each.",
         "",
