@@ -219,6 +219,7 @@ def test_property_native_operators_are_nonexpansive(seed, d):
         (lambda: ops.Average([ops.Identity(2)], [1.0, 0.0]), ValueError, "weights"),
         (lambda: ops.DouglasRachford(ops.Identity(2), "x"), TypeError, "PB"),
         (lambda: ops.Identity(3)(np.zeros(2)), ValueError, "length 3"),
+        (lambda: ops.Simplex(2)(np.array([np.inf, 0.0])), ValueError, "`x`"),
     ],
 )
 def test_operator_bad_input(make, exc, match):

@@ -59,6 +59,7 @@ class Operator:
         arr = as_float_array(x, "x")
         if arr.shape != (self.dim,):
             raise ValueError(f"`x` must be a 1-D array of length {self.dim} (the operator's dim); got shape {arr.shape}.")
+        check_finite(arr, "x")
         if arr.dtype == np.float32:
             return self._handle.apply_f32(np.ascontiguousarray(arr))
         return self._handle.apply_f64(np.ascontiguousarray(arr, dtype=np.float64))
