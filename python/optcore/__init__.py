@@ -4,6 +4,13 @@ Families
 --------
 optcore.ot
     Entropic optimal transport: :func:`optcore.ot.sinkhorn` (log-domain, ε-scaling, scaling).
+optcore.fixed_point
+    Fixed points of nonexpansive maps: :func:`optcore.fixed_point.halpern` (Halpern,
+    restarted Halpern, Krasnosel'skii–Mann, Picard; infeasibility detection) and native
+    operators in :mod:`optcore.fixed_point.operators`.
+optcore.monotone
+    Monotone inclusions: matrix games :class:`optcore.monotone.MatrixGame` solved by
+    extragradient or extra-anchored gradient (:func:`optcore.monotone.solve`).
 
 Every solver returns an :class:`OptimizeResult` (SciPy's, with ``x``, ``fun``, ``success``,
 ``status``, ``message``, ``nit``), warns :class:`ConvergenceWarning` when it stops short of
@@ -11,7 +18,7 @@ its tolerance, and raises ``ValueError``/``TypeError`` with a message naming the
 bad input. ``python -m optcore`` runs a short tour.
 """
 
-from . import _core, exceptions, ot
+from . import _core, exceptions, fixed_point, monotone, ot
 from ._result import OptimizeResult, OTResult
 from .exceptions import ConvergenceWarning, NumericalError, OptcoreWarning
 
@@ -19,6 +26,8 @@ __version__: str = _core.__version__
 
 __all__ = [
     "ot",
+    "fixed_point",
+    "monotone",
     "exceptions",
     "OptimizeResult",
     "OTResult",

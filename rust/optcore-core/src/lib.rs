@@ -5,10 +5,12 @@
 //! `check_every` iterations, and a [`solver::Termination`] reason that ends the run.
 //! Everything numerical is generic over [`Real`] (`f32` and `f64`).
 //!
-//! Families live in their own modules: [`ot`] (entropic optimal transport).
+//! Families live in their own modules: [`ot`] (entropic optimal transport), [`halpern`]
+//! (fixed points of nonexpansive maps by Halpern iterations).
 
 pub mod alloc;
 pub mod error;
+pub mod halpern;
 pub mod ot;
 pub mod parallel;
 pub mod real;

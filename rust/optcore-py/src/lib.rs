@@ -6,6 +6,7 @@
 use pyo3::prelude::*;
 
 mod bridge;
+mod halpern;
 mod ot;
 
 mod kernels {
@@ -42,5 +43,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernel_source, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     ot::register(m)?;
+    halpern::register(m)?;
     Ok(())
 }

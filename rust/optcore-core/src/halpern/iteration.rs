@@ -1,0 +1,495 @@
+//! The fixed-point loop: Halpern (anchored) iterations, optionally restarted, and the
+//! Krasnosel'skii–Mann and Picard baselines, with infeasibility detection.
+//!
+//! # Iterations
+//!
+//! - Halpern: `x_{k+1} = β_k a + (1 − β_k) T x_k` with anchor `a = x_0` and
+//!   `β_k = c / (k + c + 1)` (`c = 1`: `β_k = 1/(k+2)`, for which
+//!   `‖x_k − T x_k‖ ≤ 2 ‖x_0 − x*‖ / (k + 1)`; Lieder 2021). With adaptive restarts the anchor
+//!   moves to the current point, and `k` restarts from 0, whenever the residual has dropped
+//!   below `factor` times its value at the last anchor.
+//! - Krasnosel'skii–Mann: `x_{k+1} = (1 − α) x_k + α T x_k`; Picard: `x_{k+1} = T x_k`.
+//!
+//! # Stopping
+//!
+//! The residual `r_k = ‖x_k − T x_k‖₂` (f64) is measured on every iterate before it is updated;
+//! the run converges at the first `k` with `r_k ≤ tol + rtol · r_0` and returns that `x_k`, so
+//! the tolerance holds on the returned point.
+//!
+//! # Infeasibility
+//!
+//! When `T` has no fixed point, `x_k` drifts away along the infimal displacement vector `v`
+//! (the least-norm element of the closure of the range of `I − T`; `‖x − Tx‖ ≥ ‖v‖` for every
+//! `x`). For a translation `T x = x − v` every method gives `x_k = a − s_k v` with `s_k`
+//! known (Halpern `c = 1`: `s_k = k/2`; KM: `α k`; Picard: `k`). The normalised iterate
+//! `(a − x_k)/s_k` of Park & Ryu (2023) converges to `v` only like `1/k` (a bounded offset
+//! from the transient remains), so the loop estimates `v` from the drift between
+//! geometrically spaced checkpoints (`k_{j+1} = ⌈1.5 k_j⌉`),
+//! `v̂_j = (x_{k_{j−1}} − x_{k_j}) / (s_{k_j} − s_{k_{j−1}})`, which cancels the offset (exact
+//! once `T` acts as a translation on the iterates, as for polyhedral sets). Infeasibility is
+//! declared when `tol + rtol · r_0 < ‖v̂_j‖ ≤ (1 + 10⁻³) ‖x_k − T x_k‖` (the tolerance can
+//! never be met, and the estimate respects the lower bound `‖v‖ ≤ ‖x − Tx‖`) and `v̂` changed
+//! by at most `tol_disp · ‖v̂_j‖` at two consecutive checkpoints (a window of the last ~70% of
+//! the iterations), never before `min_disp_iter` iterations since the anchor, and only once
+//! the iterate is farther than `4 max(‖a‖, ‖T a‖)` from the anchor `a`. The last condition
+//! is what rules out transients: with a fixed point `x*` every method keeps
+//! `‖x_k − x*‖ ≤ ‖a − x*‖` (Fejér monotonicity; for Halpern by induction), so
+//! `‖x_k − a‖ ≤ 2‖a − x*‖`, and iterates that travelled farther than `4 max(‖a‖, ‖T a‖)`
+//! prove that no fixed point lies within `max(‖a‖, ‖T a‖)` of the origin. A far-away fixed
+//! point can still be approached at a constant velocity for a long time (Douglas–Rachford
+//! started far from both sets), which is indistinguishable from infeasibility until then.
+
+use super::operator::Operator;
+use crate::error::{OptError, Result};
+use crate::real::Real;
+use crate::solver::{Control, Observer, Report, Termination};
+
+/// The iteration.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Method {
+    /// Anchored iteration with `β_k = c/(k + c + 1)` (`anchoring = c`, default 1).
+    Halpern { anchoring: f64 },
+    /// Krasnosel'skii–Mann with relaxation `α ∈ (0, 1]`.
+    KrasnoselskiiMann { relaxation: f64 },
+    /// `x_{k+1} = T x_k`.
+    Picard,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub method: Method,
+    /// Absolute residual tolerance.
+    pub tol: f64,
+    /// Relative residual tolerance (times `‖x_0 − T x_0‖`).
+    pub rtol: f64,
+    pub maxiter: usize,
+    /// Adaptive restart factor in `(0, 1)` (Halpern only), or none.
+    pub restart: Option<f64>,
+    /// Relative stabilisation of the displacement estimate that declares infeasibility;
+    /// `0` turns detection off.
+    pub tol_disp: f64,
+    /// No infeasibility verdict before this many iterations (since the last anchor).
+    pub min_disp_iter: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            method: Method::Halpern { anchoring: 1.0 },
+            tol: 1e-8,
+            rtol: 0.0,
+            maxiter: 10_000,
+            restart: None,
+            tol_disp: 1e-6,
+            min_disp_iter: 50,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Output<T> {
+    /// The returned iterate (empty when aborted).
+    pub x: Vec<T>,
+    /// `‖x − T x‖₂` of the returned `x` (NaN when `T x` was not finite).
+    pub residual: f64,
+    /// `‖x_0 − T x_0‖₂`.
+    pub initial_residual: f64,
+    /// Iterations (updates of `x`) performed.
+    pub nit: usize,
+    /// Applications of `T`.
+    pub nfev: usize,
+    pub restarts: usize,
+    pub termination: Termination,
+    /// The estimate of the infimal displacement vector when infeasibility was declared.
+    pub displacement: Option<Vec<T>>,
+}
+
+fn norm_diff<T: Real>(x: &[T], y: &[T]) -> f64 {
+    x.iter().zip(y).map(|(&a, &b)| (a.as_f64() - b.as_f64()).powi(2)).sum::<f64>().sqrt()
+}
+
+/// Tracks the displacement estimate at checkpoints (see the module docs).
+struct Displacement {
+    enabled: bool,
+    tol: f64,
+    /// `s_k` of the current iteration count since the anchor.
+    scale: f64,
+    next_check: usize,
+    first_check: usize,
+    /// The iterate and `s_k` at the previous checkpoint.
+    snapshot: Option<(Vec<f64>, f64)>,
+    /// The estimate at the previous checkpoint.
+    last: Option<Vec<f64>>,
+    passes: usize,
+}
+
+impl Displacement {
+    fn new(tol: f64, min_iter: usize) -> Self {
+        // The verdict needs four checkpoints k0, 1.5 k0, 2.25 k0, 3.375 k0.
+        let first_check = ((min_iter as f64 / 3.375).ceil() as usize).max(1);
+        Displacement {
+            enabled: tol > 0.0,
+            tol,
+            scale: 0.0,
+            next_check: first_check,
+            first_check,
+            snapshot: None,
+            last: None,
+            passes: 0,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.scale = 0.0;
+        self.next_check = self.first_check;
+        self.snapshot = None;
+        self.last = None;
+        self.passes = 0;
+    }
+
+    /// Advances `s_k` by one iteration of `method` (`beta`: Halpern's anchoring weight).
+    fn step(&mut self, method: Method, beta: f64) {
+        self.scale = match method {
+            Method::Halpern { .. } => (1.0 - beta) * (self.scale + 1.0),
+            Method::KrasnoselskiiMann { relaxation } => self.scale + relaxation,
+            Method::Picard => self.scale + 1.0,
+        };
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// At a checkpoint, the verdict: `Some(v)` when infeasibility is declared. `residual` is
+    /// `‖x_k − T x_k‖`, an upper bound on `‖v‖`.
+    fn check<T: Real>(&mut self, k: usize, x: &[T], residual: f64, threshold: f64, travel_min: f64, anchor: &[T]) -> Option<Vec<T>> {
+        if !self.enabled || k < self.next_check {
+            return None;
+        }
+        self.next_check = ((k as f64) * 1.5).ceil() as usize;
+        let xf: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+        let estimate = self.snapshot.as_ref().and_then(|(xs, ss)| {
+            let ds = self.scale - ss;
+            (ds > 0.0).then(|| xs.iter().zip(&xf).map(|(a, b)| (a - b) / ds).collect::<Vec<f64>>())
+        });
+        self.snapshot = Some((xf, self.scale));
+        let v = estimate?;
+        let nv = v.iter().map(|t| t * t).sum::<f64>().sqrt();
+        let stable = match &self.last {
+            Some(prev) => {
+                let change = v.iter().zip(prev).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
+                nv > threshold
+                    && nv > 0.0
+                    && nv <= residual * (1.0 + 1e-3)
+                    && change <= self.tol * nv
+                    && norm_diff(x, anchor) > travel_min
+            }
+            None => false,
+        };
+        self.passes = if stable { self.passes + 1 } else { 0 };
+        let verdict = (self.passes >= 2).then(|| v.iter().map(|&t| T::from_f64(t)).collect());
+        self.last = Some(v);
+        verdict
+    }
+}
+
+/// Runs the fixed-point iteration of `opts.method` on `op` from `x0`.
+pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut dyn Observer<T>) -> Result<Output<T>> {
+    let bad = |s: &str| Err(OptError::InvalidInput(s.to_string()));
+    let d = op.dim();
+    if x0.len() != d || d == 0 {
+        return Err(OptError::InvalidInput(format!("x0 has length {} but the operator has dimension {d}", x0.len())));
+    }
+    if !x0.iter().all(|v| v.is_finite()) {
+        return bad("x0 must be finite");
+    }
+    if !(opts.tol >= 0.0 && opts.rtol >= 0.0 && opts.tol.is_finite() && opts.rtol.is_finite()) {
+        return bad("tol and rtol must be finite and >= 0");
+    }
+    if !(opts.tol_disp >= 0.0 && opts.tol_disp.is_finite()) {
+        return bad("tol_disp must be finite and >= 0");
+    }
+    match opts.method {
+        Method::Halpern { anchoring } if !(anchoring > 0.0 && anchoring.is_finite()) => return bad("anchoring must be > 0"),
+        Method::KrasnoselskiiMann { relaxation } if !(relaxation > 0.0 && relaxation <= 1.0) => {
+            return bad("relaxation must be in (0, 1]")
+        }
+        _ => {}
+    }
+    if let Some(f) = opts.restart {
+        if !(f > 0.0 && f < 1.0) {
+            return bad("the restart factor must be in (0, 1)");
+        }
+        if !matches!(opts.method, Method::Halpern { .. }) {
+            return bad("restarts apply to Halpern iterations only");
+        }
+    }
+
+    let mut anchor = x0.to_vec();
+    let mut x = x0.to_vec();
+    let mut tx = vec![T::zero(); d];
+    let (mut k_local, mut nfev, mut restarts) = (0usize, 0usize, 0usize);
+    let (mut threshold, mut r0, mut r_anchor, mut travel_min) = (0.0, 0.0, 0.0, 0.0);
+    // 4 max(‖a‖, ‖T a‖): iterates that travel farther from the anchor a rule out every fixed
+    // point within max(‖a‖, ‖T a‖) of the origin (see the module docs).
+    let travel = |a: &[T], ta: &[T]| {
+        let n = |v: &[T]| v.iter().map(|t| t.as_f64().powi(2)).sum::<f64>().sqrt();
+        4.0 * n(a).max(n(ta))
+    };
+    let mut disp = Displacement::new(opts.tol_disp, opts.min_disp_iter);
+    let out = |x: Vec<T>, residual, r0, nit, nfev, restarts, termination, displacement| Output {
+        x,
+        residual,
+        initial_residual: r0,
+        nit,
+        nfev,
+        restarts,
+        termination,
+        displacement,
+    };
+
+    for nit in 0.. {
+        op.apply(&x, &mut tx)?;
+        nfev += 1;
+        if !tx.iter().all(|v| v.is_finite()) {
+            let msg = format!(
+                "T(x) has non-finite entries (NaN or inf) at iteration {nit}; x is the last iterate, \
+                 whose residual is undefined"
+            );
+            return Ok(out(x, f64::NAN, r0, nit, nfev, restarts, Termination::Numerical(msg), None));
+        }
+        let r = norm_diff(&x, &tx);
+        if nit == 0 {
+            r0 = r;
+            r_anchor = r;
+            threshold = opts.tol + opts.rtol * r0;
+            travel_min = travel(&x, &tx);
+        }
+        if r <= threshold {
+            return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Converged, None));
+        }
+        if nit >= opts.maxiter {
+            return Ok(out(x, r, r0, nit, nfev, restarts, Termination::MaxIter, None));
+        }
+        if let Some(v) = disp.check(k_local, &x, r, threshold, travel_min, &anchor) {
+            return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Infeasible, Some(v)));
+        }
+        // No callback before the first iteration (as in the other solvers).
+        let control = if nit == 0 {
+            Control::Continue
+        } else {
+            obs.observe(nit, &|| Report {
+                nit,
+                error: r,
+                vectors: vec![("x", x.clone())],
+                scalars: vec![("restarts", restarts as f64)],
+            })
+        };
+        match control {
+            Control::Continue => {}
+            Control::Stop => return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Stopped, None)),
+            Control::Abort => return Ok(out(Vec::new(), f64::NAN, r0, nit, nfev, restarts, Termination::Aborted, None)),
+        }
+        if let Some(f) = opts.restart {
+            if k_local > 0 && r <= f * r_anchor {
+                anchor.copy_from_slice(&x);
+                travel_min = travel(&x, &tx);
+                k_local = 0;
+                r_anchor = r;
+                restarts += 1;
+                disp.reset();
+            }
+        }
+        match opts.method {
+            Method::Halpern { anchoring: c } => {
+                let beta = c / (k_local as f64 + c + 1.0);
+                for ((xi, &ai), &ti) in x.iter_mut().zip(&anchor).zip(&tx) {
+                    *xi = T::from_f64(beta * ai.as_f64() + (1.0 - beta) * ti.as_f64());
+                }
+                disp.step(opts.method, beta);
+            }
+            Method::KrasnoselskiiMann { relaxation: a } => {
+                for (xi, &ti) in x.iter_mut().zip(&tx) {
+                    *xi = T::from_f64((1.0 - a) * xi.as_f64() + a * ti.as_f64());
+                }
+                disp.step(opts.method, 0.0);
+            }
+            Method::Picard => {
+                x.copy_from_slice(&tx);
+                disp.step(opts.method, 0.0);
+            }
+        }
+        k_local += 1;
+    }
+    unreachable!("the loop only ends by returning")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::halpern::operator::{douglas_rachford, Affine, AffineData, Ball, BoxProj, SharedOp};
+    use crate::solver::NoObserver;
+    use std::sync::Arc;
+
+    /// Rotation by `theta` in the plane about `c` (nonexpansive, unique fixed point `c`).
+    struct Rotation {
+        theta: f64,
+        c: [f64; 2],
+    }
+    impl Operator<f64> for Rotation {
+        fn dim(&self) -> usize {
+            2
+        }
+        fn apply(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+            let (s, co) = self.theta.sin_cos();
+            let (u, v) = (x[0] - self.c[0], x[1] - self.c[1]);
+            out[0] = self.c[0] + co * u - s * v;
+            out[1] = self.c[1] + s * u + co * v;
+            Ok(())
+        }
+    }
+
+    /// `x ↦ x − v`: no fixed point, displacement `v`.
+    struct Translate(Vec<f64>);
+    impl Operator<f64> for Translate {
+        fn dim(&self) -> usize {
+            self.0.len()
+        }
+        fn apply(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+            for ((o, a), b) in out.iter_mut().zip(x).zip(&self.0) {
+                *o = a - b;
+            }
+            Ok(())
+        }
+    }
+
+    fn run(op: &dyn Operator<f64>, x0: &[f64], opts: &Options) -> Output<f64> {
+        solve(op, x0, opts, &mut NoObserver).unwrap()
+    }
+
+    #[test]
+    fn halpern_meets_its_rate_on_a_rotation() {
+        // Picard never converges on a rotation; Halpern does, within 2 D / (k + 1).
+        let op = Rotation { theta: 1.0, c: [1.0, -1.0] };
+        let x0 = [3.0, 2.0];
+        let dist = ((x0[0] - 1.0f64).powi(2) + (x0[1] + 1.0f64).powi(2)).sqrt();
+        for maxiter in [1usize, 5, 50, 500] {
+            let o = run(&op, &x0, &Options { tol: 0.0, maxiter, ..Default::default() });
+            assert_eq!(o.nit, maxiter);
+            assert!(o.residual <= 2.0 * dist / (maxiter as f64 + 1.0) * (1.0 + 1e-12), "k={maxiter} r={}", o.residual);
+        }
+        // The bound guarantees tol = 1e-4 within 2 D / 1e-4 < 1e5 iterations; on a rotation by
+        // one radian ||x - Tx|| = 2 sin(1/2) ||x - c||.
+        let o = run(&op, &x0, &Options { tol: 1e-4, maxiter: 100_000, ..Default::default() });
+        assert_eq!(o.termination, Termination::Converged);
+        assert!((o.x[0] - 1.0).abs() < 1.1e-4 && (o.x[1] + 1.0).abs() < 1.1e-4);
+        let p = run(&op, &x0, &Options { method: Method::Picard, maxiter: 1000, ..Default::default() });
+        assert_eq!(p.termination, Termination::MaxIter);
+    }
+
+    #[test]
+    fn translation_is_infeasible_with_exact_displacement() {
+        let v = vec![0.5, -1.0, 2.0];
+        for method in [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }, Method::Picard] {
+            let o = run(&Translate(v.clone()), &[1.0, 2.0, 3.0], &Options { method, ..Default::default() });
+            assert_eq!(o.termination, Termination::Infeasible, "{method:?}");
+            let got = o.displacement.unwrap();
+            for (a, b) in got.iter().zip(&v) {
+                assert!((a - b).abs() < 1e-12, "{method:?}: {got:?}");
+            }
+            assert!(o.nit >= 50);
+        }
+    }
+
+    #[test]
+    fn douglas_rachford_feasible_and_infeasible() {
+        let ball: SharedOp<f64> = Arc::new(Ball::new(vec![0.0, 0.0, 0.0], 1.0).unwrap());
+        let plane = |b: f64| -> SharedOp<f64> {
+            Arc::new(Affine(Arc::new(AffineData::new(vec![1.0, 1.0, 0.0], vec![b], 1, 3).unwrap())))
+        };
+        let dr = douglas_rachford(ball.clone(), plane(1.0)).unwrap();
+        let o = run(&dr, &[5.0, -3.0, 2.0], &Options { restart: Some(0.2), ..Default::default() });
+        assert_eq!(o.termination, Termination::Converged);
+        let mut s = [0.0; 3];
+        ball.apply(&o.x, &mut s).unwrap();
+        assert!((s[0] + s[1] - 1.0).abs() < 1e-7 && s.iter().map(|t| t * t).sum::<f64>() <= 1.0 + 1e-12);
+
+        // Two disjoint boxes: v = P_{A - B}(0) = (lo_A - hi_B)_+ - (lo_B - hi_A)_+ per entry.
+        let a: SharedOp<f64> = Arc::new(BoxProj::new(vec![0.0, 0.0], vec![1.0, 1.0]).unwrap());
+        let b: SharedOp<f64> = Arc::new(BoxProj::new(vec![3.0, -5.0], vec![4.0, 5.0]).unwrap());
+        let dr = douglas_rachford(a, b).unwrap();
+        let o = run(&dr, &[0.3, 0.2], &Options { tol_disp: 1e-9, maxiter: 100_000, ..Default::default() });
+        assert_eq!(o.termination, Termination::Infeasible);
+        let v = o.displacement.unwrap();
+        assert!((v[0] + 2.0).abs() < 1e-7 && v[1].abs() < 1e-7, "{v:?}");
+    }
+
+    #[test]
+    fn feasible_problems_are_never_infeasible() {
+        // Slow rotation: the iterates travel far before converging.
+        let op = Rotation { theta: 0.01, c: [100.0, 0.0] };
+        for method in [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }] {
+            let o = run(&op, &[0.0, 0.0], &Options { method, maxiter: 20_000, tol_disp: 1e-2, ..Default::default() });
+            assert_ne!(o.termination, Termination::Infeasible, "{method:?}");
+        }
+    }
+
+    #[test]
+    fn douglas_rachford_started_far_away_is_not_infeasible() {
+        // Far from a ball and a plane that intersect, DR moves toward them at a constant
+        // velocity for ~100 iterations: locally a translation, and not a verdict.
+        let ball: SharedOp<f64> = Arc::new(Ball::new(vec![0.0, 0.0], 1.4).unwrap());
+        let plane: SharedOp<f64> =
+            Arc::new(Affine(Arc::new(AffineData::new(vec![0.35, 0.82], vec![-0.95], 1, 2).unwrap())));
+        let dr = douglas_rachford(ball, plane).unwrap();
+        for method in [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }, Method::Picard] {
+            let o = run(&dr, &[176.8, 110.9], &Options { method, maxiter: 3000, ..Default::default() });
+            assert_ne!(o.termination, Termination::Infeasible, "{method:?}");
+        }
+    }
+
+    #[test]
+    fn restart_helps_on_an_averaged_linear_map() {
+        // T = (I + D)/2 with D = diag(0.9 .. -0.9): linear convergence that Halpern's anchor
+        // slows to O(1/k) and restarts recover.
+        struct Diag(Vec<f64>);
+        impl Operator<f64> for Diag {
+            fn dim(&self) -> usize {
+                self.0.len()
+            }
+            fn apply(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+                for ((o, a), d) in out.iter_mut().zip(x).zip(&self.0) {
+                    *o = 0.5 * (a + d * a);
+                }
+                Ok(())
+            }
+        }
+        let n = 20;
+        let op = Diag((0..n).map(|i| 0.9 - 1.8 * i as f64 / (n - 1) as f64).collect());
+        let x0 = vec![1.0; n];
+        let plain = run(&op, &x0, &Options { maxiter: 20_000, ..Default::default() });
+        let rest = run(&op, &x0, &Options { maxiter: 20_000, restart: Some(0.2), ..Default::default() });
+        assert_eq!(rest.termination, Termination::Converged);
+        assert!(rest.nit * 10 < plain.nit, "{} vs {}", rest.nit, plain.nit);
+        assert!(rest.restarts > 0);
+    }
+
+    #[test]
+    fn bad_options_and_nan_operator() {
+        let op = Translate(vec![1.0]);
+        let e = solve(&op, &[0.0, 1.0], &Options::default(), &mut NoObserver).unwrap_err();
+        assert!(matches!(e, OptError::InvalidInput(_)));
+        let o = Options { method: Method::Picard, restart: Some(0.5), ..Default::default() };
+        assert!(solve(&op, &[0.0], &o, &mut NoObserver).is_err());
+        let nan = Translate(vec![f64::NAN]);
+        let o = run(&nan, &[0.0], &Options::default());
+        assert!(matches!(o.termination, Termination::Numerical(_)));
+        assert!(o.residual.is_nan());
+    }
+
+    #[test]
+    fn f32_runs_in_f32() {
+        let b = BoxProj::new(vec![0.0f32; 3], vec![1.0f32; 3]).unwrap();
+        let opts = Options { method: Method::Picard, tol: 1e-6, ..Default::default() };
+        let o = solve(&b, &[2.0f32, -1.0, 0.5], &opts, &mut NoObserver).unwrap();
+        assert_eq!(o.termination, Termination::Converged);
+        assert_eq!(o.x, vec![1.0f32, 0.0, 0.5]);
+    }
+}
