@@ -149,8 +149,8 @@ def sinkhorn(
         a Sinkhorn step as fallback). Reaches ``tol`` near machine precision in a few dozen
         iterations where plain Sinkhorn needs thousands (small ``reg``). The stage switch is
         automatic: after the first Sinkhorn iteration whose marginal error is below
-        ``switch_tol * sum(a)``, or below ten times that and less than 2× better than the one
-        10 iterations earlier. In float32 it reaches about ``1e-5`` (the default ``tol``),
+        ``switch_tol * sum(a)``, or below three times that and less than 2× better than the one
+        10 iterations earlier, or less than 2× better than 500 iterations earlier. In float32 it reaches about ``1e-5`` (the default ``tol``),
         like ``"log"``.
     tol : float, optional
         Bound on ``||P 1 - a||_1 + ||P^T 1 - b||_1`` **of the returned plan**;

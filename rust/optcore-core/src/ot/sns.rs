@@ -13,9 +13,10 @@
 //!
 //! 1. **Sinkhorn stage**: the log-domain solver ([`super::sinkhorn_log`]) until the switch rule
 //!    fires: a fixed count (the paper's `N1`) when given, else as soon as the marginal error is
-//!    below `switch_tol` (relative to the total mass), or below `10 * switch_tol` and improving
-//!    less than 2× over the last 10 iterations (Newton far from the solution at small `reg`
-//!    is slower than over-relaxed Sinkhorn, so the stage does not end on slowness alone).
+//!    below `switch_tol` (relative to the total mass), or below `3 * switch_tol` and improving
+//!    less than 2× over the last 10 iterations, or improving less than 2× over the last 500
+//!    (Newton far from the solution at small `reg` is slower than over-relaxed Sinkhorn, so
+//!    the stage ends on slowness alone only after a long plateau).
 //! 2. **Newton stage**: each step keeps the largest entries of `P` (by default at least the
 //!    paper's `3 n`, enough to hold all but `1e-5` of the mass, and every entry that is at
 //!    least 1e-3 of its row's or column's sum; selected from a histogram of their exponents
@@ -56,7 +57,7 @@ pub struct SnsOptions {
     /// `None`: the adaptive switch rule.
     pub warmup: Option<usize>,
     /// Adaptive rule: switch once the marginal error is below `switch_tol * sum(a)` (or below
-    /// ten times that and improving slowly).
+    /// three times that and improving slowly).
     pub switch_tol: f64,
     /// Over-relaxation of the Sinkhorn stage.
     pub overrelax: Overrelax,
@@ -135,7 +136,12 @@ impl<T: Real> Observer<T> for Switch<'_, T> {
                 let err = rep.error;
                 self.history.push(err);
                 let h = &self.history;
-                err <= self.switch_err || (err <= 10.0 * self.switch_err && h.len() > 10 && err > 0.5 * h[h.len() - 11])
+                // Less than 2x better than `w` iterations ago.
+                let slow = |w: usize| h.len() > w && err > 0.5 * h[h.len() - 1 - w];
+                // Near the solution a slowing Sinkhorn hands over at once; far from it only
+                // after a long plateau (Newton's global phase costs some hundred Sinkhorn
+                // iterations' worth at small reg).
+                err <= self.switch_err || (err <= 3.0 * self.switch_err && slow(10)) || slow(500)
             }
         };
         if fire {
