@@ -518,6 +518,20 @@ def cell_time(o: Outcome) -> str:
     return fmt_s(o.time) if o.status == "ok" else f"**{STATUS_TEXT[o.status]}**"
 
 
+def machine_lines(info, end_info) -> list[str]:
+    """The CPU, load and foreign-load bullets of a report's Machine section (shared with ot_sns.py)."""
+    L = [f"- CPU: {info['cpu']}, {info['cores']} logical cores, {info['ram_gib']:.1f} GiB RAM; "
+         f"load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in info['load_start'])}, "
+         f"at end {'/'.join(f'{x:.2f}' for x in end_info['load_end'])}"]
+    foreign = end_info["foreign"]
+    if foreign:
+        mean, peak = sum(foreign) / len(foreign), max(foreign)
+        flag = "**" if mean > 0.05 else ""
+        L.append(f"- {flag}CPU used by other processes during the timing runs: mean {mean:.0%}, max {peak:.0%} "
+                 f"of all cores (5 s samples){flag}" + (" — timings are distorted" if flag else ""))
+    return L
+
+
 def report(args, info, outcomes, floors, memory, elapsed, end_info) -> str:
     solvers = make_solvers()
     labels = {s.key: s.label for s in solvers}
@@ -528,15 +542,7 @@ def report(args, info, outcomes, floors, memory, elapsed, end_info) -> str:
     L.append(f"`{command}` — {info['date']}, total runtime {elapsed / 60:.1f} min.\n")
     v = info["versions"]
     L.append("## Machine\n")
-    L.append(f"- CPU: {info['cpu']}, {info['cores']} logical cores, {info['ram_gib']:.1f} GiB RAM; "
-             f"load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in info['load_start'])}, "
-             f"at end {'/'.join(f'{x:.2f}' for x in end_info['load_end'])}")
-    foreign = end_info["foreign"]
-    if foreign:
-        mean, peak = sum(foreign) / len(foreign), max(foreign)
-        flag = "**" if mean > 0.05 else ""
-        L.append(f"- {flag}CPU used by other processes during the timing runs: mean {mean:.0%}, max {peak:.0%} "
-                 f"of all cores (5 s samples){flag}" + (" — timings are distorted" if flag else ""))
+    L += machine_lines(info, end_info)
     L.append(f"- Python {info['python']}, numpy {v['numpy']} (BLAS: {info['blas']}), scipy {v['scipy']}, "
              f"POT {v['POT']}, jax/jaxlib {v['jax']}/{v['jaxlib']}, ott-jax {v['ott-jax']}")
     L.append(f"- optcore {v['optcore']} (SIMD {info['simd']}, extension sha256 {info['core_hash']}, "

@@ -362,15 +362,7 @@ def report(args, info, problems, outcomes, elapsed, end_info) -> str:
 
     v = info["versions"]
     L.append("## Machine\n")
-    L.append(f"- CPU: {info['cpu']}, {info['cores']} logical cores, {info['ram_gib']:.1f} GiB RAM; "
-             f"load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in info['load_start'])}, "
-             f"at end {'/'.join(f'{x:.2f}' for x in end_info['load_end'])}")
-    foreign = end_info["foreign"]
-    if foreign:
-        mean, peak = sum(foreign) / len(foreign), max(foreign)
-        flag = "**" if mean > 0.05 else ""
-        L.append(f"- {flag}CPU used by other processes during the timing runs: mean {mean:.0%}, max {peak:.0%} "
-                 f"of all cores (5 s samples){flag}" + (" — timings are distorted" if flag else ""))
+    L += ot_cpu.machine_lines(info, end_info)
     L.append(f"- Python {info['python']}, numpy {v['numpy']} (BLAS: {info['blas']}), scipy {v['scipy']}, "
              f"regot {v['regot']}, scikit-learn {v['scikit-learn']}")
     L.append(f"- optcore {v['optcore']} (SIMD {info['simd']}, extension sha256 {info['core_hash']}, "
