@@ -4,7 +4,9 @@
 //! float type `T` and the multiply-add policy `M`, and is compiled twice: once for any x86-64
 //! CPU ([`Unfused`]) and once with AVX2+FMA enabled ([`Fused`]), chosen at run time by
 //! [`dispatch!`]. Sums are accumulated in f64 in eight independent lanes (so they vectorise
-//! and are accurate for f32 data); their order depends on the data size only.
+//! and are accurate for f32 data); their order depends on the data size only. The exception is
+//! the scaling pass in float32, whose dot products and column sums run in float32 over short
+//! blocks flushed to f64 (see [`narrow`]).
 
 use crate::real::{Fused, Madd, Real, Unfused};
 
@@ -59,9 +61,43 @@ fn axpy<T: Real, M: Madd>(acc: &mut [f64], x: &[T], s: f64) {
     }
 }
 
-/// `sum_j x[j] * y[j]` in f64.
+/// Whether `T` is float32, whose hot sums run in `T` over short blocks (twice the SIMD width
+/// of f64) and are flushed to f64 accumulators after each block.
+#[inline(always)]
+fn narrow<T: Real>() -> bool {
+    T::NAME == "float32"
+}
+
+/// Elements of a float32 dot product summed in float32 lanes before a flush to f64 (16 per
+/// lane: relative rounding about 1e-6, far below float32's default tol of 1e-5).
+const DOT_BLOCK: usize = 128;
+
+/// Rows of the scaling pass whose column sums accumulate in float32 before a flush to f64.
+const FLUSH_ROWS: usize = 16;
+
+/// `sum_j x[j] * y[j]` in f64 (float32: in blocks of [`DOT_BLOCK`], see [`narrow`]).
 #[inline(always)]
 fn dot<T: Real, M: Madd>(x: &[T], y: &[T]) -> f64 {
+    if narrow::<T>() {
+        let mut total = [0f64; LANES];
+        for (xb, yb) in x.chunks(DOT_BLOCK).zip(y.chunks(DOT_BLOCK)) {
+            let mut acc = [T::zero(); LANES];
+            let mut xc = xb.chunks_exact(LANES);
+            let mut yc = yb.chunks_exact(LANES);
+            for (xr, yr) in (&mut xc).zip(&mut yc) {
+                for l in 0..LANES {
+                    acc[l] = M::madd(xr[l], yr[l], acc[l]);
+                }
+            }
+            for (&a, &b) in xc.remainder().iter().zip(yc.remainder()) {
+                acc[0] = M::madd(a, b, acc[0]);
+            }
+            for l in 0..LANES {
+                total[l] += acc[l].as_f64();
+            }
+        }
+        return total.iter().sum();
+    }
     let mut acc = [0f64; LANES];
     let mut xc = x.chunks_exact(LANES);
     let mut yc = y.chunks_exact(LANES);
@@ -298,7 +334,18 @@ fn scaling_rows<T: Real, M: Madd>(
     colacc.iter_mut().for_each(|x| *x = 0.0);
     err.iter_mut().for_each(|x| *x = 0.0);
     let mut ok = true;
+    // float32: column sums of FLUSH_ROWS rows in float32, then flushed into colacc (f64).
+    let mut narrow_acc = if narrow::<T>() { vec![T::zero(); k * m] } else { Vec::new() };
+    let flush = |narrow_acc: &mut [T], colacc: &mut [f64]| {
+        for (c, x) in colacc.iter_mut().zip(narrow_acc.iter_mut()) {
+            *c += x.as_f64();
+            *x = T::zero();
+        }
+    };
     for (il, krow) in krows.chunks_exact(m).enumerate() {
+        if !narrow_acc.is_empty() && il > 0 && il % FLUSH_ROWS == 0 {
+            flush(&mut narrow_acc, colacc);
+        }
         let ai = a[il].as_f64();
         for h in 0..k {
             let idx = il * k + h;
@@ -316,8 +363,18 @@ fn scaling_rows<T: Real, M: Madd>(
                 continue;
             }
             u_new[idx] = T::from_f64(unew);
-            axpy::<T, M>(&mut colacc[h * m..(h + 1) * m], krow, unew);
+            if narrow_acc.is_empty() {
+                axpy::<T, M>(&mut colacc[h * m..(h + 1) * m], krow, unew);
+            } else {
+                let s = T::from_f64(unew);
+                for (a, &x) in narrow_acc[h * m..(h + 1) * m].iter_mut().zip(krow) {
+                    *a = M::madd(x, s, *a);
+                }
+            }
         }
+    }
+    if !narrow_acc.is_empty() {
+        flush(&mut narrow_acc, colacc);
     }
     ok
 }
