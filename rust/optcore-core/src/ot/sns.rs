@@ -199,13 +199,13 @@ enum Select {
     Covering { min: usize, coverage: f64, relative: f64 },
 }
 
-/// The `keep` largest entries of `plan` (all positive ones if fewer), as CSR. `hist` is the
-/// histogram of the entries' exponents (from [`Work::pass`]): it gives the binade that
+/// The entries of `plan` that `sel` keeps, as CSR. The histogram of the entries' exponents
+/// ([`histogram`], one read) gives the binade that
 /// contains the `keep`-th largest entry, one read collects the entries at or above it (at most
 /// `keep` plus that binade's count), and a selection among those gives the exact cut. No sort
 /// of the `n m` entries.
-#[allow(clippy::too_many_arguments)]
-fn sparsify<T: Real>(plan: &[T], m: usize, hist: &[u32], hmass: &[f64], floor: f64, r: &[f64], c: &[f64], sel: Select) -> Csr {
+fn sparsify<T: Real>(plan: &[T], m: usize, floor: f64, r: &[f64], c: &[f64], sel: Select) -> Csr {
+    let (hist, hmass) = histogram(plan, floor);
     let total: f64 = hmass.iter().sum();
     let e_floor = (floor.to_bits() >> 52) as usize;
     let (keep, exact) = match sel {
@@ -390,7 +390,7 @@ pub mod testing {
             Some(d) => Select::Exact(((d * (n * m) as f64).ceil() as usize).clamp(1, n * m)),
             None => Select::Covering { min: 3 * n.max(m), coverage: 1.0 - 1e-5, relative: RELATIVE },
         };
-        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, w.floor, &cur.r, &cur.c, select);
+        let ps = sparsify(&plan, m, w.floor, &cur.r, &cur.c, select);
         let mut dense = vec![0.0; n * m];
         for i in 0..n {
             for k in ps.indptr[i]..ps.indptr[i + 1] {
@@ -419,9 +419,9 @@ fn scan_row<T: Real>(row: &[T], lo: u64, tr: f64, tc: &[f64]) -> (Vec<u32>, Vec<
     (idx, val)
 }
 
-/// The sum of one plan row, and its entries `>= floor` added to the exponent histogram.
-#[inline(never)]
-fn row_stats<T: Real>(row: &[T], floor: f64, h: &mut [u32], hm: &mut [f64]) -> f64 {
+/// The sum of one plan row (eight lanes).
+#[inline(always)]
+fn row_sum<T: Real>(row: &[T]) -> f64 {
     let mut lanes = [0f64; 8];
     let mut chunks = row.chunks_exact(8);
     for c in &mut chunks {
@@ -429,17 +429,34 @@ fn row_stats<T: Real>(row: &[T], floor: f64, h: &mut [u32], hm: &mut [f64]) -> f
             lanes[l] += c[l].as_f64();
         }
     }
-    let mut s = lanes.iter().sum::<f64>();
-    s += chunks.remainder().iter().map(|x| x.as_f64()).sum::<f64>();
-    for &x in row {
-        let v = x.as_f64();
-        if v >= floor {
-            let k = (v.to_bits() >> 52) as usize;
-            h[k] += 1;
-            hm[k] += v;
-        }
+    lanes.iter().sum::<f64>() + chunks.remainder().iter().map(|x| x.as_f64()).sum::<f64>()
+}
+
+/// Count and mass per exponent bin of the plan entries `>= floor` (entries below it hold
+/// less than 1e-7 of the mass together; the branch is almost never taken on the sparse plans
+/// SNS is for). Fixed chunks reduced in order: the same result for any number of threads.
+fn histogram<T: Real>(plan: &[T], floor: f64) -> (Vec<u32>, Vec<f64>) {
+    let parts: Vec<(Vec<u32>, Vec<f64>)> = plan
+        .par_chunks(1 << 18)
+        .map(|c| {
+            let (mut h, mut hm) = (vec![0u32; EXP_BINS], vec![0f64; EXP_BINS]);
+            for &x in c {
+                let v = x.as_f64();
+                if v >= floor {
+                    let k = (v.to_bits() >> 52) as usize;
+                    h[k] += 1;
+                    hm[k] += v;
+                }
+            }
+            (h, hm)
+        })
+        .collect();
+    let (mut hist, mut hmass) = (vec![0u32; EXP_BINS], vec![0f64; EXP_BINS]);
+    for (h, hm) in parts {
+        hist.iter_mut().zip(&h).for_each(|(a, b)| *a += b);
+        hmass.iter_mut().zip(&hm).for_each(|(a, b)| *a += b);
     }
-    s
+    (hist, hmass)
 }
 
 /// One pass: the plan `P(f, g)` into `plan`, its row and column sums, and its statistics.
@@ -448,9 +465,6 @@ struct Pass {
     r: Vec<f64>,
     c: Vec<f64>,
     total: f64,
-    /// Histogram of the entries' exponents, count and mass per bin (see [`sparsify`]).
-    hist: Vec<u32>,
-    hmass: Vec<f64>,
 }
 
 struct Work<'p, 'a, T> {
@@ -460,7 +474,7 @@ struct Work<'p, 'a, T> {
     partials: Vec<f64>,
     colsum: Vec<f64>,
     passes: usize,
-    /// Plan entries below this are left out of the exponent histogram.
+    /// Plan entries below this are left out of the exponent histogram (see [`histogram`]).
     floor: f64,
 }
 
@@ -471,31 +485,11 @@ impl<T: Real> Work<'_, '_, T> {
         let gt: Vec<T> = g.iter().map(|&x| T::from_f64(x)).collect();
         let st = materialize(p.a, p.b, p.cost, &ft, &gt, self.reg, plan, &mut self.partials, &mut self.colsum, self.rb);
         // Row sums and the exponent histogram in one read of each (cache-warm) row block.
-        let m = p.m;
-        // Entries below `floor` hold less than 1e-7 of the mass together: not histogrammed
-        // (the branch is almost never taken on the sparse plans SNS is for).
-        let floor = self.floor;
-        let blocks: Vec<(Vec<f64>, Vec<u32>, Vec<f64>)> = plan
-            .par_chunks(self.rb * m)
-            .map(|blk| {
-                let mut h = vec![0u32; EXP_BINS];
-                let mut hm = vec![0f64; EXP_BINS];
-                let r = blk.chunks_exact(m).map(|row| row_stats(row, floor, &mut h, &mut hm)).collect();
-                (r, h, hm)
-            })
-            .collect();
-        let mut hist = vec![0u32; EXP_BINS];
-        let mut hmass = vec![0f64; EXP_BINS];
-        let mut r = Vec::with_capacity(p.n);
-        for (rs, h, hm) in blocks {
-            r.extend(rs);
-            hist.iter_mut().zip(&h).for_each(|(a, b)| *a += b);
-            hmass.iter_mut().zip(&hm).for_each(|(a, b)| *a += b);
-        }
+        let r: Vec<f64> = plan.par_chunks(p.m).map(row_sum).collect();
         let c = self.colsum.clone();
         let total = c.iter().sum();
         self.passes += 1;
-        Pass { st, r, c, total, hist, hmass }
+        Pass { st, r, c, total }
     }
 
     /// `D(f, g)` (zero-weight entries, with `-inf` potentials, contribute nothing).
@@ -704,7 +698,7 @@ pub fn sinkhorn_sns<T: Real>(
         let shift = mu * gnorm;
 
         // Sparsified off-diagonal block; exact diagonals.
-        let ps = sparsify(&plan, m, &cur.hist, &cur.hmass, w.floor, &cur.r, &cur.c, select);
+        let ps = sparsify(&plan, m, w.floor, &cur.r, &cur.c, select);
         density = ps.data.len() as f64 / (n * m) as f64;
         // Preconditioned CG (inexact Newton: relative tolerance min(0.1, sqrt(err / mass))).
         let cg_rtol = (err / mass).sqrt().min(0.1);
