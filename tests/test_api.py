@@ -93,9 +93,9 @@ def kernel_files() -> list[str]:
 
 
 def test_kernel_dir_found():
-    """The repository's kernels/ folder exists and holds at least ot_reduce.cu."""
+    """The repository's kernels/ folder exists and holds the Sinkhorn kernels."""
     assert KERNEL_DIR.is_dir()
-    assert "ot_reduce.cu" in kernel_files()
+    assert "ot_sinkhorn.cu" in kernel_files()
 
 
 def test_kernel_names_match_files():
@@ -109,25 +109,27 @@ def test_kernel_source_is_file_content(name):
     assert _core.kernel_source(name) == (KERNEL_DIR / name).read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("name", ["missing.cu", "ot_reduce", "", "../kernels/ot_reduce.cu"])
+@pytest.mark.parametrize("name", ["missing.cu", "ot_sinkhorn", "", "../kernels/ot_sinkhorn.cu"])
 def test_kernel_source_unknown_name(name):
     """An unknown kernel name raises KeyError."""
     with pytest.raises(KeyError):
         _core.kernel_source(name)
 
 
-TEMPLATE_KERNEL = re.compile(r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(\w+)\s*\(")
-PLAIN_KERNEL = re.compile(r"^\s*(?:extern\s+\"C\"\s+)?__global__\s+void\s+(\w+)\s*\(", re.MULTILINE)
+ANY_KERNEL = re.compile(r"__global__\s+void\s+(\w+)\s*\(")
 
 
-def template_kernels(source: str) -> list[str]:
-    return TEMPLATE_KERNEL.findall(source)
+def test_every_embedded_kernel_is_used():
+    """Every __global__ function of every embedded kernel file is instantiated by the GPU
+    driver (optcore._gpu.launch.KERNEL_EXPRESSIONS), and every instantiation names a kernel
+    of its file: no dead kernels, no launches of kernels that do not exist."""
+    from optcore._gpu.launch import KERNEL_EXPRESSIONS
 
-
-def test_template_discovery_on_ot_reduce():
-    """The template regex finds the kernels ot_reduce.cu is known to define."""
-    names = template_kernels((KERNEL_DIR / "ot_reduce.cu").read_text())
-    assert sorted(names) == ["l1_error", "plan_row_sums"]
+    assert sorted(KERNEL_EXPRESSIONS) == list(_core.kernel_names())
+    for name, exprs in KERNEL_EXPRESSIONS.items():
+        defined = set(ANY_KERNEL.findall(_core.kernel_source(name)))
+        used = {e.split("<")[0] for e in exprs}
+        assert defined == used, (name, defined ^ used)
 
 
 class NVRTC:
@@ -210,23 +212,18 @@ NVRTC_OPTIONS = ["--gpu-architecture=compute_90", "-std=c++17"]
 
 @pytest.mark.parametrize("name", list(_core.kernel_names()))
 def test_embedded_kernel_compiles_with_nvrtc(name, nvrtc):
-    """Every embedded kernel compiles to PTX with every float/double template instantiated,
+    """Every embedded kernel file compiles to PTX with every instantiation the driver uses,
     and each instantiation is an entry point of the PTX."""
+    from optcore._gpu.launch import KERNEL_EXPRESSIONS
+
     source = _core.kernel_source(name)
-    templates = template_kernels(source)
-    expressions = [f"{k}<{t}>" for k in templates for t in ("float", "double")]
-    if name == "ot_reduce.cu":
-        assert set(expressions) == {"plan_row_sums<float>", "plan_row_sums<double>",
-                                    "l1_error<float>", "l1_error<double>"}
+    expressions = list(KERNEL_EXPRESSIONS[name])
     result, log, ptx, lowered = nvrtc.compile(source, name, expressions, NVRTC_OPTIONS)
     assert result == 0, f"NVRTC failed to compile {name}:\n{log}"
     assert ptx.strip(), f"empty PTX for {name}:\n{log}"
     assert ".version" in ptx and ".target sm_90" in ptx
     for expr in expressions:
         assert f".entry {lowered[expr]}(" in ptx, (expr, lowered[expr])
-    plain = [k for k in PLAIN_KERNEL.findall(source) if k not in templates]
-    for kernel in plain:
-        assert kernel in ptx, kernel
 
 
 def test_nvrtc_reports_errors(nvrtc):

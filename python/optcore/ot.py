@@ -75,6 +75,45 @@ def _sns_options(opts: dict, n: int, m: int) -> dict:
     return out
 
 
+def _overrelaxation(opts: dict):
+    """``options['overrelaxation']``: None for "auto", else a float in [1, 2)."""
+    relax = opts.get("overrelaxation", "auto")
+    if isinstance(relax, str) and relax == "auto":
+        return None
+    omega = positive_scalar(relax, "options['overrelaxation']")
+    if not 1.0 <= omega < 2.0:
+        raise ValueError(f"options['overrelaxation'] must be 'auto' or a number in [1, 2); got {relax!r}.")
+    return omega
+
+
+def _eps_options(opts: dict) -> tuple:
+    """(eps0 or None, eps_decay, stage_tol, stage_maxiter) of ``method="eps_scaling"``."""
+    eps0 = opts.get("eps0")
+    es = (
+        None if eps0 is None else positive_scalar(eps0, "options['eps0']"),
+        float(opts.get("eps_decay", 0.5)),
+        positive_scalar(opts.get("stage_tol", 1e-3), "options['stage_tol']"),
+        positive_int(opts.get("stage_maxiter", 100), "options['stage_maxiter']"),
+    )
+    if not 0 < es[1] < 1:
+        raise ValueError(f"options['eps_decay'] must be in (0, 1); got {es[1]}.")
+    return es
+
+
+def _status_message(status: int, err, tol: float, out: dict, dtype) -> str:
+    """The result message of :func:`sinkhorn` (CPU and device paths)."""
+    worst_err = float(np.max(err))
+    if status == 0:
+        return f"Converged: marginal error {worst_err:.3e} <= tol {tol:.1e}."
+    if status == 1:
+        return (f"Iteration limit reached: marginal error {worst_err:.3e} > tol {tol:.1e} after "
+                f"{out['nit']} iterations. Increase maxiter, or try method='eps_scaling'"
+                + (" or float64 data." if dtype == np.float32 else "."))
+    if status == 99:
+        return STATUS_MESSAGES[99]
+    return f"{STATUS_MESSAGES.get(status, 'Stopped.')} {out['detail']}".strip()
+
+
 def _weights(w, name: str, size_hint: int | None) -> np.ndarray:
     if w is None or (not hasattr(w, "shape") and isinstance(w, (list, tuple)) and len(w) == 0):
         if size_hint is None:
@@ -89,9 +128,12 @@ def _weights(w, name: str, size_hint: int | None) -> np.ndarray:
 def sinkhorn(
     a,
     b,
-    M,
-    reg,
+    M=None,
+    reg=None,
     *,
+    x=None,
+    y=None,
+    return_plan: bool = True,
     method: str = "log",
     tol: float | None = None,
     maxiter: int = 10_000,
@@ -122,12 +164,22 @@ def sinkhorn(
         rescaled to ``sum(a)`` and the marginals are measured against it). A 2-D ``b`` holds
         ``k`` target histograms solved at once (natively by ``method="scaling"``, one after the
         other otherwise). ``None`` or ``[]``: uniform.
-    M : array_like, shape (n, m)
-        Cost matrix, finite (any sign).
+    M : array_like, shape (n, m) or (B, n, m)
+        Cost matrix, finite (any sign). A 3-D ``M`` is a batch of ``B`` independent problems
+        of the same size (``a``: (B, n) or (n,), ``b``: (B, m) or (m,)); results get a leading
+        batch axis. Omit ``M`` and give ``x`` and ``y`` for point clouds.
     reg : float
         Entropic regularisation, > 0. ``"log"`` and ``"eps_scaling"`` are stable down to
         ``1e-4 * max(M)`` and below; ``"scaling"`` underflows once ``(M - min M) / reg`` exceeds about
         700 (float64) or 87 (float32) and then stops with status 4.
+    x, y : array_like, shapes (n, d) and (m, d), optional
+        Point clouds instead of ``M``: the cost is the squared Euclidean distance
+        ``M_ij = ||x_i - y_j||^2``. On the GPU (CuPy arrays, ``d <= 128``, methods ``"log"``
+        and ``"eps_scaling"``) it is computed on the fly and no ``n x m`` array is allocated
+        unless ``return_plan=True``; on the CPU ``M`` is formed.
+    return_plan : bool
+        ``False``: do not form the plan (``plan`` and ``x`` are None); potentials, ``cost``,
+        ``fun`` and ``marginal_error`` are still returned (measured on the implied plan).
     method : {"log", "eps_scaling", "scaling", "sns"}
         ``"log"``: log-domain potentials, stable for any ``reg``. Iterations run in the
         stabilised scaling form: the current plan is kept as a kernel and updated by
@@ -218,12 +270,19 @@ def sinkhorn(
     TypeError
         Complex or non-numeric data; CuPy mixed with NumPy.
     NotImplementedError
-        CuPy inputs (the GPU path is not available yet).
+        ``method="sns"`` with CuPy inputs.
 
     Notes
     -----
     float32 inputs give float32 results; sums that decide convergence are accumulated in
     float64. Rows and columns with zero weight get zero plan entries and ``-inf`` potentials.
+
+    **GPU.** With CuPy arrays the solve runs on the device and returns CuPy arrays (nothing
+    goes through the host but the scalars of each check): ``"log"`` and ``"eps_scaling"`` run
+    CUDA kernels (``kernels/ot_sinkhorn.cu``: one fused log-sum-exp pass over the cost per
+    half-iteration, the marginal error accumulated on the device every iteration and read
+    every ``check_every`` iterations); ``"scaling"`` uses cuBLAS products. ``workers`` is
+    ignored there. NumPy and CuPy arrays mixed in one call raise TypeError.
 
     Examples
     --------
@@ -235,16 +294,36 @@ def sinkhorn(
     array([[0.25 , 0.25 ],
            [0.   , 0.5  ]])
     """
-    backend = array_backend(a, b, M, names=("a", "b", "M"))
-    if backend == "cupy":
-        raise NotImplementedError(
-            "optcore.ot.sinkhorn has no GPU implementation yet: pass NumPy arrays "
-            "(cupy.asnumpy(x)) to solve on the CPU."
-        )
+    backend = array_backend(a, b, M, x, y, names=("a", "b", "M", "x", "y"))
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
     method = method.lower()
     opts = check_options(options, METHODS[method], method)
+    if reg is None:
+        raise ValueError("`reg` (the entropic regularisation, > 0) is required.")
+    if (x is None) != (y is None):
+        raise ValueError("give both point clouds `x` and `y`, or neither.")
+    if x is not None and M is not None:
+        raise ValueError("give either the cost matrix `M` or the point clouds `x` and `y`, not both.")
+    if x is None and M is None:
+        raise ValueError("`M` (the cost matrix) is required, or point clouds `x` and `y`.")
+    kwargs = dict(method=method, tol=tol, maxiter=maxiter, x0=x0, callback=callback, check_every=check_every,
+                  disp=disp, warn=warn, options=options, return_plan=return_plan)
+    if backend == "cupy":
+        import cupy  # noqa: PLC0415  (the inputs are CuPy arrays, so CuPy is there)
+
+        from ._gpu.launch import CupyKernels  # noqa: PLC0415
+
+        return _sinkhorn_device(cupy, CupyKernels, a, b, M, reg, x=x, y=y, **kwargs)
+    if x is not None:
+        M = _sq_euclidean(x, y)
+    if not return_plan:
+        res = sinkhorn(a, b, M, reg, workers=workers, **{**kwargs, "return_plan": True})
+        res["plan"] = res["x"] = None
+        return res
+    M = as_float_array(M, "M")
+    if M.ndim == 3:
+        return _sinkhorn_batch_cpu(a, b, M, reg, workers=workers, **kwargs)
 
     Ma = as_float_array(M, "M")
     if Ma.ndim != 2:
@@ -349,24 +428,8 @@ def sinkhorn(
         else:
             out.update(marginal_error=err, cost=np.asarray(out["cost"]), fun=np.asarray(out["fun"]))
     else:
-        es = None
-        relax = opts.get("overrelaxation", "auto")
-        if isinstance(relax, str) and relax == "auto":
-            omega = None
-        else:
-            omega = positive_scalar(relax, "options['overrelaxation']")
-            if not 1.0 <= omega < 2.0:
-                raise ValueError(f"options['overrelaxation'] must be 'auto' or a number in [1, 2); got {relax!r}.")
-        if method == "eps_scaling":
-            eps0 = opts.get("eps0")
-            es = (
-                None if eps0 is None else positive_scalar(eps0, "options['eps0']"),
-                float(opts.get("eps_decay", 0.5)),
-                positive_scalar(opts.get("stage_tol", 1e-3), "options['stage_tol']"),
-                positive_int(opts.get("stage_maxiter", 100), "options['stage_maxiter']"),
-            )
-            if not 0 < es[1] < 1:
-                raise ValueError(f"options['eps_decay'] must be in (0, 1); got {es[1]}.")
+        omega = _overrelaxation(opts)
+        es = _eps_options(opts) if method == "eps_scaling" else None
         if method == "sns":
             extra = _sns_options(opts, n, m)
             log_fn = getattr(_core, f"sinkhorn_sns_{suffix}")
@@ -412,19 +475,7 @@ def sinkhorn(
             f"optcore.ot.sinkhorn: the plan has non-finite entries: M / reg overflows {dtype} "
             f"(reg = {reg:g}, max |M| = {float(np.abs(Ma).max()):g}); rescale M and reg together."
         )
-    worst_err = float(np.max(err))
-    if status == 0:
-        message = f"Converged: marginal error {worst_err:.3e} <= tol {tol:.1e}."
-    elif status == 1:
-        message = (
-            f"Iteration limit reached: marginal error {worst_err:.3e} > tol {tol:.1e} after "
-            f"{out['nit']} iterations. Increase maxiter, or try method='eps_scaling'"
-            + (" or float64 data." if dtype == np.float32 else ".")
-        )
-    elif status == 99:
-        message = STATUS_MESSAGES[99]
-    else:
-        message = f"{STATUS_MESSAGES.get(status, 'Stopped.')} {out['detail']}".strip()
+    message = _status_message(status, err, tol, out, dtype)
     res = OTResult(
         x=out["plan"], plan=out["plan"], f=out["f"], g=out["g"],
         cost=out["cost"] if k > 1 else float(out["cost"]),
@@ -440,4 +491,262 @@ def sinkhorn(
     progress.finish(res)
     if warn and status in (1, 4):
         warnings.warn(f"optcore.ot.sinkhorn: {message}", ConvergenceWarning, stacklevel=2)
+    return res
+
+
+def _point_clouds(X, Y):
+    """Point clouds as 2-D arrays (a 1-D cloud is n points in dimension 1), same dimension."""
+    X = X[:, None] if X.ndim == 1 else X
+    Y = Y[:, None] if Y.ndim == 1 else Y
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
+        raise ValueError(f"`x` and `y` must be point clouds of shapes (n, d) and (m, d); got {X.shape} and {Y.shape}.")
+    return X, Y
+
+
+def _sq_euclidean(x, y) -> np.ndarray:
+    """``||x_i - y_j||^2`` for point clouds x (n, d), y (m, d) (the CPU forms the matrix)."""
+    xa, ya = _point_clouds(as_float_array(x, "x"), as_float_array(y, "y"))
+    check_finite(xa, "x")
+    check_finite(ya, "y")
+    dtype = working_dtype(xa, ya)
+    diff = xa.astype(dtype)[:, None, :] - ya.astype(dtype)[None, :, :]
+    return np.einsum("ijk,ijk->ij", diff, diff)
+
+
+def _batch_weights(w, name: str, B: int, size: int, xp):
+    """Weights of a batch as a (B, size) array (uniform for None; a 1-D array is shared)."""
+    if w is None:
+        return None
+    w = xp.asarray(w)
+    if w.ndim == 1 and w.shape[0] == size:
+        return xp.broadcast_to(w, (B, size))
+    if w.shape == (B, size):
+        return w
+    raise ValueError(f"`{name}` must have shape ({size},) or ({B}, {size}) for a batch of {B} problems; got {w.shape}.")
+
+
+def _sinkhorn_batch_cpu(a, b, M, reg, *, workers, x0, callback, **kwargs) -> OTResult:
+    """A batch (3-D ``M``) on the CPU: one solve per problem, results stacked."""
+    Ma = as_float_array(M, "M")
+    B, n, m = Ma.shape
+    if B == 0:
+        raise ValueError(f"`M` is an empty batch (shape {Ma.shape}).")
+    aa = _batch_weights(None if a is None else as_float_array(a, "a"), "a", B, n, np)
+    bb = _batch_weights(None if b is None else as_float_array(b, "b"), "b", B, m, np)
+    if x0 is not None:
+        try:
+            f0, g0 = x0
+        except (TypeError, ValueError):
+            raise ValueError("`x0` must be a pair (f, g) of potentials.") from None
+        f0, g0 = np.asarray(f0), np.asarray(g0)
+        if f0.shape != (B, n) or g0.shape != (B, m):
+            raise ValueError(f"`x0` shapes must be ({B}, {n}) and ({B}, {m}) for a batch; got {f0.shape} and {g0.shape}.")
+    if callback is not None:
+        raise ValueError("`callback` is not supported for a batch on the CPU; solve the problems one by one.")
+    outs = [
+        sinkhorn(None if aa is None else aa[i], None if bb is None else bb[i], Ma[i], reg, workers=workers,
+                 x0=None if x0 is None else (f0[i], g0[i]), **kwargs)
+        for i in range(B)
+    ]
+    worst = max(outs, key=lambda o: (o.status != 0, o.status))
+    res = OTResult(
+        plan=np.stack([o.plan for o in outs]), f=np.stack([o.f for o in outs]), g=np.stack([o.g for o in outs]),
+        cost=np.array([o.cost for o in outs]), fun=np.array([o.fun for o in outs]),
+        marginal_error=np.array([o.marginal_error for o in outs]), nit=max(o.nit for o in outs),
+        success=all(o.success for o in outs), status=worst.status, message=worst.message,
+        method=worst.method, reg=worst.reg, tol=worst.tol,
+    )
+    res["x"] = res["plan"]
+    return res
+
+
+def _device_float(arr, name: str, xp):
+    """A float32/float64 device array (integers and bools become float64)."""
+    arr = xp.asarray(arr)
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"`{name}` is complex; optimal transport needs real data.")
+    if kind not in "biuf":
+        raise TypeError(f"`{name}` must be numeric; got dtype {arr.dtype}.")
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return arr
+
+
+def _sinkhorn_device(xp, kernels, a, b, M, reg, *, x, y, method, tol, maxiter, x0, callback, check_every,
+                     disp, warn, options, return_plan) -> OTResult:
+    """The device path of :func:`sinkhorn`, written once over the array module ``xp``
+    (CuPy with :class:`~optcore._gpu.launch.CupyKernels`; NumPy with the emulation
+    :class:`~optcore._gpu.emulate.NumpyKernels`, which is how CI tests it)."""
+    from ._gpu import sinkhorn as drv  # noqa: PLC0415
+    from ._gpu.launch import padded_dim  # noqa: PLC0415
+
+    if method == "sns":
+        raise NotImplementedError(
+            "method='sns' has no GPU implementation yet; use method='log' on the GPU, or pass NumPy "
+            "arrays (cupy.asnumpy) for SNS on the CPU."
+        )
+    opts = check_options(options, METHODS[method], method)
+    reg = positive_scalar(reg, "reg")
+    maxiter = positive_int(maxiter, "maxiter", minimum=0)
+    check_every = positive_int(check_every, "check_every")
+    online = x is not None
+    if online and method == "scaling":
+        raise ValueError("point clouds (x, y) on the GPU need method='log' or 'eps_scaling'; "
+                         "for 'scaling' pass M.")
+    if online:
+        X, Y = _point_clouds(_device_float(x, "x", xp), _device_float(y, "y", xp))
+        (n, d), m = X.shape, Y.shape[0]
+        if n == 0 or m == 0 or d == 0:
+            raise ValueError(f"empty point clouds: x has shape {X.shape}, y has shape {Y.shape}.")
+        dtype = np.result_type(X.dtype, Y.dtype)
+        for arr, nm in ((X, "x"), (Y, "y")):
+            if not bool(xp.isfinite(arr).all()):
+                raise ValueError(f"`{nm}` contains NaN or infinite values.")
+        D = padded_dim(d)
+        Xp = xp.zeros((n, D), dtype=dtype)
+        Xp[:, :d] = X
+        Yp = xp.zeros((m, D), dtype=dtype)
+        Yp[:, :d] = Y
+        cost = drv.OnlineCost(Xp, Yp, D)
+        lo = xp.minimum(X.min(axis=0), Y.min(axis=0)).astype(np.float64)
+        hi = xp.maximum(X.max(axis=0), Y.max(axis=0)).astype(np.float64)
+        cmax = float(((hi - lo) ** 2).sum())
+        crange, cabs = cmax, cmax
+        B, shared_b = 1, False
+        Mv = None
+    else:
+        Mv = _device_float(M, "M", xp)
+        if Mv.ndim not in (2, 3):
+            raise ValueError(f"`M` must be a 2-D cost matrix (n, m) or a 3-D batch (B, n, m); got shape {Mv.shape}.")
+        n, m = Mv.shape[-2:]
+        if Mv.size == 0:
+            raise ValueError(f"`M` is empty (shape {Mv.shape}): there is nothing to transport.")
+        dtype = Mv.dtype
+        if not bool(xp.isfinite(Mv).all()):
+            raise ValueError("`M` contains NaN or infinite values; costs must be finite.")
+        lo, hi = float(Mv.min()), float(Mv.max())
+        crange, cabs = hi - lo, max(abs(lo), abs(hi))
+        B = Mv.shape[0] if Mv.ndim == 3 else 1
+        shared_b = False
+    # Weights.
+    aw = None if a is None else _device_float(a, "a", xp)
+    bw = None if b is None else _device_float(b, "b", xp)
+    if bw is not None and Mv is not None and Mv.ndim == 2 and bw.ndim == 2 and bw.shape[0] == m:
+        shared_b = True  # k target histograms (m, k) against one M: a batch sharing M
+        B = bw.shape[1]
+        bw = bw.T
+    for w in (aw, bw):
+        if w is not None:
+            dtype = np.result_type(dtype, w.dtype) if w.dtype != dtype and w.dtype == np.float64 else dtype
+    if aw is None:
+        aw = xp.full((B, n), 1.0 / n, dtype=dtype)
+    if bw is None:
+        bw = xp.full((B, m), 1.0 / m, dtype=dtype)
+    aw = _batch_weights(aw, "a", B, n, xp)
+    bw = _batch_weights(bw, "b", B, m, xp)
+    aw = xp.ascontiguousarray(aw, dtype=dtype)
+    bw = xp.ascontiguousarray(bw, dtype=dtype)
+    for w, nm in ((aw, "a"), (bw, "b")):
+        if not bool(xp.isfinite(w).all()):
+            raise ValueError(f"`{nm}` contains NaN or infinite values.")
+        if bool((w < 0).any()):
+            raise ValueError(f"`{nm}` has negative weights; weights must be non-negative.")
+    mass_a = aw.sum(axis=1, dtype=np.float64)
+    mass_b = bw.sum(axis=1, dtype=np.float64)
+    ma, mb = (mass_a.get(), mass_b.get()) if hasattr(mass_a, "get") else (mass_a, mass_b)
+    if np.any(ma <= 0):
+        raise ValueError("`a` has zero total mass; at least one weight must be positive.")
+    bad = np.abs(mb - ma) > 1e-6 * ma
+    if np.any(bad):
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"`a` and `b` must have the same total mass (problem {i}: sum(a) = {ma[i]:.10g}, "
+            f"sum(b) = {mb[i]:.10g}). Normalise them, e.g. b = b * a.sum() / b.sum()."
+        )
+    if np.any(mb != ma):
+        bw = (bw.astype(np.float64) * xp.asarray(ma / mb)[:, None]).astype(dtype)
+    limit = float(np.sqrt(np.finfo(dtype).max))
+    if not cabs / reg <= limit:
+        raise ValueError(
+            f"the cost / `reg` is too large for {dtype} (max |M| / reg = {cabs / reg:.3g} > {limit:.3g}): "
+            "rescale the cost, e.g. M = M / M.max(), and reg with it."
+        )
+    tol = default_tol(dtype) if tol is None else positive_scalar(tol, "tol")
+    if Mv is not None:
+        Mv = xp.ascontiguousarray(Mv, dtype=dtype)
+        cost = drv.DenseCost(Mv, n, m, n * m if Mv.ndim == 3 else 0)
+    f0 = g0 = None
+    if x0 is not None:
+        try:
+            f0, g0 = x0
+        except (TypeError, ValueError):
+            raise ValueError("`x0` must be a pair (f, g) of potentials.") from None
+        f0 = xp.asarray(f0, dtype=dtype).reshape(-1, n) if xp.asarray(f0).size == B * n else None
+        g0 = xp.asarray(g0, dtype=dtype).reshape(-1, m) if xp.asarray(g0).size == B * m else None
+        if f0 is None or g0 is None:
+            raise ValueError(f"`x0` shapes must hold {B} x {n} and {B} x {m} potentials.")
+        for v, nm in ((f0, "x0[0]"), (g0, "x0[1]")):
+            if bool(xp.any(xp.isnan(v) | (v == np.inf))):
+                raise ValueError(f"`{nm}` contains NaN or +inf; potentials must be finite or -inf.")
+        f0, g0 = xp.ascontiguousarray(f0), xp.ascontiguousarray(g0)
+
+    def build(state: dict) -> OTResult:
+        return OTResult(nit=state["nit"], marginal_error=state["error"], f=state.get("f"), g=state.get("g"),
+                        reg=state.get("reg", reg), method=method,
+                        **({"omega": state["omega"]} if "omega" in state else {}))
+
+    where = "GPU" if xp is not np else "device emulation"
+    title = (f"optcore.ot.sinkhorn(method={method!r}, reg={reg:g}, tol={tol:g}) on the {where}, n={n}, m={m}"
+             + (f", batch={B}" if B > 1 else ""))
+    progress = Progress(callback, disp, build, title)
+    prog = progress if progress.active else None
+
+    if method == "scaling":
+        out = drv.solve_scaling(xp, Mv, aw, bw, reg, tol=tol, maxiter=maxiter, f0=f0, g0=g0,
+                                check_every=check_every, progress=prog)
+    else:
+        omega = _overrelaxation(opts)
+        stages, stage_tol, stage_maxiter = None, 1e-3, 100
+        if method == "eps_scaling":
+            eps0, decay, stage_tol, stage_maxiter = _eps_options(opts)
+            eps0 = crange if eps0 is None else eps0
+            stages = []
+            e = eps0
+            if x0 is None:
+                while e > reg and len(stages) < 200:
+                    stages.append(e)
+                    e *= decay
+            stages.append(reg)
+        out = drv.solve_log(kernels(dtype), cost, aw, bw, reg, tol=tol, maxiter=maxiter, f0=f0, g0=g0,
+                            overrelaxation=omega, eps_stages=stages, stage_tol=stage_tol,
+                            stage_maxiter=stage_maxiter, check_every=check_every, progress=prog,
+                            return_plan=return_plan)
+
+    status = int(out["status"])
+    err = np.asarray(out["marginal_error"], dtype=np.float64)
+    if not np.all(np.isfinite(err)) and status != 4:
+        raise NumericalError(
+            f"optcore.ot.sinkhorn: the plan has non-finite entries: the cost / reg overflows {dtype} "
+            f"(reg = {reg:g}); rescale the cost and reg together."
+        )
+    message = _status_message(status, err, tol, out, dtype)
+    single = B == 1 and not shared_b and (Mv is None or Mv.ndim == 2)
+    plan = out["plan"]
+    if single:
+        plan = None if plan is None else plan[0]
+        f, g = out["f"][0], out["g"][0]
+        cost_v, fun_v, err_v = float(out["cost"][0]), float(out["fun"][0]), float(err[0])
+    else:
+        f, g = out["f"], out["g"]
+        cost_v, fun_v, err_v = np.asarray(out["cost"]), np.asarray(out["fun"]), err
+    res = OTResult(
+        x=plan, plan=plan, f=f, g=g, cost=cost_v, fun=fun_v, marginal_error=err_v, nit=int(out["nit"]),
+        success=status == 0, status=status, message=message, method=method, reg=reg, tol=tol,
+    )
+    if method == "eps_scaling":
+        res["stages"] = int(out["stages"])
+    progress.finish(res)
+    if warn and status in (1, 4):
+        warnings.warn(f"optcore.ot.sinkhorn: {message}", ConvergenceWarning, stacklevel=3)
     return res

@@ -26,7 +26,7 @@ def kernel_names() -> list[str]:
 
 
 def kernel_source(name: str) -> str:
-    """Source of kernel file ``name`` (e.g. ``"ot_reduce.cu"``), with a ``#line`` directive
+    """Source of kernel file ``name`` (e.g. ``"ot_sinkhorn.cu"``), with a ``#line`` directive
     so that compiler messages point at the file."""
     override = os.environ.get("OPTCORE_KERNEL_DIR")
     if override:
@@ -40,7 +40,7 @@ def kernel_source(name: str) -> str:
 @functools.cache
 def compile_module(name: str, name_expressions: tuple[str, ...] = ()):
     """``cupy.RawModule`` for kernel file ``name`` with the given template instantiations
-    (e.g. ``("plan_row_sums<double>",)``); cached per file and instantiation set."""
+    (e.g. ``("sk_finalize<double>",)``); cached per file and instantiation set."""
     import cupy  # noqa: PLC0415  (lazy: CuPy is optional)
 
     return cupy.RawModule(

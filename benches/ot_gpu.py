@@ -1,0 +1,396 @@
+"""GPU entropic OT benchmark: optcore's CUDA Sinkhorn against OTT-JAX and POT (torch and CuPy
+backends), with the device's own ceilings measured in the same run.
+
+    python benches/ot_gpu.py --out benches/results/ot_gpu.md      # needs CuPy and a GPU
+
+Sections (each one guarded: a failing peer is reported, not fatal):
+
+1. Ceilings: device-to-device copy bandwidth (bytes read + written) and the exp rate of a
+   register-only kernel (float and double) — the two numbers the kernels are judged against.
+2. Dense log-domain, n = m in --sizes, float32 and float64: optcore's time per iteration
+   (difference of two runs of K1 and K2 iterations, so fixed costs cancel) against the bandwidth
+   roofline 2 n m bytes / copy bandwidth (two passes over M per iteration); then end to end to
+   the same plan-measured tolerance for optcore, OTT-JAX (lse_mode=True, jitted, compile time
+   excluded), POT sinkhorn_log on torch and on CuPy. Every returned plan's L1 marginal error is
+   measured here, in float64, on the device.
+3. Online (point clouds, cost on the fly), n = m = --online-n, d in {3, 64}, float32: time per
+   iteration against the exp-throughput limit (2 n m exps per iteration / measured exp rate).
+4. Batch: B problems of n = m = --batch-n in one call against the same problems solved one by
+   one (throughput ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+
+os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+import numpy as np  # noqa: E402
+
+LOG = []
+
+
+def say(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+def section(title):
+    LOG.append(f"\n## {title}\n")
+    say(f"== {title}")
+
+
+def line(text=""):
+    LOG.append(text)
+    say(text)
+
+
+def guard(fn):
+    def wrapped(*a, **k):
+        try:
+            return fn(*a, **k)
+        except Exception as exc:  # noqa: BLE001  (a benchmark section must not stop the others)
+            line(f"\n**{fn.__name__} failed**: `{type(exc).__name__}: {str(exc)[:300]}`\n")
+            say(traceback.format_exc())
+            return None
+    return wrapped
+
+
+def sync():
+    import cupy as cp
+    cp.cuda.Device().synchronize()
+
+
+def wall(fn):
+    sync()
+    t = time.perf_counter()
+    out = fn()
+    sync()
+    return time.perf_counter() - t, out
+
+
+def event_ms(fn, repeat=5, warmup=1):
+    import cupy as cp
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        s, e = cp.cuda.Event(), cp.cuda.Event()
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(cp.cuda.get_elapsed_time(s, e))
+    return float(np.median(times)), times
+
+
+def measured_error(P, a, b):
+    """L1 marginal error of a plan, float64 sums, on the device (any array with __dlpack__)."""
+    import cupy as cp
+    P = cp.from_dlpack(P) if not isinstance(P, cp.ndarray) else P
+    a = cp.asarray(a, dtype=cp.float64)
+    b = cp.asarray(b, dtype=cp.float64)
+    return float(cp.abs(P.sum(axis=1, dtype=cp.float64) - a).sum() + cp.abs(P.sum(axis=0, dtype=cp.float64) - b).sum())
+
+
+# ---------------------------------------------------------------- 1. ceilings
+
+EXP_SRC = r"""
+template <typename T> __device__ T ex(T x);
+template <> __device__ float ex<float>(float x) { return expf(x); }
+template <> __device__ double ex<double>(double x) { return exp(x); }
+template <typename T>
+__global__ void exp_rate(T* out, int iters, T seed) {
+    T x0 = seed * threadIdx.x * T(1e-6), x1 = x0 + T(1e-3), x2 = x0 + T(2e-3), x3 = x0 + T(3e-3);
+    T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (int k = 0; k < iters; ++k) {
+        s0 += ex(x0 - s0 * T(1e-9)); s1 += ex(x1 - s1 * T(1e-9));
+        s2 += ex(x2 - s2 * T(1e-9)); s3 += ex(x3 - s3 * T(1e-9));
+    }
+    out[blockIdx.x * blockDim.x + threadIdx.x] = s0 + s1 + s2 + s3;
+}
+"""
+
+
+@guard
+def ceilings(res):
+    import cupy as cp
+    section("Device ceilings")
+    nbytes = 4 << 30
+    src = cp.empty(nbytes // 4, dtype=cp.float32)
+    src[:] = 1.0
+    dst = cp.empty_like(src)
+    ms, _ = event_ms(lambda: cp.copyto(dst, src), repeat=10, warmup=2)
+    bw = 2 * nbytes / (ms * 1e-3)
+    res["copy_bw"] = bw
+    line(f"- device-to-device copy of {nbytes / 2**30:.0f} GiB: {ms:.3f} ms → **{bw / 1e12:.2f} TB/s** "
+         "(bytes read + written)")
+    del src, dst
+    mod = cp.RawModule(code=EXP_SRC, options=("-std=c++17",), name_expressions=["exp_rate<float>", "exp_rate<double>"])
+    sm = cp.cuda.Device().attributes["MultiProcessorCount"]
+    for t, dt in (("float", cp.float32), ("double", cp.float64)):
+        fn = mod.get_function(f"exp_rate<{t}>")
+        blocks, threads, iters = sm * 16, 256, 4096 if t == "float" else 512
+        out = cp.empty(blocks * threads, dtype=dt)
+        ms, _ = event_ms(lambda: fn((blocks,), (threads,), (out, np.int32(iters), dt(0.5))), repeat=5)
+        rate = blocks * threads * iters * 4 / (ms * 1e-3)
+        res[f"exp_rate_{t}"] = rate
+        line(f"- {t} exp ({'expf' if t == 'float' else 'exp'}, as in the kernels), register-only: "
+             f"**{rate / 1e12:.2f} T exp/s**")
+
+
+# ---------------------------------------------------------------- 2. dense
+
+def dense_problem(n, dtype, seed=0):
+    import cupy as cp
+    rng = cp.random.default_rng(seed)
+    x = rng.random((n, 2), dtype=cp.float64)
+    y = rng.random((n, 2), dtype=cp.float64)
+    M = ((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T)
+    cp.maximum(M, 0, out=M)
+    M /= M.max()
+    a = cp.full(n, 1.0 / n)
+    return a.astype(dtype), a.astype(dtype), M.astype(dtype)
+
+
+def optcore_per_iter(a, b, M, reg, k1=10, k2=40, **kw):
+    import optcore
+    def run(k):
+        return optcore.ot.sinkhorn(a, b, M, reg, tol=1e-300, maxiter=k, check_every=k, return_plan=False,
+                                   warn=False, options={"overrelaxation": 1.0}, **kw)
+    run(k1)
+    t1 = min(wall(lambda: run(k1))[0] for _ in range(2))
+    t2 = min(wall(lambda: run(k2))[0] for _ in range(2))
+    return (t2 - t1) / (k2 - k1)
+
+
+@guard
+def dense(res, sizes, reg, tols):
+    import cupy as cp
+    import optcore
+    section(f"Dense log-domain Sinkhorn (uniform points in the unit square, squared Euclidean cost / max, reg = {reg})")
+    line("Per iteration: two passes over M (g update, then f update). Roofline = 2·n·m·bytes / copy bandwidth.\n")
+    line("| n = m | dtype | optcore ms/iter | roofline ms/iter | % of roofline |")
+    line("|---|---|---|---|---|")
+    rows = []
+    for n in sizes:
+        for dt in (cp.float32, cp.float64):
+            a, b, M = dense_problem(n, dt)
+            per = optcore_per_iter(a, b, M, reg)
+            roof = 2 * n * n * M.itemsize / res["copy_bw"]
+            rows.append(dict(n=n, dtype=np.dtype(dt).name, per_iter=per, roofline=roof))
+            line(f"| {n} | {np.dtype(dt).name} | {per * 1e3:.3f} | {roof * 1e3:.3f} | {100 * roof / per:.0f}% |")
+            del a, b, M
+            cp.get_default_memory_pool().free_all_blocks()
+    res["dense_per_iter"] = rows
+    line("\nEnd to end, same plan-measured tolerance (every plan's L1 marginal error measured here):\n")
+    line("| n = m | dtype | tol | solver | time (s) | iterations | measured error | vs optcore |")
+    line("|---|---|---|---|---|---|---|---|")
+    out = []
+    for n in sizes:
+        for dt in (cp.float32, cp.float64):
+            tol = tols[np.dtype(dt).name]
+            a, b, M = dense_problem(n, dt)
+            results = []
+            # optcore (default method: log, auto over-relaxation)
+            optcore.ot.sinkhorn(a, b, M, reg, tol=tol, maxiter=20000, warn=False)  # warm-up (compilation)
+            t, r = wall(lambda: optcore.ot.sinkhorn(a, b, M, reg, tol=tol, maxiter=20000, warn=False))
+            results.append(("optcore log", t, r.nit, measured_error(r.plan, a, b)))
+            del r
+            for name, fn in (("OTT-JAX lse_mode", ott_run), ("POT sinkhorn_log (torch)", pot_torch_run),
+                             ("POT sinkhorn_log (cupy)", pot_cupy_run)):
+                try:
+                    results.append((name, *fn(a, b, M, reg, tol)))
+                except Exception as exc:  # noqa: BLE001
+                    results.append((name, float("nan"), 0, float("nan")))
+                    line(f"<!-- {name} failed: {type(exc).__name__}: {str(exc)[:200]} -->")
+                    say(traceback.format_exc())
+                cp.get_default_memory_pool().free_all_blocks()
+            base = results[0][1]
+            for name, t, nit, err in results:
+                ok = "" if err <= tol else " (misses tol)"
+                line(f"| {n} | {np.dtype(dt).name} | {tol:g} | {name} | {t:.3f} | {nit} | {err:.2e}{ok} | "
+                     f"{t / base:.1f}× |")
+                out.append(dict(n=n, dtype=np.dtype(dt).name, tol=tol, solver=name, time=t, nit=nit, error=err))
+            del a, b, M
+            cp.get_default_memory_pool().free_all_blocks()
+    res["dense_e2e"] = out
+
+
+_OTT = {}
+
+
+def ott_run(a, b, M, reg, tol):
+    import cupy as cp
+    import jax
+    import jax.numpy as jnp
+    jax.config.update("jax_enable_x64", True)
+    from ott.geometry import geometry
+    from ott.problems.linear import linear_problem
+    from ott.solvers.linear import sinkhorn as ott_sinkhorn
+
+    key = (M.shape, str(M.dtype))
+    if key not in _OTT:
+        def solve(Mj, aj, bj, eps, thr):
+            geom = geometry.Geometry(cost_matrix=Mj, epsilon=eps)
+            out = ott_sinkhorn.Sinkhorn(lse_mode=True, threshold=thr, max_iterations=20000)(
+                linear_problem.LinearProblem(geom, aj, bj))
+            return out.matrix, out.n_iters
+        _OTT[key] = jax.jit(solve)
+    Mj, aj, bj = (jnp.from_dlpack(x) for x in (M, a, b))
+    eps, thr = jnp.asarray(reg, dtype=Mj.dtype), jnp.asarray(tol, dtype=Mj.dtype)
+    P, it = _OTT[key](Mj, aj, bj, eps, thr)  # compile + warm-up
+    P.block_until_ready()
+    sync()
+    t = time.perf_counter()
+    P, it = _OTT[key](Mj, aj, bj, eps, thr)
+    P.block_until_ready()
+    t = time.perf_counter() - t
+    return t, int(it), measured_error(cp.from_dlpack(P), a, b)
+
+
+def pot_torch_run(a, b, M, reg, tol):
+    import ot
+    import torch
+    Mt, at, bt = (torch.from_dlpack(x) for x in (M, a, b))
+    ot.sinkhorn(at, bt, Mt, reg, method="sinkhorn_log", stopThr=tol, numItermax=10)  # warm-up
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    P, log = ot.sinkhorn(at, bt, Mt, reg, method="sinkhorn_log", stopThr=tol, numItermax=5000, log=True)
+    torch.cuda.synchronize()
+    t = time.perf_counter() - t
+    return t, int(log.get("niter", -1)), measured_error(P, a, b)
+
+
+def pot_cupy_run(a, b, M, reg, tol):
+    import ot
+    ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=tol, numItermax=10)
+    t, (P, log) = wall(lambda: ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=tol, numItermax=5000,
+                                           log=True))
+    return t, int(log.get("niter", -1)), measured_error(P, a, b)
+
+
+# ---------------------------------------------------------------- 3. online
+
+@guard
+def online(res, n, dims, reg):
+    import cupy as cp
+    import optcore
+    section(f"Online form (point clouds, cost on the fly), n = m = {n}, float32, reg = {reg}")
+    line("Exp limit per iteration = 2·n·m / measured float exp rate (one exp per pair and half-iteration).\n")
+    line("| d | ms/iter | exp limit ms/iter | ratio | n×m array allocated |")
+    line("|---|---|---|---|---|")
+    rows = []
+    for d in dims:
+        rng = cp.random.default_rng(d)
+        x = (rng.random((n, d), dtype=cp.float32) / np.sqrt(d)).astype(cp.float32)
+        y = (rng.random((n, d), dtype=cp.float32) / np.sqrt(d)).astype(cp.float32)
+        pool = cp.get_default_memory_pool()
+        before = pool.total_bytes()
+        def run(k):
+            return optcore.ot.sinkhorn(None, None, reg=reg, x=x, y=y, tol=1e-300, maxiter=k, check_every=k,
+                                       return_plan=False, warn=False, options={"overrelaxation": 1.0})
+        run(1)
+        t1 = wall(lambda: run(2))[0]
+        t2 = wall(lambda: run(4))[0]
+        per = (t2 - t1) / 2
+        grew = pool.total_bytes() - before
+        limit = 2 * n * n / res["exp_rate_float"]
+        rows.append(dict(d=d, per_iter=per, exp_limit=limit, pool_growth=grew))
+        line(f"| {d} | {per * 1e3:.2f} | {limit * 1e3:.2f} | {per / limit:.1f}× | "
+             f"{'no' if grew < n * n * 4 else 'YES'} (pool grew {grew / 2**20:.1f} MiB) |")
+    res["online"] = rows
+
+
+# ---------------------------------------------------------------- 4. batch
+
+@guard
+def batch(res, B, n, reg, tol):
+    import cupy as cp
+    import optcore
+    section(f"Batch: {B} problems of n = m = {n} in one call vs one by one (float64, reg = {reg}, tol = {tol})")
+    rng = cp.random.default_rng(7)
+    x = rng.random((B, n, 2))
+    y = rng.random((B, n, 2))
+    M = ((x[:, :, None, :] - y[:, None, :, :]) ** 2).sum(-1)
+    M /= M.max(axis=(1, 2), keepdims=True)
+    a = cp.full((B, n), 1.0 / n)
+    optcore.ot.sinkhorn(a, a, M, reg, tol=tol, warn=False)
+    t_b, r = wall(lambda: optcore.ot.sinkhorn(a, a, M, reg, tol=tol, warn=False))
+    ok_b = bool(r.success)
+    optcore.ot.sinkhorn(a[0], a[0], M[0], reg, tol=tol, warn=False)
+
+    def one_by_one():
+        return [optcore.ot.sinkhorn(a[i], a[i], M[i], reg, tol=tol, warn=False) for i in range(B)]
+    t_1, rs = wall(one_by_one)
+    ok_1 = all(q.success for q in rs)
+    diff = max(float(cp.abs(r.plan[i] - rs[i].plan).sum()) for i in range(B))
+    res["batch"] = dict(B=B, n=n, batched=t_b, one_by_one=t_1, nit=int(r.nit), success=ok_b and ok_1, max_l1_diff=diff)
+    line(f"- batched: {t_b * 1e3:.1f} ms ({r.nit} iterations, all converged: {ok_b}); one by one: "
+         f"{t_1 * 1e3:.1f} ms (all converged: {ok_1}) → **{t_1 / t_b:.1f}× the throughput**; "
+         f"largest L1 difference between the two plans of a problem: {diff:.1e}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--sizes", default="10000,20000")
+    p.add_argument("--reg", type=float, default=0.01)
+    p.add_argument("--tol32", type=float, default=1e-5)
+    p.add_argument("--tol64", type=float, default=1e-6)
+    p.add_argument("--online-n", type=int, default=100_000)
+    p.add_argument("--online-dims", default="3,64")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--batch-n", type=int, default=256)
+    p.add_argument("--skip", default="", help="comma list of sections to skip: dense,online,batch")
+    p.add_argument("--out", default="benches/results/ot_gpu.md")
+    args = p.parse_args()
+    import cupy as cp
+    import optcore
+    dev = cp.cuda.runtime.getDeviceProperties(0)
+    try:
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.mem",
+                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:  # noqa: BLE001
+        smi = "?"
+    t0 = time.perf_counter()
+    res = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "args": vars(args)}
+    LOG.append("# optcore Sinkhorn GPU benchmark\n")
+    LOG.append(f"`python benches/ot_gpu.py {' '.join(sys.argv[1:])}` — {res['date']}\n")
+    LOG.append("## Machine\n")
+    versions = {}
+    for mod in ("cupy", "torch", "jax", "ot", "ott"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception:  # noqa: BLE001
+            versions[mod] = "missing"
+    LOG.append(f"- GPU: {dev['name'].decode()} ({smi}), {dev['multiProcessorCount']} SMs, "
+               f"{dev['totalGlobalMem'] / 2**30:.0f} GiB; host {platform.processor() or platform.machine()}")
+    LOG.append(f"- optcore {optcore.__version__}, CuPy {versions['cupy']}, torch {versions['torch']}, "
+               f"jax {versions['jax']}, POT {versions['ot']}, ott-jax {versions['ott']}, Python {platform.python_version()}")
+    ceilings(res)
+    skip = set(filter(None, args.skip.split(",")))
+    if "dense" not in skip:
+        dense(res, [int(s) for s in args.sizes.split(",")], args.reg, {"float32": args.tol32, "float64": args.tol64})
+    if "online" not in skip:
+        online(res, args.online_n, [int(d) for d in args.online_dims.split(",")], args.reg)
+    if "batch" not in skip:
+        batch(res, args.batch, args.batch_n, 0.05, 1e-8)
+    LOG.append(f"\nTotal run time {time.perf_counter() - t0:.0f} s.")
+    text = "\n".join(LOG) + "\n"
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as fh:
+        fh.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as fh:
+        json.dump(res, fh, indent=1, default=float)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+// Log-domain Sinkhorn half-iterations on the GPU, templated on the float type (float / double).
+// Compiled at run time by CuPy (cupy.RawModule); the source is embedded in optcore._core at
+// build time. The host side is python/optcore/_gpu/sinkhorn.py, which also lists every
+// template instantiation it uses (KERNEL_EXPRESSIONS); python/optcore/_gpu/emulate.py is a NumPy
+// emulation of the same tiling, checked against the CPU solver in CI.
+//
+// A half-iteration updates the potential p of one side ("own": rows of M for the f update,
+// columns for the g update) from the potential h of the other side:
+//
+//     L_r   = reg * LSE_s((h_s - C_rs) / reg)           (log-sum-exp over the other side)
+//     p_sk  = reg * log(w_r) - L_r                       (the Sinkhorn update)
+//     p_new = (1 - omega) p_old + omega p_sk             (over-relaxation; omega = 1: plain)
+//
+// and measures the marginal of the plan P_rs = exp((p_r + h_s - C_rs) / reg) on that side,
+// sum_s P_rs = exp((p_r + L_r) / reg), for p = p_old or p = p_new, adding |sum - w_r| to an
+// L1 error accumulator (one double per problem of the batch). The plan is never formed.
+//
+// Each pass is two launches: a *partial* kernel that streams the cost once and leaves, for
+// each own index r and each of `nsplit` slices of the other side, the triple (m, s, c) of an
+// online log-sum-exp (m the running max of x = (h - C) / reg, s = sum exp(x - m), c = sum
+// exp(x - m) * C for the transport cost), and `sk_finalize`, which combines the slices and
+// updates the potential. Partials are laid out [split][r].
+//
+//  * sk_dense_rows: f update on a row-major M; one warp per row, lanes read consecutive
+//    entries (coalesced); nsplit = 1.
+//  * sk_dense_cols: g update on the same row-major M without a transposed copy: a block of
+//    32 x 8 threads covers 32 consecutive columns (coalesced 128-byte rows) and a slice of the
+//    rows; the 8 row-groups are combined in shared memory.
+//  * sk_online<T, D>: squared Euclidean cost computed on the fly from points x (n, D) and
+//    y (m, D) (zero-padded to D); one thread per own point, the other side's points staged
+//    through shared memory in tiles of 32; used for both half-iterations (swap x and y).
+//
+// A batch of B problems of the same size runs in one launch: problem b reads
+// M + b * m_stride (m_stride = 0: one M shared by all, e.g. k target histograms), its weights
+// at w + b * w_stride, and its potentials at b * len.
+//
+// Accumulation: x, m and the exponentials are in T; sums are flushed to double every few
+// terms (float32 sums of thousands of terms would lose the 1e-6 relative accuracy that the
+// marginal error needs), and the error/cost reductions are in double.
+
+template <typename T> __device__ __forceinline__ T neg_inf();
+template <> __device__ __forceinline__ float neg_inf<float>() { return __int_as_float(0xff800000); }
+template <> __device__ __forceinline__ double neg_inf<double>() { return __longlong_as_double(0xfff0000000000000LL); }
+
+__device__ __forceinline__ float exp_t(float x) { return expf(x); }
+__device__ __forceinline__ double exp_t(double x) { return exp(x); }
+__device__ __forceinline__ float log_t(float x) { return logf(x); }
+__device__ __forceinline__ double log_t(double x) { return log(x); }
+
+// Online log-sum-exp state: s = sd + sf, c = cd + cf, both relative to exp(m).
+template <typename T>
+struct Lse {
+    T m;
+    T sf, cf;
+    double sd, cd;
+    __device__ __forceinline__ void init() { m = neg_inf<T>(); sf = cf = T(0); sd = cd = 0.0; }
+    // Adds exp(x) (and exp(x) * cost when COST).
+    template <bool COST>
+    __device__ __forceinline__ void add(T x, T cost) {
+        if (x > m) {
+            // New maximum (also the first finite term: exp(-inf - x) = 0).
+            const T r = exp_t(m - x);
+            sf = sf * r + T(1);
+            sd *= static_cast<double>(r);
+            if (COST) { cf = cf * r + cost; cd *= static_cast<double>(r); }
+            m = x;
+        } else if (x > neg_inf<T>()) {
+            const T e = exp_t(x - m);
+            sf += e;
+            if (COST) cf += e * cost;
+        }
+    }
+    __device__ __forceinline__ void flush() {
+        sd += static_cast<double>(sf); sf = T(0);
+        cd += static_cast<double>(cf); cf = T(0);
+    }
+};
+
+// Merges (m2, s2, c2) into (m1, s1, c1) (doubles, m in T units).
+template <typename T>
+__device__ __forceinline__ void lse_merge(T& m1, double& s1, double& c1, T m2, double s2, double c2) {
+    if (m2 == neg_inf<T>()) return;
+    if (m1 == neg_inf<T>()) { m1 = m2; s1 = s2; c1 = c2; return; }
+    if (m2 > m1) {
+        const double r = exp(static_cast<double>(m1) - static_cast<double>(m2));
+        s1 = s1 * r + s2; c1 = c1 * r + c2; m1 = m2;
+    } else {
+        const double r = exp(static_cast<double>(m2) - static_cast<double>(m1));
+        s1 += s2 * r; c1 += c2 * r;
+    }
+}
+
+template <typename T>
+__device__ __forceinline__ void warp_merge(T& m, double& s, double& c) {
+    for (int off = 16; off > 0; off >>= 1) {
+        const T m2 = __shfl_xor_sync(0xffffffffu, m, off);
+        const double s2 = __shfl_xor_sync(0xffffffffu, s, off);
+        const double c2 = __shfl_xor_sync(0xffffffffu, c, off);
+        lse_merge(m, s, c, m2, s2, c2);
+    }
+}
+
+// f update on a row-major M: one warp per row (B * n rows in all), nsplit = 1.
+// part_m/part_s/part_c: [B * n]; part_c is written only when COST.
+template <typename T, bool COST>
+__global__ void sk_dense_rows(const T* __restrict__ M, const T* __restrict__ h, T* __restrict__ part_m,
+                              double* __restrict__ part_s, double* __restrict__ part_c,
+                              int B, int n, int m, long long m_stride, T inv_reg) {
+    const long long warp = (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
+    const int lane = threadIdx.x & 31;
+    if (warp >= static_cast<long long>(B) * n) return;
+    const int b = static_cast<int>(warp / n);
+    const int i = static_cast<int>(warp - static_cast<long long>(b) * n);
+    const T* row = M + b * m_stride + static_cast<long long>(i) * m;
+    const T* hb = h + static_cast<long long>(b) * m;
+    Lse<T> acc;
+    acc.init();
+    int j = lane;
+    // Four independent loads in flight per lane before the arithmetic.
+    for (; j + 96 < m; j += 128) {
+        const T c0 = row[j], c1 = row[j + 32], c2 = row[j + 64], c3 = row[j + 96];
+        const T h0 = hb[j], h1 = hb[j + 32], h2 = hb[j + 64], h3 = hb[j + 96];
+        acc.template add<COST>((h0 - c0) * inv_reg, c0);
+        acc.template add<COST>((h1 - c1) * inv_reg, c1);
+        acc.template add<COST>((h2 - c2) * inv_reg, c2);
+        acc.template add<COST>((h3 - c3) * inv_reg, c3);
+        acc.flush();
+    }
+    for (; j < m; j += 32) {
+        const T c0 = row[j];
+        acc.template add<COST>((hb[j] - c0) * inv_reg, c0);
+    }
+    acc.flush();
+    T mx = acc.m;
+    double s = acc.sd, c = acc.cd;
+    warp_merge(mx, s, c);
+    if (lane == 0) {
+        part_m[warp] = mx;
+        part_s[warp] = s;
+        if (COST) part_c[warp] = c;
+    }
+}
+
+// g update on a row-major M: blockDim = (32, 8); grid = (ceil(m / 32), nsplit, B).
+// Split y covers rows [y * chunk, min(n, (y + 1) * chunk)). Partials: [nsplit][B * m].
+template <typename T, bool COST>
+__global__ void sk_dense_cols(const T* __restrict__ M, const T* __restrict__ h, T* __restrict__ part_m,
+                              double* __restrict__ part_s, double* __restrict__ part_c,
+                              int B, int n, int m, long long m_stride, int chunk, T inv_reg) {
+    __shared__ T sm_m[8][32];
+    __shared__ double sm_s[8][32];
+    __shared__ double sm_c[8][32];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int j = blockIdx.x * 32 + tx;
+    const int b = blockIdx.z;
+    const int i0 = blockIdx.y * chunk;
+    const int i1 = min(n, i0 + chunk);
+    const T* Mb = M + b * m_stride;
+    const T* hb = h + static_cast<long long>(b) * n;
+    Lse<T> acc;
+    acc.init();
+    if (j < m) {
+        int i = i0 + ty;
+        for (; i + 24 < i1; i += 32) {
+            const T c0 = Mb[static_cast<long long>(i) * m + j];
+            const T c1 = Mb[static_cast<long long>(i + 8) * m + j];
+            const T c2 = Mb[static_cast<long long>(i + 16) * m + j];
+            const T c3 = Mb[static_cast<long long>(i + 24) * m + j];
+            acc.template add<COST>((hb[i] - c0) * inv_reg, c0);
+            acc.template add<COST>((hb[i + 8] - c1) * inv_reg, c1);
+            acc.template add<COST>((hb[i + 16] - c2) * inv_reg, c2);
+            acc.template add<COST>((hb[i + 24] - c3) * inv_reg, c3);
+            acc.flush();
+        }
+        for (; i < i1; i += 8) {
+            const T c0 = Mb[static_cast<long long>(i) * m + j];
+            acc.template add<COST>((hb[i] - c0) * inv_reg, c0);
+        }
+        acc.flush();
+    }
+    sm_m[ty][tx] = acc.m;
+    sm_s[ty][tx] = acc.sd;
+    sm_c[ty][tx] = acc.cd;
+    __syncthreads();
+    if (ty == 0 && j < m) {
+        T mx = sm_m[0][tx];
+        double s = sm_s[0][tx], c = sm_c[0][tx];
+        for (int k = 1; k < 8; ++k) lse_merge(mx, s, c, sm_m[k][tx], sm_s[k][tx], sm_c[k][tx]);
+        const long long r = static_cast<long long>(blockIdx.y) * B * m + static_cast<long long>(b) * m + j;
+        part_m[r] = mx;
+        part_s[r] = s;
+        if (COST) part_c[r] = c;
+    }
+}
+
+// Squared Euclidean cost on the fly. Own points X (n_own, D), other points Y (n_oth, D),
+// both zero-padded to D columns; h: the other side's potential (n_oth). One thread per own
+// point (blockDim.x = 128), grid = (ceil(n_own / 128), nsplit); split y covers other points
+// [y * chunk, min(n_oth, (y + 1) * chunk)). Partials: [nsplit][n_own].
+template <typename T, int D, bool COST>
+__global__ void sk_online(const T* __restrict__ X, const T* __restrict__ Y, const T* __restrict__ h,
+                          T* __restrict__ part_m, double* __restrict__ part_s, double* __restrict__ part_c,
+                          int n_own, int n_oth, int chunk, T inv_reg) {
+    constexpr int TJ = 32;
+    __shared__ T ys[TJ][D];
+    __shared__ T hs[TJ];
+    const int r = blockIdx.x * blockDim.x + threadIdx.x;
+    const bool active = r < n_own;
+    T xr[D];
+#pragma unroll
+    for (int k = 0; k < D; ++k) xr[k] = active ? X[static_cast<long long>(r) * D + k] : T(0);
+    const int j0 = blockIdx.y * chunk;
+    const int j1 = min(n_oth, j0 + chunk);
+    Lse<T> acc;
+    acc.init();
+    for (int t = j0; t < j1; t += TJ) {
+        const int cnt = min(TJ, j1 - t);
+        __syncthreads();
+        for (int q = threadIdx.x; q < TJ * D; q += blockDim.x) {
+            const int jj = q / D, k = q - jj * D;
+            ys[jj][k] = jj < cnt ? Y[static_cast<long long>(t + jj) * D + k] : T(0);
+        }
+        for (int q = threadIdx.x; q < TJ; q += blockDim.x) hs[q] = q < cnt ? h[t + q] : neg_inf<T>();
+        __syncthreads();
+        if (active) {
+#pragma unroll 4
+            for (int jj = 0; jj < TJ; ++jj) {
+                T c = T(0);
+#pragma unroll
+                for (int k = 0; k < D; ++k) {
+                    const T d = xr[k] - ys[jj][k];
+                    c = fma(d, d, c);
+                }
+                acc.template add<COST>((hs[jj] - c) * inv_reg, c);
+            }
+            acc.flush();
+        }
+    }
+    if (active) {
+        const long long o = static_cast<long long>(blockIdx.y) * n_own + r;
+        part_m[o] = acc.m;
+        part_s[o] = acc.sd;
+        if (COST) part_c[o] = acc.cd;
+    }
+}
+
+// Combines the nsplit partials of each own index r (R = B * len in all), updates the
+// potential and accumulates the marginal error (and optionally the cost and <p, marginal>)
+// per problem. flags: bit 0 write p_new; bit 1 measure the plan of p_new (else of p_old);
+// bit 2 the partials hold the cost (part_c was written; else it is not read).
+// The sums per problem go to err[b], cost[b], dot[b] (all three must be valid); a non-finite
+// potential where the weight is positive increments *bad.
+template <typename T>
+__global__ void sk_finalize(const T* __restrict__ part_m, const double* __restrict__ part_s,
+                            const double* __restrict__ part_c, int nsplit, int B, int len,
+                            const T* __restrict__ w, long long w_stride, const T* __restrict__ p_old,
+                            T* __restrict__ p_new, double* __restrict__ err, double* __restrict__ cost,
+                            double* __restrict__ dot, int* __restrict__ bad, T reg, T omega, int flags) {
+    const long long R = static_cast<long long>(B) * len;
+    const long long r = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
+    double e = 0.0, cs = 0.0, dt = 0.0;
+    int b = -1;
+    if (r < R) {
+        b = static_cast<int>(r / len);
+        const int i = static_cast<int>(r - static_cast<long long>(b) * len);
+        T mx = part_m[r];
+        double s = part_s[r];
+        const bool hc = (flags & 4) != 0;
+        double c = hc ? part_c[r] : 0.0;
+        for (int k = 1; k < nsplit; ++k) {
+            const long long o = static_cast<long long>(k) * R + r;
+            lse_merge(mx, s, c, part_m[o], part_s[o], hc ? part_c[o] : 0.0);
+        }
+        const double wr = static_cast<double>(w[b * w_stride + i]);
+        const double regd = static_cast<double>(reg);
+        // L = reg * (mx + log s) in double; -inf when no mass is reachable.
+        const double L = (mx == neg_inf<T>() || s <= 0.0) ? neg_inf<double>() : regd * (static_cast<double>(mx) + log(s));
+        const T po = p_old[r];
+        T pn = po;
+        if (flags & 1) {
+            if (wr <= 0.0) {
+                pn = neg_inf<T>();
+            } else {
+                const double psk = regd * log(wr) - L;
+                const double om = static_cast<double>(omega);
+                pn = (om == 1.0 || po == neg_inf<T>()) ? static_cast<T>(psk)
+                                                       : static_cast<T>((1.0 - om) * static_cast<double>(po) + om * psk);
+                if (!isfinite(static_cast<double>(pn))) atomicAdd(bad, 1);
+            }
+            p_new[r] = pn;
+        }
+        const T pe = (flags & 2) ? pn : po;
+        double sum = 0.0, cr = 0.0;
+        if (pe != neg_inf<T>() && L != neg_inf<double>()) {
+            const double scale = exp((static_cast<double>(pe) + L) / regd);
+            sum = scale;
+            // c is relative to exp(mx); sum = exp((pe + reg * mx) / reg) * s.
+            cr = exp(static_cast<double>(pe) / regd + static_cast<double>(mx)) * c;
+            dt = static_cast<double>(pe) * sum;
+        }
+        if (!isfinite(sum)) atomicAdd(bad, 1);
+        e = fabs(sum - wr);
+        cs = cr;
+    }
+    // Warp-aggregated atomics when the whole warp belongs to one problem (always for B = 1).
+    const int b0 = __shfl_sync(0xffffffffu, b, 0);
+    const bool uniform = __all_sync(0xffffffffu, b == b0 || b < 0);
+    if (uniform) {
+        for (int off = 16; off > 0; off >>= 1) {
+            e += __shfl_xor_sync(0xffffffffu, e, off);
+            cs += __shfl_xor_sync(0xffffffffu, cs, off);
+            dt += __shfl_xor_sync(0xffffffffu, dt, off);
+        }
+        if ((threadIdx.x & 31) == 0 && b0 >= 0) {
+            atomicAdd(err + b0, e);
+            atomicAdd(cost + b0, cs);
+            atomicAdd(dot + b0, dt);
+        }
+    } else if (b >= 0) {
+        atomicAdd(err + b, e);
+        atomicAdd(cost + b, cs);
+        atomicAdd(dot + b, dt);
+    }
+}
+
+// The plan P = exp((f_i + g_j - M_ij) / reg) of a batch (M shared when m_stride = 0).
+template <typename T>
+__global__ void sk_plan_dense(const T* __restrict__ M, const T* __restrict__ f, const T* __restrict__ g,
+                              T* __restrict__ P, int B, int n, int m, long long m_stride, T inv_reg) {
+    const long long total = static_cast<long long>(B) * n * m;
+    for (long long q = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; q < total;
+         q += static_cast<long long>(gridDim.x) * blockDim.x) {
+        const long long row = q / m;
+        const int j = static_cast<int>(q - row * m);
+        const int b = static_cast<int>(row / n);
+        const int i = static_cast<int>(row - static_cast<long long>(b) * n);
+        const T fi = f[row], gj = g[static_cast<long long>(b) * m + j];
+        const T c = M[b * m_stride + static_cast<long long>(i) * m + j];
+        P[q] = (fi == neg_inf<T>() || gj == neg_inf<T>()) ? T(0) : exp_t((fi + gj - c) * inv_reg);
+    }
+}
+
+// The plan of the online form (squared Euclidean cost of zero-padded points, D columns).
+template <typename T, int D>
+__global__ void sk_plan_online(const T* __restrict__ X, const T* __restrict__ Y, const T* __restrict__ f,
+                               const T* __restrict__ g, T* __restrict__ P, int n, int m, T inv_reg) {
+    const long long total = static_cast<long long>(n) * m;
+    for (long long q = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; q < total;
+         q += static_cast<long long>(gridDim.x) * blockDim.x) {
+        const int i = static_cast<int>(q / m);
+        const int j = static_cast<int>(q - static_cast<long long>(i) * m);
+        T c = T(0);
+#pragma unroll
+        for (int k = 0; k < D; ++k) {
+            const T d = X[static_cast<long long>(i) * D + k] - Y[static_cast<long long>(j) * D + k];
+            c = fma(d, d, c);
+        }
+        const T fi = f[i], gj = g[j];
+        P[q] = (fi == neg_inf<T>() || gj == neg_inf<T>()) ? T(0) : exp_t((fi + gj - c) * inv_reg);
+    }
+}

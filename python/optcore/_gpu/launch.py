@@ -1,0 +1,133 @@
+"""Launchers of the ``kernels/ot_sinkhorn.cu`` kernels through CuPy.
+
+:class:`CupyKernels` and :class:`optcore._gpu.emulate.NumpyKernels` have the same methods
+with the same arguments; :mod:`optcore._gpu.sinkhorn` drives either. Every method writes
+into arrays it is given (nothing is allocated per call).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .kernels import compile_module
+
+__all__ = ["CupyKernels", "ONLINE_DIMS", "KERNEL_EXPRESSIONS", "padded_dim", "splits"]
+
+#: Point dimensions the online kernel is instantiated for; points are zero-padded up to one.
+ONLINE_DIMS = (1, 2, 3, 4, 8, 16, 32, 64, 128)
+
+_CNAME = {np.dtype(np.float32): "float", np.dtype(np.float64): "double"}
+
+
+def padded_dim(d: int) -> int:
+    """The smallest instantiated dimension >= d (ValueError above 128)."""
+    for D in ONLINE_DIMS:
+        if D >= d:
+            return D
+    raise ValueError(
+        f"point clouds of dimension d = {d} > {ONLINE_DIMS[-1]} are not supported by the online "
+        "form; pass the cost matrix M instead."
+    )
+
+
+def _base_expressions(t: str) -> tuple[str, ...]:
+    return (
+        f"sk_dense_rows<{t}, false>", f"sk_dense_rows<{t}, true>",
+        f"sk_dense_cols<{t}, false>", f"sk_dense_cols<{t}, true>",
+        f"sk_finalize<{t}>", f"sk_plan_dense<{t}>",
+    )
+
+
+def _online_expressions(t: str, D: int) -> tuple[str, ...]:
+    return (f"sk_online<{t}, {D}, false>", f"sk_online<{t}, {D}, true>", f"sk_plan_online<{t}, {D}>")
+
+
+#: Every template instantiation the GPU path may use (a CPU test compiles them all with NVRTC
+#: and checks that every kernel of ot_sinkhorn.cu is among them).
+KERNEL_EXPRESSIONS = {
+    "ot_sinkhorn.cu": tuple(
+        e for t in ("float", "double")
+        for e in _base_expressions(t) + tuple(x for D in ONLINE_DIMS for x in _online_expressions(t, D))
+    )
+}
+
+
+def splits(n_own_blocks: int, batch: int, n_other: int, granule: int, target: int = 2048) -> tuple[int, int]:
+    """(nsplit, chunk): how many slices of the other side a pass is cut into so that about
+    ``target`` blocks are in flight; chunk is a multiple of ``granule``."""
+    blocks = max(1, n_own_blocks * batch)
+    nsplit = max(1, min(-(-target // blocks), -(-n_other // granule)))
+    chunk = -(-n_other // nsplit)
+    chunk = -(-chunk // granule) * granule
+    nsplit = -(-n_other // chunk)
+    return nsplit, chunk
+
+
+class CupyKernels:
+    """The CUDA kernels for one dtype, compiled on first use (CuPy caches the binaries)."""
+
+    def __init__(self, dtype):
+        import cupy  # noqa: PLC0415  (lazy: CuPy is optional)
+
+        self.xp = cupy
+        self.dtype = np.dtype(dtype)
+        self.t = _CNAME[self.dtype]
+        self._mod = compile_module("ot_sinkhorn.cu", _base_expressions(self.t))
+
+    def _fn(self, expr: str):
+        return self._mod.get_function(expr)
+
+    def _online_fn(self, kind: str, D: int, cost: bool = False):
+        mod = compile_module("ot_sinkhorn.cu", _online_expressions(self.t, D))
+        if kind == "plan":
+            return mod.get_function(f"sk_plan_online<{self.t}, {D}>")
+        return mod.get_function(f"sk_online<{self.t}, {D}, {'true' if cost else 'false'}>")
+
+    def _s(self, x):
+        return self.dtype.type(x)
+
+    def dense_rows(self, M, h, pm, ps, pc, B, n, m, m_stride, inv_reg, cost):
+        fn = self._fn(f"sk_dense_rows<{self.t}, {'true' if cost else 'false'}>")
+        warps_per_block = 8
+        grid = (-(-(B * n) // warps_per_block),)
+        fn(grid, (32 * warps_per_block,), (M, h, pm, ps, pc, np.int32(B), np.int32(n), np.int32(m),
+                                           np.int64(m_stride), self._s(inv_reg)))
+        return 1
+
+    def dense_cols(self, M, h, pm, ps, pc, B, n, m, m_stride, inv_reg, cost):
+        fn = self._fn(f"sk_dense_cols<{self.t}, {'true' if cost else 'false'}>")
+        gx = -(-m // 32)
+        nsplit, chunk = splits(gx, B, n, 32)
+        fn((gx, nsplit, B), (32, 8), (M, h, pm, ps, pc, np.int32(B), np.int32(n), np.int32(m),
+                                      np.int64(m_stride), np.int32(chunk), self._s(inv_reg)))
+        return nsplit
+
+    def online(self, X, Y, h, pm, ps, pc, D, inv_reg, cost):
+        n_own, n_oth = X.shape[0], Y.shape[0]
+        gx = -(-n_own // 128)
+        nsplit, chunk = splits(gx, 1, n_oth, 32)
+        fn = self._online_fn("half", D, cost)
+        fn((gx, nsplit), (128,), (X, Y, h, pm, ps, pc, np.int32(n_own), np.int32(n_oth), np.int32(chunk),
+                                  self._s(inv_reg)))
+        return nsplit
+
+    def finalize(self, pm, ps, pc, nsplit, B, length, w, w_stride, p_old, p_new, err, cost, dot, bad,
+                 reg, omega, flags):
+        R = B * length
+        self._fn(f"sk_finalize<{self.t}>")(
+            (-(-R // 256),), (256,),
+            (pm, ps, pc, np.int32(nsplit), np.int32(B), np.int32(length), w, np.int64(w_stride), p_old, p_new,
+             err, cost, dot, bad, self._s(reg), self._s(omega), np.int32(flags)),
+        )
+
+    def plan_dense(self, M, f, g, P, B, n, m, m_stride, inv_reg):
+        total = B * n * m
+        grid = (max(1, min(-(-total // 256), 65535 * 4)),)
+        self._fn(f"sk_plan_dense<{self.t}>")(
+            grid, (256,), (M, f, g, P, np.int32(B), np.int32(n), np.int32(m), np.int64(m_stride), self._s(inv_reg))
+        )
+
+    def plan_online(self, X, Y, f, g, P, D, inv_reg):
+        n, m = X.shape[0], Y.shape[0]
+        grid = (max(1, min(-(-(n * m) // 256), 65535 * 4)),)
+        self._online_fn("plan", D)(grid, (256,), (X, Y, f, g, P, np.int32(n), np.int32(m), self._s(inv_reg)))

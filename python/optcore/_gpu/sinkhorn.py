@@ -1,0 +1,386 @@
+"""The GPU Sinkhorn driver: the iteration loop around the ``kernels/ot_sinkhorn.cu`` kernels.
+
+:func:`solve_log` runs log-domain Sinkhorn (plain, over-relaxed, ε-scaled) on a dense cost
+(``DenseCost``: a batch of row-major matrices, or one matrix shared by a batch of weight pairs)
+or on point clouds (``OnlineCost``: squared Euclidean cost computed on the fly), and
+:func:`solve_scaling` the ``u / (K v)`` form with cuBLAS products. Both work on any object with
+the methods of :class:`~optcore._gpu.launch.CupyKernels`; with
+:class:`~optcore._gpu.emulate.NumpyKernels` the same code runs on NumPy arrays (CI checks it
+against the Rust solver that way).
+
+One iteration is two passes over the cost (g update, then f update), four launches; the L1
+marginal error of the plan ``(f, g_new)`` is accumulated on the device every iteration, and the
+host reads the errors of the last ``check_every`` iterations at each check (one
+synchronisation), which also drives the over-relaxation controller, the progress callback
+and the stopping test. The returned plan is the one whose error was measured, and its error
+is measured again, in float64 sums, on what is returned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["DenseCost", "OnlineCost", "solve_log", "solve_scaling", "Relax", "Stall"]
+
+
+@dataclass
+class DenseCost:
+    """``M`` of shape ``(B, n, m)`` (``m_stride = n * m``) or ``(n, m)`` shared by the whole
+    batch (``m_stride = 0``)."""
+
+    M: object
+    n: int
+    m: int
+    m_stride: int
+    kind: str = "dense"
+
+
+@dataclass
+class OnlineCost:
+    """Points ``X`` (n, D) and ``Y`` (m, D), zero-padded to an instantiated ``D``."""
+
+    X: object
+    Y: object
+    D: int
+    kind: str = "online"
+
+    @property
+    def n(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def m(self) -> int:
+        return self.Y.shape[0]
+
+
+class Relax:
+    """The over-relaxation controller of the Rust solver (``ot/sinkhorn.rs``, ``Relax``): plain
+    iterations first, ``omega = 2 / (1 + sqrt(1 - kappa))`` from the observed rate, refined from
+    the over-relaxed rate, back to plain iterations when the error grows 100-fold."""
+
+    WINDOW = 10
+    MAX_OMEGA = 1.95
+
+    def __init__(self, mode):
+        self.auto = mode is None
+        self.omega = 1.0 if mode is None else float(mode)
+        self.hist: list[float] = []
+        self.start = 2 * self.WINDOW
+        self.best = math.inf
+        self.since = 0
+
+    def restart(self) -> None:
+        self.hist.clear()
+        if self.auto:
+            self.omega = 1.0
+
+    def back_off(self) -> None:
+        if self.auto and self.omega != 1.0:
+            self.omega = 1.0
+            self.start *= 2
+        self.hist.clear()
+
+    def rate(self):
+        h = self.hist
+        if len(h) <= self.WINDOW:
+            return None
+        e1, e0 = h[-1], h[-1 - self.WINDOW]
+        if e0 <= 0:
+            return None
+        r = (e1 / e0) ** (1.0 / self.WINDOW)
+        return r if math.isfinite(r) and 0.0 < r < 1.0 else None
+
+    def set_kappa(self, kappa: float) -> None:
+        w = 2.0 / (1.0 + math.sqrt(1.0 - min(kappa, 0.9999)))
+        self.omega = min(max(w, 1.0), self.MAX_OMEGA)
+        self.since = 0
+
+    def observe(self, err: float) -> None:
+        if not self.auto or not math.isfinite(err):
+            return
+        self.hist.append(err)
+        if self.omega == 1.0:
+            if len(self.hist) >= self.start:
+                kappa = self.rate()
+                if kappa is not None:
+                    self.set_kappa(kappa)
+                    self.best = err
+            return
+        self.best = min(self.best, err)
+        self.since += 1
+        if err > 100.0 * self.best:
+            self.back_off()
+        elif self.since >= 2 * self.WINDOW:
+            lam = self.rate()
+            if lam is not None:
+                w = self.omega
+                mu = (lam + w - 1.0) / (w * math.sqrt(lam))
+                if math.isfinite(mu) and mu > 0:
+                    self.set_kappa(min(mu * mu, 1.0))
+            else:
+                self.since = 0
+
+
+class Stall:
+    """No 1% improvement of the best error in the last ``max(500, nit / 2)`` iterations."""
+
+    def __init__(self):
+        self.best = math.inf
+        self.at = 0
+
+    def stalled(self, nit: int, err: float) -> bool:
+        if err < 0.99 * self.best:
+            self.best = err
+            self.at = nit
+        return nit - self.at > max(500, nit // 2)
+
+
+def _stall_detail(best: float, tol: float, dtype) -> str:
+    if np.dtype(dtype) == np.float32:
+        advice = ("float32 potentials carry a relative error of about 1e-7 * |f| / reg; use float64 "
+                  "data or a larger tol")
+    else:
+        advice = "float64 potentials carry a relative error of about 1e-16 * |f| / reg; use a larger tol"
+    return (f"the marginal error stalled at {best:.3e} above tol = {tol:.1e}: rounding limits the "
+            f"attainable accuracy ({advice})")
+
+
+class _Passes:
+    """Scratch buffers and the two half-iterations of one problem (batch)."""
+
+    def __init__(self, kern, cost, a, b, B):
+        xp = kern.xp
+        self.kern, self.cost, self.a, self.b, self.B = kern, cost, a, b, B
+        n, m = cost.n, cost.m
+        size = 64 * B * max(n, m)  # nsplit <= 64 slices (splits() targets 2048 blocks)
+        size = max(size, 1)
+        self.pm = xp.empty(size, dtype=kern.dtype)
+        self.ps = xp.empty(size, dtype=np.float64)
+        self.pc = xp.empty(size, dtype=np.float64)
+        self.bad = xp.zeros(1, dtype=np.int32)
+        self.scratch = xp.zeros((3, B), dtype=np.float64)
+
+    def _partials(self, side: str, h, inv_reg: float, want_cost: bool) -> int:
+        k, c = self.kern, self.cost
+        if c.kind == "dense":
+            fn = k.dense_rows if side == "rows" else k.dense_cols
+            return fn(c.M, h, self.pm, self.ps, self.pc, self.B, c.n, c.m, c.m_stride, inv_reg, want_cost)
+        X, Y = (c.X, c.Y) if side == "rows" else (c.Y, c.X)
+        return k.online(X, Y, h, self.pm, self.ps, self.pc, c.D, inv_reg, want_cost)
+
+    def half(self, side, h, p_old, p_new, reg, omega, flags, err, cost=None, dot=None, want_cost=False):
+        """One half-iteration (``side`` = "rows": f from g; "cols": g from f)."""
+        nsplit = self._partials(side, h, 1.0 / reg, want_cost)
+        length = self.cost.n if side == "rows" else self.cost.m
+        w = self.a if side == "rows" else self.b
+        self.kern.finalize(
+            self.pm, self.ps, self.pc, nsplit, self.B, length, w, length, p_old, p_new, err,
+            self.scratch[1] if cost is None else cost, self.scratch[2] if dot is None else dot, self.bad,
+            reg, omega, flags | (4 if want_cost else 0),
+        )
+
+    def measure(self, f, g, reg):
+        """(error, cost, fun) per problem of the plan (f, g), in float64 on the device."""
+        xp = self.kern.xp
+        out = xp.zeros((4, self.B), dtype=np.float64)  # row err, col err, cost, dot
+        self.half("rows", g, f, f, reg, 1.0, 0, out[0], cost=out[2], dot=out[3], want_cost=True)
+        self.half("cols", f, g, g, reg, 1.0, 0, out[1], cost=self.scratch[1], dot=out[3])
+        return out[0] + out[1], out[2], out[3]
+
+
+def _host(x):
+    return x.get() if hasattr(x, "get") else np.asarray(x)
+
+
+def solve_log(kern, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrelaxation=None,
+              eps_stages=None, stage_tol=1e-3, stage_maxiter=100, check_every=10, progress=None,
+              return_plan=True):
+    """Log-domain Sinkhorn on the device. ``a`` (B, n), ``b`` (B, m); returns a dict like the
+    Rust bindings' (plan, f, g, nit, status, detail, marginal_error, cost, fun, stages)."""
+    xp = kern.xp
+    dtype = kern.dtype
+    B, n, m = a.shape[0], cost.n, cost.m
+    passes = _Passes(kern, cost, a, b, B)
+    neg = dtype.type(-np.inf)
+    f = xp.where(a > 0, dtype.type(0), neg).astype(dtype) if f0 is None else f0.astype(dtype, copy=True)
+    g = xp.where(b > 0, dtype.type(0), neg).astype(dtype) if g0 is None else g0.astype(dtype, copy=True)
+    f_next, g_next = xp.empty_like(f), xp.empty_like(g)
+    f_prev = f
+    stages = list(eps_stages) if eps_stages else [reg]
+    relax = Relax(overrelaxation)
+    err_buf = xp.zeros((check_every, B), dtype=np.float64)
+    nit = 0
+    status, detail = 1, ""
+    tighten = 1.0
+    last_err = np.full(B, np.inf)
+    stage_count = 0
+    for si, eps in enumerate(stages):
+        last = si == len(stages) - 1
+        stage_count += 1
+        relax.restart()
+        stall = Stall()
+        stage_it = 0
+        done = False
+        while not done:
+            cnt = min(check_every, maxiter - nit)
+            if not last:
+                cnt = min(cnt, stage_maxiter - stage_it)
+            if cnt <= 0:
+                status, detail, done = 1, "", True
+                break
+            err_buf[:cnt] = 0
+            for s in range(cnt):
+                omega = relax.omega
+                passes.half("cols", f, g, g_next, eps, omega, 1 | 2, err_buf[s])
+                passes.half("rows", g_next, f, f_next, eps, omega, 1, err_buf[s])
+                f_prev = f
+                f, f_next = f_next, f
+                g, g_next = g_next, g
+            nit += cnt
+            stage_it += cnt
+            errs = _host(err_buf[:cnt])
+            nbad = int(_host(passes.bad)[0])
+            worst = errs.max(axis=1)
+            for e in worst:
+                relax.observe(float(e))
+            last_err = errs[-1]
+            err = float(worst[-1])
+            if nbad or not np.isfinite(err):
+                status = 4
+                detail = (f"non-finite potentials at iteration {nit}: cost / reg overflows {dtype} "
+                          f"(reg = {eps:g}); rescale the cost, or use float64.")
+                f_prev, g = f_prev, g
+                done = True
+                break
+            if progress is not None:
+                state = {"nit": nit, "error": err, "f": f_prev, "g": g, "reg": eps, "omega": relax.omega}
+                if not progress(state):
+                    status, detail, done = 99, "", True
+                    break
+            if last:
+                if err <= tol * tighten:
+                    # Re-measure on the returned plan (float64 sums); rounding can differ.
+                    e_meas = _host(passes.measure(f_prev, g, eps)[0])
+                    if e_meas.max() <= tol:
+                        status, done = 0, True
+                        break
+                    tighten *= 0.5
+                if stall.stalled(nit, err):
+                    status, detail, done = 4, _stall_detail(stall.best, tol, dtype), True
+                    break
+                if nit >= maxiter:
+                    status, done = 1, True
+                    break
+            elif err <= stage_tol or stage_it >= stage_maxiter:
+                break
+            elif nit >= maxiter:
+                status, done = 1, True
+                break
+        if done:
+            break
+    f, g = f_prev, g
+    err_d, cost_d, fun_d = passes.measure(f, g, reg)
+    out = {"f": f, "g": g, "nit": nit, "status": status, "detail": detail, "stages": stage_count}
+    if return_plan:
+        P = _plan(kern, cost, f, g, reg, B)
+        rows = P.sum(axis=2, dtype=np.float64)
+        cols = P.sum(axis=1, dtype=np.float64)
+        err_d = xp.abs(rows - a).sum(axis=1) + xp.abs(cols - b).sum(axis=1)
+        out["plan"] = P
+    else:
+        out["plan"] = None
+    out["marginal_error"] = _host(err_d)
+    out["cost"] = _host(cost_d)
+    out["fun"] = _host(fun_d)
+    if status == 0 and out["marginal_error"].max() > tol:
+        status = 1  # (cannot happen: the plan was re-measured before stopping)
+        out["status"] = status
+    del last_err
+    return out
+
+
+def _plan(kern, cost, f, g, reg, B):
+    xp = kern.xp
+    n, m = cost.n, cost.m
+    P = xp.empty((B, n, m), dtype=kern.dtype)
+    if cost.kind == "dense":
+        kern.plan_dense(cost.M, f, g, P, B, n, m, cost.m_stride, 1.0 / reg)
+    else:
+        kern.plan_online(cost.X, cost.Y, f.reshape(-1), g.reshape(-1), P.reshape(n, m), cost.D, 1.0 / reg)
+    return P
+
+
+def solve_scaling(xp, M, a, b, reg, *, tol, maxiter, f0=None, g0=None, check_every=10, progress=None):
+    """``u = a / (K v)``, ``v = b / (K^T u)`` with ``K = exp(-M / reg)`` and cuBLAS products.
+
+    ``M`` is (n, m) shared by the k problems or (k, n, m); ``a`` (k, n), ``b`` (k, m). The k
+    problems run as one matrix-matrix product per half-iteration when M is shared."""
+    dtype = M.dtype
+    k = a.shape[0]
+    shared = M.ndim == 2
+    K = xp.exp(M * dtype.type(-1.0 / reg))
+
+    def Kv(v):  # (k, m) -> (k, n)
+        return (K @ v.T).T if shared else xp.matmul(K, v[:, :, None])[:, :, 0]
+
+    def KTu(u):  # (k, n) -> (k, m)
+        return (u @ K) if shared else xp.matmul(u[:, None, :], K)[:, 0, :]
+
+    with np.errstate(all="ignore"):
+        u = xp.ones_like(a) if f0 is None else xp.exp(f0 / reg).astype(dtype)
+        v = xp.ones_like(b) if g0 is None else xp.exp(g0 / reg).astype(dtype)
+    err_buf = xp.zeros((check_every, k), dtype=np.float64)
+    col_err = xp.full(k, np.inf)
+    nit, status, detail = 0, 1, ""
+    u_prev, v_prev = u, v
+    stall = Stall()
+    while nit < maxiter:
+        cnt = min(check_every, maxiter - nit)
+        for s in range(cnt):
+            kv = Kv(v)
+            err_buf[s] = xp.abs(u.astype(np.float64) * kv - a).sum(axis=1) + col_err
+            u_prev, v_prev = u, v
+            u = (a / kv).astype(dtype)
+            ktu = KTu(u)
+            v = (b / ktu).astype(dtype)
+            col_err = xp.abs(v.astype(np.float64) * ktu - b).sum(axis=1)
+        nit += cnt
+        errs = _host(err_buf[:cnt]).max(axis=1)
+        err = float(errs[-1])
+        bad = not bool(_host(xp.isfinite(u).all() & xp.isfinite(v).all()))
+        if bad or not np.isfinite(err):
+            status = 4
+            detail = ("the scaling iteration under- or overflowed (exp(-M / reg) has entries too small "
+                      f"for {dtype}); use method='log'.")
+            break
+        if progress is not None:
+            with np.errstate(divide="ignore"):
+                state = {"nit": nit, "error": err, "f": reg * xp.log(u_prev), "g": reg * xp.log(v_prev)}
+            if not progress(state):
+                status = 99
+                break
+        if err <= tol:
+            status = 0
+            break
+        if stall.stalled(nit, err):
+            status, detail = 4, _stall_detail(stall.best, tol, dtype)
+            break
+    u, v = u_prev, v_prev
+    P = u[:, :, None] * K * v[:, None, :] if shared else u[:, :, None] * K * v[:, None, :]
+    P = P.astype(dtype)
+    rows = P.sum(axis=2, dtype=np.float64)
+    cols = P.sum(axis=1, dtype=np.float64)
+    err = xp.abs(rows - a).sum(axis=1) + xp.abs(cols - b).sum(axis=1)
+    Mb = M if not shared else M[None]
+    cost = (P * Mb).sum(axis=(1, 2), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = (reg * xp.log(u)).astype(dtype)
+        g = (reg * xp.log(v)).astype(dtype)
+        fun = xp.where(rows > 0, f * rows, 0).sum(axis=1) + xp.where(cols > 0, g * cols, 0).sum(axis=1)
+    if status == 0 and float(_host(err).max()) > tol:
+        status = 1
+    return {"plan": P, "f": f, "g": g, "nit": nit, "status": status, "detail": detail,
+            "marginal_error": _host(err), "cost": _host(cost), "fun": _host(fun), "stages": 1}
