@@ -104,15 +104,19 @@ def measured_error(P, a, b):
 
 EXP_SRC = r"""
 template <typename T> __device__ T ex(T x);
-template <> __device__ float ex<float>(float x) { return expf(x); }
-template <> __device__ double ex<double>(double x) { return exp(x); }
-template <typename T>
+struct fast { float v; };
+struct acc_f { float v; };
+struct acc_d { double v; };
+template <> __device__ fast ex<fast>(fast x) { return fast{__expf(x.v)}; }
+template <> __device__ acc_f ex<acc_f>(acc_f x) { return acc_f{expf(x.v)}; }
+template <> __device__ acc_d ex<acc_d>(acc_d x) { return acc_d{exp(x.v)}; }
+template <typename T, typename E>
 __global__ void exp_rate(T* out, int iters, T seed) {
     T x0 = seed * threadIdx.x * T(1e-6), x1 = x0 + T(1e-3), x2 = x0 + T(2e-3), x3 = x0 + T(3e-3);
     T s0 = 0, s1 = 0, s2 = 0, s3 = 0;
     for (int k = 0; k < iters; ++k) {
-        s0 += ex(x0 - s0 * T(1e-9)); s1 += ex(x1 - s1 * T(1e-9));
-        s2 += ex(x2 - s2 * T(1e-9)); s3 += ex(x3 - s3 * T(1e-9));
+        s0 += (T)ex<E>(E{x0 - s0 * T(1e-9)}).v; s1 += (T)ex<E>(E{x1 - s1 * T(1e-9)}).v;
+        s2 += (T)ex<E>(E{x2 - s2 * T(1e-9)}).v; s3 += (T)ex<E>(E{x3 - s3 * T(1e-9)}).v;
     }
     out[blockIdx.x * blockDim.x + threadIdx.x] = s0 + s1 + s2 + s3;
 }
@@ -133,17 +137,20 @@ def ceilings(res):
     line(f"- device-to-device copy of {nbytes / 2**30:.0f} GiB: {ms:.3f} ms → **{bw / 1e12:.2f} TB/s** "
          "(bytes read + written)")
     del src, dst
-    mod = cp.RawModule(code=EXP_SRC, options=("-std=c++17",), name_expressions=["exp_rate<float>", "exp_rate<double>"])
+    exprs = {"expf (float, accurate)": ("exp_rate<float, acc_f>", cp.float32, 4096, "float_accurate"),
+             "__expf (float, hardware ex2: the special-function unit)": ("exp_rate<float, fast>", cp.float32, 4096, "float"),
+             "exp (double)": ("exp_rate<double, acc_d>", cp.float64, 512, "double")}
+    mod = cp.RawModule(code=EXP_SRC, options=("-std=c++17",), name_expressions=[v[0] for v in exprs.values()])
     sm = cp.cuda.Device().attributes["MultiProcessorCount"]
-    for t, dt in (("float", cp.float32), ("double", cp.float64)):
-        fn = mod.get_function(f"exp_rate<{t}>")
-        blocks, threads, iters = sm * 16, 256, 4096 if t == "float" else 512
+    for label, (expr, dt, iters, key) in exprs.items():
+        fn = mod.get_function(expr)
+        blocks, threads = sm * 16, 256
         out = cp.empty(blocks * threads, dtype=dt)
         ms, _ = event_ms(lambda: fn((blocks,), (threads,), (out, np.int32(iters), dt(0.5))), repeat=5)
         rate = blocks * threads * iters * 4 / (ms * 1e-3)
-        res[f"exp_rate_{t}"] = rate
-        line(f"- {t} exp ({'expf' if t == 'float' else 'exp'}, as in the kernels), register-only: "
-             f"**{rate / 1e12:.2f} T exp/s**")
+        res[f"exp_rate_{key}"] = rate
+        line(f"- {label}, register-only: **{rate / 1e12:.2f} T exp/s**")
+    line("\n(The kernels' streaming sums use __expf in float and exp in double.)")
 
 
 # ---------------------------------------------------------------- 2. dense
@@ -171,28 +178,45 @@ def optcore_per_iter(a, b, M, reg, k1=10, k2=40, **kw):
     return (t2 - t1) / (k2 - k1)
 
 
+def pass_times(a, b, M, reg):
+    """Event-timed partial kernels of the f pass (rows) and g pass (columns), finalize excluded."""
+    import cupy as cp
+    from optcore._gpu.launch import MAX_SPLITS, CupyKernels
+    kern = CupyKernels(M.dtype)
+    n, m = M.shape
+    size = MAX_SPLITS * max(n, m)
+    pm, ps, pc = cp.empty(size, dtype=M.dtype), cp.empty(size), cp.empty(size)
+    h_r, h_c = cp.zeros(m, dtype=M.dtype), cp.zeros(n, dtype=M.dtype)
+    r, _ = event_ms(lambda: kern.dense_rows(M, h_r, pm, ps, pc, 1, n, m, 0, 1 / reg, False), repeat=10)
+    c, _ = event_ms(lambda: kern.dense_cols(M, h_c, pm, ps, pc, 1, n, m, 0, 1 / reg, False), repeat=10)
+    return r, c
+
+
 @guard
 def dense(res, sizes, reg, tols):
     import cupy as cp
     import optcore
     section(f"Dense log-domain Sinkhorn (uniform points in the unit square, squared Euclidean cost / max, reg = {reg})")
     line("Per iteration: two passes over M (g update, then f update). Roofline = 2·n·m·bytes / copy bandwidth.\n")
-    line("| n = m | dtype | optcore ms/iter | roofline ms/iter | % of roofline |")
-    line("|---|---|---|---|---|")
+    line("| n = m | dtype | optcore ms/iter | roofline ms/iter | % of roofline | f pass / g pass ms (% of one-pass roofline) |")
+    line("|---|---|---|---|---|---|")
     rows = []
     for n in sizes:
         for dt in (cp.float32, cp.float64):
             a, b, M = dense_problem(n, dt)
             per = optcore_per_iter(a, b, M, reg)
             roof = 2 * n * n * M.itemsize / res["copy_bw"]
-            rows.append(dict(n=n, dtype=np.dtype(dt).name, per_iter=per, roofline=roof))
-            line(f"| {n} | {np.dtype(dt).name} | {per * 1e3:.3f} | {roof * 1e3:.3f} | {100 * roof / per:.0f}% |")
+            rows_ms, cols_ms = pass_times(a, b, M, reg)
+            rows.append(dict(n=n, dtype=np.dtype(dt).name, per_iter=per, roofline=roof, rows_ms=rows_ms,
+                             cols_ms=cols_ms))
+            line(f"| {n} | {np.dtype(dt).name} | {per * 1e3:.3f} | {roof * 1e3:.3f} | {100 * roof / per:.0f}% | "
+                 f"{rows_ms:.3f} / {cols_ms:.3f} ({100 * roof / 2e-3 / rows_ms:.0f}% / {100 * roof / 2e-3 / cols_ms:.0f}%) |")
             del a, b, M
             cp.get_default_memory_pool().free_all_blocks()
     res["dense_per_iter"] = rows
     line("\nEnd to end, same plan-measured tolerance (every plan's L1 marginal error measured here):\n")
-    line("| n = m | dtype | tol | solver | time (s) | iterations | measured error | vs optcore |")
-    line("|---|---|---|---|---|---|---|---|")
+    line("| n = m | dtype | tol | solver | its threshold | time (s) | iterations | measured error | vs optcore |")
+    line("|---|---|---|---|---|---|---|---|---|")
     out = []
     for n in sizes:
         for dt in (cp.float32, cp.float64):
@@ -202,23 +226,24 @@ def dense(res, sizes, reg, tols):
             # optcore (default method: log, auto over-relaxation)
             optcore.ot.sinkhorn(a, b, M, reg, tol=tol, maxiter=20000, warn=False)  # warm-up (compilation)
             t, r = wall(lambda: optcore.ot.sinkhorn(a, b, M, reg, tol=tol, maxiter=20000, warn=False))
-            results.append(("optcore log", t, r.nit, measured_error(r.plan, a, b)))
+            results.append(("optcore log", t, r.nit, measured_error(r.plan, a, b), tol))
             del r
             for name, fn in (("OTT-JAX lse_mode", ott_run), ("POT sinkhorn_log (torch)", pot_torch_run),
                              ("POT sinkhorn_log (cupy)", pot_cupy_run)):
                 try:
                     results.append((name, *fn(a, b, M, reg, tol)))
                 except Exception as exc:  # noqa: BLE001
-                    results.append((name, float("nan"), 0, float("nan")))
+                    results.append((name, float("nan"), 0, float("nan"), float("nan")))
                     line(f"<!-- {name} failed: {type(exc).__name__}: {str(exc)[:200]} -->")
                     say(traceback.format_exc())
                 cp.get_default_memory_pool().free_all_blocks()
             base = results[0][1]
-            for name, t, nit, err in results:
+            for name, t, nit, err, thr in results:
                 ok = "" if err <= tol else " (misses tol)"
-                line(f"| {n} | {np.dtype(dt).name} | {tol:g} | {name} | {t:.3f} | {nit} | {err:.2e}{ok} | "
+                line(f"| {n} | {np.dtype(dt).name} | {tol:g} | {name} | {thr:.0e} | {t:.3f} | {nit} | {err:.2e}{ok} | "
                      f"{t / base:.1f}× |")
-                out.append(dict(n=n, dtype=np.dtype(dt).name, tol=tol, solver=name, time=t, nit=nit, error=err))
+                out.append(dict(n=n, dtype=np.dtype(dt).name, tol=tol, solver=name, time=t, nit=nit, error=err,
+                                threshold=thr))
             del a, b, M
             cp.get_default_memory_pool().free_all_blocks()
     res["dense_e2e"] = out
@@ -253,7 +278,22 @@ def ott_run(a, b, M, reg, tol):
     P, it = _OTT[key](Mj, aj, bj, eps, thr)
     P.block_until_ready()
     t = time.perf_counter() - t
-    return t, int(it), measured_error(cp.from_dlpack(P), a, b)
+    return t, int(it), measured_error(cp.from_dlpack(P), a, b), tol
+
+
+def pot_search(run, a, b, tol):
+    """POT stops on its own criterion (2-norm of one marginal, every 10 iterations): lower its
+    stopThr by 10× until the returned plan's L1 error meets tol (at most 4 tries); returns the
+    time, iterations and error of the first run that meets it (or of the last), and the
+    threshold used."""
+    thr = tol
+    for _ in range(4):
+        t, P, nit = run(thr)
+        err = measured_error(P, a, b)
+        if err <= tol:
+            break
+        thr /= 10
+    return t, nit, err, thr
 
 
 def pot_torch_run(a, b, M, reg, tol):
@@ -261,20 +301,25 @@ def pot_torch_run(a, b, M, reg, tol):
     import torch
     Mt, at, bt = (torch.from_dlpack(x) for x in (M, a, b))
     ot.sinkhorn(at, bt, Mt, reg, method="sinkhorn_log", stopThr=tol, numItermax=10)  # warm-up
-    torch.cuda.synchronize()
-    t = time.perf_counter()
-    P, log = ot.sinkhorn(at, bt, Mt, reg, method="sinkhorn_log", stopThr=tol, numItermax=5000, log=True)
-    torch.cuda.synchronize()
-    t = time.perf_counter() - t
-    return t, int(log.get("niter", -1)), measured_error(P, a, b)
+
+    def run(thr):
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        P, log = ot.sinkhorn(at, bt, Mt, reg, method="sinkhorn_log", stopThr=thr, numItermax=5000, log=True)
+        torch.cuda.synchronize()
+        return time.perf_counter() - t, P, int(log.get("niter", -1))
+    return pot_search(run, a, b, tol)
 
 
 def pot_cupy_run(a, b, M, reg, tol):
     import ot
     ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=tol, numItermax=10)
-    t, (P, log) = wall(lambda: ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=tol, numItermax=5000,
-                                           log=True))
-    return t, int(log.get("niter", -1)), measured_error(P, a, b)
+
+    def run(thr):
+        t, (P, log) = wall(lambda: ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=thr, numItermax=5000,
+                                               log=True))
+        return t, P, int(log.get("niter", -1))
+    return pot_search(run, a, b, tol)
 
 
 # ---------------------------------------------------------------- 3. online
@@ -284,7 +329,7 @@ def online(res, n, dims, reg):
     import cupy as cp
     import optcore
     section(f"Online form (point clouds, cost on the fly), n = m = {n}, float32, reg = {reg}")
-    line("Exp limit per iteration = 2·n·m / measured float exp rate (one exp per pair and half-iteration).\n")
+    line("Exp limit per iteration = 2·n·m / measured __expf rate (one exp per pair and half-iteration).\n")
     line("| d | ms/iter | exp limit ms/iter | ratio | n×m array allocated |")
     line("|---|---|---|---|---|")
     rows = []
@@ -302,7 +347,7 @@ def online(res, n, dims, reg):
         t2 = wall(lambda: run(4))[0]
         per = (t2 - t1) / 2
         grew = pool.total_bytes() - before
-        limit = 2 * n * n / res["exp_rate_float"]
+        limit = 2 * n * n / res["exp_rate_float"]  # __expf: the special-function unit's rate
         rows.append(dict(d=d, per_iter=per, exp_limit=limit, pool_growth=grew))
         line(f"| {d} | {per * 1e3:.2f} | {limit * 1e3:.2f} | {per / limit:.1f}× | "
              f"{'no' if grew < n * n * 4 else 'YES'} (pool grew {grew / 2**20:.1f} MiB) |")

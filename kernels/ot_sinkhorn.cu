@@ -21,14 +21,15 @@
 // exp(x - m) * C for the transport cost), and `sk_finalize`, which combines the slices and
 // updates the potential. Partials are laid out [split][r].
 //
-//  * sk_dense_rows: f update on a row-major M; one warp per row, lanes read consecutive
-//    entries (coalesced); nsplit = 1.
+//  * sk_dense_rows: f update on a row-major M; one warp per row and slice of columns, lanes
+//    read consecutive entries (coalesced).
 //  * sk_dense_cols: g update on the same row-major M without a transposed copy: a block of
 //    32 x 8 threads covers 32 consecutive columns (coalesced 128-byte rows) and a slice of the
 //    rows; the 8 row-groups are combined in shared memory.
 //  * sk_online<T, D>: squared Euclidean cost computed on the fly from points x (n, D) and
-//    y (m, D) (zero-padded to D); one thread per own point, the other side's points staged
-//    through shared memory in tiles of 32; used for both half-iterations (swap x and y).
+//    y (m, D) (zero-padded to D); R own points per thread (R = 4, 2, 1 as D grows), the other
+//    side's points staged through shared memory in tiles of 32; used for both
+//    half-iterations (swap x and y).
 //
 // A batch of B problems of the same size runs in one launch: problem b reads
 // M + b * m_stride (m_stride = 0: one M shared by all, e.g. k target histograms), its weights
@@ -42,8 +43,13 @@ template <typename T> __device__ __forceinline__ T neg_inf();
 template <> __device__ __forceinline__ float neg_inf<float>() { return __int_as_float(0xff800000); }
 template <> __device__ __forceinline__ double neg_inf<double>() { return __longlong_as_double(0xfff0000000000000LL); }
 
+// exp_t: accurate exponentials (plan entries). fexp_t: those of the streaming sums; in float it
+// is the hardware ex2 (__expf, two instructions instead of about ten): its relative error,
+// about 2^-21 plus 2^-24 |x|, matters only for terms far below the largest of a sum.
 __device__ __forceinline__ float exp_t(float x) { return expf(x); }
 __device__ __forceinline__ double exp_t(double x) { return exp(x); }
+__device__ __forceinline__ float fexp_t(float x) { return __expf(x); }
+__device__ __forceinline__ double fexp_t(double x) { return exp(x); }
 __device__ __forceinline__ float log_t(float x) { return logf(x); }
 __device__ __forceinline__ double log_t(double x) { return log(x); }
 
@@ -59,13 +65,13 @@ struct Lse {
     __device__ __forceinline__ void add(T x, T cost) {
         if (x > m) {
             // New maximum (also the first finite term: exp(-inf - x) = 0).
-            const T r = exp_t(m - x);
+            const T r = fexp_t(m - x);
             sf = sf * r + T(1);
             sd *= static_cast<double>(r);
             if (COST) { cf = cf * r + cost; cd *= static_cast<double>(r); }
             m = x;
         } else if (x > neg_inf<T>()) {
-            const T e = exp_t(x - m);
+            const T e = fexp_t(x - m);
             sf += e;
             if (COST) cf += e * cost;
         }
@@ -100,24 +106,29 @@ __device__ __forceinline__ void warp_merge(T& m, double& s, double& c) {
     }
 }
 
-// f update on a row-major M: one warp per row (B * n rows in all), nsplit = 1.
-// part_m/part_s/part_c: [B * n]; part_c is written only when COST.
+// f update on a row-major M: one warp per (row, slice of columns); grid = (ceil(B * n / 8),
+// nsplit) with 8 warps per block; slice y covers columns [y * chunk, min(m, (y + 1) * chunk)).
+// Slicing the rows keeps enough blocks in flight to fill the chip when B * n is small (a
+// single wave of whole rows leaves SMs idle at the tail). Partials: [nsplit][B * n]; part_c is
+// written only when COST.
 template <typename T, bool COST>
 __global__ void sk_dense_rows(const T* __restrict__ M, const T* __restrict__ h, T* __restrict__ part_m,
                               double* __restrict__ part_s, double* __restrict__ part_c,
-                              int B, int n, int m, long long m_stride, T inv_reg) {
+                              int B, int n, int m, long long m_stride, int chunk, T inv_reg) {
     const long long warp = (static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
     const int lane = threadIdx.x & 31;
-    if (warp >= static_cast<long long>(B) * n) return;
+    const long long rows = static_cast<long long>(B) * n;
+    if (warp >= rows) return;
     const int b = static_cast<int>(warp / n);
     const int i = static_cast<int>(warp - static_cast<long long>(b) * n);
     const T* row = M + b * m_stride + static_cast<long long>(i) * m;
     const T* hb = h + static_cast<long long>(b) * m;
+    const int j1 = min(m, static_cast<int>(blockIdx.y + 1) * chunk);
     Lse<T> acc;
     acc.init();
-    int j = lane;
+    int j = blockIdx.y * chunk + lane;
     // Four independent loads in flight per lane before the arithmetic.
-    for (; j + 96 < m; j += 128) {
+    for (; j + 96 < j1; j += 128) {
         const T c0 = row[j], c1 = row[j + 32], c2 = row[j + 64], c3 = row[j + 96];
         const T h0 = hb[j], h1 = hb[j + 32], h2 = hb[j + 64], h3 = hb[j + 96];
         acc.template add<COST>((h0 - c0) * inv_reg, c0);
@@ -126,7 +137,7 @@ __global__ void sk_dense_rows(const T* __restrict__ M, const T* __restrict__ h, 
         acc.template add<COST>((h3 - c3) * inv_reg, c3);
         acc.flush();
     }
-    for (; j < m; j += 32) {
+    for (; j < j1; j += 32) {
         const T c0 = row[j];
         acc.template add<COST>((hb[j] - c0) * inv_reg, c0);
     }
@@ -135,9 +146,10 @@ __global__ void sk_dense_rows(const T* __restrict__ M, const T* __restrict__ h, 
     double s = acc.sd, c = acc.cd;
     warp_merge(mx, s, c);
     if (lane == 0) {
-        part_m[warp] = mx;
-        part_s[warp] = s;
-        if (COST) part_c[warp] = c;
+        const long long o = static_cast<long long>(blockIdx.y) * rows + warp;
+        part_m[o] = mx;
+        part_s[o] = s;
+        if (COST) part_c[o] = c;
     }
 }
 
@@ -194,25 +206,33 @@ __global__ void sk_dense_cols(const T* __restrict__ M, const T* __restrict__ h, 
 }
 
 // Squared Euclidean cost on the fly. Own points X (n_own, D), other points Y (n_oth, D),
-// both zero-padded to D columns; h: the other side's potential (n_oth). One thread per own
-// point (blockDim.x = 128), grid = (ceil(n_own / 128), nsplit); split y covers other points
-// [y * chunk, min(n_oth, (y + 1) * chunk)). Partials: [nsplit][n_own].
+// both zero-padded to D columns; h: the other side's potential (n_oth). Each thread holds
+// R = online_rows(D) own points in registers (block 128 threads, R * 128 points per block),
+// so that each coordinate of the other side read from shared memory serves R pairs; grid =
+// (ceil(n_own / (128 R)), nsplit); split y covers other points [y * chunk, min(n_oth,
+// (y + 1) * chunk)). Partials: [nsplit][n_own].
+__host__ __device__ constexpr int online_rows(int D) { return D <= 16 ? 4 : (D <= 64 ? 2 : 1); }
+
 template <typename T, int D, bool COST>
 __global__ void sk_online(const T* __restrict__ X, const T* __restrict__ Y, const T* __restrict__ h,
                           T* __restrict__ part_m, double* __restrict__ part_s, double* __restrict__ part_c,
                           int n_own, int n_oth, int chunk, T inv_reg) {
     constexpr int TJ = 32;
+    constexpr int R = online_rows(D);
     __shared__ T ys[TJ][D];
     __shared__ T hs[TJ];
-    const int r = blockIdx.x * blockDim.x + threadIdx.x;
-    const bool active = r < n_own;
-    T xr[D];
+    const int base = blockIdx.x * blockDim.x * R + threadIdx.x;
+    T xr[R][D];
+    Lse<T> acc[R];
 #pragma unroll
-    for (int k = 0; k < D; ++k) xr[k] = active ? X[static_cast<long long>(r) * D + k] : T(0);
+    for (int q = 0; q < R; ++q) {
+        const int r = base + q * blockDim.x;
+#pragma unroll
+        for (int k = 0; k < D; ++k) xr[q][k] = r < n_own ? X[static_cast<long long>(r) * D + k] : T(0);
+        acc[q].init();
+    }
     const int j0 = blockIdx.y * chunk;
     const int j1 = min(n_oth, j0 + chunk);
-    Lse<T> acc;
-    acc.init();
     for (int t = j0; t < j1; t += TJ) {
         const int cnt = min(TJ, j1 - t);
         __syncthreads();
@@ -222,25 +242,36 @@ __global__ void sk_online(const T* __restrict__ X, const T* __restrict__ Y, cons
         }
         for (int q = threadIdx.x; q < TJ; q += blockDim.x) hs[q] = q < cnt ? h[t + q] : neg_inf<T>();
         __syncthreads();
-        if (active) {
-#pragma unroll 4
-            for (int jj = 0; jj < TJ; ++jj) {
-                T c = T(0);
+#pragma unroll 2
+        for (int jj = 0; jj < TJ; ++jj) {
+            T c[R];
 #pragma unroll
-                for (int k = 0; k < D; ++k) {
-                    const T d = xr[k] - ys[jj][k];
-                    c = fma(d, d, c);
+            for (int q = 0; q < R; ++q) c[q] = T(0);
+#pragma unroll
+            for (int k = 0; k < D; ++k) {
+                const T yk = ys[jj][k];
+#pragma unroll
+                for (int q = 0; q < R; ++q) {
+                    const T d = xr[q][k] - yk;
+                    c[q] = fma(d, d, c[q]);
                 }
-                acc.template add<COST>((hs[jj] - c) * inv_reg, c);
             }
-            acc.flush();
+            const T hj = hs[jj];
+#pragma unroll
+            for (int q = 0; q < R; ++q) acc[q].template add<COST>((hj - c[q]) * inv_reg, c[q]);
         }
+#pragma unroll
+        for (int q = 0; q < R; ++q) acc[q].flush();
     }
-    if (active) {
-        const long long o = static_cast<long long>(blockIdx.y) * n_own + r;
-        part_m[o] = acc.m;
-        part_s[o] = acc.sd;
-        if (COST) part_c[o] = acc.cd;
+#pragma unroll
+    for (int q = 0; q < R; ++q) {
+        const int r = base + q * blockDim.x;
+        if (r < n_own) {
+            const long long o = static_cast<long long>(blockIdx.y) * n_own + r;
+            part_m[o] = acc[q].m;
+            part_s[o] = acc[q].sd;
+            if (COST) part_c[o] = acc[q].cd;
+        }
     }
 }
 

@@ -19,7 +19,7 @@ from numpy.testing import assert_allclose
 
 import optcore
 from optcore._gpu.emulate import NumpyKernels
-from optcore._gpu.launch import ONLINE_DIMS, padded_dim, splits
+from optcore._gpu.launch import MAX_SPLITS, ONLINE_DIMS, padded_dim, splits
 from optcore.ot import _sinkhorn_device, sinkhorn
 
 DEFAULTS = dict(method="log", x=None, y=None, tol=None, maxiter=20_000, x0=None, callback=None, check_every=10, disp=False,
@@ -56,7 +56,7 @@ def plan_l1(p, q):
 
 @pytest.mark.parametrize("method", ["log", "eps_scaling", "scaling"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n,m", [(1, 5), (31, 17), (40, 7)])
+@pytest.mark.parametrize("n,m", [(1, 5), (31, 17), (40, 7), (3, 700)])
 def test_emulated_driver_matches_cpu(method, dtype, n, m):
     """Same plan, cost and objective as the Rust solver (float64 reference), within tol."""
     a, b, M, *_ = problem(n, m, seed=n * 100 + m)
@@ -144,10 +144,12 @@ def test_emulated_iteration_limit_and_warning():
 
 def test_splits_cover_everything():
     """The slices of a pass cover the other side exactly once, in multiples of the granule."""
-    for blocks, batch, n_other in [(1, 1, 1), (313, 1, 10_000), (8, 256, 256), (782, 1, 100_000), (1, 1, 7)]:
-        nsplit, chunk = splits(blocks, batch, n_other, 32)
-        assert chunk % 32 == 0 and nsplit * chunk >= n_other > (nsplit - 1) * chunk
-        assert nsplit <= 64
+    cases = [(1, 1, 1), (313, 1, 10_000), (8, 256, 256), (782, 1, 100_000), (1, 1, 7), (6, 1, 3000), (1, 1, 10**6)]
+    for blocks, batch, n_other in cases:
+        for granule in (32, 128):
+            nsplit, chunk = splits(blocks, batch, n_other, granule)
+            assert chunk % granule == 0 and nsplit * chunk >= n_other > (nsplit - 1) * chunk
+            assert 1 <= nsplit <= MAX_SPLITS
 
 
 def test_padded_dim():
@@ -251,7 +253,7 @@ def test_gpu_dense_kernels_match_emulation(dtype, B, n, m, cost):
     h_c = (rng.standard_normal((B, n)) * 0.1).astype(dtype)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
     kern, emu = CupyKernels(dtype), NumpyKernels(np.float64)
-    size = 64 * B * max(n, m)
+    size = MAX_SPLITS * B * max(n, m)
     for side, h, length in (("rows", h_r, n), ("cols", h_c, m)):
         pm = cp.full(size, np.nan, dtype=dtype)
         ps = cp.full(size, np.nan)
@@ -309,7 +311,7 @@ def test_gpu_online_kernel_matches_emulation(dtype, d, n, m):
     Y[:, :d] = rng.random((m, d)) / np.sqrt(d)
     h = (rng.standard_normal(m) * 0.05).astype(dtype)
     kern, emu = CupyKernels(dtype), NumpyKernels(np.float64)
-    size = 64 * max(n, m)
+    size = MAX_SPLITS * max(n, m)
     pm, ps, pc = cp.full(size, np.nan, dtype=dtype), cp.full(size, np.nan), cp.full(size, np.nan)
     ns = kern.online(cp.asarray(X), cp.asarray(Y), cp.asarray(h), pm, ps, pc, D, 1 / 0.02, True)
     epm, eps_, epc = np.empty(size), np.empty(size), np.empty(size)

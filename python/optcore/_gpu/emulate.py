@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .launch import splits
+from .launch import online_rows, splits
 
 __all__ = ["NumpyKernels"]
 
@@ -69,23 +69,28 @@ class NumpyKernels:
         Mb = M.reshape(-1, n, m) if m_stride else M.reshape(1, n, m)
         Mb = np.broadcast_to(Mb, (B, n, m))
         x = self._x(h.reshape(B, 1, m), Mb, inv_reg)
-        lanes = -(-m // 32) * 32
-        xp_ = np.full((B, n, lanes), _NEG, dtype=self.dtype)
-        xp_[..., :m] = x
-        cp_ = np.zeros((B, n, lanes), dtype=self.dtype)
-        cp_[..., :m] = Mb
-        # j = lane + 32 t: lane is the last axis after the reshape.
-        xl = xp_.reshape(B, n, lanes // 32, 32)
-        cl = cp_.reshape(B, n, lanes // 32, 32)
-        mx, s, c = _lse_parts(xl, cl if cost else None, axis=2)
-        if c is None:
-            c = np.zeros_like(s)
-        mx, s, c = _merge_axis(mx, s, c, axis=2)
-        pm[: B * n] = mx.reshape(-1)
-        ps[: B * n] = s.reshape(-1)
-        if cost:
-            pc[: B * n] = c.reshape(-1)
-        return 1
+        nsplit, chunk = splits(-(-(B * n) // 8), 1, m, 128)
+        R = B * n
+        for k in range(nsplit):
+            j0, j1 = k * chunk, min(m, (k + 1) * chunk)
+            width = j1 - j0
+            lanes = -(-width // 32) * 32
+            xp_ = np.full((B, n, lanes), _NEG, dtype=self.dtype)
+            xp_[..., :width] = x[..., j0:j1]
+            cp_ = np.zeros((B, n, lanes), dtype=self.dtype)
+            cp_[..., :width] = Mb[..., j0:j1]
+            # j = j0 + lane + 32 t: the lane is the last axis after the reshape.
+            xl = xp_.reshape(B, n, lanes // 32, 32)
+            cl = cp_.reshape(B, n, lanes // 32, 32)
+            mx, s, c = _lse_parts(xl, cl if cost else None, axis=2)
+            if c is None:
+                c = np.zeros_like(s)
+            mx, s, c = _merge_axis(mx, s, c, axis=2)
+            pm[k * R:(k + 1) * R] = mx.reshape(-1)
+            ps[k * R:(k + 1) * R] = s.reshape(-1)
+            if cost:
+                pc[k * R:(k + 1) * R] = c.reshape(-1)
+        return nsplit
 
     def dense_cols(self, M, h, pm, ps, pc, B, n, m, m_stride, inv_reg, cost):
         Mb = M.reshape(-1, n, m) if m_stride else M.reshape(1, n, m)
@@ -115,7 +120,7 @@ class NumpyKernels:
 
     def online(self, X, Y, h, pm, ps, pc, D, inv_reg, cost):
         n_own, n_oth = X.shape[0], Y.shape[0]
-        nsplit, chunk = splits(-(-n_own // 128), 1, n_oth, 32)
+        nsplit, chunk = splits(-(-n_own // (128 * online_rows(D))), 1, n_oth, 32)
         for k in range(nsplit):
             j0, j1 = k * chunk, min(n_oth, (k + 1) * chunk)
             diff = X[:, None, :] - Y[None, j0:j1, :]

@@ -11,7 +11,7 @@ import numpy as np
 
 from .kernels import compile_module
 
-__all__ = ["CupyKernels", "ONLINE_DIMS", "KERNEL_EXPRESSIONS", "padded_dim", "splits"]
+__all__ = ["CupyKernels", "MAX_SPLITS", "ONLINE_DIMS", "KERNEL_EXPRESSIONS", "online_rows", "padded_dim", "splits"]
 
 #: Point dimensions the online kernel is instantiated for; points are zero-padded up to one.
 ONLINE_DIMS = (1, 2, 3, 4, 8, 16, 32, 64, 128)
@@ -28,6 +28,11 @@ def padded_dim(d: int) -> int:
         f"point clouds of dimension d = {d} > {ONLINE_DIMS[-1]} are not supported by the online "
         "form; pass the cost matrix M instead."
     )
+
+
+def online_rows(D: int) -> int:
+    """Own points per thread of ``sk_online`` (``online_rows`` in the kernel source)."""
+    return 4 if D <= 16 else (2 if D <= 64 else 1)
 
 
 def _base_expressions(t: str) -> tuple[str, ...]:
@@ -52,11 +57,16 @@ KERNEL_EXPRESSIONS = {
 }
 
 
-def splits(n_own_blocks: int, batch: int, n_other: int, granule: int, target: int = 2048) -> tuple[int, int]:
+#: Most slices a pass is cut into (the partial buffers hold MAX_SPLITS * B * max(n, m) entries).
+MAX_SPLITS = 64
+
+
+def splits(n_own_blocks: int, batch: int, n_other: int, granule: int, target: int = 8192) -> tuple[int, int]:
     """(nsplit, chunk): how many slices of the other side a pass is cut into so that about
-    ``target`` blocks are in flight; chunk is a multiple of ``granule``."""
+    ``target`` blocks (several waves on any current GPU, so that the last wave's idle SMs cost
+    little) are launched; ``chunk`` is a multiple of ``granule``, ``nsplit <= MAX_SPLITS``."""
     blocks = max(1, n_own_blocks * batch)
-    nsplit = max(1, min(-(-target // blocks), -(-n_other // granule)))
+    nsplit = max(1, min(-(-target // blocks), -(-n_other // granule), MAX_SPLITS))
     chunk = -(-n_other // nsplit)
     chunk = -(-chunk // granule) * granule
     nsplit = -(-n_other // chunk)
@@ -88,11 +98,11 @@ class CupyKernels:
 
     def dense_rows(self, M, h, pm, ps, pc, B, n, m, m_stride, inv_reg, cost):
         fn = self._fn(f"sk_dense_rows<{self.t}, {'true' if cost else 'false'}>")
-        warps_per_block = 8
-        grid = (-(-(B * n) // warps_per_block),)
-        fn(grid, (32 * warps_per_block,), (M, h, pm, ps, pc, np.int32(B), np.int32(n), np.int32(m),
-                                           np.int64(m_stride), self._s(inv_reg)))
-        return 1
+        gx = -(-(B * n) // 8)  # 8 warps (rows) per block
+        nsplit, chunk = splits(gx, 1, m, 128)
+        fn((gx, nsplit), (256,), (M, h, pm, ps, pc, np.int32(B), np.int32(n), np.int32(m), np.int64(m_stride),
+                                  np.int32(chunk), self._s(inv_reg)))
+        return nsplit
 
     def dense_cols(self, M, h, pm, ps, pc, B, n, m, m_stride, inv_reg, cost):
         fn = self._fn(f"sk_dense_cols<{self.t}, {'true' if cost else 'false'}>")
@@ -104,7 +114,7 @@ class CupyKernels:
 
     def online(self, X, Y, h, pm, ps, pc, D, inv_reg, cost):
         n_own, n_oth = X.shape[0], Y.shape[0]
-        gx = -(-n_own // 128)
+        gx = -(-n_own // (128 * online_rows(D)))
         nsplit, chunk = splits(gx, 1, n_oth, 32)
         fn = self._online_fn("half", D, cost)
         fn((gx, nsplit), (128,), (X, Y, h, pm, ps, pc, np.int32(n_own), np.int32(n_oth), np.int32(chunk),

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .launch import MAX_SPLITS
+
 __all__ = ["DenseCost", "OnlineCost", "solve_log", "solve_scaling", "Relax", "Stall"]
 
 
@@ -155,8 +157,7 @@ class _Passes:
         xp = kern.xp
         self.kern, self.cost, self.a, self.b, self.B = kern, cost, a, b, B
         n, m = cost.n, cost.m
-        size = 64 * B * max(n, m)  # nsplit <= 64 slices (splits() targets 2048 blocks)
-        size = max(size, 1)
+        size = MAX_SPLITS * B * max(n, m)  # a pass writes nsplit * B * (n or m) partials
         self.pm = xp.empty(size, dtype=kern.dtype)
         self.ps = xp.empty(size, dtype=np.float64)
         self.pc = xp.empty(size, dtype=np.float64)
