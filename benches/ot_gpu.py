@@ -17,6 +17,8 @@ Sections (each one guarded: a failing peer is reported, not fatal):
    iteration against the exp-throughput limit (2 n m exps per iteration / measured exp rate).
 4. Batch: B problems of n = m = --batch-n in one call against the same problems solved one by
    one (throughput ratio).
+5. SNS: the problem families of ``ot_sns.py`` scaled to n ≈ 5000 (eta = 1/reg = 1200, float64),
+   GPU SNS against the GPU log-domain Sinkhorn to a measured L1 marginal error of --sns-tol.
 """
 
 from __future__ import annotations
@@ -383,6 +385,43 @@ def batch(res, B, n, reg, tol):
          f"largest L1 difference between the two plans of a problem: {diff:.1e}")
 
 
+@guard
+def sns(res, tol, names):
+    import cupy as cp
+    import optcore
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import ot_sns  # the SNS benchmark's problem families
+    section(f"Sinkhorn–Newton–Sparse on the GPU vs the GPU log-domain Sinkhorn (eta = 1200, float64, tol = {tol:g})")
+    builders = {
+        "random-5000": lambda: ot_sns.random_problem(5000, 0),
+        "digits71-L2": lambda: ot_sns.digits_problem("L2", (0, 1), 71),
+        "digits71-L1": lambda: ot_sns.digits_problem("L1", (0, 1), 71),
+        "gmm71-W2": lambda: ot_sns.gmm_problem(71, "W2", (1, 2)),
+        "gmm71-W1": lambda: ot_sns.gmm_problem(71, "W1", (1, 2)),
+    }
+    line("| problem | n | solver | time (s) | iterations | measured error | log / SNS time |")
+    line("|---|---|---|---|---|---|---|")
+    rows = []
+    for name in names:
+        p = builders[name]()
+        a, b, M = cp.asarray(p.a), cp.asarray(p.b), cp.asarray(p.M)
+        reg = 1 / 1200
+        out = {}
+        for label, method, cap in (("optcore sns (GPU)", "sns", 2000), ("optcore log (GPU)", "log", 50_000)):
+            optcore.ot.sinkhorn(a, b, M, reg, method=method, tol=tol, maxiter=5, warn=False)  # compile
+            t, r = wall(lambda: optcore.ot.sinkhorn(a, b, M, reg, method=method, tol=tol, maxiter=cap, warn=False))
+            its = f"{r.nit}" + (f" ({r.n_sinkhorn}+{r.n_newton})" if method == "sns" else "")
+            err = measured_error(r.plan, a, b)
+            out[method] = t
+            rows.append(dict(problem=name, n=p.n, solver=label, time=t, nit=int(r.nit), error=err,
+                             success=bool(r.success)))
+            ratio = f"{out['log'] / out['sns']:.1f}×" if method == "log" else ""
+            line(f"| {name} | {p.n} | {label} | {t:.3f} | {its} | {err:.2e}{'' if r.success else ' (not converged)'} | {ratio} |")
+        del a, b, M
+        cp.get_default_memory_pool().free_all_blocks()
+    res["sns"] = rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="10000,20000")
@@ -393,7 +432,9 @@ def main():
     p.add_argument("--online-dims", default="3,64")
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--batch-n", type=int, default=256)
-    p.add_argument("--skip", default="", help="comma list of sections to skip: dense,online,batch")
+    p.add_argument("--sns-tol", type=float, default=1e-8)
+    p.add_argument("--sns-problems", default="random-5000,digits71-L2,digits71-L1,gmm71-W2,gmm71-W1")
+    p.add_argument("--skip", default="", help="comma list of sections to skip: dense,online,batch,sns")
     p.add_argument("--out", default="benches/results/ot_gpu.md")
     args = p.parse_args()
     import cupy as cp
@@ -427,6 +468,8 @@ def main():
         online(res, args.online_n, [int(d) for d in args.online_dims.split(",")], args.reg)
     if "batch" not in skip:
         batch(res, args.batch, args.batch_n, 0.05, 1e-8)
+    if "sns" not in skip:
+        sns(res, args.sns_tol, args.sns_problems.split(","))
     LOG.append(f"\nTotal run time {time.perf_counter() - t0:.0f} s.")
     text = "\n".join(LOG) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

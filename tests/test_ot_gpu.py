@@ -201,8 +201,6 @@ def test_cpu_new_argument_errors():
 
 def test_emulated_argument_errors():
     a, b, M, x, y = problem(5, 4, seed=2)
-    with pytest.raises(NotImplementedError, match="sns"):
-        emulated(a, b, M, 0.1, method="sns")
     with pytest.raises(ValueError, match="scaling"):
         emulated(a, b, None, 0.1, x=x, y=y, method="scaling")
     with pytest.raises(ValueError, match="same total mass"):
@@ -393,11 +391,74 @@ def test_gpu_mixing_and_errors():
         sinkhorn(a, b, cp.asarray(M), 0.1)
     with pytest.raises(TypeError, match="CuPy"):
         sinkhorn(None, None, reg=0.1, x=cp.asarray(x), y=y)
-    with pytest.raises(NotImplementedError, match="sns"):
-        sinkhorn(cp.asarray(a), cp.asarray(b), cp.asarray(M), 0.1, method="sns")
+    with pytest.raises(ValueError, match="one problem"):
+        sinkhorn(cp.asarray(a), cp.asarray(np.stack([b, b], axis=1)), cp.asarray(M), 0.1, method="sns")
     with pytest.raises(ValueError, match="NaN"):
         sinkhorn(cp.asarray(a), cp.asarray(b), cp.asarray(np.where(M > 0.3, np.nan, M)), 0.1)
     with pytest.raises(ValueError, match="M instead"):
         sinkhorn(None, None, reg=0.1, x=cp.ones((3, 200)), y=cp.ones((4, 200)))
     res = sinkhorn(None, None, cp.asarray(M), 0.1, x0=None, maxiter=3, warn=False)
     assert res.status == 1 and res.nit == 3
+
+
+# ------------------------------------------------------------------------------------------
+# Sinkhorn–Newton–Sparse on the device (emulated on CPU; on a GPU below)
+# ------------------------------------------------------------------------------------------
+
+
+def sns_problem(n, seed):
+    """Small reg relative to a U[0, 1] cost: where Newton beats Sinkhorn (the SNS benchmark's
+    'random' family, scaled down)."""
+    rng = np.random.default_rng(seed)
+    M = rng.random((n, n))
+    a = np.full(n, 1.0 / n)
+    return a, a.copy(), M
+
+
+@pytest.mark.parametrize("options", [None, {"warmup": 20}, {"density": 0.2}, {"eps_scaling": True}])
+def test_emulated_sns_matches_cpu(options):
+    a, b, M = sns_problem(60, seed=1)
+    reg = 1 / 200
+    ref = sinkhorn(a, b, M, reg, method="sns", tol=1e-10)
+    res = emulated(a, b, M, reg, method="sns", tol=1e-10, options=options)
+    assert res.success, res.message
+    assert res.n_newton >= 1 and res.nit == res.n_newton + res.n_sinkhorn
+    assert 0 < res.hessian_density <= 1 and res.cg_iterations >= 1 and res.line_search_evals >= 1
+    assert res.marginal_error <= 1e-10
+    assert plan_l1(res.plan, ref.plan) <= 1e-8
+    assert res.cost == pytest.approx(ref.cost, rel=1e-9)
+    if options and "density" in options:
+        assert res.hessian_density >= 0.2
+
+
+def test_emulated_sns_fewer_iterations_than_sinkhorn():
+    a, b, M = sns_problem(60, seed=2)
+    reg = 1 / 400
+    sns = emulated(a, b, M, reg, method="sns", tol=1e-9, maxiter=5_000)
+    assert sns.success and sns.nit < 200
+    log = emulated(a, b, M, reg, method="log", tol=1e-9, maxiter=10 * sns.nit, options={"overrelaxation": 1.0})
+    assert not log.success  # plain Sinkhorn is far from 1e-9 after 10x the iterations
+
+
+def test_emulated_sns_rejects_batches_and_clouds():
+    a, b, M, x, y = problem(6, 5, seed=4)
+    with pytest.raises(ValueError, match="one problem"):
+        emulated(a, np.stack([b, b], axis=1), M, 0.1, method="sns")
+    with pytest.raises(ValueError, match="pass M"):
+        emulated(a, b, None, 0.1, x=x, y=y, method="sns")
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_gpu_sns_matches_cpu(dtype):
+    cp = _cupy()
+    a, b, M = sns_problem(300, seed=3)
+    reg = 1 / 400
+    tol = 1e-9 if dtype == np.float64 else 1e-5
+    ref = sinkhorn(a, b, M, reg, method="sns", tol=1e-11)
+    res = sinkhorn(cp.asarray(a, dtype), cp.asarray(b, dtype), cp.asarray(M, dtype), reg, method="sns", tol=tol,
+                   warn=False)
+    assert res.success, res.message
+    assert isinstance(res.plan, cp.ndarray) and res.plan.dtype == dtype
+    assert res.n_newton >= 1
+    assert plan_l1(res.plan.get(), ref.plan) <= (10 * tol if dtype == np.float64 else 1e-4)

@@ -269,8 +269,6 @@ def sinkhorn(
         ``reg <= 0``, unknown ``method`` or ``options``.
     TypeError
         Complex or non-numeric data; CuPy mixed with NumPy.
-    NotImplementedError
-        ``method="sns"`` with CuPy inputs.
 
     Notes
     -----
@@ -281,8 +279,10 @@ def sinkhorn(
     goes through the host but the scalars of each check): ``"log"`` and ``"eps_scaling"`` run
     CUDA kernels (``kernels/ot_sinkhorn.cu``: one fused log-sum-exp pass over the cost per
     half-iteration, the marginal error accumulated on the device every iteration and read
-    every ``check_every`` iterations); ``"scaling"`` uses cuBLAS products. ``workers`` is
-    ignored there. NumPy and CuPy arrays mixed in one call raise TypeError.
+    every ``check_every`` iterations); ``"scaling"`` uses cuBLAS products; ``"sns"`` forms the
+    dense plan on the device, picks the kept entries from a histogram of their exponents (no
+    sort), and runs conjugate gradients on a ``cupyx.scipy.sparse`` CSR Hessian (one problem
+    per call). ``workers`` is ignored there. NumPy and CuPy arrays mixed in one call raise TypeError.
 
     Examples
     --------
@@ -581,19 +581,14 @@ def _sinkhorn_device(xp, kernels, a, b, M, reg, *, x, y, method, tol, maxiter, x
     from ._gpu import sinkhorn as drv  # noqa: PLC0415
     from ._gpu.launch import padded_dim  # noqa: PLC0415
 
-    if method == "sns":
-        raise NotImplementedError(
-            "method='sns' has no GPU implementation yet; use method='log' on the GPU, or pass NumPy "
-            "arrays (cupy.asnumpy) for SNS on the CPU."
-        )
     opts = check_options(options, METHODS[method], method)
     reg = positive_scalar(reg, "reg")
     maxiter = positive_int(maxiter, "maxiter", minimum=0)
     check_every = positive_int(check_every, "check_every")
     online = x is not None
-    if online and method == "scaling":
-        raise ValueError("point clouds (x, y) on the GPU need method='log' or 'eps_scaling'; "
-                         "for 'scaling' pass M.")
+    if online and method in ("scaling", "sns"):
+        raise ValueError(f"point clouds (x, y) on the GPU need method='log' or 'eps_scaling'; "
+                         f"for {method!r} pass M.")
     if online:
         X, Y = _point_clouds(_device_float(x, "x", xp), _device_float(y, "y", xp))
         (n, d), m = X.shape, Y.shape[0]
@@ -702,7 +697,26 @@ def _sinkhorn_device(xp, kernels, a, b, M, reg, *, x, y, method, tol, maxiter, x
     progress = Progress(callback, disp, build, title)
     prog = progress if progress.active else None
 
-    if method == "scaling":
+    if method == "sns" and (B > 1 or shared_b):
+        raise ValueError("method='sns' on the GPU solves one problem per call: pass a 2-D M and 1-D a, b "
+                         "(or use method='log' for batches and several histograms).")
+    if method == "sns":
+        from ._gpu.sns import solve_sns  # noqa: PLC0415
+
+        sparse = _sparse_module(xp)
+        extra = _sns_options(opts, n, m)
+        stages = None
+        if extra["eps_scaling"] and x0 is None:
+            stages, e = [], crange
+            while e > reg and len(stages) < 200:
+                stages.append(e)
+                e *= 0.5
+            stages.append(reg)
+        out = solve_sns(kernels(dtype), sparse, cost, aw, bw, reg, tol=tol, maxiter=maxiter, f0=f0, g0=g0,
+                        overrelaxation=_overrelaxation(opts), switch_tol=extra["switch_tol"],
+                        warmup=extra.get("warmup"), density=extra.get("density"), cg_maxiter=extra["cg_maxiter"],
+                        eps_stages=stages, check_every=check_every, progress=prog)
+    elif method == "scaling":
         out = drv.solve_scaling(xp, Mv, aw, bw, reg, tol=tol, maxiter=maxiter, f0=f0, g0=g0,
                                 check_every=check_every, progress=prog)
     else:
@@ -746,7 +760,21 @@ def _sinkhorn_device(xp, kernels, a, b, M, reg, *, x, y, method, tol, maxiter, x
     )
     if method == "eps_scaling":
         res["stages"] = int(out["stages"])
+    if method == "sns":
+        for key in _SNS_FIELDS:
+            res[key] = out[key]
     progress.finish(res)
     if warn and status in (1, 4):
         warnings.warn(f"optcore.ot.sinkhorn: {message}", ConvergenceWarning, stacklevel=3)
     return res
+
+
+def _sparse_module(xp):
+    """scipy.sparse for NumPy, cupyx.scipy.sparse for CuPy."""
+    if xp is np:
+        import scipy.sparse  # noqa: PLC0415
+
+        return scipy.sparse
+    import cupyx.scipy.sparse  # noqa: PLC0415
+
+    return cupyx.scipy.sparse
