@@ -206,15 +206,57 @@ __global__ void sk_dense_cols(const T* __restrict__ M, const T* __restrict__ h, 
 }
 
 // Squared Euclidean cost on the fly. Own points X (n_own, D), other points Y (n_oth, D),
-// both zero-padded to D columns; h: the other side's potential (n_oth). Each thread holds
+// both zero-padded to D columns; h: the other side's potential (n_oth); p_own, w_own: the own
+// side's current potential and weights (they give each sum's shift, below). Each thread holds
 // R = online_rows(D) own points in registers (block 128 threads, R * 128 points per block),
 // so that each coordinate of the other side read from shared memory serves R pairs; grid =
 // (ceil(n_own / (128 R)), nsplit); split y covers other points [y * chunk, min(n_oth,
 // (y + 1) * chunk)). Partials: [nsplit][n_own].
 __host__ __device__ constexpr int online_rows(int D) { return D <= 16 ? 4 : (D <= 64 ? 2 : 1); }
 
+// Sum of exp(x - shift) over one tile row for the R own points of a thread, the cost
+// computed from the staged tile. SAFE: the streaming max (Lse::add); else the fixed shift.
+template <typename T, int D, int R, bool COST, bool SAFE>
+__device__ __forceinline__ void online_tile(const T (&xr)[R][D], const T (*ys)[D], const T* hs, T inv_reg,
+                                            const T (&shift)[R], const bool (&need)[R], Lse<T> (&acc)[R]) {
+    constexpr int TJ = 32;
+#pragma unroll 2
+    for (int jj = 0; jj < TJ; ++jj) {
+        T c[R];
+#pragma unroll
+        for (int q = 0; q < R; ++q) c[q] = T(0);
+#pragma unroll
+        for (int k = 0; k < D; ++k) {
+            const T yk = ys[jj][k];
+#pragma unroll
+            for (int q = 0; q < R; ++q) {
+                const T d = xr[q][k] - yk;
+                c[q] = fma(d, d, c[q]);
+            }
+        }
+        const T hj = hs[jj];
+#pragma unroll
+        for (int q = 0; q < R; ++q) {
+            if (SAFE) {
+                if (need[q]) acc[q].template add<COST>((hj - c[q]) * inv_reg, c[q]);
+            } else {
+                // hs = -inf pads the tile: exp(-inf) = 0.
+                const T e = fexp_t(fma(hj - c[q], inv_reg, -shift[q]));
+                acc[q].sf += e;
+                if (COST) acc[q].cf += e * c[q];
+            }
+        }
+    }
+}
+
+// The fixed shift is trusted when the sum lands in [2^-60, 2^60]: float terms that flush to
+// zero below 2^-126 are then under 2^-66 of the sum.
+template <typename T>
+__device__ __forceinline__ bool shift_ok(double s) { return s >= 8.673617379884035e-19 && s <= 1.152921504606847e18; }
+
 template <typename T, int D, bool COST>
 __global__ void sk_online(const T* __restrict__ X, const T* __restrict__ Y, const T* __restrict__ h,
+                          const T* __restrict__ p_own, const T* __restrict__ w_own,
                           T* __restrict__ part_m, double* __restrict__ part_s, double* __restrict__ part_c,
                           int n_own, int n_oth, int chunk, T inv_reg) {
     constexpr int TJ = 32;
@@ -223,45 +265,61 @@ __global__ void sk_online(const T* __restrict__ X, const T* __restrict__ Y, cons
     __shared__ T hs[TJ];
     const int base = blockIdx.x * blockDim.x * R + threadIdx.x;
     T xr[R][D];
+    T shift[R];
     Lse<T> acc[R];
 #pragma unroll
     for (int q = 0; q < R; ++q) {
         const int r = base + q * blockDim.x;
 #pragma unroll
         for (int k = 0; k < D; ++k) xr[q][k] = r < n_own ? X[static_cast<long long>(r) * D + k] : T(0);
+        // At a fixed point LSE_j((h_j - C_rj) / reg) = log w_r - p_r / reg: the terms are then
+        // the plan's row divided by its weight, so their sum is about 1 (2^-60..2^60 is trusted).
+        T sh = T(0);
+        if (r < n_own) {
+            const T wr = w_own[r], pr = p_own[r];
+            if (wr > T(0) && pr > neg_inf<T>()) sh = log_t(wr) - pr * inv_reg;
+        }
+        shift[q] = isfinite(static_cast<double>(sh)) ? sh : T(0);
         acc[q].init();
+        acc[q].m = shift[q];
     }
     const int j0 = blockIdx.y * chunk;
     const int j1 = min(n_oth, j0 + chunk);
-    for (int t = j0; t < j1; t += TJ) {
-        const int cnt = min(TJ, j1 - t);
-        __syncthreads();
-        for (int q = threadIdx.x; q < TJ * D; q += blockDim.x) {
-            const int jj = q / D, k = q - jj * D;
-            ys[jj][k] = jj < cnt ? Y[static_cast<long long>(t + jj) * D + k] : T(0);
-        }
-        for (int q = threadIdx.x; q < TJ; q += blockDim.x) hs[q] = q < cnt ? h[t + q] : neg_inf<T>();
-        __syncthreads();
-#pragma unroll 2
-        for (int jj = 0; jj < TJ; ++jj) {
-            T c[R];
+    // Pass 1: fixed shift (one exp and one add per pair). Pass 2, only for the points whose
+    // sum fell outside the trusted range (far from convergence): the streaming max, over the
+    // whole slice. The block takes pass 2 together (shared tiles) when any thread needs it.
+    bool need[R];
 #pragma unroll
-            for (int q = 0; q < R; ++q) c[q] = T(0);
+    for (int q = 0; q < R; ++q) need[q] = false;
+    for (int pass = 0; pass < 2; ++pass) {
+        if (pass == 1) {
+            bool any = false;
 #pragma unroll
-            for (int k = 0; k < D; ++k) {
-                const T yk = ys[jj][k];
-#pragma unroll
-                for (int q = 0; q < R; ++q) {
-                    const T d = xr[q][k] - yk;
-                    c[q] = fma(d, d, c[q]);
-                }
+            for (int q = 0; q < R; ++q) {
+                acc[q].flush();
+                need[q] = base + q * static_cast<int>(blockDim.x) < n_own && !shift_ok<T>(acc[q].sd);
+                if (need[q]) acc[q].init();
+                any |= need[q];
             }
-            const T hj = hs[jj];
-#pragma unroll
-            for (int q = 0; q < R; ++q) acc[q].template add<COST>((hj - c[q]) * inv_reg, c[q]);
+            if (!__syncthreads_or(any)) break;
         }
+        for (int t = j0; t < j1; t += TJ) {
+            const int cnt = min(TJ, j1 - t);
+            __syncthreads();
+            for (int q = threadIdx.x; q < TJ * D; q += blockDim.x) {
+                const int jj = q / D, k = q - jj * D;
+                ys[jj][k] = jj < cnt ? Y[static_cast<long long>(t + jj) * D + k] : T(0);
+            }
+            for (int q = threadIdx.x; q < TJ; q += blockDim.x) hs[q] = q < cnt ? h[t + q] : neg_inf<T>();
+            __syncthreads();
+            if (pass == 0) {
+                online_tile<T, D, R, COST, false>(xr, ys, hs, inv_reg, shift, need, acc);
+            } else {
+                online_tile<T, D, R, COST, true>(xr, ys, hs, inv_reg, shift, need, acc);
+            }
 #pragma unroll
-        for (int q = 0; q < R; ++q) acc[q].flush();
+            for (int q = 0; q < R; ++q) acc[q].flush();
+        }
     }
 #pragma unroll
     for (int q = 0; q < R; ++q) {

@@ -308,13 +308,23 @@ def test_gpu_online_kernel_matches_emulation(dtype, d, n, m):
     Y = np.zeros((m, D), dtype=dtype)
     Y[:, :d] = rng.random((m, d)) / np.sqrt(d)
     h = (rng.standard_normal(m) * 0.05).astype(dtype)
+    # own potentials: near (p_near) and far from (p_far) the fixed shift's trusted range, so that
+    # both the one-pass path and its fallback are exercised; a zero weight too.
+    w = np.full(n, 1.0 / n, dtype=dtype)
+    w[0] = 0
     kern, emu = CupyKernels(dtype), NumpyKernels(np.float64)
     size = MAX_SPLITS * max(n, m)
-    pm, ps, pc = cp.full(size, np.nan, dtype=dtype), cp.full(size, np.nan), cp.full(size, np.nan)
-    ns = kern.online(cp.asarray(X), cp.asarray(Y), cp.asarray(h), pm, ps, pc, D, 1 / 0.02, True)
-    epm, eps_, epc = np.empty(size), np.empty(size), np.empty(size)
-    ns_e = emu.online(X.astype(np.float64), Y.astype(np.float64), h.astype(np.float64), epm, eps_, epc, D,
-                      1 / 0.02, True)
+    for p_own in ((rng.standard_normal(n) * 0.01).astype(dtype), np.full(n, 50.0, dtype=dtype)):
+        pm, ps, pc = cp.full(size, np.nan, dtype=dtype), cp.full(size, np.nan), cp.full(size, np.nan)
+        ns = kern.online(cp.asarray(X), cp.asarray(Y), cp.asarray(h), cp.asarray(p_own), cp.asarray(w), pm, ps, pc,
+                         D, 1 / 0.02, True)
+        epm, eps_, epc = np.empty(size), np.empty(size), np.empty(size)
+        ns_e = emu.online(X.astype(np.float64), Y.astype(np.float64), h.astype(np.float64), p_own, w, epm, eps_,
+                          epc, D, 1 / 0.02, True)
+        _check_online(pm, ps, pc, epm, eps_, epc, ns, ns_e, n, dtype)
+
+
+def _check_online(pm, ps, pc, epm, eps_, epc, ns, ns_e, n, dtype):
     assert ns == ns_e
     R = ns * n
     got, want = _lse(pm[:R].get(), ps[:R].get()), _lse(epm[:R], eps_[:R])
@@ -322,6 +332,10 @@ def test_gpu_online_kernel_matches_emulation(dtype, d, n, m):
     # float32 squared distances carry ~1e-7 relative error, divided by reg = 0.02
     rtol = 2e-5 if dtype == np.float32 else 1e-12
     assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    # the cost sums, relative to exp(LSE): sum_j exp(x_j) C_j / sum_j exp(x_j)
+    cg = pc[:R].get() / ps[:R].get()
+    ce = epc[:R] / eps_[:R]
+    assert_allclose(cg, ce, rtol=10 * rtol, atol=10 * rtol * np.abs(ce).max())
 
 
 @pytest.mark.gpu

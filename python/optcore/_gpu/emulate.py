@@ -118,7 +118,9 @@ class NumpyKernels:
                 pc[k * R:(k + 1) * R] = c.reshape(-1)
         return nsplit
 
-    def online(self, X, Y, h, pm, ps, pc, D, inv_reg, cost):
+    def online(self, X, Y, h, p_own, w_own, pm, ps, pc, D, inv_reg, cost):
+        # The kernel's fixed shift log(w) - p / reg (with its fallback) changes how (m, s) split
+        # the log-sum-exp, not its value; the emulation uses the max.
         n_own, n_oth = X.shape[0], Y.shape[0]
         nsplit, chunk = splits(-(-n_own // (128 * online_rows(D))), 1, n_oth, 32)
         for k in range(nsplit):

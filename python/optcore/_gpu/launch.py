@@ -112,13 +112,13 @@ class CupyKernels:
                                       np.int64(m_stride), np.int32(chunk), self._s(inv_reg)))
         return nsplit
 
-    def online(self, X, Y, h, pm, ps, pc, D, inv_reg, cost):
+    def online(self, X, Y, h, p_own, w_own, pm, ps, pc, D, inv_reg, cost):
         n_own, n_oth = X.shape[0], Y.shape[0]
         gx = -(-n_own // (128 * online_rows(D)))
         nsplit, chunk = splits(gx, 1, n_oth, 32)
         fn = self._online_fn("half", D, cost)
-        fn((gx, nsplit), (128,), (X, Y, h, pm, ps, pc, np.int32(n_own), np.int32(n_oth), np.int32(chunk),
-                                  self._s(inv_reg)))
+        fn((gx, nsplit), (128,), (X, Y, h, p_own, w_own, pm, ps, pc, np.int32(n_own), np.int32(n_oth),
+                                  np.int32(chunk), self._s(inv_reg)))
         return nsplit
 
     def finalize(self, pm, ps, pc, nsplit, B, length, w, w_stride, p_old, p_new, err, cost, dot, bad,

@@ -164,19 +164,19 @@ class _Passes:
         self.bad = xp.zeros(1, dtype=np.int32)
         self.scratch = xp.zeros((3, B), dtype=np.float64)
 
-    def _partials(self, side: str, h, inv_reg: float, want_cost: bool) -> int:
+    def _partials(self, side: str, h, p_old, w, inv_reg: float, want_cost: bool) -> int:
         k, c = self.kern, self.cost
         if c.kind == "dense":
             fn = k.dense_rows if side == "rows" else k.dense_cols
             return fn(c.M, h, self.pm, self.ps, self.pc, self.B, c.n, c.m, c.m_stride, inv_reg, want_cost)
         X, Y = (c.X, c.Y) if side == "rows" else (c.Y, c.X)
-        return k.online(X, Y, h, self.pm, self.ps, self.pc, c.D, inv_reg, want_cost)
+        return k.online(X, Y, h, p_old, w, self.pm, self.ps, self.pc, c.D, inv_reg, want_cost)
 
     def half(self, side, h, p_old, p_new, reg, omega, flags, err, cost=None, dot=None, want_cost=False):
         """One half-iteration (``side`` = "rows": f from g; "cols": g from f)."""
-        nsplit = self._partials(side, h, 1.0 / reg, want_cost)
         length = self.cost.n if side == "rows" else self.cost.m
         w = self.a if side == "rows" else self.b
+        nsplit = self._partials(side, h, p_old, w, 1.0 / reg, want_cost)
         self.kern.finalize(
             self.pm, self.ps, self.pc, nsplit, self.B, length, w, length, p_old, p_new, err,
             self.scratch[1] if cost is None else cost, self.scratch[2] if dot is None else dot, self.bad,
