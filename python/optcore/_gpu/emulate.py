@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .launch import online_rows, splits
+from .launch import ONLINE_TARGET, online_rows, splits
 
 __all__ = ["NumpyKernels"]
 
@@ -122,7 +122,7 @@ class NumpyKernels:
         # The kernel's fixed shift log(w) - p / reg (with its fallback) changes how (m, s) split
         # the log-sum-exp, not its value; the emulation uses the max.
         n_own, n_oth = X.shape[0], Y.shape[0]
-        nsplit, chunk = splits(-(-n_own // (128 * online_rows(D))), 1, n_oth, 32)
+        nsplit, chunk = splits(-(-n_own // (128 * online_rows(D))), 1, n_oth, 32, target=ONLINE_TARGET)
         for k in range(nsplit):
             j0, j1 = k * chunk, min(n_oth, (k + 1) * chunk)
             diff = X[:, None, :] - Y[None, j0:j1, :]

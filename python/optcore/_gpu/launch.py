@@ -11,7 +11,7 @@ import numpy as np
 
 from .kernels import compile_module
 
-__all__ = ["CupyKernels", "MAX_SPLITS", "ONLINE_DIMS", "KERNEL_EXPRESSIONS", "online_rows", "padded_dim", "splits"]
+__all__ = ["CupyKernels", "MAX_SPLITS", "ONLINE_DIMS", "ONLINE_TARGET", "KERNEL_EXPRESSIONS", "online_rows", "padded_dim", "splits"]
 
 #: Point dimensions the online kernel is instantiated for; points are zero-padded up to one.
 ONLINE_DIMS = (1, 2, 3, 4, 8, 16, 32, 64, 128)
@@ -57,14 +57,21 @@ KERNEL_EXPRESSIONS = {
 }
 
 
+#: Blocks the online pass aims at (see :func:`splits`).
+ONLINE_TARGET = 8192
+
 #: Most slices a pass is cut into (the partial buffers hold MAX_SPLITS * B * max(n, m) entries).
 MAX_SPLITS = 64
 
 
-def splits(n_own_blocks: int, batch: int, n_other: int, granule: int, target: int = 8192) -> tuple[int, int]:
+def splits(n_own_blocks: int, batch: int, n_other: int, granule: int, target: int = 2048) -> tuple[int, int]:
     """(nsplit, chunk): how many slices of the other side a pass is cut into so that about
-    ``target`` blocks (several waves on any current GPU, so that the last wave's idle SMs cost
-    little) are launched; ``chunk`` is a multiple of ``granule``, ``nsplit <= MAX_SPLITS``."""
+    ``target`` blocks are launched; ``chunk`` is a multiple of ``granule``, ``nsplit <=
+    MAX_SPLITS``.
+
+    Measured on an H200 (benches/results/ot_gpu.md): the dense passes are fastest with about
+    2048 blocks (8192 cost float64 10 points of the bandwidth roofline: shorter slices spend
+    more on the per-thread merges); the online pass, which is arithmetic-bound, with 8192."""
     blocks = max(1, n_own_blocks * batch)
     nsplit = max(1, min(-(-target // blocks), -(-n_other // granule), MAX_SPLITS))
     chunk = -(-n_other // nsplit)
@@ -115,7 +122,7 @@ class CupyKernels:
     def online(self, X, Y, h, p_own, w_own, pm, ps, pc, D, inv_reg, cost):
         n_own, n_oth = X.shape[0], Y.shape[0]
         gx = -(-n_own // (128 * online_rows(D)))
-        nsplit, chunk = splits(gx, 1, n_oth, 32)
+        nsplit, chunk = splits(gx, 1, n_oth, 32, target=ONLINE_TARGET)
         fn = self._online_fn("half", D, cost)
         fn((gx, nsplit), (128,), (X, Y, h, p_own, w_own, pm, ps, pc, np.int32(n_own), np.int32(n_oth),
                                   np.int32(chunk), self._s(inv_reg)))
