@@ -420,9 +420,55 @@ def sns(res, tol, names):
                              success=bool(r.success)))
             ratio = f"{out['log'] / out['sns']:.1f}×" if method == "log" else ""
             line(f"| {name} | {p.n} | {label} | {t:.3f} | {its} | {err:.2e}{'' if r.success else ' (not converged)'} | {ratio} |")
+        if name == names[0]:
+            sns_anatomy(res, a, b, M, reg)
         del a, b, M
         cp.get_default_memory_pool().free_all_blocks()
     res["sns"] = rows
+
+
+@guard
+def sns_anatomy(res, a, b, M, reg):
+    """Event times of the parts of one Newton step at the Sinkhorn stage's switch point."""
+    import cupy as cp
+    import cupyx.scipy.sparse as sp
+    import optcore
+    from optcore._gpu import sns as gsns
+    from optcore._gpu.launch import CupyKernels
+    from optcore._gpu.sinkhorn import DenseCost, _plan
+    kern = CupyKernels(M.dtype)
+    n, m = M.shape
+    w = optcore.ot.sinkhorn(a, b, M, reg, tol=1e-2, warn=False)
+    f, g = w.f[None], w.g[None]
+    cost = DenseCost(M, n, m, 0)
+    P = _plan(kern, cost, f, g, reg, 1)[0]
+    r, c = P.sum(axis=1, dtype=cp.float64), P.sum(axis=0, dtype=cp.float64)
+    min_keep = int((2.0 / min(n, m) * (n + m) ** 2 - (n + m)) / 2.0)
+    parts = {}
+    parts["plan + marginals"] = event_ms(lambda: (_plan(kern, cost, f, g, reg, 1), P.sum(axis=1, dtype=cp.float64),
+                                                  P.sum(axis=0, dtype=cp.float64)), repeat=3)[0]
+    tau = gsns._threshold(cp, P, float(r.sum()), min_keep, None)
+    parts["threshold (2 exponent histograms)"] = event_ms(lambda: gsns._threshold(cp, P, float(r.sum()), min_keep, None),
+                                                          repeat=3)[0]
+    parts["dense -> CSR"] = event_ms(lambda: sp.csr_matrix(cp.where(P >= tau, P, 0).astype(cp.float64)), repeat=3)[0]
+    Ps = sp.csr_matrix(cp.where(P >= tau, P, 0).astype(cp.float64))
+    parts["transpose (CSR)"] = event_ms(lambda: Ps.T.tocsr(), repeat=3)[0]
+    PsT = Ps.T.tocsr()
+    av, bv = a.astype(cp.float64), b.astype(cp.float64)
+    ga, gb = av - r, bv - c
+    dr, dc = r + 1e-6, c + 1e-6
+    rhs = gb - PsT @ (ga / dr)
+    its = []
+
+    def cg():
+        x, k = gsns._cg_schur(cp, Ps, PsT, dr, dc, bv > 0, rhs, 1e-2, 1000)
+        its.append(k)
+    parts["CG on the Schur complement"] = event_ms(cg, repeat=3)[0]
+    line(f"\nOne Newton step's parts on {n}×{m} at the switch point (nnz = {Ps.nnz}, "
+         f"{its[-1]} CG iterations; a log-domain iteration here: see the table above):\n")
+    for k, v in parts.items():
+        line(f"- {k}: {v:.2f} ms")
+    res["sns_anatomy"] = dict(parts, nnz=int(Ps.nnz), cg_its=int(its[-1]))
 
 
 def main():
