@@ -30,14 +30,19 @@ _FLOOR_EXP = -160  # log2 of the smallest plan entry the histogram resolves (flo
 
 def _threshold(xp, P, total: float, min_keep: int, density: float | None) -> float:
     """Smallest kept value: from the top exponent bin down, until the kept entries number at
-    least ``min_keep`` (or ``density * P.size``) and hold all but 1e-5 of ``total``."""
+    least ``min_keep`` (or ``density * P.size``) and hold all but 1e-5 of ``total``.
+
+    Counts and mass per base-2 exponent come from two ``bincount`` passes over integer bin
+    indices (atomics on the device; ``histogram`` with explicit edges searched the edges for
+    every entry and took 40 ms of a 45 ms Newton step at n = 5000 on an H200)."""
+    flat = P.reshape(-1)
     with np.errstate(divide="ignore"):
-        e = xp.floor(xp.log2(P.reshape(-1)))
-    e = xp.clip(e, _FLOOR_EXP, 1)
-    edges = xp.arange(_FLOOR_EXP, 3, dtype=np.float64)
-    counts = _host(xp.histogram(e, bins=edges)[0])[::-1]
-    mass = _host(xp.histogram(e, bins=edges, weights=P.reshape(-1))[0])[::-1]
-    lows = _host(edges[:-1])[::-1]
+        e = xp.floor(xp.log2(flat))
+    idx = (xp.clip(e, _FLOOR_EXP, 1) - _FLOOR_EXP).astype(np.int32)
+    nb = 2 - _FLOOR_EXP
+    counts = _host(xp.bincount(idx, minlength=nb))[::-1]
+    mass = _host(xp.bincount(idx, weights=flat.astype(np.float64), minlength=nb))[::-1]
+    lows = np.arange(_FLOOR_EXP, 2, dtype=np.float64)[::-1]
     want = max(1, min(P.size, int(math.ceil(density * P.size)) if density else min_keep))
     cc = np.cumsum(counts)
     cm = np.cumsum(mass)
