@@ -421,10 +421,11 @@ def sns(res, tol, names):
             ratio = f"{out['log'] / out['sns']:.1f}×" if method == "log" else ""
             line(f"| {name} | {p.n} | {label} | {t:.3f} | {its} | {err:.2e}{'' if r.success else ' (not converged)'} | {ratio} |")
         if name == names[0]:
-            sns_anatomy(res, a, b, M, reg)
+            first = (a, b, M, reg)
         del a, b, M
         cp.get_default_memory_pool().free_all_blocks()
     res["sns"] = rows
+    sns_anatomy(res, *first)
 
 
 @guard
@@ -448,7 +449,7 @@ def sns_anatomy(res, a, b, M, reg):
     parts["plan + marginals"] = event_ms(lambda: (_plan(kern, cost, f, g, reg, 1), P.sum(axis=1, dtype=cp.float64),
                                                   P.sum(axis=0, dtype=cp.float64)), repeat=3)[0]
     tau = gsns._threshold(cp, P, float(r.sum()), min_keep, None)
-    parts["threshold (2 exponent histograms)"] = event_ms(lambda: gsns._threshold(cp, P, float(r.sum()), min_keep, None),
+    parts["threshold (bisection over exponents)"] = event_ms(lambda: gsns._threshold(cp, P, float(r.sum()), min_keep, None),
                                                           repeat=3)[0]
     parts["dense -> CSR"] = event_ms(lambda: sp.csr_matrix(cp.where(P >= tau, P, 0).astype(cp.float64)), repeat=3)[0]
     Ps = sp.csr_matrix(cp.where(P >= tau, P, 0).astype(cp.float64))

@@ -476,3 +476,24 @@ def test_gpu_sns_matches_cpu(dtype):
     assert isinstance(res.plan, cp.ndarray) and res.plan.dtype == dtype
     assert res.n_newton >= 1
     assert plan_l1(res.plan.get(), ref.plan) <= (10 * tol if dtype == np.float64 else 1e-4)
+
+
+@pytest.mark.parametrize("density", [None, 0.01, 0.3])
+def test_sns_threshold_is_the_largest_admissible_power_of_two(density):
+    """The bisection returns what a scan of every exponent from the top would."""
+    from optcore._gpu.sns import _threshold  # noqa: PLC0415
+
+    rng = np.random.default_rng(5)
+    P = rng.random((200, 150)) ** 12 / 3
+    P[0, :5] = 0.0
+    total = float(P.sum())
+    min_keep = 450
+    t = _threshold(np, P, total, min_keep, density)
+    want = int(np.ceil(density * P.size)) if density else min_keep
+
+    def admissible(e):
+        kept = P >= 2.0**e
+        return kept.sum() >= want and (density or P[kept].sum() >= (1 - 1e-5) * total)
+
+    best = max(e for e in range(-160, 2) if admissible(e))
+    assert t == 2.0**best
