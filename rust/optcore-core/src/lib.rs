@@ -14,6 +14,7 @@ pub mod halpern;
 pub mod ot;
 pub mod parallel;
 pub mod real;
+pub mod rng;
 pub mod solver;
 
 pub use error::OptError;

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 /// A native nonexpansive operator (see `optcore.fixed_point.operators`).
 #[pyclass(frozen, module = "optcore._core")]
 pub struct NativeOperator {
-    op64: SharedOp<f64>,
+    pub(crate) op64: SharedOp<f64>,
     op32: SharedOp<f32>,
 }
 
@@ -261,52 +261,7 @@ macro_rules! halpern_fn {
 halpern_fn!(halpern_f64, f64, op64);
 halpern_fn!(halpern_f32, f32, op32);
 
-/// Matrix game `min_x max_y yᵀ A x` over simplices by `"eg"` or `"eag"` (float64).
-/// Returns a dict; see `optcore.monotone.solve`.
-#[pyfunction]
-#[pyo3(signature = (a, x0, y0, method, eta, tol, maxiter, progress=None, check_every=10))]
-#[allow(clippy::too_many_arguments)]
-fn matrix_game_f64<'py>(
-    py: Python<'py>,
-    a: PyReadonlyArray2<'py, f64>,
-    x0: PyReadonlyArray1<'py, f64>,
-    y0: PyReadonlyArray1<'py, f64>,
-    method: &str,
-    eta: f64,
-    tol: f64,
-    maxiter: usize,
-    progress: Option<Py<PyAny>>,
-    check_every: usize,
-) -> PyResult<Bound<'py, PyDict>> {
-    use optcore_core::halpern::monotone::{solve_game, GameMethod, MatrixGame};
-    let (m, n) = (a.shape()[0], a.shape()[1]);
-    let (a, x0, y0) = (a.as_slice()?, x0.as_slice()?, y0.as_slice()?);
-    let method = match method {
-        "eg" => GameMethod::Eg,
-        "eag" => GameMethod::Eag,
-        other => return Err(PyValueError::new_err(format!("unknown method {other:?}"))),
-    };
-    let game = MatrixGame { a, m, n };
-    let mut obs = PyObserver::new(progress, check_every);
-    let out = run_detached(py, None, || solve_game(&game, x0, y0, method, eta, tol, maxiter, &mut obs))?
-        .map_err(core_err)?;
-    obs.raise_pending()?;
-    let (status, detail) = status_of(&out.termination);
-    let d = PyDict::new(py);
-    d.set_item("x", to_array(py, out.x, &[n])?)?;
-    d.set_item("y", to_array(py, out.y, &[m])?)?;
-    d.set_item("gap", out.gap)?;
-    d.set_item("residual", out.residual)?;
-    d.set_item("value", out.value)?;
-    d.set_item("nit", out.nit)?;
-    d.set_item("nfev", out.nfev)?;
-    d.set_item("status", status)?;
-    d.set_item("detail", detail)?;
-    Ok(d)
-}
-
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    m.add_function(wrap_pyfunction!(matrix_game_f64, m)?)?;
     m.add_class::<NativeOperator>()?;
     m.add_function(wrap_pyfunction!(op_identity, m)?)?;
     m.add_function(wrap_pyfunction!(op_box, m)?)?;

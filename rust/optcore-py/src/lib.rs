@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 mod bridge;
 mod halpern;
+mod monotone;
 mod ot;
 
 mod kernels {
@@ -44,5 +45,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     ot::register(m)?;
     halpern::register(m)?;
+    monotone::register(m)?;
     Ok(())
 }

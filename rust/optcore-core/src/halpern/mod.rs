@@ -6,7 +6,8 @@
 //! and Douglas–Rachford). [`iteration`] runs Halpern, restarted Halpern, Krasnosel'skii–Mann
 //! or Picard iterations on any operator, with the residual tolerance checked on the returned
 //! point and infeasibility (no fixed point) detected from the drift of the iterates.
-//! [`monotone`] solves bilinear matrix games by extragradient and extra-anchored gradient.
+//! [`monotone`] solves finite-sum monotone inclusions (matrix games, quadratic min-max, user
+//! sums) by variance-reduced Halpern (Cai, Alacaoglu & Diakonikolas 2024) and its baselines.
 
 pub mod iteration;
 pub mod lu;

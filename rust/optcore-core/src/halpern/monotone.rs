@@ -1,178 +1,667 @@
-//! Monotone variational inequalities over products of simplices: bilinear matrix games
-//! `min_{x ∈ Δ_n} max_{y ∈ Δ_m} yᵀ A x`, i.e. `0 ∈ F(z) + N_C(z)` with the monotone,
-//! `‖A‖₂`-Lipschitz operator `F(x, y) = (Aᵀ y, −A x)` and `C = Δ_n × Δ_m`.
+//! Finite-sum monotone inclusions `0 ∈ F(z) + N_C(z)`, `F = (1/N) Σ_i F_i`, with `C` given by
+//! its projection (the resolvent of the normal cone), and the methods of Cai, Alacaoglu &
+//! Diakonikolas (ICLR 2024) with their deterministic baselines.
 //!
-//! Deterministic methods (f64):
-//! - `Eg`: extragradient (Korpelevich), `z_{k+½} = P(z_k − η F z_k)`,
-//!   `z_{k+1} = P(z_k − η F z_{k+½})`.
-//! - `Eag`: extra-anchored gradient (Yoon & Ryu 2021; constrained form), the same two steps
-//!   taken from `z_k + β_k (z_0 − z_k)` with `β_k = 1/(k+2)`: Halpern anchoring applied to
-//!   extragradient, O(1/k) on the natural residual.
+//! Problems implement [`FiniteSum`]: [`GameSum`] (bilinear matrix games over simplices,
+//! `F(x, y) = (Aᵀy, −Ax)`, split into `N = max(m, n)` components by rows and columns),
+//! [`LinearSum`] (`F(z) = M z + q` split by rows: quadratic min-max problems, and, when `M`
+//! is symmetric positive semidefinite, cocoercive gradients), and any user implementation
+//! (the Python binding's callables).
 //!
-//! The run stops when the duality gap `max_i (A x)_i − min_j (Aᵀ y)_j` (≥ 0, zero exactly at
-//! an equilibrium, computable for matrix games) of the current point is `≤ tol`.
+//! Methods ([`Method`]):
+//! - `Eg`: extragradient, `z½ = P(z − s F z)`, `z⁺ = P(z − s F z½)`.
+//! - `Eag`: extra-anchored gradient (Yoon & Ryu 2021): the same from `z + (z₀ − z)/(k+2)`.
+//! - `Halpern`: inexact Halpern on the resolvent, `x_{k+1} = x₀/(k+2) + (1 − 1/(k+2)) ũ_k`,
+//!   `ũ_k ≈ J_{c(F+N_C)}(x_k)` by deterministic forward-reflected-backward steps on the full
+//!   operator (the deterministic counterpart of Algorithm 2).
+//! - `VrHalpern`: Algorithm 2 (monotone Lipschitz sums): the same outer loop with VR-FoRB
+//!   (loopless SVRG snapshot refreshed with probability `p = 1/N`, momentum `α = 1 − p`,
+//!   single-sample forward-reflected steps) for `M_k = ⌊0.05 N ln(k+2)⌋` inner steps; or,
+//!   for cocoercive sums, Algorithm 1: one-step Halpern `x_{k+1} = P(λ_k x₀ + (1−λ_k) x_k −
+//!   η F̃_k)`, `λ_k = 2/(k+4)`, with the PAGE estimator (full `F` with probability `p_k`, else
+//!   the previous estimate plus a minibatch of `⌊√N⌋` differences; the paper's schedule).
+//!
+//! Every method stops on the natural (operator-norm) residual `‖z − P(z − F(z)/L)‖·L` of its
+//! current point, checked every `check_every` iterations with one full evaluation that is
+//! reported separately (`n_residual`) and not counted in `nfev`. `nfev` counts component
+//! evaluations (a full evaluation is `N`), so `nfev / N` is in epochs.
 
-use super::operator::{dot, Operator, Simplex};
 use crate::error::{OptError, Result};
+use crate::rng::Rng;
 use crate::solver::{Control, Observer, Report, Termination};
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum GameMethod {
-    Eg,
-    Eag,
-}
-
-/// `A` is `m x n`, row-major: `x ∈ Δ_n` (minimiser, columns), `y ∈ Δ_m` (maximiser, rows).
-pub struct MatrixGame<'a> {
-    pub a: &'a [f64],
-    pub m: usize,
-    pub n: usize,
-}
-
-#[derive(Debug)]
-pub struct GameOutput {
-    pub x: Vec<f64>,
-    pub y: Vec<f64>,
-    pub gap: f64,
-    /// `‖z − P(z − η F z)‖ / η` at the returned point.
-    pub residual: f64,
-    pub value: f64,
-    pub nit: usize,
-    /// Evaluations of `F` (each one `A x` and `Aᵀ y`).
-    pub nfev: usize,
-    pub termination: Termination,
-}
-
-impl MatrixGame<'_> {
-    fn ax(&self, x: &[f64], out: &mut [f64]) {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = dot(&self.a[i * self.n..(i + 1) * self.n], x);
-        }
+/// A finite sum `F = (1/N) Σ_i F_i` of operators on `R^d` with a constraint set `C`.
+pub trait FiniteSum: Send + Sync {
+    fn dim(&self) -> usize;
+    /// Number of components `N`.
+    fn n(&self) -> usize;
+    /// `out += s · F_i(z)`.
+    fn add_component(&self, i: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()>;
+    /// `out = F(z)`.
+    fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()>;
+    /// `z ← P_C(z)`.
+    fn project(&self, z: &mut [f64]) -> Result<()>;
+    /// Lipschitz constant of `F` (or a bound).
+    fn lipschitz(&self) -> f64;
+    /// Mean-square Lipschitz constant of the components under uniform sampling,
+    /// `sqrt((1/N) Σ_i L_i²)`.
+    fn lipschitz_ms(&self) -> f64;
+    /// `F` is (1/L)-cocoercive (Algorithm 1 applies).
+    fn cocoercive(&self) -> bool {
+        false
     }
-    fn aty(&self, y: &[f64], out: &mut [f64]) {
-        out.iter_mut().for_each(|o| *o = 0.0);
-        for (i, &yi) in y.iter().enumerate() {
-            if yi != 0.0 {
-                for (o, &aij) in out.iter_mut().zip(&self.a[i * self.n..(i + 1) * self.n]) {
-                    *o += aij * yi;
-                }
+}
+
+/// Euclidean projection onto `{x ≥ 0, Σ x = total}` (Condat 2016, expected linear time).
+pub fn project_simplex(y: &mut [f64], total: f64, v: &mut Vec<f64>, vt: &mut Vec<f64>) {
+    if y.is_empty() {
+        return;
+    }
+    if y.iter().any(|x| x.is_nan()) {
+        y.iter_mut().for_each(|x| *x = f64::NAN);
+        return;
+    }
+    v.clear();
+    vt.clear();
+    v.push(y[0]);
+    let mut rho = y[0] - total;
+    for &yn in &y[1..] {
+        if yn > rho {
+            rho += (yn - rho) / (v.len() as f64 + 1.0);
+            if rho > yn - total {
+                v.push(yn);
+            } else {
+                vt.append(v);
+                v.push(yn);
+                rho = yn - total;
             }
         }
     }
-    /// `F(z) = (Aᵀ y, −A x)` into `(gx, gy)`; returns `(max_i (A x)_i, min_j (Aᵀ y)_j)`.
-    fn f(&self, x: &[f64], y: &[f64], gx: &mut [f64], gy: &mut [f64]) -> (f64, f64) {
-        self.ax(x, gy);
-        self.aty(y, gx);
-        let hi = gy.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
-        let lo = gx.iter().fold(f64::INFINITY, |m, &v| m.min(v));
-        gy.iter_mut().for_each(|v| *v = -*v);
-        (hi, lo)
+    for &yv in vt.iter() {
+        if yv > rho {
+            v.push(yv);
+            rho += (yv - rho) / v.len() as f64;
+        }
+    }
+    loop {
+        let before = v.len();
+        let mut i = 0;
+        while i < v.len() {
+            if v[i] <= rho {
+                let yr = v.swap_remove(i);
+                rho += (rho - yr) / v.len().max(1) as f64;
+            } else {
+                i += 1;
+            }
+        }
+        if v.len() == before {
+            break;
+        }
+    }
+    y.iter_mut().for_each(|x| *x = (*x - rho).max(0.0));
+}
+
+/// `min_{x ∈ Δ_n} max_{y ∈ Δ_m} yᵀ A x` as `F(x, y) = (Aᵀy, −Ax)`, `z = (x, y)`; component `k`
+/// (of `N = max(m, n)`) is `N · (y_k a_k, −x_k A_{:,k})` (row `k` and column `k`, where they exist).
+pub struct GameSum {
+    a: Vec<f64>,
+    at: Vec<f64>,
+    pub m: usize,
+    pub n: usize,
+    lip: f64,
+    lip_ms: f64,
+    scratch: std::sync::Mutex<(Vec<f64>, Vec<f64>)>,
+}
+
+impl GameSum {
+    /// `a`: `m x n` row-major; `lip`: `‖A‖₂`.
+    pub fn new(a: &[f64], m: usize, n: usize, lip: f64) -> Result<Self> {
+        if m == 0 || n == 0 || a.len() != m * n || !a.iter().all(|v| v.is_finite()) {
+            return Err(OptError::InvalidInput("matrix game: A must be a finite m x n matrix".into()));
+        }
+        let mut at = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                at[j * m + i] = a[i * n + j];
+            }
+        }
+        // Component k reads only y_k and x_k: E_ξ ‖F_ξ(u) − F_ξ(v)‖² = N Σ_k (‖a_k‖² Δy_k² +
+        // ‖A_{:,k}‖² Δx_k²) ≤ N max_k max(‖a_k‖², ‖A_{:,k}‖²) ‖Δ‖².
+        let big = m.max(n);
+        let mut worst: f64 = 0.0;
+        for k in 0..big {
+            let r = if k < m { a[k * n..(k + 1) * n].iter().map(|v| v * v).sum::<f64>() } else { 0.0 };
+            let c = if k < n { at[k * m..(k + 1) * m].iter().map(|v| v * v).sum::<f64>() } else { 0.0 };
+            worst = worst.max(r).max(c);
+        }
+        let lip_ms = (big as f64 * worst).sqrt();
+        Ok(GameSum { a: a.to_vec(), at, m, n, lip, lip_ms, scratch: Default::default() })
+    }
+
+    /// `(max_i (A x)_i, min_j (Aᵀ y)_j, yᵀ A x)` of `z = (x, y)`.
+    pub fn gap_parts(&self, z: &[f64]) -> (f64, f64, f64) {
+        let (x, y) = z.split_at(self.n);
+        let ax: Vec<f64> = (0..self.m).map(|i| dot(&self.a[i * self.n..(i + 1) * self.n], x)).collect();
+        let aty: Vec<f64> = (0..self.n).map(|j| dot(&self.at[j * self.m..(j + 1) * self.m], y)).collect();
+        let hi = ax.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+        let lo = aty.iter().fold(f64::INFINITY, |m, &v| m.min(v));
+        (hi, lo, dot(y, &ax))
     }
 }
 
-/// Runs `method` with step `eta` from `(x0, y0)` (projected onto the simplices first).
-#[allow(clippy::too_many_arguments)]
-pub fn solve_game(
-    g: &MatrixGame<'_>,
-    x0: &[f64],
-    y0: &[f64],
-    method: GameMethod,
-    eta: f64,
-    tol: f64,
-    maxiter: usize,
-    obs: &mut dyn Observer<f64>,
-) -> Result<GameOutput> {
-    let (m, n) = (g.m, g.n);
-    if m == 0 || n == 0 || g.a.len() != m * n || x0.len() != n || y0.len() != m {
-        return Err(OptError::InvalidInput("matrix game: A must be m x n, x0 of length n, y0 of length m".into()));
+impl FiniteSum for GameSum {
+    fn dim(&self) -> usize {
+        self.m + self.n
     }
-    if !g.a.iter().chain(x0).chain(y0).all(|v| v.is_finite()) {
-        return Err(OptError::InvalidInput("matrix game: A, x0 and y0 must be finite".into()));
+    fn n(&self) -> usize {
+        self.m.max(self.n)
     }
-    if !(eta > 0.0 && eta.is_finite() && tol >= 0.0) {
-        return Err(OptError::InvalidInput("matrix game: eta must be positive and tol >= 0".into()));
+    fn add_component(&self, k: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        let big = self.n() as f64;
+        let (x, y) = z.split_at(self.n);
+        let (ox, oy) = out.split_at_mut(self.n);
+        if k < self.m && y[k] != 0.0 {
+            let c = s * big * y[k];
+            for (o, &aij) in ox.iter_mut().zip(&self.a[k * self.n..(k + 1) * self.n]) {
+                *o += c * aij;
+            }
+        }
+        if k < self.n && x[k] != 0.0 {
+            let c = -s * big * x[k];
+            for (o, &aij) in oy.iter_mut().zip(&self.at[k * self.m..(k + 1) * self.m]) {
+                *o += c * aij;
+            }
+        }
+        Ok(())
     }
-    let (px, py) = (Simplex::new(n, 1.0)?, Simplex::new(m, 1.0)?);
-    let proj = |v: &[f64], out: &mut [f64], p: &Simplex| Operator::<f64>::apply(p, v, out);
-    let (mut x, mut y) = (vec![0.0; n], vec![0.0; m]);
-    proj(x0, &mut x, &px)?;
-    proj(y0, &mut y, &py)?;
-    let (ax0, ay0) = (x.clone(), y.clone());
-    let (mut gx, mut gy) = (vec![0.0; n], vec![0.0; m]);
-    let (mut hx, mut hy) = (vec![0.0; n], vec![0.0; m]);
-    let (mut bx, mut by) = (vec![0.0; n], vec![0.0; m]);
-    let (mut tx, mut ty) = (vec![0.0; n], vec![0.0; m]);
-    let mut nfev = 0usize;
-    // Natural residual ‖z − P(z − η F z)‖ / η from F z already in (gx, gy).
-    let natural = |x: &[f64], y: &[f64], gx: &[f64], gy: &[f64], tx: &mut [f64], ty: &mut [f64]| -> Result<f64> {
-        let sx: Vec<f64> = x.iter().zip(gx).map(|(a, b)| a - eta * b).collect();
-        let sy: Vec<f64> = y.iter().zip(gy).map(|(a, b)| a - eta * b).collect();
-        proj(&sx, tx, &px)?;
-        proj(&sy, ty, &py)?;
-        let s: f64 = x.iter().zip(tx.iter()).chain(y.iter().zip(ty.iter())).map(|(a, b)| (a - b).powi(2)).sum();
-        Ok(s.sqrt() / eta)
+    fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()> {
+        let (x, y) = z.split_at(self.n);
+        let (ox, oy) = out.split_at_mut(self.n);
+        for (j, o) in ox.iter_mut().enumerate() {
+            *o = dot(&self.at[j * self.m..(j + 1) * self.m], y);
+        }
+        for (i, o) in oy.iter_mut().enumerate() {
+            *o = -dot(&self.a[i * self.n..(i + 1) * self.n], x);
+        }
+        Ok(())
+    }
+    fn project(&self, z: &mut [f64]) -> Result<()> {
+        let mut s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let (v, vt) = &mut *s;
+        let (x, y) = z.split_at_mut(self.n);
+        project_simplex(x, 1.0, v, vt);
+        project_simplex(y, 1.0, v, vt);
+        Ok(())
+    }
+    fn lipschitz(&self) -> f64 {
+        self.lip
+    }
+    fn lipschitz_ms(&self) -> f64 {
+        self.lip_ms
+    }
+}
+
+/// `F(z) = M z + q` (`M`: `d x d` row-major), unconstrained, split into its `d` rows:
+/// component `k` is `d · e_k (m_kᵀ z + q_k)`.
+pub struct LinearSum {
+    mat: Vec<f64>,
+    q: Vec<f64>,
+    d: usize,
+    lip: f64,
+    lip_ms: f64,
+    cocoercive: bool,
+}
+
+impl LinearSum {
+    /// `lip`: `‖M‖₂`; `cocoercive`: `M` is symmetric positive semidefinite.
+    pub fn new(mat: &[f64], q: &[f64], lip: f64, cocoercive: bool) -> Result<Self> {
+        let d = q.len();
+        if d == 0 || mat.len() != d * d || !mat.iter().chain(q).all(|v| v.is_finite()) {
+            return Err(OptError::InvalidInput("linear operator: M must be a finite d x d matrix and q of length d".into()));
+        }
+        // E_ξ ‖F_ξ(u) − F_ξ(v)‖² = (1/d) Σ_k d² (m_kᵀ Δ)² = d ‖M Δ‖²: exactly √d ‖M‖₂.
+        Ok(LinearSum { mat: mat.to_vec(), q: q.to_vec(), d, lip, lip_ms: (d as f64).sqrt() * lip, cocoercive })
+    }
+}
+
+impl FiniteSum for LinearSum {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn n(&self) -> usize {
+        self.d
+    }
+    fn add_component(&self, k: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        out[k] += s * self.d as f64 * (dot(&self.mat[k * self.d..(k + 1) * self.d], z) + self.q[k]);
+        Ok(())
+    }
+    fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()> {
+        for (k, o) in out.iter_mut().enumerate() {
+            *o = dot(&self.mat[k * self.d..(k + 1) * self.d], z) + self.q[k];
+        }
+        Ok(())
+    }
+    fn project(&self, _z: &mut [f64]) -> Result<()> {
+        Ok(())
+    }
+    fn lipschitz(&self) -> f64 {
+        self.lip
+    }
+    fn lipschitz_ms(&self) -> f64 {
+        self.lip_ms
+    }
+    fn cocoercive(&self) -> bool {
+        self.cocoercive
+    }
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    super::operator::dot(a, b)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Method {
+    Eg,
+    Eag,
+    Halpern,
+    VrHalpern,
+}
+
+/// Options of [`solve`]; `None` fields take the documented defaults.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub method: Method,
+    /// Stop when the natural residual is `<= tol`.
+    pub tol: f64,
+    /// Outer iterations.
+    pub maxiter: usize,
+    /// Budget in epochs (`nfev / N`).
+    pub max_epochs: f64,
+    /// EG/EAG step (default `0.5 / L`); Algorithm 1's `η` (default `1 / L`).
+    pub step: Option<f64>,
+    /// Resolvent parameter `c` of `Halpern`/Algorithm 2 (default `1 / L` for `Halpern`,
+    /// `sqrt(N) / L_ms` scaled... see [`solve`]).
+    pub resolvent: Option<f64>,
+    /// Inner steps per outer iteration (Algorithm 2 default `⌊0.05 N ln(k+2)⌋`, at least 1;
+    /// `Halpern` default `⌈4 ln(k+2)⌉ + 2`).
+    pub inner: Option<usize>,
+    /// Algorithm 1's minibatch (default `⌊√N⌋`).
+    pub batch: Option<usize>,
+    /// Use Algorithm 1 (cocoercive) rather than Algorithm 2; default: the problem's flag.
+    pub cocoercive: Option<bool>,
+    pub seed: u64,
+    /// Residual checks (and observer calls) every this many iterations.
+    pub check_every: usize,
+    /// Anchored methods (`Eag`, `Halpern`, `VrHalpern`): re-anchor at the current point and
+    /// restart the anchoring schedule when a check finds the residual below `restart` times its
+    /// value at the last anchor (0: never). Under sharpness (matrix games, LPs) this turns
+    /// the O(1/k) rate into a linear one.
+    pub restart: f64,
+}
+
+impl Options {
+    pub fn new(method: Method) -> Self {
+        Options {
+            method,
+            tol: 1e-6,
+            maxiter: usize::MAX,
+            max_epochs: f64::INFINITY,
+            step: None,
+            resolvent: None,
+            inner: None,
+            batch: None,
+            cocoercive: None,
+            seed: 0,
+            check_every: 1,
+            restart: 0.2,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub z: Vec<f64>,
+    /// Natural residual of `z`.
+    pub residual: f64,
+    pub nit: usize,
+    /// Component evaluations (a full evaluation counts `N`).
+    pub nfev: u64,
+    /// Full evaluations spent measuring the residual (not in `nfev`).
+    pub n_residual: usize,
+    /// `(epochs, residual)` at every check.
+    pub history: Vec<(f64, f64)>,
+    pub termination: Termination,
+    /// The variant that ran ("eg", "eag", "halpern", "vr_halpern (Algorithm 1)", ...).
+    pub variant: &'static str,
+    /// Adaptive restarts (re-anchorings).
+    pub restarts: usize,
+}
+
+struct Ctx<'a> {
+    p: &'a dyn FiniteSum,
+    nfev: u64,
+    big: u64,
+}
+
+impl Ctx<'_> {
+    fn full(&mut self, z: &[f64], out: &mut [f64]) -> Result<()> {
+        self.nfev += self.big;
+        self.p.full(z, out)
+    }
+    fn add(&mut self, i: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        self.nfev += 1;
+        self.p.add_component(i, z, s, out)
+    }
+    fn epochs(&self) -> f64 {
+        self.nfev as f64 / self.big as f64
+    }
+}
+
+/// The natural residual `‖z − P(z − F(z)/L)‖ · L` (one full evaluation, not counted).
+pub fn natural_residual(p: &dyn FiniteSum, z: &[f64]) -> Result<f64> {
+    let l = p.lipschitz().max(f64::MIN_POSITIVE);
+    let mut g = vec![0.0; z.len()];
+    p.full(z, &mut g)?;
+    let mut t: Vec<f64> = z.iter().zip(&g).map(|(a, b)| a - b / l).collect();
+    p.project(&mut t)?;
+    Ok(z.iter().zip(&t).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt() * l)
+}
+
+fn axpy_into(out: &mut [f64], a: &[f64], s: f64, b: &[f64]) {
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = x + s * y;
+    }
+}
+
+/// Runs `opts.method` from `z0` (projected first).
+pub fn solve(p: &dyn FiniteSum, z0: &[f64], opts: &Options, obs: &mut dyn Observer<f64>) -> Result<Output> {
+    let d = p.dim();
+    let big = p.n();
+    if z0.len() != d {
+        return Err(OptError::InvalidInput(format!("z0 has length {}; the problem has dimension {d}", z0.len())));
+    }
+    if !z0.iter().all(|v| v.is_finite()) {
+        return Err(OptError::InvalidInput("z0 must be finite".into()));
+    }
+    let l = p.lipschitz();
+    if !(l > 0.0 && l.is_finite()) {
+        return Err(OptError::InvalidInput(format!("the Lipschitz constant must be positive and finite; got {l}")));
+    }
+    if opts.tol.is_nan() || opts.tol < 0.0 || opts.check_every == 0 || big == 0 {
+        return Err(OptError::InvalidInput("tol must be >= 0, check_every >= 1, and the sum non-empty".into()));
+    }
+    let mut x0 = z0.to_vec();
+    p.project(&mut x0)?;
+    let mut ctx = Ctx { p, nfev: 0, big: big as u64 };
+    let mut rng = Rng::new(opts.seed);
+    let mut history = Vec::new();
+    let mut n_residual = 0usize;
+    let cocoercive = opts.cocoercive.unwrap_or_else(|| p.cocoercive());
+    let variant = match opts.method {
+        Method::Eg => "eg",
+        Method::Eag => "eag",
+        Method::Halpern => "halpern",
+        Method::VrHalpern if cocoercive => "vr_halpern (Algorithm 1, cocoercive)",
+        Method::VrHalpern => "vr_halpern (Algorithm 2, VR-FoRB)",
     };
-    for nit in 0.. {
-        let (hi, lo) = g.f(&x, &y, &mut gx, &mut gy);
-        nfev += 1;
-        let gap = hi - lo;
-        if !gap.is_finite() {
-            let msg = format!("the duality gap is not finite at iteration {nit}");
-            return Err(OptError::Numerical(msg));
+    let mut st = State::new(opts.method, cocoercive, &x0, d);
+    let mut nit = 0usize;
+    // Iterations since the last anchor, and the residual there.
+    let (mut k, mut res_anchor) = (0usize, f64::INFINITY);
+    let anchored = opts.method != Method::Eg && opts.restart > 0.0;
+    let mut restarts = 0usize;
+    loop {
+        if nit % opts.check_every == 0 || nit >= opts.maxiter || ctx.epochs() >= opts.max_epochs {
+            let z = st.point().to_vec();
+            let res = natural_residual(p, &z)?;
+            n_residual += 1;
+            if !res.is_finite() {
+                return Err(OptError::Numerical(format!(
+                    "the residual is not finite at iteration {nit}: the steps diverged; pass a smaller step or check \
+                     the Lipschitz constant"
+                )));
+            }
+            history.push((ctx.epochs(), res));
+            if anchored && res_anchor.is_infinite() {
+                res_anchor = res;
+            } else if anchored && res <= opts.restart * res_anchor {
+                x0.copy_from_slice(&z);
+                st.reanchor();
+                k = 0;
+                res_anchor = res;
+                restarts += 1;
+            }
+            let term = if res <= opts.tol {
+                Some(Termination::Converged)
+            } else if nit >= opts.maxiter || ctx.epochs() >= opts.max_epochs {
+                Some(Termination::MaxIter)
+            } else if nit == 0 {
+                None
+            } else {
+                match obs.observe(nit, &|| Report {
+                    nit,
+                    error: res,
+                    vectors: vec![("x", z.to_vec())],
+                    scalars: vec![("epochs", ctx.epochs())],
+                }) {
+                    Control::Continue => None,
+                    Control::Stop => Some(Termination::Stopped),
+                    Control::Abort => Some(Termination::Aborted),
+                }
+            };
+            if let Some(termination) = term {
+                return Ok(Output {
+                    z: st.point().to_vec(),
+                    residual: res,
+                    nit,
+                    nfev: ctx.nfev,
+                    n_residual,
+                    history,
+                    termination,
+                    variant,
+                    restarts,
+                });
+            }
         }
-        let term = if gap <= tol {
-            Some(Termination::Converged)
-        } else if nit >= maxiter {
-            Some(Termination::MaxIter)
-        } else {
-            None
-        };
-        let control = if term.is_some() || nit == 0 {
-            Control::Continue
-        } else {
-            obs.observe(nit, &|| Report {
-                nit,
-                error: gap,
-                vectors: vec![("x", x.clone()), ("y", y.clone())],
-                scalars: vec![],
-            })
-        };
-        let term = match (term, control) {
-            (Some(t), _) => Some(t),
-            (None, Control::Stop) => Some(Termination::Stopped),
-            (None, Control::Abort) => Some(Termination::Aborted),
-            (None, Control::Continue) => None,
-        };
-        if let Some(termination) = term {
-            let residual = natural(&x, &y, &gx, &gy, &mut tx, &mut ty)?;
-            let value = dot(&y, &{
-                let mut v = vec![0.0; m];
-                g.ax(&x, &mut v);
-                v
-            });
-            return Ok(GameOutput { x, y, gap, residual, value, nit, nfev, termination });
-        }
-        // Base point: z_k (EG) or z_k + β_k (z_0 − z_k) (EAG).
-        let beta = if method == GameMethod::Eag { 1.0 / (nit as f64 + 2.0) } else { 0.0 };
-        for ((b, &v), &a) in bx.iter_mut().zip(&x).zip(&ax0) {
-            *b = v + beta * (a - v);
-        }
-        for ((b, &v), &a) in by.iter_mut().zip(&y).zip(&ay0) {
-            *b = v + beta * (a - v);
-        }
-        // Half step from the base point with F(z_k), then the full step with F(z_{k+½}).
-        let sx: Vec<f64> = bx.iter().zip(&gx).map(|(a, b)| a - eta * b).collect();
-        let sy: Vec<f64> = by.iter().zip(&gy).map(|(a, b)| a - eta * b).collect();
-        proj(&sx, &mut hx, &px)?;
-        proj(&sy, &mut hy, &py)?;
-        g.f(&hx, &hy, &mut gx, &mut gy);
-        nfev += 1;
-        let sx: Vec<f64> = bx.iter().zip(&gx).map(|(a, b)| a - eta * b).collect();
-        let sy: Vec<f64> = by.iter().zip(&gy).map(|(a, b)| a - eta * b).collect();
-        proj(&sx, &mut x, &px)?;
-        proj(&sy, &mut y, &py)?;
+        st.step(&mut ctx, &x0, k, opts, &mut rng)?;
+        nit += 1;
+        k += 1;
     }
-    unreachable!("the loop only ends by returning")
+}
+
+/// The iterate and work vectors of every method.
+struct State {
+    method: Method,
+    cocoercive: bool,
+    z: Vec<f64>,
+    g: Vec<f64>,
+    h: Vec<f64>,
+    b: Vec<f64>,
+    t: Vec<f64>,
+    // Algorithm 2 / Halpern: inner iterate, its previous value, snapshot and F(snapshot).
+    u: Vec<f64>,
+    u_prev: Vec<f64>,
+    w: Vec<f64>,
+    w_prev: Vec<f64>,
+    fw: Vec<f64>,
+    fu_prev: Vec<f64>,
+    have_w: bool,
+    // Algorithm 1: previous point and estimate.
+    est: Vec<f64>,
+    z_prev: Vec<f64>,
+}
+
+impl State {
+    fn new(method: Method, cocoercive: bool, x0: &[f64], d: usize) -> Self {
+        let zeros = vec![0.0; d];
+        State {
+            method,
+            cocoercive,
+            z: x0.to_vec(),
+            g: zeros.clone(),
+            h: zeros.clone(),
+            b: zeros.clone(),
+            t: zeros.clone(),
+            u: x0.to_vec(),
+            u_prev: x0.to_vec(),
+            w: x0.to_vec(),
+            w_prev: x0.to_vec(),
+            fw: zeros.clone(),
+            fu_prev: zeros.clone(),
+            have_w: false,
+            est: zeros,
+            z_prev: x0.to_vec(),
+        }
+    }
+
+    fn point(&self) -> &[f64] {
+        &self.z
+    }
+
+    /// A new anchor at the current point: Algorithm 1's estimator restarts from a full
+    /// evaluation (its schedule restarts with k).
+    fn reanchor(&mut self) {
+        self.z_prev.copy_from_slice(&self.z);
+    }
+
+    fn step(&mut self, ctx: &mut Ctx<'_>, x0: &[f64], k: usize, opts: &Options, rng: &mut Rng) -> Result<()> {
+        let p = ctx.p;
+        let l = p.lipschitz();
+        match self.method {
+            Method::Eg | Method::Eag => {
+                let s = opts.step.unwrap_or(0.5 / l);
+                let beta = if self.method == Method::Eag { 1.0 / (k as f64 + 2.0) } else { 0.0 };
+                for ((b, &z), &a) in self.b.iter_mut().zip(&self.z).zip(x0) {
+                    *b = z + beta * (a - z);
+                }
+                ctx.full(&self.z, &mut self.g)?;
+                axpy_into(&mut self.h, &self.b, -s, &self.g);
+                p.project(&mut self.h)?;
+                ctx.full(&self.h, &mut self.g)?;
+                axpy_into(&mut self.z, &self.b, -s, &self.g);
+                p.project(&mut self.z)?;
+            }
+            Method::Halpern => self.halpern_step(ctx, x0, k, opts)?,
+            Method::VrHalpern if self.cocoercive => self.alg1_step(ctx, x0, k, opts, rng)?,
+            Method::VrHalpern => self.alg2_step(ctx, x0, k, opts, rng)?,
+        }
+        Ok(())
+    }
+
+    /// `x_{k+1} = x₀/(k+2) + (1 − 1/(k+2)) ũ_k`.
+    fn anchor(&mut self, x0: &[f64], k: usize) {
+        let lam = 1.0 / (k as f64 + 2.0);
+        for ((z, &a), &u) in self.z.iter_mut().zip(x0).zip(&self.u) {
+            *z = lam * a + (1.0 - lam) * u;
+        }
+    }
+
+    /// Deterministic inexact Halpern: FoRB on `F̂(u) = c F(u) + u − x_k`, warm started.
+    fn halpern_step(&mut self, ctx: &mut Ctx<'_>, x0: &[f64], k: usize, opts: &Options) -> Result<()> {
+        let p = ctx.p;
+        let c = opts.resolvent.unwrap_or(1.0 / p.lipschitz());
+        let lhat = c * p.lipschitz() + 1.0;
+        let tau = 0.45 / lhat;
+        let steps = opts.inner.unwrap_or_else(|| (4.0 * ((k + 2) as f64).ln()).ceil() as usize + 2);
+        let xk = self.z.clone();
+        // F̂(u_prev) for the reflection term (recomputed: x_k moved).
+        ctx.full(&self.u_prev, &mut self.fu_prev)?;
+        for ((f, &u), &x) in self.fu_prev.iter_mut().zip(&self.u_prev).zip(&xk) {
+            *f = c * *f + u - x;
+        }
+        for _ in 0..steps {
+            ctx.full(&self.u, &mut self.g)?;
+            for ((g, &u), &x) in self.g.iter_mut().zip(&self.u).zip(&xk) {
+                *g = c * *g + u - x;
+            }
+            for (((t, &u), &g), &gp) in self.t.iter_mut().zip(&self.u).zip(&self.g).zip(&self.fu_prev) {
+                *t = u - tau * (2.0 * g - gp);
+            }
+            p.project(&mut self.t)?;
+            std::mem::swap(&mut self.u_prev, &mut self.u);
+            std::mem::swap(&mut self.u, &mut self.t);
+            std::mem::swap(&mut self.fu_prev, &mut self.g);
+        }
+        self.anchor(x0, k);
+        Ok(())
+    }
+
+    /// Algorithm 2: VR-FoRB on `F̂_i(u) = c F_i(u) + u − x_k` (loopless snapshot).
+    fn alg2_step(&mut self, ctx: &mut Ctx<'_>, x0: &[f64], k: usize, opts: &Options, rng: &mut Rng) -> Result<()> {
+        let p = ctx.p;
+        let big = p.n();
+        let nf = big as f64;
+        let lms = p.lipschitz_ms().max(p.lipschitz());
+        let c = opts.resolvent.unwrap_or(nf.sqrt() / lms);
+        let prob = 1.0 / nf;
+        let alpha = 1.0 - prob;
+        let lhat = c * lms + 1.0;
+        let tau = opts.step.unwrap_or(0.5 * prob.sqrt() / lhat);
+        let steps = opts.inner.unwrap_or_else(|| ((0.05 * nf * ((k + 2) as f64).ln()).floor() as usize).max(1));
+        let xk = self.z.clone();
+        if !self.have_w {
+            ctx.full(&self.w, &mut self.fw)?;
+            self.w_prev.copy_from_slice(&self.w);
+            self.have_w = true;
+        }
+        let d = self.u.len();
+        let mut v = vec![0.0; d];
+        for _ in 0..steps {
+            // v = F̂(w) + F̂_ξ(u) − F̂_ξ(w_prev) = c F(w) + (w − x_k) + c (F_ξ(u) − F_ξ(w_prev)) + (u − w_prev)
+            for (j, vj) in v.iter_mut().enumerate() {
+                *vj = c * self.fw[j] + (self.w[j] - xk[j]) + (self.u[j] - self.w_prev[j]);
+            }
+            let xi = rng.below(big);
+            ctx.add(xi, &self.u, c, &mut v)?;
+            ctx.add(xi, &self.w_prev, -c, &mut v)?;
+            for (j, t) in self.t.iter_mut().enumerate() {
+                *t = alpha * self.u[j] + (1.0 - alpha) * self.w[j] - tau * v[j];
+            }
+            p.project(&mut self.t)?;
+            std::mem::swap(&mut self.u, &mut self.t);
+            self.w_prev.copy_from_slice(&self.w);
+            if rng.uniform() < prob {
+                self.w.copy_from_slice(&self.u);
+                ctx.full(&self.w, &mut self.fw)?;
+            }
+        }
+        self.anchor(x0, k);
+        Ok(())
+    }
+
+    /// Algorithm 1: one-step Halpern with the PAGE estimator.
+    fn alg1_step(&mut self, ctx: &mut Ctx<'_>, x0: &[f64], k: usize, opts: &Options, rng: &mut Rng) -> Result<()> {
+        let p = ctx.p;
+        let big = p.n();
+        let rn = (big as f64).sqrt();
+        let bsz = opts.batch.unwrap_or((rn.floor() as usize).max(1));
+        let eta = opts.step.unwrap_or(1.0 / p.lipschitz());
+        let pk = if k <= 1 {
+            1.0
+        } else if (k as f64) <= rn + 1.0 {
+            4.0 / (k as f64 + 4.0)
+        } else {
+            4.0 / (rn + 5.0)
+        };
+        if k == 0 || rng.uniform() < pk {
+            ctx.full(&self.z, &mut self.est)?;
+        } else {
+            let s = 1.0 / bsz as f64;
+            for _ in 0..bsz {
+                let i = rng.below(big);
+                ctx.add(i, &self.z, s, &mut self.est)?;
+                ctx.add(i, &self.z_prev, -s, &mut self.est)?;
+            }
+        }
+        let lam = 2.0 / (k as f64 + 4.0);
+        self.z_prev.copy_from_slice(&self.z);
+        for (((t, &a), &z), &e) in self.t.iter_mut().zip(x0).zip(&self.z).zip(&self.est) {
+            *t = lam * a + (1.0 - lam) * z - eta * e;
+        }
+        p.project(&mut self.t)?;
+        std::mem::swap(&mut self.z, &mut self.t);
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -180,30 +669,92 @@ mod tests {
     use super::*;
     use crate::solver::NoObserver;
 
+    fn brute_simplex(y: &[f64], total: f64) -> Vec<f64> {
+        // bisection on the threshold
+        let (mut lo, mut hi) = (y.iter().cloned().fold(f64::INFINITY, f64::min) - total, y.iter().cloned().fold(f64::NEG_INFINITY, f64::max));
+        for _ in 0..200 {
+            let mid = 0.5 * (lo + hi);
+            let s: f64 = y.iter().map(|v| (v - mid).max(0.0)).sum();
+            if s > total { lo = mid } else { hi = mid }
+        }
+        y.iter().map(|v| (v - hi).max(0.0)).collect()
+    }
+
     #[test]
-    fn rock_paper_scissors_has_value_zero_and_uniform_equilibrium() {
-        let a = [0.0, 1.0, -1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0];
-        let g = MatrixGame { a: &a, m: 3, n: 3 };
-        // EG converges linearly on polyhedral games; EAG like 1/k.
-        for (method, tol) in [(GameMethod::Eg, 1e-8), (GameMethod::Eag, 1e-4)] {
-            let o = solve_game(&g, &[1.0, 0.0, 0.0], &[0.0, 1.0, 0.0], method, 0.3, tol, 100_000, &mut NoObserver)
-                .unwrap();
-            assert_eq!(o.termination, Termination::Converged, "{method:?}");
-            assert!(o.value.abs() <= tol && o.gap <= tol);
-            for v in o.x.iter().chain(&o.y) {
-                assert!((v - 1.0 / 3.0).abs() < 10.0 * tol, "{method:?}: {:?}", o.x);
+    fn condat_projection_matches_bisection() {
+        let mut rng = Rng::new(3);
+        let (mut v, mut vt) = (Vec::new(), Vec::new());
+        for d in [1usize, 2, 7, 50, 333] {
+            for _ in 0..20 {
+                let y: Vec<f64> = (0..d).map(|_| rng.normal() * 2.0).collect();
+                let mut z = y.clone();
+                project_simplex(&mut z, 1.5, &mut v, &mut vt);
+                let r = brute_simplex(&y, 1.5);
+                for (a, b) in z.iter().zip(&r) {
+                    assert!((a - b).abs() < 1e-9, "{d}: {a} vs {b}");
+                }
+                assert!((z.iter().sum::<f64>() - 1.5).abs() < 1e-12);
             }
         }
     }
 
     #[test]
-    fn pure_saddle_point_and_bad_shapes() {
-        // A pure saddle point: row 0 dominates, column 1 dominates for the minimiser.
-        let a = [3.0, 1.0, 2.0, 0.0];
-        let g = MatrixGame { a: &a, m: 2, n: 2 };
-        let o = solve_game(&g, &[0.5, 0.5], &[0.5, 0.5], GameMethod::Eg, 0.2, 1e-10, 100_000, &mut NoObserver).unwrap();
-        assert_eq!(o.termination, Termination::Converged);
-        assert!((o.value - 1.0).abs() < 1e-9, "{}", o.value);
-        assert!(solve_game(&g, &[0.5], &[0.5, 0.5], GameMethod::Eg, 0.2, 1e-9, 10, &mut NoObserver).is_err());
+    fn components_average_to_the_full_operator() {
+        let mut rng = Rng::new(5);
+        let (m, n) = (4, 6);
+        let a: Vec<f64> = (0..m * n).map(|_| rng.normal()).collect();
+        let g = GameSum::new(&a, m, n, 1.0).unwrap();
+        let z: Vec<f64> = (0..m + n).map(|_| rng.uniform()).collect();
+        let mut full = vec![0.0; m + n];
+        g.full(&z, &mut full).unwrap();
+        let mut avg = vec![0.0; m + n];
+        for k in 0..g.n() {
+            g.add_component(k, &z, 1.0 / g.n() as f64, &mut avg).unwrap();
+        }
+        for (a, b) in full.iter().zip(&avg) {
+            assert!((a - b).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn every_method_solves_rock_paper_scissors() {
+        let a = [0.0, 1.0, -1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0];
+        let g = GameSum::new(&a, 3, 3, 3f64.sqrt()).unwrap();
+        let z0 = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        for method in [Method::Eg, Method::Eag, Method::Halpern, Method::VrHalpern] {
+            let mut o = Options::new(method);
+            o.tol = 1e-4;
+            o.max_epochs = 1e6;
+            o.check_every = 10;
+            let out = solve(&g, &z0, &o, &mut NoObserver).unwrap();
+            assert_eq!(out.termination, Termination::Converged, "{method:?}: {}", out.residual);
+            for v in &out.z {
+                assert!((v - 1.0 / 3.0).abs() < 1e-2, "{method:?}: {:?}", out.z);
+            }
+        }
+    }
+
+    #[test]
+    fn algorithm_1_on_a_cocoercive_quadratic() {
+        let mut rng = Rng::new(9);
+        let d = 20;
+        let b: Vec<f64> = (0..d * d).map(|_| rng.normal() / d as f64).collect();
+        // M = BᵀB + 0.1 I (symmetric positive definite), q random: the solution is -M⁻¹ q.
+        let mut mat = vec![0.0; d * d];
+        for i in 0..d {
+            for j in 0..d {
+                mat[i * d + j] = (0..d).map(|k| b[k * d + i] * b[k * d + j]).sum::<f64>() + if i == j { 0.1 } else { 0.0 };
+            }
+        }
+        let q: Vec<f64> = (0..d).map(|_| rng.normal()).collect();
+        let lip = (0..d).map(|i| (0..d).map(|j| mat[i * d + j].abs()).sum::<f64>()).fold(0.0, f64::max);
+        let p = LinearSum::new(&mat, &q, lip, true).unwrap();
+        let mut o = Options::new(Method::VrHalpern);
+        o.tol = 1e-3;
+        o.max_epochs = 1e5;
+        o.check_every = 20;
+        let out = solve(&p, &vec![0.0; d], &o, &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::Converged, "{}", out.residual);
+        assert!(out.variant.contains("Algorithm 1"));
     }
 }

@@ -1,0 +1,260 @@
+//! Bindings of `optcore_core::halpern::monotone`: finite-sum problems as one opaque class
+//! ([`FiniteSumProblem`]: a native matrix game or linear operator, or Python callables) and
+//! the solver. Inputs are C-contiguous float64 arrays (the Python layer validates them).
+
+use crate::bridge::{core_err, run_detached, status_of, to_array, PyObserver};
+use crate::halpern::NativeOperator;
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use optcore_core::halpern::monotone::{solve, FiniteSum, GameSum, LinearSum, Method, Options};
+use optcore_core::halpern::SharedOp;
+use optcore_core::OptError;
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::{Arc, Mutex};
+
+/// A finite-sum monotone problem (see `optcore.monotone`).
+#[pyclass(frozen, module = "optcore._core")]
+pub struct FiniteSumProblem {
+    inner: Arc<dyn FiniteSum>,
+    py: Option<Arc<PyFiniteSum>>,
+}
+
+#[pymethods]
+impl FiniteSumProblem {
+    #[getter]
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    #[getter]
+    fn n(&self) -> usize {
+        self.inner.n()
+    }
+    #[getter]
+    fn lipschitz_ms(&self) -> f64 {
+        self.inner.lipschitz_ms()
+    }
+}
+
+#[pyfunction]
+fn fs_game(a: PyReadonlyArray2<'_, f64>, lipschitz: f64) -> PyResult<FiniteSumProblem> {
+    let (m, n) = (a.shape()[0], a.shape()[1]);
+    let g = GameSum::new(a.as_slice()?, m, n, lipschitz).map_err(core_err)?;
+    Ok(FiniteSumProblem { inner: Arc::new(g), py: None })
+}
+
+#[pyfunction]
+fn fs_linear(
+    mat: PyReadonlyArray2<'_, f64>,
+    q: PyReadonlyArray1<'_, f64>,
+    lipschitz: f64,
+    cocoercive: bool,
+) -> PyResult<FiniteSumProblem> {
+    let l = LinearSum::new(mat.as_slice()?, q.as_slice()?, lipschitz, cocoercive).map_err(core_err)?;
+    Ok(FiniteSumProblem { inner: Arc::new(l), py: None })
+}
+
+/// Python callables: `component(i, z)` returns `F_i(z)` for an int64 index array `i` as an
+/// `(len(i), d)` float64 array; `full(z)` returns `F(z)`; `project(z)` returns `P_C(z)` (or a
+/// `NativeOperator`; None: unconstrained). The Python layer wraps them with shape checks.
+struct PyFiniteSum {
+    component: Py<PyAny>,
+    full: Py<PyAny>,
+    project: Option<Py<PyAny>>,
+    native_project: Option<SharedOp<f64>>,
+    n: usize,
+    d: usize,
+    lip: f64,
+    lip_ms: f64,
+    cocoercive: bool,
+    pending: Mutex<Option<PyErr>>,
+}
+
+impl PyFiniteSum {
+    fn keep(&self, e: PyErr, what: &str) -> OptError {
+        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        OptError::InvalidInput(format!("the Python {what} raised an exception"))
+    }
+    fn call_vec(&self, f: &Py<PyAny>, args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>, out: &mut [f64], what: &str) -> optcore_core::error::Result<()> {
+        Python::attach(|py| -> PyResult<()> {
+            let r = args(py)?;
+            let r = f.bind(py).call1((r,))?;
+            let r = r.cast::<PyArray1<f64>>().map_err(|_| PyValueError::new_err(format!("{what} must return a 1-D float64 array")))?;
+            let r = r.readonly();
+            let s = r.as_slice()?;
+            if s.len() != out.len() {
+                return Err(PyValueError::new_err(format!("{what} returned {} values; expected {}", s.len(), out.len())));
+            }
+            out.copy_from_slice(s);
+            Ok(())
+        })
+        .map_err(|e| self.keep(e, what))
+    }
+}
+
+impl FiniteSum for PyFiniteSum {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn n(&self) -> usize {
+        self.n
+    }
+    fn add_component(&self, i: usize, z: &[f64], s: f64, out: &mut [f64]) -> optcore_core::error::Result<()> {
+        let mut row = vec![0.0; self.d];
+        Python::attach(|py| -> PyResult<()> {
+            let idx = PyArray1::from_slice(py, &[i as i64]);
+            let r = self.component.bind(py).call1((idx, PyArray1::from_slice(py, z)))?;
+            let r = r.cast::<PyArray1<f64>>().map_err(|_| PyValueError::new_err("F must return float64 values"))?;
+            let r = r.readonly();
+            let v = r.as_slice()?;
+            if v.len() != self.d {
+                return Err(PyValueError::new_err(format!("F returned {} values for one index; expected {}", v.len(), self.d)));
+            }
+            row.copy_from_slice(v);
+            Ok(())
+        })
+        .map_err(|e| self.keep(e, "F"))?;
+        for (o, r) in out.iter_mut().zip(&row) {
+            *o += s * r;
+        }
+        Ok(())
+    }
+    fn full(&self, z: &[f64], out: &mut [f64]) -> optcore_core::error::Result<()> {
+        self.call_vec(&self.full, |py| Ok(PyArray1::from_slice(py, z).into_any()), out, "full operator")
+    }
+    fn project(&self, z: &mut [f64]) -> optcore_core::error::Result<()> {
+        if let Some(op) = &self.native_project {
+            let x = z.to_vec();
+            return op.apply(&x, z);
+        }
+        if let Some(f) = &self.project {
+            let x = z.to_vec();
+            return self.call_vec(f, |py| Ok(PyArray1::from_slice(py, &x).into_any()), z, "projection");
+        }
+        Ok(())
+    }
+    fn lipschitz(&self) -> f64 {
+        self.lip
+    }
+    fn lipschitz_ms(&self) -> f64 {
+        self.lip_ms
+    }
+    fn cocoercive(&self) -> bool {
+        self.cocoercive
+    }
+}
+
+#[pyfunction]
+#[pyo3(signature = (component, full, n, d, lipschitz, lipschitz_ms, cocoercive, project=None))]
+#[allow(clippy::too_many_arguments)]
+fn fs_python(
+    component: Py<PyAny>,
+    full: Py<PyAny>,
+    n: usize,
+    d: usize,
+    lipschitz: f64,
+    lipschitz_ms: f64,
+    cocoercive: bool,
+    project: Option<Bound<'_, PyAny>>,
+) -> PyResult<FiniteSumProblem> {
+    let (mut py_proj, mut native) = (None, None);
+    if let Some(p) = project {
+        if let Ok(op) = p.cast::<NativeOperator>() {
+            native = Some(op.get().op64.clone());
+        } else {
+            py_proj = Some(p.unbind());
+        }
+    }
+    let inner = Arc::new(PyFiniteSum {
+        component,
+        full,
+        project: py_proj,
+        native_project: native,
+        n,
+        d,
+        lip: lipschitz,
+        lip_ms: lipschitz_ms,
+        cocoercive,
+        pending: Mutex::new(None),
+    });
+    Ok(FiniteSumProblem { inner: inner.clone(), py: Some(inner) })
+}
+
+/// Runs `method` ("eg", "eag", "halpern", "vr_halpern") on `problem` from `z0`. Returns a
+/// dict; see `optcore.monotone.solve`.
+#[pyfunction]
+#[pyo3(signature = (problem, z0, method, tol, maxiter, max_epochs, step=None, resolvent=None, inner=None, batch=None, cocoercive=None, seed=0, check_every=1, restart=0.2, progress=None))]
+#[allow(clippy::too_many_arguments)]
+fn monotone_solve<'py>(
+    py: Python<'py>,
+    problem: &Bound<'py, FiniteSumProblem>,
+    z0: PyReadonlyArray1<'py, f64>,
+    method: &str,
+    tol: f64,
+    maxiter: usize,
+    max_epochs: f64,
+    step: Option<f64>,
+    resolvent: Option<f64>,
+    inner: Option<usize>,
+    batch: Option<usize>,
+    cocoercive: Option<bool>,
+    seed: u64,
+    check_every: usize,
+    restart: f64,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let method = match method {
+        "eg" => Method::Eg,
+        "eag" => Method::Eag,
+        "halpern" => Method::Halpern,
+        "vr_halpern" => Method::VrHalpern,
+        other => return Err(PyValueError::new_err(format!("unknown method {other:?}"))),
+    };
+    let mut opts = Options::new(method);
+    opts.tol = tol;
+    opts.maxiter = maxiter;
+    opts.max_epochs = max_epochs;
+    opts.step = step;
+    opts.resolvent = resolvent;
+    opts.inner = inner;
+    opts.batch = batch;
+    opts.cocoercive = cocoercive;
+    opts.seed = seed;
+    opts.check_every = check_every;
+    opts.restart = restart;
+    let prob = problem.get();
+    let p = prob.inner.clone();
+    let z0 = z0.as_slice()?.to_vec();
+    let mut obs = PyObserver::new(progress, 1);
+    let out = run_detached(py, None, || solve(p.as_ref(), &z0, &opts, &mut obs))?;
+    if let Some(pf) = &prob.py {
+        if let Some(e) = pf.pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(e);
+        }
+    }
+    let out = out.map_err(core_err)?;
+    obs.raise_pending()?;
+    let (status, detail) = status_of(&out.termination);
+    let d = PyDict::new(py);
+    let dim = out.z.len();
+    d.set_item("z", to_array(py, out.z, &[dim])?)?;
+    d.set_item("residual", out.residual)?;
+    d.set_item("nit", out.nit)?;
+    d.set_item("nfev", out.nfev)?;
+    d.set_item("n_residual", out.n_residual)?;
+    d.set_item("restarts", out.restarts)?;
+    d.set_item("history", out.history)?;
+    d.set_item("variant", out.variant)?;
+    d.set_item("status", status)?;
+    d.set_item("detail", detail)?;
+    Ok(d)
+}
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<FiniteSumProblem>()?;
+    m.add_function(wrap_pyfunction!(fs_game, m)?)?;
+    m.add_function(wrap_pyfunction!(fs_linear, m)?)?;
+    m.add_function(wrap_pyfunction!(fs_python, m)?)?;
+    m.add_function(wrap_pyfunction!(monotone_solve, m)?)?;
+    Ok(())
+}
