@@ -99,6 +99,7 @@ def halpern(
     maxiter: int = 10_000,
     restart: str | None = None,
     anchoring: float | None = None,
+    vectorized: bool = False,
     callback=None,
     check_every: int = 10,
     disp: bool = False,
@@ -143,6 +144,14 @@ def halpern(
     anchoring : float, optional
         ``c > 0`` for the schedule ``beta_k = c / (k + c + 1)``; ``None`` is ``c = 1``
         (``beta_k = 1/(k+2)``), the only value with the guarantee above.
+    vectorized : bool
+        ``x0`` of shape ``(B, d)`` holds ``B`` independent problems and the Python callable
+        ``T`` maps a ``(B, d)`` stack to a ``(B, d)`` stack: one call per iteration serves all
+        of them (e.g. a NumPy map applied row-wise, or a batched simulator). The problems run
+        in lockstep, as one problem of size ``B d``: they share the anchoring schedule, the
+        restarts and the stopping test, which is on the stacked residual ``||X - T(X)||_F``
+        (so every row meets ``tol``). The result adds ``residuals``, each row's
+        ``||x_b - T(x_b)||`` at the returned point (one more call of ``T``).
     callback : callable, optional
         ``callback(intermediate_result)`` every ``check_every`` iterations with a
         :class:`FixedPointResult` holding ``x``, ``residual`` and ``nit``; raising
@@ -219,6 +228,13 @@ def halpern(
     check_finite(x, "x0")
     if native and x.shape != (T.dim,):
         raise ValueError(f"`x0` must be a 1-D array of length {T.dim} (the operator's dim); got shape {x.shape}.")
+    if not isinstance(vectorized, (bool, np.bool_)):
+        raise TypeError(f"`vectorized` must be True or False; got {vectorized!r}.")
+    if vectorized and native:
+        raise ValueError("`vectorized=True` is for Python callables; a native operator already runs in Rust "
+                         "(solve the problems one by one).")
+    if vectorized and x.ndim != 2:
+        raise ValueError(f"`vectorized=True` needs x0 of shape (B, d), one row per problem; got shape {x.shape}.")
     dtype = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
     shape = x.shape
 
@@ -291,6 +307,11 @@ def halpern(
         nit=nit, nfev=int(out["nfev"]), restarts=int(out["restarts"]), status=status, success=status == 0,
         message=message, displacement=None if disp_vec is None else disp_vec.reshape(shape), method=method,
     )
+    if vectorized:
+        xr = res.x
+        tx = op(np.ascontiguousarray(xr, dtype=dtype).reshape(-1)).reshape(shape)
+        res["nfev"] += 1
+        res["residuals"] = np.linalg.norm((xr - tx).astype(np.float64), axis=1)
     progress.finish(res)
     if warn and status in (1, 4):
         warnings.warn(f"optcore.fixed_point.halpern: {message}", ConvergenceWarning, stacklevel=2)
