@@ -9,8 +9,11 @@ optcore.fixed_point
     restarted Halpern, Krasnosel'skii–Mann, Picard; infeasibility detection) and native
     operators in :mod:`optcore.fixed_point.operators`.
 optcore.monotone
-    Monotone inclusions: matrix games :class:`optcore.monotone.MatrixGame` solved by
-    extragradient or extra-anchored gradient (:func:`optcore.monotone.solve`).
+    Finite-sum monotone inclusions (matrix games, quadratic min-max, Python callables) by
+    variance-reduced Halpern, Halpern, EAG and EG (:func:`optcore.monotone.solve`).
+optcore.linprog
+    Linear programs with :func:`scipy.optimize.linprog`'s call, by restarted reflected Halpern
+    PDHG.
 
 Every solver returns an :class:`OptimizeResult` (SciPy's, with ``x``, ``fun``, ``success``,
 ``status``, ``message``, ``nit``), warns :class:`ConvergenceWarning` when it stops short of
@@ -19,6 +22,7 @@ bad input. ``python -m optcore`` runs a short tour.
 """
 
 from . import _core, exceptions, fixed_point, monotone, ot
+from ._linprog import linprog
 from ._result import OptimizeResult, OTResult
 from .exceptions import ConvergenceWarning, NumericalError, OptcoreWarning
 
@@ -28,6 +32,7 @@ __all__ = [
     "ot",
     "fixed_point",
     "monotone",
+    "linprog",
     "exceptions",
     "OptimizeResult",
     "OTResult",

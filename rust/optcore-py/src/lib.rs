@@ -7,6 +7,7 @@ use pyo3::prelude::*;
 
 mod bridge;
 mod halpern;
+mod lp;
 mod monotone;
 mod ot;
 
@@ -46,5 +47,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     ot::register(m)?;
     halpern::register(m)?;
     monotone::register(m)?;
+    lp::register(m)?;
     Ok(())
 }

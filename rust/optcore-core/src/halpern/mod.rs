@@ -10,6 +10,7 @@
 //! sums) by variance-reduced Halpern (Cai, Alacaoglu & Diakonikolas 2024) and its baselines.
 
 pub mod iteration;
+pub mod lp;
 pub mod lu;
 pub mod monotone;
 pub mod operator;

@@ -1,0 +1,645 @@
+//! Linear programs by restarted reflected Halpern PDHG (r²HPDHG; Lu & Yang 2024, cuPDLPx).
+//!
+//! Problem: `min cᵀx  s.t.  l_c ≤ A x ≤ u_c,  l_v ≤ x ≤ u_v` (infinite bounds allowed), with
+//! duals `y` (`y_i > 0` where the lower row bound is active, `< 0` where the upper is) and
+//! reduced costs `λ = c − Aᵀy`.
+//!
+//! 1. Scaling: 10 Ruiz passes (∞-norms), one Pock–Chambolle pass (α = 1), then bounds divided by
+//!    `1 + ‖b‖₂` (finite row bounds) and `c` by `1 + ‖c‖₂`; everything is reported unscaled.
+//! 2. Steps `τ = η/ω`, `σ = ηω`, `η = 0.998 / ‖Â‖₂` (power iteration), primal weight `ω`.
+//! 3. PDHG operator `T(x, y)`: `x̄ = Π_X(x − τ(c − Aᵀy))`, `x̃ = 2x̄ − x`,
+//!    `ȳ = y − σ(A x̃ − Π_[l_c,u_c](A x̃ − y/σ))`; reflected Halpern step
+//!    `z⁺ = (k+1)/(k+2) (2 T z − z) + z₀/(k+2)`, `k` counted since the last restart.
+//! 4. Every `check_every` iterations, on the PDHG output `(x̄, ȳ)` of the **unscaled** problem:
+//!    relative primal residual `‖Ax − Π(Ax)‖/(1 + ‖b‖)`, dual `‖c − Aᵀy − λ‖/(1 + ‖c‖)` (λ the
+//!    bound-feasible part of the reduced costs), gap `|p − d|/(1 + |p| + |d|)`; converged when
+//!    all three are `≤ tol`. Restarts (cuPDLPx's rule on the fixed-point residual in the PDHG
+//!    metric: sufficient 0.2, necessary 0.5 and growing, artificial after 36% of all
+//!    iterations) re-anchor at `T z` and update `ω` (PDLP's log-space smoothing).
+//! 5. Infeasibility: the iterate difference over the last check interval is tested as a Farkas
+//!    ray, scale-invariantly (the violation of the ray's sign conditions relative to its
+//!    objective), and must pass at two consecutive checks.
+
+use rayon::prelude::*;
+
+use crate::error::{OptError, Result};
+use crate::solver::{Control, Observer, Report, Termination};
+
+/// A CSR matrix (f64).
+#[derive(Clone, Debug)]
+pub struct Csr {
+    pub nrows: usize,
+    pub ncols: usize,
+    pub indptr: Vec<usize>,
+    pub indices: Vec<usize>,
+    pub data: Vec<f64>,
+}
+
+impl Csr {
+    pub fn new(nrows: usize, ncols: usize, indptr: Vec<usize>, indices: Vec<usize>, data: Vec<f64>) -> Result<Self> {
+        if indptr.len() != nrows + 1 || indptr[0] != 0 || indptr[nrows] != data.len() || indices.len() != data.len() {
+            return Err(OptError::InvalidInput("CSR arrays are inconsistent".into()));
+        }
+        if indptr.windows(2).any(|w| w[0] > w[1]) || indices.iter().any(|&j| j >= ncols) {
+            return Err(OptError::InvalidInput("CSR indices out of range or indptr not non-decreasing".into()));
+        }
+        if !data.iter().all(|v| v.is_finite()) {
+            return Err(OptError::InvalidInput("the constraint matrix has NaN or infinite entries".into()));
+        }
+        Ok(Csr { nrows, ncols, indptr, indices, data })
+    }
+
+    pub fn transpose(&self) -> Csr {
+        let mut counts = vec![0usize; self.ncols + 1];
+        for &j in &self.indices {
+            counts[j + 1] += 1;
+        }
+        for j in 0..self.ncols {
+            counts[j + 1] += counts[j];
+        }
+        let mut next = counts.clone();
+        let mut indices = vec![0usize; self.data.len()];
+        let mut data = vec![0.0; self.data.len()];
+        for i in 0..self.nrows {
+            for k in self.indptr[i]..self.indptr[i + 1] {
+                let j = self.indices[k];
+                indices[next[j]] = i;
+                data[next[j]] = self.data[k];
+                next[j] += 1;
+            }
+        }
+        Csr { nrows: self.ncols, ncols: self.nrows, indptr: counts, indices, data }
+    }
+
+    /// `out = self · x` (rows in parallel).
+    pub fn matvec(&self, x: &[f64], out: &mut [f64]) {
+        let f = |(i, o): (usize, &mut f64)| {
+            let mut s = 0.0;
+            for k in self.indptr[i]..self.indptr[i + 1] {
+                s += self.data[k] * x[self.indices[k]];
+            }
+            *o = s;
+        };
+        if self.data.len() > 50_000 {
+            out.par_iter_mut().enumerate().with_min_len(256).for_each(f);
+        } else {
+            out.iter_mut().enumerate().for_each(f);
+        }
+    }
+
+    fn scale(&mut self, dr: &[f64], dc: &[f64]) {
+        for (i, &r) in dr.iter().enumerate().take(self.nrows) {
+            for k in self.indptr[i]..self.indptr[i + 1] {
+                self.data[k] *= r * dc[self.indices[k]];
+            }
+        }
+    }
+
+    fn row_norms(&self, p: f64) -> Vec<f64> {
+        (0..self.nrows)
+            .map(|i| {
+                let v = &self.data[self.indptr[i]..self.indptr[i + 1]];
+                if p.is_infinite() {
+                    v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+                } else {
+                    v.iter().map(|x| x.abs().powf(p)).sum::<f64>()
+                }
+            })
+            .collect()
+    }
+}
+
+/// The LP in the solver's form.
+#[derive(Clone, Debug)]
+pub struct Lp {
+    pub a: Csr,
+    pub c: Vec<f64>,
+    pub lc: Vec<f64>,
+    pub uc: Vec<f64>,
+    pub lv: Vec<f64>,
+    pub uv: Vec<f64>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub tol: f64,
+    pub maxiter: usize,
+    pub time_limit: f64,
+    pub check_every: usize,
+    /// Tolerance of the infeasibility (Farkas ray) tests.
+    pub tol_infeasible: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { tol: 1e-6, maxiter: usize::MAX, time_limit: f64::INFINITY, check_every: 64, tol_infeasible: 1e-8 }
+    }
+}
+
+#[derive(Debug)]
+pub struct Output {
+    pub x: Vec<f64>,
+    pub y: Vec<f64>,
+    /// Reduced costs `c − Aᵀy` (unscaled).
+    pub reduced: Vec<f64>,
+    pub nit: usize,
+    pub termination: Termination,
+    /// Which test decided (for the message).
+    pub reason: String,
+    pub rel_primal: f64,
+    pub rel_dual: f64,
+    pub rel_gap: f64,
+    pub primal_obj: f64,
+    pub dual_obj: f64,
+    pub restarts: usize,
+}
+
+fn clamp(v: f64, lo: f64, hi: f64) -> f64 {
+    v.max(lo).min(hi)
+}
+
+fn norm2(v: &[f64]) -> f64 {
+    v.iter().map(|x| x * x).sum::<f64>().sqrt()
+}
+
+/// Scaled problem and the maps back.
+struct Scaled {
+    a: Csr,
+    at: Csr,
+    c: Vec<f64>,
+    lc: Vec<f64>,
+    uc: Vec<f64>,
+    lv: Vec<f64>,
+    uv: Vec<f64>,
+    dr: Vec<f64>,
+    dc: Vec<f64>,
+    beta: f64,
+    gamma: f64,
+}
+
+fn scale(lp: &Lp) -> Scaled {
+    let (m, n) = (lp.a.nrows, lp.a.ncols);
+    let mut a = lp.a.clone();
+    let mut dr = vec![1.0; m];
+    let mut dc = vec![1.0; n];
+    let inv_sqrt = |v: f64| if v > 0.0 { 1.0 / v.sqrt() } else { 1.0 };
+    for _ in 0..10 {
+        let r: Vec<f64> = a.row_norms(f64::INFINITY).into_iter().map(inv_sqrt).collect();
+        let cn: Vec<f64> = a.transpose().row_norms(f64::INFINITY).into_iter().map(inv_sqrt).collect();
+        a.scale(&r, &cn);
+        dr.iter_mut().zip(&r).for_each(|(d, s)| *d *= s);
+        dc.iter_mut().zip(&cn).for_each(|(d, s)| *d *= s);
+    }
+    // Pock–Chambolle, α = 1: rows by Σ_j |a_ij|, columns by Σ_i |a_ij|.
+    let r: Vec<f64> = a.row_norms(1.0).into_iter().map(inv_sqrt).collect();
+    let cn: Vec<f64> = a.transpose().row_norms(1.0).into_iter().map(inv_sqrt).collect();
+    a.scale(&r, &cn);
+    dr.iter_mut().zip(&r).for_each(|(d, s)| *d *= s);
+    dc.iter_mut().zip(&cn).for_each(|(d, s)| *d *= s);
+    // x = D_c x̂, rows D_r; then bounds / β and c / γ.
+    let lc: Vec<f64> = lp.lc.iter().zip(&dr).map(|(v, d)| v * d).collect();
+    let uc: Vec<f64> = lp.uc.iter().zip(&dr).map(|(v, d)| v * d).collect();
+    let lv: Vec<f64> = lp.lv.iter().zip(&dc).map(|(v, d)| v / d).collect();
+    let uv: Vec<f64> = lp.uv.iter().zip(&dc).map(|(v, d)| v / d).collect();
+    let c: Vec<f64> = lp.c.iter().zip(&dc).map(|(v, d)| v * d).collect();
+    let finite_b: f64 = lc.iter().chain(&uc).filter(|v| v.is_finite()).map(|v| v * v).sum::<f64>().sqrt();
+    let beta = 1.0 + finite_b;
+    let gamma = 1.0 + norm2(&c);
+    let div = |v: Vec<f64>, s: f64| v.into_iter().map(|x| x / s).collect::<Vec<f64>>();
+    let at = a.transpose();
+    Scaled {
+        a,
+        at,
+        c: div(c, gamma),
+        lc: div(lc, beta),
+        uc: div(uc, beta),
+        lv: div(lv, beta),
+        uv: div(uv, beta),
+        dr,
+        dc,
+        beta,
+        gamma,
+    }
+}
+
+/// `‖A‖₂` by power iteration on `AᵀA` (relative change 1e-4, at most 5000 steps).
+fn spectral_norm(a: &Csr, at: &Csr) -> f64 {
+    let n = a.ncols;
+    if n == 0 || a.nrows == 0 || a.data.is_empty() {
+        return 0.0;
+    }
+    let mut v: Vec<f64> = (0..n).map(|j| 1.0 + ((j * 7919) % 97) as f64 / 97.0).collect();
+    let nv = norm2(&v);
+    v.iter_mut().for_each(|x| *x /= nv);
+    let (mut av, mut w) = (vec![0.0; a.nrows], vec![0.0; n]);
+    let mut prev = 0.0;
+    for _ in 0..5000 {
+        a.matvec(&v, &mut av);
+        at.matvec(&av, &mut w);
+        let lam = norm2(&w);
+        if lam == 0.0 {
+            return 0.0;
+        }
+        v.iter_mut().zip(&w).for_each(|(x, y)| *x = y / lam);
+        if (lam - prev).abs() <= 1e-4 * lam {
+            return lam.sqrt() * 1.0001;
+        }
+        prev = lam;
+    }
+    prev.sqrt() * 1.01
+}
+
+/// KKT quantities of an (unscaled) primal-dual pair.
+struct Kkt {
+    rel_primal: f64,
+    rel_dual: f64,
+    rel_gap: f64,
+    pobj: f64,
+    dobj: f64,
+    reduced: Vec<f64>,
+}
+
+fn kkt(lp: &Lp, x: &[f64], y: &[f64], ax: &[f64], aty: &[f64], bnorm: f64, cnorm: f64) -> Kkt {
+    let mut pr = 0.0;
+    for ((&v, &l), &u) in ax.iter().zip(&lp.lc).zip(&lp.uc) {
+        let d = v - clamp(v, l, u);
+        pr += d * d;
+    }
+    let reduced: Vec<f64> = lp.c.iter().zip(aty).map(|(c, a)| c - a).collect();
+    let (mut du, mut dobj) = (0.0, 0.0);
+    for (j, &r) in reduced.iter().enumerate() {
+        let (l, u) = (lp.lv[j], lp.uv[j]);
+        // the part of r that the bounds can carry: ≥ 0 needs a finite lower bound, ≤ 0 an upper
+        let lam = if r > 0.0 {
+            if l.is_finite() { r } else { 0.0 }
+        } else if u.is_finite() {
+            r
+        } else {
+            0.0
+        };
+        du += (r - lam) * (r - lam);
+        if lam > 0.0 {
+            dobj += l * lam;
+        } else if lam < 0.0 {
+            dobj += u * lam;
+        }
+    }
+    for ((&yi, &l), &u) in y.iter().zip(&lp.lc).zip(&lp.uc) {
+        if yi > 0.0 && l.is_finite() {
+            dobj += l * yi;
+        } else if yi < 0.0 && u.is_finite() {
+            dobj += u * yi;
+        } else if yi != 0.0 {
+            // the sign the row cannot carry is dual infeasibility
+            du += yi * yi;
+        }
+    }
+    let pobj: f64 = lp.c.iter().zip(x).map(|(c, x)| c * x).sum();
+    Kkt {
+        rel_primal: pr.sqrt() / (1.0 + bnorm),
+        rel_dual: du.sqrt() / (1.0 + cnorm),
+        rel_gap: (pobj - dobj).abs() / (1.0 + pobj.abs() + dobj.abs()),
+        pobj,
+        dobj,
+        reduced,
+    }
+}
+
+/// Primal infeasibility certificate test on a dual ray `dy` (unscaled): `φ = Σ l_i [dy]₊ −
+/// u_i [dy]₋ + Σ l_j [λ]₊ − u_j [λ]₋ > 0` with `λ = −Aᵀdy`, and the sign conditions that
+/// infinite bounds impose violated by at most `tol · φ`.
+fn primal_infeasible(lp: &Lp, dy: &[f64], at_dy: &[f64], tol: f64) -> bool {
+    let mut phi = 0.0;
+    let mut viol: f64 = 0.0;
+    let mut scale: f64 = 0.0;
+    for ((&v, &l), &u) in dy.iter().zip(&lp.lc).zip(&lp.uc) {
+        // clip to the cone: a row without a lower bound cannot carry y > 0, etc.
+        let v = if (v > 0.0 && !l.is_finite()) || (v < 0.0 && !u.is_finite()) { 0.0 } else { v };
+        scale = scale.max(v.abs());
+        if v > 0.0 {
+            phi += l * v;
+        } else if v < 0.0 {
+            phi += u * v;
+        }
+    }
+    if scale == 0.0 {
+        return false;
+    }
+    for (j, &a) in at_dy.iter().enumerate() {
+        let lam = -a;
+        let (l, u) = (lp.lv[j], lp.uv[j]);
+        if lam > 0.0 {
+            if l.is_finite() { phi += l * lam } else { viol = viol.max(lam) }
+        } else if lam < 0.0 {
+            if u.is_finite() { phi += u * lam } else { viol = viol.max(-lam) }
+        }
+    }
+    phi > 0.0 && viol <= tol * phi.max(f64::MIN_POSITIVE) && phi > tol * scale
+}
+
+/// Dual infeasibility (unboundedness) test on a primal ray `dx`: projected onto the recession
+/// cone of the bounds, `cᵀdx < 0` and `A dx` in the recession cone of the row bounds up to
+/// `tol · (−cᵀdx)`, with `‖dx‖_∞ = 1`.
+fn dual_infeasible(lp: &Lp, dx: &[f64], a: &Csr, tol: f64) -> bool {
+    let mut d: Vec<f64> = dx
+        .iter()
+        .enumerate()
+        .map(|(j, &v)| {
+            let (l, u) = (lp.lv[j], lp.uv[j]);
+            if (v < 0.0 && l.is_finite()) || (v > 0.0 && u.is_finite()) {
+                0.0
+            } else {
+                v
+            }
+        })
+        .collect();
+    let s = d.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if s == 0.0 {
+        return false;
+    }
+    d.iter_mut().for_each(|v| *v /= s);
+    let cd: f64 = lp.c.iter().zip(&d).map(|(c, v)| c * v).sum();
+    if cd.is_nan() || cd >= 0.0 {
+        return false;
+    }
+    let mut ad = vec![0.0; a.nrows];
+    a.matvec(&d, &mut ad);
+    let mut viol: f64 = 0.0;
+    for ((&v, &l), &u) in ad.iter().zip(&lp.lc).zip(&lp.uc) {
+        if l.is_finite() {
+            viol = viol.max(-v);
+        }
+        if u.is_finite() {
+            viol = viol.max(v);
+        }
+    }
+    viol <= tol * (-cd)
+}
+
+/// Solves `lp` from the (unscaled) start `(x0, y0)`.
+pub fn solve(lp: &Lp, x0: Option<&[f64]>, y0: Option<&[f64]>, opts: &Options, obs: &mut dyn Observer<f64>) -> Result<Output> {
+    let (m, n) = (lp.a.nrows, lp.a.ncols);
+    if lp.c.len() != n || lp.lc.len() != m || lp.uc.len() != m || lp.lv.len() != n || lp.uv.len() != n {
+        return Err(OptError::InvalidInput("LP arrays have inconsistent sizes".into()));
+    }
+    if lp.lc.iter().zip(&lp.uc).any(|(l, u)| l > u || l.is_nan() || u.is_nan())
+        || lp.lv.iter().zip(&lp.uv).any(|(l, u)| l > u || l.is_nan() || u.is_nan())
+    {
+        return Err(OptError::InvalidInput("a lower bound exceeds its upper bound, or is NaN".into()));
+    }
+    let start = std::time::Instant::now();
+    let s = scale(lp);
+    let bnorm = lp.lc.iter().chain(&lp.uc).filter(|v| v.is_finite()).map(|v| v * v).sum::<f64>().sqrt();
+    let cnorm = norm2(&lp.c);
+    let anorm = spectral_norm(&s.a, &s.at);
+    let eta = if anorm > 0.0 { 0.998 / anorm } else { 1.0 };
+    let mut omega = 1.0f64;
+    // Unscale maps: x = β D_c x̃, y = γ D_r ỹ; and their inverses for the warm start.
+    let unscale_x = |xs: &[f64]| -> Vec<f64> { xs.iter().zip(&s.dc).map(|(v, d)| v * d * s.beta).collect() };
+    let unscale_y = |ys: &[f64]| -> Vec<f64> { ys.iter().zip(&s.dr).map(|(v, d)| v * d * s.gamma).collect() };
+    let mut x: Vec<f64> = match x0 {
+        Some(x0) => x0.iter().zip(&s.dc).map(|(v, d)| v / (d * s.beta)).collect(),
+        None => vec![0.0; n],
+    };
+    let mut y: Vec<f64> = match y0 {
+        Some(y0) => y0.iter().zip(&s.dr).map(|(v, d)| v / (d * s.gamma)).collect(),
+        None => vec![0.0; m],
+    };
+    for (j, xj) in x.iter_mut().enumerate() {
+        *xj = clamp(*xj, s.lv[j], s.uv[j]);
+    }
+    let (mut x_anchor, mut y_anchor) = (x.clone(), y.clone());
+    let (mut xb, mut yb) = (vec![0.0; n], vec![0.0; m]);
+    let (mut aty, mut axt) = (vec![0.0; n], vec![0.0; m]);
+    let (mut xt, mut tmp_m, mut tmp_n) = (vec![0.0; n], vec![0.0; m], vec![0.0; n]);
+    let (mut last_xb, mut last_yb) = (x.clone(), y.clone());
+    let mut inner = 0usize;
+    let mut nit = 0usize;
+    let (mut r0, mut r_prev) = (f64::INFINITY, f64::INFINITY);
+    let mut restarts = 0usize;
+    let mut first = true;
+    let (mut pinf_hits, mut dinf_hits) = (0usize, 0usize);
+    let mut since_restart_check = 0usize;
+    loop {
+        // T(z): x̄, then ȳ from x̃ = 2x̄ − x.
+        let tau = eta / omega;
+        let sigma = eta * omega;
+        s.at.matvec(&y, &mut aty);
+        for j in 0..n {
+            xb[j] = clamp(x[j] - tau * (s.c[j] - aty[j]), s.lv[j], s.uv[j]);
+            xt[j] = 2.0 * xb[j] - x[j];
+        }
+        s.a.matvec(&xt, &mut axt);
+        for i in 0..m {
+            let v = axt[i] - y[i] / sigma;
+            yb[i] = y[i] - sigma * (axt[i] - clamp(v, s.lc[i], s.uc[i]));
+        }
+        nit += 1;
+        inner += 1;
+        let check = nit % opts.check_every == 0 || nit >= opts.maxiter;
+        if check {
+            // Termination on the unscaled PDHG output.
+            let xu = unscale_x(&xb);
+            let yu = unscale_y(&yb);
+            s.a.matvec(&xb, &mut tmp_m);
+            let ax: Vec<f64> = tmp_m.iter().zip(&s.dr).map(|(v, d)| v / d * s.beta).collect();
+            s.at.matvec(&yb, &mut tmp_n);
+            let at_y: Vec<f64> = tmp_n.iter().zip(&s.dc).map(|(v, d)| v / d * s.gamma).collect();
+            let k = kkt(lp, &xu, &yu, &ax, &at_y, bnorm, cnorm);
+            let finite = k.rel_primal.is_finite() && k.rel_dual.is_finite() && k.rel_gap.is_finite();
+            let done = k.rel_primal <= opts.tol && k.rel_dual <= opts.tol && k.rel_gap <= opts.tol;
+            let make = |termination: Termination, reason: String, k: Kkt, xu: Vec<f64>, yu: Vec<f64>| Output {
+                x: xu,
+                y: yu,
+                reduced: k.reduced,
+                nit,
+                termination,
+                reason,
+                rel_primal: k.rel_primal,
+                rel_dual: k.rel_dual,
+                rel_gap: k.rel_gap,
+                primal_obj: k.pobj,
+                dual_obj: k.dobj,
+                restarts,
+            };
+            if !finite {
+                let msg = format!(
+                    "the iterates are no longer finite at iteration {nit} (the problem may be badly scaled, or \
+                     infeasible/unbounded without a certificate found in time)"
+                );
+                return Ok(make(Termination::Numerical(msg.clone()), msg, k, xu, yu));
+            }
+            if done {
+                let reason = format!(
+                    "relative KKT error <= {:.1e} (primal {:.1e}, dual {:.1e}, gap {:.1e})",
+                    opts.tol, k.rel_primal, k.rel_dual, k.rel_gap
+                );
+                return Ok(make(Termination::Converged, reason, k, xu, yu));
+            }
+            // Infeasibility: the drift of the PDHG outputs over the last interval.
+            if since_restart_check > 0 {
+                // Two candidate rays: the drift over the last check interval, and since the
+                // last anchor (which averages out the Halpern iterates' oscillation).
+                let mut p_inf = false;
+                let mut d_inf = false;
+                for (ry, rx) in [(&last_yb, &last_xb), (&y_anchor, &x_anchor)] {
+                    let dy: Vec<f64> = yb.iter().zip(ry.iter()).map(|(a, b)| a - b).collect();
+                    let dyu = unscale_y(&dy);
+                    s.at.matvec(&dy, &mut tmp_n);
+                    let at_dy: Vec<f64> = tmp_n.iter().zip(&s.dc).map(|(v, d)| v / d * s.gamma).collect();
+                    p_inf |= primal_infeasible(lp, &dyu, &at_dy, opts.tol_infeasible);
+                    let dx: Vec<f64> = xb.iter().zip(rx.iter()).map(|(a, b)| a - b).collect();
+                    d_inf |= dual_infeasible(lp, &unscale_x(&dx), &lp.a, opts.tol_infeasible);
+                }
+                pinf_hits = if p_inf { pinf_hits + 1 } else { 0 };
+                // A recession ray with cᵀd < 0 proves unboundedness only for a feasible problem:
+                // require the primal residual to be small too (else primal infeasibility is
+                // the answer, found by the test above).
+                dinf_hits = if d_inf && k.rel_primal <= 1e-3 { dinf_hits + 1 } else { 0 };
+                if pinf_hits >= 2 {
+                    let reason = "a Farkas certificate (dual ray) held at two consecutive checks".to_string();
+                    return Ok(make(Termination::Infeasible, reason, k, xu, yu));
+                }
+                if dinf_hits >= 2 {
+                    let reason = "an unbounded primal ray held at two consecutive checks".to_string();
+                    return Ok(make(Termination::Unbounded, reason, k, xu, yu));
+                }
+            }
+            last_xb.copy_from_slice(&xb);
+            last_yb.copy_from_slice(&yb);
+            since_restart_check += 1;
+            let elapsed = start.elapsed().as_secs_f64();
+            if nit >= opts.maxiter || elapsed >= opts.time_limit {
+                let reason = if nit >= opts.maxiter { "iteration limit" } else { "time limit" };
+                let reason = format!(
+                    "{reason} reached (primal {:.1e}, dual {:.1e}, gap {:.1e} > tol {:.1e})",
+                    k.rel_primal, k.rel_dual, k.rel_gap, opts.tol
+                );
+                return Ok(make(Termination::MaxIter, reason, k, xu, yu));
+            }
+            let err = k.rel_primal.max(k.rel_dual).max(k.rel_gap);
+            match obs.observe(nit, &|| Report {
+                nit,
+                error: err,
+                vectors: vec![("x", xu.clone()), ("y", yu.clone())],
+                scalars: vec![("rel_primal", k.rel_primal), ("rel_dual", k.rel_dual), ("rel_gap", k.rel_gap),
+                              ("primal_obj", k.pobj), ("dual_obj", k.dobj)],
+            }) {
+                Control::Continue => {}
+                Control::Stop => {
+                    return Ok(make(Termination::Stopped, "stopped by the callback".into(), k, xu, yu));
+                }
+                Control::Abort => return Ok(make(Termination::Aborted, String::new(), k, xu, yu)),
+            }
+            // Restart test on the fixed-point residual ‖z − T z‖ in the PDHG metric.
+            let dx: Vec<f64> = x.iter().zip(&xb).map(|(a, b)| a - b).collect();
+            let dy: Vec<f64> = y.iter().zip(&yb).map(|(a, b)| a - b).collect();
+            s.a.matvec(&dx, &mut tmp_m);
+            let cross: f64 = tmp_m.iter().zip(&dy).map(|(a, b)| a * b).sum();
+            let r2 = omega * dx.iter().map(|v| v * v).sum::<f64>() + dy.iter().map(|v| v * v).sum::<f64>() / omega
+                - 2.0 * eta * cross;
+            let r = r2.max(0.0).sqrt();
+            let restart = first
+                || r <= 0.2 * r0
+                || (r <= 0.5 * r0 && r > r_prev)
+                || inner as f64 >= 0.36 * nit as f64;
+            r_prev = r;
+            if restart {
+                // Primal weight from the movement since the last anchor (PDLP's smoothing).
+                let mx = norm2(&xb.iter().zip(&x_anchor).map(|(a, b)| a - b).collect::<Vec<f64>>());
+                let my = norm2(&yb.iter().zip(&y_anchor).map(|(a, b)| a - b).collect::<Vec<f64>>());
+                if !first && mx > 1e-10 && my > 1e-10 && mx < 1e10 && my < 1e10 {
+                    omega = clamp((0.5 * (my / mx).ln() + 0.5 * omega.ln()).exp(), 1e-5, 1e5);
+                }
+                x.copy_from_slice(&xb);
+                y.copy_from_slice(&yb);
+                x_anchor.copy_from_slice(&xb);
+                y_anchor.copy_from_slice(&yb);
+                inner = 0;
+                r0 = r;
+                r_prev = f64::INFINITY;
+                restarts += usize::from(!first);
+                first = false;
+                since_restart_check = 0;
+                continue;
+            }
+        }
+        // Reflected Halpern step: z⁺ = (k+1)/(k+2) (2 T z − z) + z₀/(k+2).
+        let kf = (inner - 1) as f64;
+        let (wa, wt) = (1.0 / (kf + 2.0), (kf + 1.0) / (kf + 2.0));
+        for j in 0..n {
+            x[j] = wt * (2.0 * xb[j] - x[j]) + wa * x_anchor[j];
+        }
+        for i in 0..m {
+            y[i] = wt * (2.0 * yb[i] - y[i]) + wa * y_anchor[i];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::solver::NoObserver;
+
+    fn dense(rows: &[&[f64]]) -> Csr {
+        let (m, n) = (rows.len(), rows[0].len());
+        let (mut indptr, mut indices, mut data) = (vec![0], vec![], vec![]);
+        for r in rows {
+            for (j, &v) in r.iter().enumerate() {
+                if v != 0.0 {
+                    indices.push(j);
+                    data.push(v);
+                }
+            }
+            indptr.push(data.len());
+        }
+        Csr::new(m, n, indptr, indices, data).unwrap()
+    }
+
+    #[test]
+    fn small_lp_optimum_and_duals() {
+        // min -x - y  s.t. x + 2y <= 4, 3x + y <= 6, x, y >= 0: optimum (1.6, 1.2), value -2.8.
+        let lp = Lp {
+            a: dense(&[&[1.0, 2.0], &[3.0, 1.0]]),
+            c: vec![-1.0, -1.0],
+            lc: vec![f64::NEG_INFINITY; 2],
+            uc: vec![4.0, 6.0],
+            lv: vec![0.0; 2],
+            uv: vec![f64::INFINITY; 2],
+        };
+        let mut o = Options::default();
+        o.tol = 1e-9;
+        let out = solve(&lp, None, None, &o, &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::Converged, "{}", out.reason);
+        assert!((out.x[0] - 1.6).abs() < 1e-6 && (out.x[1] - 1.2).abs() < 1e-6, "{:?}", out.x);
+        assert!((out.primal_obj + 2.8).abs() < 1e-7);
+        // duals of <= rows are <= 0: (-0.4, -0.2)
+        assert!((out.y[0] + 0.4).abs() < 1e-6 && (out.y[1] + 0.2).abs() < 1e-6, "{:?}", out.y);
+    }
+
+    #[test]
+    fn infeasible_and_unbounded_are_detected() {
+        // x + y <= 1 and x + y >= 3 with x, y >= 0: infeasible.
+        let lp = Lp {
+            a: dense(&[&[1.0, 1.0], &[1.0, 1.0]]),
+            c: vec![1.0, 1.0],
+            lc: vec![f64::NEG_INFINITY, 3.0],
+            uc: vec![1.0, f64::INFINITY],
+            lv: vec![0.0; 2],
+            uv: vec![f64::INFINITY; 2],
+        };
+        let out = solve(&lp, None, None, &Options::default(), &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::Infeasible, "{}", out.reason);
+        // min -x s.t. x - y <= 1, x, y >= 0: unbounded along (1, 1).
+        let lp = Lp {
+            a: dense(&[&[1.0, -1.0]]),
+            c: vec![-1.0, 0.0],
+            lc: vec![f64::NEG_INFINITY],
+            uc: vec![1.0],
+            lv: vec![0.0; 2],
+            uv: vec![f64::INFINITY; 2],
+        };
+        let out = solve(&lp, None, None, &Options::default(), &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::Unbounded, "{}", out.reason);
+    }
+}

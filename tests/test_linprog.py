@@ -1,0 +1,211 @@
+"""optcore.linprog: SciPy's interface, results against HiGHS, infeasibility and unboundedness,
+warm starts, bad input, and a few Netlib problems."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.optimize import linprog as scipy_linprog
+
+import optcore
+from optcore import linprog
+
+NETLIB = Path(__file__).resolve().parents[2] / "shared" / "data" / "netlib"
+
+
+def small():
+    return dict(c=[-1.0, -1.0], A_ub=[[1.0, 2.0], [3.0, 1.0]], b_ub=[4.0, 6.0])
+
+
+def test_small_lp_matches_highs_with_duals():
+    res = linprog(**small(), tol=1e-9)
+    ref = scipy_linprog(**small())
+    assert res.success and res.status == 0
+    assert res.fun == pytest.approx(ref.fun, abs=1e-7)
+    assert np.allclose(res.x, ref.x, atol=1e-6)
+    assert np.allclose(res.ineqlin.marginals, ref.ineqlin.marginals, atol=1e-6)  # HiGHS's signs
+    assert np.allclose(res.slack, ref.slack, atol=1e-6)
+    assert np.allclose(res.lower.marginals, ref.lower.marginals, atol=1e-6)
+    assert np.allclose(res.upper.marginals, 0) and res.eqlin.marginals.shape == (0,)
+    for key in ("x", "fun", "slack", "con", "status", "success", "message", "nit", "ineqlin", "eqlin", "lower",
+                "upper"):
+        assert key in res
+    assert "KKT" in res.message
+
+
+def random_lp(rng, m, n, kind="feasible"):
+    """Feasible and bounded by construction (box bounds), or infeasible/unbounded."""
+    A = rng.normal(size=(m, n))
+    x = rng.uniform(0.2, 1.0, size=n)
+    b = A @ x + rng.uniform(0.0, 1.0, size=m)
+    c = rng.normal(size=n)
+    bounds = [(0, 5)] * n
+    if kind == "infeasible":
+        # a row and its negation that cannot both hold
+        A = np.vstack([A, A[:1], -A[:1]])
+        b = np.r_[b, b[0] - 50.0, -(b[0] + 50.0)]
+    if kind == "unbounded":
+        A = np.abs(A)
+        b = A @ x + 1.0
+        c = -np.abs(c) - 0.1
+        A = -A  # -|A| x <= b holds for every x >= 0
+        bounds = [(0, None)] * n
+        b = np.abs(b)
+    return dict(c=c, A_ub=A, b_ub=b, bounds=bounds)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10**6), m=st.integers(1, 12), n=st.integers(1, 10))
+def test_random_feasible_lps_match_highs(seed, m, n):
+    prob = random_lp(np.random.default_rng(seed), m, n)
+    ref = scipy_linprog(**prob)
+    res = linprog(**prob, tol=1e-8, maxiter=2_000_000, warn=False)
+    assert ref.status == 0
+    assert res.status == 0, res.message
+    scale = 1 + abs(ref.fun)
+    assert abs(res.fun - ref.fun) <= 1e-5 * scale
+    A, b = np.asarray(prob["A_ub"]), np.asarray(prob["b_ub"])
+    assert np.all(A @ res.x <= b + 1e-5 * (1 + np.abs(b)))
+    assert np.all(res.x >= -1e-7) and np.all(res.x <= 5 + 1e-7)
+    # complementary slackness: a row with slack carries (almost) no dual
+    assert np.all(np.abs(res.ineqlin.marginals * res.slack) <= 1e-4 * scale)
+
+
+@pytest.mark.parametrize("kind, status", [("infeasible", 2), ("unbounded", 3)])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_infeasible_and_unbounded_match_highs(kind, status, seed):
+    prob = random_lp(np.random.default_rng(seed), 6, 5, kind)
+    assert scipy_linprog(**prob).status == status
+    res = linprog(**prob, time_limit=30, warn=False)
+    assert res.status == status, res.message
+    assert not res.success
+
+
+def test_argument_conventions_like_scipy():
+    rng = np.random.default_rng(3)
+    n = 4
+    A = rng.uniform(0.5, 1.5, size=(3, n))
+    b = A @ np.full(n, 0.5) + 0.3
+    Aeq = np.ones((1, n))
+    beq = [2.0]
+    c = rng.normal(size=n)
+    ref = scipy_linprog(c, A_ub=A, b_ub=b, A_eq=Aeq, b_eq=beq, bounds=(0, 1))
+    forms = [
+        dict(bounds=(0, 1)),
+        dict(bounds=[(0, 1)] * n),
+        dict(bounds=np.tile([0.0, 1.0], (n, 1))),
+        dict(bounds=[[0, 1]]),
+    ]
+    mats = [A, sp.csr_array(A), sp.csc_matrix(A), sp.coo_array(A), A.tolist()]
+    for form in forms:
+        for M in mats:
+            res = linprog(c, A_ub=M, b_ub=b, A_eq=Aeq, b_eq=beq, tol=1e-9, **form)
+            assert res.success and res.fun == pytest.approx(ref.fun, abs=1e-6), (form, type(M))
+    # only equalities; free variables (None); fixed variables (lb = ub); bounds at 1e20 are infinite
+    res = linprog([1.0, 1.0, 0.0], A_eq=[[1.0, -1.0, 0.0]], b_eq=[0.0], bounds=[(0, None), (None, 1e20), (2, 2)],
+                  tol=1e-9)
+    assert res.success and np.allclose(res.x, [0.0, 0.0, 2.0], atol=1e-6)
+    assert res.ineqlin.marginals.shape == (0,) and res.con.shape == (1,)
+    res = linprog([1.0, -1.0], bounds=[(-1e20, 3), (None, 4)])  # no rows at all, free below
+    assert res.status == 3  # x0 -> -inf
+    res = linprog([1.0, -1.0], bounds=[(0, 3), (None, 4)], tol=1e-9)
+    assert res.success and np.allclose(res.x, [0, 4], atol=1e-6)
+
+
+def test_warm_start_from_the_optimum_stops_early():
+    prob = random_lp(np.random.default_rng(5), 30, 20)
+    cold = linprog(**prob, tol=1e-7)
+    y0 = np.r_[cold.ineqlin.marginals, cold.eqlin.marginals]
+    warm = linprog(**prob, tol=1e-7, x0=cold.x, y0=y0)
+    assert warm.success and warm.nit <= 128 < cold.nit
+    assert warm.fun == pytest.approx(cold.fun, abs=1e-5)
+
+
+def test_limits_callback_and_disp(capsys):
+    prob = random_lp(np.random.default_rng(6), 40, 30)
+    with pytest.warns(optcore.ConvergenceWarning):
+        res = linprog(**prob, tol=1e-12, maxiter=128)
+    assert res.status == 1 and res.nit == 128 and "iteration limit" in res.message
+    seen = []
+
+    def cb(r):
+        seen.append((r.nit, r.rel_primal))
+        if len(seen) == 2:
+            raise StopIteration
+
+    res = linprog(**prob, tol=1e-12, callback=cb, disp=True)
+    assert res.status == 99 and [s[0] for s in seen] == [64, 128]
+    assert "optcore.linprog" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(c=[1, 2], A_ub=[[1, 2, 3]], b_ub=[1]), ValueError, "A_ub"),
+        (dict(c=[1, 2], A_ub=[[1, 2]], b_ub=[1, 2]), ValueError, "b_ub"),
+        (dict(c=[1, np.nan]), ValueError, "`c`"),
+        (dict(c=[1, 2], A_eq=[[1, np.inf]], b_eq=[1]), ValueError, "A_eq"),
+        (dict(c=[1, 2], bounds=[(0, 1), (2, 1)]), ValueError, "lower bound"),
+        (dict(c=[1, 2], bounds=[(0, 1)] * 3), ValueError, "bounds"),
+        (dict(c=["a", "b"]), TypeError, "`c`"),
+        (dict(c=[1j, 2]), TypeError, "complex"),
+        (dict(c=[1, 2], method="highs"), ValueError, "halpern-pdhg"),
+        (dict(c=[1, 2], options={"presolve": True}), ValueError, "presolve"),
+        (dict(c=[1, 2], integrality=[1, 0]), ValueError, "integer"),
+        (dict(c=[1, 2], x0=[1.0]), ValueError, "x0"),
+    ],
+)
+def test_bad_input(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        linprog(**kwargs)
+
+
+def _netlib(name):
+    path = NETLIB / f"{name}.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present (../shared/data/netlib)")
+    d = np.load(path)
+
+    def csr(p):
+        return sp.csr_array((d[p + "_data"], d[p + "_indices"], d[p + "_indptr"]), shape=tuple(d[p + "_shape"]))
+
+    return dict(c=d["c"], A_ub=csr("A_ub"), b_ub=d["b_ub"], A_eq=csr("A_eq"), b_eq=d["b_eq"],
+                bounds=np.c_[d["lb"], d["ub"]])
+
+
+@pytest.mark.parametrize("name", ["AFIRO", "SC50A", "BLEND", "KB2", "SC105", "STOCFOR1"])
+def test_netlib_problems_at_1e6(name):
+    prob = _netlib(name)
+    ref = json.loads((NETLIB / "highs_reference.json").read_text())[f"{name}.npz"]
+    res = linprog(**prob, tol=1e-6, time_limit=60)
+    assert res.success, res.message
+    assert abs(res.fun - ref["highs_fun"]) <= 1e-5 * (1 + abs(ref["highs_fun"]))
+
+
+@pytest.mark.parametrize("name", ["bgdbg1", "galenet", "itest6", "woodinfe"])
+def test_netlib_infeasible_detected(name):
+    path = NETLIB / "infeasible" / f"{name}.npz"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    d = np.load(path)
+
+    def csr(p):
+        return sp.csr_array((d[p + "_data"], d[p + "_indices"], d[p + "_indptr"]), shape=tuple(d[p + "_shape"]))
+
+    res = linprog(d["c"], A_ub=csr("A_ub"), b_ub=d["b_ub"], A_eq=csr("A_eq"), b_eq=d["b_eq"],
+                  bounds=np.c_[d["lb"], d["ub"]], time_limit=60)
+    assert res.status == 2, res.message
+
+
+def test_docstring_example():
+    import doctest  # noqa: PLC0415
+
+    from optcore import _linprog  # noqa: PLC0415
+
+    assert doctest.testmod(_linprog).failed == 0
