@@ -8,6 +8,7 @@ use pyo3::prelude::*;
 mod bridge;
 mod halpern;
 mod ot;
+mod zo;
 
 mod kernels {
     include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -44,5 +45,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     ot::register(m)?;
     halpern::register(m)?;
+    zo::register(m)?;
     Ok(())
 }
