@@ -11,6 +11,11 @@ optcore.fixed_point
 optcore.monotone
     Monotone inclusions: matrix games :class:`optcore.monotone.MatrixGame` solved by
     extragradient or extra-anchored gradient (:func:`optcore.monotone.solve`).
+optcore.zo
+    Zeroth-order optimisation: :func:`optcore.zo.minimize` (two-point Gaussian/sphere and
+    coordinate estimators, ZO-signSGD, ZO-AdaMM, perturbed ZO, consensus-based optimisation),
+    :func:`optcore.zo.rank_minimize` (ZO-RankSGD), ask/tell :class:`optcore.zo.Optimizer`,
+    native batched test functions in :mod:`optcore.zo.functions`.
 
 Every solver returns an :class:`OptimizeResult` (SciPy's, with ``x``, ``fun``, ``success``,
 ``status``, ``message``, ``nit``), warns :class:`ConvergenceWarning` when it stops short of
@@ -18,7 +23,7 @@ its tolerance, and raises ``ValueError``/``TypeError`` with a message naming the
 bad input. ``python -m optcore`` runs a short tour.
 """
 
-from . import _core, exceptions, fixed_point, monotone, ot
+from . import _core, exceptions, fixed_point, monotone, ot, zo
 from ._result import OptimizeResult, OTResult
 from .exceptions import ConvergenceWarning, NumericalError, OptcoreWarning
 
@@ -28,6 +33,7 @@ __all__ = [
     "ot",
     "fixed_point",
     "monotone",
+    "zo",
     "exceptions",
     "OptimizeResult",
     "OTResult",
