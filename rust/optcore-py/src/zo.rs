@@ -68,6 +68,7 @@ fn options(cfg: &Bound<'_, PyDict>) -> PyResult<Options> {
             let est = Estimator { dirs, scheme, q: get(cfg, "q")?, mu: get(cfg, "mu")? };
             let update = match get::<String>(cfg, "update")?.as_str() {
                 "plain" => Update::Plain,
+                "momentum" => Update::Momentum { beta: get(cfg, "momentum")? },
                 "sign" => Update::Sign,
                 "adamm" => Update::AdaMM { beta1: get(cfg, "beta1")?, beta2: get(cfg, "beta2")?, eps: get(cfg, "eps")? },
                 o => return Err(PyValueError::new_err(format!("unknown update {o:?}"))),

@@ -21,6 +21,9 @@ use crate::solver::{Control, Observer, Report, Termination};
 pub enum Update {
     /// `x ← P(x - lr g)`.
     Plain,
+    /// Heavy ball: `v ← beta v + g`, `x ← P(x - lr v)`; `v` restarts from 0 whenever the
+    /// adaptive rule takes a step back (function-value restart, as for accelerated methods).
+    Momentum { beta: f64 },
     /// ZO-signSGD: `x ← P(x - lr sign(g))`.
     Sign,
     /// ZO-AdaMM (AMSGrad moments, no bias correction): `m ← β1 m + (1-β1) g`,
@@ -408,6 +411,9 @@ impl<T: Real> Zo<T> {
                     // direction, e.g. dominated by the O(mu) bias of forward differences.)
                     self.failures += 1;
                     self.lr *= shrink;
+                    if let Update::Momentum { .. } = update {
+                        self.m1.iter_mut().for_each(|v| *v = 0.0);
+                    }
                     self.x.copy_from_slice(&self.x_prev);
                     self.small_moves = 0;
                     return Ok(());
@@ -456,6 +462,12 @@ impl<T: Real> Zo<T> {
         }
         match update {
             Update::Plain => self.dir.copy_from_slice(&self.g),
+            Update::Momentum { beta } => {
+                for ((m, d), g) in self.m1.iter_mut().zip(self.dir.iter_mut()).zip(&self.g) {
+                    *m = beta * *m + g;
+                    *d = *m;
+                }
+            }
             Update::Sign => {
                 for (dv, gv) in self.dir.iter_mut().zip(&self.g) {
                     *dv = if *gv > 0.0 {
@@ -688,6 +700,7 @@ mod tests {
                 perturbation: None,
             },
             Method::Gradient { est: est(Directions::Sphere, Scheme::Central, 4), update: Update::Plain, perturbation: Some(0.0) },
+            Method::Gradient { est: est(Directions::Gaussian, Scheme::Forward, 4), update: Update::Momentum { beta: 0.9 }, perturbation: None },
         ];
         for m in methods {
             let out = run(m.clone(), adaptive, Func::Sphere, &x0, 20_000);
