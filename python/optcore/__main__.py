@@ -129,9 +129,9 @@ def tour_zo(d: int, seed: int) -> None:
     from optcore import zo
 
     print(f"== Zeroth-order: optcore.zo.minimize vs scipy.optimize.minimize, d = {d} ==")
-    print("   f(x) = |A (x - 1)|^2, A = diag(sqrt(1..10)) Q, Q a random rotation (condition 10): a Python function of one")
-    print("   point (no gradients), x0 = 0. 'evals to 1e-6': evaluations until f <= 1e-6 first held,")
-    print("   counted here for every solver.")
+    print("   f(x) = |A (x - 1)|^2, A = diag(sqrt(1..10)) Q with Q a random rotation (condition 10): a Python")
+    print("   function of one point (no gradients), x0 = 0. 'evals to 1e-6': evaluations until f <= 1e-6 first")
+    print("   held, counted here for every solver.")
     Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
     A = np.sqrt(np.linspace(1, 10, d))[:, None] * Q
 
@@ -159,8 +159,8 @@ def tour_zo(d: int, seed: int) -> None:
     X = np.random.default_rng(seed).standard_normal((4, 5))
     print(f"   native batched test functions: zo.functions.rastrigin(X) for X of shape {X.shape} -> "
           f"{np.round(zo.functions.rastrigin(X), 2)}")
-    print("   Budget 200 d evaluations each. `python benches/zo.py` compares every method with Nelder–Mead,")
-    print("   Powell, COBYQA, pycma and nevergrad on sphere / ellipsoid / Rosenbrock / Rastrigin.")
+    print("   Budget 200 d evaluations each. On separable functions Powell is faster (coordinate line searches);")
+    print("   `python benches/zo.py` compares every method with Nelder–Mead, Powell, COBYQA, pycma and nevergrad.")
     print()
 
 
