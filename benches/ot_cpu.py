@@ -456,6 +456,17 @@ def core_hash() -> str:
     return hashlib.sha256(Path(optcore._core.__file__).read_bytes()).hexdigest()[:12]
 
 
+def library_versions(dists) -> dict:
+    """Installed versions of the distributions ``dists`` ("not installed" when absent)."""
+    versions = {}
+    for dist in dists:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
 def machine_info() -> dict:
     cpu = "unknown"
     try:
@@ -478,12 +489,7 @@ def machine_info() -> dict:
                              capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
     except (OSError, subprocess.SubprocessError):
         git = "unknown"
-    versions = {}
-    for dist in ("optcore", "numpy", "scipy", "POT", "jax", "jaxlib", "ott-jax"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = "not installed"
+    versions = library_versions(("optcore", "numpy", "scipy", "POT", "jax", "jaxlib", "ott-jax"))
     return dict(
         cpu=cpu, cores=os.cpu_count(), ram_gib=ram / 2**30, python=platform.python_version(),
         blas=blas, versions=versions, simd=optcore._core.simd_level(), core_hash=core_hash(),

@@ -14,6 +14,11 @@ optcore.monotone
 optcore.linprog
     Linear programs with :func:`scipy.optimize.linprog`'s call, by restarted reflected Halpern
     PDHG.
+optcore.zo
+    Zeroth-order optimisation: :func:`optcore.zo.minimize` (two-point Gaussian/sphere and
+    coordinate estimators, ZO-signSGD, ZO-AdaMM, perturbed ZO, consensus-based optimisation),
+    :func:`optcore.zo.rank_minimize` (ZO-RankSGD), ask/tell :class:`optcore.zo.Optimizer`,
+    native batched test functions in :mod:`optcore.zo.functions`.
 
 Every solver returns an :class:`OptimizeResult` (SciPy's, with ``x``, ``fun``, ``success``,
 ``status``, ``message``, ``nit``), warns :class:`ConvergenceWarning` when it stops short of
@@ -21,7 +26,7 @@ its tolerance, and raises ``ValueError``/``TypeError`` with a message naming the
 bad input. ``python -m optcore`` runs a short tour.
 """
 
-from . import _core, exceptions, fixed_point, monotone, ot
+from . import _core, exceptions, fixed_point, monotone, ot, zo
 from ._linprog import linprog
 from ._result import OptimizeResult, OTResult
 from .exceptions import ConvergenceWarning, NumericalError, OptcoreWarning
@@ -33,6 +38,7 @@ __all__ = [
     "fixed_point",
     "monotone",
     "linprog",
+    "zo",
     "exceptions",
     "OptimizeResult",
     "OTResult",

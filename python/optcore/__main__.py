@@ -1,5 +1,6 @@
 """``python -m optcore``: a short tour that solves representative problems of each family
-and prints optcore's results beside the reference library's (here: Sinkhorn against POT)."""
+and prints optcore's results beside the reference library's (Sinkhorn against POT, Halpern and
+zeroth-order against SciPy)."""
 
 from __future__ import annotations
 
@@ -122,6 +123,47 @@ def tour_fixed_point(d: int, seed: int) -> None:
     print()
 
 
+def tour_zo(d: int, seed: int) -> None:
+    from scipy import optimize
+
+    from optcore import zo
+
+    print(f"== Zeroth-order: optcore.zo.minimize vs scipy.optimize.minimize, d = {d} ==")
+    print("   f(x) = |A (x - 1)|^2, A = diag(sqrt(1..10)) Q with Q a random rotation (condition 10): a Python")
+    print("   function of one point (no gradients), x0 = 0. 'evals to 1e-6': evaluations until f <= 1e-6 first")
+    print("   held, counted here for every solver.")
+    Q, _ = np.linalg.qr(np.random.default_rng(seed).standard_normal((d, d)))
+    A = np.sqrt(np.linspace(1, 10, d))[:, None] * Q
+
+    def f(x):
+        f.n += 1
+        v = float(np.sum((A @ (x - 1)) ** 2))
+        if f.hit is None and v <= 1e-6:
+            f.hit = f.n
+        return v
+
+    x0 = np.zeros(d)
+    print(f"   {'solver':<34} {'time (s)':>9} {'evals':>7} {'evals to 1e-6':>14} {'final f':>10}")
+
+    def row(name, call):
+        f.n, f.hit = 0, None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res, t = _timed(call)
+        print(f"   {name:<34} {t:>9.4f} {f.n:>7} {f.hit or '–':>14} {res.fun:>10.2e}")
+
+    for method in ("cge", "gaussian", "cbo"):
+        row(f"optcore zo {method}", lambda m=method: zo.minimize(f, x0, method=m, rng=seed, maxfev=200 * d))
+    for method in ("Powell", "Nelder-Mead"):
+        row(f"scipy {method}", lambda m=method: optimize.minimize(f, x0, method=m, options={"maxfev": 200 * d}))
+    X = np.random.default_rng(seed).standard_normal((4, 5))
+    print(f"   native batched test functions: zo.functions.rastrigin(X) for X of shape {X.shape} -> "
+          f"{np.round(zo.functions.rastrigin(X), 2)}")
+    print("   Budget 200 d evaluations each. On separable functions Powell is faster (coordinate line searches);")
+    print("   `python benches/zo.py` compares every method with Nelder–Mead, Powell, COBYQA, pycma and nevergrad.")
+    print()
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m optcore", description=__doc__)
     parser.add_argument("--n", type=int, default=500, help="OT problem size (default 500)")
@@ -131,7 +173,8 @@ def main(argv=None) -> None:
     tour_ot(args.n, args.seed)
     tour_sns(min(args.n, 500), args.seed)
     tour_fixed_point(2000, args.seed)
-    print("Families still to come in this tour: Halpern LP, bilevel, zeroth-order.")
+    tour_zo(30, args.seed)
+    print("Families still to come in this tour: Halpern LP, bilevel.")
 
 
 if __name__ == "__main__":

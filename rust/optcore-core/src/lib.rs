@@ -6,7 +6,8 @@
 //! Everything numerical is generic over [`Real`] (`f32` and `f64`).
 //!
 //! Families live in their own modules: [`ot`] (entropic optimal transport), [`halpern`]
-//! (fixed points of nonexpansive maps by Halpern iterations).
+//! (fixed points of nonexpansive maps by Halpern iterations), [`zo`] (zeroth-order
+//! optimisation).
 
 pub mod alloc;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod parallel;
 pub mod real;
 pub mod rng;
 pub mod solver;
+pub mod zo;
 
 pub use error::OptError;
 pub use real::Real;

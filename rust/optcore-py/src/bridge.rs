@@ -96,6 +96,20 @@ impl<T: Real + numpy::Element> Observer<T> for PyObserver {
     }
 }
 
+/// Calls Python from inside a core computation (a user's operator or objective): takes the
+/// GIL, runs `f`, and on a Python exception keeps it in `pending` (the binding re-raises it
+/// once the core has returned) and hands the core an error that ends the run.
+pub fn call_python<R>(
+    pending: &std::sync::Mutex<Option<PyErr>>,
+    what: &str,
+    f: impl FnOnce(Python<'_>) -> PyResult<R>,
+) -> optcore_core::error::Result<R> {
+    Python::attach(f).map_err(|e| {
+        *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+        OptError::InvalidInput(format!("the Python {what} raised an exception"))
+    })
+}
+
 /// The termination's (status, detail message) for the Python side's result.
 pub fn status_of(t: &Termination) -> (i32, String) {
     let detail = match t {

@@ -4,13 +4,13 @@
 //! [`PyOperator`], which takes the GIL for each call. Inputs are C-contiguous arrays of the
 //! exact dtype (the Python layer normalises and validates them).
 
-use crate::bridge::{core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{call_python, core_err, run_detached, status_of, to_array, PyObserver};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::halpern::{
     apply_checked, douglas_rachford, solve, Affine, AffineData, Average, Ball, BoxProj, Compose, Identity,
     LinearResolvent, LinearResolventData, Method, Operator, Options, Reflect, SharedOp, Simplex,
 };
-use optcore_core::{OptError, Real};
+use optcore_core::Real;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -171,7 +171,7 @@ impl<T: Real + numpy::Element> Operator<T> for PyOperator {
         self.d
     }
     fn apply(&self, x: &[T], out: &mut [T]) -> optcore_core::error::Result<()> {
-        Python::attach(|py| -> PyResult<()> {
+        call_python(&self.pending, "operator", |py| -> PyResult<()> {
             let arr = PyArray1::from_slice(py, x);
             let r = self.f.bind(py).call1((arr,))?;
             let r = r.cast::<PyArray1<T>>().map_err(|_| PyValueError::new_err("T must return a 1-D array of x0's dtype"))?;
@@ -182,10 +182,6 @@ impl<T: Real + numpy::Element> Operator<T> for PyOperator {
             }
             out.copy_from_slice(s);
             Ok(())
-        })
-        .map_err(|e| {
-            *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            OptError::InvalidInput("the Python operator raised an exception".into())
         })
     }
 }

@@ -10,6 +10,7 @@ mod halpern;
 mod lp;
 mod monotone;
 mod ot;
+mod zo;
 
 mod kernels {
     include!(concat!(env!("OUT_DIR"), "/kernels.rs"));
@@ -48,5 +49,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     halpern::register(m)?;
     monotone::register(m)?;
     lp::register(m)?;
+    zo::register(m)?;
     Ok(())
 }

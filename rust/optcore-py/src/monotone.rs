@@ -2,12 +2,11 @@
 //! ([`FiniteSumProblem`]: a native matrix game or linear operator, or Python callables) and
 //! the solver. Inputs are C-contiguous float64 arrays (the Python layer validates them).
 
-use crate::bridge::{core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{call_python, core_err, run_detached, status_of, to_array, PyObserver};
 use crate::halpern::NativeOperator;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::halpern::monotone::{solve, FiniteSum, GameSum, LinearSum, Method, Options};
 use optcore_core::halpern::SharedOp;
-use optcore_core::OptError;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -71,14 +70,9 @@ struct PyFiniteSum {
 }
 
 impl PyFiniteSum {
-    fn keep(&self, e: PyErr, what: &str) -> OptError {
-        *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-        OptError::InvalidInput(format!("the Python {what} raised an exception"))
-    }
-    fn call_vec(&self, f: &Py<PyAny>, args: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>, out: &mut [f64], what: &str) -> optcore_core::error::Result<()> {
-        Python::attach(|py| -> PyResult<()> {
-            let r = args(py)?;
-            let r = f.bind(py).call1((r,))?;
+    fn call_vec(&self, f: &Py<PyAny>, arg: &[f64], out: &mut [f64], what: &str) -> optcore_core::error::Result<()> {
+        call_python(&self.pending, what, |py| -> PyResult<()> {
+            let r = f.bind(py).call1((PyArray1::from_slice(py, arg),))?;
             let r = r.cast::<PyArray1<f64>>().map_err(|_| PyValueError::new_err(format!("{what} must return a 1-D float64 array")))?;
             let r = r.readonly();
             let s = r.as_slice()?;
@@ -88,7 +82,6 @@ impl PyFiniteSum {
             out.copy_from_slice(s);
             Ok(())
         })
-        .map_err(|e| self.keep(e, what))
     }
 }
 
@@ -101,7 +94,7 @@ impl FiniteSum for PyFiniteSum {
     }
     fn add_component(&self, i: usize, z: &[f64], s: f64, out: &mut [f64]) -> optcore_core::error::Result<()> {
         let mut row = vec![0.0; self.d];
-        Python::attach(|py| -> PyResult<()> {
+        call_python(&self.pending, "F", |py| -> PyResult<()> {
             let idx = PyArray1::from_slice(py, &[i as i64]);
             let r = self.component.bind(py).call1((idx, PyArray1::from_slice(py, z)))?;
             let r = r.cast::<PyArray1<f64>>().map_err(|_| PyValueError::new_err("F must return float64 values"))?;
@@ -112,15 +105,14 @@ impl FiniteSum for PyFiniteSum {
             }
             row.copy_from_slice(v);
             Ok(())
-        })
-        .map_err(|e| self.keep(e, "F"))?;
+        })?;
         for (o, r) in out.iter_mut().zip(&row) {
             *o += s * r;
         }
         Ok(())
     }
     fn full(&self, z: &[f64], out: &mut [f64]) -> optcore_core::error::Result<()> {
-        self.call_vec(&self.full, |py| Ok(PyArray1::from_slice(py, z).into_any()), out, "full operator")
+        self.call_vec(&self.full, z, out, "full operator")
     }
     fn project(&self, z: &mut [f64]) -> optcore_core::error::Result<()> {
         if let Some(op) = &self.native_project {
@@ -129,7 +121,7 @@ impl FiniteSum for PyFiniteSum {
         }
         if let Some(f) = &self.project {
             let x = z.to_vec();
-            return self.call_vec(f, |py| Ok(PyArray1::from_slice(py, &x).into_any()), z, "projection");
+            return self.call_vec(f, &x, z, "projection");
         }
         Ok(())
     }

@@ -1,0 +1,242 @@
+//! Gradient estimators from function values (Nesterov–Spokoiny Gaussian smoothing, uniform
+//! sphere, coordinate-wise / DeepZero's CGE) and ZO-RankSGD's estimator from a ranking.
+//!
+//! Directions are regenerated from `(seed, iteration, direction)` (see [`super::rng`]) both
+//! when the batch is built and when the estimate is assembled, never stored.
+
+use super::rng::{Counter, Stream};
+
+/// How the search directions are drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Directions {
+    /// `u ~ N(0, I)`; `g = (1/q) Σ c_i u_i`, unbiased for `∇f_μ`, `f_μ(x) = E f(x + μu)`.
+    Gaussian,
+    /// `u ~ Unif(S^{d-1})`; `g = (d/q) Σ c_i u_i`, unbiased for the gradient of the
+    /// ball-smoothed `f`.
+    Sphere,
+    /// Coordinate directions `e_j` for `j` in a random subset of `n` coordinates (all `d` when
+    /// `n >= d`: the deterministic finite-difference gradient); `g_j = c_j` on the subset, 0
+    /// elsewhere (DeepZero's sparse CGE, not rescaled).
+    Coordinates { n: usize },
+}
+
+/// Forward `c = (f(x + μu) - f(x)) / μ` (`1 + q` evaluations, bias O(μ)) or central
+/// `c = (f(x + μu) - f(x - μu)) / (2μ)` (`1 + 2q` with the center, bias O(μ²)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Forward,
+    Central,
+}
+
+/// A two-point (or coordinate-wise) estimator with `q` directions and smoothing radius `mu`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Estimator {
+    pub dirs: Directions,
+    pub scheme: Scheme,
+    pub q: usize,
+    pub mu: f64,
+}
+
+impl Estimator {
+    /// Directions per estimate (`q`, or the subset size for CGE).
+    pub fn count(&self, d: usize) -> usize {
+        match self.dirs {
+            Directions::Coordinates { n } => n.min(d),
+            _ => self.q,
+        }
+    }
+
+    /// Points per batch: the center and one (forward) or two (central) per direction.
+    pub fn batch_size(&self, d: usize) -> usize {
+        let k = self.count(d);
+        1 + if self.scheme == Scheme::Central { 2 * k } else { k }
+    }
+
+    /// The coordinates CGE perturbs at `iteration` (empty for the random directions).
+    pub fn coordinates(&self, rng: &Counter, iteration: u64, d: usize) -> Vec<usize> {
+        match self.dirs {
+            Directions::Coordinates { n } => rng.subset(iteration, d, n),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Direction `i` of `iteration` (random directions only).
+    pub fn direction(&self, rng: &Counter, iteration: u64, i: usize, u: &mut [f64]) {
+        rng.normals(iteration, i as u64, Stream::Directions, u);
+        if self.dirs == Directions::Sphere {
+            let n = u.iter().map(|v| v * v).sum::<f64>().sqrt();
+            if n > 0.0 {
+                u.iter_mut().for_each(|v| *v /= n);
+            }
+        }
+    }
+
+    /// Calls `visit(i, sign, u)` for each perturbation of the batch after the center, in
+    /// batch order: direction `i`, `+μu` then (central) `-μu`.
+    fn for_each_point(&self, rng: &Counter, iteration: u64, coords: &[usize], d: usize, mut visit: impl FnMut(usize, f64, &[f64])) {
+        let mut u = vec![0.0; d];
+        for i in 0..self.count(d) {
+            match self.dirs {
+                Directions::Coordinates { .. } => {
+                    u.iter_mut().for_each(|v| *v = 0.0);
+                    u[coords[i]] = 1.0;
+                }
+                _ => self.direction(rng, iteration, i, &mut u),
+            }
+            visit(i, 1.0, &u);
+            if self.scheme == Scheme::Central {
+                visit(i, -1.0, &u);
+            }
+        }
+    }
+
+    /// The batch of `iteration` at `x`: the center, then `x ± μ u_i` (row-major, f64).
+    pub fn points(&self, rng: &Counter, iteration: u64, x: &[f64], coords: &[usize], out: &mut Vec<f64>) {
+        let d = x.len();
+        out.clear();
+        out.extend_from_slice(x);
+        let mu = self.mu;
+        self.for_each_point(rng, iteration, coords, d, |_, s, u| {
+            out.extend(x.iter().zip(u).map(|(a, b)| a + s * mu * b));
+        });
+    }
+
+    /// The finite differences `c_i` from the values of the batch (center first).
+    pub fn differences(&self, values: &[f64], d: usize) -> Vec<f64> {
+        let f0 = values[0];
+        (0..self.count(d))
+            .map(|i| match self.scheme {
+                Scheme::Forward => (values[1 + i] - f0) / self.mu,
+                Scheme::Central => (values[1 + 2 * i] - values[2 + 2 * i]) / (2.0 * self.mu),
+            })
+            .collect()
+    }
+
+    /// The estimate `g` from the values of the batch of `iteration`.
+    pub fn gradient(&self, rng: &Counter, iteration: u64, coords: &[usize], values: &[f64], g: &mut [f64]) {
+        let d = g.len();
+        let c = self.differences(values, d);
+        g.iter_mut().for_each(|v| *v = 0.0);
+        match self.dirs {
+            Directions::Coordinates { .. } => {
+                for (&j, &cj) in coords.iter().zip(&c) {
+                    g[j] = cj;
+                }
+            }
+            _ => {
+                let scale = if self.dirs == Directions::Sphere { d as f64 } else { 1.0 } / c.len() as f64;
+                let mut u = vec![0.0; d];
+                for (i, &ci) in c.iter().enumerate() {
+                    self.direction(rng, iteration, i, &mut u);
+                    g.iter_mut().zip(&u).for_each(|(gv, uv)| *gv += scale * ci * uv);
+                }
+            }
+        }
+    }
+}
+
+/// Number of edges of ZO-RankSGD's ranking graph for an `(m, k)` oracle: the `k(k-1)/2`
+/// ordered pairs of the top `k` and each of them over each of the `m - k` unranked points.
+pub fn rank_edges(m: usize, k: usize) -> usize {
+    k * (k - 1) / 2 + k * (m - k)
+}
+
+/// ZO-RankSGD's estimate `(1/|E|) Σ_{(i ≻ j) ∈ E} (ξ_j - ξ_i)` (an ascent direction) in the
+/// closed form: with `top` the indices of the `k` best points, best first, the point of rank
+/// `r < k` has weight `2r - m + 1` (r better, `m-1-r` worse) and each unranked point weight
+/// `k` (worse than the top `k`, unordered among themselves). `xi(i, out)` writes `ξ_i`.
+pub fn rank_gradient(top: &[usize], m: usize, xi: impl Fn(usize, &mut [f64]), g: &mut [f64]) {
+    let k = top.len();
+    let mut weight = vec![k as f64; m];
+    for (r, &i) in top.iter().enumerate() {
+        weight[i] = 2.0 * r as f64 - m as f64 + 1.0;
+    }
+    let e = rank_edges(m, k).max(1) as f64;
+    let mut u = vec![0.0; g.len()];
+    g.iter_mut().for_each(|v| *v = 0.0);
+    for (i, &w) in weight.iter().enumerate() {
+        if w != 0.0 {
+            xi(i, &mut u);
+            g.iter_mut().zip(&u).for_each(|(gv, uv)| *gv += w / e * uv);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn quad(x: &[f64]) -> f64 {
+        // 1/2 Σ (i+1) x_i² + Σ x_i
+        x.iter().enumerate().map(|(i, v)| 0.5 * (i + 1) as f64 * v * v + v).sum()
+    }
+
+    fn estimate(est: &Estimator, x: &[f64], it: u64) -> Vec<f64> {
+        let rng = Counter { seed: 11 };
+        let coords = est.coordinates(&rng, it, x.len());
+        let mut pts = Vec::new();
+        est.points(&rng, it, x, &coords, &mut pts);
+        assert_eq!(pts.len(), est.batch_size(x.len()) * x.len());
+        let vals: Vec<f64> = pts.chunks(x.len()).map(quad).collect();
+        let mut g = vec![0.0; x.len()];
+        est.gradient(&rng, it, &coords, &vals, &mut g);
+        g
+    }
+
+    #[test]
+    fn cge_central_is_exact_on_quadratics() {
+        let x = [0.3, -1.0, 2.0, 0.5];
+        let est = Estimator { dirs: Directions::Coordinates { n: 4 }, scheme: Scheme::Central, q: 0, mu: 1e-3 };
+        let g = estimate(&est, &x, 0);
+        for (i, gi) in g.iter().enumerate() {
+            assert!((gi - ((i + 1) as f64 * x[i] + 1.0)).abs() < 1e-9);
+        }
+    }
+
+    #[test]
+    fn random_estimators_are_unbiased_on_quadratics() {
+        let x = [0.3, -1.0, 2.0];
+        let grad: Vec<f64> = (0..3).map(|i| (i + 1) as f64 * x[i] + 1.0).collect();
+        for dirs in [Directions::Gaussian, Directions::Sphere] {
+            for scheme in [Scheme::Forward, Scheme::Central] {
+                let est = Estimator { dirs, scheme, q: 4, mu: 0.1 };
+                let n = 20_000;
+                let mut mean = [0.0; 3];
+                for it in 0..n {
+                    let g = estimate(&est, &x, it);
+                    mean.iter_mut().zip(&g).for_each(|(m, v)| *m += v / n as f64);
+                }
+                for (m, t) in mean.iter().zip(&grad) {
+                    assert!((m - t).abs() < 0.05 * (1.0 + t.abs()), "{dirs:?} {scheme:?}: {mean:?} vs {grad:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rank_closed_form_equals_pairwise_sum() {
+        let (m, d) = (7, 3);
+        let xis: Vec<Vec<f64>> = (0..m).map(|i| (0..d).map(|j| ((i * 5 + j * 3) % 11) as f64 - 5.0).collect()).collect();
+        for k in 1..=m {
+            let top: Vec<usize> = [4, 0, 6, 2, 1, 5, 3][..k].to_vec();
+            let mut g = vec![0.0; d];
+            rank_gradient(&top, m, |i, u| u.copy_from_slice(&xis[i]), &mut g);
+            // Explicit sum over the edges (better, worse).
+            let mut s = vec![0.0; d];
+            let mut edges = 0;
+            for (r, &b) in top.iter().enumerate() {
+                let worse: Vec<usize> = top[r + 1..].iter().copied().chain((0..m).filter(|i| !top.contains(i))).collect();
+                for w in worse {
+                    edges += 1;
+                    for j in 0..d {
+                        s[j] += xis[w][j] - xis[b][j];
+                    }
+                }
+            }
+            assert_eq!(edges, rank_edges(m, k));
+            for j in 0..d {
+                assert!((g[j] - s[j] / edges as f64).abs() < 1e-12, "k={k}: {g:?} vs {s:?}");
+            }
+        }
+    }
+}

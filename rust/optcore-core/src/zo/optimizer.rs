@@ -1,0 +1,806 @@
+//! The zeroth-order methods as one ask/tell state machine ([`Zo`]), and [`solve`], the loop
+//! that drives it with an [`Objective`] and an [`Observer`].
+//!
+//! An iteration asks for a batch of points, gets their values (or, for ZO-RankSGD, a
+//! ranking), and updates its state. Everything random is a function of
+//! `(seed, iteration, index)` ([`super::rng`]), so a run depends on the seed and the values
+//! only: not on how, where or in which order the batch was evaluated.
+//!
+//! Iterates are held in f64 and rounded to `T` after every update, so a float32 run
+//! evaluates exactly the float32 points it reports.
+
+use super::estimate::{rank_gradient, Estimator};
+use super::functions::Objective;
+use super::rng::{Counter, Stream};
+use crate::error::{OptError, Result};
+use crate::real::Real;
+use crate::solver::{Control, Observer, Report, Termination};
+
+/// How a gradient method turns an estimate `g` into a step direction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Update {
+    /// `x ← P(x - lr g)`.
+    Plain,
+    /// Heavy ball: `v ← beta v + g`, `x ← P(x - lr v)`; `v` restarts from 0 whenever the
+    /// adaptive rule takes a step back (function-value restart, as for accelerated methods).
+    Momentum { beta: f64 },
+    /// ZO-signSGD: `x ← P(x - lr sign(g))`.
+    Sign,
+    /// ZO-AdaMM (AMSGrad moments, no bias correction): `m ← β1 m + (1-β1) g`,
+    /// `v ← β2 v + (1-β2) g²`, `v̂ ← max(v̂, v)`, `x ← P(x - lr m / (sqrt(v̂) + eps))`. The
+    /// projection in the norm induced by `sqrt(v̂)` onto a box is the coordinate-wise clip,
+    /// i.e. the Euclidean one, because that norm is diagonal.
+    AdaMM { beta1: f64, beta2: f64, eps: f64 },
+}
+
+/// CBO's diffusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Noise {
+    /// `σ sqrt(dt) |X_i - v|₂ ξ_i`.
+    Isotropic,
+    /// `σ sqrt(dt) (X_i - v) ⊙ ξ_i` (scales better with the dimension).
+    Anisotropic,
+}
+
+/// The constants of consensus-based optimisation (see [`Method::Cbo`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cbo {
+    pub particles: usize,
+    pub alpha: f64,
+    pub lambda: f64,
+    pub sigma: f64,
+    pub dt: f64,
+    pub noise: Noise,
+    pub hopping: bool,
+    pub sigma_decay: f64,
+    pub init_std: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Method {
+    /// Two-point / coordinate estimators with a plain, sign or AdaMM update. `perturbation`:
+    /// `Some(r)` adds an isotropic `Y ~ N(0, r²/d I)` to every estimate (Ren, Tang & Li 2023,
+    /// for escaping saddles); `Some(0)` means `r = 1e-3 ‖g_0‖` from the first estimate (when
+    /// that is 0: `1e-3 max(1, |f(x0)|) / max(1, ‖x0‖∞)`).
+    Gradient { est: Estimator, update: Update, perturbation: Option<f64> },
+    /// Consensus-based optimisation with `particles` particles started at
+    /// `x0 + init_std N(0, I)`: consensus `v = Σ X_i e^{-α f_i} / Σ e^{-α f_i}` (shifted by the
+    /// smallest value, i.e. log-sum-exp), then Euler–Maruyama
+    /// `X_i ← X_i - λ dt (X_i - v) + noise`; with `hopping`, consensus hopping
+    /// `X_i ← v + σ_k ξ_i`, `σ_k = sigma · sigma_decay^k`.
+    Cbo(Cbo),
+    /// ZO-RankSGD: `m` points `x + μ ξ_i`, a ranking of the best `k`, the step
+    /// `x ← P(x - lr ĝ / ‖ĝ‖)` with `lr ← lr · decay` after each iteration.
+    Rank { m: usize, k: usize, mu: f64, decay: f64 },
+}
+
+/// Step-size rule of the gradient methods.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// A fixed `lr` (ZO-RankSGD: the initial step length).
+    Fixed(f64),
+    /// Success-based: the first step has length `step0`; then `lr ← grow · lr` after a step that
+    /// decreased `f` at the center (evaluated in every batch), and after one that increased it
+    /// the step is taken back, `lr ← shrink · lr`, and the next batch is drawn at the previous
+    /// point.
+    Adaptive { step0: f64, grow: f64, shrink: f64 },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    pub method: Method,
+    pub step: Step,
+    /// Box bounds (may be infinite); iterates are projected onto them. Perturbed points of
+    /// the estimators may lie up to `μ |u|` outside.
+    pub lower: Vec<f64>,
+    pub upper: Vec<f64>,
+    /// Converged when the iterate moved by at most `xtol · max(1, ‖x‖∞)` (∞-norm) in three
+    /// consecutive iterations (CBO: the particles' spread around the consensus).
+    pub xtol: f64,
+    /// Treat NaN values as `+inf` (otherwise a NaN ends the run: status 4).
+    pub nan_as_inf: bool,
+    pub seed: u64,
+}
+
+/// The state of a zeroth-order run (see the module docs).
+pub struct Zo<T> {
+    o: Options,
+    d: usize,
+    rng: Counter,
+    x: Vec<f64>,
+    nit: u64,
+    nfev: usize,
+    batch: Vec<T>,
+    asked: bool,
+    coords: Vec<usize>,
+    // gradient methods
+    g: Vec<f64>,
+    dir: Vec<f64>,
+    x_prev: Vec<f64>,
+    f_prev: f64,
+    lr: f64,
+    m1: Vec<f64>,
+    v2: Vec<f64>,
+    vhat: Vec<f64>,
+    radius: Option<f64>,
+    // CBO
+    parts: Vec<f64>,
+    sigma_now: f64,
+    // bookkeeping
+    best_x: Vec<f64>,
+    best_f: f64,
+    history: Vec<(usize, f64)>,
+    small_moves: usize,
+    failures: usize,
+}
+
+fn round<T: Real>(v: &mut [f64]) {
+    v.iter_mut().for_each(|x| *x = T::from_f64(*x).as_f64());
+}
+
+fn inf_norm(v: &[f64]) -> f64 {
+    v.iter().fold(0.0f64, |a, b| a.max(b.abs()))
+}
+
+impl<T: Real> Zo<T> {
+    pub fn new(x0: &[T], o: Options) -> Result<Self> {
+        let d = x0.len();
+        let bad = |s: &str| Err(OptError::InvalidInput(s.into()));
+        if d == 0 {
+            return bad("x0 must not be empty");
+        }
+        if o.lower.len() != d || o.upper.len() != d {
+            return bad("bounds must have the length of x0");
+        }
+        if o.lower.iter().zip(&o.upper).any(|(l, u)| l.is_nan() || u.is_nan() || l > u) {
+            return bad("bounds must satisfy lower <= upper");
+        }
+        if !x0.iter().all(|v| v.is_finite()) {
+            return bad("x0 must be finite");
+        }
+        let positive = |v: f64| v > 0.0; // false for NaN
+        match &o.method {
+            Method::Gradient { est, .. } if est.count(d) == 0 || !positive(est.mu) => {
+                return bad("the estimator needs q >= 1 directions and mu > 0")
+            }
+            Method::Cbo(c) if c.particles < 1 => return bad("cbo needs at least one particle"),
+            Method::Rank { m, k, mu, .. } if *m < 2 || *k < 1 || k > m || !positive(*mu) => {
+                return bad("rank needs m >= 2, 1 <= k <= m and mu > 0")
+            }
+            _ => {}
+        }
+        let lr = match o.step {
+            Step::Fixed(lr) => lr,
+            Step::Adaptive { .. } => f64::NAN,
+        };
+        let sigma_now = match o.method {
+            Method::Cbo(c) => c.sigma,
+            _ => 0.0,
+        };
+        let radius = match o.method {
+            Method::Gradient { perturbation, .. } => perturbation,
+            _ => None,
+        };
+        let mut x: Vec<f64> = x0.iter().map(|v| v.as_f64()).collect();
+        project(&mut x, &o.lower, &o.upper);
+        round::<T>(&mut x);
+        let rng = Counter { seed: o.seed };
+        Ok(Zo {
+            d,
+            rng,
+            best_x: x.clone(),
+            x_prev: x.clone(),
+            x,
+            nit: 0,
+            nfev: 0,
+            batch: Vec::new(),
+            asked: false,
+            coords: Vec::new(),
+            g: vec![0.0; d],
+            dir: vec![0.0; d],
+            f_prev: f64::NAN,
+            lr,
+            m1: vec![0.0; d],
+            v2: vec![0.0; d],
+            vhat: vec![0.0; d],
+            radius,
+            parts: Vec::new(),
+            sigma_now,
+            best_f: f64::INFINITY,
+            history: Vec::new(),
+            small_moves: 0,
+            failures: 0,
+            o,
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        self.d
+    }
+    /// Points per batch.
+    pub fn batch_size(&self) -> usize {
+        match &self.o.method {
+            Method::Gradient { est, .. } => est.batch_size(self.d),
+            Method::Cbo(c) => c.particles,
+            Method::Rank { m, .. } => *m,
+        }
+    }
+    /// Iterations completed (answered batches).
+    pub fn nit(&self) -> u64 {
+        self.nit
+    }
+    /// Evaluations (points told) so far.
+    pub fn nfev(&self) -> usize {
+        self.nfev
+    }
+    /// The current iterate (CBO: the last consensus point).
+    pub fn x(&self) -> Vec<T> {
+        self.x.iter().map(|&v| T::from_f64(v)).collect()
+    }
+    /// The best point evaluated so far and its value (`+inf` before any value was told).
+    pub fn best(&self) -> (Vec<T>, f64) {
+        (self.best_x.iter().map(|&v| T::from_f64(v)).collect(), self.best_f)
+    }
+    /// The best-so-far trace: `(evaluations, value)` at every improvement.
+    pub fn history(&self) -> &[(usize, f64)] {
+        &self.history
+    }
+    /// The last gradient estimate (gradient methods; zero before the first).
+    pub fn gradient(&self) -> &[f64] {
+        &self.g
+    }
+    /// The current step size (NaN before an adaptive rule took its first step).
+    pub fn lr(&self) -> f64 {
+        self.lr
+    }
+    /// Steps taken back by the adaptive rule.
+    pub fn failures(&self) -> usize {
+        self.failures
+    }
+    /// The current CBO particles (row-major), empty for the other methods.
+    pub fn particles(&self) -> Vec<T> {
+        self.parts.iter().map(|&v| T::from_f64(v)).collect()
+    }
+    /// Whether the `xtol` criterion holds (see [`Options::xtol`]).
+    pub fn converged(&self) -> bool {
+        self.small_moves >= 3
+    }
+
+    fn note_move(&mut self, moved: f64) {
+        let scale = inf_norm(&self.x).max(1.0);
+        if moved <= self.o.xtol * scale {
+            self.small_moves += 1;
+        } else {
+            self.small_moves = 0;
+        }
+    }
+
+    /// The batch to evaluate next (row-major `batch_size() × dim()`). Asking again before
+    /// telling returns the same batch.
+    pub fn ask(&mut self) -> &[T] {
+        if self.asked {
+            return &self.batch;
+        }
+        let d = self.d;
+        let mut pts = Vec::new();
+        match &self.o.method {
+            Method::Gradient { est, .. } => {
+                self.coords = est.coordinates(&self.rng, self.nit, d);
+                est.points(&self.rng, self.nit, &self.x, &self.coords, &mut pts);
+            }
+            Method::Cbo(c) => {
+                if self.parts.is_empty() {
+                    let mut z = vec![0.0; d];
+                    for i in 0..c.particles {
+                        self.rng.normals(0, i as u64, Stream::Init, &mut z);
+                        let mut p: Vec<f64> = self.x.iter().zip(&z).map(|(a, b)| a + c.init_std * b).collect();
+                        project(&mut p, &self.o.lower, &self.o.upper);
+                        self.parts.extend(p);
+                    }
+                }
+                pts.extend_from_slice(&self.parts);
+            }
+            Method::Rank { m, mu, .. } => {
+                let mut z = vec![0.0; d];
+                for i in 0..*m {
+                    self.rng.normals(self.nit, i as u64, Stream::Directions, &mut z);
+                    pts.extend(self.x.iter().zip(&z).map(|(a, b)| a + mu * b));
+                }
+            }
+        }
+        self.batch = pts.into_iter().map(T::from_f64).collect();
+        self.asked = true;
+        &self.batch
+    }
+
+    /// Records values (NaN policy, best point, history, evaluation count).
+    fn record(&mut self, values: &[f64]) -> Result<Vec<f64>> {
+        if !self.asked {
+            return Err(OptError::InvalidInput("tell() without a pending ask()".into()));
+        }
+        let b = self.batch_size();
+        if values.len() != b {
+            return Err(OptError::InvalidInput(format!("expected {b} values (one per asked point), got {}", values.len())));
+        }
+        let mut v = values.to_vec();
+        if let Some(i) = v.iter().position(|x| x.is_nan()) {
+            if !self.o.nan_as_inf {
+                return Err(OptError::Numerical(format!(
+                    "the objective returned NaN at point {i} of the batch of iteration {} (evaluation {}); \
+                     pass nan_as_inf=True to treat NaN as +inf",
+                    self.nit,
+                    self.nfev + i + 1
+                )));
+            }
+            v.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = f64::INFINITY);
+        }
+        for (i, &fi) in v.iter().enumerate() {
+            if fi < self.best_f {
+                self.best_f = fi;
+                self.best_x = self.batch[i * self.d..(i + 1) * self.d].iter().map(|t| t.as_f64()).collect();
+                self.history.push((self.nfev + i + 1, fi));
+            }
+        }
+        self.nfev += b;
+        Ok(v)
+    }
+
+    /// Tells the values of the asked batch (in batch order) and updates the state. A NaN
+    /// (without `nan_as_inf`) or a non-finite gradient estimate is a `Numerical` error, after
+    /// which the best point so far is still available.
+    pub fn tell(&mut self, values: &[f64]) -> Result<()> {
+        let v = self.record(values)?;
+        match self.o.method.clone() {
+            Method::Gradient { est, update, .. } => self.step_gradient(&est, update, &v)?,
+            Method::Cbo(c) => self.step_cbo(&v, &c)?,
+            Method::Rank { m, k, .. } => {
+                let mut order: Vec<usize> = (0..m).collect();
+                order.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+                self.step_rank(&order[..k])?;
+            }
+        }
+        self.asked = false;
+        self.nit += 1;
+        Ok(())
+    }
+
+    /// ZO-RankSGD: tells the indices of the `k` best points of the asked batch, best first.
+    pub fn tell_ranking(&mut self, top: &[usize]) -> Result<()> {
+        let Method::Rank { m, k, .. } = self.o.method else {
+            return Err(OptError::InvalidInput("tell_ranking() is for method 'rank'".into()));
+        };
+        if !self.asked {
+            return Err(OptError::InvalidInput("tell_ranking() without a pending ask()".into()));
+        }
+        if top.len() != k {
+            return Err(OptError::InvalidInput(format!("the ranking must list the k = {k} best points; got {}", top.len())));
+        }
+        let mut seen = vec![false; m];
+        for &i in top {
+            if i >= m || seen[i] {
+                return Err(OptError::InvalidInput(format!(
+                    "the ranking must hold {k} distinct indices in 0..{m}; got {top:?}"
+                )));
+            }
+            seen[i] = true;
+        }
+        self.nfev += m;
+        self.step_rank(top)?;
+        self.asked = false;
+        self.nit += 1;
+        Ok(())
+    }
+
+    fn take_step(&mut self) {
+        let mut x: Vec<f64> = self.x_prev.iter().zip(&self.dir).map(|(a, b)| a - self.lr * b).collect();
+        project(&mut x, &self.o.lower, &self.o.upper);
+        round::<T>(&mut x);
+        let moved = x.iter().zip(&self.x_prev).fold(0.0f64, |a, (p, q)| a.max((p - q).abs()));
+        self.x = x;
+        self.note_move(moved);
+    }
+
+    fn step_gradient(&mut self, est: &Estimator, update: Update, v: &[f64]) -> Result<()> {
+        let f0 = v[0];
+        if let Step::Adaptive { step0, grow, shrink } = self.o.step {
+            if !self.f_prev.is_nan() {
+                if f0 > self.f_prev || f0.is_nan() {
+                    // Take the step back; the next batch estimates afresh at the previous
+                    // point with a shorter step. (Retrying the same direction shorter would
+                    // shrink the step without end when the estimate is not a descent
+                    // direction, e.g. dominated by the O(mu) bias of forward differences.)
+                    self.failures += 1;
+                    self.lr *= shrink;
+                    if let Update::Momentum { .. } = update {
+                        self.m1.iter_mut().for_each(|v| *v = 0.0);
+                    }
+                    self.x.copy_from_slice(&self.x_prev);
+                    self.small_moves = 0;
+                    return Ok(());
+                }
+                // A step that left f unchanged (e.g. projected back onto the bounds) says
+                // nothing about the step size.
+                if f0 < self.f_prev {
+                    self.lr *= grow;
+                }
+            } else {
+                self.lr = f64::NAN; // set from step0 below
+            }
+            let _ = step0;
+        }
+        est.gradient(&self.rng, self.nit, &self.coords, v, &mut self.g);
+        if !self.g.iter().all(|x| x.is_finite()) {
+            if !f0.is_finite() {
+                return Err(OptError::Numerical(format!(
+                    "the objective is not finite at the iterate (f = {f0:e}, iteration {}); start from a point \
+                     where it is finite",
+                    self.nit
+                )));
+            }
+            // A perturbed point had an infinite value (e.g. a failed evaluation with
+            // nan_as_inf): stay, and draw fresh directions next iteration.
+            self.x_prev.copy_from_slice(&self.x);
+            self.f_prev = f0;
+            self.g.iter_mut().for_each(|x| *x = 0.0);
+            return Ok(());
+        }
+        if let Some(r) = self.radius {
+            let r = if r > 0.0 {
+                r
+            } else {
+                // 1e-3 |g_0|; at an exact critical point (g_0 = 0, e.g. central differences
+                // of a quadratic saddle) a guess of the gradient's units, |f| / |x|.
+                let g0 = self.g.iter().map(|x| x * x).sum::<f64>().sqrt();
+                let r = if g0 > 0.0 { 1e-3 * g0 } else { 1e-3 * f0.abs().max(1.0) / inf_norm(&self.x).max(1.0) };
+                self.radius = Some(r);
+                r
+            };
+            let mut z = vec![0.0; self.d];
+            self.rng.normals(self.nit, 0, Stream::Perturbation, &mut z);
+            let s = r / (self.d as f64).sqrt();
+            self.g.iter_mut().zip(&z).for_each(|(gv, zv)| *gv += s * zv);
+        }
+        match update {
+            Update::Plain => self.dir.copy_from_slice(&self.g),
+            Update::Momentum { beta } => {
+                for ((m, d), g) in self.m1.iter_mut().zip(self.dir.iter_mut()).zip(&self.g) {
+                    *m = beta * *m + g;
+                    *d = *m;
+                }
+            }
+            Update::Sign => {
+                for (dv, gv) in self.dir.iter_mut().zip(&self.g) {
+                    *dv = if *gv > 0.0 {
+                        1.0
+                    } else if *gv < 0.0 {
+                        -1.0
+                    } else {
+                        0.0
+                    };
+                }
+            }
+            Update::AdaMM { beta1, beta2, eps } => {
+                for j in 0..self.d {
+                    let gj = self.g[j];
+                    self.m1[j] = beta1 * self.m1[j] + (1.0 - beta1) * gj;
+                    self.v2[j] = beta2 * self.v2[j] + (1.0 - beta2) * gj * gj;
+                    self.vhat[j] = self.vhat[j].max(self.v2[j]);
+                    self.dir[j] = self.m1[j] / (self.vhat[j].sqrt() + eps);
+                }
+            }
+        }
+        if let Step::Adaptive { step0, .. } = self.o.step {
+            if self.lr.is_nan() {
+                let n = self.dir.iter().map(|x| x * x).sum::<f64>().sqrt();
+                self.lr = if n > 0.0 { step0 / n } else { step0 };
+            }
+        }
+        self.x_prev.copy_from_slice(&self.x);
+        self.f_prev = f0;
+        self.take_step();
+        Ok(())
+    }
+
+    fn step_cbo(&mut self, v: &[f64], c: &Cbo) -> Result<()> {
+        let d = self.d;
+        let fmin = v.iter().copied().fold(f64::INFINITY, f64::min);
+        if !fmin.is_finite() {
+            return Err(OptError::Numerical(format!(
+                "every particle has an infinite value at iteration {}; start closer to the feasible region",
+                self.nit
+            )));
+        }
+        // Log-sum-exp weights: exp(-alpha (f_i - fmin)) is 1 at the best particle.
+        let w: Vec<f64> = v.iter().map(|&fi| if fi.is_finite() { (-c.alpha * (fi - fmin)).exp() } else { 0.0 }).collect();
+        let wsum: f64 = w.iter().sum();
+        let mut cons = vec![0.0; d];
+        for (p, &wi) in self.parts.chunks(d).zip(&w) {
+            if wi > 0.0 {
+                cons.iter_mut().zip(p).for_each(|(v, x)| *v += wi / wsum * x);
+            }
+        }
+        let mut spread = 0.0f64;
+        let mut z = vec![0.0; d];
+        let sq = c.dt.sqrt();
+        for (i, p) in self.parts.chunks_mut(d).enumerate() {
+            self.rng.normals(self.nit, i as u64, Stream::Noise, &mut z);
+            spread = spread.max(p.iter().zip(&cons).fold(0.0f64, |a, (x, v)| a.max((x - v).abs())));
+            if c.hopping {
+                p.iter_mut().zip(&cons).zip(&z).for_each(|((x, v), zj)| *x = v + self.sigma_now * zj);
+            } else {
+                let norm = p.iter().zip(&cons).map(|(x, v)| (x - v) * (x - v)).sum::<f64>().sqrt();
+                for ((x, v), zj) in p.iter_mut().zip(&cons).zip(&z) {
+                    let diff = *x - v;
+                    let diffusion = match c.noise {
+                        Noise::Isotropic => norm,
+                        Noise::Anisotropic => diff.abs(),
+                    };
+                    *x += -c.lambda * c.dt * diff + c.sigma * sq * diffusion * zj;
+                }
+            }
+            project(p, &self.o.lower, &self.o.upper);
+            round::<T>(p);
+        }
+        if c.hopping {
+            self.sigma_now *= c.sigma_decay;
+        }
+        round::<T>(&mut cons);
+        self.x = cons;
+        self.note_move(spread);
+        Ok(())
+    }
+
+    fn step_rank(&mut self, top: &[usize]) -> Result<()> {
+        let Method::Rank { m, decay, .. } = self.o.method else { unreachable!() };
+        let (rng, it) = (self.rng, self.nit);
+        rank_gradient(top, m, |i, u| rng.normals(it, i as u64, Stream::Directions, u), &mut self.g);
+        let n = self.g.iter().map(|x| x * x).sum::<f64>().sqrt();
+        if n > 0.0 {
+            self.dir.iter_mut().zip(&self.g).for_each(|(dv, gv)| *dv = gv / n);
+        } else {
+            self.dir.iter_mut().for_each(|dv| *dv = 0.0);
+        }
+        self.x_prev.copy_from_slice(&self.x);
+        self.take_step();
+        self.lr *= decay;
+        Ok(())
+    }
+}
+
+/// Clips `x` onto `[lower, upper]`.
+pub fn project(x: &mut [f64], lower: &[f64], upper: &[f64]) {
+    for ((v, &l), &u) in x.iter_mut().zip(lower).zip(upper) {
+        *v = v.max(l).min(u);
+    }
+}
+
+/// When [`solve`] stops early.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// No batch is started that would take the evaluation count past this.
+    pub maxfev: usize,
+    pub maxiter: u64,
+    /// Converged once a value `<= f_target` was seen (`-inf`: never).
+    pub f_target: f64,
+}
+
+/// What [`solve`] returns.
+pub struct Output<T> {
+    /// The best point evaluated and its value.
+    pub x: Vec<T>,
+    pub fun: f64,
+    /// The last iterate (CBO: consensus point).
+    pub x_last: Vec<T>,
+    pub nit: u64,
+    pub nfev: usize,
+    pub termination: Termination,
+    pub history: Vec<(usize, f64)>,
+}
+
+fn output<T: Real>(zo: &Zo<T>, termination: Termination) -> Output<T> {
+    let (x, fun) = zo.best();
+    Output { x, fun, x_last: zo.x(), nit: zo.nit(), nfev: zo.nfev(), termination, history: zo.history().to_vec() }
+}
+
+/// Runs `zo` on `f` until a limit, the target, the `xtol` criterion, a numerical breakdown or
+/// the observer stops it. An error of the objective (e.g. a Python exception) is returned as
+/// is; the observer sees `error` = best value so far and the vectors `x` (best point).
+pub fn solve<T: Real>(zo: &mut Zo<T>, f: &dyn Objective<T>, lim: &Limits, obs: &mut dyn Observer<T>) -> Result<Output<T>> {
+    if f.dim() != zo.dim() {
+        return Err(OptError::InvalidInput(format!("objective of dimension {} for x0 of length {}", f.dim(), zo.dim())));
+    }
+    let mut values = vec![0.0; zo.batch_size()];
+    loop {
+        if zo.nit() >= lim.maxiter || zo.nfev() + zo.batch_size() > lim.maxfev {
+            return Ok(output(zo, Termination::MaxIter));
+        }
+        f.eval(zo.ask(), &mut values)?;
+        match zo.tell(&values) {
+            Ok(()) => {}
+            Err(OptError::Numerical(s)) => return Ok(output(zo, Termination::Numerical(s))),
+            Err(e) => return Err(e),
+        }
+        if zo.best().1 <= lim.f_target || zo.converged() {
+            return Ok(output(zo, Termination::Converged));
+        }
+        let nit = zo.nit() as usize;
+        let c = obs.observe(nit, &|| {
+            let (x, fun) = zo.best();
+            Report { nit, error: fun, vectors: vec![("x", x)], scalars: vec![("nfev", zo.nfev() as f64)] }
+        });
+        match c {
+            Control::Continue => {}
+            Control::Stop => return Ok(output(zo, Termination::Stopped)),
+            Control::Abort => return Ok(output(zo, Termination::Aborted)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::estimate::{Directions, Scheme};
+    use super::super::functions::{Func, TestFunction};
+    use super::*;
+    use crate::solver::NoObserver;
+
+    fn opts(method: Method, step: Step, d: usize) -> Options {
+        Options {
+            method,
+            step,
+            lower: vec![f64::NEG_INFINITY; d],
+            upper: vec![f64::INFINITY; d],
+            xtol: 0.0,
+            nan_as_inf: false,
+            seed: 3,
+        }
+    }
+
+    fn gaussian(q: usize) -> Method {
+        Method::Gradient {
+            est: Estimator { dirs: Directions::Gaussian, scheme: Scheme::Forward, q, mu: 1e-7 },
+            update: Update::Plain,
+            perturbation: None,
+        }
+    }
+
+    fn run(method: Method, step: Step, func: Func, x0: &[f64], maxfev: usize) -> Output<f64> {
+        let d = x0.len();
+        let mut zo = Zo::new(x0, opts(method, step, d)).unwrap();
+        let lim = Limits { maxfev, maxiter: u64::MAX, f_target: 1e-10 };
+        solve(&mut zo, &TestFunction { func, d }, &lim, &mut NoObserver).unwrap()
+    }
+
+    #[test]
+    fn nesterov_spokoiny_rate_on_the_sphere() {
+        // f = |x|², L = 2, step 1/(4(d+4)L): E f_k <= (1 - 7/(16(d+4)))^k f_0 (see the Python tests).
+        let d = 10;
+        let x0 = vec![1.0; d];
+        let h = 1.0 / (8.0 * (d as f64 + 4.0));
+        let out = run(gaussian(1), Step::Fixed(h), Func::Sphere, &x0, 2 * 3000);
+        let bound = (1.0 - 7.0 / (16.0 * (d as f64 + 4.0))).powi(out.nit as i32) * d as f64;
+        assert_eq!(out.termination, Termination::Converged, "fun {} after {} iterations", out.fun, out.nit);
+        let k_bound = ((1e-10 / d as f64).ln() / (1.0 - 7.0 / (16.0 * (d as f64 + 4.0))).ln()).ceil() as u64;
+        assert!(out.nit <= 2 * k_bound, "{} iterations; bound in expectation {k_bound}; {bound}", out.nit);
+    }
+
+    #[test]
+    fn every_method_decreases_rastrigin_and_sphere() {
+        let d = 8;
+        let x0 = vec![0.3; d];
+        let adaptive = Step::Adaptive { step0: 0.1, grow: 1.25, shrink: 0.5 };
+        let est = |dirs, scheme, q| Estimator { dirs, scheme, q, mu: 1e-6 };
+        let methods = vec![
+            gaussian(4),
+            Method::Gradient { est: est(Directions::Sphere, Scheme::Central, 4), update: Update::Plain, perturbation: None },
+            Method::Gradient { est: est(Directions::Coordinates { n: 8 }, Scheme::Forward, 0), update: Update::Plain, perturbation: None },
+            Method::Gradient { est: est(Directions::Sphere, Scheme::Forward, 4), update: Update::Sign, perturbation: None },
+            Method::Gradient {
+                est: est(Directions::Sphere, Scheme::Forward, 4),
+                update: Update::AdaMM { beta1: 0.9, beta2: 0.999, eps: 1e-12 },
+                perturbation: None,
+            },
+            Method::Gradient { est: est(Directions::Sphere, Scheme::Central, 4), update: Update::Plain, perturbation: Some(0.0) },
+            Method::Gradient { est: est(Directions::Gaussian, Scheme::Forward, 4), update: Update::Momentum { beta: 0.9 }, perturbation: None },
+        ];
+        for m in methods {
+            let out = run(m.clone(), adaptive, Func::Sphere, &x0, 20_000);
+            assert!(out.fun < 1e-6, "{m:?}: {} {:?} nit {} nfev {}", out.fun, out.termination, out.nit, out.nfev);
+        }
+        for noise in [Noise::Isotropic, Noise::Anisotropic] {
+            for hopping in [false, true] {
+                let m = Method::Cbo(Cbo {
+                    particles: 50,
+                    alpha: 1e5,
+                    lambda: 1.0,
+                    sigma: match (hopping, noise) {
+                        (true, _) => 1.0,
+                        (false, Noise::Anisotropic) => 1.18,
+                        // isotropic noise has d times the variance: contraction needs d sigma² < 2 lambda
+                        (false, Noise::Isotropic) => 1.18 / (d as f64).sqrt(),
+                    },
+                    dt: 0.1,
+                    noise,
+                    hopping,
+                    sigma_decay: 0.97,
+                    init_std: 2.0,
+                });
+                let out = run(m.clone(), adaptive, Func::Sphere, &vec![2.0; d], 20_000);
+                // A sanity check from f(x0) = 32 (CBO's accuracy is examined in tests/test_zo.py).
+                assert!(out.fun < 0.5, "{noise:?} hopping={hopping}: sphere {}", out.fun);
+                let out = run(m, adaptive, Func::Rastrigin, &vec![2.0; d], 20_000);
+                assert!(out.fun.is_finite() && out.nit > 10, "{noise:?} hopping={hopping}: rastrigin {}", out.fun);
+            }
+        }
+        // DeepZero's sparse CGE with a fixed step (random subsets of 3 of the 8 coordinates).
+        let sparse = Method::Gradient {
+            est: est(Directions::Coordinates { n: 3 }, Scheme::Central, 0),
+            update: Update::Plain,
+            perturbation: None,
+        };
+        let out = run(sparse, Step::Fixed(0.4), Func::Sphere, &x0, 20_000);
+        assert!(out.fun < 1e-6, "sparse cge: {}", out.fun);
+        let rank = Method::Rank { m: 8, k: 3, mu: 1e-2, decay: 0.99 };
+        let out = run(rank, Step::Fixed(0.1), Func::Sphere, &x0, 20_000);
+        assert!(out.fun < 1e-3, "rank: {}", out.fun);
+    }
+
+    #[test]
+    fn same_seed_same_run_any_pool() {
+        let d = 6;
+        let m = Method::Cbo(Cbo {
+            particles: 30,
+            alpha: 10.0,
+            lambda: 1.0,
+            sigma: 0.7,
+            dt: 0.1,
+            noise: Noise::Anisotropic,
+            hopping: false,
+            sigma_decay: 1.0,
+            init_std: 1.0,
+        });
+        let go = |w| crate::parallel::with_workers(Some(w), || run(m.clone(), Step::Fixed(0.0), Func::Ackley, &vec![1.0; d], 3000));
+        let (a, b) = (go(1), go(2));
+        assert_eq!(a.x, b.x);
+        assert_eq!(a.history, b.history);
+    }
+
+    #[test]
+    fn nan_ends_the_run_or_counts_as_inf() {
+        struct NanAbove;
+        impl Objective<f64> for NanAbove {
+            fn dim(&self) -> usize {
+                2
+            }
+            fn eval(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+                for (o, r) in out.iter_mut().zip(x.chunks(2)) {
+                    *o = if r[0] > 0.5 { f64::NAN } else { r[0] * r[0] + r[1] * r[1] };
+                }
+                Ok(())
+            }
+        }
+        let lim = Limits { maxfev: 1000, maxiter: 100, f_target: f64::NEG_INFINITY };
+        let mut o = opts(Method::Rank { m: 6, k: 6, mu: 1.0, decay: 1.0 }, Step::Fixed(0.1), 2);
+        let mut zo = Zo::new(&[0.4, 0.0], o.clone()).unwrap();
+        let out = solve(&mut zo, &NanAbove, &lim, &mut NoObserver).unwrap();
+        assert!(matches!(out.termination, Termination::Numerical(ref s) if s.contains("NaN")));
+        assert!(out.fun.is_finite());
+        o.nan_as_inf = true;
+        let mut zo = Zo::new(&[0.4, 0.0], o).unwrap();
+        let out = solve(&mut zo, &NanAbove, &lim, &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::MaxIter);
+    }
+
+    #[test]
+    fn bounds_hold() {
+        let d = 4;
+        let mut o = opts(gaussian(2), Step::Adaptive { step0: 0.5, grow: 1.25, shrink: 0.5 }, d);
+        o.lower = vec![0.5; d];
+        o.upper = vec![2.0; d];
+        o.xtol = 1e-12;
+        let mut zo = Zo::new(&[1.0; 4], o).unwrap();
+        let lim = Limits { maxfev: 5000, maxiter: u64::MAX, f_target: f64::NEG_INFINITY };
+        let out = solve(&mut zo, &TestFunction { func: Func::Sphere, d }, &lim, &mut NoObserver).unwrap();
+        assert!(out.x_last.iter().all(|&v| (0.5..=2.0).contains(&v)));
+        assert!((out.fun - 1.0).abs() < 1e-5, "{}", out.fun);
+    }
+}

@@ -1,0 +1,326 @@
+//! Bindings of `optcore_core::zo`: the ask/tell state ([`ZoState`], float64 or float32 inside)
+//! with a `run` that drives the core's loop on a native test function or on a Python callable
+//! (a batched one: the Python layer wraps per-point and executor objectives into that, see
+//! `optcore.zo._batched`), and the native test functions on batches.
+
+use crate::bridge::{call_python, core_err, run_detached, status_of, to_array, PyObserver};
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use optcore_core::zo::{
+    functions::eval_rows, solve, Cbo, Directions, Estimator, Func, Limits, Method, Noise, Objective, Options, Scheme, Step,
+    TestFunction, Update, Zo,
+};
+use optcore_core::Real;
+use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::sync::Mutex;
+
+/// A Python callable `f(X: (B, d) array of the run's dtype) -> (B,) float64 array`. It takes
+/// the GIL for each batch; an exception is kept in `pending` and ends the run.
+struct PyBatch {
+    f: Py<PyAny>,
+    d: usize,
+    pending: Mutex<Option<PyErr>>,
+}
+
+impl<T: Real + numpy::Element> Objective<T> for PyBatch {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn eval(&self, x: &[T], out: &mut [f64]) -> optcore_core::error::Result<()> {
+        call_python(&self.pending, "objective", |py| -> PyResult<()> {
+            let arr = PyArray1::from_slice(py, x).reshape([out.len(), self.d])?;
+            let r = self.f.bind(py).call1((arr,))?;
+            let r = r.cast::<PyArray1<f64>>().map_err(|_| PyValueError::new_err("objective wrapper must return float64"))?;
+            let r = r.readonly();
+            let s = r.as_slice()?;
+            if s.len() != out.len() {
+                return Err(PyValueError::new_err(format!("objective returned {} values; expected {}", s.len(), out.len())));
+            }
+            out.copy_from_slice(s);
+            Ok(())
+        })
+    }
+}
+
+fn get<'py, T>(cfg: &Bound<'py, PyDict>, key: &str) -> PyResult<T>
+where
+    T: for<'a> FromPyObject<'a, 'py>,
+{
+    cfg.get_item(key)?
+        .ok_or_else(|| PyKeyError::new_err(format!("zo config is missing {key:?}")))?
+        .extract::<T>()
+        .map_err(|e| PyValueError::new_err(format!("zo config {key:?}: {:?}", e.into())))
+}
+
+/// The core's options from the dict the Python layer builds (every default resolved there).
+fn options(cfg: &Bound<'_, PyDict>) -> PyResult<Options> {
+    let kind: String = get(cfg, "kind")?;
+    let method = match kind.as_str() {
+        "gradient" => {
+            let dirs = match get::<String>(cfg, "directions")?.as_str() {
+                "gaussian" => Directions::Gaussian,
+                "sphere" => Directions::Sphere,
+                "coordinates" => Directions::Coordinates { n: get(cfg, "n_coords")? },
+                o => return Err(PyValueError::new_err(format!("unknown directions {o:?}"))),
+            };
+            let scheme = if get::<String>(cfg, "scheme")? == "central" { Scheme::Central } else { Scheme::Forward };
+            let est = Estimator { dirs, scheme, q: get(cfg, "q")?, mu: get(cfg, "mu")? };
+            let update = match get::<String>(cfg, "update")?.as_str() {
+                "plain" => Update::Plain,
+                "momentum" => Update::Momentum { beta: get(cfg, "momentum")? },
+                "sign" => Update::Sign,
+                "adamm" => Update::AdaMM { beta1: get(cfg, "beta1")?, beta2: get(cfg, "beta2")?, eps: get(cfg, "eps")? },
+                o => return Err(PyValueError::new_err(format!("unknown update {o:?}"))),
+            };
+            Method::Gradient { est, update, perturbation: get(cfg, "perturbation")? }
+        }
+        "cbo" => Method::Cbo(Cbo {
+            particles: get(cfg, "particles")?,
+            alpha: get(cfg, "alpha")?,
+            lambda: get(cfg, "lambda")?,
+            sigma: get(cfg, "sigma")?,
+            dt: get(cfg, "dt")?,
+            noise: if get::<String>(cfg, "noise")? == "isotropic" { Noise::Isotropic } else { Noise::Anisotropic },
+            hopping: get(cfg, "hopping")?,
+            sigma_decay: get(cfg, "sigma_decay")?,
+            init_std: get(cfg, "init_std")?,
+        }),
+        "rank" => Method::Rank { m: get(cfg, "m")?, k: get(cfg, "k")?, mu: get(cfg, "mu")?, decay: get(cfg, "decay")? },
+        o => return Err(PyValueError::new_err(format!("unknown kind {o:?}"))),
+    };
+    let step = match get::<Option<f64>>(cfg, "lr")? {
+        Some(lr) => Step::Fixed(lr),
+        None => Step::Adaptive { step0: get(cfg, "step0")?, grow: get(cfg, "grow")?, shrink: get(cfg, "shrink")? },
+    };
+    Ok(Options {
+        method,
+        step,
+        lower: get(cfg, "lower")?,
+        upper: get(cfg, "upper")?,
+        xtol: get(cfg, "xtol")?,
+        nan_as_inf: get(cfg, "nan_as_inf")?,
+        seed: get(cfg, "seed")?,
+    })
+}
+
+enum Inner {
+    F64(Zo<f64>),
+    F32(Zo<f32>),
+}
+
+/// The state of a zeroth-order run (see `optcore.zo.Optimizer`).
+#[pyclass(module = "optcore._core")]
+pub struct ZoState {
+    inner: Inner,
+}
+
+macro_rules! with {
+    ($s:expr, $z:ident => $e:expr) => {
+        match &$s.inner {
+            Inner::F64($z) => $e,
+            Inner::F32($z) => $e,
+        }
+    };
+    (mut $s:expr, $z:ident => $e:expr) => {
+        match &mut $s.inner {
+            Inner::F64($z) => $e,
+            Inner::F32($z) => $e,
+        }
+    };
+}
+
+fn history_array<'py>(py: Python<'py>, h: &[(usize, f64)]) -> PyResult<Bound<'py, PyAny>> {
+    let flat: Vec<f64> = h.iter().flat_map(|&(n, f)| [n as f64, f]).collect();
+    to_array(py, flat, &[h.len(), 2])
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_on<'py, T: Real + numpy::Element>(
+    py: Python<'py>,
+    zo: &mut Zo<T>,
+    objective: &Bound<'py, PyAny>,
+    native: Option<(String, f64)>,
+    lim: Limits,
+    progress: Option<Py<PyAny>>,
+    check_every: usize,
+    workers: Option<usize>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = zo.dim();
+    let mut obs = PyObserver::new(progress, check_every);
+    let (out, pending) = match native {
+        Some((name, cond)) => {
+            let f = TestFunction { func: Func::from_name(&name, cond).map_err(core_err)?, d };
+            (run_detached(py, workers, || solve(zo, &f, &lim, &mut obs))?, None)
+        }
+        None => {
+            let f = PyBatch { f: objective.clone().unbind(), d, pending: Mutex::new(None) };
+            let out = run_detached(py, workers, || solve(zo, &f, &lim, &mut obs))?;
+            let pending = f.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+            (out, pending)
+        }
+    };
+    if let Some(e) = pending {
+        return Err(e);
+    }
+    let out = out.map_err(core_err)?;
+    obs.raise_pending()?;
+    let (status, detail) = status_of(&out.termination);
+    let dict = PyDict::new(py);
+    dict.set_item("x", to_array(py, out.x, &[d])?)?;
+    dict.set_item("x_last", to_array(py, out.x_last, &[d])?)?;
+    dict.set_item("fun", out.fun)?;
+    dict.set_item("nit", out.nit)?;
+    dict.set_item("nfev", out.nfev)?;
+    dict.set_item("status", status)?;
+    dict.set_item("detail", detail)?;
+    dict.set_item("history", history_array(py, &out.history)?)?;
+    Ok(dict)
+}
+
+#[pymethods]
+impl ZoState {
+    /// A new state at `x0` (float64 or float32, 1-D) with the options of `config` (a dict the
+    /// Python layer builds; see `optcore.zo._config`).
+    #[new]
+    fn new(x0: &Bound<'_, PyAny>, config: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let o = options(config)?;
+        let inner = if let Ok(x) = x0.extract::<PyReadonlyArray1<'_, f64>>() {
+            Inner::F64(Zo::new(x.as_slice()?, o).map_err(core_err)?)
+        } else {
+            let x = x0.extract::<PyReadonlyArray1<'_, f32>>()?;
+            Inner::F32(Zo::new(x.as_slice()?, o).map_err(core_err)?)
+        };
+        Ok(ZoState { inner })
+    }
+
+    /// The batch to evaluate, `(batch_size, dim)` (the same batch until `tell`).
+    fn ask<'py>(&mut self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        with!(mut self, z => {
+            let b = z.batch_size();
+            let d = z.dim();
+            to_array(py, z.ask().to_vec(), &[b, d])
+        })
+    }
+
+    /// The values of the asked batch, in order (float64).
+    fn tell(&mut self, values: PyReadonlyArray1<'_, f64>) -> PyResult<()> {
+        let v = values.as_slice()?;
+        with!(mut self, z => z.tell(v).map_err(core_err))
+    }
+
+    /// ZO-RankSGD: the indices of the `k` best asked points, best first.
+    fn tell_ranking(&mut self, top: Vec<usize>) -> PyResult<()> {
+        with!(mut self, z => z.tell_ranking(&top).map_err(core_err))
+    }
+
+    /// Runs the core's loop on a native test function (`native = (name, cond)`) or on the
+    /// batched Python callable `objective`. Returns a dict (x, x_last, fun, nit, nfev, status,
+    /// detail, history).
+    #[pyo3(signature = (objective, native, maxfev, maxiter, f_target, progress=None, check_every=10, workers=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn run<'py>(
+        &mut self,
+        py: Python<'py>,
+        objective: Bound<'py, PyAny>,
+        native: Option<(String, f64)>,
+        maxfev: usize,
+        maxiter: u64,
+        f_target: f64,
+        progress: Option<Py<PyAny>>,
+        check_every: usize,
+        workers: Option<usize>,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let lim = Limits { maxfev, maxiter, f_target };
+        with!(mut self, z => run_on(py, z, &objective, native, lim, progress, check_every, workers))
+    }
+
+    #[getter]
+    fn dim(&self) -> usize {
+        with!(self, z => z.dim())
+    }
+    #[getter]
+    fn batch_size(&self) -> usize {
+        with!(self, z => z.batch_size())
+    }
+    #[getter]
+    fn nit(&self) -> u64 {
+        with!(self, z => z.nit())
+    }
+    #[getter]
+    fn nfev(&self) -> usize {
+        with!(self, z => z.nfev())
+    }
+    #[getter]
+    fn lr(&self) -> f64 {
+        with!(self, z => z.lr())
+    }
+    #[getter]
+    fn failures(&self) -> usize {
+        with!(self, z => z.failures())
+    }
+    #[getter]
+    fn converged(&self) -> bool {
+        with!(self, z => z.converged())
+    }
+    /// The current iterate (CBO: the consensus point).
+    #[getter]
+    fn x<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        with!(self, z => { let d = z.dim(); to_array(py, z.x(), &[d]) })
+    }
+    /// `(best point evaluated, its value)`.
+    #[getter]
+    fn best<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyAny>, f64)> {
+        with!(self, z => { let (x, f) = z.best(); let d = z.dim(); Ok((to_array(py, x, &[d])?, f)) })
+    }
+    /// The last gradient estimate (float64).
+    #[getter]
+    fn gradient<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        with!(self, z => { let d = z.dim(); to_array(py, z.gradient().to_vec(), &[d]) })
+    }
+    /// `(evaluations, value)` at every improvement of the best value.
+    #[getter]
+    fn history<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        with!(self, z => history_array(py, z.history()))
+    }
+    /// CBO's particles, `(particles, dim)` (empty before the first ask and for other methods).
+    #[getter]
+    fn particles<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        with!(self, z => { let p = z.particles(); let d = z.dim(); let n = p.len() / d; to_array(py, p, &[n, d]) })
+    }
+}
+
+macro_rules! eval_fn {
+    ($name:ident, $t:ty) => {
+        /// A native test function at the rows of `x` (`(B, d)`, C-contiguous); float64 values.
+        #[pyfunction]
+        #[pyo3(signature = (name, cond, x, workers=None))]
+        fn $name<'py>(
+            py: Python<'py>,
+            name: &str,
+            cond: f64,
+            x: PyReadonlyArray2<'py, $t>,
+            workers: Option<usize>,
+        ) -> PyResult<Bound<'py, PyArray1<f64>>> {
+            let func = Func::from_name(name, cond).map_err(core_err)?;
+            let (b, d) = (x.shape()[0], x.shape()[1]);
+            let xs = x.as_slice()?;
+            let out = run_detached(py, workers, || {
+                let mut out = vec![0.0; b];
+                eval_rows(func, d, xs, &mut out);
+                out
+            })?;
+            Ok(PyArray1::from_vec(py, out))
+        }
+    };
+}
+
+eval_fn!(zo_function_f64, f64);
+eval_fn!(zo_function_f32, f32);
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<ZoState>()?;
+    m.add_function(wrap_pyfunction!(zo_function_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(zo_function_f32, m)?)?;
+    Ok(())
+}
