@@ -119,6 +119,35 @@ def run_pdlp(p, tol, limit):
 SOLVERS = {"optcore": run_optcore, "PDLP": run_pdlp, "HiGHS": run_highs}
 
 
+def large_problems(n_ot: int, m_rand: int, n_rand: int, seed: int = 0):
+    """Issue 6's large LPs: the exact OT LP between two point clouds of n_ot points (n_ot²
+    variables, 2 n_ot equality rows), a random sparse equality LP with a planted strictly
+    complementary optimum (known value), and QAP12 from Netlib."""
+    rng = np.random.default_rng(seed)
+    out = []
+    x, y = rng.random((n_ot, 2)), rng.random((n_ot, 2))
+    C = ((x[:, None] - y[None]) ** 2).sum(-1).ravel()
+    rows = sp.kron(sp.eye_array(n_ot), np.ones((1, n_ot)), format="csr")
+    cols = sp.kron(np.ones((1, n_ot)), sp.eye_array(n_ot), format="csr")
+    A_eq = sp.vstack([rows, cols], format="csr")
+    w = np.full(n_ot, 1.0 / n_ot)
+    out.append((f"OT LP {n_ot}x{n_ot} ({n_ot * n_ot} vars)", dict(c=C, A_ub=sp.csr_array((0, n_ot * n_ot)),
+                b_ub=np.zeros(0), A_eq=A_eq, b_eq=np.r_[w, w], lb=np.zeros(n_ot * n_ot), ub=np.full(n_ot * n_ot, np.inf)),
+                None))
+    A = sp.random_array((m_rand, n_rand), density=10 / m_rand, rng=rng, format="csr")
+    A = (A + sp.eye_array(m_rand, n_rand, format="csr")).tocsr()
+    xs = np.where(rng.random(n_rand) < 0.3, rng.uniform(0.5, 2.0, n_rand), 0.0)
+    ys = rng.normal(size=m_rand)
+    sred = np.where(xs > 0, 0.0, rng.uniform(0.1, 1.0, n_rand))
+    c = A.T @ ys + sred
+    out.append((f"random sparse LP {m_rand}x{n_rand} ({A.nnz} nnz)", dict(c=c, A_ub=sp.csr_array((0, n_rand)),
+                b_ub=np.zeros(0), A_eq=A, b_eq=A @ xs, lb=np.zeros(n_rand), ub=np.full(n_rand, np.inf)), float(c @ xs)))
+    qap = os.path.join(DATA, "QAP12.npz")
+    if os.path.exists(qap):
+        out.append(("QAP12 (Netlib)", load(qap), None))
+    return out
+
+
 def sgm(times, shift=10.0):
     return float(np.exp(np.mean(np.log(np.asarray(times) + shift))) - shift)
 
@@ -130,7 +159,11 @@ def main():
     ap.add_argument("--solvers", default="optcore,PDLP,HiGHS")
     ap.add_argument("--problems", default="", help="comma list of names (default: all)")
     ap.add_argument("--out", default="benches/results/linprog.md")
+    ap.add_argument("--large", action="store_true", help="the large LPs instead of Netlib (tol 1e-4)")
+    ap.add_argument("--large-sizes", default="1000,50000,200000", help="n_ot, m, n of the random LP")
     args = ap.parse_args()
+    if args.large:
+        return main_large(args)
     tols = [float(t) for t in args.tols.split(",")]
     solvers = args.solvers.split(",")
     ref = json.load(open(os.path.join(DATA, "highs_reference.json")))
@@ -208,6 +241,43 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as fh:
         json.dump({"date": date, "args": vars(args), "rows": rows, "infeasible": inf_rows}, fh, indent=1)
     print("\n".join(L[:30]))
+
+
+def main_large(args):
+    n_ot, m_r, n_r = (int(v) for v in args.large_sizes.split(","))
+    solvers = args.solvers.split(",")
+    t0 = time.perf_counter()
+    L = ["# Large LPs: optcore.linprog vs OR-Tools PDLP vs HiGHS (tol 1e-4)\n",
+         f"`python benches/linprog.py --large --large-sizes {args.large_sizes} --time-limit {args.time_limit:g}` — "
+         f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}\n", "## Machine\n",
+         f"- {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; SciPy {scipy.__version__}, "
+         f"optcore {optcore.__version__}, OR-Tools {__import__('ortools').__version__}\n",
+         "| problem | solver | status | time (s) | iterations | measured KKT | objective | vs optcore |",
+         "|---|---|---|---|---|---|---|---|"]
+    rows = []
+    for name, p, known in large_problems(n_ot, m_r, n_r):
+        base = None
+        for s in solvers:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    status, t, nit, x, y = SOLVERS[s](p, 1e-4, args.time_limit)
+                err, fun = kkt(p, x, y) if x is not None and y is not None else (np.inf, np.nan)
+            except Exception as exc:  # noqa: BLE001
+                status, t, nit, err, fun = f"error: {type(exc).__name__}: {str(exc)[:60]}", np.nan, 0, np.inf, np.nan
+            base = t if s == "optcore" else base
+            ratio = f"{t / base:.1f}×" if base and np.isfinite(t) else ""
+            extra = f" (known {known:.6g})" if known is not None else ""
+            L.append(f"| {name} | {s} | {status} | {t:.2f} | {nit} | {err:.1e} | {fun:.8g}{extra} | {ratio} |")
+            rows.append(dict(problem=name, solver=s, status=status, time=t, nit=int(nit), kkt=float(err), fun=float(fun)))
+            print(L[-1], file=sys.stderr, flush=True)
+    L.append(f"\nTotal {(time.perf_counter() - t0) / 60:.1f} min; time limit {args.time_limit:g} s per solver and problem.")
+    text = "\n".join(L) + "\n"
+    with open(args.out, "w") as fh:
+        fh.write(text)
+    with open(os.path.splitext(args.out)[0] + ".json", "w") as fh:
+        json.dump({"rows": rows, "args": vars(args)}, fh, indent=1)
+    print(text)
 
 
 if __name__ == "__main__":
