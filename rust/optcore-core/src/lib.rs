@@ -6,14 +6,18 @@
 //! Everything numerical is generic over [`Real`] (`f32` and `f64`).
 //!
 //! Families live in their own modules: [`ot`] (entropic optimal transport), [`halpern`]
-//! (fixed points of nonexpansive maps by Halpern iterations).
+//! (fixed points of nonexpansive maps by Halpern iterations), [`bilevel`] (bilevel
+//! optimisation: F2SA, penalty, AID, ITD, SOBA, BO-REP); [`linalg`] and [`rng`] are shared.
 
 pub mod alloc;
+pub mod bilevel;
 pub mod error;
 pub mod halpern;
+pub mod linalg;
 pub mod ot;
 pub mod parallel;
 pub mod real;
+pub mod rng;
 pub mod solver;
 
 pub use error::OptError;
