@@ -8,6 +8,10 @@ optcore.fixed_point
     Fixed points of nonexpansive maps: :func:`optcore.fixed_point.halpern` (Halpern,
     restarted Halpern, Krasnosel'skii–Mann, Picard; infeasibility detection) and native
     operators in :mod:`optcore.fixed_point.operators`.
+optcore.bilevel
+    Bilevel optimisation: :func:`optcore.bilevel.minimize` (F2SA, penalty, AID, ITD, SOBA,
+    BO-REP) on Python oracles or native problems (:mod:`optcore.bilevel.problems`), and
+    :func:`optcore.bilevel.hypergradient`.
 optcore.monotone
     Monotone inclusions: matrix games :class:`optcore.monotone.MatrixGame` solved by
     extragradient or extra-anchored gradient (:func:`optcore.monotone.solve`).
@@ -18,7 +22,7 @@ its tolerance, and raises ``ValueError``/``TypeError`` with a message naming the
 bad input. ``python -m optcore`` runs a short tour.
 """
 
-from . import _core, exceptions, fixed_point, monotone, ot
+from . import _core, bilevel, exceptions, fixed_point, monotone, ot
 from ._result import OptimizeResult, OTResult
 from .exceptions import ConvergenceWarning, NumericalError, OptcoreWarning
 
@@ -28,6 +32,7 @@ __all__ = [
     "ot",
     "fixed_point",
     "monotone",
+    "bilevel",
     "exceptions",
     "OptimizeResult",
     "OTResult",

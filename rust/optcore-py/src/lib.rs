@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod bilevel;
 mod bridge;
 mod halpern;
 mod ot;
@@ -44,5 +45,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     ot::register(m)?;
     halpern::register(m)?;
+    bilevel::register(m)?;
     Ok(())
 }

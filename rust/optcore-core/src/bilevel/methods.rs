@@ -140,6 +140,10 @@ pub struct Ctx<'a, T: Real> {
     rng: Rng,
     nf: usize,
     ng: usize,
+    /// `‖∇ᵧg‖` at the start of the first lower-level solve: the scale relative tolerances of
+    /// later solves refer to (a warm start near the solution cannot reach `rtol` times its
+    /// own, already tiny, residual).
+    r_ref: f64,
 }
 
 fn sample(rng: &mut Rng, n: usize, b: usize) -> Option<Vec<usize>> {
@@ -177,7 +181,7 @@ impl<'a, T: Real> Ctx<'a, T> {
                 }
             }
         }
-        Ok(Ctx { o: Counted::new(oracle), opts, rng: Rng::new(opts.seed), nf, ng })
+        Ok(Ctx { o: Counted::new(oracle), opts, rng: Rng::new(opts.seed), nf, ng, r_ref: 0.0 })
     }
 
     pub fn bf(&mut self) -> Option<Vec<usize>> {
@@ -197,15 +201,18 @@ impl<'a, T: Real> Ctx<'a, T> {
         Ok(norm(&g))
     }
 
-    /// Full-batch gradient descent on `g(x, ·)` until `‖∇ᵧg‖ ≤ rtol ‖∇ᵧg(x, y_start)‖` or
-    /// `max_steps`; returns the last residual.
+    /// Full-batch gradient descent on `g(x, ·)` until `‖∇ᵧg‖ ≤ rtol max(‖∇ᵧg(x, y_start)‖,
+    /// r_ref)` or `max_steps`; returns the last residual.
     pub fn solve_lower(&mut self, x: &[T], y: &mut [T], alpha: f64, rtol: f64, max_steps: usize) -> Result<f64> {
         let mut r0 = f64::NAN;
         let mut r = f64::INFINITY;
         for t in 0..max_steps {
             r = self.lower_step(x, y, alpha, None)?;
             if t == 0 {
-                r0 = r;
+                r0 = r.max(self.r_ref);
+                if self.r_ref == 0.0 {
+                    self.r_ref = r;
+                }
             }
             if r <= rtol * r0 || r == 0.0 {
                 break;
@@ -232,11 +239,17 @@ impl<'a, T: Real> Ctx<'a, T> {
         Ok(l)
     }
 
-    /// `L̂_g`, the largest eigenvalue of `∇²ᵧᵧg(x, y)` (10 power iterations).
+    /// `L̂_g`, the largest eigenvalue of `∇²ᵧᵧg(x, y)` (10 power iterations; the first-order
+    /// methods use finite differences of `∇ᵧg`).
     pub fn lipschitz_g(&mut self, x: &[T], y: &[T]) -> Result<f64> {
+        let first_order = matches!(self.opts.method, Method::F2sa | Method::Penalty);
         self.power(y.len(), 10, |c, u| {
             let mut h = vec![T::zero(); u.len()];
-            c.o.hvp(x, y, u, None, &mut h)?;
+            if first_order {
+                c.o.hvp_fd(x, y, u, &mut h)?;
+            } else {
+                c.o.hvp(x, y, u, None, &mut h)?;
+            }
             Ok(h)
         })
     }
@@ -414,6 +427,9 @@ type Run<T> = (Vec<T>, Vec<T>, f64, usize, f64, f64, Termination, f64);
 fn outer_step_aid<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T], alpha: f64) -> Result<f64> {
     if let Some(b) = c.opts.outer_step {
         return Ok(b);
+    }
+    if c.opts.maxiter == 0 {
+        return Ok(f64::NAN);
     }
     let mut yw = y.to_vec();
     let l = c.lipschitz_hg(x, |c, xp| {
@@ -706,7 +722,7 @@ impl Penalty {
 fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f64, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
     let opts = c.opts;
     let penalty = opts.method == Method::Penalty;
-    let lf = c.lipschitz_fy(&x, &y)?;
+    let lf = if opts.maxiter == 0 { 0.0 } else { c.lipschitz_fy(&x, &y)? };
     let pen = Penalty { alpha_z: alpha, lf, lg: 1.0 / alpha };
     let mut z = y.clone();
     let mut lam = if penalty { 1.0 / opts.sigma } else { opts.lam0 };
@@ -715,6 +731,7 @@ fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f6
     // accurately (first-order oracles only).
     let beta = match opts.outer_step {
         Some(b) => b,
+        None if opts.maxiter == 0 => f64::NAN,
         None => {
             let (mut yw, mut zw) = (y.clone(), z.clone());
             let tol = 1e-9 * (1.0 + norm(&y));
@@ -729,7 +746,9 @@ fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f6
     let mut term = Termination::MaxIter;
     let mut nit = 0;
     let inner_tol = opts.inner_tol;
-    let mut prev: Option<(Vec<T>, Vec<T>, Vec<T>, f64, Vec<T>)> = None; // x, y, z, λ, h
+    // The previous (x, y, z, λ, h) for the STORM correction.
+    type Prev<T> = (Vec<T>, Vec<T>, Vec<T>, f64, Vec<T>);
+    let mut prev: Option<Prev<T>> = None;
     for k in 0..opts.maxiter {
         let s = decay(k, opts.decay);
         c.o.enter(Phase::Lower);

@@ -80,8 +80,9 @@ pub fn fd_second<T: Real, O: Oracle<T> + ?Sized>(
     let (dx, dy) = o.dims();
     let vn = norm(v);
     if vn == 0.0 {
-        hyy.map(|h| h.iter_mut().for_each(|e| *e = T::zero()));
-        hxy.map(|h| h.iter_mut().for_each(|e| *e = T::zero()));
+        for h in [hyy, hxy].into_iter().flatten() {
+            h.iter_mut().for_each(|e| *e = T::zero());
+        }
         return Ok(());
     }
     let r = T::epsilon().as_f64().cbrt() * (1.0 + norm(y));
@@ -232,6 +233,15 @@ impl<'a, T: Real> Counted<'a, T> {
     /// `H v` only.
     pub fn hvp(&mut self, x: &[T], y: &[T], v: &[T], batch: Batch, out: &mut [T]) -> Result<()> {
         self.second(x, y, v, batch, Some(out), None)
+    }
+
+    /// `H v` by central differences of `grad_g` even when the oracle has analytic products
+    /// (first-order methods stay first order).
+    pub fn hvp_fd(&mut self, x: &[T], y: &[T], v: &[T], out: &mut [T]) -> Result<()> {
+        self.counts.fd_second += 1;
+        self.counts.grad_g += 2;
+        fd_second(self.oracle, x, y, v, None, Some(&mut *out), None)?;
+        check_finite("grad_g", out)
     }
 
     /// `∇²ₓᵧg v` only.

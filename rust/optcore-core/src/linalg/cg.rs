@@ -48,6 +48,8 @@ pub fn cg<T: Real>(
         matvecs += 1;
         it += 1;
         let php = dot(&p, &hp);
+        // NaN-aware: a NaN curvature is a breakdown too.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
         if !(php > 0.0) {
             breakdown = true;
             break;
