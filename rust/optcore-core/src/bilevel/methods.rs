@@ -91,7 +91,7 @@ impl<T: Real> Options<T> {
             seed: 0,
             lin_solve: LinSolve::Cg,
             cg_maxiter: 100,
-            cg_tol: 1e-10,
+            cg_tol: 1e-6,
             neumann_terms: 10,
             lam0: 1.0,
             lam_delta: 1.0,
@@ -144,6 +144,14 @@ pub struct Ctx<'a, T: Real> {
     /// later solves refer to (a warm start near the solution cannot reach `rtol` times its
     /// own, already tiny, residual).
     r_ref: f64,
+    /// The lower-level step `1/L̂_g`, retuned every outer iteration by one power-iteration
+    /// step from `track` (the last estimate of the top eigenvector of `∇²ᵧᵧg`), because the
+    /// curvature moves with `x` (ridge: `exp(λ)`); fixed when `inner_step` is given.
+    pub alpha: f64,
+    track: Vec<T>,
+    /// CG's relative tolerance for the next solve (AID tightens it as the hypergradient
+    /// shrinks).
+    cg_rel: f64,
 }
 
 fn sample(rng: &mut Rng, n: usize, b: usize) -> Option<Vec<usize>> {
@@ -181,7 +189,7 @@ impl<'a, T: Real> Ctx<'a, T> {
                 }
             }
         }
-        Ok(Ctx { o: Counted::new(oracle), opts, rng: Rng::new(opts.seed), nf, ng, r_ref: 0.0 })
+        Ok(Ctx { o: Counted::new(oracle), opts, rng: Rng::new(opts.seed), nf, ng, r_ref: 0.0, alpha: f64::NAN, track: Vec::new(), cg_rel: opts.cg_tol })
     }
 
     pub fn bf(&mut self) -> Option<Vec<usize>> {
@@ -239,19 +247,44 @@ impl<'a, T: Real> Ctx<'a, T> {
         Ok(l)
     }
 
-    /// `L̂_g`, the largest eigenvalue of `∇²ᵧᵧg(x, y)` (10 power iterations; the first-order
-    /// methods use finite differences of `∇ᵧg`).
+    /// `∇²ᵧᵧg(x, y) u` (the first-order methods use finite differences of `∇ᵧg`).
+    fn curvature(&mut self, x: &[T], y: &[T], u: &[T]) -> Result<Vec<T>> {
+        let mut h = vec![T::zero(); u.len()];
+        if matches!(self.opts.method, Method::F2sa | Method::Penalty) {
+            self.o.hvp_fd(x, y, u, &mut h)?;
+        } else {
+            self.o.hvp(x, y, u, None, &mut h)?;
+        }
+        Ok(h)
+    }
+
+    /// `L̂_g`, the largest eigenvalue of `∇²ᵧᵧg(x, y)` (10 power iterations); keeps the
+    /// eigenvector estimate for [`Ctx::retune`].
     pub fn lipschitz_g(&mut self, x: &[T], y: &[T]) -> Result<f64> {
-        let first_order = matches!(self.opts.method, Method::F2sa | Method::Penalty);
-        self.power(y.len(), 10, |c, u| {
-            let mut h = vec![T::zero(); u.len()];
-            if first_order {
-                c.o.hvp_fd(x, y, u, &mut h)?;
+        let mut last = Vec::new();
+        let l = self.power(y.len(), 10, |c, u| {
+            last = u.to_vec();
+            c.curvature(x, y, u)
+        })?;
+        self.track = last;
+        Ok(l)
+    }
+
+    /// One power-iteration step from the tracked eigenvector: the lower-level step for this
+    /// outer iteration (unchanged when `inner_step` was given or the estimate fails).
+    pub fn retune(&mut self, x: &[T], y: &[T]) -> Result<f64> {
+        if self.opts.inner_step.is_none() && !self.track.is_empty() {
+            let u = std::mem::take(&mut self.track);
+            let h = self.curvature(x, y, &u)?;
+            let l = norm(&h);
+            if l > 0.0 && l.is_finite() {
+                self.alpha = 1.0 / l;
+                self.track = h.iter().map(|e| T::from_f64(e.as_f64() / l)).collect();
             } else {
-                c.o.hvp(x, y, u, None, &mut h)?;
+                self.track = u;
             }
-            Ok(h)
-        })
+        }
+        Ok(self.alpha)
     }
 
     /// `L̂_f` in `y`: power iteration on finite differences of `∇ᵧf(x, ·)`.
@@ -292,7 +325,7 @@ impl<'a, T: Real> Ctx<'a, T> {
     pub fn linear_solve(&mut self, x: &[T], y: &[T], b: &[T], v: &mut [T], eta: f64, batch: Batch) -> Result<()> {
         match self.opts.lin_solve {
             LinSolve::Cg => {
-                let tol = self.opts.cg_tol * norm(b);
+                let tol = self.cg_rel * norm(b);
                 let maxit = self.opts.cg_maxiter;
                 let o = &mut self.o;
                 let info = cg(|p, out| o.hvp(x, y, p, batch, out), b, v, tol, maxit)?;
@@ -389,18 +422,20 @@ pub fn minimize<T: Real>(
         )));
     }
     let alpha = 1.0 / lg;
+    c.alpha = alpha;
     let mut lower_res = f64::NAN;
     if opts.refine_steps > 0 {
         lower_res = c.solve_lower(&x, &mut y, alpha, 1e-8, opts.refine_steps)?;
     }
     let run = match opts.method {
-        Method::F2sa | Method::Penalty => run_f2sa(&mut c, x, y, alpha, obs)?,
-        Method::Aid => run_aid(&mut c, x, y, alpha, obs)?,
-        Method::Itd => run_itd(&mut c, x, y, alpha, obs)?,
-        Method::Soba => run_soba(&mut c, x, y, alpha, obs)?,
-        Method::Borep => run_borep(&mut c, x, y, alpha, obs)?,
+        Method::F2sa | Method::Penalty => run_f2sa(&mut c, x, y, obs)?,
+        Method::Aid => run_aid(&mut c, x, y, obs)?,
+        Method::Itd => run_itd(&mut c, x, y, obs)?,
+        Method::Soba => run_soba(&mut c, x, y, obs)?,
+        Method::Borep => run_borep(&mut c, x, y, obs)?,
     };
     let (x, y, hg, nit, beta, lam, term, res) = run;
+    let _ = alpha;
     let lower_residual = if res.is_nan() { lower_res } else { res };
     let fun = if matches!(term, Termination::Aborted) { f64::NAN } else { c.o.value_f(&x, &y).unwrap_or(f64::NAN) };
     let times = c.o.finish();
@@ -413,7 +448,7 @@ pub fn minimize<T: Real>(
         nit,
         counts: c.o.counts,
         times,
-        inner_step: alpha,
+        inner_step: c.alpha,
         outer_step: beta,
         lam,
         termination: term,
@@ -424,7 +459,7 @@ type Run<T> = (Vec<T>, Vec<T>, f64, usize, f64, f64, Termination, f64);
 
 /// The outer step: `opts.outer_step`, or `1/L̂` of the AID hypergradient (lower level solved
 /// to 1e-8 relative from the current `y`, `H v = ∇ᵧf` by CG).
-fn outer_step_aid<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T], alpha: f64) -> Result<f64> {
+fn outer_step_aid<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T]) -> Result<f64> {
     if let Some(b) = c.opts.outer_step {
         return Ok(b);
     }
@@ -433,6 +468,7 @@ fn outer_step_aid<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T], alpha: f64) -> 
     }
     let mut yw = y.to_vec();
     let l = c.lipschitz_hg(x, |c, xp| {
+        let alpha = c.alpha;
         c.solve_lower(xp, &mut yw, alpha, 1e-8, 2000)?;
         let mut v = vec![T::zero(); yw.len()];
         let yy = yw.clone();
@@ -471,25 +507,25 @@ fn decay(k: usize, p: f64) -> f64 {
     }
 }
 
-/// Hypergradient descent: each iteration, `step(c, x, y, s)` updates the lower level and
+/// Hypergradient descent: each iteration, `step(c, x, y, α, s)` updates the lower level and
 /// returns a hypergradient estimate and the last lower-level residual; then
 /// `x ← P(x − β s ĝ)` with `s` the step decay.
 fn run_hgd<T: Real>(
     c: &mut Ctx<'_, T>,
     mut x: Vec<T>,
     mut y: Vec<T>,
-    alpha: f64,
     obs: &mut dyn Observer<T>,
-    mut step: impl FnMut(&mut Ctx<'_, T>, &[T], &mut Vec<T>, f64) -> Result<(Vec<T>, f64)>,
+    mut step: impl FnMut(&mut Ctx<'_, T>, &[T], &mut Vec<T>, f64, f64) -> Result<(Vec<T>, f64)>,
 ) -> Result<Run<T>> {
-    let beta = outer_step_aid(c, &x, &y, alpha)?;
+    let beta = outer_step_aid(c, &x, &y)?;
     let opts = c.opts;
     let (mut hg, mut res) = (f64::NAN, f64::NAN);
     let mut term = Termination::MaxIter;
     let mut nit = 0;
     for k in 0..opts.maxiter {
         let s = decay(k, opts.decay);
-        let (g, r) = step(c, &x, &mut y, s)?;
+        let alpha = c.retune(&x, &y)?;
+        let (g, r) = step(c, &x, &mut y, alpha, s)?;
         res = r;
         c.o.enter(Phase::Upper);
         hg = norm(&g);
@@ -509,9 +545,17 @@ fn run_hgd<T: Real>(
 }
 
 /// AID: `inner_steps` lower-level steps, then `H v = ∇ᵧf` by warm-started CG or Neumann.
-fn run_aid<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, alpha: f64, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
+///
+/// CG's relative tolerance is `min(cg_tol, 1e-2 ‖ĝ_{k−1}‖/‖ĝ_0‖)` (an inexact-Newton forcing
+/// term): the error of the hypergradient estimate stays a small fraction of it, so the
+/// convergence test `‖ĝ‖ ≤ tol` is meaningful.
+fn run_aid<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
     let mut v = vec![T::zero(); y.len()];
-    run_hgd(c, x, y, alpha, obs, |c, x, y, s| {
+    let (mut g0, mut gprev) = (f64::NAN, f64::NAN);
+    run_hgd(c, x, y, obs, |c, x, y, alpha, s| {
+        if g0 > 0.0 {
+            c.cg_rel = c.opts.cg_tol.min(1e-2 * gprev / g0);
+        }
         c.o.enter(Phase::Lower);
         let mut res = f64::NAN;
         for _ in 0..c.opts.inner_steps {
@@ -520,15 +564,20 @@ fn run_aid<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, alpha: f64, obs: &
         }
         c.o.enter(Phase::Linear);
         let (bf, bg) = (c.bf(), c.bg());
-        Ok((c.aid_hypergrad(x, y, &mut v, alpha, bf.as_deref(), bg.as_deref())?, res))
+        let g = c.aid_hypergrad(x, y, &mut v, alpha, bf.as_deref(), bg.as_deref())?;
+        gprev = norm(&g);
+        if g0.is_nan() {
+            g0 = gprev;
+        }
+        Ok((g, res))
     })
 }
 
 /// ITD: unroll `inner_steps` lower-level steps from the previous `y`, then the adjoint pass
 /// `gₓ −= α ∇²ₓᵧg(yₜ) p`, `p −= α ∇²ᵧᵧg(yₜ) p` backwards over the stored trajectory.
-fn run_itd<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, alpha: f64, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
+fn run_itd<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
     let (dx, dy) = (x.len(), y.len());
-    run_hgd(c, x, y, alpha, obs, |c, x, y, s| {
+    run_hgd(c, x, y, obs, |c, x, y, alpha, s| {
         c.o.enter(Phase::Lower);
         let t_steps = c.opts.inner_steps.max(1);
         let mut res = f64::NAN;
@@ -554,8 +603,8 @@ fn run_itd<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, alpha: f64, obs: &
     })
 }
 
-fn run_soba<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f64, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
-    let beta = outer_step_aid(c, &x, &y, alpha)?;
+fn run_soba<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
+    let beta = outer_step_aid(c, &x, &y)?;
     let opts = c.opts;
     let (dx, dy) = (x.len(), y.len());
     let mut v = vec![T::zero(); dy];
@@ -566,6 +615,7 @@ fn run_soba<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f6
         (vec![T::zero(); dy], vec![T::zero(); dx], vec![T::zero(); dy], vec![T::zero(); dy], vec![T::zero(); dx]);
     for k in 0..opts.maxiter {
         let s = decay(k, opts.decay);
+        let alpha = c.retune(&x, &y)?;
         let (bf, bg) = (c.bf(), c.bg());
         c.o.enter(Phase::Lower);
         c.o.grad_g(&x, &y, bg.as_deref(), None, &mut gyg)?;
@@ -596,11 +646,19 @@ fn run_soba<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f6
     Ok((x, y, hg, nit, beta, f64::NAN, term, res))
 }
 
-fn run_borep<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f64, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
-    let beta = outer_step_aid(c, &x, &y, alpha)?;
+fn run_borep<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
+    let beta = outer_step_aid(c, &x, &y)?;
     let opts = c.opts;
     let (dx, dy) = (x.len(), y.len());
     let mut z = vec![T::zero(); dy];
+    if opts.maxiter > 0 {
+        // z₀ ≈ H⁻¹∇ᵧf (CG): from z = 0 the first hypergradient would ignore the lower level.
+        let mut gx = vec![T::zero(); dx];
+        let mut gy = vec![T::zero(); dy];
+        c.o.grad_f(&x, &y, None, &mut gx, &mut gy)?;
+        let alpha = c.alpha;
+        c.linear_solve(&x, &y, &gy, &mut z, alpha, None)?;
+    }
     let mut m = vec![0.0f64; dx];
     let (mut hg, mut res) = (f64::NAN, f64::NAN);
     let mut term = Termination::MaxIter;
@@ -608,6 +666,7 @@ fn run_borep<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f
     let mut eta0 = f64::NAN;
     let (mut gx, mut gy, mut hz, mut jz) = (vec![T::zero(); dx], vec![T::zero(); dy], vec![T::zero(); dy], vec![T::zero(); dx]);
     for k in 0..opts.maxiter {
+        let alpha = c.retune(&x, &y)?;
         if k % opts.period.max(1) == 0 {
             c.o.enter(Phase::Lower);
             for _ in 0..opts.inner_steps {
@@ -638,12 +697,12 @@ fn run_borep<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f
             *mi = opts.beta * *mi + (1.0 - opts.beta) * g.as_f64();
         }
         let mn = m.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if eta0.is_nan() {
+        if eta0.is_nan() && hg > 0.0 {
             // The first normalised step has the length of a gradient step of size β.
             eta0 = beta * hg;
         }
         let eta = eta0 * decay(k, opts.decay);
-        if mn > 0.0 {
+        if mn > 0.0 && eta > 0.0 {
             for (xi, &mi) in x.iter_mut().zip(&m) {
                 *xi = T::from_f64(xi.as_f64() - eta * mi / mn);
             }
@@ -719,11 +778,11 @@ impl Penalty {
     }
 }
 
-fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f64, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
+fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
     let opts = c.opts;
     let penalty = opts.method == Method::Penalty;
     let lf = if opts.maxiter == 0 { 0.0 } else { c.lipschitz_fy(&x, &y)? };
-    let pen = Penalty { alpha_z: alpha, lf, lg: 1.0 / alpha };
+    let mut pen = Penalty { alpha_z: c.alpha, lf, lg: 1.0 / c.alpha };
     let mut z = y.clone();
     let mut lam = if penalty { 1.0 / opts.sigma } else { opts.lam0 };
     let lam_final = if penalty { lam } else { opts.lam_max.max(opts.lam0) };
@@ -751,6 +810,9 @@ fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, alpha: f6
     let mut prev: Option<Prev<T>> = None;
     for k in 0..opts.maxiter {
         let s = decay(k, opts.decay);
+        let alpha = c.retune(&x, &y)?;
+        pen.alpha_z = alpha;
+        pen.lg = 1.0 / alpha;
         c.o.enter(Phase::Lower);
         let (ry, rz) = pen.inner(c, &x, &mut y, &mut z, lam, s, opts.inner_steps.max(1), inner_tol)?;
         res = ry.max(rz);

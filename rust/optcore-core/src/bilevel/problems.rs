@@ -18,11 +18,12 @@ use crate::parallel::row_block;
 use crate::real::Real;
 use rayon::prelude::*;
 
-/// `Σ_{i ∈ rows} f(i, acc)` into a `width`-vector, with per-row scalars `s_i` written by `f`
-/// (returned in row order). `rows` is the batch or `0..n`.
-fn row_sum<F>(n: usize, batch: Batch, width: usize, f: F) -> (Vec<f64>, Vec<f64>)
+/// `Σ_{i ∈ rows} f(i, acc, scratch)` into a `width`-vector, with per-row scalars `s_i`
+/// returned by `f` (in row order). `rows` is the batch or `0..n`; `scratch` is a per-block
+/// work buffer of `scratch_len` values.
+fn row_sum<F>(n: usize, batch: Batch, width: usize, scratch_len: usize, f: F) -> (Vec<f64>, Vec<f64>)
 where
-    F: Fn(usize, &mut [f64]) -> f64 + Sync,
+    F: Fn(usize, &mut [f64], &mut [f64]) -> f64 + Sync,
 {
     let all: Vec<usize>;
     let rows: &[usize] = match batch {
@@ -37,7 +38,8 @@ where
         .par_chunks(bs.max(1))
         .map(|chunk| {
             let mut acc = vec![0.0; width];
-            let s = chunk.iter().map(|&i| f(i, &mut acc)).collect();
+            let mut scratch = vec![0.0; scratch_len];
+            let s = chunk.iter().map(|&i| f(i, &mut acc, &mut scratch)).collect();
             (acc, s)
         })
         .collect();
@@ -220,6 +222,68 @@ pub struct Ridge<T> {
     pub x_val: Design<T>,
     pub t_val: Vec<T>,
     pub per_feature: bool,
+    /// Gram forms `(XᵀX/n, Xᵀt/n, tᵀt/n)` of the training and validation sets, used for
+    /// full-batch oracles when `p ≤ n` (O(p²) per product instead of O(np)).
+    gram_tr: Option<Gram>,
+    gram_val: Option<Gram>,
+}
+
+/// `(XᵀX/n, Xᵀt/n, tᵀt/n)` of a least-squares term.
+struct Gram {
+    g: Vec<f64>,
+    b: Vec<f64>,
+    c: f64,
+    p: usize,
+}
+
+impl Gram {
+    fn new<T: Real>(x: &Design<T>, t: &[T]) -> Option<Self> {
+        let (n, p) = (x.rows(), x.cols());
+        if p > n || p > 2048 {
+            return None;
+        }
+        // Serial accumulation of the upper triangle (one pass over the rows, contiguous
+        // inner loops), then mirrored: O(n p²) once at construction.
+        let mut g = vec![0.0; p * p];
+        let mut b = vec![0.0; p];
+        let mut c = 0.0;
+        let mut row = vec![0.0; p];
+        for (i, ti) in t.iter().enumerate().take(n) {
+            row.iter_mut().for_each(|v| *v = 0.0);
+            x.for_each(i, |j, a| row[j] = a);
+            let ti = ti.as_f64();
+            c += ti * ti;
+            for j in 0..p {
+                let aj = row[j];
+                if aj != 0.0 {
+                    for (gk, &ak) in g[j * p + j..(j + 1) * p].iter_mut().zip(&row[j..]) {
+                        *gk += aj * ak;
+                    }
+                    b[j] += aj * ti;
+                }
+            }
+        }
+        let nf = n as f64;
+        for j in 0..p {
+            for k in j..p {
+                let v = g[j * p + k] / nf;
+                g[j * p + k] = v;
+                g[k * p + j] = v;
+            }
+        }
+        Some(Gram { g, b: b.iter().map(|v| v / nf).collect(), c: c / nf, p })
+    }
+
+    /// `(2(G w − c b), wᵀGw − 2c bᵀw + c² tᵀt/n)`.
+    fn grad<T: Real>(&self, w: &[T], c: f64) -> (Vec<f64>, f64) {
+        let p = self.p;
+        let w: Vec<f64> = w.iter().map(|v| v.as_f64()).collect();
+        let gw: Vec<f64> = (0..p).map(|j| self.g[j * p..(j + 1) * p].iter().zip(&w).map(|(a, b)| a * b).sum()).collect();
+        let wgw: f64 = gw.iter().zip(&w).map(|(a, b)| a * b).sum();
+        let bw: f64 = self.b.iter().zip(&w).map(|(a, b)| a * b).sum();
+        let grad = gw.iter().zip(&self.b).map(|(g, b)| 2.0 * (g - c * b)).collect();
+        (grad, wgw - 2.0 * c * bw + c * c * self.c)
+    }
 }
 
 impl<T: Real> Ridge<T> {
@@ -227,19 +291,33 @@ impl<T: Real> Ridge<T> {
         if t_tr.len() != x_tr.rows() || t_val.len() != x_val.rows() || x_tr.cols() != x_val.cols() {
             return Err(OptError::InvalidInput("ridge problem: inconsistent shapes of X and targets".into()));
         }
-        Ok(Ridge { x_tr, t_tr, x_val, t_val, per_feature })
+        let gram_tr = Gram::new(&x_tr, &t_tr);
+        let gram_val = Gram::new(&x_val, &t_val);
+        Ok(Ridge { x_tr, t_tr, x_val, t_val, per_feature, gram_tr, gram_val })
     }
 
-    /// `(2/|S|) Σ_{i∈S} (a_iᵀw − c·t_i) a_i` and the per-row residuals.
-    fn lsq_grad(x: &Design<T>, t: &[T], w: &[T], batch: Batch, c: f64) -> (Vec<f64>, Vec<f64>) {
+    /// `(2/|S|) Σ_{i∈S} (a_iᵀw − c·t_i) a_i` and `(1/|S|) Σ_{i∈S} (a_iᵀw − c·t_i)²`
+    /// (from the Gram form for the full batch when there is one).
+    fn lsq_grad(x: &Design<T>, t: &[T], gram: &Option<Gram>, w: &[T], batch: Batch, c: f64) -> (Vec<f64>, f64) {
+        if let (None, Some(gr)) = (batch, gram) {
+            return gr.grad(w, c);
+        }
         let m = batch_len(x.rows(), batch) as f64;
-        let (mut g, r) = row_sum(x.rows(), batch, x.cols(), |i, acc| {
+        let (mut g, r) = row_sum(x.rows(), batch, x.cols(), 0, |i, acc, _| {
             let r = x.row_dot(i, w) - c * t[i].as_f64();
             x.row_axpy(i, r, acc);
             r
         });
         g.iter_mut().for_each(|v| *v *= 2.0 / m);
-        (g, r)
+        (g, r.iter().map(|v| v * v).sum::<f64>() / m)
+    }
+
+    fn lsq_tr(&self, w: &[T], batch: Batch, c: f64) -> (Vec<f64>, f64) {
+        Self::lsq_grad(&self.x_tr, &self.t_tr, &self.gram_tr, w, batch, c)
+    }
+
+    fn lsq_val(&self, w: &[T], batch: Batch) -> (Vec<f64>, f64) {
+        Self::lsq_grad(&self.x_val, &self.t_val, &self.gram_val, w, batch, 1.0)
     }
 }
 
@@ -252,7 +330,7 @@ impl<T: Real> Oracle<T> for Ridge<T> {
     }
     fn grad_f(&self, _x: &[T], y: &[T], batch: Batch, gx: &mut [T], gy: &mut [T]) -> Result<()> {
         check_batch(self.x_val.rows(), batch, "upper-level")?;
-        let (g, _) = Self::lsq_grad(&self.x_val, &self.t_val, y, batch, 1.0);
+        let (g, _) = self.lsq_val(y, batch);
         store(&g, gy);
         gx.iter_mut().for_each(|v| *v = T::zero());
         Ok(())
@@ -263,7 +341,7 @@ impl<T: Real> Oracle<T> for Ridge<T> {
         let dx = x.len();
         let el = |j: usize| x[if self.per_feature { j } else { 0 }].as_f64().exp();
         for (k, w) in ys.chunks(d).enumerate() {
-            let (mut g, _) = Self::lsq_grad(&self.x_tr, &self.t_tr, w, batch, 1.0);
+            let (mut g, _) = self.lsq_tr(w, batch, 1.0);
             for (j, gj) in g.iter_mut().enumerate() {
                 *gj += 2.0 * el(j) * w[j].as_f64();
             }
@@ -288,7 +366,7 @@ impl<T: Real> Oracle<T> for Ridge<T> {
         check_batch(self.x_tr.rows(), batch, "lower-level")?;
         let el = |j: usize| x[if self.per_feature { j } else { 0 }].as_f64().exp();
         if let Some(h) = hyy {
-            let (mut g, _) = Self::lsq_grad(&self.x_tr, &self.t_tr, v, batch, 0.0);
+            let (mut g, _) = self.lsq_tr(v, batch, 0.0);
             for (j, gj) in g.iter_mut().enumerate() {
                 *gj += 2.0 * el(j) * v[j].as_f64();
             }
@@ -307,14 +385,13 @@ impl<T: Real> Oracle<T> for Ridge<T> {
         Ok(())
     }
     fn value_f(&self, _x: &[T], y: &[T]) -> Option<Result<f64>> {
-        let (_, r) = Self::lsq_grad(&self.x_val, &self.t_val, y, None, 1.0);
-        Some(Ok(r.iter().map(|v| v * v).sum::<f64>() / self.x_val.rows() as f64))
+        Some(Ok(self.lsq_val(y, None).1))
     }
     fn value_g(&self, x: &[T], y: &[T]) -> Option<Result<f64>> {
-        let (_, r) = Self::lsq_grad(&self.x_tr, &self.t_tr, y, None, 1.0);
+        let loss = self.lsq_tr(y, None, 1.0).1;
         let pen: f64 =
             y.iter().enumerate().map(|(j, w)| x[if self.per_feature { j } else { 0 }].as_f64().exp() * w.as_f64().powi(2)).sum();
-        Some(Ok(r.iter().map(|v| v * v).sum::<f64>() / self.x_tr.rows() as f64 + pen))
+        Some(Ok(loss + pen))
     }
 }
 
@@ -369,15 +446,14 @@ impl<T: Real> Logistic<T> {
     fn ce_grad(&self, x: &Design<T>, labels: &[usize], w: &[T], batch: Batch, weight: &(dyn Fn(usize) -> f64 + Sync)) -> (Vec<f64>, Vec<f64>) {
         let k = self.classes;
         let m = batch_len(x.rows(), batch) as f64;
-        let (mut g, ce) = row_sum(x.rows(), batch, x.cols() * k, |i, acc| {
-            let mut z = vec![0.0; k];
-            x.row_times(i, w, k, &mut z);
+        let (mut g, ce) = row_sum(x.rows(), batch, x.cols() * k, k, |i, acc, z| {
+            x.row_times(i, w, k, z);
             let zl = z[labels[i]];
-            let lse = softmax(&mut z);
+            let lse = softmax(z);
             z[labels[i]] -= 1.0;
             let c = weight(i);
             z.iter_mut().for_each(|v| *v *= c);
-            x.row_outer(i, &z, acc);
+            x.row_outer(i, z, acc);
             lse - zl
         });
         g.iter_mut().for_each(|v| *v /= m);
@@ -428,20 +504,23 @@ impl<T: Real> Oracle<T> for Logistic<T> {
         let (n, k, xs) = (self.x_tr.rows(), self.classes, &self.x_tr);
         let m = batch_len(n, batch) as f64;
         let want_h = hyy.is_some();
-        let (mut h, mixed) = row_sum(n, batch, if want_h { xs.cols() * k } else { 0 }, |i, acc| {
-            let mut z = vec![0.0; k];
-            let mut s = vec![0.0; k];
-            xs.row_times(i, y, k, &mut z);
-            xs.row_times(i, v, k, &mut s);
-            softmax(&mut z);
-            let ps: f64 = z.iter().zip(&s).map(|(a, b)| a * b).sum();
+        let (mut h, mixed) = row_sum(n, batch, if want_h { xs.cols() * k } else { 0 }, 2 * k, |i, acc, buf| {
+            let (z, s) = buf.split_at_mut(k);
+            xs.row_times(i, y, k, z);
+            xs.row_times(i, v, k, s);
+            softmax(z);
+            let ps: f64 = z.iter().zip(s.iter()).map(|(a, b)| a * b).sum();
             let sig = sigmoid(x[i].as_f64());
+            // (p − e_l)ᵀ s, before s is overwritten.
+            let mixed = sig * (1.0 - sig) * (ps - s[self.l_tr[i]]);
             if want_h {
-                let u: Vec<f64> = z.iter().zip(&s).map(|(p, sv)| sig * p * (sv - ps)).collect();
-                xs.row_outer(i, &u, acc);
+                // u = σ_i (p ⊙ s − p (pᵀs)), written over s.
+                for (sv, p) in s.iter_mut().zip(z.iter()) {
+                    *sv = sig * p * (*sv - ps);
+                }
+                xs.row_outer(i, s, acc);
             }
-            // (p − e_l)ᵀ s
-            sig * (1.0 - sig) * (ps - s[self.l_tr[i]])
+            mixed
         });
         if let Some(out) = hyy {
             h.iter_mut().zip(v).for_each(|(hj, vj)| *hj = *hj / m + self.reg * vj.as_f64());
