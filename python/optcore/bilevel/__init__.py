@@ -29,9 +29,9 @@ Methods (``method=``)
     BO-REP: lower-level updates every ``period`` iterations, one step on ``z`` per iteration
     (projected onto a ball of ``radius``), momentum ``beta`` on the hypergradient and
     normalised steps ``x ← x − η_k m/‖m‖`` with ``η_k = η_0/(k+1)^decay`` and ``η_0`` the
-    length of the first gradient step, ``outer_step ‖ĝ_0‖``. With a constant ``η`` (the
-    deterministic default, as in the paper) the iterates settle within about ``η`` of a
-    stationary point rather than converging to it.
+    length of the first gradient step, ``outer_step ‖ĝ_0‖``, and ``decay = 0.5`` by default
+    (with a constant ``η``, as in the paper's experiments, normalised steps settle within
+    about ``η`` of a stationary point instead of converging to it).
 ``"f2sa"``
     Fully first-order (Kwon et al. 2023): inner steps on ``y`` for ``f + λ g`` and on ``z``
     for ``g``, ``x ← x − β [∇ₓf(x, y) + λ(∇ₓg(x, y) − ∇ₓg(x, z))]``, and ``λ`` grows by
@@ -298,7 +298,7 @@ def _core_options(method: str, opts: dict, prob, tol: float, maxiter: int, seed:
         out["batch_f"] = positive_int(bf, "batch_size")
         out["batch_g"] = positive_int(bg, "batch_size")
     stochastic = batch is not None
-    out["decay"] = 0.5 if stochastic else 0.0
+    out["decay"] = 0.5 if (stochastic or method == "borep") else 0.0
     if method == "penalty":
         out["inner_tol"] = 1e-2 * tol * opts.get("sigma", 1e-4)
     for key in ("inner_steps", "cg_maxiter", "neumann_terms", "period", "refine_steps", "lipschitz_probes"):
@@ -379,9 +379,9 @@ def minimize(
           ``f2sa``/``penalty`` use their first-order penalty gradient), ``decay`` (steps
           scale as ``1/(k+1)^decay``; default 0, or 0.5 with minibatches and for ``borep``),
           ``batch_size`` (int or ``(b_f, b_g)``: minibatches of a finite-sum problem),
-          ``refine_steps`` (1000), ``lipschitz_probes`` (5), ``project_x`` (an operator of
+          ``refine_steps`` (1000), ``lipschitz_probes`` (3), ``project_x`` (an operator of
           :mod:`optcore.fixed_point.operators`: projected upper-level steps);
-        - ``aid``: ``solver`` ("cg" or "neumann"), ``cg_maxiter`` (100), ``cg_tol`` (1e-10,
+        - ``aid``: ``solver`` ("cg" or "neumann"), ``cg_maxiter`` (20), ``cg_tol`` (1e-10,
           relative to ``‖∇ᵧf‖``), ``neumann_terms`` (10);
         - ``borep``: ``beta`` (0.9), ``period`` (2), ``radius`` (inf);
         - ``f2sa``: ``lam0`` (1), ``lam_delta`` (1), ``lam_power`` (0), ``lam_max`` (1e4),

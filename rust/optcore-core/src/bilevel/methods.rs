@@ -90,7 +90,7 @@ impl<T: Real> Options<T> {
             batch_g: 0,
             seed: 0,
             lin_solve: LinSolve::Cg,
-            cg_maxiter: 100,
+            cg_maxiter: 20,
             cg_tol: 1e-6,
             neumann_terms: 10,
             lam0: 1.0,
@@ -104,7 +104,7 @@ impl<T: Real> Options<T> {
             period: 2,
             radius: f64::INFINITY,
             refine_steps: 1000,
-            lipschitz_probes: 5,
+            lipschitz_probes: 3,
             proj_x: None,
             proj_y: None,
         }
@@ -209,19 +209,36 @@ impl<'a, T: Real> Ctx<'a, T> {
         Ok(norm(&g))
     }
 
-    /// Full-batch gradient descent on `g(x, ·)` until `‖∇ᵧg‖ ≤ rtol max(‖∇ᵧg(x, y_start)‖,
-    /// r_ref)` or `max_steps`; returns the last residual.
+    /// Full-batch accelerated projected gradient descent on `g(x, ·)` (Nesterov momentum with
+    /// the gradient restart of O'Donoghue & Candès) until `‖∇ᵧg‖ ≤ rtol max(‖∇ᵧg(x, y_start)‖,
+    /// r_ref)` at the extrapolated point, or `max_steps`; returns the last residual. Used for
+    /// the initial refinement and the step-size probes, not inside the methods' iterations.
     pub fn solve_lower(&mut self, x: &[T], y: &mut [T], alpha: f64, rtol: f64, max_steps: usize) -> Result<f64> {
         let mut r0 = f64::NAN;
         let mut r = f64::INFINITY;
-        for t in 0..max_steps {
-            r = self.lower_step(x, y, alpha, None)?;
-            if t == 0 {
+        let mut z = y.to_vec();
+        let mut g = vec![T::zero(); y.len()];
+        let mut t = 1.0f64;
+        for k in 0..max_steps {
+            self.o.grad_g(x, &z, None, None, &mut g)?;
+            r = norm(&g);
+            if k == 0 {
                 r0 = r.max(self.r_ref);
                 if self.r_ref == 0.0 {
                     self.r_ref = r;
                 }
             }
+            let mut ynew = z.clone();
+            axpy(-alpha, &g, &mut ynew);
+            project(&self.opts.proj_y, &mut ynew)?;
+            let restart = g.iter().zip(ynew.iter().zip(y.iter())).map(|(gi, (a, b))| gi.as_f64() * (a.as_f64() - b.as_f64())).sum::<f64>() > 0.0;
+            let tn = 0.5 * (1.0 + (1.0 + 4.0 * t * t).sqrt());
+            let mom = if restart { 0.0 } else { (t - 1.0) / tn };
+            for ((zi, &yn), yi) in z.iter_mut().zip(&ynew).zip(y.iter()) {
+                *zi = T::from_f64(yn.as_f64() + mom * (yn.as_f64() - yi.as_f64()));
+            }
+            y.copy_from_slice(&ynew);
+            t = if restart { 1.0 } else { tn };
             if r <= rtol * r0 || r == 0.0 {
                 break;
             }
@@ -469,7 +486,7 @@ fn outer_step_aid<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T]) -> Result<f64> 
     let mut yw = y.to_vec();
     let l = c.lipschitz_hg(x, |c, xp| {
         let alpha = c.alpha;
-        c.solve_lower(xp, &mut yw, alpha, 1e-8, 2000)?;
+        c.solve_lower(xp, &mut yw, alpha, 1e-6, c.opts.refine_steps.max(100))?;
         let mut v = vec![T::zero(); yw.len()];
         let yy = yw.clone();
         let (dx, dy) = (xp.len(), yy.len());
@@ -731,30 +748,64 @@ impl Penalty {
     }
 
     /// Up to `steps` projected steps on `y` and `z` (one batched `grad_g` call per step for
-    /// both points); returns the last gradient-mapping norms of `y` and `z`.
+    /// both points); returns the last gradient-mapping norms of `y` and `z`. With `accel`,
+    /// Nesterov momentum with gradient restarts: used for the accurate solves of the step-size
+    /// probes (the `y`-problem `f + λg` has a condition number growing with `λ`). The methods'
+    /// own iterations take plain steps: from a common warm start, plain steps keep the errors
+    /// of `y` and `z` correlated, and they cancel in `λ(∇ₓg(x, y) − ∇ₓg(x, z))`; separately
+    /// restarted momentum decorrelates them (seen on hyper-cleaning: the penalty direction
+    /// became noise).
     #[allow(clippy::too_many_arguments)]
-    fn inner<T: Real>(&self, c: &mut Ctx<'_, T>, x: &[T], y: &mut [T], z: &mut [T], lam: f64, s: f64, steps: usize, tol: f64) -> Result<(f64, f64)> {
+    fn inner<T: Real>(
+        &self,
+        c: &mut Ctx<'_, T>,
+        x: &[T],
+        y: &mut [T],
+        z: &mut [T],
+        lam: f64,
+        s: f64,
+        steps: usize,
+        tol: f64,
+        accel: bool,
+    ) -> Result<(f64, f64)> {
         let (dx, dy) = (x.len(), y.len());
         let (ay, az) = (self.alpha_y(lam) * s, self.alpha_z * s);
-        let mut yz = vec![T::zero(); 2 * dy];
+        // Extrapolated points (where gradients are taken) of y and z, stacked.
+        let mut e = vec![T::zero(); 2 * dy];
+        e[..dy].copy_from_slice(y);
+        e[dy..].copy_from_slice(z);
         let mut g = vec![T::zero(); 2 * dy];
         let mut fx = vec![T::zero(); dx];
         let mut fy = vec![T::zero(); dy];
+        let mut new = vec![T::zero(); 2 * dy];
+        let (mut ty, mut tz) = (1.0f64, 1.0f64);
         let (mut ry, mut rz) = (f64::NAN, f64::NAN);
         for _ in 0..steps {
             let (bf, bg) = (c.bf(), c.bg());
-            yz[..dy].copy_from_slice(y);
-            yz[dy..].copy_from_slice(z);
-            c.o.grad_g(x, &yz, bg.as_deref(), None, &mut g)?;
-            c.o.grad_f(x, y, bf.as_deref(), &mut fx, &mut fy)?;
-            for (i, yi) in y.iter_mut().enumerate() {
-                *yi = T::from_f64(yi.as_f64() - ay * (fy[i].as_f64() + lam * g[i].as_f64()));
+            c.o.grad_g(x, &e, bg.as_deref(), None, &mut g)?;
+            c.o.grad_f(x, &e[..dy], bf.as_deref(), &mut fx, &mut fy)?;
+            for i in 0..dy {
+                let gi = fy[i].as_f64() + lam * g[i].as_f64();
+                g[i] = T::from_f64(gi);
+                new[i] = T::from_f64(e[i].as_f64() - ay * gi);
+                new[dy + i] = T::from_f64(e[dy + i].as_f64() - az * g[dy + i].as_f64());
             }
-            axpy(-az, &g[dy..], z);
-            project(&c.opts.proj_y, y)?;
-            project(&c.opts.proj_y, z)?;
-            ry = yz[..dy].iter().zip(y.iter()).map(|(a, b)| (a.as_f64() - b.as_f64()).powi(2)).sum::<f64>().sqrt() / ay / (1.0 + lam);
-            rz = yz[dy..].iter().zip(z.iter()).map(|(a, b)| (a.as_f64() - b.as_f64()).powi(2)).sum::<f64>().sqrt() / az;
+            project(&c.opts.proj_y, &mut new[..dy])?;
+            project(&c.opts.proj_y, &mut new[dy..])?;
+            let dist = |a: &[T], b: &[T]| a.iter().zip(b).map(|(u, v)| (u.as_f64() - v.as_f64()).powi(2)).sum::<f64>().sqrt();
+            ry = dist(&e[..dy], &new[..dy]) / ay / (1.0 + lam);
+            rz = dist(&e[dy..], &new[dy..]) / az;
+            for (part, prev, t) in [(0..dy, &mut *y, &mut ty), (dy..2 * dy, &mut *z, &mut tz)] {
+                let (gp, np) = (&g[part.clone()], &new[part.clone()]);
+                let restart = !accel || gp.iter().zip(np.iter().zip(prev.iter())).map(|(gi, (a, b))| gi.as_f64() * (a.as_f64() - b.as_f64())).sum::<f64>() > 0.0;
+                let tn = 0.5 * (1.0 + (1.0 + 4.0 * *t * *t).sqrt());
+                let mom = if restart { 0.0 } else { (*t - 1.0) / tn };
+                for ((ei, &ni), pi) in e[part].iter_mut().zip(np).zip(prev.iter_mut()) {
+                    *ei = T::from_f64(ni.as_f64() + mom * (ni.as_f64() - pi.as_f64()));
+                    *pi = ni;
+                }
+                *t = if restart { 1.0 } else { tn };
+            }
             if ry <= tol && rz <= tol {
                 break;
             }
@@ -795,7 +846,7 @@ fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, obs: &mut
             let (mut yw, mut zw) = (y.clone(), z.clone());
             let tol = 1e-9 * (1.0 + norm(&y));
             let l = c.lipschitz_hg(&x, |c, xp| {
-                pen.inner(c, xp, &mut yw, &mut zw, lam_final, 1.0, 5000, tol)?;
+                pen.inner(c, xp, &mut yw, &mut zw, lam_final, 1.0, c.opts.refine_steps.max(100), tol, true)?;
                 Penalty::direction(c, xp, &yw, &zw, lam_final, None, None)
             })?;
             step_from(l)?
@@ -814,7 +865,7 @@ fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, obs: &mut
         pen.alpha_z = alpha;
         pen.lg = 1.0 / alpha;
         c.o.enter(Phase::Lower);
-        let (ry, rz) = pen.inner(c, &x, &mut y, &mut z, lam, s, opts.inner_steps.max(1), inner_tol)?;
+        let (ry, rz) = pen.inner(c, &x, &mut y, &mut z, lam, s, opts.inner_steps.max(1), inner_tol, false)?;
         res = ry.max(rz);
         c.o.enter(Phase::Upper);
         let (bf, bg) = (c.bf(), c.bg());
