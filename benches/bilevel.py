@@ -605,9 +605,45 @@ def main(argv=None):
 
 #: Analysis written after looking at the numbers (kept here so that a rerun keeps it).
 NOTES = dict(
-    ridge_notes="",
-    cleaning_notes="",
-    large_notes="",
+    ridge_notes=(
+        "- **Target (≥ 5× faster than JAXopt to within 1e-6 of the optimum): missed as stated — no "
+        "gradient-descent method reaches 1e-6 within the budget** (optcore gets to 2e-5 at d = 50 and "
+        "7e-2 at d = 500). Cause: the optimum is partly at infinity. Most features are best left "
+        "unregularised, so their λ_j drift to −∞ while the gradient decays like exp(λ_j): at the "
+        "L-BFGS-B point (d = 50) λ ranges from −51 to −0.06 and the Hessian's eigenvalues from 1e-2 "
+        "down to 0 (finite differences). Plain gradient descent on "
+        "λ — what all three contestants run, with the same step — needs far more iterations than the "
+        "budget; even L-BFGS-B on the exact closed form takes 342 iterations at d = 50 and had not "
+        "finished 1130 iterations in 60 s at d = 500. optcore has no quasi-Newton outer method yet.\n"
+        "- At the tightest gap JAXopt reached (1e-3, d = 50) optcore is 46× faster; per outer iteration "
+        "it is 50× (d = 50) and 17× (d = 500) faster than JAXopt and 2.4× / 6.6× faster than NumPy with "
+        "exact Cholesky hypergradients. Where the time goes: JAXopt re-solves the lower level by L-BFGS "
+        "each outer step and its implicit differentiation uses normal-equation CG (HᵀH, squared "
+        "condition number); optcore takes 10 warm-started gradient steps and warm-started plain CG on "
+        "H, with O(p²) Gram-matrix products (the ridge problem precomputes XᵀX/n when p ≤ n)."
+    ),
+    cleaning_notes=(
+        "- **Target (test accuracy within 1 point of the best at a fraction of JAXopt's time): met.** "
+        "optcore `aid` reaches JAXopt's accuracy (same step, same iterations: 0.951 test) in 7.3 s vs "
+        "36.2 s (5.0×), and is within 1 point of the best after 4.1 s vs 16.0 s; `f2sa` (first-order "
+        "only) has the best test accuracy (0.957) and gets within 1 point in 1.2 s (13× before JAXopt). "
+        "Times include optcore's step-size estimation and initial refinement; JAXopt was given "
+        "optcore's step (it has no estimate of its own) and its compile time is excluded.\n"
+        "- `penalty` (σ = 1e-4, up to 100 inner steps per outer step) is the slowest per iteration: the "
+        "y-problem f + g/σ is solved by plain gradient steps of size ~σ/L_g. `borep` uses decaying "
+        "normalised steps and is still climbing after 300 iterations (0.895)."
+    ),
+    large_notes=(
+        "- **At 20000 × 784 JAXopt is faster per outer iteration (3.6 s vs 6.5 s for optcore `aid`).** "
+        "Cause: optcore's native logistic oracles process the data row by row (one pass for the "
+        "logits, one for the gradient, no BLAS): one full gradient of g takes 0.80 s here (about 0.8 "
+        "GFLOP/s on a machine whose other tenants used 61% of the CPU), while XLA runs the two "
+        "20000 × 784 × 10 products as GEMMs. On the digits size (900 × 65) per-call overhead "
+        "dominates and optcore is 5× faster; at MNIST size the kernel, not the method, decides. A "
+        "blocked (GEMM-like) dense kernel for the logistic oracles is the fix; not done yet.\n"
+        "- The accuracies after 3 iterations only show that every run does the same work; the "
+        "full-size run to convergence did not fit in this benchmark's time (about 20 minutes)."
+    ),
 )
 
 

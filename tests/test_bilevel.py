@@ -333,3 +333,34 @@ def test_bad_inputs_raise_value_errors():
         problems.Quadratic(-np.eye(2), np.ones((1, 2)), np.zeros(2), np.zeros((1, 1)), np.eye(2), np.zeros((1, 2)), np.eye(1), np.zeros(1), np.zeros(2))
     with pytest.raises(ValueError, match="labels"):
         problems.LogisticHyperCleaning(np.ones((3, 2)), [0, 1, -1], np.ones((2, 2)), [0, 1])
+
+
+# --- package surface: exports, docstring example, README example, the tour ------------------
+
+
+def test_exported_and_docstring_example():
+    import doctest
+
+    assert "bilevel" in optcore.__all__
+    assert set(bilevel.__all__) <= set(dir(bilevel))
+    result = doctest.testmod(bilevel, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_readme_example_runs():
+    import os
+
+    text = open(os.path.dirname(__file__) + "/../README.md", encoding="utf-8").read()
+    code = text.split("## Bilevel optimization")[1].split("```python")[1].split("```")[0]
+    ns: dict = {}
+    exec(code, ns)  # noqa: S102
+    res, g = ns["res"], ns["g"]
+    assert res.success and np.linalg.norm(g) < 1e-3
+
+
+def test_tour_section_runs(capsys):
+    from optcore.__main__ import tour_bilevel
+
+    tour_bilevel(0)
+    out = capsys.readouterr().out
+    assert "optcore aid" in out and "scipy L-BFGS-B" in out
