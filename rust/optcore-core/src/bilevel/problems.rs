@@ -18,12 +18,12 @@ use crate::parallel::row_block;
 use crate::real::Real;
 use rayon::prelude::*;
 
-/// `Σ_{i ∈ rows} f(i, acc, scratch)` into a `width`-vector, with per-row scalars `s_i`
-/// returned by `f` (in row order). `rows` is the batch or `0..n`; `scratch` is a per-block
-/// work buffer of `scratch_len` values.
-fn row_sum<F>(n: usize, batch: Batch, width: usize, scratch_len: usize, f: F) -> (Vec<f64>, Vec<f64>)
+/// Sums over blocks of rows: `f(block, acc)` adds a block's contribution into a
+/// `width`-vector and returns one scalar per row of the block. Blocks are fixed by the number
+/// of rows (`rows` is the batch or `0..n`), run in parallel, and are combined in order.
+fn block_sum<F>(n: usize, batch: Batch, width: usize, f: F) -> (Vec<f64>, Vec<f64>)
 where
-    F: Fn(usize, &mut [f64], &mut [f64]) -> f64 + Sync,
+    F: Fn(&[usize], &mut [f64]) -> Vec<f64> + Sync,
 {
     let all: Vec<usize>;
     let rows: &[usize] = match batch {
@@ -38,8 +38,7 @@ where
         .par_chunks(bs.max(1))
         .map(|chunk| {
             let mut acc = vec![0.0; width];
-            let mut scratch = vec![0.0; scratch_len];
-            let s = chunk.iter().map(|&i| f(i, &mut acc, &mut scratch)).collect();
+            let s = f(chunk, &mut acc);
             (acc, s)
         })
         .collect();
@@ -50,6 +49,14 @@ where
         scal.extend(s);
     }
     (acc, scal)
+}
+
+/// [`block_sum`] one row at a time: `f(i, acc)` returns the row's scalar.
+fn row_sum<F>(n: usize, batch: Batch, width: usize, f: F) -> (Vec<f64>, Vec<f64>)
+where
+    F: Fn(usize, &mut [f64]) -> f64 + Sync,
+{
+    block_sum(n, batch, width, |chunk, acc| chunk.iter().map(|&i| f(i, acc)).collect())
 }
 
 fn rows_of(n: usize, batch: Batch) -> Vec<usize> {
@@ -303,7 +310,7 @@ impl<T: Real> Ridge<T> {
             return gr.grad(w, c);
         }
         let m = batch_len(x.rows(), batch) as f64;
-        let (mut g, r) = row_sum(x.rows(), batch, x.cols(), 0, |i, acc, _| {
+        let (mut g, r) = row_sum(x.rows(), batch, x.cols(), |i, acc| {
             let r = x.row_dot(i, w) - c * t[i].as_f64();
             x.row_axpy(i, r, acc);
             r
@@ -446,15 +453,23 @@ impl<T: Real> Logistic<T> {
     fn ce_grad(&self, x: &Design<T>, labels: &[usize], w: &[T], batch: Batch, weight: &(dyn Fn(usize) -> f64 + Sync)) -> (Vec<f64>, Vec<f64>) {
         let k = self.classes;
         let m = batch_len(x.rows(), batch) as f64;
-        let (mut g, ce) = row_sum(x.rows(), batch, x.cols() * k, k, |i, acc, z| {
-            x.row_times(i, w, k, z);
-            let zl = z[labels[i]];
-            let lse = softmax(z);
-            z[labels[i]] -= 1.0;
-            let c = weight(i);
-            z.iter_mut().for_each(|v| *v *= c);
-            x.row_outer(i, z, acc);
-            lse - zl
+        let (mut g, ce) = block_sum(x.rows(), batch, x.cols() * k, |chunk, acc| {
+            let mut z = vec![0.0; chunk.len() * k];
+            x.rows_times(chunk, w, k, &mut z);
+            let ce = chunk
+                .iter()
+                .zip(z.chunks_mut(k))
+                .map(|(&i, zr)| {
+                    let zl = zr[labels[i]];
+                    let lse = softmax(zr);
+                    zr[labels[i]] -= 1.0;
+                    let c = weight(i);
+                    zr.iter_mut().for_each(|v| *v *= c);
+                    lse - zl
+                })
+                .collect();
+            x.rows_outer(chunk, &z, k, acc);
+            ce
         });
         g.iter_mut().for_each(|v| *v /= m);
         (g, ce)
@@ -504,21 +519,28 @@ impl<T: Real> Oracle<T> for Logistic<T> {
         let (n, k, xs) = (self.x_tr.rows(), self.classes, &self.x_tr);
         let m = batch_len(n, batch) as f64;
         let want_h = hyy.is_some();
-        let (mut h, mixed) = row_sum(n, batch, if want_h { xs.cols() * k } else { 0 }, 2 * k, |i, acc, buf| {
-            let (z, s) = buf.split_at_mut(k);
-            xs.row_times(i, y, k, z);
-            xs.row_times(i, v, k, s);
-            softmax(z);
-            let ps: f64 = z.iter().zip(s.iter()).map(|(a, b)| a * b).sum();
-            let sig = sigmoid(x[i].as_f64());
-            // (p − e_l)ᵀ s, before s is overwritten.
-            let mixed = sig * (1.0 - sig) * (ps - s[self.l_tr[i]]);
+        let (mut h, mixed) = block_sum(n, batch, if want_h { xs.cols() * k } else { 0 }, |chunk, acc| {
+            let mut z = vec![0.0; chunk.len() * k];
+            let mut s = vec![0.0; chunk.len() * k];
+            xs.rows_times(chunk, y, k, &mut z);
+            xs.rows_times(chunk, v, k, &mut s);
+            let mixed = chunk
+                .iter()
+                .zip(z.chunks_mut(k).zip(s.chunks_mut(k)))
+                .map(|(&i, (zr, sr))| {
+                    softmax(zr);
+                    let ps: f64 = zr.iter().zip(sr.iter()).map(|(a, b)| a * b).sum();
+                    let sig = sigmoid(x[i].as_f64());
+                    // (p − e_l)ᵀ s, before s is overwritten by u = σ_i (p ⊙ s − p (pᵀs)).
+                    let mixed = sig * (1.0 - sig) * (ps - sr[self.l_tr[i]]);
+                    for (sv, p) in sr.iter_mut().zip(zr.iter()) {
+                        *sv = sig * p * (*sv - ps);
+                    }
+                    mixed
+                })
+                .collect();
             if want_h {
-                // u = σ_i (p ⊙ s − p (pᵀs)), written over s.
-                for (sv, p) in s.iter_mut().zip(z.iter()) {
-                    *sv = sig * p * (*sv - ps);
-                }
-                xs.row_outer(i, s, acc);
+                xs.rows_outer(chunk, &s, k, acc);
             }
             mixed
         });
