@@ -364,3 +364,44 @@ def test_tour_section_runs(capsys):
     tour_bilevel(0)
     out = capsys.readouterr().out
     assert "optcore aid" in out and "scipy L-BFGS-B" in out
+
+
+# --- stochastic and float32 runs on the finite-sum problems ----------------------------------
+
+
+@pytest.mark.parametrize("method,opts", [("soba", {}), ("f2sa", {}), ("f2sa", {"momentum": 0.5}), ("aid", {})])
+def test_minibatch_runs_decrease_the_hyper_objective(method, opts):
+    prob = ridge(n=400, p=8, seed=12)
+    lam0 = np.zeros(prob.d_x)
+    res = bilevel.minimize(prob, lam0, method=method, maxiter=200, rng=0, warn=False, options={"batch_size": 32, **opts})
+    assert np.all(np.isfinite(res.x)) and prob.value(res.x) < prob.value(lam0)
+
+
+def test_f2sa_momentum_variant_differs_under_noise_and_is_reproducible():
+    # Hyper-cleaning: the x-direction λ(∇ₓg(y) − ∇ₓg(z)) depends on the minibatch (on ridge it
+    # does not: ∇_λ g is the data-free penalty term, and STORM then changes nothing).
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((100, 3))
+    lab = rng.integers(0, 2, 100)
+    prob = problems.LogisticHyperCleaning(X, lab, X[:40], lab[:40], reg=1e-2)
+    kw = dict(method="f2sa", maxiter=30, rng=5, warn=False)
+    plain = bilevel.minimize(prob, np.zeros(100), options={"batch_size": 16}, **kw)
+    mom = bilevel.minimize(prob, np.zeros(100), options={"batch_size": 16, "momentum": 0.3}, **kw)
+    mom2 = bilevel.minimize(prob, np.zeros(100), options={"batch_size": 16, "momentum": 0.3}, **kw)
+    assert not np.array_equal(plain.x, mom.x)
+    np.testing.assert_array_equal(mom.x, mom2.x)
+    assert mom.oracle_calls["grad_g"] > plain.oracle_calls["grad_g"]  # the STORM correction's extra calls
+
+
+def test_logistic_float32_run_keeps_dtype_and_cleans():
+    rng = np.random.default_rng(2)
+    n, p, k = 120, 4, 3
+    W = rng.standard_normal((p, k)) * 3
+    X, Xv = rng.standard_normal((n, p)).astype(np.float32), rng.standard_normal((60, p)).astype(np.float32)
+    lab, labv = (X @ W).argmax(1), (Xv @ W).argmax(1)
+    noisy = np.where(rng.random(n) < 0.3, rng.integers(0, k, n), lab)
+    prob = problems.LogisticHyperCleaning(sp.csr_array(X), noisy, Xv, labv, reg=1e-2, dtype=np.float32)
+    res = bilevel.minimize(prob, np.zeros(n, np.float32), method="f2sa", maxiter=50, rng=0, warn=False)
+    start = bilevel.minimize(prob, np.zeros(n, np.float32), method="f2sa", maxiter=0, rng=0, warn=False)
+    assert res.x.dtype == np.float32 and res.y.dtype == np.float32
+    assert res.fun < start.fun

@@ -35,7 +35,9 @@ Methods (``method=``)
 ``"f2sa"``
     Fully first-order (Kwon et al. 2023): inner steps on ``y`` for ``f + λ g`` and on ``z``
     for ``g``, ``x ← x − β [∇ₓf(x, y) + λ(∇ₓg(x, y) − ∇ₓg(x, z))]``, and ``λ`` grows by
-    ``lam_delta/(k+1)^lam_power`` up to ``lam_max``. ``momentum=η`` gives the STORM variant.
+    ``lam_delta/(k+1)^lam_power`` up to ``lam_max``. ``momentum=η`` applies the STORM
+    correction ``h_k = d_k + (1 − η)(h_{k−1} − d(x_{k−1}; same sample))`` to the ``x``
+    direction (the paper's variant also applies it to the ``y`` and ``z`` steps; not done here).
 ``"penalty"``
     The penalty method of Kwon et al. 2024: gradient descent on the σ-scaled hyper-objective
     ``ψ_σ(x) = (min_y [σf + g] − min_y g)/σ`` (F2SA's kernel with ``λ = 1/σ`` fixed and
@@ -441,8 +443,9 @@ def hypergradient(prob, x, y=None, method: str = "exact", *, tol: float = 1e-12,
     prob : Problem or a native problem
     x : array_like
     y : array_like, optional
-        The lower-level solution ``y*(x)``; ``None`` computes it by at most 100000 gradient
-        steps on ``g(x, ·)`` to ``‖∇ᵧg‖ <= 1e-8 ‖∇ᵧg(x, 0)‖`` (a ``Problem`` needs ``d_y``).
+        The lower-level solution ``y*(x)``; ``None`` computes it by at most 100000 steps of
+        accelerated gradient descent on ``g(x, ·)`` from zeros to
+        ``‖∇ᵧg‖ <= 1e-8 ‖∇ᵧg(x, 0)‖`` (a ``Problem`` needs ``d_y``).
         The result is exact only to the accuracy of ``y``.
     method : {"exact", "cg", "neumann"}
         ``"exact"`` builds ``∇²ᵧᵧg`` with ``d_y`` products and solves by dense LU;
