@@ -378,8 +378,6 @@ def test_minibatch_runs_decrease_the_hyper_objective(method, opts):
 
 
 def test_f2sa_momentum_variant_differs_under_noise_and_is_reproducible():
-    # Hyper-cleaning: the x-direction λ(∇ₓg(y) − ∇ₓg(z)) depends on the minibatch (on ridge it
-    # does not: ∇_λ g is the data-free penalty term, and STORM then changes nothing).
     rng = np.random.default_rng(3)
     X = rng.standard_normal((100, 3))
     lab = rng.integers(0, 2, 100)

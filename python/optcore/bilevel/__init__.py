@@ -35,9 +35,9 @@ Methods (``method=``)
 ``"f2sa"``
     Fully first-order (Kwon et al. 2023): inner steps on ``y`` for ``f + λ g`` and on ``z``
     for ``g``, ``x ← x − β [∇ₓf(x, y) + λ(∇ₓg(x, y) − ∇ₓg(x, z))]``, and ``λ`` grows by
-    ``lam_delta/(k+1)^lam_power`` up to ``lam_max``. ``momentum=η`` applies the STORM
-    correction ``h_k = d_k + (1 − η)(h_{k−1} − d(x_{k−1}; same sample))`` to the ``x``
-    direction (the paper's variant also applies it to the ``y`` and ``z`` steps; not done here).
+    ``lam_delta/(k+1)^lam_power`` up to ``lam_max``. ``momentum=η`` gives the STORM variant:
+    every direction (of ``y``, ``z`` and ``x``) becomes ``h_k = d_k + (1 − η)(h_{k−1} −
+    d(previous point; same sample))``, which costs a second evaluation per step.
 ``"penalty"``
     The penalty method of Kwon et al. 2024: gradient descent on the σ-scaled hyper-objective
     ``ψ_σ(x) = (min_y [σf + g] − min_y g)/σ`` (F2SA's kernel with ``λ = 1/σ`` fixed and

@@ -742,6 +742,42 @@ struct Penalty {
     lg: f64,
 }
 
+/// F2SA's STORM correction of the inner steps: the step direction of `(y, z)` is
+/// `h_t = d_t + (1 − η)(h_{t−1} − d(previous point; same sample))`, the previous point being
+/// the last one a step was taken from (possibly at the previous `x`).
+struct Storm<T> {
+    eta: f64,
+    last: Option<(Vec<T>, Vec<T>)>,
+    h: Vec<T>,
+}
+
+impl<T: Real> Storm<T> {
+    /// Replaces the stacked directions `d` (`y`: `∇ᵧf + λ∇ᵧg`, then `z`: `∇ᵧg`) at `(x, e)` by
+    /// the corrected ones.
+    #[allow(clippy::too_many_arguments)]
+    fn correct(&mut self, c: &mut Ctx<'_, T>, x: &[T], e: &[T], lam: f64, bf: Batch, bg: Batch, d: &mut [T]) -> Result<()> {
+        let dy = e.len() / 2;
+        match self.last.take() {
+            Some((xl, el)) => {
+                let mut gl = vec![T::zero(); 2 * dy];
+                let mut fxl = vec![T::zero(); xl.len()];
+                let mut fyl = vec![T::zero(); dy];
+                c.o.grad_g(&xl, &el, bg, None, &mut gl)?;
+                c.o.grad_f(&xl, &el[..dy], bf, &mut fxl, &mut fyl)?;
+                for i in 0..2 * dy {
+                    let old = if i < dy { fyl[i].as_f64() + lam * gl[i].as_f64() } else { gl[i].as_f64() };
+                    let hi = d[i].as_f64() + (1.0 - self.eta) * (self.h[i].as_f64() - old);
+                    self.h[i] = T::from_f64(hi);
+                }
+            }
+            None => self.h = d.to_vec(),
+        }
+        d.copy_from_slice(&self.h);
+        self.last = Some((x.to_vec(), e.to_vec()));
+        Ok(())
+    }
+}
+
 impl Penalty {
     fn alpha_y(&self, lam: f64) -> f64 {
         1.0 / (self.lf + lam * self.lg)
@@ -767,6 +803,7 @@ impl Penalty {
         steps: usize,
         tol: f64,
         accel: bool,
+        mut storm: Option<&mut Storm<T>>,
     ) -> Result<(f64, f64)> {
         let (dx, dy) = (x.len(), y.len());
         let (ay, az) = (self.alpha_y(lam) * s, self.alpha_z * s);
@@ -785,9 +822,13 @@ impl Penalty {
             c.o.grad_g(x, &e, bg.as_deref(), None, &mut g)?;
             c.o.grad_f(x, &e[..dy], bf.as_deref(), &mut fx, &mut fy)?;
             for i in 0..dy {
-                let gi = fy[i].as_f64() + lam * g[i].as_f64();
-                g[i] = T::from_f64(gi);
-                new[i] = T::from_f64(e[i].as_f64() - ay * gi);
+                g[i] = T::from_f64(fy[i].as_f64() + lam * g[i].as_f64());
+            }
+            if let Some(st) = storm.as_deref_mut() {
+                st.correct(c, x, &e, lam, bf.as_deref(), bg.as_deref(), &mut g)?;
+            }
+            for i in 0..dy {
+                new[i] = T::from_f64(e[i].as_f64() - ay * g[i].as_f64());
                 new[dy + i] = T::from_f64(e[dy + i].as_f64() - az * g[dy + i].as_f64());
             }
             project(&c.opts.proj_y, &mut new[..dy])?;
@@ -846,7 +887,7 @@ fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, obs: &mut
             let (mut yw, mut zw) = (y.clone(), z.clone());
             let tol = 1e-9 * (1.0 + norm(&y));
             let l = c.lipschitz_hg(&x, |c, xp| {
-                pen.inner(c, xp, &mut yw, &mut zw, lam_final, 1.0, c.opts.refine_steps.max(100), tol, true)?;
+                pen.inner(c, xp, &mut yw, &mut zw, lam_final, 1.0, c.opts.refine_steps.max(100), tol, true, None)?;
                 Penalty::direction(c, xp, &yw, &zw, lam_final, None, None)
             })?;
             step_from(l)?
@@ -856,7 +897,8 @@ fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, obs: &mut
     let mut term = Termination::MaxIter;
     let mut nit = 0;
     let inner_tol = opts.inner_tol;
-    // The previous (x, y, z, λ, h) for the STORM correction.
+    let mut storm = opts.momentum.map(|eta| Storm { eta, last: None, h: Vec::new() });
+    // The previous (x, y, z, λ, h) for the STORM correction of the x step.
     type Prev<T> = (Vec<T>, Vec<T>, Vec<T>, f64, Vec<T>);
     let mut prev: Option<Prev<T>> = None;
     for k in 0..opts.maxiter {
@@ -865,7 +907,7 @@ fn run_f2sa<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, mut y: Vec<T>, obs: &mut
         pen.alpha_z = alpha;
         pen.lg = 1.0 / alpha;
         c.o.enter(Phase::Lower);
-        let (ry, rz) = pen.inner(c, &x, &mut y, &mut z, lam, s, opts.inner_steps.max(1), inner_tol, false)?;
+        let (ry, rz) = pen.inner(c, &x, &mut y, &mut z, lam, s, opts.inner_steps.max(1), inner_tol, false, storm.as_mut())?;
         res = ry.max(rz);
         c.o.enter(Phase::Upper);
         let (bf, bg) = (c.bf(), c.bg());
