@@ -498,8 +498,10 @@ def report(args, info, end_info, res, elapsed) -> str:
              f"({get['penalty']['final_gap']:.1e}); AID-CG ≤ 1e-10: **{'met' if ok('aid (CG)', 1e-10) else 'missed'}** "
              f"({get['aid (CG)']['final_gap']:.1e}).")
     L.append("- ITD differentiates the truncated unrolled map from a warm start (20 steps by default): its "
-             "fixed point is biased by the neglected tail (I − αH)^T, so its gap stalls; BO-REP's constant "
-             "normalised step makes it settle near, not at, x*. Both behave as the methods are defined.\n")
+             "fixed point is biased by the neglected tail (I − αH)^T, so its gap stalls. BO-REP's normalised "
+             "steps decay like 1/√k (a constant step stalls at its own length), so it converges slowly. "
+             "F2SA's gap is limited by its O(1/λ) bias at λ ≤ 3000 after 3000 iterations; the STORM "
+             "variant doubles the calls per step and changes little in a deterministic run.\n")
 
     L.append("## 2. Ridge hyperparameters, one per feature (n_train = n_val = 1000)\n")
     L.append("Gradient descent on λ with the same step for every method (optcore's estimate 1/L̂_F); time "
@@ -608,28 +610,27 @@ NOTES = dict(
     ridge_notes=(
         "- **Target (≥ 5× faster than JAXopt to within 1e-6 of the optimum): missed as stated — no "
         "gradient-descent method reaches 1e-6 within the budget** (optcore gets to 2e-5 at d = 50 and "
-        "5e-2 at d = 500). Cause: the optimum is partly at infinity. Most features are best left "
+        "4e-2 at d = 500). Cause: the optimum is partly at infinity. Most features are best left "
         "unregularised, so their λ_j drift to −∞ while the gradient decays like exp(λ_j): at the "
         "L-BFGS-B point (d = 50) λ ranges from −51 to −0.06 and the Hessian's eigenvalues from 1e-2 "
         "down to 0 (finite differences). Plain gradient descent on λ — what all three contestants "
         "run, with the same step — needs far more iterations than the budget; even L-BFGS-B on the "
         "exact closed form takes 342 iterations at d = 50 and had not finished in 60 s at d = 500. "
         "optcore has no quasi-Newton outer method yet.\n"
-        "- At the tightest gap JAXopt reached (1e-3, d = 50) optcore is 26× faster; per outer "
-        "iteration it is 41× (d = 50) and 20× (d = 500) faster than JAXopt and 2.7× / 24× faster than "
-        "NumPy with exact Cholesky hypergradients (NumPy's d = 500 time per iteration was 41 ms in an "
-        "earlier run of this script and 99 ms here: the other tenants' load moves these numbers by "
-        "2×). Where the time goes: JAXopt re-solves the lower level by L-BFGS each outer step and its "
+        "- At the tightest gap JAXopt reached (1e-3, d = 50) optcore is 37× faster; per outer "
+        "iteration it is 41× (d = 50) and 22× (d = 500) faster than JAXopt and 2.8× / 8.8× faster than "
+        "NumPy with exact Cholesky hypergradients (NumPy's d = 500 time per iteration was 41 ms, 99 ms "
+        "and 33 ms in three runs of this script: the other tenants' load moves these numbers by 2-3×). Where the time goes: JAXopt re-solves the lower level by L-BFGS each outer step and its "
         "implicit differentiation uses normal-equation CG (HᵀH, squared condition number); optcore "
         "takes 10 warm-started gradient steps and warm-started plain CG on H, with O(p²) Gram-matrix "
         "products (the ridge problem precomputes XᵀX/n when p ≤ n)."
     ),
     cleaning_notes=(
         "- **Target (test accuracy within 1 point of the best at a fraction of JAXopt's time): met.** "
-        "optcore `aid` reaches JAXopt's accuracy (same step, same iterations: 0.951 test) in 3.8 s vs "
-        "26.6 s (7×), and is within 1 point of the best after 2.2 s vs 12.3 s; `f2sa` (first-order "
-        "only) has the best test accuracy (0.957, within 1 point after 1.1 s) and `soba` gets within 1 "
-        "point after 0.6 s. Times include optcore's step-size estimation and initial refinement; "
+        "optcore `aid` reaches JAXopt's accuracy (same step, same iterations: 0.951 test) in 3.9 s vs "
+        "27.6 s (7×), and is within 1 point of the best after 2.4 s vs 13.2 s; `f2sa` (first-order "
+        "only) has the best test accuracy (0.957, within 1 point after 0.8 s) and `soba` gets within 1 "
+        "point after 0.5 s. Times include optcore's step-size estimation and initial refinement; "
         "JAXopt was given optcore's step (it has no estimate of its own) and its compile time is "
         "excluded.\n"
         "- `penalty` (σ = 1e-4, up to 100 inner steps per outer step) is the slowest per iteration: the "
@@ -637,8 +638,7 @@ NOTES = dict(
         "normalised steps and is still climbing after 300 iterations (0.895)."
     ),
     large_notes=(
-        "- At 20000 × 784 optcore `aid` and JAXopt cost about the same per outer iteration (2.7 s vs "
-        "3.0 s). An earlier run of this script, before the dense logistic kernel processed four rows "
+        "- At 20000 × 784 optcore `aid` costs 2.7 s per outer iteration and JAXopt 3.4 s (1.3×). An earlier run of this script, before the dense logistic kernel processed four rows "
         "per pass over W, measured 6.5 s vs 3.6 s (one full gradient 0.80 s, about 0.8 GFLOP/s, against "
         "XLA's GEMMs); the blocked kernel brought one `oracles()` call from 0.80 s to 0.25 s. optcore "
         "still uses no BLAS, so at MNIST scale the kernel, not the method, decides; on the digits size "
