@@ -8,6 +8,10 @@ optcore.fixed_point
     Fixed points of nonexpansive maps: :func:`optcore.fixed_point.halpern` (Halpern,
     restarted Halpern, Krasnosel'skii–Mann, Picard; infeasibility detection) and native
     operators in :mod:`optcore.fixed_point.operators`.
+optcore.bilevel
+    Bilevel optimisation: :func:`optcore.bilevel.minimize` (F2SA, penalty, AID, ITD, SOBA,
+    BO-REP) on Python oracles or native problems (:mod:`optcore.bilevel.problems`), and
+    :func:`optcore.bilevel.hypergradient`.
 optcore.monotone
     Finite-sum monotone inclusions (matrix games, quadratic min-max, Python callables) by
     variance-reduced Halpern, Halpern, EAG and EG (:func:`optcore.monotone.solve`).
@@ -26,7 +30,7 @@ its tolerance, and raises ``ValueError``/``TypeError`` with a message naming the
 bad input. ``python -m optcore`` runs a short tour.
 """
 
-from . import _core, exceptions, fixed_point, monotone, ot, zo
+from . import _core, bilevel, exceptions, fixed_point, monotone, ot, zo
 from ._linprog import linprog
 from ._result import OptimizeResult, OTResult
 from .exceptions import ConvergenceWarning, NumericalError, OptcoreWarning
@@ -37,6 +41,7 @@ __all__ = [
     "ot",
     "fixed_point",
     "monotone",
+    "bilevel",
     "linprog",
     "zo",
     "exceptions",

@@ -169,3 +169,52 @@ def zo_function_f64(
 def zo_function_f32(
     name: str, cond: float, x: npt.NDArray[np.float32], workers: int | None = None
 ) -> npt.NDArray[np.float64]: ...
+
+# --- bilevel (rust/optcore-py/src/bilevel.rs) ------------------------------------------------
+
+class NativeBilevel:
+    """A native bilevel problem (float64 and/or float32 instance)."""
+
+    @property
+    def dims(self) -> tuple[int, int]: ...
+    @property
+    def n_samples(self) -> tuple[int, int]: ...
+
+_F64 = npt.NDArray[np.float64]
+_F32 = npt.NDArray[np.float32]
+# ("dense", flat, n, p) or ("csr", indptr, indices, data, n, p)
+_Design = tuple[Any, ...]
+# (d_x, d_y, n_f, n_g, grad_f, grad_g, second | None, has_hvp, has_jvp, value_f | None)
+_OracleSpec = tuple[Any, ...]
+_BilevelProblem = NativeBilevel | _OracleSpec
+
+def bilevel_quadratic(
+    dx: int, dy: int, a_mat: _F64, b_mat: _F64, a_vec: _F64, c_mat: _F64, q_mat: _F64, r_mat: _F64, p_mat: _F64,
+    p_vec: _F64, q_vec: _F64,
+) -> NativeBilevel: ...
+def bilevel_ridge_f64(x_tr: _Design, t_tr: _F64, x_val: _Design, t_val: _F64, per_feature: bool) -> NativeBilevel: ...
+def bilevel_ridge_f32(x_tr: _Design, t_tr: _F32, x_val: _Design, t_val: _F32, per_feature: bool) -> NativeBilevel: ...
+def bilevel_logistic_f64(
+    x_tr: _Design, l_tr: list[int], x_val: _Design, l_val: list[int], classes: int, reg: float
+) -> NativeBilevel: ...
+def bilevel_logistic_f32(
+    x_tr: _Design, l_tr: list[int], x_val: _Design, l_val: list[int], classes: int, reg: float
+) -> NativeBilevel: ...
+def bilevel_minimize_f64(
+    problem: _BilevelProblem, x0: _F64, y0: _F64, method: str, options: dict[str, Any], progress: _Progress = None,
+    check_every: int = 10, workers: int | None = None,
+) -> dict[str, Any]: ...
+def bilevel_minimize_f32(
+    problem: _BilevelProblem, x0: _F32, y0: _F32, method: str, options: dict[str, Any], progress: _Progress = None,
+    check_every: int = 10, workers: int | None = None,
+) -> dict[str, Any]: ...
+def bilevel_hypergradient_f64(
+    problem: _BilevelProblem, x: _F64, y: _F64, method: str, tol: float = 1e-12, maxiter: int = 1000, terms: int = 100,
+    eta: float = 1.0,
+) -> dict[str, Any]: ...
+def bilevel_hypergradient_f32(
+    problem: _BilevelProblem, x: _F32, y: _F32, method: str, tol: float = 1e-12, maxiter: int = 1000, terms: int = 100,
+    eta: float = 1.0,
+) -> dict[str, Any]: ...
+def bilevel_eval_f64(problem: _BilevelProblem, x: _F64, y: _F64, v: _F64 | None = None) -> dict[str, Any]: ...
+def bilevel_eval_f32(problem: _BilevelProblem, x: _F32, y: _F32, v: _F32 | None = None) -> dict[str, Any]: ...

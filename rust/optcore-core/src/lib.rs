@@ -6,12 +6,15 @@
 //! Everything numerical is generic over [`Real`] (`f32` and `f64`).
 //!
 //! Families live in their own modules: [`ot`] (entropic optimal transport), [`halpern`]
-//! (fixed points of nonexpansive maps by Halpern iterations), [`zo`] (zeroth-order
-//! optimisation).
+//! (fixed points of nonexpansive maps by Halpern iterations; also finite-sum monotone inclusions
+//! and LPs), [`bilevel`] (bilevel optimisation: F2SA, penalty, AID, ITD, SOBA, BO-REP), [`zo`]
+//! (zeroth-order optimisation); [`linalg`] and [`rng`] are shared.
 
 pub mod alloc;
+pub mod bilevel;
 pub mod error;
 pub mod halpern;
+pub mod linalg;
 pub mod ot;
 pub mod parallel;
 pub mod real;

@@ -124,3 +124,18 @@ pub fn to_array<'py, T: numpy::Element>(py: Python<'py>, v: Vec<T>, shape: &[usi
     let arr = v.into_pyarray(py);
     Ok(arr.reshape(shape.to_vec())?.into_any())
 }
+
+/// Copies a 1-D array returned by a Python function (`what` names it in errors) into `out`,
+/// which fixes the expected length and dtype.
+pub fn copy_array_into<T: numpy::Element + Copy>(o: &Bound<'_, PyAny>, out: &mut [T], what: &str) -> PyResult<()> {
+    let a = o
+        .cast::<PyArray1<T>>()
+        .map_err(|_| PyValueError::new_err(format!("{what} must return a 1-D array of the iterate's dtype")))?;
+    let r = a.readonly();
+    let s = r.as_slice()?;
+    if s.len() != out.len() {
+        return Err(PyValueError::new_err(format!("{what} returned {} values; expected {}", s.len(), out.len())));
+    }
+    out.copy_from_slice(s);
+    Ok(())
+}

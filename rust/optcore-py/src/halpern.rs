@@ -4,8 +4,8 @@
 //! [`PyOperator`], which takes the GIL for each call. Inputs are C-contiguous arrays of the
 //! exact dtype (the Python layer normalises and validates them).
 
-use crate::bridge::{call_python, core_err, run_detached, status_of, to_array, PyObserver};
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::halpern::{
     apply_checked, douglas_rachford, solve, Affine, AffineData, Average, Ball, BoxProj, Compose, Identity,
     LinearResolvent, LinearResolventData, Method, Operator, Options, Reflect, SharedOp, Simplex,
@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 #[pyclass(frozen, module = "optcore._core")]
 pub struct NativeOperator {
     pub(crate) op64: SharedOp<f64>,
-    op32: SharedOp<f32>,
+    pub(crate) op32: SharedOp<f32>,
 }
 
 impl NativeOperator {
@@ -174,14 +174,7 @@ impl<T: Real + numpy::Element> Operator<T> for PyOperator {
         call_python(&self.pending, "operator", |py| -> PyResult<()> {
             let arr = PyArray1::from_slice(py, x);
             let r = self.f.bind(py).call1((arr,))?;
-            let r = r.cast::<PyArray1<T>>().map_err(|_| PyValueError::new_err("T must return a 1-D array of x0's dtype"))?;
-            let r = r.readonly();
-            let s = r.as_slice()?;
-            if s.len() != out.len() {
-                return Err(PyValueError::new_err(format!("T returned {} values; expected {}", s.len(), out.len())));
-            }
-            out.copy_from_slice(s);
-            Ok(())
+            copy_array_into(&r, out, "T")
         })
     }
 }

@@ -5,6 +5,7 @@
 
 use pyo3::prelude::*;
 
+mod bilevel;
 mod bridge;
 mod halpern;
 mod lp;
@@ -50,5 +51,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     monotone::register(m)?;
     lp::register(m)?;
     zo::register(m)?;
+    bilevel::register(m)?;
     Ok(())
 }

@@ -1,0 +1,481 @@
+"""Bilevel optimisation: ``min_x F(x) = f(x, y*(x))`` with ``y*(x) = argmin_y g(x, y)``.
+
+The methods run in Rust, generic over one oracle interface with two implementations: the
+native problems of :mod:`optcore.bilevel.problems` (analytic gradients, Hessian–vector and
+mixed products, no Python in the loop) and :class:`Problem`, which calls your Python
+functions (taking the GIL only for each call).
+
+>>> import numpy as np
+>>> from optcore import bilevel
+>>> prob = bilevel.problems.Quadratic.random(d_x=5, d_y=20, seed=0)
+>>> res = bilevel.minimize(prob, np.zeros(5), method="aid", rng=0)
+>>> bool(res.success), bool(np.allclose(res.x, prob.optimal_x, atol=1e-6))
+(True, True)
+
+Methods (``method=``)
+---------------------
+``"aid"``
+    Approximate implicit differentiation: ``inner_steps`` gradient steps on ``y`` (warm
+    started), then ``∇²ᵧᵧg v = ∇ᵧf`` by warm-started conjugate gradients (plain CG on the
+    Hessian, not the normal equations) or a Neumann series (``solver="neumann"``), then
+    ``x ← x − β (∇ₓf − ∇²ₓᵧg v)``.
+``"itd"``
+    Iterative differentiation: unroll ``inner_steps`` lower-level steps and differentiate
+    through them in reverse (one Hessian–vector and one mixed product per unrolled step). Its
+    fixed point is biased unless ``(I − αH)^inner_steps`` is negligible.
+``"soba"``
+    Single loop: one step each on ``y``, on ``v`` (tracking ``H⁻¹∇ᵧf``) and on ``x``.
+``"borep"``
+    BO-REP: lower-level updates every ``period`` iterations, one step on ``z`` per iteration
+    (projected onto a ball of ``radius``), momentum ``beta`` on the hypergradient and
+    normalised steps ``x ← x − η_k m/‖m‖`` with ``η_k = η_0/(k+1)^decay`` and ``η_0`` the
+    length of the first gradient step, ``outer_step ‖ĝ_0‖``, and ``decay = 0.5`` by default
+    (with a constant ``η``, as in the paper's experiments, normalised steps settle within
+    about ``η`` of a stationary point instead of converging to it).
+``"f2sa"``
+    Fully first-order (Kwon et al. 2023): inner steps on ``y`` for ``f + λ g`` and on ``z``
+    for ``g``, ``x ← x − β [∇ₓf(x, y) + λ(∇ₓg(x, y) − ∇ₓg(x, z))]``, and ``λ`` grows by
+    ``lam_delta/(k+1)^lam_power`` up to ``lam_max``. ``momentum=η`` gives the STORM variant:
+    every direction (of ``y``, ``z`` and ``x``) becomes ``h_k = d_k + (1 − η)(h_{k−1} −
+    d(previous point; same sample))``, which costs a second evaluation per step.
+``"penalty"``
+    The penalty method of Kwon et al. 2024: gradient descent on the σ-scaled hyper-objective
+    ``ψ_σ(x) = (min_y [σf + g] − min_y g)/σ`` (F2SA's kernel with ``λ = 1/σ`` fixed and
+    inner loops run to ``inner_tol``). The lower level may be constrained to a convex set
+    given as a projection (``options={"project_y": ...}``, an operator of
+    :mod:`optcore.fixed_point.operators`); it need not have a unique solution.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+
+import numpy as np
+
+from .. import _core
+from .._progress import Progress
+from .._result import STATUS_MESSAGES, OptimizeResult
+from .._validation import as_float_array, check_finite, check_options, nonnegative_scalar, normalize_workers, positive_int
+from ..exceptions import ConvergenceWarning, NumericalError
+from ..fixed_point.operators import Operator
+from . import problems
+from .problems import NativeProblem
+
+__all__ = ["Problem", "minimize", "hypergradient", "BilevelResult", "METHODS", "problems"]
+
+_COMMON = ("inner_steps", "inner_step", "outer_step", "decay", "batch_size", "refine_steps", "lipschitz_probes", "project_x")
+
+#: The methods of :func:`minimize` and their ``options`` keys.
+METHODS = {
+    "aid": _COMMON + ("solver", "cg_maxiter", "cg_tol", "neumann_terms"),
+    "itd": _COMMON,
+    "soba": _COMMON,
+    "borep": _COMMON + ("beta", "period", "radius"),
+    "f2sa": _COMMON + ("lam0", "lam_delta", "lam_power", "lam_max", "momentum", "inner_tol", "project_y"),
+    "penalty": _COMMON + ("sigma", "inner_tol", "project_y"),
+}
+
+_DEFAULT_INNER = {"aid": 10, "itd": 20, "soba": 1, "borep": 10, "f2sa": 10, "penalty": 100}
+
+
+class BilevelResult(OptimizeResult):
+    """Result of :func:`minimize`.
+
+    Attributes
+    ----------
+    x, y : ndarray
+        The returned upper- and lower-level iterates.
+    fun : float
+        ``f(x, y)`` at the returned point (NaN when the problem cannot evaluate ``f``).
+    hypergrad_norm : float
+        Norm of the method's hypergradient estimate at the returned ``x`` (``f2sa`` /
+        ``penalty``: of the penalty gradient ``∇ₓf + λ(∇ₓg(x, y) − ∇ₓg(x, z))``).
+    lower_residual : float
+        ``‖∇ᵧg‖`` at the last lower-level step (``f2sa``/``penalty``: the larger gradient
+        mapping of the two inner problems).
+    nit : int
+        Outer iterations.
+    oracle_calls : dict
+        ``grad_f``, ``grad_g`` (points: a batched call of B points counts B), ``hvp_yy``,
+        ``jvp_xy`` (analytic products), ``fd_second`` (second-order products by central
+        differences, each also counted as two ``grad_g``), ``value_f``.
+    phase_times : dict
+        Wall time in seconds of ``setup`` (step estimation, initial refinement), ``lower``,
+        ``linear`` and ``upper``.
+    inner_step, outer_step : float
+        The steps used (estimated unless given).
+    lam : float
+        ``f2sa``: the final ``λ``; ``penalty``: ``1/σ``; NaN otherwise.
+    success, status, message, method
+        ``status`` 0: the hypergradient estimate and the lower-level residual are ``<= tol``
+        (``f2sa``: with ``λ = lam_max``); 1: ``maxiter`` reached; 4: the iterates diverged;
+        99: stopped by the callback.
+    """
+
+    y: np.ndarray
+    hypergrad_norm: float
+    oracle_calls: dict
+
+
+class Problem:
+    """A bilevel problem given by Python functions.
+
+    Parameters
+    ----------
+    grad_f : callable
+        ``grad_f(x, y) -> (gx, gy)``: the gradients of the upper level ``f`` in ``x`` and
+        ``y``.
+    grad_g : callable
+        ``grad_g(x, y) -> (gx, gy)``: the gradients of the lower level ``g``. With
+        ``batched=True`` it may be called with a ``(B, d_y)`` stack of points (same ``x``) and
+        must then return ``(B, d_x)`` and ``(B, d_y)`` arrays: one Python call serves several
+        points (F2SA's ``y`` and ``z``, the two points of a finite difference).
+    hvp_yy, jvp_xy : callable, optional
+        ``hvp_yy(x, y, v) -> ∇²ᵧᵧg v`` (length ``d_y``) and ``jvp_xy(x, y, v) -> ∇²ₓᵧg v``
+        (the ``x``-gradient of ``⟨∇ᵧg(x, y), v⟩``, length ``d_x``). Missing ones are computed
+        by central differences of ``grad_g`` (two gradient evaluations, step
+        ``ε = ε_mach^{1/3} (1 + ‖y‖)/‖v‖``).
+    f : callable, optional
+        ``f(x, y) -> float``: the upper-level value, for ``res.fun``.
+    batched : bool
+        See ``grad_g``.
+    n_samples : (int, int), optional
+        ``(n_f, n_g)``: the upper and lower objectives are finite sums of that many terms.
+        Then every oracle is called with one more argument, ``batch``: an int64 array of
+        sample indices (a minibatch, when ``options["batch_size"]`` is set) or ``None``
+        (the full objective).
+    d_y : int, optional
+        Lets :func:`minimize` start from ``y0 = zeros(d_y)`` when ``y0`` is not given.
+
+    Errors in your functions are reported with the oracle's name: a wrong shape raises
+    ``ValueError``, NaN/inf raises :class:`optcore.NumericalError`, and an exception you raise
+    propagates unchanged with a note naming the oracle.
+    """
+
+    def __init__(
+        self,
+        grad_f: Callable,
+        grad_g: Callable,
+        *,
+        hvp_yy: Callable | None = None,
+        jvp_xy: Callable | None = None,
+        f: Callable | None = None,
+        batched: bool = False,
+        n_samples: tuple[int, int] | None = None,
+        d_y: int | None = None,
+    ):
+        for name, fn in (("grad_f", grad_f), ("grad_g", grad_g)):
+            if not callable(fn):
+                raise TypeError(f"`{name}` must be callable; got {type(fn).__name__}.")
+        for name, fn in (("hvp_yy", hvp_yy), ("jvp_xy", jvp_xy), ("f", f)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"`{name}` must be callable or None; got {type(fn).__name__}.")
+        if n_samples is not None:
+            if not (isinstance(n_samples, (tuple, list)) and len(n_samples) == 2):
+                raise ValueError(f"`n_samples` must be a pair (n_f, n_g); got {n_samples!r}.")
+            n_samples = (positive_int(n_samples[0], "n_samples[0]"), positive_int(n_samples[1], "n_samples[1]"))
+        self.grad_f, self.grad_g, self.hvp_yy, self.jvp_xy, self.f = grad_f, grad_g, hvp_yy, jvp_xy, f
+        self.batched = bool(batched)
+        self.n_samples = n_samples
+        self.d_y = None if d_y is None else positive_int(d_y, "d_y")
+
+    def _spec(self, dx: int, dy: int, dtype: np.dtype) -> tuple:
+        """The oracle tuple the core calls: flat arrays of ``dtype`` in and out, checked."""
+        stoch = self.n_samples is not None
+
+        def call(name, fn, *args, batch=None):
+            if stoch:
+                args = (*args, batch)
+            try:
+                return fn(*args)
+            except Exception as exc:
+                exc.add_note(f"(raised by the user's `{name}` oracle, called by optcore.bilevel)")
+                raise
+
+        def out(name, part, value, shape):
+            arr = np.asarray(value)
+            if arr.dtype.kind not in "fiub":
+                raise TypeError(f"`{name}` must return real arrays; its {part} has dtype {arr.dtype}.")
+            if arr.shape != shape:
+                raise ValueError(f"`{name}` returned {part} of shape {arr.shape}; expected {shape}.")
+            if not np.all(np.isfinite(arr)):
+                raise NumericalError(f"`{name}` returned non-finite values (NaN or inf) in {part}.")
+            return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
+
+        def pair(name, r):
+            if not (isinstance(r, (tuple, list)) and len(r) == 2):
+                raise ValueError(f"`{name}` must return a pair (gx, gy); got {type(r).__name__}.")
+            return r
+
+        def grad_f(x, y, batch):
+            r = pair("grad_f", call("grad_f", self.grad_f, x, y, batch=batch))
+            return out("grad_f", "gx", r[0], (dx,)), out("grad_f", "gy", r[1], (dy,))
+
+        def grad_g(x, ys, batch, want_x):
+            b = ys.size // dy
+            if self.batched:
+                r = pair("grad_g", call("grad_g", self.grad_g, x, ys.reshape(b, dy), batch=batch))
+                gx = out("grad_g", "gx", r[0], (b, dx)) if want_x else None
+                return gx, out("grad_g", "gy", r[1], (b, dy))
+            gxs, gys = [], []
+            for yk in ys.reshape(b, dy):
+                r = pair("grad_g", call("grad_g", self.grad_g, x, yk, batch=batch))
+                if want_x:
+                    gxs.append(out("grad_g", "gx", r[0], (dx,)))
+                gys.append(out("grad_g", "gy", r[1], (dy,)))
+            return (np.concatenate(gxs) if want_x else None), np.concatenate(gys)
+
+        def second(x, y, v, batch, want_h, want_j):
+            h = out("hvp_yy", "its value", call("hvp_yy", self.hvp_yy, x, y, v, batch=batch), (dy,)) if want_h else None
+            j = out("jvp_xy", "its value", call("jvp_xy", self.jvp_xy, x, y, v, batch=batch), (dx,)) if want_j else None
+            return h, j
+
+        value_f = None
+        if self.f is not None:
+
+            def value_f(x, y):
+                v = np.asarray(call("f", self.f, x, y))
+                if v.size != 1 or not np.isfinite(v).all():
+                    raise ValueError(f"`f` must return one finite number; got {v!r}.")
+                return float(v.reshape(()))
+
+        has_h, has_j = self.hvp_yy is not None, self.jvp_xy is not None
+        nf, ng = self.n_samples or (0, 0)
+        return (dx, dy, nf, ng, grad_f, grad_g, second if (has_h or has_j) else None, has_h, has_j, value_f)
+
+
+def _vector(v, name: str) -> np.ndarray:
+    arr = as_float_array(v, name)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"`{name}` must be a non-empty 1-D array; got shape {arr.shape}.")
+    check_finite(arr, name)
+    return arr
+
+
+def _prepare(prob, x0, y0, name_y="y0"):
+    """Validated flat ``x0``, ``y0`` in the working dtype and the core's problem object."""
+    if isinstance(prob, NativeProblem):
+        x = _vector(x0, "x0")
+        dtype = prob._dtype(x.dtype)
+        dx, dy = prob.d_x, prob.d_y
+        y = np.zeros(dy, dtype) if y0 is None else _vector(y0, name_y)
+    elif isinstance(prob, Problem):
+        x = _vector(x0, "x0")
+        if y0 is None:
+            if prob.d_y is None:
+                raise ValueError(f"`{name_y}` is required for a Problem of Python functions (or give Problem(..., d_y=...)).")
+            y = np.zeros(prob.d_y, x.dtype)
+        else:
+            y = _vector(y0, name_y)
+        dtype = np.dtype(np.float32) if (x.dtype == np.float32 and y.dtype == np.float32) else np.dtype(np.float64)
+        dx, dy = x.size, y.size
+    else:
+        raise TypeError(
+            f"`prob` must be an optcore.bilevel.Problem or a problem of optcore.bilevel.problems; got {type(prob).__name__}."
+        )
+    if x.shape != (dx,):
+        raise ValueError(f"`x0` must have {dx} entries for this problem; got {x.size}.")
+    if y.shape != (dy,):
+        raise ValueError(f"`{name_y}` must have {dy} entries for this problem; got {y.size}.")
+    x = np.ascontiguousarray(x, dtype=dtype)
+    y = np.ascontiguousarray(y, dtype=dtype)
+    handle = prob._handle_for(dtype) if isinstance(prob, NativeProblem) else prob._spec(dx, dy, dtype)
+    return x, y, dtype, handle
+
+
+def _seed(rng) -> int:
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    return int(gen.integers(0, 2**63 - 1))
+
+
+def _core_options(method: str, opts: dict, prob, tol: float, maxiter: int, seed: int, dims) -> dict:
+    out = {"maxiter": maxiter, "tol": tol, "seed": seed, "inner_steps": _DEFAULT_INNER[method]}
+    batch = opts.pop("batch_size", None)
+    nf, ng = (prob.n_samples or (0, 0)) if isinstance(prob, Problem) else prob.n_samples
+    if batch is not None:
+        if nf == 0 or ng == 0:
+            raise ValueError("options['batch_size'] needs a finite-sum problem: give Problem(..., n_samples=(n_f, n_g)).")
+        bf, bg = batch if isinstance(batch, (tuple, list)) else (batch, batch)
+        out["batch_f"] = positive_int(bf, "batch_size")
+        out["batch_g"] = positive_int(bg, "batch_size")
+    stochastic = batch is not None
+    out["decay"] = 0.5 if (stochastic or method == "borep") else 0.0
+    if method == "penalty":
+        out["inner_tol"] = 1e-2 * tol * opts.get("sigma", 1e-4)
+    for key in ("inner_steps", "cg_maxiter", "neumann_terms", "period", "refine_steps", "lipschitz_probes"):
+        if key in opts:
+            opts[key] = positive_int(opts[key], key, minimum=0 if key == "refine_steps" else 1)
+    for key in ("inner_step", "outer_step", "cg_tol", "lam0", "lam_delta", "lam_max", "sigma", "radius"):
+        if key in opts:
+            v = float(opts[key])
+            if not v > 0:
+                raise ValueError(f"options[{key!r}] must be positive; got {opts[key]!r}.")
+            opts[key] = v
+    for key in ("decay", "lam_power", "inner_tol"):
+        if key in opts:
+            opts[key] = nonnegative_scalar(opts[key], key)
+    if "beta" in opts and not 0 <= float(opts["beta"]) < 1:
+        raise ValueError(f"options['beta'] must be in [0, 1); got {opts['beta']!r}.")
+    if "momentum" in opts and opts["momentum"] is not None and not 0 < float(opts["momentum"]) <= 1:
+        raise ValueError(f"options['momentum'] must be in (0, 1]; got {opts['momentum']!r}.")
+    if "solver" in opts and opts["solver"] not in ("cg", "neumann"):
+        raise ValueError(f"options['solver'] must be 'cg' or 'neumann'; got {opts['solver']!r}.")
+    for key, d in (("project_x", dims[0]), ("project_y", dims[1])):
+        if key in opts:
+            op = opts[key]
+            if not isinstance(op, Operator):
+                raise TypeError(f"options[{key!r}] must be an operator of optcore.fixed_point.operators; got {type(op).__name__}.")
+            if op.dim != d:
+                raise ValueError(f"options[{key!r}] acts on R^{op.dim}, but the variable has {d} entries.")
+            opts[key] = op._handle
+    out.update(opts)
+    return out
+
+
+def minimize(
+    prob,
+    x0,
+    y0=None,
+    *,
+    method: str = "aid",
+    maxiter: int = 1000,
+    tol: float = 1e-6,
+    rng=None,
+    options: dict | None = None,
+    callback=None,
+    check_every: int = 10,
+    disp: bool = False,
+    warn: bool = True,
+    workers: int | None = None,
+) -> BilevelResult:
+    """Minimise ``F(x) = f(x, y*(x))``, ``y*(x) = argmin_y g(x, y)``.
+
+    Parameters
+    ----------
+    prob : Problem or a problem of :mod:`optcore.bilevel.problems`
+    x0 : array_like
+        Initial upper-level point (1-D). float32 stays float32 (native problems: the dtype
+        they were built with).
+    y0 : array_like, optional
+        Initial lower-level point. ``None`` starts from zeros (native problems, or a
+        ``Problem`` built with ``d_y``). Every method first refines it by at most
+        ``refine_steps`` (default 1000) gradient steps on ``g(x0, ·)``.
+    method : {"aid", "itd", "soba", "borep", "f2sa", "penalty"}
+        See the module docs.
+    maxiter : int
+        Outer iterations.
+    tol : float
+        Converged (status 0) when the method's hypergradient estimate and the lower-level
+        residual are both ``<= tol`` (``f2sa`` also needs ``λ = lam_max``).
+    rng : int, numpy.random.Generator or None
+        Seeds the core's PRNG (minibatches, power-iteration starts): the same seed gives the
+        same result.
+    options : dict, optional
+        Every constant of the method (unknown keys raise ``ValueError``):
+
+        - all methods: ``inner_steps`` (lower-level steps per iteration; defaults aid 10,
+          itd 20, soba 1, borep 10, f2sa 10, penalty 100 at most), ``inner_step`` (default
+          ``1/L̂_g``, a 10-step power iteration on ``∇²ᵧᵧg``), ``outer_step`` (default
+          ``1/L̂_F``, a power iteration on finite differences of the hypergradient at ``x0``;
+          ``f2sa``/``penalty`` use their first-order penalty gradient), ``decay`` (steps
+          scale as ``1/(k+1)^decay``; default 0, or 0.5 with minibatches and for ``borep``),
+          ``batch_size`` (int or ``(b_f, b_g)``: minibatches of a finite-sum problem),
+          ``refine_steps`` (1000), ``lipschitz_probes`` (3), ``project_x`` (an operator of
+          :mod:`optcore.fixed_point.operators`: projected upper-level steps);
+        - ``aid``: ``solver`` ("cg" or "neumann"), ``cg_maxiter`` (20), ``cg_tol`` (1e-10,
+          relative to ``‖∇ᵧf‖``), ``neumann_terms`` (10);
+        - ``borep``: ``beta`` (0.9), ``period`` (2), ``radius`` (inf);
+        - ``f2sa``: ``lam0`` (1), ``lam_delta`` (1), ``lam_power`` (0), ``lam_max`` (1e4),
+          ``momentum`` (None, or the STORM ``η`` in (0, 1]), ``inner_tol`` (0),
+          ``project_y``;
+        - ``penalty``: ``sigma`` (1e-4), ``inner_tol`` (``1e-2 tol σ``), ``project_y``.
+    callback : callable, optional
+        ``callback(intermediate_result)`` every ``check_every`` iterations with ``x``, ``y``,
+        ``nit``, ``hypergrad_norm``; raising ``StopIteration`` stops the run (status 99).
+    check_every : int
+    disp : bool
+        Print one line per check (iteration, hypergradient norm, time).
+    warn : bool
+        Warn :class:`~optcore.ConvergenceWarning` on status 1 or 4.
+    workers : int, optional
+        Threads for the native problems' sums over data rows (None: all cores).
+
+    Returns
+    -------
+    BilevelResult
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
+    maxiter = positive_int(maxiter, "maxiter", minimum=0)
+    tol = nonnegative_scalar(tol, "tol")
+    check_every = positive_int(check_every, "check_every")
+    opts = check_options(options, METHODS[method], method)
+    x, y, dtype, handle = _prepare(prob, x0, y0)
+    copts = _core_options(method, opts, prob, tol, maxiter, _seed(rng), (x.size, y.size))
+
+    def build(state: dict) -> BilevelResult:
+        return BilevelResult(x=state["x"], y=state["y"], nit=state["nit"], hypergrad_norm=state["hypergrad_norm"])
+
+    progress = Progress(callback, disp, build, title=f"optcore.bilevel.minimize(method={method!r})")
+    fn = _core.bilevel_minimize_f32 if dtype == np.float32 else _core.bilevel_minimize_f64
+    d = fn(handle, x, y, method, copts, progress if progress.active else None, check_every, normalize_workers(workers))
+    status = int(d.pop("status"))
+    detail = d.pop("detail")
+    message = STATUS_MESSAGES[status] + (f" {detail}" if detail else "")
+    if status == 1:
+        message = "Iteration limit reached before the hypergradient estimate fell below tol."
+    res = BilevelResult(**d, status=status, success=status == 0, message=message, method=method)
+    progress.finish(res)
+    if warn and status in (1, 4):
+        warnings.warn(f"bilevel.minimize(method={method!r}): {message}", ConvergenceWarning, stacklevel=2)
+    return res
+
+
+def hypergradient(prob, x, y=None, method: str = "exact", *, tol: float = 1e-12, maxiter: int = 1000, terms: int = 100, eta=None):
+    """The hypergradient ``∇F(x) = ∇ₓf − ∇²ₓᵧg v`` with ``∇²ᵧᵧg v = ∇ᵧf``, at ``(x, y)``.
+
+    For small problems, to check your own oracles (and their Hessian–vector products) against
+    a closed form or against :func:`minimize`'s estimates.
+
+    Parameters
+    ----------
+    prob : Problem or a native problem
+    x : array_like
+    y : array_like, optional
+        The lower-level solution ``y*(x)``; ``None`` computes it by at most 100000 steps of
+        accelerated gradient descent on ``g(x, ·)`` from zeros to
+        ``‖∇ᵧg‖ <= 1e-8 ‖∇ᵧg(x, 0)‖`` (a ``Problem`` needs ``d_y``).
+        The result is exact only to the accuracy of ``y``.
+    method : {"exact", "cg", "neumann"}
+        ``"exact"`` builds ``∇²ᵧᵧg`` with ``d_y`` products and solves by dense LU;
+        ``"cg"`` runs conjugate gradients to ``‖r‖ <= tol ‖∇ᵧf‖`` (at most ``maxiter``
+        products); ``"neumann"`` sums ``terms`` terms of ``η Σ (I − η H)^q ∇ᵧf`` (``eta``
+        default ``1/L̂_g``).
+
+    Returns
+    -------
+    ndarray
+        The hypergradient, shape ``(d_x,)``, in the working dtype.
+    """
+    if method not in ("exact", "cg", "neumann"):
+        raise ValueError(f"`method` must be 'exact', 'cg' or 'neumann'; got {method!r}.")
+    tol = nonnegative_scalar(tol, "tol")
+    maxiter = positive_int(maxiter, "maxiter")
+    terms = positive_int(terms, "terms")
+    xa, ya, dtype, handle = _prepare(prob, x, y, name_y="y")
+    f32 = dtype == np.float32
+    need_solve = y is None
+    if need_solve or (method == "neumann" and eta is None):
+        mn = _core.bilevel_minimize_f32 if f32 else _core.bilevel_minimize_f64
+        d = mn(handle, xa, ya, "aid", {"maxiter": 0, "refine_steps": 100_000 if need_solve else 0, "seed": 0}, None, 10, None)
+        if need_solve:
+            ya = d["y"]
+        if eta is None:
+            eta = d["inner_step"]
+    eta = 1.0 if eta is None else float(eta)
+    if not eta > 0:
+        raise ValueError(f"`eta` must be positive; got {eta!r}.")
+    fn = _core.bilevel_hypergradient_f32 if f32 else _core.bilevel_hypergradient_f64
+    return fn(handle, xa, ya, method, tol, maxiter, terms, eta)["hypergrad"]
+

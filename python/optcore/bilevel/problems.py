@@ -1,0 +1,293 @@
+"""Native bilevel problems: defined exactly, computed in Rust (no Python in the loop).
+
+``RidgeHyperparameter``
+    ``x = λ``, ``y = w``; lower level ``g(λ, w) = ‖X_tr w − y_tr‖²/n_tr + Σ_j exp(λ_j) w_j²``
+    (one ``λ_j`` per feature, or one scalar ``λ`` with ``per_feature=False``), upper level
+    ``f(w) = ‖X_val w − y_val‖²/n_val``.
+``LogisticHyperCleaning``
+    ``x ∈ R^{n_tr}`` (one weight per training example), ``y = W`` (``p × K``, flattened
+    row-major); ``g(x, W) = (1/n_tr) Σ_i sigmoid(x_i) CE(W; a_i, l_i) + reg ‖W‖²/2``,
+    ``f(W) = (1/n_val) Σ_i CE(W; a_i, l_i)`` on the validation set (multinomial cross-entropy,
+    no intercept: append a column of ones to ``X`` for one). Dense or ``scipy.sparse`` ``X``.
+``Quadratic``
+    ``g = ½yᵀAy + xᵀBy + aᵀy + ½xᵀCx``, ``f = ½yᵀQy + xᵀRy + ½xᵀPx + pᵀx + qᵀy``;
+    ``Quadratic.random(d_x, d_y, seed)`` builds a strongly convex instance and exposes
+    ``optimal_x`` and ``optimal_value`` (closed forms).
+
+Every problem minimises from ``y0=None`` starting the lower level at zeros. Finite-sum
+problems (ridge, logistic) accept minibatches (``options={"batch_size": b}``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._validation import as_float_array, check_finite, nonnegative_scalar
+
+__all__ = ["NativeProblem", "RidgeHyperparameter", "LogisticHyperCleaning", "Quadratic"]
+
+
+class NativeProblem:
+    """Base class of the native problems."""
+
+    d_x: int
+    d_y: int
+    _handle: _core.NativeBilevel
+    dtype: np.dtype | None = None
+
+    @property
+    def n_samples(self) -> tuple[int, int]:
+        """``(n_val, n_tr)``: rows that minibatches of ``f`` and ``g`` draw from (0: none)."""
+        return tuple(self._handle.n_samples)
+
+    def _dtype(self, x_dtype: np.dtype) -> np.dtype:
+        if self.dtype is not None:
+            return self.dtype
+        return np.dtype(np.float32) if x_dtype == np.float32 else np.dtype(np.float64)
+
+    def _handle_for(self, dtype: np.dtype):
+        return self._handle
+
+    def oracles(self, x, y, v=None) -> dict:
+        """Gradients of ``f`` and ``g`` (``grad_f_x``, ``grad_f_y``, ``grad_g_x``,
+        ``grad_g_y``), the values ``f`` and ``g`` and, with ``v``, ``hvp_yy`` and ``jvp_xy``
+        at ``(x, y)``."""
+        dtype = self._dtype(np.asarray(x).dtype)
+        fn = _core.bilevel_eval_f32 if dtype == np.float32 else _core.bilevel_eval_f64
+        c = lambda a: np.ascontiguousarray(as_float_array(a, "array"), dtype=dtype).reshape(-1)  # noqa: E731
+        return fn(self._handle, c(x), c(y), None if v is None else c(v))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(d_x={self.d_x}, d_y={self.d_y})"
+
+
+def _matrix(X, name: str, dtype):
+    """``("dense", flat, n, p)`` or ``("csr", indptr, indices, data, n, p)`` of ``dtype``."""
+    try:
+        import scipy.sparse as sp  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - scipy is a dependency
+        sp = None
+    if sp is not None and sp.issparse(X):
+        X = sp.csr_array(X)
+        X.sum_duplicates()
+        data = np.ascontiguousarray(as_float_array(X.data, name), dtype=dtype)
+        check_finite(data, name)
+        n, p = X.shape
+        return ("csr", np.ascontiguousarray(X.indptr, np.int64), np.ascontiguousarray(X.indices, np.int64), data, n, p), (n, p)
+    arr = as_float_array(X, name)
+    if arr.ndim != 2 or arr.size == 0:
+        raise ValueError(f"`{name}` must be a non-empty 2-D array (or a scipy.sparse matrix); got shape {arr.shape}.")
+    check_finite(arr, name)
+    return ("dense", np.ascontiguousarray(arr, dtype=dtype).reshape(-1), *arr.shape), arr.shape
+
+
+def _data_dtype(X, dtype):
+    if dtype is not None:
+        dtype = np.dtype(dtype)
+        if dtype not in (np.float32, np.float64):
+            raise ValueError(f"`dtype` must be float32 or float64; got {dtype}.")
+        return dtype
+    d = getattr(X, "dtype", np.float64)
+    return np.dtype(np.float32) if d == np.float32 else np.dtype(np.float64)
+
+
+class RidgeHyperparameter(NativeProblem):
+    """Ridge regularisation weights ``exp(λ)`` chosen on a validation set (module docs).
+
+    Parameters
+    ----------
+    X_tr, y_tr, X_val, y_val : array_like
+        Training and validation data (``X`` dense 2-D or ``scipy.sparse``).
+    per_feature : bool
+        One ``λ_j`` per feature (``d_x = p``) or one scalar (``d_x = 1``).
+    dtype : float32 or float64, optional
+        Default: float32 when ``X_tr`` is float32, float64 otherwise.
+    """
+
+    def __init__(self, X_tr, y_tr, X_val, y_val, *, per_feature: bool = True, dtype=None):
+        self.dtype = _data_dtype(X_tr, dtype)
+        mtr, (n, p) = _matrix(X_tr, "X_tr", self.dtype)
+        mval, (nv, pv) = _matrix(X_val, "X_val", self.dtype)
+        if pv != p:
+            raise ValueError(f"`X_val` has {pv} columns but `X_tr` has {p}.")
+        t = np.ascontiguousarray(as_float_array(y_tr, "y_tr"), dtype=self.dtype).reshape(-1)
+        tv = np.ascontiguousarray(as_float_array(y_val, "y_val"), dtype=self.dtype).reshape(-1)
+        if t.size != n or tv.size != nv:
+            raise ValueError(f"`y_tr` must have {n} entries and `y_val` {nv}; got {t.size} and {tv.size}.")
+        check_finite(t, "y_tr")
+        check_finite(tv, "y_val")
+        ctor = _core.bilevel_ridge_f32 if self.dtype == np.float32 else _core.bilevel_ridge_f64
+        self._handle = ctor(mtr, t, mval, tv, bool(per_feature))
+        self.per_feature = bool(per_feature)
+        self.d_x, self.d_y = (p if per_feature else 1), p
+        self._data = (X_tr, t, X_val, tv)
+
+    def _dense(self):
+        X, t, Xv, tv = self._data
+        dense = lambda A: np.asarray(A.toarray() if hasattr(A, "toarray") else A, dtype=np.float64)  # noqa: E731
+        return dense(X), t.astype(np.float64), dense(Xv), tv.astype(np.float64)
+
+    def y_star(self, lam) -> np.ndarray:
+        """``w*(λ)`` by a dense solve (NumPy, float64)."""
+        X, t, _, _ = self._dense()
+        n, p = X.shape
+        lam = np.broadcast_to(np.asarray(lam, np.float64).reshape(-1), (p,))
+        H = 2 * X.T @ X / n + 2 * np.diag(np.exp(lam))
+        return np.linalg.solve(H, 2 * X.T @ t / n)
+
+    def value(self, lam) -> float:
+        """``F(λ) = f(w*(λ))`` (NumPy, float64)."""
+        _, _, Xv, tv = self._dense()
+        r = Xv @ self.y_star(lam) - tv
+        return float(r @ r / len(tv))
+
+    def hypergradient_closed_form(self, lam) -> np.ndarray:
+        """``∇F(λ) = −2 exp(λ) ⊙ w* ⊙ H⁻¹∇_w f`` (summed for a scalar ``λ``), NumPy float64."""
+        X, _, Xv, tv = self._dense()
+        n, p = X.shape
+        lam_v = np.broadcast_to(np.asarray(lam, np.float64).reshape(-1), (p,))
+        H = 2 * X.T @ X / n + 2 * np.diag(np.exp(lam_v))
+        w = self.y_star(lam)
+        v = np.linalg.solve(H, 2 * Xv.T @ (Xv @ w - tv) / len(tv))
+        g = -2 * np.exp(lam_v) * w * v
+        return g if self.per_feature else np.array([g.sum()])
+
+
+class LogisticHyperCleaning(NativeProblem):
+    """Data hyper-cleaning with multinomial logistic regression (module docs).
+
+    Parameters
+    ----------
+    X_tr : array_like or scipy.sparse matrix, shape (n_tr, p)
+    y_tr : array_like of int, shape (n_tr,)
+        Training labels (possibly corrupted) in ``0..classes-1``.
+    X_val, y_val
+        Clean validation data.
+    reg : float
+        Ridge weight of the lower level, ``reg ‖W‖²/2``.
+    classes : int, optional
+        Default ``max(labels) + 1``.
+    dtype : float32 or float64, optional
+    """
+
+    def __init__(self, X_tr, y_tr, X_val, y_val, *, reg: float = 1e-3, classes: int | None = None, dtype=None):
+        self.dtype = _data_dtype(X_tr, dtype)
+        mtr, (n, p) = _matrix(X_tr, "X_tr", self.dtype)
+        mval, (nv, pv) = _matrix(X_val, "X_val", self.dtype)
+        if pv != p:
+            raise ValueError(f"`X_val` has {pv} columns but `X_tr` has {p}.")
+        lt, lv = (np.asarray(y_tr).reshape(-1), np.asarray(y_val).reshape(-1))
+        for name, lab, m in (("y_tr", lt, n), ("y_val", lv, nv)):
+            if lab.size != m:
+                raise ValueError(f"`{name}` must have {m} labels; got {lab.size}.")
+            if lab.dtype.kind not in "iu" or (lab.size and lab.min() < 0):
+                raise ValueError(f"`{name}` must hold non-negative integer class labels.")
+        k = int(max(lt.max(), lv.max()) + 1) if classes is None else int(classes)
+        reg = nonnegative_scalar(reg, "reg")
+        ctor = _core.bilevel_logistic_f32 if self.dtype == np.float32 else _core.bilevel_logistic_f64
+        self._handle = ctor(mtr, lt.astype(np.int64).tolist(), mval, lv.astype(np.int64).tolist(), k, reg)
+        self.classes, self.reg, self.n_features = k, reg, p
+        self.d_x, self.d_y = n, p * k
+
+    def weights(self, y) -> np.ndarray:
+        """The ``(p, K)`` weight matrix of a lower-level point ``y``."""
+        return np.asarray(y).reshape(self.n_features, self.classes)
+
+    def predict(self, y, X) -> np.ndarray:
+        """Class predictions ``argmax_k (X W)_k``."""
+        return np.asarray(X @ self.weights(y)).argmax(axis=1)
+
+    def accuracy(self, y, X, labels) -> float:
+        """Fraction of ``labels`` predicted correctly."""
+        return float(np.mean(self.predict(y, X) == np.asarray(labels)))
+
+
+class Quadratic(NativeProblem):
+    """The quadratic bilevel problem (module docs), float64 data serving both dtypes.
+
+    Build one from its matrices, or a random strongly convex one with :meth:`random`.
+    ``optimal_x`` and ``optimal_value`` are computed in closed form:
+    ``y*(x) = −A⁻¹(Bᵀx + a)``, ``F`` is quadratic in ``x``.
+    """
+
+    def __init__(self, A, B, a, C, Q, R, P, p, q):
+        arrs = {}
+        for name, v in zip("A B a C Q R P p q".split(), (A, B, a, C, Q, R, P, p, q)):
+            arr = np.asarray(as_float_array(v, name), dtype=np.float64)
+            check_finite(arr, name)
+            arrs[name] = arr
+        dx, dy = arrs["B"].shape if arrs["B"].ndim == 2 else (0, 0)
+        shapes = {"A": (dy, dy), "B": (dx, dy), "a": (dy,), "C": (dx, dx), "Q": (dy, dy), "R": (dx, dy), "P": (dx, dx), "p": (dx,), "q": (dy,)}
+        for name, shp in shapes.items():
+            if arrs[name].shape != shp or 0 in shp:
+                raise ValueError(f"`{name}` must have shape {shp} (from B's shape (d_x, d_y)); got {arrs[name].shape}.")
+        if np.linalg.eigvalsh((arrs["A"] + arrs["A"].T) / 2).min() <= 0:
+            raise ValueError("`A` must be symmetric positive definite (the lower level strongly convex).")
+        self._m = arrs
+        self.d_x, self.d_y = dx, dy
+        flat = [np.ascontiguousarray(arrs[k]).reshape(-1) for k in "A B a C Q R P p q".split()]
+        self._handle = _core.bilevel_quadratic(dx, dy, *flat)
+
+    @classmethod
+    def random(cls, d_x: int = 10, d_y: int = 100, seed=0, *, mu: float = 0.1, coupling: float = 0.1) -> Quadratic:
+        """A random instance: ``A`` with eigenvalues in ``[mu, 1]``, couplings ``B`` and
+        ``R`` of spectral norm ``coupling``, ``Q`` positive semidefinite with eigenvalues in
+        ``[0, 1]``, ``P`` with eigenvalues in ``[0.5, 1]`` (so ``F`` is strongly convex for
+        ``coupling ≤ 0.1 mu``-ish; checked)."""
+        rng = np.random.default_rng(seed)
+
+        def spd(d, lo, hi):
+            U, _ = np.linalg.qr(rng.standard_normal((d, d)))
+            return (U * rng.uniform(lo, hi, d)) @ U.T
+
+        def coupled(m, n):
+            G = rng.standard_normal((m, n))
+            return coupling * G / np.linalg.norm(G, 2)
+
+        prob = cls(
+            spd(d_y, mu, 1.0), coupled(d_x, d_y), rng.standard_normal(d_y), np.zeros((d_x, d_x)),
+            spd(d_y, 0.0, 1.0), coupled(d_x, d_y), spd(d_x, 0.5, 1.0), rng.standard_normal(d_x), rng.standard_normal(d_y),
+        )
+        if np.linalg.eigvalsh(prob._hessian_F()).min() <= 0:
+            raise ValueError("this random instance is not strongly convex in x; lower `coupling`.")
+        return prob
+
+    def y_star(self, x) -> np.ndarray:
+        """``y*(x) = −A⁻¹(Bᵀx + a)``."""
+        m = self._m
+        return -np.linalg.solve(m["A"], m["B"].T @ np.asarray(x, np.float64) + m["a"])
+
+    def upper(self, x, y) -> float:
+        """``f(x, y)``."""
+        m = self._m
+        x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+        return float(0.5 * y @ m["Q"] @ y + x @ m["R"] @ y + 0.5 * x @ m["P"] @ x + m["p"] @ x + m["q"] @ y)
+
+    def value(self, x) -> float:
+        """``F(x) = f(x, y*(x))``."""
+        return self.upper(x, self.y_star(x))
+
+    def hypergradient_closed_form(self, x) -> np.ndarray:
+        """``∇F(x) = ∇ₓf − B A⁻¹ ∇ᵧf`` at ``y*(x)``."""
+        m = self._m
+        x = np.asarray(x, np.float64)
+        y = self.y_star(x)
+        gx = m["R"] @ y + m["P"] @ x + m["p"]
+        gy = m["Q"] @ y + m["R"].T @ x + m["q"]
+        return gx - m["B"] @ np.linalg.solve(m["A"], gy)
+
+    def _hessian_F(self) -> np.ndarray:
+        m = self._m
+        M = -np.linalg.solve(m["A"], m["B"].T)
+        return M.T @ m["Q"] @ M + m["R"] @ M + M.T @ m["R"].T + m["P"]
+
+    @property
+    def optimal_x(self) -> np.ndarray:
+        """The minimiser of ``F``."""
+        return np.linalg.solve(self._hessian_F(), -self.hypergradient_closed_form(np.zeros(self.d_x)))
+
+    @property
+    def optimal_value(self) -> float:
+        """``F(optimal_x)``."""
+        return self.value(self.optimal_x)

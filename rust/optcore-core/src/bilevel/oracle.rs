@@ -1,0 +1,261 @@
+//! The oracle interface every bilevel method is generic over, the finite-difference
+//! second-order fallback, and the counting / timing wrapper the methods call through.
+//!
+//! Notation: upper level `f(x, y)`, lower level `g(x, y)`, `x ∈ ℝ^{d_x}`, `y ∈ ℝ^{d_y}`.
+
+use crate::error::{OptError, Result};
+use crate::linalg::{axpy, norm};
+use crate::real::Real;
+use std::time::Instant;
+
+/// Indices of the samples of a minibatch (`None`: the full objective).
+pub type Batch<'a> = Option<&'a [usize]>;
+
+/// First- and second-order oracles of a bilevel problem.
+///
+/// `grad_g` is batched: `ys` stacks `B` lower-level points (`B · d_y` values) that share the
+/// same `x`, so that one call (one Python call for a user problem) serves several points
+/// (F2SA's `y` and `z`, the two points of a central difference).
+pub trait Oracle<T: Real>: Send + Sync {
+    /// `(d_x, d_y)`.
+    fn dims(&self) -> (usize, usize);
+
+    /// Numbers of samples `(n_f, n_g)` that minibatches index into; `(0, 0)` when the
+    /// oracles are not finite sums (then minibatch options are refused).
+    fn n_samples(&self) -> (usize, usize) {
+        (0, 0)
+    }
+
+    /// `∇ₓf(x, y)` into `gx` and `∇ᵧf(x, y)` into `gy`.
+    fn grad_f(&self, x: &[T], y: &[T], batch: Batch, gx: &mut [T], gy: &mut [T]) -> Result<()>;
+
+    /// `∇ᵧg(x, y_b)` into `gy` (`B · d_y`) and, when asked, `∇ₓg(x, y_b)` into `gx`
+    /// (`B · d_x`), for the `B` points stacked in `ys`.
+    fn grad_g(&self, x: &[T], ys: &[T], batch: Batch, gx: Option<&mut [T]>, gy: &mut [T]) -> Result<()>;
+
+    /// Whether [`Oracle::second`] is analytic (otherwise: central finite differences of
+    /// `grad_g`, two gradient evaluations per call).
+    fn has_second(&self) -> bool {
+        false
+    }
+
+    /// `∇²ᵧᵧg(x, y) v` into `hyy` and the mixed product `∇²ₓᵧg(x, y) v` (the `x`-gradient of
+    /// `⟨∇ᵧg(x, y), v⟩`, length `d_x`) into `hxy`, whichever are asked for.
+    fn second(
+        &self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        batch: Batch,
+        hyy: Option<&mut [T]>,
+        hxy: Option<&mut [T]>,
+    ) -> Result<()> {
+        fd_second(self, x, y, v, batch, hyy, hxy)
+    }
+
+    /// `f(x, y)`, when the problem can evaluate it.
+    fn value_f(&self, _x: &[T], _y: &[T]) -> Option<Result<f64>> {
+        None
+    }
+
+    /// `g(x, y)`, when the problem can evaluate it.
+    fn value_g(&self, _x: &[T], _y: &[T]) -> Option<Result<f64>> {
+        None
+    }
+}
+
+/// Central differences of `∇g` along `v`: `[∇g(x, y + εv) − ∇g(x, y − εv)] / (2ε)` gives
+/// both second-order products from one batched call of two points (Betty's `darts` trick).
+/// `ε = r / ‖v‖` with `r = ε_mach^{1/3} (1 + ‖y‖)`, the step that balances truncation and
+/// rounding errors of a central difference.
+pub fn fd_second<T: Real, O: Oracle<T> + ?Sized>(
+    o: &O,
+    x: &[T],
+    y: &[T],
+    v: &[T],
+    batch: Batch,
+    hyy: Option<&mut [T]>,
+    hxy: Option<&mut [T]>,
+) -> Result<()> {
+    let (dx, dy) = o.dims();
+    let vn = norm(v);
+    if vn == 0.0 {
+        for h in [hyy, hxy].into_iter().flatten() {
+            h.iter_mut().for_each(|e| *e = T::zero());
+        }
+        return Ok(());
+    }
+    let r = T::epsilon().as_f64().cbrt() * (1.0 + norm(y));
+    let eps = r / vn;
+    let mut ys = Vec::with_capacity(2 * dy);
+    ys.extend_from_slice(y);
+    ys.extend_from_slice(y);
+    axpy(eps, v, &mut ys[..dy]);
+    axpy(-eps, v, &mut ys[dy..]);
+    let mut gy = vec![T::zero(); 2 * dy];
+    let want_x = hxy.is_some();
+    let mut gx = vec![T::zero(); if want_x { 2 * dx } else { 0 }];
+    o.grad_g(x, &ys, batch, if want_x { Some(&mut gx) } else { None }, &mut gy)?;
+    let c = 0.5 / eps;
+    if let Some(h) = hyy {
+        for (i, e) in h.iter_mut().enumerate() {
+            *e = T::from_f64(c * (gy[i].as_f64() - gy[dy + i].as_f64()));
+        }
+    }
+    if let Some(h) = hxy {
+        for (i, e) in h.iter_mut().enumerate() {
+            *e = T::from_f64(c * (gx[i].as_f64() - gx[dx + i].as_f64()));
+        }
+    }
+    Ok(())
+}
+
+/// The phases a method's wall time is split into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Start-up: step-size estimation, initialisation refinement.
+    Setup = 0,
+    /// Lower-level updates of `y` (and F2SA's `z`).
+    Lower = 1,
+    /// The linear-system variable `v` (CG, Neumann, SOBA/BO-REP's `v` steps), ITD's adjoint pass.
+    Linear = 2,
+    /// Upper-level gradient assembly and the `x` step.
+    Upper = 3,
+}
+
+pub const PHASE_NAMES: [&str; 4] = ["setup", "lower", "linear", "upper"];
+
+/// Oracle call counts (points evaluated; a batched call of `B` points counts `B`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub grad_f: usize,
+    pub grad_g: usize,
+    /// Analytic Hessian–vector products (finite differences are counted as `grad_g`).
+    pub hvp_yy: usize,
+    /// Analytic mixed products.
+    pub jvp_xy: usize,
+    /// Second-order products computed by finite differences (each also counts 2 `grad_g`).
+    pub fd_second: usize,
+    pub values: usize,
+}
+
+/// Wraps an oracle: checks the finiteness of what it returns (naming the oracle), counts the
+/// calls and splits wall time into [`Phase`]s.
+pub struct Counted<'a, T: Real> {
+    pub oracle: &'a dyn Oracle<T>,
+    pub counts: Counts,
+    pub times: [f64; 4],
+    phase: Phase,
+    since: Instant,
+    pub dx: usize,
+    pub dy: usize,
+}
+
+fn check_finite<T: Real>(what: &str, v: &[T]) -> Result<()> {
+    if v.iter().all(|e| e.is_finite()) {
+        Ok(())
+    } else {
+        Err(OptError::Numerical(format!(
+            "the oracle `{what}` returned non-finite values (NaN or inf); the iterates may have diverged: \
+             reduce the step sizes"
+        )))
+    }
+}
+
+impl<'a, T: Real> Counted<'a, T> {
+    pub fn new(oracle: &'a dyn Oracle<T>) -> Self {
+        let (dx, dy) = oracle.dims();
+        Counted { oracle, counts: Counts::default(), times: [0.0; 4], phase: Phase::Setup, since: Instant::now(), dx, dy }
+    }
+
+    /// Charges the time since the last switch to the current phase and enters `p`.
+    pub fn enter(&mut self, p: Phase) {
+        let now = Instant::now();
+        self.times[self.phase as usize] += now.duration_since(self.since).as_secs_f64();
+        self.since = now;
+        self.phase = p;
+    }
+
+    /// Final phase times (charges the running phase).
+    pub fn finish(&mut self) -> [f64; 4] {
+        self.enter(self.phase);
+        self.times
+    }
+
+    pub fn grad_f(&mut self, x: &[T], y: &[T], batch: Batch, gx: &mut [T], gy: &mut [T]) -> Result<()> {
+        self.counts.grad_f += 1;
+        self.oracle.grad_f(x, y, batch, gx, gy)?;
+        check_finite("grad_f", gx)?;
+        check_finite("grad_f", gy)
+    }
+
+    pub fn grad_g(&mut self, x: &[T], ys: &[T], batch: Batch, gx: Option<&mut [T]>, gy: &mut [T]) -> Result<()> {
+        self.counts.grad_g += ys.len() / self.dy.max(1);
+        match gx {
+            Some(gx) => {
+                self.oracle.grad_g(x, ys, batch, Some(&mut *gx), gy)?;
+                check_finite("grad_g", gx)?;
+            }
+            None => self.oracle.grad_g(x, ys, batch, None, gy)?,
+        }
+        check_finite("grad_g", gy)
+    }
+
+    pub fn second(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        batch: Batch,
+        hyy: Option<&mut [T]>,
+        hxy: Option<&mut [T]>,
+    ) -> Result<()> {
+        if self.oracle.has_second() {
+            self.counts.hvp_yy += hyy.is_some() as usize;
+            self.counts.jvp_xy += hxy.is_some() as usize;
+        } else {
+            self.counts.fd_second += 1;
+            self.counts.grad_g += 2;
+        }
+        let (a, b) = (hyy.is_some(), hxy.is_some());
+        let mut hyy = hyy;
+        let mut hxy = hxy;
+        self.oracle.second(x, y, v, batch, hyy.as_deref_mut(), hxy.as_deref_mut())?;
+        if a {
+            check_finite("hvp_yy", hyy.as_deref().unwrap_or(&[]))?;
+        }
+        if b {
+            check_finite("jvp_xy", hxy.as_deref().unwrap_or(&[]))?;
+        }
+        Ok(())
+    }
+
+    /// `H v` only.
+    pub fn hvp(&mut self, x: &[T], y: &[T], v: &[T], batch: Batch, out: &mut [T]) -> Result<()> {
+        self.second(x, y, v, batch, Some(out), None)
+    }
+
+    /// `H v` by central differences of `grad_g` even when the oracle has analytic products
+    /// (first-order methods stay first order).
+    pub fn hvp_fd(&mut self, x: &[T], y: &[T], v: &[T], out: &mut [T]) -> Result<()> {
+        self.counts.fd_second += 1;
+        self.counts.grad_g += 2;
+        fd_second(self.oracle, x, y, v, None, Some(&mut *out), None)?;
+        check_finite("grad_g", out)
+    }
+
+    /// `∇²ₓᵧg v` only.
+    pub fn jvp(&mut self, x: &[T], y: &[T], v: &[T], batch: Batch, out: &mut [T]) -> Result<()> {
+        self.second(x, y, v, batch, None, Some(out))
+    }
+
+    pub fn value_f(&mut self, x: &[T], y: &[T]) -> Result<f64> {
+        match self.oracle.value_f(x, y) {
+            Some(r) => {
+                self.counts.values += 1;
+                r
+            }
+            None => Ok(f64::NAN),
+        }
+    }
+}

@@ -1,0 +1,537 @@
+//! Bindings of `optcore_core::bilevel`: native problems as one opaque class
+//! ([`NativeBilevel`]), the Python oracle adaptor ([`PyOracle`], which takes the GIL only for
+//! each call of the user's functions), and per-dtype entry points for `minimize`,
+//! `hypergradient` and oracle evaluation. The Python layer validates everything first and
+//! wraps the user's functions so that they take and return flat arrays of the exact dtype.
+
+use crate::bridge::{copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
+use crate::halpern::NativeOperator;
+use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
+use optcore_core::bilevel::{
+    self, fd_second, Batch, HgMethod, LinSolve, Logistic, Method, Oracle, Options, Quadratic, Ridge, PHASE_NAMES,
+};
+use optcore_core::linalg::Design;
+use optcore_core::{OptError, Real};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple};
+use std::sync::{Arc, Mutex};
+
+/// A native bilevel problem (see `optcore.bilevel.problems`), in float64 and/or float32.
+#[pyclass(frozen, module = "optcore._core")]
+pub struct NativeBilevel {
+    p64: Option<Arc<dyn Oracle<f64>>>,
+    p32: Option<Arc<dyn Oracle<f32>>>,
+}
+
+#[pymethods]
+impl NativeBilevel {
+    /// `(d_x, d_y)`.
+    #[getter]
+    fn dims(&self) -> (usize, usize) {
+        match (&self.p64, &self.p32) {
+            (Some(p), _) => p.dims(),
+            (None, Some(p)) => p.dims(),
+            _ => (0, 0),
+        }
+    }
+    /// `(n_f, n_g)`: numbers of samples minibatches index into (0: not a finite sum).
+    #[getter]
+    fn n_samples(&self) -> (usize, usize) {
+        match (&self.p64, &self.p32) {
+            (Some(p), _) => p.n_samples(),
+            (None, Some(p)) => p.n_samples(),
+            _ => (0, 0),
+        }
+    }
+}
+
+fn vec_of<T: numpy::Element + Copy>(a: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<T>> {
+    let a = a.cast::<PyArray1<T>>().map_err(|_| PyTypeError::new_err(format!("{what}: expected a 1-D array of {}", std::any::type_name::<T>())))?;
+    Ok(a.readonly().as_slice()?.to_vec())
+}
+
+/// `("dense", data (flat), n, p)` or `("csr", indptr, indices, data, n, p)` (int64 indices).
+fn design<T: Real + numpy::Element>(spec: &Bound<'_, PyTuple>) -> PyResult<Design<T>> {
+    let kind: String = spec.get_item(0)?.extract()?;
+    let r = match kind.as_str() {
+        "dense" => Design::dense(vec_of(&spec.get_item(1)?, "X")?, spec.get_item(2)?.extract()?, spec.get_item(3)?.extract()?),
+        "csr" => {
+            let ip: Vec<i64> = vec_of(&spec.get_item(1)?, "indptr")?;
+            let ix: Vec<i64> = vec_of(&spec.get_item(2)?, "indices")?;
+            if ip.iter().chain(&ix).any(|&v| v < 0) {
+                return Err(PyValueError::new_err("CSR indices must be non-negative"));
+            }
+            Design::csr(
+                ip.iter().map(|&v| v as usize).collect(),
+                ix.iter().map(|&v| v as usize).collect(),
+                vec_of(&spec.get_item(3)?, "data")?,
+                spec.get_item(4)?.extract()?,
+                spec.get_item(5)?.extract()?,
+            )
+        }
+        other => return Err(PyValueError::new_err(format!("unknown matrix kind {other:?}"))),
+    };
+    r.map_err(core_err)
+}
+
+/// The quadratic problem (float64 matrices; serves both dtypes).
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn bilevel_quadratic(
+    dx: usize,
+    dy: usize,
+    a_mat: PyReadonlyArray1<'_, f64>,
+    b_mat: PyReadonlyArray1<'_, f64>,
+    a_vec: PyReadonlyArray1<'_, f64>,
+    c_mat: PyReadonlyArray1<'_, f64>,
+    q_mat: PyReadonlyArray1<'_, f64>,
+    r_mat: PyReadonlyArray1<'_, f64>,
+    p_mat: PyReadonlyArray1<'_, f64>,
+    p_vec: PyReadonlyArray1<'_, f64>,
+    q_vec: PyReadonlyArray1<'_, f64>,
+) -> PyResult<NativeBilevel> {
+    let v = |a: &PyReadonlyArray1<'_, f64>| -> PyResult<Vec<f64>> { Ok(a.as_slice()?.to_vec()) };
+    let q = Quadratic {
+        dx,
+        dy,
+        a_mat: v(&a_mat)?,
+        b_mat: v(&b_mat)?,
+        a_vec: v(&a_vec)?,
+        c_mat: v(&c_mat)?,
+        q_mat: v(&q_mat)?,
+        r_mat: v(&r_mat)?,
+        p_mat: v(&p_mat)?,
+        p_vec: v(&p_vec)?,
+        q_vec: v(&q_vec)?,
+    };
+    q.validate().map_err(core_err)?;
+    let q = Arc::new(q);
+    Ok(NativeBilevel { p64: Some(q.clone()), p32: Some(q) })
+}
+
+macro_rules! native_ctor {
+    ($ridge:ident, $logistic:ident, $t:ty, $field:ident) => {
+        /// Ridge hyperparameter problem on data of this dtype.
+        #[pyfunction]
+        fn $ridge(
+            x_tr: Bound<'_, PyTuple>,
+            t_tr: Bound<'_, PyAny>,
+            x_val: Bound<'_, PyTuple>,
+            t_val: Bound<'_, PyAny>,
+            per_feature: bool,
+        ) -> PyResult<NativeBilevel> {
+            let p = Ridge::<$t>::new(design(&x_tr)?, vec_of(&t_tr, "y_tr")?, design(&x_val)?, vec_of(&t_val, "y_val")?, per_feature)
+                .map_err(core_err)?;
+            let mut nb = NativeBilevel { p64: None, p32: None };
+            nb.$field = Some(Arc::new(p));
+            Ok(nb)
+        }
+
+        /// Logistic hyper-cleaning problem on data of this dtype.
+        #[pyfunction]
+        fn $logistic(
+            x_tr: Bound<'_, PyTuple>,
+            l_tr: Vec<usize>,
+            x_val: Bound<'_, PyTuple>,
+            l_val: Vec<usize>,
+            classes: usize,
+            reg: f64,
+        ) -> PyResult<NativeBilevel> {
+            let p = Logistic::<$t>::new(design(&x_tr)?, l_tr, design(&x_val)?, l_val, classes, reg).map_err(core_err)?;
+            let mut nb = NativeBilevel { p64: None, p32: None };
+            nb.$field = Some(Arc::new(p));
+            Ok(nb)
+        }
+    };
+}
+native_ctor!(bilevel_ridge_f64, bilevel_logistic_f64, f64, p64);
+native_ctor!(bilevel_ridge_f32, bilevel_logistic_f32, f32, p32);
+
+/// The user's problem, called through the Python wrappers of `optcore.bilevel.Problem`
+/// (flat arrays of the exact dtype in and out; shapes and finiteness checked there). Each
+/// call takes the GIL; an exception is kept in `pending` and ends the run.
+struct PyOracle {
+    dx: usize,
+    dy: usize,
+    nf: usize,
+    ng: usize,
+    grad_f: Py<PyAny>,
+    grad_g: Py<PyAny>,
+    second: Option<Py<PyAny>>,
+    has_h: bool,
+    has_j: bool,
+    value_f: Option<Py<PyAny>>,
+    pending: Mutex<Option<PyErr>>,
+}
+
+impl PyOracle {
+    fn from_spec(spec: &Bound<'_, PyTuple>) -> PyResult<Self> {
+        let opt = |i: usize| -> PyResult<Option<Py<PyAny>>> {
+            let o = spec.get_item(i)?;
+            Ok(if o.is_none() { None } else { Some(o.unbind()) })
+        };
+        Ok(PyOracle {
+            dx: spec.get_item(0)?.extract()?,
+            dy: spec.get_item(1)?.extract()?,
+            nf: spec.get_item(2)?.extract()?,
+            ng: spec.get_item(3)?.extract()?,
+            grad_f: spec.get_item(4)?.unbind(),
+            grad_g: spec.get_item(5)?.unbind(),
+            second: opt(6)?,
+            has_h: spec.get_item(7)?.extract()?,
+            has_j: spec.get_item(8)?.extract()?,
+            value_f: opt(9)?,
+            pending: Mutex::new(None),
+        })
+    }
+
+    fn take_pending(&self) -> Option<PyErr> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Runs `f` with the GIL; an exception is stored and becomes an `OptError`.
+    fn call<R>(&self, f: impl FnOnce(Python<'_>) -> PyResult<R>) -> optcore_core::error::Result<R> {
+        Python::attach(f).map_err(|e| {
+            *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+            OptError::InvalidInput("a user oracle raised an exception".into())
+        })
+    }
+}
+
+fn batch_obj<'py>(py: Python<'py>, b: Batch) -> Bound<'py, PyAny> {
+    match b {
+        Some(idx) => PyArray1::from_vec(py, idx.iter().map(|&i| i as i64).collect::<Vec<i64>>()).into_any(),
+        None => py.None().into_bound(py),
+    }
+}
+
+fn copy_out<T: numpy::Element + Copy>(o: &Bound<'_, PyAny>, out: &mut [T]) -> PyResult<()> {
+    copy_array_into(o, out, "internal: the oracle wrapper")
+}
+
+impl<T: Real + numpy::Element> Oracle<T> for PyOracle {
+    fn dims(&self) -> (usize, usize) {
+        (self.dx, self.dy)
+    }
+    fn n_samples(&self) -> (usize, usize) {
+        (self.nf, self.ng)
+    }
+    fn grad_f(&self, x: &[T], y: &[T], batch: Batch, gx: &mut [T], gy: &mut [T]) -> optcore_core::error::Result<()> {
+        self.call(|py| {
+            let r = self.grad_f.bind(py).call1((PyArray1::from_slice(py, x), PyArray1::from_slice(py, y), batch_obj(py, batch)))?;
+            let t = r.cast::<PyTuple>()?;
+            copy_out(&t.get_item(0)?, gx)?;
+            copy_out(&t.get_item(1)?, gy)
+        })
+    }
+    fn grad_g(&self, x: &[T], ys: &[T], batch: Batch, gx: Option<&mut [T]>, gy: &mut [T]) -> optcore_core::error::Result<()> {
+        self.call(|py| {
+            let want_x = gx.is_some();
+            let r = self.grad_g.bind(py).call1((
+                PyArray1::from_slice(py, x),
+                PyArray1::from_slice(py, ys),
+                batch_obj(py, batch),
+                want_x,
+            ))?;
+            let t = r.cast::<PyTuple>()?;
+            if let Some(gx) = gx {
+                copy_out(&t.get_item(0)?, gx)?;
+            }
+            copy_out(&t.get_item(1)?, gy)
+        })
+    }
+    fn has_second(&self) -> bool {
+        self.has_h && self.has_j
+    }
+    fn second(
+        &self,
+        x: &[T],
+        y: &[T],
+        v: &[T],
+        batch: Batch,
+        hyy: Option<&mut [T]>,
+        hxy: Option<&mut [T]>,
+    ) -> optcore_core::error::Result<()> {
+        // Analytic where the user gave the product, finite differences for the rest.
+        let (ah, aj) = (hyy.is_some() && self.has_h, hxy.is_some() && self.has_j);
+        let (mut hyy, mut hxy) = (hyy, hxy);
+        if ah || aj {
+            let f = self.second.as_ref().expect("has_h or has_j implies a second-order callable");
+            self.call(|py| {
+                let r = f.bind(py).call1((
+                    PyArray1::from_slice(py, x),
+                    PyArray1::from_slice(py, y),
+                    PyArray1::from_slice(py, v),
+                    batch_obj(py, batch),
+                    ah,
+                    aj,
+                ))?;
+                let t = r.cast::<PyTuple>()?;
+                if ah {
+                    copy_out(&t.get_item(0)?, hyy.as_deref_mut().unwrap_or(&mut []))?;
+                }
+                if aj {
+                    copy_out(&t.get_item(1)?, hxy.as_deref_mut().unwrap_or(&mut []))?;
+                }
+                Ok(())
+            })?;
+        }
+        let fh = if ah { None } else { hyy };
+        let fj = if aj { None } else { hxy };
+        if fh.is_some() || fj.is_some() {
+            fd_second(self, x, y, v, batch, fh, fj)?;
+        }
+        Ok(())
+    }
+    fn value_f(&self, x: &[T], y: &[T]) -> Option<optcore_core::error::Result<f64>> {
+        let f = self.value_f.as_ref()?;
+        Some(self.call(|py| f.bind(py).call1((PyArray1::from_slice(py, x), PyArray1::from_slice(py, y)))?.extract::<f64>()))
+    }
+}
+
+fn get<'py, V: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<V>> {
+    match d.get_item(key)? {
+        Some(v) if !v.is_none() => Ok(Some(v.extract().map_err(Into::into)?)),
+        _ => Ok(None),
+    }
+}
+
+fn build_options<T: Real>(method: &str, d: &Bound<'_, PyDict>, proj: impl Fn(&Bound<'_, NativeOperator>) -> optcore_core::halpern::SharedOp<T>) -> PyResult<Options<T>> {
+    let m = match method {
+        "f2sa" => Method::F2sa,
+        "penalty" => Method::Penalty,
+        "aid" => Method::Aid,
+        "itd" => Method::Itd,
+        "soba" => Method::Soba,
+        "borep" => Method::Borep,
+        other => return Err(PyValueError::new_err(format!("unknown method {other:?}"))),
+    };
+    let mut o = Options::<T>::new(m);
+    macro_rules! set {
+        ($($k:ident),*) => { $( if let Some(v) = get(d, stringify!($k))? { o.$k = v; } )* };
+    }
+    set!(maxiter, tol, inner_steps, decay, batch_f, batch_g, seed, cg_maxiter, cg_tol, neumann_terms, lam0, lam_delta, lam_power, lam_max, sigma, inner_tol, beta, period, radius, refine_steps, lipschitz_probes);
+    o.inner_step = get(d, "inner_step")?;
+    o.outer_step = get(d, "outer_step")?;
+    o.momentum = get(d, "momentum")?;
+    if let Some(s) = get::<String>(d, "solver")? {
+        o.lin_solve = match s.as_str() {
+            "cg" => LinSolve::Cg,
+            "neumann" => LinSolve::Neumann,
+            other => return Err(PyValueError::new_err(format!("unknown linear solver {other:?}"))),
+        };
+    }
+    for (key, slot) in [("project_x", &mut o.proj_x), ("project_y", &mut o.proj_y)] {
+        if let Some(v) = d.get_item(key)? {
+            if !v.is_none() {
+                *slot = Some(proj(v.cast::<NativeOperator>()?));
+            }
+        }
+    }
+    Ok(o)
+}
+
+/// The problem: a `NativeBilevel` of the right dtype or a Python oracle spec tuple.
+enum Prob<T: Real> {
+    Native(Arc<dyn Oracle<T>>),
+    Py(Arc<PyOracle>),
+}
+
+impl<T: Real + numpy::Element> Prob<T> {
+    fn oracle(&self) -> &dyn Oracle<T> {
+        match self {
+            Prob::Native(p) => &**p,
+            Prob::Py(p) => &**p,
+        }
+    }
+    /// The user oracle's exception, if one ended the run (it takes precedence).
+    fn pending(&self) -> Option<PyErr> {
+        match self {
+            Prob::Py(p) => p.take_pending(),
+            Prob::Native(_) => None,
+        }
+    }
+}
+
+macro_rules! bilevel_fns {
+    ($min:ident, $hg:ident, $eval:ident, $prob:ident, $t:ty, $field:ident, $opfield:ident) => {
+        fn $prob(problem: &Bound<'_, PyAny>) -> PyResult<Prob<$t>> {
+            if let Ok(n) = problem.cast::<NativeBilevel>() {
+                return n.get().$field.clone().map(Prob::Native).ok_or_else(|| {
+                    PyTypeError::new_err(concat!("this native problem holds no ", stringify!($t), " data"))
+                });
+            }
+            Ok(Prob::Py(Arc::new(PyOracle::from_spec(problem.cast::<PyTuple>()?)?)))
+        }
+
+        /// Runs a bilevel method; returns a dict (see `optcore.bilevel.minimize`).
+        #[pyfunction]
+        #[pyo3(signature = (problem, x0, y0, method, options, progress=None, check_every=10, workers=None))]
+        #[allow(clippy::too_many_arguments)]
+        fn $min<'py>(
+            py: Python<'py>,
+            problem: Bound<'py, PyAny>,
+            x0: PyReadonlyArray1<'py, $t>,
+            y0: PyReadonlyArray1<'py, $t>,
+            method: &str,
+            options: Bound<'py, PyDict>,
+            progress: Option<Py<PyAny>>,
+            check_every: usize,
+            workers: Option<usize>,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let prob = $prob(&problem)?;
+            let opts = build_options::<$t>(method, &options, |op| op.get().$opfield.clone())?;
+            let (x0, y0) = (x0.as_slice()?, y0.as_slice()?);
+            let mut obs = PyObserver::new(progress, check_every);
+            let oracle = prob.oracle();
+            let out = run_detached(py, workers, || bilevel::minimize(oracle, x0, y0, &opts, &mut obs))?;
+            if let Some(e) = prob.pending() {
+                return Err(e);
+            }
+            let out = out.map_err(core_err)?;
+            obs.raise_pending()?;
+            let (status, detail) = status_of(&out.termination);
+            let d = PyDict::new(py);
+            let (nx, ny) = (out.x.len(), out.y.len());
+            d.set_item("x", to_array(py, out.x, &[nx])?)?;
+            d.set_item("y", to_array(py, out.y, &[ny])?)?;
+            d.set_item("fun", out.fun)?;
+            d.set_item("hypergrad_norm", out.hypergrad_norm)?;
+            d.set_item("lower_residual", out.lower_residual)?;
+            d.set_item("nit", out.nit)?;
+            let c = out.counts;
+            let counts = PyDict::new(py);
+            counts.set_item("grad_f", c.grad_f)?;
+            counts.set_item("grad_g", c.grad_g)?;
+            counts.set_item("hvp_yy", c.hvp_yy)?;
+            counts.set_item("jvp_xy", c.jvp_xy)?;
+            counts.set_item("fd_second", c.fd_second)?;
+            counts.set_item("value_f", c.values)?;
+            d.set_item("oracle_calls", counts)?;
+            let times = PyDict::new(py);
+            for (name, t) in PHASE_NAMES.iter().zip(out.times) {
+                times.set_item(*name, t)?;
+            }
+            d.set_item("phase_times", times)?;
+            d.set_item("inner_step", out.inner_step)?;
+            d.set_item("outer_step", out.outer_step)?;
+            d.set_item("lam", out.lam)?;
+            d.set_item("status", status)?;
+            d.set_item("detail", detail)?;
+            Ok(d)
+        }
+
+        /// Hypergradient at `(x, y)`: `method` in "exact", "cg", "neumann".
+        #[pyfunction]
+        #[pyo3(signature = (problem, x, y, method, tol=1e-12, maxiter=1000, terms=100, eta=1.0))]
+        #[allow(clippy::too_many_arguments)]
+        fn $hg<'py>(
+            py: Python<'py>,
+            problem: Bound<'py, PyAny>,
+            x: PyReadonlyArray1<'py, $t>,
+            y: PyReadonlyArray1<'py, $t>,
+            method: &str,
+            tol: f64,
+            maxiter: usize,
+            terms: usize,
+            eta: f64,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let prob = $prob(&problem)?;
+            let m = match method {
+                "exact" => HgMethod::Exact,
+                "cg" => HgMethod::Cg { tol, maxiter },
+                "neumann" => HgMethod::Neumann { terms, eta },
+                other => return Err(PyValueError::new_err(format!("unknown hypergradient method {other:?}"))),
+            };
+            let (x, y) = (x.as_slice()?, y.as_slice()?);
+            let oracle = prob.oracle();
+            let out = run_detached(py, None, || bilevel::hypergradient(oracle, x, y, m))?;
+            if let Some(e) = prob.pending() {
+                return Err(e);
+            }
+            let (g, v, _) = out.map_err(core_err)?;
+            let d = PyDict::new(py);
+            let (nx, ny) = (g.len(), v.len());
+            d.set_item("hypergrad", to_array(py, g, &[nx])?)?;
+            d.set_item("v", to_array(py, v, &[ny])?)?;
+            Ok(d)
+        }
+
+        /// Oracles at one point: `grad_f`, `grad_g` (x and y parts), `f` and, with `v`, the
+        /// second-order products.
+        #[pyfunction]
+        #[pyo3(signature = (problem, x, y, v=None))]
+        fn $eval<'py>(
+            py: Python<'py>,
+            problem: Bound<'py, PyAny>,
+            x: PyReadonlyArray1<'py, $t>,
+            y: PyReadonlyArray1<'py, $t>,
+            v: Option<PyReadonlyArray1<'py, $t>>,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            let prob = $prob(&problem)?;
+            let (x, y) = (x.as_slice()?, y.as_slice()?);
+            let v = match &v {
+                Some(v) => Some(v.as_slice()?),
+                None => None,
+            };
+            let o = prob.oracle();
+            let (dx, dy) = o.dims();
+            if x.len() != dx || y.len() != dy || v.is_some_and(|v| v.len() != dy) {
+                return Err(PyValueError::new_err(format!("expected x of length {dx} and y (and v) of length {dy}")));
+            }
+            type Vals = (Vec<$t>, Vec<$t>, Vec<$t>, Vec<$t>, Option<(Vec<$t>, Vec<$t>)>, f64, f64);
+            let out = run_detached(py, None, || -> optcore_core::error::Result<Vals> {
+                let (mut fx, mut fy, mut gx, mut gy) = (vec![0.0; dx], vec![0.0; dy], vec![0.0; dx], vec![0.0; dy]);
+                o.grad_f(x, y, None, &mut fx, &mut fy)?;
+                o.grad_g(x, y, None, Some(&mut gx), &mut gy)?;
+                let sec = match v {
+                    Some(v) => {
+                        let (mut h, mut j) = (vec![0.0; dy], vec![0.0; dx]);
+                        o.second(x, y, v, None, Some(&mut h), Some(&mut j))?;
+                        Some((h, j))
+                    }
+                    None => None,
+                };
+                let f = o.value_f(x, y).transpose()?.unwrap_or(f64::NAN);
+                let g = o.value_g(x, y).transpose()?.unwrap_or(f64::NAN);
+                Ok((fx, fy, gx, gy, sec, f, g))
+            })?;
+            if let Some(e) = prob.pending() {
+                return Err(e);
+            }
+            let (fx, fy, gx, gy, sec, f, g) = out.map_err(core_err)?;
+            let d = PyDict::new(py);
+            d.set_item("grad_f_x", to_array(py, fx, &[dx])?)?;
+            d.set_item("grad_f_y", to_array(py, fy, &[dy])?)?;
+            d.set_item("grad_g_x", to_array(py, gx, &[dx])?)?;
+            d.set_item("grad_g_y", to_array(py, gy, &[dy])?)?;
+            if let Some((h, j)) = sec {
+                d.set_item("hvp_yy", to_array(py, h, &[dy])?)?;
+                d.set_item("jvp_xy", to_array(py, j, &[dx])?)?;
+            }
+            d.set_item("f", f)?;
+            d.set_item("g", g)?;
+            Ok(d)
+        }
+    };
+}
+
+bilevel_fns!(bilevel_minimize_f64, bilevel_hypergradient_f64, bilevel_eval_f64, prob_f64, f64, p64, op64);
+bilevel_fns!(bilevel_minimize_f32, bilevel_hypergradient_f32, bilevel_eval_f32, prob_f32, f32, p32, op32);
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeBilevel>()?;
+    m.add_function(wrap_pyfunction!(bilevel_quadratic, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_ridge_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_ridge_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_logistic_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_logistic_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_minimize_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_minimize_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_hypergradient_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_hypergradient_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_eval_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_eval_f32, m)?)?;
+    Ok(())
+}
