@@ -674,6 +674,9 @@ INTERRUPT_SCRIPT = textwrap.dedent(
     import numpy as np
     from optcore.fixed_point import halpern, operators as ops
 
+    # SIGINT may be inherited ignored (a background launch): install Python's handler.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     d = 2000
     rng = np.random.default_rng(0)
     T = ops.DouglasRachford(ops.Ball(np.zeros(d), 1.0), ops.Affine(rng.normal(size=(5, d)), np.ones(5)))

@@ -851,6 +851,11 @@ INTERRUPT_SCRIPT = textwrap.dedent(
     import numpy as np
     import optcore
 
+    # A process started in the background by a non-interactive shell inherits SIGINT ignored,
+    # and then Python installs no handler: install it, so the test does not depend on how the
+    # test run itself was launched.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
     method = sys.argv[1]
     # Solves that take seconds: slow convergence at small reg (scaling: as small as it can go).
     n, reg = (1000, 1.5e-3) if method == "scaling" else (400, 1e-4)
