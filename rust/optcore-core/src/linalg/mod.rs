@@ -1,8 +1,10 @@
 //! Linear algebra shared by the solvers: vector helpers that accumulate in f64, a design
-//! matrix that is dense (row-major) or CSR, and conjugate gradients on a matrix-free SPD
+//! matrix that is dense (row-major) or CSR, a plain f64 CSR matrix with a row-parallel
+//! product ([`csr::Csr`], the LP solver's), and conjugate gradients on a matrix-free SPD
 //! operator.
 
 pub mod cg;
+pub mod csr;
 pub mod design;
 
 pub use cg::{cg, CgInfo};
