@@ -216,7 +216,6 @@ def solve_log(kern, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrela
     nit = 0
     status, detail = 1, ""
     tighten = 1.0
-    last_err = np.full(B, np.inf)
     stage_count = 0
     for si, eps in enumerate(stages):
         last = si == len(stages) - 1
@@ -247,7 +246,6 @@ def solve_log(kern, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrela
             worst = errs.max(axis=1)
             for e in worst:
                 relax.observe(float(e))
-            last_err = errs[-1]
             err = float(worst[-1])
             if nbad or not np.isfinite(err):
                 status = 4
@@ -299,7 +297,6 @@ def solve_log(kern, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrela
     if status == 0 and out["marginal_error"].max() > tol:
         status = 1  # (cannot happen: the plan was re-measured before stopping)
         out["status"] = status
-    del last_err
     return out
 
 
@@ -370,7 +367,7 @@ def solve_scaling(xp, M, a, b, reg, *, tol, maxiter, f0=None, g0=None, check_eve
             status, detail = 4, _stall_detail(stall.best, tol, dtype)
             break
     u, v = u_prev, v_prev
-    P = u[:, :, None] * K * v[:, None, :] if shared else u[:, :, None] * K * v[:, None, :]
+    P = u[:, :, None] * K * v[:, None, :]  # K is (n, m) shared or (k, n, m): broadcasting covers both
     P = P.astype(dtype)
     rows = P.sum(axis=2, dtype=np.float64)
     cols = P.sum(axis=1, dtype=np.float64)

@@ -2,9 +2,9 @@
 //! ([`FiniteSumProblem`]: a native matrix game or linear operator, or Python callables) and
 //! the solver. Inputs are C-contiguous float64 arrays (the Python layer validates them).
 
-use crate::bridge::{call_python, core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
 use crate::halpern::NativeOperator;
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::halpern::monotone::{solve, FiniteSum, GameSum, LinearSum, Method, Options};
 use optcore_core::halpern::SharedOp;
 use pyo3::exceptions::PyValueError;
@@ -73,14 +73,7 @@ impl PyFiniteSum {
     fn call_vec(&self, f: &Py<PyAny>, arg: &[f64], out: &mut [f64], what: &str) -> optcore_core::error::Result<()> {
         call_python(&self.pending, what, |py| -> PyResult<()> {
             let r = f.bind(py).call1((PyArray1::from_slice(py, arg),))?;
-            let r = r.cast::<PyArray1<f64>>().map_err(|_| PyValueError::new_err(format!("{what} must return a 1-D float64 array")))?;
-            let r = r.readonly();
-            let s = r.as_slice()?;
-            if s.len() != out.len() {
-                return Err(PyValueError::new_err(format!("{what} returned {} values; expected {}", s.len(), out.len())));
-            }
-            out.copy_from_slice(s);
-            Ok(())
+            copy_array_into(&r, out, what)
         })
     }
 }
@@ -97,14 +90,7 @@ impl FiniteSum for PyFiniteSum {
         call_python(&self.pending, "F", |py| -> PyResult<()> {
             let idx = PyArray1::from_slice(py, &[i as i64]);
             let r = self.component.bind(py).call1((idx, PyArray1::from_slice(py, z)))?;
-            let r = r.cast::<PyArray1<f64>>().map_err(|_| PyValueError::new_err("F must return float64 values"))?;
-            let r = r.readonly();
-            let v = r.as_slice()?;
-            if v.len() != self.d {
-                return Err(PyValueError::new_err(format!("F returned {} values for one index; expected {}", v.len(), self.d)));
-            }
-            row.copy_from_slice(v);
-            Ok(())
+            copy_array_into(&r, &mut row, "F")
         })?;
         for (o, r) in out.iter_mut().zip(&row) {
             *o += s * r;
