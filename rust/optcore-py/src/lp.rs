@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 #[pyfunction]
-#[pyo3(signature = (indptr, indices, data, m, n, c, lc, uc, lv, uv, x0=None, y0=None, tol=1e-6, maxiter=usize::MAX, time_limit=f64::INFINITY, check_every=64, tol_infeasible=1e-8, progress=None))]
+#[pyo3(signature = (indptr, indices, data, m, n, c, lc, uc, lv, uv, x0=None, y0=None, tol=1e-6, maxiter=usize::MAX, time_limit=f64::INFINITY, check_every=64, tol_infeasible=1e-6, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn linprog_pdhg<'py>(
     py: Python<'py>,

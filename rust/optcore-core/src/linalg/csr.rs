@@ -136,6 +136,22 @@ impl Csr {
         }
     }
 
+    /// Per column: `max_i |a_ij|` for `p = ∞`, else `Σ_i |a_ij|^p` (without a transpose).
+    pub fn col_norms(&self, p: f64) -> Vec<f64> {
+        let mut out = vec![0.0f64; self.ncols];
+        for (&j, &v) in self.indices.iter().zip(&self.data) {
+            let o = &mut out[j as usize];
+            if p.is_infinite() {
+                *o = o.max(v.abs());
+            } else if p == 1.0 {
+                *o += v.abs();
+            } else {
+                *o += v.abs().powf(p);
+            }
+        }
+        out
+    }
+
     /// Per row: `max |a_ij|` for `p = ∞`, else `Σ_j |a_ij|^p`.
     pub fn row_norms(&self, p: f64) -> Vec<f64> {
         (0..self.nrows)
@@ -143,6 +159,8 @@ impl Csr {
                 let v = &self.data[self.indptr[i]..self.indptr[i + 1]];
                 if p.is_infinite() {
                     v.iter().fold(0.0f64, |m, x| m.max(x.abs()))
+                } else if p == 1.0 {
+                    v.iter().map(|x| x.abs()).sum::<f64>()
                 } else {
                     v.iter().map(|x| x.abs().powf(p)).sum::<f64>()
                 }
