@@ -774,6 +774,49 @@ mod tests {
     }
 
     #[test]
+    fn results_do_not_depend_on_the_number_of_threads() {
+        // Large enough for the parallel passes and the chunked convergence checks.
+        let (m, n) = (3000usize, 40_000usize);
+        let mut state = 99u64;
+        let mut rnd = || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64) / ((1u64 << 53) as f64)
+        };
+        let (mut indptr, mut indices, mut data) = (vec![0], vec![], vec![]);
+        for i in 0..m {
+            let mut cols: Vec<usize> = (0..20).map(|_| (rnd() * n as f64) as usize % n).collect();
+            cols.push(i);
+            cols.sort_unstable();
+            cols.dedup();
+            for j in cols {
+                indices.push(j);
+                data.push(rnd() + 0.1);
+            }
+            indptr.push(data.len());
+        }
+        let a = Csr::new(m, n, indptr, indices, data).unwrap();
+        let c: Vec<f64> = (0..n).map(|_| rnd() - 0.3).collect();
+        let lp = Lp {
+            a,
+            c,
+            lc: vec![f64::NEG_INFINITY; m],
+            uc: vec![1.0; m],
+            lv: vec![0.0; n],
+            uv: (0..n).map(|j| if j % 3 == 0 { f64::INFINITY } else { 2.0 }).collect(),
+        };
+        let opts = Options { maxiter: 640, ..Options::default() };
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| solve(&lp, None, None, &opts, &mut NoObserver).unwrap())
+        };
+        let (one, two) = (run(1), run(3));
+        assert_eq!(one.nit, two.nit);
+        assert_eq!(one.restarts, two.restarts);
+        assert!(one.x == two.x && one.y == two.y, "iterates differ between 1 and 3 threads");
+        assert_eq!(one.rel_gap.to_bits(), two.rel_gap.to_bits());
+    }
+
+    #[test]
     fn lanczos_matches_a_long_power_iteration() {
         // a random sparse 300 × 200 matrix with a nearly repeated top singular value
         let (m, n) = (300usize, 200usize);
