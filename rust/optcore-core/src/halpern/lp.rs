@@ -773,15 +773,20 @@ mod tests {
         assert!((out.y[0] + 0.4).abs() < 1e-6 && (out.y[1] + 0.2).abs() < 1e-6, "{:?}", out.y);
     }
 
+    /// Uniform [0, 1) numbers from a fixed seed (a plain LCG: test data only).
+    fn uniform(seed: u64) -> impl FnMut() -> f64 {
+        let mut state = seed;
+        move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 11) as f64) / ((1u64 << 53) as f64)
+        }
+    }
+
     #[test]
     fn results_do_not_depend_on_the_number_of_threads() {
         // Large enough for the parallel passes and the chunked convergence checks.
         let (m, n) = (3000usize, 40_000usize);
-        let mut state = 99u64;
-        let mut rnd = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 11) as f64) / ((1u64 << 53) as f64)
-        };
+        let mut rnd = uniform(99);
         let (mut indptr, mut indices, mut data) = (vec![0], vec![], vec![]);
         for i in 0..m {
             let mut cols: Vec<usize> = (0..20).map(|_| (rnd() * n as f64) as usize % n).collect();
@@ -820,11 +825,7 @@ mod tests {
     fn lanczos_matches_a_long_power_iteration() {
         // a random sparse 300 × 200 matrix with a nearly repeated top singular value
         let (m, n) = (300usize, 200usize);
-        let mut state = 12345u64;
-        let mut rnd = || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 11) as f64) / ((1u64 << 53) as f64)
-        };
+        let mut rnd = uniform(12345);
         let (mut indptr, mut indices, mut data) = (vec![0], vec![], vec![]);
         for i in 0..m {
             for j in 0..n {
