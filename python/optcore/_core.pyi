@@ -121,7 +121,7 @@ def linprog_pdhg(
     c: npt.NDArray[np.float64], lc: npt.NDArray[np.float64], uc: npt.NDArray[np.float64],
     lv: npt.NDArray[np.float64], uv: npt.NDArray[np.float64], x0: npt.NDArray[np.float64] | None = None,
     y0: npt.NDArray[np.float64] | None = None, tol: float = 1e-6, maxiter: int = ..., time_limit: float = ...,
-    check_every: int = 64, tol_infeasible: float = 1e-8, progress: _Progress = None,
+    check_every: int = 64, tol_infeasible: float = 1e-6, presolve: bool = True, progress: _Progress = None,
 ) -> dict[str, Any]: ...
 
 # --- zeroth-order (rust/optcore-py/src/zo.rs) ------------------------------------------------

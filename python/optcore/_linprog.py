@@ -166,15 +166,17 @@ def linprog(
         The only method (other names raise ``ValueError``).
     callback : callable, optional
         ``callback(res)`` at every convergence check (every ``options['check_every']``
-        iterations, default 64) with an ``OptimizeResult`` holding ``x``, ``fun``, ``nit`` and the
-        current relative residuals ``rel_primal``, ``rel_dual``, ``rel_gap``, the primal weight
+        iterations, default 64) with an ``OptimizeResult`` holding ``x``, ``fun``, ``nit``, the
+        current duals ``ineqlin.marginals`` and ``eqlin.marginals``, the relative residuals ``rel_primal``, ``rel_dual``, ``rel_gap``, the primal weight
         ``primal_weight`` (ω: primal step η/ω, dual step ηω, scaled problem) and ``restarts``; raising
         ``StopIteration`` stops with status 99.
     options : dict, optional
         ``check_every`` (iterations between checks), ``tol_infeasible`` (tolerance of the
         infeasibility certificates: a ray's sign violation relative to its objective, default
         1e-6; 1e-4 declared 7 feasible Netlib problems infeasible, 1e-8 misses 4 more of the
-        infeasible ones), and ``maxiter`` / ``time_limit`` / ``disp``
+        infeasible ones), ``presolve`` (default True: before iterating, a few rounds of bound
+        propagation look for a row whose activity range misses its bounds, which proves the LP
+        infeasible at once; the problem itself is solved unchanged), and ``maxiter`` / ``time_limit`` / ``disp``
         (SciPy's spelling, same as the keywords).
     x0, y0 : array_like, optional
         Warm start: primal ``x`` (length n) and dual ``y`` (one value per row of ``A_ub`` then
@@ -203,7 +205,7 @@ def linprog(
     if not isinstance(method, str) or method.lower() not in ("halpern-pdhg", "pdhg"):
         raise ValueError(f"Unknown solver {method!r}: optcore.linprog has method='halpern-pdhg'.")
     opts = dict(options or {})
-    known = {"check_every", "tol_infeasible", "maxiter", "time_limit", "disp"}
+    known = {"check_every", "tol_infeasible", "presolve", "maxiter", "time_limit", "disp"}
     unknown = set(opts) - known
     if unknown:
         raise ValueError(f"Unrecognized options {sorted(unknown)}; known: {sorted(known)}.")
@@ -236,6 +238,9 @@ def linprog(
     time_limit = float("inf") if time_limit is None else positive_scalar(time_limit, "time_limit")
     check_every = positive_int(opts.get("check_every", 64), "options['check_every']")
     tol_inf = nonnegative_scalar(opts.get("tol_infeasible", 1e-6), "options['tol_infeasible']")
+    presolve = opts.get("presolve", True)
+    if not isinstance(presolve, (bool, np.bool_)):
+        raise ValueError(f"options['presolve'] must be True or False, got {presolve!r}.")
     m_ub, m_eq = Aub.shape[0], Aeq.shape[0]
     A = sp.vstack([Aub, Aeq], format="csr").astype(np.float64)
     A.sum_duplicates()
@@ -257,7 +262,9 @@ def linprog(
 
     def build(state: dict) -> OptimizeResult:
         x = state["x"]
+        y = state["y"]
         return OptimizeResult(x=x, fun=float(cvec @ x), nit=state["nit"], rel_primal=state.get("rel_primal"),
+                              ineqlin=OptimizeResult(marginals=y[:m_ub]), eqlin=OptimizeResult(marginals=y[m_ub:]),
                               rel_dual=state.get("rel_dual"), rel_gap=state.get("rel_gap"),
                               primal_weight=state.get("primal_weight"), restarts=int(state.get("restarts", 0)),
                               phase=2, status=1, message="in progress")
@@ -266,7 +273,7 @@ def linprog(
     out = _core.linprog_pdhg(
         A.indptr.astype(np.int64), A.indices.astype(np.int64), np.ascontiguousarray(A.data), m, n,
         np.ascontiguousarray(cvec), lc, uc, lb, ub, xs, ys, tol=tol, maxiter=int(min(maxiter, 2**62)),
-        time_limit=time_limit, check_every=check_every, tol_infeasible=tol_inf,
+        time_limit=time_limit, check_every=check_every, tol_infeasible=tol_inf, presolve=bool(presolve),
         progress=progress if progress.active else None,
     )
     status = int(out["status"])

@@ -9,7 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 #[pyfunction]
-#[pyo3(signature = (indptr, indices, data, m, n, c, lc, uc, lv, uv, x0=None, y0=None, tol=1e-6, maxiter=usize::MAX, time_limit=f64::INFINITY, check_every=64, tol_infeasible=1e-6, progress=None))]
+#[pyo3(signature = (indptr, indices, data, m, n, c, lc, uc, lv, uv, x0=None, y0=None, tol=1e-6, maxiter=usize::MAX, time_limit=f64::INFINITY, check_every=64, tol_infeasible=1e-6, presolve=true, progress=None))]
 #[allow(clippy::too_many_arguments)]
 fn linprog_pdhg<'py>(
     py: Python<'py>,
@@ -30,6 +30,7 @@ fn linprog_pdhg<'py>(
     time_limit: f64,
     check_every: usize,
     tol_infeasible: f64,
+    presolve: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let to_usize = |v: &[i64]| -> Vec<usize> { v.iter().map(|&x| x.max(0) as usize).collect() };
@@ -46,7 +47,14 @@ fn linprog_pdhg<'py>(
     let x0 = x0.map(|v| v.as_slice().map(|s| s.to_vec())).transpose()?;
     let y0 = y0.map(|v| v.as_slice().map(|s| s.to_vec())).transpose()?;
     let _ = (indptr.len(), indices.len());
-    let opts = Options { tol, maxiter, time_limit, check_every: check_every.max(1), tol_infeasible };
+    let opts = Options {
+        tol,
+        maxiter,
+        time_limit,
+        check_every: check_every.max(1),
+        tol_infeasible,
+        propagation_rounds: if presolve { Options::default().propagation_rounds } else { 0 },
+    };
     let mut obs = PyObserver::new(progress, 1);
     let out = run_detached(py, None, || solve(&lp, x0.as_deref(), y0.as_deref(), &opts, &mut obs))?
         .map_err(core_err)?;

@@ -11,6 +11,7 @@
 
 pub mod iteration;
 pub mod lp;
+pub mod propagate;
 pub mod lu;
 pub mod monotone;
 pub mod operator;

@@ -25,6 +25,22 @@ pub struct Csr {
 const PARALLEL_WORK: usize = 40_000;
 
 impl Csr {
+    /// The nonzeros of a dense row-major matrix (small problems, tests).
+    pub fn from_dense(rows: &[&[f64]]) -> Self {
+        let (m, n) = (rows.len(), rows.first().map_or(0, |r| r.len()));
+        let (mut indptr, mut indices, mut data) = (vec![0], vec![], vec![]);
+        for r in rows {
+            for (j, &v) in r.iter().enumerate() {
+                if v != 0.0 {
+                    indices.push(j as u32);
+                    data.push(v);
+                }
+            }
+            indptr.push(data.len());
+        }
+        Csr { nrows: m, ncols: n, indptr, indices, data }
+    }
+
     pub fn new(nrows: usize, ncols: usize, indptr: Vec<usize>, indices: Vec<usize>, data: Vec<f64>) -> Result<Self> {
         if indptr.len() != nrows + 1 || indptr[0] != 0 || indptr[nrows] != data.len() || indices.len() != data.len() {
             return Err(OptError::InvalidInput("CSR arrays are inconsistent".into()));
