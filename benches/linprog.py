@@ -263,21 +263,37 @@ def main_large(args):
          "| problem | solver | status | time (s) | iterations | measured KKT | objective | vs optcore |",
          "|---|---|---|---|---|---|---|---|"]
     rows = []
+    def run(s, p):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                status, t, nit, x, y = SOLVERS[s](p, 1e-4, args.time_limit)
+            err, fun = kkt(p, x, y) if x is not None and y is not None else (np.inf, np.nan)
+        except Exception as exc:  # noqa: BLE001
+            status, t, nit, err, fun = f"error: {type(exc).__name__}: {str(exc)[:60]}", np.nan, 0, np.inf, np.nan
+        return status, t, nit, err, fun
+
     for name, p, known in large_problems(n_ot, m_r, n_r):
+        res = {s: run(s, p) for s in solvers}
+        # Runs under 2 s are noisy on a shared machine: 4 more rounds, solvers interleaved, and
+        # the median time is reported.
+        short = [s for s in solvers if res[s][1] < 2.0]
+        times = {s: [res[s][1]] for s in short}
+        for _ in range(4 if short else 0):
+            for s in short:
+                times[s].append(run(s, p)[1])
         base = None
         for s in solvers:
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    status, t, nit, x, y = SOLVERS[s](p, 1e-4, args.time_limit)
-                err, fun = kkt(p, x, y) if x is not None and y is not None else (np.inf, np.nan)
-            except Exception as exc:  # noqa: BLE001
-                status, t, nit, err, fun = f"error: {type(exc).__name__}: {str(exc)[:60]}", np.nan, 0, np.inf, np.nan
+            status, t, nit, err, fun = res[s]
+            if s in times:
+                t = float(np.median(times[s]))
             base = t if s == "optcore" else base
             ratio = f"{t / base:.1f}×" if base and np.isfinite(t) else ""
             extra = f" (known {known:.6g})" if known is not None else ""
-            L.append(f"| {name} | {s} | {status} | {t:.2f} | {nit} | {err:.1e} | {fun:.8g}{extra} | {ratio} |")
-            rows.append(dict(problem=name, solver=s, status=status, time=t, nit=int(nit), kkt=float(err), fun=float(fun)))
+            med = f" (median of {len(times[s])})" if s in times else ""
+            L.append(f"| {name} | {s} | {status} | {t:.2f}{med} | {nit} | {err:.1e} | {fun:.8g}{extra} | {ratio} |")
+            rows.append(dict(problem=name, solver=s, status=status, time=t, nit=int(nit), kkt=float(err), fun=float(fun),
+                             times=times.get(s, [t])))
             print(L[-1], file=sys.stderr, flush=True)
     L.append(f"\nTotal {(time.perf_counter() - t0) / 60:.1f} min; time limit {args.time_limit:g} s per solver and problem.")
     text = "\n".join(L) + "\n"

@@ -4,9 +4,11 @@
 //! duals `y` (`y_i > 0` where the lower row bound is active, `< 0` where the upper is) and
 //! reduced costs `λ = c − Aᵀy`.
 //!
+//! 0. Before iterating, a few rounds of bound propagation ([`super::propagate`]) look for a row
+//!    whose activity range misses its bounds (infeasibility proven without iterating).
 //! 1. Scaling: 10 Ruiz passes (∞-norms), one Pock–Chambolle pass (α = 1), then bounds divided by
 //!    `1 + ‖b‖₂` (finite row bounds) and `c` by `1 + ‖c‖₂`; everything is reported unscaled.
-//! 2. Steps `τ = η/ω`, `σ = ηω`, `η = 0.998 / ‖Â‖₂` (power iteration), primal weight `ω`.
+//! 2. Steps `τ = η/ω`, `σ = ηω`, `η = 0.998 / ‖Â‖₂` (Lanczos, with a margin), primal weight `ω`.
 //! 3. PDHG operator `T(x, y)`: `x̄ = Π_X(x − τ(c − Aᵀy))`, `x̃ = 2x̄ − x`,
 //!    `ȳ = y − σ(A x̃ − Π_[l_c,u_c](A x̃ − y/σ))`; reflected Halpern step
 //!    `z⁺ = (k+1)/(k+2) (2 T z − z) + z₀/(k+2)`, `k` counted since the last restart.
@@ -18,8 +20,6 @@
 //!    iterations) re-anchor at `T z` and update `ω` (cuPDLPx's PID control in log space, with
 //!    a reset to the best-balancing weight, then a residual-balancing factor
 //!    `(rel_primal / max(rel_dual, rel_gap))^(1/4)` within [0.1, 10]).
-//! 0. Before iterating, a few rounds of bound propagation ([`super::propagate`]) look for a row
-//!    whose activity range misses its bounds (infeasibility proven without iterating).
 //! 5. Infeasibility: the iterate difference over the last check interval, the one since the
 //!    last restart, and the dual iterate itself are tested as Farkas rays, scale-invariantly
 //!    (the violation of the ray's sign conditions relative to its objective, and that
@@ -471,6 +471,9 @@ pub fn solve(lp: &Lp, x0: Option<&[f64]>, y0: Option<&[f64]>, opts: &Options, ob
     if lp.c.len() != n || lp.lc.len() != m || lp.uc.len() != m || lp.lv.len() != n || lp.uv.len() != n {
         return Err(OptError::InvalidInput("LP arrays have inconsistent sizes".into()));
     }
+    if x0.is_some_and(|v| v.len() != n) || y0.is_some_and(|v| v.len() != m) {
+        return Err(OptError::InvalidInput(format!("the warm start needs {n} values of x and {m} of y")));
+    }
     if lp.lc.iter().zip(&lp.uc).any(|(l, u)| l > u || l.is_nan() || u.is_nan())
         || lp.lv.iter().zip(&lp.uv).any(|(l, u)| l > u || l.is_nan() || u.is_nan())
     {
@@ -845,8 +848,9 @@ mod tests {
 
     #[test]
     fn results_do_not_depend_on_the_number_of_threads() {
-        // Large enough for the parallel passes and the chunked convergence checks.
-        let (m, n) = (3000usize, 40_000usize);
+        // Large enough for the parallel passes (over 150 000 entries plus rows) and the chunked
+        // convergence checks.
+        let (m, n) = (8000usize, 40_000usize);
         let mut rnd = uniform(99);
         let (mut indptr, mut indices, mut data) = (vec![0], vec![], vec![]);
         for i in 0..m {
@@ -945,5 +949,21 @@ mod tests {
         };
         let out = solve(&lp, None, None, &Options::default(), &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Unbounded, "{}", out.reason);
+    }
+
+    #[test]
+    fn a_warm_start_of_the_wrong_length_is_an_error() {
+        let lp = Lp {
+            a: dense(&[&[1.0, 1.0]]),
+            c: vec![1.0, 1.0],
+            lc: vec![1.0],
+            uc: vec![f64::INFINITY],
+            lv: vec![0.0; 2],
+            uv: vec![f64::INFINITY; 2],
+        };
+        for (x0, y0) in [(Some(&[1.0][..]), None), (None, Some(&[1.0, 2.0][..]))] {
+            let err = solve(&lp, x0, y0, &Options::default(), &mut NoObserver).unwrap_err();
+            assert!(err.to_string().contains("warm start"), "{err}");
+        }
     }
 }

@@ -8,6 +8,8 @@
 //! point and infeasibility (no fixed point) detected from the drift of the iterates.
 //! [`monotone`] solves finite-sum monotone inclusions (matrix games, quadratic min-max, user
 //! sums) by variance-reduced Halpern (Cai, Alacaoglu & Diakonikolas 2024) and its baselines.
+//! [`lp`] solves LPs by restarted reflected Halpern PDHG, after [`propagate`] (bound
+//! propagation) has looked for a proof of infeasibility in the row activity ranges.
 
 pub mod iteration;
 pub mod lp;
