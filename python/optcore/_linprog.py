@@ -167,7 +167,8 @@ def linprog(
     callback : callable, optional
         ``callback(res)`` at every convergence check (every ``options['check_every']``
         iterations, default 64) with an ``OptimizeResult`` holding ``x``, ``fun``, ``nit``, the
-        current duals ``ineqlin.marginals`` and ``eqlin.marginals``, the relative residuals ``rel_primal``, ``rel_dual``, ``rel_gap``, the primal weight
+        current duals ``ineqlin.marginals`` and ``eqlin.marginals``, the relative residuals
+        ``rel_primal``, ``rel_dual``, ``rel_gap``, the primal weight
         ``primal_weight`` (ω: primal step η/ω, dual step ηω, scaled problem) and ``restarts``; raising
         ``StopIteration`` stops with status 99.
     options : dict, optional
@@ -176,7 +177,8 @@ def linprog(
         1e-6; 1e-4 declared 7 feasible Netlib problems infeasible, 1e-8 misses 4 more of the
         infeasible ones), ``presolve`` (default True: before iterating, a few rounds of bound
         propagation look for a row whose activity range misses its bounds, which proves the LP
-        infeasible at once; the problem itself is solved unchanged), and ``maxiter`` / ``time_limit`` / ``disp``
+        infeasible at once; the problem itself is solved unchanged), and ``maxiter`` /
+        ``time_limit`` / ``disp``
         (SciPy's spelling, same as the keywords).
     x0, y0 : array_like, optional
         Warm start: primal ``x`` (length n) and dual ``y`` (one value per row of ``A_ub`` then

@@ -124,7 +124,10 @@ pub fn prove_infeasible(lp: &Lp, rounds: usize) -> Option<Proof> {
                 if v == 0.0 {
                     continue;
                 }
-                // v x_j <= u_i − (min without j), v x_j >= l_i − (max without j)
+                // v x_j <= u_i − (min without j), v x_j >= l_i − (max without j). A column stored
+                // twice in the row may have been tightened by its first entry since the sums were
+                // taken; its term then only grows `min` / shrinks `max` less than it should, which
+                // loosens the implied bound: still valid.
                 let (lo_term, hi_term) = if v > 0.0 { (v * lb[j], v * ub[j]) } else { (v * ub[j], v * lb[j]) };
                 let upper_vx = if hi_row.is_finite() { hi_row - lo.without(k, lo_term, true) } else { f64::INFINITY };
                 let lower_vx = if lo_row.is_finite() { lo_row - hi.without(k, hi_term, false) } else { f64::NEG_INFINITY };
@@ -213,6 +216,21 @@ mod tests {
         // An empty row with a nonzero right-hand side is infeasible.
         let p = lp(&[&[1.0, -1.0], &[0.0, 0.0]], &[-1.0, 1.0], &[1.0, 1.0], &[-INF, -INF], &[INF, INF]);
         assert!(matches!(prove_infeasible(&p, 20), Some(Proof::Row { row: 1, .. })));
+    }
+
+    #[test]
+    fn a_column_stored_twice_in_a_row() {
+        // x + x = 2 (stored as two entries) with 0 <= x <= 5: feasible at x = 1. The first entry
+        // tightens x <= 2 before the second is read (see the note in `prove_infeasible`).
+        let p = Lp {
+            a: Csr::new(1, 1, vec![0, 2], vec![0, 0], vec![1.0, 1.0]).unwrap(),
+            c: vec![0.0],
+            lc: vec![2.0],
+            uc: vec![2.0],
+            lv: vec![0.0],
+            uv: vec![5.0],
+        };
+        assert_eq!(prove_infeasible(&p, 20), None);
     }
 
     #[test]
