@@ -737,7 +737,7 @@ fn pdhg_step(
     s: &Scaled,
     tau: f64,
     sigma: f64,
-    (wa, wt): (f64, f64),
+    w: (f64, f64),
     fused: bool,
     x: &mut [f64],
     y: &mut [f64],
@@ -748,63 +748,117 @@ fn pdhg_step(
     yb: &mut [f64],
 ) {
     use crate::linalg::csr::SharedMut;
+    let (m, n) = (s.a.nrows, s.a.ncols);
+    assert!(x.len() == n && xa.len() == n && xb.len() == n && xt.len() == n && s.c.len() == n);
+    assert!(y.len() == m && ya.len() == m && yb.len() == m && s.lc.len() == m && s.uc.len() == m);
+    assert!(s.lv.len() == n && s.uv.len() == n && s.at.nrows == n && s.at.ncols == m);
     let (xs, xts, xbs) = (SharedMut::new(x), SharedMut::new(xt), SharedMut::new(xb));
     let yr: &[f64] = y;
-    // The primal pass, monomorphised on how the bounds are read.
-    #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    fn primal<B: Fn(usize) -> (f64, f64) + Sync>(
-        s: &Scaled,
-        bounds: B,
-        tau: f64,
-        (wa, wt): (f64, f64),
-        fused: bool,
-        yr: &[f64],
-        xa: &[f64],
-        (xs, xts, xbs): (SharedMut, SharedMut, SharedMut),
-    ) {
-        s.at.for_rows(|cols| {
-            for j in cols {
-                let aty = s.at.row_dot(j, yr);
-                let (l, u) = bounds(j);
-                // SAFETY: for_rows hands out disjoint ranges; every slice has length n.
-                unsafe {
-                    let xj = xs.get(j);
-                    let xbj = clamp(xj - tau * (s.c[j] - aty), l, u);
-                    let xtj = 2.0 * xbj - xj;
-                    xts.set(j, xtj);
-                    if fused {
-                        xs.set(j, wt * xtj + wa * xa[j]);
-                    } else {
-                        xbs.set(j, xbj);
-                    }
-                }
-            }
-        })
-    }
-    let out = (xs, xts, xbs);
-    match s.uniform_box {
-        Some((l, u)) => primal(s, move |_| (l, u), tau, (wa, wt), fused, yr, xa, out),
-        None => primal(s, |j| (s.lv[j], s.uv[j]), tau, (wa, wt), fused, yr, xa, out),
-    }
-    let (ys, ybs) = (SharedMut::new(y), SharedMut::new(yb));
-    let xtr: &[f64] = xt;
-    s.a.for_rows(|rows| {
-        for i in rows {
-            let ax = s.a.row_dot(i, xtr);
-            // SAFETY: as above, slices of length m.
-            unsafe {
-                let yi = ys.get(i);
-                let v = ax - yi / sigma;
-                let ybi = yi - sigma * (ax - clamp(v, s.lc[i], s.uc[i]));
-                if fused {
-                    ys.set(i, wt * (2.0 * ybi - yi) + wa * ya[i]);
+    // Each range of rows gets its own disjoint output slices: as function arguments they are
+    // known not to alias the inputs, so the compiler keeps every pointer in a register
+    // (through the captured SharedMut pointers it reloaded them at each row: about a third
+    // of the time of a QAP12 iteration, whose Aᵀ rows hold 4.3 entries on average).
+    s.at.for_rows(|cols| {
+        let r = cols.start..cols.end;
+        // SAFETY: for_rows hands out disjoint ranges within 0..n; every slice has length n.
+        let (x, xt, xb) = unsafe { (xs.slice(r.clone()), xts.slice(r.clone()), xbs.slice(r.clone())) };
+        let (c, xa) = (&s.c[r.clone()], &xa[r.clone()]);
+        match (s.uniform_box, fused) {
+            (Some((l, u)), true) => primal_rows::<true>(&s.at, r.start, yr, c, move |_| (l, u), tau, w, xa, x, xt, xb),
+            (Some((l, u)), false) => primal_rows::<false>(&s.at, r.start, yr, c, move |_| (l, u), tau, w, xa, x, xt, xb),
+            (None, f) => {
+                let (lv, uv) = (&s.lv[r.clone()], &s.uv[r.clone()]);
+                let b = move |k: usize| (lv[k], uv[k]);
+                if f {
+                    primal_rows::<true>(&s.at, r.start, yr, c, b, tau, w, xa, x, xt, xb)
                 } else {
-                    ybs.set(i, ybi);
+                    primal_rows::<false>(&s.at, r.start, yr, c, b, tau, w, xa, x, xt, xb)
                 }
             }
         }
     });
+    let (ys, ybs) = (SharedMut::new(y), SharedMut::new(yb));
+    let xtr: &[f64] = xt;
+    s.a.for_rows(|rows| {
+        let r = rows.start..rows.end;
+        // SAFETY: as above, within 0..m.
+        let (y, yb) = unsafe { (ys.slice(r.clone()), ybs.slice(r.clone())) };
+        let (lc, uc, ya) = (&s.lc[r.clone()], &s.uc[r.clone()], &ya[r.clone()]);
+        if fused {
+            dual_rows::<true>(&s.a, r.start, xtr, lc, uc, sigma, w, ya, y, yb)
+        } else {
+            dual_rows::<false>(&s.a, r.start, xtr, lc, uc, sigma, w, ya, y, yb)
+        }
+    });
+}
+
+/// The primal half of [`pdhg_step`] on the columns `first..first + x.len()` (rows of `at`);
+/// `c`, `bounds`, `xa` and the outputs are indexed from `first`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn primal_rows<const FUSED: bool>(
+    at: &Csr,
+    first: usize,
+    y: &[f64],
+    c: &[f64],
+    bounds: impl Fn(usize) -> (f64, f64),
+    tau: f64,
+    (wa, wt): (f64, f64),
+    xa: &[f64],
+    x: &mut [f64],
+    xt: &mut [f64],
+    xb: &mut [f64],
+) {
+    let len = x.len();
+    assert!(c.len() == len && xa.len() == len && xt.len() == len && xb.len() == len);
+    assert!(first + len <= at.nrows && y.len() >= at.ncols);
+    for k in 0..len {
+        // SAFETY: first + k < nrows, checked above; row_dot_unchecked's own conditions hold
+        // by construction of `at` and y.len() >= ncols.
+        let aty = unsafe { at.row_dot_unchecked(first + k, y) };
+        let (l, u) = bounds(k);
+        let xj = x[k];
+        let xbj = clamp(xj - tau * (c[k] - aty), l, u);
+        let xtj = 2.0 * xbj - xj;
+        xt[k] = xtj;
+        if FUSED {
+            x[k] = wt * xtj + wa * xa[k];
+        } else {
+            xb[k] = xbj;
+        }
+    }
+}
+
+/// The dual half of [`pdhg_step`] on the rows `first..first + y.len()` of `a`.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn dual_rows<const FUSED: bool>(
+    a: &Csr,
+    first: usize,
+    xt: &[f64],
+    lc: &[f64],
+    uc: &[f64],
+    sigma: f64,
+    (wa, wt): (f64, f64),
+    ya: &[f64],
+    y: &mut [f64],
+    yb: &mut [f64],
+) {
+    let len = y.len();
+    assert!(lc.len() == len && uc.len() == len && ya.len() == len && yb.len() == len);
+    assert!(first + len <= a.nrows && xt.len() >= a.ncols);
+    for k in 0..len {
+        // SAFETY: as in primal_rows.
+        let ax = unsafe { a.row_dot_unchecked(first + k, xt) };
+        let yi = y[k];
+        let v = ax - yi / sigma;
+        let ybi = yi - sigma * (ax - clamp(v, lc[k], uc[k]));
+        if FUSED {
+            y[k] = wt * (2.0 * ybi - yi) + wa * ya[k];
+        } else {
+            yb[k] = ybi;
+        }
+    }
 }
 
 #[cfg(test)]

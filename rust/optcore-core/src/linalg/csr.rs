@@ -87,8 +87,18 @@ impl Csr {
     #[inline(always)]
     pub fn row_dot(&self, i: usize, x: &[f64]) -> f64 {
         assert!(x.len() >= self.ncols && i < self.nrows);
-        // SAFETY: `new`/`transpose` guarantee indptr is non-decreasing within data's length and
-        // every index < ncols <= x.len().
+        // SAFETY: just checked.
+        unsafe { self.row_dot_unchecked(i, x) }
+    }
+
+    /// `row_i · x` without the bounds check (for loops that check once for all rows).
+    ///
+    /// # Safety
+    /// `i < nrows` and `x.len() >= ncols`.
+    #[inline(always)]
+    pub unsafe fn row_dot_unchecked(&self, i: usize, x: &[f64]) -> f64 {
+        // SAFETY: `new`/`transpose`/`from_dense` guarantee indptr is non-decreasing within
+        // data's length and every index < ncols <= x.len(); the caller, i < nrows.
         unsafe {
             let (lo, hi) = (*self.indptr.get_unchecked(i), *self.indptr.get_unchecked(i + 1));
             let (mut s0, mut s1) = (0.0, 0.0);
@@ -213,11 +223,15 @@ impl SharedMut {
         *self.ptr.add(i) = v;
     }
 
+    /// The elements `r` as a mutable slice.
+    ///
     /// # Safety
-    /// As for [`SharedMut::set`].
+    /// `r` lies within `0..len`, the slice outlives the use, and no other range overlapping `r`
+    /// is in use at the same time.
     #[inline(always)]
-    pub unsafe fn get(&self, i: usize) -> f64 {
-        debug_assert!(i < self.len);
-        *self.ptr.add(i)
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn slice(&self, r: Range<usize>) -> &mut [f64] {
+        assert!(r.start <= r.end && r.end <= self.len);
+        std::slice::from_raw_parts_mut(self.ptr.add(r.start), r.end - r.start)
     }
 }
