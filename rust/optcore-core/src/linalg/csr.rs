@@ -25,6 +25,8 @@ pub struct Csr {
 /// development machine, LP iterations took 100–160 µs serial against 150–210 µs on two
 /// threads for QAP12 (38k entries), and 145–190 against 280–310 for PILOT87 (73k); at 40 000
 /// both went parallel. FIT2D (129k) is about even; the 2·10⁶-entry LPs gain from threads.
+/// Rechecked after the LP passes got per-range output slices (QAP12 medians 73–76 µs serial
+/// against 109–159 on two threads, thresholds 20 000 and 40 000; STOCFOR3 and PILOT87 no gain).
 const PARALLEL_WORK: usize = 150_000;
 
 impl Csr {
