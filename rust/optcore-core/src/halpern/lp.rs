@@ -294,7 +294,7 @@ fn diff_into(out: &mut [f64], a: &[f64], b: &[f64]) {
 /// The vectors the convergence checks fill, allocated once per solve. Fresh vectors at every
 /// check (a dozen of length m or n) made glibc grow and trim its heap each time, and faulting
 /// the pages back in cost 2–4 ms per check on STOCFOR3 (16k × 16k; a tenth to a fifth of its
-/// run) and about a fifth of the 10⁶-variable OT LP's.
+/// run) and a tenth to a quarter of the 10⁶-variable OT LP's (alternating builds).
 struct Work {
     xu: Vec<f64>,
     yu: Vec<f64>,
