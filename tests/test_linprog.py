@@ -229,6 +229,35 @@ def test_netlib_infeasible_detected(name, presolve, found_by):
         assert res.nit == 0
 
 
+@pytest.mark.parametrize("tol", [1e-4, 1e-6])
+def test_infeasible_by_less_than_the_tolerance_is_not_called_optimal(tol):
+    # cplex2 is infeasible by 3.7e-10 (relative), so the KKT test passes (at iteration 25 856
+    # at 1e-4, 26 752 at 1e-6) while the dual iterate grows along a Farkas ray; the run goes on
+    # and finds the certificate (at 41 600, as at tol 1e-8 where the KKT test never passes).
+    prob = _netlib("cplex2", "infeasible")
+    res = linprog(**prob, tol=tol, time_limit=60)
+    assert res.status == 2, res.message
+    assert "KKT test had passed at iteration" in res.message
+    assert "less than the tolerance" in res.message
+
+
+@pytest.mark.parametrize("name, tol", [("BEACONFD", 1e-6), ("D6CUBE", 1e-4), ("AGG", 1e-8)])
+def test_feasible_lps_stop_when_the_kkt_test_passes(name, tol):
+    # The test for a steadily growing dual iterate stays quiet on feasible LPs: the run stops at
+    # the first check that passes the KKT test (the callback sees every check but that one, so
+    # none it sees passes; a run that went on would show it the passing one).
+    # BEACONFD's duals still move by 30% over the last eighth of its run, D6CUBE's grow at
+    # every check of the last quarter (by 2.4%, at an uneven rate), AGG's take 224 000
+    # iterations to settle at 1e-8.
+    prob = _netlib(name)
+    seen = []
+    res = linprog(**prob, tol=tol, time_limit=60,
+                  callback=lambda r: seen.append((r.nit, max(r.rel_primal, r.rel_dual, r.rel_gap))))
+    assert res.status == 0 and "still growing" not in res.message, res.message
+    assert res.nit == seen[-1][0] + 64 and max(res.rel_primal, res.rel_dual, res.rel_gap) <= tol
+    assert all(err > tol for _, err in seen)
+
+
 def test_callback_sees_the_current_duals():
     prob = random_lp(np.random.default_rng(3), 20, 15)
     seen = []

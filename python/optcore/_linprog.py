@@ -189,7 +189,11 @@ def linprog(
     tol : float
         Relative KKT tolerance on the **unscaled** problem: primal residual
         ``||A x - proj(A x)|| / (1 + ||b||)``, dual residual ``||c - A^T y - lambda|| / (1 + ||c||)``
-        and gap ``|p - d| / (1 + |p| + |d|)`` all ``<= tol`` (1e-4 to 1e-8 work).
+        and gap ``|p - d| / (1 + |p| + |d|)`` all ``<= tol`` (1e-4 to 1e-8 work). An LP
+        infeasible by less than ``tol`` can pass that test; when it passes while the dual iterate
+        is still growing at a steady rate (as it does along a Farkas ray), the run goes on to
+        twice the iterations looking for an infeasibility certificate (status 2) before it
+        returns the converged point (status 0); ``message`` says so either way.
     maxiter, time_limit : optional
         Iteration and wall-time (seconds) limits: status 1.
     disp : bool
