@@ -398,14 +398,18 @@ fn kkt(lp: &Lp, x: &[f64], y: &[f64], ax: &[f64], aty: &[f64], bnorm: f64, cnorm
     }
 }
 
+/// Whether a dual value `v` has a sign its row cannot carry: `v > 0` needs a finite lower bound
+/// `l`, `v < 0` a finite upper bound `u`.
+fn forbidden_sign(v: f64, l: f64, u: f64) -> bool {
+    (v > 0.0 && !l.is_finite()) || (v < 0.0 && !u.is_finite())
+}
+
 /// The dual ray `dy` (unscaled) without its entries of a sign their rows cannot carry, into
 /// `v`, and its product `Aᵀv` (unscaled, through the scaled `Aᵀ`) into `at_v`; `tmp_m`, `tmp_n`
 /// are work space.
 fn clip_to_cone(lp: &Lp, s: &Scaled, dy: &[f64], v: &mut [f64], at_v: &mut [f64], tmp_m: &mut [f64], tmp_n: &mut [f64]) {
     for i in 0..dy.len() {
-        let (d, l, u) = (dy[i], lp.lc[i], lp.uc[i]);
-        let wrong = (d > 0.0 && !l.is_finite()) || (d < 0.0 && !u.is_finite());
-        v[i] = if wrong { 0.0 } else { d };
+        v[i] = if forbidden_sign(dy[i], lp.lc[i], lp.uc[i]) { 0.0 } else { dy[i] };
         // y = γ D_r ŷ
         tmp_m[i] = v[i] / (s.dr[i] * s.gamma);
     }
@@ -455,7 +459,7 @@ fn primal_infeasible(
     let mut clipped = false;
     for (((&v, &l), &u), &axi) in dy.iter().zip(&lp.lc).zip(&lp.uc).zip(ax) {
         // clip to the cone: a row without a lower bound cannot carry y > 0, etc.
-        let v = if (v > 0.0 && !l.is_finite()) || (v < 0.0 && !u.is_finite()) {
+        let v = if forbidden_sign(v, l, u) {
             wrong_ax += v.abs() * axi.abs();
             clipped = true;
             0.0
@@ -702,9 +706,10 @@ pub fn solve(lp: &Lp, x0: Option<&[f64]>, y0: Option<&[f64]>, opts: &Options, ob
                 }
                 // An LP infeasible by less than the tolerance (Netlib's cplex2: by 3.7e-10
                 // relative) can pass the KKT test while PDHG's dual iterate grows along a
-                // Farkas ray at a constant rate; a feasible LP's iterates stay bounded (PDHG's
-                // and Halpern's iterates never move away from a saddle point). Before calling
-                // it optimal, go on as long again looking for a certificate.
+                // Farkas ray at a constant rate, where a feasible LP's iterates stay bounded
+                // (Halpern's iterates stay within the anchor's distance of a saddle point, in
+                // the metric of the current primal weight). Before calling it optimal, go on
+                // as long again looking for a certificate.
                 held = Some((out, 2 * nit));
             }
             // Infeasibility: the drift of the PDHG outputs over the last interval.
