@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.optimize import OptimizeResult as _ScipyResult
 
-__all__ = ["OptimizeResult", "OTResult", "STATUS_MESSAGES"]
+__all__ = ["OptimizeResult", "OTResult", "STATUS_MESSAGES", "finish"]
 
 #: DESIGN.md's status codes, shared by every solver.
 STATUS_MESSAGES = {
@@ -64,3 +66,29 @@ class OTResult(OptimizeResult):
     g: np.ndarray
     cost: float
     marginal_error: float
+
+
+def finish(res: OptimizeResult, solver: str, *, progress=None, warn: bool = True,
+           warn_statuses=(1, 4), stacklevel: int = 3) -> OptimizeResult:
+    """The last step every solver shares.
+
+    Sets ``res.success`` from ``res.status`` (``success`` is exactly status 0), fills a missing
+    ``message`` from :data:`STATUS_MESSAGES`, hands the final result to ``progress`` (the
+    callback/disp bridge, which prints the last line), and warns
+    :class:`~optcore.ConvergenceWarning` prefixed with ``solver`` when ``warn`` is true and the
+    status is one of ``warn_statuses``. ``stacklevel`` is counted from the public function
+    that calls ``finish`` (3: the user's line, when the public function calls ``finish``
+    directly).
+    """
+    from .exceptions import ConvergenceWarning
+
+    status = int(res["status"])
+    res["status"] = status
+    res["success"] = status == 0
+    if not res.get("message"):
+        res["message"] = STATUS_MESSAGES.get(status, "Stopped.")
+    if progress is not None:
+        progress.finish(res)
+    if warn and status in warn_statuses:
+        warnings.warn(f"{solver}: {res['message']}", ConvergenceWarning, stacklevel=stacklevel)
+    return res

@@ -21,6 +21,7 @@ __all__ = [
     "positive_int",
     "normalize_workers",
     "check_options",
+    "seed_from_rng",
 ]
 
 
@@ -124,3 +125,19 @@ def check_options(options: Mapping | None, allowed: Iterable[str], method: str) 
         valid = ", ".join(allowed) if allowed else "none"
         raise ValueError(f"unknown option(s) {unknown} for method={method!r}; valid options: {valid}.")
     return dict(options)
+
+
+def seed_from_rng(rng, *, high: int = 2**64) -> int:
+    """The one ``rng`` -> seed rule: ``rng`` (None, an int or a ``numpy.random.Generator``) is
+    normalised with ``numpy.random.default_rng`` and one integer in ``[0, high)`` is drawn from
+    it, which seeds the core's portable PRNG. A bool or anything ``default_rng`` rejects is a
+    ``TypeError``/``ValueError`` naming ``rng``."""
+    if isinstance(rng, (bool, np.bool_)):
+        raise TypeError("`rng` must be None, an int or a numpy.random.Generator; got bool.")
+    try:
+        gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"`rng` must be None, an int or a numpy.random.Generator: {exc}") from None
+    if high > 2**63:
+        return int(gen.integers(0, high, dtype=np.uint64))
+    return int(gen.integers(0, high))
