@@ -540,7 +540,7 @@ def _check_fixed_point(res, p: FixedPointProblem, tol, rtol) -> list[str]:
         return out if res.status == 4 else out + ["non-finite x without status 4"]
     T = p.T
     tx = np.asarray(T(x))
-    r = float(np.linalg.norm((x.astype(np.float64) - tx.astype(np.float64))))
+    r = float(np.linalg.norm(x.astype(np.float64) - tx.astype(np.float64)))
     r0 = float(np.linalg.norm(p.x0.astype(np.float64) - np.asarray(T(p.x0)).astype(np.float64)))
     if tol is None:
         tol = 1e-5 if x.dtype == np.float32 else 1e-8
