@@ -12,6 +12,11 @@ pub enum OptError {
     /// A breakdown the method cannot recover from (Python: `optcore.NumericalError`).
     #[error("numerical breakdown: {0}")]
     Numerical(String),
+    /// A buffer sized by the input could not be allocated (Python: `MemoryError`). Buffers
+    /// sized by user input are allocated fallibly ([`crate::alloc`]) so that a request too
+    /// large for the machine is an exception, never an abort of the interpreter.
+    #[error("out of memory: {0}")]
+    Memory(String),
 }
 
 pub type Result<T> = std::result::Result<T, OptError>;

@@ -5,7 +5,7 @@
 use numpy::{IntoPyArray, PyArray1, PyArrayMethods};
 use optcore_core::solver::{Cadence, Control, Due, Observer, Report, Termination};
 use optcore_core::{OptError, Real};
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyMemoryError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -16,6 +16,7 @@ pub fn core_err(e: OptError) -> PyErr {
     match e {
         OptError::InvalidInput(s) => PyValueError::new_err(s),
         OptError::Numerical(s) => NumericalError::new_err(s),
+        OptError::Memory(s) => PyMemoryError::new_err(s),
     }
 }
 
