@@ -4,7 +4,7 @@ SciPy's HiGHS, in one run.
     python benches/linprog.py                                   # tols 1e-4,1e-6,1e-8, 60 s limit
     python benches/linprog.py --tols 1e-4,1e-6 --time-limit 5   # what benches/results/linprog.md holds
 
-For each feasible Netlib problem (../shared/data/netlib) and tolerance: every solver's status,
+For each feasible Netlib problem (data/netlib in this repository) and tolerance: every solver's status,
 wall time and iterations, and — measured here, not taken from the solver — the relative KKT
 error of what it returned (primal residual ||Ax - proj(Ax)|| / (1 + ||b||), dual residual
 ||c - A^T y - lambda|| / (1 + ||c||) with lambda the bound-feasible part of the reduced costs,
@@ -34,7 +34,7 @@ from scipy.optimize import linprog as scipy_linprog
 
 import optcore
 
-DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "netlib")
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "netlib")
 
 
 def load(path):

@@ -16,7 +16,7 @@ from scipy.optimize import linprog as scipy_linprog
 import optcore
 from optcore import linprog
 
-NETLIB = Path(__file__).resolve().parents[2] / "shared" / "data" / "netlib"
+NETLIB = Path(__file__).resolve().parents[1] / "data" / "netlib"
 
 
 def small():
@@ -170,7 +170,7 @@ def test_bad_input(kwargs, exc, match):
 def _netlib(name, folder="."):
     path = NETLIB / folder / f"{name}.npz"
     if not path.is_file():
-        pytest.skip(f"{path} not present (../shared/data/netlib)")
+        pytest.fail(f"{path} is missing: the repository's data/netlib folder is incomplete")
     d = np.load(path)
 
     def csr(p):

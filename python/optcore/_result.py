@@ -9,7 +9,7 @@ from scipy.optimize import OptimizeResult as _ScipyResult
 
 __all__ = ["OptimizeResult", "OTResult", "STATUS_MESSAGES", "finish"]
 
-#: DESIGN.md's status codes, shared by every solver.
+#: The project's status codes, shared by every solver.
 STATUS_MESSAGES = {
     0: "Converged: the tolerance holds on the returned result.",
     1: "Iteration limit reached before the tolerance was met.",
