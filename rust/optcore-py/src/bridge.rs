@@ -140,3 +140,107 @@ pub fn copy_array_into<T: numpy::Element + Copy>(o: &Bound<'_, PyAny>, out: &mut
     out.copy_from_slice(s);
     Ok(())
 }
+
+/// A Python exception raised inside a core computation (a user's operator, objective or
+/// oracle), kept until the core has returned. The one way every binding surfaces such errors:
+/// the solver's Python callbacks go through [`Pending::call`], and the binding calls
+/// [`Pending::raise`] (then [`PyObserver::raise_pending`]) before it reads the core's output.
+#[derive(Default)]
+pub struct Pending(std::sync::Mutex<Option<PyErr>>);
+
+impl Pending {
+    /// Takes the GIL and runs `f`; an exception is kept (the first one wins) and the core gets
+    /// an error that ends the run. `what` names the callable in the core's error message.
+    pub fn call<R>(&self, what: &str, f: impl FnOnce(Python<'_>) -> PyResult<R>) -> optcore_core::error::Result<R> {
+        Python::attach(f).map_err(|e| {
+            self.keep(e);
+            OptError::InvalidInput(format!("the Python {what} raised an exception"))
+        })
+    }
+
+    /// Keeps `e` unless an earlier exception is already kept.
+    pub fn keep(&self, e: PyErr) {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(e);
+        }
+    }
+
+    /// The kept exception, if any (emptying the slot).
+    pub fn take(&self) -> Option<PyErr> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Re-raises the kept exception, if any.
+    pub fn raise(&self) -> PyResult<()> {
+        self.take().map_or(Ok(()), Err)
+    }
+}
+
+/// Reads the method-specific `options` dict that the Python layer builds (every default and
+/// every check resolved there): the one way bindings read options. A missing or `None` key is
+/// `None`; a value of the wrong type is a `TypeError` naming `options['key']`.
+pub struct OptionsDict<'a, 'py>(pub &'a Bound<'py, PyDict>);
+
+impl<'py> OptionsDict<'_, 'py> {
+    /// `options[key]` converted to `V`, or `None` when absent or `None`.
+    pub fn get<V>(&self, key: &str) -> PyResult<Option<V>>
+    where
+        V: for<'a> FromPyObject<'a, 'py>,
+    {
+        match self.0.get_item(key)? {
+            Some(v) if !v.is_none() => v.extract::<V>().map(Some).map_err(|e| {
+                pyo3::exceptions::PyTypeError::new_err(format!("options[{key:?}]: {}", Into::<PyErr>::into(e)))
+            }),
+            _ => Ok(None),
+        }
+    }
+
+    /// `options[key]`, or `default` when absent.
+    pub fn get_or<V>(&self, key: &str, default: V) -> PyResult<V>
+    where
+        V: for<'a> FromPyObject<'a, 'py>,
+    {
+        Ok(self.get(key)?.unwrap_or(default))
+    }
+
+    /// `options[key]`, which the Python layer always sets (a `KeyError` names it otherwise).
+    pub fn require<V>(&self, key: &str) -> PyResult<V>
+    where
+        V: for<'a> FromPyObject<'a, 'py>,
+    {
+        self.get(key)?.ok_or_else(|| pyo3::exceptions::PyKeyError::new_err(format!("options[{key:?}] is missing")))
+    }
+}
+
+/// The dict a binding returns to the Python layer: the one way bindings build results.
+/// `status` and `detail` come from the core's [`Termination`]; the rest is set by name.
+pub struct ResultDict<'py>(pub Bound<'py, PyDict>);
+
+impl<'py> ResultDict<'py> {
+    /// A result carrying `termination`'s status and detail message.
+    pub fn new(py: Python<'py>, termination: &Termination) -> PyResult<Self> {
+        let d = PyDict::new(py);
+        let (status, detail) = status_of(termination);
+        d.set_item("status", status)?;
+        d.set_item("detail", detail)?;
+        Ok(ResultDict(d))
+    }
+
+    /// Sets `key` (chainable).
+    pub fn set<V: IntoPyObject<'py>>(self, key: &str, value: V) -> PyResult<Self> {
+        self.0.set_item(key, value)?;
+        Ok(self)
+    }
+
+    /// Sets `key` to `v` as a NumPy array of `shape` (moved, not copied).
+    pub fn array<T: numpy::Element>(self, key: &str, v: Vec<T>, shape: &[usize]) -> PyResult<Self> {
+        let arr = to_array(self.0.py(), v, shape)?;
+        self.0.set_item(key, arr)?;
+        Ok(self)
+    }
+
+    pub fn into_dict(self) -> Bound<'py, PyDict> {
+        self.0
+    }
+}
