@@ -2,9 +2,10 @@
 //! dual `‖c − Aᵀy − λ‖/(1 + ‖c‖)` (λ the bound-feasible part of the reduced costs) and gap
 //! `|p − d|/(1 + |p| + |d|)`, with the work vectors the checks fill.
 
-use super::problem::{clamp, Lp, Norms};
+use super::problem::{clamp, Lp, Norms, Output};
 use super::scaling::diff_into;
 use crate::parallel::chunked_sums;
+use crate::solver::Termination;
 
 /// The vectors the convergence checks fill, allocated once per solve: fresh vectors at every
 /// check (a dozen of length m or n) make the allocator grow and trim its heap each time, and
@@ -63,6 +64,30 @@ impl Kkt {
     /// All three relative errors are `<= tol`.
     pub(super) fn converged(&self, tol: f64) -> bool {
         self.rel_primal <= tol && self.rel_dual <= tol && self.rel_gap <= tol
+    }
+
+    /// The output at the unscaled `(x, y)` with reduced costs `reduced` and these errors, with
+    /// its verdict `(termination, reason)` and counts `(nit, restarts)`.
+    pub(super) fn output(
+        self,
+        (x, y, reduced): (Vec<f64>, Vec<f64>, Vec<f64>),
+        (termination, reason): (Termination, String),
+        (nit, restarts): (usize, usize),
+    ) -> Output {
+        Output {
+            x,
+            y,
+            reduced,
+            nit,
+            termination,
+            reason,
+            rel_primal: self.rel_primal,
+            rel_dual: self.rel_dual,
+            rel_gap: self.rel_gap,
+            primal_obj: self.pobj,
+            dual_obj: self.dobj,
+            restarts,
+        }
     }
 }
 

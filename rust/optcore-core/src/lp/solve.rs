@@ -59,20 +59,7 @@ fn presolved(lp: &Lp, x0: Option<&[f64]>, norms: Norms, reason: String) -> Outpu
     lp.a.matvec(&x, &mut ax);
     let mut reduced = vec![0.0; n];
     let k = kkt(lp, &Pair { x: &x, y: &y, ax: &ax, aty: &vec![0.0; n] }, norms, &mut reduced);
-    Output {
-        x,
-        y,
-        reduced,
-        nit: 0,
-        termination: Termination::Infeasible,
-        reason,
-        rel_primal: k.rel_primal,
-        rel_dual: k.rel_dual,
-        rel_gap: k.rel_gap,
-        primal_obj: k.pobj,
-        dual_obj: k.dobj,
-        restarts: 0,
-    }
+    k.output((x, y, reduced), (Termination::Infeasible, reason), (0, 0))
 }
 
 /// The state of one solve.
@@ -169,20 +156,8 @@ impl<'a> Run<'a> {
 
     /// The output at the current check: the unscaled PDHG output and its errors `k`.
     fn output(&self, termination: Termination, reason: String, k: Kkt) -> Output {
-        Output {
-            x: self.w.xu.clone(),
-            y: self.w.yu.clone(),
-            reduced: self.w.reduced.clone(),
-            nit: self.nit,
-            termination,
-            reason,
-            rel_primal: k.rel_primal,
-            rel_dual: k.rel_dual,
-            rel_gap: k.rel_gap,
-            primal_obj: k.pobj,
-            dual_obj: k.dobj,
-            restarts: self.restarts.count,
-        }
+        let point = (self.w.xu.clone(), self.w.yu.clone(), self.w.reduced.clone());
+        k.output(point, (termination, reason), (self.nit, self.restarts.count))
     }
 
     /// The check after iteration `nit`: `Break` ends the run with that output, `Continue`
