@@ -26,7 +26,7 @@
 //!    before the converged point is returned.
 //!
 //! Files: [`problem`] (the LP, options, output, input checks), [`scaling`], [`step`],
-//! [`restart`], [`kkt`], [`certificates`], [`presolve`], and [`solve`], the driver that runs
+//! [`restart`], [`kkt`], [`certificates`], [`presolve`], and [`mod@solve`], the driver that runs
 //! them in that order.
 
 pub mod certificates;

@@ -1,4 +1,4 @@
-//! The LP in the solver's form, the options and output of [`super::solve`], the checks on
+//! The LP in the solver's form, the options and output of [`super::solve()`], the checks on
 //! its input, and the clamp that every pass uses.
 
 use crate::error::{OptError, Result};

@@ -28,7 +28,7 @@
 
 //!
 //! Files: [`problems`] holds the [`FiniteSum`] trait, the native sums ([`GameSum`],
-//! [`LinearSum`]) and the Condat simplex projection they use; [`solve`] holds the methods,
+//! [`LinearSum`]) and the Condat simplex projection they use; [`mod@solve`] holds the methods,
 //! their options and output, and the residual checks and restarts of the outer loop.
 
 pub mod problems;

@@ -1,4 +1,4 @@
-//! The finite sums that [`super::solve`] runs on: the [`FiniteSum`] trait, bilinear matrix games
+//! The finite sums that [`super::solve()`] runs on: the [`FiniteSum`] trait, bilinear matrix games
 //! over simplices ([`GameSum`]), affine operators split by rows ([`LinearSum`]), and the Euclidean
 //! projection onto a simplex (Condat 2016) that the games use.
 
