@@ -97,15 +97,7 @@ pub fn tridiagonal_max_eig(alpha: &[f64], beta: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Uniform [0, 1) numbers from a fixed seed (a plain LCG: test data only).
-    fn uniform(seed: u64) -> impl FnMut() -> f64 {
-        let mut state = seed;
-        move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 11) as f64) / ((1u64 << 53) as f64)
-        }
-    }
+    use crate::linalg::test_uniform as uniform;
 
     #[test]
     fn lanczos_matches_a_long_power_iteration() {

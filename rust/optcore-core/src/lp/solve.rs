@@ -341,20 +341,12 @@ impl<'a> Run<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::linalg::test_uniform as uniform;
     use crate::lp::problem::Csr;
     use crate::solver::NoObserver;
 
     fn dense(rows: &[&[f64]]) -> Csr {
         Csr::from_dense(rows)
-    }
-
-    /// Uniform [0, 1) numbers from a fixed seed (a plain LCG: test data only).
-    fn uniform(seed: u64) -> impl FnMut() -> f64 {
-        let mut state = seed;
-        move || {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((state >> 11) as f64) / ((1u64 << 53) as f64)
-        }
     }
 
     #[test]
