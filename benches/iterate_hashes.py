@@ -134,6 +134,11 @@ def cases():
     )
     yield "linprog[infeasible]", lambda: optcore.linprog([1, 1], A_ub=[[1, 1], [-1, -1]], b_ub=[1, -2], options={"presolve": False})
     yield "linprog[unbounded]", lambda: optcore.linprog([-1, 0], A_ub=[[0, 1]], b_ub=[1])
+    # Large enough for the parallel row passes and the chunked convergence checks.
+    Al = sp.random_array((8000, 40000), density=20 / 40000, rng=1, format="csr") + sp.eye_array(8000, 40000)
+    yield "linprog[large]", lambda: optcore.linprog(
+        -np.ones(40000), A_ub=Al, b_ub=np.ones(8000), bounds=(0, 2), maxiter=640, warn=False
+    )
 
     f = lambda v: float(np.sum((v - 1.0) ** 2))  # noqa: E731
     fb = lambda X: ((X - 1.0) ** 2).sum(axis=1)  # noqa: E731

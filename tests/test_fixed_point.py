@@ -15,16 +15,15 @@ import textwrap
 import warnings
 
 import numpy as np
+import optcore
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
-from scipy.optimize import minimize
-
-import optcore
 from optcore import ConvergenceWarning
 from optcore.fixed_point import FixedPointResult, halpern
 from optcore.fixed_point import operators as ops
+from scipy.optimize import minimize
 
 METHODS = ("halpern", "km", "picard")
 
@@ -102,8 +101,15 @@ def test_simplex_matches_scipy_minimize(seed):
     d = 5
     x = rng.normal(size=d)
     cons = [{"type": "eq", "fun": lambda p: p.sum() - 1.0, "jac": lambda p: np.ones(d)}]
-    ref = minimize(lambda p: ((p - x) ** 2).sum(), np.full(d, 1 / d), jac=lambda p: 2 * (p - x),
-                   bounds=[(0, None)] * d, constraints=cons, method="SLSQP", options={"ftol": 1e-14})
+    ref = minimize(
+        lambda p: ((p - x) ** 2).sum(),
+        np.full(d, 1 / d),
+        jac=lambda p: 2 * (p - x),
+        bounds=[(0, None)] * d,
+        constraints=cons,
+        method="SLSQP",
+        options={"ftol": 1e-14},
+    )
     assert ref.success
     assert_allclose(ops.Simplex(d)(x), ref.x, atol=1e-6)
 
@@ -185,8 +191,15 @@ def test_property_native_operators_are_nonexpansive(seed, d):
     P, Q = _random_projection(rng, d), _random_projection(rng, d)
     B = rng.normal(size=(d, d))
     K = rng.normal(size=(d, d))
-    built = [P, Q, ops.reflect(P), Q @ P, ops.Average([P, ops.reflect(Q)], [0.3, 0.7]),
-             ops.DouglasRachford(P, Q), ops.LinearResolvent(B @ B.T + K - K.T, rng.uniform(0.1, 3))]
+    built = [
+        P,
+        Q,
+        ops.reflect(P),
+        Q @ P,
+        ops.Average([P, ops.reflect(Q)], [0.3, 0.7]),
+        ops.DouglasRachford(P, Q),
+        ops.LinearResolvent(B @ B.T + K - K.T, rng.uniform(0.1, 3)),
+    ]
     for _ in range(5):
         x, y = rng.normal(scale=3, size=d), rng.normal(scale=3, size=d)
         for T in built:
@@ -290,7 +303,9 @@ def test_property_halpern_rate_native_alternating_projections(seed, d):
         assert r_measured <= 2 * dist / (k + 1) * (1 + 1e-9) + 1e-13
 
 
-@pytest.mark.parametrize("method, restart", [("halpern", None), ("halpern", "adaptive"), ("km", None), ("picard", None)])
+@pytest.mark.parametrize(
+    "method, restart", [("halpern", None), ("halpern", "adaptive"), ("km", None), ("picard", None)]
+)
 def test_fixed_point_of_averaged_affine_map_equals_direct_solve(method, restart):
     """T x = M x + c with ||M|| < 1: the fixed point solves (I - M) x = c."""
     rng = np.random.default_rng(3)
@@ -422,8 +437,7 @@ def test_detection_can_be_turned_off():
     assert res.status == 1 and res.displacement is None
 
 
-@given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 30), method=st.sampled_from(METHODS),
-       restart=st.booleans())
+@given(seed=st.integers(0, 2**32 - 1), d=st.integers(2, 30), method=st.sampled_from(METHODS), restart=st.booleans())
 def test_property_feasible_problems_are_never_infeasible(seed, d, method, restart):
     """Random consistent ball ∩ affine (possibly touching only barely) and box ∩ affine
     problems, started far away: the run may stop at maxiter, but never with status 2."""
@@ -435,8 +449,9 @@ def test_property_feasible_problems_are_never_infeasible(seed, d, method, restar
     PA = ops.Ball(np.zeros(d), r) if rng.random() < 0.5 else ops.Box(p - rng.uniform(0, 1, d), p + 1e-3)
     T = ops.DouglasRachford(PA, ops.Affine(A, A @ p))
     x0 = rng.normal(scale=10.0 ** rng.uniform(0, 3), size=d)
-    res = halpern(T, x0, method=method, restart="adaptive" if restart and method == "halpern" else None,
-                  maxiter=3000, warn=False)
+    res = halpern(
+        T, x0, method=method, restart="adaptive" if restart and method == "halpern" else None, maxiter=3000, warn=False
+    )
     assert res.status in (0, 1), res.message
     assert res.displacement is None
 
@@ -552,8 +567,15 @@ def test_callback_exception_propagates():
 
 def test_disp_prints_progress(capsys):
     seen = []
-    res = halpern(lambda x: np.cos(x), np.zeros(3), disp=True, check_every=5, tol=1e-10, restart="adaptive",
-                  callback=lambda r: seen.append((r.nit, r.residual)))
+    res = halpern(
+        lambda x: np.cos(x),
+        np.zeros(3),
+        disp=True,
+        check_every=5,
+        tol=1e-10,
+        restart="adaptive",
+        callback=lambda r: seen.append((r.nit, r.residual)),
+    )
     out = capsys.readouterr().out.strip().splitlines()
     assert "optcore.fixed_point.halpern" in out[0]
     assert out[1].split() == ["iter", "error", "time", "(s)"]
@@ -697,8 +719,9 @@ def test_keyboard_interrupt_is_prompt(tmp_path):
     """SIGINT during a native run raises KeyboardInterrupt within ~1 s; the module still works."""
     script = tmp_path / "interrupt.py"
     script.write_text(INTERRUPT_SCRIPT)
-    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
-                          env={**os.environ})
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, env={**os.environ}
+    )
     assert proc.returncode == 0, proc.stderr
     lines = {line.split()[0]: line.split()[1:] for line in proc.stdout.strip().splitlines()}
     assert "interrupted" in lines, proc.stdout
@@ -729,7 +752,7 @@ def test_docstring_examples(module):
 
 def test_readme_example_runs():
     """The README's 'Fixed points (Halpern)' example runs and gives what its comments say."""
-    readme = (os.path.dirname(__file__) + "/../README.md")
+    readme = os.path.dirname(__file__) + "/../README.md"
     text = open(readme, encoding="utf-8").read()
     code = text.split("## Fixed points (Halpern)")[1].split("```python")[1].split("```")[0]
     ns: dict = {}
@@ -779,3 +802,18 @@ def test_vectorized_argument_errors():
         halpern(operators.Box(-1, 1, dim=3), np.zeros(3), vectorized=True)
     with pytest.raises(TypeError, match="vectorized"):
         halpern(lambda x: x, np.zeros((2, 3)), vectorized="yes")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_workers_give_bit_identical_results(native):
+    T = ops.DouglasRachford(ops.Ball(np.zeros(50), 1.0), ops.Affine(np.ones((1, 50)), [1.0]))
+    op = T if native else (lambda v: T(v))
+    x0 = np.linspace(-2.0, 3.0, 50)
+    runs = [halpern(op, x0, restart="adaptive", maxiter=2000, warn=False, workers=w) for w in (1, 2)]
+    assert runs[0].nit == runs[1].nit and runs[0].x.tobytes() == runs[1].x.tobytes()
+    assert runs[0].residual == runs[1].residual
+
+
+def test_bad_workers():
+    with pytest.raises(TypeError, match="`workers`"):
+        halpern(ops.Box(-1, 1, dim=2), np.zeros(2), workers="all")

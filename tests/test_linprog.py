@@ -7,14 +7,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import optcore
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy.optimize import linprog as scipy_linprog
-
-import optcore
 from optcore import linprog
+from scipy.optimize import linprog as scipy_linprog
 
 NETLIB = Path(__file__).resolve().parents[1] / "data" / "netlib"
 
@@ -33,8 +32,20 @@ def test_small_lp_matches_highs_with_duals():
     assert np.allclose(res.slack, ref.slack, atol=1e-6)
     assert np.allclose(res.lower.marginals, ref.lower.marginals, atol=1e-6)
     assert np.allclose(res.upper.marginals, 0) and res.eqlin.marginals.shape == (0,)
-    for key in ("x", "fun", "slack", "con", "status", "success", "message", "nit", "ineqlin", "eqlin", "lower",
-                "upper"):
+    for key in (
+        "x",
+        "fun",
+        "slack",
+        "con",
+        "status",
+        "success",
+        "message",
+        "nit",
+        "ineqlin",
+        "eqlin",
+        "lower",
+        "upper",
+    ):
         assert key in res
     assert "KKT" in res.message
 
@@ -108,8 +119,9 @@ def test_argument_conventions_like_scipy():
             res = linprog(c, A_ub=M, b_ub=b, A_eq=Aeq, b_eq=beq, tol=1e-9, **form)
             assert res.success and res.fun == pytest.approx(ref.fun, abs=1e-6), (form, type(M))
     # only equalities; free variables (None); fixed variables (lb = ub); bounds at 1e20 are infinite
-    res = linprog([1.0, 1.0, 0.0], A_eq=[[1.0, -1.0, 0.0]], b_eq=[0.0], bounds=[(0, None), (None, 1e20), (2, 2)],
-                  tol=1e-9)
+    res = linprog(
+        [1.0, 1.0, 0.0], A_eq=[[1.0, -1.0, 0.0]], b_eq=[0.0], bounds=[(0, None), (None, 1e20), (2, 2)], tol=1e-9
+    )
     assert res.success and np.allclose(res.x, [0.0, 0.0, 2.0], atol=1e-6)
     assert res.ineqlin.marginals.shape == (0,) and res.con.shape == (1,)
     res = linprog([1.0, -1.0], bounds=[(-1e20, 3), (None, 4)])  # no rows at all, free below
@@ -176,8 +188,9 @@ def _netlib(name, folder="."):
     def csr(p):
         return sp.csr_array((d[p + "_data"], d[p + "_indices"], d[p + "_indptr"]), shape=tuple(d[p + "_shape"]))
 
-    return dict(c=d["c"], A_ub=csr("A_ub"), b_ub=d["b_ub"], A_eq=csr("A_eq"), b_eq=d["b_eq"],
-                bounds=np.c_[d["lb"], d["ub"]])
+    return dict(
+        c=d["c"], A_ub=csr("A_ub"), b_ub=d["b_ub"], A_eq=csr("A_eq"), b_eq=d["b_eq"], bounds=np.c_[d["lb"], d["ub"]]
+    )
 
 
 @pytest.mark.parametrize("name", ["AFIRO", "SC50A", "BLEND", "KB2", "SC105", "STOCFOR1"])
@@ -251,8 +264,12 @@ def test_feasible_lps_stop_when_the_kkt_test_passes(name, tol):
     # iterations to settle at 1e-8.
     prob = _netlib(name)
     seen = []
-    res = linprog(**prob, tol=tol, time_limit=60,
-                  callback=lambda r: seen.append((r.nit, max(r.rel_primal, r.rel_dual, r.rel_gap))))
+    res = linprog(
+        **prob,
+        tol=tol,
+        time_limit=60,
+        callback=lambda r: seen.append((r.nit, max(r.rel_primal, r.rel_dual, r.rel_gap))),
+    )
     assert res.status == 0 and "still growing" not in res.message, res.message
     assert res.nit == seen[-1][0] + 64 and max(res.rel_primal, res.rel_dual, res.rel_gap) <= tol
     assert all(err > tol for _, err in seen)
@@ -280,7 +297,7 @@ def test_numeric_bounds_array_matches_pairs_and_is_validated():
     A = rng.random((5, 8))
     c = rng.normal(size=8)
     pairs = [(0, 2)] * 4 + [(None, 1), (-1, None), (0.5, 0.5), (-3, 3)]
-    arr = np.array([(-np.inf if l is None else l, np.inf if u is None else u) for l, u in pairs])
+    arr = np.array([(-np.inf if lo is None else lo, np.inf if u is None else u) for lo, u in pairs])
     a = optcore.linprog(c, A_ub=A, b_ub=np.ones(5), bounds=pairs, tol=1e-8)
     b = optcore.linprog(c, A_ub=A, b_ub=np.ones(5), bounds=arr, tol=1e-8)
     assert a.status == b.status == 0 and np.array_equal(a.x, b.x)
@@ -296,3 +313,30 @@ def test_numeric_bounds_array_matches_pairs_and_is_validated():
     big[0, 1] = 1e20  # infinite, as in SciPy
     r = optcore.linprog(c, A_ub=A, b_ub=np.ones(5), bounds=big, tol=1e-8)
     assert r.upper.marginals[0] == 0.0
+
+
+def test_result_is_an_optcore_optimize_result():
+    res = linprog(**small())
+    assert isinstance(res, optcore.OptimizeResult)
+    for key in ("ineqlin", "eqlin", "lower", "upper"):
+        assert isinstance(res[key], optcore.OptimizeResult)
+        assert "marginals" in res[key] and "residual" in res[key]
+
+
+def test_workers_give_bit_identical_results():
+    # Large enough for the parallel row passes and the chunked convergence checks.
+    m, n = 8000, 40000
+    A = sp.random_array((m, n), density=20 / n, rng=1, format="csr") + sp.eye_array(m, n)
+    kw = dict(A_ub=A, b_ub=np.ones(m), bounds=(0, 2), maxiter=640, warn=False)
+    c = -np.ones(n)
+    one, two = linprog(c, workers=1, **kw), linprog(c, workers=2, **kw)
+    assert one.nit == two.nit and one.status == two.status
+    assert one.x.tobytes() == two.x.tobytes()
+    assert one.ineqlin.marginals.tobytes() == two.ineqlin.marginals.tobytes()
+    assert one.rel_gap == two.rel_gap
+
+
+@pytest.mark.parametrize("workers, exc", [(0, ValueError), (2.0, TypeError)])
+def test_bad_workers(workers, exc):
+    with pytest.raises(exc, match="`workers`"):
+        linprog(**small(), workers=workers)

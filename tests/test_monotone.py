@@ -9,15 +9,14 @@ from __future__ import annotations
 import doctest
 
 import numpy as np
+import optcore
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
-from scipy.optimize import linprog
-
-import optcore
 from optcore import ConvergenceWarning
 from optcore.monotone import GameResult, MatrixGame, solve
+from scipy.optimize import linprog
 
 RPS = [[0.0, 1.0, -1.0], [-1.0, 0.0, 1.0], [1.0, -1.0, 0.0]]
 
@@ -26,8 +25,15 @@ def lp_value(A) -> float:
     """min_x max_y y^T A x over simplices as an LP: min t s.t. A x <= t 1, x in the simplex."""
     m, n = A.shape
     c = np.r_[np.zeros(n), 1.0]
-    res = linprog(c, A_ub=np.c_[A, -np.ones(m)], b_ub=np.zeros(m), A_eq=np.r_[np.ones(n), 0.0][None],
-                  b_eq=[1.0], bounds=[(0, None)] * n + [(None, None)], method="highs")
+    res = linprog(
+        c,
+        A_ub=np.c_[A, -np.ones(m)],
+        b_ub=np.zeros(m),
+        A_eq=np.r_[np.ones(n), 0.0][None],
+        b_eq=[1.0],
+        bounds=[(0, None)] * n + [(None, None)],
+        method="highs",
+    )
     assert res.status == 0
     return float(res.fun)
 
@@ -50,7 +56,9 @@ def test_pure_saddle_point():
 
 
 @settings(max_examples=20)
-@given(seed=st.integers(0, 2**32 - 1), m=st.integers(1, 12), n=st.integers(1, 12), method=st.sampled_from(["eg", "eag"]))
+@given(
+    seed=st.integers(0, 2**32 - 1), m=st.integers(1, 12), n=st.integers(1, 12), method=st.sampled_from(["eg", "eag"])
+)
 def test_property_value_matches_linprog(seed, m, n, method):
     """The LP value lies in [min_j (A^T y)_j, max_i (A x)_i] at the returned strategies, and
     y^T A x is within the reported gap of it."""
@@ -133,8 +141,14 @@ def test_every_method_solves_a_random_game_like_an_lp(method):
     g = MatrixGame(A)
     # value v = min_x max_y y^T A x: min t s.t. A x <= t, x in the simplex
     m, n = A.shape
-    lp = linprog(np.r_[np.zeros(n), 1.0], A_ub=np.c_[A, -np.ones(m)], b_ub=np.zeros(m),
-                 A_eq=np.r_[np.ones(n), 0.0][None], b_eq=[1.0], bounds=[(0, None)] * n + [(None, None)])
+    lp = linprog(
+        np.r_[np.zeros(n), 1.0],
+        A_ub=np.c_[A, -np.ones(m)],
+        b_ub=np.zeros(m),
+        A_eq=np.r_[np.ones(n), 0.0][None],
+        b_eq=[1.0],
+        bounds=[(0, None)] * n + [(None, None)],
+    )
     value = lp.fun
     res = solve(g, method=method, tol=1e-7, maxiter=10**6, rng=0, options={"max_epochs": 2e6})
     assert res.success, res.message
@@ -174,8 +188,9 @@ def test_algorithm_1_on_a_cocoercive_sum():
     res = solve(q, method="vr_halpern", tol=1e-6, maxiter=10**7, rng=0, options={"max_epochs": 1e6})
     assert res.success and "Algorithm 1" in res.variant
     assert np.allclose(res.x, np.linalg.solve(q.H, q.h), atol=1e-4)
-    forced = solve(q, method="vr_halpern", tol=1e-6, maxiter=10**7, rng=0,
-                   options={"max_epochs": 1e6, "cocoercive": False})
+    forced = solve(
+        q, method="vr_halpern", tol=1e-6, maxiter=10**7, rng=0, options={"max_epochs": 1e6, "cocoercive": False}
+    )
     assert forced.success and "Algorithm 2" in forced.variant
 
 
@@ -251,3 +266,16 @@ def test_finite_sum_argument_errors():
 def test_float32_game_keeps_its_dtype():
     res = solve(MatrixGame(np.asarray(RPS, dtype=np.float32)), method="eg", tol=1e-6)
     assert res.success and res.x.dtype == np.float32 and res.y.dtype == np.float32
+
+
+def test_workers_give_bit_identical_results():
+    game = MatrixGame.policeman_burglar(60, rng=0)
+    runs = [solve(game, method="vr_halpern", rng=3, maxiter=200, warn=False, workers=w) for w in (1, 2)]
+    assert runs[0].nit == runs[1].nit and runs[0].nfev == runs[1].nfev
+    assert runs[0].x.tobytes() == runs[1].x.tobytes() and runs[0].y.tobytes() == runs[1].y.tobytes()
+    assert runs[0].residual == runs[1].residual
+
+
+def test_bad_workers():
+    with pytest.raises(ValueError, match="`workers`"):
+        solve(MatrixGame([[0.0, 1.0], [1.0, 0.0]]), workers=0)

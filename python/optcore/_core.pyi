@@ -53,7 +53,7 @@ def sinkhorn_sns_f32(
 def exp_floor_f64(m: npt.NDArray[np.float64], reg: float, reps: int, workers: int | None = None) -> float: ...
 def exp_floor_f32(m: npt.NDArray[np.float32], reg: float, reps: int, workers: int | None = None) -> float: ...
 
-# --- fixed points (rust/optcore-py/src/halpern.rs) -------------------------------------------
+# --- fixed points (rust/optcore-py/src/fixed_point.rs) ---------------------------------------
 
 class NativeOperator:
     """A native nonexpansive operator holding its float64 and float32 instances."""
@@ -79,12 +79,12 @@ _FlatOp = NativeOperator | Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
 def halpern_f64(
     op: _FlatOp, x0: npt.NDArray[np.float64], method: str, param: float, tol: float, rtol: float, maxiter: int,
     restart: float | None = None, tol_disp: float = 1e-6, min_disp_iter: int = 50, progress: _Progress = None,
-    check_every: int = 10,
+    check_every: int = 10, workers: int | None = None,
 ) -> dict[str, Any]: ...
 def halpern_f32(
     op: _FlatOp, x0: npt.NDArray[np.float32], method: str, param: float, tol: float, rtol: float, maxiter: int,
     restart: float | None = None, tol_disp: float = 1e-6, min_disp_iter: int = 50, progress: _Progress = None,
-    check_every: int = 10,
+    check_every: int = 10, workers: int | None = None,
 ) -> dict[str, Any]: ...
 
 # --- finite-sum monotone inclusions (rust/optcore-py/src/monotone.rs) -------------------------
@@ -111,7 +111,7 @@ def monotone_solve(
     problem: FiniteSumProblem, z0: npt.NDArray[np.float64], method: str, tol: float, maxiter: int,
     max_epochs: float, step: float | None = None, resolvent: float | None = None, inner: int | None = None,
     batch: int | None = None, cocoercive: bool | None = None, seed: int = 0, check_every: int = 1,
-    restart: float = 0.2, progress: _Progress = None,
+    restart: float = 0.2, progress: _Progress = None, workers: int | None = None,
 ) -> dict[str, Any]: ...
 
 # --- linear programs (rust/optcore-py/src/lp.rs) ----------------------------------------------
@@ -122,6 +122,7 @@ def linprog_pdhg(
     lv: npt.NDArray[np.float64], uv: npt.NDArray[np.float64], x0: npt.NDArray[np.float64] | None = None,
     y0: npt.NDArray[np.float64] | None = None, tol: float = 1e-6, maxiter: int = ..., time_limit: float = ...,
     check_every: int = 64, tol_infeasible: float = 1e-6, presolve: bool = True, progress: _Progress = None,
+    workers: int | None = None,
 ) -> dict[str, Any]: ...
 
 # --- zeroth-order (rust/optcore-py/src/zo.rs) ------------------------------------------------

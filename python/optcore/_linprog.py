@@ -9,16 +9,14 @@
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.optimize import OptimizeResult
 
 from . import _core
 from ._progress import Progress
-from ._validation import nonnegative_scalar, positive_int, positive_scalar
-from .exceptions import ConvergenceWarning
+from ._result import OptimizeResult, finish
+from ._validation import nonnegative_scalar, normalize_workers, positive_int, positive_scalar
 
 __all__ = ["linprog"]
 
@@ -77,8 +75,9 @@ def _vector(b, name: str, size: int) -> np.ndarray:
     except (TypeError, ValueError):
         raise TypeError(f"`{name}` must be numeric.") from None
     if arr.shape != (size,):
-        raise ValueError(f"Invalid input for linprog: `{name}` must have {size} entries (the rows of its matrix); "
-                         f"got {arr.size}.")
+        raise ValueError(
+            f"Invalid input for linprog: `{name}` must have {size} entries (the rows of its matrix); got {arr.size}."
+        )
     if np.any(np.isnan(arr)):
         raise ValueError(f"Invalid input for linprog: `{name}` must not contain values nan.")
     return arr
@@ -103,8 +102,9 @@ def _bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
     elif arr.ndim == 2 and arr.shape == (1, 2):
         arr = np.tile(arr, (n, 1))
     if arr.ndim != 2 or arr.shape != (n, 2):
-        raise ValueError(f"Invalid input for linprog: `bounds` must be a pair (lb, ub), or {n} pairs; got shape "
-                         f"{np.shape(arr)}.")
+        raise ValueError(
+            f"Invalid input for linprog: `bounds` must be a pair (lb, ub), or {n} pairs; got shape {np.shape(arr)}."
+        )
 
     def conv(v, default):
         if v is None:
@@ -151,6 +151,7 @@ def linprog(
     y0=None,
     disp: bool = False,
     warn: bool = True,
+    workers: int | None = None,
 ) -> OptimizeResult:
     r"""Minimize ``c @ x`` subject to ``A_ub @ x <= b_ub``, ``A_eq @ x == b_eq``,
     ``lb <= x <= ub`` — the call of :func:`scipy.optimize.linprog`, solved by a first-order
@@ -198,10 +199,15 @@ def linprog(
         Iteration and wall-time (seconds) limits: status 1.
     disp : bool
         Print one line per check.
+    warn : bool
+        Warn :class:`~optcore.ConvergenceWarning` on status 1 or 4.
+    workers : int, optional
+        Threads for the row passes (``None`` or ``-1``: all cores; ``1``: serial). The result
+        does not depend on it.
 
     Returns
     -------
-    OptimizeResult
+    optcore.OptimizeResult
         SciPy's fields: ``x``, ``fun``, ``slack``, ``con``, ``status`` (0 optimal, 1 limit, 2
         infeasible, 3 unbounded, 4 numerical trouble, 99 callback), ``success``,
         ``message`` (which criterion decided), ``nit``, and ``ineqlin``, ``eqlin``, ``lower``,
@@ -244,6 +250,7 @@ def linprog(
     time_limit = float("inf") if time_limit is None else positive_scalar(time_limit, "time_limit")
     check_every = positive_int(opts.get("check_every", 64), "options['check_every']")
     tol_inf = nonnegative_scalar(opts.get("tol_infeasible", 1e-6), "options['tol_infeasible']")
+    workers = normalize_workers(workers)
     presolve = opts.get("presolve", True)
     if not isinstance(presolve, (bool, np.bool_)):
         raise ValueError(f"options['presolve'] must be True or False, got {presolve!r}.")
@@ -269,18 +276,44 @@ def linprog(
     def build(state: dict) -> OptimizeResult:
         x = state["x"]
         y = state["y"]
-        return OptimizeResult(x=x, fun=float(cvec @ x), nit=state["nit"], rel_primal=state.get("rel_primal"),
-                              ineqlin=OptimizeResult(marginals=y[:m_ub]), eqlin=OptimizeResult(marginals=y[m_ub:]),
-                              rel_dual=state.get("rel_dual"), rel_gap=state.get("rel_gap"),
-                              primal_weight=state.get("primal_weight"), restarts=int(state.get("restarts", 0)),
-                              phase=2, status=1, message="in progress")
+        return OptimizeResult(
+            x=x,
+            fun=float(cvec @ x),
+            nit=state["nit"],
+            rel_primal=state.get("rel_primal"),
+            ineqlin=OptimizeResult(marginals=y[:m_ub]),
+            eqlin=OptimizeResult(marginals=y[m_ub:]),
+            rel_dual=state.get("rel_dual"),
+            rel_gap=state.get("rel_gap"),
+            primal_weight=state.get("primal_weight"),
+            restarts=int(state.get("restarts", 0)),
+            phase=2,
+            status=1,
+            message="in progress",
+        )
 
     progress = Progress(callback, disp, build, f"optcore.linprog(halpern-pdhg, tol={tol:g}), {m} rows, {n} columns")
     out = _core.linprog_pdhg(
-        A.indptr.astype(np.int64), A.indices.astype(np.int64), np.ascontiguousarray(A.data), m, n,
-        np.ascontiguousarray(cvec), lc, uc, lb, ub, xs, ys, tol=tol, maxiter=int(min(maxiter, 2**62)),
-        time_limit=time_limit, check_every=check_every, tol_infeasible=tol_inf, presolve=bool(presolve),
+        A.indptr.astype(np.int64),
+        A.indices.astype(np.int64),
+        np.ascontiguousarray(A.data),
+        m,
+        n,
+        np.ascontiguousarray(cvec),
+        lc,
+        uc,
+        lb,
+        ub,
+        xs,
+        ys,
+        tol=tol,
+        maxiter=int(min(maxiter, 2**62)),
+        time_limit=time_limit,
+        check_every=check_every,
+        tol_infeasible=tol_inf,
+        presolve=bool(presolve),
         progress=progress if progress.active else None,
+        workers=workers,
     )
     status = int(out["status"])
     x = np.asarray(out["x"])
@@ -296,18 +329,25 @@ def linprog(
     detail = out["reason"] or out["detail"]
     message = f"{_MESSAGES.get(status, 'Stopped')}: {detail}." if detail else f"{_MESSAGES.get(status, 'Stopped')}."
     res = OptimizeResult(
-        x=x, fun=float(cvec @ x), slack=slack, con=con, status=status, success=status == 0, message=message,
+        x=x,
+        fun=float(cvec @ x),
+        slack=slack,
+        con=con,
+        status=status,
+        success=status == 0,
+        message=message,
         nit=int(out["nit"]),
         ineqlin=OptimizeResult(marginals=y[:m_ub], residual=slack),
         eqlin=OptimizeResult(marginals=y[m_ub:], residual=con),
         lower=OptimizeResult(marginals=lower_m, residual=x - lb),
         upper=OptimizeResult(marginals=upper_m, residual=ub - x),
-        rel_primal=float(out["rel_primal"]), rel_dual=float(out["rel_dual"]), rel_gap=float(out["rel_gap"]),
-        dual_fun=float(out["dual_obj"]), restarts=int(out["restarts"]), method="halpern-pdhg",
+        rel_primal=float(out["rel_primal"]),
+        rel_dual=float(out["rel_dual"]),
+        rel_gap=float(out["rel_gap"]),
+        dual_fun=float(out["dual_obj"]),
+        restarts=int(out["restarts"]),
+        method="halpern-pdhg",
     )
     if status in (2, 3):
         res["x"] = x  # the last iterate (SciPy returns it too), not a solution
-    progress.finish(res)
-    if warn and status in (1, 4):
-        warnings.warn(f"optcore.linprog: {message}", ConvergenceWarning, stacklevel=2)
-    return res
+    return finish(res, "optcore.linprog", progress=progress, warn=warn)

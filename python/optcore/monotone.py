@@ -16,15 +16,21 @@ Algorithm 1 with the PAGE estimator for cocoercive ones) and the deterministic `
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from . import _core
 from ._progress import Progress
-from ._result import STATUS_MESSAGES, OptimizeResult
-from ._validation import as_float_array, check_finite, check_options, nonnegative_scalar, positive_int, positive_scalar
-from .exceptions import ConvergenceWarning
+from ._result import STATUS_MESSAGES, OptimizeResult, finish
+from ._validation import (
+    as_float_array,
+    check_finite,
+    check_options,
+    nonnegative_scalar,
+    normalize_workers,
+    positive_int,
+    positive_scalar,
+    seed_from_rng,
+)
 
 __all__ = ["MatrixGame", "QuadraticMinMax", "FiniteSum", "MonotoneResult", "GameResult", "solve", "METHODS"]
 
@@ -200,8 +206,9 @@ class QuadraticMinMax:
     def _problem(self):
         if self._native is None:
             L = self.lipschitz
-            self._native = _core.fs_linear(np.ascontiguousarray(self.M), np.ascontiguousarray(self.q),
-                                           L if L > 0 else 1.0, self.A.shape[0] == 0)
+            self._native = _core.fs_linear(
+                np.ascontiguousarray(self.M), np.ascontiguousarray(self.q), L if L > 0 else 1.0, self.A.shape[0] == 0
+            )
         return self._native
 
     def _start(self, x0):
@@ -234,8 +241,18 @@ class FiniteSum:
         ``"vr_halpern"`` then runs Algorithm 1.
     """
 
-    def __init__(self, F, n: int, dim: int, *, lipschitz: float, lipschitz_ms: float | None = None, full=None,
-                 project=None, cocoercive: bool = False):
+    def __init__(
+        self,
+        F,
+        n: int,
+        dim: int,
+        *,
+        lipschitz: float,
+        lipschitz_ms: float | None = None,
+        full=None,
+        project=None,
+        cocoercive: bool = False,
+    ):
         if not callable(F):
             raise TypeError(f"`F` must be callable F(i, z); got {type(F).__name__}.")
         if full is not None and not callable(full):
@@ -247,13 +264,15 @@ class FiniteSum:
                 raise ValueError(f"`project` acts on dimension {project.dim}; the problem has dim = {dim}.")
             project = project._handle
         if project is not None and not (callable(project) or isinstance(project, _core.NativeOperator)):
-            raise TypeError("`project` must be a callable z -> P(z), an optcore.fixed_point.operators projection, "
-                            "or None.")
+            raise TypeError(
+                "`project` must be a callable z -> P(z), an optcore.fixed_point.operators projection, or None."
+            )
         self.n = positive_int(n, "n")
         self.dim = positive_int(dim, "dim")
         self.lipschitz = positive_scalar(lipschitz, "lipschitz")
-        self.lipschitz_ms = (np.sqrt(self.n) * self.lipschitz if lipschitz_ms is None
-                             else positive_scalar(lipschitz_ms, "lipschitz_ms"))
+        self.lipschitz_ms = (
+            np.sqrt(self.n) * self.lipschitz if lipschitz_ms is None else positive_scalar(lipschitz_ms, "lipschitz_ms")
+        )
         self.F, self.full, self.project, self.cocoercive = F, full, project, bool(cocoercive)
         self.dtype = np.dtype(np.float64)
         self._native = None
@@ -296,8 +315,16 @@ class FiniteSum:
                         raise ValueError(f"project(z) must return {self.dim} finite values; got shape {out.shape}.")
                     return np.ascontiguousarray(out)
 
-            self._native = _core.fs_python(lambda i, z: self._component(i, z)[0], lambda z: self.operator(z),
-                                           self.n, self.dim, self.lipschitz, self.lipschitz_ms, self.cocoercive, proj)
+            self._native = _core.fs_python(
+                lambda i, z: self._component(i, z)[0],
+                lambda z: self.operator(z),
+                self.n,
+                self.dim,
+                self.lipschitz,
+                self.lipschitz_ms,
+                self.cocoercive,
+                proj,
+            )
         return self._native
 
     def _start(self, x0):
@@ -348,6 +375,7 @@ def solve(
     check_every: int = 10,
     disp: bool = False,
     warn: bool = True,
+    workers: int | None = None,
     options: dict | None = None,
 ) -> MonotoneResult:
     """Solve a finite-sum monotone inclusion ``0 ∈ F(z) + N_C(z)``.
@@ -377,6 +405,9 @@ def solve(
     callback, check_every, disp, warn
         As in every optcore solver; the residual is checked (one full evaluation of ``F``,
         counted in ``n_residual``, not in ``nfev``) every ``check_every`` iterations.
+    workers : int, optional
+        Threads for the run (``None`` or ``-1``: all cores; ``1``: serial). The result does
+        not depend on it.
     options : dict, optional
         ``max_epochs`` (budget in component evaluations / N); ``step`` (EG/EAG step, default
         ``0.5 / L``; Algorithm 1's ``η``, default ``1 / L``; VR-FoRB's step, default
@@ -393,8 +424,10 @@ def solve(
     MonotoneResult
     """
     if not isinstance(problem, (MatrixGame, QuadraticMinMax, FiniteSum)):
-        raise TypeError("`problem` must be an optcore.monotone MatrixGame, QuadraticMinMax or FiniteSum; "
-                        f"got {type(problem).__name__}.")
+        raise TypeError(
+            "`problem` must be an optcore.monotone MatrixGame, QuadraticMinMax or FiniteSum; "
+            f"got {type(problem).__name__}."
+        )
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
     method = method.lower()
@@ -403,6 +436,7 @@ def solve(
     tol = nonnegative_scalar(tol, "tol")
     maxiter = positive_int(maxiter, "maxiter", minimum=0)
     check_every = positive_int(check_every, "check_every")
+    workers = normalize_workers(workers)
     L = problem.lipschitz
     kw = {}
     if "step" in opts:
@@ -425,7 +459,7 @@ def solve(
     max_epochs = float(opts["max_epochs"]) if "max_epochs" in opts else float("inf")
     if not max_epochs > 0:
         raise ValueError(f"options['max_epochs'] must be positive; got {opts['max_epochs']!r}.")
-    seed = int(np.random.default_rng(rng).integers(0, 2**63 - 1))
+    seed = seed_from_rng(rng, high=2**63 - 1)
     if method == "vr_halpern" and "step" not in opts and not (kw.get("cocoercive", problem_is_cocoercive(problem))):
         # VR-FoRB step 2 sqrt(p) / (c L_ms + 1): the core's 0.5 sqrt(p) / (...) is its
         # conservative default; 4x was stable and faster on the benchmark problems.
@@ -445,9 +479,20 @@ def solve(
     shape = f"A {problem.shape[0]}x{problem.shape[1]}" if is_game else f"dim {problem.dim}"
     progress = Progress(callback, disp, build, f"optcore.monotone.solve(method={method!r}, tol={tol:g}), {shape}")
     native = problem._problem()
-    out = _core.monotone_solve(native, np.ascontiguousarray(z0), method, tol, maxiter, max_epochs, seed=seed,
-                               check_every=check_every, restart=restart,
-                               progress=progress if progress.active else None, **kw)
+    out = _core.monotone_solve(
+        native,
+        np.ascontiguousarray(z0),
+        method,
+        tol,
+        maxiter,
+        max_epochs,
+        seed=seed,
+        check_every=check_every,
+        restart=restart,
+        progress=progress if progress.active else None,
+        workers=workers,
+        **kw,
+    )
     status = int(out["status"])
     resid = float(out["residual"])
     N = native.n
@@ -455,16 +500,27 @@ def solve(
     if status == 0:
         message = f"Converged: residual {resid:.3e} <= tol {tol:.1e}."
     elif status == 1:
-        message = (f"Iteration or epoch limit reached: residual {resid:.3e} > tol {tol:.1e} after {out['nit']} "
-                   f"iterations ({epochs:.4g} epochs).")
+        message = (
+            f"Iteration or epoch limit reached: residual {resid:.3e} > tol {tol:.1e} after {out['nit']} "
+            f"iterations ({epochs:.4g} epochs)."
+        )
     else:
         message = f"{STATUS_MESSAGES.get(status, 'Stopped.')} {out['detail']}".strip()
     z = np.asarray(out["z"]).astype(problem.dtype if problem.dtype in (np.float32, np.float64) else np.float64)
     res = MonotoneResult(
-        x=z, residual=resid, nit=int(out["nit"]), nfev=int(out["nfev"]), epochs=epochs,
-        n_residual=int(out["n_residual"]), history=np.asarray(out["history"], dtype=np.float64).reshape(-1, 2),
-        restarts=int(out["restarts"]), variant=out["variant"], status=status, success=status == 0,
-        message=message, method=method,
+        x=z,
+        residual=resid,
+        nit=int(out["nit"]),
+        nfev=int(out["nfev"]),
+        epochs=epochs,
+        n_residual=int(out["n_residual"]),
+        history=np.asarray(out["history"], dtype=np.float64).reshape(-1, 2),
+        restarts=int(out["restarts"]),
+        variant=out["variant"],
+        status=status,
+        success=status == 0,
+        message=message,
+        method=method,
     )
     if is_game:
         n = problem.shape[1]
@@ -472,10 +528,7 @@ def solve(
         res.update(x=x, y=y, z=z, gap=problem.gap(x, y), fun=float(y.astype(np.float64) @ problem.A @ x))
     else:
         res["fun"] = None
-    progress.finish(res)
-    if warn and status in (1, 4):
-        warnings.warn(f"optcore.monotone.solve: {message}", ConvergenceWarning, stacklevel=2)
-    return res
+    return finish(res, "optcore.monotone.solve", progress=progress, warn=warn)
 
 
 def problem_is_cocoercive(problem) -> bool:

@@ -14,15 +14,21 @@ True
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 
 from .. import _core
 from .._progress import Progress
-from .._result import STATUS_MESSAGES, OptimizeResult
-from .._validation import as_float_array, check_finite, check_options, nonnegative_scalar, positive_int, positive_scalar
-from ..exceptions import ConvergenceWarning
+from .._result import STATUS_MESSAGES, OptimizeResult, finish
+from .._validation import (
+    as_float_array,
+    check_finite,
+    check_options,
+    nonnegative_scalar,
+    normalize_workers,
+    positive_int,
+    positive_scalar,
+)
 from . import operators
 from .operators import Operator
 
@@ -104,6 +110,7 @@ def halpern(
     check_every: int = 10,
     disp: bool = False,
     warn: bool = True,
+    workers: int | None = None,
     options: dict | None = None,
 ) -> FixedPointResult:
     r"""Find a fixed point ``x = T(x)`` of a nonexpansive map by Halpern iterations.
@@ -162,6 +169,9 @@ def halpern(
         Print one line per check (iteration, residual, time) and a summary.
     warn : bool
         Warn :class:`~optcore.ConvergenceWarning` on status 1 or 4.
+    workers : int, optional
+        Threads for the run (``None`` or ``-1``: all cores; ``1``: serial). The result does
+        not depend on it.
     options : dict, optional
         ``restart_factor`` (``"halpern"`` with ``restart="adaptive"``, in (0, 1), default 0.2);
         ``relaxation`` (``"km"``, in (0, 1], default 0.5); for every method ``tol_disp``
@@ -180,7 +190,7 @@ def halpern(
         ``T`` not callable; complex or non-numeric ``x0``; ``T`` returning non-numbers.
     ValueError
         ``x0`` empty, non-finite, or of the wrong length for a native operator; ``T``
-        returning the wrong shape; bad ``method``, ``restart``, ``tol`` or ``options``.
+        returning the wrong shape; bad ``method``, ``restart``, ``tol``, ``workers`` or ``options``.
         Any exception raised by a callable ``T`` propagates unchanged.
 
     Notes
@@ -231,8 +241,10 @@ def halpern(
     if not isinstance(vectorized, (bool, np.bool_)):
         raise TypeError(f"`vectorized` must be True or False; got {vectorized!r}.")
     if vectorized and native:
-        raise ValueError("`vectorized=True` is for Python callables; a native operator already runs in Rust "
-                         "(solve the problems one by one).")
+        raise ValueError(
+            "`vectorized=True` is for Python callables; a native operator already runs in Rust "
+            "(solve the problems one by one)."
+        )
     if vectorized and x.ndim != 2:
         raise ValueError(f"`vectorized=True` needs x0 of shape (B, d), one row per problem; got shape {x.shape}.")
     dtype = np.dtype(np.float32) if x.dtype == np.float32 else np.dtype(np.float64)
@@ -242,6 +254,7 @@ def halpern(
     rtol = nonnegative_scalar(rtol, "rtol")
     maxiter = positive_int(maxiter, "maxiter", minimum=0)
     check_every = positive_int(check_every, "check_every")
+    workers = normalize_workers(workers)
     if restart not in (None, "adaptive"):
         raise ValueError(f"`restart` must be None or 'adaptive'; got {restart!r}.")
     if restart is not None and method != "halpern":
@@ -269,8 +282,12 @@ def halpern(
 
     def build(state: dict) -> FixedPointResult:
         return FixedPointResult(
-            x=state["x"].reshape(shape), residual=state["error"], fun=state["error"], nit=state["nit"],
-            restarts=int(state.get("restarts", 0)), method=method,
+            x=state["x"].reshape(shape),
+            residual=state["error"],
+            fun=state["error"],
+            nit=state["nit"],
+            restarts=int(state.get("restarts", 0)),
+            method=method,
         )
 
     title = f"optcore.fixed_point.halpern(method={method!r}, restart={restart!r}, tol={tol:g}), size {x.size}"
@@ -279,7 +296,21 @@ def halpern(
     op = T._handle if native else _wrap_callable(T, shape, dtype)
     fn = _core.halpern_f32 if dtype == np.float32 else _core.halpern_f64
     xflat = np.ascontiguousarray(x, dtype=dtype).reshape(-1)
-    out = fn(op, xflat, method, param, tol, rtol, maxiter, factor, tol_disp, int(mdi), progress=prog, check_every=check_every)
+    out = fn(
+        op,
+        xflat,
+        method,
+        param,
+        tol,
+        rtol,
+        maxiter,
+        factor,
+        tol_disp,
+        int(mdi),
+        progress=prog,
+        check_every=check_every,
+        workers=workers,
+    )
 
     status = int(out["status"])
     r, nit = float(out["residual"]), int(out["nit"])
@@ -303,16 +334,22 @@ def halpern(
     else:
         message = STATUS_MESSAGES.get(status, "Stopped.")
     res = FixedPointResult(
-        x=out["x"].reshape(shape), residual=r, fun=r, initial_residual=float(out["initial_residual"]),
-        nit=nit, nfev=int(out["nfev"]), restarts=int(out["restarts"]), status=status, success=status == 0,
-        message=message, displacement=None if disp_vec is None else disp_vec.reshape(shape), method=method,
+        x=out["x"].reshape(shape),
+        residual=r,
+        fun=r,
+        initial_residual=float(out["initial_residual"]),
+        nit=nit,
+        nfev=int(out["nfev"]),
+        restarts=int(out["restarts"]),
+        status=status,
+        success=status == 0,
+        message=message,
+        displacement=None if disp_vec is None else disp_vec.reshape(shape),
+        method=method,
     )
     if vectorized:
         xr = res.x
         tx = op(np.ascontiguousarray(xr, dtype=dtype).reshape(-1)).reshape(shape)
         res["nfev"] += 1
         res["residuals"] = np.linalg.norm((xr - tx).astype(np.float64), axis=1)
-    progress.finish(res)
-    if warn and status in (1, 4):
-        warnings.warn(f"optcore.fixed_point.halpern: {message}", ConvergenceWarning, stacklevel=2)
-    return res
+    return finish(res, "optcore.fixed_point.halpern", progress=progress, warn=warn)

@@ -58,7 +58,9 @@ class Operator:
     def __call__(self, x) -> np.ndarray:
         arr = as_float_array(x, "x")
         if arr.shape != (self.dim,):
-            raise ValueError(f"`x` must be a 1-D array of length {self.dim} (the operator's dim); got shape {arr.shape}.")
+            raise ValueError(
+                f"`x` must be a 1-D array of length {self.dim} (the operator's dim); got shape {arr.shape}."
+            )
         check_finite(arr, "x")
         if arr.dtype == np.float32:
             return self._handle.apply_f32(np.ascontiguousarray(arr))
@@ -115,8 +117,10 @@ class Box(Operator):
         try:
             lo, hi = np.broadcast_to(lo, (dim,)), np.broadcast_to(hi, (dim,))
         except ValueError:
-            raise ValueError(f"`lower` and `upper` must be scalars or 1-D arrays of length {dim}; "
-                             f"got shapes {np.shape(lower)} and {np.shape(upper)}.") from None
+            raise ValueError(
+                f"`lower` and `upper` must be scalars or 1-D arrays of length {dim}; "
+                f"got shapes {np.shape(lower)} and {np.shape(upper)}."
+            ) from None
         if np.any(np.isnan(lo)) or np.any(np.isnan(hi)):
             raise ValueError("`lower` and `upper` must not contain NaN.")
         if np.any(lo > hi):
@@ -221,7 +225,11 @@ class Average(Operator):
             raise ValueError("`ops` must contain at least one operator.")
         self.ops = tuple(_operator(o, f"ops[{i}]") for i, o in enumerate(ops))
         _same_dim(self.ops)
-        w = np.full(len(ops), 1.0 / len(ops)) if weights is None else as_float_array(weights, "weights").astype(np.float64)
+        w = (
+            np.full(len(ops), 1.0 / len(ops))
+            if weights is None
+            else as_float_array(weights, "weights").astype(np.float64)
+        )
         if w.shape != (len(ops),):
             raise ValueError(f"`weights` must have one entry per operator ({len(ops)}); got shape {w.shape}.")
         if not (np.all(np.isfinite(w)) and np.all(w > 0) and abs(w.sum() - 1.0) <= 1e-12):

@@ -5,7 +5,7 @@
 //! wraps the user's functions so that they take and return flat arrays of the exact dtype.
 
 use crate::bridge::{copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
-use crate::halpern::NativeOperator;
+use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use optcore_core::bilevel::{
     self, fd_second, Batch, HgMethod, LinSolve, Logistic, Method, Oracle, Options, Quadratic, Ridge, PHASE_NAMES,
@@ -297,7 +297,7 @@ fn get<'py, V: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyR
     }
 }
 
-fn build_options<T: Real>(method: &str, d: &Bound<'_, PyDict>, proj: impl Fn(&Bound<'_, NativeOperator>) -> optcore_core::halpern::SharedOp<T>) -> PyResult<Options<T>> {
+fn build_options<T: Real>(method: &str, d: &Bound<'_, PyDict>, proj: impl Fn(&Bound<'_, NativeOperator>) -> optcore_core::operators::SharedOp<T>) -> PyResult<Options<T>> {
     let m = match method {
         "f2sa" => Method::F2sa,
         "penalty" => Method::Penalty,

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 
 mod bilevel;
 mod bridge;
-mod halpern;
+mod fixed_point;
 mod lp;
 mod monotone;
 mod ot;
@@ -47,7 +47,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernel_source, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     ot::register(m)?;
-    halpern::register(m)?;
+    fixed_point::register(m)?;
     monotone::register(m)?;
     lp::register(m)?;
     zo::register(m)?;

@@ -1,16 +1,16 @@
-//! Binding of `optcore_core::halpern::lp`: the constraint matrix as CSR arrays, bounds as
+//! Binding of `optcore_core::lp`: the constraint matrix as CSR arrays, bounds as
 //! float64 vectors (±inf for free sides); the Python layer (`optcore.linprog`) builds them from
 //! SciPy's arguments and maps the result back to SciPy's fields.
 
 use crate::bridge::{core_err, run_detached, status_of, to_array, PyObserver};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
-use optcore_core::halpern::lp::{solve, Csr, Lp, Options};
+use optcore_core::lp::{solve, Csr, Lp, Options};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 #[pyfunction]
-#[pyo3(signature = (indptr, indices, data, m, n, c, lc, uc, lv, uv, x0=None, y0=None, tol=1e-6, maxiter=usize::MAX, time_limit=f64::INFINITY, check_every=64, tol_infeasible=1e-6, presolve=true, progress=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (indptr, indices, data, m, n, c, lc, uc, lv, uv, x0=None, y0=None, tol=1e-6, maxiter=usize::MAX, time_limit=f64::INFINITY, check_every=64, tol_infeasible=1e-6, presolve=true, progress=None, workers=None))]
+#[allow(clippy::too_many_arguments)] // a pyfunction's parameters are its Python keywords
 fn linprog_pdhg<'py>(
     py: Python<'py>,
     indptr: PyReadonlyArray1<'py, i64>,
@@ -32,6 +32,7 @@ fn linprog_pdhg<'py>(
     tol_infeasible: f64,
     presolve: bool,
     progress: Option<Py<PyAny>>,
+    workers: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let to_usize = |v: &[i64]| -> Vec<usize> { v.iter().map(|&x| x.max(0) as usize).collect() };
     let a = Csr::new(m, n, to_usize(indptr.as_slice()?), to_usize(indices.as_slice()?), data.as_slice()?.to_vec())
@@ -56,8 +57,8 @@ fn linprog_pdhg<'py>(
         propagation_rounds: if presolve { Options::default().propagation_rounds } else { 0 },
     };
     let mut obs = PyObserver::new(progress, 1);
-    let out = run_detached(py, None, || solve(&lp, x0.as_deref(), y0.as_deref(), &opts, &mut obs))?
-        .map_err(core_err)?;
+    let out =
+        run_detached(py, workers, || solve(&lp, x0.as_deref(), y0.as_deref(), &opts, &mut obs))?.map_err(core_err)?;
     obs.raise_pending()?;
     let (status, detail) = status_of(&out.termination);
     let d = PyDict::new(py);

@@ -1,12 +1,12 @@
-//! Bindings of `optcore_core::halpern::monotone`: finite-sum problems as one opaque class
+//! Bindings of `optcore_core::monotone`: finite-sum problems as one opaque class
 //! ([`FiniteSumProblem`]: a native matrix game or linear operator, or Python callables) and
 //! the solver. Inputs are C-contiguous float64 arrays (the Python layer validates them).
 
 use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
-use crate::halpern::NativeOperator;
+use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use optcore_core::halpern::monotone::{solve, FiniteSum, GameSum, LinearSum, Method, Options};
-use optcore_core::halpern::SharedOp;
+use optcore_core::monotone::{solve, FiniteSum, GameSum, LinearSum, Method, Options};
+use optcore_core::operators::SharedOp;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -124,7 +124,7 @@ impl FiniteSum for PyFiniteSum {
 
 #[pyfunction]
 #[pyo3(signature = (component, full, n, d, lipschitz, lipschitz_ms, cocoercive, project=None))]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // a pyfunction's parameters are its Python keywords
 fn fs_python(
     component: Py<PyAny>,
     full: Py<PyAny>,
@@ -161,8 +161,8 @@ fn fs_python(
 /// Runs `method` ("eg", "eag", "halpern", "vr_halpern") on `problem` from `z0`. Returns a
 /// dict; see `optcore.monotone.solve`.
 #[pyfunction]
-#[pyo3(signature = (problem, z0, method, tol, maxiter, max_epochs, step=None, resolvent=None, inner=None, batch=None, cocoercive=None, seed=0, check_every=1, restart=0.2, progress=None))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (problem, z0, method, tol, maxiter, max_epochs, step=None, resolvent=None, inner=None, batch=None, cocoercive=None, seed=0, check_every=1, restart=0.2, progress=None, workers=None))]
+#[allow(clippy::too_many_arguments)] // a pyfunction's parameters are its Python keywords
 fn monotone_solve<'py>(
     py: Python<'py>,
     problem: &Bound<'py, FiniteSumProblem>,
@@ -180,6 +180,7 @@ fn monotone_solve<'py>(
     check_every: usize,
     restart: f64,
     progress: Option<Py<PyAny>>,
+    workers: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let method = match method {
         "eg" => Method::Eg,
@@ -204,7 +205,7 @@ fn monotone_solve<'py>(
     let p = prob.inner.clone();
     let z0 = z0.as_slice()?.to_vec();
     let mut obs = PyObserver::new(progress, 1);
-    let out = run_detached(py, None, || solve(p.as_ref(), &z0, &opts, &mut obs))?;
+    let out = run_detached(py, workers, || solve(p.as_ref(), &z0, &opts, &mut obs))?;
     if let Some(pf) = &prob.py {
         if let Some(e) = pf.pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
             return Err(e);

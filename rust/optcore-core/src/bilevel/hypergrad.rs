@@ -4,7 +4,7 @@
 
 use super::oracle::{Counted, Counts, Oracle};
 use crate::error::{OptError, Result};
-use crate::halpern::lu::Lu;
+use crate::linalg::lu::Lu;
 use crate::linalg::{axpy, cg, norm};
 use crate::real::Real;
 

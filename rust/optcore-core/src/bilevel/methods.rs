@@ -4,7 +4,7 @@
 
 use super::oracle::{Batch, Counted, Counts, Oracle, Phase};
 use crate::error::{OptError, Result};
-use crate::halpern::SharedOp;
+use crate::operators::SharedOp;
 use crate::linalg::{axpy, cg, norm};
 use crate::real::Real;
 use crate::rng::Rng;

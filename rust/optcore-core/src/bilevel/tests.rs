@@ -1,8 +1,8 @@
 //! Checks of the bilevel core against dense closed forms.
 
 use super::*;
-use crate::halpern::lu::Lu;
-use crate::halpern::{BoxProj, SharedOp};
+use crate::linalg::lu::Lu;
+use crate::operators::{BoxProj, SharedOp};
 use crate::linalg::Design;
 use crate::rng::Rng;
 use crate::solver::NoObserver;

@@ -8,6 +8,7 @@ use std::ops::Range;
 use rayon::prelude::*;
 
 use crate::error::{OptError, Result};
+use crate::parallel::balanced_bounds;
 
 /// A CSR matrix (f64). Column indices are `u32` (half the index traffic of `usize` in the
 /// memory-bound products; at most 2³² − 1 columns).
@@ -20,13 +21,8 @@ pub struct Csr {
     pub data: Vec<f64>,
 }
 
-/// Work (stored entries plus rows) below which a pass runs on the calling thread. Waking the
-/// rayon workers for each pass costs more than it saves on mid-size matrices: on the 2-core
-/// development machine, LP iterations took 100–160 µs serial against 150–210 µs on two
-/// threads for QAP12 (38k entries), and 145–190 against 280–310 for PILOT87 (73k); at 40 000
-/// both went parallel. FIT2D (129k) is about even; the 2·10⁶-entry LPs gain from threads.
-/// Rechecked after the LP passes got per-range output slices (QAP12 medians 73–76 µs serial
-/// against 109–159 on two threads, thresholds 20 000 and 40 000; STOCFOR3 and PILOT87 no gain).
+/// Work (stored entries plus rows) below which a pass runs on the calling thread: waking the
+/// rayon workers for each pass costs more than it saves on mid-size matrices.
 const PARALLEL_WORK: usize = 150_000;
 
 impl Csr {
@@ -127,18 +123,8 @@ impl Csr {
             return;
         }
         let chunks = (4 * threads).min(work / (PARALLEL_WORK / 4)).max(2);
-        let bounds: Vec<usize> = (0..=chunks)
-            .map(|c| {
-                let target = work * c / chunks;
-                // first row whose (entries + rows) before it reaches target
-                let (mut lo, mut hi) = (0usize, self.nrows);
-                while lo < hi {
-                    let mid = (lo + hi) / 2;
-                    if self.indptr[mid] + mid < target { lo = mid + 1 } else { hi = mid }
-                }
-                lo
-            })
-            .collect();
+        // chunks of about equal (entries + rows)
+        let bounds = balanced_bounds(self.nrows, work, chunks, |i| self.indptr[i] + i);
         bounds.par_windows(2).for_each(|w| {
             if w[0] < w[1] {
                 f(w[0]..w[1])

@@ -39,8 +39,8 @@
 //! point can still be approached at a constant velocity for a long time (Douglas–Rachford
 //! started far from both sets), which is indistinguishable from infeasibility until then.
 
-use super::operator::Operator;
 use crate::error::{OptError, Result};
+use crate::operators::Operator;
 use crate::real::Real;
 use crate::solver::{Control, Observer, Report, Termination};
 
@@ -156,10 +156,17 @@ impl Displacement {
         };
     }
 
-    #[allow(clippy::too_many_arguments)]
     /// At a checkpoint, the verdict: `Some(v)` when infeasibility is declared. `residual` is
     /// `‖x_k − T x_k‖`, an upper bound on `‖v‖`.
-    fn check<T: Real>(&mut self, k: usize, x: &[T], residual: f64, threshold: f64, travel_min: f64, anchor: &[T]) -> Option<Vec<T>> {
+    fn check<T: Real>(
+        &mut self,
+        k: usize,
+        x: &[T],
+        residual: f64,
+        threshold: f64,
+        travel_min: f64,
+        anchor: &[T],
+    ) -> Option<Vec<T>> {
         if !self.enabled || k < self.next_check {
             return None;
         }
@@ -207,7 +214,9 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         return bad("tol_disp must be finite and >= 0");
     }
     match opts.method {
-        Method::Halpern { anchoring } if !(anchoring > 0.0 && anchoring.is_finite()) => return bad("anchoring must be > 0"),
+        Method::Halpern { anchoring } if !(anchoring > 0.0 && anchoring.is_finite()) => {
+            return bad("anchoring must be > 0")
+        }
         Method::KrasnoselskiiMann { relaxation } if !(relaxation > 0.0 && relaxation <= 1.0) => {
             return bad("relaxation must be in (0, 1]")
         }
@@ -285,7 +294,9 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         match control {
             Control::Continue => {}
             Control::Stop => return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Stopped, None)),
-            Control::Abort => return Ok(out(Vec::new(), f64::NAN, r0, nit, nfev, restarts, Termination::Aborted, None)),
+            Control::Abort => {
+                return Ok(out(Vec::new(), f64::NAN, r0, nit, nfev, restarts, Termination::Aborted, None))
+            }
         }
         if let Some(f) = opts.restart {
             if k_local > 0 && r <= f * r_anchor {
@@ -324,7 +335,7 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::halpern::operator::{douglas_rachford, Affine, AffineData, Ball, BoxProj, SharedOp};
+    use crate::operators::{douglas_rachford, Affine, AffineData, Ball, BoxProj, SharedOp};
     use crate::solver::NoObserver;
     use std::sync::Arc;
 
@@ -387,7 +398,9 @@ mod tests {
     #[test]
     fn translation_is_infeasible_with_exact_displacement() {
         let v = vec![0.5, -1.0, 2.0];
-        for method in [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }, Method::Picard] {
+        for method in
+            [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }, Method::Picard]
+        {
             let o = run(&Translate(v.clone()), &[1.0, 2.0, 3.0], &Options { method, ..Default::default() });
             assert_eq!(o.termination, Termination::Infeasible, "{method:?}");
             let got = o.displacement.unwrap();
@@ -439,7 +452,9 @@ mod tests {
         let plane: SharedOp<f64> =
             Arc::new(Affine(Arc::new(AffineData::new(vec![0.35, 0.82], vec![-0.95], 1, 2).unwrap())));
         let dr = douglas_rachford(ball, plane).unwrap();
-        for method in [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }, Method::Picard] {
+        for method in
+            [Method::Halpern { anchoring: 1.0 }, Method::KrasnoselskiiMann { relaxation: 0.5 }, Method::Picard]
+        {
             let o = run(&dr, &[176.8, 110.9], &Options { method, maxiter: 3000, ..Default::default() });
             assert_ne!(o.termination, Termination::Infeasible, "{method:?}");
         }

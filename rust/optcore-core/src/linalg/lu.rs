@@ -29,7 +29,8 @@ impl Lu {
         let mut perm: Vec<usize> = (0..n).collect();
         for k in 0..n {
             // Partial pivoting: the largest entry of column k on or below the diagonal.
-            let (p, pv) = (k..n).map(|i| (i, lu[i * n + k].abs())).fold((k, -1.0), |b, c| if c.1 > b.1 { c } else { b });
+            let (p, pv) =
+                (k..n).map(|i| (i, lu[i * n + k].abs())).fold((k, -1.0), |b, c| if c.1 > b.1 { c } else { b });
             if !(pv > rel_tol * scale) || scale == 0.0 {
                 return Err(OptError::InvalidInput(format!("{what} is singular to working precision")));
             }
@@ -62,11 +63,11 @@ impl Lu {
         let n = self.n;
         let mut y: Vec<f64> = self.perm.iter().map(|&p| b[p]).collect();
         for i in 0..n {
-            let s = super::operator::dot(&self.lu[i * n..i * n + i], &y[..i]);
+            let s = super::dot_lanes8(&self.lu[i * n..i * n + i], &y[..i]);
             y[i] -= s;
         }
         for i in (0..n).rev() {
-            let s = super::operator::dot(&self.lu[i * n + i + 1..(i + 1) * n], &y[i + 1..]);
+            let s = super::dot_lanes8(&self.lu[i * n + i + 1..(i + 1) * n], &y[i + 1..]);
             y[i] = (y[i] - s) / self.lu[i * n + i];
         }
         b.copy_from_slice(&y);

@@ -1,4 +1,4 @@
-//! Bindings of `optcore_core::halpern`: native operators as one opaque class
+//! Bindings of `optcore_core::fixed_point` and `optcore_core::operators`: native operators as one opaque class
 //! ([`NativeOperator`], holding the f64 and f32 instances of the same operator), their
 //! constructors, and the fixed-point solver per dtype. A Python callable is wrapped in
 //! [`PyOperator`], which takes the GIL for each call. Inputs are C-contiguous arrays of the
@@ -6,9 +6,10 @@
 
 use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use optcore_core::halpern::{
-    apply_checked, douglas_rachford, solve, Affine, AffineData, Average, Ball, BoxProj, Compose, Identity,
-    LinearResolvent, LinearResolventData, Method, Operator, Options, Reflect, SharedOp, Simplex,
+use optcore_core::fixed_point::{solve, Method, Options};
+use optcore_core::operators::{
+    apply_checked, douglas_rachford, Affine, AffineData, Average, Ball, BoxProj, Compose, Identity, LinearResolvent,
+    LinearResolventData, Operator, Reflect, SharedOp, Simplex,
 };
 use optcore_core::Real;
 use pyo3::exceptions::PyValueError;
@@ -124,10 +125,7 @@ fn parts(ops: &[Bound<'_, NativeOperator>]) -> (Vec<SharedOp<f64>>, Vec<SharedOp
 #[pyfunction]
 fn op_compose(ops: Vec<Bound<'_, NativeOperator>>) -> PyResult<NativeOperator> {
     let (a, b) = parts(&ops);
-    Ok(NativeOperator::new(
-        Arc::new(Compose::new(a).map_err(core_err)?),
-        Arc::new(Compose::new(b).map_err(core_err)?),
-    ))
+    Ok(NativeOperator::new(Arc::new(Compose::new(a).map_err(core_err)?), Arc::new(Compose::new(b).map_err(core_err)?)))
 }
 
 /// `sum_i w_i ops[i]` (weights positive, summing to 1).
@@ -186,8 +184,8 @@ macro_rules! halpern_fn {
         /// or a Python callable on flat arrays. Returns a dict; see
         /// `optcore.fixed_point.halpern`.
         #[pyfunction]
-        #[pyo3(signature = (op, x0, method, param, tol, rtol, maxiter, restart=None, tol_disp=1e-6, min_disp_iter=50, progress=None, check_every=10))]
-        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (op, x0, method, param, tol, rtol, maxiter, restart=None, tol_disp=1e-6, min_disp_iter=50, progress=None, check_every=10, workers=None))]
+        #[allow(clippy::too_many_arguments)] // a pyfunction's parameters are its Python keywords
         fn $name<'py>(
             py: Python<'py>,
             op: Bound<'py, PyAny>,
@@ -202,6 +200,7 @@ macro_rules! halpern_fn {
             min_disp_iter: usize,
             progress: Option<Py<PyAny>>,
             check_every: usize,
+            workers: Option<usize>,
         ) -> PyResult<Bound<'py, PyDict>> {
             let x0 = x0.as_slice()?;
             let method = match method {
@@ -221,7 +220,7 @@ macro_rules! halpern_fn {
                 }
             };
             let mut obs = PyObserver::new(progress, check_every);
-            let out = run_detached(py, None, || solve(&*opref, x0, &opts, &mut obs))?;
+            let out = run_detached(py, workers, || solve(&*opref, x0, &opts, &mut obs))?;
             if let Some(e) = pyop.and_then(|p| p.pending.lock().unwrap_or_else(|p| p.into_inner()).take()) {
                 return Err(e);
             }

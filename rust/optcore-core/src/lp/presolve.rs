@@ -11,7 +11,7 @@
 //! then solves: the tightened bounds serve only this proof (using them in the iteration would
 //! need a postsolve of the duals).
 
-use super::lp::Lp;
+use super::problem::Lp;
 
 /// Relative slack, against the magnitude of the terms involved, that a violation must exceed:
 /// far above the rounding error of the activity sums (~1e-16 · terms · rows of propagation).
@@ -75,7 +75,11 @@ impl Side {
     }
     fn value(&self, neg: bool) -> f64 {
         if self.ninf > 0 {
-            if neg { f64::NEG_INFINITY } else { f64::INFINITY }
+            if neg {
+                f64::NEG_INFINITY
+            } else {
+                f64::INFINITY
+            }
         } else {
             self.sum
         }
@@ -130,8 +134,10 @@ pub fn prove_infeasible(lp: &Lp, rounds: usize) -> Option<Proof> {
                 // loosens the implied bound: still valid.
                 let (lo_term, hi_term) = if v > 0.0 { (v * lb[j], v * ub[j]) } else { (v * ub[j], v * lb[j]) };
                 let upper_vx = if hi_row.is_finite() { hi_row - lo.without(k, lo_term, true) } else { f64::INFINITY };
-                let lower_vx = if lo_row.is_finite() { lo_row - hi.without(k, hi_term, false) } else { f64::NEG_INFINITY };
-                let (new_lo, new_hi) = if v > 0.0 { (lower_vx / v, upper_vx / v) } else { (upper_vx / v, lower_vx / v) };
+                let lower_vx =
+                    if lo_row.is_finite() { lo_row - hi.without(k, hi_term, false) } else { f64::NEG_INFINITY };
+                let (new_lo, new_hi) =
+                    if v > 0.0 { (lower_vx / v, upper_vx / v) } else { (upper_vx / v, lower_vx / v) };
                 if new_hi.is_finite() && new_hi.abs() < BIG && new_hi < ub[j] - MIN_GAIN * (1.0 + new_hi.abs()) {
                     ub[j] = new_hi;
                     changed = true;
@@ -187,13 +193,8 @@ mod tests {
     #[test]
     fn a_chain_of_implied_bounds() {
         // x − y = 0, y − z = 0, x >= 2, z <= 1: x = y = z is impossible; needs propagation.
-        let p = lp(
-            &[&[1.0, -1.0, 0.0], &[0.0, 1.0, -1.0]],
-            &[0.0, 0.0],
-            &[0.0, 0.0],
-            &[2.0, -INF, -INF],
-            &[INF, INF, 1.0],
-        );
+        let p =
+            lp(&[&[1.0, -1.0, 0.0], &[0.0, 1.0, -1.0]], &[0.0, 0.0], &[0.0, 0.0], &[2.0, -INF, -INF], &[INF, INF, 1.0]);
         // Row 0 gives y >= 2 (applied at once), then row 1's activity y − z is at least 1.
         let proof = prove_infeasible(&p, 10).expect("infeasible");
         assert!(matches!(proof, Proof::Row { row: 1, min, .. } if min == 1.0), "{proof}");

@@ -8,8 +8,9 @@
 //! linear solves) is computed in f64. The dense factors of [`Affine`] and [`LinearResolvent`]
 //! are f64 and shared (`Arc`) between the f32 and f64 instances of an operator.
 
-use super::lu::Lu;
 use crate::error::{OptError, Result};
+use crate::linalg::dot_lanes8 as dot;
+use crate::linalg::lu::Lu;
 use crate::real::Real;
 use std::sync::Arc;
 
@@ -23,20 +24,6 @@ pub trait Operator<T: Real>: Send + Sync {
 
 /// A shared operator: the building block of composites.
 pub type SharedOp<T> = Arc<dyn Operator<T>>;
-
-/// `Σ a_i b_i` with eight independent partial sums (vectorisable, and deterministic: the
-/// summation order depends only on the length).
-pub fn dot(a: &[f64], b: &[f64]) -> f64 {
-    let mut acc = [0.0f64; 8];
-    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f64 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
-    for (u, v) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += u[l] * v[l];
-        }
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
-}
 
 fn check_len(what: &str, d: usize, len: usize) -> Result<()> {
     if d != len {
@@ -81,7 +68,13 @@ impl<T: Real> Operator<T> for BoxProj<T> {
     }
     fn apply(&self, x: &[T], out: &mut [T]) -> Result<()> {
         for (((o, &v), &l), &h) in out.iter_mut().zip(x).zip(&self.lo).zip(&self.hi) {
-            *o = if v < l { l } else if v > h { h } else { v };
+            *o = if v < l {
+                l
+            } else if v > h {
+                h
+            } else {
+                v
+            };
         }
         Ok(())
     }
@@ -366,16 +359,6 @@ mod tests {
         let mut out = vec![T::zero(); x.len()];
         apply_checked(op, x, &mut out).unwrap();
         out
-    }
-
-    #[test]
-    fn dot_matches_naive_sum() {
-        for n in [0usize, 1, 7, 8, 9, 31, 100] {
-            let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
-            let b: Vec<f64> = (0..n).map(|i| (i as f64 * 1.3).cos()).collect();
-            let naive: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - naive).abs() <= 1e-13 * (1.0 + naive.abs()), "n={n}");
-        }
     }
 
     #[test]

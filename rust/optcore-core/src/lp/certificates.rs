@@ -1,0 +1,282 @@
+//! Infeasibility certificates from the iterates: Farkas rays (primal infeasibility) tested on
+//! dual rays, unbounded rays (dual infeasibility) on primal ones, and the test of a steadily
+//! growing dual iterate that makes a converged run look on for a certificate.
+
+use super::problem::{Csr, Lp};
+use super::scaling::Scaled;
+use crate::parallel::chunked;
+
+/// Whether a dual value `v` has a sign its row cannot carry: `v > 0` needs a finite lower bound
+/// `l`, `v < 0` a finite upper bound `u`.
+pub(super) fn forbidden_sign(v: f64, l: f64, u: f64) -> bool {
+    (v > 0.0 && !l.is_finite()) || (v < 0.0 && !u.is_finite())
+}
+
+/// The dual ray `dy` (unscaled) without its entries of a sign their rows cannot carry, into
+/// `v`, and its product `Aᵀv` (unscaled, through the scaled `Aᵀ`) into `at_v`; `tmp_m`, `tmp_n`
+/// are work space.
+pub(super) fn clip_to_cone(
+    lp: &Lp,
+    s: &Scaled,
+    dy: &[f64],
+    v: &mut [f64],
+    at_v: &mut [f64],
+    tmp_m: &mut [f64],
+    tmp_n: &mut [f64],
+) {
+    for i in 0..dy.len() {
+        v[i] = if forbidden_sign(dy[i], lp.lc[i], lp.uc[i]) { 0.0 } else { dy[i] };
+        // y = γ D_r ŷ
+        tmp_m[i] = v[i] / (s.dr[i] * s.gamma);
+    }
+    s.at.matvec(tmp_m, tmp_n);
+    s.unscale_cols(at_v, tmp_n);
+}
+
+/// Outcome of [`primal_infeasible`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) enum Farkas {
+    No,
+    Yes,
+    Recheck,
+}
+
+/// Primal infeasibility certificate test on a dual ray `dy` (unscaled): `φ = Σ l_i [dy]₊ −
+/// u_i [dy]₋ + Σ l_j [λ]₊ − u_j [λ]₋ > 0` with `λ = −Aᵀdy` (the row sums taken over the
+/// entries of `dy` whose sign the row bounds allow), `v_j` the part of `λ_j` whose sign an
+/// infinite column bound forbids and `w_i` the entries of `dy` whose sign an infinite row bound
+/// forbids. Weak duality: every feasible `x` has `φ ≤ Σ_j v_j |x_j| + Σ_i w_i |(Ax)_i|`, so the
+/// ray proves infeasibility up to its violations. Two ways to pass:
+/// - `plain`: `max v_j ≤ tol · φ`. It is a proof only for a ray that carries no entry of a
+///   sign its row cannot take (`w = 0`: those entries are in `λ` but not in `φ`); when it
+///   passes on one that does, the answer is [`Farkas::Recheck`]: test the ray with those
+///   entries zeroed and its own `λ` ([`clip_to_cone`]).
+/// - `guarded`: `max v_j ≤ 100 tol · φ` and `Σ_j v_j |x_j| + Σ_i w_i |(Ax)_i| ≤ φ / 100` at
+///   the current primal iterate `x`: then every feasible point is over 100× larger than `x`
+///   where the ray is violated (a statement invariant under scaling the ray and the columns).
+///   It finds certificates that the plain test misses (rays whose violation sits on columns
+///   where the iterate is small) while keeping a wide margin on feasible LPs.
+pub(super) fn primal_infeasible(
+    lp: &Lp,
+    dy: &[f64],
+    at_dy: &[f64],
+    x: &[f64],
+    ax: &[f64],
+    tol: f64,
+    (plain, guarded): (bool, bool),
+) -> Farkas {
+    let mut phi = 0.0;
+    let mut scale: f64 = 0.0;
+    // Σ_i w_i |(Ax)_i| over the entries of dy of a sign the row's infinite bound forbids
+    // (λ = −Aᵀdy includes them, so the weak-duality bound below must too).
+    let mut wrong_ax = 0.0f64;
+    let mut clipped = false;
+    for (((&v, &l), &u), &axi) in dy.iter().zip(&lp.lc).zip(&lp.uc).zip(ax) {
+        // clip to the cone: a row without a lower bound cannot carry y > 0, etc.
+        let v = if forbidden_sign(v, l, u) {
+            wrong_ax += v.abs() * axi.abs();
+            clipped = true;
+            0.0
+        } else {
+            v
+        };
+        scale = scale.max(v.abs());
+        if v > 0.0 {
+            phi += l * v;
+        } else if v < 0.0 {
+            phi += u * v;
+        }
+    }
+    if scale == 0.0 {
+        return Farkas::No;
+    }
+    let parts = chunked(at_dy.len(), |range| {
+        let (mut phi, mut viol, mut viol_x) = (0.0f64, 0.0f64, 0.0f64);
+        for j in range {
+            let lam = -at_dy[j];
+            let (l, u) = (lp.lv[j], lp.uv[j]);
+            let v = if lam > 0.0 {
+                if l.is_finite() {
+                    phi += l * lam;
+                    0.0
+                } else {
+                    lam
+                }
+            } else if lam < 0.0 {
+                if u.is_finite() {
+                    phi += u * lam;
+                    0.0
+                } else {
+                    -lam
+                }
+            } else {
+                0.0
+            };
+            viol = viol.max(v);
+            viol_x += v * x[j].abs();
+        }
+        (phi, viol, viol_x)
+    });
+    let (mut viol, mut viol_x) = (0.0f64, wrong_ax);
+    for (p, v, vx) in parts {
+        phi += p;
+        viol = viol.max(v);
+        viol_x += vx;
+    }
+    if !(phi > 0.0 && phi > tol * scale) {
+        return Farkas::No;
+    }
+    if guarded && viol <= 100.0 * tol * phi && viol_x <= 0.01 * phi {
+        Farkas::Yes
+    } else if plain && viol <= tol * phi {
+        if clipped {
+            Farkas::Recheck
+        } else {
+            Farkas::Yes
+        }
+    } else {
+        Farkas::No
+    }
+}
+
+/// Dual infeasibility (unboundedness) test on a primal ray `dx`: projected onto the recession
+/// cone of the bounds, `cᵀdx < 0` and `A dx` in the recession cone of the row bounds up to
+/// `tol · (−cᵀdx)`, with `‖dx‖_∞ = 1`.
+/// `d` and `ad` are work space of lengths n and m.
+pub(super) fn dual_infeasible(lp: &Lp, dx: &[f64], a: &Csr, tol: f64, d: &mut [f64], ad: &mut [f64]) -> bool {
+    let proj = |j: usize| {
+        let (v, l, u) = (dx[j], lp.lv[j], lp.uv[j]);
+        if (v < 0.0 && l.is_finite()) || (v > 0.0 && u.is_finite()) {
+            0.0
+        } else {
+            v
+        }
+    };
+    // cᵀd and ‖d‖_∞ first: most candidate rays fail cᵀd < 0 and need no product.
+    let (mut cd, mut s) = (0.0f64, 0.0f64);
+    for (c, m) in chunked(dx.len(), |range| {
+        let (mut cd, mut s) = (0.0f64, 0.0f64);
+        for j in range {
+            let v = proj(j);
+            cd += lp.c[j] * v;
+            s = s.max(v.abs());
+        }
+        (cd, s)
+    }) {
+        cd += c;
+        s = s.max(m);
+    }
+    if s == 0.0 || cd.is_nan() || cd >= 0.0 {
+        return false;
+    }
+    let cd = cd / s;
+    for (j, dj) in d.iter_mut().enumerate() {
+        *dj = proj(j) / s;
+    }
+    a.matvec(d, ad);
+    let mut viol: f64 = 0.0;
+    for ((&v, &l), &u) in ad.iter().zip(&lp.lc).zip(&lp.uc) {
+        if l.is_finite() {
+            viol = viol.max(-v);
+        }
+        if u.is_finite() {
+            viol = viol.max(v);
+        }
+    }
+    viol <= tol * (-cd)
+}
+
+/// Whether the dual iterate is growing steadily at the last check (`norms`: ‖y‖ at every check
+/// so far): it grew at every check of the last quarter of the run, by at least 1% over the last
+/// eighth, at a rate within 30% of the eighth before. That is what PDHG's dual iterate does on
+/// an infeasible LP (it drifts along a Farkas ray at a constant rate), and a feasible LP's does
+/// not for long, as its iterates are bounded. A false alarm costs iterations, never the
+/// answer: the verdict still needs a Farkas certificate.
+pub(super) fn dual_growing(norms: &[f64]) -> bool {
+    let c = norms.len();
+    if c < 16 {
+        return false;
+    }
+    let e = c / 8;
+    let (n0, n1, n2) = (norms[c - 1], norms[c - 1 - e], norms[c - 1 - 2 * e]);
+    let (g2, g1) = (n0 - n1, n1 - n2);
+    norms[c - 1 - 2 * e..].windows(2).all(|p| p[1] > p[0]) && g2 >= 0.01 * n0 && (g2 - g1).abs() <= 0.3 * g2
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lp::scaling::scale;
+
+    #[test]
+    fn a_ray_with_entries_of_a_forbidden_sign_is_rechecked_without_them() {
+        // x <= 10 and x >= 0 with 4 <= x <= 5: feasible. The ray dy = (-1, -5) carries -5 on
+        // the row without an upper bound; with it, λ = -Aᵀdy = 6 and φ = 10·(-1) + 4·6 = 14 > 0
+        // with no violation, so the plain test alone would call the LP infeasible.
+        let p = Lp {
+            a: Csr::from_dense(&[&[1.0], &[1.0]]),
+            c: vec![0.0],
+            lc: vec![f64::NEG_INFINITY, 0.0],
+            uc: vec![10.0, f64::INFINITY],
+            lv: vec![4.0],
+            uv: vec![5.0],
+        };
+        let (x, ax) = ([4.5], [4.5, 4.5]);
+        assert_eq!(primal_infeasible(&p, &[-1.0, -5.0], &[-6.0], &x, &ax, 1e-6, (true, false)), Farkas::Recheck);
+        // Without it: λ = 1, φ = -10 + 4 = -6: no certificate.
+        assert_eq!(primal_infeasible(&p, &[-1.0, 0.0], &[-1.0], &x, &ax, 1e-6, (true, false)), Farkas::No);
+        // The guarded test counts that entry against x (5·4.5 > φ/100).
+        assert_eq!(primal_infeasible(&p, &[-1.0, -5.0], &[-6.0], &x, &ax, 1e-6, (false, true)), Farkas::No);
+        // A ray within the cone passes outright: x >= 6 added as a third row makes it infeasible.
+        let mut q = p.clone();
+        q.a = Csr::from_dense(&[&[1.0], &[1.0], &[1.0]]);
+        q.lc.push(6.0);
+        q.uc.push(f64::INFINITY);
+        // dy = (0, 0, 1): φ = 6 + 5·(-1) = 1 > 0 (λ = -1 at the upper bound 5).
+        assert_eq!(primal_infeasible(&q, &[0.0, 0.0, 1.0], &[1.0], &x, &[4.5; 3], 1e-6, (true, false)), Farkas::Yes);
+    }
+
+    #[test]
+    fn clipping_a_ray_to_the_cone_and_its_product() {
+        // Rows: (-inf, 1], [0, inf), [2, 3], (-inf, inf); the product goes through the scaling.
+        let rows: [&[f64]; 4] = [&[1.0, 2.0, 0.0], &[0.0, -3.0, 0.5], &[4.0, 0.0, -1.0], &[1.0, 1.0, 1.0]];
+        let p = Lp {
+            a: Csr::from_dense(&rows),
+            c: vec![1.0, -2.0, 0.5],
+            lc: vec![f64::NEG_INFINITY, 0.0, 2.0, f64::NEG_INFINITY],
+            uc: vec![1.0, f64::INFINITY, 3.0, f64::INFINITY],
+            lv: vec![0.0, -1.0, f64::NEG_INFINITY],
+            uv: vec![5.0, f64::INFINITY, 2.0],
+        };
+        let s = scale(&p);
+        let dy = [2.0, -1.5, -0.7, 0.3];
+        let (mut v, mut at_v, mut tm, mut tn) = ([0.0; 4], [0.0; 3], [0.0; 4], [0.0; 3]);
+        clip_to_cone(&p, &s, &dy, &mut v, &mut at_v, &mut tm, &mut tn);
+        // y > 0 needs a lower bound, y < 0 an upper one; a free row takes neither.
+        assert_eq!(v, [0.0, 0.0, -0.7, 0.0]);
+        for j in 0..3 {
+            let want: f64 = (0..4).map(|i| rows[i][j] * v[i]).sum();
+            assert!((at_v[j] - want).abs() <= 1e-12 * (1.0 + want.abs()), "{j}: {} vs {want}", at_v[j]);
+        }
+    }
+
+    #[test]
+    fn a_steadily_growing_dual_iterate() {
+        // Linear growth (an infeasible LP's drift along a Farkas ray): yes, from 16 checks on.
+        let line: Vec<f64> = (0..40).map(|k| 5.0 + 0.3 * k as f64).collect();
+        assert!(dual_growing(&line));
+        assert!(!dual_growing(&line[..15]));
+        // Converging to a limit (a feasible LP): growth shrinks geometrically, rates far apart.
+        let conv: Vec<f64> = (0..40).map(|k| 10.0 - 5.0 * 0.8f64.powi(k)).collect();
+        assert!(!dual_growing(&conv));
+        // Steady but slow (under 1% of ‖y‖ over the last eighth), or not at every check.
+        let slow: Vec<f64> = (0..40).map(|k| 100.0 + 0.01 * k as f64).collect();
+        assert!(!dual_growing(&slow));
+        let mut dip = line.clone();
+        dip[37] = dip[36] - 0.1;
+        assert!(!dual_growing(&dip));
+        // Accelerating growth: the last eighth's rate is not within 30% of the one before.
+        let fast: Vec<f64> = (0..40).map(|k| 1.1f64.powi(k)).collect();
+        assert!(!dual_growing(&fast));
+    }
+}
