@@ -4,7 +4,7 @@
 //! [`PyOperator`], which takes the GIL for each call. Inputs are C-contiguous arrays of the
 //! exact dtype (the Python layer normalises and validates them).
 
-use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{copy_array_into, core_err, run_detached, Pending, PyObserver, ResultDict};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::fixed_point::{solve, Method, Options};
 use optcore_core::operators::{
@@ -15,7 +15,7 @@ use optcore_core::Real;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A native nonexpansive operator (see `optcore.fixed_point.operators`).
 #[pyclass(frozen, module = "optcore._core")]
@@ -161,7 +161,7 @@ fn op_douglas_rachford(pa: Bound<'_, NativeOperator>, pb: Bound<'_, NativeOperat
 struct PyOperator {
     f: Py<PyAny>,
     d: usize,
-    pending: Mutex<Option<PyErr>>,
+    pending: Pending,
 }
 
 impl<T: Real + numpy::Element> Operator<T> for PyOperator {
@@ -169,7 +169,7 @@ impl<T: Real + numpy::Element> Operator<T> for PyOperator {
         self.d
     }
     fn apply(&self, x: &[T], out: &mut [T]) -> optcore_core::error::Result<()> {
-        call_python(&self.pending, "operator", |py| -> PyResult<()> {
+        self.pending.call("operator", |py| -> PyResult<()> {
             let arr = PyArray1::from_slice(py, x);
             let r = self.f.bind(py).call1((arr,))?;
             copy_array_into(&r, out, "T")
@@ -214,34 +214,31 @@ macro_rules! halpern_fn {
             let opref: SharedOp<$t> = match op.cast::<NativeOperator>() {
                 Ok(native) => native.get().$field.clone(),
                 Err(_) => {
-                    let p = Arc::new(PyOperator { f: op.clone().unbind(), d: x0.len(), pending: Mutex::new(None) });
+                    let p = Arc::new(PyOperator { f: op.clone().unbind(), d: x0.len(), pending: Pending::default() });
                     pyop = Some(p.clone());
                     p
                 }
             };
             let mut obs = PyObserver::new(progress, check_every);
             let out = run_detached(py, workers, || solve(&*opref, x0, &opts, &mut obs))?;
-            if let Some(e) = pyop.and_then(|p| p.pending.lock().unwrap_or_else(|p| p.into_inner()).take()) {
-                return Err(e);
+            if let Some(p) = &pyop {
+                p.pending.raise()?;
             }
             let out = out.map_err(core_err)?;
             obs.raise_pending()?;
-            let (status, detail) = status_of(&out.termination);
-            let d = PyDict::new(py);
             let n = out.x.len();
-            d.set_item("x", to_array(py, out.x, &[n])?)?;
-            d.set_item("residual", out.residual)?;
-            d.set_item("initial_residual", out.initial_residual)?;
-            d.set_item("nit", out.nit)?;
-            d.set_item("nfev", out.nfev)?;
-            d.set_item("restarts", out.restarts)?;
-            d.set_item("status", status)?;
-            d.set_item("detail", detail)?;
-            match out.displacement {
-                Some(v) => d.set_item("displacement", to_array(py, v, &[n])?)?,
-                None => d.set_item("displacement", py.None())?,
-            }
-            Ok(d)
+            let r = ResultDict::new(py, &out.termination)?
+                .array("x", out.x, &[n])?
+                .set("residual", out.residual)?
+                .set("initial_residual", out.initial_residual)?
+                .set("nit", out.nit)?
+                .set("nfev", out.nfev)?
+                .set("restarts", out.restarts)?;
+            let r = match out.displacement {
+                Some(v) => r.array("displacement", v, &[n])?,
+                None => r.set("displacement", py.None())?,
+            };
+            Ok(r.into_dict())
         }
     };
 }

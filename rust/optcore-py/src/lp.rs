@@ -2,7 +2,7 @@
 //! float64 vectors (±inf for free sides); the Python layer (`optcore.linprog`) builds them from
 //! SciPy's arguments and maps the result back to SciPy's fields.
 
-use crate::bridge::{core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{core_err, run_detached, PyObserver, ResultDict};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
 use optcore_core::lp::{solve, Csr, Lp, Options};
 use pyo3::prelude::*;
@@ -60,22 +60,19 @@ fn linprog_pdhg<'py>(
     let out =
         run_detached(py, workers, || solve(&lp, x0.as_deref(), y0.as_deref(), &opts, &mut obs))?.map_err(core_err)?;
     obs.raise_pending()?;
-    let (status, detail) = status_of(&out.termination);
-    let d = PyDict::new(py);
-    d.set_item("x", to_array(py, out.x, &[n])?)?;
-    d.set_item("y", to_array(py, out.y, &[m])?)?;
-    d.set_item("reduced", to_array(py, out.reduced, &[n])?)?;
-    d.set_item("nit", out.nit)?;
-    d.set_item("status", status)?;
-    d.set_item("detail", detail)?;
-    d.set_item("reason", out.reason)?;
-    d.set_item("rel_primal", out.rel_primal)?;
-    d.set_item("rel_dual", out.rel_dual)?;
-    d.set_item("rel_gap", out.rel_gap)?;
-    d.set_item("primal_obj", out.primal_obj)?;
-    d.set_item("dual_obj", out.dual_obj)?;
-    d.set_item("restarts", out.restarts)?;
-    Ok(d)
+    Ok(ResultDict::new(py, &out.termination)?
+        .array("x", out.x, &[n])?
+        .array("y", out.y, &[m])?
+        .array("reduced", out.reduced, &[n])?
+        .set("nit", out.nit)?
+        .set("reason", out.reason)?
+        .set("rel_primal", out.rel_primal)?
+        .set("rel_dual", out.rel_dual)?
+        .set("rel_gap", out.rel_gap)?
+        .set("primal_obj", out.primal_obj)?
+        .set("dual_obj", out.dual_obj)?
+        .set("restarts", out.restarts)?
+        .into_dict())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -2,7 +2,7 @@
 //! ([`FiniteSumProblem`]: a native matrix game or linear operator, or Python callables) and
 //! the solver. Inputs are C-contiguous float64 arrays (the Python layer validates them).
 
-use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{copy_array_into, core_err, run_detached, Pending, PyObserver, ResultDict};
 use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::monotone::{solve, FiniteSum, GameSum, LinearSum, Method, Options};
@@ -10,7 +10,7 @@ use optcore_core::operators::SharedOp;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A finite-sum monotone problem (see `optcore.monotone`).
 #[pyclass(frozen, module = "optcore._core")]
@@ -66,12 +66,12 @@ struct PyFiniteSum {
     lip: f64,
     lip_ms: f64,
     cocoercive: bool,
-    pending: Mutex<Option<PyErr>>,
+    pending: Pending,
 }
 
 impl PyFiniteSum {
     fn call_vec(&self, f: &Py<PyAny>, arg: &[f64], out: &mut [f64], what: &str) -> optcore_core::error::Result<()> {
-        call_python(&self.pending, what, |py| -> PyResult<()> {
+        self.pending.call(what, |py| -> PyResult<()> {
             let r = f.bind(py).call1((PyArray1::from_slice(py, arg),))?;
             copy_array_into(&r, out, what)
         })
@@ -87,7 +87,7 @@ impl FiniteSum for PyFiniteSum {
     }
     fn add_component(&self, i: usize, z: &[f64], s: f64, out: &mut [f64]) -> optcore_core::error::Result<()> {
         let mut row = vec![0.0; self.d];
-        call_python(&self.pending, "F", |py| -> PyResult<()> {
+        self.pending.call("F", |py| -> PyResult<()> {
             let idx = PyArray1::from_slice(py, &[i as i64]);
             let r = self.component.bind(py).call1((idx, PyArray1::from_slice(py, z)))?;
             copy_array_into(&r, &mut row, "F")
@@ -153,7 +153,7 @@ fn fs_python(
         lip: lipschitz,
         lip_ms: lipschitz_ms,
         cocoercive,
-        pending: Mutex::new(None),
+        pending: Pending::default(),
     });
     Ok(FiniteSumProblem { inner: inner.clone(), py: Some(inner) })
 }
@@ -207,26 +207,21 @@ fn monotone_solve<'py>(
     let mut obs = PyObserver::new(progress, 1);
     let out = run_detached(py, workers, || solve(p.as_ref(), &z0, &opts, &mut obs))?;
     if let Some(pf) = &prob.py {
-        if let Some(e) = pf.pending.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            return Err(e);
-        }
+        pf.pending.raise()?;
     }
     let out = out.map_err(core_err)?;
     obs.raise_pending()?;
-    let (status, detail) = status_of(&out.termination);
-    let d = PyDict::new(py);
     let dim = out.z.len();
-    d.set_item("z", to_array(py, out.z, &[dim])?)?;
-    d.set_item("residual", out.residual)?;
-    d.set_item("nit", out.nit)?;
-    d.set_item("nfev", out.nfev)?;
-    d.set_item("n_residual", out.n_residual)?;
-    d.set_item("restarts", out.restarts)?;
-    d.set_item("history", out.history)?;
-    d.set_item("variant", out.variant)?;
-    d.set_item("status", status)?;
-    d.set_item("detail", detail)?;
-    Ok(d)
+    Ok(ResultDict::new(py, &out.termination)?
+        .array("z", out.z, &[dim])?
+        .set("residual", out.residual)?
+        .set("nit", out.nit)?
+        .set("nfev", out.nfev)?
+        .set("n_residual", out.n_residual)?
+        .set("restarts", out.restarts)?
+        .set("history", out.history)?
+        .set("variant", out.variant)?
+        .into_dict())
 }
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
