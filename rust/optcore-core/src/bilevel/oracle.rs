@@ -33,14 +33,36 @@ pub trait Oracle<T: Real>: Send + Sync {
     /// (`B · d_x`), for the `B` points stacked in `ys`.
     fn grad_g(&self, x: &[T], ys: &[T], batch: Batch, gx: Option<&mut [T]>, gy: &mut [T]) -> Result<()>;
 
-    /// Whether [`Oracle::second`] is analytic (otherwise: central finite differences of
-    /// `grad_g`, two gradient evaluations per call).
+    /// Which second-order products [`Oracle::products`] computes analytically:
+    /// `(∇²ᵧᵧg v, ∇²ₓᵧg v)`. The others come from central differences of `grad_g`
+    /// ([`fd_second`]); that policy is [`second_policy`].
+    fn analytic(&self) -> (bool, bool) {
+        (false, false)
+    }
+
+    /// Whether [`Oracle::second`] is fully analytic (otherwise at least one product costs two
+    /// gradient evaluations per call).
     fn has_second(&self) -> bool {
-        false
+        self.analytic() == (true, true)
+    }
+
+    /// The analytic products into `hyy` and `hxy`, whichever are asked for; only products that
+    /// [`Oracle::analytic`] declares are ever asked for.
+    fn products(
+        &self,
+        _x: &[T],
+        _y: &[T],
+        _v: &[T],
+        _batch: Batch,
+        _hyy: Option<&mut [T]>,
+        _hxy: Option<&mut [T]>,
+    ) -> Result<()> {
+        Err(OptError::InvalidInput("this oracle has no analytic second-order products".into()))
     }
 
     /// `∇²ᵧᵧg(x, y) v` into `hyy` and the mixed product `∇²ₓᵧg(x, y) v` (the `x`-gradient of
-    /// `⟨∇ᵧg(x, y), v⟩`, length `d_x`) into `hxy`, whichever are asked for.
+    /// `⟨∇ᵧg(x, y), v⟩`, length `d_x`) into `hxy`, whichever are asked for: analytic where the
+    /// oracle has the product, finite differences for the rest ([`second_policy`]).
     fn second(
         &self,
         x: &[T],
@@ -50,7 +72,7 @@ pub trait Oracle<T: Real>: Send + Sync {
         hyy: Option<&mut [T]>,
         hxy: Option<&mut [T]>,
     ) -> Result<()> {
-        fd_second(self, x, y, v, batch, hyy, hxy)
+        second_policy(self, x, y, v, batch, hyy, hxy)
     }
 
     /// `f(x, y)`, when the problem can evaluate it.
@@ -62,6 +84,33 @@ pub trait Oracle<T: Real>: Send + Sync {
     fn value_g(&self, _x: &[T], _y: &[T]) -> Option<Result<f64>> {
         None
     }
+}
+
+/// The second-order policy: the products the oracle declares [`Oracle::analytic`] come from
+/// one call of [`Oracle::products`], the others from one call of [`fd_second`].
+pub fn second_policy<T: Real, O: Oracle<T> + ?Sized>(
+    o: &O,
+    x: &[T],
+    y: &[T],
+    v: &[T],
+    batch: Batch,
+    hyy: Option<&mut [T]>,
+    hxy: Option<&mut [T]>,
+) -> Result<()> {
+    let (has_h, has_j) = o.analytic();
+    let (ah, aj) = (hyy.is_some() && has_h, hxy.is_some() && has_j);
+    let (mut hyy, mut hxy) = (hyy, hxy);
+    if ah || aj {
+        let h = if ah { hyy.as_deref_mut() } else { None };
+        let j = if aj { hxy.as_deref_mut() } else { None };
+        o.products(x, y, v, batch, h, j)?;
+    }
+    let fh = if ah { None } else { hyy };
+    let fj = if aj { None } else { hxy };
+    if fh.is_some() || fj.is_some() {
+        fd_second(o, x, y, v, batch, fh, fj)?;
+    }
+    Ok(())
 }
 
 /// Central differences of `∇g` along `v`: `[∇g(x, y + εv) − ∇g(x, y − εv)] / (2ε)` gives
@@ -165,7 +214,15 @@ fn check_finite<T: Real>(what: &str, v: &[T]) -> Result<()> {
 impl<'a, T: Real> Counted<'a, T> {
     pub fn new(oracle: &'a dyn Oracle<T>) -> Self {
         let (dx, dy) = oracle.dims();
-        Counted { oracle, counts: Counts::default(), times: [0.0; 4], phase: Phase::Setup, since: Instant::now(), dx, dy }
+        Counted {
+            oracle,
+            counts: Counts::default(),
+            times: [0.0; 4],
+            phase: Phase::Setup,
+            since: Instant::now(),
+            dx,
+            dy,
+        }
     }
 
     /// Charges the time since the last switch to the current phase and enters `p`.
