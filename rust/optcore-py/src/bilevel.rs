@@ -8,7 +8,7 @@ use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status
 use crate::halpern::NativeOperator;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use optcore_core::bilevel::{
-    self, Batch, HgMethod, LinSolve, Logistic, Method, Options, Oracle, Quadratic, Ridge, PHASE_NAMES,
+    self, Batch, HgMethod, LinSolve, Logistic, Method, Options, Oracle, Probe, Quadratic, Ridge, PHASE_NAMES,
 };
 use optcore_core::linalg::Design;
 use optcore_core::Real;
@@ -22,6 +22,17 @@ use std::sync::{Arc, Mutex};
 pub struct NativeBilevel {
     p64: Option<Arc<dyn Oracle<f64>>>,
     p32: Option<Arc<dyn Oracle<f32>>>,
+    dims: (usize, usize),
+    n_samples: (usize, usize),
+}
+
+impl NativeBilevel {
+    fn of_f64(p: Arc<dyn Oracle<f64>>) -> Self {
+        NativeBilevel { dims: p.dims(), n_samples: p.n_samples(), p64: Some(p), p32: None }
+    }
+    fn of_f32(p: Arc<dyn Oracle<f32>>) -> Self {
+        NativeBilevel { dims: p.dims(), n_samples: p.n_samples(), p64: None, p32: Some(p) }
+    }
 }
 
 #[pymethods]
@@ -29,20 +40,12 @@ impl NativeBilevel {
     /// `(d_x, d_y)`.
     #[getter]
     fn dims(&self) -> (usize, usize) {
-        match (&self.p64, &self.p32) {
-            (Some(p), _) => p.dims(),
-            (None, Some(p)) => p.dims(),
-            _ => (0, 0),
-        }
+        self.dims
     }
     /// `(n_f, n_g)`: numbers of samples minibatches index into (0: not a finite sum).
     #[getter]
     fn n_samples(&self) -> (usize, usize) {
-        match (&self.p64, &self.p32) {
-            (Some(p), _) => p.n_samples(),
-            (None, Some(p)) => p.n_samples(),
-            _ => (0, 0),
-        }
+        self.n_samples
     }
 }
 
@@ -116,11 +119,12 @@ fn bilevel_quadratic(spec: QuadraticSpec<'_>) -> PyResult<NativeBilevel> {
     };
     q.validate().map_err(core_err)?;
     let q = Arc::new(q);
-    Ok(NativeBilevel { p64: Some(q.clone()), p32: Some(q) })
+    let (dims, n_samples) = (Oracle::<f64>::dims(&*q), Oracle::<f64>::n_samples(&*q));
+    Ok(NativeBilevel { p64: Some(q.clone()), p32: Some(q), dims, n_samples })
 }
 
 macro_rules! native_ctor {
-    ($ridge:ident, $logistic:ident, $t:ty, $field:ident) => {
+    ($ridge:ident, $logistic:ident, $t:ty, $of:ident) => {
         /// Ridge hyperparameter problem on data of this dtype.
         #[pyfunction]
         fn $ridge(
@@ -138,9 +142,7 @@ macro_rules! native_ctor {
                 per_feature,
             )
             .map_err(core_err)?;
-            let mut nb = NativeBilevel { p64: None, p32: None };
-            nb.$field = Some(Arc::new(p));
-            Ok(nb)
+            Ok(NativeBilevel::$of(Arc::new(p)))
         }
 
         /// Logistic hyper-cleaning problem on data of this dtype.
@@ -155,14 +157,12 @@ macro_rules! native_ctor {
         ) -> PyResult<NativeBilevel> {
             let p =
                 Logistic::<$t>::new(design(&x_tr)?, l_tr, design(&x_val)?, l_val, classes, reg).map_err(core_err)?;
-            let mut nb = NativeBilevel { p64: None, p32: None };
-            nb.$field = Some(Arc::new(p));
-            Ok(nb)
+            Ok(NativeBilevel::$of(Arc::new(p)))
         }
     };
 }
-native_ctor!(bilevel_ridge_f64, bilevel_logistic_f64, f64, p64);
-native_ctor!(bilevel_ridge_f32, bilevel_logistic_f32, f32, p32);
+native_ctor!(bilevel_ridge_f64, bilevel_logistic_f64, f64, of_f64);
+native_ctor!(bilevel_ridge_f32, bilevel_logistic_f32, f32, of_f32);
 
 /// The user's problem, called through the Python wrappers of `optcore.bilevel.Problem`
 /// (flat arrays of the exact dtype in and out; shapes and finiteness checked there). Each
@@ -272,13 +272,11 @@ impl<T: Real + numpy::Element> Oracle<T> for PyOracle {
     }
     fn products(
         &self,
-        x: &[T],
-        y: &[T],
-        v: &[T],
-        batch: Batch,
+        at: Probe<'_, T>,
         hyy: Option<&mut [T]>,
         hxy: Option<&mut [T]>,
     ) -> optcore_core::error::Result<()> {
+        let Probe { x, y, v, batch } = at;
         let f = self.second.as_ref().expect("has_h or has_j implies a second-order callable");
         let (ah, aj) = (hyy.is_some(), hxy.is_some());
         self.call(|py| {
@@ -554,7 +552,7 @@ macro_rules! bilevel_fns {
                 let sec = match v {
                     Some(v) => {
                         let (mut h, mut j) = (vec![0.0; dy], vec![0.0; dx]);
-                        o.second(x, y, v, None, Some(&mut h), Some(&mut j))?;
+                        o.second(Probe { x, y, v, batch: None }, Some(&mut h), Some(&mut j))?;
                         Some((h, j))
                     }
                     None => None,

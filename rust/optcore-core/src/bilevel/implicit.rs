@@ -3,7 +3,7 @@
 //! through unrolled lower-level steps (ITD), then steps on `x`.
 
 use super::methods::{decay, end_of_iteration, outer_step_aid, project, Ctx, Run};
-use super::oracle::Phase;
+use super::oracle::{Phase, Probe};
 use crate::error::Result;
 use crate::linalg::{axpy, norm};
 use crate::real::Real;
@@ -97,7 +97,7 @@ pub(super) fn run_itd<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &m
         let mut hyy = vec![T::zero(); dy];
         let mut hxy = vec![T::zero(); dx];
         for (yt, bg) in traj.iter().rev() {
-            c.o.second(x, yt, &p, bg.as_deref(), Some(&mut hyy), Some(&mut hxy))?;
+            c.o.second(Probe { x, y: yt, v: &p, batch: bg.as_deref() }, Some(&mut hyy), Some(&mut hxy))?;
             axpy(-alpha * s, &hxy, &mut gx);
             axpy(-alpha * s, &hyy, &mut p);
         }
@@ -129,7 +129,7 @@ pub(super) fn run_soba<T: Real>(
         res = norm(&gyg);
         c.o.enter(Phase::Linear);
         c.o.grad_f(&x, &y, bf.as_deref(), &mut gx, &mut gy)?;
-        c.o.second(&x, &y, &v, bg.as_deref(), Some(&mut hv), Some(&mut jv))?;
+        c.o.second(Probe { x: &x, y: &y, v: &v, batch: bg.as_deref() }, Some(&mut hv), Some(&mut jv))?;
         let vres: f64 = hv.iter().zip(&gy).map(|(a, b)| (a.as_f64() - b.as_f64()).powi(2)).sum::<f64>().sqrt();
         c.o.enter(Phase::Upper);
         axpy(-1.0, &jv, &mut gx);
@@ -190,7 +190,7 @@ pub(super) fn run_borep<T: Real>(
         let (bf, bg) = (c.bf(), c.bg());
         c.o.enter(Phase::Linear);
         c.o.grad_f(&x, &y, bf.as_deref(), &mut gx, &mut gy)?;
-        c.o.second(&x, &y, &z, bg.as_deref(), Some(&mut hz), Some(&mut jz))?;
+        c.o.second(Probe { x: &x, y: &y, v: &z, batch: bg.as_deref() }, Some(&mut hz), Some(&mut jz))?;
         c.o.enter(Phase::Upper);
         axpy(-1.0, &jz, &mut gx);
         hg = norm(&gx);

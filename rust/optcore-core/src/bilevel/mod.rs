@@ -24,5 +24,5 @@ mod tests;
 pub use hypergrad::{hypergradient, HgMethod};
 pub use methods::{LinSolve, Method, Options, Output};
 pub use minimize::minimize;
-pub use oracle::{fd_second, second_policy, Batch, Counts, Oracle, Phase, PHASE_NAMES};
+pub use oracle::{fd_second, second_policy, Batch, Counts, Oracle, Phase, Probe, PHASE_NAMES};
 pub use problems::{Logistic, Quadratic, Ridge};

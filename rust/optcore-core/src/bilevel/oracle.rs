@@ -11,6 +11,16 @@ use std::time::Instant;
 /// Indices of the samples of a minibatch (`None`: the full objective).
 pub type Batch<'a> = Option<&'a [usize]>;
 
+/// Where a second-order product is taken: at `(x, y)`, along `v` (length `d_y`), on the
+/// minibatch `batch`.
+#[derive(Clone, Copy)]
+pub struct Probe<'a, T> {
+    pub x: &'a [T],
+    pub y: &'a [T],
+    pub v: &'a [T],
+    pub batch: Batch<'a>,
+}
+
 /// First- and second-order oracles of a bilevel problem.
 ///
 /// `grad_g` is batched: `ys` stacks `B` lower-level points (`B · d_y` values) that share the
@@ -48,31 +58,15 @@ pub trait Oracle<T: Real>: Send + Sync {
 
     /// The analytic products into `hyy` and `hxy`, whichever are asked for; only products that
     /// [`Oracle::analytic`] declares are ever asked for.
-    fn products(
-        &self,
-        _x: &[T],
-        _y: &[T],
-        _v: &[T],
-        _batch: Batch,
-        _hyy: Option<&mut [T]>,
-        _hxy: Option<&mut [T]>,
-    ) -> Result<()> {
+    fn products(&self, _at: Probe<'_, T>, _hyy: Option<&mut [T]>, _hxy: Option<&mut [T]>) -> Result<()> {
         Err(OptError::InvalidInput("this oracle has no analytic second-order products".into()))
     }
 
     /// `∇²ᵧᵧg(x, y) v` into `hyy` and the mixed product `∇²ₓᵧg(x, y) v` (the `x`-gradient of
     /// `⟨∇ᵧg(x, y), v⟩`, length `d_x`) into `hxy`, whichever are asked for: analytic where the
     /// oracle has the product, finite differences for the rest ([`second_policy`]).
-    fn second(
-        &self,
-        x: &[T],
-        y: &[T],
-        v: &[T],
-        batch: Batch,
-        hyy: Option<&mut [T]>,
-        hxy: Option<&mut [T]>,
-    ) -> Result<()> {
-        second_policy(self, x, y, v, batch, hyy, hxy)
+    fn second(&self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+        second_policy(self, at, hyy, hxy)
     }
 
     /// `f(x, y)`, when the problem can evaluate it.
@@ -90,10 +84,7 @@ pub trait Oracle<T: Real>: Send + Sync {
 /// one call of [`Oracle::products`], the others from one call of [`fd_second`].
 pub fn second_policy<T: Real, O: Oracle<T> + ?Sized>(
     o: &O,
-    x: &[T],
-    y: &[T],
-    v: &[T],
-    batch: Batch,
+    at: Probe<'_, T>,
     hyy: Option<&mut [T]>,
     hxy: Option<&mut [T]>,
 ) -> Result<()> {
@@ -103,12 +94,12 @@ pub fn second_policy<T: Real, O: Oracle<T> + ?Sized>(
     if ah || aj {
         let h = if ah { hyy.as_deref_mut() } else { None };
         let j = if aj { hxy.as_deref_mut() } else { None };
-        o.products(x, y, v, batch, h, j)?;
+        o.products(at, h, j)?;
     }
     let fh = if ah { None } else { hyy };
     let fj = if aj { None } else { hxy };
     if fh.is_some() || fj.is_some() {
-        fd_second(o, x, y, v, batch, fh, fj)?;
+        fd_second(o, at, fh, fj)?;
     }
     Ok(())
 }
@@ -119,13 +110,11 @@ pub fn second_policy<T: Real, O: Oracle<T> + ?Sized>(
 /// rounding errors of a central difference.
 pub fn fd_second<T: Real, O: Oracle<T> + ?Sized>(
     o: &O,
-    x: &[T],
-    y: &[T],
-    v: &[T],
-    batch: Batch,
+    at: Probe<'_, T>,
     hyy: Option<&mut [T]>,
     hxy: Option<&mut [T]>,
 ) -> Result<()> {
+    let Probe { x, y, v, batch } = at;
     let (dx, dy) = o.dims();
     let vn = norm(v);
     if vn == 0.0 {
@@ -258,15 +247,7 @@ impl<'a, T: Real> Counted<'a, T> {
         check_finite("grad_g", gy)
     }
 
-    pub fn second(
-        &mut self,
-        x: &[T],
-        y: &[T],
-        v: &[T],
-        batch: Batch,
-        hyy: Option<&mut [T]>,
-        hxy: Option<&mut [T]>,
-    ) -> Result<()> {
+    pub fn second(&mut self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
         if self.oracle.has_second() {
             self.counts.hvp_yy += hyy.is_some() as usize;
             self.counts.jvp_xy += hxy.is_some() as usize;
@@ -277,7 +258,7 @@ impl<'a, T: Real> Counted<'a, T> {
         let (a, b) = (hyy.is_some(), hxy.is_some());
         let mut hyy = hyy;
         let mut hxy = hxy;
-        self.oracle.second(x, y, v, batch, hyy.as_deref_mut(), hxy.as_deref_mut())?;
+        self.oracle.second(at, hyy.as_deref_mut(), hxy.as_deref_mut())?;
         if a {
             check_finite("hvp_yy", hyy.as_deref().unwrap_or(&[]))?;
         }
@@ -289,7 +270,7 @@ impl<'a, T: Real> Counted<'a, T> {
 
     /// `H v` only.
     pub fn hvp(&mut self, x: &[T], y: &[T], v: &[T], batch: Batch, out: &mut [T]) -> Result<()> {
-        self.second(x, y, v, batch, Some(out), None)
+        self.second(Probe { x, y, v, batch }, Some(out), None)
     }
 
     /// `H v` by central differences of `grad_g` even when the oracle has analytic products
@@ -297,13 +278,13 @@ impl<'a, T: Real> Counted<'a, T> {
     pub fn hvp_fd(&mut self, x: &[T], y: &[T], v: &[T], out: &mut [T]) -> Result<()> {
         self.counts.fd_second += 1;
         self.counts.grad_g += 2;
-        fd_second(self.oracle, x, y, v, None, Some(&mut *out), None)?;
+        fd_second(self.oracle, Probe { x, y, v, batch: None }, Some(&mut *out), None)?;
         check_finite("grad_g", out)
     }
 
     /// `∇²ₓᵧg v` only.
     pub fn jvp(&mut self, x: &[T], y: &[T], v: &[T], batch: Batch, out: &mut [T]) -> Result<()> {
-        self.second(x, y, v, batch, None, Some(out))
+        self.second(Probe { x, y, v, batch }, None, Some(out))
     }
 
     pub fn value_f(&mut self, x: &[T], y: &[T]) -> Result<f64> {

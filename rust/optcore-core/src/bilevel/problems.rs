@@ -11,7 +11,7 @@
 //! Sums over rows run in fixed blocks combined in a fixed order (same result for any number
 //! of threads).
 
-use super::oracle::{Batch, Oracle};
+use super::oracle::{Batch, Oracle, Probe};
 use crate::error::{OptError, Result};
 use crate::linalg::{dot, to_f64, Design};
 use crate::parallel::row_block;
@@ -185,16 +185,8 @@ impl<T: Real> Oracle<T> for Quadratic {
     fn analytic(&self) -> (bool, bool) {
         (true, true)
     }
-    fn products(
-        &self,
-        _x: &[T],
-        _y: &[T],
-        v: &[T],
-        _b: Batch,
-        hyy: Option<&mut [T]>,
-        hxy: Option<&mut [T]>,
-    ) -> Result<()> {
-        let v = to_f64(v);
+    fn products(&self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+        let v = to_f64(at.v);
         if let Some(h) = hyy {
             store(&mv(&self.a_mat, self.dy, self.dy, &v), h);
         }
@@ -376,15 +368,8 @@ impl<T: Real> Oracle<T> for Ridge<T> {
     fn analytic(&self) -> (bool, bool) {
         (true, true)
     }
-    fn products(
-        &self,
-        x: &[T],
-        y: &[T],
-        v: &[T],
-        batch: Batch,
-        hyy: Option<&mut [T]>,
-        hxy: Option<&mut [T]>,
-    ) -> Result<()> {
+    fn products(&self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+        let Probe { x, y, v, batch } = at;
         check_batch(self.x_tr.rows(), batch, "lower-level")?;
         let el = |j: usize| x[if self.per_feature { j } else { 0 }].as_f64().exp();
         if let Some(h) = hyy {
@@ -546,15 +531,8 @@ impl<T: Real> Oracle<T> for Logistic<T> {
     fn analytic(&self) -> (bool, bool) {
         (true, true)
     }
-    fn products(
-        &self,
-        x: &[T],
-        y: &[T],
-        v: &[T],
-        batch: Batch,
-        hyy: Option<&mut [T]>,
-        hxy: Option<&mut [T]>,
-    ) -> Result<()> {
+    fn products(&self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+        let Probe { x, y, v, batch } = at;
         check_batch(self.x_tr.rows(), batch, "lower-level")?;
         let (n, k, xs) = (self.x_tr.rows(), self.classes, &self.x_tr);
         let m = batch_len(n, batch) as f64;
