@@ -520,3 +520,11 @@ def test_tour_section_runs(capsys):
     tour_zo(8, 0)
     out = capsys.readouterr().out
     assert "optcore zo cge" in out and "scipy Powell" in out
+
+
+def test_gradient_same_estimate_whatever_workers():
+    x = np.linspace(-1.0, 1.0, 6)
+    for fun in (F.rastrigin, lambda x: float(np.sum(x**4))):
+        ref = zo.gradient(fun, x, method="sphere", q=20, rng=5, workers=1)
+        for w in (2, None):
+            assert np.array_equal(zo.gradient(fun, x, method="sphere", q=20, rng=5, workers=w), ref)

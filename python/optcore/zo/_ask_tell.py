@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+
 import numpy as np
 
 from .. import _core
 from .._result import finish
+from .._validation import normalize_workers
 from ._config import _config, _x0
 from ._minimize import ZOResult
 from ._objective import batched
@@ -148,6 +151,7 @@ def gradient(
     n_coords: int | None = None,
     rng=None,
     vectorized: bool = False,
+    workers: int | None = None,
 ) -> np.ndarray:
     """One zeroth-order gradient estimate of ``fun`` at ``x`` (float64).
 
@@ -156,14 +160,23 @@ def gradient(
     uniform on the unit sphere) or ``"cge"`` (``c_j`` on ``n_coords`` coordinates, default
     all: the finite-difference gradient), with ``c = (f(x + mu u) - f(x)) / mu`` (forward) or
     ``(f(x + mu u) - f(x - mu u)) / (2 mu)`` (central). Defaults as in :func:`minimize`.
+    ``workers`` is as in :func:`minimize`: threads for a native test function's rows, or a
+    thread pool for a per-point Python ``fun`` (None: all cores for a native function, calls
+    in this thread for a Python one); the estimate is the same whatever ``workers`` is.
     """
     if method not in ("gaussian", "sphere", "cge"):
         raise ValueError(f"`method` must be 'gaussian', 'sphere' or 'cge'; got {method!r}.")
     opts = {"scheme": scheme}
     if n_coords is not None:
         opts["n_coords"] = n_coords
+    w = normalize_workers(workers)
     opt = Optimizer(method, x, rng=rng, mu=mu, q=q, lr=0.0, options=opts)
     X = opt.ask()
-    f = batched(fun, vectorized, None) if not isinstance(fun, TestFunction) else (lambda X: fun(X))
-    opt.tell(X, f(X))
+    if isinstance(fun, TestFunction):
+        opt.tell(X, fun(X, workers=w))
+    elif not vectorized and w is not None and w > 1:
+        with concurrent.futures.ThreadPoolExecutor(w) as pool:
+            opt.tell(X, batched(fun, False, pool)(X))
+    else:
+        opt.tell(X, batched(fun, vectorized, None)(X))
     return opt.gradient
