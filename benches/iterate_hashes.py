@@ -195,6 +195,21 @@ def cases():
             prob, np.zeros(2), np.zeros(5), method=m, rng=0, maxiter=300, warn=False
         )
     yield "bilevel.hypergradient", lambda: {"g": bilevel.hypergradient(prob, np.ones(2), np.ones(5), method="exact")}
+    # The second-order policy: no analytic product (both by finite differences of grad_g), or
+    # only the Hessian-vector product (the mixed one by finite differences).
+    for name, extra in (("python-fd", {}), ("python-hvp", {"hvp_yy": lambda x, y, v: Ad @ v})):
+        pfd = bilevel.Problem(
+            grad_f=lambda x, y: (x - 1.0, y), grad_g=lambda x, y: (Bd @ y, Ad @ y + Bd.T @ x), **extra
+        )
+        for method in ("aid", "itd"):
+            yield f"bilevel.minimize[{name},{method}]", lambda m=method, p=pfd: bilevel.minimize(
+                p, np.zeros(2), np.zeros(5), method=m, rng=0, maxiter=100, warn=False
+            )
+    labels = (np.abs(X[:, 0] * 3).astype(int) % 3, np.abs(Xv[:, 0] * 3).astype(int) % 3)
+    logistic = bilevel.problems.LogisticHyperCleaning(sp.csr_array(X), labels[0], Xv, labels[1], reg=1e-2)
+    yield "bilevel.minimize[logistic-csr,aid]", lambda: bilevel.minimize(
+        logistic, np.zeros(100), method="aid", maxiter=30, rng=0, warn=False
+    )
 
 
 def _accepts_points() -> bool:

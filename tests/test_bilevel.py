@@ -4,12 +4,11 @@ finite-difference fallback, a non-singleton lower level, reproducibility, errors
 from __future__ import annotations
 
 import numpy as np
+import optcore
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import optcore
 from optcore import bilevel
 from optcore.bilevel import problems
 from optcore.fixed_point import operators as ops
@@ -133,7 +132,9 @@ def test_other_methods_approach_the_optimum(method):
 def test_python_oracles_give_the_native_result():
     q = problems.Quadratic.random(3, 8, seed=6)
     a = bilevel.minimize(q, np.zeros(3), np.zeros(8), method="aid", maxiter=50, rng=0, warn=False)
-    b = bilevel.minimize(quadratic_as_python(q, hvp=True), np.zeros(3), np.zeros(8), method="aid", maxiter=50, rng=0, warn=False)
+    b = bilevel.minimize(
+        quadratic_as_python(q, hvp=True), np.zeros(3), np.zeros(8), method="aid", maxiter=50, rng=0, warn=False
+    )
     np.testing.assert_allclose(a.x, b.x, rtol=1e-10, atol=1e-12)
     assert a.oracle_calls == b.oracle_calls
     assert b.fun == pytest.approx(q.upper(b.x, b.y))
@@ -143,7 +144,18 @@ def test_result_fields_counts_and_phase_times():
     q = problems.Quadratic.random(2, 6, seed=7)
     res = bilevel.minimize(q, np.zeros(2), method="aid", maxiter=20, rng=0, warn=False)
     assert isinstance(res, optcore.OptimizeResult)
-    for key in ("x", "y", "fun", "hypergrad_norm", "nit", "oracle_calls", "phase_times", "success", "status", "message"):
+    for key in (
+        "x",
+        "y",
+        "fun",
+        "hypergrad_norm",
+        "nit",
+        "oracle_calls",
+        "phase_times",
+        "success",
+        "status",
+        "message",
+    ):
         assert key in res
     assert res.oracle_calls["hvp_yy"] > 0 and res.oracle_calls["grad_g"] >= 20 * 10
     assert set(res.phase_times) == {"setup", "lower", "linear", "upper"}
@@ -176,7 +188,13 @@ def test_penalty_solves_bda_counterexample():
         grad_g=lambda x, y: (np.array([-y[0]]), np.array([y[0] - x[0], 0.0])),
     )
     res = bilevel.minimize(
-        prob, [-5.0], [0.0, 0.0], method="penalty", maxiter=3000, rng=0, warn=False,
+        prob,
+        [-5.0],
+        [0.0, 0.0],
+        method="penalty",
+        maxiter=3000,
+        rng=0,
+        warn=False,
         options={"sigma": 1e-3, "project_x": ops.Box([-100.0], [100.0])},
     )
     np.testing.assert_allclose(res.x, [1.0], atol=1e-2)
@@ -191,7 +209,13 @@ def test_penalty_with_constrained_lower_level():
         grad_g=lambda x, y: (x - y, y - x),
     )
     res = bilevel.minimize(
-        prob, np.zeros(d), np.zeros(d), method="penalty", maxiter=2000, rng=0, warn=False,
+        prob,
+        np.zeros(d),
+        np.zeros(d),
+        method="penalty",
+        maxiter=2000,
+        rng=0,
+        warn=False,
         options={"project_y": ops.Box(np.full(d, -np.inf), np.full(d, 0.5))},
     )
     assert np.all(res.y <= 0.5 + 1e-12)
@@ -225,9 +249,13 @@ def test_user_problem_receives_minibatch_indices():
         return np.exp(x) * w @ w * np.ones(1), 2 * X[idx].T @ r / len(idx) + 2 * np.exp(x) * w
 
     prob = bilevel.Problem(lambda x, w, batch: (np.zeros(1), w - 1.0), grad_g, n_samples=(n, n))
-    r1 = bilevel.minimize(prob, [0.0], np.zeros(p), method="soba", maxiter=20, rng=1, options={"batch_size": 8}, warn=False)
+    r1 = bilevel.minimize(
+        prob, [0.0], np.zeros(p), method="soba", maxiter=20, rng=1, options={"batch_size": 8}, warn=False
+    )
     assert 8 in seen
-    r2 = bilevel.minimize(prob, [0.0], np.zeros(p), method="soba", maxiter=20, rng=1, options={"batch_size": 8}, warn=False)
+    r2 = bilevel.minimize(
+        prob, [0.0], np.zeros(p), method="soba", maxiter=20, rng=1, options={"batch_size": 8}, warn=False
+    )
     np.testing.assert_array_equal(r1.x, r2.x)
 
 
@@ -330,7 +358,17 @@ def test_bad_inputs_raise_value_errors():
     with pytest.raises(TypeError):
         bilevel.minimize(object(), np.zeros(2))
     with pytest.raises(ValueError, match="A"):
-        problems.Quadratic(-np.eye(2), np.ones((1, 2)), np.zeros(2), np.zeros((1, 1)), np.eye(2), np.zeros((1, 2)), np.eye(1), np.zeros(1), np.zeros(2))
+        problems.Quadratic(
+            -np.eye(2),
+            np.ones((1, 2)),
+            np.zeros(2),
+            np.zeros((1, 1)),
+            np.eye(2),
+            np.zeros((1, 2)),
+            np.eye(1),
+            np.zeros(1),
+            np.zeros(2),
+        )
     with pytest.raises(ValueError, match="labels"):
         problems.LogisticHyperCleaning(np.ones((3, 2)), [0, 1, -1], np.ones((2, 2)), [0, 1])
 
@@ -373,7 +411,9 @@ def test_tour_section_runs(capsys):
 def test_minibatch_runs_decrease_the_hyper_objective(method, opts):
     prob = ridge(n=400, p=8, seed=12)
     lam0 = np.zeros(prob.d_x)
-    res = bilevel.minimize(prob, lam0, method=method, maxiter=200, rng=0, warn=False, options={"batch_size": 32, **opts})
+    res = bilevel.minimize(
+        prob, lam0, method=method, maxiter=200, rng=0, warn=False, options={"batch_size": 32, **opts}
+    )
     assert np.all(np.isfinite(res.x)) and prob.value(res.x) < prob.value(lam0)
 
 
@@ -403,3 +443,27 @@ def test_logistic_float32_run_keeps_dtype_and_cleans():
     start = bilevel.minimize(prob, np.zeros(n, np.float32), method="f2sa", maxiter=0, rng=0, warn=False)
     assert res.x.dtype == np.float32 and res.y.dtype == np.float32
     assert res.fun < start.fun
+
+
+@pytest.mark.parametrize("method", ["aid", "itd", "f2sa"])
+def test_same_seed_same_run_whatever_workers(method):
+    # 400 and 300 rows: the native problems' sums over rows run in several blocks, so
+    # workers=2 really splits them over threads; the results must not change by a bit.
+    rng = np.random.default_rng(11)
+    X, Xv = rng.standard_normal((400, 12)), rng.standard_normal((300, 12))
+    w = rng.standard_normal(12)
+    t, tv = X @ w + 0.1 * rng.standard_normal(400), Xv @ w + 0.1 * rng.standard_normal(300)
+    lab, labv = rng.integers(0, 3, 400), rng.integers(0, 3, 300)
+    for prob in (
+        problems.RidgeHyperparameter(X, t, Xv, tv),
+        problems.LogisticHyperCleaning(sp.csr_array(X), lab, Xv, labv, reg=1e-2),
+    ):
+        x0 = np.zeros(prob.d_x)
+        runs = [
+            bilevel.minimize(prob, x0, method=method, maxiter=15, rng=4, warn=False, workers=w) for w in (1, 2, None)
+        ]
+        for r in runs[1:]:
+            assert np.array_equal(r.x, runs[0].x) and np.array_equal(r.y, runs[0].y)
+            assert r.nit == runs[0].nit and r.hypergrad_norm == runs[0].hypergrad_norm
+        hgs = [bilevel.hypergradient(prob, runs[0].x, runs[0].y, method="cg", workers=w) for w in (1, 2)]
+        assert np.array_equal(hgs[0], hgs[1])

@@ -12,15 +12,14 @@ import concurrent.futures
 import warnings
 
 import numpy as np
+import optcore
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
-from scipy.optimize import approx_fprime
-
-import optcore
 from optcore import ConvergenceWarning, NumericalError, zo
 from optcore.zo import functions as F
+from scipy.optimize import approx_fprime
 
 GRADIENT_METHODS = ("gaussian", "sphere", "cge", "signsgd", "adamm", "perturbed")
 ALL_METHODS = (*GRADIENT_METHODS, "cbo", "rank")
@@ -61,8 +60,13 @@ def terms(opt, x, X, values, method, scheme, mu):
 
 
 @settings(max_examples=40)
-@given(d=st.integers(1, 6), mu=st.floats(1e-3, 1.0), seed=st.integers(0, 2**32 - 1),
-       method=st.sampled_from(["gaussian", "sphere"]), scheme=st.sampled_from(["forward", "central"]))
+@given(
+    d=st.integers(1, 6),
+    mu=st.floats(1e-3, 1.0),
+    seed=st.integers(0, 2**32 - 1),
+    method=st.sampled_from(["gaussian", "sphere"]),
+    scheme=st.sampled_from(["forward", "central"]),
+)
 def test_estimators_are_unbiased_on_quadratics(d, mu, seed, method, scheme):
     """Mean of the estimate over many directions = grad f_mu = grad f (quadratics); the
     library's estimate equals the mean of the explicit terms."""
@@ -148,7 +152,7 @@ def test_rank_estimator_equals_pairwise_sum(m, data, d, seed):
     opt.tell_ranking(X, top)
     s, edges = np.zeros(d), 0
     for r, better in enumerate(top):
-        for worse in [*top[r + 1:], *[i for i in range(m) if i not in top]]:
+        for worse in [*top[r + 1 :], *[i for i in range(m) if i not in top]]:
             s += xi[worse] - xi[better]
             edges += 1
     assert edges == k * (k - 1) // 2 + k * (m - k)
@@ -174,8 +178,18 @@ def test_sphere_within_nesterov_spokoiny_bound(d):
     x0 = np.ones(d)
     f0 = float(d)
     for seed in range(4):
-        res = zo.minimize(F.sphere, x0, method="gaussian", q=1, lr=h, mu=1e-9, rng=seed,
-                          f_target=1e-6 * f0, maxiter=k_bound, maxfev=10**9)
+        res = zo.minimize(
+            F.sphere,
+            x0,
+            method="gaussian",
+            q=1,
+            lr=h,
+            mu=1e-9,
+            rng=seed,
+            f_target=1e-6 * f0,
+            maxiter=k_bound,
+            maxfev=10**9,
+        )
         assert res.success, (seed, res.fun, res.nit, k_bound)
         assert res.nfev == 2 * res.nit
 
@@ -213,8 +227,15 @@ def test_perturbed_escapes_a_saddle():
 
 @pytest.mark.parametrize("options", [{}, {"noise": "isotropic"}, {"variant": "hopping"}])
 def test_cbo_finds_the_ackley_minimum_in_bounds(options):
-    res = zo.minimize(F.ackley, np.full(4, 2.0), method="cbo", bounds=(-3, 3), rng=2, maxfev=30_000,
-                      options={"particles": 100, **options})
+    res = zo.minimize(
+        F.ackley,
+        np.full(4, 2.0),
+        method="cbo",
+        bounds=(-3, 3),
+        rng=2,
+        maxfev=30_000,
+        options={"particles": 100, **options},
+    )
     assert np.max(np.abs(res.x)) < 0.05, res
     opt = zo.Optimizer("cbo", np.full(4, 2.0), bounds=(-1, 2.5), rng=0, options=options)
     for _ in range(5):
@@ -259,8 +280,11 @@ def test_same_seed_same_run_whatever_workers_or_executor(method):
         zo.minimize(lambda X: F.rastrigin(X), x0, vectorized=True, **kw),
     ]
     with concurrent.futures.ThreadPoolExecutor(4) as ex:
-        runs.append(zo.minimize(F.rastrigin, x0, executor=ex, **kw) if False else
-                    zo.minimize(lambda x: F.rastrigin(x), x0, executor=ex, **kw))
+        runs.append(
+            zo.minimize(F.rastrigin, x0, executor=ex, **kw)
+            if False
+            else zo.minimize(lambda x: F.rastrigin(x), x0, executor=ex, **kw)
+        )
     for r in runs:
         assert_allclose(r.x, ref.x, rtol=0, atol=0)
         assert r.fun == ref.fun and r.nfev == ref.nfev and r.nit == ref.nit
@@ -269,8 +293,10 @@ def test_same_seed_same_run_whatever_workers_or_executor(method):
         other = zo.minimize(F.rastrigin, x0, **{**kw, "rng": 43})
         assert not np.array_equal(other.history, ref.history)
     g = np.random.default_rng(5)
-    assert np.array_equal(zo.minimize(F.rastrigin, x0, **{**kw, "rng": np.random.default_rng(5)}).x,
-                          zo.minimize(F.rastrigin, x0, **{**kw, "rng": g}).x)
+    assert np.array_equal(
+        zo.minimize(F.rastrigin, x0, **{**kw, "rng": np.random.default_rng(5)}).x,
+        zo.minimize(F.rastrigin, x0, **{**kw, "rng": g}).x,
+    )
 
 
 @pytest.mark.parametrize("method", ["gaussian", "cbo"])
@@ -494,3 +520,11 @@ def test_tour_section_runs(capsys):
     tour_zo(8, 0)
     out = capsys.readouterr().out
     assert "optcore zo cge" in out and "scipy Powell" in out
+
+
+def test_gradient_same_estimate_whatever_workers():
+    x = np.linspace(-1.0, 1.0, 6)
+    for fun in (F.rastrigin, lambda x: float(np.sum(x**4))):
+        ref = zo.gradient(fun, x, method="sphere", q=20, rng=5, workers=1)
+        for w in (2, None):
+            assert np.array_equal(zo.gradient(fun, x, method="sphere", q=20, rng=5, workers=w), ref)

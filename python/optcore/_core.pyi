@@ -127,6 +127,9 @@ def linprog_pdhg(
 
 # --- zeroth-order (rust/optcore-py/src/zo.rs) ------------------------------------------------
 
+# {"progress": _Progress, "check_every": int, "workers": int | None} (zo's run and bilevel's minimize)
+_RunControl = dict[str, Any]
+
 class ZoState:
     """The ask/tell state of a zeroth-order run (float64 or float32, from x0's dtype)."""
 
@@ -136,8 +139,7 @@ class ZoState:
     def tell_ranking(self, top: list[int]) -> None: ...
     def run(
         self, objective: Callable[[npt.NDArray[Any]], npt.NDArray[np.float64]] | None,
-        native: tuple[str, float] | None, maxfev: int, maxiter: int, f_target: float, progress: _Progress = None,
-        check_every: int = 10, workers: int | None = None,
+        native: tuple[str, float] | None, limits: tuple[int, int, float], run: _RunControl,
     ) -> dict[str, Any]: ...
     @property
     def dim(self) -> int: ...
@@ -189,10 +191,9 @@ _Design = tuple[Any, ...]
 _OracleSpec = tuple[Any, ...]
 _BilevelProblem = NativeBilevel | _OracleSpec
 
-def bilevel_quadratic(
-    dx: int, dy: int, a_mat: _F64, b_mat: _F64, a_vec: _F64, c_mat: _F64, q_mat: _F64, r_mat: _F64, p_mat: _F64,
-    p_vec: _F64, q_vec: _F64,
-) -> NativeBilevel: ...
+# {"dx": int, "dy": int, and the flat float64 "a_mat", "b_mat", "a_vec", "c_mat", "q_mat", "r_mat", "p_mat",
+#  "p_vec", "q_vec"}
+def bilevel_quadratic(spec: dict[str, Any]) -> NativeBilevel: ...
 def bilevel_ridge_f64(x_tr: _Design, t_tr: _F64, x_val: _Design, t_val: _F64, per_feature: bool) -> NativeBilevel: ...
 def bilevel_ridge_f32(x_tr: _Design, t_tr: _F32, x_val: _Design, t_val: _F32, per_feature: bool) -> NativeBilevel: ...
 def bilevel_logistic_f64(
@@ -202,20 +203,18 @@ def bilevel_logistic_f32(
     x_tr: _Design, l_tr: list[int], x_val: _Design, l_val: list[int], classes: int, reg: float
 ) -> NativeBilevel: ...
 def bilevel_minimize_f64(
-    problem: _BilevelProblem, x0: _F64, y0: _F64, method: str, options: dict[str, Any], progress: _Progress = None,
-    check_every: int = 10, workers: int | None = None,
+    problem: _BilevelProblem, x0: _F64, y0: _F64, method: str, options: dict[str, Any], run: _RunControl
 ) -> dict[str, Any]: ...
 def bilevel_minimize_f32(
-    problem: _BilevelProblem, x0: _F32, y0: _F32, method: str, options: dict[str, Any], progress: _Progress = None,
-    check_every: int = 10, workers: int | None = None,
+    problem: _BilevelProblem, x0: _F32, y0: _F32, method: str, options: dict[str, Any], run: _RunControl
 ) -> dict[str, Any]: ...
+# spec: {"method": "exact" | "cg" | "neumann", "tol": float, "maxiter": int, "terms": int, "eta": float}
 def bilevel_hypergradient_f64(
-    problem: _BilevelProblem, x: _F64, y: _F64, method: str, tol: float = 1e-12, maxiter: int = 1000, terms: int = 100,
-    eta: float = 1.0,
+    problem: _BilevelProblem, x: _F64, y: _F64, spec: dict[str, Any], workers: int | None = None
 ) -> dict[str, Any]: ...
+# spec: {"method": "exact" | "cg" | "neumann", "tol": float, "maxiter": int, "terms": int, "eta": float}
 def bilevel_hypergradient_f32(
-    problem: _BilevelProblem, x: _F32, y: _F32, method: str, tol: float = 1e-12, maxiter: int = 1000, terms: int = 100,
-    eta: float = 1.0,
+    problem: _BilevelProblem, x: _F32, y: _F32, spec: dict[str, Any], workers: int | None = None
 ) -> dict[str, Any]: ...
 def bilevel_eval_f64(problem: _BilevelProblem, x: _F64, y: _F64, v: _F64 | None = None) -> dict[str, Any]: ...
 def bilevel_eval_f32(problem: _BilevelProblem, x: _F32, y: _F32, v: _F32 | None = None) -> dict[str, Any]: ...

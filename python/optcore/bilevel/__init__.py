@@ -48,23 +48,39 @@ Methods (``method=``)
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 
 import numpy as np
 
 from .. import _core
 from .._progress import Progress
-from .._result import STATUS_MESSAGES, OptimizeResult
-from .._validation import as_float_array, check_finite, check_options, nonnegative_scalar, normalize_workers, positive_int
-from ..exceptions import ConvergenceWarning, NumericalError
+from .._result import STATUS_MESSAGES, OptimizeResult, finish
+from .._validation import (
+    as_float_array,
+    check_finite,
+    check_options,
+    nonnegative_scalar,
+    normalize_workers,
+    positive_int,
+    seed_from_rng,
+)
+from ..exceptions import NumericalError
 from ..fixed_point.operators import Operator
 from . import problems
 from .problems import NativeProblem
 
 __all__ = ["Problem", "minimize", "hypergradient", "BilevelResult", "METHODS", "problems"]
 
-_COMMON = ("inner_steps", "inner_step", "outer_step", "decay", "batch_size", "refine_steps", "lipschitz_probes", "project_x")
+_COMMON = (
+    "inner_steps",
+    "inner_step",
+    "outer_step",
+    "decay",
+    "batch_size",
+    "refine_steps",
+    "lipschitz_probes",
+    "project_x",
+)
 
 #: The methods of :func:`minimize` and their ``options`` keys.
 METHODS = {
@@ -264,7 +280,9 @@ def _prepare(prob, x0, y0, name_y="y0"):
         x = _vector(x0, "x0")
         if y0 is None:
             if prob.d_y is None:
-                raise ValueError(f"`{name_y}` is required for a Problem of Python functions (or give Problem(..., d_y=...)).")
+                raise ValueError(
+                    f"`{name_y}` is required for a Problem of Python functions (or give Problem(..., d_y=...))."
+                )
             y = np.zeros(prob.d_y, x.dtype)
         else:
             y = _vector(y0, name_y)
@@ -272,7 +290,8 @@ def _prepare(prob, x0, y0, name_y="y0"):
         dx, dy = x.size, y.size
     else:
         raise TypeError(
-            f"`prob` must be an optcore.bilevel.Problem or a problem of optcore.bilevel.problems; got {type(prob).__name__}."
+            "`prob` must be an optcore.bilevel.Problem or a problem of optcore.bilevel.problems; "
+            f"got {type(prob).__name__}."
         )
     if x.shape != (dx,):
         raise ValueError(f"`x0` must have {dx} entries for this problem; got {x.size}.")
@@ -284,18 +303,15 @@ def _prepare(prob, x0, y0, name_y="y0"):
     return x, y, dtype, handle
 
 
-def _seed(rng) -> int:
-    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    return int(gen.integers(0, 2**63 - 1))
-
-
 def _core_options(method: str, opts: dict, prob, tol: float, maxiter: int, seed: int, dims) -> dict:
     out = {"maxiter": maxiter, "tol": tol, "seed": seed, "inner_steps": _DEFAULT_INNER[method]}
     batch = opts.pop("batch_size", None)
     nf, ng = (prob.n_samples or (0, 0)) if isinstance(prob, Problem) else prob.n_samples
     if batch is not None:
         if nf == 0 or ng == 0:
-            raise ValueError("options['batch_size'] needs a finite-sum problem: give Problem(..., n_samples=(n_f, n_g)).")
+            raise ValueError(
+                "options['batch_size'] needs a finite-sum problem: give Problem(..., n_samples=(n_f, n_g))."
+            )
         bf, bg = batch if isinstance(batch, (tuple, list)) else (batch, batch)
         out["batch_f"] = positive_int(bf, "batch_size")
         out["batch_g"] = positive_int(bg, "batch_size")
@@ -325,7 +341,9 @@ def _core_options(method: str, opts: dict, prob, tol: float, maxiter: int, seed:
         if key in opts:
             op = opts[key]
             if not isinstance(op, Operator):
-                raise TypeError(f"options[{key!r}] must be an operator of optcore.fixed_point.operators; got {type(op).__name__}.")
+                raise TypeError(
+                    f"options[{key!r}] must be an operator of optcore.fixed_point.operators; got {type(op).__name__}."
+                )
             if op.dim != d:
                 raise ValueError(f"options[{key!r}] acts on R^{op.dim}, but the variable has {d} entries.")
             opts[key] = op._handle
@@ -412,27 +430,40 @@ def minimize(
     check_every = positive_int(check_every, "check_every")
     opts = check_options(options, METHODS[method], method)
     x, y, dtype, handle = _prepare(prob, x0, y0)
-    copts = _core_options(method, opts, prob, tol, maxiter, _seed(rng), (x.size, y.size))
+    copts = _core_options(method, opts, prob, tol, maxiter, seed_from_rng(rng, high=2**63 - 1), (x.size, y.size))
 
     def build(state: dict) -> BilevelResult:
         return BilevelResult(x=state["x"], y=state["y"], nit=state["nit"], hypergrad_norm=state["hypergrad_norm"])
 
     progress = Progress(callback, disp, build, title=f"optcore.bilevel.minimize(method={method!r})")
     fn = _core.bilevel_minimize_f32 if dtype == np.float32 else _core.bilevel_minimize_f64
-    d = fn(handle, x, y, method, copts, progress if progress.active else None, check_every, normalize_workers(workers))
+    run = {
+        "progress": progress if progress.active else None,
+        "check_every": check_every,
+        "workers": normalize_workers(workers),
+    }
+    d = fn(handle, x, y, method, copts, run)
     status = int(d.pop("status"))
     detail = d.pop("detail")
     message = STATUS_MESSAGES[status] + (f" {detail}" if detail else "")
     if status == 1:
         message = "Iteration limit reached before the hypergradient estimate fell below tol."
-    res = BilevelResult(**d, status=status, success=status == 0, message=message, method=method)
-    progress.finish(res)
-    if warn and status in (1, 4):
-        warnings.warn(f"bilevel.minimize(method={method!r}): {message}", ConvergenceWarning, stacklevel=2)
-    return res
+    res = BilevelResult(**d, status=status, message=message, method=method)
+    return finish(res, f"bilevel.minimize(method={method!r})", progress=progress, warn=warn)
 
 
-def hypergradient(prob, x, y=None, method: str = "exact", *, tol: float = 1e-12, maxiter: int = 1000, terms: int = 100, eta=None):
+def hypergradient(
+    prob,
+    x,
+    y=None,
+    method: str = "exact",
+    *,
+    tol: float = 1e-12,
+    maxiter: int = 1000,
+    terms: int = 100,
+    eta=None,
+    workers: int | None = None,
+):
     """The hypergradient ``∇F(x) = ∇ₓf − ∇²ₓᵧg v`` with ``∇²ᵧᵧg v = ∇ᵧf``, at ``(x, y)``.
 
     For small problems, to check your own oracles (and their Hessian–vector products) against
@@ -452,6 +483,9 @@ def hypergradient(prob, x, y=None, method: str = "exact", *, tol: float = 1e-12,
         ``"cg"`` runs conjugate gradients to ``‖r‖ <= tol ‖∇ᵧf‖`` (at most ``maxiter``
         products); ``"neumann"`` sums ``terms`` terms of ``η Σ (I − η H)^q ∇ᵧf`` (``eta``
         default ``1/L̂_g``).
+    workers : int, optional
+        Threads for the native problems' sums over data rows (None: all cores; the result is
+        the same whatever ``workers`` is).
 
     Returns
     -------
@@ -463,12 +497,14 @@ def hypergradient(prob, x, y=None, method: str = "exact", *, tol: float = 1e-12,
     tol = nonnegative_scalar(tol, "tol")
     maxiter = positive_int(maxiter, "maxiter")
     terms = positive_int(terms, "terms")
+    workers = normalize_workers(workers)
     xa, ya, dtype, handle = _prepare(prob, x, y, name_y="y")
     f32 = dtype == np.float32
     need_solve = y is None
     if need_solve or (method == "neumann" and eta is None):
         mn = _core.bilevel_minimize_f32 if f32 else _core.bilevel_minimize_f64
-        d = mn(handle, xa, ya, "aid", {"maxiter": 0, "refine_steps": 100_000 if need_solve else 0, "seed": 0}, None, 10, None)
+        opts = {"maxiter": 0, "refine_steps": 100_000 if need_solve else 0, "seed": 0}
+        d = mn(handle, xa, ya, "aid", opts, {"progress": None, "check_every": 10, "workers": workers})
         if need_solve:
             ya = d["y"]
         if eta is None:
@@ -477,5 +513,5 @@ def hypergradient(prob, x, y=None, method: str = "exact", *, tol: float = 1e-12,
     if not eta > 0:
         raise ValueError(f"`eta` must be positive; got {eta!r}.")
     fn = _core.bilevel_hypergradient_f32 if f32 else _core.bilevel_hypergradient_f64
-    return fn(handle, xa, ya, method, tol, maxiter, terms, eta)["hypergrad"]
-
+    spec = {"method": method, "tol": tol, "maxiter": maxiter, "terms": terms, "eta": eta}
+    return fn(handle, xa, ya, spec, workers)["hypergrad"]

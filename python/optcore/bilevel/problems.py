@@ -74,7 +74,14 @@ def _matrix(X, name: str, dtype):
         data = np.ascontiguousarray(as_float_array(X.data, name), dtype=dtype)
         check_finite(data, name)
         n, p = X.shape
-        return ("csr", np.ascontiguousarray(X.indptr, np.int64), np.ascontiguousarray(X.indices, np.int64), data, n, p), (n, p)
+        return (
+            "csr",
+            np.ascontiguousarray(X.indptr, np.int64),
+            np.ascontiguousarray(X.indices, np.int64),
+            data,
+            n,
+            p,
+        ), (n, p)
     arr = as_float_array(X, name)
     if arr.ndim != 2 or arr.size == 0:
         raise ValueError(f"`{name}` must be a non-empty 2-D array (or a scipy.sparse matrix); got shape {arr.shape}.")
@@ -218,7 +225,17 @@ class Quadratic(NativeProblem):
             check_finite(arr, name)
             arrs[name] = arr
         dx, dy = arrs["B"].shape if arrs["B"].ndim == 2 else (0, 0)
-        shapes = {"A": (dy, dy), "B": (dx, dy), "a": (dy,), "C": (dx, dx), "Q": (dy, dy), "R": (dx, dy), "P": (dx, dx), "p": (dx,), "q": (dy,)}
+        shapes = {
+            "A": (dy, dy),
+            "B": (dx, dy),
+            "a": (dy,),
+            "C": (dx, dx),
+            "Q": (dy, dy),
+            "R": (dx, dy),
+            "P": (dx, dx),
+            "p": (dx,),
+            "q": (dy,),
+        }
         for name, shp in shapes.items():
             if arrs[name].shape != shp or 0 in shp:
                 raise ValueError(f"`{name}` must have shape {shp} (from B's shape (d_x, d_y)); got {arrs[name].shape}.")
@@ -226,8 +243,9 @@ class Quadratic(NativeProblem):
             raise ValueError("`A` must be symmetric positive definite (the lower level strongly convex).")
         self._m = arrs
         self.d_x, self.d_y = dx, dy
-        flat = [np.ascontiguousarray(arrs[k]).reshape(-1) for k in "A B a C Q R P p q".split()]
-        self._handle = _core.bilevel_quadratic(dx, dy, *flat)
+        keys = dict(zip("A B a C Q R P p q".split(), "a_mat b_mat a_vec c_mat q_mat r_mat p_mat p_vec q_vec".split()))
+        spec = {key: np.ascontiguousarray(arrs[k]).reshape(-1) for k, key in keys.items()}
+        self._handle = _core.bilevel_quadratic({"dx": dx, "dy": dy, **spec})
 
     @classmethod
     def random(cls, d_x: int = 10, d_y: int = 100, seed=0, *, mu: float = 0.1, coupling: float = 0.1) -> Quadratic:
@@ -246,8 +264,15 @@ class Quadratic(NativeProblem):
             return coupling * G / np.linalg.norm(G, 2)
 
         prob = cls(
-            spd(d_y, mu, 1.0), coupled(d_x, d_y), rng.standard_normal(d_y), np.zeros((d_x, d_x)),
-            spd(d_y, 0.0, 1.0), coupled(d_x, d_y), spd(d_x, 0.5, 1.0), rng.standard_normal(d_x), rng.standard_normal(d_y),
+            spd(d_y, mu, 1.0),
+            coupled(d_x, d_y),
+            rng.standard_normal(d_y),
+            np.zeros((d_x, d_x)),
+            spd(d_y, 0.0, 1.0),
+            coupled(d_x, d_y),
+            spd(d_x, 0.5, 1.0),
+            rng.standard_normal(d_x),
+            rng.standard_normal(d_y),
         )
         if np.linalg.eigvalsh(prob._hessian_F()).min() <= 0:
             raise ValueError("this random instance is not strongly convex in x; lower `coupling`.")

@@ -77,7 +77,9 @@ class TestFunction:
         """``f`` at the rows of ``X`` (``(B, d)`` -> ``(B,)``) or at one point (``(d,)`` -> float)."""
         x = as_float_array(X, "X")
         if x.ndim not in (1, 2) or x.shape[-1] == 0:
-            raise ValueError(f"`X` must be a point of shape (d,) or a batch of shape (B, d) with d >= 1; got {x.shape}.")
+            raise ValueError(
+                f"`X` must be a point of shape (d,) or a batch of shape (B, d) with d >= 1; got {x.shape}."
+            )
         one = x.ndim == 1
         fn = _core.zo_function_f32 if x.dtype == np.float32 else _core.zo_function_f64
         xs = np.ascontiguousarray(x.reshape(1, -1) if one else x)

@@ -4,14 +4,14 @@
 //! `hypergradient` and oracle evaluation. The Python layer validates everything first and
 //! wraps the user's functions so that they take and return flat arrays of the exact dtype.
 
-use crate::bridge::{copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
 use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use optcore_core::bilevel::{
-    self, fd_second, Batch, HgMethod, LinSolve, Logistic, Method, Oracle, Options, Quadratic, Ridge, PHASE_NAMES,
+    self, Batch, HgMethod, LinSolve, Logistic, Method, Options, Oracle, Probe, Quadratic, Ridge, PHASE_NAMES,
 };
 use optcore_core::linalg::Design;
-use optcore_core::{OptError, Real};
+use optcore_core::Real;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
@@ -22,6 +22,17 @@ use std::sync::{Arc, Mutex};
 pub struct NativeBilevel {
     p64: Option<Arc<dyn Oracle<f64>>>,
     p32: Option<Arc<dyn Oracle<f32>>>,
+    dims: (usize, usize),
+    n_samples: (usize, usize),
+}
+
+impl NativeBilevel {
+    fn of_f64(p: Arc<dyn Oracle<f64>>) -> Self {
+        NativeBilevel { dims: p.dims(), n_samples: p.n_samples(), p64: Some(p), p32: None }
+    }
+    fn of_f32(p: Arc<dyn Oracle<f32>>) -> Self {
+        NativeBilevel { dims: p.dims(), n_samples: p.n_samples(), p64: None, p32: Some(p) }
+    }
 }
 
 #[pymethods]
@@ -29,25 +40,19 @@ impl NativeBilevel {
     /// `(d_x, d_y)`.
     #[getter]
     fn dims(&self) -> (usize, usize) {
-        match (&self.p64, &self.p32) {
-            (Some(p), _) => p.dims(),
-            (None, Some(p)) => p.dims(),
-            _ => (0, 0),
-        }
+        self.dims
     }
     /// `(n_f, n_g)`: numbers of samples minibatches index into (0: not a finite sum).
     #[getter]
     fn n_samples(&self) -> (usize, usize) {
-        match (&self.p64, &self.p32) {
-            (Some(p), _) => p.n_samples(),
-            (None, Some(p)) => p.n_samples(),
-            _ => (0, 0),
-        }
+        self.n_samples
     }
 }
 
 fn vec_of<T: numpy::Element + Copy>(a: &Bound<'_, PyAny>, what: &str) -> PyResult<Vec<T>> {
-    let a = a.cast::<PyArray1<T>>().map_err(|_| PyTypeError::new_err(format!("{what}: expected a 1-D array of {}", std::any::type_name::<T>())))?;
+    let a = a
+        .cast::<PyArray1<T>>()
+        .map_err(|_| PyTypeError::new_err(format!("{what}: expected a 1-D array of {}", std::any::type_name::<T>())))?;
     Ok(a.readonly().as_slice()?.to_vec())
 }
 
@@ -55,7 +60,9 @@ fn vec_of<T: numpy::Element + Copy>(a: &Bound<'_, PyAny>, what: &str) -> PyResul
 fn design<T: Real + numpy::Element>(spec: &Bound<'_, PyTuple>) -> PyResult<Design<T>> {
     let kind: String = spec.get_item(0)?.extract()?;
     let r = match kind.as_str() {
-        "dense" => Design::dense(vec_of(&spec.get_item(1)?, "X")?, spec.get_item(2)?.extract()?, spec.get_item(3)?.extract()?),
+        "dense" => {
+            Design::dense(vec_of(&spec.get_item(1)?, "X")?, spec.get_item(2)?.extract()?, spec.get_item(3)?.extract()?)
+        }
         "csr" => {
             let ip: Vec<i64> = vec_of(&spec.get_item(1)?, "indptr")?;
             let ix: Vec<i64> = vec_of(&spec.get_item(2)?, "indices")?;
@@ -75,43 +82,49 @@ fn design<T: Real + numpy::Element>(spec: &Bound<'_, PyTuple>) -> PyResult<Desig
     r.map_err(core_err)
 }
 
-/// The quadratic problem (float64 matrices; serves both dtypes).
-#[pyfunction]
-#[allow(clippy::too_many_arguments)]
-fn bilevel_quadratic(
+/// The quadratic problem's dimensions and flat float64 matrices, a dict from
+/// `optcore.bilevel.problems.Quadratic` (see `optcore_core::bilevel::Quadratic`).
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct QuadraticSpec<'py> {
     dx: usize,
     dy: usize,
-    a_mat: PyReadonlyArray1<'_, f64>,
-    b_mat: PyReadonlyArray1<'_, f64>,
-    a_vec: PyReadonlyArray1<'_, f64>,
-    c_mat: PyReadonlyArray1<'_, f64>,
-    q_mat: PyReadonlyArray1<'_, f64>,
-    r_mat: PyReadonlyArray1<'_, f64>,
-    p_mat: PyReadonlyArray1<'_, f64>,
-    p_vec: PyReadonlyArray1<'_, f64>,
-    q_vec: PyReadonlyArray1<'_, f64>,
-) -> PyResult<NativeBilevel> {
+    a_mat: PyReadonlyArray1<'py, f64>,
+    b_mat: PyReadonlyArray1<'py, f64>,
+    a_vec: PyReadonlyArray1<'py, f64>,
+    c_mat: PyReadonlyArray1<'py, f64>,
+    q_mat: PyReadonlyArray1<'py, f64>,
+    r_mat: PyReadonlyArray1<'py, f64>,
+    p_mat: PyReadonlyArray1<'py, f64>,
+    p_vec: PyReadonlyArray1<'py, f64>,
+    q_vec: PyReadonlyArray1<'py, f64>,
+}
+
+/// The quadratic problem (float64 matrices; serves both dtypes).
+#[pyfunction]
+fn bilevel_quadratic(spec: QuadraticSpec<'_>) -> PyResult<NativeBilevel> {
     let v = |a: &PyReadonlyArray1<'_, f64>| -> PyResult<Vec<f64>> { Ok(a.as_slice()?.to_vec()) };
     let q = Quadratic {
-        dx,
-        dy,
-        a_mat: v(&a_mat)?,
-        b_mat: v(&b_mat)?,
-        a_vec: v(&a_vec)?,
-        c_mat: v(&c_mat)?,
-        q_mat: v(&q_mat)?,
-        r_mat: v(&r_mat)?,
-        p_mat: v(&p_mat)?,
-        p_vec: v(&p_vec)?,
-        q_vec: v(&q_vec)?,
+        dx: spec.dx,
+        dy: spec.dy,
+        a_mat: v(&spec.a_mat)?,
+        b_mat: v(&spec.b_mat)?,
+        a_vec: v(&spec.a_vec)?,
+        c_mat: v(&spec.c_mat)?,
+        q_mat: v(&spec.q_mat)?,
+        r_mat: v(&spec.r_mat)?,
+        p_mat: v(&spec.p_mat)?,
+        p_vec: v(&spec.p_vec)?,
+        q_vec: v(&spec.q_vec)?,
     };
     q.validate().map_err(core_err)?;
     let q = Arc::new(q);
-    Ok(NativeBilevel { p64: Some(q.clone()), p32: Some(q) })
+    let (dims, n_samples) = (Oracle::<f64>::dims(&*q), Oracle::<f64>::n_samples(&*q));
+    Ok(NativeBilevel { p64: Some(q.clone()), p32: Some(q), dims, n_samples })
 }
 
 macro_rules! native_ctor {
-    ($ridge:ident, $logistic:ident, $t:ty, $field:ident) => {
+    ($ridge:ident, $logistic:ident, $t:ty, $of:ident) => {
         /// Ridge hyperparameter problem on data of this dtype.
         #[pyfunction]
         fn $ridge(
@@ -121,11 +134,15 @@ macro_rules! native_ctor {
             t_val: Bound<'_, PyAny>,
             per_feature: bool,
         ) -> PyResult<NativeBilevel> {
-            let p = Ridge::<$t>::new(design(&x_tr)?, vec_of(&t_tr, "y_tr")?, design(&x_val)?, vec_of(&t_val, "y_val")?, per_feature)
-                .map_err(core_err)?;
-            let mut nb = NativeBilevel { p64: None, p32: None };
-            nb.$field = Some(Arc::new(p));
-            Ok(nb)
+            let p = Ridge::<$t>::new(
+                design(&x_tr)?,
+                vec_of(&t_tr, "y_tr")?,
+                design(&x_val)?,
+                vec_of(&t_val, "y_val")?,
+                per_feature,
+            )
+            .map_err(core_err)?;
+            Ok(NativeBilevel::$of(Arc::new(p)))
         }
 
         /// Logistic hyper-cleaning problem on data of this dtype.
@@ -138,19 +155,20 @@ macro_rules! native_ctor {
             classes: usize,
             reg: f64,
         ) -> PyResult<NativeBilevel> {
-            let p = Logistic::<$t>::new(design(&x_tr)?, l_tr, design(&x_val)?, l_val, classes, reg).map_err(core_err)?;
-            let mut nb = NativeBilevel { p64: None, p32: None };
-            nb.$field = Some(Arc::new(p));
-            Ok(nb)
+            let p =
+                Logistic::<$t>::new(design(&x_tr)?, l_tr, design(&x_val)?, l_val, classes, reg).map_err(core_err)?;
+            Ok(NativeBilevel::$of(Arc::new(p)))
         }
     };
 }
-native_ctor!(bilevel_ridge_f64, bilevel_logistic_f64, f64, p64);
-native_ctor!(bilevel_ridge_f32, bilevel_logistic_f32, f32, p32);
+native_ctor!(bilevel_ridge_f64, bilevel_logistic_f64, f64, of_f64);
+native_ctor!(bilevel_ridge_f32, bilevel_logistic_f32, f32, of_f32);
 
 /// The user's problem, called through the Python wrappers of `optcore.bilevel.Problem`
 /// (flat arrays of the exact dtype in and out; shapes and finiteness checked there). Each
-/// call takes the GIL; an exception is kept in `pending` and ends the run.
+/// call takes the GIL; an exception is kept in `pending` and ends the run. Which
+/// second-order products are analytic is declared (`has_h`, `has_j`); the core's policy
+/// (`bilevel::second_policy`) computes the others by finite differences.
 struct PyOracle {
     dx: usize,
     dy: usize,
@@ -192,10 +210,7 @@ impl PyOracle {
 
     /// Runs `f` with the GIL; an exception is stored and becomes an `OptError`.
     fn call<R>(&self, f: impl FnOnce(Python<'_>) -> PyResult<R>) -> optcore_core::error::Result<R> {
-        Python::attach(f).map_err(|e| {
-            *self.pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            OptError::InvalidInput("a user oracle raised an exception".into())
-        })
+        call_python(&self.pending, "oracle", f)
     }
 }
 
@@ -219,13 +234,24 @@ impl<T: Real + numpy::Element> Oracle<T> for PyOracle {
     }
     fn grad_f(&self, x: &[T], y: &[T], batch: Batch, gx: &mut [T], gy: &mut [T]) -> optcore_core::error::Result<()> {
         self.call(|py| {
-            let r = self.grad_f.bind(py).call1((PyArray1::from_slice(py, x), PyArray1::from_slice(py, y), batch_obj(py, batch)))?;
+            let r = self.grad_f.bind(py).call1((
+                PyArray1::from_slice(py, x),
+                PyArray1::from_slice(py, y),
+                batch_obj(py, batch),
+            ))?;
             let t = r.cast::<PyTuple>()?;
             copy_out(&t.get_item(0)?, gx)?;
             copy_out(&t.get_item(1)?, gy)
         })
     }
-    fn grad_g(&self, x: &[T], ys: &[T], batch: Batch, gx: Option<&mut [T]>, gy: &mut [T]) -> optcore_core::error::Result<()> {
+    fn grad_g(
+        &self,
+        x: &[T],
+        ys: &[T],
+        batch: Batch,
+        gx: Option<&mut [T]>,
+        gy: &mut [T],
+    ) -> optcore_core::error::Result<()> {
         self.call(|py| {
             let want_x = gx.is_some();
             let r = self.grad_g.bind(py).call1((
@@ -241,52 +267,44 @@ impl<T: Real + numpy::Element> Oracle<T> for PyOracle {
             copy_out(&t.get_item(1)?, gy)
         })
     }
-    fn has_second(&self) -> bool {
-        self.has_h && self.has_j
+    fn analytic(&self) -> (bool, bool) {
+        (self.has_h, self.has_j)
     }
-    fn second(
+    fn products(
         &self,
-        x: &[T],
-        y: &[T],
-        v: &[T],
-        batch: Batch,
+        at: Probe<'_, T>,
         hyy: Option<&mut [T]>,
         hxy: Option<&mut [T]>,
     ) -> optcore_core::error::Result<()> {
-        // Analytic where the user gave the product, finite differences for the rest.
-        let (ah, aj) = (hyy.is_some() && self.has_h, hxy.is_some() && self.has_j);
-        let (mut hyy, mut hxy) = (hyy, hxy);
-        if ah || aj {
-            let f = self.second.as_ref().expect("has_h or has_j implies a second-order callable");
-            self.call(|py| {
-                let r = f.bind(py).call1((
-                    PyArray1::from_slice(py, x),
-                    PyArray1::from_slice(py, y),
-                    PyArray1::from_slice(py, v),
-                    batch_obj(py, batch),
-                    ah,
-                    aj,
-                ))?;
-                let t = r.cast::<PyTuple>()?;
-                if ah {
-                    copy_out(&t.get_item(0)?, hyy.as_deref_mut().unwrap_or(&mut []))?;
-                }
-                if aj {
-                    copy_out(&t.get_item(1)?, hxy.as_deref_mut().unwrap_or(&mut []))?;
-                }
-                Ok(())
-            })?;
-        }
-        let fh = if ah { None } else { hyy };
-        let fj = if aj { None } else { hxy };
-        if fh.is_some() || fj.is_some() {
-            fd_second(self, x, y, v, batch, fh, fj)?;
-        }
-        Ok(())
+        let Probe { x, y, v, batch } = at;
+        let f = self.second.as_ref().expect("has_h or has_j implies a second-order callable");
+        let (ah, aj) = (hyy.is_some(), hxy.is_some());
+        self.call(|py| {
+            let r = f.bind(py).call1((
+                PyArray1::from_slice(py, x),
+                PyArray1::from_slice(py, y),
+                PyArray1::from_slice(py, v),
+                batch_obj(py, batch),
+                ah,
+                aj,
+            ))?;
+            let t = r.cast::<PyTuple>()?;
+            if let Some(h) = hyy {
+                copy_out(&t.get_item(0)?, h)?;
+            }
+            if let Some(j) = hxy {
+                copy_out(&t.get_item(1)?, j)?;
+            }
+            Ok(())
+        })
     }
     fn value_f(&self, x: &[T], y: &[T]) -> Option<optcore_core::error::Result<f64>> {
         let f = self.value_f.as_ref()?;
-        Some(self.call(|py| f.bind(py).call1((PyArray1::from_slice(py, x), PyArray1::from_slice(py, y)))?.extract::<f64>()))
+        Some(
+            self.call(|py| {
+                f.bind(py).call1((PyArray1::from_slice(py, x), PyArray1::from_slice(py, y)))?.extract::<f64>()
+            }),
+        )
     }
 }
 
@@ -297,7 +315,11 @@ fn get<'py, V: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyR
     }
 }
 
-fn build_options<T: Real>(method: &str, d: &Bound<'_, PyDict>, proj: impl Fn(&Bound<'_, NativeOperator>) -> optcore_core::operators::SharedOp<T>) -> PyResult<Options<T>> {
+fn build_options<T: Real>(
+    method: &str,
+    d: &Bound<'_, PyDict>,
+    proj: impl Fn(&Bound<'_, NativeOperator>) -> optcore_core::operators::SharedOp<T>,
+) -> PyResult<Options<T>> {
     let m = match method {
         "f2sa" => Method::F2sa,
         "penalty" => Method::Penalty,
@@ -311,7 +333,29 @@ fn build_options<T: Real>(method: &str, d: &Bound<'_, PyDict>, proj: impl Fn(&Bo
     macro_rules! set {
         ($($k:ident),*) => { $( if let Some(v) = get(d, stringify!($k))? { o.$k = v; } )* };
     }
-    set!(maxiter, tol, inner_steps, decay, batch_f, batch_g, seed, cg_maxiter, cg_tol, neumann_terms, lam0, lam_delta, lam_power, lam_max, sigma, inner_tol, beta, period, radius, refine_steps, lipschitz_probes);
+    set!(
+        maxiter,
+        tol,
+        inner_steps,
+        decay,
+        batch_f,
+        batch_g,
+        seed,
+        cg_maxiter,
+        cg_tol,
+        neumann_terms,
+        lam0,
+        lam_delta,
+        lam_power,
+        lam_max,
+        sigma,
+        inner_tol,
+        beta,
+        period,
+        radius,
+        refine_steps,
+        lipschitz_probes
+    );
     o.inner_step = get(d, "inner_step")?;
     o.outer_step = get(d, "outer_step")?;
     o.momentum = get(d, "momentum")?;
@@ -330,6 +374,39 @@ fn build_options<T: Real>(method: &str, d: &Bound<'_, PyDict>, proj: impl Fn(&Bo
         }
     }
     Ok(o)
+}
+
+/// How a run reports and how many threads it uses: a dict `{"progress": callable or None,
+/// "check_every": int, "workers": int or None}` from the Python layer (zo's `run` takes the
+/// same). The one way these three reach a binding is a candidate for `bridge.rs`.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub(crate) struct RunControl {
+    pub progress: Option<Py<PyAny>>,
+    pub check_every: usize,
+    pub workers: Option<usize>,
+}
+
+/// The hypergradient method and its constants, a dict from `optcore.bilevel.hypergradient`.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct HgSpec {
+    method: String,
+    tol: f64,
+    maxiter: usize,
+    terms: usize,
+    eta: f64,
+}
+
+impl HgSpec {
+    fn method(&self) -> PyResult<HgMethod> {
+        Ok(match self.method.as_str() {
+            "exact" => HgMethod::Exact,
+            "cg" => HgMethod::Cg { tol: self.tol, maxiter: self.maxiter },
+            "neumann" => HgMethod::Neumann { terms: self.terms, eta: self.eta },
+            other => return Err(PyValueError::new_err(format!("unknown hypergradient method {other:?}"))),
+        })
+    }
 }
 
 /// The problem: a `NativeBilevel` of the right dtype or a Python oracle spec tuple.
@@ -367,8 +444,6 @@ macro_rules! bilevel_fns {
 
         /// Runs a bilevel method; returns a dict (see `optcore.bilevel.minimize`).
         #[pyfunction]
-        #[pyo3(signature = (problem, x0, y0, method, options, progress=None, check_every=10, workers=None))]
-        #[allow(clippy::too_many_arguments)]
         fn $min<'py>(
             py: Python<'py>,
             problem: Bound<'py, PyAny>,
@@ -376,16 +451,14 @@ macro_rules! bilevel_fns {
             y0: PyReadonlyArray1<'py, $t>,
             method: &str,
             options: Bound<'py, PyDict>,
-            progress: Option<Py<PyAny>>,
-            check_every: usize,
-            workers: Option<usize>,
+            run: RunControl,
         ) -> PyResult<Bound<'py, PyDict>> {
             let prob = $prob(&problem)?;
             let opts = build_options::<$t>(method, &options, |op| op.get().$opfield.clone())?;
             let (x0, y0) = (x0.as_slice()?, y0.as_slice()?);
-            let mut obs = PyObserver::new(progress, check_every);
+            let mut obs = PyObserver::new(run.progress, run.check_every);
             let oracle = prob.oracle();
-            let out = run_detached(py, workers, || bilevel::minimize(oracle, x0, y0, &opts, &mut obs))?;
+            let out = run_detached(py, run.workers, || bilevel::minimize(oracle, x0, y0, &opts, &mut obs))?;
             if let Some(e) = prob.pending() {
                 return Err(e);
             }
@@ -422,31 +495,22 @@ macro_rules! bilevel_fns {
             Ok(d)
         }
 
-        /// Hypergradient at `(x, y)`: `method` in "exact", "cg", "neumann".
+        /// Hypergradient at `(x, y)`: `spec["method"]` in "exact", "cg", "neumann".
         #[pyfunction]
-        #[pyo3(signature = (problem, x, y, method, tol=1e-12, maxiter=1000, terms=100, eta=1.0))]
-        #[allow(clippy::too_many_arguments)]
+        #[pyo3(signature = (problem, x, y, spec, workers=None))]
         fn $hg<'py>(
             py: Python<'py>,
             problem: Bound<'py, PyAny>,
             x: PyReadonlyArray1<'py, $t>,
             y: PyReadonlyArray1<'py, $t>,
-            method: &str,
-            tol: f64,
-            maxiter: usize,
-            terms: usize,
-            eta: f64,
+            spec: HgSpec,
+            workers: Option<usize>,
         ) -> PyResult<Bound<'py, PyDict>> {
             let prob = $prob(&problem)?;
-            let m = match method {
-                "exact" => HgMethod::Exact,
-                "cg" => HgMethod::Cg { tol, maxiter },
-                "neumann" => HgMethod::Neumann { terms, eta },
-                other => return Err(PyValueError::new_err(format!("unknown hypergradient method {other:?}"))),
-            };
+            let m = spec.method()?;
             let (x, y) = (x.as_slice()?, y.as_slice()?);
             let oracle = prob.oracle();
-            let out = run_detached(py, None, || bilevel::hypergradient(oracle, x, y, m))?;
+            let out = run_detached(py, workers, || bilevel::hypergradient(oracle, x, y, m))?;
             if let Some(e) = prob.pending() {
                 return Err(e);
             }
@@ -488,7 +552,7 @@ macro_rules! bilevel_fns {
                 let sec = match v {
                     Some(v) => {
                         let (mut h, mut j) = (vec![0.0; dy], vec![0.0; dx]);
-                        o.second(x, y, v, None, Some(&mut h), Some(&mut j))?;
+                        o.second(Probe { x, y, v, batch: None }, Some(&mut h), Some(&mut j))?;
                         Some((h, j))
                     }
                     None => None,

@@ -1,13 +1,14 @@
 //! Bindings of `optcore_core::zo`: the ask/tell state ([`ZoState`], float64 or float32 inside)
 //! with a `run` that drives the core's loop on a native test function or on a Python callable
 //! (a batched one: the Python layer wraps per-point and executor objectives into that, see
-//! `optcore.zo._batched`), and the native test functions on batches.
+//! `optcore.zo._objective.batched`), and the native test functions on batches.
 
+use crate::bilevel::RunControl;
 use crate::bridge::{call_python, core_err, run_detached, status_of, to_array, PyObserver};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::zo::{
-    functions::eval_rows, solve, Cbo, Directions, Estimator, Func, Limits, Method, Noise, Objective, Options, Scheme, Step,
-    TestFunction, Update, Zo,
+    functions::eval_rows, solve, Cbo, Directions, Estimator, Func, Limits, Method, Noise, Objective, Options, Scheme,
+    Step, TestFunction, Update, Zo,
 };
 use optcore_core::Real;
 use pyo3::exceptions::{PyKeyError, PyValueError};
@@ -31,11 +32,17 @@ impl<T: Real + numpy::Element> Objective<T> for PyBatch {
         call_python(&self.pending, "objective", |py| -> PyResult<()> {
             let arr = PyArray1::from_slice(py, x).reshape([out.len(), self.d])?;
             let r = self.f.bind(py).call1((arr,))?;
-            let r = r.cast::<PyArray1<f64>>().map_err(|_| PyValueError::new_err("objective wrapper must return float64"))?;
+            let r = r
+                .cast::<PyArray1<f64>>()
+                .map_err(|_| PyValueError::new_err("objective wrapper must return float64"))?;
             let r = r.readonly();
             let s = r.as_slice()?;
             if s.len() != out.len() {
-                return Err(PyValueError::new_err(format!("objective returned {} values; expected {}", s.len(), out.len())));
+                return Err(PyValueError::new_err(format!(
+                    "objective returned {} values; expected {}",
+                    s.len(),
+                    out.len()
+                )));
             }
             out.copy_from_slice(s);
             Ok(())
@@ -70,7 +77,9 @@ fn options(cfg: &Bound<'_, PyDict>) -> PyResult<Options> {
                 "plain" => Update::Plain,
                 "momentum" => Update::Momentum { beta: get(cfg, "momentum")? },
                 "sign" => Update::Sign,
-                "adamm" => Update::AdaMM { beta1: get(cfg, "beta1")?, beta2: get(cfg, "beta2")?, eps: get(cfg, "eps")? },
+                "adamm" => {
+                    Update::AdaMM { beta1: get(cfg, "beta1")?, beta2: get(cfg, "beta2")?, eps: get(cfg, "eps")? }
+                }
                 o => return Err(PyValueError::new_err(format!("unknown update {o:?}"))),
             };
             Method::Gradient { est, update, perturbation: get(cfg, "perturbation")? }
@@ -135,19 +144,17 @@ fn history_array<'py>(py: Python<'py>, h: &[(usize, f64)]) -> PyResult<Bound<'py
     to_array(py, flat, &[h.len(), 2])
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs the core's loop on `zo` (see [`ZoState::run`]).
 fn run_on<'py, T: Real + numpy::Element>(
     py: Python<'py>,
     zo: &mut Zo<T>,
     objective: &Bound<'py, PyAny>,
     native: Option<(String, f64)>,
     lim: Limits,
-    progress: Option<Py<PyAny>>,
-    check_every: usize,
-    workers: Option<usize>,
+    run: RunControl,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = zo.dim();
-    let mut obs = PyObserver::new(progress, check_every);
+    let (workers, mut obs) = (run.workers, PyObserver::new(run.progress, run.check_every));
     let (out, pending) = match native {
         Some((name, cond)) => {
             let f = TestFunction { func: Func::from_name(&name, cond).map_err(core_err)?, d };
@@ -181,7 +188,7 @@ fn run_on<'py, T: Real + numpy::Element>(
 #[pymethods]
 impl ZoState {
     /// A new state at `x0` (float64 or float32, 1-D) with the options of `config` (a dict the
-    /// Python layer builds; see `optcore.zo._config`).
+    /// Python layer builds; see `optcore.zo._config._config`).
     #[new]
     fn new(x0: &Bound<'_, PyAny>, config: &Bound<'_, PyDict>) -> PyResult<Self> {
         let o = options(config)?;
@@ -215,24 +222,20 @@ impl ZoState {
     }
 
     /// Runs the core's loop on a native test function (`native = (name, cond)`) or on the
-    /// batched Python callable `objective`. Returns a dict (x, x_last, fun, nit, nfev, status,
-    /// detail, history).
-    #[pyo3(signature = (objective, native, maxfev, maxiter, f_target, progress=None, check_every=10, workers=None))]
-    #[allow(clippy::too_many_arguments)]
+    /// batched Python callable `objective`, within `limits = (maxfev, maxiter, f_target)`;
+    /// `run` is `{"progress", "check_every", "workers"}`. Returns a dict (x, x_last, fun, nit,
+    /// nfev, status, detail, history).
     fn run<'py>(
         &mut self,
         py: Python<'py>,
         objective: Bound<'py, PyAny>,
         native: Option<(String, f64)>,
-        maxfev: usize,
-        maxiter: u64,
-        f_target: f64,
-        progress: Option<Py<PyAny>>,
-        check_every: usize,
-        workers: Option<usize>,
+        limits: (usize, u64, f64),
+        run: RunControl,
     ) -> PyResult<Bound<'py, PyDict>> {
+        let (maxfev, maxiter, f_target) = limits;
         let lim = Limits { maxfev, maxiter, f_target };
-        with!(mut self, z => run_on(py, z, &objective, native, lim, progress, check_every, workers))
+        with!(mut self, z => run_on(py, z, &objective, native, lim, run))
     }
 
     #[getter]

@@ -12,16 +12,31 @@ use crate::real::Real;
 pub enum HgMethod {
     Exact,
     /// CG to `‖r‖ ≤ tol ‖∇ᵧf‖` within `maxiter` products.
-    Cg { tol: f64, maxiter: usize },
+    Cg {
+        tol: f64,
+        maxiter: usize,
+    },
     /// `v = η Σ_{q<terms} (I − η H)^q ∇ᵧf`.
-    Neumann { terms: usize, eta: f64 },
+    Neumann {
+        terms: usize,
+        eta: f64,
+    },
 }
 
 /// The hypergradient, the solution `v`, and the oracle counts.
-pub fn hypergradient<T: Real>(oracle: &dyn Oracle<T>, x: &[T], y: &[T], method: HgMethod) -> Result<(Vec<T>, Vec<T>, Counts)> {
+pub fn hypergradient<T: Real>(
+    oracle: &dyn Oracle<T>,
+    x: &[T],
+    y: &[T],
+    method: HgMethod,
+) -> Result<(Vec<T>, Vec<T>, Counts)> {
     let (dx, dy) = oracle.dims();
     if x.len() != dx || y.len() != dy {
-        return Err(OptError::InvalidInput(format!("x has {} entries and y {}; expected {dx} and {dy}", x.len(), y.len())));
+        return Err(OptError::InvalidInput(format!(
+            "x has {} entries and y {}; expected {dx} and {dy}",
+            x.len(),
+            y.len()
+        )));
     }
     let mut o = Counted::new(oracle);
     let mut gx = vec![T::zero(); dx];

@@ -1,14 +1,20 @@
-//! Bilevel optimisation: `min_x F(x) = f(x, y*(x))`, `y*(x) = argmin_y g(x, y)`.
+//! Bilevel optimisation: `min_x F(x) = f(x, y*(x))`, `y*(x) = argmin_y g(x, y)`, laid out as
+//! `optcore.bilevel` is:
 //!
-//! [`oracle`] defines the [`Oracle`] trait every method is generic over (first- and
-//! second-order oracles, minibatches, a finite-difference fallback for the second-order
-//! products) and the counting wrapper; [`problems`] the native problems (quadratic, ridge
-//! hyperparameters, logistic hyper-cleaning on dense or CSR data); [`methods`] F2SA, the
-//! penalty method, AID (CG / Neumann), ITD, SOBA and BO-REP; [`hypergrad`] the hypergradient
-//! at a point, exactly or iteratively.
+//! | Python                         | here                                                          |
+//! |--------------------------------|---------------------------------------------------------------|
+//! | `Problem` (the oracles)        | [`oracle`]: the [`Oracle`] trait, the analytic / finite-difference policy of the second-order products ([`second_policy`], [`fd_second`]), the counting wrapper |
+//! | `problems` (native problems)   | [`problems`]: quadratic, ridge hyperparameters, logistic hyper-cleaning (dense or CSR) |
+//! | `minimize`                     | [`minimize`](mod@minimize): the entry point; [`methods`]: the options and the run's context the methods share |
+//! | `method="aid" / "itd" / "soba" / "borep"` | [`implicit`]: the hypergradient methods            |
+//! | `method="f2sa" / "penalty"`    | [`first_order`]: the first-order penalty methods               |
+//! | `hypergradient`                | [`hypergrad`]: the hypergradient at a point, exactly or iteratively |
 
+pub mod first_order;
 pub mod hypergrad;
+pub mod implicit;
 pub mod methods;
+pub mod minimize;
 pub mod oracle;
 pub mod problems;
 
@@ -16,6 +22,7 @@ pub mod problems;
 mod tests;
 
 pub use hypergrad::{hypergradient, HgMethod};
-pub use methods::{minimize, LinSolve, Method, Options, Output};
-pub use oracle::{fd_second, Batch, Counts, Oracle, Phase, PHASE_NAMES};
+pub use methods::{LinSolve, Method, Options, Output};
+pub use minimize::minimize;
+pub use oracle::{fd_second, second_policy, Batch, Counts, Oracle, Phase, Probe, PHASE_NAMES};
 pub use problems::{Logistic, Quadratic, Ridge};

@@ -11,6 +11,16 @@ use std::time::Instant;
 /// Indices of the samples of a minibatch (`None`: the full objective).
 pub type Batch<'a> = Option<&'a [usize]>;
 
+/// Where a second-order product is taken: at `(x, y)`, along `v` (length `d_y`), on the
+/// minibatch `batch`.
+#[derive(Clone, Copy)]
+pub struct Probe<'a, T> {
+    pub x: &'a [T],
+    pub y: &'a [T],
+    pub v: &'a [T],
+    pub batch: Batch<'a>,
+}
+
 /// First- and second-order oracles of a bilevel problem.
 ///
 /// `grad_g` is batched: `ys` stacks `B` lower-level points (`B · d_y` values) that share the
@@ -33,24 +43,30 @@ pub trait Oracle<T: Real>: Send + Sync {
     /// (`B · d_x`), for the `B` points stacked in `ys`.
     fn grad_g(&self, x: &[T], ys: &[T], batch: Batch, gx: Option<&mut [T]>, gy: &mut [T]) -> Result<()>;
 
-    /// Whether [`Oracle::second`] is analytic (otherwise: central finite differences of
-    /// `grad_g`, two gradient evaluations per call).
+    /// Which second-order products [`Oracle::products`] computes analytically:
+    /// `(∇²ᵧᵧg v, ∇²ₓᵧg v)`. The others come from central differences of `grad_g`
+    /// ([`fd_second`]); that policy is [`second_policy`].
+    fn analytic(&self) -> (bool, bool) {
+        (false, false)
+    }
+
+    /// Whether [`Oracle::second`] is fully analytic (otherwise at least one product costs two
+    /// gradient evaluations per call).
     fn has_second(&self) -> bool {
-        false
+        self.analytic() == (true, true)
+    }
+
+    /// The analytic products into `hyy` and `hxy`, whichever are asked for; only products that
+    /// [`Oracle::analytic`] declares are ever asked for.
+    fn products(&self, _at: Probe<'_, T>, _hyy: Option<&mut [T]>, _hxy: Option<&mut [T]>) -> Result<()> {
+        Err(OptError::InvalidInput("this oracle has no analytic second-order products".into()))
     }
 
     /// `∇²ᵧᵧg(x, y) v` into `hyy` and the mixed product `∇²ₓᵧg(x, y) v` (the `x`-gradient of
-    /// `⟨∇ᵧg(x, y), v⟩`, length `d_x`) into `hxy`, whichever are asked for.
-    fn second(
-        &self,
-        x: &[T],
-        y: &[T],
-        v: &[T],
-        batch: Batch,
-        hyy: Option<&mut [T]>,
-        hxy: Option<&mut [T]>,
-    ) -> Result<()> {
-        fd_second(self, x, y, v, batch, hyy, hxy)
+    /// `⟨∇ᵧg(x, y), v⟩`, length `d_x`) into `hxy`, whichever are asked for: analytic where the
+    /// oracle has the product, finite differences for the rest ([`second_policy`]).
+    fn second(&self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+        second_policy(self, at, hyy, hxy)
     }
 
     /// `f(x, y)`, when the problem can evaluate it.
@@ -64,19 +80,41 @@ pub trait Oracle<T: Real>: Send + Sync {
     }
 }
 
+/// The second-order policy: the products the oracle declares [`Oracle::analytic`] come from
+/// one call of [`Oracle::products`], the others from one call of [`fd_second`].
+pub fn second_policy<T: Real, O: Oracle<T> + ?Sized>(
+    o: &O,
+    at: Probe<'_, T>,
+    hyy: Option<&mut [T]>,
+    hxy: Option<&mut [T]>,
+) -> Result<()> {
+    let (has_h, has_j) = o.analytic();
+    let (ah, aj) = (hyy.is_some() && has_h, hxy.is_some() && has_j);
+    let (mut hyy, mut hxy) = (hyy, hxy);
+    if ah || aj {
+        let h = if ah { hyy.as_deref_mut() } else { None };
+        let j = if aj { hxy.as_deref_mut() } else { None };
+        o.products(at, h, j)?;
+    }
+    let fh = if ah { None } else { hyy };
+    let fj = if aj { None } else { hxy };
+    if fh.is_some() || fj.is_some() {
+        fd_second(o, at, fh, fj)?;
+    }
+    Ok(())
+}
+
 /// Central differences of `∇g` along `v`: `[∇g(x, y + εv) − ∇g(x, y − εv)] / (2ε)` gives
 /// both second-order products from one batched call of two points (Betty's `darts` trick).
 /// `ε = r / ‖v‖` with `r = ε_mach^{1/3} (1 + ‖y‖)`, the step that balances truncation and
 /// rounding errors of a central difference.
 pub fn fd_second<T: Real, O: Oracle<T> + ?Sized>(
     o: &O,
-    x: &[T],
-    y: &[T],
-    v: &[T],
-    batch: Batch,
+    at: Probe<'_, T>,
     hyy: Option<&mut [T]>,
     hxy: Option<&mut [T]>,
 ) -> Result<()> {
+    let Probe { x, y, v, batch } = at;
     let (dx, dy) = o.dims();
     let vn = norm(v);
     if vn == 0.0 {
@@ -165,7 +203,15 @@ fn check_finite<T: Real>(what: &str, v: &[T]) -> Result<()> {
 impl<'a, T: Real> Counted<'a, T> {
     pub fn new(oracle: &'a dyn Oracle<T>) -> Self {
         let (dx, dy) = oracle.dims();
-        Counted { oracle, counts: Counts::default(), times: [0.0; 4], phase: Phase::Setup, since: Instant::now(), dx, dy }
+        Counted {
+            oracle,
+            counts: Counts::default(),
+            times: [0.0; 4],
+            phase: Phase::Setup,
+            since: Instant::now(),
+            dx,
+            dy,
+        }
     }
 
     /// Charges the time since the last switch to the current phase and enters `p`.
@@ -201,15 +247,7 @@ impl<'a, T: Real> Counted<'a, T> {
         check_finite("grad_g", gy)
     }
 
-    pub fn second(
-        &mut self,
-        x: &[T],
-        y: &[T],
-        v: &[T],
-        batch: Batch,
-        hyy: Option<&mut [T]>,
-        hxy: Option<&mut [T]>,
-    ) -> Result<()> {
+    pub fn second(&mut self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
         if self.oracle.has_second() {
             self.counts.hvp_yy += hyy.is_some() as usize;
             self.counts.jvp_xy += hxy.is_some() as usize;
@@ -220,7 +258,7 @@ impl<'a, T: Real> Counted<'a, T> {
         let (a, b) = (hyy.is_some(), hxy.is_some());
         let mut hyy = hyy;
         let mut hxy = hxy;
-        self.oracle.second(x, y, v, batch, hyy.as_deref_mut(), hxy.as_deref_mut())?;
+        self.oracle.second(at, hyy.as_deref_mut(), hxy.as_deref_mut())?;
         if a {
             check_finite("hvp_yy", hyy.as_deref().unwrap_or(&[]))?;
         }
@@ -232,7 +270,7 @@ impl<'a, T: Real> Counted<'a, T> {
 
     /// `H v` only.
     pub fn hvp(&mut self, x: &[T], y: &[T], v: &[T], batch: Batch, out: &mut [T]) -> Result<()> {
-        self.second(x, y, v, batch, Some(out), None)
+        self.second(Probe { x, y, v, batch }, Some(out), None)
     }
 
     /// `H v` by central differences of `grad_g` even when the oracle has analytic products
@@ -240,13 +278,13 @@ impl<'a, T: Real> Counted<'a, T> {
     pub fn hvp_fd(&mut self, x: &[T], y: &[T], v: &[T], out: &mut [T]) -> Result<()> {
         self.counts.fd_second += 1;
         self.counts.grad_g += 2;
-        fd_second(self.oracle, x, y, v, None, Some(&mut *out), None)?;
+        fd_second(self.oracle, Probe { x, y, v, batch: None }, Some(&mut *out), None)?;
         check_finite("grad_g", out)
     }
 
     /// `∇²ₓᵧg v` only.
     pub fn jvp(&mut self, x: &[T], y: &[T], v: &[T], batch: Batch, out: &mut [T]) -> Result<()> {
-        self.second(x, y, v, batch, None, Some(out))
+        self.second(Probe { x, y, v, batch }, None, Some(out))
     }
 
     pub fn value_f(&mut self, x: &[T], y: &[T]) -> Result<f64> {

@@ -11,9 +11,9 @@
 //! Sums over rows run in fixed blocks combined in a fixed order (same result for any number
 //! of threads).
 
-use super::oracle::{Batch, Oracle};
+use super::oracle::{Batch, Oracle, Probe};
 use crate::error::{OptError, Result};
-use crate::linalg::Design;
+use crate::linalg::{dot, to_f64, Design};
 use crate::parallel::row_block;
 use crate::real::Real;
 use rayon::prelude::*;
@@ -103,7 +103,7 @@ pub struct Quadratic {
 
 /// `out = M u` (`M` is `r × c`).
 fn mv(m: &[f64], r: usize, c: usize, u: &[f64]) -> Vec<f64> {
-    (0..r).map(|i| m[i * c..(i + 1) * c].iter().zip(u).map(|(a, b)| a * b).sum()).collect()
+    (0..r).map(|i| dot(&m[i * c..(i + 1) * c], u)).collect()
 }
 
 /// `out = Mᵀ u` (`M` is `r × c`).
@@ -119,10 +119,6 @@ fn mtv(m: &[f64], r: usize, c: usize, u: &[f64]) -> Vec<f64> {
 
 fn add(a: &mut [f64], b: &[f64]) {
     a.iter_mut().zip(b).for_each(|(u, v)| *u += v);
-}
-
-fn f64v<T: Real>(v: &[T]) -> Vec<f64> {
-    v.iter().map(|e| e.as_f64()).collect()
 }
 
 impl Quadratic {
@@ -141,7 +137,9 @@ impl Quadratic {
         ];
         for (got, want, name) in shapes {
             if got != want || dx == 0 || dy == 0 {
-                return Err(OptError::InvalidInput(format!("quadratic problem: `{name}` has {got} values, expected {want}")));
+                return Err(OptError::InvalidInput(format!(
+                    "quadratic problem: `{name}` has {got} values, expected {want}"
+                )));
             }
         }
         Ok(())
@@ -153,7 +151,7 @@ impl<T: Real> Oracle<T> for Quadratic {
         (self.dx, self.dy)
     }
     fn grad_f(&self, x: &[T], y: &[T], _b: Batch, gx: &mut [T], gy: &mut [T]) -> Result<()> {
-        let (x, y) = (f64v(x), f64v(y));
+        let (x, y) = (to_f64(x), to_f64(y));
         let (dx, dy) = (self.dx, self.dy);
         let mut vx = mv(&self.r_mat, dx, dy, &y);
         add(&mut vx, &mv(&self.p_mat, dx, dx, &x));
@@ -167,11 +165,11 @@ impl<T: Real> Oracle<T> for Quadratic {
     }
     fn grad_g(&self, x: &[T], ys: &[T], _b: Batch, mut gx: Option<&mut [T]>, gy: &mut [T]) -> Result<()> {
         let (dx, dy) = (self.dx, self.dy);
-        let x = f64v(x);
+        let x = to_f64(x);
         let btx = mtv(&self.b_mat, dx, dy, &x);
         let cx = mv(&self.c_mat, dx, dx, &x);
         for (k, yk) in ys.chunks(dy).enumerate() {
-            let y = f64v(yk);
+            let y = to_f64(yk);
             let mut vy = mv(&self.a_mat, dy, dy, &y);
             add(&mut vy, &btx);
             add(&mut vy, &self.a_vec);
@@ -184,11 +182,11 @@ impl<T: Real> Oracle<T> for Quadratic {
         }
         Ok(())
     }
-    fn has_second(&self) -> bool {
-        true
+    fn analytic(&self) -> (bool, bool) {
+        (true, true)
     }
-    fn second(&self, _x: &[T], _y: &[T], v: &[T], _b: Batch, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
-        let v = f64v(v);
+    fn products(&self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+        let v = to_f64(at.v);
         if let Some(h) = hyy {
             store(&mv(&self.a_mat, self.dy, self.dy, &v), h);
         }
@@ -198,7 +196,7 @@ impl<T: Real> Oracle<T> for Quadratic {
         Ok(())
     }
     fn value_f(&self, x: &[T], y: &[T]) -> Option<Result<f64>> {
-        let (x, y) = (f64v(x), f64v(y));
+        let (x, y) = (to_f64(x), to_f64(y));
         let (dx, dy) = (self.dx, self.dy);
         let d = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| u * v).sum::<f64>();
         let v = 0.5 * d(&y, &mv(&self.q_mat, dy, dy, &y))
@@ -209,7 +207,7 @@ impl<T: Real> Oracle<T> for Quadratic {
         Some(Ok(v))
     }
     fn value_g(&self, x: &[T], y: &[T]) -> Option<Result<f64>> {
-        let (x, y) = (f64v(x), f64v(y));
+        let (x, y) = (to_f64(x), to_f64(y));
         let (dx, dy) = (self.dx, self.dy);
         let d = |a: &[f64], b: &[f64]| a.iter().zip(b).map(|(u, v)| u * v).sum::<f64>();
         let v = 0.5 * d(&y, &mv(&self.a_mat, dy, dy, &y))
@@ -285,7 +283,8 @@ impl Gram {
     fn grad<T: Real>(&self, w: &[T], c: f64) -> (Vec<f64>, f64) {
         let p = self.p;
         let w: Vec<f64> = w.iter().map(|v| v.as_f64()).collect();
-        let gw: Vec<f64> = (0..p).map(|j| self.g[j * p..(j + 1) * p].iter().zip(&w).map(|(a, b)| a * b).sum()).collect();
+        let gw: Vec<f64> =
+            (0..p).map(|j| self.g[j * p..(j + 1) * p].iter().zip(&w).map(|(a, b)| a * b).sum()).collect();
         let wgw: f64 = gw.iter().zip(&w).map(|(a, b)| a * b).sum();
         let bw: f64 = self.b.iter().zip(&w).map(|(a, b)| a * b).sum();
         let grad = gw.iter().zip(&self.b).map(|(g, b)| 2.0 * (g - c * b)).collect();
@@ -366,10 +365,11 @@ impl<T: Real> Oracle<T> for Ridge<T> {
         }
         Ok(())
     }
-    fn has_second(&self) -> bool {
-        true
+    fn analytic(&self) -> (bool, bool) {
+        (true, true)
     }
-    fn second(&self, x: &[T], y: &[T], v: &[T], batch: Batch, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+    fn products(&self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+        let Probe { x, y, v, batch } = at;
         check_batch(self.x_tr.rows(), batch, "lower-level")?;
         let el = |j: usize| x[if self.per_feature { j } else { 0 }].as_f64().exp();
         if let Some(h) = hyy {
@@ -396,8 +396,11 @@ impl<T: Real> Oracle<T> for Ridge<T> {
     }
     fn value_g(&self, x: &[T], y: &[T]) -> Option<Result<f64>> {
         let loss = self.lsq_tr(y, None, 1.0).1;
-        let pen: f64 =
-            y.iter().enumerate().map(|(j, w)| x[if self.per_feature { j } else { 0 }].as_f64().exp() * w.as_f64().powi(2)).sum();
+        let pen: f64 = y
+            .iter()
+            .enumerate()
+            .map(|(j, w)| x[if self.per_feature { j } else { 0 }].as_f64().exp() * w.as_f64().powi(2))
+            .sum();
         Some(Ok(loss + pen))
     }
 }
@@ -436,7 +439,14 @@ fn softmax(z: &mut [f64]) -> f64 {
 }
 
 impl<T: Real> Logistic<T> {
-    pub fn new(x_tr: Design<T>, l_tr: Vec<usize>, x_val: Design<T>, l_val: Vec<usize>, classes: usize, reg: f64) -> Result<Self> {
+    pub fn new(
+        x_tr: Design<T>,
+        l_tr: Vec<usize>,
+        x_val: Design<T>,
+        l_val: Vec<usize>,
+        classes: usize,
+        reg: f64,
+    ) -> Result<Self> {
         if l_tr.len() != x_tr.rows() || l_val.len() != x_val.rows() || x_tr.cols() != x_val.cols() {
             return Err(OptError::InvalidInput("logistic problem: inconsistent shapes of X and labels".into()));
         }
@@ -450,7 +460,14 @@ impl<T: Real> Logistic<T> {
     }
 
     /// `Σ_i c_i a_i (p_i − e_{l_i})ᵀ` (scaled by `1/|S|`) and the per-row cross-entropies.
-    fn ce_grad(&self, x: &Design<T>, labels: &[usize], w: &[T], batch: Batch, weight: &(dyn Fn(usize) -> f64 + Sync)) -> (Vec<f64>, Vec<f64>) {
+    fn ce_grad(
+        &self,
+        x: &Design<T>,
+        labels: &[usize],
+        w: &[T],
+        batch: Batch,
+        weight: &(dyn Fn(usize) -> f64 + Sync),
+    ) -> (Vec<f64>, Vec<f64>) {
         let k = self.classes;
         let m = batch_len(x.rows(), batch) as f64;
         let (mut g, ce) = block_sum(x.rows(), batch, x.cols() * k, |chunk, acc| {
@@ -511,10 +528,11 @@ impl<T: Real> Oracle<T> for Logistic<T> {
         }
         Ok(())
     }
-    fn has_second(&self) -> bool {
-        true
+    fn analytic(&self) -> (bool, bool) {
+        (true, true)
     }
-    fn second(&self, x: &[T], y: &[T], v: &[T], batch: Batch, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+    fn products(&self, at: Probe<'_, T>, hyy: Option<&mut [T]>, hxy: Option<&mut [T]>) -> Result<()> {
+        let Probe { x, y, v, batch } = at;
         check_batch(self.x_tr.rows(), batch, "lower-level")?;
         let (n, k, xs) = (self.x_tr.rows(), self.classes, &self.x_tr);
         let m = batch_len(n, batch) as f64;
@@ -563,7 +581,8 @@ impl<T: Real> Oracle<T> for Logistic<T> {
     }
     fn value_g(&self, x: &[T], y: &[T]) -> Option<Result<f64>> {
         let (_, ce) = self.ce_grad(&self.x_tr, &self.l_tr, y, None, &|_| 0.0);
-        let s: f64 = ce.iter().enumerate().map(|(i, c)| sigmoid(x[i].as_f64()) * c).sum::<f64>() / self.x_tr.rows() as f64;
+        let s: f64 =
+            ce.iter().enumerate().map(|(i, c)| sigmoid(x[i].as_f64()) * c).sum::<f64>() / self.x_tr.rows() as f64;
         Some(Ok(s + 0.5 * self.reg * y.iter().map(|w| w.as_f64().powi(2)).sum::<f64>()))
     }
 }

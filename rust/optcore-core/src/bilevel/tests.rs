@@ -22,7 +22,8 @@ fn random_quadratic(dx: usize, dy: usize, seed: u64) -> Quadratic {
     let mut a = vec![0.0; dy * dy];
     for i in 0..dy {
         for j in 0..dy {
-            a[i * dy + j] = (0..dy).map(|k| u[k * dy + i] * u[k * dy + j]).sum::<f64>() / dy as f64 + if i == j { 0.5 } else { 0.0 };
+            a[i * dy + j] = (0..dy).map(|k| u[k * dy + i] * u[k * dy + j]).sum::<f64>() / dy as f64
+                + if i == j { 0.5 } else { 0.0 };
         }
     }
     let eye = |n: usize, c: f64| -> Vec<f64> { (0..n * n).map(|i| if i % (n + 1) == 0 { c } else { 0.0 }).collect() };
@@ -44,7 +45,8 @@ fn random_quadratic(dx: usize, dy: usize, seed: u64) -> Quadratic {
 /// `∇F(x)` and `y*(x)` by dense solves (independent of the core's hypergradient code).
 fn closed_form(q: &Quadratic, x: &[f64]) -> (Vec<f64>, Vec<f64>) {
     let (dx, dy) = (q.dx, q.dy);
-    let rhs: Vec<f64> = (0..dy).map(|j| -(q.a_vec[j] + (0..dx).map(|i| q.b_mat[i * dy + j] * x[i]).sum::<f64>())).collect();
+    let rhs: Vec<f64> =
+        (0..dy).map(|j| -(q.a_vec[j] + (0..dx).map(|i| q.b_mat[i * dy + j] * x[i]).sum::<f64>())).collect();
     let y = solve(&q.a_mat, dy, &rhs);
     let mut gx = vec![T0; dx];
     let mut gy = vec![T0; dy];
@@ -85,17 +87,38 @@ fn hypergradient_matches_closed_form_on_quadratic() {
     assert!(err < 1e-8, "neumann: {err}");
 }
 
-/// The quadratic without analytic second-order oracles (finite differences of `grad_g`).
-struct NoSecond(Quadratic);
-impl Oracle<f64> for NoSecond {
+/// The quadratic with only the second-order products in `.1` analytic (`(hyy, hxy)`); the
+/// others come from the core's finite differences of `grad_g`.
+struct Declared(Quadratic, (bool, bool));
+impl Oracle<f64> for Declared {
     fn dims(&self) -> (usize, usize) {
         (self.0.dx, self.0.dy)
     }
     fn grad_f(&self, x: &[f64], y: &[f64], b: Batch, gx: &mut [f64], gy: &mut [f64]) -> crate::error::Result<()> {
         self.0.grad_f(x, y, b, gx, gy)
     }
-    fn grad_g(&self, x: &[f64], ys: &[f64], b: Batch, gx: Option<&mut [f64]>, gy: &mut [f64]) -> crate::error::Result<()> {
+    fn grad_g(
+        &self,
+        x: &[f64],
+        ys: &[f64],
+        b: Batch,
+        gx: Option<&mut [f64]>,
+        gy: &mut [f64],
+    ) -> crate::error::Result<()> {
         self.0.grad_g(x, ys, b, gx, gy)
+    }
+    fn analytic(&self) -> (bool, bool) {
+        self.1
+    }
+    fn products(
+        &self,
+        at: Probe<'_, f64>,
+        hyy: Option<&mut [f64]>,
+        hxy: Option<&mut [f64]>,
+    ) -> crate::error::Result<()> {
+        assert!(hyy.is_none() || self.1 .0, "the policy asks only for the declared products");
+        assert!(hxy.is_none() || self.1 .1, "the policy asks only for the declared products");
+        self.0.products(at, hyy, hxy)
     }
 }
 
@@ -105,9 +128,29 @@ fn finite_difference_second_order_matches_analytic() {
     let (x, y) = ([0.5, -0.2, 1.0], [0.1, 0.2, -0.3, 0.4, 0.0, 1.5]);
     let v = [1.0, -2.0, 0.5, 0.0, 3.0, -1.0];
     let (mut h1, mut j1, mut h2, mut j2) = ([0.0; 6], [0.0; 3], [0.0; 6], [0.0; 3]);
-    q.second(&x, &y, &v, None, Some(&mut h1), Some(&mut j1)).unwrap();
-    NoSecond(random_quadratic(3, 6, 2)).second(&x, &y, &v, None, Some(&mut h2), Some(&mut j2)).unwrap();
+    let at = Probe { x: &x, y: &y, v: &v, batch: None };
+    q.second(at, Some(&mut h1), Some(&mut j1)).unwrap();
+    Declared(random_quadratic(3, 6, 2), (false, false)).second(at, Some(&mut h2), Some(&mut j2)).unwrap();
     for (a, b) in h1.iter().zip(&h2).chain(j1.iter().zip(&j2)) {
+        assert!((a - b).abs() < 1e-8 * (1.0 + a.abs()), "{a} vs {b}");
+    }
+}
+
+#[test]
+fn second_policy_mixes_analytic_and_finite_differences() {
+    let q = random_quadratic(3, 6, 2);
+    let (x, y) = ([0.5, -0.2, 1.0], [0.1, 0.2, -0.3, 0.4, 0.0, 1.5]);
+    let v = [1.0, -2.0, 0.5, 0.0, 3.0, -1.0];
+    let (mut h1, mut j1, mut h2, mut j2, mut j3) = ([0.0; 6], [0.0; 3], [0.0; 6], [0.0; 3], [0.0; 3]);
+    let at = Probe { x: &x, y: &y, v: &v, batch: None };
+    q.second(at, Some(&mut h1), Some(&mut j1)).unwrap();
+    let o = Declared(random_quadratic(3, 6, 2), (true, false));
+    assert!(!o.has_second());
+    o.second(at, Some(&mut h2), Some(&mut j2)).unwrap();
+    assert_eq!(h1, h2, "the analytic product is used as is");
+    fd_second(&o, at, None, Some(&mut j3)).unwrap();
+    assert_eq!(j2, j3, "the other product is the finite difference");
+    for (a, b) in j1.iter().zip(&j2) {
         assert!((a - b).abs() < 1e-8 * (1.0 + a.abs()), "{a} vs {b}");
     }
 }
@@ -177,8 +220,9 @@ fn ridge_and_logistic_gradients_match_finite_differences() {
     // Analytic second-order products against finite differences of the analytic gradient.
     let v: Vec<f64> = (0..p * k).map(|_| r.normal()).collect();
     let (mut h1, mut j1, mut h2, mut j2) = (vec![0.0; p * k], vec![0.0; n], vec![0.0; p * k], vec![0.0; n]);
-    lg.second(&x, &wv, &v, None, Some(&mut h1), Some(&mut j1)).unwrap();
-    fd_second(&lg, &x, &wv, &v, None, Some(&mut h2), Some(&mut j2)).unwrap();
+    let at = Probe { x: &x, y: &wv, v: &v, batch: None };
+    lg.second(at, Some(&mut h1), Some(&mut j1)).unwrap();
+    fd_second(&lg, at, Some(&mut h2), Some(&mut j2)).unwrap();
     for (a, b) in h1.iter().zip(&h2).chain(j1.iter().zip(&j2)) {
         assert!((a - b).abs() < 1e-6 * (1.0 + a.abs()), "{a} vs {b}");
     }
@@ -231,7 +275,14 @@ fn penalty_solves_bda_counterexample_with_non_singleton_lower_level() {
             gy[1] = y[1] - x[0];
             Ok(())
         }
-        fn grad_g(&self, x: &[f64], ys: &[f64], _: Batch, mut gx: Option<&mut [f64]>, gy: &mut [f64]) -> crate::error::Result<()> {
+        fn grad_g(
+            &self,
+            x: &[f64],
+            ys: &[f64],
+            _: Batch,
+            mut gx: Option<&mut [f64]>,
+            gy: &mut [f64],
+        ) -> crate::error::Result<()> {
             for (b, y) in ys.chunks(2).enumerate() {
                 gy[2 * b] = y[0] - x[0];
                 gy[2 * b + 1] = 0.0;

@@ -73,7 +73,14 @@ impl Estimator {
 
     /// Calls `visit(i, sign, u)` for each perturbation of the batch after the center, in
     /// batch order: direction `i`, `+μu` then (central) `-μu`.
-    fn for_each_point(&self, rng: &Counter, iteration: u64, coords: &[usize], d: usize, mut visit: impl FnMut(usize, f64, &[f64])) {
+    fn for_each_point(
+        &self,
+        rng: &Counter,
+        iteration: u64,
+        coords: &[usize],
+        d: usize,
+        mut visit: impl FnMut(usize, f64, &[f64]),
+    ) {
         let mut u = vec![0.0; d];
         for i in 0..self.count(d) {
             match self.dirs {
@@ -216,7 +223,8 @@ mod tests {
     #[test]
     fn rank_closed_form_equals_pairwise_sum() {
         let (m, d) = (7, 3);
-        let xis: Vec<Vec<f64>> = (0..m).map(|i| (0..d).map(|j| ((i * 5 + j * 3) % 11) as f64 - 5.0).collect()).collect();
+        let xis: Vec<Vec<f64>> =
+            (0..m).map(|i| (0..d).map(|j| ((i * 5 + j * 3) % 11) as f64 - 5.0).collect()).collect();
         for k in 1..=m {
             let top: Vec<usize> = [4, 0, 6, 2, 1, 5, 3][..k].to_vec();
             let mut g = vec![0.0; d];
@@ -225,7 +233,8 @@ mod tests {
             let mut s = vec![0.0; d];
             let mut edges = 0;
             for (r, &b) in top.iter().enumerate() {
-                let worse: Vec<usize> = top[r + 1..].iter().copied().chain((0..m).filter(|i| !top.contains(i))).collect();
+                let worse: Vec<usize> =
+                    top[r + 1..].iter().copied().chain((0..m).filter(|i| !top.contains(i))).collect();
                 for w in worse {
                     edges += 1;
                     for j in 0..d {

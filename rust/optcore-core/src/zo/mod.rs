@@ -1,17 +1,25 @@
 //! Zeroth-order (derivative-free) optimisation: gradient estimators from function values,
-//! the methods built on them, consensus-based optimisation and ZO-RankSGD.
+//! the methods built on them, consensus-based optimisation and ZO-RankSGD, laid out as
+//! `optcore.zo` is:
 //!
-//! [`rng`] is the counter-based generator (directions are regenerated from
-//! `(seed, iteration, index)`, never stored); [`estimate`] assembles the Gaussian, sphere and
-//! coordinate-wise estimators and ZO-RankSGD's ranking estimator; [`optimizer`] holds the
-//! ask/tell state machine of every method and the loop [`solve`]; [`functions`] has the
-//! [`Objective`] trait and the native batched test functions.
+//! | Python                               | here                                                   |
+//! |--------------------------------------|--------------------------------------------------------|
+//! | `functions` (native test functions)  | [`functions`]: the [`Objective`] trait and the batched test functions |
+//! | `gradient` (one estimate)            | [`estimate`]: the Gaussian, sphere and coordinate-wise estimators, ZO-RankSGD's ranking estimator |
+//! | `Optimizer` (ask/tell)               | [`optimizer`]: the ask/tell state machine [`Zo`] of every method and its [`Options`] |
+//! | `minimize`                           | [`minimize`](mod@minimize): the loop [`solve`] that drives a [`Zo`] with an [`Objective`] |
+//! | `rng=`                               | [`rng`]: the counter-based generator (directions are regenerated from `(seed, iteration, index)`, never stored) |
+//!
+//! `rank_minimize` is `Optimizer("rank")` driven from Python: the ranking oracle is a Python
+//! callable that only the Python layer calls.
 
 pub mod estimate;
 pub mod functions;
+pub mod minimize;
 pub mod optimizer;
 pub mod rng;
 
 pub use estimate::{Directions, Estimator, Scheme};
 pub use functions::{Func, Objective, TestFunction};
-pub use optimizer::{solve, Cbo, Limits, Method, Noise, Options, Output, Step, Update, Zo};
+pub use minimize::{solve, Limits, Output};
+pub use optimizer::{Cbo, Method, Noise, Options, Step, Update, Zo};

@@ -1,5 +1,5 @@
-//! The zeroth-order methods as one ask/tell state machine ([`Zo`]), and [`solve`], the loop
-//! that drives it with an [`Objective`] and an [`Observer`].
+//! The zeroth-order methods as one ask/tell state machine ([`Zo`], Python's
+//! `optcore.zo.Optimizer`); [`super::minimize`] has the loop that drives it.
 //!
 //! An iteration asks for a batch of points, gets their values (or, for ZO-RankSGD, a
 //! ranking), and updates its state. Everything random is a function of
@@ -10,11 +10,9 @@
 //! evaluates exactly the float32 points it reports.
 
 use super::estimate::{rank_gradient, Estimator};
-use super::functions::Objective;
 use super::rng::{Counter, Stream};
 use crate::error::{OptError, Result};
 use crate::real::Real;
-use crate::solver::{Control, Observer, Report, Termination};
 
 /// How a gradient method turns an estimate `g` into a step direction.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -320,7 +318,10 @@ impl<T: Real> Zo<T> {
         }
         let b = self.batch_size();
         if values.len() != b {
-            return Err(OptError::InvalidInput(format!("expected {b} values (one per asked point), got {}", values.len())));
+            return Err(OptError::InvalidInput(format!(
+                "expected {b} values (one per asked point), got {}",
+                values.len()
+            )));
         }
         let mut v = values.to_vec();
         if let Some(i) = v.iter().position(|x| x.is_nan()) {
@@ -373,7 +374,10 @@ impl<T: Real> Zo<T> {
             return Err(OptError::InvalidInput("tell_ranking() without a pending ask()".into()));
         }
         if top.len() != k {
-            return Err(OptError::InvalidInput(format!("the ranking must list the k = {k} best points; got {}", top.len())));
+            return Err(OptError::InvalidInput(format!(
+                "the ranking must list the k = {k} best points; got {}",
+                top.len()
+            )));
         }
         let mut seen = vec![false; m];
         for &i in top {
@@ -511,7 +515,8 @@ impl<T: Real> Zo<T> {
             )));
         }
         // Log-sum-exp weights: exp(-alpha (f_i - fmin)) is 1 at the best particle.
-        let w: Vec<f64> = v.iter().map(|&fi| if fi.is_finite() { (-c.alpha * (fi - fmin)).exp() } else { 0.0 }).collect();
+        let w: Vec<f64> =
+            v.iter().map(|&fi| if fi.is_finite() { (-c.alpha * (fi - fmin)).exp() } else { 0.0 }).collect();
         let wsum: f64 = w.iter().sum();
         let mut cons = vec![0.0; d];
         for (p, &wi) in self.parts.chunks(d).zip(&w) {
@@ -574,233 +579,5 @@ pub fn project(x: &mut [f64], lower: &[f64], upper: &[f64]) {
     }
 }
 
-/// When [`solve`] stops early.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// No batch is started that would take the evaluation count past this.
-    pub maxfev: usize,
-    pub maxiter: u64,
-    /// Converged once a value `<= f_target` was seen (`-inf`: never).
-    pub f_target: f64,
-}
-
-/// What [`solve`] returns.
-pub struct Output<T> {
-    /// The best point evaluated and its value.
-    pub x: Vec<T>,
-    pub fun: f64,
-    /// The last iterate (CBO: consensus point).
-    pub x_last: Vec<T>,
-    pub nit: u64,
-    pub nfev: usize,
-    pub termination: Termination,
-    pub history: Vec<(usize, f64)>,
-}
-
-fn output<T: Real>(zo: &Zo<T>, termination: Termination) -> Output<T> {
-    let (x, fun) = zo.best();
-    Output { x, fun, x_last: zo.x(), nit: zo.nit(), nfev: zo.nfev(), termination, history: zo.history().to_vec() }
-}
-
-/// Runs `zo` on `f` until a limit, the target, the `xtol` criterion, a numerical breakdown or
-/// the observer stops it. An error of the objective (e.g. a Python exception) is returned as
-/// is; the observer sees `error` = best value so far and the vectors `x` (best point).
-pub fn solve<T: Real>(zo: &mut Zo<T>, f: &dyn Objective<T>, lim: &Limits, obs: &mut dyn Observer<T>) -> Result<Output<T>> {
-    if f.dim() != zo.dim() {
-        return Err(OptError::InvalidInput(format!("objective of dimension {} for x0 of length {}", f.dim(), zo.dim())));
-    }
-    let mut values = vec![0.0; zo.batch_size()];
-    loop {
-        if zo.nit() >= lim.maxiter || zo.nfev() + zo.batch_size() > lim.maxfev {
-            return Ok(output(zo, Termination::MaxIter));
-        }
-        f.eval(zo.ask(), &mut values)?;
-        match zo.tell(&values) {
-            Ok(()) => {}
-            Err(OptError::Numerical(s)) => return Ok(output(zo, Termination::Numerical(s))),
-            Err(e) => return Err(e),
-        }
-        if zo.best().1 <= lim.f_target || zo.converged() {
-            return Ok(output(zo, Termination::Converged));
-        }
-        let nit = zo.nit() as usize;
-        let c = obs.observe(nit, &|| {
-            let (x, fun) = zo.best();
-            Report { nit, error: fun, vectors: vec![("x", x)], scalars: vec![("nfev", zo.nfev() as f64)] }
-        });
-        match c {
-            Control::Continue => {}
-            Control::Stop => return Ok(output(zo, Termination::Stopped)),
-            Control::Abort => return Ok(output(zo, Termination::Aborted)),
-        }
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::super::estimate::{Directions, Scheme};
-    use super::super::functions::{Func, TestFunction};
-    use super::*;
-    use crate::solver::NoObserver;
-
-    fn opts(method: Method, step: Step, d: usize) -> Options {
-        Options {
-            method,
-            step,
-            lower: vec![f64::NEG_INFINITY; d],
-            upper: vec![f64::INFINITY; d],
-            xtol: 0.0,
-            nan_as_inf: false,
-            seed: 3,
-        }
-    }
-
-    fn gaussian(q: usize) -> Method {
-        Method::Gradient {
-            est: Estimator { dirs: Directions::Gaussian, scheme: Scheme::Forward, q, mu: 1e-7 },
-            update: Update::Plain,
-            perturbation: None,
-        }
-    }
-
-    fn run(method: Method, step: Step, func: Func, x0: &[f64], maxfev: usize) -> Output<f64> {
-        let d = x0.len();
-        let mut zo = Zo::new(x0, opts(method, step, d)).unwrap();
-        let lim = Limits { maxfev, maxiter: u64::MAX, f_target: 1e-10 };
-        solve(&mut zo, &TestFunction { func, d }, &lim, &mut NoObserver).unwrap()
-    }
-
-    #[test]
-    fn nesterov_spokoiny_rate_on_the_sphere() {
-        // f = |x|², L = 2, step 1/(4(d+4)L): E f_k <= (1 - 7/(16(d+4)))^k f_0 (see the Python tests).
-        let d = 10;
-        let x0 = vec![1.0; d];
-        let h = 1.0 / (8.0 * (d as f64 + 4.0));
-        let out = run(gaussian(1), Step::Fixed(h), Func::Sphere, &x0, 2 * 3000);
-        let bound = (1.0 - 7.0 / (16.0 * (d as f64 + 4.0))).powi(out.nit as i32) * d as f64;
-        assert_eq!(out.termination, Termination::Converged, "fun {} after {} iterations", out.fun, out.nit);
-        let k_bound = ((1e-10 / d as f64).ln() / (1.0 - 7.0 / (16.0 * (d as f64 + 4.0))).ln()).ceil() as u64;
-        assert!(out.nit <= 2 * k_bound, "{} iterations; bound in expectation {k_bound}; {bound}", out.nit);
-    }
-
-    #[test]
-    fn every_method_decreases_rastrigin_and_sphere() {
-        let d = 8;
-        let x0 = vec![0.3; d];
-        let adaptive = Step::Adaptive { step0: 0.1, grow: 1.25, shrink: 0.5 };
-        let est = |dirs, scheme, q| Estimator { dirs, scheme, q, mu: 1e-6 };
-        let methods = vec![
-            gaussian(4),
-            Method::Gradient { est: est(Directions::Sphere, Scheme::Central, 4), update: Update::Plain, perturbation: None },
-            Method::Gradient { est: est(Directions::Coordinates { n: 8 }, Scheme::Forward, 0), update: Update::Plain, perturbation: None },
-            Method::Gradient { est: est(Directions::Sphere, Scheme::Forward, 4), update: Update::Sign, perturbation: None },
-            Method::Gradient {
-                est: est(Directions::Sphere, Scheme::Forward, 4),
-                update: Update::AdaMM { beta1: 0.9, beta2: 0.999, eps: 1e-12 },
-                perturbation: None,
-            },
-            Method::Gradient { est: est(Directions::Sphere, Scheme::Central, 4), update: Update::Plain, perturbation: Some(0.0) },
-            Method::Gradient { est: est(Directions::Gaussian, Scheme::Forward, 4), update: Update::Momentum { beta: 0.9 }, perturbation: None },
-        ];
-        for m in methods {
-            let out = run(m.clone(), adaptive, Func::Sphere, &x0, 20_000);
-            assert!(out.fun < 1e-6, "{m:?}: {} {:?} nit {} nfev {}", out.fun, out.termination, out.nit, out.nfev);
-        }
-        for noise in [Noise::Isotropic, Noise::Anisotropic] {
-            for hopping in [false, true] {
-                let m = Method::Cbo(Cbo {
-                    particles: 50,
-                    alpha: 1e5,
-                    lambda: 1.0,
-                    sigma: match (hopping, noise) {
-                        (true, _) => 1.0,
-                        (false, Noise::Anisotropic) => 1.18,
-                        // isotropic noise has d times the variance: contraction needs d sigma² < 2 lambda
-                        (false, Noise::Isotropic) => 1.18 / (d as f64).sqrt(),
-                    },
-                    dt: 0.1,
-                    noise,
-                    hopping,
-                    sigma_decay: 0.97,
-                    init_std: 2.0,
-                });
-                let out = run(m.clone(), adaptive, Func::Sphere, &vec![2.0; d], 20_000);
-                // A sanity check from f(x0) = 32 (CBO's accuracy is examined in tests/test_zo.py).
-                assert!(out.fun < 0.5, "{noise:?} hopping={hopping}: sphere {}", out.fun);
-                let out = run(m, adaptive, Func::Rastrigin, &vec![2.0; d], 20_000);
-                assert!(out.fun.is_finite() && out.nit > 10, "{noise:?} hopping={hopping}: rastrigin {}", out.fun);
-            }
-        }
-        // DeepZero's sparse CGE with a fixed step (random subsets of 3 of the 8 coordinates).
-        let sparse = Method::Gradient {
-            est: est(Directions::Coordinates { n: 3 }, Scheme::Central, 0),
-            update: Update::Plain,
-            perturbation: None,
-        };
-        let out = run(sparse, Step::Fixed(0.4), Func::Sphere, &x0, 20_000);
-        assert!(out.fun < 1e-6, "sparse cge: {}", out.fun);
-        let rank = Method::Rank { m: 8, k: 3, mu: 1e-2, decay: 0.99 };
-        let out = run(rank, Step::Fixed(0.1), Func::Sphere, &x0, 20_000);
-        assert!(out.fun < 1e-3, "rank: {}", out.fun);
-    }
-
-    #[test]
-    fn same_seed_same_run_any_pool() {
-        let d = 6;
-        let m = Method::Cbo(Cbo {
-            particles: 30,
-            alpha: 10.0,
-            lambda: 1.0,
-            sigma: 0.7,
-            dt: 0.1,
-            noise: Noise::Anisotropic,
-            hopping: false,
-            sigma_decay: 1.0,
-            init_std: 1.0,
-        });
-        let go = |w| crate::parallel::with_workers(Some(w), || run(m.clone(), Step::Fixed(0.0), Func::Ackley, &vec![1.0; d], 3000));
-        let (a, b) = (go(1), go(2));
-        assert_eq!(a.x, b.x);
-        assert_eq!(a.history, b.history);
-    }
-
-    #[test]
-    fn nan_ends_the_run_or_counts_as_inf() {
-        struct NanAbove;
-        impl Objective<f64> for NanAbove {
-            fn dim(&self) -> usize {
-                2
-            }
-            fn eval(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
-                for (o, r) in out.iter_mut().zip(x.chunks(2)) {
-                    *o = if r[0] > 0.5 { f64::NAN } else { r[0] * r[0] + r[1] * r[1] };
-                }
-                Ok(())
-            }
-        }
-        let lim = Limits { maxfev: 1000, maxiter: 100, f_target: f64::NEG_INFINITY };
-        let mut o = opts(Method::Rank { m: 6, k: 6, mu: 1.0, decay: 1.0 }, Step::Fixed(0.1), 2);
-        let mut zo = Zo::new(&[0.4, 0.0], o.clone()).unwrap();
-        let out = solve(&mut zo, &NanAbove, &lim, &mut NoObserver).unwrap();
-        assert!(matches!(out.termination, Termination::Numerical(ref s) if s.contains("NaN")));
-        assert!(out.fun.is_finite());
-        o.nan_as_inf = true;
-        let mut zo = Zo::new(&[0.4, 0.0], o).unwrap();
-        let out = solve(&mut zo, &NanAbove, &lim, &mut NoObserver).unwrap();
-        assert_eq!(out.termination, Termination::MaxIter);
-    }
-
-    #[test]
-    fn bounds_hold() {
-        let d = 4;
-        let mut o = opts(gaussian(2), Step::Adaptive { step0: 0.5, grow: 1.25, shrink: 0.5 }, d);
-        o.lower = vec![0.5; d];
-        o.upper = vec![2.0; d];
-        o.xtol = 1e-12;
-        let mut zo = Zo::new(&[1.0; 4], o).unwrap();
-        let lim = Limits { maxfev: 5000, maxiter: u64::MAX, f_target: f64::NEG_INFINITY };
-        let out = solve(&mut zo, &TestFunction { func: Func::Sphere, d }, &lim, &mut NoObserver).unwrap();
-        assert!(out.x_last.iter().all(|&v| (0.5..=2.0).contains(&v)));
-        assert!((out.fun - 1.0).abs() < 1e-5, "{}", out.fun);
-    }
-}
+mod tests;

@@ -1,0 +1,182 @@
+"""The ask/tell interface (:class:`Optimizer`) and the one-shot gradient estimate built on it."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+
+from .. import _core
+from .._result import finish
+from .._validation import normalize_workers
+from ._config import _config, _x0
+from ._minimize import ZOResult
+from ._objective import batched
+from ._objective import ranking as ranking_of
+from ._objective import values as values_of
+from .functions import TestFunction
+
+__all__ = ["Optimizer", "gradient"]
+
+
+class Optimizer:
+    """Ask/tell interface to every method of :func:`minimize`.
+
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> opt = zo.Optimizer("sphere", np.ones(5), rng=0)
+    >>> for _ in range(200):
+    ...     X = opt.ask()                      # (batch_size, d)
+    ...     opt.tell(X, (X ** 2).sum(1))       # values in the order of X
+    >>> bool(opt.best[1] < 1e-6)
+    True
+
+    The constructor takes ``method``, ``x0`` and the keywords ``bounds``, ``rng``, ``lr``,
+    ``mu``, ``q``, ``xtol``, ``nan_as_inf`` and ``options`` of :func:`minimize`, with the same
+    defaults. ``tell`` with NaN values (without ``nan_as_inf``) raises
+    :class:`~optcore.NumericalError`; the state stays usable (the batch is still pending).
+    ``"rank"`` takes a ranking instead: :meth:`tell_ranking`.
+    """
+
+    def __init__(
+        self,
+        method: str = "sphere",
+        x0=None,
+        *,
+        bounds=None,
+        rng=None,
+        lr=None,
+        mu=None,
+        q=None,
+        xtol=None,
+        nan_as_inf: bool = False,
+        options: dict | None = None,
+    ):
+        if x0 is None:
+            raise ValueError("`x0` is required: the starting point, a 1-D array.")
+        x = _x0(x0)
+        self.method = method.lower() if isinstance(method, str) else method
+        cfg = _config(
+            method, x, bounds=bounds, rng=rng, lr=lr, mu=mu, q=q, xtol=xtol, nan_as_inf=nan_as_inf, options=options
+        )
+        self._state = _core.ZoState(x, cfg)
+        self._asked = None
+
+    @property
+    def batch_size(self) -> int:
+        return self._state.batch_size
+
+    def ask(self) -> np.ndarray:
+        """The next batch, shape ``(batch_size, d)`` (the same until it is told)."""
+        self._asked = self._state.ask()
+        return self._asked.copy()
+
+    def _check_batch(self, X) -> None:
+        if self._asked is None:
+            raise ValueError("tell() needs a batch from ask() first.")
+        X = np.asarray(X)
+        if X.shape != self._asked.shape or not np.array_equal(X, self._asked):
+            raise ValueError("`X` must be the batch returned by the last ask() (values are matched to its rows).")
+
+    def tell(self, X, values) -> None:
+        """The values of the asked batch ``X``, in its row order."""
+        self._check_batch(X)
+        self._state.tell(values_of(values, self._asked.shape[0]))
+        self._asked = None
+
+    def tell_ranking(self, X, ranking) -> None:
+        """``"rank"``: the indices of the ``k`` best rows of ``X``, best first."""
+        self._check_batch(X)
+        self._state.tell_ranking([int(i) for i in ranking_of(ranking)])
+        self._asked = None
+
+    @property
+    def x(self) -> np.ndarray:
+        """The current iterate (CBO: the consensus point)."""
+        return self._state.x
+
+    @property
+    def best(self) -> tuple[np.ndarray, float]:
+        """``(best point told, its value)``."""
+        return self._state.best
+
+    @property
+    def gradient(self) -> np.ndarray:
+        """The last gradient estimate (gradient methods and ``"rank"``)."""
+        return self._state.gradient
+
+    @property
+    def history(self) -> np.ndarray:
+        return self._state.history
+
+    @property
+    def nit(self) -> int:
+        return self._state.nit
+
+    @property
+    def nfev(self) -> int:
+        return self._state.nfev
+
+    @property
+    def lr(self) -> float:
+        return self._state.lr
+
+    def result(self) -> ZOResult:
+        """The state as a :class:`ZOResult` (status 0 when the ``xtol`` criterion holds, else 1)."""
+        x, f = self.best
+        status = 0 if self._state.converged else 1
+        msg = "Converged: the last steps were below xtol." if status == 0 else "Running (ask/tell)."
+        res = ZOResult(
+            x=x if np.isfinite(f) else self.x,
+            fun=f,
+            x_last=self.x,
+            nfev=self.nfev,
+            nit=self.nit,
+            status=status,
+            message=msg,
+            history=self.history,
+            method=self.method,
+        )
+        return finish(res, "optcore.zo.Optimizer", warn=False)
+
+
+def gradient(
+    fun,
+    x,
+    *,
+    method: str = "gaussian",
+    q: int | None = None,
+    mu: float | None = None,
+    scheme: str = "forward",
+    n_coords: int | None = None,
+    rng=None,
+    vectorized: bool = False,
+    workers: int | None = None,
+) -> np.ndarray:
+    """One zeroth-order gradient estimate of ``fun`` at ``x`` (float64).
+
+    ``method`` is ``"gaussian"`` (``(1/q) sum c_i u_i``, ``u_i ~ N(0, I)``: unbiased for the
+    gradient of ``f_mu(x) = E f(x + mu u)``), ``"sphere"`` (``(d/q) sum c_i u_i``, ``u_i``
+    uniform on the unit sphere) or ``"cge"`` (``c_j`` on ``n_coords`` coordinates, default
+    all: the finite-difference gradient), with ``c = (f(x + mu u) - f(x)) / mu`` (forward) or
+    ``(f(x + mu u) - f(x - mu u)) / (2 mu)`` (central). Defaults as in :func:`minimize`.
+    ``workers`` is as in :func:`minimize`: threads for a native test function's rows, or a
+    thread pool for a per-point Python ``fun`` (None: all cores for a native function, calls
+    in this thread for a Python one); the estimate is the same whatever ``workers`` is.
+    """
+    if method not in ("gaussian", "sphere", "cge"):
+        raise ValueError(f"`method` must be 'gaussian', 'sphere' or 'cge'; got {method!r}.")
+    opts = {"scheme": scheme}
+    if n_coords is not None:
+        opts["n_coords"] = n_coords
+    w = normalize_workers(workers)
+    opt = Optimizer(method, x, rng=rng, mu=mu, q=q, lr=0.0, options=opts)
+    X = opt.ask()
+    if isinstance(fun, TestFunction):
+        opt.tell(X, fun(X, workers=w))
+    elif not vectorized and w is not None and w > 1:
+        with concurrent.futures.ThreadPoolExecutor(w) as pool:
+            opt.tell(X, batched(fun, False, pool)(X))
+    else:
+        opt.tell(X, batched(fun, vectorized, None)(X))
+    return opt.gradient

@@ -1,0 +1,268 @@
+"""``optcore.zo.minimize`` and its result class."""
+
+from __future__ import annotations
+
+import concurrent.futures
+
+import numpy as np
+
+from .. import _core
+from .._progress import Progress
+from .._result import STATUS_MESSAGES, OptimizeResult, finish
+from .._validation import normalize_workers, positive_int
+from ._config import _config, _x0
+from ._objective import batched
+from .functions import TestFunction
+
+__all__ = ["ZOResult", "minimize"]
+
+
+class ZOResult(OptimizeResult):
+    """Result of :func:`minimize` and :func:`rank_minimize`.
+
+    Attributes
+    ----------
+    x : ndarray
+        The best point evaluated (the dtype of ``x0``). :func:`rank_minimize`, which sees no
+        values: the last iterate.
+    fun : float
+        Its value (``nan`` for :func:`rank_minimize`).
+    x_last : ndarray
+        The last iterate (``"cbo"``: the last consensus point).
+    nfev, nit : int
+        Evaluations (points evaluated or ranked) and iterations (batches).
+    history : ndarray, shape (n, 2)
+        The best-so-far trace: ``(evaluations, best value)`` at every improvement.
+    success, status, message
+        ``status`` 0: ``f_target`` reached or the ``xtol`` criterion holds; 1: ``maxfev`` or
+        ``maxiter`` reached; 4: the objective returned NaN (see ``nan_as_inf``) or the estimate
+        was not finite; 99: stopped by the callback.
+    method : str
+    """
+
+    x_last: np.ndarray
+    nfev: int
+    history: np.ndarray
+
+
+def _message(status: int, out: dict, maxfev: int, maxiter: int, f_target: float) -> str:
+    if status == 0:
+        if out["fun"] <= f_target:
+            return f"Converged: f = {out['fun']:.6e} <= f_target = {f_target:g}."
+        return "Converged: the last steps (CBO: the particles' spread) were below xtol."
+    if status == 1:
+        if out["nit"] >= maxiter:
+            return f"Iteration limit reached (maxiter = {maxiter})."
+        return f"Evaluation budget reached: {out['nfev']} evaluations (maxfev = {maxfev}) before another batch."
+    if status == 4:
+        return f"Numerical breakdown: {out['detail']}"
+    return STATUS_MESSAGES.get(status, "Stopped.")
+
+
+def minimize(
+    fun,
+    x0,
+    *,
+    method: str = "gaussian",
+    bounds=None,
+    maxfev: int | None = None,
+    maxiter: int | None = None,
+    f_target: float | None = None,
+    xtol: float | None = None,
+    lr: float | None = None,
+    mu: float | None = None,
+    q: int | None = None,
+    rng=None,
+    vectorized: bool = False,
+    executor=None,
+    workers: int | None = None,
+    nan_as_inf: bool = False,
+    callback=None,
+    check_every: int = 10,
+    disp: bool = False,
+    warn: bool = True,
+    options: dict | None = None,
+) -> ZOResult:
+    """Minimise ``fun`` from function values only.
+
+    Parameters
+    ----------
+    fun : callable or optcore.zo.functions.TestFunction
+        ``fun(x) -> float`` for ``x`` of shape ``(d,)``; with ``vectorized=True``,
+        ``fun(X) -> (B,)`` for a batch ``X`` of shape ``(B, d)``. Points have the dtype of
+        ``x0``. A native test function (:mod:`optcore.zo.functions`) runs the whole loop in
+        Rust.
+    x0 : array_like, shape (d,)
+        Starting point (CBO: the center of the initial particles), finite; projected onto
+        ``bounds``. float32 stays float32 (points, iterates and ``res.x``); other real dtypes
+        become float64.
+    method : str
+        See :data:`METHODS` and the module docs. Default ``"gaussian"``.
+    bounds : None, scipy.optimize.Bounds, (lb, ub) or sequence of (lo, hi)
+        Box constraints; iterates are projected onto them (the estimators' perturbed points
+        may lie up to ``mu |u|`` outside). ``lb``/``ub`` may be scalars or arrays; a 2 x 2
+        nested sequence is read as SciPy's ``d`` pairs (use ``Bounds`` for arrays at d = 2).
+    maxfev : int
+        Evaluation budget (default ``2000 d``); no batch is started that would exceed it.
+    maxiter : int
+        Iteration (batch) limit (default: none).
+    f_target : float
+        Stop (status 0) once a value ``<= f_target`` was evaluated.
+    xtol : float
+        Stop (status 0) once the iterate moved by at most ``xtol * max(1, |x|_inf)`` in three
+        consecutive iterations (CBO: the particles' spread around the consensus). Default
+        1e-10 (float64), 1e-6 (float32); 0 turns it off.
+    lr : float
+        A fixed step size (``x <- P(x - lr g)``; signSGD: ``lr sign(g)``; AdaMM:
+        ``lr m / sqrt(v_hat)``). Default: the adaptive rule of the Notes. ``"rank"``: the
+        step length (default ``0.1 max(1, |x0|_inf)``).
+    mu : float
+        Smoothing radius (the perturbations are ``x + mu u``). Default: the classic
+        finite-difference choice ``sqrt(eps) max(1, |x0|_inf)`` for forward and
+        ``eps^(1/3) max(1, |x0|_inf)`` for central differences (``eps`` of ``x0``'s dtype:
+        1.5e-8 / 6.1e-6 in float64); ``"rank"``: ``0.01 max(1, |x0|_inf)``. Raise it for
+        noisy objectives.
+    q : int
+        Directions per step of the random estimators (default ``min(10, d)``).
+    rng : None, int or numpy.random.Generator
+        Seeds the run (a 64-bit seed drawn from ``numpy.random.default_rng(rng)``). The same
+        seed gives the same run whatever ``workers`` or ``executor``.
+    vectorized : bool
+        ``fun`` takes a whole batch (one call per iteration).
+    executor : concurrent.futures.Executor, optional
+        Evaluate the points of a batch with ``executor.map(fun, rows)`` (thread or process
+        pools, ``dask.distributed.Client.get_executor()``, ...); results are gathered in order.
+    workers : int, optional
+        Threads: for a native test function, the rows of a batch are spread over them; for a
+        per-point Python ``fun``, a thread pool of that size is used as ``executor``.
+    nan_as_inf : bool
+        Treat NaN values as ``+inf`` (a failed evaluation). Otherwise NaN ends the run
+        (status 4, with the best point so far). An infinite value at the iterate counts as a
+        failed step of the adaptive rule; at a perturbed point, the iteration is skipped and
+        fresh directions are drawn; at the starting point of a gradient method, it ends the
+        run (status 4). CBO gives infinite values zero weight.
+    callback : callable, optional
+        ``callback(intermediate_result)`` every ``check_every`` iterations with ``x`` (best
+        point), ``fun``, ``nit``, ``nfev``; ``StopIteration`` stops the run (status 99).
+    check_every : int
+    disp : bool
+        Print one line per check (iteration, best value, time).
+    warn : bool
+        Warn :class:`~optcore.ConvergenceWarning` on status 1 and 4.
+    options : dict
+        Method-specific constants (:data:`METHODS`); unknown keys raise ``ValueError``.
+
+        - gradient methods: ``scheme`` (``"forward"``, or ``"central"``: default of
+          ``"perturbed"``), ``step0`` (first step length of the adaptive rule, default
+          ``0.1 max(1, |x0|_inf)``), ``lr_grow`` (1.25), ``lr_shrink`` (0.5);
+          ``"gaussian"``/``"sphere"``/``"cge"``: ``momentum`` (heavy ball
+          ``v <- momentum v + g``, ``x <- P(x - lr v)``, with ``v`` reset whenever the adaptive
+          rule takes a step back; default 0: plain steps; 0.9 helps on ill-conditioned smooth
+          problems, see the benchmark);
+          ``"cge"``: ``n_coords`` (coordinates per step, default ``d``);
+          ``"signsgd"``/``"adamm"``: ``directions`` (``"sphere"`` or ``"gaussian"``);
+          ``"adamm"``: ``beta1`` (0.9), ``beta2`` (0.999), ``eps`` (1e-12);
+          ``"perturbed"``: ``perturbation`` (the radius ``r`` of ``Y ~ N(0, r^2/d I)`` added
+          to each estimate; default 0 means ``1e-3 |g_0|``, or ``1e-3 max(1, |f(x0)|) /
+          max(1, |x0|_inf)`` when ``g_0 = 0``).
+        - ``"cbo"``: ``particles`` (50), ``alpha`` (1e3), ``lambda`` (1), ``dt`` (0.1),
+          ``noise`` (``"anisotropic"`` or ``"isotropic"``), ``sigma`` (see Notes),
+          ``variant`` (``"standard"`` or ``"hopping"``), ``sigma_decay`` (hopping: 0.98 per
+          step), ``init_std`` (``0.25 x`` the mean width of finite bounds, else
+          ``max(1, |x0|_inf)``).
+        - ``"rank"``: ``m`` (8 points per query), ``k`` (``m``: a full ranking), ``decay``
+          (``lr <- decay lr`` per step, default 1).
+
+    Returns
+    -------
+    ZOResult
+        ``x`` (best point evaluated), ``fun``, ``nfev``, ``nit``, ``success``, ``status``,
+        ``message``, ``history`` (best-so-far trace), ``x_last``, ``method``.
+
+    Raises
+    ------
+    ValueError
+        Bad ``x0``, ``bounds``, ``method``, ``options`` or budgets (naming the argument); an
+        objective returning the wrong shape.
+    TypeError
+        ``fun`` not callable or returning non-numbers.
+        Any exception raised by ``fun`` propagates unchanged.
+
+    Notes
+    -----
+    **Step sizes.** Every batch of a gradient method evaluates the current iterate (the
+    "center") and its perturbations. Without ``lr``, the first step has length ``step0``; a
+    step after which ``f`` decreased at the next center multiplies the step size by
+    ``lr_grow``; one after which it increased is taken back, the step size is multiplied by
+    ``lr_shrink``, and fresh directions are drawn at the previous point. So ``f`` at the
+    iterates never increases, and no Lipschitz constant is needed. (For the Gaussian
+    estimator with ``q = 1`` on an ``L``-smooth ``f``, Nesterov–Spokoiny's fixed step is
+    ``lr = 1 / (4 (d + 4) L)``.) With random coordinate subsets (``"cge"`` with
+    ``n_coords < d``) a step may fail because the subset holds no useful coordinate; pass a
+    fixed ``lr`` there (as DeepZero does).
+
+    **CBO.** ``sigma`` defaults to the value that shrinks the particles' expected squared
+    spread by 5% per step, ``(1 - lambda dt)^2 + sigma^2 dt = 0.95`` (isotropic noise:
+    ``sigma^2 d dt``); the consensus uses weights ``exp(-alpha (f_i - min f))``.
+    """
+    if isinstance(fun, TestFunction):
+        native = fun.native
+    elif callable(fun):
+        native = None
+    else:
+        raise TypeError(f"`fun` must be callable or an optcore.zo.functions test function; got {type(fun).__name__}.")
+    x = _x0(x0)
+    d = x.size
+    cfg = _config(
+        method, x, bounds=bounds, rng=rng, lr=lr, mu=mu, q=q, xtol=xtol, nan_as_inf=nan_as_inf, options=options
+    )
+    method = method.lower()
+    state = _core.ZoState(x, cfg)
+    B = state.batch_size
+    maxfev = 2000 * d if maxfev is None else positive_int(maxfev, "maxfev")
+    if maxfev < B:
+        raise ValueError(f"`maxfev` = {maxfev} is less than one batch of method={method!r} ({B} evaluations).")
+    maxiter = 2**62 if maxiter is None else positive_int(maxiter, "maxiter")
+    f_target = -np.inf if f_target is None else float(f_target)
+    if np.isnan(f_target):
+        raise ValueError("`f_target` must not be NaN.")
+    check_every = positive_int(check_every, "check_every")
+    w = normalize_workers(workers)
+    if executor is not None and not isinstance(executor, concurrent.futures.Executor) and not hasattr(executor, "map"):
+        raise TypeError(
+            f"`executor` must be a concurrent.futures.Executor (or have .map); got {type(executor).__name__}."
+        )
+    if executor is not None and (vectorized or native is not None):
+        raise ValueError(
+            "`executor` applies to a per-point Python `fun` (not with vectorized=True or a native function)."
+        )
+
+    def build(s: dict) -> ZOResult:
+        return ZOResult(x=s["x"], fun=s["error"], nit=s["nit"], nfev=int(s["nfev"]), method=method)
+
+    progress = Progress(callback, disp, build, f"optcore.zo.minimize(method={method!r}), d = {d}, batch {B}")
+    prog = progress if progress.active else None
+    pool = None
+    if native is None and not vectorized and executor is None and w is not None and w > 1:
+        pool = executor = concurrent.futures.ThreadPoolExecutor(w)
+    try:
+        objective = None if native is not None else batched(fun, vectorized, executor)
+        run = {"progress": prog, "check_every": check_every, "workers": w if native is not None else None}
+        out = state.run(objective, native, (maxfev, maxiter, f_target), run)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    status = int(out["status"])
+    message = _message(status, out, maxfev, maxiter, f_target)
+    res = ZOResult(
+        x=out["x"],
+        fun=float(out["fun"]),
+        x_last=out["x_last"],
+        nfev=int(out["nfev"]),
+        nit=int(out["nit"]),
+        status=status,
+        message=message,
+        history=out["history"],
+        method=method,
+    )
+    return finish(res, "optcore.zo.minimize", progress=progress, warn=warn)

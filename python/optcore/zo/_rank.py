@@ -1,0 +1,117 @@
+"""ZO-RankSGD from a ranking oracle (:func:`rank_minimize`) and the simulated oracle
+(:func:`ranking_oracle`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .._progress import Progress
+from .._result import STATUS_MESSAGES, finish
+from .._validation import positive_int, positive_scalar
+from ._ask_tell import Optimizer
+from ._minimize import ZOResult
+from ._objective import batched, ranking
+from .functions import TestFunction
+
+__all__ = ["rank_minimize", "ranking_oracle"]
+
+
+def ranking_oracle(fun, k: int | None = None, vectorized: bool = False):
+    """A simulated ``(m, k)`` ranking oracle from values: ``oracle(X)`` returns the indices of
+    the ``k`` rows of ``X`` with the smallest ``fun`` (all rows when ``k`` is None), best first."""
+    f = fun if isinstance(fun, TestFunction) else batched(fun, vectorized, None)
+
+    def oracle(X):
+        v = np.asarray(f(X), dtype=np.float64)
+        order = np.argsort(v, kind="stable")
+        return order if k is None else order[:k]
+
+    return oracle
+
+
+def rank_minimize(
+    rank_oracle,
+    x0,
+    *,
+    m: int = 8,
+    k: int | None = None,
+    maxiter: int = 1000,
+    lr: float | None = None,
+    mu: float | None = None,
+    decay: float = 1.0,
+    bounds=None,
+    xtol: float | None = None,
+    rng=None,
+    callback=None,
+    check_every: int = 10,
+    disp: bool = False,
+    warn: bool = True,
+) -> ZOResult:
+    """ZO-RankSGD (Tang et al., ICLR 2024) from an ``(m, k)`` ranking oracle.
+
+    Each iteration draws ``xi_1..xi_m ~ N(0, I)``, asks ``rank_oracle(X)`` for the indices of
+    the ``k`` best rows of ``X = x + mu xi`` (shape ``(m, d)``), best first, and steps
+    ``x <- P(x - lr g / |g|)`` along the paper's estimate
+    ``g = (1/|E|) sum_{(i better than j) in E} (xi_j - xi_i)`` over the ranking graph ``E``
+    (the top-``k`` pairs and each top-``k`` point over each unranked one), assembled in closed
+    form in ``O(m d)``. ``lr`` (default ``0.1 max(1, |x0|_inf)``) is multiplied by ``decay``
+    after every step; ``mu`` defaults to ``0.01 max(1, |x0|_inf)``. ``k`` defaults to ``m``.
+
+    Returns a :class:`ZOResult` with ``x`` the last iterate, ``fun = nan`` (no values are
+    seen), ``nit`` oracle calls and ``nfev = m nit`` points ranked. Status 0 when the step
+    fell below ``xtol``, 1 at ``maxiter``, 99 when the callback stopped the run. Exceptions of
+    ``rank_oracle`` propagate; a ranking that is not ``k`` distinct indices in ``range(m)``
+    raises ``ValueError``.
+    """
+    if not callable(rank_oracle):
+        raise TypeError(f"`rank_oracle` must be callable; got {type(rank_oracle).__name__}.")
+    m = positive_int(m, "m", minimum=2)
+    k = m if k is None else positive_int(k, "k")
+    if k > m:
+        raise ValueError(f"`k` must be <= m = {m}; got {k}.")
+    maxiter = positive_int(maxiter, "maxiter")
+    check_every = positive_int(check_every, "check_every")
+    opt = Optimizer(
+        "rank",
+        x0,
+        bounds=bounds,
+        rng=rng,
+        lr=lr,
+        mu=mu,
+        xtol=xtol,
+        options={"m": m, "k": k, "decay": positive_scalar(decay, "decay")},
+    )
+
+    def build(s: dict) -> ZOResult:
+        return ZOResult(x=s["x"], fun=np.nan, nit=s["nit"], nfev=s["nfev"], method="rank")
+
+    progress = Progress(callback, disp, build, f"optcore.zo.rank_minimize(m={m}, k={k}), d = {opt.x.size}")
+    status = 1
+    while opt.nit < maxiter:
+        X = opt.ask()
+        r = ranking(rank_oracle(X.copy()))
+        if r.shape != (k,):
+            raise ValueError(f"`rank_oracle` must return the indices of the k = {k} best rows, best first; got {r!r}.")
+        opt.tell_ranking(X, r)
+        if opt._state.converged:
+            status = 0
+            break
+        if progress.active and opt.nit % check_every == 0:
+            if not progress({"nit": opt.nit, "error": np.nan, "x": opt.x, "nfev": opt.nfev}):
+                status = 99
+                break
+    msg = {0: "Converged: the step fell below xtol.", 1: f"Iteration limit reached (maxiter = {maxiter})."}.get(
+        status, STATUS_MESSAGES[99]
+    )
+    res = ZOResult(
+        x=opt.x,
+        fun=np.nan,
+        x_last=opt.x,
+        nfev=opt.nfev,
+        nit=opt.nit,
+        status=status,
+        message=msg,
+        history=np.empty((0, 2)),
+        method="rank",
+    )
+    return finish(res, "optcore.zo.rank_minimize", progress=progress, warn=warn, warn_statuses=(1,))

@@ -1,0 +1,80 @@
+//! `minimize`: checks the starting point, estimates the lower-level step, refines `y0`, and
+//! runs the method of `opts.method`.
+
+use super::methods::{project, Ctx, Method, Options, Output};
+use super::oracle::{Oracle, Phase};
+use super::{first_order, implicit};
+use crate::error::{OptError, Result};
+use crate::real::Real;
+use crate::solver::{Observer, Termination};
+
+/// Runs `opts.method` from `(x0, y0)`.
+pub fn minimize<T: Real>(
+    oracle: &dyn Oracle<T>,
+    x0: &[T],
+    y0: &[T],
+    opts: &Options<T>,
+    obs: &mut dyn Observer<T>,
+) -> Result<Output<T>> {
+    let (dx, dy) = oracle.dims();
+    if x0.len() != dx || y0.len() != dy {
+        return Err(OptError::InvalidInput(format!(
+            "x0 has {} entries and y0 {}; the problem has d_x = {dx}, d_y = {dy}",
+            x0.len(),
+            y0.len()
+        )));
+    }
+    if opts.proj_y.is_some() && !matches!(opts.method, Method::F2sa | Method::Penalty) {
+        return Err(OptError::InvalidInput(
+            "a constrained lower level (project_y) is only supported by the first-order methods 'penalty' and 'f2sa'"
+                .into(),
+        ));
+    }
+    let mut c = Ctx::new(oracle, opts)?;
+    let mut x = x0.to_vec();
+    let mut y = y0.to_vec();
+    project(&opts.proj_x, &mut x)?;
+    project(&opts.proj_y, &mut y)?;
+    c.o.enter(Phase::Setup);
+    let lg = match opts.inner_step {
+        Some(a) => 1.0 / a,
+        None => c.lipschitz_g(&x, &y)?,
+    };
+    if !(lg > 0.0 && lg.is_finite()) {
+        return Err(OptError::Numerical(format!(
+            "could not estimate the lower-level smoothness (‖∇²ᵧᵧg‖ estimate {lg}); pass options['inner_step']"
+        )));
+    }
+    let alpha = 1.0 / lg;
+    c.alpha = alpha;
+    let mut lower_res = f64::NAN;
+    if opts.refine_steps > 0 {
+        lower_res = c.solve_lower(&x, &mut y, alpha, 1e-8, opts.refine_steps)?;
+    }
+    let run = match opts.method {
+        Method::F2sa | Method::Penalty => first_order::run_f2sa(&mut c, x, y, obs)?,
+        Method::Aid => implicit::run_aid(&mut c, x, y, obs)?,
+        Method::Itd => implicit::run_itd(&mut c, x, y, obs)?,
+        Method::Soba => implicit::run_soba(&mut c, x, y, obs)?,
+        Method::Borep => implicit::run_borep(&mut c, x, y, obs)?,
+    };
+    let (x, y, hg, nit, beta, lam, term, res) = run;
+    let _ = alpha;
+    let lower_residual = if res.is_nan() { lower_res } else { res };
+    let fun = if matches!(term, Termination::Aborted) { f64::NAN } else { c.o.value_f(&x, &y).unwrap_or(f64::NAN) };
+    let times = c.o.finish();
+    Ok(Output {
+        x,
+        y,
+        fun,
+        hypergrad_norm: hg,
+        lower_residual,
+        nit,
+        counts: c.o.counts,
+        times,
+        inner_step: c.alpha,
+        outer_step: beta,
+        lam,
+        termination: term,
+    })
+}

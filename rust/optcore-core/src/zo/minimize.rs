@@ -1,0 +1,79 @@
+//! `optcore.zo.minimize`'s loop: [`solve`] drives a [`Zo`] state with an [`Objective`] and an
+//! [`Observer`] until a limit, the target or the `xtol` criterion.
+
+use super::functions::Objective;
+use super::optimizer::Zo;
+use crate::error::{OptError, Result};
+use crate::real::Real;
+use crate::solver::{Control, Observer, Report, Termination};
+
+/// When [`solve`] stops early.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// No batch is started that would take the evaluation count past this.
+    pub maxfev: usize,
+    pub maxiter: u64,
+    /// Converged once a value `<= f_target` was seen (`-inf`: never).
+    pub f_target: f64,
+}
+
+/// What [`solve`] returns.
+pub struct Output<T> {
+    /// The best point evaluated and its value.
+    pub x: Vec<T>,
+    pub fun: f64,
+    /// The last iterate (CBO: consensus point).
+    pub x_last: Vec<T>,
+    pub nit: u64,
+    pub nfev: usize,
+    pub termination: Termination,
+    pub history: Vec<(usize, f64)>,
+}
+
+fn output<T: Real>(zo: &Zo<T>, termination: Termination) -> Output<T> {
+    let (x, fun) = zo.best();
+    Output { x, fun, x_last: zo.x(), nit: zo.nit(), nfev: zo.nfev(), termination, history: zo.history().to_vec() }
+}
+
+/// Runs `zo` on `f` until a limit, the target, the `xtol` criterion, a numerical breakdown or
+/// the observer stops it. An error of the objective (e.g. a Python exception) is returned as
+/// is; the observer sees `error` = best value so far and the vectors `x` (best point).
+pub fn solve<T: Real>(
+    zo: &mut Zo<T>,
+    f: &dyn Objective<T>,
+    lim: &Limits,
+    obs: &mut dyn Observer<T>,
+) -> Result<Output<T>> {
+    if f.dim() != zo.dim() {
+        return Err(OptError::InvalidInput(format!(
+            "objective of dimension {} for x0 of length {}",
+            f.dim(),
+            zo.dim()
+        )));
+    }
+    let mut values = vec![0.0; zo.batch_size()];
+    loop {
+        if zo.nit() >= lim.maxiter || zo.nfev() + zo.batch_size() > lim.maxfev {
+            return Ok(output(zo, Termination::MaxIter));
+        }
+        f.eval(zo.ask(), &mut values)?;
+        match zo.tell(&values) {
+            Ok(()) => {}
+            Err(OptError::Numerical(s)) => return Ok(output(zo, Termination::Numerical(s))),
+            Err(e) => return Err(e),
+        }
+        if zo.best().1 <= lim.f_target || zo.converged() {
+            return Ok(output(zo, Termination::Converged));
+        }
+        let nit = zo.nit() as usize;
+        let c = obs.observe(nit, &|| {
+            let (x, fun) = zo.best();
+            Report { nit, error: fun, vectors: vec![("x", x)], scalars: vec![("nfev", zo.nfev() as f64)] }
+        });
+        match c {
+            Control::Continue => {}
+            Control::Stop => return Ok(output(zo, Termination::Stopped)),
+            Control::Abort => return Ok(output(zo, Termination::Aborted)),
+        }
+    }
+}
