@@ -4,7 +4,7 @@
 //! `hypergradient` and oracle evaluation. The Python layer validates everything first and
 //! wraps the user's functions so that they take and return flat arrays of the exact dtype.
 
-use crate::bridge::{call_python, copy_array_into, core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{copy_array_into, core_err, run_detached, to_array, OptionsDict, Pending, PyObserver, ResultDict, RunControl};
 use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use optcore_core::bilevel::{
@@ -15,7 +15,7 @@ use optcore_core::Real;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A native bilevel problem (see `optcore.bilevel.problems`), in float64 and/or float32.
 #[pyclass(frozen, module = "optcore._core")]
@@ -180,7 +180,7 @@ struct PyOracle {
     has_h: bool,
     has_j: bool,
     value_f: Option<Py<PyAny>>,
-    pending: Mutex<Option<PyErr>>,
+    pending: Pending,
 }
 
 impl PyOracle {
@@ -200,17 +200,13 @@ impl PyOracle {
             has_h: spec.get_item(7)?.extract()?,
             has_j: spec.get_item(8)?.extract()?,
             value_f: opt(9)?,
-            pending: Mutex::new(None),
+            pending: Pending::default(),
         })
-    }
-
-    fn take_pending(&self) -> Option<PyErr> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Runs `f` with the GIL; an exception is stored and becomes an `OptError`.
     fn call<R>(&self, f: impl FnOnce(Python<'_>) -> PyResult<R>) -> optcore_core::error::Result<R> {
-        call_python(&self.pending, "oracle", f)
+        self.pending.call("oracle", f)
     }
 }
 
@@ -308,13 +304,6 @@ impl<T: Real + numpy::Element> Oracle<T> for PyOracle {
     }
 }
 
-fn get<'py, V: FromPyObjectOwned<'py>>(d: &Bound<'py, PyDict>, key: &str) -> PyResult<Option<V>> {
-    match d.get_item(key)? {
-        Some(v) if !v.is_none() => Ok(Some(v.extract().map_err(Into::into)?)),
-        _ => Ok(None),
-    }
-}
-
 fn build_options<T: Real>(
     method: &str,
     d: &Bound<'_, PyDict>,
@@ -330,8 +319,9 @@ fn build_options<T: Real>(
         other => return Err(PyValueError::new_err(format!("unknown method {other:?}"))),
     };
     let mut o = Options::<T>::new(m);
+    let opts = OptionsDict(d);
     macro_rules! set {
-        ($($k:ident),*) => { $( if let Some(v) = get(d, stringify!($k))? { o.$k = v; } )* };
+        ($($k:ident),*) => { $( if let Some(v) = opts.get(stringify!($k))? { o.$k = v; } )* };
     }
     set!(
         maxiter,
@@ -356,10 +346,10 @@ fn build_options<T: Real>(
         refine_steps,
         lipschitz_probes
     );
-    o.inner_step = get(d, "inner_step")?;
-    o.outer_step = get(d, "outer_step")?;
-    o.momentum = get(d, "momentum")?;
-    if let Some(s) = get::<String>(d, "solver")? {
+    o.inner_step = opts.get("inner_step")?;
+    o.outer_step = opts.get("outer_step")?;
+    o.momentum = opts.get("momentum")?;
+    if let Some(s) = opts.get::<String>("solver")? {
         o.lin_solve = match s.as_str() {
             "cg" => LinSolve::Cg,
             "neumann" => LinSolve::Neumann,
@@ -374,17 +364,6 @@ fn build_options<T: Real>(
         }
     }
     Ok(o)
-}
-
-/// How a run reports and how many threads it uses: a dict `{"progress": callable or None,
-/// "check_every": int, "workers": int or None}` from the Python layer (zo's `run` takes the
-/// same). The one way these three reach a binding is a candidate for `bridge.rs`.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-pub(crate) struct RunControl {
-    pub progress: Option<Py<PyAny>>,
-    pub check_every: usize,
-    pub workers: Option<usize>,
 }
 
 /// The hypergradient method and its constants, a dict from `optcore.bilevel.hypergradient`.
@@ -425,7 +404,7 @@ impl<T: Real + numpy::Element> Prob<T> {
     /// The user oracle's exception, if one ended the run (it takes precedence).
     fn pending(&self) -> Option<PyErr> {
         match self {
-            Prob::Py(p) => p.take_pending(),
+            Prob::Py(p) => p.pending.take(),
             Prob::Native(_) => None,
         }
     }
@@ -464,15 +443,14 @@ macro_rules! bilevel_fns {
             }
             let out = out.map_err(core_err)?;
             obs.raise_pending()?;
-            let (status, detail) = status_of(&out.termination);
-            let d = PyDict::new(py);
             let (nx, ny) = (out.x.len(), out.y.len());
-            d.set_item("x", to_array(py, out.x, &[nx])?)?;
-            d.set_item("y", to_array(py, out.y, &[ny])?)?;
-            d.set_item("fun", out.fun)?;
-            d.set_item("hypergrad_norm", out.hypergrad_norm)?;
-            d.set_item("lower_residual", out.lower_residual)?;
-            d.set_item("nit", out.nit)?;
+            let r = ResultDict::new(py, &out.termination)?
+                .array("x", out.x, &[nx])?
+                .array("y", out.y, &[ny])?
+                .set("fun", out.fun)?
+                .set("hypergrad_norm", out.hypergrad_norm)?
+                .set("lower_residual", out.lower_residual)?
+                .set("nit", out.nit)?;
             let c = out.counts;
             let counts = PyDict::new(py);
             counts.set_item("grad_f", c.grad_f)?;
@@ -481,18 +459,16 @@ macro_rules! bilevel_fns {
             counts.set_item("jvp_xy", c.jvp_xy)?;
             counts.set_item("fd_second", c.fd_second)?;
             counts.set_item("value_f", c.values)?;
-            d.set_item("oracle_calls", counts)?;
             let times = PyDict::new(py);
             for (name, t) in PHASE_NAMES.iter().zip(out.times) {
                 times.set_item(*name, t)?;
             }
-            d.set_item("phase_times", times)?;
-            d.set_item("inner_step", out.inner_step)?;
-            d.set_item("outer_step", out.outer_step)?;
-            d.set_item("lam", out.lam)?;
-            d.set_item("status", status)?;
-            d.set_item("detail", detail)?;
-            Ok(d)
+            Ok(r.set("oracle_calls", counts)?
+                .set("phase_times", times)?
+                .set("inner_step", out.inner_step)?
+                .set("outer_step", out.outer_step)?
+                .set("lam", out.lam)?
+                .into_dict())
         }
 
         /// Hypergradient at `(x, y)`: `spec["method"]` in "exact", "cg", "neumann".

@@ -97,20 +97,6 @@ impl<T: Real + numpy::Element> Observer<T> for PyObserver {
     }
 }
 
-/// Calls Python from inside a core computation (a user's operator or objective): takes the
-/// GIL, runs `f`, and on a Python exception keeps it in `pending` (the binding re-raises it
-/// once the core has returned) and hands the core an error that ends the run.
-pub fn call_python<R>(
-    pending: &std::sync::Mutex<Option<PyErr>>,
-    what: &str,
-    f: impl FnOnce(Python<'_>) -> PyResult<R>,
-) -> optcore_core::error::Result<R> {
-    Python::attach(f).map_err(|e| {
-        *pending.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-        OptError::InvalidInput(format!("the Python {what} raised an exception"))
-    })
-}
-
 /// The termination's (status, detail message) for the Python side's result.
 pub fn status_of(t: &Termination) -> (i32, String) {
     let detail = match t {
@@ -196,14 +182,6 @@ impl<'py> OptionsDict<'_, 'py> {
         }
     }
 
-    /// `options[key]`, or `default` when absent.
-    pub fn get_or<V>(&self, key: &str, default: V) -> PyResult<V>
-    where
-        V: for<'a> FromPyObject<'a, 'py>,
-    {
-        Ok(self.get(key)?.unwrap_or(default))
-    }
-
     /// `options[key]`, which the Python layer always sets (a `KeyError` names it otherwise).
     pub fn require<V>(&self, key: &str) -> PyResult<V>
     where
@@ -243,4 +221,14 @@ impl<'py> ResultDict<'py> {
     pub fn into_dict(self) -> Bound<'py, PyDict> {
         self.0
     }
+}
+
+/// How a run reports and how many threads it uses: a dict `{"progress": callable or None,
+/// "check_every": int, "workers": int or None}` from the Python layer.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+pub struct RunControl {
+    pub progress: Option<Py<PyAny>>,
+    pub check_every: usize,
+    pub workers: Option<usize>,
 }

@@ -3,25 +3,23 @@
 //! (a batched one: the Python layer wraps per-point and executor objectives into that, see
 //! `optcore.zo._objective.batched`), and the native test functions on batches.
 
-use crate::bilevel::RunControl;
-use crate::bridge::{call_python, core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{core_err, run_detached, to_array, OptionsDict, Pending, PyObserver, ResultDict, RunControl};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::zo::{
     functions::eval_rows, solve, Cbo, Directions, Estimator, Func, Limits, Method, Noise, Objective, Options, Scheme,
     Step, TestFunction, Update, Zo,
 };
 use optcore_core::Real;
-use pyo3::exceptions::{PyKeyError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
-use std::sync::Mutex;
 
 /// A Python callable `f(X: (B, d) array of the run's dtype) -> (B,) float64 array`. It takes
 /// the GIL for each batch; an exception is kept in `pending` and ends the run.
 struct PyBatch {
     f: Py<PyAny>,
     d: usize,
-    pending: Mutex<Option<PyErr>>,
+    pending: Pending,
 }
 
 impl<T: Real + numpy::Element> Objective<T> for PyBatch {
@@ -29,7 +27,7 @@ impl<T: Real + numpy::Element> Objective<T> for PyBatch {
         self.d
     }
     fn eval(&self, x: &[T], out: &mut [f64]) -> optcore_core::error::Result<()> {
-        call_python(&self.pending, "objective", |py| -> PyResult<()> {
+        self.pending.call("objective", |py| -> PyResult<()> {
             let arr = PyArray1::from_slice(py, x).reshape([out.len(), self.d])?;
             let r = self.f.bind(py).call1((arr,))?;
             let r = r
@@ -50,66 +48,57 @@ impl<T: Real + numpy::Element> Objective<T> for PyBatch {
     }
 }
 
-fn get<'py, T>(cfg: &Bound<'py, PyDict>, key: &str) -> PyResult<T>
-where
-    T: for<'a> FromPyObject<'a, 'py>,
-{
-    cfg.get_item(key)?
-        .ok_or_else(|| PyKeyError::new_err(format!("zo config is missing {key:?}")))?
-        .extract::<T>()
-        .map_err(|e| PyValueError::new_err(format!("zo config {key:?}: {:?}", e.into())))
-}
-
 /// The core's options from the dict the Python layer builds (every default resolved there).
 fn options(cfg: &Bound<'_, PyDict>) -> PyResult<Options> {
-    let kind: String = get(cfg, "kind")?;
+    let cfg = OptionsDict(cfg);
+    let kind: String = cfg.require("kind")?;
     let method = match kind.as_str() {
         "gradient" => {
-            let dirs = match get::<String>(cfg, "directions")?.as_str() {
+            let dirs = match cfg.require::<String>("directions")?.as_str() {
                 "gaussian" => Directions::Gaussian,
                 "sphere" => Directions::Sphere,
-                "coordinates" => Directions::Coordinates { n: get(cfg, "n_coords")? },
+                "coordinates" => Directions::Coordinates { n: cfg.require("n_coords")? },
                 o => return Err(PyValueError::new_err(format!("unknown directions {o:?}"))),
             };
-            let scheme = if get::<String>(cfg, "scheme")? == "central" { Scheme::Central } else { Scheme::Forward };
-            let est = Estimator { dirs, scheme, q: get(cfg, "q")?, mu: get(cfg, "mu")? };
-            let update = match get::<String>(cfg, "update")?.as_str() {
+            let scheme = if cfg.require::<String>("scheme")? == "central" { Scheme::Central } else { Scheme::Forward };
+            let est = Estimator { dirs, scheme, q: cfg.require("q")?, mu: cfg.require("mu")? };
+            let update = match cfg.require::<String>("update")?.as_str() {
                 "plain" => Update::Plain,
-                "momentum" => Update::Momentum { beta: get(cfg, "momentum")? },
+                "momentum" => Update::Momentum { beta: cfg.require("momentum")? },
                 "sign" => Update::Sign,
                 "adamm" => {
-                    Update::AdaMM { beta1: get(cfg, "beta1")?, beta2: get(cfg, "beta2")?, eps: get(cfg, "eps")? }
+                    Update::AdaMM { beta1: cfg.require("beta1")?, beta2: cfg.require("beta2")?, eps: cfg.require("eps")? }
                 }
                 o => return Err(PyValueError::new_err(format!("unknown update {o:?}"))),
             };
-            Method::Gradient { est, update, perturbation: get(cfg, "perturbation")? }
+            Method::Gradient { est, update, perturbation: cfg.get("perturbation")? }
         }
         "cbo" => Method::Cbo(Cbo {
-            particles: get(cfg, "particles")?,
-            alpha: get(cfg, "alpha")?,
-            lambda: get(cfg, "lambda")?,
-            sigma: get(cfg, "sigma")?,
-            dt: get(cfg, "dt")?,
-            noise: if get::<String>(cfg, "noise")? == "isotropic" { Noise::Isotropic } else { Noise::Anisotropic },
-            hopping: get(cfg, "hopping")?,
-            sigma_decay: get(cfg, "sigma_decay")?,
-            init_std: get(cfg, "init_std")?,
+            particles: cfg.require("particles")?,
+            alpha: cfg.require("alpha")?,
+            lambda: cfg.require("lambda")?,
+            sigma: cfg.require("sigma")?,
+            dt: cfg.require("dt")?,
+            noise: if cfg.require::<String>("noise")? == "isotropic" { Noise::Isotropic } else { Noise::Anisotropic },
+            hopping: cfg.require("hopping")?,
+            sigma_decay: cfg.require("sigma_decay")?,
+            init_std: cfg.require("init_std")?,
         }),
-        "rank" => Method::Rank { m: get(cfg, "m")?, k: get(cfg, "k")?, mu: get(cfg, "mu")?, decay: get(cfg, "decay")? },
+        "rank" => Method::Rank { m: cfg.require("m")?, k: cfg.require("k")?, mu: cfg.require("mu")?, decay: cfg.require("decay")? },
         o => return Err(PyValueError::new_err(format!("unknown kind {o:?}"))),
     };
-    let step = match get::<Option<f64>>(cfg, "lr")? {
+    let step = match cfg.get::<f64>("lr")? {
         Some(lr) => Step::Fixed(lr),
-        None => Step::Adaptive { step0: get(cfg, "step0")?, grow: get(cfg, "grow")?, shrink: get(cfg, "shrink")? },
+        None => Step::Adaptive { step0: cfg.require("step0")?, grow: cfg.require("grow")?, shrink: cfg.require("shrink")? },
     };
     Ok(Options {
         method,
         step,
-        lower: get(cfg, "lower")?,
-        upper: get(cfg, "upper")?,
-        xtol: get(cfg, "xtol")?,
-        nan_as_inf: get(cfg, "nan_as_inf")?,
-        seed: get(cfg, "seed")?,
+        lower: cfg.require("lower")?,
+        upper: cfg.require("upper")?,
+        xtol: cfg.require("xtol")?,
+        nan_as_inf: cfg.require("nan_as_inf")?,
+        seed: cfg.require("seed")?,
     })
 }
 
@@ -155,34 +144,29 @@ fn run_on<'py, T: Real + numpy::Element>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = zo.dim();
     let (workers, mut obs) = (run.workers, PyObserver::new(run.progress, run.check_every));
-    let (out, pending) = match native {
+    let out = match native {
         Some((name, cond)) => {
             let f = TestFunction { func: Func::from_name(&name, cond).map_err(core_err)?, d };
-            (run_detached(py, workers, || solve(zo, &f, &lim, &mut obs))?, None)
+            run_detached(py, workers, || solve(zo, &f, &lim, &mut obs))?
         }
         None => {
-            let f = PyBatch { f: objective.clone().unbind(), d, pending: Mutex::new(None) };
+            let f = PyBatch { f: objective.clone().unbind(), d, pending: Pending::default() };
             let out = run_detached(py, workers, || solve(zo, &f, &lim, &mut obs))?;
-            let pending = f.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
-            (out, pending)
+            f.pending.raise()?;
+            out
         }
     };
-    if let Some(e) = pending {
-        return Err(e);
-    }
     let out = out.map_err(core_err)?;
     obs.raise_pending()?;
-    let (status, detail) = status_of(&out.termination);
-    let dict = PyDict::new(py);
-    dict.set_item("x", to_array(py, out.x, &[d])?)?;
-    dict.set_item("x_last", to_array(py, out.x_last, &[d])?)?;
-    dict.set_item("fun", out.fun)?;
-    dict.set_item("nit", out.nit)?;
-    dict.set_item("nfev", out.nfev)?;
-    dict.set_item("status", status)?;
-    dict.set_item("detail", detail)?;
-    dict.set_item("history", history_array(py, &out.history)?)?;
-    Ok(dict)
+    let history = history_array(py, &out.history)?;
+    Ok(ResultDict::new(py, &out.termination)?
+        .array("x", out.x, &[d])?
+        .array("x_last", out.x_last, &[d])?
+        .set("fun", out.fun)?
+        .set("nit", out.nit)?
+        .set("nfev", out.nfev)?
+        .set("history", history)?
+        .into_dict())
 }
 
 #[pymethods]
