@@ -17,16 +17,15 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
+import optcore
 import ot as pot
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
-from scipy.optimize import brentq
-
-import optcore
 from optcore import ConvergenceWarning, OptcoreWarning
 from optcore.ot import sinkhorn
+from scipy.optimize import brentq
 
 METHODS = ("log", "eps_scaling", "scaling", "sns")
 LOG_METHODS = ("log", "eps_scaling", "sns")
@@ -103,8 +102,9 @@ class Problem:
         return Problem(self.a.astype(dtype), self.b.astype(dtype), self.M.astype(dtype), self.reg, self.scale)
 
 
-def random_problem(seed, n, m, *, zero_frac=0.3, scale=1.0, reg_factor=0.1, mass=1.0, offset=0.0,
-                   dtype=np.float64) -> Problem:
+def random_problem(
+    seed, n, m, *, zero_frac=0.3, scale=1.0, reg_factor=0.1, mass=1.0, offset=0.0, dtype=np.float64
+) -> Problem:
     rng = np.random.default_rng(seed)
     a = weights(rng, n, zero_frac, mass)
     b = weights(rng, m, zero_frac, mass)
@@ -126,8 +126,9 @@ def problems(draw, dtype=None) -> Problem:
     offset = draw(st.floats(-1.0, 1.0))
     if dtype is None:
         dtype = draw(st.sampled_from([np.float32, np.float64]))
-    return random_problem(seed, n, m, zero_frac=zero_frac, scale=scale, reg_factor=reg_factor,
-                          mass=mass, offset=offset, dtype=dtype)
+    return random_problem(
+        seed, n, m, zero_frac=zero_frac, scale=scale, reg_factor=reg_factor, mass=mass, offset=offset, dtype=dtype
+    )
 
 
 def dual_tolerance(plan, reg: float, plan_l1: float) -> np.ndarray:
@@ -240,8 +241,22 @@ def test_result_fields(method, dtype, tols):
     p = random_problem(3, 17, 23, zero_frac=0.2, scale=2.0, reg_factor=0.1).astype(dtype)
     res = sinkhorn(p.a, p.b, p.M, p.reg, method=method, tol=tols.solve_tol)
     assert isinstance(res, optcore.OTResult) and isinstance(res, optcore.OptimizeResult)
-    for key in ("x", "plan", "f", "g", "cost", "fun", "marginal_error", "nit", "success", "status",
-                "message", "method", "reg", "tol"):
+    for key in (
+        "x",
+        "plan",
+        "f",
+        "g",
+        "cost",
+        "fun",
+        "marginal_error",
+        "nit",
+        "success",
+        "status",
+        "message",
+        "method",
+        "reg",
+        "tol",
+    ):
         assert key in res, key
     assert res.success is True and res.status == 0
     assert "onverged" in res.message
@@ -289,9 +304,15 @@ def test_batched_histograms_shapes_and_values(method, dtype, tols):
     for h in range(k):
         plan = res.plan[h]
         sub = optcore.OTResult(
-            plan=plan, x=plan, f=res.f[h], g=res.g[h], cost=float(res.cost[h]),
-            fun=float(res.fun[h]), marginal_error=float(res.marginal_error[h]),
-            success=bool(res.marginal_error[h] <= tol), status=0 if res.marginal_error[h] <= tol else 1,
+            plan=plan,
+            x=plan,
+            f=res.f[h],
+            g=res.g[h],
+            cost=float(res.cost[h]),
+            fun=float(res.fun[h]),
+            marginal_error=float(res.marginal_error[h]),
+            success=bool(res.marginal_error[h] <= tol),
+            status=0 if res.marginal_error[h] <= tol else 1,
         )
         assert_valid_result(sub, a, B[:, h], M, reg, tol)
         single = sinkhorn(a, B[:, h], M, reg, method=method, tol=tol)
@@ -350,8 +371,11 @@ def test_property_constant_shift(p, c):
         s1 = r1.f.astype(np.float64)[:, None] + r1.g.astype(np.float64)[None, :]
         s2 = r2.f.astype(np.float64)[:, None] + r2.g.astype(np.float64)[None, :]
         size = max(np.max(np.abs(v[np.isfinite(v)]), initial=0.0) for v in (r1.f, r1.g, r2.f, r2.g))
-        atol = (16 * eps * (abs(shift) + 2 * size + p.scale) + float(np.max(np.abs(applied - shift)))
-                + dual_tolerance(r1.plan, p.reg, 20 * tol)[fin])
+        atol = (
+            16 * eps * (abs(shift) + 2 * size + p.scale)
+            + float(np.max(np.abs(applied - shift)))
+            + dual_tolerance(r1.plan, p.reg, 20 * tol)[fin]
+        )
         assert np.all(np.abs(s2[fin] - s1[fin] - shift) <= atol), method
 
 
@@ -367,7 +391,7 @@ def test_property_transpose(p):
         assert rt.plan.shape == r.plan.T.shape
         assert np.abs(rt.plan.T.astype(np.float64) - r.plan).sum() <= 20 * tol + 1e-12, method
         s = r.f.astype(np.float64)[:, None] + r.g.astype(np.float64)[None, :]
-        st_ = (rt.g.astype(np.float64)[:, None] + rt.f.astype(np.float64)[None, :])
+        st_ = rt.g.astype(np.float64)[:, None] + rt.f.astype(np.float64)[None, :]
         fin = np.isfinite(s)
         assert np.array_equal(fin, np.isfinite(st_))
         size = max(np.max(np.abs(v[np.isfinite(v)]), initial=0.0) for v in (r.f, r.g, rt.f, rt.g))
@@ -751,8 +775,17 @@ def test_callback_protocol(method, check_every):
     def callback(intermediate):
         assert isinstance(intermediate, optcore.OptimizeResult)
         f, g = intermediate.f, intermediate.g
-        seen.append(dict(nit=intermediate.nit, err=intermediate.marginal_error, f=f, g=g,
-                         f_copy=np.array(f), g_copy=np.array(g), reg=intermediate.get("reg", reg)))
+        seen.append(
+            dict(
+                nit=intermediate.nit,
+                err=intermediate.marginal_error,
+                f=f,
+                g=g,
+                f_copy=np.array(f),
+                g_copy=np.array(g),
+                reg=intermediate.get("reg", reg),
+            )
+        )
 
     res = sinkhorn(a, b, M, reg, method=method, callback=callback, check_every=check_every)
     assert res.success
@@ -820,8 +853,9 @@ def test_disp_prints_progress(method, capsys):
     and a summary line with the final message and iteration count."""
     a, b, M, reg = callback_problem()
     seen = []
-    res = sinkhorn(a, b, M, reg, method=method, disp=True, check_every=5,
-                   callback=lambda r: seen.append((r.nit, r.marginal_error)))
+    res = sinkhorn(
+        a, b, M, reg, method=method, disp=True, check_every=5, callback=lambda r: seen.append((r.nit, r.marginal_error))
+    )
     out = capsys.readouterr().out.strip().splitlines()
     assert "optcore.ot.sinkhorn" in out[0] and method in out[0]
     assert out[1].split() == ["iter", "error", "time", "(s)"]

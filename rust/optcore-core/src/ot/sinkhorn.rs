@@ -27,6 +27,8 @@
 //! materialised and both marginal errors are measured on it, in f64; only then is the run
 //! reported converged, so `marginal_error <= tol` holds for the plan that is returned.
 
+use super::controller::{eps_schedule, Controller, Stall};
+pub use super::controller::{EpsScaling, Overrelax};
 use super::kernels::{run, LogBlock, PlanSums};
 use crate::error::{OptError, Result};
 use crate::parallel::row_block;
@@ -109,35 +111,6 @@ impl PipeFinite for (f64, f64, bool) {
     }
 }
 
-/// ε-scaling: solve at `eps0, eps0*decay, eps0*decay^2, ...` down to `reg`, each stage
-/// warm-started from the previous one's potentials and run until its marginal error is below
-/// `stage_tol` or for `stage_maxiter` iterations.
-#[derive(Clone, Debug)]
-pub struct EpsScaling {
-    /// Initial regularisation (`None`: the range `max(M) - min(M)`).
-    pub eps0: Option<f64>,
-    pub decay: f64,
-    pub stage_tol: f64,
-    pub stage_maxiter: usize,
-}
-
-impl Default for EpsScaling {
-    fn default() -> Self {
-        EpsScaling { eps0: None, decay: 0.5, stage_tol: 1e-3, stage_maxiter: 100 }
-    }
-}
-
-/// Over-relaxation of the log-domain solver's updates.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Overrelax {
-    /// Plain Sinkhorn (`omega = 1`).
-    Off,
-    /// A fixed `omega` in `[1, 2)`.
-    Fixed(f64),
-    /// `omega` from the observed rate of the plain iteration (see the module docs).
-    Auto,
-}
-
 #[derive(Clone, Debug)]
 pub struct LogOptions {
     pub reg: f64,
@@ -199,20 +172,25 @@ impl PlanStats {
     }
 }
 
+/// Scratch of [`materialize`]: per-block column partials and the column sums, for row
+/// blocks of `rb` rows.
+pub(super) struct PlanScratch<'s> {
+    pub(super) partials: &'s mut [f64],
+    pub(super) colsum: &'s mut [f64],
+    pub(super) rb: usize,
+}
+
 /// `plan = P(f, g)` at `reg`, with its marginal errors (f64), cost and `sum P ln P`.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn materialize<T: Real>(
-    a: &[T],
-    b: &[T],
-    cost: &[T],
+    p: &Problem<'_, T>,
     f: &[T],
     g: &[T],
     reg: f64,
     plan: &mut [T],
-    partials: &mut [f64],
-    colsum: &mut [f64],
-    rb: usize,
+    scratch: PlanScratch<'_>,
 ) -> PlanStats {
+    let (a, b, cost) = (p.a, p.b, p.cost);
+    let PlanScratch { partials, colsum, rb } = scratch;
     let m = b.len();
     let inv = 1.0 / reg;
     let gs: Vec<T> = g.iter().map(|&x| T::from_f64(x.as_f64() * inv)).collect();
@@ -225,7 +203,10 @@ pub(super) fn materialize<T: Real>(
         .map(|((((mrows, a), f), out), acc)| run::plan_rows(&LogBlock { mrows, a, f, gs: &gs, reg }, out, acc))
         .collect();
     reduce_blocks(partials, m, colsum);
-    let mut st = PlanStats { col_err: colsum.iter().zip(b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum(), ..Default::default() };
+    let mut st = PlanStats {
+        col_err: colsum.iter().zip(b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum(),
+        ..Default::default()
+    };
     for s in &sums {
         st.row_err += s.row_err;
         st.cost += s.cost;
@@ -312,9 +293,11 @@ impl<T: Real> LogWork<T> {
             *s = T::from_f64(f.as_f64() * inv);
         }
         let fs = &self.fs;
-        p.cost.par_chunks(rb * m).zip(fs.par_chunks(rb)).zip(self.tmp.par_chunks_mut(m)).for_each(
-            |((mrows, fsb), cm)| run::col_max(mrows, fsb, ninv, cm),
-        );
+        p.cost
+            .par_chunks(rb * m)
+            .zip(fs.par_chunks(rb))
+            .zip(self.tmp.par_chunks_mut(m))
+            .for_each(|((mrows, fsb), cm)| run::col_max(mrows, fsb, ninv, cm));
         // Column maxima over blocks (max is order-independent), negated into gs.
         let tmp = &self.tmp;
         self.gs.par_iter_mut().enumerate().for_each(|(j, x)| {
@@ -337,7 +320,14 @@ impl<T: Real> LogWork<T> {
 
     /// `plan = P(f, g)`, measured.
     fn materialize(&mut self, p: &Problem<'_, T>, reg: f64, plan: &mut [T]) -> PlanStats {
-        materialize(p.a, p.b, p.cost, &self.f, &self.g, reg, plan, &mut self.partials, &mut self.colsum, self.rb)
+        materialize(
+            p,
+            &self.f,
+            &self.g,
+            reg,
+            plan,
+            PlanScratch { partials: &mut self.partials, colsum: &mut self.colsum, rb: self.rb },
+        )
     }
 }
 
@@ -487,154 +477,11 @@ impl<T: Real> ScalingWork<T> {
 fn cost_range<T: Real>(cost: &[T]) -> f64 {
     let (lo, hi) = cost
         .par_chunks(1 << 16)
-        .map(|c| c.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x.as_f64()), hi.max(x.as_f64()))))
+        .map(|c| {
+            c.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x.as_f64()), hi.max(x.as_f64())))
+        })
         .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |(a, b), (c, d)| (a.min(c), b.max(d)));
     hi - lo
-}
-
-/// The regularisations of an ε-scaling schedule, ending with `reg`.
-pub fn eps_schedule(reg: f64, es: &EpsScaling, range: f64) -> Vec<f64> {
-    let eps0 = es.eps0.unwrap_or(range);
-    let mut out = Vec::new();
-    if es.decay > 0.0 && es.decay < 1.0 {
-        let mut e = eps0;
-        while e > reg && out.len() < 200 {
-            out.push(e);
-            e *= es.decay;
-        }
-    }
-    out.push(reg);
-    out
-}
-
-/// The over-relaxation controller (see the module docs).
-///
-/// SOR theory (Young) links the plain iteration's rate `kappa = mu^2` to the over-relaxed
-/// one, `lambda`: `(lambda + omega - 1)^2 = lambda omega^2 mu^2`, with the best factor
-/// `omega* = 2 / (1 + sqrt(1 - kappa))`. The controller estimates `kappa` from the plain
-/// iteration's error decay, then keeps refining it from the over-relaxed decay by inverting
-/// that relation (a rate estimated early, before the slowest mode dominates, is too small).
-struct Relax {
-    mode: Overrelax,
-    omega: f64,
-    hist: Vec<f64>,
-    start: usize,
-    best: f64,
-    since: usize,
-}
-
-impl Relax {
-    const WINDOW: usize = 10;
-    const MAX_OMEGA: f64 = 1.95;
-
-    fn new(mode: Overrelax) -> Self {
-        let omega = match mode {
-            Overrelax::Fixed(w) => w,
-            _ => 1.0,
-        };
-        Relax { mode, omega, hist: Vec::new(), start: 2 * Self::WINDOW, best: f64::INFINITY, since: 0 }
-    }
-
-    /// Restarts the rate estimate at a new ε stage.
-    fn restart(&mut self) {
-        self.hist.clear();
-        if self.mode == Overrelax::Auto {
-            self.omega = 1.0;
-        }
-    }
-
-    /// After a numerical recovery: plain iterations, and a longer wait before over-relaxing.
-    fn back_off(&mut self) {
-        if self.mode == Overrelax::Auto && self.omega != 1.0 {
-            self.omega = 1.0;
-            self.start *= 2;
-        }
-        self.hist.clear();
-    }
-
-    fn rate(&self) -> Option<f64> {
-        let h = &self.hist;
-        if h.len() <= Self::WINDOW {
-            return None;
-        }
-        let (e1, e0) = (h[h.len() - 1], h[h.len() - 1 - Self::WINDOW]);
-        let r = (e1 / e0).powf(1.0 / Self::WINDOW as f64);
-        (r.is_finite() && r > 0.0 && r < 1.0).then_some(r)
-    }
-
-    fn set_kappa(&mut self, kappa: f64) {
-        let w = 2.0 / (1.0 + (1.0 - kappa.min(0.9999)).sqrt());
-        self.omega = w.clamp(1.0, Self::MAX_OMEGA);
-        self.since = 0;
-    }
-
-    fn observe(&mut self, err: f64) {
-        if self.mode != Overrelax::Auto || !err.is_finite() {
-            return;
-        }
-        self.hist.push(err);
-        if self.omega == 1.0 {
-            if self.hist.len() >= self.start {
-                if let Some(kappa) = self.rate() {
-                    self.set_kappa(kappa);
-                    self.best = err;
-                }
-            }
-            return;
-        }
-        self.best = self.best.min(err);
-        self.since += 1;
-        if err > 100.0 * self.best {
-            // Diverging (far from the solution the linear model fails): back to plain
-            // iterations, and wait longer before trying again.
-            self.back_off();
-        } else if self.since >= 2 * Self::WINDOW {
-            if let Some(lambda) = self.rate() {
-                let w = self.omega;
-                let mu = (lambda + w - 1.0) / (w * lambda.sqrt());
-                if mu.is_finite() && mu > 0.0 {
-                    self.set_kappa((mu * mu).min(1.0));
-                }
-            } else {
-                self.since = 0;
-            }
-        }
-    }
-}
-
-/// Detects a run whose error has stopped decreasing (a precision floor: float32 potentials,
-/// or a `tol` below what rounding allows): no 1% improvement of the best error in the last
-/// `max(500, nit / 2)` iterations.
-struct Stall {
-    best: f64,
-    at: usize,
-}
-
-impl Stall {
-    fn new() -> Self {
-        Stall { best: f64::INFINITY, at: 0 }
-    }
-    fn stalled(&mut self, nit: usize, err: f64) -> bool {
-        if err < 0.99 * self.best {
-            self.best = err;
-            self.at = nit;
-        }
-        nit - self.at > 500.max(nit / 2)
-    }
-    fn termination<T: Real>(&self, tol: f64) -> Termination {
-        let advice = if T::NAME == "float32" {
-            "float32 potentials carry a relative error of about 1e-7 * |f| / reg; use float64 \
-             data or a larger tol"
-        } else {
-            "float64 potentials carry a relative error of about 1e-16 * |f| / reg; use a larger \
-             tol"
-        };
-        Termination::Numerical(format!(
-            "the marginal error stalled at {:.3e} above tol = {tol:.1e}: rounding limits the \
-             attainable accuracy ({advice})",
-            self.best
-        ))
-    }
 }
 
 fn overflow_error(reg: f64) -> OptError {
@@ -682,7 +529,7 @@ pub fn sinkhorn_log<T: Real>(
     let mut lw = LogWork::new(n, m, f0, g0);
     let mut sw = ScalingWork::new(n, m, 1);
     let mut kmat = crate::alloc::zeroed::<T>(n * m);
-    let mut relax = Relax::new(opts.overrelax);
+    let mut ctl = Controller::new(opts.overrelax, stages.clone(), stage_tol, stage_maxiter);
     let (mut nit, mut rebuilds, mut exact_its) = (0usize, 0usize, 0usize);
 
     // Absorbs the scalings into the potentials.
@@ -693,7 +540,15 @@ pub fn sinkhorn_log<T: Real>(
         sw.reset();
     };
     // The final plan: the scaled kernel at the target reg, else P(f, g) from the potentials.
-    let finish = |lw: &mut LogWork<T>, sw: &mut ScalingWork<T>, eps: f64, mut kmat: Vec<T>, nit, termination, stage, rebuilds, exact| {
+    let finish = |lw: &mut LogWork<T>,
+                  sw: &mut ScalingWork<T>,
+                  eps: f64,
+                  mut kmat: Vec<T>,
+                  nit,
+                  termination,
+                  stage,
+                  rebuilds,
+                  exact| {
         let st = if eps == reg {
             let st = sw.scale_plan(p, &lw.f, &lw.g, eps, &mut kmat);
             absorb(lw, sw, eps);
@@ -738,8 +593,7 @@ pub fn sinkhorn_log<T: Real>(
         let mut stage_it = 0usize;
         let mut confirm = opts.tol;
         let mut confirm_fails = 0usize;
-        let mut stall = Stall::new();
-        relax.restart();
+        ctl.begin_stage();
         // K = P(f, g) at this stage's reg; its column error is measured while building it.
         let mut col_err = lw.materialize(p, eps, &mut kmat).col_err;
         rebuilds += 1;
@@ -748,7 +602,7 @@ pub fn sinkhorn_log<T: Real>(
                 // Only reachable through repeated numerical recoveries.
                 return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its);
             }
-            let omega = relax.omega;
+            let omega = ctl.omega();
             let row_err = match sw.row_pass(&kmat, p.a, omega) {
                 Some(e) => e[0],
                 None => {
@@ -759,7 +613,7 @@ pub fn sinkhorn_log<T: Real>(
                     exact_its += 1;
                     col_err = lw.materialize(p, eps, &mut kmat).col_err;
                     rebuilds += 1;
-                    relax.back_off();
+                    ctl.back_off();
                     continue;
                 }
             };
@@ -792,8 +646,8 @@ pub fn sinkhorn_log<T: Real>(
                 // current one, so it serves as the rebuilt kernel.
                 confirm_fails += 1;
                 if confirm_fails > 8 {
-                    stall.best = stall.best.min(st.err());
-                    let t = stall.termination::<T>(opts.tol);
+                    ctl.stall.best = ctl.stall.best.min(st.err());
+                    let t = ctl.stall.termination::<T>(opts.tol);
                     return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its);
                 }
                 confirm = err.min(st.err()) * 0.5;
@@ -804,15 +658,24 @@ pub fn sinkhorn_log<T: Real>(
             if nit >= opts.maxiter {
                 return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its);
             }
-            if last && stall.stalled(nit, err) {
-                let t = stall.termination::<T>(opts.tol);
+            if last && ctl.stalled(nit, err) {
+                let t = ctl.stall.termination::<T>(opts.tol);
                 return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its);
             }
             // nit = 0: the initial potentials are not yet consistent with zero weights.
-            let control = if nit == 0 { Control::Continue } else { obs.observe(nit, &|| {
-                let (f, g) = sw.absorbed(0, &lw.f, &lw.g, eps);
-                Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![("reg", eps), ("omega", relax.omega)] }
-            }) };
+            let control = if nit == 0 {
+                Control::Continue
+            } else {
+                obs.observe(nit, &|| {
+                    let (f, g) = sw.absorbed(0, &lw.f, &lw.g, eps);
+                    Report {
+                        nit,
+                        error: err,
+                        vectors: vec![("f", f), ("g", g)],
+                        scalars: vec![("reg", eps), ("omega", ctl.omega())],
+                    }
+                })
+            };
             match control {
                 Control::Continue => {}
                 Control::Stop => {
@@ -831,14 +694,14 @@ pub fn sinkhorn_log<T: Real>(
                     nit += 1;
                     col_err = lw.materialize(p, eps, &mut kmat).col_err;
                     rebuilds += 1;
-                    relax.back_off();
+                    ctl.back_off();
                     continue;
                 }
             }
             nit += 1;
             stage_it += 1;
-            relax.observe(err);
-            if !last && (err <= stage_tol || stage_it >= stage_maxiter) {
+            ctl.observe(err);
+            if !last && ctl.stage_over(err, stage_it) {
                 absorb(&mut lw, &mut sw, eps);
                 break;
             }
@@ -938,7 +801,8 @@ pub fn sinkhorn_scaling<T: Real>(
         let (mut e, mut c, mut fun) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
         for (h, plan) in plans.chunks_exact_mut(n * m).enumerate() {
             let (f, g) = sw.absorbed(h, &base_f, &base_g, reg);
-            let st = materialize(p.a, &p.b[h * m..(h + 1) * m], p.cost, &f, &g, reg, plan, &mut part, &mut cs, rb);
+            let ph = Problem::new(p.a, &p.b[h * m..(h + 1) * m], p.cost);
+            let st = materialize(&ph, &f, &g, reg, plan, PlanScratch { partials: &mut part, colsum: &mut cs, rb });
             e[h] = st.err();
             c[h] = st.cost;
             fun[h] = st.cost + reg * st.plogp;
@@ -996,10 +860,14 @@ pub fn sinkhorn_scaling<T: Real>(
             return Ok(measure(&sw, &mut kmat, nit, stall.termination::<T>(tol)));
         }
         // nit = 0: no column update yet, so there is no error to report.
-        let control = if nit == 0 { Control::Continue } else { obs.observe(nit, &|| {
-            let (f, g) = sw.absorbed(0, &base_f, &base_g, reg);
-            Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![] }
-        }) };
+        let control = if nit == 0 {
+            Control::Continue
+        } else {
+            obs.observe(nit, &|| {
+                let (f, g) = sw.absorbed(0, &base_f, &base_g, reg);
+                Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![] }
+            })
+        };
         match control {
             Control::Continue => {}
             Control::Stop => return Ok(measure(&sw, &mut kmat, nit, Termination::Stopped)),
