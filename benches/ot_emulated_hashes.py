@@ -15,30 +15,31 @@ import warnings
 import numpy as np
 
 try:
-    from optcore.ot._device import sinkhorn_device as _device
-    from optcore.ot._gpu.emulate import NumpyKernels
-except ImportError:  # the layout before optcore.ot became a package
+    from optcore.ot._device import sinkhorn_emulated
+except ImportError:  # the layout before optcore.ot became a package (commit 19888af)
     from optcore._gpu.emulate import NumpyKernels
-    from optcore.ot import _sinkhorn_device as _device
+    from optcore.ot import _sinkhorn_device
 
-DEFAULTS = dict(
-    method="log",
-    x=None,
-    y=None,
-    tol=None,
-    maxiter=20_000,
-    x0=None,
-    callback=None,
-    check_every=10,
-    disp=False,
-    warn=False,
-    options=None,
-    return_plan=True,
-)
+    def sinkhorn_emulated(a, b, M=None, reg=None, **kw):
+        args = dict(
+            method="log",
+            x=None,
+            y=None,
+            tol=None,
+            maxiter=10_000,
+            x0=None,
+            callback=None,
+            check_every=10,
+            disp=False,
+            warn=True,
+            options=None,
+            return_plan=True,
+        )
+        return _sinkhorn_device(np, NumpyKernels, a, b, M, reg, **{**args, **kw})
 
 
 def emulated(a, b, M, reg, **kw):
-    return _device(np, NumpyKernels, a, b, M, reg, **{**DEFAULTS, **kw})
+    return sinkhorn_emulated(a, b, M, reg, **{"maxiter": 20_000, "warn": False, **kw})
 
 
 def digest(res) -> str:

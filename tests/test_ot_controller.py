@@ -13,23 +13,9 @@ import numpy as np
 import pytest
 from optcore import _core
 from optcore.ot import sinkhorn
-from optcore.ot._device import sinkhorn_device
-from optcore.ot._gpu.emulate import NumpyKernels
+from optcore.ot._device import sinkhorn_emulated
 
-DEFAULTS = dict(
-    method="log",
-    x=None,
-    y=None,
-    tol=None,
-    maxiter=20_000,
-    x0=None,
-    callback=None,
-    check_every=1,
-    disp=False,
-    warn=False,
-    options=None,
-    return_plan=True,
-)
+DEFAULTS = dict(maxiter=20_000, check_every=1, warn=False)
 
 
 def problem(n=60, m=45, seed=0):
@@ -50,7 +36,7 @@ def test_gpu_driver_omega_is_the_controllers():
     """Every check of the emulated driver (check_every=1: one error per check) reports the omega
     that the core's controller gives after the errors measured so far."""
     a, b, M = problem()
-    res, seen = record(lambda cb: sinkhorn_device(np, NumpyKernels, a, b, M, 1e-2, **{**DEFAULTS, "callback": cb}))
+    res, seen = record(lambda cb: sinkhorn_emulated(a, b, M, 1e-2, **{**DEFAULTS, "callback": cb}))
     assert res.success and len(seen) == res.nit
     ctl = _core.SinkhornController(1e-2)
     for err, omega in seen:
@@ -79,7 +65,7 @@ def test_same_errors_same_decisions():
     window, with the same factor up to the errors' rounding differences."""
     a, b, M = problem()
     _, cpu = record(lambda cb: sinkhorn(a, b, M, 1e-2, callback=cb, check_every=1))
-    _, gpu = record(lambda cb: sinkhorn_device(np, NumpyKernels, a, b, M, 1e-2, **{**DEFAULTS, "callback": cb}))
+    _, gpu = record(lambda cb: sinkhorn_emulated(a, b, M, 1e-2, **{**DEFAULTS, "callback": cb}))
     first_cpu = next(i for i, (_, w) in enumerate(cpu) if w > 1.0)
     first_gpu = next(i for i, (_, w) in enumerate(gpu) if w > 1.0)
     assert first_cpu == first_gpu
@@ -95,8 +81,8 @@ def test_eps_schedule_is_shared(eps0, decay):
     assert stages[-1] == reg and all(s > reg for s in stages[:-1])
     options = {"eps_decay": decay, **({} if eps0 is None else {"eps0": eps0})}
     cpu = sinkhorn(a, b, M, reg, method="eps_scaling", options=options, warn=False)
-    gpu = sinkhorn_device(
-        np, NumpyKernels, a, b, M, reg, **{**DEFAULTS, "method": "eps_scaling", "options": options, "check_every": 10}
+    gpu = sinkhorn_emulated(
+        a, b, M, reg, **{**DEFAULTS, "method": "eps_scaling", "options": options, "check_every": 10}
     )
     assert cpu.stages == gpu.stages == len(stages)
 

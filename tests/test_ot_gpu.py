@@ -18,29 +18,16 @@ import optcore
 import pytest
 from numpy.testing import assert_allclose
 from optcore.ot import sinkhorn
-from optcore.ot._device import sinkhorn_device
+from optcore.ot._device import sinkhorn_emulated
 from optcore.ot._gpu.emulate import NumpyKernels
 from optcore.ot._gpu.launch import MAX_SPLITS, ONLINE_DIMS, padded_dim, splits
 
-DEFAULTS = dict(
-    method="log",
-    x=None,
-    y=None,
-    tol=None,
-    maxiter=20_000,
-    x0=None,
-    callback=None,
-    check_every=10,
-    disp=False,
-    warn=False,
-    options=None,
-    return_plan=True,
-)
+DEFAULTS = dict(maxiter=20_000, warn=False)
 
 
 def emulated(a, b, M, reg, **kw):
     """The device path on NumPy arrays (the emulated kernels)."""
-    return sinkhorn_device(np, NumpyKernels, a, b, M, reg, **{**DEFAULTS, **kw})
+    return sinkhorn_emulated(a, b, M, reg, **{**DEFAULTS, **kw})
 
 
 def problem(n, m, seed, d=2, zero=False, dtype=np.float64):

@@ -18,7 +18,7 @@ from ..exceptions import NumericalError
 from . import checks
 from .options import METHODS, SNS_FIELDS, default_tol, eps_options, overrelaxation, sns_options, status_message
 
-__all__ = ["sinkhorn_device"]
+__all__ = ["sinkhorn_device", "sinkhorn_emulated"]
 
 
 def sinkhorn_device(
@@ -242,6 +242,30 @@ def sinkhorn_device(
             res[key] = out[key]
     # stacklevel 4: warnings.warn <- finish <- sinkhorn_device <- sinkhorn <- the user's line.
     return finish(res, "optcore.ot.sinkhorn", progress=progress, warn=warn, stacklevel=4)
+
+
+def sinkhorn_emulated(a, b, M=None, reg=None, **kwargs) -> OTResult:
+    """:func:`optcore.ot.sinkhorn`'s device path on NumPy arrays, through the NumPy emulation of
+    the kernels (:class:`~optcore.ot._gpu.emulate.NumpyKernels`): how CI and the hash check run
+    the GPU driver without a GPU. Keywords as for :func:`sinkhorn_device` (defaults as
+    :func:`~optcore.ot.sinkhorn`'s)."""
+    from ._gpu.emulate import NumpyKernels  # noqa: PLC0415
+
+    args = dict(
+        method="log",
+        x=None,
+        y=None,
+        tol=None,
+        maxiter=10_000,
+        x0=None,
+        callback=None,
+        check_every=10,
+        disp=False,
+        warn=True,
+        options=None,
+        return_plan=True,
+    )
+    return sinkhorn_device(np, NumpyKernels, a, b, M, reg, **{**args, **kwargs})
 
 
 def _sparse_module(xp):

@@ -125,63 +125,95 @@ trait IntoDict {
     fn into_dict(self, py: Python<'_>, n: usize, m: usize, k: usize) -> PyResult<Bound<'_, PyDict>>;
 }
 
-/// The fields every solver returns.
-fn base_dict<'py, T: Element>(
-    py: Python<'py>,
-    (plan, f, g): (Vec<T>, Vec<T>, Vec<T>),
-    shapes: [&[usize]; 3],
+/// The fields every solver returns: plan and potentials (moved into arrays of the given
+/// shapes), iterations, status and detail, the measured error, cost and objective (one value,
+/// or one per histogram), and the number of ε stages.
+struct Common<'t, T, E> {
+    arrays: (Vec<T>, Vec<T>, Vec<T>),
+    shapes: [&'t [usize]; 3],
     nit: usize,
-    termination: &optcore_core::Termination,
-) -> PyResult<Bound<'py, PyDict>> {
-    let (status, detail) = status_of(termination);
-    let d = PyDict::new(py);
-    d.set_item("plan", to_array(py, plan, shapes[0])?)?;
-    d.set_item("f", to_array(py, f, shapes[1])?)?;
-    d.set_item("g", to_array(py, g, shapes[2])?)?;
-    d.set_item("nit", nit)?;
-    d.set_item("status", status)?;
-    d.set_item("detail", detail)?;
-    Ok(d)
+    termination: &'t optcore_core::Termination,
+    measured: (E, E, E),
+    stages: usize,
+}
+
+impl<T: Element, E: for<'py> IntoPyObject<'py>> Common<'_, T, E> {
+    fn into_dict(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+        let (status, detail) = status_of(self.termination);
+        let (plan, f, g) = self.arrays;
+        let (err, cost, fun) = self.measured;
+        let d = PyDict::new(py);
+        d.set_item("plan", to_array(py, plan, self.shapes[0])?)?;
+        d.set_item("f", to_array(py, f, self.shapes[1])?)?;
+        d.set_item("g", to_array(py, g, self.shapes[2])?)?;
+        d.set_item("nit", self.nit)?;
+        d.set_item("status", status)?;
+        d.set_item("detail", detail)?;
+        d.set_item("marginal_error", err)?;
+        d.set_item("cost", cost)?;
+        d.set_item("fun", fun)?;
+        d.set_item("stages", self.stages)?;
+        Ok(d)
+    }
+}
+
+/// Sets the integer counters `items` in `d`.
+fn counters(d: &Bound<'_, PyDict>, items: &[(&str, usize)]) -> PyResult<()> {
+    items.iter().try_for_each(|&(k, v)| d.set_item(k, v))
 }
 
 impl<T: Element> IntoDict for SinkhornOutput<T> {
     fn into_dict(self, py: Python<'_>, n: usize, m: usize, _k: usize) -> PyResult<Bound<'_, PyDict>> {
-        let d = base_dict(py, (self.plan, self.f, self.g), [&[n, m], &[n], &[m]], self.nit, &self.termination)?;
-        d.set_item("marginal_error", self.marginal_error)?;
-        d.set_item("cost", self.cost)?;
-        d.set_item("fun", self.fun)?;
-        d.set_item("stages", self.stages)?;
-        d.set_item("rebuilds", self.rebuilds)?;
-        d.set_item("exact_iterations", self.exact_iterations)?;
+        let d = Common {
+            arrays: (self.plan, self.f, self.g),
+            shapes: [&[n, m], &[n], &[m]],
+            nit: self.nit,
+            termination: &self.termination,
+            measured: (self.marginal_error, self.cost, self.fun),
+            stages: self.stages,
+        }
+        .into_dict(py)?;
+        counters(&d, &[("rebuilds", self.rebuilds), ("exact_iterations", self.exact_iterations)])?;
         Ok(d)
     }
 }
 
 impl<T: Element> IntoDict for SnsOutput<T> {
     fn into_dict(self, py: Python<'_>, n: usize, m: usize, _k: usize) -> PyResult<Bound<'_, PyDict>> {
-        let d = base_dict(py, (self.plan, self.f, self.g), [&[n, m], &[n], &[m]], self.nit, &self.termination)?;
-        d.set_item("n_sinkhorn", self.n_sinkhorn)?;
-        d.set_item("n_newton", self.n_newton)?;
-        d.set_item("marginal_error", self.marginal_error)?;
-        d.set_item("cost", self.cost)?;
-        d.set_item("fun", self.fun)?;
+        let d = Common {
+            arrays: (self.plan, self.f, self.g),
+            shapes: [&[n, m], &[n], &[m]],
+            nit: self.nit,
+            termination: &self.termination,
+            measured: (self.marginal_error, self.cost, self.fun),
+            stages: 1,
+        }
+        .into_dict(py)?;
+        counters(
+            &d,
+            &[
+                ("n_sinkhorn", self.n_sinkhorn),
+                ("n_newton", self.n_newton),
+                ("cg_iterations", self.cg_iterations),
+                ("line_search_evals", self.line_search_evals),
+            ],
+        )?;
         d.set_item("hessian_density", self.hessian_density)?;
-        d.set_item("cg_iterations", self.cg_iterations)?;
-        d.set_item("line_search_evals", self.line_search_evals)?;
-        d.set_item("stages", 1)?;
         Ok(d)
     }
 }
 
 impl<T: Element> IntoDict for ScalingOutput<T> {
     fn into_dict(self, py: Python<'_>, n: usize, m: usize, k: usize) -> PyResult<Bound<'_, PyDict>> {
-        let d =
-            base_dict(py, (self.plan, self.f, self.g), [&[k, n, m], &[k, n], &[k, m]], self.nit, &self.termination)?;
-        d.set_item("marginal_error", self.marginal_error)?;
-        d.set_item("cost", self.cost)?;
-        d.set_item("fun", self.fun)?;
-        d.set_item("stages", 1)?;
-        Ok(d)
+        Common {
+            arrays: (self.plan, self.f, self.g),
+            shapes: [&[k, n, m], &[k, n], &[k, m]],
+            nit: self.nit,
+            termination: &self.termination,
+            measured: (self.marginal_error, self.cost, self.fun),
+            stages: 1,
+        }
+        .into_dict(py)
     }
 }
 

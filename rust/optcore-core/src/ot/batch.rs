@@ -1,7 +1,8 @@
 //! Many independent problems of one size, solved by one call: a loop over the problems, each
 //! solved exactly as on its own (same operations, same bits).
 
-use super::sinkhorn::{sinkhorn_log, sinkhorn_scaling, LogOptions, Problem, ScalingOutput, SinkhornOutput};
+use super::scaling::{sinkhorn_scaling, ScalingOutput};
+use super::sinkhorn::{sinkhorn_log, LogOptions, Problem, SinkhornOutput};
 use super::sns::{sinkhorn_sns, SnsOptions, SnsOutput};
 use crate::error::{OptError, Result};
 use crate::real::Real;

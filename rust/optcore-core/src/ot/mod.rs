@@ -7,7 +7,8 @@
 //!
 //! - [`controller`] — the decisions of a run (over-relaxation, stall test, ε-schedule, stage
 //!   ends; the Newton stage's damping and line search), shared with the GPU driver.
-//! - [`sinkhorn`] — the log-domain (stabilised scaling) and classic scaling solvers.
+//! - [`sinkhorn`] — the log-domain (stabilised scaling) solver.
+//! - [`scaling`] — the classic scaling solver and the fused scaling pass.
 //! - [`sns`] — Sinkhorn–Newton–Sparse.
 //! - [`batch`] — many problems of one size in one call.
 //! - [`kernels`] — the inner loops over rows of the cost, and the bare `exp` floor of a pass.
@@ -15,10 +16,12 @@
 pub mod batch;
 pub mod controller;
 pub mod kernels;
+pub mod scaling;
 pub mod sinkhorn;
 pub mod sns;
 
 pub use batch::{sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, ScalingOptions, WarmStart};
 pub use controller::{eps_schedule, Controller, EpsScaling, LineSearch, NewtonControl, Overrelax, Relax, Stall};
-pub use sinkhorn::{sinkhorn_log, sinkhorn_scaling, LogOptions, Problem, ScalingOutput, SinkhornOutput};
+pub use scaling::{sinkhorn_scaling, ScalingOutput};
+pub use sinkhorn::{sinkhorn_log, LogOptions, Problem, SinkhornOutput};
 pub use sns::{sinkhorn_sns, SnsOptions, SnsOutput};
