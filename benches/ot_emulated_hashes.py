@@ -4,38 +4,23 @@ The device path (``optcore.ot._device``) runs on NumPy arrays with
 :class:`optcore.ot._gpu.emulate.NumpyKernels` exactly as on CuPy, so a refactoring of the driver
 that must not change results is checked by running this script before and after and comparing
 the JSON it prints (as ``benches/iterate_hashes.py`` does for the CPU solvers).
+``benches/results/ot_emulated_hashes.json`` holds the hashes of commit 19888af (before the
+driver asked the Rust core's controller for its decisions); ``--check`` compares with it.
+The same machine (SIMD level, NumPy build) must produce both.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
+from optcore.ot._device import sinkhorn_emulated
 
-try:
-    from optcore.ot._device import sinkhorn_emulated
-except ImportError:  # the layout before optcore.ot became a package (commit 19888af)
-    from optcore._gpu.emulate import NumpyKernels
-    from optcore.ot import _sinkhorn_device
-
-    def sinkhorn_emulated(a, b, M=None, reg=None, **kw):
-        args = dict(
-            method="log",
-            x=None,
-            y=None,
-            tol=None,
-            maxiter=10_000,
-            x0=None,
-            callback=None,
-            check_every=10,
-            disp=False,
-            warn=True,
-            options=None,
-            return_plan=True,
-        )
-        return _sinkhorn_device(np, NumpyKernels, a, b, M, reg, **{**args, **kw})
+REFERENCE = Path(__file__).parent / "results" / "ot_emulated_hashes.json"
 
 
 def emulated(a, b, M, reg, **kw):
@@ -98,6 +83,11 @@ def main():
         for key, fn in cases():
             out[key] = digest(fn())
     print(json.dumps(out, indent=1, sort_keys=True))
+    if "--check" in sys.argv[1:]:
+        ref = json.loads(REFERENCE.read_text())
+        bad = sorted(k for k in ref if out.get(k) != ref[k])
+        if bad:
+            sys.exit(f"changed against {REFERENCE.name}: {bad}")
 
 
 if __name__ == "__main__":

@@ -29,24 +29,12 @@ from .options import SNS_FIELDS, default_tol, eps_options, overrelaxation, sns_o
 __all__ = ["solve"]
 
 
-def solve(
-    a, b, M, reg, *, x, y, method, opts, tol, maxiter, x0, callback, check_every, disp, warn, return_plan, workers
-) -> OTResult:
-    """The CPU solve of :func:`optcore.ot.sinkhorn` (arguments checked there)."""
+def solve(a, b, M, reg, *, x, y, warn, return_plan, **kw) -> OTResult:
+    """The CPU solve of :func:`optcore.ot.sinkhorn` (arguments checked there; ``kw``: method,
+    opts, tol, maxiter, x0, callback, check_every, disp, workers)."""
     if x is not None:
         M = _sq_euclidean(x, y)
     M = as_float_array(M, "M")
-    kw = dict(
-        method=method,
-        opts=opts,
-        tol=tol,
-        maxiter=maxiter,
-        x0=x0,
-        callback=callback,
-        check_every=check_every,
-        disp=disp,
-        workers=workers,
-    )
     res, progress = _batch(a, b, M, reg, **kw) if M.ndim == 3 else _single(a, b, M, reg, **kw)
     # stacklevel 4: warnings.warn <- finish <- solve <- sinkhorn <- the user's line.
     finish(res, "optcore.ot.sinkhorn", progress=progress, warn=warn, stacklevel=4)

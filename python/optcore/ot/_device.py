@@ -148,6 +148,7 @@ def sinkhorn_device(
             "method='sns' on the GPU solves one problem per call: pass a 2-D M and 1-D a, b "
             "(or use method='log' for batches and several histograms)."
         )
+    common = dict(tol=tol, maxiter=maxiter, f0=f0, g0=g0, check_every=check_every, progress=prog)
     if method == "sns":
         from ._gpu.sns import solve_sns  # noqa: PLC0415
 
@@ -162,23 +163,16 @@ def sinkhorn_device(
             aw,
             bw,
             reg,
-            tol=tol,
-            maxiter=maxiter,
-            f0=f0,
-            g0=g0,
             overrelaxation=overrelaxation(opts),
             switch_tol=extra["switch_tol"],
             warmup=extra.get("warmup"),
             density=extra.get("density"),
             cg_maxiter=extra["cg_maxiter"],
             eps_stages=stages,
-            check_every=check_every,
-            progress=prog,
+            **common,
         )
     elif method == "scaling":
-        out = drv.solve_scaling(
-            xp, Mv, aw, bw, reg, tol=tol, maxiter=maxiter, f0=f0, g0=g0, check_every=check_every, progress=prog
-        )
+        out = drv.solve_scaling(xp, Mv, aw, bw, reg, **common)
     else:
         stages, stage_tol, stage_maxiter = None, 1e-3, 100
         if method == "eps_scaling":
@@ -191,17 +185,12 @@ def sinkhorn_device(
             aw,
             bw,
             reg,
-            tol=tol,
-            maxiter=maxiter,
-            f0=f0,
-            g0=g0,
             overrelaxation=overrelaxation(opts),
             eps_stages=stages,
             stage_tol=stage_tol,
             stage_maxiter=stage_maxiter,
-            check_every=check_every,
-            progress=prog,
             return_plan=return_plan,
+            **common,
         )
 
     status = int(out["status"])
