@@ -24,7 +24,15 @@ from .._validation import (
 )
 from ..exceptions import NumericalError
 from . import checks
-from .options import SNS_FIELDS, default_tol, eps_options, overrelaxation, sns_options, status_message
+from .options import (
+    SNS_FIELDS,
+    default_tol,
+    eps_options,
+    intermediate_result,
+    overrelaxation,
+    sns_options,
+    status_message,
+)
 
 __all__ = ["solve"]
 
@@ -200,16 +208,7 @@ def _result(p, out: dict, method: str) -> OTResult:
 
 def _progress(callback, disp, method, p, title_extra: str) -> Progress:
     def build(state: dict) -> OTResult:
-        return OTResult(
-            nit=state["nit"],
-            marginal_error=state["error"],
-            f=state.get("f"),
-            g=state.get("g"),
-            reg=state.get("reg", p.reg),
-            method=method,
-            **{key: state[key] for key in ("omega", "hessian_density") if key in state},
-            **({"n_newton": int(state["n_newton"])} if "n_newton" in state else {}),
-        )
+        return intermediate_result(state, p.reg, method)
 
     title = f"optcore.ot.sinkhorn(method={method!r}, reg={p.reg:g}, tol={p.tol:g}), n={p.n}, m={p.m}" + title_extra
     return Progress(callback, disp, build, title)

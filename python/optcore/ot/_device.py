@@ -16,7 +16,16 @@ from .._result import OTResult, finish
 from .._validation import check_options, positive_int, positive_scalar
 from ..exceptions import NumericalError
 from . import checks
-from .options import METHODS, SNS_FIELDS, default_tol, eps_options, overrelaxation, sns_options, status_message
+from .options import (
+    METHODS,
+    SNS_FIELDS,
+    default_tol,
+    eps_options,
+    intermediate_result,
+    overrelaxation,
+    sns_options,
+    status_message,
+)
 
 __all__ = ["sinkhorn_device", "sinkhorn_emulated"]
 
@@ -126,15 +135,7 @@ def sinkhorn_device(
         f0, g0 = checks.warm_start(x0, (B, n), (B, m), dtype, xp, reshape=True)
 
     def build(state: dict) -> OTResult:
-        return OTResult(
-            nit=state["nit"],
-            marginal_error=state["error"],
-            f=state.get("f"),
-            g=state.get("g"),
-            reg=state.get("reg", reg),
-            method=method,
-            **({"omega": state["omega"]} if "omega" in state else {}),
-        )
+        return intermediate_result(state, reg, method)
 
     where = "GPU" if xp is not np else "device emulation"
     title = f"optcore.ot.sinkhorn(method={method!r}, reg={reg:g}, tol={tol:g}) on the {where}, n={n}, m={m}" + (

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._result import STATUS_MESSAGES
+from .._result import STATUS_MESSAGES, OTResult
 from .._validation import positive_int, positive_scalar
 
-__all__ = ["METHODS", "SNS_FIELDS", "default_tol", "eps_options", "overrelaxation", "sns_options", "status_message"]
+__all__ = [
+    "METHODS",
+    "SNS_FIELDS",
+    "default_tol",
+    "eps_options",
+    "intermediate_result",
+    "overrelaxation",
+    "sns_options",
+    "status_message",
+]
 
 #: The methods of :func:`sinkhorn` and their ``options`` keys.
 METHODS = {
@@ -88,3 +97,18 @@ def status_message(status: int, err, tol: float, out: dict, dtype) -> str:
     if status == 99:
         return STATUS_MESSAGES[99]
     return f"{STATUS_MESSAGES.get(status, 'Stopped.')} {out['detail']}".strip()
+
+
+def intermediate_result(state: dict, reg: float, method: str) -> OTResult:
+    """What ``callback`` receives (CPU and device): the solver's progress ``state`` as an
+    :class:`~optcore.OTResult`."""
+    return OTResult(
+        nit=state["nit"],
+        marginal_error=state["error"],
+        f=state.get("f"),
+        g=state.get("g"),
+        reg=state.get("reg", reg),
+        method=method,
+        **{key: state[key] for key in ("omega", "hessian_density") if key in state},
+        **({"n_newton": int(state["n_newton"])} if "n_newton" in state else {}),
+    )
