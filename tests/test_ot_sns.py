@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from optcore.ot import sinkhorn
-from test_ot_sinkhorn import as_solved, marginal_l1, weights
+from ot_reference import as_solved, marginal_l1, weights
 
 
 def dual(a, b, M, reg, f, g) -> float:
