@@ -183,7 +183,7 @@ def optcore_per_iter(a, b, M, reg, k1=10, k2=40, **kw):
 def pass_times(a, b, M, reg):
     """Event-timed partial kernels of the f pass (rows) and g pass (columns), finalize excluded."""
     import cupy as cp
-    from optcore._gpu.launch import MAX_SPLITS, CupyKernels
+    from optcore.ot._gpu.launch import MAX_SPLITS, CupyKernels
     kern = CupyKernels(M.dtype)
     n, m = M.shape
     size = MAX_SPLITS * max(n, m)
@@ -434,9 +434,9 @@ def sns_anatomy(res, a, b, M, reg):
     import cupy as cp
     import cupyx.scipy.sparse as sp
     import optcore
-    from optcore._gpu import sns as gsns
-    from optcore._gpu.launch import CupyKernels
-    from optcore._gpu.sinkhorn import DenseCost, _plan
+    from optcore.ot._gpu import sns as gsns
+    from optcore.ot._gpu.launch import CupyKernels
+    from optcore.ot._gpu.sinkhorn import DenseCost, _plan
     kern = CupyKernels(M.dtype)
     n, m = M.shape
     w = optcore.ot.sinkhorn(a, b, M, reg, tol=1e-2, warn=False)

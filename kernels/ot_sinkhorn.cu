@@ -1,8 +1,8 @@
 // Log-domain Sinkhorn half-iterations on the GPU, templated on the float type (float / double).
 // Compiled at run time by CuPy (cupy.RawModule); the source is embedded in optcore._core at
-// build time. The host side is python/optcore/_gpu/sinkhorn.py, which also lists every
-// template instantiation it uses (KERNEL_EXPRESSIONS); python/optcore/_gpu/emulate.py is a NumPy
-// emulation of the same tiling, checked against the CPU solver in CI.
+// build time. The host side is python/optcore/ot/_gpu/sinkhorn.py; python/optcore/ot/_gpu/launch.py
+// lists every template instantiation it uses (KERNEL_EXPRESSIONS); python/optcore/ot/_gpu/emulate.py
+// is a NumPy emulation of the same tiling, checked against the CPU solver in CI.
 //
 // A half-iteration updates the potential p of one side ("own": rows of M for the f update,
 // columns for the g update) from the potential h of the other side:

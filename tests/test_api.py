@@ -121,9 +121,9 @@ ANY_KERNEL = re.compile(r"__global__\s+void\s+(\w+)\s*\(")
 
 def test_every_embedded_kernel_is_used():
     """Every __global__ function of every embedded kernel file is instantiated by the GPU
-    driver (optcore._gpu.launch.KERNEL_EXPRESSIONS), and every instantiation names a kernel
+    driver (optcore.ot._gpu.launch.KERNEL_EXPRESSIONS), and every instantiation names a kernel
     of its file: no dead kernels, no launches of kernels that do not exist."""
-    from optcore._gpu.launch import KERNEL_EXPRESSIONS
+    from optcore.ot._gpu.launch import KERNEL_EXPRESSIONS
 
     assert sorted(KERNEL_EXPRESSIONS) == list(_core.kernel_names())
     for name, exprs in KERNEL_EXPRESSIONS.items():
@@ -214,7 +214,7 @@ NVRTC_OPTIONS = ["--gpu-architecture=compute_90", "-std=c++17"]
 def test_embedded_kernel_compiles_with_nvrtc(name, nvrtc):
     """Every embedded kernel file compiles to PTX with every instantiation the driver uses,
     and each instantiation is an entry point of the PTX."""
-    from optcore._gpu.launch import KERNEL_EXPRESSIONS
+    from optcore.ot._gpu.launch import KERNEL_EXPRESSIONS
 
     source = _core.kernel_source(name)
     expressions = list(KERNEL_EXPRESSIONS[name])

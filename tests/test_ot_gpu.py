@@ -2,8 +2,8 @@
 
 Two layers:
 
-* without a GPU (CI): the device driver (:mod:`optcore._gpu.sinkhorn`) runs on NumPy arrays
-  through :class:`optcore._gpu.emulate.NumpyKernels`, a tile-for-tile emulation of the CUDA
+* without a GPU (CI): the device driver (:mod:`optcore.ot._gpu.sinkhorn`) runs on NumPy arrays
+  through :class:`optcore.ot._gpu.emulate.NumpyKernels`, a tile-for-tile emulation of the CUDA
   kernels, and is checked against the Rust solver; plus the CPU side of the new API (point
   clouds, batches, ``return_plan``);
 * with CuPy and a device (marked ``gpu``): every kernel against the float64 emulation on
@@ -14,21 +14,20 @@ Two layers:
 from __future__ import annotations
 
 import numpy as np
+import optcore
 import pytest
 from numpy.testing import assert_allclose
+from optcore.ot import sinkhorn
+from optcore.ot._device import sinkhorn_emulated
+from optcore.ot._gpu.emulate import NumpyKernels
+from optcore.ot._gpu.launch import MAX_SPLITS, ONLINE_DIMS, padded_dim, splits
 
-import optcore
-from optcore._gpu.emulate import NumpyKernels
-from optcore._gpu.launch import MAX_SPLITS, ONLINE_DIMS, padded_dim, splits
-from optcore.ot import _sinkhorn_device, sinkhorn
-
-DEFAULTS = dict(method="log", x=None, y=None, tol=None, maxiter=20_000, x0=None, callback=None, check_every=10, disp=False,
-                warn=False, options=None, return_plan=True)
+DEFAULTS = dict(maxiter=20_000, warn=False)
 
 
 def emulated(a, b, M, reg, **kw):
     """The device path on NumPy arrays (the emulated kernels)."""
-    return _sinkhorn_device(np, NumpyKernels, a, b, M, reg, **{**DEFAULTS, **kw})
+    return sinkhorn_emulated(a, b, M, reg, **{**DEFAULTS, **kw})
 
 
 def problem(n, m, seed, d=2, zero=False, dtype=np.float64):
@@ -243,7 +242,7 @@ def test_gpu_dense_kernels_match_emulation(dtype, B, n, m, cost):
     (rounded) inputs, outputs poisoned with NaN first: relative error < 1e-5 (float32),
     1e-12 (float64)."""
     cp = _cupy()
-    from optcore._gpu.launch import CupyKernels  # noqa: PLC0415
+    from optcore.ot._gpu.launch import CupyKernels  # noqa: PLC0415
 
     rng = np.random.default_rng()
     M = rng.random((B, n, m)).astype(dtype)
@@ -280,10 +279,26 @@ def test_gpu_dense_kernels_match_emulation(dtype, B, n, m, cost):
         p_new_e = np.full((B, length), np.nan)
         bad_g, bad_e = cp.zeros(1, dtype=np.int32), np.zeros(1, dtype=np.int32)
         flags = 1 | 2 | (4 if cost else 0)
-        kern.finalize(pm, ps, pc, ns, B, length, cp.asarray(w), length, cp.asarray(p_old), p_new, *out_g, bad_g,
-                      0.05, 1.5, flags)
-        emu.finalize(epm, eps_, epc, ns, B, length, w.astype(np.float64), length, p_old.astype(np.float64),
-                     p_new_e, *out_e, bad_e, 0.05, 1.5, flags)
+        kern.finalize(
+            pm, ps, pc, ns, B, length, cp.asarray(w), length, cp.asarray(p_old), p_new, *out_g, bad_g, 0.05, 1.5, flags
+        )
+        emu.finalize(
+            epm,
+            eps_,
+            epc,
+            ns,
+            B,
+            length,
+            w.astype(np.float64),
+            length,
+            p_old.astype(np.float64),
+            p_new_e,
+            *out_e,
+            bad_e,
+            0.05,
+            1.5,
+            flags,
+        )
         got = p_new.get().astype(np.float64)
         assert np.isneginf(got[:, 0]).all()
         assert_allclose(got[:, 1:], p_new_e[:, 1:], rtol=10 * rtol, atol=10 * rtol)
@@ -299,7 +314,7 @@ def test_gpu_dense_kernels_match_emulation(dtype, B, n, m, cost):
 def test_gpu_online_kernel_matches_emulation(dtype, d, n, m):
     """sk_online (both directions are this kernel) against the float64 emulation."""
     cp = _cupy()
-    from optcore._gpu.launch import CupyKernels  # noqa: PLC0415
+    from optcore.ot._gpu.launch import CupyKernels  # noqa: PLC0415
 
     rng = np.random.default_rng()
     D = padded_dim(d)
@@ -316,11 +331,23 @@ def test_gpu_online_kernel_matches_emulation(dtype, d, n, m):
     size = MAX_SPLITS * max(n, m)
     for p_own in ((rng.standard_normal(n) * 0.01).astype(dtype), np.full(n, 50.0, dtype=dtype)):
         pm, ps, pc = cp.full(size, np.nan, dtype=dtype), cp.full(size, np.nan), cp.full(size, np.nan)
-        ns = kern.online(cp.asarray(X), cp.asarray(Y), cp.asarray(h), cp.asarray(p_own), cp.asarray(w), pm, ps, pc,
-                         D, 1 / 0.02, True)
+        ns = kern.online(
+            cp.asarray(X), cp.asarray(Y), cp.asarray(h), cp.asarray(p_own), cp.asarray(w), pm, ps, pc, D, 1 / 0.02, True
+        )
         epm, eps_, epc = np.empty(size), np.empty(size), np.empty(size)
-        ns_e = emu.online(X.astype(np.float64), Y.astype(np.float64), h.astype(np.float64), p_own, w, epm, eps_,
-                          epc, D, 1 / 0.02, True)
+        ns_e = emu.online(
+            X.astype(np.float64),
+            Y.astype(np.float64),
+            h.astype(np.float64),
+            p_own,
+            w,
+            epm,
+            eps_,
+            epc,
+            D,
+            1 / 0.02,
+            True,
+        )
         _check_online(pm, ps, pc, epm, eps_, epc, ns, ns_e, n, dtype)
 
 
@@ -348,8 +375,14 @@ def test_gpu_solver_matches_cpu(method, dtype, n, m):
     a, b, M, *_ = problem(n, m, seed=n + 7 * m, zero=True)
     reg = 0.05
     ref = sinkhorn(a, b, M, reg, method="log", tol=1e-12)
-    res = sinkhorn(cp.asarray(a, dtype=dtype), cp.asarray(b, dtype=dtype), cp.asarray(M, dtype=dtype), reg,
-                   method=method, warn=False)
+    res = sinkhorn(
+        cp.asarray(a, dtype=dtype),
+        cp.asarray(b, dtype=dtype),
+        cp.asarray(M, dtype=dtype),
+        reg,
+        method=method,
+        warn=False,
+    )
     assert res.success, res.message
     assert isinstance(res.plan, cp.ndarray) and isinstance(res.f, cp.ndarray)
     assert res.plan.dtype == dtype
@@ -367,16 +400,40 @@ def test_gpu_tiny_reg_batch_histograms_online(dtype):
     a, b, M, x, y = problem(200, 150, seed=21, d=3, zero=True)
     reg = 2e-3 * M.max() if dtype == np.float64 else 5e-3 * M.max()
     ref = sinkhorn(a, b, M, reg, method="eps_scaling", tol=1e-11)
-    res = sinkhorn(cp.asarray(a, dtype), cp.asarray(b, dtype), cp.asarray(M, dtype), reg, method="eps_scaling",
-                   maxiter=100_000, warn=False)
+    res = sinkhorn(
+        cp.asarray(a, dtype),
+        cp.asarray(b, dtype),
+        cp.asarray(M, dtype),
+        reg,
+        method="eps_scaling",
+        maxiter=100_000,
+        warn=False,
+    )
     assert res.success, res.message
     assert plan_l1(res.plan.get(), ref.plan) <= (5e-4 if dtype == np.float32 else 1e-7)
     # point clouds on the fly
-    on = sinkhorn(cp.asarray(a, dtype), cp.asarray(b, dtype), reg=reg, x=cp.asarray(x, dtype),
-                  y=cp.asarray(y, dtype), method="eps_scaling", maxiter=100_000, warn=False)
+    on = sinkhorn(
+        cp.asarray(a, dtype),
+        cp.asarray(b, dtype),
+        reg=reg,
+        x=cp.asarray(x, dtype),
+        y=cp.asarray(y, dtype),
+        method="eps_scaling",
+        maxiter=100_000,
+        warn=False,
+    )
     assert on.success and plan_l1(on.plan.get(), ref.plan) <= (5e-4 if dtype == np.float32 else 1e-7)
-    lean = sinkhorn(cp.asarray(a, dtype), cp.asarray(b, dtype), reg=reg, x=cp.asarray(x, dtype),
-                    y=cp.asarray(y, dtype), method="eps_scaling", maxiter=100_000, return_plan=False, warn=False)
+    lean = sinkhorn(
+        cp.asarray(a, dtype),
+        cp.asarray(b, dtype),
+        reg=reg,
+        x=cp.asarray(x, dtype),
+        y=cp.asarray(y, dtype),
+        method="eps_scaling",
+        maxiter=100_000,
+        return_plan=False,
+        warn=False,
+    )
     assert lean.plan is None and lean.cost == pytest.approx(ref.cost, rel=1e-3 if dtype == np.float32 else 1e-7)
     # batch of 5 and 4 histograms
     probs = [problem(64, 48, seed=s) for s in range(5)]
@@ -387,11 +444,18 @@ def test_gpu_tiny_reg_batch_histograms_online(dtype):
     assert bat.success and bat.plan.shape == (5, 64, 48)
     for i, p in enumerate(probs):
         assert plan_l1(bat.plan[i].get(), sinkhorn(p[0], p[1], p[2], 0.05, tol=1e-12).plan) <= (
-            1e-4 if dtype == np.float32 else 1e-8)
+            1e-4 if dtype == np.float32 else 1e-8
+        )
     hist = np.stack([p[1] for p in probs[:4]], axis=1)
     for method in ("log", "scaling"):
-        kh = sinkhorn(cp.asarray(probs[0][0], dtype), cp.asarray(hist, dtype), cp.asarray(probs[0][2], dtype), 0.05,
-                      method=method, warn=False)
+        kh = sinkhorn(
+            cp.asarray(probs[0][0], dtype),
+            cp.asarray(hist, dtype),
+            cp.asarray(probs[0][2], dtype),
+            0.05,
+            method=method,
+            warn=False,
+        )
         cpu = sinkhorn(probs[0][0], hist, probs[0][2], 0.05, tol=1e-12)
         assert kh.plan.shape == (4, 64, 48)
         assert plan_l1(kh.plan.get(), cpu.plan) <= (4e-4 if dtype == np.float32 else 4e-8)
@@ -470,8 +534,9 @@ def test_gpu_sns_matches_cpu(dtype):
     reg = 1 / 400
     tol = 1e-9 if dtype == np.float64 else 1e-5
     ref = sinkhorn(a, b, M, reg, method="sns", tol=1e-11)
-    res = sinkhorn(cp.asarray(a, dtype), cp.asarray(b, dtype), cp.asarray(M, dtype), reg, method="sns", tol=tol,
-                   warn=False)
+    res = sinkhorn(
+        cp.asarray(a, dtype), cp.asarray(b, dtype), cp.asarray(M, dtype), reg, method="sns", tol=tol, warn=False
+    )
     assert res.success, res.message
     assert isinstance(res.plan, cp.ndarray) and res.plan.dtype == dtype
     assert res.n_newton >= 1
@@ -481,7 +546,7 @@ def test_gpu_sns_matches_cpu(dtype):
 @pytest.mark.parametrize("density", [None, 0.01, 0.3])
 def test_sns_threshold_is_the_largest_admissible_power_of_two(density):
     """The bisection returns what a scan of every exponent from the top would."""
-    from optcore._gpu.sns import _threshold  # noqa: PLC0415
+    from optcore.ot._gpu.sns import _threshold  # noqa: PLC0415
 
     rng = np.random.default_rng(5)
     P = rng.random((200, 150)) ** 12 / 3

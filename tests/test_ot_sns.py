@@ -9,13 +9,12 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import optcore
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_ot_sinkhorn import as_solved, marginal_l1, weights
-
-import optcore
 from optcore.ot import sinkhorn
+from ot_reference import as_solved, marginal_l1, weights
 
 
 def dual(a, b, M, reg, f, g) -> float:
@@ -92,8 +91,9 @@ def test_reaches_machine_accuracy_where_sinkhorn_crawls():
     a, b, M = assignment(150, seed=3)
     res = sinkhorn(a, b, M, 1 / 1200, method="sns", tol=1e-13)
     assert res.success, res.message
-    plain = sinkhorn(a, b, M, 1 / 1200, method="log", tol=1e-13, maxiter=res.nit * 10,
-                     options={"overrelaxation": 1.0}, warn=False)
+    plain = sinkhorn(
+        a, b, M, 1 / 1200, method="log", tol=1e-13, maxiter=res.nit * 10, options={"overrelaxation": 1.0}, warn=False
+    )
     assert not plain.success and plain.marginal_error > 1e3 * res.marginal_error
 
 
@@ -101,7 +101,9 @@ def test_reaches_machine_accuracy_where_sinkhorn_crawls():
 def test_fixed_warmup(warmup):
     a, b, M = assignment(100, seed=1)
     seen = []
-    res = sinkhorn(a, b, M, 0.01, method="sns", options={"warmup": warmup}, callback=lambda r: seen.append(r), check_every=1)
+    res = sinkhorn(
+        a, b, M, 0.01, method="sns", options={"warmup": warmup}, callback=lambda r: seen.append(r), check_every=1
+    )
     assert res.success
     first_newton = min(r.nit for r in seen if r.get("n_newton", 0) > 0)
     assert res.n_sinkhorn >= warmup

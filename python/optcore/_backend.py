@@ -1,7 +1,7 @@
 """The NumPy/CuPy dispatch point.
 
 A solver asks :func:`array_backend` which library its inputs belong to and picks its
-implementation: ``"numpy"`` goes to the Rust core, ``"cupy"`` to :mod:`optcore._gpu`.
+implementation: ``"numpy"`` goes to the Rust core, ``"cupy"`` to :mod:`optcore.ot._gpu`.
 CuPy is never imported here, and data never moves between host and device silently.
 """
 

@@ -1,7 +1,7 @@
 """Type stubs of the private extension module (see rust/optcore-py)."""
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
@@ -14,42 +14,88 @@ def simd_level() -> str: ...
 
 _Progress = Callable[[dict[str, Any]], bool | None] | None
 
+# --- optimal transport (rust/optcore-py/src/ot.rs) --------------------------------------------
+# A call solves a batch of problems of one size: a (count or 1, n), b (count, m) or, for the
+# scaling solver, (count, k, m), m (n, m) or (count, n, m); x0 = (f0, g0) per problem. `opts`
+# holds reg, tol, maxiter and the method's options; `run` holds progress, check_every, workers.
+# Returns one dict per problem.
+
+class _Run(TypedDict, total=False):
+    progress: _Progress
+    check_every: int
+    workers: int | None
+
+_X0 = tuple[npt.NDArray[Any], npt.NDArray[Any]] | None
+
 def sinkhorn_log_f64(
-    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], reg: float, tol: float,
-    maxiter: int, f0: npt.NDArray[np.float64] | None = None, g0: npt.NDArray[np.float64] | None = None,
-    eps_scaling: tuple[float | None, float, float, int] | None = None, omega: float | None = None,
-    progress: _Progress = None, check_every: int = 10, workers: int | None = None,
-) -> dict[str, Any]: ...
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], opts: dict[str, Any],
+    run: _Run, x0: _X0 = None,
+) -> list[dict[str, Any]]: ...
 def sinkhorn_log_f32(
-    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], reg: float, tol: float,
-    maxiter: int, f0: npt.NDArray[np.float32] | None = None, g0: npt.NDArray[np.float32] | None = None,
-    eps_scaling: tuple[float | None, float, float, int] | None = None, omega: float | None = None,
-    progress: _Progress = None, check_every: int = 10, workers: int | None = None,
-) -> dict[str, Any]: ...
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], opts: dict[str, Any],
+    run: _Run, x0: _X0 = None,
+) -> list[dict[str, Any]]: ...
 def sinkhorn_scaling_f64(
-    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], reg: float, tol: float,
-    maxiter: int, f0: npt.NDArray[np.float64] | None = None, g0: npt.NDArray[np.float64] | None = None,
-    progress: _Progress = None, check_every: int = 10, workers: int | None = None,
-) -> dict[str, Any]: ...
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], opts: dict[str, Any],
+    run: _Run, x0: _X0 = None,
+) -> list[dict[str, Any]]: ...
 def sinkhorn_scaling_f32(
-    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], reg: float, tol: float,
-    maxiter: int, f0: npt.NDArray[np.float32] | None = None, g0: npt.NDArray[np.float32] | None = None,
-    progress: _Progress = None, check_every: int = 10, workers: int | None = None,
-) -> dict[str, Any]: ...
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], opts: dict[str, Any],
+    run: _Run, x0: _X0 = None,
+) -> list[dict[str, Any]]: ...
 def sinkhorn_sns_f64(
-    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], reg: float, tol: float,
-    maxiter: int, f0: npt.NDArray[np.float64] | None = None, g0: npt.NDArray[np.float64] | None = None,
-    density: float | None = None, warmup: int | None = None, switch_tol: float = 1e-2,
-    omega: float | None = None, cg_maxiter: int = 1000, eps_scaling: bool = False,
-    progress: _Progress = None, check_every: int = 10, workers: int | None = None,
-) -> dict[str, Any]: ...
+    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], opts: dict[str, Any],
+    run: _Run, x0: _X0 = None,
+) -> list[dict[str, Any]]: ...
 def sinkhorn_sns_f32(
-    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], reg: float, tol: float,
-    maxiter: int, f0: npt.NDArray[np.float32] | None = None, g0: npt.NDArray[np.float32] | None = None,
-    density: float | None = None, warmup: int | None = None, switch_tol: float = 1e-2,
-    omega: float | None = None, cg_maxiter: int = 1000, eps_scaling: bool = False,
-    progress: _Progress = None, check_every: int = 10, workers: int | None = None,
-) -> dict[str, Any]: ...
+    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], opts: dict[str, Any],
+    run: _Run, x0: _X0 = None,
+) -> list[dict[str, Any]]: ...
+
+class SinkhornController:
+    """The core's Sinkhorn controller (over-relaxation, ε-schedule, stall test) for the GPU driver."""
+
+    def __init__(
+        self, reg: float, omega: float | None = None, stages: list[float] | None = None, stage_tol: float = 0.0,
+        stage_maxiter: int = ...,
+    ) -> None: ...
+    @staticmethod
+    def eps_schedule(reg: float, eps0: float | None, decay: float, cost_range: float) -> list[float]: ...
+    @property
+    def omega(self) -> float: ...
+    @property
+    def stages(self) -> list[float]: ...
+    @property
+    def stage_maxiter(self) -> int: ...
+    @property
+    def best(self) -> float: ...
+    def begin_stage(self) -> None: ...
+    def observe(self, errors: list[float]) -> None: ...
+    def back_off(self) -> None: ...
+    def stalled(self, nit: int, err: float) -> bool: ...
+    def stage_over(self, err: float, stage_it: int) -> bool: ...
+    def stall_detail(self, tol: float, dtype: str) -> str: ...
+
+class NewtonController:
+    """The core's decisions of the SNS Newton stage (damping, stall test, CG tolerance)."""
+
+    def __init__(self) -> None: ...
+    @property
+    def mu(self) -> float: ...
+    def stalled(self, nit: int, err: float) -> bool: ...
+    def stall_detail(self, tol: float, dtype: str) -> str: ...
+    @staticmethod
+    def cg_rtol(err: float, mass: float) -> float: ...
+    def accepted(self, alpha: float, actual: float, pred: float) -> None: ...
+    def rejected(self) -> None: ...
+
+class LineSearch:
+    """The core's backtracking line search of one Newton step."""
+
+    def __init__(self, reg: float, slope: float, d0: float, scale: float, err: float) -> None: ...
+    def steps(self) -> list[float]: ...
+    def accepts(self, alpha: float, d1: float, err_trial: float) -> bool: ...
+
 def exp_floor_f64(m: npt.NDArray[np.float64], reg: float, reps: int, workers: int | None = None) -> float: ...
 def exp_floor_f32(m: npt.NDArray[np.float32], reg: float, reps: int, workers: int | None = None) -> float: ...
 

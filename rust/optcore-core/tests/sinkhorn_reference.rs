@@ -50,8 +50,10 @@ fn reference(a: &[f64], b: &[f64], cost: &[f64], reg: f64, iters: usize) -> Vec<
 
 fn marginal_error(plan: &[f64], a: &[f64], b: &[f64]) -> f64 {
     let m = b.len();
-    let rows: f64 = a.iter().enumerate().map(|(i, &ai)| (plan[i * m..(i + 1) * m].iter().sum::<f64>() - ai).abs()).sum();
-    let cols: f64 = b.iter().enumerate().map(|(j, &bj)| ((0..a.len()).map(|i| plan[i * m + j]).sum::<f64>() - bj).abs()).sum();
+    let rows: f64 =
+        a.iter().enumerate().map(|(i, &ai)| (plan[i * m..(i + 1) * m].iter().sum::<f64>() - ai).abs()).sum();
+    let cols: f64 =
+        b.iter().enumerate().map(|(j, &bj)| ((0..a.len()).map(|i| plan[i * m + j]).sum::<f64>() - bj).abs()).sum();
     rows + cols
 }
 
@@ -119,9 +121,13 @@ fn tiny_reg_stays_finite_in_both_dtypes() {
     assert_eq!(out.termination, Termination::Converged);
     assert!(out.plan.iter().all(|x| x.is_finite() && *x >= 0.0));
     assert!(out.fun.is_finite());
-    let (a32, b32, c32): (Vec<f32>, Vec<f32>, Vec<f32>) =
-        (a.iter().map(|&x| x as f32).collect(), b.iter().map(|&x| x as f32).collect(), cost.iter().map(|&x| x as f32).collect());
-    let out = sinkhorn_log(&Problem::new(&a32, &b32, &c32), &log_opts(1e-4, 1e-5), None, None, &mut NoObserver).unwrap();
+    let (a32, b32, c32): (Vec<f32>, Vec<f32>, Vec<f32>) = (
+        a.iter().map(|&x| x as f32).collect(),
+        b.iter().map(|&x| x as f32).collect(),
+        cost.iter().map(|&x| x as f32).collect(),
+    );
+    let out =
+        sinkhorn_log(&Problem::new(&a32, &b32, &c32), &log_opts(1e-4, 1e-5), None, None, &mut NoObserver).unwrap();
     assert_eq!(out.termination, Termination::Converged);
     assert!(out.plan.iter().all(|x| x.is_finite() && *x >= 0.0));
     // Classic scaling underflows here and says so, without NaN.
@@ -133,7 +139,11 @@ fn tiny_reg_stays_finite_in_both_dtypes() {
 #[test]
 fn results_do_not_depend_on_the_number_of_threads() {
     let (a, b, cost) = problem(150, 120, 9, true);
-    let run = |w| with_workers(Some(w), || sinkhorn_log(&Problem::new(&a, &b, &cost), &log_opts(0.01, 1e-10), None, None, &mut NoObserver).unwrap());
+    let run = |w| {
+        with_workers(Some(w), || {
+            sinkhorn_log(&Problem::new(&a, &b, &cost), &log_opts(0.01, 1e-10), None, None, &mut NoObserver).unwrap()
+        })
+    };
     let (o1, o3) = (run(1), run(3));
     assert_eq!(o1.plan, o3.plan);
     assert_eq!(o1.nit, o3.nit);
@@ -147,7 +157,11 @@ fn observer_stops_and_aborts() {
             let r = report();
             assert_eq!(r.vectors.len(), 2);
             self.2.push(nit);
-            if nit >= self.0 { self.1 } else { Control::Continue }
+            if nit >= self.0 {
+                self.1
+            } else {
+                Control::Continue
+            }
         }
     }
     let (a, b, cost) = problem(30, 30, 2, false);

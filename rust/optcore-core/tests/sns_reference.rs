@@ -37,6 +37,7 @@ fn rough_potentials(a: &[f64], b: &[f64], cost: &[f64], reg: f64, iters: usize) 
 }
 
 /// Dense solve by Gaussian elimination with partial pivoting.
+#[allow(clippy::needless_range_loop)] // textbook Gaussian elimination: the indices read as the formula
 fn solve(mut mat: Vec<Vec<f64>>, mut rhs: Vec<f64>) -> Vec<f64> {
     let n = rhs.len();
     for k in 0..n {

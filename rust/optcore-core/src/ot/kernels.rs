@@ -319,6 +319,7 @@ fn scaled_plan_rows<T: Real, M: Madd>(
 /// `u`, `u_new` are the block's rows in `(row, h)` layout, `v` is `(h, j)`. Returns false on a
 /// breakdown (`K v` outside the trusted range on a row of positive mass).
 #[inline(always)]
+#[allow(clippy::too_many_arguments)] // the slices of the fused scaling pass: one per stream it reads or writes
 fn scaling_rows<T: Real, M: Madd>(
     krows: &[T],
     a: &[T],
@@ -409,14 +410,27 @@ mod avx2 {
         super::plan_rows::<T, Fused>(b, o, c)
     }
     #[target_feature(enable = "avx2,fma")]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // the slices of the fused scaling pass, forwarded as is
     pub unsafe fn scaling_rows<T: Real>(
-        kr: &[T], a: &[T], v: &[T], u: &[T], un: &mut [T], w: f64, c: &mut [f64], e: &mut [f64],
+        kr: &[T],
+        a: &[T],
+        v: &[T],
+        u: &[T],
+        un: &mut [T],
+        w: f64,
+        c: &mut [f64],
+        e: &mut [f64],
     ) -> bool {
         super::scaling_rows::<T, Fused>(kr, a, v, u, un, w, c, e)
     }
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn scaled_plan_rows<T: Real>(b: &LogBlock<'_, T>, u: &[T], v: &[T], k: &mut [T], c: &mut [f64]) -> PlanSums {
+    pub unsafe fn scaled_plan_rows<T: Real>(
+        b: &LogBlock<'_, T>,
+        u: &[T],
+        v: &[T],
+        k: &mut [T],
+        c: &mut [f64],
+    ) -> PlanSums {
         super::scaled_plan_rows::<T, Fused>(b, u, v, k, c)
     }
     #[target_feature(enable = "avx2,fma")]
@@ -463,7 +477,13 @@ macro_rules! dispatch {
 pub mod run {
     use super::*;
 
-    pub fn log_rows<T: Real>(b: &LogBlock<'_, T>, exact: bool, f_new: &mut [T], tmp: &mut [T], colacc: &mut [f64]) -> f64 {
+    pub fn log_rows<T: Real>(
+        b: &LogBlock<'_, T>,
+        exact: bool,
+        f_new: &mut [T],
+        tmp: &mut [T],
+        colacc: &mut [f64],
+    ) -> f64 {
         dispatch!(log_rows(b, exact, f_new, tmp, colacc))
     }
     pub fn col_max<T: Real>(mrows: &[T], fs: &[T], ninv: T, cm: &mut [T]) {
@@ -475,9 +495,16 @@ pub mod run {
     pub fn plan_rows<T: Real>(b: &LogBlock<'_, T>, out: &mut [T], colacc: &mut [f64]) -> PlanSums {
         dispatch!(plan_rows(b, out, colacc))
     }
-    #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)] // the slices of the fused scaling pass, forwarded as is
     pub fn scaling_rows<T: Real>(
-        krows: &[T], a: &[T], v: &[T], u: &[T], u_new: &mut [T], omega: f64, colacc: &mut [f64], err: &mut [f64],
+        krows: &[T],
+        a: &[T],
+        v: &[T],
+        u: &[T],
+        u_new: &mut [T],
+        omega: f64,
+        colacc: &mut [f64],
+        err: &mut [f64],
     ) -> bool {
         dispatch!(scaling_rows(krows, a, v, u, u_new, omega, colacc, err))
     }
@@ -485,7 +512,13 @@ pub mod run {
     pub fn gibbs<T: Real>(x: &[T], ninv: T, shift: T, out: &mut [T]) {
         dispatch!(gibbs(x, ninv, shift, out))
     }
-    pub fn scaled_plan_rows<T: Real>(b: &LogBlock<'_, T>, u: &[T], v: &[T], krows: &mut [T], colacc: &mut [f64]) -> PlanSums {
+    pub fn scaled_plan_rows<T: Real>(
+        b: &LogBlock<'_, T>,
+        u: &[T],
+        v: &[T],
+        krows: &mut [T],
+        colacc: &mut [f64],
+    ) -> PlanSums {
         dispatch!(scaled_plan_rows(b, u, v, krows, colacc))
     }
     /// The bare exp loop of the log-domain pass (`out[j] = exp(c + gs_j - M_j/reg)` and its
@@ -493,4 +526,28 @@ pub mod run {
     pub fn row_exp<T: Real>(mrow: &[T], gs: &[T], c: T, ninv: T, out: &mut [T]) -> f64 {
         dispatch!(row_exp(mrow, gs, c, ninv, out))
     }
+}
+
+/// The per-iteration floor of the log-domain pass, for the benchmarks: `reps` passes of the
+/// bare `exp` loop (one `exp` per entry of the row-major cost with `cols` columns, summed per
+/// row) on the current thread pool. Returns the total of all sums, so that nothing is
+/// optimised away.
+pub fn exp_floor<T: Real>(cost: &[T], cols: usize, reg: f64, reps: usize) -> f64 {
+    use rayon::prelude::*;
+    if cols == 0 {
+        return 0.0;
+    }
+    let gs = vec![T::zero(); cols];
+    let ninv = T::from_f64(-1.0 / reg);
+    let mut total = 0.0;
+    for _ in 0..reps {
+        total += cost
+            .par_chunks(cols * 32)
+            .map(|rows| {
+                let mut tmp = vec![T::zero(); cols];
+                rows.chunks_exact(cols).map(|r| run::row_exp(r, &gs, T::zero(), ninv, &mut tmp)).sum::<f64>()
+            })
+            .sum::<f64>();
+    }
+    total
 }

@@ -4,12 +4,24 @@
 //! `n`, `b` of length `m`, `M` an `n x m` row-major cost matrix and `reg > 0`. The plan is
 //! `P_ij = exp((f_i + g_j - M_ij) / reg)` with dual potentials `f`, `g` in the units of `M`
 //! (`-inf` where a weight is zero). The objective is `<P, M> + reg * sum_ij P_ij ln P_ij`.
+//!
+//! - [`controller`] — the decisions of a run (over-relaxation, stall test, ε-schedule, stage
+//!   ends; the Newton stage's damping and line search), shared with the GPU driver.
+//! - [`sinkhorn`] — the log-domain (stabilised scaling) solver.
+//! - [`scaling`] — the classic scaling solver and the fused scaling pass.
+//! - [`sns`] — Sinkhorn–Newton–Sparse.
+//! - [`batch`] — many problems of one size in one call.
+//! - [`kernels`] — the inner loops over rows of the cost, and the bare `exp` floor of a pass.
 
+pub mod batch;
+pub mod controller;
 pub mod kernels;
+pub mod scaling;
 pub mod sinkhorn;
 pub mod sns;
 
-pub use sinkhorn::{
-    sinkhorn_log, sinkhorn_scaling, EpsScaling, LogOptions, Overrelax, Problem, ScalingOutput, SinkhornOutput,
-};
+pub use batch::{sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, ScalingOptions, WarmStart};
+pub use controller::{eps_schedule, Controller, EpsScaling, LineSearch, NewtonControl, Overrelax, Relax, Stall};
+pub use scaling::{sinkhorn_scaling, ScalingOutput};
+pub use sinkhorn::{sinkhorn_log, LogOptions, Problem, SinkhornOutput};
 pub use sns::{sinkhorn_sns, SnsOptions, SnsOutput};

@@ -1,5 +1,5 @@
-//! Dense Sinkhorn on the CPU: the log-domain solver (optionally with ε-scaling) and the
-//! classic scaling (u/v) form.
+//! Dense Sinkhorn on the CPU: the log-domain solver (optionally with ε-scaling); the classic
+//! scaling (u/v) form and the fused scaling pass both use are in [`super::scaling`].
 //!
 //! # The log-domain solver
 //!
@@ -27,7 +27,10 @@
 //! materialised and both marginal errors are measured on it, in f64; only then is the run
 //! reported converged, so `marginal_error <= tol` holds for the plan that is returned.
 
+use super::controller::{eps_schedule, Controller};
+pub use super::controller::{EpsScaling, Overrelax};
 use super::kernels::{run, LogBlock, PlanSums};
+use super::scaling::ScalingWork;
 use crate::error::{OptError, Result};
 use crate::parallel::row_block;
 use crate::real::Real;
@@ -109,35 +112,6 @@ impl PipeFinite for (f64, f64, bool) {
     }
 }
 
-/// ε-scaling: solve at `eps0, eps0*decay, eps0*decay^2, ...` down to `reg`, each stage
-/// warm-started from the previous one's potentials and run until its marginal error is below
-/// `stage_tol` or for `stage_maxiter` iterations.
-#[derive(Clone, Debug)]
-pub struct EpsScaling {
-    /// Initial regularisation (`None`: the range `max(M) - min(M)`).
-    pub eps0: Option<f64>,
-    pub decay: f64,
-    pub stage_tol: f64,
-    pub stage_maxiter: usize,
-}
-
-impl Default for EpsScaling {
-    fn default() -> Self {
-        EpsScaling { eps0: None, decay: 0.5, stage_tol: 1e-3, stage_maxiter: 100 }
-    }
-}
-
-/// Over-relaxation of the log-domain solver's updates.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Overrelax {
-    /// Plain Sinkhorn (`omega = 1`).
-    Off,
-    /// A fixed `omega` in `[1, 2)`.
-    Fixed(f64),
-    /// `omega` from the observed rate of the plain iteration (see the module docs).
-    Auto,
-}
-
 #[derive(Clone, Debug)]
 pub struct LogOptions {
     pub reg: f64,
@@ -199,20 +173,25 @@ impl PlanStats {
     }
 }
 
+/// Scratch of [`materialize`]: per-block column partials and the column sums, for row
+/// blocks of `rb` rows.
+pub(super) struct PlanScratch<'s> {
+    pub(super) partials: &'s mut [f64],
+    pub(super) colsum: &'s mut [f64],
+    pub(super) rb: usize,
+}
+
 /// `plan = P(f, g)` at `reg`, with its marginal errors (f64), cost and `sum P ln P`.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn materialize<T: Real>(
-    a: &[T],
-    b: &[T],
-    cost: &[T],
+    p: &Problem<'_, T>,
     f: &[T],
     g: &[T],
     reg: f64,
     plan: &mut [T],
-    partials: &mut [f64],
-    colsum: &mut [f64],
-    rb: usize,
+    scratch: PlanScratch<'_>,
 ) -> PlanStats {
+    let (a, b, cost) = (p.a, p.b, p.cost);
+    let PlanScratch { partials, colsum, rb } = scratch;
     let m = b.len();
     let inv = 1.0 / reg;
     let gs: Vec<T> = g.iter().map(|&x| T::from_f64(x.as_f64() * inv)).collect();
@@ -225,7 +204,10 @@ pub(super) fn materialize<T: Real>(
         .map(|((((mrows, a), f), out), acc)| run::plan_rows(&LogBlock { mrows, a, f, gs: &gs, reg }, out, acc))
         .collect();
     reduce_blocks(partials, m, colsum);
-    let mut st = PlanStats { col_err: colsum.iter().zip(b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum(), ..Default::default() };
+    let mut st = PlanStats {
+        col_err: colsum.iter().zip(b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum(),
+        ..Default::default()
+    };
     for s in &sums {
         st.row_err += s.row_err;
         st.cost += s.cost;
@@ -312,9 +294,11 @@ impl<T: Real> LogWork<T> {
             *s = T::from_f64(f.as_f64() * inv);
         }
         let fs = &self.fs;
-        p.cost.par_chunks(rb * m).zip(fs.par_chunks(rb)).zip(self.tmp.par_chunks_mut(m)).for_each(
-            |((mrows, fsb), cm)| run::col_max(mrows, fsb, ninv, cm),
-        );
+        p.cost
+            .par_chunks(rb * m)
+            .zip(fs.par_chunks(rb))
+            .zip(self.tmp.par_chunks_mut(m))
+            .for_each(|((mrows, fsb), cm)| run::col_max(mrows, fsb, ninv, cm));
         // Column maxima over blocks (max is order-independent), negated into gs.
         let tmp = &self.tmp;
         self.gs.par_iter_mut().enumerate().for_each(|(j, x)| {
@@ -337,307 +321,28 @@ impl<T: Real> LogWork<T> {
 
     /// `plan = P(f, g)`, measured.
     fn materialize(&mut self, p: &Problem<'_, T>, reg: f64, plan: &mut [T]) -> PlanStats {
-        materialize(p.a, p.b, p.cost, &self.f, &self.g, reg, plan, &mut self.partials, &mut self.colsum, self.rb)
-    }
-}
-
-/// The fused scaling iteration on a stored kernel `K` with `k` histograms: `u` (row, h),
-/// `v` (h, column). Shared by the log-domain solver (`K` = the current plan, `k = 1`) and
-/// the classic scaling solver (`K = exp(-M/reg)`).
-struct ScalingWork<T> {
-    n: usize,
-    m: usize,
-    k: usize,
-    rb: usize,
-    nb: usize,
-    u: Vec<T>,
-    u_new: Vec<T>,
-    v: Vec<T>,
-    v_new: Vec<T>,
-    partials: Vec<f64>,
-    errs: Vec<f64>,
-    colsum: Vec<f64>,
-}
-
-impl<T: Real> ScalingWork<T> {
-    fn new(n: usize, m: usize, k: usize) -> Self {
-        // Blocks depend on (n, k) only; partials stay under ~256 histogram-rows of length m.
-        let rb = row_block(n).max(n.div_ceil((256 / k).max(2)));
-        let nb = n.div_ceil(rb);
-        ScalingWork {
-            n,
-            m,
-            k,
-            rb,
-            nb,
-            u: vec![T::one(); n * k],
-            u_new: vec![T::one(); n * k],
-            v: vec![T::one(); k * m],
-            v_new: vec![T::one(); k * m],
-            partials: vec![0.0; nb * k * m],
-            errs: vec![0.0; nb * k],
-            colsum: vec![0.0; k * m],
-        }
-    }
-
-    fn reset(&mut self) {
-        self.u.iter_mut().for_each(|x| *x = T::one());
-        self.v.iter_mut().for_each(|x| *x = T::one());
-    }
-
-    /// Row pass: per-histogram row-marginal errors of `diag(u) K diag(v)`, the new `u` in
-    /// `u_new`, and `K^T u_new` in `colsum`. `None` on a breakdown.
-    fn row_pass(&mut self, kmat: &[T], a: &[T], omega: f64) -> Option<Vec<f64>> {
-        let (m, k, rb, nb) = (self.m, self.k, self.rb, self.nb);
-        let v = &self.v;
-        let ok = kmat
-            .par_chunks(rb * m)
-            .zip(a.par_chunks(rb))
-            .zip(self.u.par_chunks(rb * k))
-            .zip(self.u_new.par_chunks_mut(rb * k))
-            .zip(self.partials.par_chunks_mut(k * m))
-            .zip(self.errs.par_chunks_mut(k))
-            .map(|(((((kr, a), ub), unb), acc), e)| run::scaling_rows(kr, a, v, ub, unb, omega, acc, e))
-            .collect::<Vec<bool>>()
-            .iter()
-            .all(|&x| x);
-        if !ok {
-            return None;
-        }
-        reduce_blocks(&self.partials, k * m, &mut self.colsum);
-        Some((0..k).map(|h| (0..nb).map(|b| self.errs[b * k + h]).sum()).collect())
-    }
-
-    /// Column update `v = (b / K^T u_new)^omega v^(1-omega)`; accepts `u_new`. Returns the
-    /// per-histogram column errors of the new plan, or `None` on a breakdown (nothing changed).
-    fn col_update(&mut self, b: &[T], omega: f64) -> Option<Vec<f64>> {
-        let m = self.m;
-        let mut errs = vec![0.0; self.k];
-        for (idx, ((vn, &bj), &s)) in self.v_new.iter_mut().zip(b).zip(&self.colsum).enumerate() {
-            let bj = bj.as_f64();
-            if bj == 0.0 {
-                *vn = T::zero();
-                continue;
-            }
-            let vj = self.v[idx].as_f64();
-            let x = if omega == 1.0 { bj / s } else { (bj / s).powf(omega) * vj.powf(1.0 - omega) };
-            if !(s >= T::SAFE_LO && s <= T::SAFE_HI && T::from_f64(x).is_finite() && x > 0.0) {
-                return None;
-            }
-            *vn = T::from_f64(x);
-            errs[idx / m] += (s * vn.as_f64() - bj).abs();
-        }
-        std::mem::swap(&mut self.u, &mut self.u_new);
-        std::mem::swap(&mut self.v, &mut self.v_new);
-        Some(errs)
-    }
-
-    /// Potentials of histogram `h` shifted by `reg ln u`, `reg ln v` (`-inf` where zero).
-    fn absorbed(&self, h: usize, f: &[T], g: &[T], reg: f64) -> (Vec<T>, Vec<T>) {
-        let (n, m, k) = (self.n, self.m, self.k);
-        let fa = (0..n).map(|i| T::from_f64(f[i].as_f64() + reg * self.u[i * k + h].as_f64().ln())).collect();
-        let ga = (0..m).map(|j| T::from_f64(g[j].as_f64() + reg * self.v[h * m + j].as_f64().ln())).collect();
-        (fa, ga)
-    }
-
-    /// Turns the kernel into the plan `diag(u) K diag(v)` in place (histogram 0) and measures
-    /// it; `f`, `g` are the kernel's potentials. Absorb the scalings afterwards.
-    fn scale_plan(&mut self, p: &Problem<'_, T>, f: &[T], g: &[T], reg: f64, kmat: &mut [T]) -> PlanStats {
-        let (m, rb) = (self.m, row_block(self.n));
-        let (fa, ga) = self.absorbed(0, f, g, reg);
-        let inv = 1.0 / reg;
-        let gs: Vec<T> = ga.iter().map(|&x| T::from_f64(x.as_f64() * inv)).collect();
-        let (u, v) = (&self.u, &self.v);
-        let mut partials = vec![0.0; self.n.div_ceil(rb) * m];
-        let sums: Vec<PlanSums> = p
-            .cost
-            .par_chunks(rb * m)
-            .zip(p.a.par_chunks(rb))
-            .zip(fa.par_chunks(rb))
-            .zip(u.par_chunks(rb))
-            .zip(kmat.par_chunks_mut(rb * m))
-            .zip(partials.par_chunks_mut(m))
-            .map(|(((((mrows, a), f), ub), kr), acc)| {
-                run::scaled_plan_rows(&LogBlock { mrows, a, f, gs: &gs, reg }, ub, v, kr, acc)
-            })
-            .collect();
-        let mut colsum = vec![0.0; m];
-        reduce_blocks(&partials, m, &mut colsum);
-        let mut st = PlanStats {
-            col_err: colsum.iter().zip(p.b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum(),
-            ..Default::default()
-        };
-        for s in &sums {
-            st.row_err += s.row_err;
-            st.cost += s.cost;
-            st.plogp += s.plogp;
-        }
-        st
-    }
-
-    fn out_of_range(&self, lo: f64, hi: f64) -> bool {
-        let bad = |x: &T| {
-            let x = x.as_f64();
-            x != 0.0 && !(lo..=hi).contains(&x)
-        };
-        self.u.iter().any(bad) || self.v.iter().any(bad)
+        materialize(
+            p,
+            &self.f,
+            &self.g,
+            reg,
+            plan,
+            PlanScratch { partials: &mut self.partials, colsum: &mut self.colsum, rb: self.rb },
+        )
     }
 }
 
 fn cost_range<T: Real>(cost: &[T]) -> f64 {
     let (lo, hi) = cost
         .par_chunks(1 << 16)
-        .map(|c| c.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x.as_f64()), hi.max(x.as_f64()))))
+        .map(|c| {
+            c.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &x| (lo.min(x.as_f64()), hi.max(x.as_f64())))
+        })
         .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |(a, b), (c, d)| (a.min(c), b.max(d)));
     hi - lo
 }
 
-/// The regularisations of an ε-scaling schedule, ending with `reg`.
-pub fn eps_schedule(reg: f64, es: &EpsScaling, range: f64) -> Vec<f64> {
-    let eps0 = es.eps0.unwrap_or(range);
-    let mut out = Vec::new();
-    if es.decay > 0.0 && es.decay < 1.0 {
-        let mut e = eps0;
-        while e > reg && out.len() < 200 {
-            out.push(e);
-            e *= es.decay;
-        }
-    }
-    out.push(reg);
-    out
-}
-
-/// The over-relaxation controller (see the module docs).
-///
-/// SOR theory (Young) links the plain iteration's rate `kappa = mu^2` to the over-relaxed
-/// one, `lambda`: `(lambda + omega - 1)^2 = lambda omega^2 mu^2`, with the best factor
-/// `omega* = 2 / (1 + sqrt(1 - kappa))`. The controller estimates `kappa` from the plain
-/// iteration's error decay, then keeps refining it from the over-relaxed decay by inverting
-/// that relation (a rate estimated early, before the slowest mode dominates, is too small).
-struct Relax {
-    mode: Overrelax,
-    omega: f64,
-    hist: Vec<f64>,
-    start: usize,
-    best: f64,
-    since: usize,
-}
-
-impl Relax {
-    const WINDOW: usize = 10;
-    const MAX_OMEGA: f64 = 1.95;
-
-    fn new(mode: Overrelax) -> Self {
-        let omega = match mode {
-            Overrelax::Fixed(w) => w,
-            _ => 1.0,
-        };
-        Relax { mode, omega, hist: Vec::new(), start: 2 * Self::WINDOW, best: f64::INFINITY, since: 0 }
-    }
-
-    /// Restarts the rate estimate at a new ε stage.
-    fn restart(&mut self) {
-        self.hist.clear();
-        if self.mode == Overrelax::Auto {
-            self.omega = 1.0;
-        }
-    }
-
-    /// After a numerical recovery: plain iterations, and a longer wait before over-relaxing.
-    fn back_off(&mut self) {
-        if self.mode == Overrelax::Auto && self.omega != 1.0 {
-            self.omega = 1.0;
-            self.start *= 2;
-        }
-        self.hist.clear();
-    }
-
-    fn rate(&self) -> Option<f64> {
-        let h = &self.hist;
-        if h.len() <= Self::WINDOW {
-            return None;
-        }
-        let (e1, e0) = (h[h.len() - 1], h[h.len() - 1 - Self::WINDOW]);
-        let r = (e1 / e0).powf(1.0 / Self::WINDOW as f64);
-        (r.is_finite() && r > 0.0 && r < 1.0).then_some(r)
-    }
-
-    fn set_kappa(&mut self, kappa: f64) {
-        let w = 2.0 / (1.0 + (1.0 - kappa.min(0.9999)).sqrt());
-        self.omega = w.clamp(1.0, Self::MAX_OMEGA);
-        self.since = 0;
-    }
-
-    fn observe(&mut self, err: f64) {
-        if self.mode != Overrelax::Auto || !err.is_finite() {
-            return;
-        }
-        self.hist.push(err);
-        if self.omega == 1.0 {
-            if self.hist.len() >= self.start {
-                if let Some(kappa) = self.rate() {
-                    self.set_kappa(kappa);
-                    self.best = err;
-                }
-            }
-            return;
-        }
-        self.best = self.best.min(err);
-        self.since += 1;
-        if err > 100.0 * self.best {
-            // Diverging (far from the solution the linear model fails): back to plain
-            // iterations, and wait longer before trying again.
-            self.back_off();
-        } else if self.since >= 2 * Self::WINDOW {
-            if let Some(lambda) = self.rate() {
-                let w = self.omega;
-                let mu = (lambda + w - 1.0) / (w * lambda.sqrt());
-                if mu.is_finite() && mu > 0.0 {
-                    self.set_kappa((mu * mu).min(1.0));
-                }
-            } else {
-                self.since = 0;
-            }
-        }
-    }
-}
-
-/// Detects a run whose error has stopped decreasing (a precision floor: float32 potentials,
-/// or a `tol` below what rounding allows): no 1% improvement of the best error in the last
-/// `max(500, nit / 2)` iterations.
-struct Stall {
-    best: f64,
-    at: usize,
-}
-
-impl Stall {
-    fn new() -> Self {
-        Stall { best: f64::INFINITY, at: 0 }
-    }
-    fn stalled(&mut self, nit: usize, err: f64) -> bool {
-        if err < 0.99 * self.best {
-            self.best = err;
-            self.at = nit;
-        }
-        nit - self.at > 500.max(nit / 2)
-    }
-    fn termination<T: Real>(&self, tol: f64) -> Termination {
-        let advice = if T::NAME == "float32" {
-            "float32 potentials carry a relative error of about 1e-7 * |f| / reg; use float64 \
-             data or a larger tol"
-        } else {
-            "float64 potentials carry a relative error of about 1e-16 * |f| / reg; use a larger \
-             tol"
-        };
-        Termination::Numerical(format!(
-            "the marginal error stalled at {:.3e} above tol = {tol:.1e}: rounding limits the \
-             attainable accuracy ({advice})",
-            self.best
-        ))
-    }
-}
-
-fn overflow_error(reg: f64) -> OptError {
+pub(super) fn overflow_error(reg: f64) -> OptError {
     OptError::Numerical(format!(
         "the plan has non-finite entries: M / reg overflows the floating-point range \
          (reg = {reg:e}); rescale M (e.g. M / M.max()) and reg together"
@@ -682,7 +387,7 @@ pub fn sinkhorn_log<T: Real>(
     let mut lw = LogWork::new(n, m, f0, g0);
     let mut sw = ScalingWork::new(n, m, 1);
     let mut kmat = crate::alloc::zeroed::<T>(n * m);
-    let mut relax = Relax::new(opts.overrelax);
+    let mut ctl = Controller::new(opts.overrelax, stages.clone(), stage_tol, stage_maxiter);
     let (mut nit, mut rebuilds, mut exact_its) = (0usize, 0usize, 0usize);
 
     // Absorbs the scalings into the potentials.
@@ -693,7 +398,15 @@ pub fn sinkhorn_log<T: Real>(
         sw.reset();
     };
     // The final plan: the scaled kernel at the target reg, else P(f, g) from the potentials.
-    let finish = |lw: &mut LogWork<T>, sw: &mut ScalingWork<T>, eps: f64, mut kmat: Vec<T>, nit, termination, stage, rebuilds, exact| {
+    let finish = |lw: &mut LogWork<T>,
+                  sw: &mut ScalingWork<T>,
+                  eps: f64,
+                  mut kmat: Vec<T>,
+                  nit,
+                  termination,
+                  stage,
+                  rebuilds,
+                  exact| {
         let st = if eps == reg {
             let st = sw.scale_plan(p, &lw.f, &lw.g, eps, &mut kmat);
             absorb(lw, sw, eps);
@@ -738,8 +451,7 @@ pub fn sinkhorn_log<T: Real>(
         let mut stage_it = 0usize;
         let mut confirm = opts.tol;
         let mut confirm_fails = 0usize;
-        let mut stall = Stall::new();
-        relax.restart();
+        ctl.begin_stage();
         // K = P(f, g) at this stage's reg; its column error is measured while building it.
         let mut col_err = lw.materialize(p, eps, &mut kmat).col_err;
         rebuilds += 1;
@@ -748,7 +460,7 @@ pub fn sinkhorn_log<T: Real>(
                 // Only reachable through repeated numerical recoveries.
                 return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its);
             }
-            let omega = relax.omega;
+            let omega = ctl.omega();
             let row_err = match sw.row_pass(&kmat, p.a, omega) {
                 Some(e) => e[0],
                 None => {
@@ -759,7 +471,7 @@ pub fn sinkhorn_log<T: Real>(
                     exact_its += 1;
                     col_err = lw.materialize(p, eps, &mut kmat).col_err;
                     rebuilds += 1;
-                    relax.back_off();
+                    ctl.back_off();
                     continue;
                 }
             };
@@ -792,8 +504,8 @@ pub fn sinkhorn_log<T: Real>(
                 // current one, so it serves as the rebuilt kernel.
                 confirm_fails += 1;
                 if confirm_fails > 8 {
-                    stall.best = stall.best.min(st.err());
-                    let t = stall.termination::<T>(opts.tol);
+                    ctl.stall.best = ctl.stall.best.min(st.err());
+                    let t = ctl.stall.termination::<T>(opts.tol);
                     return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its);
                 }
                 confirm = err.min(st.err()) * 0.5;
@@ -804,15 +516,24 @@ pub fn sinkhorn_log<T: Real>(
             if nit >= opts.maxiter {
                 return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its);
             }
-            if last && stall.stalled(nit, err) {
-                let t = stall.termination::<T>(opts.tol);
+            if last && ctl.stalled(nit, err) {
+                let t = ctl.stall.termination::<T>(opts.tol);
                 return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its);
             }
             // nit = 0: the initial potentials are not yet consistent with zero weights.
-            let control = if nit == 0 { Control::Continue } else { obs.observe(nit, &|| {
-                let (f, g) = sw.absorbed(0, &lw.f, &lw.g, eps);
-                Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![("reg", eps), ("omega", relax.omega)] }
-            }) };
+            let control = if nit == 0 {
+                Control::Continue
+            } else {
+                obs.observe(nit, &|| {
+                    let (f, g) = sw.absorbed(0, &lw.f, &lw.g, eps);
+                    Report {
+                        nit,
+                        error: err,
+                        vectors: vec![("f", f), ("g", g)],
+                        scalars: vec![("reg", eps), ("omega", ctl.omega())],
+                    }
+                })
+            };
             match control {
                 Control::Continue => {}
                 Control::Stop => {
@@ -831,14 +552,14 @@ pub fn sinkhorn_log<T: Real>(
                     nit += 1;
                     col_err = lw.materialize(p, eps, &mut kmat).col_err;
                     rebuilds += 1;
-                    relax.back_off();
+                    ctl.back_off();
                     continue;
                 }
             }
             nit += 1;
             stage_it += 1;
-            relax.observe(err);
-            if !last && (err <= stage_tol || stage_it >= stage_maxiter) {
+            ctl.observe(err);
+            if !last && ctl.stage_over(err, stage_it) {
                 absorb(&mut lw, &mut sw, eps);
                 break;
             }
@@ -866,160 +587,5 @@ fn aborted<T>(nit: usize) -> SinkhornOutput<T> {
         stages: 0,
         rebuilds: 0,
         exact_iterations: 0,
-    }
-}
-
-/// Result of the scaling solver with `k` histograms: `plan` is `(k, n, m)`, `f` `(k, n)`,
-/// `g` `(k, m)`, and one error/cost/objective per histogram.
-#[derive(Debug)]
-pub struct ScalingOutput<T> {
-    pub plan: Vec<T>,
-    pub f: Vec<T>,
-    pub g: Vec<T>,
-    pub nit: usize,
-    pub termination: Termination,
-    pub marginal_error: Vec<f64>,
-    pub cost: Vec<f64>,
-    pub fun: Vec<f64>,
-}
-
-/// Classic Sinkhorn–Knopp on `K = exp((min M - M)/reg)` with `k` target histograms sharing
-/// `a` (the shift by `min M` makes it invariant to constants added to M; the potentials
-/// include it).
-/// Stops with `Termination::Numerical` (and the last finite iterate) when `K v` or `K^T u`
-/// under- or overflows. `f0` is `(k, n)`, `g0` `(k, m)`.
-pub fn sinkhorn_scaling<T: Real>(
-    p: &Problem<'_, T>,
-    reg: f64,
-    tol: f64,
-    maxiter: usize,
-    f0: Option<&[T]>,
-    g0: Option<&[T]>,
-    obs: &mut dyn Observer<T>,
-) -> Result<ScalingOutput<T>> {
-    p.validate(reg)?;
-    let (n, m, k) = (p.n, p.m, p.k);
-    if f0.is_some_and(|f| f.len() != k * n) || g0.is_some_and(|g| g.len() != k * m) {
-        return Err(OptError::InvalidInput("warm-start potentials have the wrong length".into()));
-    }
-    let inv = 1.0 / reg;
-    let ninv = T::from_f64(-inv);
-    let cmin = p.cost.par_iter().map(|x| x.as_f64()).reduce(|| f64::INFINITY, f64::min);
-    let shift = T::from_f64(cmin * inv);
-    let mut sw = ScalingWork::new(n, m, k);
-    if let Some(f) = f0 {
-        for i in 0..n {
-            for h in 0..k {
-                sw.u[i * k + h] = T::from_f64(((f[h * n + i].as_f64() - cmin) * inv).exp());
-            }
-        }
-    }
-    if let Some(g) = g0 {
-        for (v, &x) in sw.v.iter_mut().zip(g) {
-            *v = T::from_f64((x.as_f64() * inv).exp());
-        }
-    }
-    // The kernel's potentials: f = min M (the shift), g = 0.
-    let base_f = vec![T::from_f64(cmin); n];
-    let base_g = vec![T::zero(); m];
-    let mut kmat = crate::alloc::zeroed::<T>(n * m);
-    let gibbs = |kmat: &mut [T]| {
-        p.cost.par_chunks(1 << 14).zip(kmat.par_chunks_mut(1 << 14)).for_each(|(c, o)| run::gibbs(c, ninv, shift, o));
-    };
-    gibbs(&mut kmat);
-    let mut k_valid = true;
-    let rb = row_block(n);
-    // Plans of all histograms from (u, v), measured; for k = 1 the plan reuses K's buffer.
-    let measure = |sw: &ScalingWork<T>, kmat: &mut Vec<T>, nit, termination| {
-        let mut plans = if k == 1 { std::mem::take(kmat) } else { crate::alloc::zeroed::<T>(k * n * m) };
-        let mut part = vec![0.0; n.div_ceil(rb) * m];
-        let mut cs = vec![0.0; m];
-        let (mut fs, mut gs) = (Vec::with_capacity(k * n), Vec::with_capacity(k * m));
-        let (mut e, mut c, mut fun) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
-        for (h, plan) in plans.chunks_exact_mut(n * m).enumerate() {
-            let (f, g) = sw.absorbed(h, &base_f, &base_g, reg);
-            let st = materialize(p.a, &p.b[h * m..(h + 1) * m], p.cost, &f, &g, reg, plan, &mut part, &mut cs, rb);
-            e[h] = st.err();
-            c[h] = st.cost;
-            fun[h] = st.cost + reg * st.plogp;
-            fs.extend(f);
-            gs.extend(g);
-        }
-        ScalingOutput { plan: plans, f: fs, g: gs, nit, termination, marginal_error: e, cost: c, fun }
-    };
-    let breakdown = |nit: usize, what: &str| {
-        Termination::Numerical(format!(
-            "numerical underflow/overflow at iteration {nit}: {what} left the floating-point range \
-             (K = exp(-M/reg) with reg = {reg:e} is too small for method='scaling'); \
-             use method='log' or a larger reg"
-        ))
-    };
-    let mut col_err = vec![f64::INFINITY; k];
-    let mut confirm = tol;
-    let mut confirm_fails = 0usize;
-    let mut stall = Stall::new();
-    let mut nit = 0usize;
-    loop {
-        if !k_valid {
-            gibbs(&mut kmat);
-            k_valid = true;
-        }
-        let Some(row_err) = sw.row_pass(&kmat, p.a, 1.0) else {
-            return Ok(measure(&sw, &mut kmat, nit, breakdown(nit, "K v")));
-        };
-        let err = row_err.iter().zip(&col_err).map(|(r, c)| r + c).fold(0.0, f64::max);
-        if err <= confirm {
-            let out = measure(&sw, &mut kmat, nit, Termination::Converged);
-            if out.marginal_error.iter().all(|&e| e <= tol) {
-                return Ok(out);
-            }
-            if out.marginal_error.iter().any(|e| !e.is_finite()) {
-                return Err(overflow_error(reg));
-            }
-            confirm_fails += 1;
-            if confirm_fails > 8 {
-                stall.best = stall.best.min(out.marginal_error.iter().fold(0.0, |a: f64, &b| a.max(b)));
-                let t = stall.termination::<T>(tol);
-                return Ok(ScalingOutput { termination: t, ..out });
-            }
-            if k == 1 {
-                kmat = out.plan;
-                k_valid = false;
-            }
-            confirm = err * 0.5;
-            continue;
-        }
-        if nit >= maxiter {
-            return Ok(measure(&sw, &mut kmat, nit, Termination::MaxIter));
-        }
-        if stall.stalled(nit, err) {
-            return Ok(measure(&sw, &mut kmat, nit, stall.termination::<T>(tol)));
-        }
-        // nit = 0: no column update yet, so there is no error to report.
-        let control = if nit == 0 { Control::Continue } else { obs.observe(nit, &|| {
-            let (f, g) = sw.absorbed(0, &base_f, &base_g, reg);
-            Report { nit, error: err, vectors: vec![("f", f), ("g", g)], scalars: vec![] }
-        }) };
-        match control {
-            Control::Continue => {}
-            Control::Stop => return Ok(measure(&sw, &mut kmat, nit, Termination::Stopped)),
-            Control::Abort => {
-                return Ok(ScalingOutput {
-                    plan: Vec::new(),
-                    f: Vec::new(),
-                    g: Vec::new(),
-                    nit,
-                    termination: Termination::Aborted,
-                    marginal_error: vec![],
-                    cost: vec![],
-                    fun: vec![],
-                })
-            }
-        }
-        match sw.col_update(p.b, 1.0) {
-            Some(e) => col_err = e,
-            None => return Ok(measure(&sw, &mut kmat, nit, breakdown(nit, "K^T u"))),
-        }
-        nit += 1;
     }
 }

@@ -34,7 +34,8 @@
 
 use rayon::prelude::*;
 
-use super::sinkhorn::{materialize, sinkhorn_log, EpsScaling, LogOptions, LogWork, Overrelax, PlanStats, Problem};
+use super::controller::{EpsScaling, LineSearch, NewtonControl, Overrelax};
+use super::sinkhorn::{materialize, sinkhorn_log, LogOptions, LogWork, PlanScratch, PlanStats, Problem};
 use crate::error::{OptError, Result};
 use crate::parallel::row_block;
 use crate::real::Real;
@@ -235,11 +236,8 @@ fn sparsify<T: Real>(plan: &[T], m: usize, floor: f64, r: &[f64], c: &[f64], sel
         Select::Exact(_) => f64::INFINITY,
     };
     let tc: Vec<f64> = c.iter().map(|&x| rel * x).collect();
-    let mut rows: Vec<(Vec<u32>, Vec<f64>)> = plan
-        .par_chunks(m)
-        .zip(r.par_iter())
-        .map(|(row, &ri)| scan_row(row, lo, rel * ri, &tc))
-        .collect();
+    let mut rows: Vec<(Vec<u32>, Vec<f64>)> =
+        plan.par_chunks(m).zip(r.par_iter()).map(|(row, &ri)| scan_row(row, lo, rel * ri, &tc)).collect();
     let count: usize = rows.iter().map(|r| r.0.len()).sum();
     if exact && count > keep {
         let mut all: Vec<f64> = rows.iter().flat_map(|r| r.1.iter().copied()).collect();
@@ -269,24 +267,28 @@ fn sparsify<T: Real>(plan: &[T], m: usize, floor: f64, r: &[f64], c: &[f64], sel
     Csr { indptr, indices, data }
 }
 
+/// The sparsified Newton system of one step: the kept plan entries `ps`, the weights `a`, `b`
+/// (their zeros mark inactive rows and columns), the plan's marginals `r`, `c`, the gradient
+/// `(ga, gb)` and the shift.
+#[derive(Clone, Copy)]
+struct NewtonSystem<'s> {
+    ps: &'s Csr,
+    a: &'s [f64],
+    b: &'s [f64],
+    r: &'s [f64],
+    c: &'s [f64],
+    ga: &'s [f64],
+    gb: &'s [f64],
+    shift: f64,
+}
+
 /// The Newton direction `d'` solving `(H_s + shift I) d' = (ga, gb)` on the active rows and
 /// columns (`a_i > 0`, `b_j > 0`; zero elsewhere), with `H_s = [[diag(r), Ps], [Ps^T, diag(c)]]`:
 /// the `f` block is eliminated and the Schur complement `diag(c + shift) - Ps^T diag(r +
 /// shift)^-1 Ps` solved by Jacobi-preconditioned CG to relative residual `cg_rtol`. Returns
 /// `(d'_f, d'_g, CG iterations)`.
-#[allow(clippy::too_many_arguments)]
-fn newton_direction(
-    ps: &Csr,
-    a: &[f64],
-    b: &[f64],
-    r: &[f64],
-    c: &[f64],
-    ga: &[f64],
-    gb: &[f64],
-    shift: f64,
-    cg_rtol: f64,
-    cg_max: usize,
-) -> (Vec<f64>, Vec<f64>, usize) {
+fn newton_direction(sys: &NewtonSystem<'_>, cg_rtol: f64, cg_max: usize) -> (Vec<f64>, Vec<f64>, usize) {
+    let NewtonSystem { ps, a, b, r, c, ga, gb, shift } = *sys;
     let (n, m) = (a.len(), b.len());
     let dr: Vec<f64> = (0..n).map(|i| if a[i] > 0.0 { r[i] + shift } else { 1.0 }).collect();
     let dc: Vec<f64> = (0..m).map(|j| if b[j] > 0.0 { c[j] + shift } else { 1.0 }).collect();
@@ -302,10 +304,10 @@ fn newton_direction(
         }
     };
     let mut diag = dc.clone();
-    for i in 0..n {
+    for (i, &di) in dr.iter().enumerate() {
         for k in ps.indptr[i]..ps.indptr[i + 1] {
             let j = ps.indices[k] as usize;
-            diag[j] -= ps.data[k] * ps.data[k] / dr[i];
+            diag[j] -= ps.data[k] * ps.data[k] / di;
         }
     }
     let diag: Vec<f64> = diag.iter().zip(&dc).map(|(&d, &c)| if d > 1e-300 { d } else { c.max(1e-300) }).collect();
@@ -327,7 +329,8 @@ fn newton_direction(
         }
         schur(&dir, &mut sd, &mut tn, &mut tm);
         let dsd: f64 = dir.iter().zip(&sd).map(|(a, b)| a * b).sum();
-        if !(dsd > 0.0) {
+        // Not positive, or NaN: the direction has no curvature to use.
+        if dsd.is_nan() || dsd <= 0.0 {
             break;
         }
         let alpha = rz / dsd;
@@ -360,13 +363,15 @@ pub mod testing {
                 total += ((fi + gj - cost[i * m + j]) / reg).exp();
             }
         }
-        a.iter().zip(f).map(|(a, f)| a * f).sum::<f64>() + b.iter().zip(g).map(|(b, g)| b * g).sum::<f64>() - reg * total
+        a.iter().zip(f).map(|(a, f)| a * f).sum::<f64>() + b.iter().zip(g).map(|(b, g)| b * g).sum::<f64>()
+            - reg * total
     }
 
     /// The plan `P(f, g)` and its marginal residuals (the gradient of `D`) computed by the
     /// solver's own pass, and the sparsified plan (dense, dropped entries zero) with the
     /// Newton direction `d'` for the given `density` (`None`: the adaptive rule) and `shift`.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity)] // (P, grad_f, grad_g, sparsified P, d'): read once by the tests
+    #[allow(clippy::too_many_arguments)] // the problem and the iterate, as the tests build them
     pub fn newton_step(
         a: &[f64],
         b: &[f64],
@@ -381,7 +386,8 @@ pub mod testing {
         let (n, m) = (p.n, p.m);
         let rb = row_block(n);
         let floor = 1e-7 * a.iter().sum::<f64>() / (n * m) as f64;
-        let mut w = Work { p: &p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0, floor };
+        let mut w =
+            Work { p: &p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0, floor };
         let mut plan = vec![0.0; n * m];
         let cur = w.pass(f, g, &mut plan);
         let ga: Vec<f64> = (0..n).map(|i| a[i] - cur.r[i]).collect();
@@ -397,7 +403,11 @@ pub mod testing {
                 dense[i * m + ps.indices[k] as usize] = ps.data[k];
             }
         }
-        let (df, dg, _) = newton_direction(&ps, a, b, &cur.r, &cur.c, &ga, &gb, shift, 1e-14, 10 * (n + m));
+        let (df, dg, _) = newton_direction(
+            &NewtonSystem { ps: &ps, a, b, r: &cur.r, c: &cur.c, ga: &ga, gb: &gb, shift },
+            1e-14,
+            10 * (n + m),
+        );
         let grad = ga.into_iter().chain(gb).collect();
         let dir = df.into_iter().chain(dg).collect();
         (plan, grad, dense, dir, cur.r.into_iter().chain(cur.c).collect())
@@ -483,7 +493,14 @@ impl<T: Real> Work<'_, '_, T> {
         let p = self.p;
         let ft: Vec<T> = f.iter().map(|&x| T::from_f64(x)).collect();
         let gt: Vec<T> = g.iter().map(|&x| T::from_f64(x)).collect();
-        let st = materialize(p.a, p.b, p.cost, &ft, &gt, self.reg, plan, &mut self.partials, &mut self.colsum, self.rb);
+        let st = materialize(
+            p,
+            &ft,
+            &gt,
+            self.reg,
+            plan,
+            PlanScratch { partials: &mut self.partials, colsum: &mut self.colsum, rb: self.rb },
+        );
         // Row sums and the exponent histogram in one read of each (cache-warm) row block.
         let r: Vec<f64> = plan.par_chunks(p.m).map(row_sum).collect();
         let c = self.colsum.clone();
@@ -605,28 +622,28 @@ pub fn sinkhorn_sns<T: Real>(
     let b: Vec<f64> = p.b.iter().map(|x| x.as_f64()).collect();
     let mut cur = w.pass(&f, &g, &mut plan);
     let (mut n_sinkhorn, mut n_newton, mut cg_total) = (n_warm, 0usize, 0usize);
-    let mut mu = 1e-2f64;
+    let mut newton = NewtonControl::new();
     let mut density = 0.0;
-    let (mut best, mut best_at) = (f64::INFINITY, 0usize);
     let cg_max = opts.cg_maxiter.max(1);
 
-    let finish = |plan: Vec<T>, f: &[f64], g: &[f64], cur: &Pass, nit, termination, n_sinkhorn, n_newton, density, cg, evals| {
-        SnsOutput {
-            plan,
-            f: f.iter().map(|&x| T::from_f64(x)).collect(),
-            g: g.iter().map(|&x| T::from_f64(x)).collect(),
-            nit,
-            n_sinkhorn,
-            n_newton,
-            termination,
-            marginal_error: cur.st.err(),
-            cost: cur.st.cost,
-            fun: cur.st.cost + reg * cur.st.plogp,
-            hessian_density: density,
-            cg_iterations: cg,
-            line_search_evals: evals,
-        }
-    };
+    let finish =
+        |plan: Vec<T>, f: &[f64], g: &[f64], cur: &Pass, nit, termination, n_sinkhorn, n_newton, density, cg, evals| {
+            SnsOutput {
+                plan,
+                f: f.iter().map(|&x| T::from_f64(x)).collect(),
+                g: g.iter().map(|&x| T::from_f64(x)).collect(),
+                nit,
+                n_sinkhorn,
+                n_newton,
+                termination,
+                marginal_error: cur.st.err(),
+                cost: cur.st.cost,
+                fun: cur.st.cost + reg * cur.st.plogp,
+                hessian_density: density,
+                cg_iterations: cg,
+                line_search_evals: evals,
+            }
+        };
 
     loop {
         let nit = n_sinkhorn + n_newton;
@@ -638,39 +655,69 @@ pub fn sinkhorn_sns<T: Real>(
             )));
         }
         if err <= opts.tol {
-            return Ok(finish(plan, &f, &g, &cur, nit, Termination::Converged, n_sinkhorn, n_newton, density, cg_total, w.passes));
+            return Ok(finish(
+                plan,
+                &f,
+                &g,
+                &cur,
+                nit,
+                Termination::Converged,
+                n_sinkhorn,
+                n_newton,
+                density,
+                cg_total,
+                w.passes,
+            ));
         }
         if nit >= opts.maxiter {
-            return Ok(finish(plan, &f, &g, &cur, nit, Termination::MaxIter, n_sinkhorn, n_newton, density, cg_total, w.passes));
-        }
-        if err < 0.99 * best {
-            best = err;
-            best_at = nit;
-        } else if nit - best_at > 50 {
-            let t = Termination::Numerical(format!(
-                "the marginal error stalled at {best:.3e} above tol = {:.1e} in the Newton stage (no \
-                 1% decrease in 50 iterations): rounding in {} limits the attainable accuracy, or the \
-                 sparsified Hessian is too sparse (options['density']); use a larger tol{}",
-                opts.tol,
-                T::NAME,
-                if T::NAME == "float32" { " or float64 data" } else { "" }
+            return Ok(finish(
+                plan,
+                &f,
+                &g,
+                &cur,
+                nit,
+                Termination::MaxIter,
+                n_sinkhorn,
+                n_newton,
+                density,
+                cg_total,
+                w.passes,
             ));
+        }
+        if newton.stalled(nit, err) {
+            let t = Termination::Numerical(newton.detail(opts.tol, T::NAME));
             return Ok(finish(plan, &f, &g, &cur, nit, t, n_sinkhorn, n_newton, density, cg_total, w.passes));
         }
         // The Sinkhorn stage's last iteration has been observed already.
-        let control = if n_warm > 0 && nit == n_warm { Control::Continue } else { obs.observe(nit, &|| Report {
-            nit,
-            error: err,
-            vectors: vec![
-                ("f", f.iter().map(|&x| T::from_f64(x)).collect()),
-                ("g", g.iter().map(|&x| T::from_f64(x)).collect()),
-            ],
-            scalars: vec![("reg", reg), ("n_newton", n_newton as f64), ("hessian_density", density)],
-        }) };
+        let control = if n_warm > 0 && nit == n_warm {
+            Control::Continue
+        } else {
+            obs.observe(nit, &|| Report {
+                nit,
+                error: err,
+                vectors: vec![
+                    ("f", f.iter().map(|&x| T::from_f64(x)).collect()),
+                    ("g", g.iter().map(|&x| T::from_f64(x)).collect()),
+                ],
+                scalars: vec![("reg", reg), ("n_newton", n_newton as f64), ("hessian_density", density)],
+            })
+        };
         match control {
             Control::Continue => {}
             Control::Stop => {
-                return Ok(finish(plan, &f, &g, &cur, nit, Termination::Stopped, n_sinkhorn, n_newton, density, cg_total, w.passes));
+                return Ok(finish(
+                    plan,
+                    &f,
+                    &g,
+                    &cur,
+                    nit,
+                    Termination::Stopped,
+                    n_sinkhorn,
+                    n_newton,
+                    density,
+                    cg_total,
+                    w.passes,
+                ));
             }
             Control::Abort => {
                 return Ok(SnsOutput {
@@ -695,14 +742,18 @@ pub fn sinkhorn_sns<T: Real>(
         let ga: Vec<f64> = (0..n).map(|i| if a[i] > 0.0 { a[i] - cur.r[i] } else { 0.0 }).collect();
         let gb: Vec<f64> = (0..m).map(|j| if b[j] > 0.0 { b[j] - cur.c[j] } else { 0.0 }).collect();
         let gnorm = (ga.iter().chain(&gb).map(|x| x * x).sum::<f64>()).sqrt();
-        let shift = mu * gnorm;
+        let shift = newton.mu * gnorm;
 
         // Sparsified off-diagonal block; exact diagonals.
         let ps = sparsify(&plan, m, w.floor, &cur.r, &cur.c, select);
         density = ps.data.len() as f64 / (n * m) as f64;
         // Preconditioned CG (inexact Newton: relative tolerance min(0.1, sqrt(err / mass))).
-        let cg_rtol = (err / mass).sqrt().min(0.1);
-        let (dfp, dgp, its) = newton_direction(&ps, &a, &b, &cur.r, &cur.c, &ga, &gb, shift, cg_rtol, cg_max);
+        let cg_rtol = NewtonControl::cg_rtol(err, mass);
+        let (dfp, dgp, its) = newton_direction(
+            &NewtonSystem { ps: &ps, a: &a, b: &b, r: &cur.r, c: &cur.c, ga: &ga, gb: &gb, shift },
+            cg_rtol,
+            cg_max,
+        );
         cg_total += its;
         let (mut tn, mut tm) = (vec![0.0; n], vec![0.0; m]);
         // Slope grad . d' and the model's predicted increase reg (grad.d' - d'^T H_s d' / 2).
@@ -715,20 +766,24 @@ pub fn sinkhorn_sns<T: Real>(
 
         // Backtracking line search on D along reg * d'.
         let d0 = w.dual(&f, &g, cur.total);
-        let scale = a.iter().zip(&f).chain(b.iter().zip(&g)).filter(|(w, _)| **w > 0.0).map(|(w, x)| (w * x).abs()).sum::<f64>()
+        let scale = a
+            .iter()
+            .zip(&f)
+            .chain(b.iter().zip(&g))
+            .filter(|(w, _)| **w > 0.0)
+            .map(|(w, x)| (w * x).abs())
+            .sum::<f64>()
             + reg * cur.total;
+        let search = LineSearch { reg, slope, d0, scale, err };
         let mut accepted = None;
-        if slope > 0.0 && slope.is_finite() {
-            for &alpha in &[1.0, 0.5, 0.25, 0.1, 0.03, 0.01] {
+        if search.ascent() {
+            for alpha in LineSearch::STEPS {
                 let step = alpha * reg;
                 let ft: Vec<f64> = f.iter().zip(&dfp).map(|(x, d)| x + step * d).collect();
                 let gt: Vec<f64> = g.iter().zip(&dgp).map(|(x, d)| x + step * d).collect();
                 let trial = w.pass(&ft, &gt, &mut plan);
                 let d1 = w.dual(&ft, &gt, trial.total);
-                let armijo = d1 >= d0 + 1e-4 * alpha * reg * slope;
-                // At rounding level D cannot rank the points: the marginal error decides.
-                let rounding = (d1 - d0).abs() <= 64.0 * f64::EPSILON * scale && trial.st.err() < err;
-                if d1.is_finite() && trial.st.err().is_finite() && (armijo || rounding) {
+                if search.accepts(alpha, d1, trial.st.err()) {
                     accepted = Some((alpha, ft, gt, trial, d1));
                     break;
                 }
@@ -736,12 +791,7 @@ pub fn sinkhorn_sns<T: Real>(
         }
         match accepted {
             Some((alpha, ft, gt, trial, d1)) => {
-                let ratio = if pred > 0.0 { (d1 - d0) / pred } else { 0.0 };
-                if alpha < 1.0 || ratio < 0.25 {
-                    mu *= 4.0;
-                } else if ratio > 0.75 {
-                    mu = (mu * 0.5).max(1e-3);
-                }
+                newton.accepted(alpha, d1 - d0, pred);
                 f = ft;
                 g = gt;
                 cur = trial;
@@ -749,7 +799,7 @@ pub fn sinkhorn_sns<T: Real>(
             }
             None => {
                 // No step length increases D: one exact (log-sum-exp) Sinkhorn iteration.
-                mu *= 8.0;
+                newton.rejected();
                 let ft: Vec<T> = f.iter().map(|&x| T::from_f64(x)).collect();
                 let gt: Vec<T> = g.iter().map(|&x| T::from_f64(x)).collect();
                 let mut lw = LogWork::new(n, m, Some(&ft), Some(&gt));

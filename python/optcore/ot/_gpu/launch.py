@@ -1,7 +1,7 @@
 """Launchers of the ``kernels/ot_sinkhorn.cu`` kernels through CuPy.
 
-:class:`CupyKernels` and :class:`optcore._gpu.emulate.NumpyKernels` have the same methods
-with the same arguments; :mod:`optcore._gpu.sinkhorn` drives either. Every method writes
+:class:`CupyKernels` and :class:`optcore.ot._gpu.emulate.NumpyKernels` have the same methods
+with the same arguments; :mod:`optcore.ot._gpu.sinkhorn` drives either. Every method writes
 into arrays it is given (nothing is allocated per call).
 """
 
@@ -11,7 +11,16 @@ import numpy as np
 
 from .kernels import compile_module
 
-__all__ = ["CupyKernels", "MAX_SPLITS", "ONLINE_DIMS", "ONLINE_TARGET", "KERNEL_EXPRESSIONS", "online_rows", "padded_dim", "splits"]
+__all__ = [
+    "CupyKernels",
+    "MAX_SPLITS",
+    "ONLINE_DIMS",
+    "ONLINE_TARGET",
+    "KERNEL_EXPRESSIONS",
+    "online_rows",
+    "padded_dim",
+    "splits",
+]
 
 #: Point dimensions the online kernel is instantiated for; points are zero-padded up to one.
 ONLINE_DIMS = (1, 2, 3, 4, 8, 16, 32, 64, 128)
@@ -37,9 +46,12 @@ def online_rows(D: int) -> int:
 
 def _base_expressions(t: str) -> tuple[str, ...]:
     return (
-        f"sk_dense_rows<{t}, false>", f"sk_dense_rows<{t}, true>",
-        f"sk_dense_cols<{t}, false>", f"sk_dense_cols<{t}, true>",
-        f"sk_finalize<{t}>", f"sk_plan_dense<{t}>",
+        f"sk_dense_rows<{t}, false>",
+        f"sk_dense_rows<{t}, true>",
+        f"sk_dense_cols<{t}, false>",
+        f"sk_dense_cols<{t}, true>",
+        f"sk_finalize<{t}>",
+        f"sk_plan_dense<{t}>",
     )
 
 
@@ -51,7 +63,8 @@ def _online_expressions(t: str, D: int) -> tuple[str, ...]:
 #: and checks that every kernel of ot_sinkhorn.cu is among them).
 KERNEL_EXPRESSIONS = {
     "ot_sinkhorn.cu": tuple(
-        e for t in ("float", "double")
+        e
+        for t in ("float", "double")
         for e in _base_expressions(t) + tuple(x for D in ONLINE_DIMS for x in _online_expressions(t, D))
     )
 }
@@ -107,16 +120,46 @@ class CupyKernels:
         fn = self._fn(f"sk_dense_rows<{self.t}, {'true' if cost else 'false'}>")
         gx = -(-(B * n) // 8)  # 8 warps (rows) per block
         nsplit, chunk = splits(gx, 1, m, 128)
-        fn((gx, nsplit), (256,), (M, h, pm, ps, pc, np.int32(B), np.int32(n), np.int32(m), np.int64(m_stride),
-                                  np.int32(chunk), self._s(inv_reg)))
+        fn(
+            (gx, nsplit),
+            (256,),
+            (
+                M,
+                h,
+                pm,
+                ps,
+                pc,
+                np.int32(B),
+                np.int32(n),
+                np.int32(m),
+                np.int64(m_stride),
+                np.int32(chunk),
+                self._s(inv_reg),
+            ),
+        )
         return nsplit
 
     def dense_cols(self, M, h, pm, ps, pc, B, n, m, m_stride, inv_reg, cost):
         fn = self._fn(f"sk_dense_cols<{self.t}, {'true' if cost else 'false'}>")
         gx = -(-m // 32)
         nsplit, chunk = splits(gx, B, n, 32)
-        fn((gx, nsplit, B), (32, 8), (M, h, pm, ps, pc, np.int32(B), np.int32(n), np.int32(m),
-                                      np.int64(m_stride), np.int32(chunk), self._s(inv_reg)))
+        fn(
+            (gx, nsplit, B),
+            (32, 8),
+            (
+                M,
+                h,
+                pm,
+                ps,
+                pc,
+                np.int32(B),
+                np.int32(n),
+                np.int32(m),
+                np.int64(m_stride),
+                np.int32(chunk),
+                self._s(inv_reg),
+            ),
+        )
         return nsplit
 
     def online(self, X, Y, h, p_own, w_own, pm, ps, pc, D, inv_reg, cost):
@@ -124,17 +167,39 @@ class CupyKernels:
         gx = -(-n_own // (128 * online_rows(D)))
         nsplit, chunk = splits(gx, 1, n_oth, 32, target=ONLINE_TARGET)
         fn = self._online_fn("half", D, cost)
-        fn((gx, nsplit), (128,), (X, Y, h, p_own, w_own, pm, ps, pc, np.int32(n_own), np.int32(n_oth),
-                                  np.int32(chunk), self._s(inv_reg)))
+        fn(
+            (gx, nsplit),
+            (128,),
+            (X, Y, h, p_own, w_own, pm, ps, pc, np.int32(n_own), np.int32(n_oth), np.int32(chunk), self._s(inv_reg)),
+        )
         return nsplit
 
-    def finalize(self, pm, ps, pc, nsplit, B, length, w, w_stride, p_old, p_new, err, cost, dot, bad,
-                 reg, omega, flags):
+    def finalize(
+        self, pm, ps, pc, nsplit, B, length, w, w_stride, p_old, p_new, err, cost, dot, bad, reg, omega, flags
+    ):
         R = B * length
         self._fn(f"sk_finalize<{self.t}>")(
-            (-(-R // 256),), (256,),
-            (pm, ps, pc, np.int32(nsplit), np.int32(B), np.int32(length), w, np.int64(w_stride), p_old, p_new,
-             err, cost, dot, bad, self._s(reg), self._s(omega), np.int32(flags)),
+            (-(-R // 256),),
+            (256,),
+            (
+                pm,
+                ps,
+                pc,
+                np.int32(nsplit),
+                np.int32(B),
+                np.int32(length),
+                w,
+                np.int64(w_stride),
+                p_old,
+                p_new,
+                err,
+                cost,
+                dot,
+                bad,
+                self._s(reg),
+                self._s(omega),
+                np.int32(flags),
+            ),
         )
 
     def plan_dense(self, M, f, g, P, B, n, m, m_stride, inv_reg):

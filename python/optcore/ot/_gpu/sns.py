@@ -1,6 +1,6 @@
 """Sinkhorn–Newton–Sparse on the device (the algorithm of ``rust/optcore-core/src/ot/sns.rs``).
 
-1. Sinkhorn stage: :func:`~optcore._gpu.sinkhorn.solve_log` (the CUDA kernels) until the
+1. Sinkhorn stage: :func:`~optcore.ot._gpu.sinkhorn.solve_log` (the CUDA kernels) until the
    marginal error is below ``switch_tol * sum(a)`` (or for ``warmup`` iterations).
 2. Newton stage, per step: the dense plan on the device (``sk_plan_dense``); its marginals and
    the gradient; the kept entries chosen from a histogram of their base-2 exponents (counts
@@ -21,7 +21,8 @@ import math
 
 import numpy as np
 
-from .sinkhorn import _Passes, _host, _plan, solve_log
+from ..._core import LineSearch, NewtonController
+from .sinkhorn import _host, _Passes, _plan, solve_log
 
 __all__ = ["solve_sns"]
 
@@ -42,7 +43,7 @@ def _threshold(xp, P, total: float, min_keep: int, density: float | None) -> flo
     want = max(1, min(P.size, int(math.ceil(density * P.size)) if density else min_keep))
 
     def ok(e: int) -> bool:
-        t = 2.0 ** e
+        t = 2.0**e
         kept = flat >= t
         if int(_host(kept.sum())) < want:
             return False
@@ -57,7 +58,7 @@ def _threshold(xp, P, total: float, min_keep: int, density: float | None) -> flo
             lo = mid
         else:
             hi = mid
-    return float(2.0 ** lo)
+    return float(2.0**lo)
 
 
 def _cg_schur(xp, Ps, PsT, dr, dc, active_c, rhs, rtol, maxiter):
@@ -91,26 +92,75 @@ def _cg_schur(xp, Ps, PsT, dr, dc, active_c, rhs, rtol, maxiter):
     return x, its
 
 
-def solve_sns(kern, sparse, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrelaxation=None,
-              switch_tol=1e-2, warmup=None, density=None, cg_maxiter=1000, eps_stages=None, check_every=10,
-              progress=None):
+def solve_sns(
+    kern,
+    sparse,
+    cost,
+    a,
+    b,
+    reg,
+    *,
+    tol,
+    maxiter,
+    f0=None,
+    g0=None,
+    overrelaxation=None,
+    switch_tol=1e-2,
+    warmup=None,
+    density=None,
+    cg_maxiter=1000,
+    eps_stages=None,
+    check_every=10,
+    progress=None,
+):
     """SNS for one dense problem (``a`` (1, n), ``b`` (1, m)); returns the dict of
-    :func:`~optcore._gpu.sinkhorn.solve_log` plus the SNS counters."""
+    :func:`~optcore.ot._gpu.sinkhorn.solve_log` plus the SNS counters."""
     xp = kern.xp
     dtype = kern.dtype
     n, m = cost.n, cost.m
     mass = float(_host(a.sum(dtype=np.float64)))
     if warmup is not None:
-        warm = solve_log(kern, cost, a, b, reg, tol=0.0, maxiter=min(warmup, maxiter), f0=f0, g0=g0,
-                         overrelaxation=overrelaxation, check_every=max(1, min(check_every, warmup or 1)),
-                         progress=progress, return_plan=False)
+        warm = solve_log(
+            kern,
+            cost,
+            a,
+            b,
+            reg,
+            tol=0.0,
+            maxiter=min(warmup, maxiter),
+            f0=f0,
+            g0=g0,
+            overrelaxation=overrelaxation,
+            check_every=max(1, min(check_every, warmup or 1)),
+            progress=progress,
+            return_plan=False,
+        )
     else:
-        warm = solve_log(kern, cost, a, b, reg, tol=switch_tol * mass, maxiter=maxiter, f0=f0, g0=g0,
-                         overrelaxation=overrelaxation, eps_stages=eps_stages, check_every=check_every,
-                         progress=progress, return_plan=False)
+        warm = solve_log(
+            kern,
+            cost,
+            a,
+            b,
+            reg,
+            tol=switch_tol * mass,
+            maxiter=maxiter,
+            f0=f0,
+            g0=g0,
+            overrelaxation=overrelaxation,
+            eps_stages=eps_stages,
+            check_every=check_every,
+            progress=progress,
+            return_plan=False,
+        )
     n_sink = int(warm["nit"])
-    out = {"n_sinkhorn": n_sink, "n_newton": 0, "hessian_density": 0.0, "cg_iterations": 0, "line_search_evals": 0,
-           "stages": 1}
+    out = {
+        "n_sinkhorn": n_sink,
+        "n_newton": 0,
+        "hessian_density": 0.0,
+        "cg_iterations": 0,
+        "line_search_evals": 0,
+        "stages": 1,
+    }
     if warm["status"] in (4, 99):
         out.update({k: warm[k] for k in ("f", "g", "nit", "status", "detail")})
         return _finish(kern, cost, a, b, reg, out)
@@ -120,8 +170,8 @@ def solve_sns(kern, sparse, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, 
     act_r, act_c = av > 0, bv > 0
     min_keep = int(math.ceil((2.0 / min(n, m) * (n + m) ** 2 - (n + m)) / 2.0))
     passes = _Passes(kern, cost, a, b, 1)
-    mu, n_newton, cg_total, evals = 1e-2, 0, 0, 0
-    best, best_at = math.inf, 0
+    newton = NewtonController()
+    n_newton, cg_total, evals = 0, 0, 0
     dens = 0.0
 
     def plan_of(fv, gv):
@@ -144,24 +194,26 @@ def solve_sns(kern, sparse, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, 
             break
         if nit >= maxiter:
             break
-        if err < 0.99 * best:
-            best, best_at = err, nit
-        elif nit - best_at > 50:
-            status = 4
-            detail = (f"the marginal error stalled at {best:.3e} above tol = {tol:.1e} in the Newton stage (no 1% "
-                      "decrease in 50 iterations): rounding limits the attainable accuracy, or the sparsified "
-                      "Hessian is too sparse (options['density']); use a larger tol")
+        if newton.stalled(nit, err):
+            status, detail = 4, newton.stall_detail(tol, np.dtype(dtype).name)
             break
         if progress is not None and n_newton > 0:
-            state = {"nit": nit, "error": err, "f": f.astype(dtype), "g": g.astype(dtype), "reg": reg,
-                     "n_newton": n_newton, "hessian_density": dens}
+            state = {
+                "nit": nit,
+                "error": err,
+                "f": f.astype(dtype),
+                "g": g.astype(dtype),
+                "reg": reg,
+                "n_newton": n_newton,
+                "hessian_density": dens,
+            }
             if not progress(state):
                 status = 99
                 break
         ga = xp.where(act_r, av - r, 0.0)
         gb = xp.where(act_c, bv - c, 0.0)
         gnorm = float(xp.sqrt((ga * ga).sum() + (gb * gb).sum()))
-        shift = mu * gnorm
+        shift = newton.mu * gnorm
         total = float(_host(r.sum()))
         tau = _threshold(xp, P, total, min_keep, density)
         Pk = xp.where(P >= tau, P, 0).astype(np.float64)
@@ -172,7 +224,7 @@ def solve_sns(kern, sparse, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, 
         dr = xp.where(act_r, r + shift, 1.0)
         dc = xp.where(act_c, c + shift, 1.0)
         rhs = xp.where(act_c, gb - PsT @ (ga / dr), 0.0)
-        cg_rtol = min(0.1, math.sqrt(err / mass))
+        cg_rtol = NewtonController.cg_rtol(err, mass)
         dgp, its = _cg_schur(xp, Ps, PsT, dr, dc, act_c, rhs, cg_rtol, cg_maxiter)
         cg_total += its
         dfp = xp.where(act_r, (ga - Ps @ dgp) / dr, 0.0)
@@ -181,42 +233,61 @@ def solve_sns(kern, sparse, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, 
         pred = reg * (slope - 0.5 * quad)
         with np.errstate(invalid="ignore"):
             d0 = float(xp.where(act_r, av * f, 0).sum() + xp.where(act_c, bv * g, 0).sum()) - reg * total
-            scale = float(xp.where(act_r, xp.abs(av * f), 0).sum() + xp.where(act_c, xp.abs(bv * g), 0).sum()) + reg * total
+            scale = (
+                float(xp.where(act_r, xp.abs(av * f), 0).sum() + xp.where(act_c, xp.abs(bv * g), 0).sum()) + reg * total
+            )
+        search = LineSearch(reg, slope, d0, scale, err)
         accepted = None
-        if slope > 0 and math.isfinite(slope):
-            for alpha in (1.0, 0.5, 0.25, 0.1, 0.03, 0.01):
-                ft = f + alpha * reg * dfp
-                gt = g + alpha * reg * dgp
-                Pt, rt, ct = plan_of(ft, gt)
-                evals += 1
-                tt = float(_host(rt.sum()))
-                with np.errstate(invalid="ignore"):
-                    d1 = float(xp.where(act_r, av * ft, 0).sum() + xp.where(act_c, bv * gt, 0).sum()) - reg * tt
-                et = float(_host(xp.abs(rt - av).sum() + xp.abs(ct - bv).sum()))
-                armijo = d1 >= d0 + 1e-4 * alpha * reg * slope
-                rounding = abs(d1 - d0) <= 64 * np.finfo(np.float64).eps * scale and et < err
-                if math.isfinite(d1) and math.isfinite(et) and (armijo or rounding):
-                    accepted = (alpha, ft, gt, Pt, rt, ct, d1)
-                    break
+        for alpha in search.steps():
+            ft = f + alpha * reg * dfp
+            gt = g + alpha * reg * dgp
+            Pt, rt, ct = plan_of(ft, gt)
+            evals += 1
+            tt = float(_host(rt.sum()))
+            with np.errstate(invalid="ignore"):
+                d1 = float(xp.where(act_r, av * ft, 0).sum() + xp.where(act_c, bv * gt, 0).sum()) - reg * tt
+            et = float(_host(xp.abs(rt - av).sum() + xp.abs(ct - bv).sum()))
+            if search.accepts(alpha, d1, et):
+                accepted = (alpha, ft, gt, Pt, rt, ct, d1)
+                break
         if accepted is not None:
             alpha, f, g, P, r, c, d1 = accepted
-            ratio = (d1 - d0) / pred if pred > 0 else 0.0
-            if alpha < 1.0 or ratio < 0.25:
-                mu *= 4.0
-            elif ratio > 0.75:
-                mu = max(mu * 0.5, 1e-3)
+            newton.accepted(alpha, d1 - d0, pred)
             n_newton += 1
         else:
-            mu *= 8.0
-            one = solve_log(kern, cost, a, b, reg, tol=0.0, maxiter=1, f0=f.astype(dtype)[None],
-                            g0=g.astype(dtype)[None], overrelaxation=1.0, check_every=1, return_plan=False)
+            newton.rejected()
+            one = solve_log(
+                kern,
+                cost,
+                a,
+                b,
+                reg,
+                tol=0.0,
+                maxiter=1,
+                f0=f.astype(dtype)[None],
+                g0=g.astype(dtype)[None],
+                overrelaxation=1.0,
+                check_every=1,
+                return_plan=False,
+            )
             f, g = one["f"][0].astype(np.float64), one["g"][0].astype(np.float64)
             P, r, c = plan_of(f, g)
             n_sink += 1
     del passes
-    out.update({"f": f.astype(dtype)[None], "g": g.astype(dtype)[None], "nit": n_sink + n_newton, "status": status,
-                "detail": detail, "n_sinkhorn": n_sink, "n_newton": n_newton, "hessian_density": dens,
-                "cg_iterations": cg_total, "line_search_evals": evals})
+    out.update(
+        {
+            "f": f.astype(dtype)[None],
+            "g": g.astype(dtype)[None],
+            "nit": n_sink + n_newton,
+            "status": status,
+            "detail": detail,
+            "n_sinkhorn": n_sink,
+            "n_newton": n_newton,
+            "hessian_density": dens,
+            "cg_iterations": cg_total,
+            "line_search_evals": evals,
+        }
+    )
     return _finish(kern, cost, a, b, reg, out, P)
 
 

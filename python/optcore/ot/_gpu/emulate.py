@@ -1,13 +1,13 @@
 """A NumPy emulation of the ``kernels/ot_sinkhorn.cu`` kernels, tile for tile.
 
-:class:`NumpyKernels` has the methods of :class:`optcore._gpu.launch.CupyKernels` and computes
+:class:`NumpyKernels` has the methods of :class:`optcore.ot._gpu.launch.CupyKernels` and computes
 what each kernel computes with the same decomposition: the row pass split over 32 lanes by
 ``j % 32`` and merged, the column pass cut into the same row slices (``splits``) and, inside
 a slice, 8 row groups by ``(i - i0) % 8``; the online pass cut into the same slices of the other
 side; the partials merged by ``sk_finalize``'s formulas. Within one lane or group the kernel's
 streaming log-sum-exp is replaced by a max-shifted sum (the same value up to rounding).
 
-It lets CI, which has no GPU, run the GPU driver (:mod:`optcore._gpu.sinkhorn`) end to end and
+It lets CI, which has no GPU, run the GPU driver (:mod:`optcore.ot._gpu.sinkhorn`) end to end and
 check it against the Rust solver; it is not a fast path.
 """
 
@@ -54,7 +54,7 @@ def _merge_axis(mx, s, c, axis):
 
 
 class NumpyKernels:
-    """NumPy stand-in for :class:`~optcore._gpu.launch.CupyKernels` (same methods)."""
+    """NumPy stand-in for :class:`~optcore.ot._gpu.launch.CupyKernels` (same methods)."""
 
     xp = np
 
@@ -86,10 +86,10 @@ class NumpyKernels:
             if c is None:
                 c = np.zeros_like(s)
             mx, s, c = _merge_axis(mx, s, c, axis=2)
-            pm[k * R:(k + 1) * R] = mx.reshape(-1)
-            ps[k * R:(k + 1) * R] = s.reshape(-1)
+            pm[k * R : (k + 1) * R] = mx.reshape(-1)
+            ps[k * R : (k + 1) * R] = s.reshape(-1)
             if cost:
-                pc[k * R:(k + 1) * R] = c.reshape(-1)
+                pc[k * R : (k + 1) * R] = c.reshape(-1)
         return nsplit
 
     def dense_cols(self, M, h, pm, ps, pc, B, n, m, m_stride, inv_reg, cost):
@@ -112,10 +112,10 @@ class NumpyKernels:
             mx, s, c = parts[0]
             for p in parts[1:]:
                 mx, s, c = _merge(mx, s, c, *p)
-            pm[k * R:(k + 1) * R] = mx.reshape(-1)
-            ps[k * R:(k + 1) * R] = s.reshape(-1)
+            pm[k * R : (k + 1) * R] = mx.reshape(-1)
+            ps[k * R : (k + 1) * R] = s.reshape(-1)
             if cost:
-                pc[k * R:(k + 1) * R] = c.reshape(-1)
+                pc[k * R : (k + 1) * R] = c.reshape(-1)
         return nsplit
 
     def online(self, X, Y, h, p_own, w_own, pm, ps, pc, D, inv_reg, cost):
@@ -129,14 +129,15 @@ class NumpyKernels:
             C = np.einsum("ijk,ijk->ij", diff, diff).astype(self.dtype)
             x = self._x(h.reshape(-1)[None, j0:j1], C, inv_reg)
             mx, s, c = _lse_parts(x, C if cost else None, axis=1)
-            pm[k * n_own:(k + 1) * n_own] = mx
-            ps[k * n_own:(k + 1) * n_own] = s
+            pm[k * n_own : (k + 1) * n_own] = mx
+            ps[k * n_own : (k + 1) * n_own] = s
             if cost:
-                pc[k * n_own:(k + 1) * n_own] = c
+                pc[k * n_own : (k + 1) * n_own] = c
         return nsplit
 
-    def finalize(self, pm, ps, pc, nsplit, B, length, w, w_stride, p_old, p_new, err, cost, dot, bad,
-                 reg, omega, flags):
+    def finalize(
+        self, pm, ps, pc, nsplit, B, length, w, w_stride, p_old, p_new, err, cost, dot, bad, reg, omega, flags
+    ):
         R = B * length
         hc = bool(flags & 4)
         mx = pm[:R].copy()
@@ -145,7 +146,7 @@ class NumpyKernels:
         for k in range(1, nsplit):
             sl = slice(k * R, (k + 1) * R)
             mx, s, c = _merge(mx, s, c, pm[sl], ps[sl], pc[sl] if hc else np.zeros(R))
-        ww = (w.reshape(-1, length) if w_stride else w.reshape(1, length))
+        ww = w.reshape(-1, length) if w_stride else w.reshape(1, length)
         wr = np.broadcast_to(ww, (B, length)).reshape(-1).astype(np.float64)
         regd = float(reg)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):

@@ -4,28 +4,31 @@
 (``DenseCost``: a batch of row-major matrices, or one matrix shared by a batch of weight pairs)
 or on point clouds (``OnlineCost``: squared Euclidean cost computed on the fly), and
 :func:`solve_scaling` the ``u / (K v)`` form with cuBLAS products. Both work on any object with
-the methods of :class:`~optcore._gpu.launch.CupyKernels`; with
-:class:`~optcore._gpu.emulate.NumpyKernels` the same code runs on NumPy arrays (CI checks it
+the methods of :class:`~optcore.ot._gpu.launch.CupyKernels`; with
+:class:`~optcore.ot._gpu.emulate.NumpyKernels` the same code runs on NumPy arrays (CI checks it
 against the Rust solver that way).
 
 One iteration is two passes over the cost (g update, then f update), four launches; the L1
 marginal error of the plan ``(f, g_new)`` is accumulated on the device every iteration, and the
 host reads the errors of the last ``check_every`` iterations at each check (one
-synchronisation), which also drives the over-relaxation controller, the progress callback
-and the stopping test. The returned plan is the one whose error was measured, and its error
-is measured again, in float64 sums, on what is returned.
+synchronisation). The errors read there are fed to the Rust core's controller
+(``optcore._core.SinkhornController``, the one the CPU solver runs), which decides the
+over-relaxation factor, the end of each ε stage and whether the run has stalled; the driver
+runs the progress callback and the tolerance test on what it measured. The returned plan is
+the one whose error was measured, and its error is measured again, in float64 sums, on what is
+returned.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..._core import SinkhornController
 from .launch import MAX_SPLITS
 
-__all__ = ["DenseCost", "OnlineCost", "solve_log", "solve_scaling", "Relax", "Stall"]
+__all__ = ["DenseCost", "OnlineCost", "solve_log", "solve_scaling"]
 
 
 @dataclass
@@ -58,98 +61,6 @@ class OnlineCost:
         return self.Y.shape[0]
 
 
-class Relax:
-    """The over-relaxation controller of the Rust solver (``ot/sinkhorn.rs``, ``Relax``): plain
-    iterations first, ``omega = 2 / (1 + sqrt(1 - kappa))`` from the observed rate, refined from
-    the over-relaxed rate, back to plain iterations when the error grows 100-fold."""
-
-    WINDOW = 10
-    MAX_OMEGA = 1.95
-
-    def __init__(self, mode):
-        self.auto = mode is None
-        self.omega = 1.0 if mode is None else float(mode)
-        self.hist: list[float] = []
-        self.start = 2 * self.WINDOW
-        self.best = math.inf
-        self.since = 0
-
-    def restart(self) -> None:
-        self.hist.clear()
-        if self.auto:
-            self.omega = 1.0
-
-    def back_off(self) -> None:
-        if self.auto and self.omega != 1.0:
-            self.omega = 1.0
-            self.start *= 2
-        self.hist.clear()
-
-    def rate(self):
-        h = self.hist
-        if len(h) <= self.WINDOW:
-            return None
-        e1, e0 = h[-1], h[-1 - self.WINDOW]
-        if e0 <= 0:
-            return None
-        r = (e1 / e0) ** (1.0 / self.WINDOW)
-        return r if math.isfinite(r) and 0.0 < r < 1.0 else None
-
-    def set_kappa(self, kappa: float) -> None:
-        w = 2.0 / (1.0 + math.sqrt(1.0 - min(kappa, 0.9999)))
-        self.omega = min(max(w, 1.0), self.MAX_OMEGA)
-        self.since = 0
-
-    def observe(self, err: float) -> None:
-        if not self.auto or not math.isfinite(err):
-            return
-        self.hist.append(err)
-        if self.omega == 1.0:
-            if len(self.hist) >= self.start:
-                kappa = self.rate()
-                if kappa is not None:
-                    self.set_kappa(kappa)
-                    self.best = err
-            return
-        self.best = min(self.best, err)
-        self.since += 1
-        if err > 100.0 * self.best:
-            self.back_off()
-        elif self.since >= 2 * self.WINDOW:
-            lam = self.rate()
-            if lam is not None:
-                w = self.omega
-                mu = (lam + w - 1.0) / (w * math.sqrt(lam))
-                if math.isfinite(mu) and mu > 0:
-                    self.set_kappa(min(mu * mu, 1.0))
-            else:
-                self.since = 0
-
-
-class Stall:
-    """No 1% improvement of the best error in the last ``max(500, nit / 2)`` iterations."""
-
-    def __init__(self):
-        self.best = math.inf
-        self.at = 0
-
-    def stalled(self, nit: int, err: float) -> bool:
-        if err < 0.99 * self.best:
-            self.best = err
-            self.at = nit
-        return nit - self.at > max(500, nit // 2)
-
-
-def _stall_detail(best: float, tol: float, dtype) -> str:
-    if np.dtype(dtype) == np.float32:
-        advice = ("float32 potentials carry a relative error of about 1e-7 * |f| / reg; use float64 "
-                  "data or a larger tol")
-    else:
-        advice = "float64 potentials carry a relative error of about 1e-16 * |f| / reg; use a larger tol"
-    return (f"the marginal error stalled at {best:.3e} above tol = {tol:.1e}: rounding limits the "
-            f"attainable accuracy ({advice})")
-
-
 class _Passes:
     """Scratch buffers and the two half-iterations of one problem (batch)."""
 
@@ -178,9 +89,23 @@ class _Passes:
         w = self.a if side == "rows" else self.b
         nsplit = self._partials(side, h, p_old, w, 1.0 / reg, want_cost)
         self.kern.finalize(
-            self.pm, self.ps, self.pc, nsplit, self.B, length, w, length, p_old, p_new, err,
-            self.scratch[1] if cost is None else cost, self.scratch[2] if dot is None else dot, self.bad,
-            reg, omega, flags | (4 if want_cost else 0),
+            self.pm,
+            self.ps,
+            self.pc,
+            nsplit,
+            self.B,
+            length,
+            w,
+            length,
+            p_old,
+            p_new,
+            err,
+            self.scratch[1] if cost is None else cost,
+            self.scratch[2] if dot is None else dot,
+            self.bad,
+            reg,
+            omega,
+            flags | (4 if want_cost else 0),
         )
 
     def measure(self, f, g, reg):
@@ -196,22 +121,38 @@ def _host(x):
     return x.get() if hasattr(x, "get") else np.asarray(x)
 
 
-def solve_log(kern, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrelaxation=None,
-              eps_stages=None, stage_tol=1e-3, stage_maxiter=100, check_every=10, progress=None,
-              return_plan=True):
+def solve_log(
+    kern,
+    cost,
+    a,
+    b,
+    reg,
+    *,
+    tol,
+    maxiter,
+    f0=None,
+    g0=None,
+    overrelaxation=None,
+    eps_stages=None,
+    stage_tol=1e-3,
+    stage_maxiter=100,
+    check_every=10,
+    progress=None,
+    return_plan=True,
+):
     """Log-domain Sinkhorn on the device. ``a`` (B, n), ``b`` (B, m); returns a dict like the
     Rust bindings' (plan, f, g, nit, status, detail, marginal_error, cost, fun, stages)."""
     xp = kern.xp
     dtype = kern.dtype
-    B, n, m = a.shape[0], cost.n, cost.m
+    B = a.shape[0]
     passes = _Passes(kern, cost, a, b, B)
     neg = dtype.type(-np.inf)
     f = xp.where(a > 0, dtype.type(0), neg).astype(dtype) if f0 is None else f0.astype(dtype, copy=True)
     g = xp.where(b > 0, dtype.type(0), neg).astype(dtype) if g0 is None else g0.astype(dtype, copy=True)
     f_next, g_next = xp.empty_like(f), xp.empty_like(g)
     f_prev = f
-    stages = list(eps_stages) if eps_stages else [reg]
-    relax = Relax(overrelaxation)
+    ctl = SinkhornController(reg, overrelaxation, list(eps_stages) if eps_stages else None, stage_tol, stage_maxiter)
+    stages = ctl.stages
     err_buf = xp.zeros((check_every, B), dtype=np.float64)
     nit = 0
     status, detail = 1, ""
@@ -220,20 +161,19 @@ def solve_log(kern, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrela
     for si, eps in enumerate(stages):
         last = si == len(stages) - 1
         stage_count += 1
-        relax.restart()
-        stall = Stall()
+        ctl.begin_stage()
         stage_it = 0
         done = False
         while not done:
             cnt = min(check_every, maxiter - nit)
             if not last:
-                cnt = min(cnt, stage_maxiter - stage_it)
+                cnt = min(cnt, ctl.stage_maxiter - stage_it)
             if cnt <= 0:
                 status, detail, done = 1, "", True
                 break
             err_buf[:cnt] = 0
             for s in range(cnt):
-                omega = relax.omega
+                omega = ctl.omega
                 passes.half("cols", f, g, g_next, eps, omega, 1 | 2, err_buf[s])
                 passes.half("rows", g_next, f, f_next, eps, omega, 1, err_buf[s])
                 f_prev = f
@@ -244,18 +184,19 @@ def solve_log(kern, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrela
             errs = _host(err_buf[:cnt])
             nbad = int(_host(passes.bad)[0])
             worst = errs.max(axis=1)
-            for e in worst:
-                relax.observe(float(e))
+            ctl.observe(worst.tolist())
             err = float(worst[-1])
             if nbad or not np.isfinite(err):
                 status = 4
-                detail = (f"non-finite potentials at iteration {nit}: cost / reg overflows {dtype} "
-                          f"(reg = {eps:g}); rescale the cost, or use float64.")
+                detail = (
+                    f"non-finite potentials at iteration {nit}: cost / reg overflows {dtype} "
+                    f"(reg = {eps:g}); rescale the cost, or use float64."
+                )
                 f_prev, g = f_prev, g
                 done = True
                 break
             if progress is not None:
-                state = {"nit": nit, "error": err, "f": f_prev, "g": g, "reg": eps, "omega": relax.omega}
+                state = {"nit": nit, "error": err, "f": f_prev, "g": g, "reg": eps, "omega": ctl.omega}
                 if not progress(state):
                     status, detail, done = 99, "", True
                     break
@@ -267,13 +208,13 @@ def solve_log(kern, cost, a, b, reg, *, tol, maxiter, f0=None, g0=None, overrela
                         status, done = 0, True
                         break
                     tighten *= 0.5
-                if stall.stalled(nit, err):
-                    status, detail, done = 4, _stall_detail(stall.best, tol, dtype), True
+                if ctl.stalled(nit, err):
+                    status, detail, done = 4, ctl.stall_detail(tol, np.dtype(dtype).name), True
                     break
                 if nit >= maxiter:
                     status, done = 1, True
                     break
-            elif err <= stage_tol or stage_it >= stage_maxiter:
+            elif ctl.stage_over(err, stage_it):
                 break
             elif nit >= maxiter:
                 status, done = 1, True
@@ -334,7 +275,7 @@ def solve_scaling(xp, M, a, b, reg, *, tol, maxiter, f0=None, g0=None, check_eve
     col_err = xp.full(k, np.inf)
     nit, status, detail = 0, 1, ""
     u_prev, v_prev = u, v
-    stall = Stall()
+    ctl = SinkhornController(reg, 1.0)
     while nit < maxiter:
         cnt = min(check_every, maxiter - nit)
         for s in range(cnt):
@@ -351,8 +292,10 @@ def solve_scaling(xp, M, a, b, reg, *, tol, maxiter, f0=None, g0=None, check_eve
         bad = not bool(_host(xp.isfinite(u).all() & xp.isfinite(v).all()))
         if bad or not np.isfinite(err):
             status = 4
-            detail = ("the scaling iteration under- or overflowed (exp(-M / reg) has entries too small "
-                      f"for {dtype}); use method='log'.")
+            detail = (
+                "the scaling iteration under- or overflowed (exp(-M / reg) has entries too small "
+                f"for {dtype}); use method='log'."
+            )
             break
         if progress is not None:
             with np.errstate(divide="ignore"):
@@ -363,8 +306,8 @@ def solve_scaling(xp, M, a, b, reg, *, tol, maxiter, f0=None, g0=None, check_eve
         if err <= tol:
             status = 0
             break
-        if stall.stalled(nit, err):
-            status, detail = 4, _stall_detail(stall.best, tol, dtype)
+        if ctl.stalled(nit, err):
+            status, detail = 4, ctl.stall_detail(tol, np.dtype(dtype).name)
             break
     u, v = u_prev, v_prev
     P = u[:, :, None] * K * v[:, None, :]  # K is (n, m) shared or (k, n, m): broadcasting covers both
@@ -380,5 +323,15 @@ def solve_scaling(xp, M, a, b, reg, *, tol, maxiter, f0=None, g0=None, check_eve
         fun = xp.where(rows > 0, f * rows, 0).sum(axis=1) + xp.where(cols > 0, g * cols, 0).sum(axis=1)
     if status == 0 and float(_host(err).max()) > tol:
         status = 1
-    return {"plan": P, "f": f, "g": g, "nit": nit, "status": status, "detail": detail,
-            "marginal_error": _host(err), "cost": _host(cost), "fun": _host(fun), "stages": 1}
+    return {
+        "plan": P,
+        "f": f,
+        "g": g,
+        "nit": nit,
+        "status": status,
+        "detail": detail,
+        "marginal_error": _host(err),
+        "cost": _host(cost),
+        "fun": _host(fun),
+        "stages": 1,
+    }

@@ -12,7 +12,7 @@ import functools
 import os
 from pathlib import Path
 
-from .. import _core
+from ... import _core
 
 __all__ = ["kernel_names", "kernel_source", "compile_module"]
 
@@ -43,6 +43,4 @@ def compile_module(name: str, name_expressions: tuple[str, ...] = ()):
     (e.g. ``("sk_finalize<double>",)``); cached per file and instantiation set."""
     import cupy  # noqa: PLC0415  (lazy: CuPy is optional)
 
-    return cupy.RawModule(
-        code=kernel_source(name), options=("-std=c++17",), name_expressions=list(name_expressions)
-    )
+    return cupy.RawModule(code=kernel_source(name), options=("-std=c++17",), name_expressions=list(name_expressions))

@@ -1,0 +1,305 @@
+"""The CPU path of :func:`optcore.ot.sinkhorn`: checks, then one call into the Rust core.
+
+A batch (3-D ``M``) and ``k`` histograms (2-D ``b``) are solved by one call that loops over
+the problems in Rust (``optcore_core::ot::batch``); each problem is checked and normalised
+exactly as on its own, so its result is bit-identical to a solve of that problem alone.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from .. import _core
+from .._progress import Progress
+from .._result import OTResult, finish
+from .._validation import (
+    as_float_array,
+    check_finite,
+    normalize_workers,
+    positive_int,
+    positive_scalar,
+    working_dtype,
+)
+from ..exceptions import NumericalError
+from . import checks
+from .options import (
+    SNS_FIELDS,
+    default_tol,
+    eps_options,
+    intermediate_result,
+    overrelaxation,
+    sns_options,
+    status_message,
+)
+
+__all__ = ["solve"]
+
+
+def solve(a, b, M, reg, *, x, y, warn, return_plan, **kw) -> OTResult:
+    """The CPU solve of :func:`optcore.ot.sinkhorn` (arguments checked there; ``kw``: method,
+    opts, tol, maxiter, x0, callback, check_every, disp, workers)."""
+    if x is not None:
+        M = _sq_euclidean(x, y)
+    M = as_float_array(M, "M")
+    res, progress = _batch(a, b, M, reg, **kw) if M.ndim == 3 else _single(a, b, M, reg, **kw)
+    # stacklevel 4: warnings.warn <- finish <- solve <- sinkhorn <- the user's line.
+    finish(res, "optcore.ot.sinkhorn", progress=progress, warn=warn, stacklevel=4)
+    if not return_plan:
+        res["plan"] = res["x"] = None
+    return res
+
+
+def _sq_euclidean(x, y) -> np.ndarray:
+    """``||x_i - y_j||^2`` for point clouds x (n, d), y (m, d) (the CPU forms the matrix)."""
+    xa, ya = checks.point_clouds(as_float_array(x, "x"), as_float_array(y, "y"))
+    check_finite(xa, "x")
+    check_finite(ya, "y")
+    dtype = working_dtype(xa, ya)
+    diff = xa.astype(dtype)[:, None, :] - ya.astype(dtype)[None, :, :]
+    return np.einsum("ijk,ijk->ij", diff, diff)
+
+
+def _prepare(a, b, Ma, reg, *, tol, x0):
+    """One problem checked and normalised: contiguous arrays of the working dtype, ``b``
+    rescaled onto ``a``'s mass, the warm start checked."""
+    if Ma.ndim != 2:
+        raise ValueError(f"`M` must be a 2-D cost matrix of shape (len(a), len(b)); got shape {Ma.shape}.")
+    n, m = Ma.shape
+    if n == 0 or m == 0:
+        raise ValueError(f"`M` is empty (shape {Ma.shape}): there is nothing to transport.")
+    aa = checks.weights(a, "a", n)
+    bb = checks.weights(b, "b", m)
+    if aa.ndim != 1:
+        raise ValueError(f"`a` must be 1-D; got shape {aa.shape}.")
+    if bb.ndim not in (1, 2):
+        raise ValueError(f"`b` must be 1-D, or 2-D of shape (m, k) for k histograms; got shape {bb.shape}.")
+    if Ma.shape != (aa.shape[0], bb.shape[0]):
+        raise ValueError(
+            f"`M` has shape {Ma.shape} but len(a) = {aa.shape[0]} and len(b) = {bb.shape[0]}: "
+            "M must have shape (len(a), len(b))."
+        )
+    if bb.ndim == 2 and bb.shape[1] == 0:
+        raise ValueError(f"empty problem: M has shape {Ma.shape} and b has shape {bb.shape}.")
+    checks.check_weights(aa, "a", np)
+    checks.check_weights(bb, "b", np)
+    check_finite(Ma, "M")
+    reg = positive_scalar(reg, "reg")
+    dtype = working_dtype(aa, bb, Ma)
+    tol = default_tol(dtype) if tol is None else positive_scalar(tol, "tol")
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo, hi = float(Ma.min()), float(Ma.max())
+    checks.check_overflow(lo, hi, reg, dtype)
+    mass_a = float(aa.sum(dtype=np.float64))
+    masses_b = np.atleast_1d(bb.sum(axis=0, dtype=np.float64))
+    scale = checks.check_masses(
+        mass_a, masses_b, lambda h: "`b`" if bb.ndim == 1 else f"histogram {h} of `b` (column {h})"
+    )
+    if scale is not None:
+        bb = (bb.astype(np.float64) * scale).astype(bb.dtype)
+    k = 1 if bb.ndim == 1 else bb.shape[1]
+    f0 = g0 = None
+    if x0 is not None:
+        want = ((n,), (m,)) if bb.ndim == 1 else ((k, n), (k, m))
+        f0, g0 = checks.warm_start(x0, *want, dtype, np)
+    return SimpleNamespace(
+        a=np.ascontiguousarray(aa, dtype=dtype),
+        b=bb,
+        M=np.ascontiguousarray(Ma, dtype=dtype),
+        dtype=dtype,
+        reg=reg,
+        tol=tol,
+        f0=f0,
+        g0=g0,
+        n=n,
+        m=m,
+        k=k,
+    )
+
+
+def _core_call(method: str, dtype, opts: dict, common: dict, reg: float, tol: float, maxiter: int):
+    """The core function of ``method`` and dtype, with its options bound: ``fn(a, b, M, x0)``
+    returns one dict per problem."""
+    suffix = "f32" if dtype == np.float32 else "f64"
+    base = {"reg": reg, "tol": tol, "maxiter": maxiter}
+    if method == "scaling":
+        name, extra = "sinkhorn_scaling", {}
+    elif method == "sns":
+        name, extra = "sinkhorn_sns", {"omega": overrelaxation(opts), **sns_options(opts)}
+    else:
+        es = eps_options(opts) if method == "eps_scaling" else None
+        name, extra = "sinkhorn_log", {"eps_scaling": es, "omega": overrelaxation(opts)}
+    fn = getattr(_core, f"{name}_{suffix}")
+    return lambda a, b, M, x0: fn(a, b, M, {**base, **extra}, common, x0)
+
+
+def _scaling_b(p):
+    """``b`` of one problem as (k, m) histograms."""
+    return np.ascontiguousarray((p.b if p.b.ndim == 2 else p.b[:, None]).T, dtype=p.dtype)
+
+
+def _outputs(p, outs: list, method: str) -> dict:
+    """The core's dicts of one problem (one per histogram, or one with ``k`` histograms for
+    ``"scaling"``) as one dict with the result's shapes."""
+    if method == "scaling":
+        out = outs[0]
+        err = np.asarray(out["marginal_error"])
+        if p.b.ndim == 1:
+            out.update(plan=out["plan"][0], f=out["f"][0], g=out["g"][0])
+            out.update(marginal_error=float(err[0]), cost=out["cost"][0], fun=out["fun"][0])
+        else:
+            out.update(marginal_error=err, cost=np.asarray(out["cost"]), fun=np.asarray(out["fun"]))
+        return out
+    if p.b.ndim == 1:
+        return outs[0]
+    worst = max(outs, key=lambda o: (o["status"] != 0, o["status"]))
+    out = {
+        "plan": np.stack([o["plan"] for o in outs]),
+        "f": np.stack([o["f"] for o in outs]),
+        "g": np.stack([o["g"] for o in outs]),
+        "nit": max(o["nit"] for o in outs),
+        "status": worst["status"],
+        "detail": worst["detail"],
+        "marginal_error": np.array([o["marginal_error"] for o in outs]),
+        "cost": np.array([o["cost"] for o in outs]),
+        "fun": np.array([o["fun"] for o in outs]),
+        "stages": max(o["stages"] for o in outs),
+    }
+    for key in SNS_FIELDS:
+        if key in outs[0]:
+            out[key] = np.array([o[key] for o in outs])
+    return out
+
+
+def _result(p, out: dict, method: str) -> OTResult:
+    """The result of one problem from its core output."""
+    status = int(out["status"])
+    err = out["marginal_error"]
+    if not np.all(np.isfinite(err)):
+        raise NumericalError(
+            f"optcore.ot.sinkhorn: the plan has non-finite entries: M / reg overflows {p.dtype} "
+            f"(reg = {p.reg:g}, max |M| = {float(np.abs(p.M).max()):g}); rescale M and reg together."
+        )
+    k = p.k
+    res = OTResult(
+        x=out["plan"],
+        plan=out["plan"],
+        f=out["f"],
+        g=out["g"],
+        cost=out["cost"] if k > 1 else float(out["cost"]),
+        fun=out["fun"] if k > 1 else float(out["fun"]),
+        marginal_error=err,
+        nit=int(out["nit"]),
+        status=status,
+        message=status_message(status, err, p.tol, out, p.dtype),
+        method=method,
+        reg=p.reg,
+        tol=p.tol,
+    )
+    res["success"] = status == 0
+    if method == "eps_scaling":
+        res["stages"] = int(out["stages"])
+    if method == "sns":
+        for key in SNS_FIELDS:
+            res[key] = out[key] if k > 1 else out[key].item() if hasattr(out[key], "item") else out[key]
+    return res
+
+
+def _progress(callback, disp, method, p, title_extra: str) -> Progress:
+    def build(state: dict) -> OTResult:
+        return intermediate_result(state, p.reg, method)
+
+    title = f"optcore.ot.sinkhorn(method={method!r}, reg={p.reg:g}, tol={p.tol:g}), n={p.n}, m={p.m}" + title_extra
+    return Progress(callback, disp, build, title)
+
+
+def _common(progress: Progress, check_every, workers) -> dict:
+    return {"progress": progress if progress.active else None, "check_every": check_every, "workers": workers}
+
+
+def _single(a, b, Ma, reg, *, method, opts, tol, maxiter, x0, callback, check_every, disp, workers):
+    """One problem (``k`` histograms: ``"scaling"`` natively, the others as a batch sharing
+    ``a`` and ``M``)."""
+    p = _prepare(a, b, Ma, reg, tol=tol, x0=x0)
+    maxiter = positive_int(maxiter, "maxiter", minimum=0)
+    check_every = positive_int(check_every, "check_every")
+    workers = normalize_workers(workers)
+    progress = _progress(callback, disp, method, p, f", k={p.k}" if p.k > 1 else "")
+    fn = _core_call(method, p.dtype, opts, _common(progress, check_every, workers), p.reg, p.tol, maxiter)
+    if method == "scaling":
+        x0k = None if p.f0 is None else (p.f0.reshape(p.k, p.n), p.g0.reshape(p.k, p.m))
+        outs = fn(p.a[None], _scaling_b(p)[None], p.M, x0k)
+    elif p.b.ndim == 1:
+        x0k = None if p.f0 is None else (p.f0[None], p.g0[None])
+        outs = fn(p.a[None], np.ascontiguousarray(p.b, dtype=p.dtype)[None], p.M, x0k)
+    else:
+        x0k = None if p.f0 is None else (p.f0, p.g0)
+        outs = fn(p.a[None], np.ascontiguousarray(p.b.T, dtype=p.dtype), p.M, x0k)
+    return _result(p, _outputs(p, outs, method), method), progress
+
+
+def _batch(a, b, Ma, reg, *, method, opts, tol, maxiter, x0, callback, check_every, disp, workers):
+    """A batch (3-D ``M``): every problem checked as on its own, solved by one core call."""
+    B, n, m = Ma.shape
+    if B == 0:
+        raise ValueError(f"`M` is an empty batch (shape {Ma.shape}).")
+    aa = checks.batch_weights(None if a is None else as_float_array(a, "a"), "a", B, n, np)
+    bb = checks.batch_weights(None if b is None else as_float_array(b, "b"), "b", B, m, np)
+    f0 = g0 = None
+    if x0 is not None:
+        try:
+            f0, g0 = x0
+        except (TypeError, ValueError):
+            raise ValueError("`x0` must be a pair (f, g) of potentials.") from None
+        f0, g0 = np.asarray(f0), np.asarray(g0)
+        if f0.shape != (B, n) or g0.shape != (B, m):
+            raise ValueError(
+                f"`x0` shapes must be ({B}, {n}) and ({B}, {m}) for a batch; got {f0.shape} and {g0.shape}."
+            )
+    if callback is not None:
+        raise ValueError("`callback` is not supported for a batch on the CPU; solve the problems one by one.")
+    probs = [
+        _prepare(
+            None if aa is None else aa[i],
+            None if bb is None else bb[i],
+            Ma[i],
+            reg,
+            tol=tol,
+            x0=None if x0 is None else (f0[i], g0[i]),
+        )
+        for i in range(B)
+    ]
+    p0 = probs[0]
+    maxiter = positive_int(maxiter, "maxiter", minimum=0)
+    check_every = positive_int(check_every, "check_every")
+    workers = normalize_workers(workers)
+    progress = _progress(None, disp, method, p0, f", batch={B}")
+    fn = _core_call(method, p0.dtype, opts, _common(progress, check_every, workers), p0.reg, p0.tol, maxiter)
+    A = np.stack([p.a for p in probs])
+    Mb = np.stack([p.M for p in probs])
+    if method == "scaling":
+        Bk = np.stack([_scaling_b(p) for p in probs])
+    else:
+        Bk = np.stack([np.ascontiguousarray(p.b, dtype=p.dtype) for p in probs])
+    xb = None if x0 is None else (np.stack([p.f0 for p in probs]), np.stack([p.g0 for p in probs]))
+    outs = fn(A, Bk, Mb, xb)
+    results = [_result(p, _outputs(p, [o], method), method) for p, o in zip(probs, outs)]
+    worst = max(results, key=lambda o: (o.status != 0, o.status))
+    res = OTResult(
+        plan=np.stack([o.plan for o in results]),
+        f=np.stack([o.f for o in results]),
+        g=np.stack([o.g for o in results]),
+        cost=np.array([o.cost for o in results]),
+        fun=np.array([o.fun for o in results]),
+        marginal_error=np.array([o.marginal_error for o in results]),
+        nit=max(o.nit for o in results),
+        success=all(o.success for o in results),
+        status=worst.status,
+        message=worst.message,
+        method=worst.method,
+        reg=worst.reg,
+        tol=worst.tol,
+    )
+    res["x"] = res["plan"]
+    return res, progress

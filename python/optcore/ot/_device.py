@@ -1,0 +1,269 @@
+"""The device path of :func:`optcore.ot.sinkhorn`: checks, then the GPU driver (:mod:`._gpu`).
+
+Written once over the array module ``xp``: CuPy with :class:`~optcore.ot._gpu.launch.CupyKernels`,
+or NumPy with the emulation :class:`~optcore.ot._gpu.emulate.NumpyKernels` (how CI runs it).
+The inputs are checked by the same functions as on the CPU (:mod:`.checks`), and the
+ε-schedule comes from the Rust core's controller, as every other decision of the driver.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _core
+from .._progress import Progress
+from .._result import OTResult, finish
+from .._validation import check_options, positive_int, positive_scalar
+from ..exceptions import NumericalError
+from . import checks
+from .options import (
+    METHODS,
+    SNS_FIELDS,
+    default_tol,
+    eps_options,
+    intermediate_result,
+    overrelaxation,
+    sns_options,
+    status_message,
+)
+
+__all__ = ["sinkhorn_device", "sinkhorn_emulated"]
+
+
+def sinkhorn_device(
+    xp,
+    kernels,
+    a,
+    b,
+    M,
+    reg,
+    *,
+    x,
+    y,
+    method,
+    tol,
+    maxiter,
+    x0,
+    callback,
+    check_every,
+    disp,
+    warn,
+    options,
+    return_plan,
+) -> OTResult:
+    """The device solve of :func:`optcore.ot.sinkhorn` on the arrays of ``xp`` with the
+    kernels ``kernels(dtype)``."""
+    from ._gpu import sinkhorn as drv  # noqa: PLC0415
+    from ._gpu.launch import padded_dim  # noqa: PLC0415
+
+    opts = check_options(options, METHODS[method], method)
+    reg = positive_scalar(reg, "reg")
+    maxiter = positive_int(maxiter, "maxiter", minimum=0)
+    check_every = positive_int(check_every, "check_every")
+    online = x is not None
+    if online and method in ("scaling", "sns"):
+        raise ValueError(f"point clouds (x, y) on the GPU need method='log' or 'eps_scaling'; for {method!r} pass M.")
+    if online:
+        X, Y = checks.point_clouds(checks.device_float(x, "x", xp), checks.device_float(y, "y", xp))
+        (n, d), m = X.shape, Y.shape[0]
+        if n == 0 or m == 0 or d == 0:
+            raise ValueError(f"empty point clouds: x has shape {X.shape}, y has shape {Y.shape}.")
+        dtype = np.result_type(X.dtype, Y.dtype)
+        for arr, nm in ((X, "x"), (Y, "y")):
+            if not bool(xp.isfinite(arr).all()):
+                raise ValueError(f"`{nm}` contains NaN or infinite values.")
+        D = padded_dim(d)
+        Xp = xp.zeros((n, D), dtype=dtype)
+        Xp[:, :d] = X
+        Yp = xp.zeros((m, D), dtype=dtype)
+        Yp[:, :d] = Y
+        cost = drv.OnlineCost(Xp, Yp, D)
+        lo = xp.minimum(X.min(axis=0), Y.min(axis=0)).astype(np.float64)
+        hi = xp.maximum(X.max(axis=0), Y.max(axis=0)).astype(np.float64)
+        cmax = float(((hi - lo) ** 2).sum())
+        cost_lo, cost_hi = 0.0, cmax  # the squared distances lie in [0, cmax]
+        crange = cmax
+        B, shared_b = 1, False
+        Mv = None
+    else:
+        Mv = checks.device_float(M, "M", xp)
+        if Mv.ndim not in (2, 3):
+            raise ValueError(f"`M` must be a 2-D cost matrix (n, m) or a 3-D batch (B, n, m); got shape {Mv.shape}.")
+        n, m = Mv.shape[-2:]
+        if Mv.size == 0:
+            raise ValueError(f"`M` is empty (shape {Mv.shape}): there is nothing to transport.")
+        dtype = Mv.dtype
+        if not bool(xp.isfinite(Mv).all()):
+            raise ValueError("`M` contains NaN or infinite values; costs must be finite.")
+        cost_lo, cost_hi = float(Mv.min()), float(Mv.max())
+        crange = cost_hi - cost_lo
+        B = Mv.shape[0] if Mv.ndim == 3 else 1
+        shared_b = False
+    # Weights.
+    aw = None if a is None else checks.device_float(a, "a", xp)
+    bw = None if b is None else checks.device_float(b, "b", xp)
+    if bw is not None and Mv is not None and Mv.ndim == 2 and bw.ndim == 2 and bw.shape[0] == m:
+        shared_b = True  # k target histograms (m, k) against one M: a batch sharing M
+        B = bw.shape[1]
+        bw = bw.T
+    for w in (aw, bw):
+        if w is not None:
+            dtype = np.result_type(dtype, w.dtype) if w.dtype != dtype and w.dtype == np.float64 else dtype
+    if aw is None:
+        aw = xp.full((B, n), 1.0 / n, dtype=dtype)
+    if bw is None:
+        bw = xp.full((B, m), 1.0 / m, dtype=dtype)
+    aw = checks.batch_weights(aw, "a", B, n, xp)
+    bw = checks.batch_weights(bw, "b", B, m, xp)
+    aw = xp.ascontiguousarray(aw, dtype=dtype)
+    bw = xp.ascontiguousarray(bw, dtype=dtype)
+    checks.check_weights(aw, "a", xp)
+    checks.check_weights(bw, "b", xp)
+    mass_a = aw.sum(axis=1, dtype=np.float64)
+    mass_b = bw.sum(axis=1, dtype=np.float64)
+    ma, mb = (mass_a.get(), mass_b.get()) if hasattr(mass_a, "get") else (mass_a, mass_b)
+    scale = checks.check_masses(ma, mb, lambda i: f"`b` (problem {i})")
+    if scale is not None:
+        bw = (bw.astype(np.float64) * xp.asarray(scale)[:, None]).astype(dtype)
+    checks.check_overflow(cost_lo, cost_hi, reg, dtype)
+    tol = default_tol(dtype) if tol is None else positive_scalar(tol, "tol")
+    if Mv is not None:
+        Mv = xp.ascontiguousarray(Mv, dtype=dtype)
+        cost = drv.DenseCost(Mv, n, m, n * m if Mv.ndim == 3 else 0)
+    f0 = g0 = None
+    if x0 is not None:
+        f0, g0 = checks.warm_start(x0, (B, n), (B, m), dtype, xp, reshape=True)
+
+    def build(state: dict) -> OTResult:
+        return intermediate_result(state, reg, method)
+
+    where = "GPU" if xp is not np else "device emulation"
+    title = f"optcore.ot.sinkhorn(method={method!r}, reg={reg:g}, tol={tol:g}) on the {where}, n={n}, m={m}" + (
+        f", batch={B}" if B > 1 else ""
+    )
+    progress = Progress(callback, disp, build, title)
+    prog = progress if progress.active else None
+
+    if method == "sns" and (B > 1 or shared_b):
+        raise ValueError(
+            "method='sns' on the GPU solves one problem per call: pass a 2-D M and 1-D a, b "
+            "(or use method='log' for batches and several histograms)."
+        )
+    common = dict(tol=tol, maxiter=maxiter, f0=f0, g0=g0, check_every=check_every, progress=prog)
+    if method == "sns":
+        from ._gpu.sns import solve_sns  # noqa: PLC0415
+
+        extra = sns_options(opts)
+        stages = None
+        if extra["eps_scaling"] and x0 is None:
+            stages = _core.SinkhornController.eps_schedule(reg, None, 0.5, crange)
+        out = solve_sns(
+            kernels(dtype),
+            _sparse_module(xp),
+            cost,
+            aw,
+            bw,
+            reg,
+            overrelaxation=overrelaxation(opts),
+            switch_tol=extra["switch_tol"],
+            warmup=extra.get("warmup"),
+            density=extra.get("density"),
+            cg_maxiter=extra["cg_maxiter"],
+            eps_stages=stages,
+            **common,
+        )
+    elif method == "scaling":
+        out = drv.solve_scaling(xp, Mv, aw, bw, reg, **common)
+    else:
+        stages, stage_tol, stage_maxiter = None, 1e-3, 100
+        if method == "eps_scaling":
+            eps0, decay, stage_tol, stage_maxiter = eps_options(opts)
+            # A warm start is already annealed: only the last stage runs (as on the CPU).
+            stages = [reg] if x0 is not None else _core.SinkhornController.eps_schedule(reg, eps0, decay, crange)
+        out = drv.solve_log(
+            kernels(dtype),
+            cost,
+            aw,
+            bw,
+            reg,
+            overrelaxation=overrelaxation(opts),
+            eps_stages=stages,
+            stage_tol=stage_tol,
+            stage_maxiter=stage_maxiter,
+            return_plan=return_plan,
+            **common,
+        )
+
+    status = int(out["status"])
+    err = np.asarray(out["marginal_error"], dtype=np.float64)
+    if not np.all(np.isfinite(err)) and status != 4:
+        raise NumericalError(
+            f"optcore.ot.sinkhorn: the plan has non-finite entries: the cost / reg overflows {dtype} "
+            f"(reg = {reg:g}); rescale the cost and reg together."
+        )
+    single = B == 1 and not shared_b and (Mv is None or Mv.ndim == 2)
+    plan = out["plan"]
+    if single:
+        plan = None if plan is None else plan[0]
+        f, g = out["f"][0], out["g"][0]
+        cost_v, fun_v, err_v = float(out["cost"][0]), float(out["fun"][0]), float(err[0])
+    else:
+        f, g = out["f"], out["g"]
+        cost_v, fun_v, err_v = np.asarray(out["cost"]), np.asarray(out["fun"]), err
+    res = OTResult(
+        x=plan,
+        plan=plan,
+        f=f,
+        g=g,
+        cost=cost_v,
+        fun=fun_v,
+        marginal_error=err_v,
+        nit=int(out["nit"]),
+        status=status,
+        message=status_message(status, err, tol, out, dtype),
+        method=method,
+        reg=reg,
+        tol=tol,
+    )
+    if method == "eps_scaling":
+        res["stages"] = int(out["stages"])
+    if method == "sns":
+        for key in SNS_FIELDS:
+            res[key] = out[key]
+    # stacklevel 4: warnings.warn <- finish <- sinkhorn_device <- sinkhorn <- the user's line.
+    return finish(res, "optcore.ot.sinkhorn", progress=progress, warn=warn, stacklevel=4)
+
+
+def sinkhorn_emulated(a, b, M=None, reg=None, **kwargs) -> OTResult:
+    """:func:`optcore.ot.sinkhorn`'s device path on NumPy arrays, through the NumPy emulation of
+    the kernels (:class:`~optcore.ot._gpu.emulate.NumpyKernels`): how CI and the hash check run
+    the GPU driver without a GPU. Keywords as for :func:`sinkhorn_device` (defaults as
+    :func:`~optcore.ot.sinkhorn`'s)."""
+    from ._gpu.emulate import NumpyKernels  # noqa: PLC0415
+
+    args = dict(
+        method="log",
+        x=None,
+        y=None,
+        tol=None,
+        maxiter=10_000,
+        x0=None,
+        callback=None,
+        check_every=10,
+        disp=False,
+        warn=True,
+        options=None,
+        return_plan=True,
+    )
+    return sinkhorn_device(np, NumpyKernels, a, b, M, reg, **{**args, **kwargs})
+
+
+def _sparse_module(xp):
+    """scipy.sparse for NumPy, cupyx.scipy.sparse for CuPy."""
+    if xp is np:
+        import scipy.sparse  # noqa: PLC0415
+
+        return scipy.sparse
+    import cupyx.scipy.sparse  # noqa: PLC0415
+
+    return cupyx.scipy.sparse
