@@ -49,12 +49,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import ot_cpu  # same directory: machine_info / machine_lines / ForeignLoad
 import scipy.linalg as sla
 from scipy import optimize
 
-import ot_cpu  # same directory: machine_info / machine_lines / ForeignLoad
-
-import optcore
 from optcore import bilevel
 from optcore.bilevel import problems
 
@@ -148,12 +146,30 @@ def bench_quadratic(args) -> dict:
         tr = Trace(np.inf)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = bilevel.minimize(q, np.zeros(10), method=method, maxiter=maxiter, tol=0.0, rng=0, options=opts,
-                                   callback=tr.callback, check_every=1)
+            res = bilevel.minimize(
+                q,
+                np.zeros(10),
+                method=method,
+                maxiter=maxiter,
+                tol=0.0,
+                rng=0,
+                options=opts,
+                callback=tr.callback,
+                check_every=1,
+            )
         gaps = [gap(x) for x in tr.xs]
-        row = dict(label=label, method=method, options=opts, nit=res.nit, final_gap=gaps[-1] if gaps else None,
-                   time=tr.times[-1] if tr.times else None, calls=total_calls(res.oracle_calls),
-                   oracle_calls=res.oracle_calls, phase_times=res.phase_times, at={})
+        row = dict(
+            label=label,
+            method=method,
+            options=opts,
+            nit=res.nit,
+            final_gap=gaps[-1] if gaps else None,
+            time=tr.times[-1] if tr.times else None,
+            calls=total_calls(res.oracle_calls),
+            oracle_calls=res.oracle_calls,
+            phase_times=res.phase_times,
+            at={},
+        )
         for target in (1e-6, 1e-10):
             k = next((i for i, g in enumerate(gaps) if g <= target), None)
             if k is None:
@@ -239,8 +255,14 @@ def bench_ridge(args) -> list:
             if time.perf_counter() - tr0 > ref_budget:
                 raise StopIteration
 
-        ref = optimize.minimize(ex.value_grad, lam0, jac=True, method="L-BFGS-B", callback=stop,
-                                options=dict(maxiter=5000, ftol=1e-15, gtol=1e-12))
+        ref = optimize.minimize(
+            ex.value_grad,
+            lam0,
+            jac=True,
+            method="L-BFGS-B",
+            callback=stop,
+            options=dict(maxiter=5000, ftol=1e-15, gtol=1e-12),
+        )
         t_ref = time.perf_counter() - tr0
         log(f"ridge d={p}: L-BFGS-B reference F={ref.fun:.10g} ({ref.nit} it, {t_ref:.1f} s)")
         runs = {}
@@ -248,7 +270,9 @@ def bench_ridge(args) -> list:
         tr = Trace(budget)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = bilevel.minimize(prob, lam0, method="aid", maxiter=10**7, tol=0.0, rng=0, callback=tr.callback, check_every=1)
+            res = bilevel.minimize(
+                prob, lam0, method="aid", maxiter=10**7, tol=0.0, rng=0, callback=tr.callback, check_every=1
+            )
         beta = res.outer_step
         runs["optcore aid"] = (tr, dict(nit=res.nit, oracle_calls=res.oracle_calls, phase_times=res.phase_times))
         # NumPy exact-hypergradient GD (Gram precomputation included in its time).
@@ -289,13 +313,32 @@ def bench_ridge(args) -> list:
             idx, vals = evals[name]
             gaps = [(v - best) / abs(best) for v in vals]
             times = [tr.times[i] for i in idx]
-            rows.append(dict(name=name, final_gap=gaps[-1], iterations=len(tr.xs), time=tr.times[-1],
-                             per_iter_ms=1e3 * tr.times[-1] / max(len(tr.xs), 1),
-                             reach={f"{g:g}": first_reach(times, gaps, g) for g in TARGETS},
-                             curve=list(zip([i + 1 for i in idx], times, gaps)), **info))
+            rows.append(
+                dict(
+                    name=name,
+                    final_gap=gaps[-1],
+                    iterations=len(tr.xs),
+                    time=tr.times[-1],
+                    per_iter_ms=1e3 * tr.times[-1] / max(len(tr.xs), 1),
+                    reach={f"{g:g}": first_reach(times, gaps, g) for g in TARGETS},
+                    curve=list(zip([i + 1 for i in idx], times, gaps)),
+                    **info,
+                )
+            )
             log(f"ridge d={p} {name}: {len(tr.xs)} it, gap {gaps[-1]:.2e}, {rows[-1]['per_iter_ms']:.2f} ms/it")
-        out.append(dict(p=p, n=1000, budget=budget, F_star=best, F_lbfgs=ref.fun, lbfgs_nit=int(ref.nit),
-                        lbfgs_time=t_ref, step=beta, rows=rows))
+        out.append(
+            dict(
+                p=p,
+                n=1000,
+                budget=budget,
+                F_star=best,
+                F_lbfgs=ref.fun,
+                lbfgs_nit=int(ref.nit),
+                lbfgs_time=t_ref,
+                step=beta,
+                rows=rows,
+            )
+        )
     return out
 
 
@@ -315,7 +358,7 @@ def digits_split(seed: int = 0):
     noisy = y[:ntr].copy()
     flip = rng.random(ntr) < 0.5
     noisy[flip] = rng.integers(0, 10, flip.sum())
-    return (X[:ntr], noisy, y[:ntr]), (X[ntr:ntr + nval], y[ntr:ntr + nval]), (X[ntr + nval:], y[ntr + nval:])
+    return (X[:ntr], noisy, y[:ntr]), (X[ntr : ntr + nval], y[ntr : ntr + nval]), (X[ntr + nval :], y[ntr + nval :])
 
 
 def jax_cleaning(Xtr, ltr, Xv, lv, classes, reg):
@@ -371,13 +414,25 @@ def bench_cleaning(args) -> dict:
         tr.t0 = t0
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = bilevel.minimize(prob, np.zeros(ntr), method=method, maxiter=maxiter, tol=0.0, rng=0, callback=cb, check_every=1)
+            res = bilevel.minimize(
+                prob, np.zeros(ntr), method=method, maxiter=maxiter, tol=0.0, rng=0, callback=cb, check_every=1
+            )
         total = time.perf_counter() - t0 - tr.overhead
         if method == "aid":
             beta = res.outer_step
         va, te = acc(res.y)
-        rows.append(dict(name=f"optcore {method}", nit=res.nit, time=total, val=va, test=te, snaps=snaps,
-                         oracle_calls=res.oracle_calls, phase_times=res.phase_times))
+        rows.append(
+            dict(
+                name=f"optcore {method}",
+                nit=res.nit,
+                time=total,
+                val=va,
+                test=te,
+                snaps=snaps,
+                oracle_calls=res.oracle_calls,
+                phase_times=res.phase_times,
+            )
+        )
         log(f"cleaning {method}: val {va:.3f} test {te:.3f} in {total:.1f} s")
     # JAXopt with AID's step and iteration count.
     vg, jnp = jax_cleaning(Xtr, noisy, Xv, yv, 10, reg)
@@ -401,14 +456,23 @@ def bench_cleaning(args) -> dict:
             over += time.perf_counter() - s
     total = time.perf_counter() - t0 - over
     va, te = acc(np.asarray(Wj).reshape(-1))
-    rows.append(dict(name="JAXopt implicit diff", nit=n_it, time=total, val=va, test=te, snaps=snaps, compile_s=compile_s))
+    rows.append(
+        dict(name="JAXopt implicit diff", nit=n_it, time=total, val=va, test=te, snaps=snaps, compile_s=compile_s)
+    )
     log(f"cleaning JAXopt: val {va:.3f} test {te:.3f} in {total:.1f} s")
     best = max(r["test"] for r in rows)
     for r in rows:
         r["time_to_within_1pt"] = next((s[0] for s in r["snaps"] if s[3] >= best - 0.01), None)
     bva, bte = acc(base.y)
-    return dict(n_train=ntr, reg=reg, baseline=dict(val=bva, test=bte), best_test=best, step=beta, rows=rows,
-                clean_fraction_of_flipped=float(np.mean(noisy == clean)))
+    return dict(
+        n_train=ntr,
+        reg=reg,
+        baseline=dict(val=bva, test=bte),
+        best_test=best,
+        step=beta,
+        rows=rows,
+        clean_fraction_of_flipped=float(np.mean(noisy == clean)),
+    )
 
 
 def bench_large(args) -> dict:
@@ -434,13 +498,30 @@ def bench_large(args) -> dict:
         t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = bilevel.minimize(prob, np.zeros(n), method=method, maxiter=iters, tol=0.0, rng=0,
-                                   options={"refine_steps": 50, "outer_step": 1e3, "lipschitz_probes": 1})
+            res = bilevel.minimize(
+                prob,
+                np.zeros(n),
+                method=method,
+                maxiter=iters,
+                tol=0.0,
+                rng=0,
+                options={"refine_steps": 50, "outer_step": 1e3, "lipschitz_probes": 1},
+            )
         total = time.perf_counter() - t
         loop = res.phase_times["lower"] + res.phase_times["linear"] + res.phase_times["upper"]
-        rows.append(dict(name=f"optcore {method}", nit=res.nit, time=total, loop_time=loop, per_iter=loop / max(res.nit, 1),
-                         calls=total_calls(res.oracle_calls), oracle_calls=res.oracle_calls, phase_times=res.phase_times,
-                         val=prob.accuracy(res.y, Xv, lv)))
+        rows.append(
+            dict(
+                name=f"optcore {method}",
+                nit=res.nit,
+                time=total,
+                loop_time=loop,
+                per_iter=loop / max(res.nit, 1),
+                calls=total_calls(res.oracle_calls),
+                oracle_calls=res.oracle_calls,
+                phase_times=res.phase_times,
+                val=prob.accuracy(res.y, Xv, lv),
+            )
+        )
         log(f"large {method}: {res.nit} it, {loop / max(res.nit, 1):.2f} s/it")
     vg, jnp = jax_cleaning(X, noisy, Xv, lv, k, 1e-3)
     xj, Wj = jnp.zeros(n), jnp.zeros((p, k))
@@ -454,8 +535,16 @@ def bench_large(args) -> dict:
         xj = xj - 1e3 * g
         xj.block_until_ready()
     total = time.perf_counter() - t
-    rows.append(dict(name="JAXopt implicit diff", nit=iters, time=total, per_iter=total / iters, first_call=first,
-                     val=prob.accuracy(np.asarray(Wj).reshape(-1), Xv, lv)))
+    rows.append(
+        dict(
+            name="JAXopt implicit diff",
+            nit=iters,
+            time=total,
+            per_iter=total / iters,
+            first_call=first,
+            val=prob.accuracy(np.asarray(Wj).reshape(-1), Xv, lv),
+        )
+    )
     log(f"large JAXopt: {total / iters:.2f} s/it")
     return dict(n=n, p=p, classes=k, n_val=nv, iters=iters, grad_eval_s=per_eval, rows=rows)
 
@@ -465,24 +554,36 @@ def bench_large(args) -> dict:
 
 def report(args, info, end_info, res, elapsed) -> str:
     L = ["# optcore.bilevel benchmark\n"]
-    L.append(f"`{shlex.join(['python', 'benches/bilevel.py', *sys.argv[1:]])}` — {info['date']}, "
-             f"total runtime {elapsed / 60:.1f} min.\n")
+    L.append(
+        f"`{shlex.join(['python', 'benches/bilevel.py', *sys.argv[1:]])}` — {info['date']}, "
+        f"total runtime {elapsed / 60:.1f} min.\n"
+    )
     L.append("## Machine\n")
     L += ot_cpu.machine_lines(info, end_info)
     v = info["versions"]
-    L.append(f"- Python {info['python']}, numpy {v['numpy']} (BLAS: {info['blas']}), scipy {v['scipy']}, "
-             f"jax {info['jax']}, jaxopt {info['jaxopt']}, scikit-learn {info['sklearn']}")
-    L.append(f"- optcore {v['optcore']} (extension sha256 {info['core_hash']}, repo `{info['git']}`); "
-             "JAX on CPU with x64; every library on its default threads.")
-    L.append("- **The machine is shared (2 cores, other agents' jobs): absolute times are noisy; compare "
-             "ratios within one run.**\n")
+    L.append(
+        f"- Python {info['python']}, numpy {v['numpy']} (BLAS: {info['blas']}), scipy {v['scipy']}, "
+        f"jax {info['jax']}, jaxopt {info['jaxopt']}, scikit-learn {info['sklearn']}"
+    )
+    L.append(
+        f"- optcore {v['optcore']} (extension sha256 {info['core_hash']}, repo `{info['git']}`); "
+        "JAX on CPU with x64; every library on its default threads."
+    )
+    L.append(
+        "- **The machine is shared (2 cores, other agents' jobs): absolute times are noisy; compare "
+        "ratios within one run.**\n"
+    )
 
     q = res["quadratic"]
     L.append("## 1. Quadratic bilevel, d_x = 10, d_y = 100 (closed form)\n")
-    L.append(f"`Quadratic.random(10, 100, seed=0)`, F* = {q['F_star']:.10g}; default options, `x0 = 0`, "
-             "`y0 = 0`. Gap = (F(x) − F*)/|F*| with F in closed form. 'calls' = grad_f + grad_g + hvp_yy + "
-             "jvp_xy evaluations (setup included).\n")
-    L.append("| method | iterations | final gap | to 1e-6: it / calls / time (s) | to 1e-10: it / calls / time (s) | total time (s) |")
+    L.append(
+        f"`Quadratic.random(10, 100, seed=0)`, F* = {q['F_star']:.10g}; default options, `x0 = 0`, "
+        "`y0 = 0`. Gap = (F(x) − F*)/|F*| with F in closed form. 'calls' = grad_f + grad_g + hvp_yy + "
+        "jvp_xy evaluations (setup included).\n"
+    )
+    L.append(
+        "| method | iterations | final gap | to 1e-6: it / calls / time (s) | to 1e-10: it / calls / time (s) | total time (s) |"
+    )
     L.append("|---|---|---|---|---|---|")
     for r in q["rows"]:
         cells = []
@@ -493,59 +594,80 @@ def report(args, info, end_info, res, elapsed) -> str:
     L.append("")
     get = {r["label"]: r for r in q["rows"]}
     ok = lambda lab, tgt: get[lab]["final_gap"] is not None and get[lab]["final_gap"] <= tgt  # noqa: E731
-    L.append(f"- Targets: F2SA ≤ 1e-6: **{'met' if ok('f2sa', 1e-6) else 'missed'}** "
-             f"({get['f2sa']['final_gap']:.1e}); penalty ≤ 1e-6: **{'met' if ok('penalty', 1e-6) else 'missed'}** "
-             f"({get['penalty']['final_gap']:.1e}); AID-CG ≤ 1e-10: **{'met' if ok('aid (CG)', 1e-10) else 'missed'}** "
-             f"({get['aid (CG)']['final_gap']:.1e}).")
-    L.append("- ITD differentiates the truncated unrolled map from a warm start (20 steps by default): its "
-             "fixed point is biased by the neglected tail (I − αH)^T, so its gap stalls. BO-REP's normalised "
-             "steps decay like 1/√k (a constant step stalls at its own length), so it converges slowly. "
-             "F2SA's gap is limited by its O(1/λ) bias at λ ≤ 3000 after 3000 iterations; the STORM "
-             "variant doubles the calls per step and changes little in a deterministic run.\n")
+    L.append(
+        f"- Targets: F2SA ≤ 1e-6: **{'met' if ok('f2sa', 1e-6) else 'missed'}** "
+        f"({get['f2sa']['final_gap']:.1e}); penalty ≤ 1e-6: **{'met' if ok('penalty', 1e-6) else 'missed'}** "
+        f"({get['penalty']['final_gap']:.1e}); AID-CG ≤ 1e-10: **{'met' if ok('aid (CG)', 1e-10) else 'missed'}** "
+        f"({get['aid (CG)']['final_gap']:.1e})."
+    )
+    L.append(
+        "- ITD differentiates the truncated unrolled map from a warm start (20 steps by default): its "
+        "fixed point is biased by the neglected tail (I − αH)^T, so its gap stalls. BO-REP's normalised "
+        "steps decay like 1/√k (a constant step stalls at its own length), so it converges slowly. "
+        "F2SA's gap is limited by its O(1/λ) bias at λ ≤ 3000 after 3000 iterations; the STORM "
+        "variant doubles the calls per step and changes little in a deterministic run.\n"
+    )
 
     L.append("## 2. Ridge hyperparameters, one per feature (n_train = n_val = 1000)\n")
-    L.append("Gradient descent on λ with the same step for every method (optcore's estimate 1/L̂_F); time "
-             "budget per method; gap = (F(λ) − F*)/|F*| with F* the best of an L-BFGS-B run on the closed "
-             "form and all runs. Times to a gap in seconds ('–': not reached within the budget).\n")
+    L.append(
+        "Gradient descent on λ with the same step for every method (optcore's estimate 1/L̂_F); time "
+        "budget per method; gap = (F(λ) − F*)/|F*| with F* the best of an L-BFGS-B run on the closed "
+        "form and all runs. Times to a gap in seconds ('–': not reached within the budget).\n"
+    )
     for r in res["ridge"]:
         L.append(f"### d = {r['p']} (budget {r['budget']:.0f} s per method, step {r['step']:.3g})\n")
-        L.append(f"F* = {r['F_star']:.10g} (L-BFGS-B: {r['F_lbfgs']:.10g} after {r['lbfgs_nit']} iterations, "
-                 f"{r['lbfgs_time']:.1f} s).\n")
-        L.append("| method | iterations | ms / iteration | final gap | " + " | ".join(f"t({g:g})" for g in TARGETS) + " |")
+        L.append(
+            f"F* = {r['F_star']:.10g} (L-BFGS-B: {r['F_lbfgs']:.10g} after {r['lbfgs_nit']} iterations, "
+            f"{r['lbfgs_time']:.1f} s).\n"
+        )
+        L.append(
+            "| method | iterations | ms / iteration | final gap | " + " | ".join(f"t({g:g})" for g in TARGETS) + " |"
+        )
         L.append("|---|---|---|---|" + "---|" * len(TARGETS))
         for row in r["rows"]:
-            L.append(f"| {row['name']} | {row['iterations']} | {row['per_iter_ms']:.2f} | {row['final_gap']:.1e} | "
-                     + " | ".join(fmt_t(row["reach"][f"{g:g}"]) for g in TARGETS) + " |")
+            L.append(
+                f"| {row['name']} | {row['iterations']} | {row['per_iter_ms']:.2f} | {row['final_gap']:.1e} | "
+                + " | ".join(fmt_t(row["reach"][f"{g:g}"]) for g in TARGETS)
+                + " |"
+            )
         by = {row["name"]: row for row in r["rows"]}
         o, j, npy = by["optcore aid"], by["JAXopt implicit diff"], by["NumPy exact GD"]
         common = [g for g in TARGETS if o["reach"][f"{g:g}"] and j["reach"][f"{g:g}"]]
         if common:
             g = common[-1]
-            L.append(f"\n- Speed-up over JAXopt at the tightest gap both reached ({g:g}): "
-                     f"**{j['reach'][f'{g:g}'] / o['reach'][f'{g:g}']:.1f}×**; per iteration "
-                     f"{j['per_iter_ms'] / o['per_iter_ms']:.1f}×. Over NumPy exact GD per iteration: "
-                     f"{npy['per_iter_ms'] / o['per_iter_ms']:.2f}×. JAXopt compile time (excluded): {j['compile_s']:.1f} s.")
+            L.append(
+                f"\n- Speed-up over JAXopt at the tightest gap both reached ({g:g}): "
+                f"**{j['reach'][f'{g:g}'] / o['reach'][f'{g:g}']:.1f}×**; per iteration "
+                f"{j['per_iter_ms'] / o['per_iter_ms']:.1f}×. Over NumPy exact GD per iteration: "
+                f"{npy['per_iter_ms'] / o['per_iter_ms']:.2f}×. JAXopt compile time (excluded): {j['compile_s']:.1f} s."
+            )
         L.append("")
     L.append(res["ridge_notes"] + "\n")
 
     c = res["cleaning"]
     L.append("## 3. Data hyper-cleaning, scikit-learn digits (50% of training labels replaced)\n")
-    L.append(f"900 train / 450 validation / 447 test, reg = {c['reg']}; without cleaning (all weights "
-             f"equal): validation {c['baseline']['val']:.3f}, test {c['baseline']['test']:.3f}. JAXopt runs "
-             f"optcore aid's step ({c['step']:.3g}) for as many iterations as aid. 'to best−1pt': time until "
-             f"test accuracy is within 1 point of the best final test accuracy ({c['best_test']:.3f}), checked "
-             "every 10 iterations.\n")
+    L.append(
+        f"900 train / 450 validation / 447 test, reg = {c['reg']}; without cleaning (all weights "
+        f"equal): validation {c['baseline']['val']:.3f}, test {c['baseline']['test']:.3f}. JAXopt runs "
+        f"optcore aid's step ({c['step']:.3g}) for as many iterations as aid. 'to best−1pt': time until "
+        f"test accuracy is within 1 point of the best final test accuracy ({c['best_test']:.3f}), checked "
+        "every 10 iterations.\n"
+    )
     L.append("| method | iterations | time (s) | validation acc | test acc | to best−1pt (s) |")
     L.append("|---|---|---|---|---|---|")
     for r in c["rows"]:
-        L.append(f"| {r['name']} | {r['nit']} | {r['time']:.2f} | {r['val']:.3f} | {r['test']:.3f} | "
-                 f"{fmt_t(r['time_to_within_1pt'])} |")
+        L.append(
+            f"| {r['name']} | {r['nit']} | {r['time']:.2f} | {r['val']:.3f} | {r['test']:.3f} | "
+            f"{fmt_t(r['time_to_within_1pt'])} |"
+        )
     L.append("")
     L.append(res["cleaning_notes"] + "\n")
     lg = res["large"]
     L.append(f"### Synthetic, {lg['n']} × {lg['p']}, {lg['classes']} classes ({lg['n_val']} validation rows)\n")
-    L.append(f"A few outer iterations each (outer step 1e3, `refine_steps=50`), to compare cost per iteration "
-             f"at scale. One full gradient of g (optcore, native): {lg['grad_eval_s']:.3f} s.\n")
+    L.append(
+        f"A few outer iterations each (outer step 1e3, `refine_steps=50`), to compare cost per iteration "
+        f"at scale. One full gradient of g (optcore, native): {lg['grad_eval_s']:.3f} s.\n"
+    )
     L.append("| method | iterations | s / iteration | oracle calls | validation acc after |")
     L.append("|---|---|---|---|---|")
     for r in lg["rows"]:
@@ -600,8 +722,11 @@ def main(argv=None):
     text = report(args, info, end_info, res, elapsed)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    out.with_suffix(".json").write_text(json.dumps(
-        dict(info=info, end_info=end_info, argv=sys.argv, results=res, elapsed=elapsed), indent=1, default=str))
+    out.with_suffix(".json").write_text(
+        json.dumps(
+            dict(info=info, end_info=end_info, argv=sys.argv, results=res, elapsed=elapsed), indent=1, default=str
+        )
+    )
     print(text)
 
 

@@ -93,15 +93,24 @@ def residual(T, x) -> float:
 
 def run_optcore(T, x0, label, maxiter, **kw):
     trace = []
-    res = halpern(T, x0, tol=TOL, maxiter=maxiter, warn=False, check_every=1,
-                  callback=lambda r: trace.append(r.residual), **kw)
+    res = halpern(
+        T, x0, tol=TOL, maxiter=maxiter, warn=False, check_every=1, callback=lambda r: trace.append(r.residual), **kw
+    )
     # time again without the per-iteration callback (the trace costs a copy of x per iteration)
     t = time.perf_counter()
     res2 = halpern(T, x0, tol=TOL, maxiter=maxiter, warn=False, **kw)
     elapsed = time.perf_counter() - t
     assert res2.nit == res.nit
-    return dict(label=label, nit=res.nit, nfev=res.nfev, time=elapsed, residual=residual(T, res.x), status=res.status,
-                res=res, trace=[residual(T, x0)] + trace + [res.residual])
+    return dict(
+        label=label,
+        nit=res.nit,
+        nfev=res.nfev,
+        time=elapsed,
+        residual=residual(T, res.x),
+        status=res.status,
+        res=res,
+        trace=[residual(T, x0)] + trace + [res.residual],
+    )
 
 
 def run_scipy(T, x0, label, maxiter):
@@ -203,8 +212,10 @@ def main(argv=None):
                 r = by[label]
                 disp = r["res"].displacement
                 err = float(np.linalg.norm(disp - extra) / np.linalg.norm(extra)) if disp is not None else float("nan")
-                lines.append(f"- {label}: status {r['status']}, displacement relative error {err:.1e} "
-                             f"after {r['nit']} iterations.")
+                lines.append(
+                    f"- {label}: status {r['status']}, displacement relative error {err:.1e} "
+                    f"after {r['nit']} iterations."
+                )
                 summary.append(f"(c) {label}: displacement relative error {err:.1e} (status {r['status']})")
             lines.append("")
             continue
@@ -212,22 +223,36 @@ def main(argv=None):
         if extra is None:
             extra = halpern(T, x0, restart="adaptive", tol=1e-13, maxiter=200_000, warn=False).x
         ratio, D = bound_check(rows, x0, extra)
-        lines.append(f"- Halpern's bound: max_k ||x_k - T x_k|| (k+1) / (2 ||x0 - x*||) = {ratio:.3f} "
-                     f"(<= 1 expected; ||x0 - x*|| = {D:.3g}).")
+        lines.append(
+            f"- Halpern's bound: max_k ||x_k - T x_k|| (k+1) / (2 ||x0 - x*||) = {ratio:.3f} "
+            f"(<= 1 expected; ||x0 - x*|| = {D:.3g})."
+        )
         rk, km = by["optcore halpern restart='adaptive'"], by["optcore km (relaxation 1/2)"]
-        lines.append(f"- Restarted Halpern vs KM: {rk['nit']} vs {km['nit']} iterations "
-                     f"(ratio KM / restarted = {km['nit'] / max(rk['nit'], 1):.2f}; the issue's target is >= 10).")
+        lines.append(
+            f"- Restarted Halpern vs KM: {rk['nit']} vs {km['nit']} iterations "
+            f"(ratio KM / restarted = {km['nit'] / max(rk['nit'], 1):.2f}; the issue's target is >= 10)."
+        )
         if title.startswith("(b)"):
             err = float(np.linalg.norm(by["optcore halpern restart='adaptive'"]["res"].x - extra))
             lines.append(f"- Restarted Halpern's limit vs the projection of x0 onto Fix T: ||x - P x0|| = {err:.1e}.")
         tr = np.asarray(by["optcore halpern"]["trace"])
         pts = [k for k in (1, 10, 100, 1000, 10_000) if k < len(tr)]
-        lines.append("- Residual vs k: " + ", ".join(
-            f"k={k}: " + " / ".join(f"{np.asarray(by[l]['trace'])[k]:.1e}" if k < len(by[l]["trace"]) else "—"
-                                    for l, _ in methods) for k in pts)
-            + " (halpern / restarted / km / picard).")
+        lines.append(
+            "- Residual vs k: "
+            + ", ".join(
+                f"k={k}: "
+                + " / ".join(
+                    f"{np.asarray(by[name]['trace'])[k]:.1e}" if k < len(by[name]["trace"]) else "—"
+                    for name, _ in methods
+                )
+                for k in pts
+            )
+            + " (halpern / restarted / km / picard)."
+        )
         lines.append("")
-        summary.append(f"{title[:3]} bound ratio {ratio:.3f}; KM/restarted iterations {km['nit'] / max(rk['nit'], 1):.2f}")
+        summary.append(
+            f"{title[:3]} bound ratio {ratio:.3f}; KM/restarted iterations {km['nit'] / max(rk['nit'], 1):.2f}"
+        )
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)

@@ -75,14 +75,21 @@ def cases():
     for dt in (np.float64, np.float32):
         aa, bb, MM = a.astype(dt), b.astype(dt), M.astype(dt)
         for method, reg in (("log", 1e-2), ("eps_scaling", 1e-3), ("scaling", 5e-2), ("sns", 1e-2)):
-            yield f"ot.sinkhorn[{method},{dt.__name__}]", lambda m=method, r=reg, A=aa, B=bb, C=MM: optcore.ot.sinkhorn(
-                A, B, C, reg=r, method=m
+            yield (
+                f"ot.sinkhorn[{method},{dt.__name__}]",
+                lambda m=method, r=reg, A=aa, B=bb, C=MM: optcore.ot.sinkhorn(A, B, C, reg=r, method=m),
             )
     B = rng.dirichlet(np.ones(90), size=3).T
     yield "ot.sinkhorn[scaling,batch]", lambda: optcore.ot.sinkhorn(a, B, M, reg=5e-2, method="scaling")
     yield "ot.sinkhorn[log,batch]", lambda: optcore.ot.sinkhorn(a, B, M, reg=2e-2)
-    yield "ot.sinkhorn[log,no-overrelax]", lambda: optcore.ot.sinkhorn(a, b, M, reg=1e-2, options={"overrelaxation": 1.0})
-    yield "ot.sinkhorn[log,points]", lambda: optcore.ot.sinkhorn(a, b, None, reg=1e-2, x=x, y=y) if _accepts_points() else None
+    yield (
+        "ot.sinkhorn[log,no-overrelax]",
+        lambda: optcore.ot.sinkhorn(a, b, M, reg=1e-2, options={"overrelaxation": 1.0}),
+    )
+    yield (
+        "ot.sinkhorn[log,points]",
+        lambda: optcore.ot.sinkhorn(a, b, None, reg=1e-2, x=x, y=y) if _accepts_points() else None,
+    )
 
     d = 200
     A = rng.standard_normal((10, d))
@@ -95,67 +102,118 @@ def cases():
     yield "fixed_point.halpern[restart]", lambda: optcore.fixed_point.halpern(T, np.zeros(d), restart="adaptive")
     far = ops.Affine(np.ones((1, d)) / np.sqrt(d), [3.0])
     for method in ("halpern", "picard"):
-        yield f"fixed_point.halpern[infeasible,{method}]", lambda m=method: optcore.fixed_point.halpern(
-            ops.DouglasRachford(ball, far), np.zeros(d), method=m, maxiter=30000
+        yield (
+            f"fixed_point.halpern[infeasible,{method}]",
+            lambda m=method: optcore.fixed_point.halpern(
+                ops.DouglasRachford(ball, far), np.zeros(d), method=m, maxiter=30000
+            ),
         )
-    yield "fixed_point.halpern[callable]", lambda: optcore.fixed_point.halpern(lambda v: np.cos(v), np.zeros(3), method="km")
-    yield "fixed_point.halpern[simplex,f32]", lambda: optcore.fixed_point.halpern(
-        ops.Compose(ops.Simplex(50), ops.Box(-0.1, 0.5, dim=50)), np.linspace(0, 1, 50).astype(np.float32)
+    yield (
+        "fixed_point.halpern[callable]",
+        lambda: optcore.fixed_point.halpern(lambda v: np.cos(v), np.zeros(3), method="km"),
+    )
+    yield (
+        "fixed_point.halpern[simplex,f32]",
+        lambda: optcore.fixed_point.halpern(
+            ops.Compose(ops.Simplex(50), ops.Box(-0.1, 0.5, dim=50)), np.linspace(0, 1, 50).astype(np.float32)
+        ),
     )
     L = rng.standard_normal((30, 30))
     L = L - L.T
-    yield "fixed_point.halpern[resolvent]", lambda: optcore.fixed_point.halpern(
-        ops.Compose(ops.LinearResolvent(L, 0.5), ops.Box(-1, 1, dim=30)), np.ones(30)
+    yield (
+        "fixed_point.halpern[resolvent]",
+        lambda: optcore.fixed_point.halpern(
+            ops.Compose(ops.LinearResolvent(L, 0.5), ops.Box(-1, 1, dim=30)), np.ones(30)
+        ),
     )
 
     game = MatrixGame.policeman_burglar(60, rng=0)
     for method in ("vr_halpern", "halpern", "eag", "eg"):
-        yield f"monotone.solve[game,{method}]", lambda m=method: optcore.monotone.solve(
-            game, method=m, rng=0, options={"max_epochs": 200}
+        yield (
+            f"monotone.solve[game,{method}]",
+            lambda m=method: optcore.monotone.solve(game, method=m, rng=0, options={"max_epochs": 200}),
         )
     quad = QuadraticMinMax.lower_bound(40)
     for method in ("vr_halpern", "eag"):
-        yield f"monotone.solve[quad,{method}]", lambda m=method: optcore.monotone.solve(
-            quad, method=m, rng=0, options={"max_epochs": 300}
+        yield (
+            f"monotone.solve[quad,{method}]",
+            lambda m=method: optcore.monotone.solve(quad, method=m, rng=0, options={"max_epochs": 300}),
         )
     Ms = np.random.default_rng(0).normal(size=(20, 4, 4))
     Ms = Ms - Ms.transpose(0, 2, 1)
     fs = FiniteSum(
-        lambda i, z: Ms[i] @ z + 1.0, n=20, dim=4, lipschitz=float(np.linalg.norm(Ms.mean(0), 2)) + 1,
+        lambda i, z: Ms[i] @ z + 1.0,
+        n=20,
+        dim=4,
+        lipschitz=float(np.linalg.norm(Ms.mean(0), 2)) + 1,
         project=ops.Box(-1, 1, dim=4),
     )
-    yield "monotone.solve[finitesum]", lambda: optcore.monotone.solve(fs, method="vr_halpern", rng=0, options={"max_epochs": 100})
+    yield (
+        "monotone.solve[finitesum]",
+        lambda: optcore.monotone.solve(fs, method="vr_halpern", rng=0, options={"max_epochs": 100}),
+    )
 
     yield "linprog[readme]", lambda: optcore.linprog([-1, -1], A_ub=[[1, 2], [3, 1]], b_ub=[4, 6])
     As = sp.random_array((300, 600), density=0.01, rng=0, format="csr") + sp.eye_array(300, 600)
     yield "linprog[random]", lambda: optcore.linprog(-np.ones(600), A_ub=As, b_ub=np.ones(300), bounds=(0, 2), tol=1e-7)
-    yield "linprog[eq+free]", lambda: optcore.linprog(
-        [1, 2, -1], A_eq=[[1, 1, 1]], b_eq=[1], A_ub=[[1, -1, 0]], b_ub=[0.5], bounds=[(None, None), (0, 3), (-1, 1)]
+    yield (
+        "linprog[eq+free]",
+        lambda: optcore.linprog(
+            [1, 2, -1],
+            A_eq=[[1, 1, 1]],
+            b_eq=[1],
+            A_ub=[[1, -1, 0]],
+            b_ub=[0.5],
+            bounds=[(None, None), (0, 3), (-1, 1)],
+        ),
     )
-    yield "linprog[infeasible]", lambda: optcore.linprog([1, 1], A_ub=[[1, 1], [-1, -1]], b_ub=[1, -2], options={"presolve": False})
+    yield (
+        "linprog[infeasible]",
+        lambda: optcore.linprog([1, 1], A_ub=[[1, 1], [-1, -1]], b_ub=[1, -2], options={"presolve": False}),
+    )
     yield "linprog[unbounded]", lambda: optcore.linprog([-1, 0], A_ub=[[0, 1]], b_ub=[1])
     # Large enough for the parallel row passes and the chunked convergence checks.
     Al = sp.random_array((8000, 40000), density=20 / 40000, rng=1, format="csr") + sp.eye_array(8000, 40000)
-    yield "linprog[large]", lambda: optcore.linprog(
-        -np.ones(40000), A_ub=Al, b_ub=np.ones(8000), bounds=(0, 2), maxiter=640, warn=False
+    yield (
+        "linprog[large]",
+        lambda: optcore.linprog(-np.ones(40000), A_ub=Al, b_ub=np.ones(8000), bounds=(0, 2), maxiter=640, warn=False),
     )
 
     f = lambda v: float(np.sum((v - 1.0) ** 2))  # noqa: E731
     fb = lambda X: ((X - 1.0) ** 2).sum(axis=1)  # noqa: E731
     for method in ("gaussian", "sphere", "cge", "signsgd", "adamm", "perturbed", "rank"):
-        yield f"zo.minimize[{method}]", lambda m=method: zo.minimize(f, np.zeros(8), method=m, rng=0, maxfev=1500, warn=False)
-    yield "zo.minimize[cbo,vectorized,f32]", lambda: zo.minimize(
-        fb, np.zeros(8, np.float32), method="cbo", vectorized=True, rng=0, maxfev=3000, warn=False
+        yield (
+            f"zo.minimize[{method}]",
+            lambda m=method: zo.minimize(f, np.zeros(8), method=m, rng=0, maxfev=1500, warn=False),
+        )
+    yield (
+        "zo.minimize[cbo,vectorized,f32]",
+        lambda: zo.minimize(fb, np.zeros(8, np.float32), method="cbo", vectorized=True, rng=0, maxfev=3000, warn=False),
     )
-    yield "zo.minimize[cbo,native]", lambda: zo.minimize(
-        zo.functions.rastrigin, np.full(6, 3.0), method="cbo", bounds=(-5, 5), rng=0, maxfev=3000, warn=False
+    yield (
+        "zo.minimize[cbo,native]",
+        lambda: zo.minimize(
+            zo.functions.rastrigin, np.full(6, 3.0), method="cbo", bounds=(-5, 5), rng=0, maxfev=3000, warn=False
+        ),
     )
-    yield "zo.minimize[gaussian,momentum]", lambda: zo.minimize(
-        zo.functions.rosenbrock, np.zeros(6), method="gaussian", rng=0, maxfev=3000, options={"momentum": 0.9}, warn=False
+    yield (
+        "zo.minimize[gaussian,momentum]",
+        lambda: zo.minimize(
+            zo.functions.rosenbrock,
+            np.zeros(6),
+            method="gaussian",
+            rng=0,
+            maxfev=3000,
+            options={"momentum": 0.9},
+            warn=False,
+        ),
     )
     yield "zo.gradient", lambda: zo.gradient(f, np.arange(5.0), rng=0)
-    yield "zo.rank_minimize", lambda: zo.rank_minimize(
-        zo.ranking_oracle(fb, k=3, vectorized=True), np.zeros(8), m=8, k=3, maxiter=200, rng=0, warn=False
+    yield (
+        "zo.rank_minimize",
+        lambda: zo.rank_minimize(
+            zo.ranking_oracle(fb, k=3, vectorized=True), np.zeros(8), m=8, k=3, maxiter=200, rng=0, warn=False
+        ),
     )
 
     def ask_tell():
@@ -169,19 +227,24 @@ def cases():
 
     q = bilevel.problems.Quadratic.random(d_x=6, d_y=30, seed=0)
     for method in ("aid", "itd", "soba", "borep", "f2sa", "penalty"):
-        yield f"bilevel.minimize[quadratic,{method}]", lambda m=method: bilevel.minimize(
-            q, np.zeros(6), method=m, rng=0, maxiter=300, warn=False
+        yield (
+            f"bilevel.minimize[quadratic,{method}]",
+            lambda m=method: bilevel.minimize(q, np.zeros(6), method=m, rng=0, maxiter=300, warn=False),
         )
     X, Xv = rng.standard_normal((100, 10)), rng.standard_normal((100, 10))
     w = rng.standard_normal(10)
     t, tv = X @ w + rng.standard_normal(100), Xv @ w + rng.standard_normal(100)
     ridge = bilevel.problems.RidgeHyperparameter(X, t, Xv, tv, per_feature=True)
     for method in ("aid", "f2sa"):
-        yield f"bilevel.minimize[ridge,{method}]", lambda m=method: bilevel.minimize(
-            ridge, np.zeros(10), method=m, maxiter=300, rng=0, warn=False
+        yield (
+            f"bilevel.minimize[ridge,{method}]",
+            lambda m=method: bilevel.minimize(ridge, np.zeros(10), method=m, maxiter=300, rng=0, warn=False),
         )
-    yield "bilevel.minimize[ridge,stochastic]", lambda: bilevel.minimize(
-        ridge, np.zeros(10), method="soba", maxiter=200, rng=0, warn=False, options={"batch_size": 16}
+    yield (
+        "bilevel.minimize[ridge,stochastic]",
+        lambda: bilevel.minimize(
+            ridge, np.zeros(10), method="soba", maxiter=200, rng=0, warn=False, options={"batch_size": 16}
+        ),
     )
     Ad, Bd = np.diag(np.arange(1.0, 6.0)), np.ones((2, 5)) * 0.1
     prob = bilevel.Problem(
@@ -191,8 +254,9 @@ def cases():
         jvp_xy=lambda x, y, v: Bd @ v,
     )
     for method in ("penalty", "aid", "f2sa"):
-        yield f"bilevel.minimize[python,{method}]", lambda m=method: bilevel.minimize(
-            prob, np.zeros(2), np.zeros(5), method=m, rng=0, maxiter=300, warn=False
+        yield (
+            f"bilevel.minimize[python,{method}]",
+            lambda m=method: bilevel.minimize(prob, np.zeros(2), np.zeros(5), method=m, rng=0, maxiter=300, warn=False),
         )
     yield "bilevel.hypergradient", lambda: {"g": bilevel.hypergradient(prob, np.ones(2), np.ones(5), method="exact")}
     # The second-order policy: no analytic product (both by finite differences of grad_g), or
@@ -202,13 +266,17 @@ def cases():
             grad_f=lambda x, y: (x - 1.0, y), grad_g=lambda x, y: (Bd @ y, Ad @ y + Bd.T @ x), **extra
         )
         for method in ("aid", "itd"):
-            yield f"bilevel.minimize[{name},{method}]", lambda m=method, p=pfd: bilevel.minimize(
-                p, np.zeros(2), np.zeros(5), method=m, rng=0, maxiter=100, warn=False
+            yield (
+                f"bilevel.minimize[{name},{method}]",
+                lambda m=method, p=pfd: bilevel.minimize(
+                    p, np.zeros(2), np.zeros(5), method=m, rng=0, maxiter=100, warn=False
+                ),
             )
     labels = (np.abs(X[:, 0] * 3).astype(int) % 3, np.abs(Xv[:, 0] * 3).astype(int) % 3)
     logistic = bilevel.problems.LogisticHyperCleaning(sp.csr_array(X), labels[0], Xv, labels[1], reg=1e-2)
-    yield "bilevel.minimize[logistic-csr,aid]", lambda: bilevel.minimize(
-        logistic, np.zeros(100), method="aid", maxiter=30, rng=0, warn=False
+    yield (
+        "bilevel.minimize[logistic-csr,aid]",
+        lambda: bilevel.minimize(logistic, np.zeros(100), method="aid", maxiter=30, rng=0, warn=False),
     )
 
 

@@ -60,8 +60,12 @@ def kkt(p, x, y):
     du = np.sqrt(np.sum((r - lam) ** 2) + np.sum(y[bad_y] ** 2))
     yok = np.where(bad_y, 0.0, y)
     with np.errstate(invalid="ignore"):
-        dobj = (np.sum(np.where(yok > 0, lc * yok, 0.0)) + np.sum(np.where(yok < 0, uc * yok, 0.0))
-                + np.sum(np.where(lam > 0, lb * lam, 0.0)) + np.sum(np.where(lam < 0, ub * lam, 0.0)))
+        dobj = (
+            np.sum(np.where(yok > 0, lc * yok, 0.0))
+            + np.sum(np.where(yok < 0, uc * yok, 0.0))
+            + np.sum(np.where(lam > 0, lb * lam, 0.0))
+            + np.sum(np.where(lam < 0, ub * lam, 0.0))
+        )
     pobj = float(c @ x)
     bn = np.linalg.norm(np.r_[lc, uc][np.isfinite(np.r_[lc, uc])])
     return max(pr / (1 + bn), du / (1 + np.linalg.norm(c)), abs(pobj - dobj) / (1 + abs(pobj) + abs(dobj))), pobj
@@ -69,8 +73,17 @@ def kkt(p, x, y):
 
 def run_optcore(p, tol, limit):
     t = time.perf_counter()
-    r = optcore.linprog(p["c"], A_ub=p["A_ub"], b_ub=p["b_ub"], A_eq=p["A_eq"], b_eq=p["b_eq"],
-                        bounds=np.c_[p["lb"], p["ub"]], tol=tol, time_limit=limit, warn=False)
+    r = optcore.linprog(
+        p["c"],
+        A_ub=p["A_ub"],
+        b_ub=p["b_ub"],
+        A_eq=p["A_eq"],
+        b_eq=p["b_eq"],
+        bounds=np.c_[p["lb"], p["ub"]],
+        tol=tol,
+        time_limit=limit,
+        warn=False,
+    )
     t = time.perf_counter() - t
     status = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded", 4: "numerical"}.get(r.status, str(r.status))
     return status, t, r.nit, r.x, np.r_[r.ineqlin.marginals, r.eqlin.marginals]
@@ -78,8 +91,16 @@ def run_optcore(p, tol, limit):
 
 def run_highs(p, tol, limit):
     t = time.perf_counter()
-    r = scipy_linprog(p["c"], A_ub=p["A_ub"], b_ub=p["b_ub"], A_eq=p["A_eq"], b_eq=p["b_eq"],
-                      bounds=np.c_[p["lb"], p["ub"]], method="highs", options={"time_limit": limit})
+    r = scipy_linprog(
+        p["c"],
+        A_ub=p["A_ub"],
+        b_ub=p["b_ub"],
+        A_eq=p["A_eq"],
+        b_eq=p["b_eq"],
+        bounds=np.c_[p["lb"], p["ub"]],
+        method="highs",
+        options={"time_limit": limit},
+    )
     t = time.perf_counter() - t
     status = {0: "optimal", 1: "limit", 2: "infeasible", 3: "unbounded", 4: "numerical"}.get(r.status, str(r.status))
     if r.status != 0 or r.x is None:
@@ -90,6 +111,7 @@ def run_highs(p, tol, limit):
 def run_pdlp(p, tol, limit):
     from ortools.pdlp import solve_log_pb2, solvers_pb2
     from ortools.pdlp.python import pdlp
+
     A = sp.vstack([p["A_ub"], p["A_eq"]], format="csc")
     m, n = A.shape
     qp = pdlp.QuadraticProgram()
@@ -109,10 +131,14 @@ def run_pdlp(p, tol, limit):
     r = pdlp.primal_dual_hybrid_gradient(qp, params)
     t = time.perf_counter() - t
     reason = solve_log_pb2.TerminationReason.Name(r.solve_log.termination_reason)
-    status = {"TERMINATION_REASON_OPTIMAL": "optimal", "TERMINATION_REASON_PRIMAL_INFEASIBLE": "infeasible",
-              "TERMINATION_REASON_DUAL_INFEASIBLE": "unbounded",
-              "TERMINATION_REASON_PRIMAL_OR_DUAL_INFEASIBLE": "infeasible-or-unbounded",
-              "TERMINATION_REASON_TIME_LIMIT": "limit", "TERMINATION_REASON_ITERATION_LIMIT": "limit"}.get(reason, reason)
+    status = {
+        "TERMINATION_REASON_OPTIMAL": "optimal",
+        "TERMINATION_REASON_PRIMAL_INFEASIBLE": "infeasible",
+        "TERMINATION_REASON_DUAL_INFEASIBLE": "unbounded",
+        "TERMINATION_REASON_PRIMAL_OR_DUAL_INFEASIBLE": "infeasible-or-unbounded",
+        "TERMINATION_REASON_TIME_LIMIT": "limit",
+        "TERMINATION_REASON_ITERATION_LIMIT": "limit",
+    }.get(reason, reason)
     return status, t, r.solve_log.iteration_count, np.asarray(r.primal_solution), np.asarray(r.dual_solution)
 
 
@@ -131,17 +157,42 @@ def large_problems(n_ot: int, m_rand: int, n_rand: int, seed: int = 0):
     cols = sp.kron(np.ones((1, n_ot)), sp.eye_array(n_ot), format="csr")
     A_eq = sp.vstack([rows, cols], format="csr")
     w = np.full(n_ot, 1.0 / n_ot)
-    out.append((f"OT LP {n_ot}x{n_ot} ({n_ot * n_ot} vars)", dict(c=C, A_ub=sp.csr_array((0, n_ot * n_ot)),
-                b_ub=np.zeros(0), A_eq=A_eq, b_eq=np.r_[w, w], lb=np.zeros(n_ot * n_ot), ub=np.full(n_ot * n_ot, np.inf)),
-                None))
+    out.append(
+        (
+            f"OT LP {n_ot}x{n_ot} ({n_ot * n_ot} vars)",
+            dict(
+                c=C,
+                A_ub=sp.csr_array((0, n_ot * n_ot)),
+                b_ub=np.zeros(0),
+                A_eq=A_eq,
+                b_eq=np.r_[w, w],
+                lb=np.zeros(n_ot * n_ot),
+                ub=np.full(n_ot * n_ot, np.inf),
+            ),
+            None,
+        )
+    )
     A = sp.random_array((m_rand, n_rand), density=10 / m_rand, rng=rng, format="csr")
     A = (A + sp.eye_array(m_rand, n_rand, format="csr")).tocsr()
     xs = np.where(rng.random(n_rand) < 0.3, rng.uniform(0.5, 2.0, n_rand), 0.0)
     ys = rng.normal(size=m_rand)
     sred = np.where(xs > 0, 0.0, rng.uniform(0.1, 1.0, n_rand))
     c = A.T @ ys + sred
-    out.append((f"random sparse LP {m_rand}x{n_rand} ({A.nnz} nnz)", dict(c=c, A_ub=sp.csr_array((0, n_rand)),
-                b_ub=np.zeros(0), A_eq=A, b_eq=A @ xs, lb=np.zeros(n_rand), ub=np.full(n_rand, np.inf)), float(c @ xs)))
+    out.append(
+        (
+            f"random sparse LP {m_rand}x{n_rand} ({A.nnz} nnz)",
+            dict(
+                c=c,
+                A_ub=sp.csr_array((0, n_rand)),
+                b_ub=np.zeros(0),
+                A_eq=A,
+                b_eq=A @ xs,
+                lb=np.zeros(n_rand),
+                ub=np.full(n_rand, np.inf),
+            ),
+            float(c @ xs),
+        )
+    )
     qap = os.path.join(DATA, "QAP12.npz")
     if os.path.exists(qap):
         out.append(("QAP12 (Netlib)", load(qap), None))
@@ -158,8 +209,7 @@ def main():
     ap.add_argument("--time-limit", type=float, default=60.0)
     ap.add_argument("--solvers", default="optcore,PDLP,HiGHS")
     ap.add_argument("--problems", default="", help="comma list of names, feasible or infeasible (default: all)")
-    ap.add_argument("--out", default=None,
-                    help="default benches/results/linprog.md, or linprog_large.md with --large")
+    ap.add_argument("--out", default=None, help="default benches/results/linprog.md, or linprog_large.md with --large")
     ap.add_argument("--large", action="store_true", help="the large LPs instead of Netlib (tol 1e-4)")
     ap.add_argument("--large-sizes", default="1000,50000,200000", help="n_ot, m, n of the random LP")
     args = ap.parse_args()
@@ -186,15 +236,33 @@ def main():
                     with warnings.catch_warnings():
                         warnings.simplefilter("ignore")
                         status, t, nit, x, y = SOLVERS[s](p, tol, args.time_limit)
-                    err, fun = kkt(p, x, y) if x is not None and y is not None and len(y) == p["A_ub"].shape[0] + p["A_eq"].shape[0] else (np.inf, np.nan)
+                    err, fun = (
+                        kkt(p, x, y)
+                        if x is not None and y is not None and len(y) == p["A_ub"].shape[0] + p["A_eq"].shape[0]
+                        else (np.inf, np.nan)
+                    )
                 except Exception as exc:  # noqa: BLE001
                     status, t, nit, err, fun = f"error: {type(exc).__name__}", args.time_limit, 0, np.inf, np.nan
                 rel_obj = abs(fun - fref) / (1 + abs(fref)) if fref is not None and np.isfinite(fun) else np.nan
                 solved = status == "optimal" and err <= 10 * tol and t <= args.time_limit * 1.05
-                rows.append(dict(problem=name, tol=tol, solver=s, status=status, time=t, nit=int(nit), kkt=float(err),
-                                 rel_obj=float(rel_obj), solved=bool(solved)))
-                print(f"{name:10s} {tol:.0e} {s:8s} {status:12s} {t:8.3f}s it {nit:8d} kkt {err:.1e} obj {rel_obj:.1e}",
-                      file=sys.stderr, flush=True)
+                rows.append(
+                    dict(
+                        problem=name,
+                        tol=tol,
+                        solver=s,
+                        status=status,
+                        time=t,
+                        nit=int(nit),
+                        kkt=float(err),
+                        rel_obj=float(rel_obj),
+                        solved=bool(solved),
+                    )
+                )
+                print(
+                    f"{name:10s} {tol:.0e} {s:8s} {status:12s} {t:8.3f}s it {nit:8d} kkt {err:.1e} obj {rel_obj:.1e}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     inf_rows = []
     for f in sorted(glob.glob(os.path.join(DATA, "infeasible", "*.npz"))):
         name = os.path.basename(f)[:-4]
@@ -212,36 +280,56 @@ def main():
                 status, t, nit, err = f"error: {type(exc).__name__}", args.time_limit, 0, None
             inf_rows.append(dict(problem=name, solver=s, status=status, time=t, nit=int(nit), kkt=err))
             print(f"{name:10s} infeasible {s:8s} {status:12s} {t:8.3f}s", file=sys.stderr, flush=True)
-    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    L = ["# Netlib LPs: optcore.linprog vs OR-Tools PDLP vs HiGHS\n",
-         f"`python benches/linprog.py --tols {args.tols} --time-limit {args.time_limit:g}` — {date}, "
-         f"{(time.perf_counter() - t0) / 60:.1f} min.\n", "## Machine\n",
-         f"- {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; Python "
-         f"{platform.python_version()}, SciPy {scipy.__version__} (HiGHS), optcore {optcore.__version__}, "
-         f"OR-Tools {__import__('ortools').__version__ if 'PDLP' in solvers else '-'}\n",
-         f"## Feasible problems ({len(files)}), time limit {args.time_limit:g} s\n",
-         "| tol | solver | solved | shifted geo. mean time (s, shift 10) | false infeasible/unbounded |",
-         "|---|---|---|---|---|"]
+    date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    L = [
+        "# Netlib LPs: optcore.linprog vs OR-Tools PDLP vs HiGHS\n",
+        f"`python benches/linprog.py --tols {args.tols} --time-limit {args.time_limit:g}` — {date}, "
+        f"{(time.perf_counter() - t0) / 60:.1f} min.\n",
+        "## Machine\n",
+        f"- {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; Python "
+        f"{platform.python_version()}, SciPy {scipy.__version__} (HiGHS), optcore {optcore.__version__}, "
+        f"OR-Tools {__import__('ortools').__version__ if 'PDLP' in solvers else '-'}\n",
+        f"## Feasible problems ({len(files)}), time limit {args.time_limit:g} s\n",
+        "| tol | solver | solved | shifted geo. mean time (s, shift 10) | false infeasible/unbounded |",
+        "|---|---|---|---|---|",
+    ]
     for tol in tols:
         for s in solvers:
             rs = [r for r in rows if r["tol"] == tol and r["solver"] == s]
             times = [r["time"] if r["solved"] else args.time_limit for r in rs]
             false = sum(r["status"] in ("infeasible", "unbounded") for r in rs)
             L.append(f"| {tol:.0e} | {s} | {sum(r['solved'] for r in rs)} / {len(rs)} | {sgm(times):.3f} | {false} |")
-    L += ["", f"## Infeasible problems ({len({r['problem'] for r in inf_rows})}), tol 1e-6\n", "| solver | detected infeasible | reported optimal (false) | other |",
-          "|---|---|---|---|"]
+    L += [
+        "",
+        f"## Infeasible problems ({len({r['problem'] for r in inf_rows})}), tol 1e-6\n",
+        "| solver | detected infeasible | reported optimal (false) | other |",
+        "|---|---|---|---|",
+    ]
     for s in solvers:
         rs = [r for r in inf_rows if r["solver"] == s]
         det = sum(r["status"] in ("infeasible", "infeasible-or-unbounded") for r in rs)
-        fo = [f"{r['problem']} (measured KKT {r['kkt']:.1e})" if r.get("kkt") is not None else r["problem"]
-              for r in rs if r["status"] == "optimal"]
-        other = [f"{r['problem']} ({r['status']})" for r in rs if r["status"] not in ("infeasible", "infeasible-or-unbounded", "optimal")]
+        fo = [
+            f"{r['problem']} (measured KKT {r['kkt']:.1e})" if r.get("kkt") is not None else r["problem"]
+            for r in rs
+            if r["status"] == "optimal"
+        ]
+        other = [
+            f"{r['problem']} ({r['status']})"
+            for r in rs
+            if r["status"] not in ("infeasible", "infeasible-or-unbounded", "optimal")
+        ]
         L.append(f"| {s} | {det} / {len(rs)} | {len(fo)} {', '.join(fo)} | {', '.join(other)} |")
-    L += ["", "## Every run\n", "| problem | tol | solver | status | time (s) | iterations | measured KKT | obj. gap to HiGHS |",
-          "|---|---|---|---|---|---|---|---|"]
+    L += [
+        "",
+        "## Every run\n",
+        "| problem | tol | solver | status | time (s) | iterations | measured KKT | obj. gap to HiGHS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        L.append(f"| {r['problem']} | {r['tol']:.0e} | {r['solver']} | {r['status']} | {r['time']:.3f} | {r['nit']} | "
-                 f"{r['kkt']:.1e} | {r['rel_obj']:.1e} |")
+        L.append(
+            f"| {r['problem']} | {r['tol']:.0e} | {r['solver']} | {r['status']} | {r['time']:.3f} | {r['nit']} | "
+            f"{r['kkt']:.1e} | {r['rel_obj']:.1e} |"
+        )
     text = "\n".join(L) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
@@ -255,14 +343,18 @@ def main_large(args):
     n_ot, m_r, n_r = (int(v) for v in args.large_sizes.split(","))
     solvers = args.solvers.split(",")
     t0 = time.perf_counter()
-    L = ["# Large LPs: optcore.linprog vs OR-Tools PDLP vs HiGHS (tol 1e-4)\n",
-         f"`python benches/linprog.py --large --large-sizes {args.large_sizes} --time-limit {args.time_limit:g}` — "
-         f"{_dt.datetime.now(_dt.timezone.utc).isoformat(timespec='seconds')}\n", "## Machine\n",
-         f"- {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; SciPy {scipy.__version__}, "
-         f"optcore {optcore.__version__}, OR-Tools {__import__('ortools').__version__}\n",
-         "| problem | solver | status | time (s) | iterations | measured KKT | objective | vs optcore |",
-         "|---|---|---|---|---|---|---|---|"]
+    L = [
+        "# Large LPs: optcore.linprog vs OR-Tools PDLP vs HiGHS (tol 1e-4)\n",
+        f"`python benches/linprog.py --large --large-sizes {args.large_sizes} --time-limit {args.time_limit:g}` — "
+        f"{_dt.datetime.now(_dt.UTC).isoformat(timespec='seconds')}\n",
+        "## Machine\n",
+        f"- {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; SciPy {scipy.__version__}, "
+        f"optcore {optcore.__version__}, OR-Tools {__import__('ortools').__version__}\n",
+        "| problem | solver | status | time (s) | iterations | measured KKT | objective | vs optcore |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     rows = []
+
     def run(s, p):
         try:
             with warnings.catch_warnings():
@@ -292,10 +384,22 @@ def main_large(args):
             extra = f" (known {known:.6g})" if known is not None else ""
             med = f" (median of {len(times[s])})" if s in times else ""
             L.append(f"| {name} | {s} | {status} | {t:.2f}{med} | {nit} | {err:.1e} | {fun:.8g}{extra} | {ratio} |")
-            rows.append(dict(problem=name, solver=s, status=status, time=t, nit=int(nit), kkt=float(err), fun=float(fun),
-                             times=times.get(s, [t])))
+            rows.append(
+                dict(
+                    problem=name,
+                    solver=s,
+                    status=status,
+                    time=t,
+                    nit=int(nit),
+                    kkt=float(err),
+                    fun=float(fun),
+                    times=times.get(s, [t]),
+                )
+            )
             print(L[-1], file=sys.stderr, flush=True)
-    L.append(f"\nTotal {(time.perf_counter() - t0) / 60:.1f} min; time limit {args.time_limit:g} s per solver and problem.")
+    L.append(
+        f"\nTotal {(time.perf_counter() - t0) / 60:.1f} min; time limit {args.time_limit:g} s per solver and problem."
+    )
     text = "\n".join(L) + "\n"
     with open(args.out, "w") as fh:
         fh.write(text)

@@ -60,30 +60,57 @@ def run(problem, name: str, budget: float, marks, levels, check_every: dict) -> 
     print(f"== {name}: one dense F evaluation {mv * 1e3:.3f} ms", file=sys.stderr)
     for method in METHODS:
         t = time.perf_counter()
-        res = solve(problem, method=method, tol=1e-6, maxiter=10**9, rng=0, warn=False,
-                    check_every=check_every.get(method, 1), options={"max_epochs": budget})
+        res = solve(
+            problem,
+            method=method,
+            tol=1e-6,
+            maxiter=10**9,
+            rng=0,
+            warn=False,
+            check_every=check_every.get(method, 1),
+            options={"max_epochs": budget},
+        )
         wall = time.perf_counter() - t
         hist = res.history
         # time per epoch of the method itself: remove the residual checks (one F each)
         own = max(wall - res.n_residual * mv, 0.0)
-        row = dict(problem=name, method=method, variant=res.variant, epochs=float(res.epochs), wall=wall,
-                   per_epoch=own / max(res.epochs, 1e-12), matvec=mv, final=float(res.residual),
-                   restarts=res.restarts, at={str(m): residual_at(hist, m) for m in marks},
-                   to={str(lv): epochs_to(hist, lv) for lv in levels})
+        row = dict(
+            problem=name,
+            method=method,
+            variant=res.variant,
+            epochs=float(res.epochs),
+            wall=wall,
+            per_epoch=own / max(res.epochs, 1e-12),
+            matvec=mv,
+            final=float(res.residual),
+            restarts=res.restarts,
+            at={str(m): residual_at(hist, m) for m in marks},
+            to={str(lv): epochs_to(hist, lv) for lv in levels},
+        )
         rows.append(row)
-        print(f"   {method:10s} final {res.residual:.2e} after {res.epochs:.0f} epochs, {wall:.1f} s, "
-              f"{row['per_epoch'] / mv:.1f}x a dense F per epoch, restarts {res.restarts}", file=sys.stderr)
+        print(
+            f"   {method:10s} final {res.residual:.2e} after {res.epochs:.0f} epochs, {wall:.1f} s, "
+            f"{row['per_epoch'] / mv:.1f}x a dense F per epoch, restarts {res.restarts}",
+            file=sys.stderr,
+        )
     return rows
 
 
 def table(rows, marks, levels) -> list[str]:
-    L = ["| method | " + " | ".join(f"residual at {m:g} epochs" for m in marks) + " | "
-         + " | ".join(f"epochs to {lv:g}" for lv in levels) + " | time / epoch (× dense F) |",
-         "|---|" + "---|" * (len(marks) + len(levels) + 1)]
+    L = [
+        "| method | "
+        + " | ".join(f"residual at {m:g} epochs" for m in marks)
+        + " | "
+        + " | ".join(f"epochs to {lv:g}" for lv in levels)
+        + " | time / epoch (× dense F) |",
+        "|---|" + "---|" * (len(marks) + len(levels) + 1),
+    ]
     for r in rows:
         at = " | ".join(f"{r['at'][str(m)]:.2e}" for m in marks)
         to = " | ".join("—" if not np.isfinite(r["to"][str(lv)]) else f"{r['to'][str(lv)]:.0f}" for lv in levels)
-        L.append(f"| `{r['method']}` | {at} | {to} | {r['per_epoch'] * 1e3:.2f} ms ({r['per_epoch'] / r['matvec']:.1f}×) |")
+        L.append(
+            f"| `{r['method']}` | {at} | {to} | {r['per_epoch'] * 1e3:.2f} ms ({r['per_epoch'] / r['matvec']:.1f}×) |"
+        )
     return L
 
 
@@ -104,19 +131,25 @@ def main():
     every = {"eg": 5, "eag": 5}
     rows_g = run(game, f"policeman-burglar {game.shape[0]}x{game.shape[1]}", gb, gmarks, glevels, every)
     rows_q = run(quad, f"quadratic min-max, dim {quad.dim}", qb, qmarks, qlevels, every)
-    date = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    L = ["# Finite-sum monotone inclusions: variance-reduced Halpern vs deterministic baselines\n",
-         f"`python benches/monotone.py{' --quick' if args.quick else ''}` — {date}, "
-         f"{(time.perf_counter() - t0) / 60:.1f} min.\n",
-         "## Machine\n",
-         f"- {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; Python "
-         f"{platform.python_version()}, numpy {np.__version__}, optcore {optcore.__version__}\n",
-         "Natural residual `L ||z - P(z - F(z)/L)||` (the smallest seen by that many epochs), epochs "
-         "(component evaluations / N) to reach a residual, and wall time per epoch of the method "
-         "(residual checks removed) against one dense evaluation of `F` (NumPy) on this machine. "
-         "Defaults of every method, seed 0, one run each.\n",
-         f"## {rows_g[0]['problem']} (budget {gb:g} epochs)\n", *table(rows_g, gmarks, glevels), "",
-         f"## {rows_q[0]['problem']} (budget {qb:g} epochs)\n", *table(rows_q, qmarks, qlevels), ""]
+    date = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+    L = [
+        "# Finite-sum monotone inclusions: variance-reduced Halpern vs deterministic baselines\n",
+        f"`python benches/monotone.py{' --quick' if args.quick else ''}` — {date}, "
+        f"{(time.perf_counter() - t0) / 60:.1f} min.\n",
+        "## Machine\n",
+        f"- {platform.processor() or platform.machine()}, {os.cpu_count()} logical cores; Python "
+        f"{platform.python_version()}, numpy {np.__version__}, optcore {optcore.__version__}\n",
+        "Natural residual `L ||z - P(z - F(z)/L)||` (the smallest seen by that many epochs), epochs "
+        "(component evaluations / N) to reach a residual, and wall time per epoch of the method "
+        "(residual checks removed) against one dense evaluation of `F` (NumPy) on this machine. "
+        "Defaults of every method, seed 0, one run each.\n",
+        f"## {rows_g[0]['problem']} (budget {gb:g} epochs)\n",
+        *table(rows_g, gmarks, glevels),
+        "",
+        f"## {rows_q[0]['problem']} (budget {qb:g} epochs)\n",
+        *table(rows_q, qmarks, qlevels),
+        "",
+    ]
     text = "\n".join(L) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:

@@ -140,8 +140,7 @@ class PotSolver:
         a, b, M, reg = inputs
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            P, log = self._sinkhorn(a, b, M, reg, method=self.method, stopThr=thr, numItermax=cap,
-                                 log=True, warn=False)
+            P, log = self._sinkhorn(a, b, M, reg, method=self.method, stopThr=thr, numItermax=cap, log=True, warn=False)
         # POT's own warnings (e.g. "numerical errors at iteration k") become the note
         note = "; ".join(sorted({str(w.message).replace("Warning: ", "") for w in caught}))
         return P, log["niter"] + 1, note  # log["niter"] is the 0-based index of the last iteration
@@ -400,7 +399,9 @@ def run_memory(solver, n, reg, outcome: Outcome | None, args) -> dict:
     spec = dict(solver=solver.key, n=n, reg=reg, thr=thr, cap=cap, seed=args.seed)
     proc = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--worker", json.dumps(spec)],
-        capture_output=True, text=True, env={**os.environ, **WORKER_ENV},
+        capture_output=True,
+        text=True,
+        env={**os.environ, **WORKER_ENV},
         timeout=2 * args.budget + 300,
     )
     if proc.returncode != 0:
@@ -450,7 +451,6 @@ class ForeignLoad:
             self._thread.join()
 
 
-
 def core_hash() -> str:
     """Short hash of the loaded optcore extension (to notice a rebuild during the run)."""
     return hashlib.sha256(Path(optcore._core.__file__).read_bytes()).hexdigest()[:12]
@@ -485,15 +485,26 @@ def machine_info() -> dict:
     except Exception:  # the layout of show_config is not a stable API
         blas = "unknown"
     try:
-        git = subprocess.run(["git", "-C", str(HERE), "describe", "--always", "--dirty"],
-                             capture_output=True, text=True, timeout=10).stdout.strip() or "unknown"
+        git = (
+            subprocess.run(
+                ["git", "-C", str(HERE), "describe", "--always", "--dirty"], capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         git = "unknown"
     versions = library_versions(("optcore", "numpy", "scipy", "POT", "jax", "jaxlib", "ott-jax"))
     return dict(
-        cpu=cpu, cores=os.cpu_count(), ram_gib=ram / 2**30, python=platform.python_version(),
-        blas=blas, versions=versions, simd=optcore._core.simd_level(), core_hash=core_hash(),
-        git=git, load_start=os.getloadavg(),
+        cpu=cpu,
+        cores=os.cpu_count(),
+        ram_gib=ram / 2**30,
+        python=platform.python_version(),
+        blas=blas,
+        versions=versions,
+        simd=optcore._core.simd_level(),
+        core_hash=core_hash(),
+        git=git,
+        load_start=os.getloadavg(),
         date=datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     )
 
@@ -526,15 +537,19 @@ def cell_time(o: Outcome) -> str:
 
 def machine_lines(info, end_info) -> list[str]:
     """The CPU, load and foreign-load bullets of a report's Machine section (shared with ot_sns.py)."""
-    L = [f"- CPU: {info['cpu']}, {info['cores']} logical cores, {info['ram_gib']:.1f} GiB RAM; "
-         f"load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in info['load_start'])}, "
-         f"at end {'/'.join(f'{x:.2f}' for x in end_info['load_end'])}"]
+    L = [
+        f"- CPU: {info['cpu']}, {info['cores']} logical cores, {info['ram_gib']:.1f} GiB RAM; "
+        f"load average (1/5/15 min) at start {'/'.join(f'{x:.2f}' for x in info['load_start'])}, "
+        f"at end {'/'.join(f'{x:.2f}' for x in end_info['load_end'])}"
+    ]
     foreign = end_info["foreign"]
     if foreign:
         mean, peak = sum(foreign) / len(foreign), max(foreign)
         flag = "**" if mean > 0.05 else ""
-        L.append(f"- {flag}CPU used by other processes during the timing runs: mean {mean:.0%}, max {peak:.0%} "
-                 f"of all cores (5 s samples){flag}" + (" — timings are distorted" if flag else ""))
+        L.append(
+            f"- {flag}CPU used by other processes during the timing runs: mean {mean:.0%}, max {peak:.0%} "
+            f"of all cores (5 s samples){flag}" + (" — timings are distorted" if flag else "")
+        )
     return L
 
 
@@ -549,37 +564,54 @@ def report(args, info, outcomes, floors, memory, elapsed, end_info) -> str:
     v = info["versions"]
     L.append("## Machine\n")
     L += machine_lines(info, end_info)
-    L.append(f"- Python {info['python']}, numpy {v['numpy']} (BLAS: {info['blas']}), scipy {v['scipy']}, "
-             f"POT {v['POT']}, jax/jaxlib {v['jax']}/{v['jaxlib']}, ott-jax {v['ott-jax']}")
-    L.append(f"- optcore {v['optcore']} (SIMD {info['simd']}, extension sha256 {info['core_hash']}, "
-             f"repo `{info['git']}`)")
+    L.append(
+        f"- Python {info['python']}, numpy {v['numpy']} (BLAS: {info['blas']}), scipy {v['scipy']}, "
+        f"POT {v['POT']}, jax/jaxlib {v['jax']}/{v['jaxlib']}, ott-jax {v['ott-jax']}"
+    )
+    L.append(
+        f"- optcore {v['optcore']} (SIMD {info['simd']}, extension sha256 {info['core_hash']}, repo `{info['git']}`)"
+    )
     if end_info["core_hash"] != info["core_hash"] or end_info["worker_hashes"] - {info["core_hash"]}:
-        L.append("- **The optcore extension was rebuilt during the run**: timings used the build loaded "
-                 f"at start ({info['core_hash']}); memory workers loaded "
-                 f"{', '.join(sorted(end_info['worker_hashes']))}.")
-    L.append(f"- Threads: every library uses its defaults on all {info['cores']} cores (optcore "
-             "`workers=None`, OpenBLAS, XLA's CPU pool). JAX: `JAX_PLATFORMS=cpu`, "
-             "`XLA_PYTHON_CLIENT_PREALLOCATE=false` (GPU-only, set so a GPU machine measures the same), "
-             "`jax_enable_x64`; XLA flags left at their defaults.\n")
+        L.append(
+            "- **The optcore extension was rebuilt during the run**: timings used the build loaded "
+            f"at start ({info['core_hash']}); memory workers loaded "
+            f"{', '.join(sorted(end_info['worker_hashes']))}."
+        )
+    L.append(
+        f"- Threads: every library uses its defaults on all {info['cores']} cores (optcore "
+        "`workers=None`, OpenBLAS, XLA's CPU pool). JAX: `JAX_PLATFORMS=cpu`, "
+        "`XLA_PYTHON_CLIENT_PREALLOCATE=false` (GPU-only, set so a GPU machine measures the same), "
+        "`jax_enable_x64`; XLA flags left at their defaults.\n"
+    )
 
     L.append("## Protocol\n")
-    L.append(f"- Problems: n = m points uniform in the unit square (seed {args.seed}), squared Euclidean "
-             "cost divided by its max, uniform weights; identical inputs for every solver.")
-    L.append(f"- Target: L1 marginal error `|P 1 - a|_1 + |P^T 1 - b|_1 <= {args.tol:g}`, measured by this "
-             "script in float64 on each returned plan. optcore: `tol=target`. POT (stopThr, a 2-norm checked "
-             "every 10 iterations) and OTT (threshold on one marginal's 1-norm, every 10 iterations): "
-             "threshold searched as target, target/10, ... until the measured error meets the target; the "
-             "time is that of the configuration that met it.")
-    L.append(f"- Time: `time.perf_counter` around the solve call (plan included), best of {args.repeat} "
-             f"(one run when over {LONG_RUN_S:g} s). OTT is jitted with `reg` and the threshold as traced "
-             "arguments; its compile time is excluded and listed separately.")
-    L.append(f"- Budget: {args.budget:g} s of threshold search per solver and problem; the iteration cap is "
-             f"min({MAXITER}, budget / seconds per iteration) from two short calibration runs per solver "
-             "and size. A solver that cannot finish is reported as skipped, not timed.\n")
+    L.append(
+        f"- Problems: n = m points uniform in the unit square (seed {args.seed}), squared Euclidean "
+        "cost divided by its max, uniform weights; identical inputs for every solver."
+    )
+    L.append(
+        f"- Target: L1 marginal error `|P 1 - a|_1 + |P^T 1 - b|_1 <= {args.tol:g}`, measured by this "
+        "script in float64 on each returned plan. optcore: `tol=target`. POT (stopThr, a 2-norm checked "
+        "every 10 iterations) and OTT (threshold on one marginal's 1-norm, every 10 iterations): "
+        "threshold searched as target, target/10, ... until the measured error meets the target; the "
+        "time is that of the configuration that met it."
+    )
+    L.append(
+        f"- Time: `time.perf_counter` around the solve call (plan included), best of {args.repeat} "
+        f"(one run when over {LONG_RUN_S:g} s). OTT is jitted with `reg` and the threshold as traced "
+        "arguments; its compile time is excluded and listed separately."
+    )
+    L.append(
+        f"- Budget: {args.budget:g} s of threshold search per solver and problem; the iteration cap is "
+        f"min({MAXITER}, budget / seconds per iteration) from two short calibration runs per solver "
+        "and size. A solver that cannot finish is reported as skipped, not timed.\n"
+    )
 
     L.append(f"## Summary: seconds to reach err <= {args.tol:g}\n")
-    L.append("Speedup = fastest peer that reached the target / optcore log f64. f64/f32 = optcore log "
-             "f64 time / optcore log f32 time.\n")
+    L.append(
+        "Speedup = fastest peer that reached the target / optcore log f64. f64/f32 = optcore log "
+        "f64 time / optcore log f32 time.\n"
+    )
     L.append("| n | reg | optcore log f64 | optcore log f32 | f64/f32 | fastest peer | peer time | speedup |")
     L.append("|---:|---:|---:|---:|---:|---|---:|---:|")
     for n in args.sizes:
@@ -590,14 +622,18 @@ def report(args, info, outcomes, floors, memory, elapsed, end_info) -> str:
             best = min(done, key=lambda p: p.time) if done else None
             ratio32 = f"{o64.time / o32.time:.2f}" if o64.status == o32.status == "ok" else "–"
             speed = f"**{best.time / o64.time:.1f}×**" if best and o64.status == "ok" else "–"
-            L.append(f"| {n} | {reg:g} | {cell_time(o64)} | {cell_time(o32)} | {ratio32} | "
-                     f"{labels[best.solver] if best else 'none reached the target'} | "
-                     f"{fmt_s(best.time) if best else '–'} | {speed} |")
+            L.append(
+                f"| {n} | {reg:g} | {cell_time(o64)} | {cell_time(o32)} | {ratio32} | "
+                f"{labels[best.solver] if best else 'none reached the target'} | "
+                f"{fmt_s(best.time) if best else '–'} | {speed} |"
+            )
 
     L.append("\n## All runs\n")
-    L.append("err: measured on the returned plan. thr: the stopping threshold that was passed "
-             "(optcore `tol`, POT `stopThr`, OTT `threshold`). Search: measured error per threshold "
-             "tried before the one used.\n")
+    L.append(
+        "err: measured on the returned plan. thr: the stopping threshold that was passed "
+        "(optcore `tol`, POT `stopThr`, OTT `threshold`). Search: measured error per threshold "
+        "tried before the one used.\n"
+    )
     L.append("| n | reg | solver | time (s) | iters | ms/iter | err | thr | runs | notes |")
     L.append("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for n in args.sizes:
@@ -614,16 +650,22 @@ def report(args, info, outcomes, floors, memory, elapsed, end_info) -> str:
                     notes.append(f"compile {o.compile_s:.1f} s")
                 if o.note:
                     notes.append(o.note)
-                L.append(f"| {n} | {reg:g} | {s.label} | {cell_time(o)} | {o.nit if o.nit is not None else '–'} | "
-                         f"{ms} | {fmt_e(o.err)} | {fmt_e(o.thr)} | {o.runs} | {'; '.join(notes)} |")
+                L.append(
+                    f"| {n} | {reg:g} | {s.label} | {cell_time(o)} | {o.nit if o.nit is not None else '–'} | "
+                    f"{ms} | {fmt_e(o.err)} | {fmt_e(o.thr)} | {o.runs} | {'; '.join(notes)} |"
+                )
 
     L.append("\n## Per-iteration floor\n")
-    L.append("`optcore._core.exp_floor_*(M, reg, reps)`: one multi-threaded pass of exp over every entry "
-             "of M, the least work of a log-domain iteration, in ms per pass, next to optcore log's "
-             "time per iteration (solve time / nit, including setup and plan assembly). A ratio below 1 "
-             "means an iteration costs less than one exp per entry of M.\n")
-    L.append("| n | reg | log f64 ms/iter | floor f64 ms/pass | iter/floor | log f32 ms/iter | "
-             "floor f32 ms/pass | iter/floor |")
+    L.append(
+        "`optcore._core.exp_floor_*(M, reg, reps)`: one multi-threaded pass of exp over every entry "
+        "of M, the least work of a log-domain iteration, in ms per pass, next to optcore log's "
+        "time per iteration (solve time / nit, including setup and plan assembly). A ratio below 1 "
+        "means an iteration costs less than one exp per entry of M.\n"
+    )
+    L.append(
+        "| n | reg | log f64 ms/iter | floor f64 ms/pass | iter/floor | log f32 ms/iter | "
+        "floor f32 ms/pass | iter/floor |"
+    )
     L.append("|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n in args.sizes:
         for reg in args.regs:
@@ -636,22 +678,28 @@ def report(args, info, outcomes, floors, memory, elapsed, end_info) -> str:
 
     if memory:
         L.append("\n## Peak memory\n")
-        L.append("Each solve runs once in a fresh process (`--worker`) that builds its inputs (and, for OTT, "
-                 "compiles), resets the peak-RSS counter, solves, and reports peak RSS minus the RSS before "
-                 "the solve: memory beyond the inputs, the returned plan included. Unit: an M-sized float64 "
-                 "array, n·m·8 bytes (a float32 plan is 0.5). Workers run with "
-                 f"`{' '.join(f'{k}={v}' for k, v in WORKER_ENV.items())}` so freed arrays leave RSS.\n")
+        L.append(
+            "Each solve runs once in a fresh process (`--worker`) that builds its inputs (and, for OTT, "
+            "compiles), resets the peak-RSS counter, solves, and reports peak RSS minus the RSS before "
+            "the solve: memory beyond the inputs, the returned plan included. Unit: an M-sized float64 "
+            "array, n·m·8 bytes (a float32 plan is 0.5). Workers run with "
+            f"`{' '.join(f'{k}={v}' for k, v in WORKER_ENV.items())}` so freed arrays leave RSS.\n"
+        )
         L.append("| n | reg | solver | peak increase (MiB) | × M (n·m·8 B) | run | solve (s) | err |")
         L.append("|---:|---:|---|---:|---:|---|---:|---:|")
         for r in memory:
             unit = r["n"] * r["n"] * 8
             if "error" in r:
-                L.append(f"| {r['n']} | {r['reg']:g} | {labels[r['solver']]} | **worker failed** | – | "
-                         f"{r['kind']} | – | {' '.join(r['error'])} |")
+                L.append(
+                    f"| {r['n']} | {r['reg']:g} | {labels[r['solver']]} | **worker failed** | – | "
+                    f"{r['kind']} | – | {' '.join(r['error'])} |"
+                )
                 continue
             how = "" if r["how"] == "VmHWM" else " (ru_maxrss: lower bound)"
-            L.append(f"| {r['n']} | {r['reg']:g} | {labels[r['solver']]} | {r['peak_increase'] / 2**20:.0f} | "
-                     f"{r['peak_increase'] / unit:.2f} | {r['kind']}{how} | {fmt_s(r['time'])} | {fmt_e(r['err'])} |")
+            L.append(
+                f"| {r['n']} | {r['reg']:g} | {labels[r['solver']]} | {r['peak_increase'] / 2**20:.0f} | "
+                f"{r['peak_increase'] / unit:.2f} | {r['kind']}{how} | {fmt_s(r['time'])} | {fmt_e(r['err'])} |"
+            )
     return "\n".join(L) + "\n"
 
 
@@ -667,16 +715,29 @@ def parse_args(argv=None):
     p.add_argument("--tol", type=float, default=1e-6, help="L1 marginal error target (default 1e-6)")
     p.add_argument("--repeat", type=int, default=3, help="timed runs per configuration, best kept")
     p.add_argument("--quick", action="store_true", help="smoke run: n = 500, reg = 0.01")
-    p.add_argument("--out", type=Path, help="Markdown output (default benches/results/ot_cpu.md, "
-                   "ot_cpu_quick.md with --quick); raw results go next to it as .json")
-    p.add_argument("--budget", type=float, default=120.0,
-                   help="seconds of threshold search per solver and problem (default 120)")
-    p.add_argument("--memory", action=argparse.BooleanOptionalAction, default=True,
-                   help="measure peak memory in subprocesses (default on)")
-    p.add_argument("--memory-sizes", type=ints,
-                   help="sizes for the memory table (default: those >= 2000, else the largest)")
-    p.add_argument("--memory-reg", type=float,
-                   help="reg of the memory runs (default: the largest of --regs, the fastest to converge)")
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="Markdown output (default benches/results/ot_cpu.md, "
+        "ot_cpu_quick.md with --quick); raw results go next to it as .json",
+    )
+    p.add_argument(
+        "--budget", type=float, default=120.0, help="seconds of threshold search per solver and problem (default 120)"
+    )
+    p.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure peak memory in subprocesses (default on)",
+    )
+    p.add_argument(
+        "--memory-sizes", type=ints, help="sizes for the memory table (default: those >= 2000, else the largest)"
+    )
+    p.add_argument(
+        "--memory-reg",
+        type=float,
+        help="reg of the memory runs (default: the largest of --regs, the fastest to converge)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -717,8 +778,10 @@ def main(argv=None):
                 for s in solvers:
                     o = run_config(s, a, b, M, reg, calibs, args)
                     outcomes.append(o)
-                    log(f"n={n} reg={reg:g} {s.label:24s} {o.status:12s} time={fmt_s(o.time)} nit={o.nit} "
-                        f"err={fmt_e(o.err)} thr={fmt_e(o.thr)} [{time.perf_counter() - t_start:.0f} s]")
+                    log(
+                        f"n={n} reg={reg:g} {s.label:24s} {o.status:12s} time={fmt_s(o.time)} nit={o.nit} "
+                        f"err={fmt_e(o.err)} thr={fmt_e(o.thr)} [{time.perf_counter() - t_start:.0f} s]"
+                    )
             del a, b, M, M32
 
     memory = []
@@ -728,19 +791,33 @@ def main(argv=None):
             for s in solvers:
                 r = run_memory(s, n, args.memory_reg, by.get((n, args.memory_reg, s.key)), args)
                 memory.append(r)
-                log(f"memory n={n} {s.label:24s} " + (f"failed: {r['error']}" if "error" in r
-                                                      else f"+{r['peak_increase'] / 2**20:.0f} MiB ({r['kind']})"))
+                log(
+                    f"memory n={n} {s.label:24s} "
+                    + (
+                        f"failed: {r['error']}"
+                        if "error" in r
+                        else f"+{r['peak_increase'] / 2**20:.0f} MiB ({r['kind']})"
+                    )
+                )
 
-    end_info = dict(load_end=os.getloadavg(), core_hash=core_hash(), foreign=foreign.samples,
-                    worker_hashes={r["core_hash"] for r in memory if "core_hash" in r})
+    end_info = dict(
+        load_end=os.getloadavg(),
+        core_hash=core_hash(),
+        foreign=foreign.samples,
+        worker_hashes={r["core_hash"] for r in memory if "core_hash" in r},
+    )
     text = report(args, info, outcomes, floors, memory, time.perf_counter() - t_start, end_info)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    raw = dict(args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               machine=info, outcomes=[dataclasses.asdict(o) for o in outcomes],
-               floors_ms=[dict(n=n, reg=reg, bits=bits, ms=ms) for (n, reg, bits), ms in floors.items()],
-               memory=memory, foreign_cpu_samples=foreign.samples)
+    raw = dict(
+        args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        machine=info,
+        outcomes=[dataclasses.asdict(o) for o in outcomes],
+        floors_ms=[dict(n=n, reg=reg, bits=bits, ms=ms) for (n, reg, bits), ms in floors.items()],
+        memory=memory,
+        foreign_cpu_samples=foreign.samples,
+    )
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
     log(f"wrote {args.out} and {args.out.with_suffix('.json')}")
 

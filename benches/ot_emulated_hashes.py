@@ -18,6 +18,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+
 from optcore.ot._device import sinkhorn_emulated
 
 REFERENCE = Path(__file__).parent / "results" / "ot_emulated_hashes.json"

@@ -62,11 +62,13 @@ def guard(fn):
             line(f"\n**{fn.__name__} failed**: `{type(exc).__name__}: {str(exc)[:300]}`\n")
             say(traceback.format_exc())
             return None
+
     return wrapped
 
 
 def sync():
     import cupy as cp
+
     cp.cuda.Device().synchronize()
 
 
@@ -80,6 +82,7 @@ def wall(fn):
 
 def event_ms(fn, repeat=5, warmup=1):
     import cupy as cp
+
     for _ in range(warmup):
         fn()
     times = []
@@ -96,6 +99,7 @@ def event_ms(fn, repeat=5, warmup=1):
 def measured_error(P, a, b):
     """L1 marginal error of a plan, float64 sums, on the device (any array with __dlpack__)."""
     import cupy as cp
+
     P = cp.from_dlpack(P) if not isinstance(P, cp.ndarray) else P
     a = cp.asarray(a, dtype=cp.float64)
     b = cp.asarray(b, dtype=cp.float64)
@@ -128,20 +132,25 @@ __global__ void exp_rate(T* out, int iters, T seed) {
 @guard
 def ceilings(res):
     import cupy as cp
+
     section("Device ceilings")
     nbytes = 4 << 30
     src = cp.empty(nbytes // 4, dtype=cp.float32)
     src[:] = 1.0
     dst = cp.empty_like(src)
-    ms, _ = event_ms(lambda: cp.copyto(dst, src), repeat=10, warmup=2)
+    ms, _ = event_ms(lambda dst=dst, src=src: cp.copyto(dst, src), repeat=10, warmup=2)
     bw = 2 * nbytes / (ms * 1e-3)
     res["copy_bw"] = bw
-    line(f"- device-to-device copy of {nbytes / 2**30:.0f} GiB: {ms:.3f} ms → **{bw / 1e12:.2f} TB/s** "
-         "(bytes read + written)")
+    line(
+        f"- device-to-device copy of {nbytes / 2**30:.0f} GiB: {ms:.3f} ms → **{bw / 1e12:.2f} TB/s** "
+        "(bytes read + written)"
+    )
     del src, dst
-    exprs = {"expf (float, accurate)": ("exp_rate<float, acc_f>", cp.float32, 4096, "float_accurate"),
-             "__expf (float, hardware ex2: the special-function unit)": ("exp_rate<float, fast>", cp.float32, 4096, "float"),
-             "exp (double)": ("exp_rate<double, acc_d>", cp.float64, 512, "double")}
+    exprs = {
+        "expf (float, accurate)": ("exp_rate<float, acc_f>", cp.float32, 4096, "float_accurate"),
+        "__expf (float, hardware ex2: the special-function unit)": ("exp_rate<float, fast>", cp.float32, 4096, "float"),
+        "exp (double)": ("exp_rate<double, acc_d>", cp.float64, 512, "double"),
+    }
     mod = cp.RawModule(code=EXP_SRC, options=("-std=c++17",), name_expressions=[v[0] for v in exprs.values()])
     sm = cp.cuda.Device().attributes["MultiProcessorCount"]
     for label, (expr, dt, iters, key) in exprs.items():
@@ -157,12 +166,14 @@ def ceilings(res):
 
 # ---------------------------------------------------------------- 2. dense
 
+
 def dense_problem(n, dtype, seed=0):
     import cupy as cp
+
     rng = cp.random.default_rng(seed)
     x = rng.random((n, 2), dtype=cp.float64)
     y = rng.random((n, 2), dtype=cp.float64)
-    M = ((x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T)
+    M = (x * x).sum(1)[:, None] + (y * y).sum(1)[None, :] - 2 * x @ y.T
     cp.maximum(M, 0, out=M)
     M /= M.max()
     a = cp.full(n, 1.0 / n)
@@ -171,9 +182,22 @@ def dense_problem(n, dtype, seed=0):
 
 def optcore_per_iter(a, b, M, reg, k1=10, k2=40, **kw):
     import optcore
+
     def run(k):
-        return optcore.ot.sinkhorn(a, b, M, reg, tol=1e-300, maxiter=k, check_every=k, return_plan=False,
-                                   warn=False, options={"overrelaxation": 1.0}, **kw)
+        return optcore.ot.sinkhorn(
+            a,
+            b,
+            M,
+            reg,
+            tol=1e-300,
+            maxiter=k,
+            check_every=k,
+            return_plan=False,
+            warn=False,
+            options={"overrelaxation": 1.0},
+            **kw,
+        )
+
     run(k1)
     t1 = min(wall(lambda: run(k1))[0] for _ in range(2))
     t2 = min(wall(lambda: run(k2))[0] for _ in range(2))
@@ -183,7 +207,9 @@ def optcore_per_iter(a, b, M, reg, k1=10, k2=40, **kw):
 def pass_times(a, b, M, reg):
     """Event-timed partial kernels of the f pass (rows) and g pass (columns), finalize excluded."""
     import cupy as cp
+
     from optcore.ot._gpu.launch import MAX_SPLITS, CupyKernels
+
     kern = CupyKernels(M.dtype)
     n, m = M.shape
     size = MAX_SPLITS * max(n, m)
@@ -197,10 +223,14 @@ def pass_times(a, b, M, reg):
 @guard
 def dense(res, sizes, reg, tols):
     import cupy as cp
+
     import optcore
+
     section(f"Dense log-domain Sinkhorn (uniform points in the unit square, squared Euclidean cost / max, reg = {reg})")
     line("Per iteration: two passes over M (g update, then f update). Roofline = 2·n·m·bytes / copy bandwidth.\n")
-    line("| n = m | dtype | optcore ms/iter | roofline ms/iter | % of roofline | f pass / g pass ms (% of one-pass roofline) |")
+    line(
+        "| n = m | dtype | optcore ms/iter | roofline ms/iter | % of roofline | f pass / g pass ms (% of one-pass roofline) |"
+    )
     line("|---|---|---|---|---|---|")
     rows = []
     for n in sizes:
@@ -209,10 +239,13 @@ def dense(res, sizes, reg, tols):
             per = optcore_per_iter(a, b, M, reg)
             roof = 2 * n * n * M.itemsize / res["copy_bw"]
             rows_ms, cols_ms = pass_times(a, b, M, reg)
-            rows.append(dict(n=n, dtype=np.dtype(dt).name, per_iter=per, roofline=roof, rows_ms=rows_ms,
-                             cols_ms=cols_ms))
-            line(f"| {n} | {np.dtype(dt).name} | {per * 1e3:.3f} | {roof * 1e3:.3f} | {100 * roof / per:.0f}% | "
-                 f"{rows_ms:.3f} / {cols_ms:.3f} ({100 * roof / 2e-3 / rows_ms:.0f}% / {100 * roof / 2e-3 / cols_ms:.0f}%) |")
+            rows.append(
+                dict(n=n, dtype=np.dtype(dt).name, per_iter=per, roofline=roof, rows_ms=rows_ms, cols_ms=cols_ms)
+            )
+            line(
+                f"| {n} | {np.dtype(dt).name} | {per * 1e3:.3f} | {roof * 1e3:.3f} | {100 * roof / per:.0f}% | "
+                f"{rows_ms:.3f} / {cols_ms:.3f} ({100 * roof / 2e-3 / rows_ms:.0f}% / {100 * roof / 2e-3 / cols_ms:.0f}%) |"
+            )
             del a, b, M
             cp.get_default_memory_pool().free_all_blocks()
     res["dense_per_iter"] = rows
@@ -227,11 +260,14 @@ def dense(res, sizes, reg, tols):
             results = []
             # optcore (default method: log, auto over-relaxation)
             optcore.ot.sinkhorn(a, b, M, reg, tol=tol, maxiter=20000, warn=False)  # warm-up (compilation)
-            t, r = wall(lambda: optcore.ot.sinkhorn(a, b, M, reg, tol=tol, maxiter=20000, warn=False))
+            t, r = wall(lambda a=a, b=b, M=M: optcore.ot.sinkhorn(a, b, M, reg, tol=tol, maxiter=20000, warn=False))
             results.append(("optcore log", t, r.nit, measured_error(r.plan, a, b), tol))
             del r
-            for name, fn in (("OTT-JAX lse_mode", ott_run), ("POT sinkhorn_log (torch)", pot_torch_run),
-                             ("POT sinkhorn_log (cupy)", pot_cupy_run)):
+            for name, fn in (
+                ("OTT-JAX lse_mode", ott_run),
+                ("POT sinkhorn_log (torch)", pot_torch_run),
+                ("POT sinkhorn_log (cupy)", pot_cupy_run),
+            ):
                 try:
                     results.append((name, *fn(a, b, M, reg, tol)))
                 except Exception as exc:  # noqa: BLE001
@@ -242,10 +278,13 @@ def dense(res, sizes, reg, tols):
             base = results[0][1]
             for name, t, nit, err, thr in results:
                 ok = "" if err <= tol else " (misses tol)"
-                line(f"| {n} | {np.dtype(dt).name} | {tol:g} | {name} | {thr:.0e} | {t:.3f} | {nit} | {err:.2e}{ok} | "
-                     f"{t / base:.1f}× |")
-                out.append(dict(n=n, dtype=np.dtype(dt).name, tol=tol, solver=name, time=t, nit=nit, error=err,
-                                threshold=thr))
+                line(
+                    f"| {n} | {np.dtype(dt).name} | {tol:g} | {name} | {thr:.0e} | {t:.3f} | {nit} | {err:.2e}{ok} | "
+                    f"{t / base:.1f}× |"
+                )
+                out.append(
+                    dict(n=n, dtype=np.dtype(dt).name, tol=tol, solver=name, time=t, nit=nit, error=err, threshold=thr)
+                )
             del a, b, M
             cp.get_default_memory_pool().free_all_blocks()
     res["dense_e2e"] = out
@@ -258,6 +297,7 @@ def ott_run(a, b, M, reg, tol):
     import cupy as cp
     import jax
     import jax.numpy as jnp
+
     jax.config.update("jax_enable_x64", True)
     from ott.geometry import geometry
     from ott.problems.linear import linear_problem
@@ -265,11 +305,14 @@ def ott_run(a, b, M, reg, tol):
 
     key = (M.shape, str(M.dtype))
     if key not in _OTT:
+
         def solve(Mj, aj, bj, eps, thr):
             geom = geometry.Geometry(cost_matrix=Mj, epsilon=eps)
             out = ott_sinkhorn.Sinkhorn(lse_mode=True, threshold=thr, max_iterations=20000)(
-                linear_problem.LinearProblem(geom, aj, bj))
+                linear_problem.LinearProblem(geom, aj, bj)
+            )
             return out.matrix, out.n_iters
+
         _OTT[key] = jax.jit(solve)
     Mj, aj, bj = (jnp.from_dlpack(x) for x in (M, a, b))
     eps, thr = jnp.asarray(reg, dtype=Mj.dtype), jnp.asarray(tol, dtype=Mj.dtype)
@@ -301,6 +344,7 @@ def pot_search(run, a, b, tol):
 def pot_torch_run(a, b, M, reg, tol):
     import ot
     import torch
+
     Mt, at, bt = (torch.from_dlpack(x) for x in (M, a, b))
     ot.sinkhorn(at, bt, Mt, reg, method="sinkhorn_log", stopThr=tol, numItermax=10)  # warm-up
 
@@ -310,26 +354,33 @@ def pot_torch_run(a, b, M, reg, tol):
         P, log = ot.sinkhorn(at, bt, Mt, reg, method="sinkhorn_log", stopThr=thr, numItermax=5000, log=True)
         torch.cuda.synchronize()
         return time.perf_counter() - t, P, int(log.get("niter", -1))
+
     return pot_search(run, a, b, tol)
 
 
 def pot_cupy_run(a, b, M, reg, tol):
     import ot
+
     ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=tol, numItermax=10)
 
     def run(thr):
-        t, (P, log) = wall(lambda: ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=thr, numItermax=5000,
-                                               log=True))
+        t, (P, log) = wall(
+            lambda: ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", stopThr=thr, numItermax=5000, log=True)
+        )
         return t, P, int(log.get("niter", -1))
+
     return pot_search(run, a, b, tol)
 
 
 # ---------------------------------------------------------------- 3. online
 
+
 @guard
 def online(res, n, dims, reg):
     import cupy as cp
+
     import optcore
+
     section(f"Online form (point clouds, cost on the fly), n = m = {n}, float32, reg = {reg}")
     line("Exp limit per iteration = 2·n·m / measured __expf rate (one exp per pair and half-iteration).\n")
     line("| d | ms/iter | exp limit ms/iter | ratio | n×m array allocated |")
@@ -341,9 +392,22 @@ def online(res, n, dims, reg):
         y = (rng.random((n, d), dtype=cp.float32) / np.sqrt(d)).astype(cp.float32)
         pool = cp.get_default_memory_pool()
         before = pool.total_bytes()
+
         def run(k):
-            return optcore.ot.sinkhorn(None, None, reg=reg, x=x, y=y, tol=1e-300, maxiter=k, check_every=k,
-                                       return_plan=False, warn=False, options={"overrelaxation": 1.0})
+            return optcore.ot.sinkhorn(
+                None,
+                None,
+                reg=reg,
+                x=x,
+                y=y,
+                tol=1e-300,
+                maxiter=k,
+                check_every=k,
+                return_plan=False,
+                warn=False,
+                options={"overrelaxation": 1.0},
+            )
+
         run(1)
         t1 = wall(lambda: run(2))[0]
         t2 = wall(lambda: run(4))[0]
@@ -351,17 +415,22 @@ def online(res, n, dims, reg):
         grew = pool.total_bytes() - before
         limit = 2 * n * n / res["exp_rate_float"]  # __expf: the special-function unit's rate
         rows.append(dict(d=d, per_iter=per, exp_limit=limit, pool_growth=grew))
-        line(f"| {d} | {per * 1e3:.2f} | {limit * 1e3:.2f} | {per / limit:.1f}× | "
-             f"{'no' if grew < n * n * 4 else 'YES'} (pool grew {grew / 2**20:.1f} MiB) |")
+        line(
+            f"| {d} | {per * 1e3:.2f} | {limit * 1e3:.2f} | {per / limit:.1f}× | "
+            f"{'no' if grew < n * n * 4 else 'YES'} (pool grew {grew / 2**20:.1f} MiB) |"
+        )
     res["online"] = rows
 
 
 # ---------------------------------------------------------------- 4. batch
 
+
 @guard
 def batch(res, B, n, reg, tol):
     import cupy as cp
+
     import optcore
+
     section(f"Batch: {B} problems of n = m = {n} in one call vs one by one (float64, reg = {reg}, tol = {tol})")
     rng = cp.random.default_rng(7)
     x = rng.random((B, n, 2))
@@ -376,21 +445,27 @@ def batch(res, B, n, reg, tol):
 
     def one_by_one():
         return [optcore.ot.sinkhorn(a[i], a[i], M[i], reg, tol=tol, warn=False) for i in range(B)]
+
     t_1, rs = wall(one_by_one)
     ok_1 = all(q.success for q in rs)
     diff = max(float(cp.abs(r.plan[i] - rs[i].plan).sum()) for i in range(B))
     res["batch"] = dict(B=B, n=n, batched=t_b, one_by_one=t_1, nit=int(r.nit), success=ok_b and ok_1, max_l1_diff=diff)
-    line(f"- batched: {t_b * 1e3:.1f} ms ({r.nit} iterations, all converged: {ok_b}); one by one: "
-         f"{t_1 * 1e3:.1f} ms (all converged: {ok_1}) → **{t_1 / t_b:.1f}× the throughput**; "
-         f"largest L1 difference between the two plans of a problem: {diff:.1e}")
+    line(
+        f"- batched: {t_b * 1e3:.1f} ms ({r.nit} iterations, all converged: {ok_b}); one by one: "
+        f"{t_1 * 1e3:.1f} ms (all converged: {ok_1}) → **{t_1 / t_b:.1f}× the throughput**; "
+        f"largest L1 difference between the two plans of a problem: {diff:.1e}"
+    )
 
 
 @guard
 def sns(res, tol, names):
     import cupy as cp
+
     import optcore
+
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import ot_sns  # the SNS benchmark's problem families
+
     section(f"Sinkhorn–Newton–Sparse on the GPU vs the GPU log-domain Sinkhorn (eta = 1200, float64, tol = {tol:g})")
     builders = {
         "random-5000": lambda: ot_sns.random_problem(5000, 0),
@@ -410,16 +485,30 @@ def sns(res, tol, names):
         for label, method, cap in (("optcore sns (GPU)", "sns", 2000), ("optcore log (GPU)", "log", 50_000)):
             # warm-up through every stage (SNS: two Sinkhorn, then Newton steps), so that CuPy's
             # kernel compilation is not timed
-            optcore.ot.sinkhorn(a, b, M, reg, method=method, tol=tol, maxiter=6, warn=False,
-                                options={"warmup": 2} if method == "sns" else None)
-            t, r = wall(lambda: optcore.ot.sinkhorn(a, b, M, reg, method=method, tol=tol, maxiter=cap, warn=False))
+            optcore.ot.sinkhorn(
+                a,
+                b,
+                M,
+                reg,
+                method=method,
+                tol=tol,
+                maxiter=6,
+                warn=False,
+                options={"warmup": 2} if method == "sns" else None,
+            )
+            t, r = wall(
+                lambda a=a, b=b, M=M: optcore.ot.sinkhorn(a, b, M, reg, method=method, tol=tol, maxiter=cap, warn=False)
+            )
             its = f"{r.nit}" + (f" ({r.n_sinkhorn}+{r.n_newton})" if method == "sns" else "")
             err = measured_error(r.plan, a, b)
             out[method] = t
-            rows.append(dict(problem=name, n=p.n, solver=label, time=t, nit=int(r.nit), error=err,
-                             success=bool(r.success)))
+            rows.append(
+                dict(problem=name, n=p.n, solver=label, time=t, nit=int(r.nit), error=err, success=bool(r.success))
+            )
             ratio = f"{out['log'] / out['sns']:.1f}×" if method == "log" else ""
-            line(f"| {name} | {p.n} | {label} | {t:.3f} | {its} | {err:.2e}{'' if r.success else ' (not converged)'} | {ratio} |")
+            line(
+                f"| {name} | {p.n} | {label} | {t:.3f} | {its} | {err:.2e}{'' if r.success else ' (not converged)'} | {ratio} |"
+            )
         if name == names[0]:
             first = (a, b, M, reg)
         del a, b, M
@@ -433,10 +522,12 @@ def sns_anatomy(res, a, b, M, reg):
     """Event times of the parts of one Newton step at the Sinkhorn stage's switch point."""
     import cupy as cp
     import cupyx.scipy.sparse as sp
+
     import optcore
     from optcore.ot._gpu import sns as gsns
     from optcore.ot._gpu.launch import CupyKernels
     from optcore.ot._gpu.sinkhorn import DenseCost, _plan
+
     kern = CupyKernels(M.dtype)
     n, m = M.shape
     w = optcore.ot.sinkhorn(a, b, M, reg, tol=1e-2, warn=False)
@@ -446,11 +537,14 @@ def sns_anatomy(res, a, b, M, reg):
     r, c = P.sum(axis=1, dtype=cp.float64), P.sum(axis=0, dtype=cp.float64)
     min_keep = int((2.0 / min(n, m) * (n + m) ** 2 - (n + m)) / 2.0)
     parts = {}
-    parts["plan + marginals"] = event_ms(lambda: (_plan(kern, cost, f, g, reg, 1), P.sum(axis=1, dtype=cp.float64),
-                                                  P.sum(axis=0, dtype=cp.float64)), repeat=3)[0]
+    parts["plan + marginals"] = event_ms(
+        lambda: (_plan(kern, cost, f, g, reg, 1), P.sum(axis=1, dtype=cp.float64), P.sum(axis=0, dtype=cp.float64)),
+        repeat=3,
+    )[0]
     tau = gsns._threshold(cp, P, float(r.sum()), min_keep, None)
-    parts["threshold (bisection over exponents)"] = event_ms(lambda: gsns._threshold(cp, P, float(r.sum()), min_keep, None),
-                                                          repeat=3)[0]
+    parts["threshold (bisection over exponents)"] = event_ms(
+        lambda: gsns._threshold(cp, P, float(r.sum()), min_keep, None), repeat=3
+    )[0]
     parts["dense -> CSR"] = event_ms(lambda: sp.csr_matrix(cp.where(P >= tau, P, 0).astype(cp.float64)), repeat=3)[0]
     Ps = sp.csr_matrix(cp.where(P >= tau, P, 0).astype(cp.float64))
     parts["transpose (CSR)"] = event_ms(lambda: Ps.T.tocsr(), repeat=3)[0]
@@ -464,9 +558,12 @@ def sns_anatomy(res, a, b, M, reg):
     def cg():
         x, k = gsns._cg_schur(cp, Ps, PsT, dr, dc, bv > 0, rhs, 1e-2, 1000)
         its.append(k)
+
     parts["CG on the Schur complement"] = event_ms(cg, repeat=3)[0]
-    line(f"\nOne Newton step's parts on {n}×{m} at the switch point (nnz = {Ps.nnz}, "
-         f"{its[-1]} CG iterations; a log-domain iteration here: see the table above):\n")
+    line(
+        f"\nOne Newton step's parts on {n}×{m} at the switch point (nnz = {Ps.nnz}, "
+        f"{its[-1]} CG iterations; a log-domain iteration here: see the table above):\n"
+    )
     for k, v in parts.items():
         line(f"- {k}: {v:.2f} ms")
     res["sns_anatomy"] = dict(parts, nnz=int(Ps.nnz), cg_its=int(its[-1]))
@@ -488,15 +585,21 @@ def main():
     p.add_argument("--out", default="benches/results/ot_gpu.md")
     args = p.parse_args()
     import cupy as cp
+
     import optcore
+
     dev = cp.cuda.runtime.getDeviceProperties(0)
     try:
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.mem",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=20).stdout.strip()
+        smi = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,driver_version,clocks.sm,clocks.mem", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        ).stdout.strip()
     except Exception:  # noqa: BLE001
         smi = "?"
     t0 = time.perf_counter()
-    res = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "args": vars(args)}
+    res = {"date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"), "args": vars(args)}
     LOG.append("# optcore Sinkhorn GPU benchmark\n")
     LOG.append(f"`python benches/ot_gpu.py {' '.join(sys.argv[1:])}` — {res['date']}\n")
     LOG.append("## Machine\n")
@@ -506,10 +609,14 @@ def main():
             versions[mod] = __import__(mod).__version__
         except Exception:  # noqa: BLE001
             versions[mod] = "missing"
-    LOG.append(f"- GPU: {dev['name'].decode()} ({smi}), {dev['multiProcessorCount']} SMs, "
-               f"{dev['totalGlobalMem'] / 2**30:.0f} GiB; host {platform.processor() or platform.machine()}")
-    LOG.append(f"- optcore {optcore.__version__}, CuPy {versions['cupy']}, torch {versions['torch']}, "
-               f"jax {versions['jax']}, POT {versions['ot']}, ott-jax {versions['ott']}, Python {platform.python_version()}")
+    LOG.append(
+        f"- GPU: {dev['name'].decode()} ({smi}), {dev['multiProcessorCount']} SMs, "
+        f"{dev['totalGlobalMem'] / 2**30:.0f} GiB; host {platform.processor() or platform.machine()}"
+    )
+    LOG.append(
+        f"- optcore {optcore.__version__}, CuPy {versions['cupy']}, torch {versions['torch']}, "
+        f"jax {versions['jax']}, POT {versions['ot']}, ott-jax {versions['ott']}, Python {platform.python_version()}"
+    )
     ceilings(res)
     skip = set(filter(None, args.skip.split(",")))
     if "dense" not in skip:

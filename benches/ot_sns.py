@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import os
 import shlex
 import sys
@@ -25,14 +24,12 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.distance import cdist
-
 import ot_cpu  # same directory; also sets the JAX environment (unused here) before numpy users load
 from ot_cpu import (
+    CALIB_THR,
     LONG_RUN_S,
     MAX_DECADES,
     ForeignLoad,
-    CALIB_THR,
     Outcome,
     calibrate,
     core_hash,
@@ -40,10 +37,10 @@ from ot_cpu import (
     fmt_s,
     log,
     machine_info,
-    marginal_error,
     search,
     timed_solve,
 )
+from scipy.spatial.distance import cdist
 
 import optcore
 
@@ -106,9 +103,15 @@ def random_problem(n: int, seed: int) -> Problem:
     rng = np.random.default_rng(seed)
     M = rng.random((n, n))  # i.i.d. uniform on [0, 1], not rescaled
     a = np.full(n, 1.0 / n)
-    return Problem("random" if n == 500 else f"random-{n}", "random",
-                   f"n = {n}, uniform marginals, cost i.i.d. U[0, 1] (seed {seed})", a, a.copy(), M,
-                   paper="random" if n == 500 else None)
+    return Problem(
+        "random" if n == 500 else f"random-{n}",
+        "random",
+        f"n = {n}, uniform marginals, cost i.i.d. U[0, 1] (seed {seed})",
+        a,
+        a.copy(),
+        M,
+        paper="random" if n == 500 else None,
+    )
 
 
 def digit_images(idx: tuple[int, int], size: int):
@@ -130,10 +133,16 @@ def digits_problem(metric: str, idx, size: int) -> Problem:
     M = grid_cost(size, "sqeuclidean" if metric == "L2" else "cityblock", centred=False)
     name = "squared Euclidean" if metric == "L2" else "L1"
     paper = f"digits-{metric}" if size == 28 else None
-    return Problem(f"digits-{metric}" if size == 28 else f"digits{size}-{metric}", "digits",
-                   f"sklearn digits #{idx[0]} (a '{labels[0]}') -> #{idx[1]} (a '{labels[1]}'), "
-                   f"{size}x{size} (n = {size * size}), {name} cost / max", unit_mass(ia), unit_mass(ib), M,
-                   paper=paper)
+    return Problem(
+        f"digits-{metric}" if size == 28 else f"digits{size}-{metric}",
+        "digits",
+        f"sklearn digits #{idx[0]} (a '{labels[0]}') -> #{idx[1]} (a '{labels[1]}'), "
+        f"{size}x{size} (n = {size * size}), {name} cost / max",
+        unit_mass(ia),
+        unit_mass(ib),
+        M,
+        paper=paper,
+    )
 
 
 def gmm_density(k: int, seed: int) -> np.ndarray:
@@ -159,20 +168,26 @@ def gmm_density(k: int, seed: int) -> np.ndarray:
 def gmm_problem(k: int, metric: str, seeds) -> Problem:
     M = grid_cost(k, "sqeuclidean" if metric == "W2" else "euclidean", centred=True)
     cost = "squared Euclidean" if metric == "W2" else "Euclidean"
-    return Problem(f"gmm{k}-{metric}", f"gmm-{metric}",
-                   f"3-Gaussian mixtures (seeds {seeds[0]}, {seeds[1]}) on a {k}x{k} grid (n = {k * k}), "
-                   f"{cost} cost / max", unit_mass(gmm_density(k, seeds[0])),
-                   unit_mass(gmm_density(k, seeds[1])), M)
+    return Problem(
+        f"gmm{k}-{metric}",
+        f"gmm-{metric}",
+        f"3-Gaussian mixtures (seeds {seeds[0]}, {seeds[1]}) on a {k}x{k} grid (n = {k * k}), {cost} cost / max",
+        unit_mass(gmm_density(k, seeds[0])),
+        unit_mass(gmm_density(k, seeds[1])),
+        M,
+    )
 
 
 def make_problems(args) -> list[Problem]:
     seeds = (args.seed + 1, args.seed + 2)
     if args.quick:
-        probs = [random_problem(200, args.seed), digits_problem("L2", args.digits, 16),
-                 gmm_problem(16, "W2", seeds)]
+        probs = [random_problem(200, args.seed), digits_problem("L2", args.digits, 16), gmm_problem(16, "W2", seeds)]
     else:
-        probs = [random_problem(500, args.seed), digits_problem("L2", args.digits, 28),
-                 digits_problem("L1", args.digits, 28)]
+        probs = [
+            random_problem(500, args.seed),
+            digits_problem("L2", args.digits, 28),
+            digits_problem("L1", args.digits, 28),
+        ]
         for k in (32, 64):
             probs += [gmm_problem(k, "W2", seeds), gmm_problem(k, "W1", seeds)]
     if args.problems:
@@ -200,8 +215,9 @@ class OptcoreSolver(ot_cpu.OptcoreSolver):
 
     def solve(self, inputs, thr, cap):
         a, b, M, reg = inputs
-        res = optcore.ot.sinkhorn(a, b, M, reg, method=self.method, tol=thr, maxiter=cap, warn=False,
-                                  options=self.options)
+        res = optcore.ot.sinkhorn(
+            a, b, M, reg, method=self.method, tol=thr, maxiter=cap, warn=False, options=self.options
+        )
         self.last = {k: getattr(res, k, None) for k in ("n_sinkhorn", "n_newton", "hessian_density")}
         return res.plan, res.nit, "" if res.status == 0 else f"status {res.status} ({res.message.split(':')[0]})"
 
@@ -310,16 +326,20 @@ def run_one(solver, prob: Problem, args) -> SnsOutcome:
     out = SnsOutcome(solver.key, prob.n, args.reg, status="not reached", problem=prob.key)
     try:
         inputs = solver.setup(prob.a, prob.b, prob.M, args.reg)
-        calib = (calibrate_growing(solver, inputs, args.budget) if getattr(solver, "growing", False)
-                 else calibrate(solver, inputs))
+        calib = (
+            calibrate_growing(solver, inputs, args.budget)
+            if getattr(solver, "growing", False)
+            else calibrate(solver, inputs)
+        )
         del inputs
         search(solver, solver.setup(prob.a, prob.b, prob.M, args.reg), calib, out, args)
     except Exception as e:
         out.status, out.time, out.runs = "error", None, 0
         out.note = "; ".join(filter(None, [out.note, f"{type(e).__name__}: {e}"[:200]]))
     last = getattr(solver, "last", {})
-    out.n_sinkhorn, out.n_newton, out.hessian_density = (last.get(k) for k in
-                                                         ("n_sinkhorn", "n_newton", "hessian_density"))
+    out.n_sinkhorn, out.n_newton, out.hessian_density = (
+        last.get(k) for k in ("n_sinkhorn", "n_newton", "hessian_density")
+    )
     return out
 
 
@@ -363,43 +383,57 @@ def report(args, info, problems, outcomes, elapsed, end_info) -> str:
     v = info["versions"]
     L.append("## Machine\n")
     L += ot_cpu.machine_lines(info, end_info)
-    L.append(f"- Python {info['python']}, numpy {v['numpy']} (BLAS: {info['blas']}), scipy {v['scipy']}, "
-             f"regot {v['regot']}, scikit-learn {v['scikit-learn']}")
-    L.append(f"- optcore {v['optcore']} (SIMD {info['simd']}, extension sha256 {info['core_hash']}, "
-             f"repo `{info['git']}`)")
+    L.append(
+        f"- Python {info['python']}, numpy {v['numpy']} (BLAS: {info['blas']}), scipy {v['scipy']}, "
+        f"regot {v['regot']}, scikit-learn {v['scikit-learn']}"
+    )
+    L.append(
+        f"- optcore {v['optcore']} (SIMD {info['simd']}, extension sha256 {info['core_hash']}, repo `{info['git']}`)"
+    )
     if end_info["core_hash"] != info["core_hash"]:
-        L.append(f"- **The optcore extension was rebuilt during the run** ({info['core_hash']} → "
-                 f"{end_info['core_hash']}); timings used the build loaded at start.")
-    L.append(f"- Threads: defaults on all {info['cores']} cores (optcore `workers=None`; RegOT's OpenMP "
-             "default).")
+        L.append(
+            f"- **The optcore extension was rebuilt during the run** ({info['core_hash']} → "
+            f"{end_info['core_hash']}); timings used the build loaded at start."
+        )
+    L.append(f"- Threads: defaults on all {info['cores']} cores (optcore `workers=None`; RegOT's OpenMP default).")
     unavailable = {o.solver: o.note for o in outcomes if o.status == "unavailable"}
     for key, why in unavailable.items():
         L.append(f"- **{labels[key]}: unavailable: {why}**")
     L.append("")
 
     L.append("## Protocol\n")
-    L.append(f"- eta = 1/reg = {1 / args.reg:g} (reg = {args.reg:.6g}) for every problem; costs as listed "
-             "below (the random cost is not rescaled; the others are divided by their max, so all costs "
-             "lie in [0, 1] as in the paper's eta = 1200 setting).")
-    L.append(f"- Target: L1 marginal error `|P 1 - a|_1 + |P^T 1 - b|_1 <= {args.tol:g}`, measured by this "
-             "script in float64 on each returned plan. optcore (`sns`, `log`, float64): `tol=target` "
-             "(it bounds that quantity on the returned plan; `log` checks it every 10 iterations). "
-             "RegOT: `tol` bounds the 2-norm of its dual gradient (the row residuals and all but one column "
-             "residual), so it is searched as target, target/10, ... (down to target·1e-"
-             f"{MAX_DECADES}) until the measured error meets the target; the time is that of the "
-             "threshold that met it. RegOT's plan is `result.plan` (built by RegOT from its final duals).")
-    L.append(f"- Time: `time.perf_counter` around the solve call (plan included), best of {args.repeat} "
-             f"(one run when over {LONG_RUN_S:g} s).")
-    L.append(f"- Budget: {args.budget:g} s per solver and problem (threshold search included); the "
-             f"iteration cap is min({MAXITER}, budget / seconds per iteration), the seconds per iteration "
-             "from calibration runs that never converge: optcore 2 and 6 iterations; RegOT 10, 20, 40, ... "
-             "iterations until one run takes a tenth of the budget, the cost of the last doubling per "
-             "iteration (RegOT's iterations get dearer as it runs, and a RegOT call cannot be interrupted; "
-             "a trial that still overruns the budget is flagged in the notes). A solver that cannot finish in it is "
-             "reported as `skipped (budget)`, not timed. For SNS the calibration times Sinkhorn-stage "
-             "iterations only, so its cap is loose (it is far from binding).")
-    L.append("- Iterations: optcore `res.nit` (SNS: `res.n_sinkhorn` + `res.n_newton` in brackets); RegOT "
-             "`result.niter` (Newton-type iterations).\n")
+    L.append(
+        f"- eta = 1/reg = {1 / args.reg:g} (reg = {args.reg:.6g}) for every problem; costs as listed "
+        "below (the random cost is not rescaled; the others are divided by their max, so all costs "
+        "lie in [0, 1] as in the paper's eta = 1200 setting)."
+    )
+    L.append(
+        f"- Target: L1 marginal error `|P 1 - a|_1 + |P^T 1 - b|_1 <= {args.tol:g}`, measured by this "
+        "script in float64 on each returned plan. optcore (`sns`, `log`, float64): `tol=target` "
+        "(it bounds that quantity on the returned plan; `log` checks it every 10 iterations). "
+        "RegOT: `tol` bounds the 2-norm of its dual gradient (the row residuals and all but one column "
+        "residual), so it is searched as target, target/10, ... (down to target·1e-"
+        f"{MAX_DECADES}) until the measured error meets the target; the time is that of the "
+        "threshold that met it. RegOT's plan is `result.plan` (built by RegOT from its final duals)."
+    )
+    L.append(
+        f"- Time: `time.perf_counter` around the solve call (plan included), best of {args.repeat} "
+        f"(one run when over {LONG_RUN_S:g} s)."
+    )
+    L.append(
+        f"- Budget: {args.budget:g} s per solver and problem (threshold search included); the "
+        f"iteration cap is min({MAXITER}, budget / seconds per iteration), the seconds per iteration "
+        "from calibration runs that never converge: optcore 2 and 6 iterations; RegOT 10, 20, 40, ... "
+        "iterations until one run takes a tenth of the budget, the cost of the last doubling per "
+        "iteration (RegOT's iterations get dearer as it runs, and a RegOT call cannot be interrupted; "
+        "a trial that still overruns the budget is flagged in the notes). A solver that cannot finish in it is "
+        "reported as `skipped (budget)`, not timed. For SNS the calibration times Sinkhorn-stage "
+        "iterations only, so its cap is loose (it is far from binding)."
+    )
+    L.append(
+        "- Iterations: optcore `res.nit` (SNS: `res.n_sinkhorn` + `res.n_newton` in brackets); RegOT "
+        "`result.niter` (Newton-type iterations).\n"
+    )
 
     L.append("### Problems\n")
     L.append("| problem | n | description |")
@@ -407,53 +441,71 @@ def report(args, info, problems, outcomes, elapsed, end_info) -> str:
     for p in problems:
         L.append(f"| {p.key} | {p.n} | {p.desc} |")
     L.append("")
-    L.append("Histograms (digits, mixtures): intensities scaled to max 1, + 1e-6 (no empty bin), then "
-             "normalised to unit mass. Digits: `sklearn.datasets.load_digits` 8×8 images (0..16 → [0, 1]) "
-             "upsampled with `scipy.ndimage.zoom(order=1)` (bilinear); pixel positions on the grid scaled "
-             "to [0, 1]² (corners at 0 and 1). Mixtures: density evaluated at the cell centres "
-             "((i + 0.5)/k).\n")
+    L.append(
+        "Histograms (digits, mixtures): intensities scaled to max 1, + 1e-6 (no empty bin), then "
+        "normalised to unit mass. Digits: `sklearn.datasets.load_digits` 8×8 images (0..16 → [0, 1]) "
+        "upsampled with `scipy.ndimage.zoom(order=1)` (bilinear); pixel positions on the grid scaled "
+        "to [0, 1]² (corners at 0 and 1). Mixtures: density evaluated at the cell centres "
+        "((i + 0.5)/k).\n"
+    )
 
     L.append(f"## Summary: seconds to reach err <= {args.tol:g}\n")
-    L.append("Ratios = other time / SNS time (> 1: SNS faster). Issue 3 targets: log/SNS >= 20× on the "
-             "random problem and >= 5× on the others; SNS faster than RegOT's best on at least three of "
-             "the four families (random, digits, mixtures W2, mixtures W1).\n")
-    L.append("`log` is optcore's default (over-relaxed) log-domain Sinkhorn; `log (plain)` the same "
-             "without over-relaxation, i.e. the Sinkhorn iteration of the SNS paper's comparison.\n")
-    L.append("| problem | n | SNS time | SNS iters | log time | log iters | log (plain) time | "
-             "log (plain) iters | best RegOT | RegOT time | log/SNS | plain/SNS | RegOT/SNS |")
+    L.append(
+        "Ratios = other time / SNS time (> 1: SNS faster). Issue 3 targets: log/SNS >= 20× on the "
+        "random problem and >= 5× on the others; SNS faster than RegOT's best on at least three of "
+        "the four families (random, digits, mixtures W2, mixtures W1).\n"
+    )
+    L.append(
+        "`log` is optcore's default (over-relaxed) log-domain Sinkhorn; `log (plain)` the same "
+        "without over-relaxation, i.e. the Sinkhorn iteration of the SNS paper's comparison.\n"
+    )
+    L.append(
+        "| problem | n | SNS time | SNS iters | log time | log iters | log (plain) time | "
+        "log (plain) iters | best RegOT | RegOT time | log/SNS | plain/SNS | RegOT/SNS |"
+    )
     L.append("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for p in problems:
         sns, lg = by.get((p.key, "optcore-sns")), by.get((p.key, "optcore-log"))
         pl = by.get((p.key, "optcore-log-plain"))
         done = [by[(p.key, k)] for k in regot_keys if (p.key, k) in by and by[(p.key, k)].status == "ok"]
         best = min(done, key=lambda o: o.time) if done else None
-        L.append(f"| {p.key} | {p.n} | {cell(sns)} | {iters(sns)} | {cell(lg)} | {iters(lg)} | "
-                 f"{cell(pl)} | {iters(pl)} | "
-                 f"{labels[best.solver] if best else 'none reached the target'} | "
-                 f"{fmt_s(best.time) if best else '–'} | {ratio(lg, sns)} | {ratio(pl, sns)} | "
-                 f"{ratio(best, sns)} |")
+        L.append(
+            f"| {p.key} | {p.n} | {cell(sns)} | {iters(sns)} | {cell(lg)} | {iters(lg)} | "
+            f"{cell(pl)} | {iters(pl)} | "
+            f"{labels[best.solver] if best else 'none reached the target'} | "
+            f"{fmt_s(best.time) if best else '–'} | {ratio(lg, sns)} | {ratio(pl, sns)} | "
+            f"{ratio(best, sns)} |"
+        )
 
     paper_rows = [p for p in problems if p.paper]
     if paper_rows:
-        L.append("\n## Iterations against the paper (Table 1, eta = 1200, \"machine accuracy\")\n")
-        L.append("Paper counts as quoted in issue 3; ours to the error target above. Issue 3 target: SNS "
-                 "iterations within 1.5× of the paper's.\n")
-        L.append("| problem | paper SNS (Sinkhorn+Newton) | optcore SNS | paper Sinkhorn | optcore log (plain) "
-                 "| optcore log |")
+        L.append('\n## Iterations against the paper (Table 1, eta = 1200, "machine accuracy")\n')
+        L.append(
+            "Paper counts as quoted in issue 3; ours to the error target above. Issue 3 target: SNS "
+            "iterations within 1.5× of the paper's.\n"
+        )
+        L.append(
+            "| problem | paper SNS (Sinkhorn+Newton) | optcore SNS | paper Sinkhorn | optcore log (plain) "
+            "| optcore log |"
+        )
         L.append("|---|---:|---:|---:|---:|---:|")
         for p in paper_rows:
             ref = PAPER[p.paper]
             s, n = ref["sns"]
             sns, lg = by.get((p.key, "optcore-sns")), by.get((p.key, "optcore-log"))
             pl = by.get((p.key, "optcore-log-plain"))
-            L.append(f"| {p.key} ({ref['label']}) | {s + n} ({s}+{n}) | "
-                     f"{iters(sns) if sns and sns.status == 'ok' else cell(sns)} | {ref['sinkhorn']:,} | "
-                     f"{iters(pl) if pl and pl.status == 'ok' else cell(pl)} | "
-                     f"{iters(lg) if lg and lg.status == 'ok' else cell(lg)} |")
+            L.append(
+                f"| {p.key} ({ref['label']}) | {s + n} ({s}+{n}) | "
+                f"{iters(sns) if sns and sns.status == 'ok' else cell(sns)} | {ref['sinkhorn']:,} | "
+                f"{iters(pl) if pl and pl.status == 'ok' else cell(pl)} | "
+                f"{iters(lg) if lg and lg.status == 'ok' else cell(lg)} |"
+            )
 
     L.append("\n## All runs\n")
-    L.append("err: measured on the returned plan. thr: the stopping threshold passed (optcore `tol`, "
-             "RegOT `tol`). Search: measured error per threshold tried before the one used.\n")
+    L.append(
+        "err: measured on the returned plan. thr: the stopping threshold passed (optcore `tol`, "
+        "RegOT `tol`). Search: measured error per threshold tried before the one used.\n"
+    )
     L.append("| problem | n | solver | time (s) | iters | ms/iter | err | thr | runs | notes |")
     L.append("|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
     for p in problems:
@@ -474,8 +526,10 @@ def report(args, info, problems, outcomes, elapsed, end_info) -> str:
                 notes.append(f"Hessian density {o.hessian_density:.3g}")
             if o.note and o.status != "unavailable":
                 notes.append(o.note)
-            L.append(f"| {p.key} | {p.n} | {s.label} | {cell(o)} | {iters(o)} | {ms} | {fmt_e(o.err)} | "
-                     f"{fmt_e(o.thr)} | {o.runs} | {'; '.join(notes)} |")
+            L.append(
+                f"| {p.key} | {p.n} | {s.label} | {cell(o)} | {iters(o)} | {ms} | {fmt_e(o.err)} | "
+                f"{fmt_e(o.thr)} | {o.runs} | {'; '.join(notes)} |"
+            )
     return "\n".join(L) + "\n"
 
 
@@ -484,22 +538,39 @@ def report(args, info, problems, outcomes, elapsed, end_info) -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true",
-                   help="smoke run (< 1 min): random n=200, digits 16x16 L2, mixtures 16x16 W2; budget 3 s, 1 run")
-    p.add_argument("--out", type=Path, help="Markdown output (default benches/results/ot_sns.md, "
-                   "ot_sns_quick.md with --quick); raw results go next to it as .json")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run (< 1 min): random n=200, digits 16x16 L2, mixtures 16x16 W2; budget 3 s, 1 run",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="Markdown output (default benches/results/ot_sns.md, "
+        "ot_sns_quick.md with --quick); raw results go next to it as .json",
+    )
     p.add_argument("--tol", type=float, default=1e-9, help="L1 marginal error target (default 1e-9)")
     p.add_argument("--reg", type=float, default=REG, help="entropic regularisation (default 1/1200)")
     p.add_argument("--budget", type=float, help="seconds per solver and problem (default 120, 4 with --quick)")
     p.add_argument("--repeat", type=int, help="timed runs per configuration, best kept (default 3, 1 with --quick)")
-    p.add_argument("--problems", type=lambda s: tuple(s.split(",")),
-                   help="comma-separated subset of problem keys (random, digits-L2, digits-L1, gmm32-W2, "
-                   "gmm32-W1, gmm64-W2, gmm64-W1)")
-    p.add_argument("--solvers", type=lambda s: tuple(s.split(",")),
-                   help="comma-separated subset of solver keys (optcore-sns, optcore-log, "
-                   "regot-sinkhorn_sparse_newton, regot-sinkhorn_ssns, regot-sinkhorn_splr)")
-    p.add_argument("--digits", type=lambda s: tuple(int(x) for x in s.split(",")), default=(0, 1),
-                   help="indices of the two sklearn digits (default 0,1: a '0' and a '1')")
+    p.add_argument(
+        "--problems",
+        type=lambda s: tuple(s.split(",")),
+        help="comma-separated subset of problem keys (random, digits-L2, digits-L1, gmm32-W2, "
+        "gmm32-W1, gmm64-W2, gmm64-W1)",
+    )
+    p.add_argument(
+        "--solvers",
+        type=lambda s: tuple(s.split(",")),
+        help="comma-separated subset of solver keys (optcore-sns, optcore-log, "
+        "regot-sinkhorn_sparse_newton, regot-sinkhorn_ssns, regot-sinkhorn_splr)",
+    )
+    p.add_argument(
+        "--digits",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=(0, 1),
+        help="indices of the two sklearn digits (default 0,1: a '0' and a '1')",
+    )
     p.add_argument("--seed", type=int, default=0, help="random cost seed; mixtures use seed+1, seed+2")
     args = p.parse_args(argv)
     if args.budget is None:
@@ -533,24 +604,28 @@ def main(argv=None):
         for prob in problems:
             for s in solvers:
                 if missing[s.key]:
-                    o = SnsOutcome(s.key, prob.n, args.reg, status="unavailable", note=missing[s.key],
-                                   problem=prob.key)
+                    o = SnsOutcome(s.key, prob.n, args.reg, status="unavailable", note=missing[s.key], problem=prob.key)
                 else:
                     o = run_one(s, prob, args)
                 outcomes.append(o)
-                log(f"{prob.key:10s} {s.label:22s} {o.status:12s} time={fmt_s(o.time)} nit={iters(o)} "
-                    f"err={fmt_e(o.err)} thr={fmt_e(o.thr)} [{time.perf_counter() - t_start:.0f} s]")
+                log(
+                    f"{prob.key:10s} {s.label:22s} {o.status:12s} time={fmt_s(o.time)} nit={iters(o)} "
+                    f"err={fmt_e(o.err)} thr={fmt_e(o.thr)} [{time.perf_counter() - t_start:.0f} s]"
+                )
 
     end_info = dict(load_end=os.getloadavg(), core_hash=core_hash(), foreign=foreign.samples)
     text = report(args, info, problems, outcomes, time.perf_counter() - t_start, end_info)
     print(text)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)
-    raw = dict(args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-               maxiter=MAXITER, machine=info, end=end_info,
-               problems=[dict(key=p.key, family=p.family, n=p.n, desc=p.desc, paper=PAPER.get(p.paper))
-                         for p in problems],
-               outcomes=[dataclasses.asdict(o) for o in outcomes])
+    raw = dict(
+        args={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        maxiter=MAXITER,
+        machine=info,
+        end=end_info,
+        problems=[dict(key=p.key, family=p.family, n=p.n, desc=p.desc, paper=PAPER.get(p.paper)) for p in problems],
+        outcomes=[dataclasses.asdict(o) for o in outcomes],
+    )
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
     log(f"wrote {args.out} and {args.out.with_suffix('.json')}")
 

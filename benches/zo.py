@@ -49,7 +49,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from ot_cpu import ForeignLoad, library_versions, machine_info, machine_lines  # noqa: E402  (same directory)
 
-import optcore  # noqa: E402
 from optcore import zo  # noqa: E402
 from optcore.zo import functions as F  # noqa: E402
 
@@ -114,7 +113,6 @@ def run_peer(name, f, x0, budget, cap, seed, bounds=None, sigma0=None):
     from scipy.optimize import Bounds, minimize
 
     c = Counted(f, budget, cap)
-    d = x0.size
     t = time.perf_counter()
     best_x = [x0]
     try:
@@ -139,9 +137,19 @@ def run_peer(name, f, x0, budget, cap, seed, bounds=None, sigma0=None):
                 import cma
 
                 es = cma.CMAEvolutionStrategy(
-                    x0, sigma0 or 2.0,
-                    {"seed": seed + 1, "maxfevals": budget, "verbose": -9, "tolfun": 0, "tolx": 0,
-                     "tolfunhist": 0, "tolstagnation": 10**9, **({"bounds": list(bounds)} if bounds else {})})
+                    x0,
+                    sigma0 or 2.0,
+                    {
+                        "seed": seed + 1,
+                        "maxfevals": budget,
+                        "verbose": -9,
+                        "tolfun": 0,
+                        "tolx": 0,
+                        "tolfunhist": 0,
+                        "tolstagnation": 10**9,
+                        **({"bounds": list(bounds)} if bounds else {}),
+                    },
+                )
                 while not es.stop():
                     X = es.ask()
                     vals = []
@@ -170,23 +178,48 @@ def run_peer(name, f, x0, budget, cap, seed, bounds=None, sigma0=None):
     except Stop:
         pass
     except Exception as exc:  # a peer's own failure is reported, not fatal
-        return dict(solver=name, error=f"{type(exc).__name__}: {exc}"[:120], nfev=c.n, hit=c.hit, gap=c.best,
-                    time=time.perf_counter() - t, x=best_x[0])
-    return dict(solver=name, nfev=c.n, hit=c.hit, gap=c.best, capped=c.capped, time=time.perf_counter() - t,
-                x=best_x[0])
+        return dict(
+            solver=name,
+            error=f"{type(exc).__name__}: {exc}"[:120],
+            nfev=c.n,
+            hit=c.hit,
+            gap=c.best,
+            time=time.perf_counter() - t,
+            x=best_x[0],
+        )
+    return dict(
+        solver=name, nfev=c.n, hit=c.hit, gap=c.best, capped=c.capped, time=time.perf_counter() - t, x=best_x[0]
+    )
 
 
 def run_optcore(method, f, x0, budget, seed, bounds=None, options=None):
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = zo.minimize(f, x0, method=method, maxfev=budget, f_target=TARGET, rng=seed, bounds=bounds,
-                          options=options, vectorized=not isinstance(f, F.TestFunction))
+        res = zo.minimize(
+            f,
+            x0,
+            method=method,
+            maxfev=budget,
+            f_target=TARGET,
+            rng=seed,
+            bounds=bounds,
+            options=options,
+            vectorized=not isinstance(f, F.TestFunction),
+        )
     h = res.history
     hit = int(h[np.argmax(h[:, 1] <= TARGET), 0]) if len(h) and h[-1, 1] <= TARGET else None
     label = f"optcore {method}" + "".join(f", {k} {v}" for k, v in (options or {}).items())
-    return dict(solver=label, nfev=res.nfev, hit=hit, gap=res.fun, capped=False,
-                time=time.perf_counter() - t, status=res.status, x=res.x)
+    return dict(
+        solver=label,
+        nfev=res.nfev,
+        hit=hit,
+        gap=res.fun,
+        capped=False,
+        time=time.perf_counter() - t,
+        status=res.status,
+        x=res.x,
+    )
 
 
 def rotated_ellipsoid(d, seed):
@@ -216,8 +249,14 @@ def item1(args):
                 rows.append(dict(fn=fname, d=d, **{k: v for k, v in r.items() if k != "x"}))
                 log(fname, d, r["solver"], r["hit"], f"{r['gap']:.2e}", f"{r['time']:.2f}s")
             for p in PEERS:
-                r = run_peer(p, f if not isinstance(f, F.TestFunction) else (lambda x, f=f: f(x)), x0, budget,
-                             args.cap, args.seed)
+                r = run_peer(
+                    p,
+                    f if not isinstance(f, F.TestFunction) else (lambda x, f=f: f(x)),
+                    x0,
+                    budget,
+                    args.cap,
+                    args.seed,
+                )
                 rows.append(dict(fn=fname, d=d, **{k: v for k, v in r.items() if k != "x"}))
                 log(fname, d, p, r.get("hit"), r.get("gap"), f"{r['time']:.2f}s", r.get("error", ""))
     return rows
@@ -228,9 +267,13 @@ def item1_rastrigin(args):
     bounds = (-5.0, 5.0)
     tuned = {"particles": 50, "sigma": 3.5}  # see tune_cbo(): picked on seeds 100-109
     out = {}
-    for label, kind, opts in (("optcore cbo (defaults)", "cbo", None), (f"optcore cbo {tuned}", "cbo", tuned),
-                              ("optcore cbo hopping", "cbo", {"variant": "hopping"}),
-                              ("pycma (sigma0 = 2.5)", "pycma", None), ("NGOpt", "NGOpt", None)):
+    for label, kind, opts in (
+        ("optcore cbo (defaults)", "cbo", None),
+        (f"optcore cbo {tuned}", "cbo", tuned),
+        ("optcore cbo hopping", "cbo", {"variant": "hopping"}),
+        ("pycma (sigma0 = 2.5)", "pycma", None),
+        ("NGOpt", "NGOpt", None),
+    ):
         wins, fins, nfevs = 0, [], []
         for s in seeds:
             x0 = np.random.default_rng(s).uniform(-5, 5, d)
@@ -255,8 +298,9 @@ def tune_cbo(args):
             wins = 0
             for s in range(100, 110):
                 x0 = np.random.default_rng(s).uniform(-5, 5, 10)
-                r = run_optcore("cbo", F.rastrigin, x0, 20_000, s, bounds=(-5.0, 5.0),
-                                options={"particles": N, "sigma": sigma})
+                r = run_optcore(
+                    "cbo", F.rastrigin, x0, 20_000, s, bounds=(-5.0, 5.0), options={"particles": N, "sigma": sigma}
+                )
                 wins += bool(np.max(np.abs(r["x"])) < 0.25)
             res[f"particles={N}, sigma={sigma}"] = wins
             log("tune", N, sigma, wins)
@@ -287,8 +331,17 @@ def item2(args):
             for _ in range(reps):
                 f(X, workers=1)
             t_f = (time.perf_counter() - t) / (reps * 1000)
-            out.append(dict(fn=fname, method=method, batch=B, nfev=res.nfev, loop_us=t_loop * 1e6, f_us=t_f * 1e6,
-                            overhead_us=(t_loop - t_f) * 1e6))
+            out.append(
+                dict(
+                    fn=fname,
+                    method=method,
+                    batch=B,
+                    nfev=res.nfev,
+                    loop_us=t_loop * 1e6,
+                    f_us=t_f * 1e6,
+                    overhead_us=(t_loop - t_f) * 1e6,
+                )
+            )
             log("overhead", out[-1])
     return out
 
@@ -321,8 +374,10 @@ def item3(args):
     try:
         from dask.distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=4, threads_per_worker=4, processes=True, dashboard_address=None) as cluster, \
-                Client(cluster) as client:
+        with (
+            LocalCluster(n_workers=4, threads_per_worker=4, processes=True, dashboard_address=None) as cluster,
+            Client(cluster) as client,
+        ):
             ex = client.get_executor()
             client.submit(slow, x0).result()  # warm the workers
             timed("dask LocalCluster (4 processes x 4 threads)", executor=ex)
@@ -330,8 +385,14 @@ def item3(args):
             t = time.perf_counter()
             for _ in range(iters):
                 list(ex.map(float, range(33)))
-            out.append(dict(executor="dask: 33 no-op tasks (the round trip alone)",
-                            s_per_iter=(time.perf_counter() - t) / iters, nfev=33 * iters, x_hash=None))
+            out.append(
+                dict(
+                    executor="dask: 33 no-op tasks (the round trip alone)",
+                    s_per_iter=(time.perf_counter() - t) / iters,
+                    nfev=33 * iters,
+                    x_hash=None,
+                )
+            )
     except Exception as exc:
         out.append(dict(executor="dask LocalCluster", error=f"{type(exc).__name__}: {exc}"[:200]))
     return out
@@ -393,24 +454,29 @@ def fmt_row(r):
 
 def report(args, info, data, elapsed, end_info) -> str:
     L = ["# Zeroth-order optimisation: optcore.zo vs scipy, pycma, nevergrad\n"]
-    L.append(f"`{shlex.join(['python', 'benches/zo.py', *sys.argv[1:]])}` — {info['date']}, total runtime "
-             f"{elapsed / 60:.1f} min.\n")
+    L.append(
+        f"`{shlex.join(['python', 'benches/zo.py', *sys.argv[1:]])}` — {info['date']}, total runtime "
+        f"{elapsed / 60:.1f} min.\n"
+    )
     L.append("## Machine\n")
     L += machine_lines(info, end_info)
     v = info["versions"]
     L.append(f"- Python {info['python']}, " + ", ".join(f"{k} {x}" for k, x in v.items()))
     L.append(f"- optcore extension sha256 {info['core_hash']}, repo `{info['git']}`")
     L.append(f"- nevergrad MetaModel NumPy-2 fix (see `patch_nevergrad`): {info.get('nevergrad_patch')}")
-    L.append("- Timings are wall-clock on a shared 2-core machine and noisy: the evaluation counts are the robust "
-             "numbers.\n")
+    L.append(
+        "- Timings are wall-clock on a shared 2-core machine and noisy: the evaluation counts are the robust numbers.\n"
+    )
 
     L.append("## 1. Evaluations to f - f* <= 1e-6 (budget 2000 d)\n")
-    L.append(f"One start x0 ~ U(-4, 4)^d (seed {args.seed}) for every solver; **bold** = evaluations to the first "
-             f"value <= 1e-6, otherwise the best gap when the budget (or the {args.cap:.0f} s wall-time cap per peer "
-             "run) ran out. optcore methods run with their defaults (no tuning), plus two rows with the "
-             "non-default option `momentum=0.9`; the ellipsoid is separable "
-             "(`sum 1e4^(i/(d-1)) x_i^2`); `ellipsoid-rot` is the same function after a random rotation (d = 50 "
-             "only).\n")
+    L.append(
+        f"One start x0 ~ U(-4, 4)^d (seed {args.seed}) for every solver; **bold** = evaluations to the first "
+        f"value <= 1e-6, otherwise the best gap when the budget (or the {args.cap:.0f} s wall-time cap per peer "
+        "run) ran out. optcore methods run with their defaults (no tuning), plus two rows with the "
+        "non-default option `momentum=0.9`; the ellipsoid is separable "
+        "(`sum 1e4^(i/(d-1)) x_i^2`); `ellipsoid-rot` is the same function after a random rotation (d = 50 "
+        "only).\n"
+    )
     rows = data["item1"]
     probs = []
     for r in rows:
@@ -424,18 +490,24 @@ def report(args, info, data, elapsed, end_info) -> str:
     L.append("|---|" + "---|" * len(probs))
     by = {(r["fn"], r["d"], r["solver"]): r for r in rows}
     for s in solvers:
-        L.append(f"| {s} | " + " | ".join(fmt_row(by[(fn, d, s)]) if (fn, d, s) in by else "–" for fn, d in probs)
-                 + " |")
+        L.append(
+            f"| {s} | " + " | ".join(fmt_row(by[(fn, d, s)]) if (fn, d, s) in by else "–" for fn, d in probs) + " |"
+        )
     L.append("")
     L.append("Wall time per run (s):\n")
     L.append("| solver | " + " | ".join(f"{fn} d={d}" for fn, d in probs) + " |")
     L.append("|---|" + "---|" * len(probs))
     for s in solvers:
-        L.append(f"| {s} | " + " | ".join(f"{by[(fn, d, s)]['time']:.2f}" if (fn, d, s) in by else "–"
-                                         for fn, d in probs) + " |")
+        L.append(
+            f"| {s} | "
+            + " | ".join(f"{by[(fn, d, s)]['time']:.2f}" if (fn, d, s) in by else "–" for fn, d in probs)
+            + " |"
+        )
     L.append("")
-    L.append("### Target: on the smooth functions at d >= 50, an optcore method needs fewer evaluations than "
-             "Nelder–Mead and Powell\n")
+    L.append(
+        "### Target: on the smooth functions at d >= 50, an optcore method needs fewer evaluations than "
+        "Nelder–Mead and Powell\n"
+    )
     for fn, d in probs:
         if d < 50 or fn == "rastrigin":
             continue
@@ -446,8 +518,11 @@ def report(args, info, data, elapsed, end_info) -> str:
         best_oc = min((by[(fn, d, s)] for s in solvers if s.startswith("optcore") and (fn, d, s) in by), key=score)
         peers = [by[(fn, d, p)] for p in ("Nelder-Mead", "Powell") if (fn, d, p) in by]
         met = all(score(best_oc) < score(p) for p in peers)
-        L.append(f"- {fn} d={d}: best optcore {best_oc['solver']} ({fmt_row(best_oc)}) vs "
-                 + ", ".join(f"{p['solver']} ({fmt_row(p)})" for p in peers) + f" — **{'met' if met else 'missed'}**")
+        L.append(
+            f"- {fn} d={d}: best optcore {best_oc['solver']} ({fmt_row(best_oc)}) vs "
+            + ", ".join(f"{p['solver']} ({fmt_row(p)})" for p in peers)
+            + f" — **{'met' if met else 'missed'}**"
+        )
     L.append("")
     L.append("### Rastrigin, d = 10, 10 seeds, bounds [-5, 5]^d: global basin found (|x - 0|_inf < 0.25)\n")
     L.append(f"Budget 20000 evaluations, peers capped at {args.cap10:.0f} s of wall time per run.\n")
@@ -456,18 +531,27 @@ def report(args, info, data, elapsed, end_info) -> str:
     for label, r in data["rastrigin10"].items():
         L.append(f"| {label} | {r['successes']} | {r['median_f']:.3g} | {r['mean_nfev']:.0f} |")
     L.append("")
-    L.append("The tuned cbo setting was chosen on seeds 100-109 (successes out of 10 there: "
-             + ", ".join(f"{k}: {v}" for k, v in data["tune_cbo"].items()) + ").\n")
+    L.append(
+        "The tuned cbo setting was chosen on seeds 100-109 (successes out of 10 there: "
+        + ", ".join(f"{k}: {v}" for k, v in data["tune_cbo"].items())
+        + ").\n"
+    )
 
     L.append("## 2. Loop overhead at d = 1000 (native functions, workers = 1)\n")
-    L.append("'function alone': the same native function on batches of 1000 rows, per row. 'loop': "
-             "`zo.minimize` wall time / evaluations (function included).\n")
-    L.append("| function | method | batch | evaluations | loop per evaluation (µs) | function alone (µs) | "
-             "overhead (µs) | overhead / function |")
+    L.append(
+        "'function alone': the same native function on batches of 1000 rows, per row. 'loop': "
+        "`zo.minimize` wall time / evaluations (function included).\n"
+    )
+    L.append(
+        "| function | method | batch | evaluations | loop per evaluation (µs) | function alone (µs) | "
+        "overhead (µs) | overhead / function |"
+    )
     L.append("|---|---|---|---|---|---|---|---|")
     for r in data["item2"]:
-        L.append(f"| {r['fn']} | {r['method']} | {r['batch']} | {r['nfev']} | {r['loop_us']:.2f} | {r['f_us']:.2f} | "
-                 f"{r['overhead_us']:.2f} | {r['overhead_us'] / r['f_us']:.2f} |")
+        L.append(
+            f"| {r['fn']} | {r['method']} | {r['batch']} | {r['nfev']} | {r['loop_us']:.2f} | {r['f_us']:.2f} | "
+            f"{r['overhead_us']:.2f} | {r['overhead_us'] / r['f_us']:.2f} |"
+        )
     L.append("")
     L.append("## 3. Scale-out: 10 ms per evaluation, q = 32 (33 points per iteration), d = 20\n")
     L.append("| executor | s per iteration | speed-up vs 1 worker | same result |")
@@ -480,12 +564,15 @@ def report(args, info, data, elapsed, end_info) -> str:
         same = "–" if r["x_hash"] is None else ("yes" if r["x_hash"] == base["x_hash"] else "NO")
         L.append(f"| {r['executor']} | {r['s_per_iter']:.3f} | {base['s_per_iter'] / r['s_per_iter']:.1f} | {same} |")
     L.append("")
-    L.append("Ideal: 33 x 10 ms = 0.33 s serially; ceil(33/4) = 9 rounds (3.7x) with 4 workers, 3 rounds (11x) "
-             "with 16.\n")
+    L.append(
+        "Ideal: 33 x 10 ms = 0.33 s serially; ceil(33/4) = 9 rounds (3.7x) with 4 workers, 3 rounds (11x) with 16.\n"
+    )
     L.append("## 4. ZO-RankSGD vs the two-point estimator with values, d = 100\n")
-    L.append("f(x) - f* of the iterate after a number of iterations (10 points queried per iteration for every "
-             "row: the ranking oracle ranks 10 points, the two-point estimator evaluates 10 points). rank: "
-             "step length 0.05 (times decay per iteration), mu = 0.01.\n")
+    L.append(
+        "f(x) - f* of the iterate after a number of iterations (10 points queried per iteration for every "
+        "row: the ranking oracle ranks 10 points, the two-point estimator evaluates 10 points). rank: "
+        "step length 0.05 (times decay per iteration), mu = 0.01.\n"
+    )
     for pname, curves in data["item4"].items():
         its = sorted({int(i) for c in curves.values() for i in c})
         L.append(f"**{pname}**\n")

@@ -91,10 +91,12 @@ class Tolerances:
 
 
 TOLERANCES = {
-    np.dtype(np.float64): Tolerances(np.dtype(np.float64), solve_tol=1e-8, rtol=1e-9, atol=1e-12,
-                                     eps=float(np.finfo(np.float64).eps)),
-    np.dtype(np.float32): Tolerances(np.dtype(np.float32), solve_tol=1e-4, rtol=1e-4, atol=1e-6,
-                                     eps=float(np.finfo(np.float32).eps)),
+    np.dtype(np.float64): Tolerances(
+        np.dtype(np.float64), solve_tol=1e-8, rtol=1e-9, atol=1e-12, eps=float(np.finfo(np.float64).eps)
+    ),
+    np.dtype(np.float32): Tolerances(
+        np.dtype(np.float32), solve_tol=1e-4, rtol=1e-4, atol=1e-6, eps=float(np.finfo(np.float32).eps)
+    ),
 }
 
 

@@ -4,11 +4,12 @@ finite-difference fallback, a non-singleton lower level, reproducibility, errors
 from __future__ import annotations
 
 import numpy as np
-import optcore
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import optcore
 from optcore import bilevel
 from optcore.bilevel import problems
 from optcore.fixed_point import operators as ops

@@ -15,15 +15,16 @@ import textwrap
 import warnings
 
 import numpy as np
-import optcore
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
+from scipy.optimize import minimize
+
+import optcore
 from optcore import ConvergenceWarning
 from optcore.fixed_point import FixedPointResult, halpern
 from optcore.fixed_point import operators as ops
-from scipy.optimize import minimize
 
 METHODS = ("halpern", "km", "picard")
 

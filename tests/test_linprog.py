@@ -7,13 +7,14 @@ import json
 from pathlib import Path
 
 import numpy as np
-import optcore
 import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from optcore import linprog
 from scipy.optimize import linprog as scipy_linprog
+
+import optcore
+from optcore import linprog
 
 NETLIB = Path(__file__).resolve().parents[1] / "data" / "netlib"
 

@@ -9,14 +9,15 @@ from __future__ import annotations
 import doctest
 
 import numpy as np
-import optcore
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
+from scipy.optimize import linprog
+
+import optcore
 from optcore import ConvergenceWarning
 from optcore.monotone import GameResult, MatrixGame, solve
-from scipy.optimize import linprog
 
 RPS = [[0.0, 1.0, -1.0], [-1.0, 0.0, 1.0], [1.0, -1.0, 0.0]]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from optcore import _core
 from optcore.ot import sinkhorn
 from optcore.ot._device import sinkhorn_emulated

@@ -14,9 +14,10 @@ Two layers:
 from __future__ import annotations
 
 import numpy as np
-import optcore
 import pytest
 from numpy.testing import assert_allclose
+
+import optcore
 from optcore.ot import sinkhorn
 from optcore.ot._device import sinkhorn_emulated
 from optcore.ot._gpu.emulate import NumpyKernels

@@ -12,14 +12,11 @@ import warnings
 from itertools import pairwise
 
 import numpy as np
-import optcore
 import ot as pot
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
-from optcore import ConvergenceWarning
-from optcore.ot import sinkhorn
 from ot_reference import (
     LOG_METHODS,
     METHODS,
@@ -35,6 +32,10 @@ from ot_reference import (
     weights,
 )
 from scipy.optimize import brentq
+
+import optcore
+from optcore import ConvergenceWarning
+from optcore.ot import sinkhorn
 
 # ------------------------------------------------------------------------------------------
 # Reference values

@@ -11,11 +11,8 @@ import warnings
 from itertools import pairwise
 
 import numpy as np
-import optcore
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
-from optcore import ConvergenceWarning, OptcoreWarning
-from optcore.ot import sinkhorn
 from ot_reference import (
     METHODS,
     assert_valid_result,
@@ -24,6 +21,10 @@ from ot_reference import (
     random_problem,
     weights,
 )
+
+import optcore
+from optcore import ConvergenceWarning, OptcoreWarning
+from optcore.ot import sinkhorn
 
 # ------------------------------------------------------------------------------------------
 # Input validation

@@ -9,12 +9,13 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import optcore
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from optcore.ot import sinkhorn
 from ot_reference import as_solved, marginal_l1, weights
+
+import optcore
+from optcore.ot import sinkhorn
 
 
 def dual(a, b, M, reg, f, g) -> float:

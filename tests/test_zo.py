@@ -12,14 +12,15 @@ import concurrent.futures
 import warnings
 
 import numpy as np
-import optcore
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose
+from scipy.optimize import approx_fprime
+
+import optcore
 from optcore import ConvergenceWarning, NumericalError, zo
 from optcore.zo import functions as F
-from scipy.optimize import approx_fprime
 
 GRADIENT_METHODS = ("gaussian", "sphere", "cge", "signsgd", "adamm", "perturbed")
 ALL_METHODS = (*GRADIENT_METHODS, "cbo", "rank")

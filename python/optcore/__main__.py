@@ -42,9 +42,15 @@ def tour_ot(n: int, seed: int) -> None:
     print(header)
     for reg in (0.05, 0.01, 0.002):
         res, t = _timed(lambda: optcore.ot.sinkhorn(a, b, M, reg, tol=1e-6))
-        print(f"   {reg:>6g}  {'optcore (log, default)':<28} {t:>9.4f} {res.nit:>6d} {_l1(res.plan, a, b):>9.1e}  {res.cost:>12.8f}")
-        res32, t32 = _timed(lambda: optcore.ot.sinkhorn(a.astype(np.float32), b.astype(np.float32), M.astype(np.float32), reg))
-        print(f"   {'':>6}  {'optcore (log, float32)':<28} {t32:>9.4f} {res32.nit:>6d} {_l1(res32.plan, a, b):>9.1e}  {res32.cost:>12.8f}")
+        print(
+            f"   {reg:>6g}  {'optcore (log, default)':<28} {t:>9.4f} {res.nit:>6d} {_l1(res.plan, a, b):>9.1e}  {res.cost:>12.8f}"
+        )
+        res32, t32 = _timed(
+            lambda: optcore.ot.sinkhorn(a.astype(np.float32), b.astype(np.float32), M.astype(np.float32), reg)
+        )
+        print(
+            f"   {'':>6}  {'optcore (log, float32)':<28} {t32:>9.4f} {res32.nit:>6d} {_l1(res32.plan, a, b):>9.1e}  {res32.cost:>12.8f}"
+        )
         if pot is not None:
             for method in ("sinkhorn", "sinkhorn_log"):
                 with warnings.catch_warnings():
@@ -53,7 +59,9 @@ def tour_ot(n: int, seed: int) -> None:
                         lambda: pot.sinkhorn(a, b, M, reg, method=method, stopThr=1e-7, numItermax=100_000, log=True)
                     )
                 nit = log.get("niter", len(log.get("err", [])) * 10)
-                print(f"   {'':>6}  {'POT ' + method:<28} {tp:>9.4f} {nit:>6d} {_l1(plan, a, b):>9.1e}  {float((plan * M).sum()):>12.8f}")
+                print(
+                    f"   {'':>6}  {'POT ' + method:<28} {tp:>9.4f} {nit:>6d} {_l1(plan, a, b):>9.1e}  {float((plan * M).sum()):>12.8f}"
+                )
     print("   POT is run with stopThr=1e-7 (its own 2-norm criterion on one marginal); optcore's tol")
     print("   bounds the L1 error of the plan it returns. `python benches/ot_cpu.py` equalises errors.")
     print()
@@ -79,7 +87,9 @@ def tour_sns(n: int, seed: int) -> None:
         print("   (POT is not installed: `pip install pot` to see ot.emd beside optcore)")
     else:
         plan, t = _timed(lambda: pot.emd(a, b, M))
-        print(f"   {'POT emd (exact LP)':<28} {t:>9.4f} {'':>14} {_l1(plan, a, b):>9.1e}  {float((plan * M).sum()):>12.8f}")
+        print(
+            f"   {'POT emd (exact LP)':<28} {t:>9.4f} {'':>14} {_l1(plan, a, b):>9.1e}  {float((plan * M).sum()):>12.8f}"
+        )
     print("   iters of sns: total (Sinkhorn + Newton). The entropic cost is above the LP optimum by")
     print("   the regularisation's bias, O(reg log n).")
     print()
@@ -109,8 +119,10 @@ def tour_fixed_point(d: int, seed: int) -> None:
         print(f"   {name:<34} {t:>9.4f} {nit:>7} {res:>10.1e} {dist:>10.1e}")
 
     print(f"   {'solver':<34} {'time (s)':>9} {'iters':>7} {'residual':>10} {'dist':>10}")
-    for name, kw in (("optcore halpern restart='adaptive'", {"restart": "adaptive"}),
-                     ("optcore picard", {"method": "picard"})):
+    for name, kw in (
+        ("optcore halpern restart='adaptive'", {"restart": "adaptive"}),
+        ("optcore picard", {"method": "picard"}),
+    ):
         res, t = _timed(lambda kw=kw: optcore.fixed_point.halpern(T, z0, tol=1e-8, maxiter=20_000, **kw))
         report(name, res.x, t, res.nit)
     for method in ("iteration", "del2"):
@@ -142,8 +154,10 @@ def tour_linprog(m: int, n: int, seed: int) -> None:
     print(f"   {'solver':<22} {'time (s)':>9} {'iters':>7} {'objective':>16} {'status':>7}")
     print(f"   {'optcore linprog':<22} {t:>9.4f} {res.nit:>7} {res.fun:>16.8f} {res.status:>7}")
     print(f"   {'scipy linprog (HiGHS)':<22} {t_ref:>9.4f} {ref.nit:>7} {ref.fun:>16.8f} {ref.status:>7}")
-    print(f"   relative objective gap {abs(res.fun - ref.fun) / (1 + abs(ref.fun)):.1e}; optcore's duals "
-          f"(ineqlin.marginals) differ from HiGHS's by {np.abs(res.ineqlin.marginals - ref.ineqlin.marginals).max():.1e}")
+    print(
+        f"   relative objective gap {abs(res.fun - ref.fun) / (1 + abs(ref.fun)):.1e}; optcore's duals "
+        f"(ineqlin.marginals) differ from HiGHS's by {np.abs(res.ineqlin.marginals - ref.ineqlin.marginals).max():.1e}"
+    )
     print()
 
 
@@ -157,14 +171,23 @@ def tour_monotone(n: int, seed: int) -> None:
     print("   game's value from scipy.optimize.linprog (HiGHS).")
     game = MatrixGame.policeman_burglar(n, rng=seed)
     A = game.A
-    lp = optimize.linprog(np.r_[np.zeros(n), 1.0], A_ub=np.c_[A, -np.ones(n)], b_ub=np.zeros(n),
-                          A_eq=np.r_[np.ones(n), 0.0][None], b_eq=[1.0], bounds=[(0, None)] * n + [(None, None)])
+    lp = optimize.linprog(
+        np.r_[np.zeros(n), 1.0],
+        A_ub=np.c_[A, -np.ones(n)],
+        b_ub=np.zeros(n),
+        A_eq=np.r_[np.ones(n), 0.0][None],
+        b_eq=[1.0],
+        bounds=[(0, None)] * n + [(None, None)],
+    )
     print(f"   {'solver':<28} {'time (s)':>9} {'epochs':>7} {'residual':>10} {'gap':>10} {'|value - LP|':>13}")
     for method in ("vr_halpern", "eg"):
-        res, t = _timed(lambda m=method: solve(game, method=m, tol=1e-9, rng=seed, warn=False,
-                                               options={"max_epochs": 300}))
-        print(f"   {'optcore ' + method:<28} {t:>9.4f} {res.epochs:>7.0f} {res.residual:>10.2e} {res.gap:>10.2e} "
-              f"{abs(res.fun - lp.fun):>13.2e}")
+        res, t = _timed(
+            lambda m=method: solve(game, method=m, tol=1e-9, rng=seed, warn=False, options={"max_epochs": 300})
+        )
+        print(
+            f"   {'optcore ' + method:<28} {t:>9.4f} {res.epochs:>7.0f} {res.residual:>10.2e} {res.gap:>10.2e} "
+            f"{abs(res.fun - lp.fun):>13.2e}"
+        )
     print(f"   the game's value (HiGHS LP): {lp.fun:.6f}")
     print()
 
@@ -203,8 +226,10 @@ def tour_zo(d: int, seed: int) -> None:
     for method in ("Powell", "Nelder-Mead"):
         row(f"scipy {method}", lambda m=method: optimize.minimize(f, x0, method=m, options={"maxfev": 200 * d}))
     X = np.random.default_rng(seed).standard_normal((4, 5))
-    print(f"   native batched test functions: zo.functions.rastrigin(X) for X of shape {X.shape} -> "
-          f"{np.round(zo.functions.rastrigin(X), 2)}")
+    print(
+        f"   native batched test functions: zo.functions.rastrigin(X) for X of shape {X.shape} -> "
+        f"{np.round(zo.functions.rastrigin(X), 2)}"
+    )
     print("   Budget 200 d evaluations each. On separable functions Powell is faster (coordinate line searches);")
     print("   `python benches/zo.py` compares every method with Nelder–Mead, Powell, COBYQA, pycma and nevergrad.")
 
@@ -244,7 +269,9 @@ def tour_bilevel(seed: int) -> None:
         grad = np.linalg.norm(F_and_grad(res.x)[1])
         print(f"   {'optcore ' + method:<30} {t:>9.4f} {res.nit:>7} {prob.value(res.x):>12.8f} {grad:>9.1e}")
     ref, t = _timed(lambda: optimize.minimize(F_and_grad, lam0, jac=True, method="L-BFGS-B", options={"gtol": 1e-9}))
-    print(f"   {'scipy L-BFGS-B (closed form)':<30} {t:>9.4f} {ref.nit:>7} {ref.fun:>12.8f} {np.linalg.norm(ref.jac):>9.1e}")
+    print(
+        f"   {'scipy L-BFGS-B (closed form)':<30} {t:>9.4f} {ref.nit:>7} {ref.fun:>12.8f} {np.linalg.norm(ref.jac):>9.1e}"
+    )
     print("   optcore runs gradient descent on λ with estimated steps and never forms the Hessian; it")
     print("   also takes Python oracles (bilevel.Problem). `python benches/bilevel.py` compares with JAXopt.")
     print()

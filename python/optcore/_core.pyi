@@ -28,35 +28,63 @@ class _Run(TypedDict, total=False):
 _X0 = tuple[npt.NDArray[Any], npt.NDArray[Any]] | None
 
 def sinkhorn_log_f64(
-    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], opts: dict[str, Any],
-    run: _Run, x0: _X0 = None,
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    m: npt.NDArray[np.float64],
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
 ) -> list[dict[str, Any]]: ...
 def sinkhorn_log_f32(
-    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], opts: dict[str, Any],
-    run: _Run, x0: _X0 = None,
+    a: npt.NDArray[np.float32],
+    b: npt.NDArray[np.float32],
+    m: npt.NDArray[np.float32],
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
 ) -> list[dict[str, Any]]: ...
 def sinkhorn_scaling_f64(
-    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], opts: dict[str, Any],
-    run: _Run, x0: _X0 = None,
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    m: npt.NDArray[np.float64],
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
 ) -> list[dict[str, Any]]: ...
 def sinkhorn_scaling_f32(
-    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], opts: dict[str, Any],
-    run: _Run, x0: _X0 = None,
+    a: npt.NDArray[np.float32],
+    b: npt.NDArray[np.float32],
+    m: npt.NDArray[np.float32],
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
 ) -> list[dict[str, Any]]: ...
 def sinkhorn_sns_f64(
-    a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], m: npt.NDArray[np.float64], opts: dict[str, Any],
-    run: _Run, x0: _X0 = None,
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    m: npt.NDArray[np.float64],
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
 ) -> list[dict[str, Any]]: ...
 def sinkhorn_sns_f32(
-    a: npt.NDArray[np.float32], b: npt.NDArray[np.float32], m: npt.NDArray[np.float32], opts: dict[str, Any],
-    run: _Run, x0: _X0 = None,
+    a: npt.NDArray[np.float32],
+    b: npt.NDArray[np.float32],
+    m: npt.NDArray[np.float32],
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
 ) -> list[dict[str, Any]]: ...
 
 class SinkhornController:
     """The core's Sinkhorn controller (over-relaxation, ε-schedule, stall test) for the GPU driver."""
 
     def __init__(
-        self, reg: float, omega: float | None = None, stages: list[float] | None = None, stage_tol: float = 0.0,
+        self,
+        reg: float,
+        omega: float | None = None,
+        stages: list[float] | None = None,
+        stage_tol: float = 0.0,
         stage_maxiter: int = ...,
     ) -> None: ...
     @staticmethod
@@ -123,14 +151,34 @@ def op_douglas_rachford(pa: NativeOperator, pb: NativeOperator) -> NativeOperato
 _FlatOp = NativeOperator | Callable[[npt.NDArray[Any]], npt.NDArray[Any]]
 
 def halpern_f64(
-    op: _FlatOp, x0: npt.NDArray[np.float64], method: str, param: float, tol: float, rtol: float, maxiter: int,
-    restart: float | None = None, tol_disp: float = 1e-6, min_disp_iter: int = 50, progress: _Progress = None,
-    check_every: int = 10, workers: int | None = None,
+    op: _FlatOp,
+    x0: npt.NDArray[np.float64],
+    method: str,
+    param: float,
+    tol: float,
+    rtol: float,
+    maxiter: int,
+    restart: float | None = None,
+    tol_disp: float = 1e-6,
+    min_disp_iter: int = 50,
+    progress: _Progress = None,
+    check_every: int = 10,
+    workers: int | None = None,
 ) -> dict[str, Any]: ...
 def halpern_f32(
-    op: _FlatOp, x0: npt.NDArray[np.float32], method: str, param: float, tol: float, rtol: float, maxiter: int,
-    restart: float | None = None, tol_disp: float = 1e-6, min_disp_iter: int = 50, progress: _Progress = None,
-    check_every: int = 10, workers: int | None = None,
+    op: _FlatOp,
+    x0: npt.NDArray[np.float32],
+    method: str,
+    param: float,
+    tol: float,
+    rtol: float,
+    maxiter: int,
+    restart: float | None = None,
+    tol_disp: float = 1e-6,
+    min_disp_iter: int = 50,
+    progress: _Progress = None,
+    check_every: int = 10,
+    workers: int | None = None,
 ) -> dict[str, Any]: ...
 
 # --- finite-sum monotone inclusions (rust/optcore-py/src/monotone.rs) -------------------------
@@ -146,28 +194,60 @@ class FiniteSumProblem:
     def lipschitz_ms(self) -> float: ...
 
 def fs_game(a: npt.NDArray[np.float64], lipschitz: float) -> FiniteSumProblem: ...
-def fs_linear(mat: npt.NDArray[np.float64], q: npt.NDArray[np.float64], lipschitz: float,
-              cocoercive: bool) -> FiniteSumProblem: ...
+def fs_linear(
+    mat: npt.NDArray[np.float64], q: npt.NDArray[np.float64], lipschitz: float, cocoercive: bool
+) -> FiniteSumProblem: ...
 def fs_python(
     component: Callable[[npt.NDArray[np.int64], npt.NDArray[np.float64]], npt.NDArray[np.float64]],
-    full: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]], n: int, d: int, lipschitz: float,
-    lipschitz_ms: float, cocoercive: bool, project: Any = None,
+    full: Callable[[npt.NDArray[np.float64]], npt.NDArray[np.float64]],
+    n: int,
+    d: int,
+    lipschitz: float,
+    lipschitz_ms: float,
+    cocoercive: bool,
+    project: Any = None,
 ) -> FiniteSumProblem: ...
 def monotone_solve(
-    problem: FiniteSumProblem, z0: npt.NDArray[np.float64], method: str, tol: float, maxiter: int,
-    max_epochs: float, step: float | None = None, resolvent: float | None = None, inner: int | None = None,
-    batch: int | None = None, cocoercive: bool | None = None, seed: int = 0, check_every: int = 1,
-    restart: float = 0.2, progress: _Progress = None, workers: int | None = None,
+    problem: FiniteSumProblem,
+    z0: npt.NDArray[np.float64],
+    method: str,
+    tol: float,
+    maxiter: int,
+    max_epochs: float,
+    step: float | None = None,
+    resolvent: float | None = None,
+    inner: int | None = None,
+    batch: int | None = None,
+    cocoercive: bool | None = None,
+    seed: int = 0,
+    check_every: int = 1,
+    restart: float = 0.2,
+    progress: _Progress = None,
+    workers: int | None = None,
 ) -> dict[str, Any]: ...
 
 # --- linear programs (rust/optcore-py/src/lp.rs) ----------------------------------------------
 
 def linprog_pdhg(
-    indptr: npt.NDArray[np.int64], indices: npt.NDArray[np.int64], data: npt.NDArray[np.float64], m: int, n: int,
-    c: npt.NDArray[np.float64], lc: npt.NDArray[np.float64], uc: npt.NDArray[np.float64],
-    lv: npt.NDArray[np.float64], uv: npt.NDArray[np.float64], x0: npt.NDArray[np.float64] | None = None,
-    y0: npt.NDArray[np.float64] | None = None, tol: float = 1e-6, maxiter: int = ..., time_limit: float = ...,
-    check_every: int = 64, tol_infeasible: float = 1e-6, presolve: bool = True, progress: _Progress = None,
+    indptr: npt.NDArray[np.int64],
+    indices: npt.NDArray[np.int64],
+    data: npt.NDArray[np.float64],
+    m: int,
+    n: int,
+    c: npt.NDArray[np.float64],
+    lc: npt.NDArray[np.float64],
+    uc: npt.NDArray[np.float64],
+    lv: npt.NDArray[np.float64],
+    uv: npt.NDArray[np.float64],
+    x0: npt.NDArray[np.float64] | None = None,
+    y0: npt.NDArray[np.float64] | None = None,
+    tol: float = 1e-6,
+    maxiter: int = ...,
+    time_limit: float = ...,
+    check_every: int = 64,
+    tol_infeasible: float = 1e-6,
+    presolve: bool = True,
+    progress: _Progress = None,
     workers: int | None = None,
 ) -> dict[str, Any]: ...
 
@@ -184,8 +264,11 @@ class ZoState:
     def tell(self, values: npt.NDArray[np.float64]) -> None: ...
     def tell_ranking(self, top: list[int]) -> None: ...
     def run(
-        self, objective: Callable[[npt.NDArray[Any]], npt.NDArray[np.float64]] | None,
-        native: tuple[str, float] | None, limits: tuple[int, int, float], run: _RunControl,
+        self,
+        objective: Callable[[npt.NDArray[Any]], npt.NDArray[np.float64]] | None,
+        native: tuple[str, float] | None,
+        limits: tuple[int, int, float],
+        run: _RunControl,
     ) -> dict[str, Any]: ...
     @property
     def dim(self) -> int: ...
@@ -254,10 +337,12 @@ def bilevel_minimize_f64(
 def bilevel_minimize_f32(
     problem: _BilevelProblem, x0: _F32, y0: _F32, method: str, options: dict[str, Any], run: _RunControl
 ) -> dict[str, Any]: ...
+
 # spec: {"method": "exact" | "cg" | "neumann", "tol": float, "maxiter": int, "terms": int, "eta": float}
 def bilevel_hypergradient_f64(
     problem: _BilevelProblem, x: _F64, y: _F64, spec: dict[str, Any], workers: int | None = None
 ) -> dict[str, Any]: ...
+
 # spec: {"method": "exact" | "cg" | "neumann", "tol": float, "maxiter": int, "terms": int, "eta": float}
 def bilevel_hypergradient_f32(
     problem: _BilevelProblem, x: _F32, y: _F32, spec: dict[str, Any], workers: int | None = None

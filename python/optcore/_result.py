@@ -68,8 +68,9 @@ class OTResult(OptimizeResult):
     marginal_error: float
 
 
-def finish(res: OptimizeResult, solver: str, *, progress=None, warn: bool = True,
-           warn_statuses=(1, 4), stacklevel: int = 3) -> OptimizeResult:
+def finish(
+    res: OptimizeResult, solver: str, *, progress=None, warn: bool = True, warn_statuses=(1, 4), stacklevel: int = 3
+) -> OptimizeResult:
     """The last step every solver shares.
 
     Sets ``res.success`` from ``res.status`` (``success`` is exactly status 0), fills a missing

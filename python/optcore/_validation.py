@@ -109,7 +109,9 @@ def normalize_workers(workers) -> int | None:
     if workers == -1:
         return None
     if workers < 1:
-        raise ValueError(f"`workers` must be a positive integer, or -1/None for all {os.cpu_count()} cores; got {workers}.")
+        raise ValueError(
+            f"`workers` must be a positive integer, or -1/None for all {os.cpu_count()} cores; got {workers}."
+        )
     return int(workers)
 
 

@@ -18,7 +18,9 @@ fn main() {
         Err(_) => Vec::new(),
     };
     entries.sort();
-    let mut code = String::from("/// (file name, source) of every embedded CUDA kernel file.\npub static KERNELS: &[(&str, &str)] = &[\n");
+    let mut code = String::from(
+        "/// (file name, source) of every embedded CUDA kernel file.\npub static KERNELS: &[(&str, &str)] = &[\n",
+    );
     for (name, path) in &entries {
         println!("cargo:rerun-if-changed={}", path.display());
         let abs = fs::canonicalize(path).unwrap();

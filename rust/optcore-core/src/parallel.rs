@@ -63,7 +63,11 @@ pub fn balanced_bounds(n: usize, total: usize, chunks: usize, work_before: impl 
             let (mut lo, mut hi) = (0usize, n);
             while lo < hi {
                 let mid = (lo + hi) / 2;
-                if work_before(mid) < target { lo = mid + 1 } else { hi = mid }
+                if work_before(mid) < target {
+                    lo = mid + 1
+                } else {
+                    hi = mid
+                }
             }
             lo
         })

@@ -68,6 +68,9 @@ impl Real for f64 {
         self
     }
     #[inline(always)]
+    // The ln 2 split is written with fdlibm's digits (the value is the nearest f64); max/min
+    // rather than clamp: a NaN argument maps to the lower bound instead of propagating.
+    #[allow(clippy::excessive_precision, clippy::manual_clamp)]
     fn fast_exp<M: Madd>(self) -> f64 {
         const LOG2E: f64 = std::f64::consts::LOG2_E;
         // 1.5 * 2^52: adding it rounds to an integer held in the low mantissa bits.
@@ -120,6 +123,8 @@ impl Real for f32 {
         self as f64
     }
     #[inline(always)]
+    // As for f64: Cephes' digits for the ln 2 split, and max/min so that NaN maps to a bound.
+    #[allow(clippy::excessive_precision, clippy::manual_clamp)]
     fn fast_exp<M: Madd>(self) -> f32 {
         const LOG2E: f32 = std::f32::consts::LOG2_E;
         const SHIFT: f32 = 12_582_912.0; // 1.5 * 2^23

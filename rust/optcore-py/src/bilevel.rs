@@ -4,7 +4,9 @@
 //! `hypergradient` and oracle evaluation. The Python layer validates everything first and
 //! wraps the user's functions so that they take and return flat arrays of the exact dtype.
 
-use crate::bridge::{copy_array_into, core_err, run_detached, to_array, OptionsDict, Pending, PyObserver, ResultDict, RunControl};
+use crate::bridge::{
+    copy_array_into, core_err, run_detached, to_array, OptionsDict, Pending, PyObserver, ResultDict, RunControl,
+};
 use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use optcore_core::bilevel::{

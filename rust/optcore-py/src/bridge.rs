@@ -73,7 +73,7 @@ impl PyObserver {
         }
         let r = cb.bind(py).call1((d,))?;
         // Only an explicit False stops the run.
-        Ok(!(r.is_instance_of::<pyo3::types::PyBool>() && !r.is_truthy()?))
+        Ok(!r.is_instance_of::<pyo3::types::PyBool>() || r.is_truthy()?)
     }
 }
 
@@ -228,7 +228,9 @@ impl<'py> ResultDict<'py> {
 #[derive(FromPyObject)]
 #[pyo3(from_item_all)]
 pub struct RunControl {
+    #[pyo3(default)]
     pub progress: Option<Py<PyAny>>,
     pub check_every: usize,
+    #[pyo3(default)]
     pub workers: Option<usize>,
 }

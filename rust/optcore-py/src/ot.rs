@@ -6,7 +6,7 @@
 //! driver's decisions come from the core's controller through the pyclasses at the end.
 //! Inputs are C-contiguous arrays of the exact dtype (the Python layer normalises them).
 
-use crate::bridge::{core_err, run_detached, status_of, to_array, PyObserver};
+use crate::bridge::{core_err, run_detached, PyObserver, ResultDict, RunControl};
 use numpy::{Element, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use optcore_core::ot::{
     eps_schedule, sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, Controller, EpsScaling,
@@ -25,17 +25,6 @@ fn overrelax_of(omega: Option<f64>) -> Overrelax {
         Some(1.0) => Overrelax::Off,
         Some(w) => Overrelax::Fixed(w),
     }
-}
-
-/// How a call runs, whatever the solver (the `run` dict).
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct RunArgs {
-    #[pyo3(default)]
-    progress: Option<Py<PyAny>>,
-    check_every: usize,
-    #[pyo3(default)]
-    workers: Option<usize>,
 }
 
 /// Options of the log-domain solver (the `opts` dict): `eps_scaling` is
@@ -139,21 +128,18 @@ struct Common<'t, T, E> {
 
 impl<T: Element, E: for<'py> IntoPyObject<'py>> Common<'_, T, E> {
     fn into_dict(self, py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
-        let (status, detail) = status_of(self.termination);
         let (plan, f, g) = self.arrays;
         let (err, cost, fun) = self.measured;
-        let d = PyDict::new(py);
-        d.set_item("plan", to_array(py, plan, self.shapes[0])?)?;
-        d.set_item("f", to_array(py, f, self.shapes[1])?)?;
-        d.set_item("g", to_array(py, g, self.shapes[2])?)?;
-        d.set_item("nit", self.nit)?;
-        d.set_item("status", status)?;
-        d.set_item("detail", detail)?;
-        d.set_item("marginal_error", err)?;
-        d.set_item("cost", cost)?;
-        d.set_item("fun", fun)?;
-        d.set_item("stages", self.stages)?;
-        Ok(d)
+        Ok(ResultDict::new(py, self.termination)?
+            .array("plan", plan, self.shapes[0])?
+            .array("f", f, self.shapes[1])?
+            .array("g", g, self.shapes[2])?
+            .set("nit", self.nit)?
+            .set("marginal_error", err)?
+            .set("cost", cost)?
+            .set("fun", fun)?
+            .set("stages", self.stages)?
+            .into_dict())
     }
 }
 
@@ -222,7 +208,7 @@ impl<T: Element> IntoDict for ScalingOutput<T> {
 fn run_batch<'py, T, O>(
     py: Python<'py>,
     arrays: &Arrays<'py, T>,
-    run: RunArgs,
+    run: RunControl,
     solve: impl FnOnce(&Batch<'_, T>, WarmStart<'_, T>, &mut PyObserver) -> optcore_core::error::Result<Vec<O>> + Send,
 ) -> PyResult<Bound<'py, PyList>>
 where
@@ -245,7 +231,7 @@ fn log<'py, T: Real + Element>(
     py: Python<'py>,
     arrays: Arrays<'py, T>,
     opts: LogArgs,
-    run: RunArgs,
+    run: RunControl,
 ) -> PyResult<Bound<'py, PyList>> {
     let core = LogOptions {
         reg: opts.reg,
@@ -267,7 +253,7 @@ fn sns<'py, T: Real + Element>(
     py: Python<'py>,
     arrays: Arrays<'py, T>,
     opts: SnsArgs,
-    run: RunArgs,
+    run: RunControl,
 ) -> PyResult<Bound<'py, PyList>> {
     let core = SnsOptions {
         density: opts.density,
@@ -286,7 +272,7 @@ fn scaling<'py, T: Real + Element>(
     py: Python<'py>,
     arrays: Arrays<'py, T>,
     opts: ScalingArgs,
-    run: RunArgs,
+    run: RunControl,
 ) -> PyResult<Bound<'py, PyList>> {
     let core = ScalingOptions { reg: opts.reg, tol: opts.tol, maxiter: opts.maxiter };
     run_batch(py, &arrays, run, |batch, x0, obs| sinkhorn_scaling_batch(batch, &core, x0, obs))
@@ -304,7 +290,7 @@ macro_rules! solver_fns {
             b: PyReadonlyArrayDyn<'py, $t>,
             m: PyReadonlyArrayDyn<'py, $t>,
             opts: $args,
-            run: RunArgs,
+            run: RunControl,
             x0: Option<(PyReadonlyArrayDyn<'py, $t>, PyReadonlyArrayDyn<'py, $t>)>,
         ) -> PyResult<Bound<'py, PyList>> {
             $body(py, Arrays { a, b, m, x0 }, opts, run)

@@ -66,9 +66,11 @@ fn options(cfg: &Bound<'_, PyDict>) -> PyResult<Options> {
                 "plain" => Update::Plain,
                 "momentum" => Update::Momentum { beta: cfg.require("momentum")? },
                 "sign" => Update::Sign,
-                "adamm" => {
-                    Update::AdaMM { beta1: cfg.require("beta1")?, beta2: cfg.require("beta2")?, eps: cfg.require("eps")? }
-                }
+                "adamm" => Update::AdaMM {
+                    beta1: cfg.require("beta1")?,
+                    beta2: cfg.require("beta2")?,
+                    eps: cfg.require("eps")?,
+                },
                 o => return Err(PyValueError::new_err(format!("unknown update {o:?}"))),
             };
             Method::Gradient { est, update, perturbation: cfg.get("perturbation")? }
@@ -84,12 +86,19 @@ fn options(cfg: &Bound<'_, PyDict>) -> PyResult<Options> {
             sigma_decay: cfg.require("sigma_decay")?,
             init_std: cfg.require("init_std")?,
         }),
-        "rank" => Method::Rank { m: cfg.require("m")?, k: cfg.require("k")?, mu: cfg.require("mu")?, decay: cfg.require("decay")? },
+        "rank" => Method::Rank {
+            m: cfg.require("m")?,
+            k: cfg.require("k")?,
+            mu: cfg.require("mu")?,
+            decay: cfg.require("decay")?,
+        },
         o => return Err(PyValueError::new_err(format!("unknown kind {o:?}"))),
     };
     let step = match cfg.get::<f64>("lr")? {
         Some(lr) => Step::Fixed(lr),
-        None => Step::Adaptive { step0: cfg.require("step0")?, grow: cfg.require("grow")?, shrink: cfg.require("shrink")? },
+        None => {
+            Step::Adaptive { step0: cfg.require("step0")?, grow: cfg.require("grow")?, shrink: cfg.require("shrink")? }
+        }
     };
     Ok(Options {
         method,

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::linalg::lu::Lu;
-use crate::operators::{BoxProj, SharedOp};
 use crate::linalg::Design;
+use crate::operators::{BoxProj, SharedOp};
 use crate::rng::Rng;
 use crate::solver::NoObserver;
 use std::sync::Arc;

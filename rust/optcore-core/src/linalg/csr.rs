@@ -50,7 +50,9 @@ impl Csr {
             return Err(OptError::InvalidInput("CSR indices out of range or indptr not non-decreasing".into()));
         }
         if ncols > u32::MAX as usize {
-            return Err(OptError::InvalidInput(format!("the matrix has {ncols} columns; at most 2^32 - 1 are supported")));
+            return Err(OptError::InvalidInput(format!(
+                "the matrix has {ncols} columns; at most 2^32 - 1 are supported"
+            )));
         }
         if !data.iter().all(|v| v.is_finite()) {
             return Err(OptError::InvalidInput("the constraint matrix has NaN or infinite entries".into()));

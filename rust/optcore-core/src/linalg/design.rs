@@ -118,7 +118,8 @@ impl<T: Real> Design<T> {
                         let (z1, rest) = rest.split_at_mut(k);
                         let (z2, z3) = rest.split_at_mut(k);
                         for (j, wj) in w.chunks_exact(k).enumerate().take(p) {
-                            let (a0, a1, a2, a3) = (x[0][j].as_f64(), x[1][j].as_f64(), x[2][j].as_f64(), x[3][j].as_f64());
+                            let (a0, a1, a2, a3) =
+                                (x[0][j].as_f64(), x[1][j].as_f64(), x[2][j].as_f64(), x[3][j].as_f64());
                             for c in 0..k {
                                 let wc = wj[c].as_f64();
                                 z0[c] += a0 * wc;
@@ -153,7 +154,8 @@ impl<T: Real> Design<T> {
                         let x: [&[T]; 4] = std::array::from_fn(|r| &data[q[r] * p..(q[r] + 1) * p]);
                         let (u0, u1, u2, u3) = (&uq[..k], &uq[k..2 * k], &uq[2 * k..3 * k], &uq[3 * k..4 * k]);
                         for (j, gj) in g.chunks_exact_mut(k).enumerate().take(p) {
-                            let (a0, a1, a2, a3) = (x[0][j].as_f64(), x[1][j].as_f64(), x[2][j].as_f64(), x[3][j].as_f64());
+                            let (a0, a1, a2, a3) =
+                                (x[0][j].as_f64(), x[1][j].as_f64(), x[2][j].as_f64(), x[3][j].as_f64());
                             for c in 0..k {
                                 gj[c] += a0 * u0[c] + a1 * u1[c] + a2 * u2[c] + a3 * u3[c];
                             }
