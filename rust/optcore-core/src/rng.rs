@@ -1,6 +1,6 @@
 //! A small portable PRNG (xoshiro256++ seeded by SplitMix64): the same 64-bit seed gives the
 //! same stream on every platform, so that stochastic solvers are reproducible by seed
-//! (DESIGN.md: numpy's `default_rng` draws the seed, the core owns the stream).
+//! (the Python layer draws the seed from `numpy.random.default_rng(rng)`; the core owns the stream).
 
 /// xoshiro256++ (Blackman & Vigna), seeded by SplitMix64.
 #[derive(Clone, Debug)]

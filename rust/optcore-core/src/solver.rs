@@ -28,7 +28,7 @@ pub enum Termination {
 }
 
 impl Termination {
-    /// DESIGN.md's status codes: 0 converged, 1 limit, 2 infeasible, 3 unbounded,
+    /// The project's status codes: 0 converged, 1 limit, 2 infeasible, 3 unbounded,
     /// 4 numerical, 99 stopped by the callback (-1 for an aborted run, never shown to users).
     pub fn status(&self) -> i32 {
         match self {

@@ -23,7 +23,7 @@ fn kernel_names() -> Vec<&'static str> {
     kernels::KERNELS.iter().map(|(n, _)| *n).collect()
 }
 
-/// Source of an embedded CUDA kernel file, by file name (`"sinkhorn.cu"`).
+/// Source of an embedded CUDA kernel file, by file name (`"ot_sinkhorn.cu"`).
 #[pyfunction]
 fn kernel_source(name: &str) -> PyResult<&'static str> {
     kernels::KERNELS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).ok_or_else(|| {
