@@ -231,6 +231,7 @@ macro_rules! halpern_fn {
                 .array("x", out.x, &[n])?
                 .set("residual", out.residual)?
                 .set("initial_residual", out.initial_residual)?
+                .set("threshold", out.threshold)?
                 .set("nit", out.nit)?
                 .set("nfev", out.nfev)?
                 .set("restarts", out.restarts)?;
