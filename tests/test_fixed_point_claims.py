@@ -4,6 +4,10 @@ fixed-point, operator and monotone reproducers (items 6, 7, 8, 11)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -178,3 +182,26 @@ def _natural_residual(problem, z):
     """``L ||z - P(z - F(z)/L)||`` for unconstrained problems, scaled."""
     L = problem.lipschitz
     return L * testing.fixed_point_norm(problem.operator(z) / L)
+
+
+def test_monotone_ctrl_c_between_checks():
+    # With check_every = 10**9 the observer used to be reached only at the checks: Ctrl-C was
+    # ignored. The core now polls it every iteration.
+    script = textwrap.dedent(
+        """
+        import numpy as np, optcore, time, signal, threading, os
+        g = optcore.monotone.MatrixGame(np.random.default_rng(0).standard_normal((50, 60)))
+        def fire():
+            time.sleep(0.5)
+            globals()["t0"] = time.time()
+            os.kill(os.getpid(), signal.SIGINT)
+        threading.Thread(target=fire, daemon=True).start()
+        try:
+            optcore.monotone.solve(g, method="eg", tol=0, maxiter=10**12, check_every=10**9)
+        except KeyboardInterrupt:
+            print("interrupted", time.time() - t0)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.startswith("interrupted"), out.stdout + out.stderr
+    assert float(out.stdout.split()[1]) < 0.5
