@@ -280,3 +280,53 @@ def test_workers_give_bit_identical_results():
 def test_bad_workers():
     with pytest.raises(ValueError, match="`workers`"):
         solve(MatrixGame([[0.0, 1.0], [1.0, 0.0]]), workers=0)
+
+
+# ------------------------------------------------------------------------------------------
+# Issue 17: the returned residual and status hold when re-measured
+# ------------------------------------------------------------------------------------------
+
+
+def _project_simplex(v):
+    """Euclidean projection onto the probability simplex (sort-based, shifted by the max)."""
+    u = np.sort(v - v.max())[::-1]
+    css = np.cumsum(u) - 1.0
+    rho = np.nonzero(u - css / np.arange(1, len(u) + 1) > 0)[0][-1]
+    return np.maximum(v - v.max() - css[rho] / (rho + 1), 0.0)
+
+
+def _measured_residual(problem, z):
+    """The natural residual ``L ||z - P(z - F(z)/L)||`` re-measured in NumPy (scaled norm)."""
+    L = problem.lipschitz if problem.lipschitz > 0 else 1.0
+    t = z - problem.operator(z) / L
+    if isinstance(problem, MatrixGame):
+        n = problem.shape[1]
+        t = np.r_[_project_simplex(t[:n]), _project_simplex(t[n:])]
+    d = z - t
+    big = np.abs(d).max()
+    return 0.0 if big == 0 else float(L * big * np.sqrt(np.sum((d / big) ** 2)))
+
+
+@settings(max_examples=40)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    m=st.integers(1, 4),
+    n=st.integers(1, 4),
+    game=st.booleans(),
+    method=st.sampled_from(["eg", "eag", "halpern", "vr_halpern"]),
+)
+def test_property_residual_and_status_hold_when_remeasured(seed, m, n, game, method):
+    rng = np.random.default_rng(seed)
+    if game:
+        problem = MatrixGame(rng.standard_normal((m, n)))
+    else:
+        B = rng.standard_normal((n, n))
+        problem = optcore.monotone.QuadraticMinMax(B @ B.T, rng.standard_normal((m, n)), h=rng.standard_normal(n))
+    tol, maxiter = 1e-5, 3000
+    res = solve(problem, method=method, tol=tol, maxiter=maxiter, rng=seed, warn=False, options={"max_epochs": 3e4})
+    z = np.asarray(res.z if game else res.x, dtype=np.float64)
+    r = _measured_residual(problem, z)
+    assert r == pytest.approx(res.residual, rel=1e-7, abs=1e-12)
+    assert res.nit <= maxiter and res.epochs <= 3e4 + 2
+    assert res.success == (res.status == 0) and res.status in (0, 1)
+    assert res.success == (res.residual <= tol)

@@ -16,6 +16,9 @@ Algorithm 1 with the PAGE estimator for cocoercive ones) and the deterministic `
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from . import _core
@@ -41,6 +44,39 @@ METHODS = {
     "halpern": ("resolvent", "inner", "max_epochs", "restart"),
     "vr_halpern": ("step", "resolvent", "inner", "batch", "cocoercive", "max_epochs", "restart"),
 }
+
+
+#: Counts (``maxiter``, ``check_every``, ``inner``, ``batch``) above this are clamped to it: the
+#: core counts in 64 bits, and no run gets near it.
+_COUNT_MAX = 2**62
+
+
+def _count(value, name: str, *, minimum: int = 1) -> int:
+    """An integer option of any size, clamped to ``_COUNT_MAX`` (``TypeError`` naming ``name``
+    for bools, floats and strings)."""
+    return min(positive_int(value, name, minimum=minimum), _COUNT_MAX)
+
+
+def _size(value, name: str) -> int:
+    """A problem size: a positive integer below ``_COUNT_MAX`` (``ValueError`` beyond)."""
+    v = positive_int(value, name)
+    if v > _COUNT_MAX:
+        raise ValueError(f"`{name}` = {v} is too large (at most 2**62).")
+    return v
+
+
+def _epochs(value) -> float:
+    """``options['max_epochs']``: a positive number, ``inf`` for no limit."""
+    name = "options['max_epochs']"
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.integer, np.floating)):
+        raise TypeError(f"`{name}` must be a positive number (inf for no limit); got {type(value).__name__}.")
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the float range
+        v = math.inf
+    if not v > 0:
+        raise ValueError(f"`{name}` must be positive; got {value!r}.")
+    return v
 
 
 def _vector_start(x0, dim: int) -> np.ndarray:
@@ -267,8 +303,8 @@ class FiniteSum:
             raise TypeError(
                 "`project` must be a callable z -> P(z), an optcore.fixed_point.operators projection, or None."
             )
-        self.n = positive_int(n, "n")
-        self.dim = positive_int(dim, "dim")
+        self.n = _size(n, "n")
+        self.dim = _size(dim, "dim")
         self.lipschitz = positive_scalar(lipschitz, "lipschitz")
         self.lipschitz_ms = (
             np.sqrt(self.n) * self.lipschitz if lipschitz_ms is None else positive_scalar(lipschitz_ms, "lipschitz_ms")
@@ -414,7 +450,8 @@ def solve(
         ``2 sqrt(1/N) / (c L_ms + 1)``); ``resolvent`` (``c``: default ``1 / L`` for
         ``"halpern"``, ``sqrt(N) / L_ms`` for Algorithm 2, ``L_ms`` the mean-square Lipschitz
         constant of the components); ``inner`` (inner steps per outer iteration); ``batch``
-        (Algorithm 1's minibatch); ``cocoercive`` (force Algorithm 1 or 2); ``restart``
+        (Algorithm 1's minibatch, at most ``N``: larger values are clamped). No option carries
+        a run past ``max_epochs``: the inner loops stop when the budget is spent. ``cocoercive`` (force Algorithm 1 or 2); ``restart``
         (anchored methods: re-anchor when a check finds the residual below ``restart`` times
         its value at the last anchor; default 0.2, 0 never — restarts make the rate linear on
         sharp problems such as matrix games).
@@ -434,8 +471,8 @@ def solve(
     opts = check_options(options, METHODS[method], method)
     z0 = problem._start(x0)
     tol = nonnegative_scalar(tol, "tol")
-    maxiter = positive_int(maxiter, "maxiter", minimum=0)
-    check_every = positive_int(check_every, "check_every")
+    maxiter = _count(maxiter, "maxiter", minimum=0)
+    check_every = _count(check_every, "check_every")
     workers = normalize_workers(workers)
     L = problem.lipschitz
     kw = {}
@@ -446,9 +483,10 @@ def solve(
     if "resolvent" in opts:
         kw["resolvent"] = positive_scalar(opts["resolvent"], "options['resolvent']")
     if "inner" in opts:
-        kw["inner"] = positive_int(opts["inner"], "options['inner']")
+        kw["inner"] = _count(opts["inner"], "options['inner']")
     if "batch" in opts:
-        kw["batch"] = positive_int(opts["batch"], "options['batch']")
+        # A minibatch larger than N is clamped to N (in the core).
+        kw["batch"] = _count(opts["batch"], "options['batch']")
     if "cocoercive" in opts:
         if not isinstance(opts["cocoercive"], (bool, np.bool_)):
             raise TypeError(f"options['cocoercive'] must be True or False; got {opts['cocoercive']!r}.")
@@ -456,9 +494,7 @@ def solve(
     restart = nonnegative_scalar(opts.get("restart", 0.2), "options['restart']")
     if restart >= 1:
         raise ValueError(f"options['restart'] must be in [0, 1); got {restart}.")
-    max_epochs = float(opts["max_epochs"]) if "max_epochs" in opts else float("inf")
-    if not max_epochs > 0:
-        raise ValueError(f"options['max_epochs'] must be positive; got {opts['max_epochs']!r}.")
+    max_epochs = _epochs(opts["max_epochs"]) if "max_epochs" in opts else math.inf
     seed = seed_from_rng(rng, high=2**63 - 1)
     if method == "vr_halpern" and "step" not in opts and not (kw.get("cocoercive", problem_is_cocoercive(problem))):
         # VR-FoRB step 2 sqrt(p) / (c L_ms + 1): the core's 0.5 sqrt(p) / (...) is its

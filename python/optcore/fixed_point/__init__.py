@@ -79,6 +79,28 @@ class FixedPointResult(OptimizeResult):
     displacement: np.ndarray | None
 
 
+#: Counts (``maxiter``, ``check_every``, ``min_disp_iter``) above this are clamped to it: the
+#: core counts in 64 bits, and no run gets near it.
+_COUNT_MAX = 2**62
+
+
+def _count(value, name: str, *, minimum: int = 1) -> int:
+    """A non-negative integer option, clamped to ``_COUNT_MAX`` (a Python int of any size is
+    accepted; bools, floats and strings are a ``TypeError`` naming ``name``)."""
+    return min(positive_int(value, name, minimum=minimum), _COUNT_MAX)
+
+
+def _norms(d: np.ndarray, axis=None) -> np.ndarray:
+    """``||d||_2`` (along ``axis``) in float64, scaled by the largest magnitude so that entries
+    of 1e200 do not overflow (the core's scaled norm)."""
+    d = np.asarray(d, dtype=np.float64)
+    big = np.max(np.abs(d), axis=axis, keepdims=True) if d.size else np.zeros((1,) * d.ndim)
+    safe = np.where((big > 0) & np.isfinite(big), big, 1.0)
+    out = np.sqrt(np.sum((d / safe) ** 2, axis=axis, keepdims=True)) * safe
+    out = np.where(np.isfinite(big), out, big)
+    return out.squeeze(axis) if axis is not None else out.reshape(())
+
+
 def _wrap_callable(T, shape: tuple, dtype: np.dtype):
     """The user's ``T`` as a function on flat arrays of ``dtype``, checking what it returns."""
 
@@ -139,10 +161,12 @@ def halpern(
     method : {"halpern", "km", "picard"}
     tol, rtol : float
         Stop at the first iterate with ``||x_k - T(x_k)||_2 <= tol + rtol * ||x0 - T(x0)||_2``
-        and return it: the bound holds on the returned ``x``. ``tol`` is absolute (default
+        and return it: the bound holds on the returned ``x``. The norms are scaled (inputs of
+        1e200 do not overflow them), and a non-finite residual or threshold never passes. ``tol`` is absolute (default
         :func:`default_tol`: 1e-8 in float64, 1e-5 in float32); ``rtol`` relative (default 0).
     maxiter : int
-        Maximum number of iterations (``T`` is applied ``nit + 1`` times).
+        Maximum number of iterations (``T`` is applied ``nit + 1`` times); values above 2**62
+        are clamped to it.
     restart : {None, "adaptive"}
         ``"adaptive"`` (``method="halpern"`` only): re-anchor at the current iterate, and
         restart the schedule, whenever the residual has dropped below ``restart_factor``
@@ -252,8 +276,8 @@ def halpern(
 
     tol = default_tol(dtype) if tol is None else nonnegative_scalar(tol, "tol")
     rtol = nonnegative_scalar(rtol, "rtol")
-    maxiter = positive_int(maxiter, "maxiter", minimum=0)
-    check_every = positive_int(check_every, "check_every")
+    maxiter = _count(maxiter, "maxiter", minimum=0)
+    check_every = _count(check_every, "check_every")
     workers = normalize_workers(workers)
     if restart not in (None, "adaptive"):
         raise ValueError(f"`restart` must be None or 'adaptive'; got {restart!r}.")
@@ -276,8 +300,9 @@ def halpern(
             raise ValueError(f"options['relaxation'] must be in (0, 1]; got {relax!r}.")
     tol_disp = nonnegative_scalar(opts.get("tol_disp", 1e-6), "options['tol_disp']")
     mdi = opts.get("min_disp_iter", 50)
-    if isinstance(mdi, bool) or not isinstance(mdi, (numbers.Integral, np.integer)) or mdi < 1:
-        raise ValueError(f"options['min_disp_iter'] must be a positive integer; got {mdi!r}.")
+    if isinstance(mdi, (bool, np.bool_)) or not isinstance(mdi, (numbers.Integral, np.integer)):
+        raise TypeError(f"options['min_disp_iter'] must be a positive integer; got {mdi!r}.")
+    mdi = _count(mdi, "options['min_disp_iter']")
     param = c if method == "halpern" else relax
 
     def build(state: dict) -> FixedPointResult:
@@ -314,10 +339,16 @@ def halpern(
 
     status = int(out["status"])
     r, nit = float(out["residual"]), int(out["nit"])
-    thresh = tol + rtol * float(out["initial_residual"])
+    thresh = float(out["threshold"])
     disp_vec = out["displacement"]
     if status == 0:
         message = f"Converged: residual ||x - T(x)|| = {r:.3e} <= {thresh:.3e}."
+    elif status == 1 and not np.isfinite(thresh):
+        message = (
+            f"Iteration limit reached: the threshold tol + rtol * ||x0 - T(x0)|| is not finite "
+            f"(||x0 - T(x0)|| = {float(out['initial_residual']):.3e}), so no residual can meet it; "
+            f"use rtol=0 with an absolute tol. Residual ||x - T(x)|| = {r:.3e} after {nit} iterations."
+        )
     elif status == 1:
         hint = " or restart='adaptive'" if method == "halpern" and restart is None else ""
         message = (
@@ -327,7 +358,7 @@ def halpern(
     elif status == 2:
         message = (
             f"T appears to have no fixed point: the iterates drift at a stable rate along a displacement "
-            f"vector of norm {float(np.linalg.norm(disp_vec.astype(np.float64))):.3e} > tol (see res.displacement)."
+            f"vector of norm {float(_norms(disp_vec)):.3e} > tol (see res.displacement)."
         )
     elif status == 4:
         message = f"Numerical breakdown: {out['detail']}".strip()
@@ -351,5 +382,5 @@ def halpern(
         xr = res.x
         tx = op(np.ascontiguousarray(xr, dtype=dtype).reshape(-1)).reshape(shape)
         res["nfev"] += 1
-        res["residuals"] = np.linalg.norm((xr - tx).astype(np.float64), axis=1)
+        res["residuals"] = _norms(xr.astype(np.float64) - tx.astype(np.float64), axis=1)
     return finish(res, "optcore.fixed_point.halpern", progress=progress, warn=warn)

@@ -84,6 +84,14 @@ def _operator(op, name: str) -> Operator:
     return op
 
 
+def _dim(value, name: str = "dim") -> int:
+    """A dimension: a positive integer below 2**62 (``ValueError`` naming it beyond)."""
+    d = positive_int(value, name)
+    if d > 2**62:
+        raise ValueError(f"`{name}` = {d} is too large (at most 2**62).")
+    return d
+
+
 def _vector(x, name: str) -> np.ndarray:
     arr = as_float_array(x, name)
     if arr.ndim != 1 or arr.size == 0:
@@ -95,7 +103,7 @@ class Identity(Operator):
     """``x -> x`` on ``R^dim``."""
 
     def __init__(self, dim: int):
-        self._handle = _core.op_identity(positive_int(dim, "dim"))
+        self._handle = _core.op_identity(_dim(dim))
 
 
 class Box(Operator):
@@ -113,7 +121,7 @@ class Box(Operator):
             if not sizes:
                 raise ValueError("`dim` is required when `lower` and `upper` are both scalars.")
             dim = sizes[0]
-        dim = positive_int(dim, "dim")
+        dim = _dim(dim)
         try:
             lo, hi = np.broadcast_to(lo, (dim,)), np.broadcast_to(hi, (dim,))
         except ValueError:
@@ -142,11 +150,12 @@ class Ball(Operator):
 
 class Simplex(Operator):
     """Projection onto the scaled probability simplex ``{x >= 0 : sum(x) = total}``
-    (sort-based, O(d log d))."""
+    (sort-based, O(d log d); the threshold is computed on ``x - max(x)``, so huge entries keep
+    their precision: ``Simplex(3)([1e16, 0, 0])`` is ``[1, 0, 0]``)."""
 
     def __init__(self, dim: int, total: float = 1.0):
         self.total = positive_scalar(total, "total")
-        self._handle = _core.op_simplex(positive_int(dim, "dim"), self.total)
+        self._handle = _core.op_simplex(_dim(dim), self.total)
 
 
 class Affine(Operator):

@@ -6,6 +6,7 @@
 
 use crate::bridge::{copy_array_into, core_err, run_detached, Pending, PyObserver, ResultDict};
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use optcore_core::alloc::try_zeroed;
 use optcore_core::fixed_point::{solve, Method, Options};
 use optcore_core::operators::{
     apply_checked, douglas_rachford, Affine, AffineData, Average, Ball, BoxProj, Compose, Identity, LinearResolvent,
@@ -43,7 +44,8 @@ impl NativeOperator {
         let x = x.as_slice()?;
         let op = &*self.op64;
         let out = run_detached(py, None, || {
-            let mut out = vec![0.0; x.len()];
+            // Sized by the caller's x: fallible (MemoryError), like every such buffer.
+            let mut out = try_zeroed(x.len(), "operator output")?;
             apply_checked(op, x, &mut out).map(|_| out)
         })?
         .map_err(core_err)?;
@@ -55,7 +57,8 @@ impl NativeOperator {
         let x = x.as_slice()?;
         let op = &*self.op32;
         let out = run_detached(py, None, || {
-            let mut out = vec![0.0; x.len()];
+            // Sized by the caller's x: fallible (MemoryError), like every such buffer.
+            let mut out = try_zeroed(x.len(), "operator output")?;
             apply_checked(op, x, &mut out).map(|_| out)
         })?
         .map_err(core_err)?;
@@ -231,6 +234,7 @@ macro_rules! halpern_fn {
                 .array("x", out.x, &[n])?
                 .set("residual", out.residual)?
                 .set("initial_residual", out.initial_residual)?
+                .set("threshold", out.threshold)?
                 .set("nit", out.nit)?
                 .set("nfev", out.nfev)?
                 .set("restarts", out.restarts)?;

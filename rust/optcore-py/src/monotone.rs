@@ -204,7 +204,8 @@ fn monotone_solve<'py>(
     let prob = problem.get();
     let p = prob.inner.clone();
     let z0 = z0.as_slice()?.to_vec();
-    let mut obs = PyObserver::new(progress, 1);
+    // The core polls the observer every iteration; its cadence calls back at the checks.
+    let mut obs = PyObserver::new(progress, check_every);
     let out = run_detached(py, workers, || solve(p.as_ref(), &z0, &opts, &mut obs))?;
     if let Some(pf) = &prob.py {
         pf.pending.raise()?;

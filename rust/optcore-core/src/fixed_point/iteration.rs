@@ -12,9 +12,11 @@
 //!
 //! # Stopping
 //!
-//! The residual `r_k = ‖x_k − T x_k‖₂` (f64) is measured on every iterate before it is updated;
+//! The residual `r_k = ‖x_k − T x_k‖₂` (f64, scaled: [`crate::linalg::nrm2_diff`], so that
+//! iterates of 1e200 do not overflow it) is measured on every iterate before it is updated;
 //! the run converges at the first `k` with `r_k ≤ tol + rtol · r_0` and returns that `x_k`, so
-//! the tolerance holds on the returned point.
+//! the tolerance holds on the returned point. A non-finite residual or threshold never passes
+//! the test (the threshold is `tol` alone when `rtol = 0`, whatever `r_0`).
 //!
 //! # Infeasibility
 //!
@@ -39,7 +41,9 @@
 //! point can still be approached at a constant velocity for a long time (Douglas–Rachford
 //! started far from both sets), which is indistinguishable from infeasibility until then.
 
+use crate::alloc::try_with_capacity;
 use crate::error::{OptError, Result};
+use crate::linalg::{nrm2, nrm2_diff};
 use crate::operators::Operator;
 use crate::real::Real;
 use crate::solver::{Control, Observer, Report, Termination};
@@ -94,6 +98,8 @@ pub struct Output<T> {
     pub residual: f64,
     /// `‖x_0 − T x_0‖₂`.
     pub initial_residual: f64,
+    /// The convergence threshold `tol + rtol · r_0` (`tol` when `rtol = 0`).
+    pub threshold: f64,
     /// Iterations (updates of `x`) performed.
     pub nit: usize,
     /// Applications of `T`.
@@ -104,8 +110,11 @@ pub struct Output<T> {
     pub displacement: Option<Vec<T>>,
 }
 
-fn norm_diff<T: Real>(x: &[T], y: &[T]) -> f64 {
-    x.iter().zip(y).map(|(&a, &b)| (a.as_f64() - b.as_f64()).powi(2)).sum::<f64>().sqrt()
+/// A copy of `v`, allocated fallibly (its length is the user's problem size).
+fn try_copy<T: Copy>(v: &[T], what: &str) -> Result<Vec<T>> {
+    let mut out = try_with_capacity(v.len(), what)?;
+    out.extend_from_slice(v);
+    Ok(out)
 }
 
 /// Tracks the displacement estimate at checkpoints (see the module docs).
@@ -166,34 +175,36 @@ impl Displacement {
         threshold: f64,
         travel_min: f64,
         anchor: &[T],
-    ) -> Option<Vec<T>> {
+    ) -> Result<Option<Vec<T>>> {
         if !self.enabled || k < self.next_check {
-            return None;
+            return Ok(None);
         }
         self.next_check = ((k as f64) * 1.5).ceil() as usize;
-        let xf: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
+        let mut xf: Vec<f64> = try_with_capacity(x.len(), "fixed-point checkpoint")?;
+        xf.extend(x.iter().map(|v| v.as_f64()));
         let estimate = self.snapshot.as_ref().and_then(|(xs, ss)| {
             let ds = self.scale - ss;
             (ds > 0.0).then(|| xs.iter().zip(&xf).map(|(a, b)| (a - b) / ds).collect::<Vec<f64>>())
         });
         self.snapshot = Some((xf, self.scale));
-        let v = estimate?;
-        let nv = v.iter().map(|t| t * t).sum::<f64>().sqrt();
+        let Some(v) = estimate else { return Ok(None) };
+        let nv = nrm2(&v);
         let stable = match &self.last {
             Some(prev) => {
-                let change = v.iter().zip(prev).map(|(a, b)| (a - b).powi(2)).sum::<f64>().sqrt();
-                nv > threshold
+                let change = nrm2_diff(&v, prev);
+                nv.is_finite()
+                    && nv > threshold
                     && nv > 0.0
                     && nv <= residual * (1.0 + 1e-3)
                     && change <= self.tol * nv
-                    && norm_diff(x, anchor) > travel_min
+                    && nrm2_diff(x, anchor) > travel_min
             }
             None => false,
         };
         self.passes = if stable { self.passes + 1 } else { 0 };
         let verdict = (self.passes >= 2).then(|| v.iter().map(|&t| T::from_f64(t)).collect());
         self.last = Some(v);
-        verdict
+        Ok(verdict)
     }
 }
 
@@ -231,22 +242,21 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         }
     }
 
-    let mut anchor = x0.to_vec();
-    let mut x = x0.to_vec();
-    let mut tx = vec![T::zero(); d];
+    // Sized by the user's x0 (a vectorized batch B x d): fallible, MemoryError when too big.
+    let mut anchor = try_copy(x0, "fixed-point anchor")?;
+    let mut x = try_copy(x0, "fixed-point iterate")?;
+    let mut tx = try_copy(x0, "fixed-point T(x)")?;
     let (mut k_local, mut nfev, mut restarts) = (0usize, 0usize, 0usize);
     let (mut threshold, mut r0, mut r_anchor, mut travel_min) = (0.0, 0.0, 0.0, 0.0);
     // 4 max(‖a‖, ‖T a‖): iterates that travel farther from the anchor a rule out every fixed
     // point within max(‖a‖, ‖T a‖) of the origin (see the module docs).
-    let travel = |a: &[T], ta: &[T]| {
-        let n = |v: &[T]| v.iter().map(|t| t.as_f64().powi(2)).sum::<f64>().sqrt();
-        4.0 * n(a).max(n(ta))
-    };
+    let travel = |a: &[T], ta: &[T]| 4.0 * nrm2(a).max(nrm2(ta));
     let mut disp = Displacement::new(opts.tol_disp, opts.min_disp_iter);
-    let out = |x: Vec<T>, residual, r0, nit, nfev, restarts, termination, displacement| Output {
+    let out = |x: Vec<T>, residual, r0, threshold, nit, nfev, restarts, termination, displacement| Output {
         x,
         residual,
         initial_residual: r0,
+        threshold,
         nit,
         nfev,
         restarts,
@@ -262,23 +272,23 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
                 "T(x) has non-finite entries (NaN or inf) at iteration {nit}; x is the last iterate, \
                  whose residual is undefined"
             );
-            return Ok(out(x, f64::NAN, r0, nit, nfev, restarts, Termination::Numerical(msg), None));
+            return Ok(out(x, f64::NAN, r0, threshold, nit, nfev, restarts, Termination::Numerical(msg), None));
         }
-        let r = norm_diff(&x, &tx);
+        let r = nrm2_diff(&x, &tx);
         if nit == 0 {
             r0 = r;
             r_anchor = r;
-            threshold = opts.tol + opts.rtol * r0;
+            threshold = if opts.rtol > 0.0 { opts.tol + opts.rtol * r0 } else { opts.tol };
             travel_min = travel(&x, &tx);
         }
-        if r <= threshold {
-            return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Converged, None));
+        if r.is_finite() && threshold.is_finite() && r <= threshold {
+            return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::Converged, None));
         }
         if nit >= opts.maxiter {
-            return Ok(out(x, r, r0, nit, nfev, restarts, Termination::MaxIter, None));
+            return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::MaxIter, None));
         }
-        if let Some(v) = disp.check(k_local, &x, r, threshold, travel_min, &anchor) {
-            return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Infeasible, Some(v)));
+        if let Some(v) = disp.check(k_local, &x, r, threshold, travel_min, &anchor)? {
+            return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::Infeasible, Some(v)));
         }
         // No callback before the first iteration (as in the other solvers).
         let control = if nit == 0 {
@@ -293,9 +303,9 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         };
         match control {
             Control::Continue => {}
-            Control::Stop => return Ok(out(x, r, r0, nit, nfev, restarts, Termination::Stopped, None)),
+            Control::Stop => return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::Stopped, None)),
             Control::Abort => {
-                return Ok(out(Vec::new(), f64::NAN, r0, nit, nfev, restarts, Termination::Aborted, None))
+                return Ok(out(Vec::new(), f64::NAN, r0, threshold, nit, nfev, restarts, Termination::Aborted, None))
             }
         }
         if let Some(f) = opts.restart {

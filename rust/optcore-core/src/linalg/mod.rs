@@ -46,6 +46,37 @@ pub fn norm<T: Real>(a: &[T]) -> f64 {
     dot(a, a).sqrt()
 }
 
+/// `‖a‖₂` without overflow or underflow: the plain sum of squares when it is safely in
+/// range (then bit-identical to `sqrt(Σ a_i²)` in index order), else the sum of squares of
+/// `a_i / max |a_j|` times that max (the max-abs scaling of LAPACK's `nrm2`), so that
+/// entries of 1e200 give 1e200, not inf. NaN when an entry is NaN; inf when one is infinite.
+/// Every norm that decides a result of the fixed-point and monotone families is this one.
+pub fn nrm2<T: Real>(a: &[T]) -> f64 {
+    nrm2_by(a.len(), |i| a[i].as_f64())
+}
+
+/// `‖a − b‖₂`, scaled as [`nrm2`] (the difference is formed in f64, so it does not overflow
+/// for finite f64 entries below `f64::MAX / 2`).
+pub fn nrm2_diff<T: Real>(a: &[T], b: &[T]) -> f64 {
+    nrm2_by(a.len().min(b.len()), |i| a[i].as_f64() - b[i].as_f64())
+}
+
+/// The scaled 2-norm of the vector `i ↦ f(i)`, `i < n` (see [`nrm2`]).
+fn nrm2_by(n: usize, f: impl Fn(usize) -> f64) -> f64 {
+    // Squares of numbers below 1e-140 lose bits to subnormals, and the sum overflows near
+    // 1e154: outside [1e-280, 1e300] the plain sum is redone scaled.
+    let ssq: f64 = (0..n).map(|i| f(i) * f(i)).sum();
+    if ssq.is_nan() || (1e-280..=1e300).contains(&ssq) {
+        return ssq.sqrt();
+    }
+    let big = (0..n).map(|i| f(i).abs()).fold(0.0f64, f64::max);
+    if big == 0.0 || !big.is_finite() {
+        return big;
+    }
+    let scaled: f64 = (0..n).map(|i| (f(i) / big) * (f(i) / big)).sum();
+    big * scaled.sqrt()
+}
+
 /// `y ← y + a x`.
 pub fn axpy<T: Real>(a: f64, x: &[T], y: &mut [T]) {
     for (yi, &xi) in y.iter_mut().zip(x) {
@@ -81,6 +112,25 @@ pub(crate) fn test_uniform(seed: u64) -> impl FnMut() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nrm2_is_scaled_and_exact_in_range() {
+        let a = [3.0f64, 4.0];
+        assert_eq!(nrm2(&a), 5.0);
+        assert_eq!(nrm2(&[1e200, 0.0]), 1e200);
+        assert!((nrm2(&[3e200, 4e200]) / 5e200 - 1.0).abs() < 1e-15);
+        assert!((nrm2(&[3e-200, 4e-200]) / 5e-200 - 1.0).abs() < 1e-15);
+        assert_eq!(nrm2_diff(&[1e200, 0.0], &[5e199, 0.0]), 5e199);
+        assert_eq!(nrm2(&[0.0f64; 3]), 0.0);
+        assert!(nrm2(&[f64::NAN, 1.0]).is_nan());
+        assert_eq!(nrm2(&[f64::INFINITY, 1.0]), f64::INFINITY);
+        assert_eq!(nrm2(&[f64::MAX, f64::MAX]), f64::INFINITY);
+        assert_eq!(nrm2(&[1e300f64, 1e300]), 1e300 * 2f64.sqrt());
+        // In range it is the plain formula, bit for bit.
+        let v: Vec<f64> = (0..37).map(|i| (i as f64 * 0.71).sin() * 1e3).collect();
+        assert_eq!(nrm2(&v), norm(&v));
+        assert_eq!(nrm2(&[1e20f32, 0.0]), 1e20f32 as f64);
+    }
 
     #[test]
     fn dot_lanes8_matches_the_sequential_dot() {

@@ -3,7 +3,9 @@
 //! with its residual checks and adaptive restarts.
 
 use super::problems::FiniteSum;
+use crate::alloc::{try_with_capacity, try_zeroed};
 use crate::error::{OptError, Result};
+use crate::linalg::nrm2_diff;
 use crate::rng::Rng;
 use crate::solver::{Control, Observer, Report, Termination};
 
@@ -33,7 +35,7 @@ pub struct Options {
     /// Inner steps per outer iteration (Algorithm 2 default `⌊0.05 N ln(k+2)⌋`, at least 1;
     /// `Halpern` default `⌈4 ln(k+2)⌉ + 2`).
     pub inner: Option<usize>,
-    /// Algorithm 1's minibatch (default `⌊√N⌋`).
+    /// Algorithm 1's minibatch (default `⌊√N⌋`; at most `N`: a larger value is clamped).
     pub batch: Option<usize>,
     /// Use Algorithm 1 (cocoercive) rather than Algorithm 2; default: the problem's flag.
     pub cocoercive: Option<bool>,
@@ -76,7 +78,8 @@ pub struct Output {
     pub nfev: u64,
     /// Full evaluations spent measuring the residual (not in `nfev`).
     pub n_residual: usize,
-    /// `(epochs, residual)` at every check.
+    /// `(epochs, residual)` at every check, at most [`HISTORY_CAP`] rows: when full, every
+    /// other row is dropped, so a long run keeps a geometric thinning of its early checks.
     pub history: Vec<(f64, f64)>,
     pub termination: Termination,
     /// The variant that ran ("eg", "eag", "halpern", "vr_halpern (Algorithm 1)", ...).
@@ -84,6 +87,9 @@ pub struct Output {
     /// Adaptive restarts (re-anchorings).
     pub restarts: usize,
 }
+
+/// The most rows [`Output::history`] keeps (bounded memory for runs of any length).
+pub const HISTORY_CAP: usize = 1 << 16;
 
 struct Ctx<'a> {
     p: &'a dyn FiniteSum,
@@ -103,16 +109,22 @@ impl Ctx<'_> {
     fn epochs(&self) -> f64 {
         self.nfev as f64 / self.big as f64
     }
+    /// Whether the epoch budget is spent: inner loops stop there, so that no option (a huge
+    /// `inner` or `batch`) carries a run past `max_epochs`.
+    fn spent(&self, max_epochs: f64) -> bool {
+        self.epochs() >= max_epochs
+    }
 }
 
-/// The natural residual `‖z − P(z − F(z)/L)‖ · L` (one full evaluation, not counted).
+/// The natural residual `‖z − P(z − F(z)/L)‖ · L` (one full evaluation, not counted; the
+/// norm scaled, so that points of 1e200 do not overflow it).
 pub fn natural_residual(p: &dyn FiniteSum, z: &[f64]) -> Result<f64> {
     let l = p.lipschitz().max(f64::MIN_POSITIVE);
-    let mut g = vec![0.0; z.len()];
+    let mut g = try_zeroed::<f64>(z.len(), "monotone residual")?;
     p.full(z, &mut g)?;
     let mut t: Vec<f64> = z.iter().zip(&g).map(|(a, b)| a - b / l).collect();
     p.project(&mut t)?;
-    Ok(z.iter().zip(&t).map(|(a, b)| (a - b) * (a - b)).sum::<f64>().sqrt() * l)
+    Ok(nrm2_diff(z, &t) * l)
 }
 
 fn axpy_into(out: &mut [f64], a: &[f64], s: f64, b: &[f64]) {
@@ -135,14 +147,14 @@ pub fn solve(p: &dyn FiniteSum, z0: &[f64], opts: &Options, obs: &mut dyn Observ
     if !(l > 0.0 && l.is_finite()) {
         return Err(OptError::InvalidInput(format!("the Lipschitz constant must be positive and finite; got {l}")));
     }
-    if opts.tol.is_nan() || opts.tol < 0.0 || opts.check_every == 0 || big == 0 {
+    if opts.tol.is_nan() || opts.tol < 0.0 || opts.check_every == 0 || big == 0 || opts.max_epochs.is_nan() {
         return Err(OptError::InvalidInput("tol must be >= 0, check_every >= 1, and the sum non-empty".into()));
     }
     let mut x0 = z0.to_vec();
     p.project(&mut x0)?;
     let mut ctx = Ctx { p, nfev: 0, big: big as u64 };
     let mut rng = Rng::new(opts.seed);
-    let mut history = Vec::new();
+    let mut history: Vec<(f64, f64)> = Vec::new();
     let mut n_residual = 0usize;
     let cocoercive = opts.cocoercive.unwrap_or_else(|| p.cocoercive());
     let variant = match opts.method {
@@ -152,14 +164,46 @@ pub fn solve(p: &dyn FiniteSum, z0: &[f64], opts: &Options, obs: &mut dyn Observ
         Method::VrHalpern if cocoercive => "vr_halpern (Algorithm 1, cocoercive)",
         Method::VrHalpern => "vr_halpern (Algorithm 2, VR-FoRB)",
     };
-    let mut st = State::new(opts.method, cocoercive, &x0, d);
+    let mut st = State::new(opts.method, cocoercive, &x0, d)?;
     let mut nit = 0usize;
     // Iterations since the last anchor, and the residual there.
     let (mut k, mut res_anchor) = (0usize, f64::INFINITY);
     let anchored = opts.method != Method::Eg && opts.restart > 0.0;
     let mut restarts = 0usize;
     loop {
-        if nit % opts.check_every == 0 || nit >= opts.maxiter || ctx.epochs() >= opts.max_epochs {
+        let check = nit % opts.check_every == 0 || nit >= opts.maxiter || ctx.epochs() >= opts.max_epochs;
+        if !check {
+            // Between checks the observer still sees every iteration (an interrupt poll: its
+            // cadence calls back at the checks), so Ctrl-C is honoured however long the
+            // iterations between checks take.
+            let last = history.last().map_or(f64::NAN, |h| h.1);
+            let control = obs.observe(nit, &|| Report {
+                nit,
+                error: last,
+                vectors: vec![("x", st.point().to_vec())],
+                scalars: vec![("epochs", ctx.epochs())],
+            });
+            let termination = match control {
+                Control::Continue => None,
+                Control::Stop => Some(Termination::Stopped),
+                Control::Abort => Some(Termination::Aborted),
+            };
+            if let Some(termination) = termination {
+                let res = natural_residual(p, st.point())?;
+                n_residual += 1;
+                return Ok(Output {
+                    z: st.point().to_vec(),
+                    residual: res,
+                    nit,
+                    nfev: ctx.nfev,
+                    n_residual,
+                    history,
+                    termination,
+                    variant,
+                    restarts,
+                });
+            }
+        } else {
             let z = st.point().to_vec();
             let res = natural_residual(p, &z)?;
             n_residual += 1;
@@ -168,6 +212,13 @@ pub fn solve(p: &dyn FiniteSum, z0: &[f64], opts: &Options, obs: &mut dyn Observ
                     "the residual is not finite at iteration {nit}: the steps diverged; pass a smaller step or check \
                      the Lipschitz constant"
                 )));
+            }
+            if history.len() >= HISTORY_CAP {
+                let mut i = 0usize;
+                history.retain(|_| {
+                    i += 1;
+                    i % 2 == 1
+                });
             }
             history.push((ctx.epochs(), res));
             if anchored && res_anchor.is_infinite() {
@@ -179,7 +230,7 @@ pub fn solve(p: &dyn FiniteSum, z0: &[f64], opts: &Options, obs: &mut dyn Observ
                 res_anchor = res;
                 restarts += 1;
             }
-            let term = if res <= opts.tol {
+            let term = if res.is_finite() && res <= opts.tol {
                 Some(Termination::Converged)
             } else if nit >= opts.maxiter || ctx.epochs() >= opts.max_epochs {
                 Some(Termination::MaxIter)
@@ -240,26 +291,33 @@ struct State {
 }
 
 impl State {
-    fn new(method: Method, cocoercive: bool, x0: &[f64], d: usize) -> Self {
-        let zeros = vec![0.0; d];
-        State {
+    /// Work vectors of the problem's dimension, allocated fallibly (a `FiniteSum` from
+    /// Python chooses `d`).
+    fn new(method: Method, cocoercive: bool, x0: &[f64], d: usize) -> Result<Self> {
+        let zeros = || try_zeroed::<f64>(d, "monotone work vector");
+        let copy = || -> Result<Vec<f64>> {
+            let mut v = try_with_capacity(x0.len(), "monotone iterate")?;
+            v.extend_from_slice(x0);
+            Ok(v)
+        };
+        Ok(State {
             method,
             cocoercive,
-            z: x0.to_vec(),
-            g: zeros.clone(),
-            h: zeros.clone(),
-            b: zeros.clone(),
-            t: zeros.clone(),
-            u: x0.to_vec(),
-            u_prev: x0.to_vec(),
-            w: x0.to_vec(),
-            w_prev: x0.to_vec(),
-            fw: zeros.clone(),
-            fu_prev: zeros.clone(),
+            z: copy()?,
+            g: zeros()?,
+            h: zeros()?,
+            b: zeros()?,
+            t: zeros()?,
+            u: copy()?,
+            u_prev: copy()?,
+            w: copy()?,
+            w_prev: copy()?,
+            fw: zeros()?,
+            fu_prev: zeros()?,
             have_w: false,
-            est: zeros,
-            z_prev: x0.to_vec(),
-        }
+            est: zeros()?,
+            z_prev: copy()?,
+        })
     }
 
     fn point(&self) -> &[f64] {
@@ -318,6 +376,9 @@ impl State {
             *f = c * *f + u - x;
         }
         for _ in 0..steps {
+            if ctx.spent(opts.max_epochs) {
+                break;
+            }
             ctx.full(&self.u, &mut self.g)?;
             for ((g, &u), &x) in self.g.iter_mut().zip(&self.u).zip(&xk) {
                 *g = c * *g + u - x;
@@ -355,6 +416,9 @@ impl State {
         let d = self.u.len();
         let mut v = vec![0.0; d];
         for _ in 0..steps {
+            if ctx.spent(opts.max_epochs) {
+                break;
+            }
             // v = F̂(w) + F̂_ξ(u) − F̂_ξ(w_prev) = c F(w) + (w − x_k) + c (F_ξ(u) − F_ξ(w_prev)) + (u − w_prev)
             for (j, vj) in v.iter_mut().enumerate() {
                 *vj = c * self.fw[j] + (self.w[j] - xk[j]) + (self.u[j] - self.w_prev[j]);
@@ -382,7 +446,7 @@ impl State {
         let p = ctx.p;
         let big = p.n();
         let rn = (big as f64).sqrt();
-        let bsz = opts.batch.unwrap_or((rn.floor() as usize).max(1));
+        let bsz = opts.batch.unwrap_or((rn.floor() as usize).max(1)).clamp(1, big);
         let eta = opts.step.unwrap_or(1.0 / p.lipschitz());
         let pk = if k <= 1 {
             1.0
@@ -396,6 +460,9 @@ impl State {
         } else {
             let s = 1.0 / bsz as f64;
             for _ in 0..bsz {
+                if ctx.spent(opts.max_epochs) {
+                    break;
+                }
                 let i = rng.below(big);
                 ctx.add(i, &self.z, s, &mut self.est)?;
                 ctx.add(i, &self.z_prev, -s, &mut self.est)?;
@@ -460,5 +527,39 @@ mod tests {
         let out = solve(&p, &vec![0.0; d], &o, &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Converged, "{}", out.residual);
         assert!(out.variant.contains("Algorithm 1"));
+    }
+
+    #[test]
+    fn no_option_runs_past_the_epoch_budget() {
+        // Issue 17 item 11: batch = 10^9 ran 6.7e8 epochs past max_epochs = 10.
+        let a = [0.0, 1.0, -1.0, -1.0, 0.0, 1.0, 1.0, -1.0, 0.0];
+        let g = GameSum::new(&a, 3, 3, 3f64.sqrt()).unwrap();
+        let z0 = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+        for (cocoercive, batch, inner) in [(true, Some(1_000_000_000), None), (false, None, Some(1_000_000_000))] {
+            let mut o = Options::new(Method::VrHalpern);
+            o.tol = 0.0;
+            o.max_epochs = 10.0;
+            o.cocoercive = Some(cocoercive);
+            o.batch = batch;
+            o.inner = inner;
+            let out = solve(&g, &z0, &o, &mut NoObserver).unwrap();
+            assert_eq!(out.termination, Termination::MaxIter);
+            // One outer step may finish its last component pair or full evaluation.
+            assert!((out.nfev as f64) / 3.0 <= 10.0 + 3.0, "{} epochs", out.nfev as f64 / 3.0);
+        }
+        let mut o = Options::new(Method::Halpern);
+        o.tol = 0.0;
+        o.max_epochs = 10.0;
+        o.inner = Some(1_000_000_000);
+        let out = solve(&g, &z0, &o, &mut NoObserver).unwrap();
+        assert!((out.nfev as f64) / 3.0 <= 10.0 + 3.0, "{} epochs", out.nfev as f64 / 3.0);
+    }
+
+    #[test]
+    fn the_residual_is_scaled() {
+        // ‖(1e200, 0)‖ overflowed to inf in the plain sum of squares.
+        let p = LinearSum::new(&[1.0, 0.0, 0.0, 1.0], &[0.0, 0.0], 1.0, true).unwrap();
+        let r = natural_residual(&p, &[1e200, 0.0]).unwrap();
+        assert_eq!(r, 1e200);
     }
 }

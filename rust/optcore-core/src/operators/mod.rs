@@ -11,6 +11,7 @@
 use crate::error::{OptError, Result};
 use crate::linalg::dot_lanes8 as dot;
 use crate::linalg::lu::Lu;
+use crate::linalg::nrm2_diff;
 use crate::real::Real;
 use std::sync::Arc;
 
@@ -101,7 +102,9 @@ impl<T: Real> Operator<T> for Ball<T> {
         self.center.len()
     }
     fn apply(&self, x: &[T], out: &mut [T]) -> Result<()> {
-        let dist = x.iter().zip(&self.center).map(|(&v, &c)| (v.as_f64() - c.as_f64()).powi(2)).sum::<f64>().sqrt();
+        // Scaled: a point at 1e200 is at distance 1e200, not inf (which would project it
+        // onto the center).
+        let dist = nrm2_diff(x, &self.center);
         if dist <= self.radius {
             out.copy_from_slice(x);
         } else {
@@ -115,6 +118,10 @@ impl<T: Real> Operator<T> for Ball<T> {
 }
 
 /// Projection onto the scaled simplex `{x ≥ 0 : Σ x = total}` (sort-based, O(d log d)).
+///
+/// The threshold is computed on `u = x − max x` (the projection commutes with shifts), so
+/// that `total` is not lost against huge entries: `(1e16, 0, 0)` projects to `(1, 0, 0)`.
+/// `+inf` entries share `total` equally (the limit of the projection); `-inf` entries get 0.
 pub struct Simplex {
     pub d: usize,
     pub total: f64,
@@ -132,14 +139,24 @@ impl<T: Real> Operator<T> for Simplex {
         self.d
     }
     fn apply(&self, x: &[T], out: &mut [T]) -> Result<()> {
-        let mut u: Vec<f64> = x.iter().map(|v| v.as_f64()).collect();
-        if u.iter().any(|v| v.is_nan()) {
+        if x.iter().any(|v| v.is_nan()) {
             out.iter_mut().for_each(|o| *o = T::nan());
             return Ok(());
         }
-        u.sort_unstable_by(|a, b| b.partial_cmp(a).unwrap());
-        // θ = (Σ_{i≤ρ} u_i − total)/ρ for the largest ρ with u_ρ > θ_ρ.
-        let (mut cum, mut theta) = (0.0, 0.0);
+        let top = x.iter().map(|v| v.as_f64()).fold(f64::NEG_INFINITY, f64::max);
+        if !top.is_finite() {
+            // +inf entries (or, when every entry is -inf, all of them) share the total.
+            let hits = x.iter().filter(|v| v.as_f64() == top).count() as f64;
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = T::from_f64(if v.as_f64() == top { self.total / hits } else { 0.0 });
+            }
+            return Ok(());
+        }
+        let mut u: Vec<f64> = x.iter().map(|v| v.as_f64() - top).collect();
+        u.sort_unstable_by(|a, b| b.total_cmp(a));
+        // θ = (Σ_{i≤ρ} u_i − total)/ρ for the largest ρ with u_ρ > θ_ρ; ρ ≥ 1 always holds
+        // (u_1 = 0 > −total), so θ is set by the first step.
+        let (mut cum, mut theta) = (0.0, -self.total);
         for (j, &v) in u.iter().enumerate() {
             cum += v;
             let t = (cum - self.total) / (j + 1) as f64;
@@ -150,7 +167,7 @@ impl<T: Real> Operator<T> for Simplex {
             }
         }
         for (o, &v) in out.iter_mut().zip(x) {
-            *o = T::from_f64((v.as_f64() - theta).max(0.0));
+            *o = T::from_f64(((v.as_f64() - top) - theta).max(0.0));
         }
         Ok(())
     }
@@ -391,6 +408,36 @@ mod tests {
         for (u, v) in q.iter().zip([0.1f32, 0.2, 0.3, 0.4]) {
             assert!((u - v).abs() <= 1e-7, "{q:?}");
         }
+    }
+
+    #[test]
+    fn projections_at_huge_inputs() {
+        // Issue 17 item 8: the shift by the max keeps the total against 1e16.
+        let s = Simplex::new(3, 1.0).unwrap();
+        assert_eq!(ap(&s, &[1e16, 0.0, 0.0]), vec![1.0, 0.0, 0.0]);
+        assert_eq!(ap(&s, &[1e200, -1e200, 0.0]), vec![1.0, 0.0, 0.0]);
+        assert_eq!(ap(&s, &[1e16f32, 0.0, 0.0]), vec![1.0f32, 0.0, 0.0]);
+        let p: Vec<f64> = ap(&s, &[1e16, 1e16, 0.0]);
+        assert!((p[0] - 0.5).abs() < 1e-15 && (p[1] - 0.5).abs() < 1e-15 && p[2] == 0.0, "{p:?}");
+        assert_eq!(ap(&s, &[f64::INFINITY, 0.0, f64::INFINITY]), vec![0.5, 0.0, 0.5]);
+        assert_eq!(ap(&s, &[f64::NEG_INFINITY, 0.0, 3.0]), vec![0.0, 0.0, 1.0]);
+        // Ball: the distance is scaled, so 1e200 lands on the sphere, not at the center.
+        let b = Ball::new(vec![0.0, 0.0], 2.0).unwrap();
+        assert_eq!(ap(&b, &[1e200, 0.0]), vec![2.0, 0.0]);
+        let p: Vec<f64> = ap(&b, &[3e200, 4e200]);
+        assert!((p[0] - 1.2).abs() < 1e-15 && (p[1] - 1.6).abs() < 1e-15, "{p:?}");
+        let bx = BoxProj::new(vec![-1.0, -1.0], vec![1.0, 1.0]).unwrap();
+        assert_eq!(ap(&bx, &[1e200, -1e200]), vec![1.0, -1.0]);
+        let plane = Arc::new(AffineData::new(vec![1.0, 1.0], vec![1.0], 1, 2).unwrap());
+        let p: Vec<f64> = ap(&Affine(plane.clone()), &[1e16, 0.0]);
+        assert!((p[0] + p[1] - 1.0).abs() <= 2.0 && (p[0] - 5e15).abs() <= 2.0, "{p:?}");
+        let p: Vec<f64> = ap(&Affine(plane.clone()), &[1e200, -1e200]);
+        assert!((p[0] - 1e200).abs() <= 1e185 && (p[1] + 1e200).abs() <= 1e185, "{p:?}");
+        // DR of the ball and the plane from 1e200: finite (no overflow in the reflections).
+        let pa: SharedOp<f64> = Arc::new(Ball::new(vec![0.0, 0.0], 2.0).unwrap());
+        let dr = douglas_rachford(pa, Arc::new(Affine(plane))).unwrap();
+        let z: Vec<f64> = ap(&dr, &[1e200, 1e200]);
+        assert!(z.iter().all(|v| v.is_finite()) && crate::linalg::nrm2(&z) <= 1.5e200, "{z:?}");
     }
 
     #[test]
