@@ -3,8 +3,8 @@
 //! `γ = 1 + ‖c‖₂`. `x = β D_c x̂`, `y = γ D_r ŷ`; everything reported is unscaled. Also the
 //! element-wise passes (parallel for long vectors) that map vectors between the two.
 
+use super::problem::scaled_norm;
 use super::problem::{Csr, Lp};
-use crate::linalg::norm;
 
 /// Scaled problem and the maps back.
 pub(super) struct Scaled {
@@ -50,9 +50,8 @@ pub(super) fn scale(lp: &Lp) -> Scaled {
     let lv: Vec<f64> = lp.lv.iter().zip(&dc).map(|(v, d)| v / d).collect();
     let uv: Vec<f64> = lp.uv.iter().zip(&dc).map(|(v, d)| v / d).collect();
     let c: Vec<f64> = lp.c.iter().zip(&dc).map(|(v, d)| v * d).collect();
-    let finite_b: f64 = lc.iter().chain(&uc).filter(|v| v.is_finite()).map(|v| v * v).sum::<f64>().sqrt();
-    let beta = 1.0 + finite_b;
-    let gamma = 1.0 + norm(&c);
+    let beta = 1.0 + bound_scale(&lc, &uc);
+    let gamma = 1.0 + scaled_norm(c.iter().copied());
     let div = |v: Vec<f64>, s: f64| v.into_iter().map(|x| x / s).collect::<Vec<f64>>();
     let at = a.transpose();
     let (lv, uv) = (div(lv, beta), div(uv, beta));
@@ -61,6 +60,25 @@ pub(super) fn scale(lp: &Lp) -> Scaled {
         _ => None,
     };
     Scaled { a, at, c: div(c, gamma), lc: div(lc, beta), uc: div(uc, beta), lv, uv, dr, dc, beta, gamma, uniform_box }
+}
+
+/// Row bounds beyond this multiple of the median finite nonzero one count at that multiple in
+/// `β`: a right-hand side of 1e12 beside ones of order 1 is inactive, and letting it set `β`
+/// shrinks the scaled active bounds (and the solution) to 1e-12 while the duals stay of
+/// order 1, a primal weight far outside its range (iterations grew linearly with it).
+const BOUND_SPREAD: f64 = 100.0;
+
+/// `‖b‖₂` over the finite row bounds, each capped at `BOUND_SPREAD` times the lower median
+/// of their magnitudes (scaled norm: no overflow).
+fn bound_scale(lc: &[f64], uc: &[f64]) -> f64 {
+    let mut mags: Vec<f64> = lc.iter().chain(uc).filter(|v| v.is_finite() && **v != 0.0).map(|v| v.abs()).collect();
+    if mags.is_empty() {
+        return 0.0;
+    }
+    let k = (mags.len() - 1) / 2;
+    let (_, &mut median, _) = mags.select_nth_unstable_by(k, f64::total_cmp);
+    let cap = BOUND_SPREAD * median;
+    scaled_norm(mags.iter().map(|v| v.min(cap)))
 }
 
 impl Scaled {
@@ -72,11 +90,6 @@ impl Scaled {
     /// `out = y` unscaled from the scaled `ys` (`y = γ D_r ŷ`).
     pub(super) fn unscale_y(&self, out: &mut [f64], ys: &[f64]) {
         scale_into(out, ys, &self.dr, self.gamma, false)
-    }
-
-    /// `out = A x` unscaled from `Â x̂` (a row-space vector: `β D_r⁻¹`).
-    pub(super) fn unscale_rows(&self, out: &mut [f64], v: &[f64]) {
-        scale_into(out, v, &self.dr, self.beta, true)
     }
 
     /// `out = Aᵀ y` unscaled from `Âᵀ ŷ` (a column-space vector: `γ D_c⁻¹`).
