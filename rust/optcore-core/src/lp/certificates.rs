@@ -309,7 +309,7 @@ mod tests {
             lv: vec![0.0, -1.0, f64::NEG_INFINITY],
             uv: vec![5.0, f64::INFINITY, 2.0],
         };
-        let s = scale(&p);
+        let s = scale(&p, None);
         let dy = [2.0, -1.5, -0.7, 0.3];
         let (mut v, mut at_v, mut tm, mut tn) = ([0.0; 4], [0.0; 3], [0.0; 4], [0.0; 3]);
         clip_to_cone(&p, &s, &dy, &mut v, &mut at_v, &mut tm, &mut tn);

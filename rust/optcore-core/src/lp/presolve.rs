@@ -20,6 +20,8 @@ const FTOL: f64 = 1e-9;
 /// so that rounds stop once the changes are tiny, and only below `BIG` in magnitude.
 const MIN_GAIN: f64 = 1e-6;
 const BIG: f64 = 1e10;
+/// How far beyond its row's reach (in multiples of the terms' magnitude) a bound is redundant.
+const FAR: f64 = 100.0;
 
 /// What proved the LP infeasible.
 #[derive(Clone, Debug, PartialEq)]
@@ -115,6 +117,39 @@ impl Side {
             _ => inf,
         }
     }
+}
+
+/// The row bounds that the activity range `[min, max]` under the variable bounds `[lb, ub]`
+/// stays clear of by far (`max` below `u` by over `FAR` times the magnitude of the row's
+/// terms, or `min` above `l` likewise): bit 1 for the lower bound, bit 2 for the upper. Such a bound is
+/// never active at a feasible point.
+pub fn redundant_bounds(lp: &Lp, lb: &[f64], ub: &[f64]) -> Vec<u8> {
+    let a = &lp.a;
+    (0..a.nrows)
+        .map(|i| {
+            let (mut lo, mut hi) = (Side::new(), Side::new());
+            for k in a.indptr[i]..a.indptr[i + 1] {
+                let (v, j) = (a.data[k], a.indices[k] as usize);
+                if v > 0.0 {
+                    lo.add(v * lb[j], k);
+                    hi.add(v * ub[j], k);
+                } else if v < 0.0 {
+                    lo.add(v * ub[j], k);
+                    hi.add(v * lb[j], k);
+                }
+            }
+            let (min, max) = (lo.value(true), hi.value(false));
+            let (l, u) = (lp.lc[i], lp.uc[i]);
+            let mut bits = 0;
+            if l.is_finite() && min.is_finite() && min - l > FAR * lo.mag {
+                bits |= 1;
+            }
+            if u.is_finite() && max.is_finite() && u - max > FAR * hi.mag {
+                bits |= 2;
+            }
+            bits
+        })
+        .collect()
 }
 
 /// Runs at most `rounds` rounds of bound propagation; `Some(proof)` when the LP is infeasible.
@@ -268,6 +303,14 @@ mod tests {
         let proof = infinite_row_bound(&p).expect("infeasible");
         assert_eq!(proof, Proof::InfiniteBound { row: 1, value: -INF });
         assert!(proof.to_string().contains("row 1"), "{proof}");
+    }
+
+    #[test]
+    fn far_unreachable_row_bounds_are_redundant() {
+        // x + 2y <= 1e12 and 3x + y <= 6 with x, y >= 0: the first row reaches at most 14.
+        let p = lp(&[&[1.0, 2.0], &[3.0, 1.0]], &[-INF, -INF], &[1e12, 6.0], &[0.0, 0.0], &[INF, INF]);
+        let (lb, ub) = propagate(&p, 20).unwrap();
+        assert_eq!(redundant_bounds(&p, &lb, &ub), vec![2, 0]);
     }
 
     #[test]

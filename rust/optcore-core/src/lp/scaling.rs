@@ -1,5 +1,6 @@
 //! Scaling of the LP before iterating, and back: 10 Ruiz passes (∞-norms), one Pock–Chambolle
-//! pass (α = 1), then bounds divided by `β = 1 + ‖b‖₂` (finite row bounds) and `c` by
+//! pass (α = 1), then bounds divided by `β = 1 + ‖b‖₂` (finite row bounds that bound
+//! propagation does not show redundant) and `c` by
 //! `γ = 1 + ‖c‖₂`. `x = β D_c x̂`, `y = γ D_r ŷ`; everything reported is unscaled. Also the
 //! element-wise passes (parallel for long vectors) that map vectors between the two.
 
@@ -25,7 +26,8 @@ pub(super) struct Scaled {
     pub uniform_box: Option<(f64, f64)>,
 }
 
-pub(super) fn scale(lp: &Lp) -> Scaled {
+/// The scaled problem; `redundant` marks row bounds that `β` leaves out ([`bound_scale`]).
+pub(super) fn scale(lp: &Lp, redundant: Option<&[u8]>) -> Scaled {
     let (m, n) = (lp.a.nrows, lp.a.ncols);
     let mut a = lp.a.clone();
     let mut dr = vec![1.0; m];
@@ -50,7 +52,7 @@ pub(super) fn scale(lp: &Lp) -> Scaled {
     let lv: Vec<f64> = lp.lv.iter().zip(&dc).map(|(v, d)| v / d).collect();
     let uv: Vec<f64> = lp.uv.iter().zip(&dc).map(|(v, d)| v / d).collect();
     let c: Vec<f64> = lp.c.iter().zip(&dc).map(|(v, d)| v * d).collect();
-    let beta = 1.0 + bound_scale(&lc, &uc);
+    let beta = 1.0 + bound_scale(&lc, &uc, redundant);
     let gamma = 1.0 + scaled_norm(c.iter().copied());
     let div = |v: Vec<f64>, s: f64| v.into_iter().map(|x| x / s).collect::<Vec<f64>>();
     let at = a.transpose();
@@ -62,23 +64,17 @@ pub(super) fn scale(lp: &Lp) -> Scaled {
     Scaled { a, at, c: div(c, gamma), lc: div(lc, beta), uc: div(uc, beta), lv, uv, dr, dc, beta, gamma, uniform_box }
 }
 
-/// Row bounds beyond this multiple of the median finite nonzero one count at that multiple in
-/// `β`: a right-hand side of 1e12 beside ones of order 1 is inactive, and letting it set `β`
-/// shrinks the scaled active bounds (and the solution) to 1e-12 while the duals stay of
-/// order 1, a primal weight far outside its range (iterations grew linearly with it).
-const BOUND_SPREAD: f64 = 100.0;
-
-/// `‖b‖₂` over the finite row bounds, each capped at `BOUND_SPREAD` times the lower median
-/// of their magnitudes (scaled norm: no overflow).
-fn bound_scale(lc: &[f64], uc: &[f64]) -> f64 {
-    let mut mags: Vec<f64> = lc.iter().chain(uc).filter(|v| v.is_finite() && **v != 0.0).map(|v| v.abs()).collect();
-    if mags.is_empty() {
-        return 0.0;
-    }
-    let k = (mags.len() - 1) / 2;
-    let (_, &mut median, _) = mags.select_nth_unstable_by(k, f64::total_cmp);
-    let cap = BOUND_SPREAD * median;
-    scaled_norm(mags.iter().map(|v| v.min(cap)))
+/// `‖b‖₂` over the finite row bounds that are not `redundant` (bit 1: the lower bound, bit 2:
+/// the upper; a bound the rows' activity range cannot reach, as bound propagation shows),
+/// scaled so that it does not overflow. A right-hand side of 1e12 beside active ones of order 1
+/// would otherwise set `β`, shrink the active bounds (and the solution) to 1e-12 while the
+/// duals stay of order 1, and ask for a primal weight far outside its range (iterations grew
+/// linearly with it).
+fn bound_scale(lc: &[f64], uc: &[f64], redundant: Option<&[u8]>) -> f64 {
+    let keep = |i: usize, bit: u8| redundant.is_none_or(|r| r[i] & bit == 0);
+    let lower = lc.iter().enumerate().filter(move |&(i, v)| v.is_finite() && keep(i, 1)).map(|(_, v)| *v);
+    let upper = uc.iter().enumerate().filter(move |&(i, v)| v.is_finite() && keep(i, 2)).map(|(_, v)| *v);
+    scaled_norm(lower.chain(upper))
 }
 
 impl Scaled {

@@ -4,7 +4,7 @@
 
 use super::certificates::{clip_to_cone, dual_infeasible, primal_infeasible, Farkas, GrowthHistory};
 use super::kkt::{kkt, Kkt, Pair, Work};
-use super::presolve::{infinite_row_bound, propagate};
+use super::presolve::{infinite_row_bound, propagate, redundant_bounds};
 use super::problem::{clamp, scaled_norm, Lp, Norms, Options, Output};
 use super::restart::{fixed_point_residual, PrimalWeight, Restarts};
 use super::scaling::{diff_into, scale, Scaled};
@@ -32,11 +32,13 @@ pub fn solve(
     // The warm start is clipped to the bounds that the rows imply: every feasible point lies
     // within them, and a start far outside (1e150 where the rows allow 4) would otherwise
     // anchor the Halpern iterates out there for as many iterations as the distance is large.
-    let mut x0c = None;
+    // Row bounds that the rows' activity cannot reach stay out of the bound scale β.
+    let (mut x0c, mut redundant) = (None, None);
     if opts.propagation_rounds > 0 {
         match propagate(lp, opts.propagation_rounds) {
             Err(proof) => return Ok(presolved(lp, x0, norms, proof.to_string())),
             Ok((lb, ub)) => {
+                redundant = Some(redundant_bounds(lp, &lb, &ub));
                 x0c = x0.map(|v| {
                     v.iter().zip(lb.iter().zip(&ub)).map(|(&x, (&l, &u))| clamp(x, l, u)).collect::<Vec<f64>>()
                 })
@@ -45,7 +47,7 @@ pub fn solve(
     }
     let x0 = x0c.as_deref().or(x0);
     reserve_for(lp)?;
-    let mut run = Run::new(lp, x0, y0, opts, norms, start);
+    let mut run = Run::new(lp, (x0, y0), opts, (norms, redundant.as_deref()), start);
     loop {
         let (wa, wt) = run.restarts.weights();
         // A check needs z and T z both, so the Halpern step is fused into the passes except
@@ -77,7 +79,7 @@ fn reserve(m: usize, n: usize, nnz: usize) -> Result<()> {
     use crate::alloc::{checked_len, try_with_capacity};
     let entries = checked_len(nnz, 2 * 16, "linprog: the scaled matrix and its transpose")?;
     let vectors = checked_len(m.saturating_add(n).saturating_add(2), 40 * 8, "linprog: the iterate vectors")?;
-    let bytes = entries.checked_add(vectors).unwrap_or(usize::MAX);
+    let bytes = entries.saturating_add(vectors);
     drop(try_with_capacity::<u8>(bytes, "linprog: the solver's buffers")?);
     Ok(())
 }
@@ -131,14 +133,13 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     fn new(
         lp: &'a Lp,
-        x0: Option<&[f64]>,
-        y0: Option<&[f64]>,
+        (x0, y0): (Option<&[f64]>, Option<&[f64]>),
         opts: &'a Options,
-        norms: Norms,
+        (norms, redundant): (Norms, Option<&[u8]>),
         start: std::time::Instant,
     ) -> Self {
         let (m, n) = (lp.a.nrows, lp.a.ncols);
-        let s = scale(lp);
+        let s = scale(lp, redundant);
         let anorm = spectral_norm(&s.a, &s.at);
         let eta = if anorm > 0.0 { 0.998 / anorm } else { 1.0 };
         // The warm start scaled: x̂ = x / (β D_c), ŷ = y / (γ D_r).
