@@ -55,7 +55,11 @@ def kkt(p, x, y):
     ax = A @ x
     pr = np.linalg.norm(ax - np.clip(ax, lc, uc))
     r = c - A.T @ y
-    lam = np.where(r > 0, np.where(np.isfinite(lb), r, 0.0), np.where(np.isfinite(ub), r, 0.0))
+    # lambda: the part of r on a finite bound near x (|x - bound| <= |x|, PDLP's rule, as optcore)
+    with np.errstate(invalid="ignore"):
+        near_lb = np.isfinite(lb) & (np.abs(x - lb) <= np.abs(x))
+        near_ub = np.isfinite(ub) & (np.abs(x - ub) <= np.abs(x))
+    lam = np.where(((r > 0) & near_lb) | ((r < 0) & near_ub), r, 0.0)
     bad_y = np.where(y > 0, ~np.isfinite(lc), np.where(y < 0, ~np.isfinite(uc), False))
     du = np.sqrt(np.sum((r - lam) ** 2) + np.sum(y[bad_y] ** 2))
     yok = np.where(bad_y, 0.0, y)

@@ -23,6 +23,10 @@ __all__ = ["linprog"]
 #: Bounds at or beyond this magnitude are infinite (as in HiGHS and SciPy).
 INF = 1e20
 
+#: The iteration limit when ``maxiter`` is None: every run with default settings ends (a
+#: second or two on a small LP, in proportion to the nonzeros on a large one).
+DEFAULT_MAXITER = 10_000_000
+
 _MESSAGES = {
     0: "Optimization terminated successfully",
     1: "Iteration or time limit reached",
@@ -38,6 +42,9 @@ def _matrix(A, name: str, n: int):
     if A is None:
         return sp.csr_array((0, n))
     if sp.issparse(A):
+        if A.dtype.kind not in "biuf":
+            kind = "complex" if A.dtype.kind == "c" else f"of dtype {A.dtype}"
+            raise TypeError(f"`{name}` is a sparse matrix {kind}; linprog needs real data (take .real first).")
         M = sp.csr_array(A, dtype=np.float64)
     else:
         arr = np.asarray(A)
@@ -190,13 +197,15 @@ def linprog(
     tol : float
         Relative KKT tolerance on the **unscaled** problem: primal residual
         ``||A x - proj(A x)|| / (1 + ||b||)``, dual residual ``||c - A^T y - lambda|| / (1 + ||c||)``
-        and gap ``|p - d| / (1 + |p| + |d|)`` all ``<= tol`` (1e-4 to 1e-8 work). An LP
+        (``lambda``: the reduced costs that a finite bound near ``x`` carries, ``|x_j - bound| <=
+        |x_j|`` as in PDLP; :func:`optcore.testing.lp_bound_part`) and gap ``|p - d| / (1 + |p| + |d|)`` all ``<= tol`` (1e-4 to 1e-8 work). An LP
         infeasible by less than ``tol`` can pass that test; when it passes while the dual iterate
         is still growing at a steady rate (as it does along a Farkas ray), the run goes on to
         twice the iterations looking for an infeasibility certificate (status 2) before it
         returns the converged point (status 0); ``message`` says so either way.
     maxiter, time_limit : optional
-        Iteration and wall-time (seconds) limits: status 1.
+        Iteration and wall-time (seconds) limits: status 1. ``maxiter`` defaults to 10**7
+        (integers beyond 2**62 are taken as 2**62), ``time_limit`` to none.
     disp : bool
         Print one line per check.
     warn : bool
@@ -223,7 +232,10 @@ def linprog(
         raise ValueError(f"Unrecognized options {sorted(unknown)}; known: {sorted(known)}.")
     maxiter = opts.get("maxiter", maxiter)
     time_limit = opts.get("time_limit", time_limit)
-    disp = bool(opts.get("disp", disp))
+    disp = opts.get("disp", disp)
+    if not isinstance(disp, (bool, np.bool_, numbers.Integral)):
+        raise TypeError(f"`disp` (or options['disp']) must be True or False; got {type(disp).__name__}.")
+    disp = bool(disp)
     cvec = np.asarray(c)
     if cvec.dtype.kind == "c":
         raise TypeError("`c` is complex; linprog needs real data.")
@@ -246,9 +258,9 @@ def linprog(
     if integrality is not None and np.any(np.asarray(integrality) != 0):
         raise ValueError("optcore.linprog does not support integer variables (`integrality`).")
     tol = positive_scalar(tol, "tol")
-    maxiter = np.iinfo(np.int64).max if maxiter is None else positive_int(maxiter, "maxiter", minimum=0)
+    maxiter = DEFAULT_MAXITER if maxiter is None else positive_int(maxiter, "maxiter", minimum=0)
     time_limit = float("inf") if time_limit is None else positive_scalar(time_limit, "time_limit")
-    check_every = positive_int(opts.get("check_every", 64), "options['check_every']")
+    check_every = min(positive_int(opts.get("check_every", 64), "options['check_every']"), 2**62)
     tol_inf = nonnegative_scalar(opts.get("tol_infeasible", 1e-6), "options['tol_infeasible']")
     workers = normalize_workers(workers)
     presolve = opts.get("presolve", True)
@@ -316,16 +328,21 @@ def linprog(
         workers=workers,
     )
     status = int(out["status"])
-    x = np.asarray(out["x"])
+    # The iterate can sit outside its bounds by rounding after unscaling (x = β D_c x̂): the
+    # returned x is clipped to them, and everything below is measured on that x.
+    x = np.clip(np.asarray(out["x"]), lb, ub)
     y = np.asarray(out["y"])
     red = np.asarray(out["reduced"])
     ax_ub = Aub @ x
     ax_eq = Aeq @ x
     slack = bub - ax_ub
     con = beq - ax_eq
-    lam = red
-    lower_m = np.where(np.isfinite(lb), np.maximum(lam, 0.0), 0.0)
-    upper_m = np.where(np.isfinite(ub), np.minimum(lam, 0.0), 0.0)
+    # The reduced costs on the bounds, as the KKT test counts them (optcore.testing.lp_bound_part).
+    with np.errstate(invalid="ignore"):
+        near_lb = np.isfinite(lb) & (np.abs(x - lb) <= np.abs(x))
+        near_ub = np.isfinite(ub) & (np.abs(x - ub) <= np.abs(x))
+    lower_m = np.where(near_lb, np.maximum(red, 0.0), 0.0)
+    upper_m = np.where(near_ub, np.minimum(red, 0.0), 0.0)
     detail = out["reason"] or out["detail"]
     message = f"{_MESSAGES.get(status, 'Stopped')}: {detail}." if detail else f"{_MESSAGES.get(status, 'Stopped')}."
     res = OptimizeResult(

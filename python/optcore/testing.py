@@ -412,14 +412,15 @@ def lp_kkt(problem: LinearProgram, res) -> dict:
     bnorm = float(np.linalg.norm(bfin[np.isfinite(bfin)]))
     y = np.r_[np.asarray(res.ineqlin.marginals, float), np.asarray(res.eqlin.marginals, float)]
     red = c - A.T @ y
-    lam = np.where(red > 0, np.where(np.isfinite(lb), red, 0.0), np.where(np.isfinite(ub), red, 0.0))
+    lam = lp_bound_part(red, x, lb, ub)
     du2 = float(np.sum((red - lam) ** 2))
     dobj = float(np.sum(np.where(lam > 0, lb * np.where(lam > 0, lam, 0), 0.0)))
     dobj += float(np.sum(np.where(lam < 0, ub * np.where(lam < 0, lam, 0), 0.0)))
     ok_lo = (y > 0) & np.isfinite(lc)
     ok_hi = (y < 0) & np.isfinite(uc)
-    dobj += float(np.sum(np.where(ok_lo, lc * np.where(ok_lo, y, 0), 0.0)))
-    dobj += float(np.sum(np.where(ok_hi, uc * np.where(ok_hi, y, 0), 0.0)))
+    with np.errstate(invalid="ignore"):  # inf * 0 where the mask drops the term anyway
+        dobj += float(np.sum(np.where(ok_lo, lc * np.where(ok_lo, y, 0), 0.0)))
+        dobj += float(np.sum(np.where(ok_hi, uc * np.where(ok_hi, y, 0), 0.0)))
     du2 += float(np.sum(np.where(~ok_lo & ~ok_hi & (y != 0), y * y, 0.0)))
     pobj = float(c @ x)
     return {
@@ -630,3 +631,19 @@ def fixed_point_norm(v) -> float:
     if not math.isfinite(big) or big == 0.0:
         return big
     return float(big * np.sqrt(np.sum((v / big) ** 2)))
+
+
+# linprog (trust wave, tlp): the bound rule of the KKT measurement.
+
+
+def lp_bound_part(red, x, lb, ub) -> np.ndarray:
+    """The part of the reduced costs ``red`` that the bounds carry (``lambda``; the rest is dual
+    residual), as :func:`optcore.linprog` measures it: ``red > 0`` on a finite lower bound,
+    ``red < 0`` on a finite upper one, each only where that bound is near ``x``
+    (``|x - bound| <= |x|``: PDLP's rule; a rounding-size reduced cost on a far bound of 1e12
+    would otherwise put an unclosable gap into the dual objective)."""
+    red, x = np.asarray(red, float), np.asarray(x, float)
+    with np.errstate(invalid="ignore"):
+        near_lb = np.isfinite(lb) & (np.abs(x - lb) <= np.abs(x))
+        near_ub = np.isfinite(ub) & (np.abs(x - ub) <= np.abs(x))
+    return np.where(((red > 0) & near_lb) | ((red < 0) & near_ub), red, 0.0)

@@ -4,6 +4,7 @@
 
 use crate::bridge::{core_err, run_detached, PyObserver, ResultDict};
 use numpy::{PyReadonlyArray1, PyUntypedArrayMethods};
+use optcore_core::alloc::try_with_capacity;
 use optcore_core::lp::{solve, Csr, Lp, Options};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -34,19 +35,35 @@ fn linprog_pdhg<'py>(
     progress: Option<Py<PyAny>>,
     workers: Option<usize>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let to_usize = |v: &[i64]| -> Vec<usize> { v.iter().map(|&x| x.max(0) as usize).collect() };
-    let a = Csr::new(m, n, to_usize(indptr.as_slice()?), to_usize(indices.as_slice()?), data.as_slice()?.to_vec())
-        .map_err(core_err)?;
+    // Copies of the input, allocated fallibly (a copy that does not fit is a MemoryError).
+    let to_usize = |v: &[i64], what: &str| -> PyResult<Vec<usize>> {
+        let mut out = try_with_capacity(v.len(), what).map_err(core_err)?;
+        out.extend(v.iter().map(|&x| x.max(0) as usize));
+        Ok(out)
+    };
+    let copy = |v: &[f64], what: &str| -> PyResult<Vec<f64>> {
+        let mut out = try_with_capacity(v.len(), what).map_err(core_err)?;
+        out.extend_from_slice(v);
+        Ok(out)
+    };
+    let a = Csr::new(
+        m,
+        n,
+        to_usize(indptr.as_slice()?, "linprog: row pointers")?,
+        to_usize(indices.as_slice()?, "linprog: column indices")?,
+        copy(data.as_slice()?, "linprog: matrix values")?,
+    )
+    .map_err(core_err)?;
     let lp = Lp {
         a,
-        c: c.as_slice()?.to_vec(),
-        lc: lc.as_slice()?.to_vec(),
-        uc: uc.as_slice()?.to_vec(),
-        lv: lv.as_slice()?.to_vec(),
-        uv: uv.as_slice()?.to_vec(),
+        c: copy(c.as_slice()?, "linprog: c")?,
+        lc: copy(lc.as_slice()?, "linprog: row bounds")?,
+        uc: copy(uc.as_slice()?, "linprog: row bounds")?,
+        lv: copy(lv.as_slice()?, "linprog: bounds")?,
+        uv: copy(uv.as_slice()?, "linprog: bounds")?,
     };
-    let x0 = x0.map(|v| v.as_slice().map(|s| s.to_vec())).transpose()?;
-    let y0 = y0.map(|v| v.as_slice().map(|s| s.to_vec())).transpose()?;
+    let x0 = x0.map(|v| copy(v.as_slice()?, "linprog: x0")).transpose()?;
+    let y0 = y0.map(|v| copy(v.as_slice()?, "linprog: y0")).transpose()?;
     let _ = (indptr.len(), indices.len());
     let opts = Options {
         tol,

@@ -139,11 +139,21 @@ pub(super) fn primal_infeasible(
     }
 }
 
-/// Dual infeasibility (unboundedness) test on a primal ray `dx`: projected onto the recession
-/// cone of the bounds, `cᵀdx < 0` and `A dx` in the recession cone of the row bounds up to
-/// `tol · (−cᵀdx)`, with `‖dx‖_∞ = 1`.
-/// `d` and `ad` are work space of lengths n and m.
-pub(super) fn dual_infeasible(lp: &Lp, dx: &[f64], a: &Csr, tol: f64, d: &mut [f64], ad: &mut [f64]) -> bool {
+/// Dual infeasibility (unboundedness) test on a primal ray `dx`, projected onto the recession
+/// cone of the bounds and normalised to `‖d‖_∞ = 1`: `−cᵀd ≥ tol · ‖c‖_∞` (a descent direction
+/// relative to the size of `c`, not a rounding-level one), and `A d` in the recession cone of
+/// the row bounds up to `tol · (−cᵀd)` and, row by row, up to `tol · ‖a_i‖_∞` (`row_max`).
+/// Every part is invariant under scaling `A`, `b` or `c`: a direction along which `A d` is
+/// small only because `A`'s entries are is no ray. `d` and `ad` are work space of lengths n
+/// and m.
+pub(super) fn dual_infeasible(
+    lp: &Lp,
+    dx: &[f64],
+    (a, row_max, c_max): (&Csr, &[f64], f64),
+    tol: f64,
+    d: &mut [f64],
+    ad: &mut [f64],
+) -> bool {
     let proj = |j: usize| {
         let (v, l, u) = (dx[j], lp.lv[j], lp.uv[j]);
         if (v < 0.0 && l.is_finite()) || (v > 0.0 && u.is_finite()) {
@@ -170,18 +180,25 @@ pub(super) fn dual_infeasible(lp: &Lp, dx: &[f64], a: &Csr, tol: f64, d: &mut [f
         return false;
     }
     let cd = cd / s;
+    if -cd < tol * c_max {
+        return false;
+    }
     for (j, dj) in d.iter_mut().enumerate() {
         *dj = proj(j) / s;
     }
     a.matvec(d, ad);
     let mut viol: f64 = 0.0;
-    for ((&v, &l), &u) in ad.iter().zip(&lp.lc).zip(&lp.uc) {
-        if l.is_finite() {
-            viol = viol.max(-v);
+    for (((&v, &l), &u), &r) in ad.iter().zip(&lp.lc).zip(&lp.uc).zip(row_max) {
+        let vi = match (l.is_finite(), u.is_finite()) {
+            (true, true) => v.abs(),
+            (true, false) => -v,
+            (false, true) => v,
+            (false, false) => 0.0,
+        };
+        if vi > tol * r {
+            return false;
         }
-        if u.is_finite() {
-            viol = viol.max(v);
-        }
+        viol = viol.max(vi);
     }
     viol <= tol * (-cd)
 }
@@ -201,6 +218,50 @@ pub(super) fn dual_growing(norms: &[f64]) -> bool {
     let (n0, n1, n2) = (norms[c - 1], norms[c - 1 - e], norms[c - 1 - 2 * e]);
     let (g2, g1) = (n0 - n1, n1 - n2);
     norms[c - 1 - 2 * e..].windows(2).all(|p| p[1] > p[0]) && g2 >= 0.01 * n0 && (g2 - g1).abs() <= 0.3 * g2
+}
+
+/// ‖y‖ at the checks of a run for [`dual_growing`], in bounded memory: at most `2 · CAP + 1`
+/// samples, taken every `stride` checks; when full, every other sample goes and the stride
+/// doubles, so the samples stay evenly spaced over the whole run (a run of 10⁸ checks keeps
+/// a few kilobytes).
+pub(super) struct GrowthHistory {
+    samples: Vec<f64>,
+    stride: usize,
+    seen: usize,
+    last: f64,
+}
+
+impl GrowthHistory {
+    const CAP: usize = 128;
+
+    pub(super) fn new() -> Self {
+        GrowthHistory { samples: Vec::with_capacity(2 * Self::CAP + 2), stride: 1, seen: 0, last: 0.0 }
+    }
+
+    /// Records ‖y‖ at one check.
+    pub(super) fn push(&mut self, v: f64) {
+        if self.seen % self.stride == 0 {
+            self.samples.push(v);
+            if self.samples.len() > 2 * Self::CAP {
+                let kept: Vec<f64> = self.samples.iter().step_by(2).copied().collect();
+                self.samples.clear();
+                self.samples.extend(kept);
+                self.stride *= 2;
+            }
+        }
+        self.seen += 1;
+        self.last = v;
+    }
+
+    /// [`dual_growing`] on the samples and the latest value.
+    pub(super) fn growing(&self) -> bool {
+        if (self.seen - 1) % self.stride == 0 {
+            return dual_growing(&self.samples);
+        }
+        let mut s = self.samples.clone();
+        s.push(self.last);
+        dual_growing(&s)
+    }
 }
 
 #[cfg(test)]
@@ -248,7 +309,7 @@ mod tests {
             lv: vec![0.0, -1.0, f64::NEG_INFINITY],
             uv: vec![5.0, f64::INFINITY, 2.0],
         };
-        let s = scale(&p);
+        let s = scale(&p, None);
         let dy = [2.0, -1.5, -0.7, 0.3];
         let (mut v, mut at_v, mut tm, mut tn) = ([0.0; 4], [0.0; 3], [0.0; 4], [0.0; 3]);
         clip_to_cone(&p, &s, &dy, &mut v, &mut at_v, &mut tm, &mut tn);
@@ -258,6 +319,20 @@ mod tests {
             let want: f64 = (0..4).map(|i| rows[i][j] * v[i]).sum();
             assert!((at_v[j] - want).abs() <= 1e-12 * (1.0 + want.abs()), "{j}: {} vs {want}", at_v[j]);
         }
+    }
+
+    #[test]
+    fn the_growth_history_stays_bounded_and_sees_growth() {
+        let mut h = GrowthHistory::new();
+        for k in 0..100_000 {
+            h.push(5.0 + 0.3 * k as f64);
+        }
+        assert!(h.samples.len() <= 2 * GrowthHistory::CAP + 1 && h.growing());
+        let mut h = GrowthHistory::new();
+        for k in 0..100_000 {
+            h.push(10.0 - 5.0 * 0.9999f64.powi(k));
+        }
+        assert!(h.samples.len() <= 2 * GrowthHistory::CAP + 1 && !h.growing());
     }
 
     #[test]

@@ -20,6 +20,8 @@ const FTOL: f64 = 1e-9;
 /// so that rounds stop once the changes are tiny, and only below `BIG` in magnitude.
 const MIN_GAIN: f64 = 1e-6;
 const BIG: f64 = 1e10;
+/// How far beyond its row's reach (in multiples of the terms' magnitude) a bound is redundant.
+const FAR: f64 = 100.0;
 
 /// What proved the LP infeasible.
 #[derive(Clone, Debug, PartialEq)]
@@ -28,6 +30,8 @@ pub enum Proof {
     Row { row: usize, min: f64, max: f64, lower: f64, upper: f64, round: usize },
     /// Column `col`'s implied bounds cross.
     Column { col: usize, lower: f64, upper: f64, round: usize },
+    /// Row `row` has an upper bound of −∞ or a lower bound of +∞: no value satisfies it.
+    InfiniteBound { row: usize, value: f64 },
 }
 
 impl std::fmt::Display for Proof {
@@ -46,8 +50,28 @@ impl std::fmt::Display for Proof {
                 round + 1,
                 if round == 0 { "" } else { "s" }
             ),
+            Proof::InfiniteBound { row, value } => write!(
+                f,
+                "row {row} of [A_ub; A_eq] has {} bound {value}, which no value satisfies",
+                if value < 0.0 { "the upper" } else { "the lower" }
+            ),
         }
     }
+}
+
+/// A row whose upper bound is −∞ or lower bound +∞ (checked before anything else, with or
+/// without bound propagation: such a row makes the LP infeasible whatever `x`).
+pub fn infinite_row_bound(lp: &Lp) -> Option<Proof> {
+    let bad = |(i, (&l, &u)): (usize, (&f64, &f64))| {
+        if u == f64::NEG_INFINITY {
+            Some(Proof::InfiniteBound { row: i, value: u })
+        } else if l == f64::INFINITY {
+            Some(Proof::InfiniteBound { row: i, value: l })
+        } else {
+            None
+        }
+    };
+    lp.lc.iter().zip(&lp.uc).enumerate().find_map(bad)
 }
 
 /// One side of a row's activity: the sum of the finite terms, their absolute sum, how many
@@ -95,8 +119,47 @@ impl Side {
     }
 }
 
+/// The row bounds that the activity range `[min, max]` under the variable bounds `[lb, ub]`
+/// stays clear of by far (`max` below `u` by over `FAR` times the magnitude of the row's
+/// terms, or `min` above `l` likewise): bit 1 for the lower bound, bit 2 for the upper. Such a bound is
+/// never active at a feasible point.
+pub fn redundant_bounds(lp: &Lp, lb: &[f64], ub: &[f64]) -> Vec<u8> {
+    let a = &lp.a;
+    (0..a.nrows)
+        .map(|i| {
+            let (mut lo, mut hi) = (Side::new(), Side::new());
+            for k in a.indptr[i]..a.indptr[i + 1] {
+                let (v, j) = (a.data[k], a.indices[k] as usize);
+                if v > 0.0 {
+                    lo.add(v * lb[j], k);
+                    hi.add(v * ub[j], k);
+                } else if v < 0.0 {
+                    lo.add(v * ub[j], k);
+                    hi.add(v * lb[j], k);
+                }
+            }
+            let (min, max) = (lo.value(true), hi.value(false));
+            let (l, u) = (lp.lc[i], lp.uc[i]);
+            let mut bits = 0;
+            if l.is_finite() && min.is_finite() && min - l > FAR * lo.mag {
+                bits |= 1;
+            }
+            if u.is_finite() && max.is_finite() && u - max > FAR * hi.mag {
+                bits |= 2;
+            }
+            bits
+        })
+        .collect()
+}
+
 /// Runs at most `rounds` rounds of bound propagation; `Some(proof)` when the LP is infeasible.
 pub fn prove_infeasible(lp: &Lp, rounds: usize) -> Option<Proof> {
+    propagate(lp, rounds).err()
+}
+
+/// Bound propagation: the variable bounds that the rows imply (every feasible point lies within
+/// them), or the proof that the LP is infeasible.
+pub fn propagate(lp: &Lp, rounds: usize) -> Result<(Vec<f64>, Vec<f64>), Proof> {
     let a = &lp.a;
     let mut lb = lp.lv.clone();
     let mut ub = lp.uv.clone();
@@ -121,7 +184,7 @@ pub fn prove_infeasible(lp: &Lp, rounds: usize) -> Option<Proof> {
             if (hi_row.is_finite() && min - hi_row > slack(hi_row, &lo))
                 || (lo_row.is_finite() && lo_row - max > slack(lo_row, &hi))
             {
-                return Some(Proof::Row { row: i, min, max, lower: lo_row, upper: hi_row, round });
+                return Err(Proof::Row { row: i, min, max, lower: lo_row, upper: hi_row, round });
             }
             for k in s..e {
                 let (v, j) = (a.data[k], a.indices[k] as usize);
@@ -149,7 +212,7 @@ pub fn prove_infeasible(lp: &Lp, rounds: usize) -> Option<Proof> {
                 if lb[j] > ub[j] {
                     let scale = lb[j].abs().max(ub[j].abs());
                     if lb[j] - ub[j] > FTOL * (scale + lo.mag.max(hi.mag)) {
-                        return Some(Proof::Column { col: j, lower: lb[j], upper: ub[j], round });
+                        return Err(Proof::Column { col: j, lower: lb[j], upper: ub[j], round });
                     }
                     // Within rounding of each other: the variable is fixed.
                     let mid = 0.5 * (lb[j] + ub[j]);
@@ -162,7 +225,7 @@ pub fn prove_infeasible(lp: &Lp, rounds: usize) -> Option<Proof> {
             break;
         }
     }
-    None
+    Ok((lb, ub))
 }
 
 #[cfg(test)]
@@ -232,6 +295,22 @@ mod tests {
             uv: vec![5.0],
         };
         assert_eq!(prove_infeasible(&p, 20), None);
+    }
+
+    #[test]
+    fn a_row_with_an_infinite_bound_of_the_wrong_sign() {
+        let p = lp(&[&[1.0], &[1.0]], &[-INF, -INF], &[1.0, -INF], &[0.0], &[10.0]);
+        let proof = infinite_row_bound(&p).expect("infeasible");
+        assert_eq!(proof, Proof::InfiniteBound { row: 1, value: -INF });
+        assert!(proof.to_string().contains("row 1"), "{proof}");
+    }
+
+    #[test]
+    fn far_unreachable_row_bounds_are_redundant() {
+        // x + 2y <= 1e12 and 3x + y <= 6 with x, y >= 0: the first row reaches at most 14.
+        let p = lp(&[&[1.0, 2.0], &[3.0, 1.0]], &[-INF, -INF], &[1e12, 6.0], &[0.0, 0.0], &[INF, INF]);
+        let (lb, ub) = propagate(&p, 20).unwrap();
+        assert_eq!(redundant_bounds(&p, &lb, &ub), vec![2, 0]);
     }
 
     #[test]

@@ -33,7 +33,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             tol: 1e-6,
-            maxiter: usize::MAX,
+            maxiter: 10_000_000,
             time_limit: f64::INFINITY,
             check_every: 64,
             tol_infeasible: 1e-6,
@@ -93,9 +93,19 @@ impl Lp {
 
     /// `‖b‖₂` over the finite row bounds and `‖c‖₂`: the scales of the relative KKT errors.
     pub(crate) fn norms(&self) -> Norms {
-        let b = self.lc.iter().chain(&self.uc).filter(|v| v.is_finite()).map(|v| v * v).sum::<f64>().sqrt();
-        Norms { b, c: crate::linalg::norm(&self.c) }
+        let b = scaled_norm(self.lc.iter().chain(&self.uc).copied().filter(|v| v.is_finite()));
+        Norms { b, c: scaled_norm(self.c.iter().copied()) }
     }
+}
+
+/// `‖v‖₂` of finite values, scaled by the largest magnitude so that 1e200 entries do not
+/// overflow to inf.
+pub(crate) fn scaled_norm(v: impl Iterator<Item = f64> + Clone) -> f64 {
+    let big = v.clone().fold(0.0f64, |m, x| m.max(x.abs()));
+    if big == 0.0 || !big.is_finite() {
+        return big;
+    }
+    big * v.map(|x| (x / big) * (x / big)).sum::<f64>().sqrt()
 }
 
 /// The norms that the relative KKT errors divide by.

@@ -1,10 +1,11 @@
 //! Scaling of the LP before iterating, and back: 10 Ruiz passes (∞-norms), one Pock–Chambolle
-//! pass (α = 1), then bounds divided by `β = 1 + ‖b‖₂` (finite row bounds) and `c` by
+//! pass (α = 1), then bounds divided by `β = 1 + ‖b‖₂` (finite row bounds that bound
+//! propagation does not show redundant) and `c` by
 //! `γ = 1 + ‖c‖₂`. `x = β D_c x̂`, `y = γ D_r ŷ`; everything reported is unscaled. Also the
 //! element-wise passes (parallel for long vectors) that map vectors between the two.
 
+use super::problem::scaled_norm;
 use super::problem::{Csr, Lp};
-use crate::linalg::norm;
 
 /// Scaled problem and the maps back.
 pub(super) struct Scaled {
@@ -25,7 +26,8 @@ pub(super) struct Scaled {
     pub uniform_box: Option<(f64, f64)>,
 }
 
-pub(super) fn scale(lp: &Lp) -> Scaled {
+/// The scaled problem; `redundant` marks row bounds that `β` leaves out ([`bound_scale`]).
+pub(super) fn scale(lp: &Lp, redundant: Option<&[u8]>) -> Scaled {
     let (m, n) = (lp.a.nrows, lp.a.ncols);
     let mut a = lp.a.clone();
     let mut dr = vec![1.0; m];
@@ -50,9 +52,8 @@ pub(super) fn scale(lp: &Lp) -> Scaled {
     let lv: Vec<f64> = lp.lv.iter().zip(&dc).map(|(v, d)| v / d).collect();
     let uv: Vec<f64> = lp.uv.iter().zip(&dc).map(|(v, d)| v / d).collect();
     let c: Vec<f64> = lp.c.iter().zip(&dc).map(|(v, d)| v * d).collect();
-    let finite_b: f64 = lc.iter().chain(&uc).filter(|v| v.is_finite()).map(|v| v * v).sum::<f64>().sqrt();
-    let beta = 1.0 + finite_b;
-    let gamma = 1.0 + norm(&c);
+    let beta = 1.0 + bound_scale(&lc, &uc, redundant);
+    let gamma = 1.0 + scaled_norm(c.iter().copied());
     let div = |v: Vec<f64>, s: f64| v.into_iter().map(|x| x / s).collect::<Vec<f64>>();
     let at = a.transpose();
     let (lv, uv) = (div(lv, beta), div(uv, beta));
@@ -61,6 +62,19 @@ pub(super) fn scale(lp: &Lp) -> Scaled {
         _ => None,
     };
     Scaled { a, at, c: div(c, gamma), lc: div(lc, beta), uc: div(uc, beta), lv, uv, dr, dc, beta, gamma, uniform_box }
+}
+
+/// `‖b‖₂` over the finite row bounds that are not `redundant` (bit 1: the lower bound, bit 2:
+/// the upper; a bound the rows' activity range cannot reach, as bound propagation shows),
+/// scaled so that it does not overflow. A right-hand side of 1e12 beside active ones of order 1
+/// would otherwise set `β`, shrink the active bounds (and the solution) to 1e-12 while the
+/// duals stay of order 1, and ask for a primal weight far outside its range (iterations grew
+/// linearly with it).
+fn bound_scale(lc: &[f64], uc: &[f64], redundant: Option<&[u8]>) -> f64 {
+    let keep = |i: usize, bit: u8| redundant.is_none_or(|r| r[i] & bit == 0);
+    let lower = lc.iter().enumerate().filter(move |&(i, v)| v.is_finite() && keep(i, 1)).map(|(_, v)| *v);
+    let upper = uc.iter().enumerate().filter(move |&(i, v)| v.is_finite() && keep(i, 2)).map(|(_, v)| *v);
+    scaled_norm(lower.chain(upper))
 }
 
 impl Scaled {
@@ -72,11 +86,6 @@ impl Scaled {
     /// `out = y` unscaled from the scaled `ys` (`y = γ D_r ŷ`).
     pub(super) fn unscale_y(&self, out: &mut [f64], ys: &[f64]) {
         scale_into(out, ys, &self.dr, self.gamma, false)
-    }
-
-    /// `out = A x` unscaled from `Â x̂` (a row-space vector: `β D_r⁻¹`).
-    pub(super) fn unscale_rows(&self, out: &mut [f64], v: &[f64]) {
-        scale_into(out, v, &self.dr, self.beta, true)
     }
 
     /// `out = Aᵀ y` unscaled from `Âᵀ ŷ` (a column-space vector: `γ D_c⁻¹`).

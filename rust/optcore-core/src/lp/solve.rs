@@ -2,10 +2,10 @@
 //! `check_every` iterations (KKT errors on the unscaled problem, infeasibility certificates,
 //! limits, the observer, the restart test and the primal weight).
 
-use super::certificates::{clip_to_cone, dual_growing, dual_infeasible, primal_infeasible, Farkas};
+use super::certificates::{clip_to_cone, dual_infeasible, primal_infeasible, Farkas, GrowthHistory};
 use super::kkt::{kkt, Kkt, Pair, Work};
-use super::presolve::prove_infeasible;
-use super::problem::{clamp, Lp, Norms, Options, Output};
+use super::presolve::{infinite_row_bound, propagate, redundant_bounds};
+use super::problem::{clamp, scaled_norm, Lp, Norms, Options, Output};
 use super::restart::{fixed_point_residual, PrimalWeight, Restarts};
 use super::scaling::{diff_into, scale, Scaled};
 use super::step::{pdhg_step, Iterates, Step};
@@ -26,10 +26,28 @@ pub fn solve(
     lp.validate(x0, y0)?;
     let start = std::time::Instant::now();
     let norms = lp.norms();
-    if let Some(proof) = prove_infeasible(lp, opts.propagation_rounds) {
+    if let Some(proof) = infinite_row_bound(lp) {
         return Ok(presolved(lp, x0, norms, proof.to_string()));
     }
-    let mut run = Run::new(lp, x0, y0, opts, norms, start);
+    // The warm start is clipped to the bounds that the rows imply: every feasible point lies
+    // within them, and a start far outside (1e150 where the rows allow 4) would otherwise
+    // anchor the Halpern iterates out there for as many iterations as the distance is large.
+    // Row bounds that the rows' activity cannot reach stay out of the bound scale β.
+    let (mut x0c, mut redundant) = (None, None);
+    if opts.propagation_rounds > 0 {
+        match propagate(lp, opts.propagation_rounds) {
+            Err(proof) => return Ok(presolved(lp, x0, norms, proof.to_string())),
+            Ok((lb, ub)) => {
+                redundant = Some(redundant_bounds(lp, &lb, &ub));
+                x0c = x0.map(|v| {
+                    v.iter().zip(lb.iter().zip(&ub)).map(|(&x, (&l, &u))| clamp(x, l, u)).collect::<Vec<f64>>()
+                })
+            }
+        }
+    }
+    let x0 = x0c.as_deref().or(x0);
+    reserve_for(lp)?;
+    let mut run = Run::new(lp, (x0, y0), opts, (norms, redundant.as_deref()), start);
     loop {
         let (wa, wt) = run.restarts.weights();
         // A check needs z and T z both, so the Halpern step is fused into the passes except
@@ -47,6 +65,23 @@ pub fn solve(
             }
         }
     }
+}
+
+/// Checks that the solve's buffers fit before allocating them: the scaled matrix and its
+/// transpose (value, index, and row pointer per entry) and about 40 vectors of length m or n.
+/// A request the machine cannot hold is [`crate::error::OptError::Memory`] (Python's
+/// `MemoryError`) instead of an abort in one of the infallible allocations that follow.
+fn reserve_for(lp: &Lp) -> Result<()> {
+    reserve(lp.a.nrows, lp.a.ncols, lp.a.data.len())
+}
+
+fn reserve(m: usize, n: usize, nnz: usize) -> Result<()> {
+    use crate::alloc::{checked_len, try_with_capacity};
+    let entries = checked_len(nnz, 2 * 16, "linprog: the scaled matrix and its transpose")?;
+    let vectors = checked_len(m.saturating_add(n).saturating_add(2), 40 * 8, "linprog: the iterate vectors")?;
+    let bytes = entries.saturating_add(vectors);
+    drop(try_with_capacity::<u8>(bytes, "linprog: the solver's buffers")?);
+    Ok(())
 }
 
 /// The answer when bound propagation proved infeasibility: the start (clipped to the bounds)
@@ -84,8 +119,12 @@ struct Run<'a> {
     /// Consecutive checks at which a primal (dual) infeasibility certificate held.
     pinf_hits: usize,
     dinf_hits: usize,
-    /// ‖y‖ (unscaled) at every check, for the test of a steadily growing dual iterate.
-    y_norms: Vec<f64>,
+    /// ‖y‖ (unscaled) at the checks, for the test of a steadily growing dual iterate.
+    y_norms: GrowthHistory,
+    /// `‖a_i‖_∞` of every row and `‖c‖_∞` (unscaled), the sizes the unboundedness test
+    /// measures a ray against.
+    row_max: Vec<f64>,
+    c_max: f64,
     /// Set when the KKT test passed while the dual iterate kept growing: the converged result,
     /// returned unless an infeasibility certificate turns up by iteration `until`.
     held: Option<(Output, usize)>,
@@ -94,14 +133,13 @@ struct Run<'a> {
 impl<'a> Run<'a> {
     fn new(
         lp: &'a Lp,
-        x0: Option<&[f64]>,
-        y0: Option<&[f64]>,
+        (x0, y0): (Option<&[f64]>, Option<&[f64]>),
         opts: &'a Options,
-        norms: Norms,
+        (norms, redundant): (Norms, Option<&[u8]>),
         start: std::time::Instant,
     ) -> Self {
         let (m, n) = (lp.a.nrows, lp.a.ncols);
-        let s = scale(lp);
+        let s = scale(lp, redundant);
         let anorm = spectral_norm(&s.a, &s.at);
         let eta = if anorm > 0.0 { 0.998 / anorm } else { 1.0 };
         // The warm start scaled: x̂ = x / (β D_c), ŷ = y / (γ D_r).
@@ -135,7 +173,9 @@ impl<'a> Run<'a> {
             weight: PrimalWeight::new(),
             pinf_hits: 0,
             dinf_hits: 0,
-            y_norms: Vec::new(),
+            y_norms: GrowthHistory::new(),
+            row_max: lp.a.row_norms(f64::INFINITY),
+            c_max: lp.c.iter().fold(0.0, |m, v| m.max(v.abs())),
             held: None,
         }
     }
@@ -145,9 +185,13 @@ impl<'a> Run<'a> {
     fn measure(&mut self) -> Kkt {
         let (s, w) = (&self.s, &mut self.w);
         s.unscale_x(&mut w.xu, &self.it.xb);
+        // Unscaling can put x outside its bounds by rounding: the point measured (and returned)
+        // is clipped to them, and `A x` is the product of that very point.
+        for ((xj, &l), &u) in w.xu.iter_mut().zip(&self.lp.lv).zip(&self.lp.uv) {
+            *xj = clamp(*xj, l, u);
+        }
         s.unscale_y(&mut w.yu, &self.it.yb);
-        s.a.matvec(&self.it.xb, &mut self.tmp_m);
-        s.unscale_rows(&mut w.ax, &self.tmp_m);
+        self.lp.a.matvec(&w.xu, &mut w.ax);
         s.at.matvec(&self.it.yb, &mut self.tmp_n);
         s.unscale_cols(&mut w.at_y, &self.tmp_n);
         let pair = Pair { x: &w.xu, y: &w.yu, ax: &w.ax, aty: &w.at_y };
@@ -179,7 +223,7 @@ impl<'a> Run<'a> {
                 opts.tol, k.rel_primal, k.rel_dual, k.rel_gap
             );
             let out = self.output(Termination::Converged, reason, k);
-            if !dual_growing(&self.y_norms) {
+            if !self.y_norms.growing() {
                 return ControlFlow::Break(out);
             }
             // An LP infeasible by less than the tolerance can pass the KKT test while PDHG's
@@ -304,7 +348,7 @@ impl<'a> Run<'a> {
             };
             diff_into(&mut w.dx, &it.xb, rx);
             s.unscale_x(&mut w.dxu, &w.dx);
-            d_inf |= dual_infeasible(lp, &w.dxu, &lp.a, tol, &mut w.ray, &mut w.a_ray);
+            d_inf |= dual_infeasible(lp, &w.dxu, (&lp.a, &self.row_max, self.c_max), tol, &mut w.ray, &mut w.a_ray);
         }
         // Third candidate: the dual iterate itself, which grows along the ray when the LP is
         // infeasible (y/‖y‖ → ray at rate 1/k). A feasible LP's optimal y can look like a ray
@@ -316,7 +360,13 @@ impl<'a> Run<'a> {
         // A recession ray with cᵀd < 0 proves unboundedness only for a feasible problem:
         // require the primal residual to be small too (else primal infeasibility is the
         // answer, found by the test above).
-        self.dinf_hits = if d_inf && k.rel_primal <= 1e-3 { self.dinf_hits + 1 } else { 0 };
+        // Both scale-invariantly: the residual against the sizes of `b` and `A x` (`1 + ‖b‖`
+        // alone lets a tiny-data LP look feasible), and not at a point that passes the KKT
+        // test (an optimal point, however it drifts, makes the LP bounded).
+        let residual = k.rel_primal * (1.0 + self.norms.b);
+        let near_feasible = residual <= 1e-3 * (self.norms.b + scaled_norm(w.ax.iter().copied()));
+        let optimal = k.converged(self.opts.tol);
+        self.dinf_hits = if d_inf && near_feasible && !optimal { self.dinf_hits + 1 } else { 0 };
         if self.pinf_hits >= 2 {
             let mut reason = "a Farkas certificate (dual ray) held at two consecutive checks".to_string();
             if let Some((out, _)) = &self.held {
@@ -440,6 +490,14 @@ mod tests {
         };
         let out = solve(&lp, None, None, &Options::default(), &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Unbounded, "{}", out.reason);
+    }
+
+    #[test]
+    fn buffers_that_cannot_exist_are_a_memory_error() {
+        for (m, n, nnz) in [(1 << 40, 1 << 40, 1), (1, 1, usize::MAX / 8), (usize::MAX, 1, 1)] {
+            assert!(matches!(reserve(m, n, nnz), Err(crate::error::OptError::Memory(_))), "{m} {n} {nnz}");
+        }
+        assert!(reserve(1000, 1000, 10_000).is_ok());
     }
 
     #[test]
