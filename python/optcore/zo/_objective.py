@@ -54,5 +54,7 @@ def ranking(r, m: int | None = None, name: str = "rank_oracle") -> np.ndarray:
         raise ValueError(f"`{name}`: a ranking must be a 1-D sequence of integer indices; got {r!r}.")
     if m is not None and arr.size and (arr.min() < 0 or arr.max() >= m):
         bad = arr[(arr < 0) | (arr >= m)][0]
-        raise ValueError(f"`{name}` returned the index {int(bad)}; indices must lie in range({m}) (rows of X).")
+        raise ValueError(
+            f"`{name}` returned the index {int(bad)}; a ranking holds distinct indices in range({m}) (rows of X)."
+        )
     return arr
