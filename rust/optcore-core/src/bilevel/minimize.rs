@@ -73,7 +73,7 @@ pub fn minimize<T: Real>(
         measured = true;
         y = ys;
         lower_residual = r;
-        if matches!(term, Termination::Converged) && !(g <= opts.tol) {
+        if matches!(term, Termination::Converged) && (g > opts.tol || g.is_nan()) {
             term = Termination::MaxIter; // unreachable in practice: certify measured the same point
         }
     }

@@ -615,24 +615,23 @@ fn inward<T: Real>(b: f64, lower: bool) -> f64 {
     if r == b || !r.is_finite() || !b.is_finite() {
         return if r.is_finite() || !b.is_finite() { r } else { b };
     }
-    let f32 = std::mem::size_of::<T>() == 4;
+    // Only a narrower T (f32) rounds a finite f64 bound to another value: step it by one
+    // ulp of f32 towards the inside.
     match (lower, r < b) {
-        (true, true) => {
-            if f32 {
-                (r as f32).next_up() as f64
-            } else {
-                r.next_up()
-            }
-        }
-        (false, false) => {
-            if f32 {
-                (r as f32).next_down() as f64
-            } else {
-                r.next_down()
-            }
-        }
+        (true, true) => f32_step(r as f32, true) as f64,
+        (false, false) => f32_step(r as f32, false) as f64,
         _ => r,
     }
+}
+
+/// The neighbour of the finite `r` towards `+inf` (`up`) or `-inf`.
+fn f32_step(r: f32, up: bool) -> f32 {
+    if r == 0.0 {
+        let tiny = f32::from_bits(1);
+        return if up { tiny } else { -tiny };
+    }
+    let bits = r.to_bits();
+    f32::from_bits(if (r > 0.0) == up { bits + 1 } else { bits - 1 })
 }
 
 /// Clips `x` onto `[lower, upper]`.
