@@ -64,6 +64,11 @@ pub fn solve<T: Real>(
             zo.dim()
         )));
     }
+    // The batch of points is the larger buffer (batch × d): asking for it first fails fast,
+    // before the values are zero-filled.
+    if zo.nit() < lim.maxiter && zo.nfev() + zo.batch_size() <= lim.maxfev {
+        zo.ask()?;
+    }
     let mut values = crate::alloc::try_zeroed::<f64>(zo.batch_size(), "the batch of values")?;
     loop {
         if zo.nit() >= lim.maxiter || zo.nfev() + zo.batch_size() > lim.maxfev {
