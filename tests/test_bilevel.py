@@ -161,7 +161,12 @@ def test_result_fields_counts_and_phase_times():
     assert res.oracle_calls["hvp_yy"] > 0 and res.oracle_calls["grad_g"] >= 20 * 10
     assert set(res.phase_times) == {"setup", "lower", "linear", "upper"}
     first_order = bilevel.minimize(q, np.zeros(2), method="f2sa", maxiter=20, rng=0, warn=False)
-    assert first_order.oracle_calls["hvp_yy"] == 0 and first_order.oracle_calls["jvp_xy"] == 0
+    # The method makes no second-order calls; the only ones are those of the final |grad F|
+    # measurement (and of the certification when the method's criterion holds): a CG solve
+    # of at most d_y + 1 products and one mixed product each.
+    calls = first_order.oracle_calls
+    assert first_order.hypergrad_estimate > 0
+    assert calls["hvp_yy"] <= 2 * (q.d_y + 1) and calls["jvp_xy"] <= 2
 
 
 def test_batched_problem_is_called_with_stacks():
@@ -394,7 +399,11 @@ def test_readme_example_runs():
     ns: dict = {}
     exec(code, ns)  # noqa: S102
     res, g = ns["res"], ns["g"]
-    assert res.success and np.linalg.norm(g) < 1e-3
+    # The penalty method's fixed point is O(sigma) away from a stationary point of F: success
+    # only when |grad F| measured at res.x is <= tol (here it is about 3e-6 > 1e-6: status 1).
+    assert np.linalg.norm(g) < 1e-3
+    assert res.success == (res.hypergrad_norm <= 1e-6)
+    assert res.hypergrad_norm == pytest.approx(np.linalg.norm(g), rel=1e-3)
 
 
 def test_tour_section_runs(capsys):

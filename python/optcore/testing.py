@@ -609,6 +609,11 @@ def _check_zo(res, p: ZOProblem) -> list[str]:
         lo, hi = p.bounds
         if np.any(x < lo) or np.any(x > hi):
             out.append("x outside the bounds")
+        xl = res.get("x_last")
+        if xl is not None and (np.any(np.asarray(xl, float) < lo) or np.any(np.asarray(xl, float) > hi)):
+            out.append("x_last outside the bounds")
+    if res.status == 0 and not math.isfinite(float(res.fun)):
+        out.append(f"success with a non-finite best value fun = {res.fun!r}")
     if np.all(np.isfinite(x)):
         fx = p.f(x)
         if not _close(float(res.fun), fx, rtol=1e-12, atol=1e-300):

@@ -56,12 +56,14 @@ from .. import _core
 from .._progress import Progress
 from .._result import STATUS_MESSAGES, OptimizeResult, finish
 from .._validation import (
+    _real_scalar,
     as_float_array,
     check_finite,
     check_options,
     nonnegative_scalar,
     normalize_workers,
     positive_int,
+    positive_scalar,
     seed_from_rng,
 )
 from ..exceptions import NumericalError
@@ -101,14 +103,22 @@ class BilevelResult(OptimizeResult):
     Attributes
     ----------
     x, y : ndarray
-        The returned upper- and lower-level iterates.
+        The returned upper-level iterate, and the lower level ``y ≈ y*(x)`` re-solved at it
+        where ``hypergrad_norm`` is measured (otherwise the method's last lower iterate).
     fun : float
-        ``f(x, y)`` at the returned point (NaN when the problem cannot evaluate ``f``).
+        ``f(x, y)`` at the returned point, so ``≈ F(x)`` where ``y`` was re-solved (NaN when
+        the problem cannot evaluate ``f``).
     hypergrad_norm : float
-        Norm of the method's hypergradient estimate at the returned ``x`` (``f2sa`` /
-        ``penalty``: of the penalty gradient ``∇ₓf + λ(∇ₓg(x, y) − ∇ₓg(x, z))``).
+        ``‖∇F(x)‖`` measured at the returned ``x``, independently of the method (also with
+        ``maxiter=0``: at ``x0``): the lower level re-solved from ``y`` to ``1e-12``
+        relative, ``∇²ᵧᵧg v = ∇ᵧf`` by CG, ``∇ₓf − ∇²ₓᵧg v``. With a constrained lower level
+        (``project_y``) it cannot be measured, and it is the method's estimate (the message
+        says so).
+    hypergrad_estimate : float
+        Norm of the method's last hypergradient estimate (``f2sa`` / ``penalty``: of the
+        penalty gradient ``∇ₓf + λ(∇ₓg(x, y) − ∇ₓg(x, z))``); NaN when no iteration ran.
     lower_residual : float
-        ``‖∇ᵧg‖`` at the last lower-level step (``f2sa``/``penalty``: the larger gradient
+        ``‖∇ᵧg‖`` at the returned ``y`` where it was re-solved; else at the last lower-level step (``f2sa``/``penalty``: the larger gradient
         mapping of the two inner problems).
     nit : int
         Outer iterations.
@@ -124,9 +134,11 @@ class BilevelResult(OptimizeResult):
     lam : float
         ``f2sa``: the final ``λ``; ``penalty``: ``1/σ``; NaN otherwise.
     success, status, message, method
-        ``status`` 0: the hypergradient estimate and the lower-level residual are ``<= tol``
-        (``f2sa``: with ``λ = lam_max``); 1: ``maxiter`` reached; 4: the iterates diverged;
-        99: stopped by the callback.
+        ``status`` 0: the method's estimate and the lower-level residual are ``<= tol``
+        (``f2sa``: with ``λ = lam_max``) *and* the measured ``hypergrad_norm`` is ``<= tol``
+        (while the estimate holds but the measurement does not, as for ITD's or the penalty
+        method's biased fixed points, the run goes on: status 1 at ``maxiter``); 4: the
+        iterates diverged; 99: stopped by the callback. ``message`` names what was measured.
     """
 
     y: np.ndarray
@@ -317,26 +329,37 @@ def _core_options(method: str, opts: dict, prob, tol: float, maxiter: int, seed:
         out["batch_g"] = positive_int(bg, "batch_size")
     stochastic = batch is not None
     out["decay"] = 0.5 if (stochastic or method == "borep") else 0.0
-    if method == "penalty":
-        out["inner_tol"] = 1e-2 * tol * opts.get("sigma", 1e-4)
     for key in ("inner_steps", "cg_maxiter", "neumann_terms", "period", "refine_steps", "lipschitz_probes"):
         if key in opts:
-            opts[key] = positive_int(opts[key], key, minimum=0 if key == "refine_steps" else 1)
-    for key in ("inner_step", "outer_step", "cg_tol", "lam0", "lam_delta", "lam_max", "sigma", "radius"):
+            name = f"options[{key!r}]"
+            opts[key] = positive_int(opts[key], name, minimum=0 if key == "refine_steps" else 1)
+            if opts[key] > 2**62:
+                raise ValueError(f"{name} = {opts[key]} is absurdly large (at most 2**62).")
+    for key in ("inner_step", "outer_step", "cg_tol", "lam0", "lam_delta", "lam_max", "sigma"):
         if key in opts:
-            v = float(opts[key])
-            if not v > 0:
-                raise ValueError(f"options[{key!r}] must be positive; got {opts[key]!r}.")
-            opts[key] = v
+            opts[key] = positive_scalar(opts[key], f"options[{key!r}]")
+    if "radius" in opts:
+        v = _real_scalar(opts["radius"], "options['radius']")
+        if not v > 0:
+            raise ValueError(f"`options['radius']` must be positive (inf: no ball); got {opts['radius']!r}.")
+        opts["radius"] = v
     for key in ("decay", "lam_power", "inner_tol"):
         if key in opts:
-            opts[key] = nonnegative_scalar(opts[key], key)
-    if "beta" in opts and not 0 <= float(opts["beta"]) < 1:
-        raise ValueError(f"options['beta'] must be in [0, 1); got {opts['beta']!r}.")
-    if "momentum" in opts and opts["momentum"] is not None and not 0 < float(opts["momentum"]) <= 1:
-        raise ValueError(f"options['momentum'] must be in (0, 1]; got {opts['momentum']!r}.")
+            opts[key] = nonnegative_scalar(opts[key], f"options[{key!r}]")
+    if "beta" in opts:
+        opts["beta"] = nonnegative_scalar(opts["beta"], "options['beta']")
+        if not opts["beta"] < 1:
+            raise ValueError(f"options['beta'] must be in [0, 1); got {opts['beta']!r}.")
+    if "momentum" in opts and opts["momentum"] is not None:
+        opts["momentum"] = positive_scalar(opts["momentum"], "options['momentum']")
+        if not opts["momentum"] <= 1:
+            raise ValueError(f"options['momentum'] must be in (0, 1]; got {opts['momentum']!r}.")
+    if "solver" in opts and not isinstance(opts["solver"], str):
+        raise TypeError(f"options['solver'] must be a string ('cg' or 'neumann'); got {type(opts['solver']).__name__}.")
     if "solver" in opts and opts["solver"] not in ("cg", "neumann"):
         raise ValueError(f"options['solver'] must be 'cg' or 'neumann'; got {opts['solver']!r}.")
+    if method == "penalty":
+        out["inner_tol"] = 1e-2 * tol * opts.get("sigma", 1e-4)
     for key, d in (("project_x", dims[0]), ("project_y", dims[1])):
         if key in opts:
             op = opts[key]
@@ -349,6 +372,22 @@ def _core_options(method: str, opts: dict, prob, tol: float, maxiter: int, seed:
             opts[key] = op._handle
     out.update(opts)
     return out
+
+
+def _message(status: int, detail, measured: bool, d: dict, method: str, tol: float) -> str:
+    """What the result claims, naming exactly what was measured."""
+    hg, est = d["hypergrad_norm"], d["hypergrad_estimate"]
+    kind = "penalty gradient" if method in ("f2sa", "penalty") else "hypergradient estimate"
+    what = (
+        f"|grad F(x)| = {hg:.3e} measured at the returned x (lower level re-solved, H v = grad_y f by CG)"
+        if measured
+        else f"the method's {kind} |g| = {hg:.3e} (|grad F| is not measured: a constrained lower level)"
+    )
+    if status == 0:
+        return f"Converged: {what} <= tol = {tol:g}; the method's {kind} was {est:.3e}."
+    if status == 1:
+        return f"Iteration limit reached (maxiter = {d['nit']}): {what}, tol = {tol:g}."
+    return STATUS_MESSAGES[status] + (f" {detail}" if detail else "")
 
 
 def minimize(
@@ -385,7 +424,8 @@ def minimize(
         Outer iterations.
     tol : float
         Converged (status 0) when the method's hypergradient estimate and the lower-level
-        residual are both ``<= tol`` (``f2sa`` also needs ``λ = lam_max``).
+        residual are both ``<= tol`` (``f2sa`` also needs ``λ = lam_max``) and ``‖∇F‖``
+        measured at that ``x`` is ``<= tol`` (see ``BilevelResult.hypergrad_norm``).
     rng : int, numpy.random.Generator or None
         Seeds the core's PRNG (minibatches, power-iteration starts): the same seed gives the
         same result.
@@ -425,7 +465,8 @@ def minimize(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
-    maxiter = positive_int(maxiter, "maxiter", minimum=0)
+    # Beyond 2**62 iterations is unlimited in practice (and must fit the core's counters).
+    maxiter = min(positive_int(maxiter, "maxiter", minimum=0), 2**62)
     tol = nonnegative_scalar(tol, "tol")
     check_every = positive_int(check_every, "check_every")
     opts = check_options(options, METHODS[method], method)
@@ -445,9 +486,8 @@ def minimize(
     d = fn(handle, x, y, method, copts, run)
     status = int(d.pop("status"))
     detail = d.pop("detail")
-    message = STATUS_MESSAGES[status] + (f" {detail}" if detail else "")
-    if status == 1:
-        message = "Iteration limit reached before the hypergradient estimate fell below tol."
+    measured = bool(d.pop("measured"))
+    message = _message(status, detail, measured, d, method, tol)
     res = BilevelResult(**d, status=status, message=message, method=method)
     return finish(res, f"bilevel.minimize(method={method!r})", progress=progress, warn=warn)
 

@@ -87,7 +87,7 @@ class Optimizer:
     def tell_ranking(self, X, ranking) -> None:
         """``"rank"``: the indices of the ``k`` best rows of ``X``, best first."""
         self._check_batch(X)
-        self._state.tell_ranking([int(i) for i in ranking_of(ranking)])
+        self._state.tell_ranking([int(i) for i in ranking_of(ranking, self._asked.shape[0], "ranking")])
         self._asked = None
 
     @property
@@ -126,6 +126,10 @@ class Optimizer:
         x, f = self.best
         status = 0 if self._state.converged else 1
         msg = "Converged: the last steps were below xtol." if status == 0 else "Running (ask/tell)."
+        if self._state.collapsed:
+            msg = "The particles collapsed (spread below xtol): CBO makes no more progress; not a convergence test."
+        if status == 0 and not np.isfinite(f):
+            status, msg = 4, f"The iterate stopped moving but the best value is {f} (no finite value was told)."
         res = ZOResult(
             x=x if np.isfinite(f) else self.x,
             fun=f,

@@ -64,6 +64,11 @@ def _normalize_bounds(bounds, d: int, dtype) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"`bounds` must give d = {d} lower and upper bounds: {exc}") from None
     if np.isnan(lb).any() or np.isnan(ub).any() or (lb > ub).any():
         raise ValueError("`bounds` must satisfy lower <= upper with no NaN.")
+    if (lb == np.inf).any() or (ub == -np.inf).any():
+        raise ValueError(
+            "`bounds`: every lower bound must be < +inf and every upper bound > -inf (use None or "
+            "-inf/+inf for a free side), with lower <= upper."
+        )
     return lb, ub
 
 
@@ -113,6 +118,13 @@ def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> 
         variant = _opt_choice(opts, "variant", "standard", ("standard", "hopping"))
         lam = positive_scalar(opts.get("lambda", 1.0), "options['lambda']")
         dt = positive_scalar(opts.get("dt", 0.1), "options['dt']")
+        if not lam * dt < 2:
+            # The drift X <- X - lambda dt (X - v) overshoots the consensus and the particles
+            # diverge once lambda dt >= 2.
+            raise ValueError(
+                f"options['lambda'] * options['dt'] must be < 2 (the Euler step diverges); got "
+                f"lambda = {lam!r}, dt = {dt!r}. Use dt < {2 / lam:g}."
+            )
         init_std = positive_scalar(opts.get("init_std", init_std), "options['init_std']")
         if variant == "hopping":
             sigma = init_std

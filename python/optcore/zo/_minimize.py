@@ -34,9 +34,12 @@ class ZOResult(OptimizeResult):
     history : ndarray, shape (n, 2)
         The best-so-far trace: ``(evaluations, best value)`` at every improvement.
     success, status, message
-        ``status`` 0: ``f_target`` reached or the ``xtol`` criterion holds; 1: ``maxfev`` or
-        ``maxiter`` reached; 4: the objective returned NaN (see ``nan_as_inf``) or the estimate
-        was not finite; 99: stopped by the callback.
+        ``status`` 0: a finite value ``<= f_target`` was evaluated, or (not CBO) the ``xtol``
+        criterion holds with a finite best value (the message says which); 1: ``maxfev`` or
+        ``maxiter`` reached, or (CBO) the particles collapsed (``res.message`` says so: a
+        collapse is not convergence, the consensus may stall anywhere); 4: the objective
+        returned NaN (see ``nan_as_inf``) or ``-inf``, the estimate was not finite, or the
+        steps stalled with no finite value seen; 99: stopped by the callback.
     method : str
     """
 
@@ -45,11 +48,20 @@ class ZOResult(OptimizeResult):
     history: np.ndarray
 
 
-def _message(status: int, out: dict, maxfev: int, maxiter: int, f_target: float) -> str:
+def _message(status: int, out: dict, maxfev: int, maxiter: int, f_target: float, xtol: float) -> str:
     if status == 0:
         if out["fun"] <= f_target:
             return f"Converged: f = {out['fun']:.6e} <= f_target = {f_target:g}."
-        return "Converged: the last steps (CBO: the particles' spread) were below xtol."
+        return (
+            f"Converged (xtol criterion): the iterate moved by at most xtol * max(1, |x|_inf) (xtol = {xtol:g}) "
+            f"in 3 consecutive iterations; f = {out['fun']:.6e}. This says the steps stalled, not that f is minimal."
+        )
+    if status == 1 and out.get("collapsed"):
+        return (
+            f"Stopped: the particles collapsed (spread around the consensus <= xtol * max(1, |x|_inf), xtol = {xtol:g}, "
+            f"for 3 iterations) at f = {out['fun']:.6e}; CBO can make no more progress. This is not a convergence "
+            "test: set f_target, or use more particles or variant='hopping'."
+        )
     if status == 1:
         if out["nit"] >= maxiter:
             return f"Iteration limit reached (maxiter = {maxiter})."
@@ -99,8 +111,12 @@ def minimize(
     method : str
         See :data:`METHODS` and the module docs. Default ``"gaussian"``.
     bounds : None, scipy.optimize.Bounds, (lb, ub) or sequence of (lo, hi)
-        Box constraints; iterates are projected onto them (the estimators' perturbed points
-        may lie up to ``mu |u|`` outside). ``lb``/``ub`` may be scalars or arrays; a 2 x 2
+        Box constraints: ``f`` is only called inside them, and ``res.x``/``x_last`` lie in
+        them. Iterates and CBO particles are projected onto the box; a perturbed point of a
+        forward difference that leaves it is replaced by its reflection ``x - mu u`` (a
+        one-sided difference the other way) when that lies inside, else it is clipped onto
+        the box (central differences: clipped). Lower bounds must be ``< +inf``, upper
+        bounds ``> -inf``. ``lb``/``ub`` may be scalars or arrays; a 2 x 2
         nested sequence is read as SciPy's ``d`` pairs (use ``Bounds`` for arrays at d = 2).
     maxfev : int
         Evaluation budget (default ``2000 d``); no batch is started that would exceed it.
@@ -110,8 +126,9 @@ def minimize(
         Stop (status 0) once a value ``<= f_target`` was evaluated.
     xtol : float
         Stop (status 0) once the iterate moved by at most ``xtol * max(1, |x|_inf)`` in three
-        consecutive iterations (CBO: the particles' spread around the consensus). Default
-        1e-10 (float64), 1e-6 (float32); 0 turns it off.
+        consecutive iterations. CBO: stop with status 1 once the particles' spread around the
+        consensus stayed below that for three iterations (a collapse; see ``status``).
+        Default 1e-10 (float64), 1e-6 (float32); 0 turns it off.
     lr : float
         A fixed step size (``x <- P(x - lr g)``; signSGD: ``lr sign(g)``; AdaMM:
         ``lr m / sqrt(v_hat)``). Default: the adaptive rule of the Notes. ``"rank"``: the
@@ -219,10 +236,11 @@ def minimize(
     method = method.lower()
     state = _core.ZoState(x, cfg)
     B = state.batch_size
-    maxfev = 2000 * d if maxfev is None else positive_int(maxfev, "maxfev")
+    # Budgets beyond 2**62 are unlimited in practice (and must fit the core's 64-bit counters).
+    maxfev = 2000 * d if maxfev is None else min(positive_int(maxfev, "maxfev"), 2**62)
     if maxfev < B:
         raise ValueError(f"`maxfev` = {maxfev} is less than one batch of method={method!r} ({B} evaluations).")
-    maxiter = 2**62 if maxiter is None else positive_int(maxiter, "maxiter")
+    maxiter = 2**62 if maxiter is None else min(positive_int(maxiter, "maxiter"), 2**62)
     f_target = -np.inf if f_target is None else float(f_target)
     if np.isnan(f_target):
         raise ValueError("`f_target` must not be NaN.")
@@ -253,7 +271,7 @@ def minimize(
         if pool is not None:
             pool.shutdown()
     status = int(out["status"])
-    message = _message(status, out, maxfev, maxiter, f_target)
+    message = _message(status, out, maxfev, maxiter, f_target, cfg["xtol"])
     res = ZOResult(
         x=out["x"],
         fun=float(out["fun"]),

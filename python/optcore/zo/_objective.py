@@ -6,11 +6,20 @@ from __future__ import annotations
 import numpy as np
 
 
-def values(y, B: int) -> np.ndarray:
+def _real(y, what: str) -> np.ndarray:
+    """``y`` as float64, refusing what is not a real number (``None`` and objects would
+    otherwise become NaN, strings would be parsed)."""
     try:
-        v = np.asarray(y, dtype=np.float64)
+        arr = np.asarray(y)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"`fun` must return real numbers: {exc}") from None
+        raise TypeError(f"`fun` must return {what}: {exc}") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"`fun` must return {what}; got {type(y).__name__} ({y!r:.60}).")
+    return arr.astype(np.float64, copy=False)
+
+
+def values(y, B: int) -> np.ndarray:
+    v = _real(y, "real numbers")
     if v.shape != (B,):
         raise ValueError(
             f"`fun` with vectorized=True must return an array of shape ({B},) for a batch of shape ({B}, d); "
@@ -20,10 +29,7 @@ def values(y, B: int) -> np.ndarray:
 
 
 def scalar(y) -> float:
-    try:
-        v = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"`fun` must return a real number: {exc}") from None
+    v = _real(y, "a real number")
     if v.size != 1:
         raise ValueError(f"`fun` must return a scalar for a point of shape (d,); got an array of shape {v.shape}.")
     return float(v.reshape(()))
@@ -40,9 +46,15 @@ def batched(fun, vectorized: bool, executor):
     return lambda X: np.array([scalar(fun(x)) for x in X], dtype=np.float64)
 
 
-def ranking(r) -> np.ndarray:
-    """A ranking (indices of the best rows, best first) as a 1-D integer array."""
+def ranking(r, m: int | None = None, name: str = "rank_oracle") -> np.ndarray:
+    """A ranking (indices of the best rows, best first) as a 1-D integer array, every index in
+    ``range(m)``."""
     arr = np.asarray(r)
     if arr.ndim != 1 or arr.dtype.kind not in "iu":
-        raise ValueError(f"a ranking must be a 1-D sequence of integer indices; got {r!r}.")
+        raise ValueError(f"`{name}`: a ranking must be a 1-D sequence of integer indices; got {r!r}.")
+    if m is not None and arr.size and (arr.min() < 0 or arr.max() >= m):
+        bad = arr[(arr < 0) | (arr >= m)][0]
+        raise ValueError(
+            f"`{name}` returned the index {int(bad)}; a ranking holds distinct indices in range({m}) (rows of X)."
+        )
     return arr

@@ -69,7 +69,7 @@ def rank_minimize(
     k = m if k is None else positive_int(k, "k")
     if k > m:
         raise ValueError(f"`k` must be <= m = {m}; got {k}.")
-    maxiter = positive_int(maxiter, "maxiter")
+    maxiter = min(positive_int(maxiter, "maxiter"), 2**62)
     check_every = positive_int(check_every, "check_every")
     opt = Optimizer(
         "rank",
@@ -89,7 +89,7 @@ def rank_minimize(
     status = 1
     while opt.nit < maxiter:
         X = opt.ask()
-        r = ranking(rank_oracle(X.copy()))
+        r = ranking(rank_oracle(X.copy()), m)
         if r.shape != (k,):
             raise ValueError(f"`rank_oracle` must return the indices of the k = {k} best rows, best first; got {r!r}.")
         opt.tell_ranking(X, r)

@@ -451,6 +451,8 @@ macro_rules! bilevel_fns {
                 .array("y", out.y, &[ny])?
                 .set("fun", out.fun)?
                 .set("hypergrad_norm", out.hypergrad_norm)?
+                .set("hypergrad_estimate", out.hypergrad_estimate)?
+                .set("measured", out.measured)?
                 .set("lower_residual", out.lower_residual)?
                 .set("nit", out.nit)?;
             let c = out.counts;

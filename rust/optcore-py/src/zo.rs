@@ -175,6 +175,7 @@ fn run_on<'py, T: Real + numpy::Element>(
         .set("nit", out.nit)?
         .set("nfev", out.nfev)?
         .set("history", history)?
+        .set("collapsed", out.collapsed)?
         .into_dict())
 }
 
@@ -199,7 +200,7 @@ impl ZoState {
         with!(mut self, z => {
             let b = z.batch_size();
             let d = z.dim();
-            to_array(py, z.ask().to_vec(), &[b, d])
+            to_array(py, z.ask().map_err(core_err)?.to_vec(), &[b, d])
         })
     }
 
@@ -258,6 +259,11 @@ impl ZoState {
     #[getter]
     fn converged(&self) -> bool {
         with!(self, z => z.converged())
+    }
+    /// CBO: the particles collapsed (no progress possible; not convergence).
+    #[getter]
+    fn collapsed(&self) -> bool {
+        with!(self, z => z.collapsed())
     }
     /// The current iterate (CBO: the consensus point).
     #[getter]

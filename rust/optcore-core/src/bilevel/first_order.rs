@@ -230,7 +230,7 @@ pub(super) fn run_f2sa<T: Real>(
             }
             _ => d.clone(),
         };
-        if hg <= opts.tol && res <= opts.tol && lam >= lam_final {
+        if hg <= opts.tol && res <= opts.tol && lam >= lam_final && c.certify(k, &x, &y)? {
             term = Termination::Converged;
             break;
         }

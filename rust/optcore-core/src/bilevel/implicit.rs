@@ -4,6 +4,7 @@
 
 use super::methods::{decay, end_of_iteration, outer_step_aid, project, Ctx, Run};
 use super::oracle::{Phase, Probe};
+use crate::alloc::{checked_len, try_with_capacity};
 use crate::error::Result;
 use crate::linalg::{axpy, norm};
 use crate::real::Real;
@@ -31,7 +32,7 @@ fn run_hgd<T: Real>(
         res = r;
         c.o.enter(Phase::Upper);
         hg = norm(&g);
-        if hg <= opts.tol && res <= opts.tol {
+        if hg <= opts.tol && res <= opts.tol && c.certify(k, &x, &y)? {
             term = Termination::Converged;
             break;
         }
@@ -83,10 +84,13 @@ pub(super) fn run_itd<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &m
         c.o.enter(Phase::Lower);
         let t_steps = c.opts.inner_steps.max(1);
         let mut res = f64::NAN;
-        let mut traj: Vec<(Vec<T>, Option<Vec<usize>>)> = Vec::with_capacity(t_steps);
+        // The trajectory (t_steps × d_y values) is sized by the user: allocated fallibly.
+        let mut traj: Vec<T> = try_with_capacity(checked_len(t_steps, dy, "ITD's trajectory")?, "ITD's trajectory")?;
+        let mut batches: Vec<Option<Vec<usize>>> = try_with_capacity(t_steps, "ITD's trajectory")?;
         for _ in 0..t_steps {
             let bg = c.bg();
-            traj.push((y.clone(), bg.clone()));
+            traj.extend_from_slice(y);
+            batches.push(bg.clone());
             res = c.lower_step(x, y, alpha * s, bg.as_deref())?;
         }
         c.o.enter(Phase::Linear);
@@ -96,7 +100,7 @@ pub(super) fn run_itd<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &m
         c.o.grad_f(x, y, bf.as_deref(), &mut gx, &mut p)?;
         let mut hyy = vec![T::zero(); dy];
         let mut hxy = vec![T::zero(); dx];
-        for (yt, bg) in traj.iter().rev() {
+        for (yt, bg) in traj.chunks(dy).zip(&batches).rev() {
             c.o.second(Probe { x, y: yt, v: &p, batch: bg.as_deref() }, Some(&mut hyy), Some(&mut hxy))?;
             axpy(-alpha * s, &hxy, &mut gx);
             axpy(-alpha * s, &hyy, &mut p);
@@ -134,7 +138,7 @@ pub(super) fn run_soba<T: Real>(
         c.o.enter(Phase::Upper);
         axpy(-1.0, &jv, &mut gx);
         hg = norm(&gx);
-        if hg <= opts.tol && res <= opts.tol && vres <= opts.tol {
+        if hg <= opts.tol && res <= opts.tol && vres <= opts.tol && c.certify(k, &x, &y)? {
             term = Termination::Converged;
             break;
         }
@@ -194,7 +198,7 @@ pub(super) fn run_borep<T: Real>(
         c.o.enter(Phase::Upper);
         axpy(-1.0, &jz, &mut gx);
         hg = norm(&gx);
-        if hg <= opts.tol && res <= opts.tol {
+        if hg <= opts.tol && res <= opts.tol && c.certify(k, &x, &y)? {
             term = Termination::Converged;
             break;
         }

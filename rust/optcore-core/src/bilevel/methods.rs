@@ -119,9 +119,15 @@ pub struct Output<T> {
     pub y: Vec<T>,
     /// `f(x, y)` when the problem evaluates values, NaN otherwise.
     pub fun: f64,
-    /// Norm of the method's hypergradient estimate at the returned `x` (F2SA/penalty: of the
-    /// penalty gradient).
+    /// `‖∇F‖` measured at the returned `x` ([`Ctx::measure`]; `measured`), or, when it cannot
+    /// be measured (a constrained lower level), the method's estimate.
     pub hypergrad_norm: f64,
+    /// Norm of the method's last hypergradient estimate (F2SA/penalty: of the penalty
+    /// gradient); NaN when no iteration ran.
+    pub hypergrad_estimate: f64,
+    /// Whether `hypergrad_norm` was measured (see [`Ctx::measure`]); then `y` is the re-solved
+    /// lower level it was measured at, `fun = f(x, y) ≈ F(x)` and `lower_residual` is there.
+    pub measured: bool,
     /// `‖∇ᵧg‖` at the last lower-level step.
     pub lower_residual: f64,
     pub nit: usize,
@@ -154,6 +160,9 @@ pub struct Ctx<'a, T: Real> {
     /// CG's relative tolerance for the next solve (AID tightens it as the hypergradient
     /// shrinks).
     pub(super) cg_rel: f64,
+    /// The first outer iteration at which [`Ctx::certify`] measures again after a failed
+    /// measurement (measuring costs a lower-level solve).
+    next_check: usize,
 }
 
 pub(super) fn sample(rng: &mut Rng, n: usize, b: usize) -> Option<Vec<usize>> {
@@ -201,6 +210,7 @@ impl<'a, T: Real> Ctx<'a, T> {
             alpha: f64::NAN,
             track: Vec::new(),
             cg_rel: opts.cg_tol,
+            next_check: 0,
         })
     }
 
@@ -381,6 +391,56 @@ impl<'a, T: Real> Ctx<'a, T> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `‖∇F‖` can be measured: not with a constrained lower level (`project_y`),
+    /// where `y*(x)` need not be unique nor differentiable.
+    pub fn measurable(&self) -> bool {
+        self.opts.proj_y.is_none()
+    }
+
+    /// `‖∇F(x)‖` measured independently of the method's estimate: the lower level re-solved
+    /// from `y` (accelerated gradient descent to `‖∇ᵧg‖ ≤ 1e-12` relative, at least 1000
+    /// steps allowed), `∇²ᵧᵧg v = ∇ᵧf` by CG to `1e-12 ‖∇ᵧf‖`, then `∇ₓf − ∇²ₓᵧg v` (full
+    /// batches). Returns the norm, the re-solved `y` and `‖∇ᵧg‖` there.
+    pub fn measure(&mut self, x: &[T], y: &[T]) -> Result<(f64, Vec<T>, f64)> {
+        let mut yw = y.to_vec();
+        let alpha = self.alpha;
+        self.solve_lower(x, &mut yw, alpha, 1e-12, self.opts.refine_steps.max(1000))?;
+        let (dx, dy) = (x.len(), yw.len());
+        let mut gyg = vec![T::zero(); dy];
+        self.o.grad_g(x, &yw, None, None, &mut gyg)?;
+        let lower = norm(&gyg);
+        let mut gx = vec![T::zero(); dx];
+        let mut gy = vec![T::zero(); dy];
+        self.o.grad_f(x, &yw, None, &mut gx, &mut gy)?;
+        let mut v = vec![T::zero(); dy];
+        let t = 1e-12 * norm(&gy);
+        let o = &mut self.o;
+        cg(|p, out| o.hvp(x, &yw, p, None, out), &gy, &mut v, t, (10 * dy).clamp(100, 1000))?;
+        let mut jv = vec![T::zero(); dx];
+        self.o.jvp(x, &yw, &v, None, &mut jv)?;
+        axpy(-1.0, &jv, &mut gx);
+        Ok((norm(&gx), yw, lower))
+    }
+
+    /// Called at outer iteration `k` when the method's own criterion holds: whether the
+    /// measured `‖∇F(x)‖` ([`Ctx::measure`]) is `≤ tol` too (always true when it cannot be
+    /// measured; the result says so). After a failure the next measurement waits
+    /// `max(10, k/2)` iterations.
+    pub fn certify(&mut self, k: usize, x: &[T], y: &[T]) -> Result<bool> {
+        if !self.measurable() {
+            return Ok(true);
+        }
+        if k < self.next_check {
+            return Ok(false);
+        }
+        let (g, _, _) = self.measure(x, y)?;
+        if g <= self.opts.tol {
+            return Ok(true);
+        }
+        self.next_check = k + (k / 2).max(10);
+        Ok(false)
     }
 
     /// AID's hypergradient `∇ₓf − ∇²ₓᵧg v` with `v` solving `H v = ∇ᵧf` (warm-started).

@@ -58,16 +58,34 @@ pub fn minimize<T: Real>(
         Method::Soba => implicit::run_soba(&mut c, x, y, obs)?,
         Method::Borep => implicit::run_borep(&mut c, x, y, obs)?,
     };
-    let (x, y, hg, nit, beta, lam, term, res) = run;
+    let (x, y, hg, nit, beta, lam, mut term, res) = run;
     let _ = alpha;
-    let lower_residual = if res.is_nan() { lower_res } else { res };
+    let mut lower_residual = if res.is_nan() { lower_res } else { res };
+    let mut y = y;
+    // ‖∇F‖ measured at the returned x (also when no iteration ran: maxiter = 0), unless the
+    // run broke down or was aborted, or the lower level is constrained.
+    let mut measured = false;
+    let mut hypergrad_norm = hg;
+    let ok = matches!(term, Termination::Converged | Termination::MaxIter | Termination::Stopped);
+    if ok && c.measurable() && crate::linalg::all_finite(&x) && crate::linalg::all_finite(&y) {
+        let (g, ys, r) = c.measure(&x, &y)?;
+        hypergrad_norm = g;
+        measured = true;
+        y = ys;
+        lower_residual = r;
+        if matches!(term, Termination::Converged) && (g > opts.tol || g.is_nan()) {
+            term = Termination::MaxIter; // unreachable in practice: certify measured the same point
+        }
+    }
     let fun = if matches!(term, Termination::Aborted) { f64::NAN } else { c.o.value_f(&x, &y).unwrap_or(f64::NAN) };
     let times = c.o.finish();
     Ok(Output {
         x,
         y,
         fun,
-        hypergrad_norm: hg,
+        hypergrad_norm,
+        hypergrad_estimate: hg,
+        measured,
         lower_residual,
         nit,
         counts: c.o.counts,

@@ -28,6 +28,16 @@ pub enum Scheme {
     Central,
 }
 
+/// `(lower, upper)`: a box, possibly with infinite sides.
+pub type Bounds<'a> = (&'a [f64], &'a [f64]);
+
+/// A batch of points (row-major) and the sign of each direction's one-sided difference.
+#[derive(Debug, Clone, Default)]
+pub struct Points {
+    pub pts: Vec<f64>,
+    pub signs: Vec<f64>,
+}
+
 /// A two-point (or coordinate-wise) estimator with `q` directions and smoothing radius `mu`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimator {
@@ -97,32 +107,72 @@ impl Estimator {
         }
     }
 
-    /// The batch of `iteration` at `x`: the center, then `x ± μ u_i` (row-major, f64).
-    pub fn points(&self, rng: &Counter, iteration: u64, x: &[f64], coords: &[usize], out: &mut Vec<f64>) {
+    /// The batch of `iteration` at `x`: the center, then `x ± μ u_i` (row-major, f64), every
+    /// point inside the box `[lower, upper]` (`x` is inside). A forward point that leaves the box
+    /// is replaced by its reflection `x − μ u_i` when that lies inside (a one-sided difference
+    /// the other way: `signs[i] = −1`); otherwise (and for central points) it is clipped onto
+    /// the box. `signs` gets one entry per direction.
+    pub fn points(
+        &self,
+        rng: &Counter,
+        iteration: u64,
+        x: &[f64],
+        coords: &[usize],
+        bounds: Bounds<'_>,
+        out: &mut Points,
+    ) {
         let d = x.len();
-        out.clear();
-        out.extend_from_slice(x);
+        let (lower, upper) = bounds;
+        out.pts.clear();
+        out.signs.clear();
+        out.pts.extend_from_slice(x);
         let mu = self.mu;
+        let inside = |p: &[f64]| p.iter().zip(lower).zip(upper).all(|((v, l), u)| v >= l && v <= u);
+        let forward = self.scheme == Scheme::Forward;
+        let mut p = vec![0.0; d];
         self.for_each_point(rng, iteration, coords, d, |_, s, u| {
-            out.extend(x.iter().zip(u).map(|(a, b)| a + s * mu * b));
+            p.iter_mut().zip(x.iter().zip(u)).for_each(|(v, (a, b))| *v = a + s * mu * b);
+            let mut sign = 1.0;
+            if !inside(&p) {
+                let mut r: Vec<f64> = x.iter().zip(u).map(|(a, b)| a - s * mu * b).collect();
+                if forward && inside(&r) {
+                    std::mem::swap(&mut p, &mut r);
+                    sign = -1.0;
+                } else {
+                    super::optimizer::project(&mut p, lower, upper);
+                }
+            }
+            out.pts.extend_from_slice(&p);
+            if forward || s > 0.0 {
+                out.signs.push(sign);
+            }
         });
     }
 
-    /// The finite differences `c_i` from the values of the batch (center first).
-    pub fn differences(&self, values: &[f64], d: usize) -> Vec<f64> {
+    /// The finite differences `c_i` from the values of the batch (center first) and the
+    /// directions' signs from [`Estimator::points`].
+    pub fn differences(&self, values: &[f64], signs: &[f64], d: usize) -> Vec<f64> {
         let f0 = values[0];
         (0..self.count(d))
             .map(|i| match self.scheme {
-                Scheme::Forward => (values[1 + i] - f0) / self.mu,
+                Scheme::Forward => (values[1 + i] - f0) / (self.mu * signs.get(i).copied().unwrap_or(1.0)),
                 Scheme::Central => (values[1 + 2 * i] - values[2 + 2 * i]) / (2.0 * self.mu),
             })
             .collect()
     }
 
     /// The estimate `g` from the values of the batch of `iteration`.
-    pub fn gradient(&self, rng: &Counter, iteration: u64, coords: &[usize], values: &[f64], g: &mut [f64]) {
+    pub fn gradient(
+        &self,
+        rng: &Counter,
+        iteration: u64,
+        coords: &[usize],
+        values: &[f64],
+        signs: &[f64],
+        g: &mut [f64],
+    ) {
         let d = g.len();
-        let c = self.differences(values, d);
+        let c = self.differences(values, signs, d);
         g.iter_mut().for_each(|v| *v = 0.0);
         match self.dirs {
             Directions::Coordinates { .. } => {
@@ -181,12 +231,14 @@ mod tests {
     fn estimate(est: &Estimator, x: &[f64], it: u64) -> Vec<f64> {
         let rng = Counter { seed: 11 };
         let coords = est.coordinates(&rng, it, x.len());
-        let mut pts = Vec::new();
-        est.points(&rng, it, x, &coords, &mut pts);
-        assert_eq!(pts.len(), est.batch_size(x.len()) * x.len());
-        let vals: Vec<f64> = pts.chunks(x.len()).map(quad).collect();
+        let mut pts = Points::default();
+        let inf = vec![f64::INFINITY; x.len()];
+        let ninf = vec![f64::NEG_INFINITY; x.len()];
+        est.points(&rng, it, x, &coords, (&ninf, &inf), &mut pts);
+        assert_eq!(pts.pts.len(), est.batch_size(x.len()) * x.len());
+        let vals: Vec<f64> = pts.pts.chunks(x.len()).map(quad).collect();
         let mut g = vec![0.0; x.len()];
-        est.gradient(&rng, it, &coords, &vals, &mut g);
+        est.gradient(&rng, it, &coords, &vals, &pts.signs, &mut g);
         g
     }
 

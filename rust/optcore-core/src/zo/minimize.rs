@@ -28,11 +28,24 @@ pub struct Output<T> {
     pub nfev: usize,
     pub termination: Termination,
     pub history: Vec<(usize, f64)>,
+    /// CBO: the run ended because the particles collapsed (status 1: no progress possible,
+    /// not convergence).
+    pub collapsed: bool,
 }
 
 fn output<T: Real>(zo: &Zo<T>, termination: Termination) -> Output<T> {
     let (x, fun) = zo.best();
-    Output { x, fun, x_last: zo.x(), nit: zo.nit(), nfev: zo.nfev(), termination, history: zo.history().to_vec() }
+    let collapsed = zo.collapsed() && matches!(termination, Termination::MaxIter);
+    Output {
+        x,
+        fun,
+        x_last: zo.x(),
+        nit: zo.nit(),
+        nfev: zo.nfev(),
+        termination,
+        history: zo.history().to_vec(),
+        collapsed,
+    }
 }
 
 /// Runs `zo` on `f` until a limit, the target, the `xtol` criterion, a numerical breakdown or
@@ -51,19 +64,40 @@ pub fn solve<T: Real>(
             zo.dim()
         )));
     }
-    let mut values = vec![0.0; zo.batch_size()];
+    // The batch of points is the larger buffer (batch × d): asking for it first fails fast,
+    // before the values are zero-filled.
+    if zo.nit() < lim.maxiter && zo.nfev() + zo.batch_size() <= lim.maxfev {
+        zo.ask()?;
+    }
+    let mut values = crate::alloc::try_zeroed::<f64>(zo.batch_size(), "the batch of values")?;
     loop {
         if zo.nit() >= lim.maxiter || zo.nfev() + zo.batch_size() > lim.maxfev {
             return Ok(output(zo, Termination::MaxIter));
         }
-        f.eval(zo.ask(), &mut values)?;
+        f.eval(zo.ask()?, &mut values)?;
         match zo.tell(&values) {
             Ok(()) => {}
             Err(OptError::Numerical(s)) => return Ok(output(zo, Termination::Numerical(s))),
             Err(e) => return Err(e),
         }
-        if zo.best().1 <= lim.f_target || zo.converged() {
+        let best = zo.best().1;
+        if (best <= lim.f_target || zo.converged()) && best.is_finite() {
             return Ok(output(zo, Termination::Converged));
+        }
+        if best == f64::NEG_INFINITY {
+            let s = "the objective returned -inf (unbounded below, or a failed evaluation): no finite value to report";
+            return Ok(output(zo, Termination::Numerical(s.into())));
+        }
+        if zo.converged() {
+            // The xtol criterion holds, but no finite value was seen: nothing converged.
+            let s = format!(
+                "the iterate stopped moving (xtol criterion) but every one of the {} values evaluated was +inf",
+                zo.nfev()
+            );
+            return Ok(output(zo, Termination::Numerical(s)));
+        }
+        if zo.collapsed() {
+            return Ok(output(zo, Termination::MaxIter));
         }
         let nit = zo.nit() as usize;
         let c = obs.observe(nit, &|| {

@@ -9,8 +9,9 @@
 //! Iterates are held in f64 and rounded to `T` after every update, so a float32 run
 //! evaluates exactly the float32 points it reports.
 
-use super::estimate::{rank_gradient, Estimator};
+use super::estimate::{rank_gradient, Estimator, Points};
 use super::rng::{Counter, Stream};
+use crate::alloc::{checked_len, try_with_capacity};
 use crate::error::{OptError, Result};
 use crate::real::Real;
 
@@ -88,12 +89,14 @@ pub enum Step {
 pub struct Options {
     pub method: Method,
     pub step: Step,
-    /// Box bounds (may be infinite); iterates are projected onto them. Perturbed points of
-    /// the estimators may lie up to `μ |u|` outside.
+    /// Box bounds (may be infinite): every point asked for, every iterate and the best point
+    /// lie in them (see [`Estimator::points`] for the perturbed points near the boundary).
     pub lower: Vec<f64>,
     pub upper: Vec<f64>,
     /// Converged when the iterate moved by at most `xtol · max(1, ‖x‖∞)` (∞-norm) in three
-    /// consecutive iterations (CBO: the particles' spread around the consensus).
+    /// consecutive iterations. CBO: the particles collapsed (spread around the consensus below
+    /// that for three iterations), which ends the run but is not convergence (see
+    /// [`Zo::collapsed`]).
     pub xtol: f64,
     /// Treat NaN values as `+inf` (otherwise a NaN ends the run: status 4).
     pub nan_as_inf: bool,
@@ -111,6 +114,8 @@ pub struct Zo<T> {
     batch: Vec<T>,
     asked: bool,
     coords: Vec<usize>,
+    /// Signs of the one-sided differences of the asked gradient batch.
+    signs: Vec<f64>,
     // gradient methods
     g: Vec<f64>,
     dir: Vec<f64>,
@@ -153,6 +158,17 @@ impl<T: Real> Zo<T> {
         if o.lower.iter().zip(&o.upper).any(|(l, u)| l.is_nan() || u.is_nan() || l > u) {
             return bad("bounds must satisfy lower <= upper");
         }
+        if o.lower.iter().zip(&o.upper).any(|(&l, &u)| l == f64::INFINITY || u == f64::NEG_INFINITY) {
+            return bad("bounds: every lower bound must be < +inf and every upper bound > -inf");
+        }
+        // Bounds rounded inwards to T, so that a point projected then rounded to T stays in them.
+        let mut o = o;
+        for (l, u) in o.lower.iter_mut().zip(o.upper.iter_mut()) {
+            (*l, *u) = (inward::<T>(*l, true), inward::<T>(*u, false));
+            if l > u {
+                return bad("bounds: a box side contains no point of x0's dtype");
+            }
+        }
         if !x0.iter().all(|v| v.is_finite()) {
             return bad("x0 must be finite");
         }
@@ -194,6 +210,7 @@ impl<T: Real> Zo<T> {
             batch: Vec::new(),
             asked: false,
             coords: Vec::new(),
+            signs: Vec::new(),
             g: vec![0.0; d],
             dir: vec![0.0; d],
             f_prev: f64::NAN,
@@ -259,9 +276,17 @@ impl<T: Real> Zo<T> {
     pub fn particles(&self) -> Vec<T> {
         self.parts.iter().map(|&v| T::from_f64(v)).collect()
     }
-    /// Whether the `xtol` criterion holds (see [`Options::xtol`]).
+    /// Whether the `xtol` criterion holds (see [`Options::xtol`]); never for CBO, whose
+    /// particles collapsing is [`Zo::collapsed`].
     pub fn converged(&self) -> bool {
-        self.small_moves >= 3
+        self.small_moves >= 3 && !matches!(self.o.method, Method::Cbo(_))
+    }
+
+    /// CBO: the particles' spread around the consensus stayed below `xtol · max(1, ‖v‖∞)` for
+    /// three iterations. The run can make no more progress, but nothing says the consensus is
+    /// a minimiser (it may collapse anywhere), so this is not convergence.
+    pub fn collapsed(&self) -> bool {
+        self.small_moves >= 3 && matches!(self.o.method, Method::Cbo(_))
     }
 
     fn note_move(&mut self, moved: f64) {
@@ -273,21 +298,28 @@ impl<T: Real> Zo<T> {
         }
     }
 
-    /// The batch to evaluate next (row-major `batch_size() × dim()`). Asking again before
-    /// telling returns the same batch.
-    pub fn ask(&mut self) -> &[T] {
+    /// The batch to evaluate next (row-major `batch_size() × dim()`), every point inside the
+    /// bounds. Asking again before telling returns the same batch. A batch too large for
+    /// memory is [`OptError::Memory`].
+    pub fn ask(&mut self) -> Result<&[T]> {
         if self.asked {
-            return &self.batch;
+            return Ok(&self.batch);
         }
         let d = self.d;
-        let mut pts = Vec::new();
+        let len = checked_len(self.batch_size(), d, "the batch of points")?;
+        let mut pts: Vec<f64> = try_with_capacity(len, "the batch of points")?;
+        let mut batch: Vec<T> = try_with_capacity(len, "the batch of points")?;
         match &self.o.method {
             Method::Gradient { est, .. } => {
                 self.coords = est.coordinates(&self.rng, self.nit, d);
-                est.points(&self.rng, self.nit, &self.x, &self.coords, &mut pts);
+                let mut out = Points { pts, signs: std::mem::take(&mut self.signs) };
+                est.points(&self.rng, self.nit, &self.x, &self.coords, (&self.o.lower, &self.o.upper), &mut out);
+                pts = out.pts;
+                self.signs = out.signs;
             }
             Method::Cbo(c) => {
                 if self.parts.is_empty() {
+                    self.parts = try_with_capacity(len, "the CBO particles")?;
                     let mut z = vec![0.0; d];
                     for i in 0..c.particles {
                         self.rng.normals(0, i as u64, Stream::Init, &mut z);
@@ -302,13 +334,16 @@ impl<T: Real> Zo<T> {
                 let mut z = vec![0.0; d];
                 for i in 0..*m {
                     self.rng.normals(self.nit, i as u64, Stream::Directions, &mut z);
-                    pts.extend(self.x.iter().zip(&z).map(|(a, b)| a + mu * b));
+                    let mut p: Vec<f64> = self.x.iter().zip(&z).map(|(a, b)| a + mu * b).collect();
+                    project(&mut p, &self.o.lower, &self.o.upper);
+                    pts.extend(p);
                 }
             }
         }
-        self.batch = pts.into_iter().map(T::from_f64).collect();
+        batch.extend(pts.into_iter().map(T::from_f64));
+        self.batch = batch;
         self.asked = true;
-        &self.batch
+        Ok(&self.batch)
     }
 
     /// Records values (NaN policy, best point, history, evaluation count).
@@ -432,7 +467,7 @@ impl<T: Real> Zo<T> {
             }
             let _ = step0;
         }
-        est.gradient(&self.rng, self.nit, &self.coords, v, &mut self.g);
+        est.gradient(&self.rng, self.nit, &self.coords, v, &self.signs, &mut self.g);
         if !self.g.iter().all(|x| x.is_finite()) {
             if !f0.is_finite() {
                 return Err(OptError::Numerical(format!(
@@ -549,6 +584,7 @@ impl<T: Real> Zo<T> {
         if c.hopping {
             self.sigma_now *= c.sigma_decay;
         }
+        project(&mut cons, &self.o.lower, &self.o.upper);
         round::<T>(&mut cons);
         self.x = cons;
         self.note_move(spread);
@@ -570,6 +606,32 @@ impl<T: Real> Zo<T> {
         self.lr *= decay;
         Ok(())
     }
+}
+
+/// `b` rounded to `T` towards the inside of the box (up for a lower bound, down for an upper
+/// one), so that clipping to the rounded bounds and then rounding to `T` stays in the box.
+fn inward<T: Real>(b: f64, lower: bool) -> f64 {
+    let r = T::from_f64(b).as_f64();
+    if r == b || !r.is_finite() || !b.is_finite() {
+        return if r.is_finite() || !b.is_finite() { r } else { b };
+    }
+    // Only a narrower T (f32) rounds a finite f64 bound to another value: step it by one
+    // ulp of f32 towards the inside.
+    match (lower, r < b) {
+        (true, true) => f32_step(r as f32, true) as f64,
+        (false, false) => f32_step(r as f32, false) as f64,
+        _ => r,
+    }
+}
+
+/// The neighbour of the finite `r` towards `+inf` (`up`) or `-inf`.
+fn f32_step(r: f32, up: bool) -> f32 {
+    if r == 0.0 {
+        let tiny = f32::from_bits(1);
+        return if up { tiny } else { -tiny };
+    }
+    let bits = r.to_bits();
+    f32::from_bits(if (r > 0.0) == up { bits + 1 } else { bits - 1 })
 }
 
 /// Clips `x` onto `[lower, upper]`.

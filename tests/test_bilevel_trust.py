@@ -1,0 +1,91 @@
+"""What a bilevel result says about itself holds, re-measured (issue 17, items 6 and 11):
+success means the measured ``‖∇F‖`` at the returned ``x`` is ``<= tol``; named errors; no
+abort."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+
+from optcore import bilevel
+from optcore.testing import BilevelQuadratic, bilevel_quadratics, check_result
+
+METHODS = ("aid", "itd", "penalty", "f2sa")
+
+
+@pytest.mark.parametrize("method", METHODS)
+@settings(max_examples=25)
+@given(problem=bilevel_quadratics(max_dx=4, max_dy=8))
+def test_claims_hold_on_bilevel_quadratics(method, problem):
+    res = problem.solve(method=method, maxiter=60, tol=1e-6)
+    assert check_result(res, problem, tol=1e-6, maxiter=60) == []
+    # hypergrad_norm is the measured one: close to the closed form at the returned x.
+    g = float(np.linalg.norm(problem.problem.hypergradient_closed_form(np.asarray(res.x, float))))
+    assert res.hypergrad_norm == pytest.approx(g, rel=1e-4, abs=1e-9)
+
+
+@pytest.mark.parametrize("method", ["itd", "penalty"])
+def test_biased_methods_do_not_claim_success(method):
+    """Issue 17 item 11: itd/penalty reported success with a true |grad F| up to 0.10 / 4.8e-4."""
+    bad = []
+    for seed in range(12):
+        p = BilevelQuadratic(3, 6, seed)
+        res = p.solve(method=method, maxiter=200, tol=1e-6)
+        bad += check_result(res, p, tol=1e-6, maxiter=200)
+        if res.success:
+            assert "measured" in res.message
+    assert bad == []
+
+
+def test_maxiter_zero_measures_at_x0():
+    """Issue 17 item 11: maxiter=0 gave hypergrad_norm = nan."""
+    p = bilevel.problems.Quadratic.random(3, 5, seed=1)
+    res = bilevel.minimize(p, np.zeros(3), maxiter=0, warn=False)
+    g = np.linalg.norm(p.hypergradient_closed_form(np.zeros(3)))
+    assert res.nit == 0 and res.hypergrad_norm == pytest.approx(g, rel=1e-6)
+    assert not res.success and "measured" in res.message
+
+
+def test_maxiter_beyond_64_bits_is_clamped():
+    p = bilevel.problems.Quadratic.random(2, 3, seed=0)
+    res = bilevel.minimize(p, np.zeros(2), maxiter=2**70, warn=False)
+    assert res.success
+
+
+@pytest.mark.parametrize("key", ["inner_step", "outer_step", "cg_tol", "decay", "beta", "momentum", "lam0", "sigma"])
+def test_string_options_are_type_errors_naming_the_option(key):
+    method = {"beta": "borep", "momentum": "f2sa", "lam0": "f2sa", "sigma": "penalty"}.get(key, "aid")
+    p = bilevel.problems.Quadratic.random(2, 3, seed=0)
+    with pytest.raises(TypeError, match=key):
+        bilevel.minimize(p, np.zeros(2), method=method, options={key: "0.5"})
+
+
+def test_huge_integer_options_are_value_errors():
+    p = bilevel.problems.Quadratic.random(2, 3, seed=0)
+    with pytest.raises(ValueError, match="inner_steps"):
+        bilevel.minimize(p, np.zeros(2), method="aid", options={"inner_steps": 2**70})
+
+
+def test_itd_huge_unroll_raises_instead_of_aborting():
+    """Issue 17 item 6: method='itd' with inner_steps=10**9 aborted the process."""
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from optcore import bilevel
+        p = bilevel.problems.Quadratic.random(3, 50, seed=0)
+        try:
+            bilevel.minimize(p, np.zeros(3), method="itd", maxiter=2, options={"inner_steps": 10**9})
+        except (MemoryError, ValueError) as exc:
+            print("RAISED", type(exc).__name__, exc)
+        else:
+            print("RETURNED")
+        """
+    )
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "RAISED MemoryError" in r.stdout, r.stdout
