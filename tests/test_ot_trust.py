@@ -55,7 +55,7 @@ def test_float32_reported_error_is_measured_on_the_returned_plan():
     b *= np.float32(a.sum() / b.sum())
     M = rng.random((40, 30)).astype(np.float32)
     res = optcore.ot.sinkhorn(a, b, M, reg=0.05, warn=False)
-    measured = ot_testing.marginal_error(res.plan, a, ot_testing._ot_target(a, b))
+    measured = ot_testing.marginal_error(res.plan, a, ot_testing._ot_target(a, b, np.float32))
     assert res.marginal_error == pytest.approx(measured, rel=1e-12, abs=0)
     assert res.success == (measured <= res.tol)
 

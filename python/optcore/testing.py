@@ -497,7 +497,7 @@ def _check_ot(res, p: OTProblem, tol) -> list[str]:
         return out
     if np.any(P < 0):
         out.append(f"negative plan entries (min {P.min():g})")
-    err = marginal_error(P, p.a, _ot_target(p.a, p.b))
+    err = marginal_error(P, p.a, _ot_target(p.a, p.b, want))
     if not _close(err, float(res.marginal_error), rtol=1e-6, atol=1e-12 * (1 + float(np.sum(p.a)))):
         out.append(f"marginal_error {res.marginal_error:.6g} but measured {err:.6g} on the plan")
     if res.status != 99 and bool(res.success) != (err <= tol):
@@ -597,13 +597,14 @@ def _check_zo(res, p: ZOProblem) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def _ot_target(a, b) -> np.ndarray:
+def _ot_target(a, b, dtype) -> np.ndarray:
     """The ``b`` a sinkhorn plan's marginals are measured against, as documented: within the
-    accepted mass mismatch (relative 1e-6) ``b`` is rescaled onto ``sum(a)``, in float64."""
-    a, b = np.asarray(a), np.asarray(b)
+    accepted mass mismatch (relative 1e-6) ``b`` is rescaled onto ``sum(a)`` in the working
+    ``dtype`` (what the iterations fit); returned as float64."""
+    a, b = np.asarray(a).astype(dtype), np.asarray(b).astype(dtype)
     mass_a = np.atleast_1d(a.sum(dtype=np.float64))
     mass_b = np.atleast_1d(b.sum(axis=0, dtype=np.float64))
     b64 = b.astype(np.float64)
     if np.any(mass_b != mass_a):
-        b64 = b64 * (mass_a / mass_b)
+        b64 = (b64 * (mass_a / mass_b)).astype(dtype).astype(np.float64)
     return b64

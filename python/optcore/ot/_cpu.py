@@ -104,12 +104,11 @@ def _prepare(a, b, Ma, reg, *, tol, x0):
     scale = checks.check_masses(
         mass_a, masses_b, lambda h: "`b`" if bb.ndim == 1 else f"histogram {h} of `b` (column {h})"
     )
-    # The reference marginals the plan is measured against, in float64 (b rescaled onto a's mass).
-    a_ref = aa.astype(np.float64)
-    b_ref = bb.astype(np.float64)
     if scale is not None:
-        b_ref = b_ref * scale
-        bb = b_ref.astype(dtype)
+        bb = (bb.astype(np.float64) * scale).astype(dtype)
+    # The marginals the plan is measured against: a, and b rescaled onto a's mass in the
+    # working dtype (what the iterations fit), as float64.
+    a_ref, b_ref = aa.astype(np.float64), bb.astype(np.float64)
     k = 1 if bb.ndim == 1 else bb.shape[1]
     f0 = g0 = None
     if x0 is not None:

@@ -126,11 +126,10 @@ def sinkhorn_device(
     mass_b = bw.sum(axis=1, dtype=np.float64)
     ma, mb = (mass_a.get(), mass_b.get()) if hasattr(mass_a, "get") else (mass_a, mass_b)
     scale = checks.check_masses(ma, mb, lambda i: f"`b` (problem {i})")
-    # The reference marginals the returned plans are measured against (float64).
-    a_ref, b_ref = aw.astype(np.float64), bw.astype(np.float64)
     if scale is not None:
-        b_ref = b_ref * xp.asarray(scale)[:, None]
-        bw = b_ref.astype(dtype)
+        bw = (bw.astype(np.float64) * xp.asarray(scale)[:, None]).astype(dtype)
+    # The marginals the returned plans are measured against (as on the CPU), as float64.
+    a_ref, b_ref = aw.astype(np.float64), bw.astype(np.float64)
     checks.check_overflow(cost_lo, cost_hi, reg, dtype)
     tol = default_tol(dtype) if tol is None else positive_scalar(tol, "tol")
     if Mv is not None:
