@@ -47,6 +47,20 @@ def test_float32_zero_error_is_status_0():
     assert res.marginal_error <= 1e-12 and res.status == 0 and res.success
 
 
+@pytest.mark.parametrize("method", ["log", "sns", "eps_scaling", "scaling"])
+def test_device_driver_decides_the_status_on_the_returned_plan(method):
+    from optcore.ot._device import sinkhorn_emulated
+
+    a, b, M = np.array([1.0, 1e-300]), np.array([0.5, 0.5]), np.array([[0.0, 1.0], [1.0, 0.0]])
+    res = sinkhorn_emulated(a, b, M, reg=0.1, tol=1e-6, method=method, maxiter=500, warn=False)
+    problem = ot_testing.OTProblem(a, b, M, 0.1, method)
+    assert ot_testing.check_result(res, problem, tol=1e-6, maxiter=500) == []
+    assert res.status == 0
+    a32, M32 = np.float32([1, 0]), np.float32([[-2.7316568, 0], [0, 0]])
+    res = sinkhorn_emulated(a32, a32, M32, reg=0.002731656789779663, tol=1e-12, warn=False)
+    assert res.status == 0 and res.plan.dtype == np.float32
+
+
 def test_float32_reported_error_is_measured_on_the_returned_plan():
     rng = np.random.default_rng(3)
     a = rng.random(40).astype(np.float32)

@@ -476,10 +476,10 @@ pub fn sinkhorn_log<T: Real>(
                     stage_it += 1;
                     let stage_over = !last && ctl.stage_over(st.err(), stage_it);
                     match recovered(&mut nit, st, last, stage_over, opts, &lw, eps, obs) {
-                        Next::Continue => continue,
-                        Next::NextStage => break,
-                        Next::End(Termination::Aborted) => return Ok(aborted(nit)),
-                        Next::End(t) => {
+                        AfterRecovery::Continue => continue,
+                        AfterRecovery::NextStage => break,
+                        AfterRecovery::End(Termination::Aborted) => return Ok(aborted(nit)),
+                        AfterRecovery::End(t) => {
                             return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its)
                         }
                     }
@@ -566,10 +566,10 @@ pub fn sinkhorn_log<T: Real>(
                     stage_it += 1;
                     let stage_over = !last && ctl.stage_over(st.err(), stage_it);
                     match recovered(&mut nit, st, last, stage_over, opts, &lw, eps, obs) {
-                        Next::Continue => continue,
-                        Next::NextStage => break,
-                        Next::End(Termination::Aborted) => return Ok(aborted(nit)),
-                        Next::End(t) => {
+                        AfterRecovery::Continue => continue,
+                        AfterRecovery::NextStage => break,
+                        AfterRecovery::End(Termination::Aborted) => return Ok(aborted(nit)),
+                        AfterRecovery::End(t) => {
                             return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its)
                         }
                     }
@@ -594,7 +594,7 @@ pub fn sinkhorn_log<T: Real>(
 }
 
 /// What follows an exact recovery iteration.
-enum Next {
+enum AfterRecovery {
     Continue,
     NextStage,
     /// The run ends (`Aborted`: the observer aborted it).
@@ -615,15 +615,15 @@ fn recovered<T: Real>(
     lw: &LogWork<T>,
     eps: f64,
     obs: &mut dyn Observer<T>,
-) -> Next {
+) -> AfterRecovery {
     *nit += 1;
     let k = *nit;
     let err = st.err();
     if last && err <= opts.tol {
-        return Next::End(Termination::Converged);
+        return AfterRecovery::End(Termination::Converged);
     }
     if *nit >= opts.maxiter {
-        return Next::End(Termination::MaxIter);
+        return AfterRecovery::End(Termination::MaxIter);
     }
     let control = obs.observe(k, &|| Report {
         nit: k,
@@ -632,10 +632,10 @@ fn recovered<T: Real>(
         scalars: vec![("reg", eps)],
     });
     match control {
-        Control::Continue if stage_over => Next::NextStage,
-        Control::Continue => Next::Continue,
-        Control::Stop => Next::End(Termination::Stopped),
-        Control::Abort => Next::End(Termination::Aborted),
+        Control::Continue if stage_over => AfterRecovery::NextStage,
+        Control::Continue => AfterRecovery::Continue,
+        Control::Stop => AfterRecovery::End(Termination::Stopped),
+        Control::Abort => AfterRecovery::End(Termination::Aborted),
     }
 }
 
