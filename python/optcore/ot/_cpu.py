@@ -59,8 +59,16 @@ def _sq_euclidean(x, y) -> np.ndarray:
     check_finite(xa, "x")
     check_finite(ya, "y")
     dtype = working_dtype(xa, ya)
-    diff = xa.astype(dtype)[:, None, :] - ya.astype(dtype)[None, :, :]
-    return np.einsum("ijk,ijk->ij", diff, diff)
+    xa, ya = xa.astype(dtype, copy=False), ya.astype(dtype, copy=False)
+    n, m = xa.shape[0], ya.shape[0]
+    M = np.empty((n, m), dtype=dtype)
+    # In row blocks of about 2**22 differences: the (n, m, d) array of all of them is never
+    # formed, and Ctrl-C is honoured between blocks.
+    rows = max(1, (1 << 22) // max(1, m * xa.shape[1]))
+    for i in range(0, n, rows):
+        diff = xa[i : i + rows, None, :] - ya[None, :, :]
+        np.einsum("ijk,ijk->ij", diff, diff, out=M[i : i + rows])
+    return M
 
 
 def _prepare(a, b, Ma, reg, *, tol, x0):
