@@ -196,7 +196,7 @@ def sinkhorn(
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
     method = method.lower()
     opts = check_options(options, METHODS[method], method)
-    checks.arguments(M, reg, x, y)
+    checks.arguments(M, reg, x, y, return_plan)
     kwargs = dict(
         method=method,
         tol=tol,

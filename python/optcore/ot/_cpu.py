@@ -18,7 +18,6 @@ from .._validation import (
     as_float_array,
     check_finite,
     normalize_workers,
-    positive_int,
     positive_scalar,
     working_dtype,
 )
@@ -28,8 +27,11 @@ from .options import (
     SNS_FIELDS,
     default_tol,
     eps_options,
+    final_status,
+    integer_option,
     intermediate_result,
     overrelaxation,
+    remeasure,
     sns_options,
     status_message,
 )
@@ -42,7 +44,7 @@ def solve(a, b, M, reg, *, x, y, warn, return_plan, **kw) -> OTResult:
     opts, tol, maxiter, x0, callback, check_every, disp, workers)."""
     if x is not None:
         M = _sq_euclidean(x, y)
-    M = as_float_array(M, "M")
+    M = checks.native(as_float_array(M, "M"))
     res, progress = _batch(a, b, M, reg, **kw) if M.ndim == 3 else _single(a, b, M, reg, **kw)
     # stacklevel 4: warnings.warn <- finish <- solve <- sinkhorn <- the user's line.
     finish(res, "optcore.ot.sinkhorn", progress=progress, warn=warn, stacklevel=4)
@@ -53,12 +55,20 @@ def solve(a, b, M, reg, *, x, y, warn, return_plan, **kw) -> OTResult:
 
 def _sq_euclidean(x, y) -> np.ndarray:
     """``||x_i - y_j||^2`` for point clouds x (n, d), y (m, d) (the CPU forms the matrix)."""
-    xa, ya = checks.point_clouds(as_float_array(x, "x"), as_float_array(y, "y"))
+    xa, ya = checks.point_clouds(checks.native(as_float_array(x, "x")), checks.native(as_float_array(y, "y")))
     check_finite(xa, "x")
     check_finite(ya, "y")
     dtype = working_dtype(xa, ya)
-    diff = xa.astype(dtype)[:, None, :] - ya.astype(dtype)[None, :, :]
-    return np.einsum("ijk,ijk->ij", diff, diff)
+    xa, ya = xa.astype(dtype, copy=False), ya.astype(dtype, copy=False)
+    n, m = xa.shape[0], ya.shape[0]
+    M = np.empty((n, m), dtype=dtype)
+    # In row blocks of about 2**22 differences: the (n, m, d) array of all of them is never
+    # formed, and Ctrl-C is honoured between blocks.
+    rows = max(1, (1 << 22) // max(1, m * xa.shape[1]))
+    for i in range(0, n, rows):
+        diff = xa[i : i + rows, None, :] - ya[None, :, :]
+        np.einsum("ijk,ijk->ij", diff, diff, out=M[i : i + rows])
+    return M
 
 
 def _prepare(a, b, Ma, reg, *, tol, x0):
@@ -69,8 +79,9 @@ def _prepare(a, b, Ma, reg, *, tol, x0):
     n, m = Ma.shape
     if n == 0 or m == 0:
         raise ValueError(f"`M` is empty (shape {Ma.shape}): there is nothing to transport.")
-    aa = checks.weights(a, "a", n)
-    bb = checks.weights(b, "b", m)
+    # Uniform default weights take M's dtype (they do not make a float32 M float64).
+    aa = checks.weights(a, "a", n, Ma.dtype)
+    bb = checks.weights(b, "b", m, Ma.dtype)
     if aa.ndim != 1:
         raise ValueError(f"`a` must be 1-D; got shape {aa.shape}.")
     if bb.ndim not in (1, 2):
@@ -86,18 +97,26 @@ def _prepare(a, b, Ma, reg, *, tol, x0):
     checks.check_weights(bb, "b", np)
     check_finite(Ma, "M")
     reg = positive_scalar(reg, "reg")
+    # The working dtype is decided once, and every input is cast to it before any rescaling.
     dtype = working_dtype(aa, bb, Ma)
+    aa, bb = aa.astype(dtype, copy=False), bb.astype(dtype, copy=False)
     tol = default_tol(dtype) if tol is None else positive_scalar(tol, "tol")
     with np.errstate(over="ignore", invalid="ignore"):
         lo, hi = float(Ma.min()), float(Ma.max())
     checks.check_overflow(lo, hi, reg, dtype)
+    # Below this reg the exponents (f + g - M) / reg carry rounding errors above 1: no plan
+    # the dtype can represent is meaningful, and the run stops at once with status 4.
+    resolution = float(np.finfo(dtype).eps) * max(abs(lo), abs(hi))
     mass_a = float(aa.sum(dtype=np.float64))
     masses_b = np.atleast_1d(bb.sum(axis=0, dtype=np.float64))
     scale = checks.check_masses(
         mass_a, masses_b, lambda h: "`b`" if bb.ndim == 1 else f"histogram {h} of `b` (column {h})"
     )
     if scale is not None:
-        bb = (bb.astype(np.float64) * scale).astype(bb.dtype)
+        bb = (bb.astype(np.float64) * scale).astype(dtype)
+    # The marginals the plan is measured against: a, and b rescaled onto a's mass in the
+    # working dtype (what the iterations fit), as float64.
+    a_ref, b_ref = aa.astype(np.float64), bb.astype(np.float64)
     k = 1 if bb.ndim == 1 else bb.shape[1]
     f0 = g0 = None
     if x0 is not None:
@@ -106,6 +125,8 @@ def _prepare(a, b, Ma, reg, *, tol, x0):
     return SimpleNamespace(
         a=np.ascontiguousarray(aa, dtype=dtype),
         b=bb,
+        a_ref=a_ref,
+        b_ref=b_ref if b_ref.ndim == 1 else b_ref.T,
         M=np.ascontiguousarray(Ma, dtype=dtype),
         dtype=dtype,
         reg=reg,
@@ -115,6 +136,7 @@ def _prepare(a, b, Ma, reg, *, tol, x0):
         n=n,
         m=m,
         k=k,
+        resolution=resolution,
     )
 
 
@@ -172,10 +194,14 @@ def _outputs(p, outs: list, method: str) -> dict:
     return out
 
 
-def _result(p, out: dict, method: str) -> OTResult:
-    """The result of one problem from its core output."""
-    status = int(out["status"])
-    err = out["marginal_error"]
+def _result(p, out: dict, method: str, maxiter: int) -> OTResult:
+    """The result of one problem from its core output; its marginal error and status are
+    decided by re-measuring the plan exactly as returned (see :func:`.options.final_status`)."""
+    err = remeasure(np, out["plan"], p.a_ref, p.b_ref)
+    err = float(err) if err.ndim == 0 else err
+    status, detail = final_status(int(out["status"]), err, p.tol, int(out["nit"]), maxiter)
+    if detail is not None:
+        out["detail"] = detail
     if not np.all(np.isfinite(err)):
         raise NumericalError(
             f"optcore.ot.sinkhorn: the plan has non-finite entries: M / reg overflows {p.dtype} "
@@ -206,6 +232,33 @@ def _result(p, out: dict, method: str) -> OTResult:
     return res
 
 
+def _unresolvable(p, method: str, maxiter: int) -> OTResult:
+    """Status 4 at once for a ``reg`` below the cost's rounding (see :func:`_prepare`): the
+    empty plan (potentials ``-inf``), measured as any other."""
+    k = p.k
+    shape = (p.n, p.m) if p.b.ndim == 1 else (k, p.n, p.m)
+    lead = shape[:-2]
+    out = {
+        "plan": np.zeros(shape, dtype=p.dtype),
+        "f": np.full(lead + (p.n,), -np.inf, dtype=p.dtype),
+        "g": np.full(lead + (p.m,), -np.inf, dtype=p.dtype),
+        "nit": 0,
+        "status": 4,
+        "cost": np.zeros(lead) if lead else 0.0,
+        "fun": np.zeros(lead) if lead else 0.0,
+        "stages": 0,
+        "detail": (
+            f"reg = {p.reg:g} is below the rounding of the cost in {p.dtype} "
+            f"(eps * max|M| = {p.resolution:.3g}): the plan's exponents (f + g - M) / reg cannot be "
+            "computed; use a larger reg (or float64 data)."
+        ),
+    }
+    for key in SNS_FIELDS:
+        out[key] = np.zeros(lead, dtype=int) if lead else 0
+    out["hessian_density"] = np.zeros(lead) if lead else 0.0
+    return _result(p, out, method, maxiter)
+
+
 def _progress(callback, disp, method, p, title_extra: str) -> Progress:
     def build(state: dict) -> OTResult:
         return intermediate_result(state, p.reg, method)
@@ -222,10 +275,12 @@ def _single(a, b, Ma, reg, *, method, opts, tol, maxiter, x0, callback, check_ev
     """One problem (``k`` histograms: ``"scaling"`` natively, the others as a batch sharing
     ``a`` and ``M``)."""
     p = _prepare(a, b, Ma, reg, tol=tol, x0=x0)
-    maxiter = positive_int(maxiter, "maxiter", minimum=0)
-    check_every = positive_int(check_every, "check_every")
+    maxiter = integer_option(maxiter, "maxiter", minimum=0)
+    check_every = integer_option(check_every, "check_every")
     workers = normalize_workers(workers)
     progress = _progress(callback, disp, method, p, f", k={p.k}" if p.k > 1 else "")
+    if p.reg < p.resolution:
+        return _unresolvable(p, method, maxiter), progress
     fn = _core_call(method, p.dtype, opts, _common(progress, check_every, workers), p.reg, p.tol, maxiter)
     if method == "scaling":
         x0k = None if p.f0 is None else (p.f0.reshape(p.k, p.n), p.g0.reshape(p.k, p.m))
@@ -236,7 +291,7 @@ def _single(a, b, Ma, reg, *, method, opts, tol, maxiter, x0, callback, check_ev
     else:
         x0k = None if p.f0 is None else (p.f0, p.g0)
         outs = fn(p.a[None], np.ascontiguousarray(p.b.T, dtype=p.dtype), p.M, x0k)
-    return _result(p, _outputs(p, outs, method), method), progress
+    return _result(p, _outputs(p, outs, method), method, maxiter), progress
 
 
 def _batch(a, b, Ma, reg, *, method, opts, tol, maxiter, x0, callback, check_every, disp, workers):
@@ -271,8 +326,8 @@ def _batch(a, b, Ma, reg, *, method, opts, tol, maxiter, x0, callback, check_eve
         for i in range(B)
     ]
     p0 = probs[0]
-    maxiter = positive_int(maxiter, "maxiter", minimum=0)
-    check_every = positive_int(check_every, "check_every")
+    maxiter = integer_option(maxiter, "maxiter", minimum=0)
+    check_every = integer_option(check_every, "check_every")
     workers = normalize_workers(workers)
     progress = _progress(None, disp, method, p0, f", batch={B}")
     fn = _core_call(method, p0.dtype, opts, _common(progress, check_every, workers), p0.reg, p0.tol, maxiter)
@@ -284,7 +339,7 @@ def _batch(a, b, Ma, reg, *, method, opts, tol, maxiter, x0, callback, check_eve
         Bk = np.stack([np.ascontiguousarray(p.b, dtype=p.dtype) for p in probs])
     xb = None if x0 is None else (np.stack([p.f0 for p in probs]), np.stack([p.g0 for p in probs]))
     outs = fn(A, Bk, Mb, xb)
-    results = [_result(p, _outputs(p, [o], method), method) for p, o in zip(probs, outs)]
+    results = [_result(p, _outputs(p, [o], method), method, maxiter) for p, o in zip(probs, outs)]
     worst = max(results, key=lambda o: (o.status != 0, o.status))
     res = OTResult(
         plan=np.stack([o.plan for o in results]),

@@ -13,7 +13,7 @@ import numpy as np
 from .. import _core
 from .._progress import Progress
 from .._result import OTResult, finish
-from .._validation import check_options, positive_int, positive_scalar
+from .._validation import check_options, positive_scalar
 from ..exceptions import NumericalError
 from . import checks
 from .options import (
@@ -21,8 +21,11 @@ from .options import (
     SNS_FIELDS,
     default_tol,
     eps_options,
+    final_status,
+    integer_option,
     intermediate_result,
     overrelaxation,
+    remeasure,
     sns_options,
     status_message,
 )
@@ -58,8 +61,8 @@ def sinkhorn_device(
 
     opts = check_options(options, METHODS[method], method)
     reg = positive_scalar(reg, "reg")
-    maxiter = positive_int(maxiter, "maxiter", minimum=0)
-    check_every = positive_int(check_every, "check_every")
+    maxiter = integer_option(maxiter, "maxiter", minimum=0)
+    check_every = integer_option(check_every, "check_every")
     online = x is not None
     if online and method in ("scaling", "sns"):
         raise ValueError(f"point clouds (x, y) on the GPU need method='log' or 'eps_scaling'; for {method!r} pass M.")
@@ -125,6 +128,8 @@ def sinkhorn_device(
     scale = checks.check_masses(ma, mb, lambda i: f"`b` (problem {i})")
     if scale is not None:
         bw = (bw.astype(np.float64) * xp.asarray(scale)[:, None]).astype(dtype)
+    # The marginals the returned plans are measured against (as on the CPU), as float64.
+    a_ref, b_ref = aw.astype(np.float64), bw.astype(np.float64)
     checks.check_overflow(cost_lo, cost_hi, reg, dtype)
     tol = default_tol(dtype) if tol is None else positive_scalar(tol, "tol")
     if Mv is not None:
@@ -194,8 +199,13 @@ def sinkhorn_device(
             **common,
         )
 
-    status = int(out["status"])
     err = np.asarray(out["marginal_error"], dtype=np.float64)
+    if out["plan"] is not None:
+        # The status is decided on the plans exactly as returned (as on the CPU).
+        err = remeasure(xp, out["plan"], a_ref, b_ref)
+    status, detail = final_status(int(out["status"]), err, tol, int(out["nit"]), maxiter)
+    if detail is not None:
+        out["detail"] = detail
     if not np.all(np.isfinite(err)) and status != 4:
         raise NumericalError(
             f"optcore.ot.sinkhorn: the plan has non-finite entries: the cost / reg overflows {dtype} "

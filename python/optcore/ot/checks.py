@@ -19,14 +19,21 @@ __all__ = [
     "check_overflow",
     "check_weights",
     "device_float",
+    "native",
     "point_clouds",
     "warm_start",
     "weights",
 ]
 
 
-def arguments(M, reg, x, y) -> None:
-    """The combination of cost arguments: ``reg``, and ``M`` or the point clouds ``x``, ``y``."""
+def arguments(M, reg, x, y, return_plan=True) -> None:
+    """The combination of cost arguments: ``reg``, and ``M`` or the point clouds ``x``, ``y``;
+    ``return_plan`` a bool; no sparse matrices."""
+    if not isinstance(return_plan, (bool, np.bool_)):
+        raise TypeError(f"`return_plan` must be True or False; got {return_plan!r}.")
+    for arr, nm in ((M, "M"), (x, "x"), (y, "y")):
+        if hasattr(arr, "toarray") and hasattr(arr, "nnz"):
+            raise TypeError(f"a sparse `{nm}` is not supported: the cost is dense; convert it with `{nm}.toarray()`.")
     if reg is None:
         raise ValueError("`reg` (the entropic regularisation, > 0) is required.")
     if (x is None) != (y is None):
@@ -37,13 +44,20 @@ def arguments(M, reg, x, y) -> None:
         raise ValueError("`M` (the cost matrix) is required, or point clouds `x` and `y`.")
 
 
-def weights(w, name: str, size_hint: int | None) -> np.ndarray:
-    """Host weights as a float array (uniform for ``None`` or ``[]``)."""
+def native(arr: np.ndarray) -> np.ndarray:
+    """``arr`` in native byte order (a big-endian ``'>f4'`` stays float32)."""
+    if not arr.dtype.isnative:
+        return arr.astype(arr.dtype.newbyteorder("="))
+    return arr
+
+
+def weights(w, name: str, size_hint: int | None, dtype=np.float64) -> np.ndarray:
+    """Host weights as a float array (uniform of ``dtype`` for ``None`` or ``[]``)."""
     if w is None or (not hasattr(w, "shape") and isinstance(w, (list, tuple)) and len(w) == 0):
         if size_hint is None:
             raise ValueError(f"`{name}` is empty and the size of M gives no default.")
-        return np.full(size_hint, 1.0 / size_hint)
-    arr = as_float_array(w, name)
+        return np.full(size_hint, 1.0 / size_hint, dtype=dtype)
+    arr = native(as_float_array(w, name))
     if arr.ndim == 0 or arr.size == 0:
         raise ValueError(f"`{name}` must be a non-empty 1-D array of weights; got shape {arr.shape}.")
     return arr
@@ -57,6 +71,8 @@ def device_float(arr, name: str, xp):
         raise TypeError(f"`{name}` is complex; optimal transport needs real data.")
     if kind not in "biuf":
         raise TypeError(f"`{name}` must be numeric; got dtype {arr.dtype}.")
+    if kind == "f" and not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if arr.dtype not in (np.float32, np.float64):
         arr = arr.astype(np.float64)
     return arr

@@ -12,8 +12,11 @@ __all__ = [
     "SNS_FIELDS",
     "default_tol",
     "eps_options",
+    "final_status",
+    "integer_option",
     "intermediate_result",
     "overrelaxation",
+    "remeasure",
     "sns_options",
     "status_message",
 ]
@@ -48,9 +51,9 @@ def sns_options(opts: dict) -> dict:
         out["density"] = density
     warmup = opts.get("warmup")
     if warmup is not None:
-        out["warmup"] = positive_int(warmup, "options['warmup']", minimum=0)
+        out["warmup"] = integer_option(warmup, "options['warmup']", minimum=0)
     out["switch_tol"] = positive_scalar(opts.get("switch_tol", 1e-2), "options['switch_tol']")
-    out["cg_maxiter"] = positive_int(opts.get("cg_maxiter", 1000), "options['cg_maxiter']")
+    out["cg_maxiter"] = integer_option(opts.get("cg_maxiter", 1000), "options['cg_maxiter']")
     eps = opts.get("eps_scaling", False)
     if not isinstance(eps, (bool, np.bool_)):
         raise TypeError(f"options['eps_scaling'] must be True or False; got {eps!r}.")
@@ -74,13 +77,55 @@ def eps_options(opts: dict) -> tuple:
     eps0 = opts.get("eps0")
     es = (
         None if eps0 is None else positive_scalar(eps0, "options['eps0']"),
-        float(opts.get("eps_decay", 0.5)),
+        positive_scalar(opts.get("eps_decay", 0.5), "options['eps_decay']"),
         positive_scalar(opts.get("stage_tol", 1e-3), "options['stage_tol']"),
-        positive_int(opts.get("stage_maxiter", 100), "options['stage_maxiter']"),
+        integer_option(opts.get("stage_maxiter", 100), "options['stage_maxiter']"),
     )
     if not 0 < es[1] < 1:
         raise ValueError(f"options['eps_decay'] must be in (0, 1); got {es[1]}.")
     return es
+
+
+#: Integer options travel to the core as 64-bit integers.
+_INT_MAX = 2**63 - 1
+
+
+def integer_option(value, name: str, *, minimum: int = 1) -> int:
+    """An integer argument (``maxiter``, ``check_every``, an integer option) of at least
+    ``minimum`` that the core can hold: ``ValueError`` naming it beyond 2**63 - 1."""
+    v = positive_int(value, name, minimum=minimum)
+    if v > _INT_MAX:
+        raise ValueError(f"`{name}` = {v} is too large (at most 2**63 - 1); give a smaller integer.")
+    return v
+
+
+def remeasure(xp, plan, a_ref, b_ref) -> np.ndarray:
+    """The L1 marginal errors ``||P 1 - a||_1 + ||P^T 1 - b||_1`` of the plans as returned
+    (``plan``: (..., n, m) in the result's dtype), summed in float64 against the float64
+    reference marginals (``b`` after its rescaling onto ``a``'s mass), one per problem."""
+    rows = plan.sum(axis=-1, dtype=np.float64)
+    cols = plan.sum(axis=-2, dtype=np.float64)
+    err = xp.abs(rows - a_ref).sum(axis=-1) + xp.abs(cols - b_ref).sum(axis=-1)
+    return np.asarray(err.get() if hasattr(err, "get") else err, dtype=np.float64)
+
+
+def final_status(status: int, err, tol: float, nit: int, maxiter: int) -> tuple[int, str | None]:
+    """The status of a result, decided on ``err``, the marginal error re-measured on the
+    returned plan (CPU and device): 0 exactly when it meets ``tol``, whatever the loop
+    concluded (a stall or the iteration limit); a loop that claimed convergence the plan does
+    not bear out is 1 at the iteration limit, else 4. A callback stop stays 99. Returns the
+    status and, where the status changes to 4, the detail of its message."""
+    err = np.asarray(err, dtype=np.float64)
+    if status == 99:
+        return 99, None
+    if np.all(np.isfinite(err)) and np.all(err <= tol):
+        return 0, None
+    if status == 0:
+        if nit >= maxiter:
+            return 1, None
+        worst = float(np.max(err))
+        return 4, f"the marginal error measured on the returned plan, {worst:.3e}, exceeds tol = {tol:.1e}."
+    return status, None
 
 
 def status_message(status: int, err, tol: float, out: dict, dtype) -> str:

@@ -186,3 +186,33 @@ fn invalid_input_is_an_error_not_a_panic() {
     nan_cost[3] = f64::NAN;
     assert!(sinkhorn_scaling(&Problem::new(&a, &b, &nan_cost), 0.1, 1e-9, 10, None, None, &mut NoObserver).is_err());
 }
+
+/// Issue 17: a weight of 1e-300 sends every iteration through the exact recovery; those
+/// iterations count toward `maxiter`, reach the observer, and end the run once the measured
+/// plan meets `tol` (it ran to `maxiter + 1` before). At a reg near the cost's rounding they
+/// reach the observer on every iteration and leave no `+inf` potential.
+#[test]
+fn recovery_iterations_count_and_are_observed() {
+    struct Count(Vec<usize>);
+    impl Observer<f64> for Count {
+        fn observe(&mut self, nit: usize, report: &dyn Fn() -> Report<f64>) -> Control {
+            let r = report();
+            assert!(r.vectors.iter().all(|(_, v)| v.iter().all(|&x| x < f64::INFINITY)));
+            self.0.push(nit);
+            Control::Continue
+        }
+    }
+    let (a, b, cost) = (vec![1.0, 1e-300], vec![0.5, 0.5], vec![0.0, 1.0, 1.0, 0.0]);
+    let opts = LogOptions { maxiter: 10_000, ..log_opts(0.1, 1e-6) };
+    let out = sinkhorn_log(&Problem::new(&a, &b, &cost), &opts, None, None, &mut NoObserver).unwrap();
+    assert_eq!(out.termination, Termination::Converged);
+    assert!(out.nit < 10 && out.marginal_error <= 1e-6);
+
+    let (a, b, cost) = problem(6, 5, 3, false);
+    let mut obs = Count(Vec::new());
+    let opts = LogOptions { maxiter: 300, ..log_opts(1e-14, 1e-300) };
+    let out = sinkhorn_log(&Problem::new(&a, &b, &cost), &opts, None, None, &mut obs).unwrap();
+    assert!(out.nit <= 300);
+    assert!(obs.0.len() + 1 >= out.nit, "{} observations for {} iterations", obs.0.len(), out.nit);
+    assert!(out.f.iter().chain(&out.g).all(|&x| x < f64::INFINITY));
+}

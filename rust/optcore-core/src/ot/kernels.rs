@@ -166,6 +166,9 @@ fn log_rows<T: Real, M: Madd>(
         // Exact path: lse = log sum_j exp(gs_j - M_ij/reg), f_new = reg (ln a_i - lse).
         let mx = row_max::<T, M>(mrow, blk.gs, ninv);
         let s = row_exp::<T, M>(mrow, blk.gs, T::from_f64(-mx), ninv, tmp);
+        // The largest term is exp(0) = 1 (0 or inf only when the exponent's rounding exceeds
+        // its size, at a reg far below the cost's resolution: then that term stands alone).
+        let s = if s > 0.0 && s.is_finite() { s } else { 1.0 };
         let lse = mx + s.ln();
         let r = if fi.is_finite() { (fi * inv + lse).exp() } else { f64::INFINITY };
         err += (r - ai).abs();

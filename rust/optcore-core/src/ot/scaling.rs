@@ -206,16 +206,23 @@ pub fn sinkhorn_scaling<T: Real>(
     // The kernel's potentials: f = min M (the shift), g = 0.
     let base_f = vec![T::from_f64(cmin); n];
     let base_g = vec![T::zero(); m];
-    let mut kmat = crate::alloc::zeroed::<T>(n * m);
+    let mut kmat = crate::alloc::try_zeroed::<T>(crate::alloc::checked_len(n, m, "the kernel")?, "the kernel")?;
     let gibbs = |kmat: &mut [T]| {
         p.cost.par_chunks(1 << 14).zip(kmat.par_chunks_mut(1 << 14)).for_each(|(c, o)| run::gibbs(c, ninv, shift, o));
     };
     gibbs(&mut kmat);
     let mut k_valid = true;
     let rb = row_block(n);
+    // The plans of k > 1 histograms, allocated (fallibly) before the run.
+    let spare = std::cell::RefCell::new(if k == 1 {
+        Vec::new()
+    } else {
+        let len = crate::alloc::checked_len(crate::alloc::checked_len(k, n, "the plans")?, m, "the plans")?;
+        crate::alloc::try_zeroed::<T>(len, "the plans")?
+    });
     // Plans of all histograms from (u, v), measured; for k = 1 the plan reuses K's buffer.
     let measure = |sw: &ScalingWork<T>, kmat: &mut Vec<T>, nit, termination| {
-        let mut plans = if k == 1 { std::mem::take(kmat) } else { crate::alloc::zeroed::<T>(k * n * m) };
+        let mut plans = if k == 1 { std::mem::take(kmat) } else { spare.take() };
         let mut part = vec![0.0; n.div_ceil(rb) * m];
         let mut cs = vec![0.0; m];
         let (mut fs, mut gs) = (Vec::with_capacity(k * n), Vec::with_capacity(k * m));

@@ -315,6 +315,9 @@ impl<T: Real> LogWork<T> {
         reduce_blocks(&self.partials, m, &mut self.colsum);
         for (((g, &b), &s), &ng) in self.g.iter_mut().zip(p.b).zip(&self.colsum).zip(&self.gs) {
             let bj = b.as_f64();
+            // The largest term is exp(0) = 1; at a reg far below the cost's rounding the two
+            // passes round the exponent differently, so a sum of 0 or inf means that term.
+            let s = if s > 0.0 && s.is_finite() { s } else { 1.0 };
             *g = if bj == 0.0 { T::neg_infinity() } else { T::from_f64(reg * (bj.ln() + ng.as_f64() - s.ln())) };
         }
     }
@@ -386,7 +389,7 @@ pub fn sinkhorn_log<T: Real>(
     let (n, m) = (p.n, p.m);
     let mut lw = LogWork::new(n, m, f0, g0);
     let mut sw = ScalingWork::new(n, m, 1);
-    let mut kmat = crate::alloc::zeroed::<T>(n * m);
+    let mut kmat = crate::alloc::try_zeroed::<T>(crate::alloc::checked_len(n, m, "the plan")?, "the plan")?;
     let mut ctl = Controller::new(opts.overrelax, stages.clone(), stage_tol, stage_maxiter);
     let (mut nit, mut rebuilds, mut exact_its) = (0usize, 0usize, 0usize);
 
@@ -456,10 +459,6 @@ pub fn sinkhorn_log<T: Real>(
         let mut col_err = lw.materialize(p, eps, &mut kmat).col_err;
         rebuilds += 1;
         loop {
-            if nit > opts.maxiter {
-                // Only reachable through repeated numerical recoveries.
-                return finish(&mut lw, &mut sw, eps, kmat, nit, Termination::MaxIter, si + 1, rebuilds, exact_its);
-            }
             let omega = ctl.omega();
             let row_err = match sw.row_pass(&kmat, p.a, omega) {
                 Some(e) => e[0],
@@ -467,12 +466,23 @@ pub fn sinkhorn_log<T: Real>(
                     // A row sum left the trusted range: absorb, one exact iteration, rebuild.
                     absorb(&mut lw, &mut sw, eps);
                     lw.iterate(p, eps, false);
-                    nit += 1;
                     exact_its += 1;
-                    col_err = lw.materialize(p, eps, &mut kmat).col_err;
                     rebuilds += 1;
+                    let st = lw.materialize(p, eps, &mut kmat);
+                    col_err = st.col_err;
                     ctl.back_off();
-                    continue;
+                    // The recovery is an iteration like any other: it counts toward maxiter,
+                    // reaches the observer, and ends the run when its measured plan converges.
+                    stage_it += 1;
+                    let stage_over = !last && ctl.stage_over(st.err(), stage_it);
+                    match recovered(&mut nit, st, last, stage_over, opts, &lw, eps, obs) {
+                        AfterRecovery::Continue => continue,
+                        AfterRecovery::NextStage => break,
+                        AfterRecovery::End(Termination::Aborted) => return Ok(aborted(nit)),
+                        AfterRecovery::End(t) => {
+                            return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its)
+                        }
+                    }
                 }
             };
             let err = row_err + col_err;
@@ -549,11 +559,20 @@ pub fn sinkhorn_log<T: Real>(
                     absorb(&mut lw, &mut sw, eps);
                     lw.iterate(p, eps, false);
                     exact_its += 1;
-                    nit += 1;
-                    col_err = lw.materialize(p, eps, &mut kmat).col_err;
                     rebuilds += 1;
+                    let st = lw.materialize(p, eps, &mut kmat);
+                    col_err = st.col_err;
                     ctl.back_off();
-                    continue;
+                    stage_it += 1;
+                    let stage_over = !last && ctl.stage_over(st.err(), stage_it);
+                    match recovered(&mut nit, st, last, stage_over, opts, &lw, eps, obs) {
+                        AfterRecovery::Continue => continue,
+                        AfterRecovery::NextStage => break,
+                        AfterRecovery::End(Termination::Aborted) => return Ok(aborted(nit)),
+                        AfterRecovery::End(t) => {
+                            return finish(&mut lw, &mut sw, eps, kmat, nit, t, si + 1, rebuilds, exact_its)
+                        }
+                    }
                 }
             }
             nit += 1;
@@ -572,6 +591,52 @@ pub fn sinkhorn_log<T: Real>(
         }
     }
     unreachable!("the last stage only ends by returning")
+}
+
+/// What follows an exact recovery iteration.
+enum AfterRecovery {
+    Continue,
+    NextStage,
+    /// The run ends (`Aborted`: the observer aborted it).
+    End(Termination),
+}
+
+/// After an exact recovery iteration (the potentials in `lw` are absorbed, the kernel is
+/// `P(f, g)` at `eps` and `st` its measurement): counts the iteration, and says how the run
+/// goes on — converged when the measured plan of the last stage meets `tol`, at the iteration
+/// limit, as the observer says, or on to the next ε stage when this one is over.
+#[allow(clippy::too_many_arguments)] // the loop's state at a recovery, passed as is
+fn recovered<T: Real>(
+    nit: &mut usize,
+    st: PlanStats,
+    last: bool,
+    stage_over: bool,
+    opts: &LogOptions,
+    lw: &LogWork<T>,
+    eps: f64,
+    obs: &mut dyn Observer<T>,
+) -> AfterRecovery {
+    *nit += 1;
+    let k = *nit;
+    let err = st.err();
+    if last && err <= opts.tol {
+        return AfterRecovery::End(Termination::Converged);
+    }
+    if *nit >= opts.maxiter {
+        return AfterRecovery::End(Termination::MaxIter);
+    }
+    let control = obs.observe(k, &|| Report {
+        nit: k,
+        error: err,
+        vectors: vec![("f", lw.f.clone()), ("g", lw.g.clone())],
+        scalars: vec![("reg", eps)],
+    });
+    match control {
+        Control::Continue if stage_over => AfterRecovery::NextStage,
+        Control::Continue => AfterRecovery::Continue,
+        Control::Stop => AfterRecovery::End(Termination::Stopped),
+        Control::Abort => AfterRecovery::End(Termination::Aborted),
+    }
 }
 
 fn aborted<T>(nit: usize) -> SinkhornOutput<T> {

@@ -554,7 +554,7 @@ pub fn sinkhorn_sns<T: Real>(
             None => p.cost.chunks(m).map(|row| row.iter().fold(f64::INFINITY, |a, &x| a.min(x.as_f64()))).collect(),
         };
         let g: Vec<f64> = g0.map_or(vec![0.0; m], |g| g.iter().map(|x| x.as_f64()).collect());
-        (f, g, crate::alloc::zeroed::<T>(n * m), 0)
+        (f, g, crate::alloc::try_zeroed::<T>(crate::alloc::checked_len(n, m, "the plan")?, "the plan")?, 0)
     } else {
         let log_opts = LogOptions {
             reg,
