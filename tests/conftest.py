@@ -2,7 +2,8 @@
 
 Hypothesis profile: ``OPTCORE_HYPOTHESIS_PROFILE`` selects ``deterministic`` (the default, for
 CI: derandomized, no example database, no deadline) or ``nondeterministic`` (random search,
-more examples; use it locally to hunt for new counterexamples).
+more examples; use it locally to hunt for new counterexamples) or ``fuzz`` (random search with
+2,000 examples per test: ``tests/test_fuzz.py`` over many more bad and extreme inputs).
 """
 
 from __future__ import annotations
@@ -32,6 +33,14 @@ settings.register_profile(
     max_examples=300,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile(
+    "fuzz",
+    derandomize=False,
+    deadline=None,
+    max_examples=2000,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 settings.load_profile(os.environ.get("OPTCORE_HYPOTHESIS_PROFILE", "deterministic"))
 

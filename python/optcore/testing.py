@@ -23,7 +23,17 @@ Strategies (need ``hypothesis``): :func:`ot_problems`, :func:`linear_programs`,
 :func:`fixed_point_problems`, :func:`bilevel_quadratics`, :func:`zo_problems`.
 
 Checker: :func:`check_result` returns the list of violated claims (empty when the result is
-consistent with itself and with what is known about the problem).
+consistent with itself and with what is known about the problem); :func:`check_generic`
+checks the claims every result makes (``success == (status == 0)``, ``nit <= maxiter``, a
+non-empty message, a finite ``x`` unless status 4) for problems the kit cannot describe.
+
+Bad input (every family): :func:`bad_arrays` and :func:`bad_scalars` generate bad and extreme
+variants of an argument (``None``, empty, 0-d, wrong shapes, NaN/inf, 1e±300, complex,
+object/str, integers >= 2**64, bools, float16/big-endian dtypes); a public entry point must
+answer each with one of :func:`named_errors` naming the argument, or a consistent result.
+optcore's ``tests/test_fuzz.py`` runs every entry point over them.
+
+Install the strategies' dependency with ``pip install "optcore[testing]"``.
 
 Examples
 --------
@@ -60,6 +70,10 @@ __all__ = [
     "check_result",
     "marginal_error",
     "lp_kkt",
+    "bad_arrays",
+    "bad_scalars",
+    "check_generic",
+    "named_errors",
 ]
 
 #: The status codes every optcore solver uses.
@@ -673,3 +687,104 @@ def _ot_target(a, b, dtype) -> np.ndarray:
     if np.any(mass_b != mass_a):
         b64 = (b64 * (mass_a / mass_b)).astype(dtype).astype(np.float64)
     return b64
+
+
+# --------------------------------------------------------------------------------------------
+# Generic (every family): bad and extreme inputs, and the claims every result makes
+# --------------------------------------------------------------------------------------------
+
+#: The exceptions a public entry point may raise on bad input (``optcore.NumericalError`` is
+#: added by :func:`named_errors`, which imports optcore).
+NAMED_ERRORS = (ValueError, TypeError, MemoryError)
+
+
+def named_errors() -> tuple[type[BaseException], ...]:
+    """``(ValueError, TypeError, MemoryError, optcore.NumericalError)``: what bad input may raise."""
+    from optcore import NumericalError
+
+    return (*NAMED_ERRORS, NumericalError)
+
+
+def bad_arrays(good, *, random: bool = True):
+    """Bad and extreme variants of the valid array ``good``: ``None``, empty, 0-d, wrong
+    lengths and extra axes, NaN/inf entries, magnitudes 1e±300, complex, object and string
+    arrays, ragged lists, integers >= 2**64, bools, ints, float16, float32, big-endian
+    dtypes, negated entries; with ``random``, also arrays of ``good``'s shape with any dtype
+    and any entries (NaN, inf, subnormals, the dtype's extremes). Valid variants (float32,
+    ints, big-endian, ...) are among them: a solver must accept those or name the argument."""
+    st = _st()
+    g = np.asarray(good, dtype=np.float64)
+    flat = g.ravel()
+    cases = [
+        None,
+        [],
+        np.zeros((0,) + g.shape[1:]),
+        np.array(1.0),
+        g[None],
+        np.r_[flat, 1.0].reshape(-1),
+        np.where(np.arange(g.size).reshape(g.shape) == 0, np.nan, g),
+        np.where(np.arange(g.size).reshape(g.shape) == 0, np.inf, g),
+        g * 1e300,
+        g * 1e-300,
+        g + 1e300,
+        g + 0.5j,
+        g.astype(object),
+        g.astype(str),
+        "abc",
+        [[1.0, 2.0], [3.0]],
+        np.full(g.shape, 2**64, dtype=object).tolist(),
+        g.astype(bool),
+        np.round(g).astype(np.int64),
+        g.astype(np.float16),
+        g.astype(np.float32),
+        g.astype(">f8"),
+        g.astype(">f4"),
+        -g,
+        g.tolist(),
+    ]
+    if g.size > 1:
+        cases.append(flat[:-1].copy())
+    if g.ndim == 2:
+        cases.append(g.T.copy())
+        cases.append(np.asfortranarray(g))
+    strat = st.sampled_from(cases)
+    if random:
+        from hypothesis.extra import numpy as hnp
+
+        dtypes = st.one_of(
+            hnp.floating_dtypes(endianness="=", sizes=(16, 32, 64)),
+            hnp.floating_dtypes(endianness=">", sizes=(32, 64)),
+            hnp.integer_dtypes(endianness="="),
+            hnp.unsigned_integer_dtypes(endianness="="),
+            hnp.boolean_dtypes(),
+        )
+        strat = st.one_of(strat, hnp.arrays(dtypes, g.shape))
+    return strat
+
+
+def bad_scalars(*, integer: bool = False):
+    """Bad and extreme scalars for a numeric parameter: zero, negatives, NaN, ±inf, 1e±300,
+    integers >= 2**64 and beyond float range, bools, strings, ``None``, complex, lists,
+    NumPy scalars and, for an ``integer`` parameter, non-integral floats."""
+    st = _st()
+    cases = [0, 0.0, -1, -1e-6, math.nan, math.inf, -math.inf, 1e300, 1e-300, 2**64, -(2**64), 10**400]
+    cases += [True, False, "1e-6", "abc", None, 1j, [1.0], np.array([1.0, 2.0]), np.float32(0.5), np.int64(3)]
+    if integer:
+        cases += [1.5, np.float64(2.0), np.uint64(2**64 - 1)]
+    return st.sampled_from(cases)
+
+
+def check_generic(res, *, maxiter: int | None = None) -> list[str]:
+    """The claims every optcore result makes, whatever the problem: the fields ``x``, ``fun``,
+    ``success``, ``status``, ``message``, ``nit`` exist; ``status`` is a known code;
+    ``success == (status == 0)``; ``nit <= maxiter``; the message is a non-empty string;
+    ``x`` is finite unless ``status`` is 4 (numerical breakdown). Returns the violations."""
+    out = _generic(res, maxiter)
+    if out and any(s.startswith("missing") for s in out):
+        return out
+    x = res.get("x")
+    if x is not None and int(res.status) != 4:
+        arr = np.asarray(x)
+        if arr.dtype.kind in "fc" and not np.all(np.isfinite(arr)):
+            out.append(f"non-finite x with status {int(res.status)}")
+    return out
