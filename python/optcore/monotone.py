@@ -422,6 +422,15 @@ def solve(
     Returns
     -------
     MonotoneResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.monotone import MatrixGame, solve
+    >>> game = MatrixGame(np.array([[0.0, 1.0], [1.0, 0.0]]))  # value 1/2, both play (1/2, 1/2)
+    >>> res = solve(game, method="eag", tol=1e-8)
+    >>> res.success, np.round(res.x, 4), np.round(res.y, 4), round(res.fun, 6)
+    (True, array([0.5, 0.5]), array([0.5, 0.5]), 0.5)
     """
     if not isinstance(problem, (MatrixGame, QuadraticMinMax, FiniteSum)):
         raise TypeError(

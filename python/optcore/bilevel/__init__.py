@@ -422,6 +422,15 @@ def minimize(
     Returns
     -------
     BilevelResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> q = bilevel.problems.Quadratic.random(d_x=3, d_y=5, seed=0)  # closed-form solution known
+    >>> res = bilevel.minimize(q, np.zeros(3), method="aid", tol=1e-8)
+    >>> res.success, bool(np.allclose(res.x, q.optimal_x, atol=1e-6))
+    (True, True)
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
@@ -491,6 +500,16 @@ def hypergradient(
     -------
     ndarray
         The hypergradient, shape ``(d_x,)``, in the working dtype.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> q = bilevel.problems.Quadratic.random(d_x=3, d_y=5, seed=0)
+    >>> x = np.zeros(3)
+    >>> g = bilevel.hypergradient(q, x, q.y_star(x), method="exact")
+    >>> bool(np.allclose(g, q.hypergradient_closed_form(x)))
+    True
     """
     if method not in ("exact", "cg", "neumann"):
         raise ValueError(f"`method` must be 'exact', 'cg' or 'neumann'; got {method!r}.")

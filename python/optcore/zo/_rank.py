@@ -62,6 +62,16 @@ def rank_minimize(
     fell below ``xtol``, 1 at ``maxiter``, 99 when the callback stopped the run. Exceptions of
     ``rank_oracle`` propagate; a ranking that is not ``k`` distinct indices in ``range(m)``
     raises ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> f_batch = lambda X: ((X - 1.0) ** 2).sum(axis=1)
+    >>> oracle = zo.ranking_oracle(f_batch, k=3, vectorized=True)  # only the order of the 3 best
+    >>> res = zo.rank_minimize(oracle, np.zeros(5), m=8, k=3, maxiter=500, decay=0.995, rng=0, warn=False)
+    >>> bool(f_batch(res.x[None])[0] < 1e-2)
+    True
     """
     if not callable(rank_oracle):
         raise TypeError(f"`rank_oracle` must be callable; got {type(rank_oracle).__name__}.")
