@@ -1,0 +1,126 @@
+"""PNG figures of the benchmark results, written beside their tables under benches/results/.
+
+Each benchmark script calls the function for its results at the end (``plot_ot_cpu``,
+``plot_ot_sns``, ``plot_monotone``); ``python benches/plots.py`` redraws every figure from the
+.json files already there. Needs matplotlib (the ``docs`` or ``bench`` extra); without it the
+scripts skip the figures and say so.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no PNG figures (pip install matplotlib)", file=sys.stderr)
+        return None
+    return plt
+
+
+def plot_ot_cpu(json_path: Path) -> Path | None:
+    """Seconds to the target marginal error against n, one panel per reg, one line per solver."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    raw = json.loads(Path(json_path).read_text())
+    ok = [o for o in raw["outcomes"] if o.get("status") == "ok" and o.get("time")]
+    regs = sorted({o["reg"] for o in ok}, reverse=True)
+    solvers = sorted({o["solver"] for o in ok})
+    fig, axes = plt.subplots(1, len(regs), figsize=(4.2 * len(regs), 3.8), sharey=True, squeeze=False)
+    for ax, reg in zip(axes[0], regs):
+        for solver in solvers:
+            pts = sorted((o["n"], o["time"]) for o in ok if o["solver"] == solver and o["reg"] == reg)
+            if pts:
+                n, t = zip(*pts)
+                ax.loglog(n, t, "o-", ms=3, label=solver)
+        ax.set_title(f"reg = {reg:g}")
+        ax.set_xlabel("n = m")
+    axes[0][0].set_ylabel(f"seconds to marginal error <= {raw['args']['tol']:g}")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(json_path).with_suffix(".png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_ot_sns(json_path: Path) -> Path | None:
+    """Seconds to the target per problem (bars, log scale), one bar per solver."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    raw = json.loads(Path(json_path).read_text())
+    problems = [p["key"] for p in raw["problems"]]
+    ok = [o for o in raw["outcomes"] if o.get("status") == "ok" and o.get("time")]
+    solvers = sorted({o["solver"] for o in ok})
+    fig, ax = plt.subplots(figsize=(1.3 * len(problems) + 3, 4))
+    width = 0.8 / max(1, len(solvers))
+    for i, solver in enumerate(solvers):
+        xs, ts = [], []
+        for j, key in enumerate(problems):
+            t = [o["time"] for o in ok if o["solver"] == solver and o.get("problem") == key]
+            if t:
+                xs.append(j + i * width)
+                ts.append(min(t))
+        ax.bar(xs, ts, width, label=solver)
+    ax.set_yscale("log")
+    ax.set_xticks([j + 0.4 - width / 2 for j in range(len(problems))], problems, rotation=20)
+    ax.set_ylabel(f"seconds to marginal error <= {raw['args']['tol']:g}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(json_path).with_suffix(".png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_monotone(json_path: Path) -> Path | None:
+    """Residual at each epoch budget per method, one panel per problem."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    rows = json.loads(Path(json_path).read_text())["rows"]
+    problems = list(dict.fromkeys(r["problem"] for r in rows))
+    fig, axes = plt.subplots(1, len(problems), figsize=(5 * len(problems), 3.8), squeeze=False)
+    for ax, problem in zip(axes[0], problems):
+        for r in rows:
+            if r["problem"] != problem:
+                continue
+            pts = sorted((float(k), v) for k, v in r["at"].items() if v is not None and math.isfinite(v))
+            if pts:
+                e, res = zip(*pts)
+                ax.loglog(e, res, "o-", ms=3, label=r["method"])
+        ax.set_title(problem)
+        ax.set_xlabel("epochs")
+        ax.set_ylabel("natural residual")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(json_path).with_suffix(".png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+PLOTS = {"ot_cpu": plot_ot_cpu, "ot_sns": plot_ot_sns, "monotone": plot_monotone}
+
+
+def main() -> None:
+    for name, fn in PLOTS.items():
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            print(f"wrote {fn(path)}")
+
+
+if __name__ == "__main__":
+    main()
