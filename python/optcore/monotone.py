@@ -67,6 +67,20 @@ class MatrixGame:
     simplices. The finite sum has ``N = max(m, n)`` components, component ``k`` being ``N``
     times row ``k``'s and column ``k``'s contributions: one epoch (``N`` component evaluations)
     costs one ``A x`` and one ``A^T y``.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n)
+        The payoff matrix, finite (float32 and integer matrices are used in float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.monotone import MatrixGame, solve
+    >>> game = MatrixGame([[2.0, -1.0], [-1.0, 1.0]])
+    >>> res = solve(game, method="eag", tol=1e-8)
+    >>> res.success, np.round(res.x, 4), round(res.fun, 4)  # value 1/5 at x = (2/5, 3/5)
+    (True, array([0.4, 0.6]), 0.2)
     """
 
     def __init__(self, A):

@@ -18,7 +18,32 @@ __all__ = ["rank_minimize", "ranking_oracle"]
 
 def ranking_oracle(fun, k: int | None = None, vectorized: bool = False):
     """A simulated ``(m, k)`` ranking oracle from values: ``oracle(X)`` returns the indices of
-    the ``k`` rows of ``X`` with the smallest ``fun`` (all rows when ``k`` is None), best first."""
+    the ``k`` rows of ``X`` with the smallest ``fun`` (all rows when ``k`` is None), best first.
+
+    Parameters
+    ----------
+    fun : callable or optcore.zo.functions.TestFunction
+        The objective, as in :func:`minimize` (one point at a time, or a ``(B, d)`` stack with
+        ``vectorized=True``, or a native test function).
+    k : int, optional
+        How many of the best rows the oracle returns (default: all of them).
+    vectorized : bool
+        ``fun`` maps a ``(B, d)`` stack to ``(B,)`` values in one call.
+
+    Returns
+    -------
+    callable
+        ``oracle(X) -> ndarray of int``: indices of the ``k`` best rows of ``X``, best first,
+        ready for :func:`rank_minimize` or :meth:`Optimizer.tell_ranking`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> oracle = zo.ranking_oracle(lambda X: (X**2).sum(axis=1), k=2, vectorized=True)
+    >>> oracle(np.array([[3.0], [1.0], [2.0]]))
+    array([1, 2])
+    """
     f = fun if isinstance(fun, TestFunction) else batched(fun, vectorized, None)
 
     def oracle(X):
