@@ -160,6 +160,15 @@ class QuadraticMinMax:
     gradient of a convex quadratic, which is cocoercive: ``"vr_halpern"`` then runs Algorithm 1.
 
     ``z = (x, y)``; the solution solves ``M z = (h, b)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.monotone import QuadraticMinMax, solve
+    >>> q = QuadraticMinMax.lower_bound(20)
+    >>> res = solve(q, method="eag", tol=1e-6, options={"max_epochs": 20_000})
+    >>> res.success, bool(np.linalg.norm(res.x - q.solution()) < 1e-3)
+    (True, True)
     """
 
     def __init__(self, H, A, h=None, b=None):
