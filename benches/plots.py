@@ -1,7 +1,7 @@
 """PNG figures of the benchmark results, written beside their tables under benches/results/.
 
 Each benchmark script calls the function for its results at the end (``plot_ot_cpu``,
-``plot_ot_sns``, ``plot_monotone``); ``python benches/plots.py`` redraws every figure from the
+``plot_ot_sns``, ``plot_monotone``, ``plot_linprog``); ``python benches/plots.py`` redraws every figure from the
 .json files already there. Needs matplotlib (the ``docs`` or ``bench`` extra); without it the
 scripts skip the figures and say so.
 """
@@ -112,7 +112,33 @@ def plot_monotone(json_path: Path) -> Path | None:
     return out
 
 
-PLOTS = {"ot_cpu": plot_ot_cpu, "ot_sns": plot_ot_sns, "monotone": plot_monotone}
+def plot_linprog(json_path: Path) -> Path | None:
+    """Fraction of the problems solved within a time (a performance profile), one panel per tol."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    rows = json.loads(Path(json_path).read_text())["rows"]
+    tols = sorted({r["tol"] for r in rows}, reverse=True)
+    fig, axes = plt.subplots(1, len(tols), figsize=(4.2 * len(tols), 3.8), sharey=True, squeeze=False)
+    for ax, tol in zip(axes[0], tols):
+        for solver in dict.fromkeys(r["solver"] for r in rows):
+            mine = [r for r in rows if r["solver"] == solver and r["tol"] == tol]
+            times = sorted(r["time"] for r in mine if r.get("solved"))
+            if mine:
+                ax.step([1e-4, *times], [i / len(mine) for i in range(len(times) + 1)], where="post", label=solver)
+        ax.set_xscale("log")
+        ax.set_title(f"tol = {tol:g}")
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("fraction of problems solved")
+    axes[0][-1].legend()
+    fig.tight_layout()
+    out = Path(json_path).with_suffix(".png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+PLOTS = {"ot_cpu": plot_ot_cpu, "ot_sns": plot_ot_sns, "monotone": plot_monotone, "linprog": plot_linprog}
 
 
 def main() -> None:
