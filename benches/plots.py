@@ -1,7 +1,7 @@
 """PNG figures of the benchmark results, written beside their tables under benches/results/.
 
 Each benchmark script calls the function for its results at the end (``plot_ot_cpu``,
-``plot_ot_sns``, ``plot_monotone``, ``plot_linprog``); ``python benches/plots.py`` redraws every figure from the
+``plot_ot_sns``, ``plot_monotone``, ``plot_linprog``, ``plot_zo``); ``python benches/plots.py`` redraws every figure from the
 .json files already there. Needs matplotlib (the ``docs`` or ``bench`` extra); without it the
 scripts skip the figures and say so.
 """
@@ -138,7 +138,45 @@ def plot_linprog(json_path: Path) -> Path | None:
     return out
 
 
-PLOTS = {"ot_cpu": plot_ot_cpu, "ot_sns": plot_ot_sns, "monotone": plot_monotone, "linprog": plot_linprog}
+def plot_zo(json_path: Path) -> Path | None:
+    """Item 1 as a heat map: log10 of the final gap per solver and problem, with the evaluations
+    to 1e-6 written where the target was reached."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    rows = json.loads(Path(json_path).read_text())["data"].get("item1", [])
+    if not rows:
+        return None
+    import numpy as np
+
+    problems = list(dict.fromkeys((r["fn"], r["d"]) for r in rows))
+    solvers = list(dict.fromkeys(r["solver"] for r in rows))
+    gap = np.full((len(solvers), len(problems)), np.nan)
+    fig, ax = plt.subplots(figsize=(0.75 * len(problems) + 3, 0.35 * len(solvers) + 2))
+    for r in rows:
+        i, j = solvers.index(r["solver"]), problems.index((r["fn"], r["d"]))
+        g = r.get("gap")
+        gap[i, j] = np.log10(max(float(g), 1e-12)) if g is not None and np.isfinite(float(g)) else np.nan
+        if r.get("hit"):
+            ax.text(j, i, str(r["hit"]), ha="center", va="center", fontsize=6)
+    im = ax.imshow(gap, cmap="viridis_r", aspect="auto")
+    ax.set_xticks(range(len(problems)), [f"{f} d={d}" for f, d in problems], rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(solvers)), solvers, fontsize=7)
+    fig.colorbar(im, label="log10 final gap (numbers: evaluations to 1e-6)")
+    fig.tight_layout()
+    out = Path(json_path).with_suffix(".png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+PLOTS = {
+    "ot_cpu": plot_ot_cpu,
+    "ot_sns": plot_ot_sns,
+    "monotone": plot_monotone,
+    "linprog": plot_linprog,
+    "zo": plot_zo,
+}
 
 
 def main() -> None:
