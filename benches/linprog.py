@@ -341,6 +341,11 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as fh:
         json.dump({"date": date, "args": vars(args), "rows": rows, "infeasible": inf_rows}, fh, indent=1)
     print("\n".join(L[:30]))
+    from plots import plot_linprog  # benches/plots.py: the figure beside the table
+
+    png = plot_linprog(os.path.splitext(args.out)[0] + ".json")
+    if png is not None:
+        print(f"wrote {png}")
 
 
 def main_large(args):

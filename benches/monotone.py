@@ -157,6 +157,11 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as fh:
         json.dump({"date": date, "rows": rows_g + rows_q}, fh, indent=1)
     print(text)
+    from plots import plot_monotone  # benches/plots.py: the figure beside the table
+
+    png = plot_monotone(os.path.splitext(args.out)[0] + ".json")
+    if png is not None:
+        print(f"wrote {png}")
 
 
 if __name__ == "__main__":

@@ -628,6 +628,11 @@ def main(argv=None):
     )
     args.out.with_suffix(".json").write_text(json.dumps(raw, indent=1, default=str))
     log(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    from plots import plot_ot_sns  # benches/plots.py: the figure beside the table
+
+    png = plot_ot_sns(args.out.with_suffix(".json"))
+    if png is not None:
+        log(f"wrote {png}")
 
 
 if __name__ == "__main__":

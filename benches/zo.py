@@ -630,6 +630,11 @@ def main():
     Path(args.out).write_text(text)
     Path(args.out).with_suffix(".json").write_text(json.dumps(dict(info=info, data=data), indent=1, default=str))
     print(text)
+    from plots import plot_zo  # benches/plots.py: the figure beside the table
+
+    png = plot_zo(Path(args.out).with_suffix(".json"))
+    if png is not None:
+        print(f"wrote {png}")
 
 
 if __name__ == "__main__":

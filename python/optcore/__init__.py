@@ -27,12 +27,14 @@ optcore.zo
 Every solver returns an :class:`OptimizeResult` (SciPy's, with ``x``, ``fun``, ``success``,
 ``status``, ``message``, ``nit``), warns :class:`ConvergenceWarning` when it stops short of
 its tolerance, and raises ``ValueError``/``TypeError`` with a message naming the argument on
-bad input. ``python -m optcore`` runs a short tour.
+bad input. ``python -m optcore`` runs a short tour; :func:`show_versions` prints what a bug
+report needs.
 """
 
 from . import _core, bilevel, exceptions, fixed_point, monotone, ot, zo
 from ._linprog import linprog
 from ._result import OptimizeResult, OTResult
+from ._versions import show_versions
 from .exceptions import ConvergenceWarning, NumericalError, OptcoreWarning
 
 __version__: str = _core.__version__
@@ -50,5 +52,6 @@ __all__ = [
     "OptcoreWarning",
     "ConvergenceWarning",
     "NumericalError",
+    "show_versions",
     "__version__",
 ]

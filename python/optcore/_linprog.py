@@ -222,6 +222,15 @@ def linprog(
         ``message`` (which criterion decided), ``nit``, and ``ineqlin``, ``eqlin``, ``lower``,
         ``upper`` with ``marginals`` (HiGHS's signs: ``d fun / d b``) and ``residual``; plus
         ``rel_primal``, ``rel_dual``, ``rel_gap``, ``dual_fun``, ``restarts``.
+
+    Examples
+    --------
+    >>> import optcore
+    >>> res = optcore.linprog([-1, -1], A_ub=[[1, 2], [3, 1]], b_ub=[4, 6])
+    >>> res.status, round(res.fun, 4)
+    (0, -2.8)
+    >>> bool(max(res.rel_primal, res.rel_dual, res.rel_gap) <= 1e-6)  # success: all three <= tol
+    True
     """
     if not isinstance(method, str) or method.lower() not in ("halpern-pdhg", "pdhg"):
         raise ValueError(f"Unknown solver {method!r}: optcore.linprog has method='halpern-pdhg'.")

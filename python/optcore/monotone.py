@@ -103,6 +103,20 @@ class MatrixGame:
     simplices. The finite sum has ``N = max(m, n)`` components, component ``k`` being ``N``
     times row ``k``'s and column ``k``'s contributions: one epoch (``N`` component evaluations)
     costs one ``A x`` and one ``A^T y``.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, n)
+        The payoff matrix, finite (float32 and integer matrices are used in float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.monotone import MatrixGame, solve
+    >>> game = MatrixGame([[2.0, -1.0], [-1.0, 1.0]])
+    >>> res = solve(game, method="eag", tol=1e-8)
+    >>> res.success, np.round(res.x, 4), round(res.fun, 4)  # value 1/5 at x = (2/5, 3/5)
+    (True, array([0.4, 0.6]), 0.2)
     """
 
     def __init__(self, A):
@@ -182,6 +196,15 @@ class QuadraticMinMax:
     gradient of a convex quadratic, which is cocoercive: ``"vr_halpern"`` then runs Algorithm 1.
 
     ``z = (x, y)``; the solution solves ``M z = (h, b)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.monotone import QuadraticMinMax, solve
+    >>> q = QuadraticMinMax.lower_bound(20)
+    >>> res = solve(q, method="eag", tol=1e-6, options={"max_epochs": 20_000})
+    >>> res.success, bool(np.linalg.norm(res.x - q.solution()) < 1e-3)
+    (True, True)
     """
 
     def __init__(self, H, A, h=None, b=None):
@@ -459,6 +482,15 @@ def solve(
     Returns
     -------
     MonotoneResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.monotone import MatrixGame, solve
+    >>> game = MatrixGame(np.array([[0.0, 1.0], [1.0, 0.0]]))  # value 1/2, both play (1/2, 1/2)
+    >>> res = solve(game, method="eag", tol=1e-8)
+    >>> res.success, np.round(res.x, 4), np.round(res.y, 4), round(res.fun, 6)
+    (True, array([0.5, 0.5]), array([0.5, 0.5]), 0.5)
     """
     if not isinstance(problem, (MatrixGame, QuadraticMinMax, FiniteSum)):
         raise TypeError(

@@ -111,6 +111,13 @@ class Box(Operator):
 
     ``lower``/``upper`` are arrays or scalars (``-inf``/``inf`` allowed); scalars broadcast to
     ``dim``, which is needed when both are scalars.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> ops.Box(np.zeros(3), np.ones(3))(np.array([-1.0, 0.5, 2.0]))
+    array([0. , 0.5, 1. ])
     """
 
     def __init__(self, lower, upper, dim: int | None = None):

@@ -188,8 +188,8 @@ def sinkhorn(
     >>> M = np.array([[0.0, 1.0], [1.0, 0.0]])
     >>> res = optcore.ot.sinkhorn(a, b, M, reg=0.1)
     >>> np.round(res.plan, 3)
-    array([[0.25 , 0.25 ],
-           [0.   , 0.5  ]])
+    array([[0.25, 0.25],
+           [0.  , 0.5 ]])
     """
     backend = array_backend(a, b, M, x, y, names=("a", "b", "M", "x", "y"))
     if not isinstance(method, str) or method.lower() not in METHODS:

@@ -36,6 +36,19 @@ class Optimizer:
     defaults. ``tell`` with NaN values (without ``nan_as_inf``) raises
     :class:`~optcore.NumericalError`; the state stays usable (the batch is still pending).
     ``"rank"`` takes a ranking instead: :meth:`tell_ranking`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> f_batch = lambda X: ((X - 1.0) ** 2).sum(axis=1)
+    >>> opt = zo.Optimizer(method="sphere", x0=np.zeros(4), rng=0)
+    >>> for _ in range(300):
+    ...     X = opt.ask()  # evaluate these points however you like (a cluster, a lab)
+    ...     opt.tell(X, f_batch(X))
+    >>> x_best, best = opt.best
+    >>> bool(best < 1e-3)
+    True
     """
 
     def __init__(
@@ -167,6 +180,14 @@ def gradient(
     ``workers`` is as in :func:`minimize`: threads for a native test function's rows, or a
     thread pool for a per-point Python ``fun`` (None: all cores for a native function, calls
     in this thread for a Python one); the estimate is the same whatever ``workers`` is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> g = zo.gradient(lambda x: float(x @ x), np.array([1.0, -2.0]), method="cge", scheme="central")
+    >>> np.round(g, 6)
+    array([ 2., -4.])
     """
     if method not in ("gaussian", "sphere", "cge"):
         raise ValueError(f"`method` must be 'gaussian', 'sphere' or 'cge'; got {method!r}.")

@@ -221,6 +221,15 @@ def minimize(
     **CBO.** ``sigma`` defaults to the value that shrinks the particles' expected squared
     spread by 5% per step, ``(1 - lambda dt)^2 + sigma^2 dt = 0.95`` (isotropic noise:
     ``sigma^2 d dt``); the consensus uses weights ``exp(-alpha (f_i - min f))``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> f = lambda x: float(np.sum((x - 1.0) ** 2))  # values only, no gradient
+    >>> res = zo.minimize(f, np.zeros(5), method="cge", rng=0, f_target=1e-10)
+    >>> res.success, np.round(res.x, 4), bool(res.fun <= 1e-10)
+    (True, array([1., 1., 1., 1., 1.]), True)
     """
     if isinstance(fun, TestFunction):
         native = fun.native

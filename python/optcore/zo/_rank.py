@@ -18,7 +18,32 @@ __all__ = ["rank_minimize", "ranking_oracle"]
 
 def ranking_oracle(fun, k: int | None = None, vectorized: bool = False):
     """A simulated ``(m, k)`` ranking oracle from values: ``oracle(X)`` returns the indices of
-    the ``k`` rows of ``X`` with the smallest ``fun`` (all rows when ``k`` is None), best first."""
+    the ``k`` rows of ``X`` with the smallest ``fun`` (all rows when ``k`` is None), best first.
+
+    Parameters
+    ----------
+    fun : callable or optcore.zo.functions.TestFunction
+        The objective, as in :func:`minimize` (one point at a time, or a ``(B, d)`` stack with
+        ``vectorized=True``, or a native test function).
+    k : int, optional
+        How many of the best rows the oracle returns (default: all of them).
+    vectorized : bool
+        ``fun`` maps a ``(B, d)`` stack to ``(B,)`` values in one call.
+
+    Returns
+    -------
+    callable
+        ``oracle(X) -> ndarray of int``: indices of the ``k`` best rows of ``X``, best first,
+        ready for :func:`rank_minimize` or :meth:`Optimizer.tell_ranking`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> oracle = zo.ranking_oracle(lambda X: (X**2).sum(axis=1), k=2, vectorized=True)
+    >>> oracle(np.array([[3.0], [1.0], [2.0]]))
+    array([1, 2])
+    """
     f = fun if isinstance(fun, TestFunction) else batched(fun, vectorized, None)
 
     def oracle(X):
@@ -62,6 +87,16 @@ def rank_minimize(
     fell below ``xtol``, 1 at ``maxiter``, 99 when the callback stopped the run. Exceptions of
     ``rank_oracle`` propagate; a ranking that is not ``k`` distinct indices in ``range(m)``
     raises ``ValueError``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> f_batch = lambda X: ((X - 1.0) ** 2).sum(axis=1)
+    >>> oracle = zo.ranking_oracle(f_batch, k=3, vectorized=True)  # only the order of the 3 best
+    >>> res = zo.rank_minimize(oracle, np.zeros(5), m=8, k=3, maxiter=500, decay=0.995, rng=0, warn=False)
+    >>> bool(f_batch(res.x[None])[0] < 1e-2)
+    True
     """
     if not callable(rank_oracle):
         raise TypeError(f"`rank_oracle` must be callable; got {type(rank_oracle).__name__}.")
