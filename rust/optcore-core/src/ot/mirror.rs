@@ -616,4 +616,3 @@ mod tests {
         assert_eq!(run(1), run(3));
     }
 }
-
