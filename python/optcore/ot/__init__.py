@@ -17,9 +17,10 @@ from .._result import OTResult
 from .._validation import check_options
 from . import checks
 from ._cpu import solve as _solve_cpu
+from .mirror import MirrorResult, mirror_sinkhorn
 from .options import METHODS, default_tol
 
-__all__ = ["sinkhorn", "METHODS", "default_tol"]
+__all__ = ["sinkhorn", "METHODS", "default_tol", "mirror_sinkhorn", "MirrorResult"]
 
 
 def sinkhorn(

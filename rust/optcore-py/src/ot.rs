@@ -7,7 +7,7 @@
 //! Inputs are C-contiguous arrays of the exact dtype (the Python layer normalises them).
 
 use crate::bridge::{core_err, run_detached, PyObserver, ResultDict, RunControl};
-use numpy::{Element, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
+use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use optcore_core::ot::{
     eps_schedule, sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, Controller, EpsScaling,
     LineSearch, LogOptions, NewtonControl, Overrelax, ScalingOptions, ScalingOutput, SinkhornOutput, SnsOptions,
@@ -476,8 +476,116 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sinkhorn_sns_f32, m)?)?;
     m.add_function(wrap_pyfunction!(exp_floor_f64, m)?)?;
     m.add_function(wrap_pyfunction!(exp_floor_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(mirror_sinkhorn_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(mirror_sinkhorn_f32, m)?)?;
     m.add_class::<PyController>()?;
     m.add_class::<PyNewton>()?;
     m.add_class::<PyLineSearch>()?;
     Ok(())
+}
+
+/// Options of Mirror Sinkhorn (the `opts` dict the Python layer builds): `step` the first step
+/// (None: the paper's), `schedule` "sqrt" or "constant", `output` "average" or "last",
+/// `objective` "linear", "quadratic" or "kl".
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct MirrorArgs {
+    #[pyo3(default)]
+    step: Option<f64>,
+    schedule: String,
+    output: String,
+    objective: String,
+    tol: f64,
+    maxiter: usize,
+    check_every: usize,
+}
+
+/// Mirror Sinkhorn (`optcore_core::ot::mirror_sinkhorn`) on one problem. `grad(t, P)` (P a
+/// flat array) returns the flat gradient of the user's part of the objective, of the dtype.
+#[allow(clippy::too_many_arguments)]
+fn mirror<'py, T: Real + Element>(
+    py: Python<'py>,
+    a: PyReadonlyArray1<'py, T>,
+    b: PyReadonlyArray1<'py, T>,
+    m: Option<PyReadonlyArray2<'py, T>>,
+    reference: Option<PyReadonlyArray2<'py, T>>,
+    grad: Option<Py<PyAny>>,
+    opts: MirrorArgs,
+    run: RunControl,
+) -> PyResult<Bound<'py, PyDict>> {
+    use optcore_core::ot::{mirror_sinkhorn, MirrorOptions, Objective, Output, Step};
+    let (a, b) = (a.as_slice()?, b.as_slice()?);
+    let cost = match &m {
+        Some(x) => Some(x.as_slice()?),
+        None => None,
+    };
+    let r = match &reference {
+        Some(x) => Some(x.as_slice()?),
+        None => None,
+    };
+    let objective = match (opts.objective.as_str(), r) {
+        ("linear", _) => Objective::Linear,
+        ("quadratic", Some(r)) => Objective::Quadratic(r),
+        ("kl", Some(r)) => Objective::Kl(r),
+        (o, _) => return Err(PyValueError::new_err(format!("objective {o:?} needs a reference plan or is unknown"))),
+    };
+    let step = match opts.schedule.as_str() {
+        "sqrt" => Step::Sqrt(opts.step),
+        _ => Step::Constant(opts.step.unwrap_or(1.0)),
+    };
+    let output = if opts.output == "last" { Output::Last } else { Output::Average };
+    let core = MirrorOptions { step, output, tol: opts.tol, maxiter: opts.maxiter, check_every: opts.check_every };
+    let pending = crate::bridge::Pending::default();
+    let mut obs = PyObserver::new(run.progress, run.check_every);
+    let out = {
+        let pending = &pending;
+        let mut oracle = grad.map(|f| {
+            move |t: usize, p: &[T], g: &mut [T]| -> optcore_core::error::Result<()> {
+                pending.call("gradient", |py| {
+                    let r = f.bind(py).call1((t, numpy::PyArray1::from_slice(py, p)))?;
+                    crate::bridge::copy_array_into(&r, g, "grad")
+                })
+            }
+        });
+        let gref = oracle.as_mut().map(|f| f as optcore_core::ot::mirror::Gradient<'_, T>);
+        run_detached(py, run.workers, || mirror_sinkhorn(a, b, cost, objective, gref, &core, &mut obs))?
+    };
+    pending.raise()?;
+    obs.raise_pending()?;
+    let out = out.map_err(core_err)?;
+    Ok(ResultDict::new(py, &out.termination)?
+        .array("plan", out.plan, &[a.len(), b.len()])?
+        .set("nit", out.nit)?
+        .set("marginal_error", out.marginal_error)?
+        .set("cost", out.cost)?
+        .set("fun", out.fun)?
+        .set("step0", out.step0)?
+        .set("history", out.history)?
+        .into_dict())
+}
+
+/// `mirror_sinkhorn_<dtype>(a, b, m, reference, grad, opts, run) -> dict`.
+macro_rules! mirror_fns {
+    ($($name:ident, $t:ty;)*) => {$(
+        #[pyfunction]
+        #[pyo3(signature = (a, b, m, reference, grad, opts, run))]
+        #[allow(clippy::too_many_arguments)]
+        fn $name<'py>(
+            py: Python<'py>,
+            a: PyReadonlyArray1<'py, $t>,
+            b: PyReadonlyArray1<'py, $t>,
+            m: Option<PyReadonlyArray2<'py, $t>>,
+            reference: Option<PyReadonlyArray2<'py, $t>>,
+            grad: Option<Py<PyAny>>,
+            opts: MirrorArgs,
+            run: RunControl,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            mirror(py, a, b, m, reference, grad, opts, run)
+        }
+    )*};
+}
+
+mirror_fns! {
+    mirror_sinkhorn_f64, f64;
+    mirror_sinkhorn_f32, f32;
 }

@@ -1,0 +1,168 @@
+"""Mirror Sinkhorn benchmarks (issue 20, part 1).
+
+1. The paper's synthetic experiment (Ballu & Berthet 2023): the linear objective ``<P, M>`` on
+   random point clouds, suboptimality ``<P_T, M> - OT(a, b)`` (exact cost from POT's
+   ``ot.emd2``) and marginal error against iterations, for the averaged plan and the last
+   iterate, noiseless and with noisy online costs ``M + sigma * N(0, 1)``. PNG and JSON under
+   ``benches/results/``.
+2. Time per iteration against one log-domain Sinkhorn iteration on the same problem (optcore's
+   ``sinkhorn(method="log")`` and POT's ``sinkhorn_log``).
+
+Run: ``python benches/ot_mirror.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import ot
+
+import optcore
+
+OUT = os.path.join(os.path.dirname(__file__), "results")
+
+
+def cloud(n, m, seed):
+    rng = np.random.default_rng(seed)
+    x, y = rng.random((n, 2)), rng.random((m, 2))
+    M = ((x[:, None] - y[None]) ** 2).sum(-1)
+    return np.full(n, 1 / n), np.full(m, 1 / m), M
+
+
+def rates(n, iters, sigma, seeds):
+    """Suboptimality and marginal error after each T in ``iters`` (one run per T: the paper's
+    average depends on the horizon only through the steps, which are the same)."""
+    rows = []
+    for seed in range(seeds):
+        a, b, M = cloud(n, n, seed)
+        exact = float(ot.emd2(a, b, M))
+
+        def sampler(k, rng, M=M):
+            return M + sigma * rng.standard_normal(M.shape)
+
+        for output in ("average", "last"):
+            for T in iters:
+                kw = dict(cost_sampler=sampler, rng=seed) if sigma > 0 else {}
+                r = optcore.ot.mirror_sinkhorn(a, b, M, maxiter=T, tol=1e-15, output=output, warn=False, **kw)
+                rows.append(
+                    dict(seed=seed, output=output, T=T, gap=r.cost - exact, err=r.marginal_error, sigma=sigma, n=n)
+                )
+    return rows
+
+
+def per_iteration(n, reps):
+    """Seconds per iteration (median of ``reps``) of Mirror Sinkhorn and of log-domain Sinkhorn."""
+    a, b, M = cloud(n, n, 0)
+    out = {}
+
+    def med(f):
+        ts = []
+        for _ in range(reps):
+            t0 = time.perf_counter()
+            k = f()
+            ts.append((time.perf_counter() - t0) / k)
+        return float(np.median(ts))
+
+    K = 50
+    for output in ("average", "last"):
+        out[f"mirror_{output}"] = med(
+            lambda o=output: (
+                optcore.ot.mirror_sinkhorn(a, b, M, maxiter=K, tol=1e-15, output=o, check_every=K, warn=False).nit
+            )
+        )
+    reg = 0.01 * M.max()
+    out["optcore_sinkhorn_log"] = med(
+        lambda: (
+            optcore.ot.sinkhorn(
+                a, b, M, reg=reg, maxiter=K, tol=1e-300, warn=False, options={"overrelaxation": 1.0}
+            ).nit
+        )
+    )
+    # the bare exp floor of one exact log-sum-exp iteration (two passes of one exp per entry)
+    out["exp_floor_iteration"] = med(lambda: optcore._core.exp_floor_f64(M, reg, 2 * K) and K)
+    out["pot_sinkhorn_log"] = med(
+        lambda: ot.sinkhorn(a, b, M, reg, method="sinkhorn_log", numItermax=K, stopThr=0, log=True)[1]["niter"] + 1
+    )
+    return out
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for sigma, ls in ((0.0, "-"), (max(r["sigma"] for r in rows), "--")):
+        for output, color in (("average", "C0"), ("last", "C1")):
+            sel = [r for r in rows if r["sigma"] == sigma and r["output"] == output]
+            Ts = sorted({r["T"] for r in sel})
+            gap = [np.mean([abs(r["gap"]) for r in sel if r["T"] == T]) for T in Ts]
+            err = [np.mean([r["err"] for r in sel if r["T"] == T]) for T in Ts]
+            label = f"{output}, sigma={sigma:g}"
+            axes[0].loglog(Ts, gap, ls, color=color, marker="o", label=label)
+            axes[1].loglog(Ts, err, ls, color=color, marker="o", label=label)
+    Ts = np.array(sorted({r["T"] for r in rows}), float)
+    for ax in axes:
+        ax.loglog(Ts, 0.3 / np.sqrt(Ts), ":", color="gray", label="1/sqrt(T)")
+        ax.set_xlabel("iterations T")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("|<P_T, M> - OT(a, b)|")
+    axes[1].set_ylabel("||P 1 - a||_1 + ||P^T 1 - b||_1")
+    fig.suptitle(f"Mirror Sinkhorn, linear objective, n = m = {rows[0]['n']} (mean of seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    iters = [10, 30, 100, 300, 1000, 3000] + ([] if args.quick else [10000])
+    seeds = 2 if args.quick else 4
+    rows = rates(100, iters, 0.0, seeds) + rates(100, iters, 0.1, seeds)
+    sizes = [500] if args.quick else [500, 1000, 2000]
+    timing = {n: per_iteration(n, 3) for n in sizes}
+    meta = dict(
+        date=datetime.now(UTC).isoformat(timespec="minutes"),
+        machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
+        optcore=optcore.__version__ if hasattr(optcore, "__version__") else "dev",
+        pot=ot.__version__,
+    )
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "ot_mirror.json"), "w") as f:
+        json.dump(dict(meta=meta, rates=rows, timing=timing), f, indent=1)
+    plot(rows, os.path.join(OUT, "ot_mirror_rates.png"))
+    lines = [f"# Mirror Sinkhorn ({meta['date']}, {meta['machine']}, POT {meta['pot']})", ""]
+    lines += ["## Suboptimality |<P_T, M> - OT| (mean of seeds), n = m = 100", ""]
+    lines += ["| sigma | output | " + " | ".join(f"T={T}" for T in iters) + " |"]
+    lines += ["|---|---|" + "---|" * len(iters)]
+    for sigma in sorted({r["sigma"] for r in rows}):
+        for output in ("average", "last"):
+            sel = [r for r in rows if r["sigma"] == sigma and r["output"] == output]
+            vals = [np.mean([abs(r["gap"]) for r in sel if r["T"] == T]) for T in iters]
+            lines.append(f"| {sigma:g} | {output} | " + " | ".join(f"{v:.2e}" for v in vals) + " |")
+    lines += ["", "## Seconds per iteration (median)", ""]
+    lines += [
+        "| n = m | mirror average | mirror last | optcore sinkhorn log | exact LSE floor | POT sinkhorn_log | avg/optcore | avg/floor |"
+    ]
+    lines += ["|---|---|---|---|---|---|---|---|"]
+    for n, t in timing.items():
+        lines.append(
+            f"| {n} | {t['mirror_average']:.2e} | {t['mirror_last']:.2e} | {t['optcore_sinkhorn_log']:.2e} | "
+            f"{t['exp_floor_iteration']:.2e} | {t['pot_sinkhorn_log']:.2e} | "
+            f"{t['mirror_average'] / t['optcore_sinkhorn_log']:.2f} | {t['mirror_average'] / t['exp_floor_iteration']:.2f} |"
+        )
+    with open(os.path.join(OUT, "ot_mirror.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
