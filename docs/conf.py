@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import sys
 from pathlib import Path
@@ -13,7 +14,10 @@ matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parents[1]
 # A checkout with the extension built in place (maturin develop) documents itself; an installed
 # optcore (pip install .) is used otherwise.
-if (ROOT / "python" / "optcore" / "__init__.py").exists() and any((ROOT / "python" / "optcore").glob("_core*")):
+_SRC = ROOT / "python" / "optcore"
+if any((_SRC / f"_core{suffix}").exists() for suffix in importlib.machinery.EXTENSION_SUFFIXES) or any(
+    _SRC.glob("_core.*.so")
+):
     sys.path.insert(0, str(ROOT / "python"))
 
 import optcore  # noqa: E402
