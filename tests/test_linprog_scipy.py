@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scipy.optimize import OptimizeWarning
 from scipy.optimize import linprog as scipy_linprog
 
@@ -276,3 +278,38 @@ def test_huge_time_limit_is_no_limit():
     assert res.status == 0
     with pytest.raises(ValueError, match="time_limit"):
         optcore.linprog(**DOC, time_limit=-(10**400))
+
+
+# ----------------------------------------------------------------------------------------------
+# property: the kit's LPs, with some variables fixed and some columns emptied, against HiGHS
+# ----------------------------------------------------------------------------------------------
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    problem=kit.linear_programs(max_vars=4, max_rows=3, statuses=(0,), scales=(1.0,)),
+    fix=st.lists(st.booleans(), min_size=4, max_size=4),
+    empty=st.lists(st.booleans(), min_size=4, max_size=4),
+)
+def test_fixed_and_empty_columns_agree_with_highs(problem, fix, empty):
+    n = len(problem.c)
+    lb, ub = problem.bounds_arrays()
+    bounds = [(lb[j], lb[j]) if fix[j] else (lb[j], ub[j]) for j in range(n)]
+    mats = {}
+    for k in ("A_ub", "A_eq"):
+        A = getattr(problem, k)
+        if A is not None and np.size(A):
+            A = np.array(A, float)
+            A[:, np.array(empty[:n])] = 0.0
+            mats[k] = A
+    args = dict(c=problem.c, A_ub=mats.get("A_ub"), b_ub=problem.b_ub if "A_ub" in mats else None)
+    args.update(A_eq=mats.get("A_eq"), b_eq=problem.b_eq if "A_eq" in mats else None, bounds=bounds)
+    ref = scipy_linprog(**args)
+    res = optcore.linprog(**args, tol=1e-8, time_limit=20, warn=False)
+    _agree(res, ref, rtol=1e-5)
+    assert kit.check_generic(res) == []
+    if res.get("presolved") and ref.status == 0:
+        assert res.nit == 0 and abs(res.fun - ref.fun) <= 1e-12 * (1 + abs(ref.fun))
+    if res.status == 0:
+        p = kit.LinearProgram(**{k: args[k] for k in ("c", "A_ub", "b_ub", "A_eq", "b_eq")}, bounds=bounds, fun=ref.fun)
+        assert kit.check_result(res, p, tol=1e-8) == []

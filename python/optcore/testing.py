@@ -409,7 +409,7 @@ def lp_kkt(problem: LinearProgram, res) -> dict:
     """Relative primal residual, dual residual and duality gap of ``res`` on the unscaled
     ``problem``, as :func:`optcore.linprog` defines them (rows ``lc <= A x <= uc``; the duals
     are the returned marginals with HiGHS's signs)."""
-    c = np.asarray(problem.c, float)
+    c = np.asarray(problem.c, float).ravel()  # SciPy accepts any shape with n entries (squeezed)
     n = c.size
     A_ub = np.zeros((0, n)) if problem.A_ub is None else np.asarray(problem.A_ub, float).reshape(-1, n)
     A_eq = np.zeros((0, n)) if problem.A_eq is None else np.asarray(problem.A_eq, float).reshape(-1, n)
