@@ -19,12 +19,30 @@ from scipy.optimize import OptimizeWarning
 from . import _core
 from ._progress import Progress
 from ._result import OptimizeResult, finish
-from ._validation import nonnegative_scalar, normalize_workers, positive_int, positive_scalar
+from ._validation import nonnegative_scalar, normalize_workers, positive_int
+from ._validation import positive_scalar as _positive_scalar
 
 __all__ = ["linprog"]
 
 #: Bounds at or beyond this magnitude are infinite (as in HiGHS and SciPy).
 INF = 1e20
+
+
+def _array(value, name: str, dtype=None) -> np.ndarray:
+    """``np.asarray`` that names ``name`` when the input is ragged or not numbers."""
+    try:
+        return np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Invalid input for linprog: unable to read `{name}` as an array ({exc}).") from None
+
+
+def positive_scalar(value, name: str) -> float:
+    """A positive finite float; an integer beyond float range is a ValueError naming ``name``."""
+    try:
+        return _positive_scalar(value, name)
+    except OverflowError:
+        raise ValueError(f"`{name}` must be a positive finite number; got an integer beyond float range.") from None
+
 
 #: The iteration limit when ``maxiter`` is None: every run with default settings ends (a
 #: second or two on a small LP, in proportion to the nonzeros on a large one).
@@ -50,7 +68,7 @@ def _matrix(A, name: str, n: int):
             raise TypeError(f"`{name}` is a sparse matrix {kind}; linprog needs real data (take .real first).")
         M = sp.csr_array(A, dtype=np.float64)
     else:
-        arr = np.asarray(A)
+        arr = _array(A, name)
         if arr.dtype.kind == "c":
             raise TypeError(f"`{name}` is complex; linprog needs real data.")
         if arr.dtype.kind not in "biuf":
@@ -81,7 +99,7 @@ def _vector(b, name: str, size: int, matrix: str) -> np.ndarray:
                 f"give both `{matrix}` and `{name}`, or neither."
             )
         return np.zeros(0)
-    arr = np.asarray(b)
+    arr = _array(b, name)
     if arr.dtype.kind == "c":
         raise TypeError(f"`{name}` is complex; linprog needs real data.")
     try:
@@ -291,7 +309,7 @@ def linprog(
     if not isinstance(disp, (bool, np.bool_, numbers.Integral)):
         raise TypeError(f"`disp` (or options['disp']) must be True or False; got {type(disp).__name__}.")
     disp = bool(disp)
-    cvec = np.asarray(c)
+    cvec = _array(c, "c")
     if cvec.dtype.kind == "c":
         raise TypeError("`c` is complex; linprog needs real data.")
     try:
@@ -315,8 +333,16 @@ def linprog(
     maxiter = DEFAULT_MAXITER if maxiter is None else positive_int(maxiter, "maxiter", minimum=0)
     time_limit = _time_limit(time_limit)
     check_every = min(positive_int(opts.get("check_every", 64), "options['check_every']"), 2**62)
-    tol_inf = nonnegative_scalar(opts.get("tol_infeasible", 1e-6), "options['tol_infeasible']")
-    workers = normalize_workers(workers)
+    try:
+        tol_inf = nonnegative_scalar(opts.get("tol_infeasible", 1e-6), "options['tol_infeasible']")
+    except OverflowError:
+        raise ValueError(
+            "options['tol_infeasible'] must be a finite number; got an integer beyond float range."
+        ) from None
+    try:
+        workers = normalize_workers(workers)
+    except OverflowError:
+        raise ValueError(f"`workers` must be None, -1 or a positive thread count; got {workers}.") from None
     presolve = opts.get("presolve", True)
     if not isinstance(presolve, (bool, np.bool_)):
         raise ValueError(f"options['presolve'] must be True or False, got {presolve!r}.")
@@ -332,11 +358,11 @@ def linprog(
     m = m_ub + m_eq
     xs = ys = None
     if x0 is not None:
-        xs = np.asarray(x0, dtype=np.float64).reshape(-1)
+        xs = _array(x0, "x0", np.float64).reshape(-1)
         if xs.shape != (n,) or not np.all(np.isfinite(xs)):
             raise ValueError(f"Invalid input for linprog: `x0` must be {n} finite values.")
     if y0 is not None:
-        ys = np.asarray(y0, dtype=np.float64).reshape(-1)
+        ys = _array(y0, "y0", np.float64).reshape(-1)
         if ys.shape != (m,) or not np.all(np.isfinite(ys)):
             raise ValueError(f"Invalid input for linprog: `y0` must be {m} finite values (rows of A_ub then A_eq).")
 
@@ -520,7 +546,7 @@ def _integrality(integrality, n: int) -> bool:
     if integrality is None:
         return False
     try:
-        arr = np.broadcast_to(np.asarray(integrality), (n,))
+        arr = np.broadcast_to(_array(integrality, "integrality"), (n,))
     except ValueError:
         raise ValueError(
             f"Invalid input for linprog: `integrality` must be one value or {n} values (one per variable)."

@@ -126,8 +126,12 @@ class LinearProgram:
         """Lower and upper bounds of every variable as float arrays (``None`` -> infinite)."""
         n = len(self.c)
         bnd = self.bounds
-        if bnd is None or (isinstance(bnd, (list, tuple)) and len(bnd) == 0):
-            bnd = (0, None)
+        try:
+            empty = bnd is None or np.size(bnd) == 0
+        except ValueError:  # ragged: not empty
+            empty = False
+        if empty:
+            bnd = (0, None)  # SciPy: None, [], [[]] (and an empty array) mean the default
         arr = np.array(bnd, dtype=object)
         if arr.ndim == 1:
             arr = np.tile(arr, (n, 1))
