@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import numbers
+import os
 import warnings
 from collections.abc import Mapping
 
@@ -343,6 +344,8 @@ def linprog(
         workers = normalize_workers(workers)
     except OverflowError:
         raise ValueError(f"`workers` must be None, -1 or a positive thread count; got {workers}.") from None
+    if workers is not None:  # more threads than cores buy nothing (the result does not depend on them)
+        workers = min(workers, os.cpu_count() or 1)
     presolve = opts.get("presolve", True)
     if not isinstance(presolve, (bool, np.bool_)):
         raise ValueError(f"options['presolve'] must be True or False, got {presolve!r}.")
