@@ -313,3 +313,21 @@ def test_fixed_and_empty_columns_agree_with_highs(problem, fix, empty):
     if res.status == 0:
         p = kit.LinearProgram(**{k: args[k] for k in ("c", "A_ub", "b_ub", "A_eq", "b_eq")}, bounds=bounds, fun=ref.fun)
         assert kit.check_result(res, p, tol=1e-8) == []
+
+
+@pytest.mark.parametrize("slot", ["c", "A_ub", "b_ub", "x0"])
+def test_ragged_input_names_the_argument(slot):
+    kw = dict(DOC, bounds=DOC_BOUNDS)
+    kw[slot] = [[1.0, 2.0], [3.0]]
+    with pytest.raises(ValueError, match=f"`{slot}`"):
+        optcore.linprog(**kw)
+
+
+def test_huge_integers_name_the_argument_or_are_capped():
+    with pytest.raises(ValueError, match="`tol`"):
+        optcore.linprog(**DOC, tol=10**400)
+    with pytest.raises(ValueError, match="tol_infeasible"):
+        optcore.linprog(**DOC, options={"tol_infeasible": 10**400})
+    a = _quiet(**DOC, bounds=DOC_BOUNDS, workers=2**64)  # more threads than cores: all cores
+    b = _quiet(**DOC, bounds=DOC_BOUNDS, workers=1)
+    assert a.status == 0 and np.array_equal(a.x, b.x)
