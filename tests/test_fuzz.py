@@ -16,6 +16,7 @@ the profile's ``max_examples`` with ``OPTCORE_HYPOTHESIS_PROFILE=fuzz``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -401,19 +402,19 @@ LP_BOUNDS = [(None, None), (-3, None)]
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
-        ("c", "array", LP["c"], xf("4/5")),
-        ("A_ub", "array", LP["A_ub"], xf("4/5")),
-        ("b_ub", "array", LP["b_ub"], xf("4/5")),
-        ("A_eq", "array", np.ones((1, 2)), xf("4/5")),
-        ("b_eq", "array", np.ones(1), xf("4/5")),
-        ("bounds", "array", np.array([[-3.0, 5.0], [-3.0, 5.0]]), xf("4/5")),
-        ("x0", "array", np.zeros(2), xf(4)),
-        ("tol", "scalar", None, xf(11)),
-        ("maxiter", "int", None, xf(11)),
-        ("time_limit", "scalar", None, xf(11)),
-        ("workers", "workers", None, xf(11)),
+        ("c", "array", LP["c"]),
+        ("A_ub", "array", LP["A_ub"]),
+        ("b_ub", "array", LP["b_ub"]),
+        ("A_eq", "array", np.ones((1, 2))),
+        ("b_eq", "array", np.ones(1)),
+        ("bounds", "array", np.array([[-3.0, 5.0], [-3.0, 5.0]])),
+        ("x0", "array", np.zeros(2)),
+        ("tol", "scalar", None),
+        ("maxiter", "int", None),
+        ("time_limit", "scalar", None),
+        ("workers", "workers", None),
         ("method", "str", None),
-        ("options", "options", None, xf(11)),
+        ("options", "options", None),
     ]
 )
 @given(data=st.data())
@@ -434,7 +435,6 @@ def test_linprog(slot, kind, good, data):
 
 @settings(max_examples=EXAMPLES * 4)
 @given(problem=kit.linear_programs(max_vars=4, max_rows=3), dt=st.sampled_from([np.float32, np.int64, ">f8"]))
-@xf(5)
 def test_linprog_known_status_in_other_dtypes(problem, dt):
     """The kit's LPs with the data in another dtype: same status, claims re-measured."""
     cast = {
@@ -444,7 +444,14 @@ def test_linprog_known_status_in_other_dtypes(problem, dt):
     if dt is np.int64:
         return
     res = outcome(lambda: optcore.linprog(**cast, bounds=problem.bounds, warn=False, maxiter=50_000), None)
-    consistent(res, 50_000, problem)
+    # re-measured on the data as cast (float32 rounds c: fun is c32 @ x, not c @ x); the known
+    # status and optimum hold only where the cast is exact (rounding can make an LP infeasible)
+    data = {k: None if v is None else v.astype(np.float64) for k, v in cast.items()}
+    exact = all(v is None or np.array_equal(v, np.asarray(getattr(problem, k), float)) for k, v in data.items())
+    solved = (
+        dataclasses.replace(problem, **data) if exact else dataclasses.replace(problem, **data, status=None, fun=None)
+    )
+    consistent(res, 50_000, solved)
 
 
 # --------------------------------------------------------------------------------------------

@@ -164,14 +164,13 @@ def test_limits_callback_and_disp(capsys):
         (dict(c=[1, 2], A_ub=[[1, 2]], b_ub=[1, 2]), ValueError, "b_ub"),
         (dict(c=[1, np.nan]), ValueError, "`c`"),
         (dict(c=[1, 2], A_eq=[[1, np.inf]], b_eq=[1]), ValueError, "A_eq"),
-        (dict(c=[1, 2], bounds=[(0, 1), (2, 1)]), ValueError, "lower bound"),
         (dict(c=[1, 2], bounds=[(0, 1)] * 3), ValueError, "bounds"),
         (dict(c=["a", "b"]), TypeError, "`c`"),
         (dict(c=[1j, 2]), TypeError, "complex"),
         (dict(c=[1, 2], method="highs"), ValueError, "halpern-pdhg"),
         (dict(c=[1, 2], options={"presolve": "yes"}), ValueError, "presolve"),
-        (dict(c=[1, 2], options={"scaling": 1}), ValueError, "scaling"),
-        (dict(c=[1, 2], integrality=[1, 0]), ValueError, "integer"),
+        (dict(c=[1, 2], options="scaling"), TypeError, "options"),
+        (dict(c=[1, 2], integrality=[1, 0, 1]), ValueError, "integrality"),
         (dict(c=[1, 2], x0=[1.0]), ValueError, "x0"),
     ],
 )
@@ -316,8 +315,8 @@ def test_numeric_bounds_array_matches_pairs_and_is_validated():
         optcore.linprog(c, A_ub=A, b_ub=np.ones(5), bounds=bad)
     bad = arr.copy()
     bad[1] = (3.0, 2.0)
-    with pytest.raises(ValueError, match="lower bound 3.0 > upper bound 2.0 for variable 1"):
-        optcore.linprog(c, A_ub=A, b_ub=np.ones(5), bounds=bad)
+    r = optcore.linprog(c, A_ub=A, b_ub=np.ones(5), bounds=bad)  # SciPy's status 2, not an error
+    assert r.status == 2 and "variable 1 a lower bound 3 > its upper bound 2" in r.message
     big = arr.copy()
     big[0, 1] = 1e20  # infinite, as in SciPy
     r = optcore.linprog(c, A_ub=A, b_ub=np.ones(5), bounds=big, tol=1e-8)

@@ -9,19 +9,41 @@
 from __future__ import annotations
 
 import numbers
+import os
+import warnings
+from collections.abc import Mapping
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.optimize import OptimizeWarning
 
 from . import _core
 from ._progress import Progress
 from ._result import OptimizeResult, finish
-from ._validation import nonnegative_scalar, normalize_workers, positive_int, positive_scalar
+from ._validation import nonnegative_scalar, normalize_workers, positive_int
+from ._validation import positive_scalar as _positive_scalar
 
 __all__ = ["linprog"]
 
 #: Bounds at or beyond this magnitude are infinite (as in HiGHS and SciPy).
 INF = 1e20
+
+
+def _array(value, name: str, dtype=None) -> np.ndarray:
+    """``np.asarray`` that names ``name`` when the input is ragged or not numbers."""
+    try:
+        return np.asarray(value) if dtype is None else np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"Invalid input for linprog: unable to read `{name}` as an array ({exc}).") from None
+
+
+def positive_scalar(value, name: str) -> float:
+    """A positive finite float; an integer beyond float range is a ValueError naming ``name``."""
+    try:
+        return _positive_scalar(value, name)
+    except OverflowError:
+        raise ValueError(f"`{name}` must be a positive finite number; got an integer beyond float range.") from None
+
 
 #: The iteration limit when ``maxiter`` is None: every run with default settings ends (a
 #: second or two on a small LP, in proportion to the nonzeros on a large one).
@@ -47,7 +69,7 @@ def _matrix(A, name: str, n: int):
             raise TypeError(f"`{name}` is a sparse matrix {kind}; linprog needs real data (take .real first).")
         M = sp.csr_array(A, dtype=np.float64)
     else:
-        arr = np.asarray(A)
+        arr = _array(A, name)
         if arr.dtype.kind == "c":
             raise TypeError(f"`{name}` is complex; linprog needs real data.")
         if arr.dtype.kind not in "biuf":
@@ -69,12 +91,16 @@ def _matrix(A, name: str, n: int):
     return M
 
 
-def _vector(b, name: str, size: int) -> np.ndarray:
+def _vector(b, name: str, size: int, matrix: str) -> np.ndarray:
+    """``b`` as a float vector with one entry per row of ``matrix`` (both named on a mismatch)."""
     if b is None:
         if size:
-            raise ValueError(f"Invalid input for linprog: `{name}` is missing but its matrix has {size} rows.")
+            raise ValueError(
+                f"Invalid input for linprog: `{name}` is missing but `{matrix}` has {size} rows; "
+                f"give both `{matrix}` and `{name}`, or neither."
+            )
         return np.zeros(0)
-    arr = np.asarray(b)
+    arr = _array(b, name)
     if arr.dtype.kind == "c":
         raise TypeError(f"`{name}` is complex; linprog needs real data.")
     try:
@@ -83,19 +109,34 @@ def _vector(b, name: str, size: int) -> np.ndarray:
         raise TypeError(f"`{name}` must be numeric.") from None
     if arr.shape != (size,):
         raise ValueError(
-            f"Invalid input for linprog: `{name}` must have {size} entries (the rows of its matrix); got {arr.size}."
+            f"Invalid input for linprog: `{name}` must have one entry per row of `{matrix}` ({size} rows); "
+            f"got {arr.size} entries."
         )
     if np.any(np.isnan(arr)):
         raise ValueError(f"Invalid input for linprog: `{name}` must not contain values nan.")
     return arr
 
 
-def _bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """SciPy's forms: one (lb, ub) pair for all, a list of n pairs, or an (n, 2) array; None
-    for infinite; values beyond 1e20 in magnitude are infinite."""
+def _empty_bounds(bounds) -> bool:
+    """SciPy's test for "no bounds given": ``None``, ``[]`` or ``[[]]`` (all mean ``(0, None)``)."""
     if bounds is None:
-        return np.full(n, -np.inf), np.full(n, np.inf)
-    if isinstance(bounds, np.ndarray) and bounds.dtype.kind in "iuf" and bounds.shape in ((n, 2), (1, 2), (2,)):
+        return True
+    if isinstance(bounds, np.ndarray):
+        return bounds.size == 0
+    try:
+        return bool(np.array_equal(bounds, [])) or bool(np.array_equal(bounds, [[]]))
+    except Exception:  # noqa: BLE001 - ragged input: not empty; the parser below reports it
+        return False
+
+
+def _bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """SciPy's forms: ``None``, ``[]`` or ``[[]]`` for the default ``(0, None)``; one (lb, ub)
+    pair for all, a list of n pairs, or an (n, 2) array; ``None`` inside a pair for infinite;
+    values beyond 1e20 in magnitude are infinite. Inconsistent bounds (lb > ub, lb = +inf,
+    ub = -inf) are returned as they are: the problem is infeasible (status 2), as in SciPy."""
+    if _empty_bounds(bounds):
+        bounds = (0.0, np.inf)
+    if isinstance(bounds, np.ndarray) and bounds.dtype.kind in "iuf" and bounds.shape in ((n, 2), (1, 2), (2,), (2, 1)):
         # numeric array: vectorized (the per-entry path below takes seconds at 10^6 variables)
         arr2 = np.broadcast_to(bounds.astype(np.float64).reshape(-1, 2), (n, 2))
         lb, ub = arr2[:, 0].copy(), arr2[:, 1].copy()
@@ -106,8 +147,8 @@ def _bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError("Invalid input for linprog: unable to interpret `bounds`.") from None
     if arr.ndim == 1 and arr.size == 2:
         arr = np.tile(arr.reshape(1, 2), (n, 1))
-    elif arr.ndim == 2 and arr.shape == (1, 2):
-        arr = np.tile(arr, (n, 1))
+    elif arr.ndim == 2 and arr.shape in ((1, 2), (2, 1)):
+        arr = np.tile(arr.reshape(1, 2), (n, 1))
     if arr.ndim != 2 or arr.shape != (n, 2):
         raise ValueError(
             f"Invalid input for linprog: `bounds` must be a pair (lb, ub), or {n} pairs; got shape {np.shape(arr)}."
@@ -116,9 +157,12 @@ def _bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
     def conv(v, default):
         if v is None:
             return default
-        if isinstance(v, (numbers.Real, np.floating, np.integer)) and not isinstance(v, bool):
-            return float(v)
-        raise ValueError(f"Invalid input for linprog: bounds must be numbers or None; got {v!r}.")
+        if isinstance(v, (numbers.Real, np.floating, np.integer)) and not isinstance(v, (bool, np.bool_)):
+            try:
+                return float(v)
+            except OverflowError:  # an integer beyond float: infinite, with its sign
+                return float(np.sign(v)) * np.inf
+        raise ValueError(f"Invalid input for linprog: `bounds` must be numbers or None; got {v!r}.")
 
     lb = np.array([conv(v, -np.inf) for v in arr[:, 0]], dtype=np.float64)
     ub = np.array([conv(v, np.inf) for v in arr[:, 1]], dtype=np.float64)
@@ -127,16 +171,23 @@ def _bounds(bounds, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_bounds(lb: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if np.any(np.isnan(lb)) or np.any(np.isnan(ub)):
-        raise ValueError("Invalid input for linprog: bounds must not be NaN.")
+        raise ValueError("Invalid input for linprog: `bounds` must not be NaN (use None for an infinite bound).")
     lb[lb <= -INF] = -np.inf
     ub[ub >= INF] = np.inf
-    if np.any(lb == np.inf) or np.any(ub == -np.inf):
-        raise ValueError("Invalid input for linprog: a lower bound of +inf or an upper bound of -inf.")
-    bad = np.nonzero(lb > ub)[0]
-    if bad.size:
-        j = int(bad[0])
-        raise ValueError(f"Invalid input for linprog: lower bound {lb[j]} > upper bound {ub[j]} for variable {j}.")
     return lb, ub
+
+
+def _bounds_conflict(lb: np.ndarray, ub: np.ndarray) -> str | None:
+    """Why the bounds admit no point (SciPy's status 2, not an exception), naming the variable."""
+    bad = np.nonzero((lb > ub) | (lb == np.inf) | (ub == -np.inf))[0]
+    if not bad.size:
+        return None
+    j = int(bad[0])
+    more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
+    if lb[j] == np.inf or ub[j] == -np.inf:
+        why = "a lower bound of +inf" if lb[j] == np.inf else "an upper bound of -inf"
+        return f"`bounds` give variable {j} {why}{more}"
+    return f"`bounds` give variable {j} a lower bound {lb[j]:g} > its upper bound {ub[j]:g}{more}"
 
 
 def linprog(
@@ -152,7 +203,7 @@ def linprog(
     x0=None,
     integrality=None,
     *,
-    tol: float = 1e-6,
+    tol: float | None = None,
     maxiter: int | None = None,
     time_limit: float | None = None,
     y0=None,
@@ -168,14 +219,20 @@ def linprog(
     ----------
     c, A_ub, b_ub, A_eq, b_eq, bounds
         As in SciPy: dense arrays or any ``scipy.sparse`` matrix (never densified); ``bounds``
-        one ``(lb, ub)`` pair for all variables, a sequence of pairs, or an ``(n, 2)`` array,
-        ``None`` for infinite (default ``(0, None)``); ``|bound| >= 1e20`` is infinite.
+        one ``(lb, ub)`` pair for all variables, a sequence of pairs, or an ``(n, 2)`` array;
+        ``None`` inside a pair is infinite, ``|bound| >= 1e20`` too; ``bounds=None``, ``[]``
+        or ``[[]]`` mean the default ``(0, None)``, as in SciPy. Bounds that admit no point
+        (``lb > ub``, ``lb = +inf``, ``ub = -inf``) give status 2 with a message naming the
+        variable, not an exception (SciPy's HiGHS does the same); NaN raises ``ValueError``.
     method : {"halpern-pdhg"}
         The only method (other names raise ``ValueError``).
     callback : callable, optional
         ``callback(res)`` at every convergence check (every ``options['check_every']``
-        iterations, default 64) with an ``OptimizeResult`` holding ``x``, ``fun``, ``nit``, the
-        current duals ``ineqlin.marginals`` and ``eqlin.marginals``, the relative residuals
+        iterations, default 64) with an ``OptimizeResult`` holding SciPy's intermediate fields
+        ``x``, ``fun``, ``slack``, ``con``, ``success`` (False), ``phase`` (2: PDHG has one
+        phase), ``status`` (0), ``nit``, ``message`` ("Optimization proceeding nominally.") and
+        ``complete`` (False), the current duals ``ineqlin.marginals`` and
+        ``eqlin.marginals``, the relative residuals
         ``rel_primal``, ``rel_dual``, ``rel_gap``, the primal weight
         ``primal_weight`` (ω: primal step η/ω, dual step ηω, scaled problem) and ``restarts``; raising
         ``StopIteration`` stops with status 99.
@@ -185,17 +242,28 @@ def linprog(
         1e-6; 1e-4 declared 7 feasible Netlib problems infeasible, 1e-8 misses 4 more of the
         infeasible ones), ``presolve`` (default True: before iterating, a few rounds of bound
         propagation look for a row whose activity range misses its bounds, which proves the LP
-        infeasible at once; the problem itself is solved unchanged), and ``maxiter`` /
-        ``time_limit`` / ``disp``
-        (SciPy's spelling, same as the keywords).
+        infeasible at once; the problem itself is solved unchanged; and problems that
+        presolve settles are answered with ``nit == 0``: a zero row whose bounds exclude 0
+        gives status 2, and when every variable is fixed (``lb == ub``) or in no row, ``x`` is
+        set from the bounds and the cost's sign: status 0, 2 if the rows miss their bounds, 3
+        if a variable in no row decreases without bound), and ``maxiter`` /
+        ``time_limit`` / ``disp`` (SciPy's spelling, same as the keywords; the options win).
+        SciPy's tolerances ``primal_feasibility_tolerance``, ``dual_feasibility_tolerance``,
+        ``ipm_optimality_tolerance`` and ``tol`` set ``tol`` (the smallest given) when the
+        keyword ``tol`` is not given; SciPy's ``simplex_dual_edge_weight_strategy``,
+        ``mip_rel_gap`` and ``mip_max_nodes`` are accepted and have no effect. Any other name
+        warns SciPy's ``OptimizeWarning`` ("Unrecognized options detected: ...") and is
+        ignored, as in SciPy; a non-dict raises ``TypeError``.
     x0, y0 : array_like, optional
         Warm start: primal ``x`` (length n) and dual ``y`` (one value per row of ``A_ub`` then
         ``A_eq``, HiGHS's signs, e.g. ``np.r_[res.ineqlin.marginals, res.eqlin.marginals]``);
         both the anchor and the first iterate.
-    integrality : None
-        Integer variables are not supported (anything but None or all zeros raises).
-    tol : float
-        Relative KKT tolerance on the **unscaled** problem: primal residual
+    integrality : array_like, optional
+        Integer variables are not supported: nonzero entries warn SciPy's ``OptimizeWarning``
+        ("Only `method='highs'` supports integer constraints. ... Ignoring `integrality`") and
+        the continuous relaxation is solved; ``res.message`` says so.
+    tol : float, optional
+        Default 1e-6 (or the tolerance options, above). Relative KKT tolerance on the **unscaled** problem: primal residual
         ``||A x - proj(A x)|| / (1 + ||b||)``, dual residual ``||c - A^T y - lambda|| / (1 + ||c||)``
         (``lambda``: the reduced costs that a finite bound near ``x`` carries, ``|x_j - bound| <=
         |x_j|`` as in PDLP; :func:`optcore.testing.lp_bound_part`) and gap ``|p - d| / (1 + |p| + |d|)`` all ``<= tol`` (1e-4 to 1e-8 work). An LP
@@ -219,7 +287,8 @@ def linprog(
     optcore.OptimizeResult
         SciPy's fields: ``x``, ``fun``, ``slack``, ``con``, ``status`` (0 optimal, 1 limit, 2
         infeasible, 3 unbounded, 4 numerical trouble, 99 callback), ``success``,
-        ``message`` (which criterion decided), ``nit``, and ``ineqlin``, ``eqlin``, ``lower``,
+        ``message`` (which criterion decided), ``nit`` (0 when presolve settled it, and then
+        ``presolved=True``), and ``ineqlin``, ``eqlin``, ``lower``,
         ``upper`` with ``marginals`` (HiGHS's signs: ``d fun / d b``) and ``residual``; plus
         ``rel_primal``, ``rel_dual``, ``rel_gap``, ``dual_fun``, ``restarts``.
 
@@ -234,18 +303,14 @@ def linprog(
     """
     if not isinstance(method, str) or method.lower() not in ("halpern-pdhg", "pdhg"):
         raise ValueError(f"Unknown solver {method!r}: optcore.linprog has method='halpern-pdhg'.")
-    opts = dict(options or {})
-    known = {"check_every", "tol_infeasible", "presolve", "maxiter", "time_limit", "disp"}
-    unknown = set(opts) - known
-    if unknown:
-        raise ValueError(f"Unrecognized options {sorted(unknown)}; known: {sorted(known)}.")
+    opts = _options(options)
     maxiter = opts.get("maxiter", maxiter)
     time_limit = opts.get("time_limit", time_limit)
     disp = opts.get("disp", disp)
     if not isinstance(disp, (bool, np.bool_, numbers.Integral)):
         raise TypeError(f"`disp` (or options['disp']) must be True or False; got {type(disp).__name__}.")
     disp = bool(disp)
-    cvec = np.asarray(c)
+    cvec = _array(c, "c")
     if cvec.dtype.kind == "c":
         raise TypeError("`c` is complex; linprog needs real data.")
     try:
@@ -259,25 +324,35 @@ def linprog(
         raise ValueError("Invalid input for linprog: `c` must not contain values inf, nan, or None.")
     Aub = _matrix(A_ub, "A_ub", n)
     Aeq = _matrix(A_eq, "A_eq", n)
-    bub = _vector(b_ub, "b_ub", Aub.shape[0])
-    beq = _vector(b_eq, "b_eq", Aeq.shape[0])
+    bub = _vector(b_ub, "b_ub", Aub.shape[0], "A_ub")
+    beq = _vector(b_eq, "b_eq", Aeq.shape[0], "A_eq")
     if np.any(np.isinf(beq)):
         raise ValueError("Invalid input for linprog: `b_eq` must be finite.")
     lb, ub = _bounds(bounds, n)
-    if integrality is not None and np.any(np.asarray(integrality) != 0):
-        raise ValueError("optcore.linprog does not support integer variables (`integrality`).")
-    tol = positive_scalar(tol, "tol")
+    relaxed = _integrality(integrality, n)
+    tol = _tolerance(tol, opts)
     maxiter = DEFAULT_MAXITER if maxiter is None else positive_int(maxiter, "maxiter", minimum=0)
-    time_limit = float("inf") if time_limit is None else positive_scalar(time_limit, "time_limit")
+    time_limit = _time_limit(time_limit)
     check_every = min(positive_int(opts.get("check_every", 64), "options['check_every']"), 2**62)
-    tol_inf = nonnegative_scalar(opts.get("tol_infeasible", 1e-6), "options['tol_infeasible']")
-    workers = normalize_workers(workers)
+    try:
+        tol_inf = nonnegative_scalar(opts.get("tol_infeasible", 1e-6), "options['tol_infeasible']")
+    except OverflowError:
+        raise ValueError(
+            "options['tol_infeasible'] must be a finite number; got an integer beyond float range."
+        ) from None
+    try:
+        workers = normalize_workers(workers)
+    except OverflowError:
+        raise ValueError(f"`workers` must be None, -1 or a positive thread count; got {workers}.") from None
+    if workers is not None:  # more threads than cores buy nothing (the result does not depend on them)
+        workers = min(workers, os.cpu_count() or 1)
     presolve = opts.get("presolve", True)
     if not isinstance(presolve, (bool, np.bool_)):
         raise ValueError(f"options['presolve'] must be True or False, got {presolve!r}.")
     m_ub, m_eq = Aub.shape[0], Aeq.shape[0]
     A = sp.vstack([Aub, Aeq], format="csr").astype(np.float64)
     A.sum_duplicates()
+    A.eliminate_zeros()
     A.sort_indices()
     bub_c = bub.copy()
     bub_c[bub_c >= INF] = np.inf
@@ -286,31 +361,47 @@ def linprog(
     m = m_ub + m_eq
     xs = ys = None
     if x0 is not None:
-        xs = np.asarray(x0, dtype=np.float64).reshape(-1)
+        xs = _array(x0, "x0", np.float64).reshape(-1)
         if xs.shape != (n,) or not np.all(np.isfinite(xs)):
             raise ValueError(f"Invalid input for linprog: `x0` must be {n} finite values.")
     if y0 is not None:
-        ys = np.asarray(y0, dtype=np.float64).reshape(-1)
+        ys = _array(y0, "y0", np.float64).reshape(-1)
         if ys.shape != (m,) or not np.all(np.isfinite(ys)):
             raise ValueError(f"Invalid input for linprog: `y0` must be {m} finite values (rows of A_ub then A_eq).")
 
+    lp = _Problem(cvec, Aub, bub, Aeq, beq, lb, ub, A, lc, uc)
+    note = " The continuous relaxation was solved (`integrality` ignored: no integer support)." if relaxed else ""
+    settled = _presolved(lp, tol, bool(presolve))
+    if settled is not None:
+        x, status, detail = settled
+        red = cvec - A.T @ np.zeros(m)
+        res = _assemble(lp, x, np.zeros(m), red, status, detail, 0, _measure(lp, x), 0.0, 0, note)
+        res["presolved"] = True
+        return finish(res, "optcore.linprog", progress=None, warn=warn)
+
     def build(state: dict) -> OptimizeResult:
-        x = state["x"]
-        y = state["y"]
+        x = np.asarray(state["x"])
+        y = np.asarray(state["y"])
+        slack = bub - Aub @ x
+        con = beq - Aeq @ x
         return OptimizeResult(
             x=x,
             fun=float(cvec @ x),
+            slack=slack,
+            con=con,
+            success=False,
+            phase=2,
+            status=0,
+            message="Optimization proceeding nominally.",
+            complete=False,
             nit=state["nit"],
+            ineqlin=OptimizeResult(marginals=y[:m_ub], residual=slack),
+            eqlin=OptimizeResult(marginals=y[m_ub:], residual=con),
             rel_primal=state.get("rel_primal"),
-            ineqlin=OptimizeResult(marginals=y[:m_ub]),
-            eqlin=OptimizeResult(marginals=y[m_ub:]),
             rel_dual=state.get("rel_dual"),
             rel_gap=state.get("rel_gap"),
             primal_weight=state.get("primal_weight"),
             restarts=int(state.get("restarts", 0)),
-            phase=2,
-            status=1,
-            message="in progress",
         )
 
     progress = Progress(callback, disp, build, f"optcore.linprog(halpern-pdhg, tol={tol:g}), {m} rows, {n} columns")
@@ -340,40 +431,204 @@ def linprog(
     # The iterate can sit outside its bounds by rounding after unscaling (x = β D_c x̂): the
     # returned x is clipped to them, and everything below is measured on that x.
     x = np.clip(np.asarray(out["x"]), lb, ub)
-    y = np.asarray(out["y"])
-    red = np.asarray(out["reduced"])
-    ax_ub = Aub @ x
-    ax_eq = Aeq @ x
-    slack = bub - ax_ub
-    con = beq - ax_eq
+    rel = (float(out["rel_primal"]), float(out["rel_dual"]), float(out["rel_gap"]))
+    detail = out["reason"] or out["detail"]
+    res = _assemble(
+        lp,
+        x,
+        np.asarray(out["y"]),
+        np.asarray(out["reduced"]),
+        status,
+        detail,
+        int(out["nit"]),
+        rel,
+        float(out["dual_obj"]),
+        int(out["restarts"]),
+        note,
+    )
+    return finish(res, "optcore.linprog", progress=progress, warn=warn)
+
+
+class _Problem:
+    """The parsed LP: SciPy's pieces and the stacked rows ``lc <= A x <= uc``."""
+
+    def __init__(self, c, Aub, bub, Aeq, beq, lb, ub, A, lc, uc):
+        self.c, self.Aub, self.bub, self.Aeq, self.beq = c, Aub, bub, Aeq, beq
+        self.lb, self.ub, self.A, self.lc, self.uc = lb, ub, A, lc, uc
+
+
+def _assemble(lp: _Problem, x, y, red, status, detail, nit, rel, dual_fun, restarts, note) -> OptimizeResult:
+    """The final result, every field measured on the returned ``x`` (SciPy's fields and optcore's)."""
+    m_ub = lp.Aub.shape[0]
+    slack = lp.bub - lp.Aub @ x
+    con = lp.beq - lp.Aeq @ x
     # The reduced costs on the bounds, as the KKT test counts them (optcore.testing.lp_bound_part).
     with np.errstate(invalid="ignore"):
-        near_lb = np.isfinite(lb) & (np.abs(x - lb) <= np.abs(x))
-        near_ub = np.isfinite(ub) & (np.abs(x - ub) <= np.abs(x))
+        near_lb = np.isfinite(lp.lb) & (np.abs(x - lp.lb) <= np.abs(x))
+        near_ub = np.isfinite(lp.ub) & (np.abs(x - lp.ub) <= np.abs(x))
     lower_m = np.where(near_lb, np.maximum(red, 0.0), 0.0)
     upper_m = np.where(near_ub, np.minimum(red, 0.0), 0.0)
-    detail = out["reason"] or out["detail"]
-    message = f"{_MESSAGES.get(status, 'Stopped')}: {detail}." if detail else f"{_MESSAGES.get(status, 'Stopped')}."
-    res = OptimizeResult(
+    head = _MESSAGES.get(status, "Stopped")
+    message = f"{head}: {detail}." if detail else f"{head}."
+    return OptimizeResult(
         x=x,
-        fun=float(cvec @ x),
+        fun=float(lp.c @ x),
         slack=slack,
         con=con,
         status=status,
         success=status == 0,
-        message=message,
-        nit=int(out["nit"]),
+        message=message + note,
+        nit=nit,
         ineqlin=OptimizeResult(marginals=y[:m_ub], residual=slack),
         eqlin=OptimizeResult(marginals=y[m_ub:], residual=con),
-        lower=OptimizeResult(marginals=lower_m, residual=x - lb),
-        upper=OptimizeResult(marginals=upper_m, residual=ub - x),
-        rel_primal=float(out["rel_primal"]),
-        rel_dual=float(out["rel_dual"]),
-        rel_gap=float(out["rel_gap"]),
-        dual_fun=float(out["dual_obj"]),
-        restarts=int(out["restarts"]),
+        lower=OptimizeResult(marginals=lower_m, residual=x - lp.lb),
+        upper=OptimizeResult(marginals=upper_m, residual=lp.ub - x),
+        rel_primal=rel[0],
+        rel_dual=rel[1],
+        rel_gap=rel[2],
+        dual_fun=dual_fun,
+        restarts=restarts,
         method="halpern-pdhg",
     )
-    if status in (2, 3):
-        res["x"] = x  # the last iterate (SciPy returns it too), not a solution
-    return finish(res, "optcore.linprog", progress=progress, warn=warn)
+
+
+def _options(options) -> dict:
+    """``options`` as a dict of the names optcore uses; SciPy's other names are accepted (those
+    without a meaning for PDHG have no effect), unknown ones warn SciPy's ``OptimizeWarning``
+    and are ignored, as SciPy does."""
+    if options is None:
+        return {}
+    if not isinstance(options, Mapping):
+        raise TypeError(f"`options` must be a dict of solver options or None; got {type(options).__name__}.")
+    bad = [k for k in options if not isinstance(k, str)]
+    if bad:  # SciPy passes the options as keywords: a TypeError there too
+        raise TypeError(f"`options` keys must be strings (option names); got {bad[0]!r}.")
+    unknown = {k: v for k, v in options.items() if k not in _KNOWN_OPTIONS}
+    if unknown:
+        warnings.warn(
+            f"Unrecognized options detected: {unknown}. These will be ignored (known: {sorted(_KNOWN_OPTIONS)}).",
+            OptimizeWarning,
+            stacklevel=3,
+        )
+    return {k: v for k, v in options.items() if k not in unknown}
+
+
+#: Options read by optcore (SciPy's spelling where SciPy has the name; see the docstring).
+_USED_OPTIONS = {"maxiter", "disp", "time_limit", "presolve", "check_every", "tol_infeasible"} | set(
+    ("tol", "dual_feasibility_tolerance", "primal_feasibility_tolerance", "ipm_optimality_tolerance")
+)
+#: SciPy's HiGHS options without a meaning for a first-order LP method: accepted, no effect.
+_INERT_OPTIONS = {"simplex_dual_edge_weight_strategy", "mip_rel_gap", "mip_max_nodes"}
+_KNOWN_OPTIONS = _USED_OPTIONS | _INERT_OPTIONS
+_TOLERANCE_OPTIONS = ("tol", "dual_feasibility_tolerance", "primal_feasibility_tolerance", "ipm_optimality_tolerance")
+
+
+def _tolerance(tol, opts: dict) -> float:
+    """The keyword ``tol`` if given; else the smallest of SciPy's tolerance options given (one
+    relative KKT tolerance bounds the primal and dual residuals and the gap); else 1e-6."""
+    given = [positive_scalar(opts[k], f"options['{k}']") for k in _TOLERANCE_OPTIONS if opts.get(k) is not None]
+    if tol is not None:
+        return positive_scalar(tol, "tol")
+    return min(given) if given else 1e-6
+
+
+def _time_limit(time_limit) -> float:
+    if time_limit is None:
+        return float("inf")
+    if isinstance(time_limit, (numbers.Integral, np.integer)) and not isinstance(time_limit, (bool, np.bool_)):
+        if abs(int(time_limit)) > 2**1000:  # beyond a float: no limit at all, or a wrong sign
+            if time_limit > 0:
+                return float("inf")
+            raise ValueError(f"`time_limit` must be a positive number of seconds; got {time_limit}.")
+    return positive_scalar(time_limit, "time_limit")
+
+
+def _integrality(integrality, n: int) -> bool:
+    """True when ``integrality`` asks for integer variables: SciPy's warning for a method
+    without integer support is given and the continuous relaxation is solved."""
+    if integrality is None:
+        return False
+    try:
+        arr = np.broadcast_to(_array(integrality, "integrality"), (n,))
+    except ValueError:
+        raise ValueError(
+            f"Invalid input for linprog: `integrality` must be one value or {n} values (one per variable)."
+        ) from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"`integrality` must hold integers 0 to 3; got dtype {arr.dtype}.")
+    if not np.any(arr):
+        return False
+    warnings.warn(
+        "Only `method='highs'` supports integer constraints (optcore.linprog: method='halpern-pdhg' "
+        "has none). Ignoring `integrality`: the continuous relaxation is solved.",
+        OptimizeWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+def _measure(lp: _Problem, x) -> tuple[float, float, float]:
+    """Relative primal residual, dual residual and gap of ``x`` with zero row duals (the dual of
+    a presolved problem), as :func:`optcore.testing.lp_kkt` measures them."""
+    ax = lp.A @ x
+    pr = ax - np.clip(ax, lp.lc, lp.uc)
+    bfin = np.r_[lp.lc, lp.uc]
+    bnorm = float(np.linalg.norm(bfin[np.isfinite(bfin)]))
+    # the reduced costs c that the bounds carry (optcore.testing.lp_bound_part's rule)
+    with np.errstate(invalid="ignore"):
+        near_lb = np.isfinite(lp.lb) & (np.abs(x - lp.lb) <= np.abs(x))
+        near_ub = np.isfinite(lp.ub) & (np.abs(x - lp.ub) <= np.abs(x))
+    lam = np.where(((lp.c > 0) & near_lb) | ((lp.c < 0) & near_ub), lp.c, 0.0)
+    with np.errstate(invalid="ignore"):
+        dobj = float(np.sum(np.where(lam > 0, lp.lb * np.where(lam > 0, lam, 0), 0.0)))
+        dobj += float(np.sum(np.where(lam < 0, lp.ub * np.where(lam < 0, lam, 0), 0.0)))
+    pobj = float(lp.c @ x)
+    return (
+        float(np.linalg.norm(pr)) / (1.0 + bnorm),
+        float(np.linalg.norm(lp.c - lam)) / (1.0 + float(np.linalg.norm(lp.c))),
+        abs(pobj - dobj) / (1.0 + abs(pobj) + abs(dobj)),
+    )
+
+
+def _presolved(lp: _Problem, tol: float, presolve: bool):
+    """``(x, status, detail)`` when the problem is answered before iterating, else None.
+
+    Inconsistent bounds always (status 2, as SciPy); with ``presolve``: a zero row whose bounds
+    exclude 0 (status 2), and problems where every variable is settled, either fixed
+    (``lb == ub``) or in no row (its bound by the sign of its cost; status 3 when that bound is
+    infinite and the rows hold)."""
+    lb, ub, c = lp.lb, lp.ub, lp.c
+    n = c.size
+    finite_start = np.where(np.isfinite(lb), lb, np.where(np.isfinite(ub), ub, 0.0))
+    conflict = _bounds_conflict(lb, ub)
+    if conflict is not None:
+        return finite_start, 2, conflict
+    if not presolve:
+        return None
+    A = lp.A
+    bfin = np.r_[lp.lc, lp.uc]
+    bnorm = 1.0 + float(np.linalg.norm(bfin[np.isfinite(bfin)]))
+    zero = np.diff(A.indptr) == 0
+    if np.any(zero):
+        viol = np.maximum(np.maximum(lp.lc, 0.0), np.maximum(-lp.uc, 0.0)) * zero
+        if float(np.linalg.norm(viol)) / bnorm > tol:
+            i = int(np.argmax(viol))
+            m_ub = lp.Aub.shape[0]
+            name, row, b = ("A_ub", i, lp.uc[i]) if i < m_ub else ("A_eq", i - m_ub, lp.lc[i])
+            return finite_start, 2, f"row {row} of `{name}` is all zeros but its right-hand side is {b:g}"
+    empty = np.bincount(A.indices, minlength=n) == 0
+    fixed = lb == ub
+    if not np.all(fixed | empty):
+        return None
+    # a zero cost takes the finite bound nearest below, as HiGHS does (any point is optimal)
+    x = np.where(c > 0, lb, np.where(c < 0, ub, finite_start))
+    unbounded = ~np.isfinite(x)
+    x = np.where(unbounded, finite_start, x)
+    x[fixed] = lb[fixed]
+    rel_primal = _measure(lp, x)[0]
+    if rel_primal > tol:
+        return x, 2, f"every variable is fixed or in no row, and the rows miss their bounds by {rel_primal:.3g} > tol"
+    if np.any(unbounded):
+        j = int(np.nonzero(unbounded)[0][0])
+        return x, 3, f"variable {j} is in no row and its cost {c[j]:g} decreases without bound"
+    return x, 0, "solved in presolve: every variable is fixed or in no row"

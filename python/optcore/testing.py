@@ -126,8 +126,12 @@ class LinearProgram:
         """Lower and upper bounds of every variable as float arrays (``None`` -> infinite)."""
         n = len(self.c)
         bnd = self.bounds
-        if bnd is None or (isinstance(bnd, (list, tuple)) and len(bnd) == 0):
-            bnd = (0, None)
+        try:
+            empty = bnd is None or np.size(bnd) == 0
+        except ValueError:  # ragged: not empty
+            empty = False
+        if empty:
+            bnd = (0, None)  # SciPy: None, [], [[]] (and an empty array) mean the default
         arr = np.array(bnd, dtype=object)
         if arr.ndim == 1:
             arr = np.tile(arr, (n, 1))
@@ -409,7 +413,7 @@ def lp_kkt(problem: LinearProgram, res) -> dict:
     """Relative primal residual, dual residual and duality gap of ``res`` on the unscaled
     ``problem``, as :func:`optcore.linprog` defines them (rows ``lc <= A x <= uc``; the duals
     are the returned marginals with HiGHS's signs)."""
-    c = np.asarray(problem.c, float)
+    c = np.asarray(problem.c, float).ravel()  # SciPy accepts any shape with n entries (squeezed)
     n = c.size
     A_ub = np.zeros((0, n)) if problem.A_ub is None else np.asarray(problem.A_ub, float).reshape(-1, n)
     A_eq = np.zeros((0, n)) if problem.A_eq is None else np.asarray(problem.A_eq, float).reshape(-1, n)
