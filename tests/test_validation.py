@@ -30,7 +30,8 @@ def test_non_numbers_are_a_named_type_error(fn, value):
 def test_int_beyond_the_cores_range_is_named_or_clamped(value):
     with pytest.raises(ValueError, match="`n`"):
         v.positive_int(value, "n")
-    assert v.positive_int(value, "check_every", clamp=True) == v.INT_MAX
+    assert v.positive_int(value, "batch", clamp=True) == v.INT_MAX
+    assert v.positive_int(value, "options['check_every']") == v.INT_MAX
     assert v.positive_int(value, "maxiter", maximum=2**62, clamp=True) == 2**62
     assert v.positive_int(2**63 - 1, "n") == 2**63 - 1
     assert v.positive_int(value, "maxiter") == v.INT_MAX  # "no limit" counts clamp by default

@@ -105,8 +105,15 @@ def nonnegative_scalar(value, name: str) -> float:
 INT_MAX = 2**63 - 1
 
 
-#: Counts whose meaning is "at most this many": beyond the core's range they mean no limit.
-_NO_LIMIT_COUNTS = ("maxiter", "maxfev")
+#: Counts that are clamped when huge: "at most this many" (beyond the core's range: no
+#: limit) and "every this many" (beyond it: never), as arguments or as ``options`` keys.
+_NO_LIMIT_COUNTS = ("maxiter", "maxfev", "check_every")
+
+
+def _no_limit_count(name: str) -> bool:
+    if name.startswith("options[") and name.endswith("]"):
+        name = name[len("options[") : -1].strip("'\"")
+    return name in _NO_LIMIT_COUNTS
 
 
 def positive_int(value, name: str, *, minimum: int = 1, maximum: int = INT_MAX, clamp: bool | None = None) -> int:
@@ -115,14 +122,15 @@ def positive_int(value, name: str, *, minimum: int = 1, maximum: int = INT_MAX, 
     Above ``maximum`` (by default the core's integer range: a Python int of any size reaches
     here) it is clamped to ``maximum`` when ``clamp`` and a ``ValueError`` naming ``name``
     otherwise. ``clamp=None`` clamps the counts whose meaning is "no limit" when huge
-    (``maxiter``, ``maxfev``) and rejects every other integer (sizes, batches, options)."""
+    (``maxiter``, ``maxfev``, ``check_every``, also as ``options['...']``) and rejects every
+    other integer (sizes, batches, other options)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
         raise TypeError(f"`{name}` must be an integer; got {type(value).__name__}.")
     value = int(value)
     if value < minimum:
         raise ValueError(f"`{name}` must be >= {minimum}; got {_short(value)}.")
     if value > maximum:
-        if clamp or (clamp is None and name in _NO_LIMIT_COUNTS):
+        if clamp or (clamp is None and _no_limit_count(name)):
             return int(maximum)
         raise ValueError(f"`{name}` must be <= {maximum}; got {_short(value)}.")
     return value
