@@ -385,7 +385,7 @@ mod tests {
         // yes; the same shape at D6CUBE's size (3.7% then 2.4%): no.
         // Slope 1 per check, then 0.65 over the last eighth, from 10 (7% of ‖y‖) or 100 (2.4%).
         let settling = |base: f64| -> Vec<f64> {
-            (0..40).map(|k| base + k.min(34) as f64 + 0.65 * k.saturating_sub(34) as f64).collect::<Vec<f64>>()
+            (0..40u32).map(|k| base + k.min(34) as f64 + 0.65 * k.saturating_sub(34) as f64).collect::<Vec<f64>>()
         };
         assert!(dual_growing(&settling(10.0)));
         assert!(!dual_growing(&settling(100.0)));
