@@ -142,16 +142,16 @@ SK_BASE = dict(a=A3, b=B4, M=M34, reg=0.1, method="log", tol=1e-6, maxiter=500)
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
-        ("a", "array", A3, xf("1/3")),
-        ("b", "array", B4, xf("1/3")),
-        ("M", "array", M34, xf("1/3")),
-        ("reg", "scalar", None, xf("2/11")),
-        ("tol", "scalar", None, xf(11)),
-        ("maxiter", "int", None, xf(11)),
+        ("a", "array", A3),
+        ("b", "array", B4),
+        ("M", "array", M34),
+        ("reg", "scalar", None),
+        ("tol", "scalar", None),
+        ("maxiter", "int", None),
         ("method", "str", None),
-        ("check_every", "int", None, xf(11)),
-        ("workers", "workers", None, xf(11)),
-        ("return_plan", "bool", None, xf(11)),
+        ("check_every", "int", None),
+        ("workers", "workers", None),
+        ("return_plan", "bool", None),
         ("options", "options", None),
         ("callback", "callable", None),
     ]
@@ -183,7 +183,6 @@ def test_sinkhorn_point_clouds(slot, kind, good, data):
 
 @settings(max_examples=EXAMPLES)
 @given(method=st.sampled_from(["log", "eps_scaling", "scaling", "sns"]), dt=st.sampled_from(["f4", "f8", ">f4"]))
-@xf(3)
 def test_sinkhorn_methods_and_dtypes(method, dt):
     a, b, M = A3.astype(dt), B4.astype(dt), M34.astype(dt)
     res = outcome(lambda: ot.sinkhorn(a, b, M, reg=0.1, method=method, warn=False), None)
@@ -202,15 +201,15 @@ FP_BASE = dict(method="halpern", tol=1e-8, rtol=0.0, maxiter=300, check_every=10
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
-        ("x0", "array", X3, xf(7)),
+        ("x0", "array", X3),
         ("method", "str", None),
-        ("tol", "scalar", None, xf(11)),
-        ("rtol", "scalar", None, xf(11)),
-        ("maxiter", "int", None, xf(11)),
-        ("check_every", "int", None, xf(11)),
-        ("anchoring", "scalar", None, xf(11)),
+        ("tol", "scalar", None),
+        ("rtol", "scalar", None),
+        ("maxiter", "int", None),
+        ("check_every", "int", None),
+        ("anchoring", "scalar", None),
         ("restart", "str", None),
-        ("workers", "workers", None, xf(11)),
+        ("workers", "workers", None),
         ("options", "options", None),
         ("T", "callable", None),
     ]
@@ -218,6 +217,11 @@ FP_BASE = dict(method="halpern", tol=1e-8, rtol=0.0, maxiter=300, check_every=10
 @given(data=st.data(), native=st.booleans())
 def test_halpern(slot, kind, good, data, native):
     kw = dict(FP_BASE, x0=X3)
+    if slot == "maxiter":
+        # A huge maxiter runs honestly to tol: Halpern's residual falls as O(1/k) (2.3/k here),
+        # so tol=1e-8 takes ~2e8 iterations of the Python T (~40 min; measured 1e5 in 1 s).
+        # The claims under test are the clamp and the result's, so use a tol met in ~2000.
+        kw["tol"] = 1e-3
     kw[slot] = draw_value(data, kind, good)
     T = ops.Box(-1.0, 1.0, dim=3) if native else (lambda x: 0.5 * x)
     T = kw.pop("T", T)
@@ -255,8 +259,6 @@ OPERATOR_CASES = [
     ("reflect", lambda v: ops.reflect(v), "callable", "op"),
     ("DouglasRachford", lambda v: ops.DouglasRachford(ops.Ball(np.zeros(3), 1.0), v), "callable", None),
 ]
-# sizes >= 2**64 give OverflowError or a message that does not name `dim`
-UNNAMED_SIZES = ("Identity", "Box.dim", "Simplex.dim")
 GOOD_FOR = {"lower": -np.ones(3), "upper": np.ones(3), "center": np.zeros(3), "A": np.ones((1, 3))}
 GOOD_FOR |= {"b": np.ones(1), "L": np.eye(3), "weights": np.array([0.5, 0.5])}
 
@@ -264,7 +266,7 @@ GOOD_FOR |= {"b": np.ones(1), "L": np.eye(3), "weights": np.array([0.5, 0.5])}
 @settings(max_examples=EXAMPLES)
 @pytest.mark.parametrize(
     ("build", "kind", "name"),
-    [pytest.param(*c[1:], id=c[0], marks=xf(11) if c[0] in UNNAMED_SIZES else ()) for c in OPERATOR_CASES],
+    [pytest.param(*c[1:], id=c[0]) for c in OPERATOR_CASES],
 )
 @given(data=st.data())
 def test_operator_constructors(build, kind, name, data):
@@ -290,7 +292,6 @@ ALL_OPERATORS = [
 @settings(max_examples=EXAMPLES * 4)
 @pytest.mark.parametrize("op", ALL_OPERATORS, ids=lambda o: type(o).__name__)
 @given(x=kit.bad_arrays(X3))
-@xf(8)
 def test_operator_application(op, x):
     """Applying an operator: a named error naming ``x``, or a finite point of the input's
     kind; a projection returns a point of its set (Simplex: sums to its total)."""
@@ -307,8 +308,7 @@ def test_operator_application(op, x):
 def test_simplex_huge_entry_projects():
     """Issue 17 item 8's reproducer, asserted through the fuzz suite's lens."""
     out = ops.Simplex(3)(np.array([1e16, 0, 0]))
-    if not np.allclose(out, [1.0, 0.0, 0.0]):
-        pytest.xfail("issue 17 item 8")
+    assert np.allclose(out, [1.0, 0.0, 0.0]), out
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,13 +326,13 @@ def _game():
 @fuzz(
     [
         ("method", "str", None),
-        ("tol", "scalar", None, xf(11)),
-        ("maxiter", "int", None, xf(11)),
+        ("tol", "scalar", None),
+        ("maxiter", "int", None),
         ("rng", "rng", None),
-        ("check_every", "int", None, xf(11)),
-        ("workers", "workers", None, xf(11)),
+        ("check_every", "int", None),
+        ("workers", "workers", None),
         ("options", "options", None),
-        ("x0", "array", np.zeros(4), xf(11)),
+        ("x0", "array", np.zeros(4)),
     ]
 )
 @given(data=st.data(), method=st.sampled_from(["eg", "eag", "halpern", "vr_halpern"]))
@@ -384,7 +384,6 @@ MONO_CASES = [
 @settings(max_examples=EXAMPLES)
 @pytest.mark.parametrize(("build", "kind", "good", "name"), [c[1:] for c in MONO_CASES], ids=[c[0] for c in MONO_CASES])
 @given(data=st.data())
-@xf(11)
 def test_monotone_problems(build, kind, good, name, data):
     prob = outcome(lambda: build(draw_value(data, kind, good)), name)
     if prob is not None:

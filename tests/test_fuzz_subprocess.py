@@ -65,17 +65,17 @@ RISKY = [
     (
         "sinkhorn_f32_20000",
         "ot.sinkhorn(None, None, np.zeros((20000, 20000), np.float32), reg=1.0, maxiter=2, warn=False)",
-        xf(6),
+        (),
     ),
     (
         "sinkhorn_clouds_no_plan",
         "ot.sinkhorn(None, None, x=np.zeros((20000, 2)), y=np.ones((20000, 2)), reg=1.0, return_plan=False, maxiter=2, warn=False)",
-        xf(10),
+        (),
     ),
     (
         "sinkhorn_reg_1e-20",
         "ot.sinkhorn(np.full(6, 1/6), np.full(5, 1/5), np.random.default_rng(0).random((6, 5)), reg=1e-20, maxiter=10**7, warn=False)",
-        xf(2),
+        (),
     ),
     (
         "linprog_huge_rhs",
@@ -95,9 +95,9 @@ RISKY = [
     (
         "vr_halpern_batch_1e9",
         "monotone.solve(monotone.MatrixGame(np.eye(3)), method='vr_halpern', options={'batch': 10**9, 'max_epochs': 10}, warn=False)",
-        xf(11),
+        (),
     ),
-    ("workers_20000", "ot.sinkhorn(None, None, np.eye(3), reg=1.0, workers=20000, warn=False)", xf(11)),
+    ("workers_20000", "ot.sinkhorn(None, None, np.eye(3), reg=1.0, workers=20000, warn=False)", ()),
     (
         "halpern_dim_huge",
         "fixed_point.halpern(fixed_point.operators.Box(-1.0, 1.0, dim=10**12), np.zeros(1), maxiter=2, warn=False)",

@@ -54,7 +54,7 @@ _COUNT_MAX = 2**62
 def _count(value, name: str, *, minimum: int = 1) -> int:
     """An integer option of any size, clamped to ``_COUNT_MAX`` (``TypeError`` naming ``name``
     for bools, floats and strings)."""
-    return min(positive_int(value, name, minimum=minimum), _COUNT_MAX)
+    return positive_int(value, name, minimum=minimum, maximum=_COUNT_MAX, clamp=True)
 
 
 def _size(value, name: str) -> int:

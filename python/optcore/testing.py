@@ -522,6 +522,9 @@ def _check_ot(res, p: OTProblem, tol) -> list[str]:
     out = []
     tol = float(res.get("tol", tol) if tol is None else tol)
     P = np.asarray(res.plan)
+    # The inputs in native byte order: '>f4' is float32 data (the solver computes in and
+    # returns native float32), and the re-measurement must not run in a byte-swapped dtype.
+    p = _native_ot(p)
     # float32 only when every input is float32, else float64.
     f32 = all(np.asarray(v).dtype == np.float32 for v in (p.a, p.b, p.M))
     want = np.dtype(np.float32 if f32 else np.float64)
@@ -544,6 +547,16 @@ def _check_ot(res, p: OTProblem, tol) -> list[str]:
         if not _close(cost, float(res.cost), rtol=1e-5, atol=1e-12 * (1 + scale)):
             out.append(f"cost {res.cost:.6g} but <P, M> = {cost:.6g}")
     return out
+
+
+def _native_ot(p: OTProblem) -> OTProblem:
+    """``p`` with every array in native byte order (same values and precision)."""
+
+    def native(v):
+        arr = np.asarray(v)
+        return arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("="))
+
+    return OTProblem(native(p.a), native(p.b), native(p.M), p.reg, p.method)
 
 
 def _check_lp(res, p: LinearProgram, tol: float) -> list[str]:

@@ -87,7 +87,7 @@ _COUNT_MAX = 2**62
 def _count(value, name: str, *, minimum: int = 1) -> int:
     """A non-negative integer option, clamped to ``_COUNT_MAX`` (a Python int of any size is
     accepted; bools, floats and strings are a ``TypeError`` naming ``name``)."""
-    return min(positive_int(value, name, minimum=minimum), _COUNT_MAX)
+    return positive_int(value, name, minimum=minimum, maximum=_COUNT_MAX, clamp=True)
 
 
 def _norms(d: np.ndarray, axis=None) -> np.ndarray:

@@ -93,7 +93,7 @@ _INT_MAX = 2**63 - 1
 def integer_option(value, name: str, *, minimum: int = 1) -> int:
     """An integer argument (``maxiter``, ``check_every``, an integer option) of at least
     ``minimum`` that the core can hold: ``ValueError`` naming it beyond 2**63 - 1."""
-    v = positive_int(value, name, minimum=minimum)
+    v = positive_int(value, name, minimum=minimum, clamp=False)
     if v > _INT_MAX:
         raise ValueError(f"`{name}` = {v} is too large (at most 2**63 - 1); give a smaller integer.")
     return v

@@ -27,8 +27,8 @@
 //!    scale-invariantly, and must pass at two consecutive checks (an unbounded ray also needs
 //!    a nearly feasible iterate that does not pass the KKT test). When the KKT test passes
 //!    while ‖y‖ is still growing steadily (the signature of an LP infeasible by less than the
-//!    tolerance), the iterations go on to twice the count looking for such a certificate
-//!    before the converged point is returned.
+//!    tolerance), the iterations go on to twice the count (up to four times while ‖y‖ keeps
+//!    growing steadily) looking for such a certificate before the converged point is returned.
 //!
 //! Files: [`problem`] (the LP, options, output, input checks), [`scaling`], [`step`],
 //! [`restart`], [`kkt`], [`certificates`], [`presolve`], and [`mod@solve`], the driver that runs
