@@ -120,6 +120,10 @@ struct Eval {
     val: Vec<f64>,
 }
 
+/// A block of columns as evaluated: its objective term, the end of each column's entries in
+/// the list, and the (row, value) entries.
+type Block = (f64, Vec<usize>, Vec<(usize, f64)>);
+
 /// Keeps the `k` largest of `cand` (by value, ties by index), sorted decreasingly.
 fn top_k(cand: &mut Vec<(f64, usize)>, k: usize) {
     let desc =
@@ -199,7 +203,7 @@ impl<T: Real> Columns<'_, T> {
     /// `-objective` and everything else of [`Eval`] at `x`.
     fn eval(&self, x: &[f64]) -> Eval {
         let (n, m) = (self.n, self.m);
-        let blocks: Vec<(f64, Vec<usize>, Vec<(usize, f64)>)> = (0..m.div_ceil(COL_BLOCK))
+        let blocks: Vec<Block> = (0..m.div_ceil(COL_BLOCK))
             .into_par_iter()
             .map(|blk| {
                 let (mut cand, mut out, mut ends) = (Vec::new(), Vec::new(), Vec::new());
@@ -291,7 +295,7 @@ fn line_search<T: Real>(
     nfev: &mut usize,
 ) -> Option<(Vec<f64>, Eval)> {
     let slope = dot(&cur.grad, d);
-    if !(slope < 0.0) {
+    if slope >= 0.0 || slope.is_nan() {
         return None;
     }
     let (mut lo, mut hi, mut t) = (0.0, f64::INFINITY, t0);
@@ -439,8 +443,9 @@ pub fn sparse_ot<T: Real>(
     let (mut rows, mut colsum) = (vec![0.0; n], vec![0.0; m]);
     let (mut cost_v, mut sq) = (0.0, 0.0);
     for j in 0..m {
-        for p in cur.ptr[j]..cur.ptr[j + 1] {
-            let (i, v) = (cur.idx[p], data[p].as_f64());
+        let span = cur.ptr[j]..cur.ptr[j + 1];
+        for (&i, v) in cur.idx[span.clone()].iter().zip(&data[span]) {
+            let v = v.as_f64();
             rows[i] += v;
             colsum[j] += v;
             cost_v += v * cost[i * m + j].as_f64();
