@@ -19,8 +19,18 @@ from . import checks
 from ._cpu import solve as _solve_cpu
 from .mirror import MirrorResult, mirror_sinkhorn
 from .options import METHODS, default_tol
+from .sparse import SparseOTResult, smooth_ot, sparse_ot
 
-__all__ = ["sinkhorn", "METHODS", "default_tol", "mirror_sinkhorn", "MirrorResult"]
+__all__ = [
+    "sinkhorn",
+    "METHODS",
+    "default_tol",
+    "mirror_sinkhorn",
+    "MirrorResult",
+    "sparse_ot",
+    "smooth_ot",
+    "SparseOTResult",
+]
 
 
 def sinkhorn(

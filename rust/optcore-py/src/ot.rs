@@ -478,6 +478,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(exp_floor_f32, m)?)?;
     m.add_function(wrap_pyfunction!(mirror_sinkhorn_f64, m)?)?;
     m.add_function(wrap_pyfunction!(mirror_sinkhorn_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(sparse_ot_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(sparse_ot_f32, m)?)?;
     m.add_class::<PyController>()?;
     m.add_class::<PyNewton>()?;
     m.add_class::<PyLineSearch>()?;
@@ -588,4 +590,75 @@ macro_rules! mirror_fns {
 mirror_fns! {
     mirror_sinkhorn_f64, f64;
     mirror_sinkhorn_f32, f32;
+}
+
+/// Options of sparsity-constrained OT (the `opts` dict the Python layer builds): `k`, `reg`,
+/// `dual` ("semi" or "dual"), `tol`, `maxiter`, `memory`.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct SparseArgs {
+    k: usize,
+    reg: f64,
+    dual: String,
+    tol: f64,
+    maxiter: usize,
+    memory: usize,
+}
+
+/// Sparsity-constrained OT (`optcore_core::ot::sparse::sparse_ot`) on one problem; the plan
+/// comes back as CSC arrays (`indptr`, `indices`, `data`).
+fn sparse<'py, T: Real + Element>(
+    py: Python<'py>,
+    a: PyReadonlyArray1<'py, T>,
+    b: PyReadonlyArray1<'py, T>,
+    m: PyReadonlyArray2<'py, T>,
+    opts: SparseArgs,
+    run: RunControl,
+) -> PyResult<Bound<'py, PyDict>> {
+    use optcore_core::ot::sparse::{sparse_ot, Dual, SparseOptions};
+    let (a, b, cost) = (a.as_slice()?, b.as_slice()?, m.as_slice()?);
+    let dual = if opts.dual == "dual" { Dual::Full } else { Dual::Semi };
+    let core =
+        SparseOptions { k: opts.k, reg: opts.reg, dual, tol: opts.tol, maxiter: opts.maxiter, memory: opts.memory };
+    let mut obs = PyObserver::new(run.progress, run.check_every);
+    let out = run_detached(py, run.workers, || sparse_ot(a, b, cost, &core, &mut obs))?;
+    obs.raise_pending()?;
+    let out = out.map_err(core_err)?;
+    let (nnz, n, mm) = (out.data.len(), a.len(), b.len());
+    Ok(ResultDict::new(py, &out.termination)?
+        .array("indptr", out.indptr.into_iter().map(|v| v as i64).collect(), &[mm + 1])?
+        .array("indices", out.indices.into_iter().map(|v| v as i64).collect(), &[nnz])?
+        .array("data", out.data, &[nnz])?
+        .array("alpha", out.alpha, &[n])?
+        .array("beta", out.beta.clone(), &[out.beta.len()])?
+        .set("dual_value", out.dual_value)?
+        .set("cost", out.cost)?
+        .set("primal", out.primal)?
+        .set("marginal_error", out.marginal_error)?
+        .set("nit", out.nit)?
+        .set("nfev", out.nfev)?
+        .into_dict())
+}
+
+/// `sparse_ot_<dtype>(a, b, m, opts, run) -> dict`.
+macro_rules! sparse_fns {
+    ($($name:ident, $t:ty;)*) => {$(
+        #[pyfunction]
+        #[pyo3(signature = (a, b, m, opts, run))]
+        fn $name<'py>(
+            py: Python<'py>,
+            a: PyReadonlyArray1<'py, $t>,
+            b: PyReadonlyArray1<'py, $t>,
+            m: PyReadonlyArray2<'py, $t>,
+            opts: SparseArgs,
+            run: RunControl,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            sparse(py, a, b, m, opts, run)
+        }
+    )*};
+}
+
+sparse_fns! {
+    sparse_ot_f64, f64;
+    sparse_ot_f32, f32;
 }
