@@ -102,19 +102,72 @@ pub struct OnlineOutput<T> {
     pub fun: f64,
 }
 
-/// `||p - q||^2` in the working dtype (the formula of the dense path's cost).
+/// The points `pts` (count x d, row-major) as `d` coordinate columns (d x count): the inner
+/// loops over the other side's points then run over contiguous slices and vectorise.
+fn columns<T: Real, U: Real>(pts: &[T], d: usize) -> Vec<U> {
+    let count = pts.len() / d;
+    let mut out = vec![U::zero(); count * d];
+    for (j, p) in pts.chunks_exact(d).enumerate() {
+        for (k, &v) in p.iter().enumerate() {
+            out[k * count + j] = U::from_f64(v.as_f64());
+        }
+    }
+    out
+}
+
+/// `z_j = hs_j - ||p - q_j||^2 / reg` for every other point `q_j` (coordinate columns `cols`),
+/// and `max_j z_j`.
 #[inline(always)]
-fn sqdist<T: Real>(p: &[T], q: &[T]) -> T {
-    p.iter().zip(q).fold(T::zero(), |s, (&u, &v)| {
-        let t = u - v;
-        s + t * t
-    })
+fn exponents<T: Real>(p: &[T], cols: &[T], hs: &[T], ninv: T, z: &mut [T]) -> T {
+    let mo = hs.len();
+    z.fill(T::zero());
+    for (k, &pk) in p.iter().enumerate() {
+        for (zj, &q) in z.iter_mut().zip(&cols[k * mo..(k + 1) * mo]) {
+            let t = pk - q;
+            *zj = *zj + t * t;
+        }
+    }
+    const L: usize = 8;
+    let mut acc = [T::neg_infinity(); L];
+    let mut zc = z.chunks_exact_mut(L);
+    let mut hc = hs.chunks_exact(L);
+    for (zr, hr) in (&mut zc).zip(&mut hc) {
+        for l in 0..L {
+            let v = zr[l] * ninv + hr[l];
+            zr[l] = v;
+            acc[l] = if v > acc[l] { v } else { acc[l] };
+        }
+    }
+    for (zj, &hj) in zc.into_remainder().iter_mut().zip(hc.remainder()) {
+        let v = *zj * ninv + hj;
+        *zj = v;
+        acc[0] = if v > acc[0] { v } else { acc[0] };
+    }
+    acc.iter().fold(T::neg_infinity(), |m, &v| if v > m { v } else { m })
+}
+
+/// `sum_j exp(z_j - mx)`, accumulated in f64.
+#[inline(always)]
+fn sum_exp<T: Real>(z: &[T], mx: T) -> f64 {
+    const L: usize = 8;
+    let mut acc = [0f64; L];
+    let mut zc = z.chunks_exact(L);
+    for zr in &mut zc {
+        for l in 0..L {
+            acc[l] += (zr[l] - mx).fast_exp::<Unfused>().as_f64();
+        }
+    }
+    for &v in zc.remainder() {
+        acc[0] += (v - mx).fast_exp::<Unfused>().as_f64();
+    }
+    acc.iter().sum()
 }
 
 /// One half-iteration: for every own point `i` (points `own`, weights `w`, current potential
-/// `cur`), `out_i = reg (ln w_i - LSE_j((h_j - C_ij)/reg))` over the other points `oth` with
-/// potentials `h`. Returns `sum_i |sum_j P(cur, h)_ij - w_i|` (f64).
-fn half_pass<T: Real>(own: &[T], oth: &[T], d: usize, w: &[T], cur: &[T], h: &[T], reg: f64, out: &mut [T]) -> f64 {
+/// `cur`), `out_i = reg (ln w_i - LSE_j((h_j - C_ij)/reg))` over the other points (coordinate
+/// columns `cols`) with potentials `h`. Returns `sum_i |sum_j P(cur, h)_ij - w_i|` (f64).
+#[allow(clippy::too_many_arguments)] // the slices of one pass, as is
+fn half_pass<T: Real>(own: &[T], cols: &[T], d: usize, w: &[T], cur: &[T], h: &[T], reg: f64, out: &mut [T]) -> f64 {
     let inv = 1.0 / reg;
     let ninv = T::from_f64(-inv);
     let hs: Vec<T> = h.iter().map(|&v| T::from_f64(v.as_f64() * inv)).collect();
@@ -129,14 +182,7 @@ fn half_pass<T: Real>(own: &[T], oth: &[T], d: usize, w: &[T], cur: &[T], h: &[T
             |z, (((pts, wb), cb), ob)| {
                 let mut err = 0.0;
                 for (((p, &wi), &ci), o) in pts.chunks_exact(d).zip(wb).zip(cb).zip(ob.iter_mut()) {
-                    let mut mx = T::neg_infinity();
-                    for ((zj, q), &hj) in z.iter_mut().zip(oth.chunks_exact(d)).zip(&hs) {
-                        let v = sqdist(p, q) * ninv + hj;
-                        *zj = v;
-                        if v > mx {
-                            mx = v;
-                        }
-                    }
+                    let mx = exponents(p, cols, &hs, ninv, z);
                     let wi = wi.as_f64();
                     if mx == T::neg_infinity() {
                         // No mass reaches this point: the row of the plan is zero.
@@ -144,8 +190,7 @@ fn half_pass<T: Real>(own: &[T], oth: &[T], d: usize, w: &[T], cur: &[T], h: &[T
                         *o = if wi == 0.0 { T::neg_infinity() } else { T::infinity() };
                         continue;
                     }
-                    let s: f64 = z.iter().map(|&v| (v - mx).fast_exp::<Unfused>().as_f64()).sum();
-                    let lse = mx.as_f64() + s.ln();
+                    let lse = mx.as_f64() + sum_exp(z, mx).ln();
                     let row = if ci == T::neg_infinity() { 0.0 } else { (ci.as_f64() * inv + lse).exp() };
                     err += (row - wi).abs();
                     *o = if wi == 0.0 { T::neg_infinity() } else { T::from_f64(reg * (wi.ln() - lse)) };
@@ -165,11 +210,13 @@ struct Measured {
     plogp: f64,
 }
 
-/// Row sums of `P_ij = exp((pf_i + pg_j - C_ij)/reg)` (every entry in f64) against `w`, and
-/// (if `full`) `sum P C` and `sum P ln P`; per block, summed in block order.
+/// Row sums of `P_ij = exp((pf_i + pg_j - C_ij)/reg)` (every entry in f64; `cols` the other
+/// points' f64 coordinate columns) against `w`, and (if `full`) `sum P C` and `sum P ln P`;
+/// per block, summed in block order.
+#[allow(clippy::too_many_arguments)] // the slices of one pass, as is
 fn measure_rows<T: Real>(
     own: &[T],
-    oth: &[T],
+    cols: &[f64],
     d: usize,
     w: &[T],
     pf: &[T],
@@ -179,34 +226,41 @@ fn measure_rows<T: Real>(
 ) -> Measured {
     let inv = 1.0 / reg;
     let gs: Vec<f64> = pg.iter().map(|&v| v.as_f64() * inv).collect();
+    let mo = pg.len();
     let parts: Vec<Measured> = own
         .par_chunks(BLOCK * d)
         .zip(w.par_chunks(BLOCK))
         .zip(pf.par_chunks(BLOCK))
-        .map(|((pts, wb), fb)| {
-            let mut acc = Measured::default();
-            for ((p, &wi), &fi) in pts.chunks_exact(d).zip(wb).zip(fb) {
-                let fi = fi.as_f64() * inv;
-                let mut row = 0.0;
-                if fi != f64::NEG_INFINITY {
-                    for (q, &gj) in oth.chunks_exact(d).zip(&gs) {
-                        let c = p.iter().zip(q).fold(0.0, |s, (&u, &v)| {
-                            let t = u.as_f64() - v.as_f64();
-                            s + t * t
-                        });
-                        let e = fi + gj - c * inv;
-                        let pij = e.fast_exp::<Unfused>();
-                        row += pij;
-                        if full && pij > 0.0 {
-                            acc.cost += pij * c;
-                            acc.plogp += pij * e;
+        .map_init(
+            || vec![0f64; mo],
+            |c, ((pts, wb), fb)| {
+                let mut acc = Measured::default();
+                for ((p, &wi), &fi) in pts.chunks_exact(d).zip(wb).zip(fb) {
+                    let fi = fi.as_f64() * inv;
+                    let mut row = 0.0;
+                    if fi != f64::NEG_INFINITY {
+                        c.fill(0.0);
+                        for (k, &pk) in p.iter().enumerate() {
+                            for (cj, &q) in c.iter_mut().zip(&cols[k * mo..(k + 1) * mo]) {
+                                let t = pk.as_f64() - q;
+                                *cj += t * t;
+                            }
+                        }
+                        for (&cj, &gj) in c.iter().zip(&gs) {
+                            let e = fi + gj - cj * inv;
+                            let pij = e.fast_exp::<Unfused>();
+                            row += pij;
+                            if full && pij > 0.0 {
+                                acc.cost += pij * cj;
+                                acc.plogp += pij * e;
+                            }
                         }
                     }
+                    acc.err += (row - wi.as_f64()).abs();
                 }
-                acc.err += (row - wi.as_f64()).abs();
-            }
-            acc
-        })
+                acc
+            },
+        )
         .collect();
     parts.iter().fold(Measured::default(), |s, p| Measured {
         err: s.err + p.err,
@@ -217,8 +271,8 @@ fn measure_rows<T: Real>(
 
 /// The marginal error, cost and `sum P ln P` of `P(f, g)`, measured exactly (two passes).
 fn measure<T: Real>(p: &Clouds<'_, T>, f: &[T], g: &[T], reg: f64) -> Measured {
-    let rows = measure_rows(p.x, p.y, p.d, p.a, f, g, reg, true);
-    let cols = measure_rows(p.y, p.x, p.d, p.b, g, f, reg, false);
+    let rows = measure_rows(p.x, &columns::<T, f64>(p.y, p.d), p.d, p.a, f, g, reg, true);
+    let cols = measure_rows(p.y, &columns::<T, f64>(p.x, p.d), p.d, p.b, g, f, reg, false);
     Measured { err: rows.err + cols.err, ..rows }
 }
 
@@ -257,6 +311,7 @@ pub fn sinkhorn_online<T: Real>(
     let mut g = g0.map_or_else(|| crate::alloc::try_zeroed::<T>(m, "g"), |v| Ok(v.to_vec()))?;
     let mut tmp_f = crate::alloc::try_zeroed::<T>(n, "f")?;
     let mut tmp_g = crate::alloc::try_zeroed::<T>(m, "g")?;
+    let (xcols, ycols) = (columns::<T, T>(p.x, d), columns::<T, T>(p.y, d));
     let mut ctl = Controller::new(opts.overrelax, vec![reg], 0.0, usize::MAX);
     ctl.begin_stage();
     let mut nit = 0usize;
@@ -282,7 +337,7 @@ pub fn sinkhorn_online<T: Real>(
 
     loop {
         // The f pass: the row error of P(f, g) and the Sinkhorn update of f (not yet applied).
-        let row_err = half_pass(p.x, p.y, d, p.a, &f, &g, reg, &mut tmp_f);
+        let row_err = half_pass(p.x, &ycols, d, p.a, &f, &g, reg, &mut tmp_f);
         let err = row_err + col_err;
         if err <= confirm {
             let st = measure(p, &f, &g, reg);
@@ -332,7 +387,7 @@ pub fn sinkhorn_online<T: Real>(
         }
         let omega = ctl.omega();
         relax(&mut f, &tmp_f, omega);
-        col_err = half_pass(p.y, p.x, d, p.b, &g, &f, reg, &mut tmp_g);
+        col_err = half_pass(p.y, &xcols, d, p.b, &g, &f, reg, &mut tmp_g);
         relax(&mut g, &tmp_g, omega);
         nit += 1;
         ctl.observe(err);
@@ -344,6 +399,15 @@ mod tests {
     use super::*;
     use crate::ot::sinkhorn::{sinkhorn_log, LogOptions, Problem};
     use crate::solver::NoObserver;
+
+    /// `||p - q||^2` in the working dtype (the formula of the dense path's cost).
+    #[inline(always)]
+    fn sqdist<T: Real>(p: &[T], q: &[T]) -> T {
+        p.iter().zip(q).fold(T::zero(), |s, (&u, &v)| {
+            let t = u - v;
+            s + t * t
+        })
+    }
 
     fn clouds(n: usize, m: usize, d: usize) -> (Vec<f64>, Vec<f64>) {
         let mut s = 12345u64;
