@@ -22,7 +22,7 @@
 
 use super::controller::{Controller, Overrelax};
 use crate::error::{OptError, Result};
-use crate::real::{Real, Unfused};
+use crate::real::{Fused, Madd, Real, Unfused};
 use crate::solver::{Control, Observer, Report, Termination};
 use rayon::prelude::*;
 
@@ -118,13 +118,13 @@ fn columns<T: Real, U: Real>(pts: &[T], d: usize) -> Vec<U> {
 /// `z_j = hs_j - ||p - q_j||^2 / reg` for every other point `q_j` (coordinate columns `cols`),
 /// and `max_j z_j`.
 #[inline(always)]
-fn exponents<T: Real>(p: &[T], cols: &[T], hs: &[T], ninv: T, z: &mut [T]) -> T {
+fn exponents<T: Real, M: Madd>(p: &[T], cols: &[T], hs: &[T], ninv: T, z: &mut [T]) -> T {
     let mo = hs.len();
     z.fill(T::zero());
     for (k, &pk) in p.iter().enumerate() {
         for (zj, &q) in z.iter_mut().zip(&cols[k * mo..(k + 1) * mo]) {
             let t = pk - q;
-            *zj = *zj + t * t;
+            *zj = M::madd(t, t, *zj);
         }
     }
     const L: usize = 8;
@@ -133,13 +133,13 @@ fn exponents<T: Real>(p: &[T], cols: &[T], hs: &[T], ninv: T, z: &mut [T]) -> T 
     let mut hc = hs.chunks_exact(L);
     for (zr, hr) in (&mut zc).zip(&mut hc) {
         for l in 0..L {
-            let v = zr[l] * ninv + hr[l];
+            let v = M::madd(zr[l], ninv, hr[l]);
             zr[l] = v;
             acc[l] = if v > acc[l] { v } else { acc[l] };
         }
     }
     for (zj, &hj) in zc.into_remainder().iter_mut().zip(hc.remainder()) {
-        let v = *zj * ninv + hj;
+        let v = M::madd(*zj, ninv, hj);
         *zj = v;
         acc[0] = if v > acc[0] { v } else { acc[0] };
     }
@@ -148,19 +148,60 @@ fn exponents<T: Real>(p: &[T], cols: &[T], hs: &[T], ninv: T, z: &mut [T]) -> T 
 
 /// `sum_j exp(z_j - mx)`, accumulated in f64.
 #[inline(always)]
-fn sum_exp<T: Real>(z: &[T], mx: T) -> f64 {
+fn sum_exp<T: Real, M: Madd>(z: &[T], mx: T) -> f64 {
     const L: usize = 8;
     let mut acc = [0f64; L];
     let mut zc = z.chunks_exact(L);
     for zr in &mut zc {
         for l in 0..L {
-            acc[l] += (zr[l] - mx).fast_exp::<Unfused>().as_f64();
+            acc[l] += (zr[l] - mx).fast_exp::<M>().as_f64();
         }
     }
     for &v in zc.remainder() {
-        acc[0] += (v - mx).fast_exp::<Unfused>().as_f64();
+        acc[0] += (v - mx).fast_exp::<M>().as_f64();
     }
     acc.iter().sum()
+}
+
+/// `max_j z_j` and `sum_j exp(z_j - max)` of one own point `p` (see [`exponents`]).
+#[inline(always)]
+fn row_lse<T: Real, M: Madd>(p: &[T], cols: &[T], hs: &[T], ninv: T, z: &mut [T]) -> (T, f64) {
+    let mx = exponents::<T, M>(p, cols, hs, ninv, z);
+    if mx == T::neg_infinity() {
+        return (mx, 0.0);
+    }
+    (mx, sum_exp::<T, M>(z, mx))
+}
+
+/// [`row_lse`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn row_lse_avx2<T: Real>(p: &[T], cols: &[T], hs: &[T], ninv: T, z: &mut [T]) -> (T, f64) {
+    row_lse::<T, Fused>(p, cols, hs, ninv, z)
+}
+
+/// [`row_lse`], the AVX2 + FMA version where the CPU has it (`fast`).
+#[inline(always)]
+fn row_lse_dispatch<T: Real>(fast: bool, p: &[T], cols: &[T], hs: &[T], ninv: T, z: &mut [T]) -> (T, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is true only when the CPU supports AVX2 and FMA.
+        return unsafe { row_lse_avx2(p, cols, hs, ninv, z) };
+    }
+    let _ = fast;
+    row_lse::<T, Unfused>(p, cols, hs, ninv, z)
+}
+
+/// Whether the AVX2 + FMA versions run on this CPU.
+fn simd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// One half-iteration: for every own point `i` (points `own`, weights `w`, current potential
@@ -172,6 +213,7 @@ fn half_pass<T: Real>(own: &[T], cols: &[T], d: usize, w: &[T], cur: &[T], h: &[
     let ninv = T::from_f64(-inv);
     let hs: Vec<T> = h.iter().map(|&v| T::from_f64(v.as_f64() * inv)).collect();
     let mo = h.len();
+    let fast = simd();
     let errs: Vec<f64> = own
         .par_chunks(BLOCK * d)
         .zip(w.par_chunks(BLOCK))
@@ -182,7 +224,7 @@ fn half_pass<T: Real>(own: &[T], cols: &[T], d: usize, w: &[T], cur: &[T], h: &[
             |z, (((pts, wb), cb), ob)| {
                 let mut err = 0.0;
                 for (((p, &wi), &ci), o) in pts.chunks_exact(d).zip(wb).zip(cb).zip(ob.iter_mut()) {
-                    let mx = exponents(p, cols, &hs, ninv, z);
+                    let (mx, sum) = row_lse_dispatch(fast, p, cols, &hs, ninv, z);
                     let wi = wi.as_f64();
                     if mx == T::neg_infinity() {
                         // No mass reaches this point: the row of the plan is zero.
@@ -190,7 +232,7 @@ fn half_pass<T: Real>(own: &[T], cols: &[T], d: usize, w: &[T], cur: &[T], h: &[
                         *o = if wi == 0.0 { T::neg_infinity() } else { T::infinity() };
                         continue;
                     }
-                    let lse = mx.as_f64() + sum_exp(z, mx).ln();
+                    let lse = mx.as_f64() + sum.ln();
                     let row = if ci == T::neg_infinity() { 0.0 } else { (ci.as_f64() * inv + lse).exp() };
                     err += (row - wi).abs();
                     *o = if wi == 0.0 { T::neg_infinity() } else { T::from_f64(reg * (wi.ln() - lse)) };
