@@ -252,6 +252,93 @@ struct Measured {
     plogp: f64,
 }
 
+/// Row sum, `sum_j P_ij C_ij` and (if `full`) `sum_j P_ij ln P_ij` of one own point `p` with
+/// `fi = f_i / reg` (all in f64; `c` scratch of the other side's length).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)] // one row's slices, as is
+fn measure_row<T: Real, M: Madd>(
+    p: &[T],
+    fi: f64,
+    cols: &[f64],
+    gs: &[f64],
+    inv: f64,
+    c: &mut [f64],
+    full: bool,
+) -> (f64, f64, f64) {
+    let mo = gs.len();
+    c.fill(0.0);
+    for (k, &pk) in p.iter().enumerate() {
+        let pk = pk.as_f64();
+        for (cj, &q) in c.iter_mut().zip(&cols[k * mo..(k + 1) * mo]) {
+            let t = pk - q;
+            *cj = M::madd(t, t, *cj);
+        }
+    }
+    const L: usize = 4;
+    let (mut row, mut cost, mut plogp) = ([0f64; L], [0f64; L], [0f64; L]);
+    let mut cc = c.chunks_exact(L);
+    let mut gc = gs.chunks_exact(L);
+    for (cr, gr) in (&mut cc).zip(&mut gc) {
+        for l in 0..L {
+            let e = M::madd(cr[l], -inv, fi + gr[l]);
+            let pij = e.fast_exp::<M>();
+            row[l] += pij;
+            if full {
+                cost[l] += pij * cr[l];
+                // 0 * -inf is NaN: an entry that is exactly 0 adds nothing.
+                plogp[l] += if pij > 0.0 { pij * e } else { 0.0 };
+            }
+        }
+    }
+    for (&cj, &gj) in cc.remainder().iter().zip(gc.remainder()) {
+        let e = M::madd(cj, -inv, fi + gj);
+        let pij = e.fast_exp::<M>();
+        row[0] += pij;
+        if full {
+            cost[0] += pij * cj;
+            plogp[0] += if pij > 0.0 { pij * e } else { 0.0 };
+        }
+    }
+    (row.iter().sum(), cost.iter().sum(), plogp.iter().sum())
+}
+
+/// [`measure_row`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn measure_row_avx2<T: Real>(
+    p: &[T],
+    fi: f64,
+    cols: &[f64],
+    gs: &[f64],
+    inv: f64,
+    c: &mut [f64],
+    full: bool,
+) -> (f64, f64, f64) {
+    measure_row::<T, Fused>(p, fi, cols, gs, inv, c, full)
+}
+
+/// [`measure_row`], the AVX2 + FMA version where the CPU has it (`fast`).
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn measure_row_dispatch<T: Real>(
+    fast: bool,
+    p: &[T],
+    fi: f64,
+    cols: &[f64],
+    gs: &[f64],
+    inv: f64,
+    c: &mut [f64],
+    full: bool,
+) -> (f64, f64, f64) {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is true only when the CPU supports AVX2 and FMA.
+        return unsafe { measure_row_avx2(p, fi, cols, gs, inv, c, full) };
+    }
+    measure_row::<T, Unfused>(p, fi, cols, gs, inv, c, full)
+}
+
 /// Row sums of `P_ij = exp((pf_i + pg_j - C_ij)/reg)` (every entry in f64; `cols` the other
 /// points' f64 coordinate columns) against `w`, and (if `full`) `sum P C` and `sum P ln P`;
 /// per block, summed in block order.
@@ -269,6 +356,7 @@ fn measure_rows<T: Real>(
     let inv = 1.0 / reg;
     let gs: Vec<f64> = pg.iter().map(|&v| v.as_f64() * inv).collect();
     let mo = pg.len();
+    let fast = simd();
     let parts: Vec<Measured> = own
         .par_chunks(BLOCK * d)
         .zip(w.par_chunks(BLOCK))
@@ -281,22 +369,10 @@ fn measure_rows<T: Real>(
                     let fi = fi.as_f64() * inv;
                     let mut row = 0.0;
                     if fi != f64::NEG_INFINITY {
-                        c.fill(0.0);
-                        for (k, &pk) in p.iter().enumerate() {
-                            for (cj, &q) in c.iter_mut().zip(&cols[k * mo..(k + 1) * mo]) {
-                                let t = pk.as_f64() - q;
-                                *cj += t * t;
-                            }
-                        }
-                        for (&cj, &gj) in c.iter().zip(&gs) {
-                            let e = fi + gj - cj * inv;
-                            let pij = e.fast_exp::<Unfused>();
-                            row += pij;
-                            if full && pij > 0.0 {
-                                acc.cost += pij * cj;
-                                acc.plogp += pij * e;
-                            }
-                        }
+                        let (r, cost, plogp) = measure_row_dispatch(fast, p, fi, cols, &gs, inv, c, full);
+                        row = r;
+                        acc.cost += cost;
+                        acc.plogp += plogp;
                     }
                     acc.err += (row - wi.as_f64()).abs();
                 }
