@@ -84,7 +84,11 @@ def sinkhorn(
         Point clouds instead of ``M``: the cost is the squared Euclidean distance
         ``M_ij = ||x_i - y_j||^2``. On the GPU (CuPy arrays, ``d <= 128``, methods ``"log"``
         and ``"eps_scaling"``) it is computed on the fly and no ``n x m`` array is allocated
-        unless ``return_plan=True``; on the CPU ``M`` is formed.
+        unless ``return_plan=True``. On the CPU with ``method="log"``, ``return_plan=False``
+        and one target histogram it is computed on the fly too (a log-domain iteration, one
+        ``exp`` per pair per half-iteration, ``O((n + m) d)`` memory; ``marginal_error``,
+        ``cost`` and ``fun`` are measured exactly on the implied plan, each entry evaluated in
+        float64 from the returned potentials); otherwise the CPU forms ``M``.
     return_plan : bool
         ``False``: do not form the plan (``plan`` and ``x`` are None); potentials, ``cost``,
         ``fun`` and ``marginal_error`` are still returned (measured on the implied plan).

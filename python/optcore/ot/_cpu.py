@@ -43,6 +43,12 @@ def solve(a, b, M, reg, *, x, y, warn, return_plan, **kw) -> OTResult:
     """The CPU solve of :func:`optcore.ot.sinkhorn` (arguments checked there; ``kw``: method,
     opts, tol, maxiter, x0, callback, check_every, disp, workers)."""
     if x is not None:
+        if not return_plan and kw["method"] == "log" and (b is None or np.ndim(b) <= 1):
+            # The cost is computed on the fly: no n x m array at all.
+            res, progress = _online(a, b, reg, x, y, **kw)
+            finish(res, "optcore.ot.sinkhorn", progress=progress, warn=warn, stacklevel=4)
+            res["plan"] = res["x"] = None
+            return res
         M = _sq_euclidean(x, y)
     M = checks.native(as_float_array(M, "M"))
     res, progress = _batch(a, b, M, reg, **kw) if M.ndim == 3 else _single(a, b, M, reg, **kw)
@@ -357,4 +363,85 @@ def _batch(a, b, Ma, reg, *, method, opts, tol, maxiter, x0, callback, check_eve
         tol=worst.tol,
     )
     res["x"] = res["plan"]
+    return res, progress
+
+
+def _online(a, b, reg, x, y, *, method, opts, tol, maxiter, x0, callback, check_every, disp, workers):
+    """Point clouds, ``return_plan=False``, ``method="log"``, one histogram: log-domain Sinkhorn
+    with the squared Euclidean cost computed on the fly in the core
+    (``optcore_core::ot::online``), ``O((n + m) d)`` memory. Checked and normalised exactly as
+    the dense path (:func:`_prepare`); the marginal error, cost and objective come from the
+    core's exact f64 measurement of the plan the returned potentials imply."""
+    xa, ya = checks.point_clouds(checks.native(as_float_array(x, "x")), checks.native(as_float_array(y, "y")))
+    check_finite(xa, "x")
+    check_finite(ya, "y")
+    n, m = xa.shape[0], ya.shape[0]
+    if n == 0 or m == 0:
+        raise ValueError(
+            f"the point clouds are empty (shapes {xa.shape} and {ya.shape}): there is nothing to transport."
+        )
+    xdtype = working_dtype(xa, ya)
+    aa = checks.weights(a, "a", n, xdtype)
+    bb = checks.weights(b, "b", m, xdtype)
+    if aa.shape != (n,) or bb.shape != (m,):
+        raise ValueError(
+            f"`a` and `b` must have shapes ({n},) and ({m},) for point clouds of {n} and {m} points; "
+            f"got {aa.shape} and {bb.shape}."
+        )
+    checks.check_weights(aa, "a", np)
+    checks.check_weights(bb, "b", np)
+    reg = positive_scalar(reg, "reg")
+    dtype = working_dtype(aa, bb, xa.astype(xdtype, copy=False))
+    aa, bb = aa.astype(dtype, copy=False), bb.astype(dtype, copy=False)
+    xa = np.ascontiguousarray(xa, dtype=dtype)
+    ya = np.ascontiguousarray(ya, dtype=dtype)
+    tol = default_tol(dtype) if tol is None else positive_scalar(tol, "tol")
+    # An upper bound of the largest cost (the bounding box's squared diagonal): no pass over
+    # the n x m pairs is needed for the range checks.
+    with np.errstate(over="ignore", invalid="ignore"):
+        lo_pts = np.minimum(xa.min(axis=0), ya.min(axis=0)).astype(np.float64)
+        hi_pts = np.maximum(xa.max(axis=0), ya.max(axis=0)).astype(np.float64)
+        hi = float(((hi_pts - lo_pts) ** 2).sum())
+    checks.check_overflow(0.0, hi, reg, dtype)
+    mass_a = float(aa.sum(dtype=np.float64))
+    scale = checks.check_masses(mass_a, np.atleast_1d(bb.sum(dtype=np.float64)), lambda h: "`b`")
+    if scale is not None:
+        bb = (bb.astype(np.float64) * scale[0] if np.ndim(scale) else bb.astype(np.float64) * scale).astype(dtype)
+    aa, bb = np.ascontiguousarray(aa), np.ascontiguousarray(bb)
+    f0 = g0 = None
+    if x0 is not None:
+        f0, g0 = checks.warm_start(x0, (n,), (m,), dtype, np)
+    maxiter = integer_option(maxiter, "maxiter", minimum=0)
+    check_every = integer_option(check_every, "check_every")
+    workers = normalize_workers(workers)
+    p = SimpleNamespace(reg=reg, tol=tol, n=n, m=m, dtype=dtype)
+    progress = _progress(callback, disp, method, p, ", online")
+    fn = getattr(_core, "sinkhorn_online_f32" if dtype == np.float32 else "sinkhorn_online_f64")
+    core_opts = {"reg": reg, "tol": tol, "maxiter": maxiter, "omega": overrelaxation(opts)}
+    out = fn(aa, bb, xa, ya, core_opts, _common(progress, check_every, workers), None if f0 is None else (f0, g0))
+    err = float(out["marginal_error"])
+    status, detail = final_status(int(out["status"]), err, tol, int(out["nit"]), maxiter)
+    if detail is not None:
+        out["detail"] = detail
+    if not np.isfinite(err):
+        raise NumericalError(
+            f"optcore.ot.sinkhorn: the plan has non-finite entries: the cost / reg overflows {dtype} "
+            f"(reg = {reg:g}); rescale x, y and reg together."
+        )
+    res = OTResult(
+        x=None,
+        plan=None,
+        f=out["f"],
+        g=out["g"],
+        cost=float(out["cost"]),
+        fun=float(out["fun"]),
+        marginal_error=err,
+        nit=int(out["nit"]),
+        status=status,
+        message=status_message(status, err, tol, out, dtype),
+        method=method,
+        reg=reg,
+        tol=tol,
+    )
+    res["success"] = status == 0
     return res, progress

@@ -9,9 +9,9 @@
 use crate::bridge::{core_err, run_detached, PyObserver, ResultDict, RunControl};
 use numpy::{Element, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArrayDyn, PyUntypedArrayMethods};
 use optcore_core::ot::{
-    eps_schedule, sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, Controller, EpsScaling,
-    LineSearch, LogOptions, NewtonControl, Overrelax, ScalingOptions, ScalingOutput, SinkhornOutput, SnsOptions,
-    SnsOutput, WarmStart,
+    eps_schedule, sinkhorn_log_batch, sinkhorn_online, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, Clouds,
+    Controller, EpsScaling, LineSearch, LogOptions, NewtonControl, OnlineOptions, Overrelax, ScalingOptions,
+    ScalingOutput, SinkhornOutput, SnsOptions, SnsOutput, WarmStart,
 };
 use optcore_core::Real;
 use pyo3::exceptions::PyValueError;
@@ -278,6 +278,83 @@ fn scaling<'py, T: Real + Element>(
     run_batch(py, &arrays, run, |batch, x0, obs| sinkhorn_scaling_batch(batch, &core, x0, obs))
 }
 
+/// Options of the point-cloud solver (the `opts` dict): `omega` as for [`LogArgs`].
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct OnlineArgs {
+    reg: f64,
+    tol: f64,
+    maxiter: usize,
+    #[pyo3(default)]
+    omega: Option<f64>,
+}
+
+/// Log-domain Sinkhorn on point clouds `x` (n, d), `y` (m, d), the cost computed on the fly
+/// (`optcore_core::ot::sinkhorn_online`): one dict without a plan.
+#[allow(clippy::too_many_arguments)] // the arrays and option dicts of one call, as is
+fn online<'py, T: Real + Element>(
+    py: Python<'py>,
+    a: PyReadonlyArray1<'py, T>,
+    b: PyReadonlyArray1<'py, T>,
+    x: PyReadonlyArray2<'py, T>,
+    y: PyReadonlyArray2<'py, T>,
+    opts: OnlineArgs,
+    run: RunControl,
+    x0: Option<(PyReadonlyArray1<'py, T>, PyReadonlyArray1<'py, T>)>,
+) -> PyResult<Bound<'py, PyDict>> {
+    let d = x.shape()[1];
+    if y.shape()[1] != d {
+        return Err(PyValueError::new_err("x and y must have the same number of columns"));
+    }
+    let clouds = Clouds { a: a.as_slice()?, b: b.as_slice()?, x: x.as_slice()?, y: y.as_slice()?, d };
+    let core =
+        OnlineOptions { reg: opts.reg, tol: opts.tol, maxiter: opts.maxiter, overrelax: overrelax_of(opts.omega) };
+    let warm = match &x0 {
+        Some((f, g)) => Some((f.as_slice()?, g.as_slice()?)),
+        None => None,
+    };
+    let mut obs = PyObserver::new(run.progress, run.check_every);
+    let out = run_detached(py, run.workers, || {
+        sinkhorn_online(&clouds, &core, warm.map(|w| w.0), warm.map(|w| w.1), &mut obs)
+    })?
+    .map_err(core_err)?;
+    obs.raise_pending()?;
+    let (n, m) = (clouds.a.len(), clouds.b.len());
+    Ok(ResultDict::new(py, &out.termination)?
+        .array("f", out.f, &[n])?
+        .array("g", out.g, &[m])?
+        .set("nit", out.nit)?
+        .set("marginal_error", out.marginal_error)?
+        .set("cost", out.cost)?
+        .set("fun", out.fun)?
+        .into_dict())
+}
+
+macro_rules! online_fns {
+    ($($name:ident => $t:ty;)*) => {$(
+        #[pyfunction]
+        #[pyo3(signature = (a, b, x, y, opts, run, x0=None))]
+        #[allow(clippy::too_many_arguments)]
+        fn $name<'py>(
+            py: Python<'py>,
+            a: PyReadonlyArray1<'py, $t>,
+            b: PyReadonlyArray1<'py, $t>,
+            x: PyReadonlyArray2<'py, $t>,
+            y: PyReadonlyArray2<'py, $t>,
+            opts: OnlineArgs,
+            run: RunControl,
+            x0: Option<(PyReadonlyArray1<'py, $t>, PyReadonlyArray1<'py, $t>)>,
+        ) -> PyResult<Bound<'py, PyDict>> {
+            online(py, a, b, x, y, opts, run, x0)
+        }
+    )*};
+}
+
+online_fns! {
+    sinkhorn_online_f64 => f64;
+    sinkhorn_online_f32 => f32;
+}
+
 /// One private function per solver and dtype over the generic bodies above:
 /// `name(a, b, m, opts, run, x0=None) -> list[dict]`.
 macro_rules! solver_fns {
@@ -474,6 +551,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sinkhorn_scaling_f32, m)?)?;
     m.add_function(wrap_pyfunction!(sinkhorn_sns_f64, m)?)?;
     m.add_function(wrap_pyfunction!(sinkhorn_sns_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(sinkhorn_online_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(sinkhorn_online_f32, m)?)?;
     m.add_function(wrap_pyfunction!(exp_floor_f64, m)?)?;
     m.add_function(wrap_pyfunction!(exp_floor_f32, m)?)?;
     m.add_function(wrap_pyfunction!(mirror_sinkhorn_f64, m)?)?;

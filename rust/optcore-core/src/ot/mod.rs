@@ -11,6 +11,7 @@
 //! - [`scaling`] — the classic scaling solver and the fused scaling pass.
 //! - [`sns`] — Sinkhorn–Newton–Sparse.
 //! - [`batch`] — many problems of one size in one call.
+//! - [`online`] — log-domain Sinkhorn on point clouds, the cost computed on the fly.
 //! - [`mirror`] — Mirror Sinkhorn: convex objectives over the transport polytope.
 //! - [`kernels`] — the inner loops over rows of the cost, and the bare `exp` floor of a pass.
 
@@ -18,6 +19,7 @@ pub mod batch;
 pub mod controller;
 pub mod kernels;
 pub mod mirror;
+pub mod online;
 pub mod scaling;
 pub mod sinkhorn;
 pub mod sns;
@@ -26,6 +28,7 @@ pub mod sparse;
 pub use batch::{sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, ScalingOptions, WarmStart};
 pub use controller::{eps_schedule, Controller, EpsScaling, LineSearch, NewtonControl, Overrelax, Relax, Stall};
 pub use mirror::{mirror_sinkhorn, MirrorOptions, MirrorOutput, Objective, Output, Step};
+pub use online::{sinkhorn_online, Clouds, OnlineOptions, OnlineOutput};
 pub use scaling::{sinkhorn_scaling, ScalingOutput};
 pub use sinkhorn::{sinkhorn_log, LogOptions, Problem, SinkhornOutput};
 pub use sns::{sinkhorn_sns, SnsOptions, SnsOutput};
