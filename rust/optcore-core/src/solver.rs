@@ -69,6 +69,14 @@ pub trait Observer<T>: Send {
     /// `report` builds the snapshot lazily: an implementation that has nothing to do this
     /// iteration (see [`Cadence`]) does not pay for it.
     fn observe(&mut self, nit: usize, report: &dyn Fn() -> Report<T>) -> Control;
+
+    /// Whether the run has been interrupted (Ctrl-C), asked *within* one long iteration (between
+    /// groups of rows) so that an interrupt is honoured within a fraction of a second even when
+    /// an iteration takes seconds. An implementation throttles itself; the default never
+    /// interrupts.
+    fn interrupted(&mut self) -> bool {
+        false
+    }
 }
 
 /// An observer that never stops a run.

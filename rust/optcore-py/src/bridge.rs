@@ -43,12 +43,18 @@ pub fn run_detached<R: Send>(py: Python<'_>, workers: Option<usize>, f: impl FnO
 pub struct PyObserver {
     progress: Option<Py<PyAny>>,
     cadence: Cadence,
+    last_signal_check: std::time::Instant,
     pub pending: Option<PyErr>,
 }
 
 impl PyObserver {
     pub fn new(progress: Option<Py<PyAny>>, check_every: usize) -> Self {
-        PyObserver { progress, cadence: Cadence::new(check_every), pending: None }
+        PyObserver {
+            progress,
+            cadence: Cadence::new(check_every),
+            last_signal_check: std::time::Instant::now(),
+            pending: None,
+        }
     }
 
     /// Re-raises a pending error (interrupt or callback exception).
@@ -92,6 +98,23 @@ impl<T: Real + numpy::Element> Observer<T> for PyObserver {
                     self.pending = Some(e);
                     Control::Abort
                 }
+            }
+        })
+    }
+
+    fn interrupted(&mut self) -> bool {
+        if self.pending.is_some() {
+            return true;
+        }
+        if self.last_signal_check.elapsed() < std::time::Duration::from_millis(200) {
+            return false;
+        }
+        self.last_signal_check = std::time::Instant::now();
+        Python::attach(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(e) => {
+                self.pending = Some(e);
+                true
             }
         })
     }

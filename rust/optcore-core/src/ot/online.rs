@@ -29,6 +29,31 @@ use rayon::prelude::*;
 /// Rows per block of a pass (fixed: results do not depend on the number of threads).
 const BLOCK: usize = 64;
 
+/// Rows per interrupt check: a pass runs its blocks in parallel in groups of this many rows
+/// and asks the observer whether the run was interrupted between groups. The groups are whole
+/// blocks and the per-block results are kept in block order, so the grouping changes no sum.
+const GROUP: usize = BLOCK * 64;
+
+/// Runs `run` on consecutive row ranges of at most [`GROUP`] rows (`rows` in all), asking
+/// `interrupted` between them; the per-block results in order, or `None` when interrupted.
+fn grouped<R>(
+    rows: usize,
+    interrupted: &mut dyn FnMut() -> bool,
+    mut run: impl FnMut(std::ops::Range<usize>) -> Vec<R>,
+) -> Option<Vec<R>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < rows {
+        let end = (start + GROUP).min(rows);
+        out.extend(run(start..end));
+        start = end;
+        if start < rows && interrupted() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
 /// A point-cloud problem: weights `a` (n), `b` (m), points `x` (n x d) and `y` (m x d),
 /// row-major.
 #[derive(Clone, Copy)]
@@ -208,40 +233,52 @@ fn simd() -> bool {
 /// `cur`), `out_i = reg (ln w_i - LSE_j((h_j - C_ij)/reg))` over the other points (coordinate
 /// columns `cols`) with potentials `h`. Returns `sum_i |sum_j P(cur, h)_ij - w_i|` (f64).
 #[allow(clippy::too_many_arguments)] // the slices of one pass, as is
-fn half_pass<T: Real>(own: &[T], cols: &[T], d: usize, w: &[T], cur: &[T], h: &[T], reg: f64, out: &mut [T]) -> f64 {
+fn half_pass<T: Real>(
+    own: &[T],
+    cols: &[T],
+    d: usize,
+    w: &[T],
+    cur: &[T],
+    h: &[T],
+    reg: f64,
+    out: &mut [T],
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Option<f64> {
     let inv = 1.0 / reg;
     let ninv = T::from_f64(-inv);
     let hs: Vec<T> = h.iter().map(|&v| T::from_f64(v.as_f64() * inv)).collect();
     let mo = h.len();
     let fast = simd();
-    let errs: Vec<f64> = own
-        .par_chunks(BLOCK * d)
-        .zip(w.par_chunks(BLOCK))
-        .zip(cur.par_chunks(BLOCK))
-        .zip(out.par_chunks_mut(BLOCK))
-        .map_init(
-            || vec![T::zero(); mo],
-            |z, (((pts, wb), cb), ob)| {
-                let mut err = 0.0;
-                for (((p, &wi), &ci), o) in pts.chunks_exact(d).zip(wb).zip(cb).zip(ob.iter_mut()) {
-                    let (mx, sum) = row_lse_dispatch(fast, p, cols, &hs, ninv, z);
-                    let wi = wi.as_f64();
-                    if mx == T::neg_infinity() {
-                        // No mass reaches this point: the row of the plan is zero.
-                        err += wi;
-                        *o = if wi == 0.0 { T::neg_infinity() } else { T::infinity() };
-                        continue;
+    let errs: Vec<f64> = grouped(w.len(), interrupted, |r| {
+        own[r.start * d..r.end * d]
+            .par_chunks(BLOCK * d)
+            .zip(w[r.clone()].par_chunks(BLOCK))
+            .zip(cur[r.clone()].par_chunks(BLOCK))
+            .zip(out[r].par_chunks_mut(BLOCK))
+            .map_init(
+                || vec![T::zero(); mo],
+                |z, (((pts, wb), cb), ob)| {
+                    let mut err = 0.0;
+                    for (((p, &wi), &ci), o) in pts.chunks_exact(d).zip(wb).zip(cb).zip(ob.iter_mut()) {
+                        let (mx, sum) = row_lse_dispatch(fast, p, cols, &hs, ninv, z);
+                        let wi = wi.as_f64();
+                        if mx == T::neg_infinity() {
+                            // No mass reaches this point: the row of the plan is zero.
+                            err += wi;
+                            *o = if wi == 0.0 { T::neg_infinity() } else { T::infinity() };
+                            continue;
+                        }
+                        let lse = mx.as_f64() + sum.ln();
+                        let row = if ci == T::neg_infinity() { 0.0 } else { (ci.as_f64() * inv + lse).exp() };
+                        err += (row - wi).abs();
+                        *o = if wi == 0.0 { T::neg_infinity() } else { T::from_f64(reg * (wi.ln() - lse)) };
                     }
-                    let lse = mx.as_f64() + sum.ln();
-                    let row = if ci == T::neg_infinity() { 0.0 } else { (ci.as_f64() * inv + lse).exp() };
-                    err += (row - wi).abs();
-                    *o = if wi == 0.0 { T::neg_infinity() } else { T::from_f64(reg * (wi.ln() - lse)) };
-                }
-                err
-            },
-        )
-        .collect();
-    errs.iter().sum()
+                    err
+                },
+            )
+            .collect()
+    })?;
+    Some(errs.iter().sum())
 }
 
 /// Exact measurement of `P(f, g)` in f64: what [`measure`] returns.
@@ -352,46 +389,55 @@ fn measure_rows<T: Real>(
     pg: &[T],
     reg: f64,
     full: bool,
-) -> Measured {
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Option<Measured> {
     let inv = 1.0 / reg;
     let gs: Vec<f64> = pg.iter().map(|&v| v.as_f64() * inv).collect();
     let mo = pg.len();
     let fast = simd();
-    let parts: Vec<Measured> = own
-        .par_chunks(BLOCK * d)
-        .zip(w.par_chunks(BLOCK))
-        .zip(pf.par_chunks(BLOCK))
-        .map_init(
-            || vec![0f64; mo],
-            |c, ((pts, wb), fb)| {
-                let mut acc = Measured::default();
-                for ((p, &wi), &fi) in pts.chunks_exact(d).zip(wb).zip(fb) {
-                    let fi = fi.as_f64() * inv;
-                    let mut row = 0.0;
-                    if fi != f64::NEG_INFINITY {
-                        let (r, cost, plogp) = measure_row_dispatch(fast, p, fi, cols, &gs, inv, c, full);
-                        row = r;
-                        acc.cost += cost;
-                        acc.plogp += plogp;
+    let parts: Vec<Measured> = grouped(w.len(), interrupted, |r| {
+        own[r.start * d..r.end * d]
+            .par_chunks(BLOCK * d)
+            .zip(w[r.clone()].par_chunks(BLOCK))
+            .zip(pf[r].par_chunks(BLOCK))
+            .map_init(
+                || vec![0f64; mo],
+                |c, ((pts, wb), fb)| {
+                    let mut acc = Measured::default();
+                    for ((p, &wi), &fi) in pts.chunks_exact(d).zip(wb).zip(fb) {
+                        let fi = fi.as_f64() * inv;
+                        let mut row = 0.0;
+                        if fi != f64::NEG_INFINITY {
+                            let (r, cost, plogp) = measure_row_dispatch(fast, p, fi, cols, &gs, inv, c, full);
+                            row = r;
+                            acc.cost += cost;
+                            acc.plogp += plogp;
+                        }
+                        acc.err += (row - wi.as_f64()).abs();
                     }
-                    acc.err += (row - wi.as_f64()).abs();
-                }
-                acc
-            },
-        )
-        .collect();
-    parts.iter().fold(Measured::default(), |s, p| Measured {
+                    acc
+                },
+            )
+            .collect()
+    })?;
+    Some(parts.iter().fold(Measured::default(), |s, p| Measured {
         err: s.err + p.err,
         cost: s.cost + p.cost,
         plogp: s.plogp + p.plogp,
-    })
+    }))
 }
 
 /// The marginal error, cost and `sum P ln P` of `P(f, g)`, measured exactly (two passes).
-fn measure<T: Real>(p: &Clouds<'_, T>, f: &[T], g: &[T], reg: f64) -> Measured {
-    let rows = measure_rows(p.x, &columns::<T, f64>(p.y, p.d), p.d, p.a, f, g, reg, true);
-    let cols = measure_rows(p.y, &columns::<T, f64>(p.x, p.d), p.d, p.b, g, f, reg, false);
-    Measured { err: rows.err + cols.err, ..rows }
+fn measure<T: Real>(
+    p: &Clouds<'_, T>,
+    f: &[T],
+    g: &[T],
+    reg: f64,
+    interrupted: &mut dyn FnMut() -> bool,
+) -> Option<Measured> {
+    let rows = measure_rows(p.x, &columns::<T, f64>(p.y, p.d), p.d, p.a, f, g, reg, true, interrupted)?;
+    let cols = measure_rows(p.y, &columns::<T, f64>(p.x, p.d), p.d, p.b, g, f, reg, false, interrupted)?;
+    Some(Measured { err: rows.err + cols.err, ..rows })
 }
 
 /// `v <- v + omega (new - v)`, or `new` where either is infinite (zero weights, first pass).
@@ -437,8 +483,23 @@ pub fn sinkhorn_online<T: Real>(
     let mut confirm = opts.tol;
     let mut confirm_fails = 0usize;
 
-    let finish = |f: Vec<T>, g: Vec<T>, nit, termination, st: Option<Measured>| {
-        let st = st.unwrap_or_else(|| measure(p, &f, &g, reg));
+    let aborted = |nit| OnlineOutput {
+        f: Vec::new(),
+        g: Vec::new(),
+        nit,
+        termination: Termination::Aborted,
+        marginal_error: f64::NAN,
+        cost: f64::NAN,
+        fun: f64::NAN,
+    };
+    let finish = |f: Vec<T>, g: Vec<T>, nit, termination, st: Option<Measured>, obs: &mut dyn Observer<T>| {
+        let st = match st {
+            Some(st) => st,
+            None => match measure(p, &f, &g, reg, &mut || obs.interrupted()) {
+                Some(st) => st,
+                None => return Ok(aborted(nit)),
+            },
+        };
         if !st.err.is_finite() {
             return Err(super::sinkhorn::overflow_error(reg));
         }
@@ -455,27 +516,31 @@ pub fn sinkhorn_online<T: Real>(
 
     loop {
         // The f pass: the row error of P(f, g) and the Sinkhorn update of f (not yet applied).
-        let row_err = half_pass(p.x, &ycols, d, p.a, &f, &g, reg, &mut tmp_f);
+        let Some(row_err) = half_pass(p.x, &ycols, d, p.a, &f, &g, reg, &mut tmp_f, &mut || obs.interrupted()) else {
+            return Ok(aborted(nit));
+        };
         let err = row_err + col_err;
         if err <= confirm {
-            let st = measure(p, &f, &g, reg);
+            let Some(st) = measure(p, &f, &g, reg, &mut || obs.interrupted()) else {
+                return Ok(aborted(nit));
+            };
             if st.err <= opts.tol {
-                return finish(f, g, nit, Termination::Converged, Some(st));
+                return finish(f, g, nit, Termination::Converged, Some(st), obs);
             }
             // Rounding keeps the measured error above the estimate: ask for more (a few times
             // at most: then it is a precision floor).
             confirm_fails += 1;
             if confirm_fails > 8 {
                 ctl.stall.best = ctl.stall.best.min(st.err);
-                return finish(f, g, nit, ctl.stall.termination::<T>(opts.tol), Some(st));
+                return finish(f, g, nit, ctl.stall.termination::<T>(opts.tol), Some(st), obs);
             }
             confirm = err.min(st.err) * 0.5;
         }
         if nit >= opts.maxiter {
-            return finish(f, g, nit, Termination::MaxIter, None);
+            return finish(f, g, nit, Termination::MaxIter, None, obs);
         }
         if ctl.stalled(nit, err) {
-            return finish(f, g, nit, ctl.stall.termination::<T>(opts.tol), None);
+            return finish(f, g, nit, ctl.stall.termination::<T>(opts.tol), None, obs);
         }
         // nit = 0: the initial potentials are not yet consistent with zero weights.
         let control = if nit == 0 {
@@ -490,22 +555,15 @@ pub fn sinkhorn_online<T: Real>(
         };
         match control {
             Control::Continue => {}
-            Control::Stop => return finish(f, g, nit, Termination::Stopped, None),
-            Control::Abort => {
-                return Ok(OnlineOutput {
-                    f: Vec::new(),
-                    g: Vec::new(),
-                    nit,
-                    termination: Termination::Aborted,
-                    marginal_error: f64::NAN,
-                    cost: f64::NAN,
-                    fun: f64::NAN,
-                })
-            }
+            Control::Stop => return finish(f, g, nit, Termination::Stopped, None, obs),
+            Control::Abort => return Ok(aborted(nit)),
         }
         let omega = ctl.omega();
         relax(&mut f, &tmp_f, omega);
-        col_err = half_pass(p.y, &xcols, d, p.b, &g, &f, reg, &mut tmp_g);
+        let Some(c) = half_pass(p.y, &xcols, d, p.b, &g, &f, reg, &mut tmp_g, &mut || obs.interrupted()) else {
+            return Ok(aborted(nit));
+        };
+        col_err = c;
         relax(&mut g, &tmp_g, omega);
         nit += 1;
         ctl.observe(err);
