@@ -42,7 +42,10 @@ pub fn minimize<T: Real>(
     };
     if !(lg > 0.0 && lg.is_finite()) {
         return Err(OptError::Numerical(format!(
-            "could not estimate the lower-level smoothness (‖∇²ᵧᵧg‖ estimate {lg}); pass options['inner_step']"
+            "could not estimate the lower-level smoothness at x0, y0 (‖∇²ᵧᵧg‖ estimate {lg} from grad_g \
+             along y: its y-part does not change with y there, or the change is below the working \
+             precision, e.g. float32 at a large x0); pass options['inner_step'], or start from a \
+             smaller x0 or in float64"
         )));
     }
     let alpha = 1.0 / lg;
