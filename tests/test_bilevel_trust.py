@@ -120,3 +120,22 @@ def test_grad_g_constant_in_y_names_grad_g():
     prob = bilevel.Problem(lambda x, y: (np.zeros_like(x), y), lambda x, y: (np.zeros(3), np.zeros(2)), d_y=2)
     with pytest.raises(NumericalError, match="grad_g"):
         bilevel.minimize(prob, np.zeros(2), maxiter=20, warn=False)
+
+
+def test_ridge_from_a_flat_start_names_the_step_to_reduce():
+    """Per-feature ridge from λ0 = (3, -5), where F is flat: the default outer step (1/L̂_F
+    estimated at λ0) overshoots into exp(λ) overflow. The error names the option to reduce;
+    with that option the run stays finite."""
+    rng = np.random.default_rng(3)
+    X, Xv = rng.standard_normal((30, 2)), rng.standard_normal((30, 2))
+    w = np.array([0.3, 0.1])
+    t, tv = X @ w + rng.standard_normal(30), Xv @ w + rng.standard_normal(30)
+    ridge = bilevel.problems.RidgeHyperparameter(X, t, Xv, tv, per_feature=True)
+    lam0 = np.array([3.0, -5.0])
+    try:
+        bilevel.minimize(ridge, lam0, method="aid", rng=0, warn=False)
+    except NumericalError as exc:
+        assert "outer_step" in str(exc)
+    res = bilevel.minimize(ridge, lam0, method="aid", rng=0, warn=False, options={"outer_step": 1.0})
+    assert np.all(np.isfinite(res.x)) and res.status in (0, 1)
+    assert res.success == (res.hypergrad_norm <= 1e-6)
