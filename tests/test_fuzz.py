@@ -465,13 +465,13 @@ ZO_BASE = dict(method="gaussian", maxfev=400, rng=0)
         ("x0", "array", np.ones(3)),
         ("method", "str", None),
         ("bounds", "array", np.array([-2.0, 2.0])),
-        ("maxfev", "int", None),
+        ("maxfev", "int", None, xf(11)),
         ("maxiter", "int", None),
         ("f_target", "scalar", None),
-        ("xtol", "scalar", None),
-        ("lr", "scalar", None),
+        ("xtol", "scalar", None, xf(11)),
+        ("lr", "scalar", None, xf(11)),
         ("mu", "scalar", None, xf(11)),
-        ("q", "int", None),
+        ("q", "int", None, xf("6/11")),
         ("rng", "rng", None),
         ("workers", "workers", None),
         ("options", "options", None),
@@ -505,14 +505,14 @@ def test_zo_bad_objective_values(y, method):
 @fuzz(
     [
         ("x0", "array", np.ones(3)),
-        ("m", "int", None),
+        ("m", "int", None, xf("6/11")),
         ("k", "int", None),
-        ("maxiter", "int", None),
+        ("maxiter", "int", None, xf(11)),
         ("lr", "scalar", None, xf(11)),
         ("mu", "scalar", None, xf(11)),
-        ("decay", "scalar", None),
+        ("decay", "scalar", None, xf(11)),
         ("bounds", "array", np.array([-2.0, 2.0])),
-        ("xtol", "scalar", None),
+        ("xtol", "scalar", None, xf(11)),
         ("rng", "rng", None),
         ("rank_oracle", "callable", None),
     ]
@@ -540,8 +540,8 @@ def test_zo_bad_rankings(r):
     [
         ("x", "array", np.ones(3)),
         ("method", "str", None),
-        ("q", "int", None),
-        ("mu", "scalar", None),
+        ("q", "int", None, xf("6/11")),
+        ("mu", "scalar", None, xf(11)),
         ("scheme", "str", None),
         ("n_coords", "int", None),
         ("rng", "rng", None),
@@ -555,7 +555,7 @@ def test_zo_gradient(slot, kind, good, data):
     kw[slot] = draw_value(data, kind, good)
     out = outcome(lambda: zo.gradient(**kw), slot)
     if out is not None and np.all(np.isfinite(np.asarray(kw["x"], dtype=np.float64))):
-        assert np.asarray(out).shape == (3,)
+        assert np.asarray(out).shape == np.shape(kw["x"])
 
 
 @settings(max_examples=EXAMPLES)
@@ -566,7 +566,7 @@ def test_zo_gradient(slot, kind, good, data):
         ("bounds", "array", np.array([-2.0, 2.0])),
         ("lr", "scalar", None, xf(11)),
         ("mu", "scalar", None),
-        ("q", "int", None),
+        ("q", "int", None, xf("6/11")),
         ("xtol", "scalar", None, xf(11)),
         ("rng", "rng", None),
         ("options", "options", None),

@@ -227,3 +227,22 @@ def test_tell_values_are_named(bad):
     X = opt.ask()
     with pytest.raises((TypeError, ValueError), match="values"):
         opt.tell(X, bad)
+
+
+def test_cbo_in_a_zero_width_box_is_not_an_init_std_error():
+    """bounds with lower == upper: the default init_std (a quarter of the box width) was 0 and
+    raised a ValueError naming options['init_std'], an option the user never gave."""
+    res = zo.minimize(
+        lambda x: float(x @ x), np.ones(2), method="cbo", bounds=(0.0, 0.0), maxfev=500, rng=0, warn=False
+    )
+    assert np.array_equal(res.x, np.zeros(2)) and res.fun == 0.0
+
+
+@pytest.mark.parametrize(("x0", "kw"), [(np.full(3, 1.09e308), {}), (np.ones(3), {"decay": 1e300})])
+def test_rank_minimize_overflow_is_status_4_with_a_finite_x(x0, kw):
+    """The iterate overflowed to inf and the run reported status 0 ("the step fell below xtol")."""
+    oracle = zo.ranking_oracle(lambda x: float(np.sum(np.asarray(x) ** 2)))
+    with np.errstate(over="ignore"):
+        res = zo.rank_minimize(oracle, x0, maxiter=100, rng=0, warn=False, **kw)
+    assert res.status in (1, 4) and not res.success
+    assert np.all(np.isfinite(res.x))

@@ -114,6 +114,8 @@ def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> 
             raise ValueError("`mu` and `lr` do not apply to method='cbo' (see its options).")
         finite = np.isfinite(lower).all() and np.isfinite(upper).all()
         init_std = 0.25 * float(np.mean(upper - lower)) if finite else scale
+        if not init_std > 0:  # a box of zero width (lower == upper): spread as if unbounded
+            init_std = scale
         noise = _opt_choice(opts, "noise", "anisotropic", ("anisotropic", "isotropic"))
         variant = _opt_choice(opts, "variant", "standard", ("standard", "hopping"))
         lam = positive_scalar(opts.get("lambda", 1.0), "options['lambda']")
