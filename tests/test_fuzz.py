@@ -616,8 +616,8 @@ def _quad():
     [
         ("x0", "array", np.zeros(2)),
         ("y0", "array", np.zeros(3)),
-        ("maxiter", "int", None),
-        ("tol", "scalar", None),
+        ("maxiter", "int", None, xf(11)),
+        ("tol", "scalar", None, xf(11)),
         ("rng", "rng", None),
         ("method", "str", None),
         ("options", "options", None),
@@ -638,10 +638,10 @@ def test_bilevel_minimize(slot, kind, good, data, method):
         ("x", "array", np.zeros(2)),
         ("y", "array", np.zeros(3)),
         ("method", "str", None),
-        ("tol", "scalar", None),
+        ("tol", "scalar", None, xf(11)),
         ("maxiter", "int", None),
         ("terms", "int", None),
-        ("eta", "scalar", None),
+        ("eta", "scalar", None, xf(11)),
         ("workers", "workers", None),
     ]
 )

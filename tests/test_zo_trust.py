@@ -246,3 +246,12 @@ def test_rank_minimize_overflow_is_status_4_with_a_finite_x(x0, kw):
         res = zo.rank_minimize(oracle, x0, maxiter=100, rng=0, warn=False, **kw)
     assert res.status in (1, 4) and not res.success
     assert np.all(np.isfinite(res.x))
+
+
+def test_tell_nan_names_values():
+    from optcore.exceptions import NumericalError
+
+    opt = zo.Optimizer("sphere", np.ones(3), rng=0)
+    X = opt.ask()
+    with pytest.raises(NumericalError, match="values"):
+        opt.tell(X, np.r_[np.nan, np.ones(X.shape[0] - 1)])

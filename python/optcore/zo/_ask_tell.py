@@ -95,7 +95,10 @@ class Optimizer:
     def tell(self, X, values) -> None:
         """The values of the asked batch ``X``, in its row order."""
         self._check_batch(X)
-        self._state.tell(values_of(values, self._asked.shape[0]))
+        try:
+            self._state.tell(values_of(values, self._asked.shape[0]))
+        except NumericalError as exc:  # a NaN among the told values (nan_as_inf=False)
+            raise NumericalError(f"`values`: {exc}") from None
         self._asked = None
 
     def tell_ranking(self, X, ranking) -> None:
@@ -209,7 +212,7 @@ def gradient(
     else:
         V = batched(fun, vectorized, None)(X)
     try:
-        opt.tell(X, V)
+        opt._state.tell(np.asarray(V, dtype=np.float64))
     except NumericalError as exc:
         # A finite difference needs finite values at and around `x`: the point is the input to fix.
         raise ValueError(
