@@ -565,7 +565,7 @@ def test_zo_gradient(slot, kind, good, data):
         ("x0", "array", np.ones(3)),
         ("bounds", "array", np.array([-2.0, 2.0])),
         ("lr", "scalar", None, xf(11)),
-        ("mu", "scalar", None),
+        ("mu", "scalar", None, xf(11)),
         ("q", "int", None, xf("6/11")),
         ("xtol", "scalar", None, xf(11)),
         ("rng", "rng", None),
