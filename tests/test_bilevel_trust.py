@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 
 from optcore import bilevel
+from optcore.exceptions import NumericalError
 from optcore.testing import BilevelQuadratic, bilevel_quadratics, check_result
 
 METHODS = ("aid", "itd", "penalty", "f2sa")
@@ -89,3 +90,52 @@ def test_itd_huge_unroll_raises_instead_of_aborting():
     r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert "RAISED MemoryError" in r.stdout, r.stdout
+
+
+# Fuzz-found cases (issue 17 item 11).
+
+
+@pytest.mark.parametrize("bad", ["abc", 1j, -1.0, float("nan")])
+def test_hypergradient_eta_is_named(bad):
+    q = bilevel.problems.Quadratic.random(2, 3, seed=0)
+    with pytest.raises((TypeError, ValueError), match="eta"):
+        bilevel.hypergradient(q, np.zeros(2), method="neumann", eta=bad)
+
+
+def test_nonfinite_x0_is_a_value_error_naming_x0():
+    q = bilevel.problems.Quadratic.random(2, 3, seed=0)
+    with pytest.raises(ValueError, match="x0"):
+        bilevel.minimize(q, np.array([np.inf, 0.0]), method="f2sa", warn=False)
+
+
+def test_smoothness_estimate_failure_names_its_inputs():
+    """float32 at a large x0: the finite differences of grad_g along y cancel to 0."""
+    q = bilevel.problems.Quadratic.random(2, 3, seed=0)
+    with pytest.raises(NumericalError, match="x0") as exc:
+        bilevel.minimize(q, np.full(2, 5.4e6, np.float32), method="f2sa", maxiter=50, warn=False)
+    assert "inner_step" in str(exc.value) and "grad_g" in str(exc.value)
+
+
+def test_grad_g_constant_in_y_names_grad_g():
+    prob = bilevel.Problem(lambda x, y: (np.zeros_like(x), y), lambda x, y: (np.zeros(3), np.zeros(2)), d_y=2)
+    with pytest.raises(NumericalError, match="grad_g"):
+        bilevel.minimize(prob, np.zeros(2), maxiter=20, warn=False)
+
+
+def test_ridge_from_a_flat_start_names_the_step_to_reduce():
+    """Per-feature ridge from λ0 = (3, -5), where F is flat: the default outer step (1/L̂_F
+    estimated at λ0) overshoots into exp(λ) overflow. The error names the option to reduce;
+    with that option the run stays finite."""
+    rng = np.random.default_rng(3)
+    X, Xv = rng.standard_normal((30, 2)), rng.standard_normal((30, 2))
+    w = np.array([0.3, 0.1])
+    t, tv = X @ w + rng.standard_normal(30), Xv @ w + rng.standard_normal(30)
+    ridge = bilevel.problems.RidgeHyperparameter(X, t, Xv, tv, per_feature=True)
+    lam0 = np.array([3.0, -5.0])
+    try:
+        bilevel.minimize(ridge, lam0, method="aid", rng=0, warn=False)
+    except NumericalError as exc:
+        assert "outer_step" in str(exc)
+    res = bilevel.minimize(ridge, lam0, method="aid", rng=0, warn=False, options={"outer_step": 1.0})
+    assert np.all(np.isfinite(res.x)) and res.status in (0, 1)
+    assert res.success == (res.hypergrad_norm <= 1e-6)

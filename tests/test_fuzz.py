@@ -468,18 +468,18 @@ ZO_BASE = dict(method="gaussian", maxfev=400, rng=0)
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
-        ("x0", "array", np.ones(3), xf(9)),
+        ("x0", "array", np.ones(3)),
         ("method", "str", None),
-        ("bounds", "array", np.array([-2.0, 2.0]), xf(9)),
+        ("bounds", "array", np.array([-2.0, 2.0])),
         ("maxfev", "int", None, xf(11)),
-        ("maxiter", "int", None, xf(11)),
-        ("f_target", "scalar", None, xf(11)),
+        ("maxiter", "int", None),
+        ("f_target", "scalar", None),
         ("xtol", "scalar", None, xf(11)),
         ("lr", "scalar", None, xf(11)),
         ("mu", "scalar", None, xf(11)),
         ("q", "int", None, xf("6/11")),
         ("rng", "rng", None),
-        ("workers", "workers", None, xf(11)),
+        ("workers", "workers", None),
         ("options", "options", None),
         ("fun", "callable", None),
     ]
@@ -500,7 +500,6 @@ FUN_OUTPUTS = [None, np.nan, np.inf, -np.inf, "1.0", 1j, np.ones(2), [1.0], 1e30
 
 @settings(max_examples=EXAMPLES * 2)
 @given(y=st.sampled_from(FUN_OUTPUTS), method=st.sampled_from(["gaussian", "cbo", "rank", "cge"]))
-@xf(11)
 def test_zo_bad_objective_values(y, method):
     """An objective returning ``None``, NaN, strings, arrays: ``TypeError``/``ValueError``/
     ``NumericalError`` naming ``fun``, or a consistent result."""
@@ -511,14 +510,14 @@ def test_zo_bad_objective_values(y, method):
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
-        ("x0", "array", np.ones(3), xf(9)),
+        ("x0", "array", np.ones(3)),
         ("m", "int", None, xf("6/11")),
-        ("k", "int", None, xf(11)),
+        ("k", "int", None),
         ("maxiter", "int", None, xf(11)),
         ("lr", "scalar", None, xf(11)),
         ("mu", "scalar", None, xf(11)),
         ("decay", "scalar", None, xf(11)),
-        ("bounds", "array", np.array([-2.0, 2.0]), xf(9)),
+        ("bounds", "array", np.array([-2.0, 2.0])),
         ("xtol", "scalar", None, xf(11)),
         ("rng", "rng", None),
         ("rank_oracle", "callable", None),
@@ -537,7 +536,6 @@ RANKINGS = [None, [-1, 0], [0, 0, 0, 0, 0, 0, 0, 0], [100], [0.5, 1.5], "01", [[
 
 @settings(max_examples=EXAMPLES * 2)
 @given(r=st.sampled_from(RANKINGS))
-@xf(11)
 def test_zo_bad_rankings(r):
     res = outcome(lambda: zo.rank_minimize(lambda X: r, np.ones(3), maxiter=20, rng=0, warn=False), None)
     consistent(res, 20)
@@ -546,15 +544,15 @@ def test_zo_bad_rankings(r):
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
-        ("x", "array", np.ones(3), xf(11)),
+        ("x", "array", np.ones(3)),
         ("method", "str", None),
         ("q", "int", None, xf("6/11")),
         ("mu", "scalar", None, xf(11)),
         ("scheme", "str", None),
-        ("n_coords", "int", None, xf(11)),
+        ("n_coords", "int", None),
         ("rng", "rng", None),
-        ("workers", "workers", None, xf(11)),
-        ("fun", "callable", None, xf(11)),
+        ("workers", "workers", None),
+        ("fun", "callable", None),
     ]
 )
 @given(data=st.data())
@@ -563,22 +561,22 @@ def test_zo_gradient(slot, kind, good, data):
     kw[slot] = draw_value(data, kind, good)
     out = outcome(lambda: zo.gradient(**kw), slot)
     if out is not None and np.all(np.isfinite(np.asarray(kw["x"], dtype=np.float64))):
-        assert np.asarray(out).shape == (3,)
+        assert np.asarray(out).shape == np.shape(kw["x"])
 
 
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
         ("method", "str", None),
-        ("x0", "array", np.ones(3), xf(9)),
-        ("bounds", "array", np.array([-2.0, 2.0]), xf(9)),
+        ("x0", "array", np.ones(3)),
+        ("bounds", "array", np.array([-2.0, 2.0])),
         ("lr", "scalar", None, xf(11)),
         ("mu", "scalar", None, xf(11)),
         ("q", "int", None, xf("6/11")),
         ("xtol", "scalar", None, xf(11)),
         ("rng", "rng", None),
         ("options", "options", None),
-        ("values", "array", np.ones(4), xf(11)),
+        ("values", "array", np.ones(4)),
     ]
 )
 @given(data=st.data())
@@ -602,7 +600,6 @@ def test_zo_optimizer_ask_tell(slot, kind, good, data):
 
 @settings(max_examples=EXAMPLES)
 @given(k=kit.bad_scalars(integer=True), fun=st.sampled_from([sphere, None, "f", zo.functions.sphere]))
-@xf(11)
 def test_zo_ranking_oracle(k, fun):
     oracle = outcome(lambda: zo.ranking_oracle(fun, k), None)
     if oracle is not None:
@@ -623,14 +620,14 @@ def _quad():
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
-        ("x0", "array", np.zeros(2), xf(11)),
-        ("y0", "array", np.zeros(3), xf(11)),
+        ("x0", "array", np.zeros(2)),
+        ("y0", "array", np.zeros(3)),
         ("maxiter", "int", None, xf(11)),
         ("tol", "scalar", None, xf(11)),
         ("rng", "rng", None),
         ("method", "str", None),
         ("options", "options", None),
-        ("workers", "workers", None, xf(11)),
+        ("workers", "workers", None),
     ]
 )
 @given(data=st.data(), method=st.sampled_from(["aid", "itd", "soba", "f2sa", "penalty", "borep"]))
@@ -644,14 +641,14 @@ def test_bilevel_minimize(slot, kind, good, data, method):
 @settings(max_examples=EXAMPLES)
 @fuzz(
     [
-        ("x", "array", np.zeros(2), xf(11)),
-        ("y", "array", np.zeros(3), xf(11)),
+        ("x", "array", np.zeros(2)),
+        ("y", "array", np.zeros(3)),
         ("method", "str", None),
         ("tol", "scalar", None, xf(11)),
-        ("maxiter", "int", None, xf(11)),
-        ("terms", "int", None, xf(11)),
+        ("maxiter", "int", None),
+        ("terms", "int", None),
         ("eta", "scalar", None, xf(11)),
-        ("workers", "workers", None, xf(11)),
+        ("workers", "workers", None),
     ]
 )
 @given(data=st.data())
@@ -686,7 +683,6 @@ PROBLEM_CASES = [
 @settings(max_examples=EXAMPLES)
 @pytest.mark.parametrize(("slot", "kind"), PROBLEM_CASES, ids=[c[0] for c in PROBLEM_CASES])
 @given(data=st.data())
-@xf(11)
 def test_bilevel_problem(slot, kind, data):
     kw = dict(grad_f=_gf, grad_g=_gg, d_y=2)
     kw[slot] = draw_value(data, kind, None)
@@ -700,7 +696,6 @@ GRAD_OUTPUTS = [None, (None, None), (np.zeros(2), np.full(2, np.nan)), (np.zeros
 
 @settings(max_examples=EXAMPLES)
 @given(out=st.sampled_from(GRAD_OUTPUTS))
-@xf(11)
 def test_bilevel_bad_oracle_output(out):
     prob = bilevel.Problem(_gf, lambda x, y: out, d_y=2)
     res = outcome(lambda: bilevel.minimize(prob, np.zeros(2), maxiter=20, warn=False), "grad_g")

@@ -189,3 +189,69 @@ def test_determinism_across_workers(seed, method):
     a = zo.minimize(f, np.full(3, 2.0), method=method, rng=seed, maxfev=200, workers=1, warn=False)
     b = zo.minimize(f, np.full(3, 2.0), method=method, rng=seed, maxfev=200, workers=4, warn=False)
     assert np.array_equal(a.x, b.x) and a.fun == b.fun and a.nfev == b.nfev
+
+
+# Fuzz-found cases (issue 17 item 11): every bad argument is a named TypeError/ValueError.
+
+
+@pytest.mark.parametrize("bad", ["abc", 1j, [1.0, 2.0], True])
+def test_f_target_not_a_number_is_named(bad):
+    with pytest.raises((TypeError, ValueError), match="f_target"):
+        zo.minimize(lambda x: float(x @ x), np.ones(3), f_target=bad, maxfev=100, warn=False)
+
+
+def test_f_target_huge_int_is_a_target_beyond_every_value():
+    res = zo.minimize(lambda x: float(x @ x), np.ones(3), f_target=10**400, maxfev=100, rng=0, warn=False)
+    assert res.status == 0 and res.nfev <= 100
+
+
+@pytest.mark.parametrize("bad", ["abc", 3.0, [1.0]])
+def test_bounds_not_a_pair_is_named(bad):
+    with pytest.raises((TypeError, ValueError), match="bounds"):
+        zo.rank_minimize(zo.ranking_oracle(lambda x: float(x @ x)), np.ones(3), bounds=bad, maxiter=5, warn=False)
+
+
+def test_gradient_names_fun_and_x():
+    with pytest.raises(TypeError, match="fun"):
+        zo.gradient(None, np.ones(3))
+    with pytest.raises(ValueError, match="`x`"):
+        zo.gradient(lambda x: float(x @ x), np.array([np.nan, 1.0]))
+    # Finite x where the objective overflows: the point is what to change.
+    with pytest.raises(ValueError, match="`x`"):
+        zo.gradient(lambda x: float(x @ x), np.full(3, 1e300), rng=0)
+
+
+@pytest.mark.parametrize("bad", [None, "abc", np.ones(3), [[1.0] * 4]])
+def test_tell_values_are_named(bad):
+    opt = zo.Optimizer("sphere", np.ones(3), rng=0)
+    X = opt.ask()
+    with pytest.raises((TypeError, ValueError), match="values"):
+        opt.tell(X, bad)
+
+
+def test_cbo_in_a_zero_width_box_is_not_an_init_std_error():
+    """bounds with lower == upper: the default init_std (a quarter of the box width) was 0 and
+    raised a ValueError naming options['init_std'], an option the user never gave."""
+    res = zo.minimize(
+        lambda x: float(x @ x), np.ones(2), method="cbo", bounds=(0.0, 0.0), maxfev=500, rng=0, warn=False
+    )
+    assert np.array_equal(res.x, np.zeros(2)) and res.fun == 0.0
+
+
+@pytest.mark.parametrize(("x0", "kw"), [(np.full(3, 1.09e308), {}), (np.ones(3), {"decay": 1e300})])
+def test_rank_minimize_overflow_is_status_4_with_a_finite_x(x0, kw):
+    """The iterate overflowed to inf and the run reported status 0 ("the step fell below xtol")."""
+    oracle = zo.ranking_oracle(lambda x: float(np.sum(np.asarray(x) ** 2)))
+    with np.errstate(over="ignore"):
+        res = zo.rank_minimize(oracle, x0, maxiter=100, rng=0, warn=False, **kw)
+    assert res.status in (1, 4) and not res.success
+    assert np.all(np.isfinite(res.x))
+
+
+def test_tell_nan_names_values():
+    from optcore.exceptions import NumericalError
+
+    opt = zo.Optimizer("sphere", np.ones(3), rng=0)
+    X = opt.ask()
+    with pytest.raises(NumericalError, match="values"):
+        opt.tell(X, np.r_[np.nan, np.ones(X.shape[0] - 1)])

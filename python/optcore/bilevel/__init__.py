@@ -576,6 +576,8 @@ def hypergradient(
     maxiter = positive_int(maxiter, "maxiter")
     terms = positive_int(terms, "terms")
     workers = normalize_workers(workers)
+    if eta is not None:
+        eta = positive_scalar(eta, "eta")
     xa, ya, dtype, handle = _prepare(prob, x, y, name_y="y")
     f32 = dtype == np.float32
     need_solve = y is None
@@ -588,8 +590,6 @@ def hypergradient(
         if eta is None:
             eta = d["inner_step"]
     eta = 1.0 if eta is None else float(eta)
-    if not eta > 0:
-        raise ValueError(f"`eta` must be positive; got {eta!r}.")
     fn = _core.bilevel_hypergradient_f32 if f32 else _core.bilevel_hypergradient_f64
     spec = {"method": method, "tol": tol, "maxiter": maxiter, "terms": terms, "eta": eta}
     return fn(handle, xa, ya, spec, workers)["hypergrad"]

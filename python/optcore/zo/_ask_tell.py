@@ -9,11 +9,12 @@ import numpy as np
 from .. import _core
 from .._result import finish
 from .._validation import normalize_workers
-from ._config import _config, _x0
+from ..exceptions import NumericalError
+from ._config import _config, _point, _x0
 from ._minimize import ZOResult
 from ._objective import batched
 from ._objective import ranking as ranking_of
-from ._objective import values as values_of
+from ._objective import told_values as values_of
 from .functions import TestFunction
 
 __all__ = ["Optimizer", "gradient"]
@@ -94,7 +95,10 @@ class Optimizer:
     def tell(self, X, values) -> None:
         """The values of the asked batch ``X``, in its row order."""
         self._check_batch(X)
-        self._state.tell(values_of(values, self._asked.shape[0]))
+        try:
+            self._state.tell(values_of(values, self._asked.shape[0]))
+        except NumericalError as exc:  # a NaN among the told values (nan_as_inf=False)
+            raise NumericalError(f"`values`: {exc}") from None
         self._asked = None
 
     def tell_ranking(self, X, ranking) -> None:
@@ -189,8 +193,11 @@ def gradient(
     >>> np.round(g, 6)
     array([ 2., -4.])
     """
+    if not (callable(fun) or isinstance(fun, TestFunction)):
+        raise TypeError(f"`fun` must be callable or an optcore.zo.functions test function; got {type(fun).__name__}.")
     if method not in ("gaussian", "sphere", "cge"):
         raise ValueError(f"`method` must be 'gaussian', 'sphere' or 'cge'; got {method!r}.")
+    x = _point(x, "x")
     opts = {"scheme": scheme}
     if n_coords is not None:
         opts["n_coords"] = n_coords
@@ -198,10 +205,18 @@ def gradient(
     opt = Optimizer(method, x, rng=rng, mu=mu, q=q, lr=0.0, options=opts)
     X = opt.ask()
     if isinstance(fun, TestFunction):
-        opt.tell(X, fun(X, workers=w))
+        V = fun(X, workers=w)
     elif not vectorized and w is not None and w > 1:
         with concurrent.futures.ThreadPoolExecutor(w) as pool:
-            opt.tell(X, batched(fun, False, pool)(X))
+            V = batched(fun, False, pool)(X)
     else:
-        opt.tell(X, batched(fun, vectorized, None)(X))
+        V = batched(fun, vectorized, None)(X)
+    try:
+        opt._state.tell(np.asarray(V, dtype=np.float64))
+    except NumericalError as exc:
+        # A finite difference needs finite values at and around `x`: the point is the input to fix.
+        raise ValueError(
+            f"`fun` is not finite at `x` or at the probe points around it ({exc}); pass an `x` where `fun` is "
+            "finite (and a smaller `mu`)."
+        ) from None
     return opt.gradient

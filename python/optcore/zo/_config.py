@@ -48,7 +48,7 @@ def _normalize_bounds(bounds, d: int, dtype) -> tuple[np.ndarray, np.ndarray]:
         if arr is not None and arr.ndim == 2 and arr.shape == (d, 2):  # [(lo, hi), ...]
             lb = [-np.inf if b[0] is None else b[0] for b in bounds]
             ub = [np.inf if b[1] is None else b[1] for b in bounds]
-        elif arr is not None and len(arr) == 2:  # (lb, ub), scalars or arrays
+        elif arr is not None and arr.ndim >= 1 and len(arr) == 2:  # (lb, ub), scalars or arrays
             lb, ub = bounds
             lb = -np.inf if lb is None else lb
             ub = np.inf if ub is None else ub
@@ -114,6 +114,8 @@ def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> 
             raise ValueError("`mu` and `lr` do not apply to method='cbo' (see its options).")
         finite = np.isfinite(lower).all() and np.isfinite(upper).all()
         init_std = 0.25 * float(np.mean(upper - lower)) if finite else scale
+        if not init_std > 0:  # a box of zero width (lower == upper): spread as if unbounded
+            init_std = scale
         noise = _opt_choice(opts, "noise", "anisotropic", ("anisotropic", "isotropic"))
         variant = _opt_choice(opts, "variant", "standard", ("standard", "hopping"))
         lam = positive_scalar(opts.get("lambda", 1.0), "options['lambda']")
@@ -203,9 +205,14 @@ def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> 
     return cfg
 
 
-def _x0(x0) -> np.ndarray:
-    x = as_float_array(x0, "x0")
+def _point(x0, name: str) -> np.ndarray:
+    """A starting point ``name``: a finite non-empty 1-D array, float32 kept, else float64."""
+    x = as_float_array(x0, name)
     if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"`x0` must be a non-empty 1-D array; got shape {x.shape}.")
-    check_finite(x, "x0")
+        raise ValueError(f"`{name}` must be a non-empty 1-D array; got shape {x.shape}.")
+    check_finite(x, name)
     return np.ascontiguousarray(x, dtype=np.float32 if x.dtype == np.float32 else np.float64)
+
+
+def _x0(x0) -> np.ndarray:
+    return _point(x0, "x0")

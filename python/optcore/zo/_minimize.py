@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import numbers
 
 import numpy as np
 
@@ -46,6 +47,23 @@ class ZOResult(OptimizeResult):
     x_last: np.ndarray
     nfev: int
     history: np.ndarray
+
+
+def _f_target(value) -> float:
+    """``f_target`` as a float: a real number, ``±inf`` allowed (``None``: no target)."""
+    if value is None:
+        return -np.inf
+    if isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "fiu":
+        value = value.item()
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"`f_target` must be a real number or None; got {type(value).__name__}.")
+    try:
+        v = float(value)
+    except OverflowError:  # an int beyond the float range: a target above (below) every value
+        v = np.inf if value > 0 else -np.inf
+    if np.isnan(v):
+        raise ValueError("`f_target` must not be NaN.")
+    return v
 
 
 def _message(status: int, out: dict, maxfev: int, maxiter: int, f_target: float, xtol: float) -> str:
@@ -250,9 +268,7 @@ def minimize(
     if maxfev < B:
         raise ValueError(f"`maxfev` = {maxfev} is less than one batch of method={method!r} ({B} evaluations).")
     maxiter = 2**62 if maxiter is None else min(positive_int(maxiter, "maxiter"), 2**62)
-    f_target = -np.inf if f_target is None else float(f_target)
-    if np.isnan(f_target):
-        raise ValueError("`f_target` must not be NaN.")
+    f_target = _f_target(f_target)
     check_every = positive_int(check_every, "check_every")
     w = normalize_workers(workers)
     if executor is not None and not isinstance(executor, concurrent.futures.Executor) and not hasattr(executor, "map"):

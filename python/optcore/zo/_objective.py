@@ -6,15 +6,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def _real(y, what: str) -> np.ndarray:
+def _real(y, what: str, who: str = "`fun` must return") -> np.ndarray:
     """``y`` as float64, refusing what is not a real number (``None`` and objects would
-    otherwise become NaN, strings would be parsed)."""
+    otherwise become NaN, strings would be parsed). ``who`` starts the error message."""
     try:
         arr = np.asarray(y)
     except (TypeError, ValueError) as exc:
-        raise TypeError(f"`fun` must return {what}: {exc}") from None
+        raise TypeError(f"{who} {what}: {exc}") from None
     if arr.dtype.kind not in "fiub":
-        raise TypeError(f"`fun` must return {what}; got {type(y).__name__} ({y!r:.60}).")
+        raise TypeError(f"{who} {what}; got {type(y).__name__} ({y!r:.60}).")
     return arr.astype(np.float64, copy=False)
 
 
@@ -25,6 +25,14 @@ def values(y, B: int) -> np.ndarray:
             f"`fun` with vectorized=True must return an array of shape ({B},) for a batch of shape ({B}, d); "
             f"got shape {v.shape}."
         )
+    return v
+
+
+def told_values(y, B: int) -> np.ndarray:
+    """The ``values`` given to ``Optimizer.tell``: ``B`` real numbers, one per row of the batch."""
+    v = _real(y, "real numbers", "`values` must be")
+    if v.shape != (B,):
+        raise ValueError(f"`values` must have shape ({B},), one value per row of the asked batch; got shape {v.shape}.")
     return v
 
 

@@ -122,12 +122,17 @@ def rank_minimize(
 
     progress = Progress(callback, disp, build, f"optcore.zo.rank_minimize(m={m}, k={k}), d = {opt.x.size}")
     status = 1
+    x_ok = opt.x  # the last finite iterate (what a run that overflows returns)
     while opt.nit < maxiter:
         X = opt.ask()
         r = ranking(rank_oracle(X.copy()), m)
         if r.shape != (k,):
             raise ValueError(f"`rank_oracle` must return the indices of the k = {k} best rows, best first; got {r!r}.")
         opt.tell_ranking(X, r)
+        if not np.all(np.isfinite(opt.x)):
+            status = 4
+            break
+        x_ok = opt.x
         if opt._state.converged:
             status = 0
             break
@@ -135,11 +140,14 @@ def rank_minimize(
             if not progress({"nit": opt.nit, "error": np.nan, "x": opt.x, "nfev": opt.nfev}):
                 status = 99
                 break
-    msg = {0: "Converged: the step fell below xtol.", 1: f"Iteration limit reached (maxiter = {maxiter})."}.get(
-        status, STATUS_MESSAGES[99]
-    )
+    msg = {
+        0: "Converged: the step fell below xtol.",
+        1: f"Iteration limit reached (maxiter = {maxiter}).",
+        4: f"The iterate overflowed (non-finite) at iteration {opt.nit}; the last finite iterate is returned. "
+        "Reduce lr (or mu), or start from a smaller x0.",
+    }.get(status, STATUS_MESSAGES[99])
     res = ZOResult(
-        x=opt.x,
+        x=x_ok,
         fun=np.nan,
         x_last=opt.x,
         nfev=opt.nfev,
@@ -149,4 +157,4 @@ def rank_minimize(
         history=np.empty((0, 2)),
         method="rank",
     )
-    return finish(res, "optcore.zo.rank_minimize", progress=progress, warn=warn, warn_statuses=(1,))
+    return finish(res, "optcore.zo.rank_minimize", progress=progress, warn=warn, warn_statuses=(1, 4))

@@ -2,7 +2,7 @@
 //! `∇ₓf(x, y) + λ(∇ₓg(x, y) − ∇ₓg(x, z))`, with `y` solving `f + λg` and `z` solving `g`
 //! approximately; no second-order products.
 
-use super::methods::{decay, end_of_iteration, project, step_from, Ctx, Method, Run};
+use super::methods::{at_start, decay, end_of_iteration, project, step_from, Ctx, Method, Run};
 use super::oracle::{Batch, Phase};
 use crate::error::Result;
 use crate::linalg::{axpy, norm};
@@ -189,12 +189,14 @@ pub(super) fn run_f2sa<T: Real>(
         None => {
             let (mut yw, mut zw) = (y.clone(), z.clone());
             let tol = 1e-9 * (1.0 + norm(&y));
-            let l = c.lipschitz_hg(&x, |c, xp| {
-                let steps = c.opts.refine_steps.max(100);
-                let run = Inner { lam: lam_final, s: 1.0, steps, tol, accel: true, storm: None };
-                pen.inner(c, xp, &mut yw, &mut zw, run)?;
-                Penalty::direction(c, xp, &yw, &zw, lam_final, Minibatch { f: None, g: None })
-            })?;
+            let l = c
+                .lipschitz_hg(&x, |c, xp| {
+                    let steps = c.opts.refine_steps.max(100);
+                    let run = Inner { lam: lam_final, s: 1.0, steps, tol, accel: true, storm: None };
+                    pen.inner(c, xp, &mut yw, &mut zw, run)?;
+                    Penalty::direction(c, xp, &yw, &zw, lam_final, Minibatch { f: None, g: None })
+                })
+                .map_err(at_start)?;
             step_from(l)?
         }
     };

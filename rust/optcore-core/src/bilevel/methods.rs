@@ -499,23 +499,25 @@ pub(super) fn outer_step_aid<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T]) -> R
         return Ok(f64::NAN);
     }
     let mut yw = y.to_vec();
-    let l = c.lipschitz_hg(x, |c, xp| {
-        let alpha = c.alpha;
-        c.solve_lower(xp, &mut yw, alpha, 1e-6, c.opts.refine_steps.max(100))?;
-        let mut v = vec![T::zero(); yw.len()];
-        let yy = yw.clone();
-        let (dx, dy) = (xp.len(), yy.len());
-        let mut gx = vec![T::zero(); dx];
-        let mut gy = vec![T::zero(); dy];
-        c.o.grad_f(xp, &yy, None, &mut gx, &mut gy)?;
-        let t = 1e-10 * norm(&gy);
-        let o = &mut c.o;
-        cg(|p, out| o.hvp(xp, &yy, p, None, out), &gy, &mut v, t, 10 * dy.min(100))?;
-        let mut jv = vec![T::zero(); dx];
-        c.o.jvp(xp, &yy, &v, None, &mut jv)?;
-        axpy(-1.0, &jv, &mut gx);
-        Ok(gx)
-    })?;
+    let l = c
+        .lipschitz_hg(x, |c, xp| {
+            let alpha = c.alpha;
+            c.solve_lower(xp, &mut yw, alpha, 1e-6, c.opts.refine_steps.max(100))?;
+            let mut v = vec![T::zero(); yw.len()];
+            let yy = yw.clone();
+            let (dx, dy) = (xp.len(), yy.len());
+            let mut gx = vec![T::zero(); dx];
+            let mut gy = vec![T::zero(); dy];
+            c.o.grad_f(xp, &yy, None, &mut gx, &mut gy)?;
+            let t = 1e-10 * norm(&gy);
+            let o = &mut c.o;
+            cg(|p, out| o.hvp(xp, &yy, p, None, out), &gy, &mut v, t, 10 * dy.min(100))?;
+            let mut jv = vec![T::zero(); dx];
+            c.o.jvp(xp, &yy, &v, None, &mut jv)?;
+            axpy(-1.0, &jv, &mut gx);
+            Ok(gx)
+        })
+        .map_err(at_start)?;
     step_from(l)
 }
 
@@ -526,7 +528,8 @@ pub(super) fn step_from(l: f64) -> Result<f64> {
         Ok(1.0)
     } else {
         Err(OptError::Numerical(format!(
-            "could not estimate the hypergradient's Lipschitz constant (got {l}); pass options['outer_step']"
+            "could not estimate the hypergradient's Lipschitz constant at the start point x0, y0 (got {l}); \
+             pass options['outer_step'], or start from a smaller x0 / y0"
         )))
     }
 }
@@ -536,5 +539,16 @@ pub(super) fn decay(k: usize, p: f64) -> f64 {
         1.0
     } else {
         1.0 / ((k + 1) as f64).powf(p)
+    }
+}
+
+/// A breakdown before the first iteration happened at the start point: say so (the input to
+/// change is `x0` / `y0`).
+pub(super) fn at_start(e: OptError) -> OptError {
+    match e {
+        OptError::Numerical(m) => OptError::Numerical(format!(
+            "{m} (at the start point x0, y0: start from a smaller x0 / y0, or pass the step options)"
+        )),
+        other => other,
     }
 }

@@ -1,7 +1,7 @@
 //! `minimize`: checks the starting point, estimates the lower-level step, refines `y0`, and
 //! runs the method of `opts.method`.
 
-use super::methods::{project, Ctx, Method, Options, Output};
+use super::methods::{at_start, project, Ctx, Method, Options, Output};
 use super::oracle::{Oracle, Phase};
 use super::{first_order, implicit};
 use crate::error::{OptError, Result};
@@ -38,18 +38,21 @@ pub fn minimize<T: Real>(
     c.o.enter(Phase::Setup);
     let lg = match opts.inner_step {
         Some(a) => 1.0 / a,
-        None => c.lipschitz_g(&x, &y)?,
+        None => c.lipschitz_g(&x, &y).map_err(at_start)?,
     };
     if !(lg > 0.0 && lg.is_finite()) {
         return Err(OptError::Numerical(format!(
-            "could not estimate the lower-level smoothness (‖∇²ᵧᵧg‖ estimate {lg}); pass options['inner_step']"
+            "could not estimate the lower-level smoothness at x0, y0 (‖∇²ᵧᵧg‖ estimate {lg} from grad_g \
+             along y: its y-part does not change with y there, or the change is below the working \
+             precision, e.g. float32 at a large x0); pass options['inner_step'], or start from a \
+             smaller x0 or in float64"
         )));
     }
     let alpha = 1.0 / lg;
     c.alpha = alpha;
     let mut lower_res = f64::NAN;
     if opts.refine_steps > 0 {
-        lower_res = c.solve_lower(&x, &mut y, alpha, 1e-8, opts.refine_steps)?;
+        lower_res = c.solve_lower(&x, &mut y, alpha, 1e-8, opts.refine_steps).map_err(at_start)?;
     }
     let run = match opts.method {
         Method::F2sa | Method::Penalty => first_order::run_f2sa(&mut c, x, y, obs)?,

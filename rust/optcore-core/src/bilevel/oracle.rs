@@ -195,7 +195,7 @@ fn check_finite<T: Real>(what: &str, v: &[T]) -> Result<()> {
     } else {
         Err(OptError::Numerical(format!(
             "the oracle `{what}` returned non-finite values (NaN or inf); the iterates may have diverged: \
-             reduce the step sizes"
+             reduce the step sizes (options['outer_step'], options['inner_step'])"
         )))
     }
 }
