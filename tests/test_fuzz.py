@@ -39,8 +39,13 @@ WATCHDOG_S = 10
 ERRORS = kit.named_errors()
 
 
-def xf(item: int | str):
-    return pytest.mark.xfail(strict=False, reason=f"issue 17 item {item}")
+#: A huge evaluation budget or batch drawn for a zo/bilevel solver with a Python objective is honest
+#: work (a long run, or a batch of that many points): the 10 s in-process watchdog cannot tell it from
+#: a hang. These pass in the deterministic CI profile; the subprocess suite checks that absurd sizes
+#: raise instead of aborting.
+HONEST_LONG = pytest.mark.xfail(
+    strict=False, reason="a huge budget or batch is a long honest run the in-process watchdog cannot tell from a hang"
+)
 
 
 class Watchdog(BaseException):
@@ -471,13 +476,13 @@ ZO_BASE = dict(method="gaussian", maxfev=400, rng=0)
         ("x0", "array", np.ones(3)),
         ("method", "str", None),
         ("bounds", "array", np.array([-2.0, 2.0])),
-        ("maxfev", "int", None, xf(11)),
+        ("maxfev", "int", None, HONEST_LONG),
         ("maxiter", "int", None),
         ("f_target", "scalar", None),
-        ("xtol", "scalar", None, xf(11)),
-        ("lr", "scalar", None, xf(11)),
-        ("mu", "scalar", None, xf(11)),
-        ("q", "int", None, xf("6/11")),
+        ("xtol", "scalar", None, ()),
+        ("lr", "scalar", None, ()),
+        ("mu", "scalar", None, ()),
+        ("q", "int", None, HONEST_LONG),
         ("rng", "rng", None),
         ("workers", "workers", None),
         ("options", "options", None),
@@ -511,14 +516,14 @@ def test_zo_bad_objective_values(y, method):
 @fuzz(
     [
         ("x0", "array", np.ones(3)),
-        ("m", "int", None, xf("6/11")),
+        ("m", "int", None, HONEST_LONG),
         ("k", "int", None),
-        ("maxiter", "int", None, xf(11)),
-        ("lr", "scalar", None, xf(11)),
-        ("mu", "scalar", None, xf(11)),
-        ("decay", "scalar", None, xf(11)),
+        ("maxiter", "int", None, HONEST_LONG),
+        ("lr", "scalar", None, ()),
+        ("mu", "scalar", None, ()),
+        ("decay", "scalar", None, ()),
         ("bounds", "array", np.array([-2.0, 2.0])),
-        ("xtol", "scalar", None, xf(11)),
+        ("xtol", "scalar", None, ()),
         ("rng", "rng", None),
         ("rank_oracle", "callable", None),
     ]
@@ -546,8 +551,8 @@ def test_zo_bad_rankings(r):
     [
         ("x", "array", np.ones(3)),
         ("method", "str", None),
-        ("q", "int", None, xf("6/11")),
-        ("mu", "scalar", None, xf(11)),
+        ("q", "int", None, HONEST_LONG),
+        ("mu", "scalar", None, ()),
         ("scheme", "str", None),
         ("n_coords", "int", None),
         ("rng", "rng", None),
@@ -570,10 +575,10 @@ def test_zo_gradient(slot, kind, good, data):
         ("method", "str", None),
         ("x0", "array", np.ones(3)),
         ("bounds", "array", np.array([-2.0, 2.0])),
-        ("lr", "scalar", None, xf(11)),
-        ("mu", "scalar", None, xf(11)),
-        ("q", "int", None, xf("6/11")),
-        ("xtol", "scalar", None, xf(11)),
+        ("lr", "scalar", None, ()),
+        ("mu", "scalar", None, ()),
+        ("q", "int", None, HONEST_LONG),
+        ("xtol", "scalar", None, ()),
         ("rng", "rng", None),
         ("options", "options", None),
         ("values", "array", np.ones(4)),
@@ -622,8 +627,8 @@ def _quad():
     [
         ("x0", "array", np.zeros(2)),
         ("y0", "array", np.zeros(3)),
-        ("maxiter", "int", None, xf(11)),
-        ("tol", "scalar", None, xf(11)),
+        ("maxiter", "int", None, HONEST_LONG),
+        ("tol", "scalar", None, ()),
         ("rng", "rng", None),
         ("method", "str", None),
         ("options", "options", None),
@@ -644,10 +649,10 @@ def test_bilevel_minimize(slot, kind, good, data, method):
         ("x", "array", np.zeros(2)),
         ("y", "array", np.zeros(3)),
         ("method", "str", None),
-        ("tol", "scalar", None, xf(11)),
+        ("tol", "scalar", None, ()),
         ("maxiter", "int", None),
         ("terms", "int", None),
-        ("eta", "scalar", None, xf(11)),
+        ("eta", "scalar", None, ()),
         ("workers", "workers", None),
     ]
 )

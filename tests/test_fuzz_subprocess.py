@@ -11,11 +11,6 @@ import textwrap
 
 import pytest
 
-
-def xf(item: int | str):
-    return pytest.mark.xfail(strict=False, reason=f"issue 17 item {item}")
-
-
 # --------------------------------------------------------------------------------------------
 # Risky cases: in a subprocess with an address-space limit, so an abort or a hang fails a test
 # --------------------------------------------------------------------------------------------
