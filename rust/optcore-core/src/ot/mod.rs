@@ -24,6 +24,7 @@ pub mod scaling;
 pub mod sinkhorn;
 pub mod sns;
 pub mod sparse;
+mod sparsify;
 
 pub use batch::{sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, ScalingOptions, WarmStart};
 pub use controller::{eps_schedule, Controller, EpsScaling, LineSearch, NewtonControl, Overrelax, Relax, Stall};
