@@ -26,6 +26,28 @@ class OptimizeResult(_ScipyResult):
     Every solver sets ``x``, ``fun``, ``success``, ``status``, ``message`` and ``nit``.
     ``status`` is 0 (converged), 1 (iteration/time/evaluation limit), 2 (infeasible),
     3 (unbounded), 4 (numerical breakdown) or 99 (stopped by the callback).
+
+    Attributes
+    ----------
+    x : ndarray
+        The solution.
+    fun : float
+        The objective at ``x``.
+    success : bool
+        True exactly when the criterion that ``tol`` names holds, measured on what is returned.
+    status : int
+        The code above.
+    message : str
+        Why the run ended, with the measured error.
+    nit : int
+        Iterations.
+
+    Examples
+    --------
+    >>> import optcore
+    >>> res = optcore.linprog([1.0, 2.0], A_ub=[[-1.0, -1.0]], b_ub=[-1.0])
+    >>> isinstance(res, optcore.OptimizeResult), res.status, res["success"], round(res.fun, 6)
+    (True, 0, True, 1.0)
     """
 
     x: np.ndarray
@@ -59,6 +81,13 @@ class OTResult(OptimizeResult):
         ``success`` is True exactly when ``marginal_error <= tol``.
     method, reg, tol
         What was solved.
+
+    Examples
+    --------
+    >>> import numpy as np, optcore
+    >>> res = optcore.ot.sinkhorn([0.5, 0.5], [0.5, 0.5], np.array([[0.0, 1.0], [1.0, 0.0]]), reg=0.1)
+    >>> type(res).__name__, bool(res.marginal_error <= res.tol), res.plan.shape
+    ('OTResult', True, (2, 2))
     """
 
     plan: np.ndarray

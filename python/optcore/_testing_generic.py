@@ -53,7 +53,19 @@ NAMED_ERRORS = (ValueError, TypeError, MemoryError)
 
 
 def named_errors() -> tuple[type[BaseException], ...]:
-    """``(ValueError, TypeError, MemoryError, optcore.NumericalError)``: what bad input may raise."""
+    """What bad input may raise.
+
+    Returns
+    -------
+    tuple of type
+        ``(ValueError, TypeError, MemoryError, optcore.NumericalError)``.
+
+    Examples
+    --------
+    >>> from optcore.testing import named_errors
+    >>> ValueError in named_errors()
+    True
+    """
     from optcore import NumericalError
 
     return (*NAMED_ERRORS, NumericalError)
@@ -65,7 +77,36 @@ def bad_arrays(good, *, random: bool = True):
     arrays, ragged lists, integers >= 2**64, bools, ints, float16, float32, big-endian
     dtypes, negated entries; with ``random``, also arrays of ``good``'s shape with any dtype
     and any entries (NaN, inf, subnormals, the dtype's extremes). Valid variants (float32,
-    ints, big-endian, ...) are among them: a solver must accept those or name the argument."""
+    ints, big-endian, ...) are among them: a solver must accept those or name the argument.
+
+    Parameters
+    ----------
+    good : array_like
+        A valid value of the argument.
+    random : bool
+        Also draw random arrays of ``good``'s shape with any dtype and any entries.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of bad, extreme and valid-but-unusual values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hypothesis import given, settings
+    >>> import optcore
+    >>> from optcore.testing import bad_arrays, check_generic, named_errors
+    >>> @settings(max_examples=20, deadline=None, database=None)
+    ... @given(bad_arrays(np.ones(3)))
+    ... def test(c):
+    ...     try:
+    ...         res = optcore.linprog(c, bounds=(0, 1))
+    ...     except named_errors():
+    ...         return
+    ...     assert check_generic(res) == []
+    >>> test()
+    """
     st = _st()
     g = np.asarray(good, dtype=np.float64)
     flat = g.ravel()
@@ -119,7 +160,34 @@ def bad_arrays(good, *, random: bool = True):
 def bad_scalars(*, integer: bool = False):
     """Bad and extreme scalars for a numeric parameter: zero, negatives, NaN, ±inf, 1e±300,
     integers >= 2**64 and beyond float range, bools, strings, ``None``, complex, lists,
-    NumPy scalars and, for an ``integer`` parameter, non-integral floats."""
+    NumPy scalars and, for an ``integer`` parameter, non-integral floats.
+
+    Parameters
+    ----------
+    integer : bool
+        The parameter is an integer: also draw non-integral floats.
+
+    Returns
+    -------
+    hypothesis.strategies.SearchStrategy
+        Of scalars and scalar-like values.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hypothesis import given, settings
+    >>> import optcore
+    >>> from optcore.testing import bad_scalars, check_generic, named_errors
+    >>> @settings(max_examples=20, deadline=None, database=None)
+    ... @given(bad_scalars())
+    ... def test(reg):
+    ...     try:
+    ...         res = optcore.ot.sinkhorn([0.5, 0.5], [0.5, 0.5], np.eye(2), reg=reg, maxiter=100, warn=False)
+    ...     except named_errors():
+    ...         return
+    ...     assert check_generic(res, maxiter=100) == []
+    >>> test()
+    """
     st = _st()
     cases = [0, 0.0, -1, -1e-6, math.nan, math.inf, -math.inf, 1e300, 1e-300, 2**64, -(2**64), 10**400]
     cases += [True, False, "1e-6", "abc", None, 1j, [1.0], np.array([1.0, 2.0]), np.float32(0.5), np.int64(3)]
@@ -132,7 +200,30 @@ def check_generic(res, *, maxiter: int | None = None) -> list[str]:
     """The claims every optcore result makes, whatever the problem: the fields ``x``, ``fun``,
     ``success``, ``status``, ``message``, ``nit`` exist; ``status`` is a known code;
     ``success == (status == 0)``; ``nit <= maxiter``; the message is a non-empty string;
-    ``x`` is finite unless ``status`` is 4 (numerical breakdown). Returns the violations."""
+    ``x`` is finite unless ``status`` is 4 (numerical breakdown).
+
+    Parameters
+    ----------
+    res : OptimizeResult
+        Any optcore result.
+    maxiter : int, optional
+        The ``maxiter`` the solve was given.
+
+    Returns
+    -------
+    list of str
+        The violated claims; empty when there are none.
+
+    Examples
+    --------
+    >>> import optcore
+    >>> from optcore.testing import check_generic
+    >>> res = optcore.linprog([1.0, 1.0], bounds=(0, 1))
+    >>> check_generic(res)
+    []
+    >>> check_generic(optcore.OptimizeResult(x=res.x, fun=res.fun, success=False, status=0, message="?", nit=1))
+    ['success=False with status 0']
+    """
     out = _generic(res, maxiter)
     if out and any(s.startswith("missing") for s in out):
         return out

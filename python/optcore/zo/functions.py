@@ -55,6 +55,17 @@ class TestFunction:
     Attributes
     ----------
     name, cond
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> f = zo.functions.TestFunction("rosenbrock")
+    >>> f(f.xopt(5)), f(np.zeros(5))
+    (0.0, 4.0)
+    >>> res = zo.minimize(zo.functions.TestFunction("sphere"), np.ones(10), rng=0)
+    >>> bool(res.success)
+    True
     """
 
     __test__ = False  # not a pytest class
