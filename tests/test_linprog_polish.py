@@ -283,3 +283,93 @@ def test_singletons_beside_other_rows_are_solved_and_polished():
 def test_a_singleton_unbounded_direction_is_status_3():
     res, ref = both(c=[-1, 1], A_ub=[[-1, 0], [0, 1]], b_ub=[2, 3], bounds=(None, None))
     assert res.status == ref.status == 3 and res.nit == 0
+
+
+def test_continued_iterations_reach_the_callback_and_respect_maxiter():
+    # SCAGR7: PDHG's 1e-6 point leaves slack a row that is tight at the optimum, so the polish
+    # continues PDHG; the callback sees those iterations counted on, and nit stays <= maxiter.
+    prob = _netlib("SCAGR7")
+    seen = []
+    res = optcore.linprog(**prob, callback=lambda r: seen.append(r.nit))
+    assert res.status == 0 and res.polished and "more PDHG iterations" in res.message, res.message
+    assert seen == sorted(seen) and res.nit >= seen[-1]
+    first = optcore.linprog(**prob, options={"polish": False}).nit
+    assert res.nit > first
+    capped = optcore.linprog(**prob, maxiter=first + 100, warn=False)
+    assert capped.status == 0 and capped.nit <= first + 100
+
+
+def test_a_callback_stop_in_the_continued_iterations_is_status_99():
+    prob = _netlib("SCAGR7")
+    first = optcore.linprog(**prob, options={"polish": False}).nit
+
+    def stop(r):
+        if r.nit > first:
+            raise StopIteration
+
+    res = optcore.linprog(**prob, callback=stop)
+    assert res.status == 99 and not res.success, res.message
+    assert "callback" in res.message
+
+
+@st.composite
+def singleton_lps(draw):
+    """LPs whose rows are all singletons (so presolve settles them): random bounds, rows of both
+    kinds and coefficient signs, integer data (ties between bounds are exact)."""
+    n = draw(st.integers(1, 4))
+    bounds = draw(
+        st.lists(st.sampled_from([(0, None), (None, None), (-2, 3), (1, 1), (None, 4)]), min_size=n, max_size=n)
+    )
+    c = np.array(draw(st.lists(st.sampled_from([-3, -2, -1, 0, 1, 2, 3, -1, 1]), min_size=n, max_size=n)), float)
+    kind = st.sampled_from([False, False, False, True])  # an equality row one time in four
+    rows = draw(
+        st.lists(
+            st.tuples(st.integers(0, n - 1), st.sampled_from([-3, -2, -1, 1, 2, 3]), st.integers(-6, 6), kind),
+            min_size=1,
+            max_size=5,
+        )
+    )
+    A_ub, b_ub, A_eq, b_eq = [], [], [], []
+    for j, a, b, eq in rows:
+        row = np.zeros(n)
+        row[j] = a
+        (A_eq if eq else A_ub).append(row)
+        (b_eq if eq else b_ub).append(float(b))
+    kw = dict(c=c, bounds=bounds)
+    if A_ub:
+        kw.update(A_ub=np.array(A_ub), b_ub=np.array(b_ub))
+    if A_eq:
+        kw.update(A_eq=np.array(A_eq), b_eq=np.array(b_eq))
+    return kw
+
+
+def _bound_ties(kw) -> bool:
+    """True when a variable's tightest lower or upper bound comes from two sources (its own bound
+    and a row, or two rows): the duals are then not unique."""
+    n = len(kw["c"])
+    lo = [[-np.inf if b[0] is None else b[0]] for b in kw["bounds"]]
+    hi = [[np.inf if b[1] is None else b[1]] for b in kw["bounds"]]
+    for A, b, eq in ((kw.get("A_ub"), kw.get("b_ub"), False), (kw.get("A_eq"), kw.get("b_eq"), True)):
+        for row, bi in zip(A if A is not None else [], b if b is not None else []):
+            j = int(np.nonzero(row)[0][0])
+            a = row[j]
+            lo_i, hi_i = (bi / a if eq else -np.inf, bi / a) if a > 0 else (bi / a, bi / a if eq else np.inf)
+            lo[j].append(lo_i)
+            hi[j].append(hi_i)
+    return any(lo[j].count(max(lo[j])) > 1 or hi[j].count(min(hi[j])) > 1 for j in range(n))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(singleton_lps())
+def test_singleton_row_lps_settled_in_presolve_agree_with_highs(kw):
+    res, ref = both(**kw)
+    assert res.nit == 0 and res.presolved, res.message
+    assert res.status == ref.status, (res.message, ref.message)
+    if ref.status != 0:
+        return
+    assert close(res.fun, ref.fun), (res.fun, ref.fun)
+    unique_x = np.asarray(kw["c"]) != 0
+    assert close(res.x[unique_x], ref.x[unique_x]), (res.x, ref.x)
+    if not _bound_ties(kw) and np.all(unique_x):
+        for part in ("ineqlin", "eqlin", "lower", "upper"):
+            assert close(res[part].marginals, ref[part].marginals), (part, res[part].marginals, ref[part].marginals)
