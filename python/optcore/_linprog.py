@@ -467,8 +467,8 @@ def linprog(
 
         # Only a converged point is polished, and only a smaller measured KKT error is kept: the
         # status stays 0 (python/optcore/_linprog_polish.py), or 99 when the callback stops the
-        # continued iterations. Further active-set guesses only while the factorizations' flops
-        # stay under those of the PDHG iterations (about 4 per nonzero of A each; at least 1e7).
+        # continued iterations. Further active-set guesses only while their work stays under a
+        # quarter of the PDHG iterations' (about 4 flops per nonzero of A each; at least 1e7).
         p, extra, status = _polish_refined(
             lp,
             x,
@@ -478,7 +478,7 @@ def linprog(
             tol=tol,
             more=more,
             max_extra=min(nit, maxiter - nit),
-            budget=max(4.0 * A.nnz * nit, 1e7),
+            budget=max(A.nnz * nit, 1e7),
         )
         x, y, red, rel, dual_fun, polished, t_polish = p.x, p.y, p.red, p.rel, p.dual_fun, p.polished, p.seconds
         nit += extra

@@ -33,6 +33,8 @@ Python layer costs nothing that matters next to the factorization.
 
 from __future__ import annotations
 
+import itertools
+import math
 import time
 from dataclasses import dataclass
 
@@ -51,6 +53,13 @@ REFINE = 6
 #: Active-set guesses solved at most, and how many times a solved guess is re-guessed from.
 MAX_SOLVES = 10
 MAX_DEPTH = 3
+
+
+def _norm(v) -> float:
+    """``||v||_2`` without BLAS: right after the Rust solve, its worker threads still spin for a
+    moment, and a threaded BLAS call then waits on them (60 ms for a dot of 16000 values on a
+    busy 2-core machine, against 20 us)."""
+    return math.sqrt(float(np.sum(np.square(v))))
 
 
 @dataclass
@@ -77,7 +86,7 @@ def kkt(lp, x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], f
     A, lc, uc, lb, ub, c = lp.A, lp.lc, lp.uc, lp.lb, lp.ub, lp.c
     ax = A @ x
     pr = ax - np.clip(ax, lc, uc)
-    bnorm = float(np.linalg.norm(lc[np.isfinite(lc)]) ** 2 + np.linalg.norm(uc[np.isfinite(uc)]) ** 2) ** 0.5
+    bnorm = math.hypot(_norm(lc[np.isfinite(lc)]), _norm(uc[np.isfinite(uc)]))
     red = c - lp.AT @ y
     with np.errstate(invalid="ignore"):
         near_lb = np.isfinite(lb) & (np.abs(x - lb) <= np.abs(x))
@@ -92,10 +101,10 @@ def kkt(lp, x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], f
         dobj += float(np.sum(np.where(lam < 0, ub, 0.0) * np.where(lam < 0, lam, 0.0)))
         dobj += float(np.sum(np.where(ok_lo, lc, 0.0) * np.where(ok_lo, y, 0.0)))
         dobj += float(np.sum(np.where(ok_hi, uc, 0.0) * np.where(ok_hi, y, 0.0)))
-    pobj = float(c @ x)
+    pobj = float(np.sum(c * x))
     rel = (
-        float(np.linalg.norm(pr)) / (1.0 + bnorm),
-        float(np.sqrt(du2)) / (1.0 + float(np.linalg.norm(c))),
+        _norm(pr) / (1.0 + bnorm),
+        math.sqrt(du2) / (1.0 + _norm(c)),
         abs(pobj - dobj) / (1.0 + abs(pobj) + abs(dobj)),
     )
     return rel, dobj, red
@@ -113,8 +122,9 @@ def polish(
     than ``(x, y)`` re-measured here; otherwise it holds ``(x, y)`` and the reason. ``max_size``
     (default :data:`MAX_SIZE`) bounds the active system's rows plus columns. Once the
     factorizations' estimated flops (the sum of squared column counts of ``L``, a count that
-    does not depend on the machine's speed or load, so the result is reproducible) exceed
-    ``budget``, no further guess is tried (the first always is).
+    does not depend on the machine's speed or load, so the result is reproducible; plus the
+    solves' and the measurements' passes) exceed ``budget``, no further guess is tried (the
+    first always is).
     """
     t0 = time.perf_counter()
     max_size = MAX_SIZE if max_size is None else max_size
@@ -139,21 +149,24 @@ def polish(
         try:
             xs, ys, work = _solve_active(lp, bx, by, guess, max_size)
             flops += work
-        except _Skip as why:
-            reasons.append(str(why))
+        except (_Skip, ArithmeticError, MemoryError) as why:
+            # a guess that cannot be solved leaves the point as it is (the reason goes to the message)
+            reasons.append(str(why) if isinstance(why, _Skip) else f"{type(why).__name__} in the active system")
             if "limit" in str(why):
                 break
             continue
-        for cx, cy in ((xs, ys), (xs, y), (x, ys)):
-            rel, dobj, red = kkt(lp, cx, cy)
+        rel_s, dobj_s, red_s = kkt(lp, xs, ys)
+        cands = [((xs, ys), (rel_s, dobj_s, red_s))]
+        if max(rel_s) > 1e-13:  # the primal or the dual part alone may be the better one
+            cands += [((cx, cy), kkt(lp, cx, cy)) for cx, cy in ((xs, y), (x, ys))]
+        for (cx, cy), (rel, dobj, red) in cands:
             err = max(rel)
             if np.isfinite(err) and err < best_err:
                 best_err, best = err, (cx, cy, red, rel, dobj)
         if best_err <= 1e-13 or flops > budget:
             break
-        rel_s, _, red_s = kkt(lp, xs, ys)
         if depth < MAX_DEPTH and max(rel_s) < max(rel0):
-            queue[:0] = [(g, xs, ys, depth + 1) for g in list(_guesses(lp, xs, ys, red_s))[:2]]
+            queue[:0] = [(g, xs, ys, depth + 1) for g in itertools.islice(_guesses(lp, xs, ys, red_s), 2)]
     seconds = time.perf_counter() - t0
     if best is None:
         why = reasons[0] if reasons and len(reasons) == len(seen) else "no active-set guess lowered the KKT error"
@@ -251,16 +264,27 @@ def _guesses(lp, x, y, red):
     yield pick(1e-5, False)
 
 
+def _segment_max(vals, keys, size):
+    """The largest of ``vals`` per key ``0..size-1`` (``keys`` sorted; 0 where a key is absent)."""
+    out = np.zeros(size)
+    if vals.size:
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+        out[keys[starts]] = np.maximum.reduceat(vals, starts)
+    return out
+
+
 def _equilibrate(ri, ci, v, nr, nb):
     """Row and column scalings ``dr``, ``dc`` that bring the rows and columns of ``dr M dc``
-    (``M`` given by its entries ``v`` at ``(ri, ci)``) near unit max norm (Ruiz passes)."""
+    (``M`` given by its entries ``v`` at ``(ri, ci)``, ``ri`` sorted) near unit max norm
+    (Ruiz passes)."""
     dr, dc = np.ones(nr), np.ones(nb)
     a = np.abs(v)
+    order = np.argsort(ci, kind="stable")
+    ci_sorted = ci[order]
     for _ in range(3):
         s = a * dr[ri] * dc[ci]
-        rmax, cmax = np.zeros(nr), np.zeros(nb)
-        np.maximum.at(rmax, ri, s)
-        np.maximum.at(cmax, ci, s)
+        rmax = _segment_max(s, ri, nr)
+        cmax = _segment_max(s[order], ci_sorted, nb)
         dr /= np.sqrt(np.where(rmax > 0, rmax, 1.0))
         dc /= np.sqrt(np.where(cmax > 0, cmax, 1.0))
     return dr, dc
@@ -309,7 +333,10 @@ def _solve_active(lp, x, y, guess, max_size):
         lu = splu(K, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True})
     except (RuntimeError, MemoryError) as exc:
         raise _Skip(f"the active system's factorization failed: {exc}") from None
-    work = float(np.sum(np.diff(lu.L.indptr).astype(float) ** 2))
+    # the work of this guess: the factorization's flops (squared column counts of L), the
+    # refinement's solves, and the passes over A that build M and measure the candidates
+    fill = lu.L.nnz + lu.U.nnz
+    work = float(np.sum(np.diff(lu.L.indptr).astype(float) ** 2)) + 4.0 * REFINE * fill + 40.0 * A.nnz
     # Primal: the least-norm u with Ms u = dr (b_R - A_R xn), and dx_B = dc u. The augmented
     # system with right-hand side (0, r) gives u = Ms^T (Ms Ms^T + delta I)^-1 r.
     target = np.where(side[R] == 1, lp.lc[R], lp.uc[R])
@@ -317,7 +344,7 @@ def _solve_active(lp, x, y, guess, max_size):
     u, zb, zr = np.zeros(nb), np.zeros(nb), np.zeros(nr)
     for _ in range(REFINE):
         r = rp - Ms @ u
-        if not np.all(np.isfinite(r)) or np.linalg.norm(r) <= 1e-16 * (1.0 + np.linalg.norm(rp)):
+        if not np.all(np.isfinite(r)) or _norm(r) <= 1e-16 * (1.0 + _norm(rp)):
             break
         u += lu.solve(np.concatenate([zb, r]))[:nb]
     xn[B] = xn[B] + dc * u
@@ -327,7 +354,7 @@ def _solve_active(lp, x, y, guess, max_size):
     w = np.zeros(nr)
     for _ in range(REFINE):
         r = rd - MsT @ w
-        if not np.all(np.isfinite(r)) or np.linalg.norm(r) <= 1e-16 * (1.0 + np.linalg.norm(rd)):
+        if not np.all(np.isfinite(r)) or _norm(r) <= 1e-16 * (1.0 + _norm(rd)):
             break
         w += lu.solve(np.concatenate([r, zr]))[nb:]
     if not (np.all(np.isfinite(u)) and np.all(np.isfinite(w))):
