@@ -76,6 +76,8 @@ class Polished:
     seconds: float
     #: True when the active system was over the size limit (the polish is not cheap here).
     too_large: bool = False
+    #: The guesses' work (flops, see :func:`polish`), compared with the budget.
+    work: float = 0.0
 
 
 def kkt(lp, x: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], float, np.ndarray]:
@@ -171,10 +173,10 @@ def polish(
     if best is None:
         why = reasons[0] if reasons and len(reasons) == len(seen) else "no active-set guess lowered the KKT error"
         large = any("over the limit" in r for r in reasons)
-        return Polished(x, y, red0, tuple(rel_before), dobj0, False, f"not polished ({why})", seconds, large)
+        return Polished(x, y, red0, tuple(rel_before), dobj0, False, f"not polished ({why})", seconds, large, flops)
     cx, cy, red, rel, dobj = best
     note = f"polished (the active set's reduced system solved: KKT error {max(rel_before):.2g} -> {max(rel):.2g})"
-    return Polished(cx, cy, red, rel, dobj, True, note, seconds)
+    return Polished(cx, cy, red, rel, dobj, True, note, seconds, False, flops)
 
 
 #: A polished pair at or below this relative KKT error is final (its objective agrees with the
@@ -185,8 +187,10 @@ EXACT = 1e-10
 def polish_refined(lp, x, y, rel_before, *, nit: int, tol: float, more, max_extra: int, budget: float):
     """:func:`polish`, then, while the best pair's KKT error stays above :data:`EXACT`, PDHG
     continued from it to ``tol / 10`` and ``tol / 100`` (at most ``max_extra`` iterations in
-    all) and polished again, unless the active system was over the size limit: at 1e-6 PDHG can leave a row slack that is tight at the optimum
-    (a wrong active-set guess), and a tenth of the tolerance usually identifies it.
+    all) and polished again, unless the active system was over the size limit or the first
+    polish's work over ``budget`` (the factorization is not cheap here). At 1e-6 PDHG
+    can leave a row slack that is tight at the optimum (a wrong active-set guess that no
+    factorization repairs), and a tenth of the tolerance usually identifies it.
 
     ``more(x0, y0, tol, maxiter, nit_done)`` runs PDHG from ``(x0, y0)`` and returns ``(status,
     x, y, rel, nit)`` or None (no time left). Returns ``(Polished, extra iterations, status)``:
@@ -196,7 +200,7 @@ def polish_refined(lp, x, y, rel_before, *, nit: int, tol: float, more, max_extr
     p = polish(lp, x, y, rel_before, budget=budget)
     extra, seconds = 0, p.seconds
     for k in (1, 2):
-        if max(p.rel) <= EXACT or extra >= max_extra or p.too_large:
+        if max(p.rel) <= EXACT or extra >= max_extra or p.too_large or p.work > budget:
             break
         t0 = time.perf_counter()
         got = more(p.x, p.y, tol * 10.0**-k, max_extra - extra, nit + extra)
