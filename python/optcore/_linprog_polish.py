@@ -198,7 +198,7 @@ def polish_refined(lp, x, y, rel_before, *, nit: int, tol: float, more, max_extr
     the best one found before). A continued pair is kept only when it measures a smaller error.
     """
     p = polish(lp, x, y, rel_before, budget=budget)
-    extra, seconds = 0, p.seconds
+    extra, seconds, status, kept = 0, p.seconds, 0, False
     for k in (1, 2):
         if max(p.rel) <= EXACT or extra >= max_extra or p.too_large or p.work > budget:
             break
@@ -207,11 +207,11 @@ def polish_refined(lp, x, y, rel_before, *, nit: int, tol: float, more, max_extr
         seconds += time.perf_counter() - t0
         if got is None:
             break
-        status, x2, y2, rel2, nit2 = got
+        status2, x2, y2, rel2, nit2 = got
         extra += nit2
-        if status != 0:
-            p.seconds = seconds
-            return p, extra, 99 if status == 99 else 0
+        if status2 != 0:
+            status = 99 if status2 == 99 else 0
+            break
         q = polish(lp, x2, y2, rel2, budget=budget)
         seconds += q.seconds
         if max(q.rel) < max(p.rel):
@@ -220,10 +220,12 @@ def polish_refined(lp, x, y, rel_before, *, nit: int, tol: float, more, max_extr
                 f"polished after {extra} more PDHG iterations to tol {tol * 10.0**-k:.0e} ({how}; "
                 f"KKT error {max(rel_before):.2g} -> {max(q.rel):.2g})"
             )
-            q.polished = True
+            q.polished, kept = True, True
             p = q
+    if extra and not kept:
+        p.note += f"; {extra} more PDHG iterations toward tol {tol / 10:.0e} did not lower it further"
     p.seconds = seconds
-    return p, extra, 0
+    return p, extra, status
 
 
 class _Skip(Exception):
