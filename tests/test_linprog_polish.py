@@ -186,6 +186,33 @@ def test_polish_never_worsens_the_kkt_error_nor_changes_the_status(p):
     assert kit.check_result(on, p, tol=1e-6) == []
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("duplicate_row", [False, True])
+def test_rank_deficient_degenerate_transport_lps_polish_to_machine_precision(seed, duplicate_row):
+    # A transportation LP: m + n equality rows of rank m + n - 1 (one more, a copy, with
+    # duplicate_row), a degenerate vertex; the least-norm systems need no basis to be picked.
+    rng = np.random.default_rng(seed)
+    m, n = 4, 5
+    cost = rng.integers(1, 10, (m, n)).astype(float).ravel()
+    a, b = rng.integers(1, 6, m).astype(float), rng.integers(1, 6, n).astype(float)
+    b *= a.sum() / b.sum()
+    A = sp.vstack([sp.kron(sp.eye_array(m), np.ones((1, n))), sp.kron(np.ones((1, m)), sp.eye_array(n))]).tocsr()
+    rhs = np.r_[a, b]
+    if duplicate_row:
+        A, rhs = sp.vstack([A, A[:1]]).tocsr(), np.r_[rhs, a[:1]]
+    res, ref = both(c=cost, A_eq=A, b_eq=rhs)
+    assert res.status == 0 and res.polished, res.message
+    assert max(res.rel_primal, res.rel_dual, res.rel_gap) <= 1e-14
+    assert close(res.fun, ref.fun)
+    assert _err_of(res, cost, A, rhs) <= 1e-14
+
+
+def _err_of(res, c, A_eq, b_eq) -> float:
+    p = kit.LinearProgram(c, None, None, A_eq.toarray(), b_eq, (0, None), 0, None)
+    with np.errstate(invalid="ignore"):  # lp_kkt's inf * 0 on the infinite upper bounds, masked out
+        return _err(p, res)
+
+
 # --- the option, the size limit, the fields ---------------------------------------------------
 
 
