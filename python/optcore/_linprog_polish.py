@@ -215,9 +215,9 @@ def polish_refined(lp, x, y, rel_before, *, nit: int, tol: float, more, max_extr
         q = polish(lp, x2, y2, rel2, budget=budget)
         seconds += q.seconds
         if max(q.rel) < max(p.rel):
-            how = q.note if q.polished else "the continued PDHG point kept"
+            how = "then the active set's reduced system solved" if q.polished else "the continued PDHG point"
             q.note = (
-                f"polished after {extra} more PDHG iterations to tol {tol * 10.0**-k:.0e} ({how}; "
+                f"polished after {extra} more PDHG iterations to tol {tol * 10.0**-k:.0e} ({how}: "
                 f"KKT error {max(rel_before):.2g} -> {max(q.rel):.2g})"
             )
             q.polished, kept = True, True
