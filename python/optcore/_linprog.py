@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
+import time
 import warnings
 from collections.abc import Mapping
 
@@ -18,6 +20,9 @@ import scipy.sparse as sp
 from scipy.optimize import OptimizeWarning
 
 from . import _core
+from ._linprog_polish import kkt as _kkt
+from ._linprog_polish import polish_refined as _polish_refined
+from ._linprog_presolve import presolved as _presolved
 from ._progress import Progress
 from ._result import OptimizeResult, finish
 from ._validation import nonnegative_scalar, normalize_workers, positive_int
@@ -177,19 +182,6 @@ def _check_bounds(lb: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return lb, ub
 
 
-def _bounds_conflict(lb: np.ndarray, ub: np.ndarray) -> str | None:
-    """Why the bounds admit no point (SciPy's status 2, not an exception), naming the variable."""
-    bad = np.nonzero((lb > ub) | (lb == np.inf) | (ub == -np.inf))[0]
-    if not bad.size:
-        return None
-    j = int(bad[0])
-    more = f" (and {bad.size - 1} more)" if bad.size > 1 else ""
-    if lb[j] == np.inf or ub[j] == -np.inf:
-        why = "a lower bound of +inf" if lb[j] == np.inf else "an upper bound of -inf"
-        return f"`bounds` give variable {j} {why}{more}"
-    return f"`bounds` give variable {j} a lower bound {lb[j]:g} > its upper bound {ub[j]:g}{more}"
-
-
 def linprog(
     c,
     A_ub=None,
@@ -244,9 +236,18 @@ def linprog(
         propagation look for a row whose activity range misses its bounds, which proves the LP
         infeasible at once; the problem itself is solved unchanged; and problems that
         presolve settles are answered with ``nit == 0``: a zero row whose bounds exclude 0
-        gives status 2, and when every variable is fixed (``lb == ub``) or in no row, ``x`` is
-        set from the bounds and the cost's sign: status 0, 2 if the rows miss their bounds, 3
-        if a variable in no row decreases without bound), and ``maxiter`` /
+        gives status 2; a singleton row (one nonzero) is a bound on its variable, and
+        singleton bounds that cross give status 2 naming the rows; when then every variable
+        is fixed (``lb == ub``, or by singleton rows) or in no other row, ``x`` is set from
+        the bounds and the cost's sign: status 0, 2 if the rows miss their bounds, 3 if a
+        variable decreases without bound; a singleton row's dual is then HiGHS's, the reduced
+        cost of the bound it set over its coefficient), ``polish`` (default True: after PDHG
+        converges, the active set that the primal-dual pair shows is solved for the last
+        digits by a sparse LU of its reduced systems, with PDHG continued to ``tol/10`` and
+        ``tol/100`` when that guess is wrong; the polished point is kept only when its
+        measured KKT error is smaller, the status never changes, and ``res.polished`` and
+        ``message`` say what happened; skipped when the active system has over 200000 rows
+        and columns; see ``optcore._linprog_polish``), and ``maxiter`` /
         ``time_limit`` / ``disp`` (SciPy's spelling, same as the keywords; the options win).
         SciPy's tolerances ``primal_feasibility_tolerance``, ``dual_feasibility_tolerance``,
         ``ipm_optimality_tolerance`` and ``tol`` set ``tol`` (the smallest given) when the
@@ -290,7 +291,10 @@ def linprog(
         ``message`` (which criterion decided), ``nit`` (0 when presolve settled it, and then
         ``presolved=True``), and ``ineqlin``, ``eqlin``, ``lower``,
         ``upper`` with ``marginals`` (HiGHS's signs: ``d fun / d b``) and ``residual``; plus
-        ``rel_primal``, ``rel_dual``, ``rel_gap``, ``dual_fun``, ``restarts``.
+        ``rel_primal``, ``rel_dual``, ``rel_gap``, ``dual_fun``, ``restarts``, ``polished``
+        (True when the returned point is the polish's) and ``phase_times`` (seconds of the
+        PDHG run and of the polish, its continued iterations included; ``nit`` counts those
+        too).
 
     Examples
     --------
@@ -300,6 +304,8 @@ def linprog(
     (0, -2.8)
     >>> bool(max(res.rel_primal, res.rel_dual, res.rel_gap) <= 1e-6)  # success: all three <= tol
     True
+    >>> bool(res.polished), float(abs(res.x - [1.6, 1.2]).max()) < 1e-15  # the vertex's last digits
+    (True, True)
     """
     if not isinstance(method, str) or method.lower() not in ("halpern-pdhg", "pdhg"):
         raise ValueError(f"Unknown solver {method!r}: optcore.linprog has method='halpern-pdhg'.")
@@ -349,6 +355,9 @@ def linprog(
     presolve = opts.get("presolve", True)
     if not isinstance(presolve, (bool, np.bool_)):
         raise ValueError(f"options['presolve'] must be True or False, got {presolve!r}.")
+    polish = opts.get("polish", True)
+    if not isinstance(polish, (bool, np.bool_)):
+        raise ValueError(f"options['polish'] must be True or False, got {polish!r}.")
     m_ub, m_eq = Aub.shape[0], Aeq.shape[0]
     A = sp.vstack([Aub, Aeq], format="csr").astype(np.float64)
     A.sum_duplicates()
@@ -373,10 +382,12 @@ def linprog(
     note = " The continuous relaxation was solved (`integrality` ignored: no integer support)." if relaxed else ""
     settled = _presolved(lp, tol, bool(presolve))
     if settled is not None:
-        x, status, detail = settled
-        red = cvec - A.T @ np.zeros(m)
-        res = _assemble(lp, x, np.zeros(m), red, status, detail, 0, _measure(lp, x), 0.0, 0, note)
+        x, y, status, detail = settled
+        rel, dual_fun, red = _kkt(lp, x, y)
+        res = _assemble(lp, x, y, red, status, detail, 0, rel, dual_fun if status == 0 else 0.0, 0, note)
         res["presolved"] = True
+        res["polished"] = False
+        res["phase_times"] = {"pdhg": 0.0, "polish": 0.0}
         return finish(res, "optcore.linprog", progress=None, warn=warn)
 
     def build(state: dict) -> OptimizeResult:
@@ -405,47 +416,78 @@ def linprog(
         )
 
     progress = Progress(callback, disp, build, f"optcore.linprog(halpern-pdhg, tol={tol:g}), {m} rows, {n} columns")
-    out = _core.linprog_pdhg(
-        A.indptr.astype(np.int64),
-        A.indices.astype(np.int64),
-        np.ascontiguousarray(A.data),
-        m,
-        n,
-        np.ascontiguousarray(cvec),
-        lc,
-        uc,
-        lb,
-        ub,
-        xs,
-        ys,
-        tol=tol,
-        maxiter=int(min(maxiter, 2**62)),
-        time_limit=time_limit,
-        check_every=check_every,
-        tol_infeasible=tol_inf,
-        presolve=bool(presolve),
-        progress=progress if progress.active else None,
-        workers=workers,
-    )
+    t_start = time.perf_counter()
+
+    def pdhg(x0, y0, tol_run, maxiter_run, time_run, prog):
+        return _core.linprog_pdhg(
+            A.indptr.astype(np.int64),
+            A.indices.astype(np.int64),
+            np.ascontiguousarray(A.data),
+            m,
+            n,
+            np.ascontiguousarray(cvec),
+            lc,
+            uc,
+            lb,
+            ub,
+            x0,
+            y0,
+            tol=tol_run,
+            maxiter=int(min(maxiter_run, 2**62)),
+            time_limit=time_run,
+            check_every=check_every,
+            tol_infeasible=tol_inf,
+            presolve=bool(presolve),
+            progress=prog,
+            workers=workers,
+        )
+
+    out = pdhg(xs, ys, tol, maxiter, time_limit, progress if progress.active else None)
     status = int(out["status"])
     # The iterate can sit outside its bounds by rounding after unscaling (x = β D_c x̂): the
     # returned x is clipped to them, and everything below is measured on that x.
     x = np.clip(np.asarray(out["x"]), lb, ub)
+    y, red = np.asarray(out["y"]), np.asarray(out["reduced"])
     rel = (float(out["rel_primal"]), float(out["rel_dual"]), float(out["rel_gap"]))
+    dual_fun = float(out["dual_obj"])
     detail = out["reason"] or out["detail"]
-    res = _assemble(
-        lp,
-        x,
-        np.asarray(out["y"]),
-        np.asarray(out["reduced"]),
-        status,
-        detail,
-        int(out["nit"]),
-        rel,
-        float(out["dual_obj"]),
-        int(out["restarts"]),
-        note,
-    )
+    t_pdhg = time.perf_counter() - t_start
+    polished, t_polish, nit = False, 0.0, int(out["nit"])
+    if status == 0 and polish:
+
+        def more(x0, y0, tol_run, iters, nit_done):
+            """PDHG continued from (x0, y0); the callback sees the iterations counted on."""
+            left = time_limit - (time.perf_counter() - t_start)
+            if left <= 0:
+                return None
+            prog = (lambda st: progress({**st, "nit": st["nit"] + nit_done})) if progress.active else None
+            o = pdhg(x0, np.ascontiguousarray(y0), tol_run, iters, left, prog)
+            r = (float(o["rel_primal"]), float(o["rel_dual"]), float(o["rel_gap"]))
+            return int(o["status"]), np.clip(np.asarray(o["x"]), lb, ub), np.asarray(o["y"]), r, int(o["nit"])
+
+        # Only a converged point is polished, and only a smaller measured KKT error is kept: the
+        # status stays 0 (python/optcore/_linprog_polish.py), or 99 when the callback stops the
+        # continued iterations. Further active-set guesses only while their work stays under a
+        # quarter of the PDHG iterations' (about 4 flops per nonzero of A each; at least 1e7).
+        p, extra, status = _polish_refined(
+            lp,
+            x,
+            y,
+            rel,
+            nit=nit,
+            tol=tol,
+            more=more,
+            max_extra=min(nit, maxiter - nit),
+            budget=max(A.nnz * nit, 1e7),
+        )
+        x, y, red, rel, dual_fun, polished, t_polish = p.x, p.y, p.red, p.rel, p.dual_fun, p.polished, p.seconds
+        nit += extra
+        note = f" {p.note[0].upper()}{p.note[1:]}." + note
+        if status == 99:
+            detail = "the callback stopped the polish's continued iterations (the best point found is returned)"
+    res = _assemble(lp, x, y, red, status, detail, nit, rel, dual_fun, int(out["restarts"]), note)
+    res["polished"] = polished
+    res["phase_times"] = {"pdhg": t_pdhg, "polish": t_polish}
     return finish(res, "optcore.linprog", progress=progress, warn=warn)
 
 
@@ -455,6 +497,11 @@ class _Problem:
     def __init__(self, c, Aub, bub, Aeq, beq, lb, ub, A, lc, uc):
         self.c, self.Aub, self.bub, self.Aeq, self.beq = c, Aub, bub, Aeq, beq
         self.lb, self.ub, self.A, self.lc, self.uc = lb, ub, A, lc, uc
+
+    @functools.cached_property
+    def AT(self):
+        """``A.T`` as CSR (made when the polish first needs it)."""
+        return self.A.T.tocsr()
 
 
 def _assemble(lp: _Problem, x, y, red, status, detail, nit, rel, dual_fun, restarts, note) -> OptimizeResult:
@@ -514,7 +561,7 @@ def _options(options) -> dict:
 
 
 #: Options read by optcore (SciPy's spelling where SciPy has the name; see the docstring).
-_USED_OPTIONS = {"maxiter", "disp", "time_limit", "presolve", "check_every", "tol_infeasible"} | set(
+_USED_OPTIONS = {"maxiter", "disp", "time_limit", "presolve", "polish", "check_every", "tol_infeasible"} | set(
     ("tol", "dual_feasibility_tolerance", "primal_feasibility_tolerance", "ipm_optimality_tolerance")
 )
 #: SciPy's HiGHS options without a meaning for a first-order LP method: accepted, no effect.
@@ -565,70 +612,3 @@ def _integrality(integrality, n: int) -> bool:
         stacklevel=3,
     )
     return True
-
-
-def _measure(lp: _Problem, x) -> tuple[float, float, float]:
-    """Relative primal residual, dual residual and gap of ``x`` with zero row duals (the dual of
-    a presolved problem), as :func:`optcore.testing.lp_kkt` measures them."""
-    ax = lp.A @ x
-    pr = ax - np.clip(ax, lp.lc, lp.uc)
-    bfin = np.r_[lp.lc, lp.uc]
-    bnorm = float(np.linalg.norm(bfin[np.isfinite(bfin)]))
-    # the reduced costs c that the bounds carry (optcore.testing.lp_bound_part's rule)
-    with np.errstate(invalid="ignore"):
-        near_lb = np.isfinite(lp.lb) & (np.abs(x - lp.lb) <= np.abs(x))
-        near_ub = np.isfinite(lp.ub) & (np.abs(x - lp.ub) <= np.abs(x))
-    lam = np.where(((lp.c > 0) & near_lb) | ((lp.c < 0) & near_ub), lp.c, 0.0)
-    with np.errstate(invalid="ignore"):
-        dobj = float(np.sum(np.where(lam > 0, lp.lb * np.where(lam > 0, lam, 0), 0.0)))
-        dobj += float(np.sum(np.where(lam < 0, lp.ub * np.where(lam < 0, lam, 0), 0.0)))
-    pobj = float(lp.c @ x)
-    return (
-        float(np.linalg.norm(pr)) / (1.0 + bnorm),
-        float(np.linalg.norm(lp.c - lam)) / (1.0 + float(np.linalg.norm(lp.c))),
-        abs(pobj - dobj) / (1.0 + abs(pobj) + abs(dobj)),
-    )
-
-
-def _presolved(lp: _Problem, tol: float, presolve: bool):
-    """``(x, status, detail)`` when the problem is answered before iterating, else None.
-
-    Inconsistent bounds always (status 2, as SciPy); with ``presolve``: a zero row whose bounds
-    exclude 0 (status 2), and problems where every variable is settled, either fixed
-    (``lb == ub``) or in no row (its bound by the sign of its cost; status 3 when that bound is
-    infinite and the rows hold)."""
-    lb, ub, c = lp.lb, lp.ub, lp.c
-    n = c.size
-    finite_start = np.where(np.isfinite(lb), lb, np.where(np.isfinite(ub), ub, 0.0))
-    conflict = _bounds_conflict(lb, ub)
-    if conflict is not None:
-        return finite_start, 2, conflict
-    if not presolve:
-        return None
-    A = lp.A
-    bfin = np.r_[lp.lc, lp.uc]
-    bnorm = 1.0 + float(np.linalg.norm(bfin[np.isfinite(bfin)]))
-    zero = np.diff(A.indptr) == 0
-    if np.any(zero):
-        viol = np.maximum(np.maximum(lp.lc, 0.0), np.maximum(-lp.uc, 0.0)) * zero
-        if float(np.linalg.norm(viol)) / bnorm > tol:
-            i = int(np.argmax(viol))
-            m_ub = lp.Aub.shape[0]
-            name, row, b = ("A_ub", i, lp.uc[i]) if i < m_ub else ("A_eq", i - m_ub, lp.lc[i])
-            return finite_start, 2, f"row {row} of `{name}` is all zeros but its right-hand side is {b:g}"
-    empty = np.bincount(A.indices, minlength=n) == 0
-    fixed = lb == ub
-    if not np.all(fixed | empty):
-        return None
-    # a zero cost takes the finite bound nearest below, as HiGHS does (any point is optimal)
-    x = np.where(c > 0, lb, np.where(c < 0, ub, finite_start))
-    unbounded = ~np.isfinite(x)
-    x = np.where(unbounded, finite_start, x)
-    x[fixed] = lb[fixed]
-    rel_primal = _measure(lp, x)[0]
-    if rel_primal > tol:
-        return x, 2, f"every variable is fixed or in no row, and the rows miss their bounds by {rel_primal:.3g} > tol"
-    if np.any(unbounded):
-        j = int(np.nonzero(unbounded)[0][0])
-        return x, 3, f"variable {j} is in no row and its cost {c[j]:g} decreases without bound"
-    return x, 0, "solved in presolve: every variable is fixed or in no row"
