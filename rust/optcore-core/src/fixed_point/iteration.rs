@@ -144,7 +144,7 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
     let (mut k_local, mut nfev, mut restarts) = (0usize, 0usize, 0usize);
     let (mut threshold, mut r0, mut r_anchor) = (0.0, 0.0, 0.0);
     let drift = match opts.method {
-        Method::Halpern { anchoring } if anchoring == 1.0 => Drift::Proxy,
+        Method::Halpern { anchoring: 1.0 } => Drift::Proxy,
         Method::Halpern { .. } => Drift::Anchored,
         Method::KrasnoselskiiMann { relaxation } => Drift::Linear(relaxation),
         Method::Picard => Drift::Linear(1.0),
