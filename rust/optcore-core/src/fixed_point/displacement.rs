@@ -223,3 +223,74 @@ impl<T: Real> Displacement<T> {
         Ok(verdict.map(|v| v.iter().map(|&t| T::from_f64(t)).collect()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::error::Result;
+    use crate::fixed_point::{solve, Method, Options};
+    use crate::operators::Operator;
+    use crate::solver::{NoObserver, Termination};
+
+    /// `T x = D x + t` with `D = diag(1, 0.5, 0.5)`: no fixed point, `v = (−t_0, 0, 0)`.
+    struct Affine3([f64; 3]);
+    impl Operator<f64> for Affine3 {
+        fn dim(&self) -> usize {
+            3
+        }
+        fn apply(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+            out[0] = x[0] + self.0[0];
+            out[1] = 0.5 * x[1] + self.0[1];
+            out[2] = 0.5 * x[2] + self.0[2];
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_picard_proxy_is_exact_for_an_affine_map() {
+        // Halpern's iterate is the average of the Picard orbit, so the proxy's drift is Picard's
+        // drift: exact once the contracting part has died out, where the residual itself keeps
+        // the anchor's pull 4 |x0_perp| / (k + 1) and the iterates' drift an O(1/k²) error.
+        let op = Affine3([-1.0, 2.0, 3.0]);
+        let x0 = [0.0, 40.0, -30.0];
+        let o = solve(&op, &x0, &Options::default(), &mut NoObserver).unwrap();
+        assert_eq!(o.termination, Termination::Infeasible);
+        let v = o.displacement.unwrap();
+        let err = ((v[0] - 1.0).powi(2) + v[1].powi(2) + v[2].powi(2)).sqrt();
+        assert!(err < 1e-10, "{v:?}");
+        let r = [o.x[0] - (o.x[0] - 1.0), 0.5 * o.x[1] - 2.0, 0.5 * o.x[2] - 3.0];
+        assert!(r[1].abs() + r[2].abs() > 1e-3, "the residual itself is still far off: {r:?}");
+        // The same run with anchoring c = 2 uses the iterates' drift, which settles later.
+        let c2 = Options { method: Method::Halpern { anchoring: 2.0 }, maxiter: 1_000_000, ..Default::default() };
+        let o2 = solve(&op, &x0, &c2, &mut NoObserver).unwrap();
+        assert_eq!(o2.termination, Termination::Infeasible);
+        assert!(o2.nit > o.nit, "{} vs {}", o2.nit, o.nit);
+    }
+
+    #[test]
+    fn lieders_bound_proves_no_nearby_fixed_point_before_the_travel_does() {
+        // A translation by v from far away: Halpern's residual ‖v‖ exceeds 2 B / (k + 1) once
+        // k + 1 > 2 B / ‖v‖, when its iterates have travelled only k ‖v‖ / 2 ≈ B < 2 B.
+        struct Shift;
+        impl Operator<f64> for Shift {
+            fn dim(&self) -> usize {
+                2
+            }
+            fn apply(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+                out[0] = x[0] - 1.0;
+                out[1] = x[1];
+                Ok(())
+            }
+        }
+        let x0 = [0.0, 100.0];
+        let halpern = solve(&Shift, &x0, &Options::default(), &mut NoObserver).unwrap();
+        let picard = Options { method: Method::Picard, ..Default::default() };
+        let p = solve(&Shift, &x0, &picard, &mut NoObserver).unwrap();
+        assert_eq!(halpern.termination, Termination::Infeasible);
+        // B = 200: Lieder's bound needs k + 1 > 408, Picard's travel k > 408 (speed 1), the
+        // Halpern travel alone k / 2 > 408.
+        // With the checkpoints (…, 405, 608, 912, …): both detect at 912, where Halpern's travel
+        // alone would have proved it at 816 and passed at 1,368 and 2,052.
+        assert_eq!(p.termination, Termination::Infeasible);
+        assert!(halpern.nit <= p.nit && halpern.nit < 1368, "{} vs {}", halpern.nit, p.nit);
+    }
+}
