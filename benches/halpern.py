@@ -131,7 +131,8 @@ def run_scipy(T, x0, label, maxiter):
                 x = optimize.fixed_point(counted, x0, xtol=TOL, maxiter=maxiter, method=method)
             else:
                 x = optimize.anderson(lambda v: counted(v) - v, x0, f_tol=TOL, maxiter=maxiter)
-    except (RuntimeError, optimize.NoConvergence) as exc:
+    except (RuntimeError, ValueError, optimize.NoConvergence) as exc:
+        # ValueError: the extrapolation (del2) fed a non-finite point to the operator
         status = f"failed: {type(exc).__name__}"
         x = exc.args[0] if isinstance(exc, optimize.NoConvergence) and exc.args else None
     elapsed = time.perf_counter() - t

@@ -185,7 +185,6 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         if nit >= opts.maxiter {
             return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::MaxIter, None));
         }
-        disp.observe_residual(k_local, r);
         if let Some(v) = disp.check((nit, k_local), (&x, &tx), r, threshold)? {
             return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::Infeasible, Some(v)));
         }
