@@ -35,7 +35,7 @@
 //! the guard holds. (The residual alone, for Picard the best estimate where it converges
 //! linearly, is not a verdict: on polyhedral problems it rests on plateaus, wrong by 1e-3, for
 //! as long as two checkpoints; the drift averages it over the last third of the run.)
-
+//!
 //! # The guard
 //!
 //! Stabilisation is evidence about the estimate, not about consistency: a far-away fixed point
