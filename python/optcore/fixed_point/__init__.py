@@ -221,28 +221,30 @@ def halpern(
     -----
     **No fixed point (status 2).** Then ``x_k`` drifts along the infimal displacement vector
     ``v`` (``||x - T(x)|| >= ||v|| > 0`` everywhere; for ``DouglasRachford(PA, PB)`` with
-    disjoint sets, ``v`` is the gap vector ``P_{cl(A - B)}(0)``). For a translation
-    ``T(x) = x - v`` the iterates are ``x_k = anchor - s_k v`` with ``s_k = k/2`` (Halpern),
-    ``a k`` (KM) or ``k`` (Picard). The solver estimates ``v`` by the drift between
-    checkpoints ``k_{j+1} = ceil(1.5 k_j)``, ``(x_{k_{j-1}} - x_{k_j}) / (s_{k_j} - s_{k_{j-1}})``
-    (the normalised iterate of Park & Ryu 2023 with its transient offset cancelled), and
-    declares status 2 when the estimate exceeds ``tol + rtol * r0`` in norm (the tolerance can
-    never be met), does not exceed the current residual (``||v|| <= ||x - T(x)||``), and
-    changed by at most ``tol_disp`` relative at two consecutive checkpoints (about the last
-    70% of the iterations), never before ``min_disp_iter`` iterations, and only once the iterate
-    is farther than ``4 max(||x0||, ||T(x0)||)`` from the anchor. The returned
-    ``displacement`` is then accurate to about ``tol_disp`` relative (often far better: exact
-    up to rounding once ``T`` acts on the iterates as a translation, as for polyhedral sets
-    with KM or Picard).
+    disjoint sets, ``v`` is the gap vector ``P_{cl(A - B)}(0)``). The solver estimates ``v`` at
+    checkpoints ``k_{j+1} = ceil(1.5 k_j)`` by a drift between consecutive checkpoints: for
+    ``"km"`` and ``"picard"`` (and ``anchoring`` other than 1) of the iterates,
+    ``(x_{k_{j-1}} - x_{k_j}) / (s_{k_j} - s_{k_{j-1}})`` with ``s_k = a k`` (KM) or ``k``
+    (Picard); for ``"halpern"`` of the *Picard proxy* ``a - (k+1) u_k`` (``u_k = x_k - T(x_k)``,
+    Park & Ryu's accelerated estimator of ``v``; ``a`` the anchor, ``k`` counted since it), which
+    removes the anchor's ``O(1/k)`` pull from ``u_k`` and is exact where ``T`` is affine near the
+    iterates. Status 2 is declared when the estimate exceeds ``tol + rtol * r0`` in norm (the
+    tolerance can never be met), does not exceed the current residual, and changed by at most
+    ``tol_disp`` relative at two consecutive checkpoints, never before ``min_disp_iter``
+    iterations, and once a guard holds (below). The returned ``displacement`` is then accurate
+    to about ``tol_disp`` relative where ``T`` acts on the iterates as a translation (often far
+    better); on polyhedral problems the estimate can rest on a plateau for a while and be off
+    by more.
 
-    The travel condition is what rules out transients: with a fixed point ``x*`` the iterates
-    of every method stay within ``||x0 - x*||`` of ``x*``, so they never travel farther than
-    ``2 ||x0 - x*||`` from ``x0``; status 2 is therefore never reported for a problem that has
-    a fixed point within ``max(||x0||, ||T(x0)||)`` of the origin. A fixed point farther away
-    can be approached at a constant velocity for a long time (e.g. Douglas–Rachford started
-    far from both sets), which no finite test tells apart from infeasibility; center such
-    problems near the origin. The price is a longer run before status 2 when the sets are far
-    from the origin (the iterates must travel ``4 max(||x0||, ||T(x0)||)``).
+    The guard rules out transients: with a fixed point ``x*`` the iterates of every method stay
+    within ``||x0 - x*||`` of ``x*`` (through restarts too), and Halpern's residual stays below
+    ``2 ||x0 - x*|| / (k + 1)`` (``k`` counted since the anchor). An iterate farther than
+    ``2 B`` from ``x0``, or (Halpern, ``anchoring=None``) a residual above ``2 B / (k + 1)``,
+    with ``B = ||x0|| + max(||x0||, ||T(x0)||)``, proves that no fixed point lies within
+    ``max(||x0||, ||T(x0)||)`` of the origin; status 2 is never reported for a problem that has
+    one. A fixed point farther away can be approached at a constant velocity for a long time
+    (e.g. Douglas–Rachford started far from both sets), which no finite test tells apart from
+    infeasibility; center such problems near the origin.
 
     float32 data is iterated in float32; norms are accumulated in float64.
 

@@ -20,30 +20,16 @@
 //!
 //! # Infeasibility
 //!
-//! When `T` has no fixed point, `x_k` drifts away along the infimal displacement vector `v`
-//! (the least-norm element of the closure of the range of `I − T`; `‖x − Tx‖ ≥ ‖v‖` for every
-//! `x`). For a translation `T x = x − v` every method gives `x_k = a − s_k v` with `s_k`
-//! known (Halpern `c = 1`: `s_k = k/2`; KM: `α k`; Picard: `k`). The normalised iterate
-//! `(a − x_k)/s_k` of Park & Ryu (2023) converges to `v` only like `1/k` (a bounded offset
-//! from the transient remains), so the loop estimates `v` from the drift between
-//! geometrically spaced checkpoints (`k_{j+1} = ⌈1.5 k_j⌉`),
-//! `v̂_j = (x_{k_{j−1}} − x_{k_j}) / (s_{k_j} − s_{k_{j−1}})`, which cancels the offset (exact
-//! once `T` acts as a translation on the iterates, as for polyhedral sets). Infeasibility is
-//! declared when `tol + rtol · r_0 < ‖v̂_j‖ ≤ (1 + 10⁻³) ‖x_k − T x_k‖` (the tolerance can
-//! never be met, and the estimate respects the lower bound `‖v‖ ≤ ‖x − Tx‖`) and `v̂` changed
-//! by at most `tol_disp · ‖v̂_j‖` at two consecutive checkpoints (a window of the last ~70% of
-//! the iterations), never before `min_disp_iter` iterations since the anchor, and only once
-//! the iterate is farther than `4 max(‖a‖, ‖T a‖)` from the anchor `a`. The last condition
-//! is what rules out transients: with a fixed point `x*` every method keeps
-//! `‖x_k − x*‖ ≤ ‖a − x*‖` (Fejér monotonicity; for Halpern by induction), so
-//! `‖x_k − a‖ ≤ 2‖a − x*‖`, and iterates that travelled farther than `4 max(‖a‖, ‖T a‖)`
-//! prove that no fixed point lies within `max(‖a‖, ‖T a‖)` of the origin. A far-away fixed
-//! point can still be approached at a constant velocity for a long time (Douglas–Rachford
-//! started far from both sets), which is indistinguishable from infeasibility until then.
+//! When `T` has no fixed point, `x_k` drifts away along the infimal displacement vector `v`;
+//! [`super::displacement`] estimates `v` (Park & Ryu's accelerated residual estimator for the
+//! anchored iterations, extrapolated to the Picard orbit; drifts for the others) and declares
+//! infeasibility once an estimate has settled and a guard has proved that no fixed point lies
+//! within `max(‖x_0‖, ‖T x_0‖)` of the origin.
 
+use super::displacement::{Displacement, Drift};
 use crate::alloc::try_with_capacity;
 use crate::error::{OptError, Result};
-use crate::linalg::{nrm2, nrm2_diff};
+use crate::linalg::nrm2_diff;
 use crate::operators::Operator;
 use crate::real::Real;
 use crate::solver::{Control, Observer, Report, Termination};
@@ -117,97 +103,6 @@ fn try_copy<T: Copy>(v: &[T], what: &str) -> Result<Vec<T>> {
     Ok(out)
 }
 
-/// Tracks the displacement estimate at checkpoints (see the module docs).
-struct Displacement {
-    enabled: bool,
-    tol: f64,
-    /// `s_k` of the current iteration count since the anchor.
-    scale: f64,
-    next_check: usize,
-    first_check: usize,
-    /// The iterate and `s_k` at the previous checkpoint.
-    snapshot: Option<(Vec<f64>, f64)>,
-    /// The estimate at the previous checkpoint.
-    last: Option<Vec<f64>>,
-    passes: usize,
-}
-
-impl Displacement {
-    fn new(tol: f64, min_iter: usize) -> Self {
-        // The verdict needs four checkpoints k0, 1.5 k0, 2.25 k0, 3.375 k0.
-        let first_check = ((min_iter as f64 / 3.375).ceil() as usize).max(1);
-        Displacement {
-            enabled: tol > 0.0,
-            tol,
-            scale: 0.0,
-            next_check: first_check,
-            first_check,
-            snapshot: None,
-            last: None,
-            passes: 0,
-        }
-    }
-
-    fn reset(&mut self) {
-        self.scale = 0.0;
-        self.next_check = self.first_check;
-        self.snapshot = None;
-        self.last = None;
-        self.passes = 0;
-    }
-
-    /// Advances `s_k` by one iteration of `method` (`beta`: Halpern's anchoring weight).
-    fn step(&mut self, method: Method, beta: f64) {
-        self.scale = match method {
-            Method::Halpern { .. } => (1.0 - beta) * (self.scale + 1.0),
-            Method::KrasnoselskiiMann { relaxation } => self.scale + relaxation,
-            Method::Picard => self.scale + 1.0,
-        };
-    }
-
-    /// At a checkpoint, the verdict: `Some(v)` when infeasibility is declared. `residual` is
-    /// `‖x_k − T x_k‖`, an upper bound on `‖v‖`.
-    fn check<T: Real>(
-        &mut self,
-        k: usize,
-        x: &[T],
-        residual: f64,
-        threshold: f64,
-        travel_min: f64,
-        anchor: &[T],
-    ) -> Result<Option<Vec<T>>> {
-        if !self.enabled || k < self.next_check {
-            return Ok(None);
-        }
-        self.next_check = ((k as f64) * 1.5).ceil() as usize;
-        let mut xf: Vec<f64> = try_with_capacity(x.len(), "fixed-point checkpoint")?;
-        xf.extend(x.iter().map(|v| v.as_f64()));
-        let estimate = self.snapshot.as_ref().and_then(|(xs, ss)| {
-            let ds = self.scale - ss;
-            (ds > 0.0).then(|| xs.iter().zip(&xf).map(|(a, b)| (a - b) / ds).collect::<Vec<f64>>())
-        });
-        self.snapshot = Some((xf, self.scale));
-        let Some(v) = estimate else { return Ok(None) };
-        let nv = nrm2(&v);
-        let stable = match &self.last {
-            Some(prev) => {
-                let change = nrm2_diff(&v, prev);
-                nv.is_finite()
-                    && nv > threshold
-                    && nv > 0.0
-                    && nv <= residual * (1.0 + 1e-3)
-                    && change <= self.tol * nv
-                    && nrm2_diff(x, anchor) > travel_min
-            }
-            None => false,
-        };
-        self.passes = if stable { self.passes + 1 } else { 0 };
-        let verdict = (self.passes >= 2).then(|| v.iter().map(|&t| T::from_f64(t)).collect());
-        self.last = Some(v);
-        Ok(verdict)
-    }
-}
-
 /// Runs the fixed-point iteration of `opts.method` on `op` from `x0`.
 pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut dyn Observer<T>) -> Result<Output<T>> {
     let bad = |s: &str| Err(OptError::InvalidInput(s.to_string()));
@@ -247,11 +142,14 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
     let mut x = try_copy(x0, "fixed-point iterate")?;
     let mut tx = try_copy(x0, "fixed-point T(x)")?;
     let (mut k_local, mut nfev, mut restarts) = (0usize, 0usize, 0usize);
-    let (mut threshold, mut r0, mut r_anchor, mut travel_min) = (0.0, 0.0, 0.0, 0.0);
-    // 4 max(‖a‖, ‖T a‖): iterates that travel farther from the anchor a rule out every fixed
-    // point within max(‖a‖, ‖T a‖) of the origin (see the module docs).
-    let travel = |a: &[T], ta: &[T]| 4.0 * nrm2(a).max(nrm2(ta));
-    let mut disp = Displacement::new(opts.tol_disp, opts.min_disp_iter);
+    let (mut threshold, mut r0, mut r_anchor) = (0.0, 0.0, 0.0);
+    let drift = match opts.method {
+        Method::Halpern { anchoring: 1.0 } => Drift::Proxy,
+        Method::Halpern { .. } => Drift::Anchored,
+        Method::KrasnoselskiiMann { relaxation } => Drift::Linear(relaxation),
+        Method::Picard => Drift::Linear(1.0),
+    };
+    let mut disp = Displacement::new(opts.tol_disp, opts.min_disp_iter, drift);
     let out = |x: Vec<T>, residual, r0, threshold, nit, nfev, restarts, termination, displacement| Output {
         x,
         residual,
@@ -279,7 +177,7 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
             r0 = r;
             r_anchor = r;
             threshold = if opts.rtol > 0.0 { opts.tol + opts.rtol * r0 } else { opts.tol };
-            travel_min = travel(&x, &tx);
+            disp.start(&x, &tx)?;
         }
         if r.is_finite() && threshold.is_finite() && r <= threshold {
             return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::Converged, None));
@@ -287,7 +185,7 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         if nit >= opts.maxiter {
             return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::MaxIter, None));
         }
-        if let Some(v) = disp.check(k_local, &x, r, threshold, travel_min, &anchor)? {
+        if let Some(v) = disp.check((nit, k_local), (&x, &tx), r, threshold)? {
             return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::Infeasible, Some(v)));
         }
         // No callback before the first iteration (as in the other solvers).
@@ -311,11 +209,10 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         if let Some(f) = opts.restart {
             if k_local > 0 && r <= f * r_anchor {
                 anchor.copy_from_slice(&x);
-                travel_min = travel(&x, &tx);
                 k_local = 0;
                 r_anchor = r;
                 restarts += 1;
-                disp.reset();
+                disp.restart();
             }
         }
         match opts.method {
@@ -324,17 +221,17 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
                 for ((xi, &ai), &ti) in x.iter_mut().zip(&anchor).zip(&tx) {
                     *xi = T::from_f64(beta * ai.as_f64() + (1.0 - beta) * ti.as_f64());
                 }
-                disp.step(opts.method, beta);
+                disp.step(beta);
             }
             Method::KrasnoselskiiMann { relaxation: a } => {
                 for (xi, &ti) in x.iter_mut().zip(&tx) {
                     *xi = T::from_f64((1.0 - a) * xi.as_f64() + a * ti.as_f64());
                 }
-                disp.step(opts.method, 0.0);
+                disp.step(0.0);
             }
             Method::Picard => {
                 x.copy_from_slice(&tx);
-                disp.step(opts.method, 0.0);
+                disp.step(0.0);
             }
         }
         k_local += 1;

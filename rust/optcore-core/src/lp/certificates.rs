@@ -1,10 +1,113 @@
 //! Infeasibility certificates from the iterates: Farkas rays (primal infeasibility) tested on
-//! dual rays, unbounded rays (dual infeasibility) on primal ones, and the test of a steadily
-//! growing dual iterate that makes a converged run look on for a certificate.
+//! dual rays, unbounded rays (dual infeasibility) on primal ones, the candidate rays of Park &
+//! Ryu's accelerated displacement estimator ([`ProxyDrift`]), and the test of a steadily growing
+//! dual iterate that makes a converged run look on for a certificate.
 
+use super::kkt::Work;
 use super::problem::{Csr, Lp};
 use super::scaling::Scaled;
+use super::step::Iterates;
 use crate::parallel::chunked;
+
+/// Candidate rays from the fixed-point residual `z_k − T z_k` of the Halpern iteration.
+///
+/// The solver runs Halpern's iteration `z_{k+1} = z₀/(k+2) + (k+1)/(k+2) R z_k` on the
+/// reflected PDHG operator `R = 2T − I`. When the LP is infeasible (or unbounded) `R` has no
+/// fixed point and `z_k − R z_k = 2 (z_k − T z_k)` converges to the infimal displacement vector
+/// `v` at Park & Ryu's accelerated rate `Õ(1/k)` (2023, Thm. 8); `−v` is the direction along
+/// which the iterates drift, whose dual part is a Farkas ray (primal part: an unbounded ray).
+/// Two candidates come from it:
+/// - the residual direction `T z_k − z_k` itself;
+/// - the drift of the *Picard proxy* `p_{k+1} = z₀ − (k+1)(z_k − R z_k)` (the recursion gives
+///   `(k+2) z_{k+1} − (k+1) z_k = p_{k+1}`; for an affine `R` Halpern's iterate is the average
+///   of the Picard orbit from `z₀` and `p_{k+1} = R^{k+1} z₀`) between two checks of the same
+///   restart epoch: `(k+1)(T z_k − z_k) − (k'+1)(T z_{k'} − z_{k'})`, up to a positive factor.
+///   It removes the anchor's `O(1/k)` pull from the residual, which is what keeps the plain
+///   residual (and the iterate differences) from settling on a ray for long.
+pub(super) struct ProxyDrift {
+    /// `(k+1)(T z_k − z_k)` at the first check of the epoch, and its `k + 1`.
+    qx: Vec<f64>,
+    qy: Vec<f64>,
+    k1_first: f64,
+    epoch: Option<usize>,
+}
+
+impl ProxyDrift {
+    pub(super) fn new(m: usize, n: usize) -> Self {
+        ProxyDrift { qx: vec![0.0; n], qy: vec![0.0; m], k1_first: 0.0, epoch: None }
+    }
+
+    /// At a check of restart epoch `epoch` with `k1 = k + 1` (`k` the Halpern count of the
+    /// iterate `z_k = (it.x, it.y)` whose PDHG output is `(it.xb, it.yb)`): writes into
+    /// `(dx, dy)` the residual direction `T z_k − z_k` and returns false at the first check
+    /// of an epoch (which it records); at the later ones writes the proxy's drift since that
+    /// check (a window that grows with the epoch, over which the oscillation of the PDHG
+    /// iterates averages out) and returns true. All scaled.
+    pub(super) fn candidates(
+        &mut self,
+        it: &Iterates,
+        (k1, epoch): (f64, usize),
+        (dx, dy): (&mut [f64], &mut [f64]),
+    ) -> bool {
+        let same = self.epoch == Some(epoch) && k1 > self.k1_first;
+        let update = |d: &mut [f64], q: &mut [f64], b: &[f64], z: &[f64]| {
+            for ((d, q), (&b, &z)) in d.iter_mut().zip(q.iter_mut()).zip(b.iter().zip(z)) {
+                if same {
+                    *d = k1 * (b - z) - *q;
+                } else {
+                    *d = b - z;
+                    *q = k1 * *d;
+                }
+            }
+        };
+        update(dx, &mut self.qx, &it.xb, &it.x);
+        update(dy, &mut self.qy, &it.yb, &it.y);
+        if !same {
+            self.epoch = Some(epoch);
+            self.k1_first = k1;
+        }
+        same
+    }
+
+    /// The residual direction `T z_k − z_k` into `(dx, dy)`.
+    pub(super) fn residual(it: &Iterates, (dx, dy): (&mut [f64], &mut [f64])) {
+        for (d, (&b, &z)) in dx.iter_mut().zip(it.xb.iter().zip(&it.x)) {
+            *d = b - z;
+        }
+        for (d, (&b, &z)) in dy.iter_mut().zip(it.yb.iter().zip(&it.y)) {
+            *d = b - z;
+        }
+    }
+}
+
+/// The sizes an unbounded ray is measured against: `‖a_i‖_∞` of every row and `‖c‖_∞`.
+pub(super) type RaySizes<'a> = (&'a [f64], f64);
+
+/// Both certificate tests on the scaled candidate ray `(w.dx, w.dy)`: `(primal infeasible,
+/// dual infeasible)` by [`primal_infeasible`] (with the recheck of a ray clipped to the cone)
+/// and [`dual_infeasible`]; `tests` as in [`primal_infeasible`].
+pub(super) fn test_ray(
+    (lp, s): (&Lp, &Scaled),
+    w: &mut Work,
+    (tmp_m, tmp_n): (&mut [f64], &mut [f64]),
+    (tol, tests): (f64, (bool, bool)),
+    (row_max, c_max): RaySizes<'_>,
+) -> (bool, bool) {
+    s.unscale_y(&mut w.dyu, &w.dy);
+    s.at.matvec(&w.dy, tmp_n);
+    s.unscale_cols(&mut w.at_dy, tmp_n);
+    let p_inf = match primal_infeasible(lp, &w.dyu, &w.at_dy, &w.xu, &w.ax, tol, tests) {
+        Farkas::Yes => true,
+        Farkas::No => false,
+        Farkas::Recheck => {
+            clip_to_cone(lp, s, &w.dyu, &mut w.a_ray, &mut w.ray, tmp_m, tmp_n);
+            primal_infeasible(lp, &w.a_ray, &w.ray, &w.xu, &w.ax, tol, tests) == Farkas::Yes
+        }
+    };
+    s.unscale_x(&mut w.dxu, &w.dx);
+    let d_inf = dual_infeasible(lp, &w.dxu, (&lp.a, row_max, c_max), tol, &mut w.ray, &mut w.a_ray);
+    (p_inf, d_inf)
+}
 
 /// Whether a dual value `v` has a sign its row cannot carry: `v > 0` needs a finite lower bound
 /// `l`, `v < 0` a finite upper bound `u`.
@@ -347,6 +450,26 @@ mod tests {
             let want: f64 = (0..4).map(|i| rows[i][j] * v[i]).sum();
             assert!((at_v[j] - want).abs() <= 1e-12 * (1.0 + want.abs()), "{j}: {} vs {want}", at_v[j]);
         }
+    }
+
+    #[test]
+    fn the_proxy_drift_is_measured_within_an_epoch() {
+        // z = (x, y) with T z − z = (1, 2; 3) at k + 1 = 10, then (1.5, 2; 3) at 20.
+        let mut it = Iterates::new(vec![0.0, 0.0], vec![0.0]);
+        let (mut dx, mut dy) = ([0.0; 2], [0.0; 1]);
+        let mut p = ProxyDrift::new(1, 2);
+        it.xb = vec![1.0, 2.0];
+        it.yb = vec![3.0];
+        assert!(!p.candidates(&it, (10.0, 1), (&mut dx, &mut dy)));
+        assert_eq!((dx, dy), ([1.0, 2.0], [3.0]));
+        it.xb = vec![1.5, 2.0];
+        assert!(p.candidates(&it, (20.0, 1), (&mut dx, &mut dy)));
+        // 20 (T z − z) − 10 (T z' − z')
+        assert_eq!((dx, dy), ([20.0, 20.0], [30.0]));
+        ProxyDrift::residual(&it, (&mut dx, &mut dy));
+        assert_eq!((dx, dy), ([1.5, 2.0], [3.0]));
+        // A new epoch starts over.
+        assert!(!p.candidates(&it, (30.0, 2), (&mut dx, &mut dy)));
     }
 
     #[test]

@@ -2,7 +2,9 @@
 //! `check_every` iterations (KKT errors on the unscaled problem, infeasibility certificates,
 //! limits, the observer, the restart test and the primal weight).
 
-use super::certificates::{clip_to_cone, dual_infeasible, primal_infeasible, Farkas, GrowthHistory};
+use super::certificates::{
+    clip_to_cone, dual_infeasible, primal_infeasible, test_ray, Farkas, GrowthHistory, ProxyDrift,
+};
 use super::kkt::{kkt, Kkt, Pair, Work};
 use super::presolve::{infinite_row_bound, propagate, redundant_bounds};
 use super::problem::{clamp, scaled_norm, Lp, Norms, Options, Output};
@@ -128,6 +130,8 @@ struct Run<'a> {
     /// Set when the KKT test passed while the dual iterate kept growing: the converged result,
     /// returned unless an infeasibility certificate turns up by iteration `until`.
     held: Option<(Output, usize)>,
+    /// Park & Ryu's residual estimator and its Picard-proxy drift, as candidate rays.
+    proxy: ProxyDrift,
 }
 
 impl<'a> Run<'a> {
@@ -177,6 +181,7 @@ impl<'a> Run<'a> {
             row_max: lp.a.row_norms(f64::INFINITY),
             c_max: lp.c.iter().fold(0.0, |m, v| m.max(v.abs())),
             held: None,
+            proxy: ProxyDrift::new(m, n),
         }
     }
 
@@ -356,7 +361,24 @@ impl<'a> Run<'a> {
             s.unscale_x(&mut w.dxu, &w.dx);
             d_inf |= dual_infeasible(lp, &w.dxu, (&lp.a, &self.row_max, self.c_max), tol, &mut w.ray, &mut w.a_ray);
         }
-        // Third candidate: the dual iterate itself, which grows along the ray when the LP is
+        // The accelerated estimator's candidates (the proxy drift, then the residual), plain
+        // test only. After the step the Halpern weights are those of k + 2: wt / wa = k + 2.
+        let (wa, wt) = self.restarts.weights();
+        let epoch = self.restarts.count + usize::from(!self.restarts.first);
+        let sizes = (&self.row_max[..], self.c_max);
+        let drift = self.proxy.candidates(it, (wt / wa - 1.0, epoch), (&mut w.dx, &mut w.dy));
+        if drift && !(p_inf && d_inf) {
+            let (p, d) = test_ray((lp, s), w, (tmp_m, tmp_n), (tol, (true, false)), sizes);
+            (p_inf, d_inf) = (p_inf || p, d_inf || d);
+        }
+        if drift {
+            ProxyDrift::residual(it, (&mut w.dx, &mut w.dy));
+        }
+        if !(p_inf && d_inf) {
+            let (p, d) = test_ray((lp, s), w, (tmp_m, tmp_n), (tol, (true, false)), sizes);
+            (p_inf, d_inf) = (p_inf || p, d_inf || d);
+        }
+        // Last candidate: the dual iterate itself, which grows along the ray when the LP is
         // infeasible (y/‖y‖ → ray at rate 1/k). A feasible LP's optimal y can look like a ray
         // by the plain test, never by the guarded one, since Σ v_j |x_j| ≥ φ at any feasible x.
         if !p_inf {
