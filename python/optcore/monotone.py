@@ -265,8 +265,15 @@ class QuadraticMinMax:
     def _problem(self):
         if self._native is None:
             L = self.lipschitz
+            norm_a = _spectral_norm(self.A)
+            # The saddle split lets "halpern" run on the PDHG operator (exact resolvent in its metric).
+            saddle = (self.H.shape[0], norm_a) if self.A.shape[0] > 0 and norm_a > 0 else None
             self._native = _core.fs_linear(
-                np.ascontiguousarray(self.M), np.ascontiguousarray(self.q), L if L > 0 else 1.0, self.A.shape[0] == 0
+                np.ascontiguousarray(self.M),
+                np.ascontiguousarray(self.q),
+                L if L > 0 else 1.0,
+                self.A.shape[0] == 0,
+                saddle,
             )
         return self._native
 
@@ -528,12 +535,6 @@ def solve(
         raise ValueError(f"options['restart'] must be in [0, 1); got {restart}.")
     max_epochs = _epochs(opts["max_epochs"]) if "max_epochs" in opts else math.inf
     seed = seed_from_rng(rng, high=2**63 - 1)
-    if method == "vr_halpern" and "step" not in opts and not (kw.get("cocoercive", problem_is_cocoercive(problem))):
-        # VR-FoRB step 2 sqrt(p) / (c L_ms + 1): the core's 0.5 sqrt(p) / (...) is its
-        # conservative default; 4x was stable and faster on the benchmark problems.
-        N = problem._problem().n
-        c = kw.get("resolvent", np.sqrt(N) / max(problem._problem().lipschitz_ms, L))
-        kw["step"] = 2.0 * np.sqrt(1.0 / N) / (c * max(problem._problem().lipschitz_ms, L) + 1.0)
     is_game = isinstance(problem, MatrixGame)
 
     def build(state: dict) -> MonotoneResult:

@@ -31,8 +31,10 @@
 //! [`LinearSum`]) and the Condat simplex projection they use; [`mod@solve`] holds the methods,
 //! their options and output, and the residual checks and restarts of the outer loop.
 
+pub mod pdhg;
 pub mod problems;
 pub mod solve;
 
+pub use pdhg::PrimalDual;
 pub use problems::{project_simplex, FiniteSum, GameSum, LinearSum};
 pub use solve::{natural_residual, solve, Method, Options, Output};
