@@ -455,13 +455,19 @@ def solve(
         The anchored methods anchor at it.
     method : {"eg", "eag", "halpern", "vr_halpern"}
         ``"eg"``: extragradient. ``"eag"``: extra-anchored gradient (Yoon & Ryu 2021),
-        ``O(1/k)`` on the residual. ``"halpern"``: inexact Halpern on the resolvent
+        ``O(1/k)`` on the residual. ``"halpern"``: on a :class:`MatrixGame` or a
+        :class:`QuadraticMinMax`, restarted reflected Halpern on the PDHG operator (the
+        resolvent of ``F + N_C`` in the PDHG metric, computed exactly at one epoch per
+        iteration; a quadratic's ``I + τH`` is factored once, counted in the epochs), restarted
+        on its fixed-point residual as in cuPDLPx: linear convergence on these sharp problems,
+        the method to reach 1e-6; on a :class:`FiniteSum`, inexact Halpern on the resolvent
         ``J_{c(F + N_C)}`` computed by forward-reflected-backward steps on the full ``F``.
         ``"vr_halpern"``: the variance-reduced Halpern methods of Cai, Alacaoglu & Diakonikolas
         (2024): Algorithm 2 (monotone Lipschitz sums: the same outer loop, the resolvent by
-        VR-FoRB with single-component steps and a snapshot refreshed with probability ``1/N``,
-        ``⌊0.05 N ln(k+2)⌋`` steps per outer iteration) or, for cocoercive problems,
-        Algorithm 1 (one-step Halpern with the PAGE estimator, minibatches of ``⌊√N⌋``).
+        VR-FoRB with minibatches of ``options['batch']`` components (default 16) and a snapshot
+        refreshed with probability ``batch/N``, ``⌊0.05 N ln(k+2)⌋`` components per outer
+        iteration) or, for cocoercive problems, Algorithm 1 (one-step Halpern with the PAGE
+        estimator, minibatches of ``⌊√N⌋``).
     tol : float
         Stop when the natural residual of the current point is ``<= tol``.
     maxiter : int
@@ -477,14 +483,16 @@ def solve(
     options : dict, optional
         ``max_epochs`` (budget in component evaluations / N); ``step`` (EG/EAG step, default
         ``0.5 / L``; Algorithm 1's ``η``, default ``1 / L``; VR-FoRB's step, default
-        ``2 sqrt(1/N) / (c L_ms + 1)``); ``resolvent`` (``c``: default ``1 / L`` for
-        ``"halpern"``, ``sqrt(N) / L_ms`` for Algorithm 2, ``L_ms`` the mean-square Lipschitz
-        constant of the components); ``inner`` (inner steps per outer iteration); ``batch``
-        (Algorithm 1's minibatch, at most ``N``: larger values are clamped). No option carries
-        a run past ``max_epochs``: the inner loops stop when the budget is spent. ``cocoercive`` (force Algorithm 1 or 2); ``restart``
-        (anchored methods: re-anchor when a check finds the residual below ``restart`` times
-        its value at the last anchor; default 0.2, 0 never — restarts make the rate linear on
-        sharp problems such as matrix games).
+        ``2 sqrt(p) / (c L_b + 1)`` with ``p = batch/N`` and ``L_b² = L² + (L_ms² - L²)/batch``);
+        ``resolvent`` (``c``: default ``1 / L`` for ``"halpern"`` on a :class:`FiniteSum`,
+        ``sqrt(N / batch) / L_b`` for Algorithm 2, ``L_ms`` the mean-square Lipschitz constant of
+        the components); ``inner`` (inner steps per outer iteration); ``batch`` (Algorithm 1's
+        and Algorithm 2's minibatch, at most ``N``: larger values are clamped). No option
+        carries a run past ``max_epochs``: the inner loops stop when the budget is spent.
+        ``cocoercive`` (force Algorithm 1 or 2); ``restart`` (anchored methods: re-anchor when
+        a check finds the residual below ``restart`` times its value at the last anchor; for
+        ``"halpern"`` on the PDHG operator, the sufficient-decrease factor of its restarts;
+        default 0.2, 0 never).
 
     Returns
     -------

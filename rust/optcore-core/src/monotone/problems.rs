@@ -14,6 +14,12 @@ pub trait FiniteSum: Send + Sync {
     fn n(&self) -> usize;
     /// `out += s · F_i(z)`.
     fn add_component(&self, i: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()>;
+    /// `out += s · (F_i(u) − F_i(w))` (two component evaluations). Linear components override
+    /// it with one pass over `F_i(u − w)`, which also skips coordinates where `u` and `w` agree.
+    fn add_component_diff(&self, i: usize, u: &[f64], w: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        self.add_component(i, u, s, out)?;
+        self.add_component(i, w, -s, out)
+    }
     /// `out = F(z)`.
     fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()>;
     /// `z ← P_C(z)`.
@@ -152,6 +158,29 @@ impl FiniteSum for GameSum {
             let c = -s * big * x[k];
             for (o, &aij) in oy.iter_mut().zip(&self.at[k * self.m..(k + 1) * self.m]) {
                 *o += c * aij;
+            }
+        }
+        Ok(())
+    }
+    fn add_component_diff(&self, k: usize, u: &[f64], w: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        let big = self.n() as f64;
+        let (ox, oy) = out.split_at_mut(self.n);
+        if k < self.m {
+            let dy = u[self.n + k] - w[self.n + k];
+            if dy != 0.0 {
+                let c = s * big * dy;
+                for (o, &aij) in ox.iter_mut().zip(&self.a[k * self.n..(k + 1) * self.n]) {
+                    *o += c * aij;
+                }
+            }
+        }
+        if k < self.n {
+            let dx = u[k] - w[k];
+            if dx != 0.0 {
+                let c = -s * big * dx;
+                for (o, &aij) in oy.iter_mut().zip(&self.at[k * self.m..(k + 1) * self.m]) {
+                    *o += c * aij;
+                }
             }
         }
         Ok(())
@@ -357,6 +386,11 @@ impl FiniteSum for LinearSum {
     }
     fn add_component(&self, k: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
         out[k] += s * self.d as f64 * (dot(&self.mat[k * self.d..(k + 1) * self.d], z) + self.q[k]);
+        Ok(())
+    }
+    fn add_component_diff(&self, k: usize, u: &[f64], w: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        let row = &self.mat[k * self.d..(k + 1) * self.d];
+        out[k] += s * self.d as f64 * (dot(row, u) - dot(row, w));
         Ok(())
     }
     fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()> {
