@@ -487,7 +487,7 @@ def solve(
         ``resolvent`` (``c``: default ``1 / L`` for ``"halpern"`` on a :class:`FiniteSum`,
         ``sqrt(N / batch) / L_b`` for Algorithm 2, ``L_ms`` the mean-square Lipschitz constant of
         the components); ``inner`` (inner steps per outer iteration); ``batch`` (Algorithm 1's
-        and Algorithm 2's minibatch, at most ``N``: larger values are clamped). No option
+        and Algorithm 2's minibatch, at most ``N``, resp. ``N / 2``: larger values are clamped). No option
         carries a run past ``max_epochs``: the inner loops stop when the budget is spent.
         ``cocoercive`` (force Algorithm 1 or 2); ``restart`` (anchored methods: re-anchor when
         a check finds the residual below ``restart`` times its value at the last anchor; for

@@ -449,7 +449,9 @@ impl State {
         let nf = big as f64;
         let lip = p.lipschitz();
         let lms = p.lipschitz_ms().max(lip);
-        let b = opts.batch.unwrap_or(VR_BATCH).clamp(1, big);
+        // At most N/2: with the snapshot probability p = b/N near 1 the loopless estimator stalls
+        // (a 12 x 9 game: b = 8 converges, b = 11 and 12 do not).
+        let b = opts.batch.unwrap_or(VR_BATCH).clamp(1, (big / 2).max(1));
         let bf = b as f64;
         let prob = bf / nf;
         let alpha = 1.0 - prob;
