@@ -15,7 +15,8 @@
 //! weight `ω`), checked every [`RESTART_EVERY`] iterations: the first check always restarts;
 //! then a restart when `r ≤ β_suf r₀` (sufficient), or `r ≤ 0.5 r₀` and `r` grew since the last
 //! check (necessary), or the run since the anchor is over 0.36 of all iterations (artificial).
-//! `r₀` is the residual at the last restart.
+//! `r₀` is the residual at the last restart. Where the primal proximal map needs no
+//! factorisation (games), the primal weight `ω` follows PDLP's update at each restart.
 //!
 //! Why not the natural residual and the Euclidean resolvent: the same restart rules on EAG
 //! (Euclidean extragradient steps) give no linear phase within 5,000 epochs on the 500 x 500
@@ -62,6 +63,9 @@ pub(super) struct HalpernPdhg {
     sigma: f64,
     omega: f64,
     beta_suf: f64,
+    /// `η = STEP_FRACTION/‖K‖`; whether the primal weight adapts at restarts.
+    eta: f64,
+    adapt: bool,
     /// The Halpern iterate, its anchor, and `T(z)` (the point the solver reports).
     z: Vec<f64>,
     anchor: Vec<f64>,
@@ -91,6 +95,8 @@ impl HalpernPdhg {
         let eta = STEP_FRACTION / nk;
         let (tau, sigma) = (eta / omega, eta * omega);
         let cost = pd.prepare(tau)?;
+        // The primal weight adapts only where changing τ costs nothing (no factorisation).
+        let adapt = cost == 0.0;
         let mut z = try_zeroed::<f64>(d, "PDHG iterate")?;
         z.copy_from_slice(z0);
         let st = HalpernPdhg {
@@ -99,6 +105,8 @@ impl HalpernPdhg {
             sigma,
             omega,
             beta_suf: restart,
+            eta,
+            adapt,
             anchor: z.clone(),
             pt: z.clone(),
             z,
@@ -149,6 +157,9 @@ impl HalpernPdhg {
                 || (r <= NECESSARY * self.r0 && r > self.r_prev)
                 || (self.k as f64) >= ARTIFICIAL * self.total as f64;
             if restart {
+                if self.adapt && self.restarts > 0 {
+                    self.update_primal_weight();
+                }
                 self.anchor.copy_from_slice(&self.pt);
                 self.z.copy_from_slice(&self.pt);
                 self.k = 0;
@@ -165,6 +176,22 @@ impl HalpernPdhg {
         }
         self.k += 1;
         Ok(())
+    }
+
+    /// PDLP's primal weight update at a restart, `log ω ← ½ log(Δy/Δx) + ½ log ω`, with `Δx`,
+    /// `Δy` the moves of `x` and `y` since the last anchor: it balances the primal and dual
+    /// steps to the distances they have to cover. On the 200 x 200 policeman–burglar game
+    /// Halpern–PDHG with `ω = 1` (or 0.2, or 5) stalls at residual 2.1e-4 for 70,000 epochs;
+    /// with the update it reaches 1e-6 in about 6,400.
+    fn update_primal_weight(&mut self) {
+        let nx = self.nx;
+        let dx = crate::linalg::nrm2_diff(&self.pt[..nx], &self.anchor[..nx]);
+        let dy = crate::linalg::nrm2_diff(&self.pt[nx..], &self.anchor[nx..]);
+        if dx > 1e-10 && dy > 1e-10 && dx < 1e10 && dy < 1e10 {
+            self.omega = (0.5 * (dy / dx).ln() + 0.5 * self.omega.ln()).exp();
+            self.tau = self.eta / self.omega;
+            self.sigma = self.eta * self.omega;
+        }
     }
 
     /// `‖z − T z‖_P`, in the primal-weighted norm `sqrt(ω‖Δx‖² + ‖Δy‖²/ω)` (scaled).
