@@ -459,7 +459,8 @@ def solve(
         :class:`QuadraticMinMax`, restarted reflected Halpern on the PDHG operator (the
         resolvent of ``F + N_C`` in the PDHG metric, computed exactly at one epoch per
         iteration; a quadratic's ``I + τH`` is factored once, counted in the epochs), restarted
-        on its fixed-point residual as in cuPDLPx: linear convergence on these sharp problems,
+        on its fixed-point residual as in cuPDLPx (games also adapt the primal weight, as PDLP
+        does): linear convergence on these sharp problems,
         the method to reach 1e-6; on a :class:`FiniteSum`, inexact Halpern on the resolvent
         ``J_{c(F + N_C)}`` computed by forward-reflected-backward steps on the full ``F``.
         ``"vr_halpern"``: the variance-reduced Halpern methods of Cai, Alacaoglu & Diakonikolas
