@@ -210,12 +210,14 @@ def plot(rows, path: str) -> str | None:
     except ImportError:
         return None
     problems = list(dict.fromkeys(r["problem"] for r in rows))
+    labels = list(dict.fromkeys(r["method"] for r in rows))
+    colors = {m: f"C{i}" for i, m in enumerate(labels)}  # one colour per method in every panel
     fig, axes = plt.subplots(1, len(problems), figsize=(5 * len(problems), 3.8), squeeze=False)
     for ax, problem in zip(axes[0], problems):
         for r in rows:
             if r["problem"] == problem:
                 h = np.asarray(r["history"])
-                ax.semilogy(h[:, 0], h[:, 1], label=r["method"], lw=1.2)
+                ax.semilogy(h[:, 0], h[:, 1], label=r["method"], lw=1.2, color=colors[r["method"]])
         ax.axhline(TOL, color="k", lw=0.6, ls=":")
         ax.set_title(problem, fontsize=10)
         ax.set_xlabel("epochs")
