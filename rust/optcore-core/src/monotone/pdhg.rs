@@ -35,7 +35,7 @@ const ARTIFICIAL: f64 = 0.36;
 /// The PDHG step `η = STEP_FRACTION / ‖K‖₂`, `τ = η/ω`, `σ = ηω`.
 const STEP_FRACTION: f64 = 0.998;
 
-/// The saddle structure of a [`FiniteSum`]: `z = (x, y)`, `x = z[..nx]`.
+/// The saddle structure of a [`super::FiniteSum`]: `z = (x, y)`, `x = z[..nx]`.
 pub trait PrimalDual: Send + Sync {
     /// Length of `x`.
     fn nx(&self) -> usize;

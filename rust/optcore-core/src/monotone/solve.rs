@@ -437,8 +437,8 @@ impl State {
 
     /// Algorithm 2: VR-FoRB on `F̂_i(u) = c F_i(u) + u − x_k` (loopless snapshot), with
     /// minibatches of `b` components per step so that the `O(d)` vector work and projection of
-    /// a step are shared by `b` components (on a 500 x 500 game an epoch costs about as much as
-    /// one of EG or Halpern–PDHG with `b = 16`, 10x that with `b = 1`), and linear components
+    /// a step are shared by `b` components (on the 500 x 500 policeman–burglar game an epoch
+    /// costs 2.2 EG epochs with `b = 16`, 18 with `b = 1`), and linear components
     /// evaluated once on the difference `u − w_prev`. The snapshot probability is `p = b/N`,
     /// the step `2 sqrt(p) / (c L_b + 1)`, `L_b² = L² + (L_ms² − L²)/b` the mean-square
     /// Lipschitz constant of a minibatch. Larger minibatches cost some progress per epoch
