@@ -195,7 +195,11 @@ class FiniteSumProblem:
 
 def fs_game(a: npt.NDArray[np.float64], lipschitz: float) -> FiniteSumProblem: ...
 def fs_linear(
-    mat: npt.NDArray[np.float64], q: npt.NDArray[np.float64], lipschitz: float, cocoercive: bool
+    mat: npt.NDArray[np.float64],
+    q: npt.NDArray[np.float64],
+    lipschitz: float,
+    cocoercive: bool,
+    saddle: tuple[int, float] | None = None,
 ) -> FiniteSumProblem: ...
 def fs_python(
     component: Callable[[npt.NDArray[np.int64], npt.NDArray[np.float64]], npt.NDArray[np.float64]],

@@ -265,8 +265,15 @@ class QuadraticMinMax:
     def _problem(self):
         if self._native is None:
             L = self.lipschitz
+            norm_a = _spectral_norm(self.A)
+            # The saddle split lets "halpern" run on the PDHG operator (exact resolvent in its metric).
+            saddle = (self.H.shape[0], norm_a) if self.A.shape[0] > 0 and norm_a > 0 else None
             self._native = _core.fs_linear(
-                np.ascontiguousarray(self.M), np.ascontiguousarray(self.q), L if L > 0 else 1.0, self.A.shape[0] == 0
+                np.ascontiguousarray(self.M),
+                np.ascontiguousarray(self.q),
+                L if L > 0 else 1.0,
+                self.A.shape[0] == 0,
+                saddle,
             )
         return self._native
 
@@ -448,13 +455,20 @@ def solve(
         The anchored methods anchor at it.
     method : {"eg", "eag", "halpern", "vr_halpern"}
         ``"eg"``: extragradient. ``"eag"``: extra-anchored gradient (Yoon & Ryu 2021),
-        ``O(1/k)`` on the residual. ``"halpern"``: inexact Halpern on the resolvent
+        ``O(1/k)`` on the residual. ``"halpern"``: on a :class:`MatrixGame` or a
+        :class:`QuadraticMinMax`, restarted reflected Halpern on the PDHG operator (the
+        resolvent of ``F + N_C`` in the PDHG metric, computed exactly at one epoch per
+        iteration; a quadratic's ``I + τH`` is factored once, counted in the epochs), restarted
+        on its fixed-point residual as in cuPDLPx (games also adapt the primal weight, as PDLP
+        does): linear convergence on these sharp problems,
+        the method to reach 1e-6; on a :class:`FiniteSum`, inexact Halpern on the resolvent
         ``J_{c(F + N_C)}`` computed by forward-reflected-backward steps on the full ``F``.
         ``"vr_halpern"``: the variance-reduced Halpern methods of Cai, Alacaoglu & Diakonikolas
         (2024): Algorithm 2 (monotone Lipschitz sums: the same outer loop, the resolvent by
-        VR-FoRB with single-component steps and a snapshot refreshed with probability ``1/N``,
-        ``⌊0.05 N ln(k+2)⌋`` steps per outer iteration) or, for cocoercive problems,
-        Algorithm 1 (one-step Halpern with the PAGE estimator, minibatches of ``⌊√N⌋``).
+        VR-FoRB with minibatches of ``options['batch']`` components (default 16) and a snapshot
+        refreshed with probability ``batch/N``, ``⌊0.05 N ln(k+2)⌋`` components per outer
+        iteration) or, for cocoercive problems, Algorithm 1 (one-step Halpern with the PAGE
+        estimator, minibatches of ``⌊√N⌋``).
     tol : float
         Stop when the natural residual of the current point is ``<= tol``.
     maxiter : int
@@ -470,14 +484,16 @@ def solve(
     options : dict, optional
         ``max_epochs`` (budget in component evaluations / N); ``step`` (EG/EAG step, default
         ``0.5 / L``; Algorithm 1's ``η``, default ``1 / L``; VR-FoRB's step, default
-        ``2 sqrt(1/N) / (c L_ms + 1)``); ``resolvent`` (``c``: default ``1 / L`` for
-        ``"halpern"``, ``sqrt(N) / L_ms`` for Algorithm 2, ``L_ms`` the mean-square Lipschitz
-        constant of the components); ``inner`` (inner steps per outer iteration); ``batch``
-        (Algorithm 1's minibatch, at most ``N``: larger values are clamped). No option carries
-        a run past ``max_epochs``: the inner loops stop when the budget is spent. ``cocoercive`` (force Algorithm 1 or 2); ``restart``
-        (anchored methods: re-anchor when a check finds the residual below ``restart`` times
-        its value at the last anchor; default 0.2, 0 never — restarts make the rate linear on
-        sharp problems such as matrix games).
+        ``2 sqrt(p) / (c L_b + 1)`` with ``p = batch/N`` and ``L_b² = L² + (L_ms² - L²)/batch``);
+        ``resolvent`` (``c``: default ``1 / L`` for ``"halpern"`` on a :class:`FiniteSum`,
+        ``sqrt(N / batch) / L_b`` for Algorithm 2, ``L_ms`` the mean-square Lipschitz constant of
+        the components); ``inner`` (inner steps per outer iteration); ``batch`` (Algorithm 1's
+        and Algorithm 2's minibatch, at most ``N``, resp. ``N / 2``: larger values are clamped). No option
+        carries a run past ``max_epochs``: the inner loops stop when the budget is spent.
+        ``cocoercive`` (force Algorithm 1 or 2); ``restart`` (anchored methods: re-anchor when
+        a check finds the residual below ``restart`` times its value at the last anchor; for
+        ``"halpern"`` on the PDHG operator, the sufficient-decrease factor of its restarts;
+        default 0.2, 0 never).
 
     Returns
     -------
@@ -528,12 +544,6 @@ def solve(
         raise ValueError(f"options['restart'] must be in [0, 1); got {restart}.")
     max_epochs = _epochs(opts["max_epochs"]) if "max_epochs" in opts else math.inf
     seed = seed_from_rng(rng, high=2**63 - 1)
-    if method == "vr_halpern" and "step" not in opts and not (kw.get("cocoercive", problem_is_cocoercive(problem))):
-        # VR-FoRB step 2 sqrt(p) / (c L_ms + 1): the core's 0.5 sqrt(p) / (...) is its
-        # conservative default; 4x was stable and faster on the benchmark problems.
-        N = problem._problem().n
-        c = kw.get("resolvent", np.sqrt(N) / max(problem._problem().lipschitz_ms, L))
-        kw["step"] = 2.0 * np.sqrt(1.0 / N) / (c * max(problem._problem().lipschitz_ms, L) + 1.0)
     is_game = isinstance(problem, MatrixGame)
 
     def build(state: dict) -> MonotoneResult:

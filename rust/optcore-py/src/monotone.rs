@@ -42,14 +42,20 @@ fn fs_game(a: PyReadonlyArray2<'_, f64>, lipschitz: f64) -> PyResult<FiniteSumPr
     Ok(FiniteSumProblem { inner: Arc::new(g), py: None })
 }
 
+/// `saddle = (nx, ‖A‖₂)`: `M = [[H, −Aᵀ], [A, 0]]` with `x` the first `nx` coordinates.
 #[pyfunction]
+#[pyo3(signature = (mat, q, lipschitz, cocoercive, saddle=None))]
 fn fs_linear(
     mat: PyReadonlyArray2<'_, f64>,
     q: PyReadonlyArray1<'_, f64>,
     lipschitz: f64,
     cocoercive: bool,
+    saddle: Option<(usize, f64)>,
 ) -> PyResult<FiniteSumProblem> {
-    let l = LinearSum::new(mat.as_slice()?, q.as_slice()?, lipschitz, cocoercive).map_err(core_err)?;
+    let mut l = LinearSum::new(mat.as_slice()?, q.as_slice()?, lipschitz, cocoercive).map_err(core_err)?;
+    if let Some((nx, norm_a)) = saddle {
+        l = l.with_saddle(nx, norm_a).map_err(core_err)?;
+    }
     Ok(FiniteSumProblem { inner: Arc::new(l), py: None })
 }
 

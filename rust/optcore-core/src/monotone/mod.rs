@@ -11,12 +11,15 @@
 //! Methods ([`Method`]):
 //! - `Eg`: extragradient, `z½ = P(z − s F z)`, `z⁺ = P(z − s F z½)`.
 //! - `Eag`: extra-anchored gradient (Yoon & Ryu 2021): the same from `z + (z₀ − z)/(k+2)`.
-//! - `Halpern`: inexact Halpern on the resolvent, `x_{k+1} = x₀/(k+2) + (1 − 1/(k+2)) ũ_k`,
-//!   `ũ_k ≈ J_{c(F+N_C)}(x_k)` by deterministic forward-reflected-backward steps on the full
-//!   operator (the deterministic counterpart of Algorithm 2).
+//! - `Halpern`: on a problem with a primal–dual split ([`PrimalDual`]: games, quadratic
+//!   min-max), restarted reflected Halpern on the PDHG operator ([`pdhg`]: the exact resolvent in
+//!   the PDHG metric, linear convergence on these sharp problems); otherwise inexact Halpern on
+//!   the resolvent, `x_{k+1} = x₀/(k+2) + (1 − 1/(k+2)) ũ_k`, `ũ_k ≈ J_{c(F+N_C)}(x_k)` by
+//!   deterministic forward-reflected-backward steps on the full operator (the deterministic
+//!   counterpart of Algorithm 2).
 //! - `VrHalpern`: Algorithm 2 (monotone Lipschitz sums): the same outer loop with VR-FoRB
-//!   (loopless SVRG snapshot refreshed with probability `p = 1/N`, momentum `α = 1 − p`,
-//!   single-sample forward-reflected steps) for `M_k = ⌊0.05 N ln(k+2)⌋` inner steps; or,
+//!   (loopless SVRG snapshot refreshed with probability `p = b/N`, momentum `α = 1 − p`,
+//!   forward-reflected steps on minibatches of `b` components) for `M_k = ⌊0.05 N ln(k+2)⌋` inner steps; or,
 //!   for cocoercive sums, Algorithm 1: one-step Halpern `x_{k+1} = P(λ_k x₀ + (1−λ_k) x_k −
 //!   η F̃_k)`, `λ_k = 2/(k+4)`, with the PAGE estimator (full `F` with probability `p_k`, else
 //!   the previous estimate plus a minibatch of `⌊√N⌋` differences; the paper's schedule).
@@ -31,8 +34,10 @@
 //! [`LinearSum`]) and the Condat simplex projection they use; [`mod@solve`] holds the methods,
 //! their options and output, and the residual checks and restarts of the outer loop.
 
+pub mod pdhg;
 pub mod problems;
 pub mod solve;
 
+pub use pdhg::PrimalDual;
 pub use problems::{project_simplex, FiniteSum, GameSum, LinearSum};
 pub use solve::{natural_residual, solve, Method, Options, Output};

@@ -2,8 +2,10 @@
 //! over simplices ([`GameSum`]), affine operators split by rows ([`LinearSum`]), and the Euclidean
 //! projection onto a simplex (Condat 2016) that the games use.
 
+use super::pdhg::PrimalDual;
 use crate::error::{OptError, Result};
 use crate::linalg::dot_lanes8 as dot;
+use crate::linalg::lu::Lu;
 
 /// A finite sum `F = (1/N) Σ_i F_i` of operators on `R^d` with a constraint set `C`.
 pub trait FiniteSum: Send + Sync {
@@ -12,6 +14,12 @@ pub trait FiniteSum: Send + Sync {
     fn n(&self) -> usize;
     /// `out += s · F_i(z)`.
     fn add_component(&self, i: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()>;
+    /// `out += s · (F_i(u) − F_i(w))` (two component evaluations). Linear components override
+    /// it with one pass over `F_i(u − w)`, which also skips coordinates where `u` and `w` agree.
+    fn add_component_diff(&self, i: usize, u: &[f64], w: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        self.add_component(i, u, s, out)?;
+        self.add_component(i, w, -s, out)
+    }
     /// `out = F(z)`.
     fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()>;
     /// `z ← P_C(z)`.
@@ -24,6 +32,11 @@ pub trait FiniteSum: Send + Sync {
     /// `F` is (1/L)-cocoercive (Algorithm 1 applies).
     fn cocoercive(&self) -> bool {
         false
+    }
+    /// The primal–dual split `F(x, y) = (∇f(x) + Kᵀy, −K x + ∂g*(y))`, where the problem has
+    /// one: `"halpern"` then runs restarted Halpern on the PDHG operator.
+    fn primal_dual(&self) -> Option<&dyn PrimalDual> {
+        None
     }
 }
 
@@ -149,6 +162,29 @@ impl FiniteSum for GameSum {
         }
         Ok(())
     }
+    fn add_component_diff(&self, k: usize, u: &[f64], w: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        let big = self.n() as f64;
+        let (ox, oy) = out.split_at_mut(self.n);
+        if k < self.m {
+            let dy = u[self.n + k] - w[self.n + k];
+            if dy != 0.0 {
+                let c = s * big * dy;
+                for (o, &aij) in ox.iter_mut().zip(&self.a[k * self.n..(k + 1) * self.n]) {
+                    *o += c * aij;
+                }
+            }
+        }
+        if k < self.n {
+            let dx = u[k] - w[k];
+            if dx != 0.0 {
+                let c = -s * big * dx;
+                for (o, &aij) in oy.iter_mut().zip(&self.at[k * self.m..(k + 1) * self.m]) {
+                    *o += c * aij;
+                }
+            }
+        }
+        Ok(())
+    }
     fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()> {
         let (x, y) = z.split_at(self.n);
         let (ox, oy) = out.split_at_mut(self.n);
@@ -174,6 +210,38 @@ impl FiniteSum for GameSum {
     fn lipschitz_ms(&self) -> f64 {
         self.lip_ms
     }
+    fn primal_dual(&self) -> Option<&dyn PrimalDual> {
+        Some(self)
+    }
+}
+
+/// `f = δ_Δn`, `K = A`, `g* = δ_Δm`: both proximal maps are simplex projections.
+impl PrimalDual for GameSum {
+    fn nx(&self) -> usize {
+        self.n
+    }
+    fn k_mul(&self, x: &[f64], out: &mut [f64]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = dot(&self.a[i * self.n..(i + 1) * self.n], x);
+        }
+    }
+    fn kt_mul(&self, y: &[f64], out: &mut [f64]) {
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = dot(&self.at[j * self.m..(j + 1) * self.m], y);
+        }
+    }
+    fn norm_k(&self) -> f64 {
+        self.lip
+    }
+    fn prox_f(&self, _tau: f64, x: &mut [f64]) -> Result<()> {
+        let mut s = self.scratch.lock().unwrap_or_else(|p| p.into_inner());
+        let (v, vt) = &mut *s;
+        project_simplex(x, 1.0, v, vt);
+        Ok(())
+    }
+    fn prox_g(&self, _sigma: f64, y: &mut [f64]) -> Result<()> {
+        self.prox_f(0.0, y)
+    }
 }
 
 /// `F(z) = M z + q` (`M`: `d x d` row-major), unconstrained, split into its `d` rows:
@@ -185,6 +253,21 @@ pub struct LinearSum {
     lip: f64,
     lip_ms: f64,
     cocoercive: bool,
+    saddle: Option<Saddle>,
+}
+
+/// The blocks of `M = [[H, −Aᵀ], [A, 0]]`, `q = (−h, −b)` (quadratic min-max
+/// `min_x max_y ½xᵀHx − hᵀx − ⟨Ax − b, y⟩`): `f = ½xᵀHx − hᵀx`, `K = −A`, `g*(y) = −bᵀy`.
+struct Saddle {
+    nx: usize,
+    a: Vec<f64>,
+    at: Vec<f64>,
+    hmat: Vec<f64>,
+    h: Vec<f64>,
+    b: Vec<f64>,
+    norm_a: f64,
+    /// `LU(I + τH)` for the step `τ` it was prepared for.
+    factor: std::sync::Mutex<Option<(f64, Lu)>>,
 }
 
 impl LinearSum {
@@ -197,7 +280,100 @@ impl LinearSum {
             ));
         }
         // E_ξ ‖F_ξ(u) − F_ξ(v)‖² = (1/d) Σ_k d² (m_kᵀ Δ)² = d ‖M Δ‖²: exactly √d ‖M‖₂.
-        Ok(LinearSum { mat: mat.to_vec(), q: q.to_vec(), d, lip, lip_ms: (d as f64).sqrt() * lip, cocoercive })
+        Ok(LinearSum {
+            mat: mat.to_vec(),
+            q: q.to_vec(),
+            d,
+            lip,
+            lip_ms: (d as f64).sqrt() * lip,
+            cocoercive,
+            saddle: None,
+        })
+    }
+
+    /// Declares the saddle structure `M = [[H, −Aᵀ], [A, 0]]` with `x` the first `nx`
+    /// coordinates (`norm_a`: `‖A‖₂`), so that `"halpern"` runs on the PDHG operator. The blocks
+    /// are checked against `M` (exactly: the Python layer builds `M` from them).
+    pub fn with_saddle(mut self, nx: usize, norm_a: f64) -> Result<Self> {
+        let d = self.d;
+        let bad = |what: &str| Err(OptError::InvalidInput(format!("saddle split of M: {what}")));
+        if nx == 0 || nx >= d || !(norm_a > 0.0 && norm_a.is_finite()) {
+            return bad("need 0 < nx < d and ‖A‖ > 0");
+        }
+        let ny = d - nx;
+        let m = &self.mat;
+        let mut a = vec![0.0; ny * nx];
+        let mut at = vec![0.0; nx * ny];
+        for i in 0..ny {
+            for j in 0..nx {
+                let v = m[(nx + i) * d + j];
+                if m[j * d + nx + i] != -v {
+                    return bad("the upper-right block is not −Aᵀ");
+                }
+                a[i * nx + j] = v;
+                at[j * ny + i] = v;
+            }
+            if m[(nx + i) * d + nx..(nx + i + 1) * d].iter().any(|&v| v != 0.0) {
+                return bad("the lower-right block is not 0");
+            }
+        }
+        let hmat: Vec<f64> = (0..nx).flat_map(|i| m[i * d..i * d + nx].iter().copied()).collect();
+        let h = self.q[..nx].iter().map(|v| -v).collect();
+        let b = self.q[nx..].iter().map(|v| -v).collect();
+        self.saddle = Some(Saddle { nx, a, at, hmat, h, b, norm_a, factor: Default::default() });
+        Ok(self)
+    }
+}
+
+impl PrimalDual for Saddle {
+    fn nx(&self) -> usize {
+        self.nx
+    }
+    fn k_mul(&self, x: &[f64], out: &mut [f64]) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = -dot(&self.a[i * self.nx..(i + 1) * self.nx], x);
+        }
+    }
+    fn kt_mul(&self, y: &[f64], out: &mut [f64]) {
+        let ny = self.b.len();
+        for (j, o) in out.iter_mut().enumerate() {
+            *o = -dot(&self.at[j * ny..(j + 1) * ny], y);
+        }
+    }
+    fn norm_k(&self) -> f64 {
+        self.norm_a
+    }
+    /// Factors `I + τH` once (`2nx³/3` flops); its cost in dense evaluations of `F` (`2d²`
+    /// flops) is `nx³ / (3d²)`.
+    fn prepare(&self, tau: f64) -> Result<f64> {
+        let nx = self.nx;
+        let mut mat: Vec<f64> = self.hmat.iter().map(|v| tau * v).collect();
+        for i in 0..nx {
+            mat[i * nx + i] += 1.0;
+        }
+        let lu = Lu::factor(&mat, nx, 1e-14, "I + τH")?;
+        *self.factor.lock().unwrap_or_else(|p| p.into_inner()) = Some((tau, lu));
+        let d = (nx + self.b.len()) as f64;
+        Ok((nx as f64).powi(3) / (3.0 * d * d))
+    }
+    fn prox_f(&self, tau: f64, x: &mut [f64]) -> Result<()> {
+        let guard = self.factor.lock().unwrap_or_else(|p| p.into_inner());
+        match &*guard {
+            Some((t, lu)) if *t == tau => {
+                for (xi, &hi) in x.iter_mut().zip(&self.h) {
+                    *xi += tau * hi;
+                }
+                lu.solve_in_place(x);
+                Ok(())
+            }
+            _ => Err(OptError::InvalidInput("the proximal map of f was not prepared for this step".into())),
+        }
+    }
+    fn prox_g(&self, sigma: f64, y: &mut [f64]) -> Result<()> {
+        for (yi, &bi) in y.iter_mut().zip(&self.b) {
+            *yi += sigma * bi;
+        }
+        Ok(())
     }
 }
 
@@ -210,6 +386,11 @@ impl FiniteSum for LinearSum {
     }
     fn add_component(&self, k: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
         out[k] += s * self.d as f64 * (dot(&self.mat[k * self.d..(k + 1) * self.d], z) + self.q[k]);
+        Ok(())
+    }
+    fn add_component_diff(&self, k: usize, u: &[f64], w: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        let row = &self.mat[k * self.d..(k + 1) * self.d];
+        out[k] += s * self.d as f64 * (dot(row, u) - dot(row, w));
         Ok(())
     }
     fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()> {
@@ -229,6 +410,9 @@ impl FiniteSum for LinearSum {
     }
     fn cocoercive(&self) -> bool {
         self.cocoercive
+    }
+    fn primal_dual(&self) -> Option<&dyn PrimalDual> {
+        self.saddle.as_ref().map(|s| s as &dyn PrimalDual)
     }
 }
 

@@ -2,6 +2,7 @@
 //! and 2 of Cai, Alacaoglu & Diakonikolas 2024), their options and output, and the outer loop
 //! with its residual checks and adaptive restarts.
 
+use super::pdhg::HalpernPdhg;
 use super::problems::FiniteSum;
 use crate::alloc::{try_with_capacity, try_zeroed};
 use crate::error::{OptError, Result};
@@ -88,6 +89,12 @@ pub struct Output {
     pub restarts: usize,
 }
 
+/// Algorithm 2's default minibatch (components per VR-FoRB step).
+pub const VR_BATCH: usize = 16;
+/// Algorithm 2's default step factor: `VR_STEP · sqrt(p) / (c L_b + 1)` (4x the analysis's
+/// conservative 1/2, stable on the benchmark problems).
+const VR_STEP: f64 = 2.0;
+
 /// The most rows [`Output::history`] keeps (bounded memory for runs of any length).
 pub const HISTORY_CAP: usize = 1 << 16;
 
@@ -105,6 +112,11 @@ impl Ctx<'_> {
     fn add(&mut self, i: usize, z: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
         self.nfev += 1;
         self.p.add_component(i, z, s, out)
+    }
+    /// `out += s (F_i(u) − F_i(w))`: two component evaluations.
+    fn add_diff(&mut self, i: usize, u: &[f64], w: &[f64], s: f64, out: &mut [f64]) -> Result<()> {
+        self.nfev += 2;
+        self.p.add_component_diff(i, u, w, s, out)
     }
     fn epochs(&self) -> f64 {
         self.nfev as f64 / self.big as f64
@@ -157,18 +169,27 @@ pub fn solve(p: &dyn FiniteSum, z0: &[f64], opts: &Options, obs: &mut dyn Observ
     let mut history: Vec<(f64, f64)> = Vec::new();
     let mut n_residual = 0usize;
     let cocoercive = opts.cocoercive.unwrap_or_else(|| p.cocoercive());
+    let pdhg = opts.method == Method::Halpern && p.primal_dual().is_some();
     let variant = match opts.method {
         Method::Eg => "eg",
         Method::Eag => "eag",
-        Method::Halpern => "halpern",
+        Method::Halpern if pdhg => "halpern (restarted reflected Halpern-PDHG)",
+        Method::Halpern => "halpern (forward-reflected-backward resolvent)",
         Method::VrHalpern if cocoercive => "vr_halpern (Algorithm 1, cocoercive)",
         Method::VrHalpern => "vr_halpern (Algorithm 2, VR-FoRB)",
     };
     let mut st = State::new(opts.method, cocoercive, &x0, d)?;
+    if let (true, Some(pd)) = (pdhg, p.primal_dual()) {
+        let (hp, cost) = HalpernPdhg::new(pd, &x0, opts.restart, 1.0)?;
+        // A factorisation of the primal proximal map is counted in epochs, rounded up.
+        ctx.nfev += (cost * big as f64).ceil() as u64;
+        st.pd = Some(hp);
+    }
     let mut nit = 0usize;
     // Iterations since the last anchor, and the residual there.
     let (mut k, mut res_anchor) = (0usize, f64::INFINITY);
-    let anchored = opts.method != Method::Eg && opts.restart > 0.0;
+    // Halpern–PDHG restarts itself (on its fixed-point residual, see `pdhg`).
+    let anchored = opts.method != Method::Eg && !pdhg && opts.restart > 0.0;
     let mut restarts = 0usize;
     loop {
         let check = nit % opts.check_every == 0 || nit >= opts.maxiter || ctx.epochs() >= opts.max_epochs;
@@ -200,7 +221,7 @@ pub fn solve(p: &dyn FiniteSum, z0: &[f64], opts: &Options, obs: &mut dyn Observ
                     history,
                     termination,
                     variant,
-                    restarts,
+                    restarts: restarts + st.pd_restarts(),
                 });
             }
         } else {
@@ -258,7 +279,7 @@ pub fn solve(p: &dyn FiniteSum, z0: &[f64], opts: &Options, obs: &mut dyn Observ
                     history,
                     termination,
                     variant,
-                    restarts,
+                    restarts: restarts + st.pd_restarts(),
                 });
             }
         }
@@ -285,9 +306,13 @@ struct State {
     fw: Vec<f64>,
     fu_prev: Vec<f64>,
     have_w: bool,
+    /// `w_prev` still holds the snapshot before the last refresh.
+    w_lag: bool,
     // Algorithm 1: previous point and estimate.
     est: Vec<f64>,
     z_prev: Vec<f64>,
+    /// `Halpern` on a problem with a primal–dual split.
+    pd: Option<HalpernPdhg>,
 }
 
 impl State {
@@ -315,13 +340,22 @@ impl State {
             fw: zeros()?,
             fu_prev: zeros()?,
             have_w: false,
+            w_lag: false,
             est: zeros()?,
             z_prev: copy()?,
+            pd: None,
         })
     }
 
     fn point(&self) -> &[f64] {
-        &self.z
+        match &self.pd {
+            Some(pd) => pd.point(),
+            None => &self.z,
+        }
+    }
+
+    fn pd_restarts(&self) -> usize {
+        self.pd.as_ref().map_or(0, |pd| pd.restarts)
     }
 
     /// A new anchor at the current point: Algorithm 1's estimator restarts from a full
@@ -347,7 +381,13 @@ impl State {
                 axpy_into(&mut self.z, &self.b, -s, &self.g);
                 p.project(&mut self.z)?;
             }
-            Method::Halpern => self.halpern_step(ctx, x0, k, opts)?,
+            Method::Halpern => match (&mut self.pd, p.primal_dual()) {
+                (Some(st), Some(pd)) => {
+                    ctx.nfev += ctx.big;
+                    st.step(pd)?;
+                }
+                _ => self.halpern_step(ctx, x0, k, opts)?,
+            },
             Method::VrHalpern if self.cocoercive => self.alg1_step(ctx, x0, k, opts, rng)?,
             Method::VrHalpern => self.alg2_step(ctx, x0, k, opts, rng)?,
         }
@@ -395,46 +435,73 @@ impl State {
         Ok(())
     }
 
-    /// Algorithm 2: VR-FoRB on `F̂_i(u) = c F_i(u) + u − x_k` (loopless snapshot).
+    /// Algorithm 2: VR-FoRB on `F̂_i(u) = c F_i(u) + u − x_k` (loopless snapshot), with
+    /// minibatches of `b` components per step so that the `O(d)` vector work and projection of
+    /// a step are shared by `b` components (on the 500 x 500 policeman–burglar game an epoch
+    /// costs 2.2 EG epochs with `b = 16`, 18 with `b = 1`), and linear components
+    /// evaluated once on the difference `u − w_prev`. The snapshot probability is `p = b/N`,
+    /// the step `2 sqrt(p) / (c L_b + 1)`, `L_b² = L² + (L_ms² − L²)/b` the mean-square
+    /// Lipschitz constant of a minibatch. Larger minibatches cost some progress per epoch
+    /// (residual 0.16 against 0.09 after 3,000 epochs on that game with `b = 16`).
     fn alg2_step(&mut self, ctx: &mut Ctx<'_>, x0: &[f64], k: usize, opts: &Options, rng: &mut Rng) -> Result<()> {
         let p = ctx.p;
         let big = p.n();
         let nf = big as f64;
-        let lms = p.lipschitz_ms().max(p.lipschitz());
-        let c = opts.resolvent.unwrap_or(nf.sqrt() / lms);
-        let prob = 1.0 / nf;
+        let lip = p.lipschitz();
+        let lms = p.lipschitz_ms().max(lip);
+        // At most N/2: with the snapshot probability p = b/N near 1 the loopless estimator stalls
+        // (a 12 x 9 game: b = 8 converges, b = 11 and 12 do not).
+        let b = opts.batch.unwrap_or(VR_BATCH).clamp(1, (big / 2).max(1));
+        let bf = b as f64;
+        let prob = bf / nf;
         let alpha = 1.0 - prob;
-        let lhat = c * lms + 1.0;
-        let tau = opts.step.unwrap_or(0.5 * prob.sqrt() / lhat);
-        let steps = opts.inner.unwrap_or_else(|| ((0.05 * nf * ((k + 2) as f64).ln()).floor() as usize).max(1));
-        let xk = self.z.clone();
+        let lb = (lip * lip + (lms * lms - lip * lip).max(0.0) / bf).sqrt();
+        // The paper's c = sqrt(N)/L_ms for single samples; sqrt(N/b)/L_b for minibatches keeps
+        // c L_b = sqrt(1/p), so that the components to a given accuracy do not depend on b.
+        let c = opts.resolvent.unwrap_or((nf / bf).sqrt() / lb);
+        // Capped below the deterministic forward-reflected-backward bound 1/(2 L̂) as p → 1.
+        let tau = opts.step.unwrap_or((VR_STEP * prob.sqrt()).min(0.45) / (c * lb + 1.0));
+        let steps = opts.inner.unwrap_or_else(|| ((0.05 * nf * ((k + 2) as f64).ln() / bf).floor() as usize).max(1));
+        self.b.copy_from_slice(&self.z);
         if !self.have_w {
             ctx.full(&self.w, &mut self.fw)?;
             self.w_prev.copy_from_slice(&self.w);
             self.have_w = true;
         }
-        let d = self.u.len();
-        let mut v = vec![0.0; d];
+        // base = c F(w) + w − x_k: fixed until the snapshot moves.
+        for (((h, &f), &w), &x) in self.h.iter_mut().zip(&self.fw).zip(&self.w).zip(&self.b) {
+            *h = c * f + w - x;
+        }
+        let s = c / bf;
         for _ in 0..steps {
             if ctx.spent(opts.max_epochs) {
                 break;
             }
-            // v = F̂(w) + F̂_ξ(u) − F̂_ξ(w_prev) = c F(w) + (w − x_k) + c (F_ξ(u) − F_ξ(w_prev)) + (u − w_prev)
-            for (j, vj) in v.iter_mut().enumerate() {
-                *vj = c * self.fw[j] + (self.w[j] - xk[j]) + (self.u[j] - self.w_prev[j]);
+            // v = F̂(w) + (1/b) Σ_ξ [F̂_ξ(u) − F̂_ξ(w_prev)]
+            for (((v, &h), &u), &wp) in self.g.iter_mut().zip(&self.h).zip(&self.u).zip(&self.w_prev) {
+                *v = h + u - wp;
             }
-            let xi = rng.below(big);
-            ctx.add(xi, &self.u, c, &mut v)?;
-            ctx.add(xi, &self.w_prev, -c, &mut v)?;
-            for (j, t) in self.t.iter_mut().enumerate() {
-                *t = alpha * self.u[j] + (1.0 - alpha) * self.w[j] - tau * v[j];
+            for _ in 0..b {
+                let xi = rng.below(big);
+                ctx.add_diff(xi, &self.u, &self.w_prev, s, &mut self.g)?;
+            }
+            for (((t, &u), &w), &v) in self.t.iter_mut().zip(&self.u).zip(&self.w).zip(&self.g) {
+                *t = alpha * u + (1.0 - alpha) * w - tau * v;
             }
             p.project(&mut self.t)?;
             std::mem::swap(&mut self.u, &mut self.t);
-            self.w_prev.copy_from_slice(&self.w);
+            // w_prev catches up with w (they differ only for the step after a refresh).
+            if self.w_lag {
+                self.w_prev.copy_from_slice(&self.w);
+                self.w_lag = false;
+            }
             if rng.uniform() < prob {
                 self.w.copy_from_slice(&self.u);
+                self.w_lag = true;
                 ctx.full(&self.w, &mut self.fw)?;
+                for (((h, &f), &w), &x) in self.h.iter_mut().zip(&self.fw).zip(&self.w).zip(&self.b) {
+                    *h = c * f + w - x;
+                }
             }
         }
         self.anchor(x0, k);
@@ -553,6 +620,21 @@ mod tests {
         o.inner = Some(1_000_000_000);
         let out = solve(&g, &z0, &o, &mut NoObserver).unwrap();
         assert!((out.nfev as f64) / 3.0 <= 10.0 + 3.0, "{} epochs", out.nfev as f64 / 3.0);
+    }
+
+    #[test]
+    fn halpern_pdhg_solves_a_saddle_quadratic_to_1e_8() {
+        // min_x max_y x²/2 − x − (2x − 1) y: M = [[1, −2], [2, 0]], q = (−1, −1); z* = (1/2, −1/4).
+        let p = LinearSum::new(&[1.0, -2.0, 2.0, 0.0], &[-1.0, -1.0], 2.3, false).unwrap().with_saddle(1, 2.0).unwrap();
+        let mut o = Options::new(Method::Halpern);
+        o.tol = 1e-8;
+        o.max_epochs = 1e5;
+        let out = solve(&p, &[0.0, 0.0], &o, &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::Converged, "{}", out.residual);
+        assert!(out.variant.contains("PDHG"));
+        assert!((out.z[0] - 0.5).abs() < 1e-7 && (out.z[1] + 0.25).abs() < 1e-7, "{:?}", out.z);
+        // A matrix that is not [[H, −Aᵀ], [A, 0]] has no saddle split.
+        assert!(LinearSum::new(&[1.0, 2.0, 2.0, 0.0], &[0.0, 0.0], 3.0, false).unwrap().with_saddle(1, 2.0).is_err());
     }
 
     #[test]
