@@ -79,16 +79,24 @@ pub(super) fn run_aid<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &m
 /// ITD: unroll `inner_steps` lower-level steps from the previous `y`, then the adjoint pass
 /// `gₓ −= α ∇²ₓᵧg(yₜ) p`, `p −= α ∇²ᵧᵧg(yₜ) p` backwards over the stored trajectory.
 pub(super) fn run_itd<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
-    run_hgd(c, x, y, obs, |c, x, y, alpha, s| itd_hypergrad(c, x, y, alpha * s))
+    run_hgd(c, x, y, obs, |c, x, y, alpha, s| {
+        let t_steps = c.opts.inner_steps.max(1);
+        itd_hypergrad(c, x, y, alpha * s, t_steps)
+    })
 }
 
-/// ITD's hypergradient at `x`: `inner_steps` lower-level steps of size `step` from `y` (which
+/// ITD's hypergradient at `x`: `t_steps` lower-level steps of size `step` from `y` (which
 /// ends at the last one), then the adjoint pass over the stored trajectory. Returns the
 /// estimate and the last lower-level residual.
-pub(super) fn itd_hypergrad<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &mut [T], step: f64) -> Result<(Vec<T>, f64)> {
+pub(super) fn itd_hypergrad<T: Real>(
+    c: &mut Ctx<'_, T>,
+    x: &[T],
+    y: &mut [T],
+    step: f64,
+    t_steps: usize,
+) -> Result<(Vec<T>, f64)> {
     let (dx, dy) = (x.len(), y.len());
     c.o.enter(Phase::Lower);
-    let t_steps = c.opts.inner_steps.max(1);
     let mut res = f64::NAN;
     // The trajectory (t_steps × d_y values) is sized by the user: allocated fallibly.
     let mut traj: Vec<T> = try_with_capacity(checked_len(t_steps, dy, "ITD's trajectory")?, "ITD's trajectory")?;

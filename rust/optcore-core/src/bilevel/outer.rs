@@ -1,6 +1,9 @@
 //! The L-BFGS outer loop of the hypergradient methods (`outer="lbfgs"` with `aid`, `itd`,
 //! `exact`), and `exact` with gradient steps.
 //!
+//! ITD's estimate is biased by `(I − αH)^T` (`T` unrolled steps); when that bias stops the line
+//! search, `T` doubles (up to 64 times `inner_steps`) and the point is re-evaluated.
+//!
 //! Each outer point `x` is evaluated by [`Evaluator::at`]: the lower level solved by
 //! Newton–CG warm-started at the last accepted `y`, then the method's hypergradient (`aid`:
 //! `∇²ᵧᵧg v = ∇ᵧf` by CG warm-started at the last accepted `v`; `exact`: dense LU; `itd`:
@@ -72,7 +75,12 @@ struct Evaluator {
     /// CG iterations allowed per solve.
     cg_cap: usize,
     floor: f64,
+    /// ITD's unrolled steps (doubled when its bias stops the line search).
+    itd_steps: usize,
 }
+
+/// ITD's unrolled steps grow to at most this multiple of `inner_steps`.
+const ITD_GROWTH: usize = 64;
 
 impl Evaluator {
     /// Newton–CG on `∇ᵧg(x, ·) = 0` from `y` until `‖∇ᵧg‖ ≤ atol`: CG to a forcing tolerance
@@ -140,7 +148,7 @@ impl Evaluator {
             Method::Itd => {
                 let alpha = c.retune(&x, &y)?;
                 let mut yi = y.clone();
-                let (g, _) = itd_hypergrad(c, &x, &mut yi, alpha)?;
+                let (g, _) = itd_hypergrad(c, &x, &mut yi, alpha, self.itd_steps)?;
                 v.iter_mut().for_each(|e| *e = T::zero());
                 g
             }
@@ -266,8 +274,14 @@ pub(super) fn run_lbfgs<T: Real>(
     let dy = y.len();
     let has_f = c.o.oracle.value_f(&x, &y).is_some();
     let floor = 10.0 * T::epsilon().as_f64();
-    let mut ev =
-        Evaluator { method: opts.method, has_f, r_scale: 1.0, cg_cap: opts.cg_maxiter.max((2 * dy).min(2000)), floor };
+    let mut ev = Evaluator {
+        method: opts.method,
+        has_f,
+        r_scale: 1.0,
+        cg_cap: opts.cg_maxiter.max((2 * dy).min(2000)),
+        floor,
+        itd_steps: opts.inner_steps.max(1),
+    };
     // The lower-level scale R: the residual at the start point before refinement, or now.
     let mut gy0 = vec![T::zero(); dy];
     c.o.grad_g(&x, &y, None, None, &mut gy0)?;
@@ -280,16 +294,37 @@ pub(super) fn run_lbfgs<T: Real>(
     let mut nit = 0;
     let mut last_t = f64::NAN;
     let mut k = 0;
+    // Tightenings left: when the estimate meets `tol` but the measurement does not, ITD
+    // unrolls further and the others solve more accurately (`boost`), then re-evaluate.
+    let mut retries = 8;
+    let mut boost = 1.0;
     loop {
         let pg = c.stationarity(&cur.x, &cur.g);
-        if pg <= opts.tol && cur.res <= opts.tol && c.certify(k, &cur.x, &cur.y)? {
+        if pg <= opts.tol && cur.res <= opts.tol && (retries > 0 || c.certify(k, &cur.x, &cur.y)?) {
+            if retries > 0 {
+                let (g, _, _) = c.measure(&cur.x, &cur.y)?;
+                if g <= opts.tol {
+                    term = Termination::Converged;
+                    break;
+                }
+                retries -= 1;
+                if ev.method == Method::Itd && ev.itd_steps < ITD_GROWTH * opts.inner_steps.max(1) {
+                    ev.itd_steps *= 2;
+                } else {
+                    boost *= 1e-2;
+                }
+                let from = cur.clone();
+                cur = ev.at(c, from.x.clone(), &from, ETA0 * boost * (pg / g0).min(1.0))?;
+                mem.pairs.clear();
+                continue;
+            }
             term = Termination::Converged;
             break;
         }
         if k >= opts.maxiter {
             break;
         }
-        let eta = ETA0 * (pg / g0).min(1.0);
+        let eta = ETA0 * boost * (pg / g0).min(1.0);
         let free = free_set(&bounds, &cur.x, &cur.g, pg.min(1e-8));
         let mut d = mem.direction(&cur.g, &free);
         let mut accepted = None;
@@ -309,6 +344,21 @@ pub(super) fn run_lbfgs<T: Real>(
                 None => break,
             }
         }
+        if accepted.is_none() && retries > 0 {
+            // No decrease even along steepest descent: the estimate is not accurate enough
+            // here. ITD unrolls twice as far (its bias is `(I − αH)^T`), the others solve
+            // 100 times more accurately; then the point is re-evaluated.
+            retries -= 1;
+            if ev.method == Method::Itd && ev.itd_steps < ITD_GROWTH * opts.inner_steps.max(1) {
+                ev.itd_steps *= 2;
+            } else {
+                boost *= 1e-2;
+            }
+            let from = cur.clone();
+            cur = ev.at(c, from.x.clone(), &from, ETA0 * boost * (pg / g0).min(1.0))?;
+            mem.pairs.clear();
+            continue;
+        }
         let Some((next, t)) = accepted else {
             // No decrease along steepest descent either: the hypergradient's accuracy limit.
             let converged = c.stationarity(&cur.x, &cur.g) <= opts.tol && {
@@ -327,10 +377,18 @@ pub(super) fn run_lbfgs<T: Real>(
             break;
         };
         last_t = t;
+        let itd_stalls = ev.method == Method::Itd && t < 1e-3;
         let s: Vec<f64> = next.x.iter().zip(&cur.x).map(|(a, b)| a.as_f64() - b.as_f64()).collect();
         let yv: Vec<f64> = next.g.iter().zip(&cur.g).map(|(a, b)| a - b).collect();
         mem.push(s, yv);
         cur = next;
+        if itd_stalls && ev.itd_steps < ITD_GROWTH * opts.inner_steps.max(1) {
+            // Short steps along ITD's direction: its bias dominates; unroll further.
+            ev.itd_steps *= 2;
+            let from = cur.clone();
+            cur = ev.at(c, from.x.clone(), &from, eta)?;
+            mem.pairs.clear();
+        }
         k += 1;
         nit = k;
         let hg = c.stationarity(&cur.x, &cur.g);
@@ -403,6 +461,7 @@ pub(super) fn run_exact_gd<T: Real>(
         r_scale: c.r_ref.max(f64::MIN_POSITIVE),
         cg_cap: c.opts.cg_maxiter.max((2 * dy).min(2000)),
         floor: 10.0 * T::epsilon().as_f64(),
+        itd_steps: c.opts.inner_steps.max(1),
     };
     run_hgd(c, x, y, obs, |c, x, y, _alpha, _s| {
         let from =
