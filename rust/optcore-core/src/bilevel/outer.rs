@@ -420,7 +420,15 @@ fn line_search<T: Real>(
         if !(d0 < 0.0) {
             return Ok(None);
         }
-        let next = ev.at(c, xt, cur, eta)?;
+        let next = match ev.at(c, xt, cur, eta) {
+            Ok(p) => p,
+            // A trial point where the problem overflows (e.g. ridge's `exp(λ)`): a shorter step.
+            Err(OptError::Numerical(_)) => {
+                t *= 0.1;
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         let dt: f64 = next.g.iter().zip(&p).map(|(a, b)| a * b).sum();
         // The decrease estimated from the directional derivatives (trapezoid rule).
         let trapezoid = 0.5 * (d0 + dt) <= C1 * d0;
