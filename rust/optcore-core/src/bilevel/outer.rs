@@ -110,8 +110,12 @@ impl Evaluator {
             for _ in 0..8 {
                 yt.copy_from_slice(y);
                 axpy(-step, &p, &mut yt);
-                c.o.grad_g(x, &yt, None, None, &mut gt)?;
-                let rt = norm(&gt);
+                // A trial `y` where the oracle overflows is a failed trial (a shorter step).
+                let rt = match c.o.grad_g(x, &yt, None, None, &mut gt) {
+                    Ok(()) => norm(&gt),
+                    Err(OptError::Numerical(_)) => f64::INFINITY,
+                    Err(e) => return Err(e),
+                };
                 if all_finite(&yt) && rt < r {
                     y.copy_from_slice(&yt);
                     std::mem::swap(&mut g, &mut gt);
