@@ -59,7 +59,7 @@ class Recorder:
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_quadratic_random_reaches_the_closed_form_optimum(method, seed):
     q = problems.Quadratic.random(d_x=6, d_y=40, seed=seed)
-    res = bilevel.minimize(q, np.zeros(6), method=method, outer="lbfgs", tol=1e-11)
+    res = bilevel.minimize(q, np.zeros(6), method=method, outer="lbfgs", rng=0, tol=1e-11)
     assert res.success, res.message
     assert np.max(np.abs(res.x - q.optimal_x)) <= 1e-10
     assert abs(res.fun - q.optimal_value) <= 1e-10 * abs(q.optimal_value)
@@ -71,16 +71,16 @@ def test_quadratic_random_reaches_the_closed_form_optimum(method, seed):
 
 def test_exact_defaults_to_lbfgs():
     q = problems.Quadratic.random(d_x=3, d_y=10, seed=0)
-    res = bilevel.minimize(q, np.zeros(3), method="exact", tol=1e-10)
+    res = bilevel.minimize(q, np.zeros(3), method="exact", tol=1e-10, rng=0)
     assert res.success and res.nit < 30
-    gd = bilevel.minimize(q, np.zeros(3), method="exact", outer="gd", tol=1e-8, maxiter=5000)
+    gd = bilevel.minimize(q, np.zeros(3), method="exact", outer="gd", tol=1e-8, maxiter=5000, rng=0)
     assert gd.success and gd.nit > res.nit
 
 
 def test_ridge_reaches_the_closed_form_optimum():
     pr = ridge()
     x_ref, f_ref = scipy_reference(pr.value, pr.hypergradient_closed_form, np.zeros(pr.d_x))
-    res = bilevel.minimize(pr, np.zeros(pr.d_x), method="aid", outer="lbfgs", tol=1e-10, warn=False)
+    res = bilevel.minimize(pr, np.zeros(pr.d_x), method="aid", outer="lbfgs", rng=0, tol=1e-10, warn=False)
     f_star = min(f_ref, pr.value(res.x))
     assert (pr.value(res.x) - f_star) <= 1e-8 * abs(f_star)
     assert (f_ref - f_star) <= 1e-8 * abs(f_star)
@@ -94,7 +94,7 @@ def test_no_accepted_step_increases_F(native):
     prob = q if native else as_python(q)
     rec = Recorder()
     res = bilevel.minimize(
-        prob, np.full(8, 3.0), np.zeros(30), method="aid", outer="lbfgs", tol=1e-10, callback=rec, check_every=1
+        prob, np.full(8, 3.0), np.zeros(30), method="aid", outer="lbfgs", rng=0, tol=1e-10, callback=rec, check_every=1
     )
     assert res.success and len(rec.xs) == res.nit
     values = [q.value(np.full(8, 3.0))] + [q.value(x) for x in rec.xs]
@@ -106,11 +106,11 @@ def test_no_accepted_step_increases_F(native):
 
 def test_converges_without_f_by_the_derivative_test():
     q = problems.Quadratic.random(d_x=5, d_y=20, seed=5)
-    res = bilevel.minimize(as_python(q, with_f=False), np.zeros(5), method="aid", outer="lbfgs", tol=1e-10)
+    res = bilevel.minimize(as_python(q, with_f=False), np.zeros(5), method="aid", outer="lbfgs", rng=0, tol=1e-10)
     assert res.success and np.isnan(res.fun)
     assert np.max(np.abs(res.x - q.optimal_x)) <= 1e-9
     # Finite-difference second-order products (no hvp_yy / jvp_xy) reach a looser tolerance.
-    res = bilevel.minimize(as_python(q, hvp=False), np.zeros(5), method="aid", outer="lbfgs", tol=1e-7)
+    res = bilevel.minimize(as_python(q, hvp=False), np.zeros(5), method="aid", outer="lbfgs", rng=0, tol=1e-7)
     assert res.success and np.max(np.abs(res.x - q.optimal_x)) <= 1e-6
 
 
@@ -124,7 +124,7 @@ def test_bounds_are_respected_and_match_lbfgsb(form):
     bounds = {"pairs": pairs, "Bounds": optimize.Bounds(lo, hi), "pair": (lo, hi)}[form]
     rec = Recorder()
     res = bilevel.minimize(
-        q, np.zeros(6), method="aid", outer="lbfgs", bounds=bounds, tol=1e-10, callback=rec, check_every=1
+        q, np.zeros(6), method="aid", outer="lbfgs", rng=0, bounds=bounds, tol=1e-10, callback=rec, check_every=1
     )
     assert res.success, res.message
     assert "projected gradient" in res.message
@@ -147,7 +147,7 @@ def test_reproducible_and_independent_of_workers():
 
 def test_float32_keeps_its_dtype():
     q = problems.Quadratic.random(d_x=4, d_y=15, seed=7)
-    res = bilevel.minimize(q, np.zeros(4, np.float32), method="aid", outer="lbfgs", tol=1e-4)
+    res = bilevel.minimize(q, np.zeros(4, np.float32), method="aid", outer="lbfgs", rng=0, tol=1e-4)
     assert res.x.dtype == np.float32 and res.success
     assert np.max(np.abs(res.x - q.optimal_x)) <= 1e-3
 
@@ -178,22 +178,22 @@ def test_bad_arguments():
     with pytest.raises(ValueError, match="bounds"):
         bilevel.minimize(q, x0, method="aid", bounds=(0, 1))
     with pytest.raises(ValueError, match="lo <= hi"):
-        bilevel.minimize(q, x0, method="aid", outer="lbfgs", bounds=(1, 0))
+        bilevel.minimize(q, x0, method="aid", outer="lbfgs", rng=0, bounds=(1, 0))
     with pytest.raises(ValueError, match="pairs"):
-        bilevel.minimize(q, x0, method="aid", outer="lbfgs", bounds=[(0, 1)] * 4)
+        bilevel.minimize(q, x0, method="aid", outer="lbfgs", rng=0, bounds=[(0, 1)] * 4)
     with pytest.raises(ValueError, match="unknown option"):
-        bilevel.minimize(q, x0, method="aid", outer="lbfgs", options={"outer_step": 0.1})
+        bilevel.minimize(q, x0, method="aid", outer="lbfgs", rng=0, options={"outer_step": 0.1})
     with pytest.raises(ValueError, match="memory"):
-        bilevel.minimize(q, x0, method="aid", outer="lbfgs", options={"memory": 0})
+        bilevel.minimize(q, x0, method="aid", outer="lbfgs", rng=0, options={"memory": 0})
 
 
 def test_maxiter_and_callback_stop():
     q = problems.Quadratic.random(d_x=6, d_y=25, seed=8)
-    res = bilevel.minimize(q, np.zeros(6), method="aid", outer="lbfgs", maxiter=2, tol=1e-12, warn=False)
+    res = bilevel.minimize(q, np.zeros(6), method="aid", outer="lbfgs", rng=0, maxiter=2, tol=1e-12, warn=False)
     assert res.status == 1 and res.nit == 2
 
     def stop(r):
         raise StopIteration
 
-    res = bilevel.minimize(q, np.zeros(6), method="aid", outer="lbfgs", callback=stop, check_every=1)
+    res = bilevel.minimize(q, np.zeros(6), method="aid", outer="lbfgs", rng=0, callback=stop, check_every=1)
     assert res.status == 99 and res.nit == 1
