@@ -57,6 +57,7 @@ import ot_cpu  # same directory: machine_lines
 from scipy import optimize
 from scipy.special import logsumexp
 
+import optcore
 from optcore import bilevel
 from optcore.bilevel import problems
 
@@ -77,18 +78,21 @@ def log(msg: str) -> None:
 def run_optcore(prob, x0, budget, method="aid"):
     tr = bb.Trace(budget)
     tr.record(x0)
-    res = bilevel.minimize(
-        prob,
-        x0,
-        method=method,
-        outer="lbfgs",
-        tol=1e-12,
-        maxiter=20000,
-        rng=0,
-        callback=tr.callback,
-        check_every=1,
-        warn=False,
-    )
+    try:
+        res = bilevel.minimize(
+            prob,
+            x0,
+            method=method,
+            outer="lbfgs",
+            tol=1e-12,
+            maxiter=20000,
+            rng=0,
+            callback=tr.callback,
+            check_every=1,
+            warn=False,
+        )
+    except optcore.NumericalError as exc:  # recorded: the trace up to the breakdown counts
+        return tr, {"error": str(exc)[:120], "nit": len(tr.xs) - 1}
     return tr, {"status": int(res.status), "nit": int(res.nit), "hypergrad_norm": float(res.hypergrad_norm)}
 
 
