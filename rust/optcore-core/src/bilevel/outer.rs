@@ -265,6 +265,22 @@ fn free_set<T: Real>(b: &Option<(Vec<f64>, Vec<f64>)>, x: &[T], g: &[f64], eps: 
     }
 }
 
+/// Ends the run with status 4 (keeping the last accepted point) when `$e` is a numerical
+/// breakdown (e.g. the oracle overflowing while a solve at an accepted point re-runs);
+/// other errors propagate.
+macro_rules! or_breakdown {
+    ($e:expr, $term:ident) => {
+        match $e {
+            Ok(v) => v,
+            Err(OptError::Numerical(m)) => {
+                $term = Termination::Numerical(m);
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    };
+}
+
 /// The L-BFGS outer loop (module docs).
 pub(super) fn run_lbfgs<T: Real>(
     c: &mut Ctx<'_, T>,
@@ -304,9 +320,9 @@ pub(super) fn run_lbfgs<T: Real>(
     let mut boost = 1.0;
     loop {
         let pg = c.stationarity(&cur.x, &cur.g);
-        if pg <= opts.tol && cur.res <= opts.tol && (retries > 0 || c.certify(k, &cur.x, &cur.y)?) {
+        if pg <= opts.tol && cur.res <= opts.tol && (retries > 0 || or_breakdown!(c.certify(k, &cur.x, &cur.y), term)) {
             if retries > 0 {
-                let (g, _, _) = c.measure(&cur.x, &cur.y)?;
+                let (g, _, _) = or_breakdown!(c.measure(&cur.x, &cur.y), term);
                 if g <= opts.tol {
                     term = Termination::Converged;
                     break;
@@ -318,7 +334,7 @@ pub(super) fn run_lbfgs<T: Real>(
                     boost *= 1e-2;
                 }
                 let from = cur.clone();
-                cur = ev.at(c, from.x.clone(), &from, ETA0 * boost * (pg / g0).min(1.0))?;
+                cur = or_breakdown!(ev.at(c, from.x.clone(), &from, ETA0 * boost * (pg / g0).min(1.0)), term);
                 mem.pairs.clear();
                 continue;
             }
@@ -359,14 +375,14 @@ pub(super) fn run_lbfgs<T: Real>(
                 boost *= 1e-2;
             }
             let from = cur.clone();
-            cur = ev.at(c, from.x.clone(), &from, ETA0 * boost * (pg / g0).min(1.0))?;
+            cur = or_breakdown!(ev.at(c, from.x.clone(), &from, ETA0 * boost * (pg / g0).min(1.0)), term);
             mem.pairs.clear();
             continue;
         }
         let Some((next, t)) = accepted else {
             // No decrease along steepest descent either: the hypergradient's accuracy limit.
             let converged = c.stationarity(&cur.x, &cur.g) <= opts.tol && {
-                let (g, _, _) = c.measure(&cur.x, &cur.y)?;
+                let (g, _, _) = or_breakdown!(c.measure(&cur.x, &cur.y), term);
                 g <= opts.tol
             };
             if converged {
@@ -390,7 +406,7 @@ pub(super) fn run_lbfgs<T: Real>(
             // Short steps along ITD's direction: its bias dominates; unroll further.
             ev.itd_steps *= 2;
             let from = cur.clone();
-            cur = ev.at(c, from.x.clone(), &from, eta)?;
+            cur = or_breakdown!(ev.at(c, from.x.clone(), &from, eta), term);
             mem.pairs.clear();
         }
         k += 1;
