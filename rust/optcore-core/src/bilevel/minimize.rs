@@ -122,7 +122,7 @@ fn check_outer<T: Real>(opts: &Options<T>, dx: usize) -> Result<()> {
         if opts.outer != Outer::Lbfgs {
             return bad("bounds need outer='lbfgs' (with gradient steps, use options['project_x'])");
         }
-        if lo.len() != dx || hi.len() != dx || lo.iter().zip(hi).any(|(l, h)| !(l <= h) || l.is_nan()) {
+        if lo.len() != dx || hi.len() != dx || lo.iter().zip(hi).any(|(l, h)| l > h || l.is_nan() || h.is_nan()) {
             return bad("bounds must give d_x pairs lo <= hi");
         }
     }

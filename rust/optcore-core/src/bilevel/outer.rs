@@ -437,7 +437,7 @@ fn line_search<T: Real>(
         clip(bounds, &mut xt);
         let p: Vec<f64> = xt.iter().zip(&cur.x).map(|(a, b)| a.as_f64() - b.as_f64()).collect();
         let d0: f64 = cur.g.iter().zip(&p).map(|(a, b)| a * b).sum();
-        if !(d0 < 0.0) {
+        if d0 >= 0.0 || d0.is_nan() {
             return Ok(None);
         }
         let next = match ev.at(c, xt, cur, eta) {

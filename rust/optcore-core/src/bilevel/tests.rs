@@ -337,7 +337,7 @@ fn lbfgs_outer_reaches_the_closed_form_optimum() {
         let mut o = Options::<f64>::new(method);
         o.outer = Outer::Lbfgs;
         o.tol = 1e-10;
-        let out = minimize::<f64>(&q, &vec![0.0; 5], &vec![0.0; 12], &o, &mut NoObserver).unwrap();
+        let out = minimize::<f64>(&q, &[0.0; 5], &[0.0; 12], &o, &mut NoObserver).unwrap();
         let err = out.x.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
         assert!(matches!(out.termination, crate::solver::Termination::Converged), "{method:?}: {:?}", out.termination);
         assert!(err < 1e-9, "{method:?}: {err}");
@@ -355,7 +355,7 @@ fn lbfgs_outer_respects_bounds() {
     // Box the unconstrained optimum's first two coordinates out.
     let lo: Vec<f64> = free.iter().enumerate().map(|(i, v)| if i < 2 { v + 0.5 } else { -1e3 }).collect();
     o.bounds = Some((lo.clone(), vec![1e3; 5]));
-    let out = minimize::<f64>(&q, &vec![0.0; 5], &vec![0.0; 12], &o, &mut NoObserver).unwrap();
+    let out = minimize::<f64>(&q, &[0.0; 5], &[0.0; 12], &o, &mut NoObserver).unwrap();
     assert!(
         matches!(out.termination, crate::solver::Termination::Converged),
         "{:?} nit {} pg {} x {:?} lo {:?}",
