@@ -32,6 +32,10 @@ Methods (``method=``)
     length of the first gradient step, ``outer_step ‖ĝ_0‖``, and ``decay = 0.5`` by default
     (with a constant ``η``, as in the paper's experiments, normalised steps settle within
     about ``η`` of a stationary point instead of converging to it).
+``"exact"``
+    The exact hypergradient: ``∇²ᵧᵧg`` built from ``d_y`` Hessian–vector products and
+    factorised (small ``d_y``), the lower level solved by Newton–CG. Runs with ``outer="lbfgs"``
+    by default.
 ``"f2sa"``
     Fully first-order (Kwon et al. 2023): inner steps on ``y`` for ``f + λ g`` and on ``z``
     for ``g``, ``x ← x − β [∇ₓf(x, y) + λ(∇ₓg(x, y) − ∇ₓg(x, z))]``, and ``λ`` grows by
@@ -44,6 +48,30 @@ Methods (``method=``)
     inner loops run to ``inner_tol``). The lower level may be constrained to a convex set
     given as a projection (``options={"project_y": ...}``, an operator of
     :mod:`optcore.fixed_point.operators`); it need not have a unique solution.
+
+Outer loops (``outer=``)
+------------------------
+``"gd"``
+    The method's own update (above); the default for every method but ``"exact"``.
+``"lbfgs"``
+    For ``aid``, ``itd`` and ``exact``: L-BFGS on ``F`` driven by the method's hypergradient,
+    for runs that must reach the optimum. Every outer point is evaluated afresh: the lower
+    level by Newton–CG warm-started at the last accepted ``y`` (Hessian–vector products), the
+    linear system by CG warm-started at the last ``v`` (``aid``; ``exact``: dense LU; ``itd``:
+    ``inner_steps`` unrolled steps from the solved ``y``). Inexactness rule: at outer iteration
+    ``k`` the lower level is solved to ``‖∇ᵧg‖ ≤ η_k R`` (``R`` the lower residual at the start)
+    and the linear system to ``‖Hv − ∇ᵧf‖ ≤ η_k ‖∇ᵧf‖``, ``η_k = 1e-6 min(1, ‖ĝ_{k−1}‖/‖ĝ₀‖)``:
+    the hypergradient's error shrinks in proportion to the hypergradient (a bounded relative
+    error keeps it a descent direction). Line search: backtracking with interpolation; when the
+    problem evaluates ``f`` (native problems, ``Problem(f=...)``), Armijo's test on
+    ``F̂ = f(x, y) − vᵀ∇ᵧg(x, y)`` (``F`` to second order in the residuals), so no accepted
+    step increases ``F`` beyond its rounding error; without ``f``, the decrease is estimated
+    from the directional derivatives at both ends of the step (trapezoid rule). ``bounds``
+    (as in SciPy's L-BFGS-B) are handled by the two-metric projection scheme: variables held
+    at a bound by the gradient are fixed, the two-loop recursion runs on the others, and the
+    line search follows the projected path. Options: ``memory`` (10 pairs), ``cg_maxiter``
+    (CG steps per solve: at least ``min(2 d_y, 2000)``), ``refine_steps``, ``inner_step``
+    (fallback gradient steps), ``inner_steps`` (``itd``).
 """
 
 from __future__ import annotations
@@ -71,7 +99,7 @@ from ..fixed_point.operators import Operator
 from . import problems
 from .problems import NativeProblem
 
-__all__ = ["Problem", "minimize", "hypergradient", "BilevelResult", "METHODS", "problems"]
+__all__ = ["Problem", "minimize", "hypergradient", "BilevelResult", "METHODS", "OUTER_METHODS", "problems"]
 
 _COMMON = (
     "inner_steps",
@@ -92,9 +120,17 @@ METHODS = {
     "borep": _COMMON + ("beta", "period", "radius"),
     "f2sa": _COMMON + ("lam0", "lam_delta", "lam_power", "lam_max", "momentum", "inner_tol", "project_y"),
     "penalty": _COMMON + ("sigma", "inner_tol", "project_y"),
+    "exact": _COMMON + ("cg_maxiter",),
 }
 
-_DEFAULT_INNER = {"aid": 10, "itd": 20, "soba": 1, "borep": 10, "f2sa": 10, "penalty": 100}
+#: The methods that run with ``outer="lbfgs"`` and their ``options`` keys there.
+OUTER_METHODS = {
+    "aid": ("memory", "cg_maxiter", "refine_steps", "inner_step"),
+    "itd": ("memory", "cg_maxiter", "refine_steps", "inner_step", "inner_steps"),
+    "exact": ("memory", "cg_maxiter", "refine_steps", "inner_step"),
+}
+
+_DEFAULT_INNER = {"aid": 10, "itd": 20, "soba": 1, "borep": 10, "f2sa": 10, "penalty": 100, "exact": 10}
 
 
 class BilevelResult(OptimizeResult):
@@ -130,7 +166,7 @@ class BilevelResult(OptimizeResult):
         Wall time in seconds of ``setup`` (step estimation, initial refinement), ``lower``,
         ``linear`` and ``upper``.
     inner_step, outer_step : float
-        The steps used (estimated unless given).
+        The steps used (estimated unless given; ``outer="lbfgs"``: the last line-search step).
     lam : float
         ``f2sa``: the final ``λ``; ``penalty``: ``1/σ``; NaN otherwise.
     success, status, message, method
@@ -165,7 +201,8 @@ class Problem:
         by central differences of ``grad_g`` (two gradient evaluations, step
         ``ε = ε_mach^{1/3} (1 + ‖y‖)/‖v‖``).
     f : callable, optional
-        ``f(x, y) -> float``: the upper-level value, for ``res.fun``.
+        ``f(x, y) -> float``: the upper-level value. It gives ``res.fun = F(x)`` (else NaN),
+        and ``outer="lbfgs"`` uses it in its line search (no accepted step increases ``F``).
     batched : bool
         See ``grad_g``.
     n_samples : (int, int), optional
@@ -283,8 +320,10 @@ class Problem:
 
             def value_f(x, y):
                 v = np.asarray(call("f", self.f, x, y))
-                if v.size != 1 or not np.isfinite(v).all():
-                    raise ValueError(f"`f` must return one finite number; got {v!r}.")
+                if v.size != 1 or v.dtype.kind not in "fiub":
+                    raise ValueError(f"`f` must return one real number; got {v!r}.")
+                if not np.isfinite(v).all():
+                    raise NumericalError(f"`f` returned a non-finite value ({v.reshape(())!r}).")
                 return float(v.reshape(()))
 
         has_h, has_j = self.hvp_yy is not None, self.jvp_xy is not None
@@ -393,6 +432,40 @@ def _core_options(method: str, opts: dict, prob, tol: float, maxiter: int, seed:
     return out
 
 
+def _bounds(bounds, n: int) -> tuple[list[float], list[float]]:
+    """``bounds`` (a ``scipy.optimize.Bounds``, ``n`` pairs, or one pair) as two float lists."""
+    if hasattr(bounds, "lb") and hasattr(bounds, "ub"):
+        lo, hi = bounds.lb, bounds.ub
+    else:
+        try:
+            pairs = list(bounds)
+        except TypeError:
+            raise TypeError(f"`bounds` must be a sequence of (lo, hi) pairs or scipy.optimize.Bounds; got {bounds!r}.")
+        if len(pairs) == n and all(isinstance(b, (tuple, list)) and len(b) == 2 for b in pairs):
+            lo, hi = [b[0] for b in pairs], [b[1] for b in pairs]
+        elif len(pairs) == 2:
+            lo, hi = pairs
+        else:
+            raise ValueError(
+                f"`bounds` must give {n} (lo, hi) pairs (one per entry of x0) or one pair; got {bounds!r}."
+            )
+
+    def side(v, inf):
+        if v is None:
+            return np.full(n, inf)
+        a = np.array([inf if e is None else e for e in v] if isinstance(v, (list, tuple)) else v, dtype=object)
+        a = np.where(a == None, inf, a).astype(np.float64)  # noqa: E711
+        try:
+            return np.broadcast_to(a, (n,)).astype(np.float64)
+        except ValueError:
+            raise ValueError(f"`bounds` must give {n} lower and upper bounds; got shape {a.shape}.") from None
+
+    lo, hi = side(lo, -np.inf), side(hi, np.inf)
+    if np.isnan(lo).any() or np.isnan(hi).any() or (lo > hi).any():
+        raise ValueError("`bounds` must satisfy lo <= hi (no NaN).")
+    return lo.tolist(), hi.tolist()
+
+
 def _message(status: int, detail, measured: bool, d: dict, method: str, tol: float) -> str:
     """What the result claims, naming exactly what was measured."""
     hg, est = d["hypergrad_norm"], d["hypergrad_estimate"]
@@ -402,6 +475,8 @@ def _message(status: int, detail, measured: bool, d: dict, method: str, tol: flo
         if measured
         else f"the method's {kind} |g| = {hg:.3e} (|grad F| is not measured: a constrained lower level)"
     )
+    if d.get("_bounds"):
+        what = what.replace("|grad F(x)|", "|x - clip(x - grad F(x))| (projected gradient)")
     if status == 0:
         return f"Converged: {what} <= tol = {tol:g}; the method's {kind} was {est:.3e}."
     if status == 1:
@@ -415,6 +490,8 @@ def minimize(
     y0=None,
     *,
     method: str = "aid",
+    outer: str | None = None,
+    bounds=None,
     maxiter: int = 1000,
     tol: float = 1e-6,
     rng=None,
@@ -437,8 +514,16 @@ def minimize(
         Initial lower-level point. ``None`` starts from zeros (native problems, or a
         ``Problem`` built with ``d_y``). Every method first refines it by at most
         ``refine_steps`` (default 1000) gradient steps on ``g(x0, ·)``.
-    method : {"aid", "itd", "soba", "borep", "f2sa", "penalty"}
+    method : {"aid", "itd", "exact", "soba", "borep", "f2sa", "penalty"}
         See the module docs.
+    outer : {"gd", "lbfgs"}, optional
+        The outer loop (module docs): ``"lbfgs"`` for ``aid``, ``itd`` and ``exact`` (the
+        default for ``exact``), ``"gd"`` (the method's own update) otherwise.
+    bounds : sequence of (lo, hi) pairs, scipy.optimize.Bounds or (lo, hi), optional
+        Bounds on ``x`` as in SciPy's L-BFGS-B (``None`` entries: unbounded; one pair of
+        scalars or arrays applies to every entry); needs ``outer="lbfgs"``. ``x0`` is clipped
+        into them; with bounds, ``hypergrad_norm`` is the norm of the projected gradient
+        ``x − clip(x − ∇F(x))``.
     maxiter : int
         Outer iterations.
     tol : float
@@ -493,13 +578,31 @@ def minimize(
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
+    if outer is None:
+        outer = "lbfgs" if method == "exact" else "gd"
+    if outer not in ("gd", "lbfgs"):
+        raise ValueError(f"`outer` must be 'gd' or 'lbfgs'; got {outer!r}.")
+    if outer == "lbfgs" and method not in OUTER_METHODS:
+        raise ValueError(
+            f"outer='lbfgs' needs a method with a hypergradient ({', '.join(OUTER_METHODS)}); got method={method!r}."
+        )
+    if bounds is not None and outer != "lbfgs":
+        raise ValueError("`bounds` needs outer='lbfgs' (with outer='gd', pass options['project_x']).")
     # Beyond 2**62 iterations is unlimited in practice (and must fit the core's counters).
     maxiter = min(positive_int(maxiter, "maxiter", minimum=0), 2**62)
     tol = nonnegative_scalar(tol, "tol")
     check_every = positive_int(check_every, "check_every")
-    opts = check_options(options, METHODS[method], method)
+    lbfgs = outer == "lbfgs"
+    allowed = OUTER_METHODS[method] if lbfgs else METHODS[method]
+    opts = check_options(options, allowed, f"{method}' with outer='{outer}" if lbfgs else method)
+    memory = opts.pop("memory", None)
     x, y, dtype, handle = _prepare(prob, x0, y0)
     copts = _core_options(method, opts, prob, tol, maxiter, seed_from_rng(rng, high=2**63 - 1), (x.size, y.size))
+    copts["outer"] = outer
+    if memory is not None:
+        copts["memory"] = positive_int(memory, "options['memory']")
+    if bounds is not None:
+        copts["bounds"] = _bounds(bounds, x.size)
 
     def build(state: dict) -> BilevelResult:
         return BilevelResult(x=state["x"], y=state["y"], nit=state["nit"], hypergrad_norm=state["hypergrad_norm"])
@@ -512,10 +615,12 @@ def minimize(
         "workers": normalize_workers(workers),
     }
     d = fn(handle, x, y, method, copts, run)
+    d["_bounds"] = bounds is not None
     status = int(d.pop("status"))
     detail = d.pop("detail")
     measured = bool(d.pop("measured"))
     message = _message(status, detail, measured, d, method, tol)
+    del d["_bounds"]
     res = BilevelResult(**d, status=status, message=message, method=method)
     return finish(res, f"bilevel.minimize(method={method!r})", progress=progress, warn=warn)
 

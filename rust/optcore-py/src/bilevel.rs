@@ -10,7 +10,7 @@ use crate::bridge::{
 use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use optcore_core::bilevel::{
-    self, Batch, HgMethod, LinSolve, Logistic, Method, Options, Oracle, Probe, Quadratic, Ridge, PHASE_NAMES,
+    self, Batch, HgMethod, LinSolve, Logistic, Method, Options, Oracle, Outer, Probe, Quadratic, Ridge, PHASE_NAMES,
 };
 use optcore_core::linalg::Design;
 use optcore_core::Real;
@@ -318,6 +318,7 @@ fn build_options<T: Real>(
         "itd" => Method::Itd,
         "soba" => Method::Soba,
         "borep" => Method::Borep,
+        "exact" => Method::Exact,
         other => return Err(PyValueError::new_err(format!("unknown method {other:?}"))),
     };
     let mut o = Options::<T>::new(m);
@@ -346,8 +347,19 @@ fn build_options<T: Real>(
         period,
         radius,
         refine_steps,
-        lipschitz_probes
+        lipschitz_probes,
+        memory
     );
+    if let Some(s) = opts.get::<String>("outer")? {
+        o.outer = match s.as_str() {
+            "gd" => Outer::Gd,
+            "lbfgs" => Outer::Lbfgs,
+            other => return Err(PyValueError::new_err(format!("unknown outer loop {other:?}"))),
+        };
+    }
+    if let Some((lo, hi)) = opts.get::<(Vec<f64>, Vec<f64>)>("bounds")? {
+        o.bounds = Some((lo, hi));
+    }
     o.inner_step = opts.get("inner_step")?;
     o.outer_step = opts.get("outer_step")?;
     o.momentum = opts.get("momentum")?;

@@ -3,6 +3,7 @@
 //! solves by dense LU; `Cg` and `Neumann` are the iterative solves AID uses.
 
 use super::oracle::{Counted, Counts, Oracle};
+use crate::alloc::{checked_len, try_zeroed};
 use crate::error::{OptError, Result};
 use crate::linalg::lu::Lu;
 use crate::linalg::{axpy, cg, norm};
@@ -44,31 +45,7 @@ pub fn hypergradient<T: Real>(
     o.grad_f(x, y, None, &mut gx, &mut gy)?;
     let mut v = vec![T::zero(); dy];
     match method {
-        HgMethod::Exact => {
-            let mut h = vec![0.0f64; dy * dy];
-            let mut e = vec![T::zero(); dy];
-            let mut col = vec![T::zero(); dy];
-            for j in 0..dy {
-                e[j] = T::one();
-                o.hvp(x, y, &e, None, &mut col)?;
-                e[j] = T::zero();
-                for i in 0..dy {
-                    h[i * dy + j] = col[i].as_f64();
-                }
-            }
-            // Symmetrise (finite differences are symmetric only up to their error).
-            for i in 0..dy {
-                for j in 0..i {
-                    let m = 0.5 * (h[i * dy + j] + h[j * dy + i]);
-                    h[i * dy + j] = m;
-                    h[j * dy + i] = m;
-                }
-            }
-            let lu = Lu::factor(&h, dy, 1e-14, "the lower-level Hessian ∇²ᵧᵧg")?;
-            let mut b: Vec<f64> = gy.iter().map(|e| e.as_f64()).collect();
-            lu.solve_in_place(&mut b);
-            v = b.iter().map(|&e| T::from_f64(e)).collect();
-        }
+        HgMethod::Exact => v = exact_solve(&mut o, x, y, &gy)?,
         HgMethod::Cg { tol, maxiter } => {
             let t = tol * norm(&gy);
             cg(|p, out| o.hvp(x, y, p, None, out), &gy, &mut v, t, maxiter)?;
@@ -89,4 +66,33 @@ pub fn hypergradient<T: Real>(
     o.jvp(x, y, &v, None, &mut jv)?;
     axpy(-1.0, &jv, &mut gx);
     Ok((gx, v, o.counts))
+}
+
+/// Solves `∇²ᵧᵧg(x, y) v = b` exactly: `∇²ᵧᵧg` built column by column (`d_y` products),
+/// symmetrised, and factorised by dense LU.
+pub(super) fn exact_solve<T: Real>(o: &mut Counted<'_, T>, x: &[T], y: &[T], b: &[T]) -> Result<Vec<T>> {
+    let dy = y.len();
+    let mut h = try_zeroed::<f64>(checked_len(dy, dy, "the lower-level Hessian")?, "the lower-level Hessian")?;
+    let mut e = vec![T::zero(); dy];
+    let mut col = vec![T::zero(); dy];
+    for j in 0..dy {
+        e[j] = T::one();
+        o.hvp(x, y, &e, None, &mut col)?;
+        e[j] = T::zero();
+        for i in 0..dy {
+            h[i * dy + j] = col[i].as_f64();
+        }
+    }
+    // Symmetrise (finite differences are symmetric only up to their error).
+    for i in 0..dy {
+        for j in 0..i {
+            let m = 0.5 * (h[i * dy + j] + h[j * dy + i]);
+            h[i * dy + j] = m;
+            h[j * dy + i] = m;
+        }
+    }
+    let lu = Lu::factor(&h, dy, 1e-14, "the lower-level Hessian ∇²ᵧᵧg")?;
+    let mut s: Vec<f64> = b.iter().map(|e| e.as_f64()).collect();
+    lu.solve_in_place(&mut s);
+    Ok(s.iter().map(|&e| T::from_f64(e)).collect())
 }

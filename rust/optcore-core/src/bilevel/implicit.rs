@@ -13,7 +13,7 @@ use crate::solver::{Observer, Termination};
 /// Hypergradient descent: each iteration, `step(c, x, y, α, s)` updates the lower level and
 /// returns a hypergradient estimate and the last lower-level residual; then
 /// `x ← P(x − β s ĝ)` with `s` the step decay.
-fn run_hgd<T: Real>(
+pub(super) fn run_hgd<T: Real>(
     c: &mut Ctx<'_, T>,
     mut x: Vec<T>,
     mut y: Vec<T>,
@@ -79,34 +79,47 @@ pub(super) fn run_aid<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &m
 /// ITD: unroll `inner_steps` lower-level steps from the previous `y`, then the adjoint pass
 /// `gₓ −= α ∇²ₓᵧg(yₜ) p`, `p −= α ∇²ᵧᵧg(yₜ) p` backwards over the stored trajectory.
 pub(super) fn run_itd<T: Real>(c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
-    let (dx, dy) = (x.len(), y.len());
     run_hgd(c, x, y, obs, |c, x, y, alpha, s| {
-        c.o.enter(Phase::Lower);
         let t_steps = c.opts.inner_steps.max(1);
-        let mut res = f64::NAN;
-        // The trajectory (t_steps × d_y values) is sized by the user: allocated fallibly.
-        let mut traj: Vec<T> = try_with_capacity(checked_len(t_steps, dy, "ITD's trajectory")?, "ITD's trajectory")?;
-        let mut batches: Vec<Option<Vec<usize>>> = try_with_capacity(t_steps, "ITD's trajectory")?;
-        for _ in 0..t_steps {
-            let bg = c.bg();
-            traj.extend_from_slice(y);
-            batches.push(bg.clone());
-            res = c.lower_step(x, y, alpha * s, bg.as_deref())?;
-        }
-        c.o.enter(Phase::Linear);
-        let bf = c.bf();
-        let mut gx = vec![T::zero(); dx];
-        let mut p = vec![T::zero(); dy];
-        c.o.grad_f(x, y, bf.as_deref(), &mut gx, &mut p)?;
-        let mut hyy = vec![T::zero(); dy];
-        let mut hxy = vec![T::zero(); dx];
-        for (yt, bg) in traj.chunks(dy).zip(&batches).rev() {
-            c.o.second(Probe { x, y: yt, v: &p, batch: bg.as_deref() }, Some(&mut hyy), Some(&mut hxy))?;
-            axpy(-alpha * s, &hxy, &mut gx);
-            axpy(-alpha * s, &hyy, &mut p);
-        }
-        Ok((gx, res))
+        itd_hypergrad(c, x, y, alpha * s, t_steps)
     })
+}
+
+/// ITD's hypergradient at `x`: `t_steps` lower-level steps of size `step` from `y` (which
+/// ends at the last one), then the adjoint pass over the stored trajectory. Returns the
+/// estimate and the last lower-level residual.
+pub(super) fn itd_hypergrad<T: Real>(
+    c: &mut Ctx<'_, T>,
+    x: &[T],
+    y: &mut [T],
+    step: f64,
+    t_steps: usize,
+) -> Result<(Vec<T>, f64)> {
+    let (dx, dy) = (x.len(), y.len());
+    c.o.enter(Phase::Lower);
+    let mut res = f64::NAN;
+    // The trajectory (t_steps × d_y values) is sized by the user: allocated fallibly.
+    let mut traj: Vec<T> = try_with_capacity(checked_len(t_steps, dy, "ITD's trajectory")?, "ITD's trajectory")?;
+    let mut batches: Vec<Option<Vec<usize>>> = try_with_capacity(t_steps, "ITD's trajectory")?;
+    for _ in 0..t_steps {
+        let bg = c.bg();
+        traj.extend_from_slice(y);
+        batches.push(bg.clone());
+        res = c.lower_step(x, y, step, bg.as_deref())?;
+    }
+    c.o.enter(Phase::Linear);
+    let bf = c.bf();
+    let mut gx = vec![T::zero(); dx];
+    let mut p = vec![T::zero(); dy];
+    c.o.grad_f(x, y, bf.as_deref(), &mut gx, &mut p)?;
+    let mut hyy = vec![T::zero(); dy];
+    let mut hxy = vec![T::zero(); dx];
+    for (yt, bg) in traj.chunks(dy).zip(&batches).rev() {
+        c.o.second(Probe { x, y: yt, v: &p, batch: bg.as_deref() }, Some(&mut hyy), Some(&mut hxy))?;
+        axpy(-step, &hxy, &mut gx);
+        axpy(-step, &hyy, &mut p);
+    }
+    Ok((gx, res))
 }
 
 pub(super) fn run_soba<T: Real>(

@@ -20,6 +20,18 @@ pub enum Method {
     Itd,
     Soba,
     Borep,
+    /// The exact hypergradient: `∇²ᵧᵧg` built from `d_y` products and factorised (small
+    /// problems).
+    Exact,
+}
+
+/// The outer loop of the hypergradient methods (`aid`, `itd`, `exact`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outer {
+    /// The method's own update (gradient steps `x ← P(x − β ĝ)` for `aid` / `itd` / `exact`).
+    Gd,
+    /// L-BFGS with bounds ([`super::outer`]).
+    Lbfgs,
 }
 
 /// How AID solves `∇²ᵧᵧg v = ∇ᵧf`.
@@ -76,6 +88,11 @@ pub struct Options<T: Real> {
     pub lipschitz_probes: usize,
     pub proj_x: Option<SharedOp<T>>,
     pub proj_y: Option<SharedOp<T>>,
+    pub outer: Outer,
+    /// L-BFGS memory (pairs kept).
+    pub memory: usize,
+    /// Bounds `lo ≤ x ≤ hi` of the L-BFGS outer loop (entries may be infinite).
+    pub bounds: Option<(Vec<f64>, Vec<f64>)>,
 }
 
 impl<T: Real> Options<T> {
@@ -109,6 +126,9 @@ impl<T: Real> Options<T> {
             lipschitz_probes: 3,
             proj_x: None,
             proj_y: None,
+            outer: Outer::Gd,
+            memory: 10,
+            bounds: None,
         }
     }
 }
@@ -402,7 +422,8 @@ impl<'a, T: Real> Ctx<'a, T> {
     /// `‖∇F(x)‖` measured independently of the method's estimate: the lower level re-solved
     /// from `y` (accelerated gradient descent to `‖∇ᵧg‖ ≤ 1e-12` relative, at least 1000
     /// steps allowed), `∇²ᵧᵧg v = ∇ᵧf` by CG to `1e-12 ‖∇ᵧf‖`, then `∇ₓf − ∇²ₓᵧg v` (full
-    /// batches). Returns the norm, the re-solved `y` and `‖∇ᵧg‖` there.
+    /// batches). Returns its norm ([`Ctx::stationarity`]: projected with bounds), the
+    /// re-solved `y` and `‖∇ᵧg‖` there.
     pub fn measure(&mut self, x: &[T], y: &[T]) -> Result<(f64, Vec<T>, f64)> {
         let mut yw = y.to_vec();
         let alpha = self.alpha;
@@ -421,7 +442,25 @@ impl<'a, T: Real> Ctx<'a, T> {
         let mut jv = vec![T::zero(); dx];
         self.o.jvp(x, &yw, &v, None, &mut jv)?;
         axpy(-1.0, &jv, &mut gx);
-        Ok((norm(&gx), yw, lower))
+        Ok((self.stationarity(x, &gx), yw, lower))
+    }
+
+    /// The stationarity measure of `x` for the hypergradient `g`: `‖g‖`, or with bounds the
+    /// norm of the projected gradient `x − clip(x − g)` (zero exactly at a KKT point).
+    pub fn stationarity<U: Real>(&self, x: &[T], g: &[U]) -> f64 {
+        match &self.opts.bounds {
+            None => norm(g),
+            Some((lo, hi)) => x
+                .iter()
+                .zip(g)
+                .enumerate()
+                .map(|(i, (xi, gi))| {
+                    let (xi, gi) = (xi.as_f64(), gi.as_f64());
+                    (xi - (xi - gi).clamp(lo[i], hi[i])).powi(2)
+                })
+                .sum::<f64>()
+                .sqrt(),
+        }
     }
 
     /// Called at outer iteration `k` when the method's own criterion holds: whether the

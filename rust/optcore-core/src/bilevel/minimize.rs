@@ -1,9 +1,9 @@
 //! `minimize`: checks the starting point, estimates the lower-level step, refines `y0`, and
 //! runs the method of `opts.method`.
 
-use super::methods::{at_start, project, Ctx, Method, Options, Output};
+use super::methods::{at_start, project, Ctx, Method, Options, Outer, Output};
 use super::oracle::{Oracle, Phase};
-use super::{first_order, implicit};
+use super::{first_order, implicit, outer};
 use crate::error::{OptError, Result};
 use crate::real::Real;
 use crate::solver::{Observer, Termination};
@@ -30,6 +30,7 @@ pub fn minimize<T: Real>(
                 .into(),
         ));
     }
+    check_outer(opts, dx)?;
     let mut c = Ctx::new(oracle, opts)?;
     let mut x = x0.to_vec();
     let mut y = y0.to_vec();
@@ -55,6 +56,8 @@ pub fn minimize<T: Real>(
         lower_res = c.solve_lower(&x, &mut y, alpha, 1e-8, opts.refine_steps).map_err(at_start)?;
     }
     let run = match opts.method {
+        Method::Aid | Method::Itd | Method::Exact if opts.outer == Outer::Lbfgs => outer::run_lbfgs(&mut c, x, y, obs)?,
+        Method::Exact => outer::run_exact_gd(&mut c, x, y, obs)?,
         Method::F2sa | Method::Penalty => first_order::run_f2sa(&mut c, x, y, obs)?,
         Method::Aid => implicit::run_aid(&mut c, x, y, obs)?,
         Method::Itd => implicit::run_itd(&mut c, x, y, obs)?,
@@ -98,4 +101,30 @@ pub fn minimize<T: Real>(
         lam,
         termination: term,
     })
+}
+
+/// The L-BFGS outer loop's preconditions: a method with a hypergradient, full batches, bounds
+/// (not a general projection) of the right length with `lo ≤ hi`.
+fn check_outer<T: Real>(opts: &Options<T>, dx: usize) -> Result<()> {
+    let bad = |m: &str| Err(OptError::InvalidInput(m.into()));
+    if opts.outer == Outer::Lbfgs {
+        if !matches!(opts.method, Method::Aid | Method::Itd | Method::Exact) {
+            return bad("outer='lbfgs' needs a method with a hypergradient: 'aid', 'itd' or 'exact'");
+        }
+        if opts.batch_f > 0 || opts.batch_g > 0 {
+            return bad("outer='lbfgs' uses full batches (minibatches need outer='gd')");
+        }
+        if opts.proj_x.is_some() {
+            return bad("outer='lbfgs' supports bounds on x (bounds=...), not a general projection (project_x)");
+        }
+    }
+    if let Some((lo, hi)) = &opts.bounds {
+        if opts.outer != Outer::Lbfgs {
+            return bad("bounds need outer='lbfgs' (with gradient steps, use options['project_x'])");
+        }
+        if lo.len() != dx || hi.len() != dx || lo.iter().zip(hi).any(|(l, h)| l > h || l.is_nan() || h.is_nan()) {
+            return bad("bounds must give d_x pairs lo <= hi");
+        }
+    }
+    Ok(())
 }

@@ -7,6 +7,7 @@
 //! | `problems` (native problems)   | [`problems`]: quadratic, ridge hyperparameters, logistic hyper-cleaning (dense or CSR) |
 //! | `minimize`                     | [`minimize`](mod@minimize): the entry point; [`methods`]: the options and the run's context the methods share |
 //! | `method="aid" / "itd" / "soba" / "borep"` | [`implicit`]: the hypergradient methods            |
+//! | `method="exact"`, `outer="lbfgs"` | [`outer`]: the L-BFGS outer loop (bounds, line search on `F`, inexactness rule) and `exact` with gradient steps |
 //! | `method="f2sa" / "penalty"`    | [`first_order`]: the first-order penalty methods               |
 //! | `hypergradient`                | [`hypergrad`]: the hypergradient at a point, exactly or iteratively |
 
@@ -16,13 +17,14 @@ pub mod implicit;
 pub mod methods;
 pub mod minimize;
 pub mod oracle;
+pub mod outer;
 pub mod problems;
 
 #[cfg(test)]
 mod tests;
 
 pub use hypergrad::{hypergradient, HgMethod};
-pub use methods::{LinSolve, Method, Options, Output};
+pub use methods::{LinSolve, Method, Options, Outer, Output};
 pub use minimize::minimize;
 pub use oracle::{fd_second, second_policy, Batch, Counts, Oracle, Phase, Probe, PHASE_NAMES};
 pub use problems::{Logistic, Quadratic, Ridge};

@@ -328,3 +328,43 @@ fn stochastic_runs_are_reproducible_by_seed() {
     let c = run(&ridge, 1, p, &o);
     assert_ne!(a.x, c.x);
 }
+
+#[test]
+fn lbfgs_outer_reaches_the_closed_form_optimum() {
+    let q = random_quadratic(5, 12, 3);
+    let want = optimum(&q);
+    for method in [Method::Aid, Method::Exact, Method::Itd] {
+        let mut o = Options::<f64>::new(method);
+        o.outer = Outer::Lbfgs;
+        o.tol = 1e-10;
+        let out = minimize::<f64>(&q, &[0.0; 5], &[0.0; 12], &o, &mut NoObserver).unwrap();
+        let err = out.x.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert!(matches!(out.termination, crate::solver::Termination::Converged), "{method:?}: {:?}", out.termination);
+        assert!(err < 1e-9, "{method:?}: {err}");
+        assert!(out.nit < 100, "{method:?}: {} iterations", out.nit);
+    }
+}
+
+#[test]
+fn lbfgs_outer_respects_bounds() {
+    let q = random_quadratic(5, 12, 4);
+    let free = optimum(&q);
+    let mut o = Options::<f64>::new(Method::Aid);
+    o.outer = Outer::Lbfgs;
+    o.tol = 1e-9;
+    // Box the unconstrained optimum's first two coordinates out.
+    let lo: Vec<f64> = free.iter().enumerate().map(|(i, v)| if i < 2 { v + 0.5 } else { -1e3 }).collect();
+    o.bounds = Some((lo.clone(), vec![1e3; 5]));
+    let out = minimize::<f64>(&q, &[0.0; 5], &[0.0; 12], &o, &mut NoObserver).unwrap();
+    assert!(
+        matches!(out.termination, crate::solver::Termination::Converged),
+        "{:?} nit {} pg {} x {:?} lo {:?}",
+        out.termination,
+        out.nit,
+        out.hypergrad_norm,
+        out.x,
+        lo
+    );
+    assert!(out.x.iter().zip(&lo).all(|(x, l)| x >= l));
+    assert_eq!(&out.x[..2], &lo[..2]);
+}
