@@ -328,3 +328,21 @@ fn stochastic_runs_are_reproducible_by_seed() {
     let c = run(&ridge, 1, p, &o);
     assert_ne!(a.x, c.x);
 }
+
+mod lvhba_tests {
+    use crate::bilevel::{minimize_lvhba, LlcToy, LvOptions};
+    use crate::solver::{NoObserver, Termination};
+
+    #[test]
+    fn llc_toy_consistent_reaches_closed_form() {
+        let p = LlcToy { n: 3, a: 2.0 / 3.0 };
+        let (xs, ys, _) = p.solution();
+        let o = LvOptions::<f64> { maxiter: 200_000, tol: 1e-9, ..Default::default() };
+        let out = minimize_lvhba(&p, &[1.0; 3], &[0.0; 6], &o, &mut NoObserver).unwrap();
+        let ex = out.x.iter().zip(&xs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let ey = out.y.iter().zip(&ys).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert_eq!(out.termination, Termination::Converged, "{:?} nit {}", out.measures, out.nit);
+        assert!(ex < 1e-6 && ey < 1e-6, "x err {ex}, y err {ey}");
+        assert!((out.multipliers[0] - 1.0).abs() < 1e-6);
+    }
+}
