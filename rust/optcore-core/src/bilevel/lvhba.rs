@@ -30,6 +30,7 @@ use crate::error::{OptError, Result};
 use crate::linalg::all_finite;
 use crate::operators::SharedOp;
 use crate::real::Real;
+use crate::rng::Rng;
 use crate::solver::{Control, Observer, Report, Termination};
 
 /// Oracles of a bilevel problem with a constrained lower level.
@@ -60,10 +61,14 @@ pub struct LvOptions<T: Real> {
     /// Penalty schedule `c_k = c0 (k+1)^power`.
     pub c0: f64,
     pub power: f64,
-    /// Steps of `(x, y)`, of `z`, and of `(θ, λ)`.
-    pub alpha: f64,
+    /// Step of `(x, y)` (None: [`default_steps`]).
+    pub alpha: Option<f64>,
+    /// Step of `z`.
     pub beta: f64,
-    pub eta: f64,
+    /// Step of `(θ, λ)` (None: [`default_steps`]).
+    pub eta: Option<f64>,
+    /// Seeds the power iterations of [`default_steps`].
+    pub seed: u64,
     pub gamma1: f64,
     pub gamma2: f64,
     /// Multipliers and `z` stay in `[0, U]` (equalities: `[−U, U]`).
@@ -82,9 +87,10 @@ impl<T: Real> Default for LvOptions<T> {
             check_every: 10,
             c0: 1.0,
             power: 0.3,
-            alpha: 0.05,
+            alpha: None,
             beta: 0.1,
-            eta: 0.05,
+            eta: None,
+            seed: 0,
             gamma1: 1.0,
             gamma2: 1.0,
             z_max: 1e4,
@@ -135,6 +141,8 @@ pub struct LvOutput<T> {
     pub measures: Measures,
     pub nit: usize,
     pub penalty: f64,
+    /// The steps used: `α` of `(x, y)` and `η` of `(θ, λ)`.
+    pub steps: (f64, f64),
     pub counts: LvCounts,
     pub termination: Termination,
 }
@@ -154,6 +162,8 @@ struct State<T> {
 struct Run<'a, T: Real> {
     p: &'a dyn Constrained<T>,
     o: &'a LvOptions<T>,
+    alpha: f64,
+    eta: f64,
     m_ineq: usize,
     counts: LvCounts,
     gx: Vec<T>,
@@ -244,7 +254,7 @@ impl<'a, T: Real> Run<'a, T> {
         // + J h(x, y)ᵀ[μ + ρ h(x, y)].
         self.h(&s.x, &s.y)?;
         let m = self.al_mult(&s.mu, self.o.rho);
-        let mu = self.al_mult(&s.mu, self.o.alpha * self.o.rho);
+        let mu = self.al_mult(&s.mu, self.alpha * self.o.rho);
         self.jac(&s.x, &s.y, &m)?;
         for i in 0..dx {
             d_x[i] = T::from_f64(d_x[i].as_f64() + self.jx[i].as_f64());
@@ -264,7 +274,7 @@ impl<'a, T: Real> Run<'a, T> {
 
     /// Step 1: one projected descent–ascent step on `(θ, λ)`.
     fn lower_step(&mut self, s: &mut State<T>) -> Result<()> {
-        let eta = self.o.eta;
+        let eta = self.eta;
         let g1 = 1.0 / self.o.gamma1;
         let g2 = 1.0 / self.o.gamma2;
         self.grad_g(&s.x, &s.theta)?;
@@ -285,7 +295,7 @@ impl<'a, T: Real> Run<'a, T> {
 
     /// Projected step `P_{X×Y}((x, y) − α d)` into new vectors.
     fn upper_point(&self, s: &State<T>, d_x: &[T], d_y: &[T]) -> Result<(Vec<T>, Vec<T>)> {
-        let a = self.o.alpha;
+        let a = self.alpha;
         let mut x: Vec<T> = s.x.iter().zip(d_x).map(|(&v, &d)| T::from_f64(v.as_f64() - a * d.as_f64())).collect();
         let mut y: Vec<T> = s.y.iter().zip(d_y).map(|(&v, &d)| T::from_f64(v.as_f64() - a * d.as_f64())).collect();
         project(&self.o.proj_x, &mut x)?;
@@ -325,16 +335,16 @@ impl<'a, T: Real> Run<'a, T> {
                 .chain(s.y.iter().zip(&yn))
                 .map(|(a, b)| (a.as_f64() - b.as_f64()).abs())
                 .fold(0.0, f64::max);
-        Ok(Measures { violation, lower: kkt.max(comp), stationarity: c * step / self.o.alpha })
+        Ok(Measures { violation, lower: kkt.max(comp), stationarity: c * step / self.alpha })
     }
 }
 
 fn check_options<T: Real>(o: &LvOptions<T>) -> Result<()> {
     for (name, v) in [
         ("c0", o.c0),
-        ("step", o.alpha),
+        ("step", o.alpha.unwrap_or(1.0)),
         ("z_step", o.beta),
-        ("lower_step", o.eta),
+        ("lower_step", o.eta.unwrap_or(1.0)),
         ("gamma1", o.gamma1),
         ("gamma2", o.gamma2),
         ("z_max", o.z_max),
@@ -348,6 +358,31 @@ fn check_options<T: Real>(o: &LvOptions<T>) -> Result<()> {
         return Err(OptError::InvalidInput(format!("options['power'] must be >= 0; got {}", o.power)));
     }
     Ok(())
+}
+
+/// One iteration (steps 1–3 of the module docs) with penalty `c`.
+fn iterate<T: Real>(r: &mut Run<'_, T>, s: &mut State<T>, c: f64, g2: f64) -> Result<()> {
+    r.lower_step(s)?;
+    let (d_x, d_y, mu) = r.direction(s, c)?;
+    let (xn, yn) = r.upper_point(s, &d_x, &d_y)?;
+    s.x = xn;
+    s.y = yn;
+    s.mu = mu;
+    for i in 0..s.z.len() {
+        let zi = s.z[i].as_f64();
+        let v = zi + r.o.beta * g2 * (s.lam[i].as_f64() - zi);
+        s.z[i] = T::from_f64(clip(v, r.lo(i), r.o.z_max));
+    }
+    Ok(())
+}
+
+/// A non-finite oracle value after the start ends the run with status 4 (the iterates
+/// diverged); other errors propagate.
+fn breakdown(e: OptError) -> Result<Termination> {
+    match e {
+        OptError::Numerical(m) => Ok(Termination::Numerical(m)),
+        other => Err(other),
+    }
 }
 
 /// Runs LV-HBA from `(x0, y0)`: `θ` starts at `y0`, `λ`, `z`, `μ` at 0.
@@ -373,6 +408,8 @@ pub fn minimize_lvhba<T: Real>(
     let mut r = Run {
         p,
         o,
+        alpha: o.alpha.unwrap_or(f64::NAN),
+        eta: o.eta.unwrap_or(f64::NAN),
         m_ineq: m - m_eq,
         counts: LvCounts::default(),
         gx: try_zeroed(dx, "x")?,
@@ -392,23 +429,20 @@ pub fn minimize_lvhba<T: Real>(
     project(&o.proj_x, &mut s.x)?;
     project(&o.proj_y, &mut s.y)?;
     project(&o.proj_y, &mut s.theta)?;
+    if o.alpha.is_none() || o.eta.is_none() {
+        let (a, e) = default_steps(&mut r, &s)?;
+        r.alpha = o.alpha.unwrap_or(a);
+        r.eta = o.eta.unwrap_or(e);
+    }
     let penalty = |k: usize| o.c0 * ((k + 1) as f64).powf(o.power);
     let g2 = 1.0 / o.gamma2;
     let mut nit = 0;
     let mut last = None;
     let mut term = Termination::MaxIter;
     while nit < o.maxiter {
-        let c = penalty(nit);
-        r.lower_step(&mut s)?;
-        let (d_x, d_y, mu) = r.direction(&s, c)?;
-        let (xn, yn) = r.upper_point(&s, &d_x, &d_y)?;
-        s.x = xn;
-        s.y = yn;
-        s.mu = mu;
-        for i in 0..m {
-            let zi = s.z[i].as_f64();
-            let v = zi + o.beta * g2 * (s.lam[i].as_f64() - zi);
-            s.z[i] = T::from_f64(clip(v, r.lo(i), o.z_max));
+        if let Err(e) = iterate(&mut r, &mut s, penalty(nit), g2) {
+            term = breakdown(e)?;
+            break;
         }
         nit += 1;
         if !(all_finite(&s.x) && all_finite(&s.y) && all_finite(&s.theta) && all_finite(&s.lam)) {
@@ -419,7 +453,13 @@ pub fn minimize_lvhba<T: Real>(
         }
         let mut err = f64::NAN;
         if nit % o.check_every.max(1) == 0 || nit == o.maxiter {
-            let ms = r.measure(&s, penalty(nit))?;
+            let ms = match r.measure(&s, penalty(nit)) {
+                Ok(ms) => ms,
+                Err(e) => {
+                    term = breakdown(e)?;
+                    break;
+                }
+            };
             err = ms.violation.max(ms.lower).max(ms.stationarity);
             let done = ms.converged(o.tol);
             last = Some((nit, ms));
@@ -478,7 +518,108 @@ pub fn minimize_lvhba<T: Real>(
         measures,
         nit,
         penalty: c,
+        steps: (r.alpha, r.eta),
         counts: r.counts,
         termination: term,
     })
+}
+
+/// The largest eigenvalue (from below) of a symmetric positive semidefinite map by `probes`
+/// power iterations from a random start.
+fn power<R>(
+    r: &mut R,
+    rng: &mut Rng,
+    n: usize,
+    probes: usize,
+    mut apply: impl FnMut(&mut R, &[f64]) -> Result<Vec<f64>>,
+) -> Result<f64> {
+    if n == 0 {
+        return Ok(0.0);
+    }
+    let mut u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let mut l = 0.0;
+    for _ in 0..probes {
+        let un = u.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if !(un > 0.0 && un.is_finite()) {
+            break;
+        }
+        u.iter_mut().for_each(|v| *v /= un);
+        let w = apply(r, &u)?;
+        l = w.iter().map(|v| v * v).sum::<f64>().sqrt();
+        u = w;
+    }
+    Ok(l)
+}
+
+/// `(x, y) ± ε v` for a joint direction `v` (length `d_x + d_y`), with the central-difference
+/// step `ε = ε_mach^{1/3} (1 + ‖(x, y)‖) / ‖v‖`; returns the points and `ε`.
+fn fd_points<T: Real>(x: &[T], y: &[T], v: &[f64]) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>, f64) {
+    let nrm = x.iter().chain(y).map(|e| e.as_f64().powi(2)).sum::<f64>().sqrt();
+    let vn = v.iter().map(|e| e * e).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
+    let eps = T::epsilon().as_f64().cbrt() * (1.0 + nrm) / vn;
+    let dx = x.len();
+    let shift = |a: &[T], off: usize, sgn: f64| -> Vec<T> {
+        a.iter().enumerate().map(|(i, e)| T::from_f64(e.as_f64() + sgn * eps * v[off + i])).collect()
+    };
+    (shift(x, 0, 1.0), shift(y, dx, 1.0), shift(x, 0, -1.0), shift(y, dx, -1.0), eps)
+}
+
+/// Default steps from 10-step power iterations at the start point (seeded by `seed`): `L_f`
+/// and `L_g`, the curvatures of `f` and `g` in `(x, y)` (central differences of their
+/// gradients), and `‖J‖²`, the top eigenvalue of `J Jᵀ` for `J = ∂h/∂(x, y)` (central
+/// differences of `h` along `Jᵀw`). The saddle step on `(θ, λ)` keeps each block's gradient
+/// step stable and the bilinear coupling below the regularisation that damps it,
+/// `η = ½ min(1/(L_g + 1/γ₁), γ₂, min(1/γ₁, 1/γ₂)/‖J‖²)`; the step on `(x, y)` is `½` over
+/// the smoothness of the penalised Lagrangian, `α = ½ / (L_f/c₀ + L_g + 1/γ₁ + ρ‖J‖²)`, and
+/// at most `η`.
+fn default_steps<T: Real>(r: &mut Run<'_, T>, s: &State<T>) -> Result<(f64, f64)> {
+    let mut rng = Rng::new(r.o.seed);
+    let (dx, dy) = (s.x.len(), s.y.len());
+    let m = r.hv.len();
+    let (x, y) = (&s.x, &s.y);
+    let grad_diff = |r: &mut Run<'_, T>, v: &[f64], upper: bool| -> Result<Vec<f64>> {
+        let (xp, yp, xm, ym, eps) = fd_points(x, y, v);
+        let mut out = vec![0.0; dx + dy];
+        for (pt, sgn) in [((&xp, &yp), 1.0), ((&xm, &ym), -1.0)] {
+            if upper {
+                r.counts.grad_f += 1;
+                r.p.grad_f(pt.0, pt.1, &mut r.gx, &mut r.gy)?;
+                finite("grad_f", &r.gx)?;
+                finite("grad_f", &r.gy)?;
+            } else {
+                r.grad_g(pt.0, pt.1)?;
+            }
+            for (o, g) in out.iter_mut().zip(r.gx.iter().chain(&r.gy)) {
+                *o += sgn * g.as_f64() / (2.0 * eps);
+            }
+        }
+        Ok(out)
+    };
+    let lg = power(r, &mut rng, dx + dy, 10, |r, v| grad_diff(r, v, false))?;
+    let lf = power(r, &mut rng, dx + dy, 10, |r, v| grad_diff(r, v, true))?;
+    let jj = power(r, &mut rng, m, 10, |r, w| {
+        let wt: Vec<T> = w.iter().map(|&e| T::from_f64(e)).collect();
+        r.jac(x, y, &wt)?;
+        let v: Vec<f64> = r.jx.iter().chain(&r.jy).map(|e| e.as_f64()).collect();
+        if v.iter().all(|&e| e == 0.0) {
+            return Ok(vec![0.0; m]);
+        }
+        let (xp, yp, xm, ym, eps) = fd_points(x, y, &v);
+        r.h(&xp, &yp)?;
+        let hp: Vec<f64> = r.hv.iter().map(|e| e.as_f64()).collect();
+        r.h(&xm, &ym)?;
+        Ok(hp.iter().zip(&r.hv).map(|(a, b)| (a - b.as_f64()) / (2.0 * eps)).collect())
+    })?;
+    let (g1, g2) = (1.0 / r.o.gamma1, 1.0 / r.o.gamma2);
+    let eta = 0.5 * (1.0 / (lg + g1)).min(r.o.gamma2).min(g1.min(g2) / jj);
+    // The lower copy must move at least as fast as the upper one (with `α > η` the iteration
+    // diverges on the paper's toy).
+    let alpha = (0.5 / (lf / r.o.c0 + lg + g1 + r.o.rho * jj)).min(r.o.eta.unwrap_or(eta));
+    if !(eta > 0.0 && eta.is_finite() && alpha > 0.0 && alpha.is_finite()) {
+        return Err(OptError::Numerical(format!(
+            "could not estimate the step sizes at x0, y0 (L_f ≈ {lf}, L_g ≈ {lg}, ‖J‖² ≈ {jj}); \
+             pass options['step'] and options['lower_step']"
+        )));
+    }
+    Ok((alpha, eta))
 }
