@@ -2,7 +2,7 @@
 """Constrained lower levels: optcore's LV-HBA against the paper's synthetic problem and against
 a penalty baseline (issue 22, part 2).
 
-    python benches/bilevel_lvhba.py     # -> benches/results/bilevel_lvhba.{md,json,png} (about 2 min on 2 cores)
+    python benches/bilevel_lvhba.py     # -> benches/results/bilevel_lvhba.{md,json,png} (about 2 min on 2 cores, with scikit-learn)
 
 1. The LLC toy of Yao et al. (ICLR 2024, Section 5): ``x ∈ R^100``, ``y ∈ R^200``, the coupled
    equality ``𝟏ᵀx + 𝟏ᵀy = 0``, known solution ``x* = −0.3·𝟏``; start ``x0 = y0 = 10·𝟏`` as in the
@@ -50,7 +50,7 @@ def trace_lvhba(prob, x0, y0, maxiter, options=None, every=10):
 
     def cb(r):
         s = time.perf_counter()
-        xs.append((r.nit, np.array(r.x)))
+        xs.append((r.nit, np.array(r.x), s - t0 - spent[0]))
         spent[0] += time.perf_counter() - s
 
     res = bilevel.minimize(
@@ -64,6 +64,7 @@ def trace_lvhba(prob, x0, y0, maxiter, options=None, every=10):
         options=options,
         callback=cb,
         check_every=every,
+        rng=0,
     )
     ts.append(time.perf_counter() - t0 - spent[0])
     return res, xs, ts[0]
@@ -105,8 +106,9 @@ def part_toy():
     ):
         res, tr, t = trace_lvhba(toy, x0, y0, iters, opts, every=100)
         out[name] = {
-            "iters": [k for k, _ in tr],
-            "rel_err": [rel(x) for _, x in tr],
+            "iters": [k for k, _, _ in tr],
+            "rel_err": [rel(x) for _, x, _ in tr],
+            "times": [s for _, _, s in tr],
             "time_s": t,
             "final": {
                 "rel_err": rel(res.x),
@@ -122,8 +124,9 @@ def part_toy():
     res, tr, t = trace_lvhba(consistent, x0, y0, 20_000, None, every=20)
     xc = consistent.optimal_x
     out["LV-HBA, consistent instance a = 2/3"] = {
-        "iters": [k for k, _ in tr],
-        "rel_err": [float(np.linalg.norm(x - xc) / np.linalg.norm(xc)) for _, x in tr],
+        "iters": [k for k, _, _ in tr],
+        "rel_err": [float(np.linalg.norm(x - xc) / np.linalg.norm(xc)) for _, x, _ in tr],
+        "times": [s for _, _, s in tr],
         "time_s": t,
         "final": {
             "status": res.status,
@@ -135,18 +138,28 @@ def part_toy():
     pen, _ = toy_penalty(N, 1.0)
     for sigma in (1e-2, 1e-3):
         tr = []
-
-        def cb(r):
-            tr.append((r.nit, np.array(r.x)))
-
         t0 = time.perf_counter()
+
+        def cb(r, tr=tr, t0=t0):
+            tr.append((r.nit, np.array(r.x), time.perf_counter() - t0))
+
         res = bilevel.minimize(
-            pen, x0, y0, method="penalty", maxiter=2000, tol=0.0, warn=False, callback=cb, options={"sigma": sigma}
+            pen,
+            x0,
+            y0,
+            method="penalty",
+            maxiter=2000,
+            tol=0.0,
+            warn=False,
+            callback=cb,
+            options={"sigma": sigma},
+            rng=0,
         )
         t = time.perf_counter() - t0
         out[f"penalty, sigma = {sigma:g}"] = {
-            "iters": [k for k, _ in tr],
-            "rel_err": [rel(x) for _, x in tr],
+            "iters": [k for k, _, _ in tr],
+            "rel_err": [rel(x) for _, x, _ in tr],
+            "times": [s for _, _, s in tr],
             "time_s": t,
             "grad_g_calls": res.oracle_calls["grad_g"],
             "final": {"rel_err": rel(res.x), "status": res.status},
@@ -205,7 +218,7 @@ def part_svm():
     out = {}
     cmax = 10.0
     prob = problems.SVMHyperparameter(X, t, Xv, tv)
-    for iters in (500, 2000, 10_000):
+    for iters, c0 in ((500, 1.0), (2000, 1.0), (10_000, 1.0), (5000, 0.1)):
         t0 = time.perf_counter()
         res = bilevel.minimize(
             prob,
@@ -213,17 +226,19 @@ def part_svm():
             method="lvhba",
             maxiter=iters,
             warn=False,
-            options={"project_x": Box(0.0, cmax, dim=n)},
+            options={"project_x": Box(0.0, cmax, dim=n), "c0": c0},
+            rng=0,
         )
         el = time.perf_counter() - t0
         w = prob.weights(X, t, res.y)
-        out[f"LV-HBA, {iters} iterations"] = {
+        out[f"LV-HBA, c0 = {c0:g}, {iters} iterations"] = {
             "time_s": el,
             "val_acc": acc(w, Xv, tv),
             "test_acc": acc(w, Xt, tt),
             "val_loss": res.fun,
             "constraint_violation": res.constraint_violation,
             "lower_residual": res.lower_residual,
+            "step": res.step,
         }
     pen, w_of = svm_penalty_problem(X, t, Xv, tv)
     for iters in (100, 500):
@@ -235,6 +250,7 @@ def part_svm():
             method="penalty",
             maxiter=iters,
             warn=False,
+            rng=0,
             options={"project_x": Box(1e-3, cmax, dim=n), "project_y": Box(0.0, 1.0, dim=n), "sigma": 1e-2},
         )
         el = time.perf_counter() - t0
@@ -301,8 +317,9 @@ def main():
         "",
         "## 1. LLC toy (n = 100, x ∈ R^100, y ∈ R^200, x* = −0.3·1), start x0 = y0 = 10·1",
         "",
-        "| run | rel. error at 1e2 / 1e3 / 1e4 / last iteration | time (s) | final status |",
-        "|---|---|---|---|",
+        "| run | rel. error at 1e2 / 1e3 / 1e4 / last iteration | time to rel. error 3e-2 (s) | total time (s) "
+        "| final status |",
+        "|---|---|---|---|---|",
     ]
     for name, d in toy.items():
         errs = dict(zip(d["iters"], d["rel_err"]))
@@ -312,8 +329,11 @@ def main():
             return f"{errs[max(keys)]:.2e}" if keys else "–"
 
         last = f"{d['rel_err'][-1]:.2e} (it. {d['iters'][-1]})" if d["iters"] else "–"
+        hit = [s for e, s in zip(d["rel_err"], d["times"]) if e <= 3e-2]
+        tt = f"{hit[0]:.3f}" if hit else "never"
         L.append(
-            f"| {name} | {at(100)} / {at(1000)} / {at(10000)} / {last} | {d['time_s']:.2f} | {d['final']['status']} |"
+            f"| {name} | {at(100)} / {at(1000)} / {at(10000)} / {last} | {tt} | {d['time_s']:.2f} | "
+            f"{d['final']['status']} |"
         )
     L += ["", "Final measures of the a = 1 runs:", ""]
     for name, d in toy.items():
@@ -334,6 +354,33 @@ def main():
     for name, d in svm.items():
         vl = f"{d['val_loss']:.4f}" if "val_loss" in d else "–"
         L.append(f"| {name} | {d['val_acc']:.3f} | {d['test_acc']:.3f} | {vl} | {d['time_s']:.2f} |")
+    L += [
+        "",
+        "## Reading",
+        "",
+        "- Toy, a = 1 (the paper's instance): LV-HBA's error follows the penalty, `O(1/c_k)` with",
+        "  `c_k = (k+1)^0.3`: it passes near x* early (about 1e-2 at 1e4 iterations) and then tracks the",
+        "  penalised minimiser, whose distance shrinks like 1/c_k (the lower-level KKT residual reported",
+        "  at the end is of the same order). The multiplier converges to λ* = 1. The run ends with status 1,",
+        "  not a claim of tol. The paper's own constants (c_k = 0.025 (k+1)^0.3, α = 0.008, η = 0.01,",
+        "  γ = 10) diverge here: the paper projects (x, y) onto the hyperplane 1ᵀx + 1ᵀy = 0, while optcore",
+        "  keeps the coupled constraint by a linearised augmented Lagrangian, whose dual step α ρ ‖J‖² = 2.4",
+        "  is unstable at that α; optcore's default steps (from power iterations, α = η ≈ 1.6e-3) are stable.",
+        "  The paper reports curves only (log relative error against time), no table to compare numbers with.",
+        "- Toy, a = 2/3: the upper level is consistent with the lower one, the reformulation is exact, and",
+        "  LV-HBA converges linearly (n = 4: to 1e-8 in the tests; n = 100: slowly, its step is set by",
+        "  ‖J‖² = 300).",
+        "- The penalty method (reparametrised onto the constraint, which only this toy allows, Python",
+        "  oracles) reaches its O(σ) plateau within its first 100 outer iterations and is more accurate",
+        "  than LV-HBA here; compare the times to a relative error of 3e-2 (LV-HBA: native problem).",
+        "- SVM: LV-HBA keeps the validation accuracy of its start (C = 1) and, with the default c0 = 1,",
+        "  the validation loss does not improve with more iterations: with c_k growing, the upper level's",
+        "  weight 1/c_k fades while the ill-conditioned SVM dual (‖Z‖² in the thousands, rank p+1) is solved",
+        "  by steps of about 3e-5. c0 = 0.1 weighs the upper level more (lower validation loss) at the price",
+        "  of the lower level's KKT residual. The penalty method lowers the validation loss further, and a",
+        "  13-value grid search on one common C is as accurate as any in under a second. The paper's SVM numbers",
+        "  are on diabetes/fourclass (LIBSVM files, not bundled offline): not compared here.",
+    ]
     (res_dir / "bilevel_lvhba.md").write_text("\n".join(L) + "\n")
     print("\n".join(L))
 

@@ -112,8 +112,8 @@ impl<T: Real> SvmDual<T> {
     /// `w = Zᵀ(t∘α)`.
     fn weights(&self, alpha: &[T]) -> Vec<f64> {
         let mut w = vec![0.0; self.p];
-        for i in 0..self.n {
-            let c = self.t_tr[i] * alpha[i].as_f64();
+        for (i, (&t, a)) in self.t_tr.iter().zip(alpha).enumerate() {
+            let c = t * a.as_f64();
             if c != 0.0 {
                 for (wj, zj) in w.iter_mut().zip(&self.z_tr[i * self.p..(i + 1) * self.p]) {
                     *wj += c * zj.as_f64();
@@ -125,9 +125,9 @@ impl<T: Real> SvmDual<T> {
 
     /// `t∘(Z u)` into `out`, plus `shift`.
     fn back(&self, u: &[f64], shift: f64, out: &mut [T]) {
-        for i in 0..self.n {
+        for (i, (o, &t)) in out.iter_mut().zip(&self.t_tr).enumerate() {
             let s: f64 = self.z_tr[i * self.p..(i + 1) * self.p].iter().zip(u).map(|(z, w)| z.as_f64() * w).sum();
-            out[i] = T::from_f64(self.t_tr[i] * s + shift);
+            *o = T::from_f64(t * s + shift);
         }
     }
 

@@ -184,6 +184,13 @@ fn finite<T: Real>(what: &str, v: &[T]) -> Result<()> {
     }
 }
 
+/// `a += s b`, accumulated in f64.
+fn add_into<T: Real>(a: &mut [T], b: &[T], s: f64) {
+    for (e, v) in a.iter_mut().zip(b) {
+        *e = T::from_f64(e.as_f64() + s * v.as_f64());
+    }
+}
+
 fn clip(v: f64, lo: f64, hi: f64) -> f64 {
     v.max(lo).min(hi)
 }
@@ -244,24 +251,18 @@ impl<'a, T: Real> Run<'a, T> {
         // + ∇g(x, y) − (y − θ)/γ₁.
         self.grad_g(&s.x, &s.y)?;
         let g1 = 1.0 / self.o.gamma1;
-        for i in 0..dx {
-            d_x[i] = T::from_f64(d_x[i].as_f64() + self.gx[i].as_f64());
-        }
-        for i in 0..dy {
-            let v = d_y[i].as_f64() + self.gy[i].as_f64() - g1 * (s.y[i].as_f64() - s.theta[i].as_f64());
-            d_y[i] = T::from_f64(v);
+        add_into(&mut d_x, &self.gx, 1.0);
+        add_into(&mut d_y, &self.gy, 1.0);
+        for (d, (y, t)) in d_y.iter_mut().zip(s.y.iter().zip(&s.theta)) {
+            *d = T::from_f64(d.as_f64() - g1 * (y.as_f64() - t.as_f64()));
         }
         // + J h(x, y)ᵀ[μ + ρ h(x, y)].
         self.h(&s.x, &s.y)?;
         let m = self.al_mult(&s.mu, self.o.rho);
         let mu = self.al_mult(&s.mu, self.alpha * self.o.rho);
         self.jac(&s.x, &s.y, &m)?;
-        for i in 0..dx {
-            d_x[i] = T::from_f64(d_x[i].as_f64() + self.jx[i].as_f64());
-        }
-        for i in 0..dy {
-            d_y[i] = T::from_f64(d_y[i].as_f64() + self.jy[i].as_f64());
-        }
+        add_into(&mut d_x, &self.jx, 1.0);
+        add_into(&mut d_y, &self.jy, 1.0);
         // − ∇ₓg(x, θ) − J_xh(x, θ)ᵀλ.
         self.grad_g(&s.x, &s.theta)?;
         let gxt = self.gx.clone();
