@@ -279,6 +279,18 @@ def part_svm():
     return out
 
 
+def thin(data, points: int = 150):
+    """``data`` with every toy trace cut to about ``points`` log-spaced entries (the plot uses all)."""
+    out = json.loads(json.dumps(data, default=float))
+    for d in out["toy"].values():
+        n = len(d["iters"])
+        if n > points:
+            keep = sorted(set(np.unique(np.geomspace(1, n, points).astype(int) - 1).tolist()) | {n - 1})
+            for key in ("iters", "rel_err", "times"):
+                d[key] = [d[key][i] for i in keep]
+    return out
+
+
 def plot(toy, path):
     import matplotlib  # noqa: PLC0415
 
@@ -305,7 +317,7 @@ def main():
     res_dir = HERE / "results"
     res_dir.mkdir(exist_ok=True)
     data = {"machine": info, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "toy": toy, "svm": svm}
-    (res_dir / "bilevel_lvhba.json").write_text(json.dumps(data, indent=1, default=float))
+    (res_dir / "bilevel_lvhba.json").write_text(json.dumps(thin(data), indent=1, default=float))
     plot(toy, res_dir / "bilevel_lvhba.png")
     L = [
         "# Constrained lower levels: LV-HBA",
