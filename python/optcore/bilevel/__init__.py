@@ -48,6 +48,12 @@ Methods (``method=``)
     inner loops run to ``inner_tol``). The lower level may be constrained to a convex set
     given as a projection (``options={"project_y": ...}``, an operator of
     :mod:`optcore.fixed_point.operators`); it need not have a unique solution.
+``"lvhba"``
+    A lower level with constraints that couple ``x`` and ``y``,
+    ``y ∈ argmin_θ {g(x, θ) : h(x, θ) ≤ 0}`` (``Problem(h=..., jac_h=...)`` or a native
+    problem such as ``problems.ConstrainedToy``): LV-HBA (Yao et al., ICLR 2024), a single
+    loop of first-order steps on the proximal Lagrangian value-function reformulation; see
+    :func:`minimize`.
 
 Outer loops (``outer=``)
 ------------------------
@@ -97,9 +103,20 @@ from .._validation import (
 from ..exceptions import NumericalError
 from ..fixed_point.operators import Operator
 from . import problems
-from .problems import NativeProblem
+from ._lvhba import OPTIONS as _LVHBA_OPTIONS
+from ._lvhba import ConstrainedResult, constrained_spec, minimize_lvhba, validate_problem_fields
+from .problems import NativeConstrainedProblem, NativeProblem
 
-__all__ = ["Problem", "minimize", "hypergradient", "BilevelResult", "METHODS", "OUTER_METHODS", "problems"]
+__all__ = [
+    "Problem",
+    "minimize",
+    "hypergradient",
+    "BilevelResult",
+    "ConstrainedResult",
+    "METHODS",
+    "OUTER_METHODS",
+    "problems",
+]
 
 _COMMON = (
     "inner_steps",
@@ -121,6 +138,7 @@ METHODS = {
     "f2sa": _COMMON + ("lam0", "lam_delta", "lam_power", "lam_max", "momentum", "inner_tol", "project_y"),
     "penalty": _COMMON + ("sigma", "inner_tol", "project_y"),
     "exact": _COMMON + ("cg_maxiter",),
+    "lvhba": _LVHBA_OPTIONS,
 }
 
 #: The methods that run with ``outer="lbfgs"`` and their ``options`` keys there.
@@ -212,6 +230,15 @@ class Problem:
         (the full objective).
     d_y : int, optional
         Lets :func:`minimize` start from ``y0 = zeros(d_y)`` when ``y0`` is not given.
+    h, jac_h : callable, optional
+        A constrained lower level, ``y*(x) ∈ argmin_y {g(x, y) : h(x, y) ≤ 0}`` (solved by
+        ``method="lvhba"`` only): ``h(x, y) -> (m,)`` constraint values and
+        ``jac_h(x, y) -> (J_x, J_y)``, its Jacobians of shapes ``(m, d_x)`` and ``(m, d_y)``.
+    n_eq : int
+        The last ``n_eq`` entries of ``h`` are equalities ``h_i(x, y) = 0``.
+    project_x : Operator, optional
+        An operator of :mod:`optcore.fixed_point.operators` projecting ``x`` onto its feasible
+        set ``X`` (every method; the same as ``options["project_x"]``).
 
     Errors in your functions are reported with the oracle's name: a wrong shape raises
     ``ValueError``, NaN/inf raises :class:`optcore.NumericalError`, and an exception you raise
@@ -248,6 +275,10 @@ class Problem:
         batched: bool = False,
         n_samples: tuple[int, int] | None = None,
         d_y: int | None = None,
+        h: Callable | None = None,
+        jac_h: Callable | None = None,
+        n_eq: int = 0,
+        project_x: Operator | None = None,
     ):
         for name, fn in (("grad_f", grad_f), ("grad_g", grad_g)):
             if not callable(fn):
@@ -263,6 +294,8 @@ class Problem:
         self.batched = bool(batched)
         self.n_samples = n_samples
         self.d_y = None if d_y is None else positive_int(d_y, "d_y")
+        self.n_eq = validate_problem_fields(h, jac_h, n_eq, project_x)
+        self.h, self.jac_h, self.project_x = h, jac_h, project_x
 
     def _spec(self, dx: int, dy: int, dtype: np.dtype) -> tuple:
         """The oracle tuple the core calls: flat arrays of ``dtype`` in and out, checked."""
@@ -370,6 +403,31 @@ def _prepare(prob, x0, y0, name_y="y0"):
     x = np.ascontiguousarray(x, dtype=dtype)
     y = np.ascontiguousarray(y, dtype=dtype)
     handle = prob._handle_for(dtype) if isinstance(prob, NativeProblem) else prob._spec(dx, dy, dtype)
+    return x, y, dtype, handle
+
+
+def _prepare_constrained(prob, x0, y0):
+    """``_prepare`` for ``method="lvhba"``: flat ``x0``, ``y0`` and the core's problem object."""
+    x = _vector(x0, "x0")
+    if isinstance(prob, NativeConstrainedProblem):
+        dtype = prob._dtype(x.dtype)
+        dx, dy = prob.d_x, prob.d_y
+        y = np.zeros(dy, dtype) if y0 is None else _vector(y0, "y0")
+    else:
+        if y0 is None and prob.d_y is None:
+            raise ValueError("`y0` is required for a Problem of Python functions (or give Problem(..., d_y=...)).")
+        y = np.zeros(prob.d_y, x.dtype) if y0 is None else _vector(y0, "y0")
+        dtype = np.dtype(np.float32) if (x.dtype == np.float32 and y.dtype == np.float32) else np.dtype(np.float64)
+        dx, dy = x.size, y.size
+    if x.shape != (dx,):
+        raise ValueError(f"`x0` must have {dx} entries for this problem; got {x.size}.")
+    if y.shape != (dy,):
+        raise ValueError(f"`y0` must have {dy} entries for this problem; got {y.size}.")
+    x = np.ascontiguousarray(x, dtype=dtype)
+    y = np.ascontiguousarray(y, dtype=dtype)
+    handle = (
+        prob._handle_for(dtype) if isinstance(prob, NativeConstrainedProblem) else constrained_spec(prob, dx, dy, dtype)
+    )
     return x, y, dtype, handle
 
 
@@ -514,7 +572,7 @@ def minimize(
         Initial lower-level point. ``None`` starts from zeros (native problems, or a
         ``Problem`` built with ``d_y``). Every method first refines it by at most
         ``refine_steps`` (default 1000) gradient steps on ``g(x0, ·)``.
-    method : {"aid", "itd", "exact", "soba", "borep", "f2sa", "penalty"}
+    method : {"aid", "itd", "exact", "soba", "borep", "f2sa", "penalty", "lvhba"}
         See the module docs.
     outer : {"gd", "lbfgs"}, optional
         The outer loop (module docs): ``"lbfgs"`` for ``aid``, ``itd`` and ``exact`` (the
@@ -530,6 +588,9 @@ def minimize(
         Converged (status 0) when the method's hypergradient estimate and the lower-level
         residual are both ``<= tol`` (``f2sa`` also needs ``λ = lam_max``) and ``‖∇F‖``
         measured at that ``x`` is ``<= tol`` (see ``BilevelResult.hypergrad_norm``).
+        ``lvhba``: when the constraint violation, the lower level's KKT residual and the
+        reformulation's stationarity, all measured at the returned point, are ``<= tol``
+        (see :class:`ConstrainedResult`).
     rng : int, numpy.random.Generator or None
         Seeds the core's PRNG (minibatches, power-iteration starts): the same seed gives the
         same result.
@@ -552,6 +613,25 @@ def minimize(
           ``momentum`` (None, or the STORM ``η`` in (0, 1]), ``inner_tol`` (0),
           ``project_y``;
         - ``penalty``: ``sigma`` (1e-4), ``inner_tol`` (``1e-2 tol σ``), ``project_y``.
+        - ``lvhba`` (its own keys): ``lower_step`` (``η`` of ``(θ, λ)``; default
+          ``½ min(1/(L̂_g + 1/γ₁), γ₂, min(1/γ₁, 1/γ₂)/‖Ĵ‖²)``), ``step`` (``α`` of
+          ``(x, y)``; default
+          ``min(½/(L̂_f/c0 + L̂_g + 1/γ₁ + ρ‖Ĵ‖²), η)``), where ``L̂_f``, ``L̂_g`` and ``‖Ĵ‖²``
+          come from 10-step power iterations at ``(x0, y0)`` on central differences of
+          ``grad_f``, ``grad_g`` and ``h`` (started from ``rng``), ``z_step`` (``β``, 0.1),
+          ``c0`` (1) and ``power``
+          (0.3): the penalty ``c_k = c0 (k+1)^power``; ``gamma1``, ``gamma2`` (1, 1): the
+          proximal parameters; ``z_max`` (1e4): multipliers stay in ``[0, z_max]``;
+          ``rho`` (1): the augmented-Lagrangian parameter of the upper copy's constraint
+          ``h(x, y) ≤ 0``; ``project_x``, ``project_y`` (operators: ``X``, and ``Y`` for both
+          ``y`` and ``θ``). Iteration ``k``: ``θ ← P_Y(θ − η(∇ᵧg(x, θ) + J_yh(x, θ)ᵀλ +
+          (θ − y)/γ₁))``, ``λ ← Π(λ + η(h(x, θ) − (λ − z)/γ₂))``; then
+          ``d_x = ∇ₓf/c_k + ∇ₓg(x, y) − ∇ₓg(x, θ) − J_xh(x, θ)ᵀλ + J_xh(x, y)ᵀμ̂``,
+          ``d_y = ∇ᵧf/c_k + ∇ᵧg(x, y) − (y − θ)/γ₁ + J_yh(x, y)ᵀμ̂`` with
+          ``μ̂ = Π(μ + ρh(x, y))``, ``(x, y) ← P_{X×Y}((x, y) − α d)``,
+          ``μ ← Π(μ + αρh(x, y))``, ``z ← Π(z + β(λ − z)/γ₂)``. The reformulation's
+          minimiser is ``O(1/c)`` from the solution unless ``f``'s gradient vanishes there,
+          so the accuracy grows with the iterations like ``1/c_k``.
     callback : callable, optional
         ``callback(intermediate_result)`` every ``check_every`` iterations with ``x``, ``y``,
         ``nit``, ``hypergrad_norm``; raising ``StopIteration`` stops the run (status 99).
@@ -596,6 +676,32 @@ def minimize(
     allowed = OUTER_METHODS[method] if lbfgs else METHODS[method]
     opts = check_options(options, allowed, f"{method}' with outer='{outer}" if lbfgs else method)
     memory = opts.pop("memory", None)
+    if getattr(prob, "project_x", None) is not None and opts.get("project_x") is None:
+        opts["project_x"] = prob.project_x
+    constrained = isinstance(prob, NativeConstrainedProblem) or getattr(prob, "h", None) is not None
+    if constrained != (method == "lvhba"):
+        raise ValueError(
+            "a constrained lower level (Problem(h=..., jac_h=...) or a native constrained problem) is solved by "
+            "method='lvhba', and method='lvhba' needs one."
+        )
+    if method == "lvhba":
+        x, y, dtype, handle = _prepare_constrained(prob, x0, y0)
+        return minimize_lvhba(
+            prob,
+            x,
+            y,
+            dtype,
+            handle,
+            seed=seed_from_rng(rng, high=2**63 - 1),
+            opts=opts,
+            tol=tol,
+            maxiter=maxiter,
+            callback=callback,
+            check_every=check_every,
+            disp=disp,
+            warn=warn,
+            workers=workers,
+        )
     x, y, dtype, handle = _prepare(prob, x0, y0)
     copts = _core_options(method, opts, prob, tol, maxiter, seed_from_rng(rng, high=2**63 - 1), (x.size, y.size))
     copts["outer"] = outer

@@ -25,7 +25,15 @@ import numpy as np
 from .. import _core
 from .._validation import as_float_array, check_finite, nonnegative_scalar
 
-__all__ = ["NativeProblem", "RidgeHyperparameter", "LogisticHyperCleaning", "Quadratic"]
+__all__ = [
+    "NativeProblem",
+    "RidgeHyperparameter",
+    "LogisticHyperCleaning",
+    "Quadratic",
+    "NativeConstrainedProblem",
+    "ConstrainedToy",
+    "SVMHyperparameter",
+]
 
 
 class NativeProblem:
@@ -316,3 +324,164 @@ class Quadratic(NativeProblem):
     def optimal_value(self) -> float:
         """``F(optimal_x)``."""
         return self.value(self.optimal_x)
+
+
+# Constrained lower levels (``method="lvhba"``).
+
+
+class NativeConstrainedProblem:
+    """Base class of the native problems with a constrained lower level (``method="lvhba"``)."""
+
+    d_x: int
+    d_y: int
+    m: int
+    n_eq: int
+    _handle: _core.NativeConstrained
+    dtype: np.dtype | None = None
+
+    def _init_dims(self):
+        self.d_x, self.d_y, self.m, self.n_eq = self._handle.dims
+
+    def _dtype(self, x_dtype: np.dtype) -> np.dtype:
+        if self.dtype is not None:
+            return self.dtype
+        return np.dtype(np.float32) if x_dtype == np.float32 else np.dtype(np.float64)
+
+    def _handle_for(self, dtype: np.dtype):
+        return self._handle
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(d_x={self.d_x}, d_y={self.d_y}, m={self.m}, n_eq={self.n_eq})"
+
+
+class ConstrainedToy(NativeConstrainedProblem):
+    """The synthetic problem of LV-HBA's paper (Yao et al., ICLR 2024, Section 5, "LLC").
+
+    ``x ∈ Rⁿ``, ``y = (y₁, y₂) ∈ R²ⁿ``; upper level ``f = ½‖x − y₂‖² + ½‖y₁ − a𝟏‖²``, lower
+    level ``g = ½‖y₁‖² − xᵀy₁ + 𝟏ᵀy₂`` subject to the coupled equality
+    ``h = −(𝟏ᵀx + 𝟏ᵀy) = 0``. The lower level is linear in ``y₂``: its solution set is not a
+    singleton (the optimistic solution is meant). Closed form: ``x* = (a − 4)/10·𝟏``,
+    ``y₁* = x* + 𝟏``, ``y₂* = −2x* − 𝟏``, multiplier ``λ* = 1``; the paper's instance is
+    ``a = 1`` (``x* = −0.3·𝟏``). With ``a = 2/3``, ``f(x*, y*) = 0``: the upper level is
+    consistent with the lower one, and the penalised reformulation is exact for every
+    penalty (with ``a = 1`` its minimiser is ``O(1/c)`` away from the solution).
+
+    Parameters
+    ----------
+    n : int
+        Dimension of ``x`` (the paper: 100).
+    a : float
+        The upper level's target for ``y₁``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> toy = bilevel.problems.ConstrainedToy(n=3, a=2 / 3)
+    >>> res = bilevel.minimize(toy, np.ones(3), method="lvhba", maxiter=100_000, tol=1e-8)
+    >>> res.success, bool(np.allclose(res.x, toy.optimal_x, atol=1e-6))
+    (True, True)
+    """
+
+    def __init__(self, n: int = 100, a: float = 1.0):
+        from .._validation import positive_int  # noqa: PLC0415
+
+        self.n = positive_int(n, "n")
+        a = float(a)
+        if not np.isfinite(a):
+            raise ValueError(f"`a` must be finite; got {a!r}.")
+        self.a = a
+        self._handle = _core.bilevel_llc_toy(self.n, a)
+        self._init_dims()
+
+    @property
+    def optimal_x(self) -> np.ndarray:
+        """``x* = (a − 4)/10·𝟏``."""
+        return np.full(self.n, (self.a - 4.0) / 10.0)
+
+    @property
+    def optimal_y(self) -> np.ndarray:
+        """``y* = (x* + 𝟏, −2x* − 𝟏)``."""
+        xs = (self.a - 4.0) / 10.0
+        return np.concatenate([np.full(self.n, xs + 1.0), np.full(self.n, -2.0 * xs - 1.0)])
+
+    optimal_multiplier = 1.0
+
+
+class SVMHyperparameter(NativeConstrainedProblem):
+    """Per-sample box bounds of a linear soft-margin SVM, chosen on a validation set.
+
+    ``x = C ∈ R^{n_tr}``, ``y = α ∈ R^{n_tr}``: the lower level is the SVM dual
+    ``min_α ½‖Zᵀ(t∘α)‖² − 𝟏ᵀα`` subject to the box ``0 ≤ α_i ≤ C_i`` (constraints
+    ``h = (−α, α − C) ≤ 0`` that couple ``C`` and ``α``; the intercept is a constant feature
+    appended to ``Z`` as in liblinear, so there is no equality constraint); the upper level is
+    the mean logistic loss of ``w = Zᵀ(t∘α)`` on the validation set. The lower level is
+    convex but not strictly (its solution need not be unique). Use
+    ``project_x=optcore.fixed_point.operators.Box(0, C_max)`` to keep ``C`` in a range.
+
+    Parameters
+    ----------
+    X_tr, X_val : array_like
+        Features, ``(n_tr, p)`` and ``(n_val, p)``.
+    y_tr, y_val : array_like
+        Labels in ``{-1, +1}`` (``{0, 1}`` are mapped to ``{-1, +1}``).
+    intercept : bool
+        Append a constant feature (default True).
+    dtype : numpy dtype, optional
+        float64 (default) or float32.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> from optcore.fixed_point.operators import Box
+    >>> r = np.random.default_rng(0)
+    >>> X = r.normal(size=(60, 3)); t = np.sign(X[:, 0] + 0.3 * r.normal(size=60))
+    >>> prob = bilevel.problems.SVMHyperparameter(X[:40], t[:40], X[40:], t[40:])
+    >>> res = bilevel.minimize(prob, np.ones(40), method="lvhba", maxiter=2000, warn=False,
+    ...                        options={"project_x": Box(0.0, 10.0, dim=40)})
+    >>> bool(res.fun < np.log(2)), bool(np.all(res.multipliers >= 0))  # f(C, 0) = log 2
+    (True, True)
+    """
+
+    def __init__(self, X_tr, y_tr, X_val, y_val, *, intercept: bool = True, dtype=None):
+        dt = np.dtype(np.float64 if dtype is None else dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise ValueError(f"`dtype` must be float32 or float64; got {dt}.")
+
+        def feats(X, name):
+            X = as_float_array(X, name)
+            if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+                raise ValueError(f"`{name}` must be a non-empty 2-D array; got shape {X.shape}.")
+            check_finite(X, name)
+            if intercept:
+                X = np.hstack([X, np.ones((X.shape[0], 1))])
+            return np.ascontiguousarray(X, dtype=dt)
+
+        def labels(t, name, n):
+            t = as_float_array(t, name).reshape(-1)
+            if t.size != n:
+                raise ValueError(f"`{name}` must have {n} labels; got {t.size}.")
+            if np.all(np.isin(t, (0.0, 1.0))):
+                t = 2.0 * t - 1.0
+            if not np.all(np.isin(t, (-1.0, 1.0))):
+                raise ValueError(f"`{name}` must hold labels in {{-1, +1}} (or {{0, 1}}).")
+            return [float(v) for v in t]
+
+        Z, Zv = feats(X_tr, "X_tr"), feats(X_val, "X_val")
+        if Z.shape[1] != Zv.shape[1]:
+            raise ValueError(
+                f"`X_tr` and `X_val` must have the same number of columns; got {Z.shape[1]} and {Zv.shape[1]}."
+            )
+        t, tv = labels(y_tr, "y_tr", Z.shape[0]), labels(y_val, "y_val", Zv.shape[0])
+        fn = _core.bilevel_svm_f32 if dt == np.float32 else _core.bilevel_svm_f64
+        self._handle = fn(Z.reshape(-1), t, Zv.reshape(-1), tv, Z.shape[1])
+        self.dtype = dt
+        self._init_dims()
+
+    @staticmethod
+    def weights(X, y, alpha, intercept: bool = True) -> np.ndarray:
+        """``w = Zᵀ(t∘α)`` (the last entry the intercept when ``intercept``)."""
+        Z = np.hstack([X, np.ones((X.shape[0], 1))]) if intercept else np.asarray(X)
+        t = np.where(np.asarray(y) > 0, 1.0, -1.0)
+        return Z.T @ (t * alpha)

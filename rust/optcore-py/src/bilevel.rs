@@ -589,5 +589,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bilevel_hypergradient_f32, m)?)?;
     m.add_function(wrap_pyfunction!(bilevel_eval_f64, m)?)?;
     m.add_function(wrap_pyfunction!(bilevel_eval_f32, m)?)?;
-    Ok(())
+    lvhba::register(m)
 }
+
+// Constrained lower levels: LV-HBA (`method="lvhba"`), in `bilevel/lvhba.rs`.
+mod lvhba;

@@ -28,3 +28,10 @@ pub use methods::{LinSolve, Method, Options, Outer, Output};
 pub use minimize::minimize;
 pub use oracle::{fd_second, second_policy, Batch, Counts, Oracle, Phase, Probe, PHASE_NAMES};
 pub use problems::{Logistic, Quadratic, Ridge};
+
+// Constrained lower levels (LV-HBA): `method="lvhba"`, `Problem(h=..., jac_h=...)`, and the
+// native problems `ConstrainedToy`, `SVMHyper`.
+pub mod constrained;
+pub mod lvhba;
+pub use constrained::{LlcToy, SvmDual};
+pub use lvhba::{minimize_lvhba, Constrained, LvCounts, LvOptions, LvOutput, Measures};

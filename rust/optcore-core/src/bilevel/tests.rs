@@ -368,3 +368,35 @@ fn lbfgs_outer_respects_bounds() {
     assert!(out.x.iter().zip(&lo).all(|(x, l)| x >= l));
     assert_eq!(&out.x[..2], &lo[..2]);
 }
+
+mod lvhba_tests {
+    use crate::bilevel::{minimize_lvhba, LlcToy, LvOptions};
+    use crate::solver::{NoObserver, Termination};
+
+    #[test]
+    fn llc_toy_default_steps() {
+        let p = LlcToy { n: 3, a: 1.0 };
+        let o = LvOptions::<f64> { maxiter: 1, ..Default::default() };
+        let out = minimize_lvhba(&p, &[1.0; 3], &[0.0; 6], &o, &mut NoObserver).unwrap();
+        // L_g = (1 + √5)/2, L_f = 2, ‖J‖² = 9 (J = −𝟏ᵀ on 9 entries), γ₁ = γ₂ = 1:
+        // η = ½ min(1/(L_g + 1), 1, 1/9) = 1/18, α = min(½/(L_f + L_g + 1 + 9), η).
+        let lg = 0.5 * (1.0 + 5f64.sqrt());
+        let alpha = 0.5 / (2.0 + lg + 1.0 + 9.0);
+        assert!((out.steps.1 * 18.0 - 1.0).abs() < 1e-4, "{:?}", out.steps);
+        assert!((out.steps.0 / alpha - 1.0).abs() < 1e-4, "{:?}", out.steps);
+    }
+
+    #[test]
+    fn llc_toy_consistent_reaches_closed_form() {
+        let p = LlcToy { n: 3, a: 2.0 / 3.0 };
+        let (xs, ys, _) = p.solution();
+        let o = LvOptions::<f64> { maxiter: 200_000, tol: 1e-9, ..Default::default() };
+        // default steps from power iterations at the start
+        let out = minimize_lvhba(&p, &[1.0; 3], &[0.0; 6], &o, &mut NoObserver).unwrap();
+        let ex = out.x.iter().zip(&xs).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let ey = out.y.iter().zip(&ys).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        assert_eq!(out.termination, Termination::Converged, "{:?} nit {}", out.measures, out.nit);
+        assert!(ex < 1e-6 && ey < 1e-6, "x err {ex}, y err {ey}");
+        assert!((out.multipliers[0] - 1.0).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,401 @@
+#!/usr/bin/env python
+"""Constrained lower levels: optcore's LV-HBA against the paper's synthetic problem and against
+a penalty baseline (issue 22, part 2).
+
+    python benches/bilevel_lvhba.py     # -> benches/results/bilevel_lvhba.{md,json,png} (about 2 min on 2 cores, with scikit-learn)
+
+1. The LLC toy of Yao et al. (ICLR 2024, Section 5): ``x ∈ R^100``, ``y ∈ R^200``, the coupled
+   equality ``𝟏ᵀx + 𝟏ᵀy = 0``, known solution ``x* = −0.3·𝟏``; start ``x0 = y0 = 10·𝟏`` as in the
+   paper's code. Relative error ``‖x − x*‖/‖x*‖`` against iterations for LV-HBA with optcore's
+   defaults and with the paper's constants (``c_k = 0.025(k+1)^0.3``, ``α = 0.008``,
+   ``β = 0.02``, ``η = 0.01``, ``γ₁ = γ₂ = 10``, ``U = 1000``), the consistent instance
+   ``a = 2/3`` (where the penalised reformulation is exact), and the penalty baseline
+   (``method="penalty"``, the lower level reparametrised onto the constraint's hyperplane,
+   which a projection allows here: ``y = u − (𝟏ᵀu + 𝟏ᵀx)/(2n)·𝟏``).
+2. SVM hyperparameters on scikit-learn's bundled ``load_breast_cancer`` (569 samples, 30
+   features, standardised; 200 train / 150 validation / 219 test, seed 0): one box bound
+   ``C_i ∈ [0, 10]`` per training sample, the lower level the SVM dual with ``0 ≤ α ≤ C``
+   (``problems.SVMHyperparameter``), the upper level the validation logistic loss.
+   Validation/test accuracy and time for LV-HBA, the penalty baseline (``α = C∘β``,
+   ``β ∈ [0, 1]``: a projection independent of ``C``) and a grid search over one common ``C``
+   (scikit-learn ``SVC(kernel="linear")``, chosen on validation accuracy).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from optcore import bilevel
+from optcore.bilevel import problems
+from optcore.fixed_point.operators import Box
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import ot_cpu  # noqa: E402  (machine_info)
+
+N = 100
+PAPER = {"c0": 0.025, "power": 0.3, "step": 0.008, "z_step": 0.02, "lower_step": 0.01, "gamma1": 10.0, "gamma2": 10.0}
+
+
+def trace_lvhba(prob, x0, y0, maxiter, options=None, every=10):
+    xs, ts = [], []
+    t0 = time.perf_counter()
+    spent = [0.0]
+
+    def cb(r):
+        s = time.perf_counter()
+        xs.append((r.nit, np.array(r.x), s - t0 - spent[0]))
+        spent[0] += time.perf_counter() - s
+
+    res = bilevel.minimize(
+        prob,
+        x0,
+        y0,
+        method="lvhba",
+        maxiter=maxiter,
+        tol=0.0,
+        warn=False,
+        options=options,
+        callback=cb,
+        check_every=every,
+        rng=0,
+    )
+    ts.append(time.perf_counter() - t0 - spent[0])
+    return res, xs, ts[0]
+
+
+def toy_penalty(n: int, a: float):
+    """The toy with ``y = Pu − (𝟏ᵀx)/(2n)𝟏`` (``P`` the projection onto ``𝟏ᵀu = 0``): every ``y``
+    satisfies ``𝟏ᵀx + 𝟏ᵀy = 0`` and the lower level in ``u`` is unconstrained."""
+    m = 2 * n
+
+    def y_of(x, u):
+        return u - (u.sum() + x.sum()) / m
+
+    def chain(x, gx, gy):
+        gu = gy - gy.sum() / m
+        return gx - gy.sum() / m, gu
+
+    def grad_f(x, u):
+        y = y_of(x, u)
+        d = x - y[n:]
+        return chain(x, d, np.concatenate([y[:n] - a, -d]))
+
+    def grad_g(x, u):
+        y = y_of(x, u)
+        return chain(x, -y[:n], np.concatenate([y[:n] - x, np.ones(n)]))
+
+    return bilevel.Problem(grad_f=grad_f, grad_g=grad_g), y_of
+
+
+def part_toy():
+    out = {}
+    toy = problems.ConstrainedToy(n=N, a=1.0)
+    xs_ = toy.optimal_x
+    x0, y0 = np.full(N, 10.0), np.full(2 * N, 10.0)
+    rel = lambda x: float(np.linalg.norm(x - xs_) / np.linalg.norm(xs_))  # noqa: E731
+    for name, opts, iters in (
+        ("LV-HBA, optcore defaults", None, 100_000),
+        ("LV-HBA, paper's constants", PAPER, 100_000),
+    ):
+        res, tr, t = trace_lvhba(toy, x0, y0, iters, opts, every=100)
+        out[name] = {
+            "iters": [k for k, _, _ in tr],
+            "rel_err": [rel(x) for _, x, _ in tr],
+            "times": [s for _, _, s in tr],
+            "time_s": t,
+            "final": {
+                "rel_err": rel(res.x),
+                "constraint_violation": res.constraint_violation,
+                "lower_residual": res.lower_residual,
+                "stationarity": res.stationarity,
+                "penalty": res.penalty,
+                "status": res.status,
+                "multiplier": float(res.multipliers[0]),
+            },
+        }
+    consistent = problems.ConstrainedToy(n=N, a=2 / 3)
+    res, tr, t = trace_lvhba(consistent, x0, y0, 20_000, None, every=20)
+    xc = consistent.optimal_x
+    out["LV-HBA, consistent instance a = 2/3"] = {
+        "iters": [k for k, _, _ in tr],
+        "rel_err": [float(np.linalg.norm(x - xc) / np.linalg.norm(xc)) for _, x, _ in tr],
+        "times": [s for _, _, s in tr],
+        "time_s": t,
+        "final": {
+            "status": res.status,
+            "nit": res.nit,
+            "rel_err": float(np.linalg.norm(res.x - xc) / np.linalg.norm(xc)),
+        },
+    }
+    # Penalty baseline (first order, inner loops of at most 100 steps per outer iteration).
+    pen, _ = toy_penalty(N, 1.0)
+    for sigma in (1e-2, 1e-3):
+        tr = []
+        t0 = time.perf_counter()
+
+        def cb(r, tr=tr, t0=t0):
+            tr.append((r.nit, np.array(r.x), time.perf_counter() - t0))
+
+        res = bilevel.minimize(
+            pen,
+            x0,
+            y0,
+            method="penalty",
+            maxiter=2000,
+            tol=0.0,
+            warn=False,
+            callback=cb,
+            options={"sigma": sigma},
+            rng=0,
+        )
+        t = time.perf_counter() - t0
+        out[f"penalty, sigma = {sigma:g}"] = {
+            "iters": [k for k, _, _ in tr],
+            "rel_err": [rel(x) for _, x, _ in tr],
+            "times": [s for _, _, s in tr],
+            "time_s": t,
+            "grad_g_calls": res.oracle_calls["grad_g"],
+            "final": {"rel_err": rel(res.x), "status": res.status},
+        }
+    return out
+
+
+def svm_data(seed=0):
+    from sklearn.datasets import load_breast_cancer  # noqa: PLC0415
+
+    X, t = load_breast_cancer(return_X_y=True)
+    t = np.where(t > 0, 1.0, -1.0)
+    r = np.random.default_rng(seed)
+    idx = r.permutation(len(t))
+    tr, va, te = idx[:200], idx[200:350], idx[350:]
+    mu, sd = X[tr].mean(0), X[tr].std(0) + 1e-12
+    X = (X - mu) / sd
+    return (X[tr], t[tr]), (X[va], t[va]), (X[te], t[te])
+
+
+def acc(w, X, t):
+    Z = np.hstack([X, np.ones((X.shape[0], 1))])
+    return float(np.mean(np.sign(Z @ w) == t))
+
+
+def svm_penalty_problem(X, t, Xv, tv):
+    Z = np.hstack([X, np.ones((X.shape[0], 1))])
+    Zv = np.hstack([Xv, np.ones((Xv.shape[0], 1))])
+    nv = len(tv)
+
+    def w_of(c, b):
+        return Z.T @ (t * c * b)
+
+    def grad_f(c, b):
+        w = w_of(c, b)
+        m = tv * (Zv @ w)
+        u = Zv.T @ (-tv / (1.0 + np.exp(m)) / nv)
+        ga = t * (Z @ u)
+        return b * ga, c * ga
+
+    def grad_g(c, b):
+        w = w_of(c, b)
+        ga = t * (Z @ w)
+        return b * ga - b, c * ga - c
+
+    def f(c, b):
+        m = tv * (Zv @ w_of(c, b))
+        return float(np.mean(np.logaddexp(0.0, -m)))
+
+    return bilevel.Problem(grad_f=grad_f, grad_g=grad_g, f=f), w_of
+
+
+def part_svm():
+    (X, t), (Xv, tv), (Xt, tt) = svm_data()
+    n = len(t)
+    out = {}
+    cmax = 10.0
+    prob = problems.SVMHyperparameter(X, t, Xv, tv)
+    for iters, c0 in ((500, 1.0), (2000, 1.0), (10_000, 1.0), (5000, 0.1)):
+        t0 = time.perf_counter()
+        res = bilevel.minimize(
+            prob,
+            np.full(n, 1.0),
+            method="lvhba",
+            maxiter=iters,
+            warn=False,
+            options={"project_x": Box(0.0, cmax, dim=n), "c0": c0},
+            rng=0,
+        )
+        el = time.perf_counter() - t0
+        w = prob.weights(X, t, res.y)
+        out[f"LV-HBA, c0 = {c0:g}, {iters} iterations"] = {
+            "time_s": el,
+            "val_acc": acc(w, Xv, tv),
+            "test_acc": acc(w, Xt, tt),
+            "val_loss": res.fun,
+            "constraint_violation": res.constraint_violation,
+            "lower_residual": res.lower_residual,
+            "step": res.step,
+        }
+    pen, w_of = svm_penalty_problem(X, t, Xv, tv)
+    for iters in (100, 500):
+        t0 = time.perf_counter()
+        res = bilevel.minimize(
+            pen,
+            np.full(n, 1.0),
+            np.full(n, 0.5),
+            method="penalty",
+            maxiter=iters,
+            warn=False,
+            rng=0,
+            options={"project_x": Box(1e-3, cmax, dim=n), "project_y": Box(0.0, 1.0, dim=n), "sigma": 1e-2},
+        )
+        el = time.perf_counter() - t0
+        w = w_of(res.x, res.y)
+        out[f"penalty (alpha = C*beta), {iters} iterations"] = {
+            "time_s": el,
+            "val_acc": acc(w, Xv, tv),
+            "test_acc": acc(w, Xt, tt),
+            "val_loss": res.fun,
+        }
+    from sklearn.svm import SVC  # noqa: PLC0415
+
+    t0 = time.perf_counter()
+    best = None
+    for C in np.logspace(-3, 1, 13):
+        m = SVC(kernel="linear", C=C).fit(X, t)
+        va = float(m.score(Xv, tv))
+        if best is None or va > best[0]:
+            best = (va, float(m.score(Xt, tt)), float(C))
+    out["grid search over one C (sklearn SVC, 13 values)"] = {
+        "time_s": time.perf_counter() - t0,
+        "val_acc": best[0],
+        "test_acc": best[1],
+        "C": best[2],
+    }
+    return out
+
+
+def thin(data, points: int = 150):
+    """``data`` with every toy trace cut to about ``points`` log-spaced entries (the plot uses all)."""
+    out = json.loads(json.dumps(data, default=float))
+    for d in out["toy"].values():
+        n = len(d["iters"])
+        if n > points:
+            keep = sorted(set(np.unique(np.geomspace(1, n, points).astype(int) - 1).tolist()) | {n - 1})
+            for key in ("iters", "rel_err", "times"):
+                d[key] = [d[key][i] for i in keep]
+    return out
+
+
+def plot(toy, path):
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for name, d in toy.items():
+        ax.semilogy(np.maximum(d["iters"], 1), d["rel_err"], label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("iteration (penalty: outer iteration)")
+    ax.set_ylabel("‖x − x*‖ / ‖x*‖")
+    ax.set_title("LLC toy (Yao et al. 2024), n = 100")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    warnings.simplefilter("ignore")
+    info = ot_cpu.machine_info()
+    toy = part_toy()
+    svm = part_svm()
+    res_dir = HERE / "results"
+    res_dir.mkdir(exist_ok=True)
+    data = {"machine": info, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "toy": toy, "svm": svm}
+    (res_dir / "bilevel_lvhba.json").write_text(json.dumps(thin(data), indent=1, default=float))
+    plot(toy, res_dir / "bilevel_lvhba.png")
+    L = [
+        "# Constrained lower levels: LV-HBA",
+        "",
+        "Reproduce: `python benches/bilevel_lvhba.py`",
+        "",
+        f"Machine: {info['cpu']}, {info['cores']} logical cores (2-core x86_64 AVX2+FMA dev machine, shared); "
+        f"date {data['date']}.",
+        "",
+        "## 1. LLC toy (n = 100, x ∈ R^100, y ∈ R^200, x* = −0.3·1), start x0 = y0 = 10·1",
+        "",
+        "| run | rel. error at 1e2 / 1e3 / 1e4 / last iteration | time to rel. error 3e-2 (s) | total time (s) "
+        "| final status |",
+        "|---|---|---|---|---|",
+    ]
+    for name, d in toy.items():
+        errs = dict(zip(d["iters"], d["rel_err"]))
+
+        def at(k, errs=errs):
+            keys = [i for i in errs if i <= k]
+            return f"{errs[max(keys)]:.2e}" if keys else "–"
+
+        last = f"{d['rel_err'][-1]:.2e} (it. {d['iters'][-1]})" if d["iters"] else "–"
+        hit = [s for e, s in zip(d["rel_err"], d["times"]) if e <= 3e-2]
+        tt = f"{hit[0]:.3f}" if hit else "never"
+        L.append(
+            f"| {name} | {at(100)} / {at(1000)} / {at(10000)} / {last} | {tt} | {d['time_s']:.2f} | "
+            f"{d['final']['status']} |"
+        )
+    L += ["", "Final measures of the a = 1 runs:", ""]
+    for name, d in toy.items():
+        f = d["final"]
+        if "lower_residual" in f:
+            L.append(
+                f"- {name}: constraint violation {f['constraint_violation']:.1e}, lower KKT residual "
+                f"{f['lower_residual']:.1e}, stationarity {f['stationarity']:.1e}, penalty c = {f['penalty']:.3g}, "
+                f"multiplier {f['multiplier']:.4f} (λ* = 1)"
+            )
+    L += [
+        "",
+        "## 2. SVM hyperparameters (breast_cancer, 200 train / 150 validation / 219 test, one C_i ∈ [0, 10] per sample)",
+        "",
+        "| method | val. acc. | test acc. | val. loss | time (s) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, d in svm.items():
+        vl = f"{d['val_loss']:.4f}" if "val_loss" in d else "–"
+        L.append(f"| {name} | {d['val_acc']:.3f} | {d['test_acc']:.3f} | {vl} | {d['time_s']:.2f} |")
+    L += [
+        "",
+        "## Reading",
+        "",
+        "- Toy, a = 1 (the paper's instance): LV-HBA's error follows the penalty, `O(1/c_k)` with",
+        "  `c_k = (k+1)^0.3`: it passes near x* early (about 1e-2 at 1e4 iterations) and then tracks the",
+        "  penalised minimiser, whose distance shrinks like 1/c_k (the lower-level KKT residual reported",
+        "  at the end is of the same order). The multiplier converges to λ* = 1. The run ends with status 1,",
+        "  not a claim of tol. The paper's own constants (c_k = 0.025 (k+1)^0.3, α = 0.008, η = 0.01,",
+        "  γ = 10) diverge here: the paper projects (x, y) onto the hyperplane 1ᵀx + 1ᵀy = 0, while optcore",
+        "  keeps the coupled constraint by a linearised augmented Lagrangian, whose dual step α ρ ‖J‖² = 2.4",
+        "  is unstable at that α; optcore's default steps (from power iterations, α = η ≈ 1.6e-3) are stable.",
+        "  The paper reports curves only (log relative error against time), no table to compare numbers with.",
+        "- Toy, a = 2/3: the upper level is consistent with the lower one, the reformulation is exact, and",
+        "  LV-HBA converges linearly (n = 4: to 1e-8 in the tests; n = 100: slowly, its step is set by",
+        "  ‖J‖² = 300).",
+        "- The penalty method (reparametrised onto the constraint, which only this toy allows, Python",
+        "  oracles) reaches its O(σ) plateau within its first 100 outer iterations and is more accurate",
+        "  than LV-HBA here; compare the times to a relative error of 3e-2 (LV-HBA: native problem).",
+        "- SVM: LV-HBA keeps the validation accuracy of its start (C = 1) and, with the default c0 = 1,",
+        "  the validation loss does not improve with more iterations: with c_k growing, the upper level's",
+        "  weight 1/c_k fades while the ill-conditioned SVM dual (‖Z‖² in the thousands, rank p+1) is solved",
+        "  by steps of about 3e-5. c0 = 0.1 weighs the upper level more (lower validation loss) at the price",
+        "  of the lower level's KKT residual. The penalty method lowers the validation loss further, and a",
+        "  13-value grid search on one common C is as accurate as any in under a second. The paper's SVM numbers",
+        "  are on diabetes/fourclass (LIBSVM files, not bundled offline): not compared here.",
+    ]
+    (res_dir / "bilevel_lvhba.md").write_text("\n".join(L) + "\n")
+    print("\n".join(L))
+
+
+if __name__ == "__main__":
+    main()
