@@ -16,7 +16,9 @@
 //! with the generalised `KL(p | q) = sum p ln(p / q) - p + q`. The plan is
 //! `P_ij = exp((f_i + g_j - C_ij) / reg)` as in the balanced case, and the Sinkhorn updates
 //! (Chizat et al. 2018) are `f_i = reg ln a_i - tau_a reg LSE_j((g_j - C_ij) / reg)`, the same
-//! for `g` (`tau = 1`: the balanced update). At the solution the marginals are the relaxed
+//! for `g` (`tau = 1`: the balanced update), each iteration followed by the closed-form
+//! translation `(f + l, g - l)` of translation-invariant Sinkhorn (Séjourné et al. 2022; see
+//! [`translate`]), which keeps the convergence rate from degrading as `rho` grows. At the solution the marginals are the relaxed
 //! targets `P 1 = a exp(-(f - reg ln a) / rho_a)` and `P^T 1 = b exp(-(g - reg ln b) / rho_b)`
 //! (`a` and `b` when balanced).
 //!
@@ -324,6 +326,39 @@ fn relax<T: Real>(v: &mut [T], new: &[T], omega: f64) {
     });
 }
 
+/// The translation-invariant step of unbalanced Sinkhorn (Séjourné et al. 2022): `(f + l, g - l)`
+/// leaves the plan unchanged, and the `l` that maximises the dual along that direction is
+/// `ln(A / B) / (1/rho_a + 1/rho_b)` with `A = sum a exp(-(f - reg ln a) / rho_a)` (`sum a` when
+/// `rho_a = inf`), `B` alike. Without it the total mass converges at the rate `1 - O(reg / rho)`:
+/// tens of thousands of iterations near the balanced limit.
+fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra, rb): (f64, f64)) {
+    if ra.is_infinite() && rb.is_infinite() {
+        return;
+    }
+    let side = |w: &[T], p: &[T], rho: f64| -> f64 {
+        w.iter()
+            .zip(p)
+            .map(|(&w, &x)| {
+                let (w, x) = (w.as_f64(), x.as_f64());
+                if w == 0.0 {
+                    0.0
+                } else if rho.is_infinite() {
+                    w
+                } else {
+                    w * (-(x - reg * w.ln()) / rho).exp()
+                }
+            })
+            .sum()
+    };
+    let (sa, sb) = (side(a, f, ra), side(b, g, rb));
+    let l = (sa / sb).ln() / (1.0 / ra + 1.0 / rb);
+    if !(l.is_finite() && sa > 0.0 && sb > 0.0) {
+        return;
+    }
+    f.par_iter_mut().for_each(|x| *x = T::from_f64(x.as_f64() + l));
+    g.par_iter_mut().for_each(|x| *x = T::from_f64(x.as_f64() - l));
+}
+
 /// `out = v / reg` in the working dtype.
 fn scaled<T: Real>(v: &[T], reg: f64, out: &mut [T]) {
     let inv = 1.0 / reg;
@@ -484,6 +519,7 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
             let half = Half { w: b, cur: &g, lse: &lse_m, reg: eps, rho: opts.reg_m.1 };
             col_err = half_update(&half, &mut g_new);
             relax(&mut g, &g_new, omega);
+            translate(&mut f, &mut g, a, b, eps, opts.reg_m);
             nit += 1;
             stage_it += 1;
             ctl.observe(err);
