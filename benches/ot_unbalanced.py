@@ -134,7 +134,11 @@ def write(rows, quick):
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        mine = next(o for o in rows if (o["n"], o["reg"], o["reg_m"], o["solver"]) == (r["n"], r["reg"], r["reg_m"], "optcore log"))
+        mine = next(
+            o
+            for o in rows
+            if (o["n"], o["reg"], o["reg_m"], o["solver"]) == (r["n"], r["reg"], r["reg_m"], "optcore log")
+        )
         ratio = f"{r['time'] / mine['time']:.2f}" if r["ok"] and mine["ok"] and r is not mine else "-"
         lines.append(
             f"| {r['n']} | {r['reg']:g} | {r['reg_m']:g} | {r['solver']} | {r['time']:.3f} | {r['err']:.2e} | "
@@ -147,7 +151,9 @@ def write(rows, quick):
         pots = [o for o in rows if (o["n"], o["reg"], o["reg_m"]) == c and o["solver"].startswith("POT") and o["ok"]]
         if pots and mine["ok"]:
             fastest = min(pots, key=lambda o: o["time"])
-            lines.append(f"- n={c[0]}, reg={c[1]:g}, reg_m={c[2]:g}: {fastest['time'] / mine['time']:.1f}x ({fastest['solver']})")
+            lines.append(
+                f"- n={c[0]}, reg={c[1]:g}, reg_m={c[2]:g}: {fastest['time'] / mine['time']:.1f}x ({fastest['solver']})"
+            )
         else:
             lines.append(f"- n={c[0]}, reg={c[1]:g}, reg_m={c[2]:g}: no POT solver reached the target")
     (RESULTS / "ot_unbalanced.md").write_text("\n".join(lines) + "\n")
@@ -169,7 +175,11 @@ def write(rows, quick):
                 xs.append(c_i + s_i * w)
                 ys.append(r["time"])
         ax.bar(xs, ys, width=w, label=s)
-    ax.set_xticks([i + 0.4 - w / 2 for i in range(len(cases))], [f"n={n}\nreg={r:g}\nreg_m={m:g}" for n, r, m in cases], fontsize=7)
+    ax.set_xticks(
+        [i + 0.4 - w / 2 for i in range(len(cases))],
+        [f"n={n}\nreg={r:g}\nreg_m={m:g}" for n, r, m in cases],
+        fontsize=7,
+    )
     ax.set_yscale("log")
     ax.set_ylabel(f"seconds to residual {TARGET:g}")
     ax.legend(fontsize=8)

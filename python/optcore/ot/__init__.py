@@ -197,6 +197,9 @@ def sinkhorn(
         ``cg_iterations`` and ``line_search_evals`` (plan passes of the line search). With
         ``k`` histograms ``plan`` has shape ``(k, n, m)``
         and ``cost``, ``fun``, ``marginal_error`` shape ``(k,)``.
+        A finite ``reg_m`` adds ``reg_m`` (the pair) and ``mass`` (the plan's total mass);
+        on a :class:`Grid`, ``f`` and ``g`` have the grid's shape, ``grid`` is the grid,
+        ``mass`` is set and ``plan`` is None unless ``return_plan=True``.
 
     Raises
     ------

@@ -56,8 +56,10 @@ class Grid:
     """
 
     def __init__(self, axes, p: float = 2.0):
-        if isinstance(axes, np.ndarray) and axes.ndim == 1 or (
-            isinstance(axes, (list, tuple)) and len(axes) > 0 and all(np.ndim(x) == 0 for x in axes)
+        if (
+            isinstance(axes, np.ndarray)
+            and axes.ndim == 1
+            or (isinstance(axes, (list, tuple)) and len(axes) > 0 and all(np.ndim(x) == 0 for x in axes))
         ):
             axes = [axes]
         try:
@@ -109,7 +111,25 @@ class Grid:
         return C
 
 
-def solve_grid(a, b, grid: Grid, reg, reg_m, *, method, opts, tol, maxiter, x0, callback, check_every, disp, workers, warn, return_plan):
+def solve_grid(
+    a,
+    b,
+    grid: Grid,
+    reg,
+    reg_m,
+    *,
+    method,
+    opts,
+    tol,
+    maxiter,
+    x0,
+    callback,
+    check_every,
+    disp,
+    workers,
+    warn,
+    return_plan,
+):
     """Sinkhorn on a grid (balanced, or unbalanced with ``reg_m``): no plan unless
     ``return_plan=True``, then the dense ``(size, size)`` plan formed once from the returned
     potentials."""
@@ -117,9 +137,13 @@ def solve_grid(a, b, grid: Grid, reg, reg_m, *, method, opts, tol, maxiter, x0, 
 
     check_method(method, "a Grid")
     if b is not None and np.ndim(b) not in (1, grid.ndim) or (b is not None and np.size(b) != grid.size):
-        raise ValueError(f"`b` must have the grid's shape {grid.shape} or {grid.size} entries; got shape {np.shape(b)}.")
+        raise ValueError(
+            f"`b` must have the grid's shape {grid.shape} or {grid.size} entries; got shape {np.shape(b)}."
+        )
     if a is not None and np.size(a) != grid.size:
-        raise ValueError(f"`a` must have the grid's shape {grid.shape} or {grid.size} entries; got shape {np.shape(a)}.")
+        raise ValueError(
+            f"`a` must have the grid's shape {grid.shape} or {grid.size} entries; got shape {np.shape(a)}."
+        )
     n = grid.size
     given = [as_float_array(w, nm) for w, nm in ((a, "a"), (b, "b")) if w is not None and np.size(w) > 0]
     p = prepare_weights(a, b, n, n, working_dtype(*given), reg_m, tol=tol, x0=x0, reg=reg)

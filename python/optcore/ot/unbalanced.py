@@ -153,7 +153,9 @@ def prepare_weights(a, b, n: int, m: int, cost_dtype, reg_m, *, tol, x0, reg):
     )
 
 
-def solve_dense(a, b, M, reg, reg_m, *, method, opts, tol, maxiter, x0, callback, check_every, disp, workers, warn, return_plan):
+def solve_dense(
+    a, b, M, reg, reg_m, *, method, opts, tol, maxiter, x0, callback, check_every, disp, workers, warn, return_plan
+):
     """Unbalanced Sinkhorn on a dense cost (``reg_m`` finite on at least one side)."""
     from ._cpu import _common, _progress  # noqa: PLC0415  (_cpu imports this module's users)
 

@@ -109,6 +109,8 @@ pub struct GridKernel<T> {
     shape: Vec<usize>,
     n: usize,
     mats: Vec<Vec<T>>,
+    /// Per axis, per row `i`, the maxima of `L_k[i, j]` over blocks of [`BLK`] columns.
+    bounds: Vec<Vec<T>>,
 }
 
 impl<T: Real> GridKernel<T> {
@@ -125,7 +127,7 @@ impl<T: Real> GridKernel<T> {
 
     fn build(grid: &Grid, reg: f64, weight: Option<usize>) -> Self {
         let inv = 1.0 / reg;
-        let mats = grid
+        let mats: Vec<Vec<T>> = grid
             .axes
             .iter()
             .enumerate()
@@ -141,7 +143,8 @@ impl<T: Real> GridKernel<T> {
                 mat
             })
             .collect();
-        GridKernel { shape: grid.shape(), n: grid.n, mats }
+        let bounds = mats.iter().zip(grid.shape()).map(|(m, l)| block_max(m, l)).collect();
+        GridKernel { shape: grid.shape(), n: grid.n, mats, bounds }
     }
 
     /// Number of grid points.
@@ -171,23 +174,98 @@ impl<T: Real> GridKernel<T> {
                 (_, true) => (&*work, &mut *out),
                 (_, false) => (&*out, &mut *work),
             };
-            line_pass(src, dst, &self.mats[axis], self.shape[axis], fast);
+            line_pass(src, dst, (&self.mats[axis], &self.bounds[axis]), self.shape[axis], fast);
         }
     }
 }
 
-/// One pass: `src` as `(r, l)` rows, `dst` as `(l, r)`, `dst[i, q] = LSE_j(src[q, j] + mat[i, j])`.
-fn line_pass<T: Real>(src: &[T], dst: &mut [T], mat: &[T], l: usize, fast: bool) {
+/// Columns per block of the bounds that let a pass skip negligible terms.
+const BLK: usize = 8;
+
+/// Maxima of each row (length `l`) of `v` over blocks of [`BLK`] entries.
+fn block_max<T: Real>(v: &[T], l: usize) -> Vec<T> {
+    v.chunks_exact(l)
+        .flat_map(|row| row.chunks(BLK).map(|c| c.iter().fold(T::neg_infinity(), |m, &x| if x > m { x } else { m })))
+        .collect()
+}
+
+/// Terms more than this below the largest one are left out of a log-sum-exp: with at most
+/// a few thousand of them they change the sum by less than the dtype's rounding
+/// (f64: `e^-46 = 1e-20`; f32: `e^-28 = 7e-13`).
+fn cutoff<T: Real>() -> T {
+    T::from_f64(if T::SAFE_LO < 1e-100 { 46.0 } else { 28.0 })
+}
+
+/// One pass: `src` as `(r, l)` rows, `dst` as `(l, r)`, `dst[i, q] = LSE_j(src[q, j] + mat[i, j])`
+/// (`mat` with its block maxima `bounds`).
+fn line_pass<T: Real>(src: &[T], dst: &mut [T], (mat, bounds): (&[T], &[T]), l: usize, fast: bool) {
     let r = src.len() / l;
-    dst.par_chunks_mut(r).enumerate().for_each_init(
-        || vec![T::zero(); l],
-        |z, (i, row)| {
-            let mi = &mat[i * l..(i + 1) * l];
-            for (q, o) in row.iter_mut().enumerate() {
-                *o = lse_dispatch(fast, &src[q * l..(q + 1) * l], mi, T::one(), z);
-            }
-        },
-    );
+    let nb = l.div_ceil(BLK);
+    let xb = block_max(src, l);
+    let cut = cutoff::<T>();
+    dst.par_chunks_mut(r).enumerate().for_each(|(i, row)| {
+        let (mi, bi) = (&mat[i * l..(i + 1) * l], &bounds[i * nb..(i + 1) * nb]);
+        for (q, o) in row.iter_mut().enumerate() {
+            *o = lse_bounded_dispatch(fast, (&src[q * l..(q + 1) * l], &xb[q * nb..(q + 1) * nb]), (mi, bi), cut);
+        }
+    });
+}
+
+/// `LSE_j(x_j + y_j)`, max-shifted, skipping the blocks of [`BLK`] terms whose bound
+/// `xb + yb` (block maxima) is more than `cut` below the largest term: their sum is below the
+/// dtype's rounding of the result. The sum of exponentials is accumulated in f64.
+#[inline(always)]
+fn lse_bounded<T: Real, M: Madd>((x, xb): (&[T], &[T]), (y, yb): (&[T], &[T]), cut: T) -> T {
+    let mut acc = [T::neg_infinity(); BLK];
+    let (mut xc, mut yc) = (x.chunks_exact(BLK), y.chunks_exact(BLK));
+    for (xr, yr) in (&mut xc).zip(&mut yc) {
+        for l in 0..BLK {
+            let v = xr[l] + yr[l];
+            acc[l] = if v > acc[l] { v } else { acc[l] };
+        }
+    }
+    for (&xj, &yj) in xc.remainder().iter().zip(yc.remainder()) {
+        let v = xj + yj;
+        acc[0] = if v > acc[0] { v } else { acc[0] };
+    }
+    let mx = acc.iter().fold(T::neg_infinity(), |m, &v| if v > m { v } else { m });
+    if mx == T::neg_infinity() || mx.is_nan() {
+        return mx;
+    }
+    let thr = mx - cut;
+    let mut s = [0f64; BLK];
+    let (mut xc, mut yc) = (x.chunks_exact(BLK), y.chunks_exact(BLK));
+    for ((xr, yr), (&bx, &by)) in (&mut xc).zip(&mut yc).zip(xb.iter().zip(yb)) {
+        if bx + by < thr {
+            continue;
+        }
+        for l in 0..BLK {
+            s[l] += (xr[l] + yr[l] - mx).fast_exp::<M>().as_f64();
+        }
+    }
+    for (&xj, &yj) in xc.remainder().iter().zip(yc.remainder()) {
+        s[0] += (xj + yj - mx).fast_exp::<M>().as_f64();
+    }
+    T::from_f64(mx.as_f64() + s.iter().sum::<f64>().ln())
+}
+
+/// [`lse_bounded`] compiled for AVX2 + FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn lse_bounded_avx2<T: Real>(x: (&[T], &[T]), y: (&[T], &[T]), cut: T) -> T {
+    lse_bounded::<T, Fused>(x, y, cut)
+}
+
+/// [`lse_bounded`], the AVX2 + FMA version where the CPU has it (`fast`).
+#[inline(always)]
+fn lse_bounded_dispatch<T: Real>(fast: bool, x: (&[T], &[T]), y: (&[T], &[T]), cut: T) -> T {
+    #[cfg(target_arch = "x86_64")]
+    if fast {
+        // SAFETY: `fast` is true only when the CPU supports AVX2 and FMA.
+        return unsafe { lse_bounded_avx2(x, y, cut) };
+    }
+    let _ = fast;
+    lse_bounded::<T, Unfused>(x, y, cut)
 }
 
 /// `LSE_j(x_j + s y_j)` (max-shifted, the sum of exponentials in f64; `z` scratch).

@@ -16,12 +16,13 @@
 //! - [`kernels`] — the inner loops over rows of the cost, and the bare `exp` floor of a pass.
 //! - [`grid`] — grids: the separable cost's Gibbs kernel applied in the log domain by 1-D passes.
 //! - [`unbalanced`] — log-domain Sinkhorn over any log-domain kernel (grids, dense costs),
-//!   balanced or with KL-relaxed marginals.
+//!   balanced or with KL-relaxed marginals; [`lse_dense`] — a dense cost as such a kernel.
 
 pub mod batch;
 pub mod controller;
 pub mod grid;
 pub mod kernels;
+pub mod lse_dense;
 pub mod mirror;
 pub mod online;
 pub mod scaling;
@@ -39,4 +40,5 @@ pub use scaling::{sinkhorn_scaling, ScalingOutput};
 pub use sinkhorn::{sinkhorn_log, LogOptions, Problem, SinkhornOutput};
 pub use sns::{sinkhorn_sns, SnsOptions, SnsOutput};
 pub use grid::{Grid, GridKernel, GridOperator};
-pub use unbalanced::{sinkhorn_lse, DenseOperator, LogKernel, LseOptions, LseOutput, Sums};
+pub use lse_dense::DenseOperator;
+pub use unbalanced::{sinkhorn_lse, LogKernel, LseOptions, LseOutput, Sums};

@@ -3,7 +3,7 @@
 //!
 //! A [`LogKernel`] applies `h -> LSE_j(h_j - C_ij / reg)` (rows) and its transpose (columns)
 //! without necessarily storing `C`: a grid applies it by separable 1-D passes, a dense cost
-//! ([`DenseOperator`]) row by row. [`sinkhorn_lse`] runs log-domain Sinkhorn on it, with the
+//! ([`super::lse_dense::DenseOperator`]) by scalings of a stored kernel. [`sinkhorn_lse`] runs log-domain Sinkhorn on it, with the
 //! shared [`Controller`] (over-relaxation, stall test, ε-scaling stages).
 //!
 //! # The unbalanced problem
@@ -32,10 +32,8 @@
 //! returned potentials ([`LogKernel::measure`]), and only that measurement decides success.
 
 use super::controller::{eps_schedule, Controller, EpsScaling, Overrelax};
-use super::grid::{lse_dispatch, simd};
-use super::sinkhorn::reduce_blocks;
 use crate::error::{OptError, Result};
-use crate::parallel::{chunked_sums, row_block};
+use crate::parallel::chunked_sums;
 use crate::real::Real;
 use crate::solver::{Control, Observer, Report, Termination};
 use rayon::prelude::*;
@@ -63,110 +61,6 @@ pub trait LogKernel<T: Real>: Send {
     /// Row and column sums and `<P, C>` of `P_ij = exp(fs_i + gs_j - C_ij / reg)`, in f64
     /// (`fs = f / reg`, `gs = g / reg`).
     fn measure(&mut self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Sums>;
-}
-
-/// A dense row-major cost as a [`LogKernel`] (with a transposed copy for the column pass).
-pub struct DenseOperator<'c, T> {
-    cost: &'c [T],
-    cost_t: Vec<T>,
-    n: usize,
-    m: usize,
-    inv: f64,
-}
-
-impl<'c, T: Real> DenseOperator<'c, T> {
-    pub fn new(cost: &'c [T], n: usize, m: usize) -> Result<Self> {
-        let len = crate::alloc::checked_len(n, m, "the transposed cost")?;
-        if cost.len() != len {
-            return Err(OptError::InvalidInput("the cost has the wrong length".into()));
-        }
-        if !cost.iter().all(|x| x.is_finite()) {
-            return Err(OptError::InvalidInput("M must be finite".into()));
-        }
-        let mut cost_t = crate::alloc::try_zeroed::<T>(len, "the transposed cost")?;
-        cost_t.par_chunks_mut(n).enumerate().for_each(|(j, col)| {
-            for (i, c) in col.iter_mut().enumerate() {
-                *c = cost[i * m + j];
-            }
-        });
-        Ok(DenseOperator { cost, cost_t, n, m, inv: 1.0 })
-    }
-}
-
-/// `out_i = LSE_j(h_j - rows_ij * inv)` for the rows of a row-major `rows` (independent rows).
-fn dense_lse<T: Real>(rows: &[T], h: &[T], inv: f64, out: &mut [T]) {
-    let w = h.len();
-    let fast = simd();
-    let ninv = T::from_f64(-inv);
-    out.par_chunks_mut(32).enumerate().for_each_init(
-        || vec![T::zero(); w],
-        |z, (c, ob)| {
-            for (l, o) in ob.iter_mut().enumerate() {
-                let i = c * 32 + l;
-                *o = lse_dispatch(fast, h, &rows[i * w..(i + 1) * w], ninv, z);
-            }
-        },
-    );
-}
-
-impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
-    fn n(&self) -> usize {
-        self.n
-    }
-    fn m(&self) -> usize {
-        self.m
-    }
-    fn cost_range(&self) -> f64 {
-        let (lo, hi) = self
-            .cost
-            .par_chunks(1 << 16)
-            .map(|c| c.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(x.as_f64()), h.max(x.as_f64()))))
-            .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |(a, b), (c, d)| (a.min(c), b.max(d)));
-        hi - lo
-    }
-    fn set_reg(&mut self, reg: f64) {
-        self.inv = 1.0 / reg;
-    }
-    fn rows(&mut self, h: &[T], out: &mut [T]) {
-        dense_lse(self.cost, h, self.inv, out);
-    }
-    fn cols(&mut self, h: &[T], out: &mut [T]) {
-        dense_lse(&self.cost_t, h, self.inv, out);
-    }
-    fn measure(&mut self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Sums> {
-        let (n, m) = (self.n, self.m);
-        let rb = row_block(n);
-        let nb = n.div_ceil(rb);
-        let inv = 1.0 / reg;
-        let mut partials = crate::alloc::try_zeroed::<f64>(crate::alloc::checked_len(nb, m, "the plan sums")?, "the plan sums")?;
-        let mut rows = vec![0.0; n];
-        let costs: Vec<f64> = self
-            .cost
-            .par_chunks(rb * m)
-            .zip(fs.par_chunks(rb))
-            .zip(rows.par_chunks_mut(rb))
-            .zip(partials.par_chunks_mut(m))
-            .map(|(((mr, fb), rsb), acc)| {
-                let mut cost = 0.0;
-                for ((row, &fi), rs) in mr.chunks_exact(m).zip(fb).zip(rsb.iter_mut()) {
-                    if fi == f64::NEG_INFINITY {
-                        continue;
-                    }
-                    for ((&c, &gj), a) in row.iter().zip(gs).zip(acc.iter_mut()) {
-                        let c = c.as_f64();
-                        let p = if gj == f64::NEG_INFINITY { 0.0 } else { (fi + gj - c * inv).exp() };
-                        *rs += p;
-                        *a += p;
-                        cost += p * c;
-                    }
-                }
-                cost
-            })
-            .collect();
-        let mut cols = vec![0.0; m];
-        reduce_blocks(&partials, m, &mut cols);
-        Ok(Sums { rows, cols, cost: costs.iter().sum() })
-    }
 }
 
 /// Options of [`sinkhorn_lse`].
@@ -535,6 +429,7 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
 mod tests {
     use super::*;
     use crate::ot::grid::{Grid, GridOperator};
+    use crate::ot::lse_dense::DenseOperator;
     use crate::ot::sinkhorn::{sinkhorn_log, LogOptions, Problem};
     use crate::solver::NoObserver;
 
@@ -563,7 +458,8 @@ mod tests {
             .collect();
         let reg = 0.05;
         let mut op = GridOperator::new(&grid).unwrap();
-        let out = sinkhorn_lse(&mut op, &a, &b, &opts(reg, (f64::INFINITY, f64::INFINITY)), None, &mut NoObserver).unwrap();
+        let out =
+            sinkhorn_lse(&mut op, &a, &b, &opts(reg, (f64::INFINITY, f64::INFINITY)), None, &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Converged);
         let dense = sinkhorn_log(
             &Problem::new(&a, &b, &cost),
