@@ -136,14 +136,12 @@ def solve_grid(
     from ._cpu import _common, _progress  # noqa: PLC0415  (_cpu is the CPU dispatch's home)
 
     check_method(method, "a Grid")
-    if b is not None and np.ndim(b) not in (1, grid.ndim) or (b is not None and np.size(b) != grid.size):
-        raise ValueError(
-            f"`b` must have the grid's shape {grid.shape} or {grid.size} entries; got shape {np.shape(b)}."
-        )
-    if a is not None and np.size(a) != grid.size:
-        raise ValueError(
-            f"`a` must have the grid's shape {grid.shape} or {grid.size} entries; got shape {np.shape(a)}."
-        )
+    for w, nm in ((a, "a"), (b, "b")):
+        # None or [] is uniform; otherwise the grid's shape, or flat.
+        if w is not None and np.size(w) > 0 and (np.size(w) != grid.size or np.ndim(w) not in (1, grid.ndim)):
+            raise ValueError(
+                f"`{nm}` must have the grid's shape {grid.shape} or {grid.size} entries; got shape {np.shape(w)}."
+            )
     n = grid.size
     given = [as_float_array(w, nm) for w, nm in ((a, "a"), (b, "b")) if w is not None and np.size(w) > 0]
     p = prepare_weights(a, b, n, n, working_dtype(*given), reg_m, tol=tol, x0=x0, reg=reg)
