@@ -44,7 +44,7 @@ def sinkhorn(
     *,
     x=None,
     y=None,
-    return_plan: bool | None = None,
+    return_plan: bool | str = "auto",
     reg_m=None,
     method: str = "log",
     tol: float | None = None,
@@ -95,11 +95,11 @@ def sinkhorn(
         ``exp`` per pair per half-iteration, ``O((n + m) d)`` memory; ``marginal_error``,
         ``cost`` and ``fun`` are measured exactly on the implied plan, each entry evaluated in
         float64 from the returned potentials); otherwise the CPU forms ``M``.
-    return_plan : bool, optional
+    return_plan : bool or "auto"
         ``False``: do not form the plan (``plan`` and ``x`` are None); potentials, ``cost``,
         ``fun`` and ``marginal_error`` are still returned (measured on the implied plan).
-        Default: True, except on a :class:`Grid` (there ``True`` forms the dense
-        ``(n, n)`` plan once, from the returned potentials).
+        ``"auto"`` (default): True, except on a :class:`Grid` (there ``True`` forms the
+        dense ``(n, n)`` plan once, eagerly, from the returned potentials).
     reg_m : float or (float, float), optional
         Unbalanced OT: the weight of the KL relaxation of the marginals, one for both or
         ``(reg_m_a, reg_m_b)``; ``inf`` keeps that marginal a constraint, and ``None`` or
@@ -246,7 +246,7 @@ def sinkhorn(
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
     method = method.lower()
     opts = check_options(options, METHODS[method], method)
-    if return_plan is None:
+    if isinstance(return_plan, str) and return_plan == "auto":
         return_plan = not is_grid
     checks.arguments(M, reg, x, y, return_plan)
     pair = reg_m_pair(reg_m)
