@@ -4,7 +4,8 @@ The issue-21 case: two 3-Gaussian mixtures (``benches/ot_sns.py``'s ``gmm_densit
 2) on a k x k grid of cell centres of [0, 1]^2, normalised, floored at 1e-15 (masses down to
 1e-15) and renormalised; squared Euclidean cost divided by its maximum (the grid's axes are
 scaled by 1/sqrt(max)). Every solver must reach an L1 marginal error ``||P 1 - a||_1 +
-||P^T 1 - b||_1 <= 1e-6`` measured on the plan its returned potentials imply (in float64); OTT
+||P^T 1 - b||_1 <= 1e-6`` measured on the plan its returned potentials imply (in float64, by
+NumPy on the dense cost; at k = 256 optcore's own measurement through the separable passes); OTT
 stops on its own criterion, so its threshold is lowered tenfold until that holds and the
 fastest passing run is timed (jit compile time excluded). optcore's dense ``log`` solver on the
 grid's cost matrix is timed too (k = 64 only). Repeats are interleaved; best of ``REPEATS``.
@@ -112,7 +113,9 @@ def run_optcore(a, b, grid, reg, method="log", dense=False):
     t0 = time.perf_counter()
     res = optcore.ot.sinkhorn(aa, bb, M, reg=reg, tol=TARGET, method=method, maxiter=100_000, warn=False)
     dt = time.perf_counter() - t0
-    err = res.marginal_error if dense else plan_error(res.f, res.g, grid, a, b, reg)
+    # Beyond 64 x 64 the dense re-measurement (n^2 exponentials in NumPy) takes minutes: the
+    # core's own float64 measurement through the separable passes is used there.
+    err = res.marginal_error if dense or grid.size > 4096 else plan_error(res.f, res.g, grid, a, b, reg)
     return dict(time=dt, err=float(err), nit=int(res.nit), ok=bool(res.success and err <= TARGET))
 
 
