@@ -137,3 +137,18 @@ def test_small_reg_dense_matches_the_exact_grid_passes():
     np.testing.assert_allclose(rd.f[fin], rg.f.ravel()[fin], atol=1e-9)
     np.testing.assert_allclose(rd.g, rg.g.ravel(), atol=1e-9)
     assert rd.fun == pytest.approx(rg.fun, rel=1e-9)
+
+
+@pytest.mark.parametrize("reg_m", [(0.1, np.inf), 0.3])
+def test_eps_scaling_reaches_small_reg(reg_m):
+    """Every ε stage after the first starts from the previous residual: the last stage's stall
+    test never sees an infinite error (it once declared a stall on the stage's first iteration)."""
+    x = np.linspace(0, 1, 10)
+    M = (x[:, None] - x[None]) ** 2
+    rng = np.random.default_rng(0)
+    a, b = rng.random(10), rng.random(10)
+    a, b = a / a.sum(), b / b.sum()
+    res = optcore.ot.sinkhorn(a, b, M, reg=1e-4, reg_m=reg_m, method="eps_scaling", maxiter=20_000)
+    assert res.success and res.stages > 1 and res.marginal_error <= 1e-9
+    ref = optcore.ot.sinkhorn(a, b, M, reg=1e-4, reg_m=reg_m, maxiter=20_000)
+    np.testing.assert_allclose(res.plan, ref.plan, atol=1e-8)

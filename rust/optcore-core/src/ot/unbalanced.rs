@@ -357,11 +357,14 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
         })
     };
 
+    // The column residual of the last g pass (carried into the next ε stage: an estimate until
+    // that stage's first g pass; infinite before the first one).
+    let mut col_err = f64::INFINITY;
     for (si, &eps) in stages.iter().enumerate() {
         let last = si + 1 == stages.len();
         op.set_reg(eps);
         ctl.begin_stage();
-        let (mut stage_it, mut col_err) = (0usize, f64::INFINITY);
+        let mut stage_it = 0usize;
         let (mut confirm, mut confirm_fails) = (opts.tol, 0usize);
         loop {
             // The f pass: the row residual of P(f, g) and the update of f (not yet applied).
@@ -387,7 +390,7 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
             if nit >= opts.maxiter {
                 return finish(op, f, g, nit, Termination::MaxIter, si + 1, None);
             }
-            if last && ctl.stalled(nit, err) {
+            if last && err.is_finite() && ctl.stalled(nit, err) {
                 return finish(op, f, g, nit, ctl.stall.termination::<T>(opts.tol), si + 1, None);
             }
             // nit = 0: the initial potentials are not yet consistent with zero weights.
