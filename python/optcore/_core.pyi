@@ -124,6 +124,42 @@ class LineSearch:
     def steps(self) -> list[float]: ...
     def accepts(self, alpha: float, d1: float, err_trial: float) -> bool: ...
 
+# Grids and unbalanced OT (rust/optcore-py/src/ot_grid.rs): one problem; a, b flat; opts holds
+# reg, reg_m = (rho_a, rho_b), tol, maxiter, eps_scaling, omega. One dict (f, g flat; no plan).
+def sinkhorn_grid_f64(
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    axes: list[npt.NDArray[np.float64]],
+    p: float,
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
+) -> dict[str, Any]: ...
+def sinkhorn_grid_f32(
+    a: npt.NDArray[np.float32],
+    b: npt.NDArray[np.float32],
+    axes: list[npt.NDArray[np.float64]],
+    p: float,
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
+) -> dict[str, Any]: ...
+def sinkhorn_unbalanced_f64(
+    a: npt.NDArray[np.float64],
+    b: npt.NDArray[np.float64],
+    m: npt.NDArray[np.float64],
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
+) -> dict[str, Any]: ...
+def sinkhorn_unbalanced_f32(
+    a: npt.NDArray[np.float32],
+    b: npt.NDArray[np.float32],
+    m: npt.NDArray[np.float32],
+    opts: dict[str, Any],
+    run: _Run,
+    x0: _X0 = None,
+) -> dict[str, Any]: ...
 def exp_floor_f64(m: npt.NDArray[np.float64], reg: float, reps: int, workers: int | None = None) -> float: ...
 def exp_floor_f32(m: npt.NDArray[np.float32], reg: float, reps: int, workers: int | None = None) -> float: ...
 

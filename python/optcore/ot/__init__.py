@@ -17,9 +17,11 @@ from .._result import OTResult
 from .._validation import check_options
 from . import checks
 from ._cpu import solve as _solve_cpu
+from .grid import Grid, solve_grid
 from .mirror import MirrorResult, mirror_sinkhorn
 from .options import METHODS, default_tol
 from .sparse import SparseOTResult, smooth_ot, sparse_ot
+from .unbalanced import reg_m_pair, solve_dense
 
 __all__ = [
     "sinkhorn",
@@ -30,6 +32,7 @@ __all__ = [
     "sparse_ot",
     "smooth_ot",
     "SparseOTResult",
+    "Grid",
 ]
 
 
@@ -41,7 +44,8 @@ def sinkhorn(
     *,
     x=None,
     y=None,
-    return_plan: bool = True,
+    return_plan: bool | str = "auto",
+    reg_m=None,
     method: str = "log",
     tol: float | None = None,
     maxiter: int = 10_000,
@@ -75,7 +79,9 @@ def sinkhorn(
     M : array_like, shape (n, m) or (B, n, m)
         Cost matrix, finite (any sign). A 3-D ``M`` is a batch of ``B`` independent problems
         of the same size (``a``: (B, n) or (n,), ``b``: (B, m) or (m,)); results get a leading
-        batch axis. Omit ``M`` and give ``x`` and ``y`` for point clouds.
+        batch axis. Omit ``M`` and give ``x`` and ``y`` for point clouds. A :class:`Grid` in
+        place of ``M``: the weights live on the grid (shape ``grid.shape`` or flat), the cost is
+        its separable ``sum_k |x_k - y_k|^p`` and no ``n x n`` array is formed (see Notes).
     reg : float
         Entropic regularisation, > 0. ``"log"`` and ``"eps_scaling"`` are stable down to
         ``1e-4 * max(M)`` and below; ``"scaling"`` underflows once ``(M - min M) / reg`` exceeds about
@@ -89,9 +95,27 @@ def sinkhorn(
         ``exp`` per pair per half-iteration, ``O((n + m) d)`` memory; ``marginal_error``,
         ``cost`` and ``fun`` are measured exactly on the implied plan, each entry evaluated in
         float64 from the returned potentials); otherwise the CPU forms ``M``.
-    return_plan : bool
+    return_plan : bool or "auto"
         ``False``: do not form the plan (``plan`` and ``x`` are None); potentials, ``cost``,
         ``fun`` and ``marginal_error`` are still returned (measured on the implied plan).
+        ``"auto"`` (default): True, except on a :class:`Grid` (there ``True`` forms the
+        dense ``(n, n)`` plan once, eagerly, from the returned potentials).
+    reg_m : float or (float, float), optional
+        Unbalanced OT: the weight of the KL relaxation of the marginals, one for both or
+        ``(reg_m_a, reg_m_b)``; ``inf`` keeps that marginal a constraint, and ``None`` or
+        ``inf`` (the default) is the balanced problem, solved exactly as without ``reg_m``.
+        With a finite ``reg_m`` (methods ``"log"`` and ``"eps_scaling"``, one problem, one
+        histogram, dense ``M``, point clouds or a :class:`Grid`) the problem is POT's
+        ``sinkhorn_unbalanced`` (``reg_type="kl"``) and OTT's ``tau = reg_m / (reg_m + reg)``:
+        ``min <P, M> + reg KL(P | a b^T) + reg_m_a KL(P 1 | a) + reg_m_b KL(P^T 1 | b)`` with
+        ``KL(p | q) = sum p log(p / q) - p + q``; ``a`` and ``b`` may have different masses.
+        ``fun`` is that objective (POT's ``total_cost`` omits the ``- p + q`` mass terms of
+        the three KLs), ``mass`` the plan's total mass, and ``marginal_error`` (what ``tol``
+        bounds) the residual of the optimality conditions
+        ``||P 1 - a~||_1 + ||P^T 1 - b~||_1`` with ``a~ = a exp(-(f - reg log a) / reg_m_a)``,
+        ``b~`` alike (the balanced marginal error when ``reg_m`` is ``inf``), measured on the
+        returned plan (or, without one, on the plan the returned potentials imply, in
+        float64).
     method : {"log", "eps_scaling", "scaling", "sns"}
         ``"log"``: log-domain potentials, stable for any ``reg``. Iterations run in the
         stabilised scaling form: the current plan is kept as a kernel and updated by
@@ -173,6 +197,9 @@ def sinkhorn(
         ``cg_iterations`` and ``line_search_evals`` (plan passes of the line search). With
         ``k`` histograms ``plan`` has shape ``(k, n, m)``
         and ``cost``, ``fun``, ``marginal_error`` shape ``(k,)``.
+        A finite ``reg_m`` adds ``reg_m`` (the pair) and ``mass`` (the plan's total mass);
+        on a :class:`Grid`, ``f`` and ``g`` have the grid's shape, ``grid`` is the grid,
+        ``mass`` is set and ``plan`` is None unless ``return_plan=True``.
 
     Raises
     ------
@@ -186,6 +213,13 @@ def sinkhorn(
     -----
     float32 inputs give float32 results; sums that decide convergence are accumulated in
     float64. Rows and columns with zero weight get zero plan entries and ``-inf`` potentials.
+
+    **Grids.** With ``M=Grid(axes, p)`` each half-iteration applies the Gibbs kernel in the
+    log domain as ``d`` 1-D max-shifted log-sum-exp passes (one per axis, threads over the
+    other axes' lines): ``n * sum_k n_k`` exponentials instead of ``n**2``, stable at any
+    ``reg``. Methods ``"log"`` (over-relaxed log-domain iterations) and ``"eps_scaling"``;
+    ``f`` and ``g`` have the grid's shape; ``marginal_error``, ``cost`` and ``fun`` are
+    measured in float64 on the implied plan through the same separable passes.
 
     **GPU.** With CuPy arrays the solve runs on the device and returns CuPy arrays (nothing
     goes through the host but the scalars of each check): ``"log"`` and ``"eps_scaling"`` run
@@ -206,12 +240,16 @@ def sinkhorn(
     array([[0.25, 0.25],
            [0.  , 0.5 ]])
     """
-    backend = array_backend(a, b, M, x, y, names=("a", "b", "M", "x", "y"))
+    is_grid = isinstance(M, Grid)
+    backend = array_backend(a, b, None if is_grid else M, x, y, names=("a", "b", "M", "x", "y"))
     if not isinstance(method, str) or method.lower() not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {sorted(METHODS)}.")
     method = method.lower()
     opts = check_options(options, METHODS[method], method)
+    if isinstance(return_plan, str) and return_plan == "auto":
+        return_plan = not is_grid
     checks.arguments(M, reg, x, y, return_plan)
+    pair = reg_m_pair(reg_m)
     kwargs = dict(
         method=method,
         tol=tol,
@@ -223,6 +261,21 @@ def sinkhorn(
         warn=warn,
         return_plan=return_plan,
     )
+    if backend == "cupy" and (is_grid or pair is not None):
+        raise NotImplementedError(
+            "optcore.ot.sinkhorn: grids and unbalanced OT (finite `reg_m`) run on the CPU only; the GPU "
+            "driver has no separable-kernel or unbalanced update yet. Pass NumPy arrays (cupy.asnumpy)."
+        )
+    if is_grid:
+        kwargs.pop("method")
+        return solve_grid(a, b, M, reg, pair, method=method, opts=opts, workers=workers, **kwargs)
+    if pair is not None:
+        if x is not None:
+            from ._cpu import _sq_euclidean  # noqa: PLC0415
+
+            M = _sq_euclidean(x, y)
+        kwargs.pop("method")
+        return solve_dense(a, b, M, reg, pair, method=method, opts=opts, workers=workers, **kwargs)
     if backend == "cupy":
         import cupy  # noqa: PLC0415  (the inputs are CuPy arrays, so CuPy is there)
 

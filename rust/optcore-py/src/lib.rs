@@ -11,6 +11,7 @@ mod fixed_point;
 mod lp;
 mod monotone;
 mod ot;
+mod ot_grid;
 mod zo;
 
 mod kernels {

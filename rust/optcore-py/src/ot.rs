@@ -19,7 +19,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 /// `None`: automatic over-relaxation; `1.0`: none; else a fixed factor.
-fn overrelax_of(omega: Option<f64>) -> Overrelax {
+pub(crate) fn overrelax_of(omega: Option<f64>) -> Overrelax {
     match omega {
         None => Overrelax::Auto,
         Some(1.0) => Overrelax::Off,
@@ -559,6 +559,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(mirror_sinkhorn_f32, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_ot_f64, m)?)?;
     m.add_function(wrap_pyfunction!(sparse_ot_f32, m)?)?;
+    crate::ot_grid::register(m)?;
     m.add_class::<PyController>()?;
     m.add_class::<PyNewton>()?;
     m.add_class::<PyLineSearch>()?;

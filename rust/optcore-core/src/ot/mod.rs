@@ -14,16 +14,22 @@
 //! - [`online`] — log-domain Sinkhorn on point clouds, the cost computed on the fly.
 //! - [`mirror`] — Mirror Sinkhorn: convex objectives over the transport polytope.
 //! - [`kernels`] — the inner loops over rows of the cost, and the bare `exp` floor of a pass.
+//! - [`grid`] — grids: the separable cost's Gibbs kernel applied in the log domain by 1-D passes.
+//! - [`unbalanced`] — log-domain Sinkhorn over any log-domain kernel (grids, dense costs),
+//!   balanced or with KL-relaxed marginals; [`lse_dense`] — a dense cost as such a kernel.
 
 pub mod batch;
 pub mod controller;
+pub mod grid;
 pub mod kernels;
+pub mod lse_dense;
 pub mod mirror;
 pub mod online;
 pub mod scaling;
 pub mod sinkhorn;
 pub mod sns;
 pub mod sparse;
+pub mod unbalanced;
 mod sparsify;
 
 pub use batch::{sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, ScalingOptions, WarmStart};
@@ -33,3 +39,6 @@ pub use online::{sinkhorn_online, Clouds, OnlineOptions, OnlineOutput};
 pub use scaling::{sinkhorn_scaling, ScalingOutput};
 pub use sinkhorn::{sinkhorn_log, LogOptions, Problem, SinkhornOutput};
 pub use sns::{sinkhorn_sns, SnsOptions, SnsOutput};
+pub use grid::{Grid, GridKernel, GridOperator};
+pub use lse_dense::DenseOperator;
+pub use unbalanced::{sinkhorn_lse, LogKernel, LseOptions, LseOutput, Sums};
