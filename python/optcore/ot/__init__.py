@@ -17,6 +17,8 @@ from .._result import OTResult
 from .._validation import check_options
 from . import checks
 from ._cpu import solve as _solve_cpu
+from .barycenter import BarycenterResult, barycenter, grid_cost
+from .divergence import DivergenceResult, sinkhorn_divergence
 from .mirror import MirrorResult, mirror_sinkhorn
 from .options import METHODS, default_tol
 from .sparse import SparseOTResult, smooth_ot, sparse_ot
@@ -30,6 +32,11 @@ __all__ = [
     "sparse_ot",
     "smooth_ot",
     "SparseOTResult",
+    "barycenter",
+    "BarycenterResult",
+    "grid_cost",
+    "sinkhorn_divergence",
+    "DivergenceResult",
 ]
 
 

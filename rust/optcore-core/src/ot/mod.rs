@@ -14,6 +14,8 @@
 //! - [`online`] — log-domain Sinkhorn on point clouds, the cost computed on the fly.
 //! - [`mirror`] — Mirror Sinkhorn: convex objectives over the transport polytope.
 //! - [`kernels`] — the inner loops over rows of the cost, and the bare `exp` floor of a pass.
+//! - [`barycenter`] — fixed-support entropic barycenters (iterative Bregman projections, log domain)
+//!   over [`gibbs`], the Gibbs kernel applied in the log domain (dense, or separable on grids).
 
 pub mod batch;
 pub mod controller;
@@ -26,6 +28,10 @@ pub mod sns;
 pub mod sparse;
 mod sparsify;
 
+pub mod barycenter;
+pub mod gibbs;
+mod gibbs_ops;
+
 pub use batch::{sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, ScalingOptions, WarmStart};
 pub use controller::{eps_schedule, Controller, EpsScaling, LineSearch, NewtonControl, Overrelax, Relax, Stall};
 pub use mirror::{mirror_sinkhorn, MirrorOptions, MirrorOutput, Objective, Output, Step};
@@ -33,3 +39,5 @@ pub use online::{sinkhorn_online, Clouds, OnlineOptions, OnlineOutput};
 pub use scaling::{sinkhorn_scaling, ScalingOutput};
 pub use sinkhorn::{sinkhorn_log, LogOptions, Problem, SinkhornOutput};
 pub use sns::{sinkhorn_sns, SnsOptions, SnsOutput};
+pub use barycenter::{barycenter, BarycenterOptions, BarycenterOutput};
+pub use gibbs::{DenseKernel, LogKernel, SeparableKernel};
