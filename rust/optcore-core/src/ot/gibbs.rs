@@ -288,7 +288,64 @@ impl SeparableKernel {
         });
     }
 
+    /// A 2-D apply of one image `x` (h x w) without the log/exp between the two axes: the first
+    /// pass (along rows, shifted by each row's max) leaves sums `s` whose logs would be
+    /// `mx_r + ln s`; the second pass takes `s * exp(mx_r - max_r mx_r)` directly (h exps instead of
+    /// an `ln` and an `exp` per entry). Every dropped term is below 1e-308 as in the general path,
+    /// so the result is as accurate whenever every sum is trusted; false (and `out` unspecified)
+    /// when one is not: the caller then runs the general path.
+    fn apply_2d(&self, x: &[f64], out: &mut [f64], forward: bool) -> bool {
+        let (a0, a1) = (&self.axes[0], &self.axes[1]);
+        let ((h, ho), (w, wo)) = if forward { ((a0.n, a0.m), (a1.n, a1.m)) } else { ((a0.m, a0.n), (a1.m, a1.n)) };
+        let (k1t, k2) = if forward { (&a0.kt, &a1.k) } else { (&a0.k, &a1.kt) };
+        let shifts: Vec<f64> = x.chunks_exact(w).map(max_of).collect();
+        let top = shifts.iter().fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m });
+        if top == f64::NEG_INFINITY {
+            out.iter_mut().for_each(|v| *v = f64::NEG_INFINITY);
+            return true;
+        }
+        let mut e = vec![0.0; h * w];
+        for ((er, xr), &sh) in e.chunks_exact_mut(w).zip(x.chunks_exact(w)).zip(&shifts) {
+            if sh > f64::NEG_INFINITY {
+                exp_shifted(xr, sh, er);
+            }
+        }
+        let mut s1 = vec![0.0; h * wo];
+        matmul(&e, k2, &mut s1, Dims::packed(h, w, wo));
+        // Rows of weight exp(mx_r - top); an empty row (all -inf) has weight 0.
+        let mut wts = vec![0.0; h];
+        exp_shifted(&shifts, top, &mut wts);
+        for ((row, &wt), &sh) in s1.chunks_exact_mut(wo).zip(&wts).zip(&shifts) {
+            if sh > f64::NEG_INFINITY && row.iter().any(|&v| v < TRUSTED) {
+                return false;
+            }
+            row.iter_mut().for_each(|v| *v *= wt);
+        }
+        let mut s2 = vec![0.0; ho * wo];
+        matmul(k1t, &s1, &mut s2, Dims::packed(ho, h, wo));
+        ln_added(&s2, top - a0.lo - a1.lo, out)
+    }
+
     fn apply(&self, x: &[f64], k: usize, out: &mut [f64], forward: bool) {
+        let d = self.axes.len();
+        if d == 2 {
+            let (n, m) = (self.n(), self.m());
+            let (len, out_len) = if forward { (n, m) } else { (m, n) };
+            let ok: Vec<bool> = out
+                .par_chunks_mut(out_len)
+                .zip(x.par_chunks(len))
+                .map(|(o, xh)| self.apply_2d(xh, o, forward))
+                .collect();
+            for (h, _) in ok.iter().enumerate().filter(|(_, &g)| !g) {
+                self.apply_axes(&x[h * len..(h + 1) * len], 1, &mut out[h * out_len..(h + 1) * out_len], forward);
+            }
+            return;
+        }
+        self.apply_axes(x, k, out, forward);
+    }
+
+    /// The general apply: one axis after the other, each with its own logs and exponentials.
+    fn apply_axes(&self, x: &[f64], k: usize, out: &mut [f64], forward: bool) {
         let d = self.axes.len();
         // Current shape (per histogram), updated axis by axis.
         let mut shape: Vec<usize> = self.axes.iter().map(|a| if forward { a.n } else { a.m }).collect();
