@@ -161,8 +161,9 @@ def main():
     for s, k, reg in [(64, 4, 4e-3), (64, 4, 1e-3), (32, 3, 4e-3)] + ([] if args.quick else [(128, 3, 2e-3)]):
         rows.append(grid_case(s, k, reg, 1e-8, reps))
         print(rows[-1], flush=True)
-    for n, k, reg in [(200, 3, 1e-2), (500, 3, 2e-3)]:
-        rows.append(dense_case(n, k, reg, 1e-8, reps))
+    # POT's log-domain dense form takes about a minute at n = 400: two repeats.
+    for n, k, reg in [(200, 3, 1e-2), (400, 3, 3e-3)]:
+        rows.append(dense_case(n, k, reg, 1e-8, 2))
         print(rows[-1], flush=True)
     os.makedirs(OUT, exist_ok=True)
     picture(os.path.join(OUT, "ot_barycenter.png"))

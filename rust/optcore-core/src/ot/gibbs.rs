@@ -25,6 +25,15 @@ use rayon::prelude::*;
 /// Number of exact fallbacks (diagnostics: how often the matrix-product path is not trusted).
 pub(crate) static FALLBACKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
+/// Parallel tasks get at least this many multiply-adds each: waking a thread costs more than a
+/// small product (and much more on a loaded machine), so small applies run on one thread.
+const TASK_WORK: usize = 1 << 20;
+
+/// The least number of items per parallel task for items of `work` multiply-adds each.
+fn min_items(work: usize) -> usize {
+    TASK_WORK.div_ceil(work.max(1))
+}
+
 /// The Gibbs kernel of a cost between `n` source points and `m` target points, applied in the
 /// log domain to `k` stacked vectors at once (histogram-major, float64, `-inf` allowed).
 pub trait LogKernel: Sync {
@@ -140,6 +149,7 @@ impl<T: Real> LogKernel for DenseKernel<'_, T> {
         // s (k x m) = e (k x n) K (n x m), in blocks of columns of K (each task its own block).
         let parts: Vec<Vec<f64>> = (0..m.div_ceil(BLOCK))
             .into_par_iter()
+            .with_min_len(min_items(k * n * BLOCK))
             .map(|bi| {
                 let (j0, j1) = (bi * BLOCK, ((bi + 1) * BLOCK).min(m));
                 let mut s = vec![0.0; k * (j1 - j0)];
@@ -156,6 +166,7 @@ impl<T: Real> LogKernel for DenseKernel<'_, T> {
         // s (k x n) = e (k x m) K^T, in blocks of rows of K.
         let parts: Vec<Vec<f64>> = (0..n.div_ceil(BLOCK))
             .into_par_iter()
+            .with_min_len(min_items(k * m * BLOCK))
             .map(|bi| {
                 let (i0, i1) = (bi * BLOCK, ((bi + 1) * BLOCK).min(n));
                 let mut s = vec![0.0; k * (i1 - i0)];
@@ -222,7 +233,8 @@ impl SeparableKernel {
         let (isz, osz) = (len * inner, out_len * inner);
         if inner == 1 {
             // Rows are the fibres: shift each row by its max, one matrix product for a block.
-            out.par_chunks_mut(64 * out_len).zip(x.par_chunks(64 * len)).for_each(|(ob, xb)| {
+            let per = min_items(64 * len * out_len);
+            out.par_chunks_mut(64 * out_len).zip(x.par_chunks(64 * len)).with_min_len(per).for_each(|(ob, xb)| {
                 let rows = xb.len() / len;
                 let shifts: Vec<f64> = xb.chunks_exact(len).map(max_of).collect();
                 let mut e = vec![0.0; rows * len];
@@ -252,7 +264,8 @@ impl SeparableKernel {
         }
         // Fibres run across rows: shift each column (fixed i) by its max, then
         // out_o = K^T (out_len x len) times E_o (len x inner).
-        out.par_chunks_mut(osz).zip(x.par_chunks(isz)).take(outer).for_each(|(oo, xo)| {
+        let per = min_items(len * out_len * inner);
+        out.par_chunks_mut(osz).zip(x.par_chunks(isz)).take(outer).with_min_len(per).for_each(|(oo, xo)| {
             let mut shifts = vec![f64::NEG_INFINITY; inner];
             for row in xo.chunks_exact(inner) {
                 max_into(row, &mut shifts);
@@ -334,6 +347,7 @@ impl SeparableKernel {
             let ok: Vec<bool> = out
                 .par_chunks_mut(out_len)
                 .zip(x.par_chunks(len))
+                .with_min_len(min_items(len.max(out_len) * (self.axes[0].n + self.axes[1].n)))
                 .map(|(o, xh)| self.apply_2d(xh, o, forward))
                 .collect();
             for (h, _) in ok.iter().enumerate().filter(|(_, &g)| !g) {
