@@ -27,7 +27,7 @@ pub(crate) static FALLBACKS: std::sync::atomic::AtomicUsize = std::sync::atomic:
 
 /// Parallel tasks get at least this many multiply-adds each: waking a thread costs more than a
 /// small product (and much more on a loaded machine), so small applies run on one thread.
-const TASK_WORK: usize = 1 << 20;
+const TASK_WORK: usize = 1 << 18;
 
 /// The least number of items per parallel task for items of `work` multiply-adds each.
 fn min_items(work: usize) -> usize {
