@@ -389,7 +389,8 @@ mod speed_dense {
     #[test]
     #[ignore]
     fn line_200() {
-        let n = 200;
+        let n: usize = std::env::var("BARY_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+        let reg: f64 = std::env::var("BARY_REG").ok().and_then(|v| v.parse().ok()).unwrap_or(1e-2);
         let x: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
         let cost: Vec<f64> = x.iter().flat_map(|&u| x.iter().map(move |&v| (u - v) * (u - v))).collect();
         let mut a = vec![0.0; 3 * n];
@@ -400,8 +401,8 @@ mod speed_dense {
             let s: f64 = a[h * n..(h + 1) * n].iter().sum();
             a[h * n..(h + 1) * n].iter_mut().for_each(|v| *v /= s);
         }
-        let kern = DenseKernel::new(&cost, n, n, 1e-2).unwrap();
-        let opts = BarycenterOptions { reg: 1e-2, tol: 1e-300, maxiter: 200 };
+        let kern = DenseKernel::new(&cost, n, n, reg).unwrap();
+        let opts = BarycenterOptions { reg, tol: 1e-300, maxiter: 200 };
         let t0 = std::time::Instant::now();
         let out = barycenter(&kern, &a, &[1.0 / 3.0; 3], &opts, &mut NoObserver).unwrap();
         let dt = t0.elapsed().as_secs_f64();

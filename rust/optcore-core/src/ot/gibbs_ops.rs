@@ -338,6 +338,24 @@ fn avx2() -> bool {
 /// [`gemm`], with AVX2+FMA where the CPU has it.
 pub(super) fn matmul(a: &[f64], b: &[f64], c: &mut [f64], d: Dims) {
     #[cfg(target_arch = "x86_64")]
+    if avx2() && d.rows % 4 != 0 && d.rows < 64 {
+        // A few rows (k histograms): padded with zero rows to whole 4-row tiles, so that `b` is
+        // read once per tile rather than once per row.
+        let rows = d.rows.next_multiple_of(4);
+        let mut ap = vec![0.0; rows * d.inner];
+        for (r, dst) in ap.chunks_exact_mut(d.inner.max(1)).take(d.rows).enumerate() {
+            dst.copy_from_slice(&a[r * d.lda..r * d.lda + d.inner]);
+        }
+        let mut cp = vec![0.0; rows * d.cols];
+        let pd = Dims { rows, inner: d.inner, cols: d.cols, lda: d.inner, ldb: d.ldb, ldc: d.cols };
+        // SAFETY: the CPU supports the features the function is compiled for.
+        unsafe { gemm_avx2(&ap, b, &mut cp, pd) };
+        for r in 0..d.rows {
+            c[r * d.ldc..r * d.ldc + d.cols].copy_from_slice(&cp[r * d.cols..(r + 1) * d.cols]);
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: the CPU supports the features the function is compiled for.
         return unsafe { gemm_avx2(a, b, c, d) };
@@ -347,6 +365,17 @@ pub(super) fn matmul(a: &[f64], b: &[f64], c: &mut [f64], d: Dims) {
 
 /// [`gemm_nt`], with AVX2+FMA where the CPU has it.
 pub(super) fn matmul_nt(a: &[f64], b: &[f64], c: &mut [f64], rows: usize, inner: usize, cols: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() && rows % 2 == 1 && rows < 64 {
+        // An odd number of rows: one zero row makes whole 2-row tiles (no scalar last row).
+        let mut ap = a[..rows * inner].to_vec();
+        ap.resize((rows + 1) * inner, 0.0);
+        let mut cp = vec![0.0; (rows + 1) * cols];
+        // SAFETY: as below.
+        unsafe { gemm_nt_avx2(&ap, b, &mut cp, rows + 1, inner, cols) };
+        c[..rows * cols].copy_from_slice(&cp[..rows * cols]);
+        return;
+    }
     #[cfg(target_arch = "x86_64")]
     if avx2() {
         // SAFETY: as in `matmul`.
