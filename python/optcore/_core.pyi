@@ -163,6 +163,27 @@ def sinkhorn_unbalanced_f32(
 def exp_floor_f64(m: npt.NDArray[np.float64], reg: float, reps: int, workers: int | None = None) -> float: ...
 def exp_floor_f32(m: npt.NDArray[np.float32], reg: float, reps: int, workers: int | None = None) -> float: ...
 
+# --- barycenters (rust/optcore-py/src/ot_barycenter.rs) ------------------------------------------
+# a (k, n) histograms, weights (k,) summing to 1, and either a dense cost m (n, m) or the
+# per-axis float64 costs `axes` of a separable grid cost; opts: reg, tol, maxiter. Returns
+# barycenter, f (k, n), g (k, m) (float64), marginal_error (k,), nit, status, detail.
+def barycenter_f64(
+    a: npt.NDArray[np.float64],
+    weights: npt.NDArray[np.float64],
+    m: npt.NDArray[np.float64] | None,
+    axes: list[npt.NDArray[np.float64]] | None,
+    opts: dict[str, Any],
+    run: _Run,
+) -> dict[str, Any]: ...
+def barycenter_f32(
+    a: npt.NDArray[np.float32],
+    weights: npt.NDArray[np.float64],
+    m: npt.NDArray[np.float32] | None,
+    axes: list[npt.NDArray[np.float64]] | None,
+    opts: dict[str, Any],
+    run: _Run,
+) -> dict[str, Any]: ...
+
 # --- fixed points (rust/optcore-py/src/fixed_point.rs) ---------------------------------------
 
 class NativeOperator:

@@ -18,6 +18,8 @@ from .._validation import check_options
 from . import checks
 from ._cpu import solve as _solve_cpu
 from .grid import Grid, solve_grid
+from .barycenter import BarycenterResult, barycenter, grid_cost
+from .divergence import DivergenceResult, sinkhorn_divergence
 from .mirror import MirrorResult, mirror_sinkhorn
 from .options import METHODS, default_tol
 from .sparse import SparseOTResult, smooth_ot, sparse_ot
@@ -33,6 +35,11 @@ __all__ = [
     "smooth_ot",
     "SparseOTResult",
     "Grid",
+    "barycenter",
+    "BarycenterResult",
+    "grid_cost",
+    "sinkhorn_divergence",
+    "DivergenceResult",
 ]
 
 

@@ -11,6 +11,7 @@ mod fixed_point;
 mod lp;
 mod monotone;
 mod ot;
+mod ot_barycenter;
 mod ot_grid;
 mod zo;
 
@@ -48,6 +49,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(kernel_source, m)?)?;
     m.add_function(wrap_pyfunction!(simd_level, m)?)?;
     ot::register(m)?;
+    ot_barycenter::register(m)?;
     fixed_point::register(m)?;
     monotone::register(m)?;
     lp::register(m)?;

@@ -17,9 +17,16 @@
 //! - [`grid`] — grids: the separable cost's Gibbs kernel applied in the log domain by 1-D passes.
 //! - [`unbalanced`] — log-domain Sinkhorn over any log-domain kernel (grids, dense costs),
 //!   balanced or with KL-relaxed marginals; [`lse_dense`] — a dense cost as such a kernel.
+//! - [`barycenter`] — fixed-support entropic barycenters (iterative Bregman projections, log domain)
+//!   over [`gibbs`], the Gibbs kernel applied in the log domain (dense, or separable on grids) to a
+//!   batch of histograms ([`BatchLogKernel`]; [`LogKernel`] is the one-at-a-time map of `sinkhorn_lse`
+//!   with a changing `reg` — the two are not yet one trait).
 
+pub mod barycenter;
 pub mod batch;
 pub mod controller;
+pub mod gibbs;
+mod gibbs_ops;
 pub mod grid;
 pub mod kernels;
 pub mod lse_dense;
@@ -29,16 +36,18 @@ pub mod scaling;
 pub mod sinkhorn;
 pub mod sns;
 pub mod sparse;
-pub mod unbalanced;
 mod sparsify;
+pub mod unbalanced;
 
+pub use barycenter::{barycenter, BarycenterOptions, BarycenterOutput};
 pub use batch::{sinkhorn_log_batch, sinkhorn_scaling_batch, sinkhorn_sns_batch, Batch, ScalingOptions, WarmStart};
 pub use controller::{eps_schedule, Controller, EpsScaling, LineSearch, NewtonControl, Overrelax, Relax, Stall};
+pub use gibbs::{BatchLogKernel, DenseKernel, SeparableKernel};
+pub use grid::{Grid, GridKernel, GridOperator};
+pub use lse_dense::DenseOperator;
 pub use mirror::{mirror_sinkhorn, MirrorOptions, MirrorOutput, Objective, Output, Step};
 pub use online::{sinkhorn_online, Clouds, OnlineOptions, OnlineOutput};
 pub use scaling::{sinkhorn_scaling, ScalingOutput};
 pub use sinkhorn::{sinkhorn_log, LogOptions, Problem, SinkhornOutput};
 pub use sns::{sinkhorn_sns, SnsOptions, SnsOutput};
-pub use grid::{Grid, GridKernel, GridOperator};
-pub use lse_dense::DenseOperator;
 pub use unbalanced::{sinkhorn_lse, LogKernel, LseOptions, LseOutput, Sums};

@@ -1,0 +1,416 @@
+//! Fixed-support entropic Wasserstein barycenters by iterative Bregman projections (Benamou et
+//! al. 2015) in the log domain, over any [`BatchLogKernel`] (a dense cost, or a separable grid cost:
+//! the convolutional barycenters of Solomon et al. 2015).
+//!
+//! Given `k` histograms `a_h` on `n` source points, weights `w_h` (summing to 1) and a cost
+//! `C` (n x m), the barycenter `q` on the `m` target points minimises
+//! `sum_h w_h OT_reg(a_h, q)`. Each histogram has a plan `P_h = exp((f_h + g_h - C) / reg)`;
+//! one iteration fits every plan's source marginal to `a_h` (`f_h = reg (ln a_h - LSE(g_h - C))`),
+//! takes the weighted geometric mean of the target marginals `c_h` as `q`, and fits every
+//! target marginal to `q` (`g_h += reg (ln q - ln c_h)`). The run stops after the source update
+//! (the source marginals then hold by construction, up to rounding) when
+//! `||P_h 1 - a_h||_1 + ||P_h^T 1 - q||_1 <= tol` for every `h`, measured on the returned `q`
+//! (rounded to the data's dtype) and the potentials returned; so `marginal_error` is what the
+//! returned state has, not an estimate.
+
+use super::controller::Stall;
+use super::gibbs::BatchLogKernel;
+use super::gibbs_ops::{exp_all, exp_l1_dist};
+use crate::alloc::{checked_len, try_zeroed};
+use crate::error::{OptError, Result};
+use crate::real::{Real, Unfused};
+use crate::solver::{Control, Observer, Report, Termination};
+
+#[derive(Clone, Debug)]
+pub struct BarycenterOptions {
+    pub reg: f64,
+    /// Bound on every histogram's `||P_h 1 - a_h||_1 + ||P_h^T 1 - q||_1`.
+    pub tol: f64,
+    pub maxiter: usize,
+}
+
+/// Result of [`barycenter`]. `barycenter` is empty when the run was aborted.
+#[derive(Debug)]
+pub struct BarycenterOutput<T> {
+    pub barycenter: Vec<T>,
+    /// Potentials in the units of the cost (float64): `f` is `k x n`, `g` is `k x m`.
+    pub f: Vec<f64>,
+    pub g: Vec<f64>,
+    pub nit: usize,
+    pub termination: Termination,
+    /// Per histogram: `||P_h 1 - a_h||_1 + ||P_h^T 1 - q||_1` on the returned state.
+    pub marginal_error: Vec<f64>,
+}
+
+/// The state of a run: potentials over `reg` (histogram-major) and the last applies.
+struct State {
+    k: usize,
+    n: usize,
+    m: usize,
+    /// `ln a` (`-inf` at zero weights).
+    log_a: Vec<f64>,
+    /// `f / reg` (k x n), `g / reg` (k x m).
+    fs: Vec<f64>,
+    gs: Vec<f64>,
+    /// `LSE_j(g_j / reg - C_ij / reg)` (k x n) from the last source update.
+    to_src: Vec<f64>,
+    /// `LSE_i(f_i / reg - C_ij / reg)` (k x m) after it.
+    to_tgt: Vec<f64>,
+    /// `ln q` (m).
+    log_q: Vec<f64>,
+}
+
+impl State {
+    /// The source update, then the target marginals and the geometric mean `ln q`.
+    fn half_steps<K: BatchLogKernel + ?Sized>(&mut self, kern: &K, w: &[f64]) {
+        kern.to_source(&self.gs, self.k, &mut self.to_src);
+        for ((f, &la), &t) in self.fs.iter_mut().zip(&self.log_a).zip(&self.to_src) {
+            *f = if la == f64::NEG_INFINITY { f64::NEG_INFINITY } else { la - t };
+        }
+        kern.to_target(&self.fs, self.k, &mut self.to_tgt);
+        self.log_q.iter_mut().for_each(|v| *v = 0.0);
+        for (h, &wh) in w.iter().enumerate() {
+            if wh == 0.0 {
+                continue;
+            }
+            let (g, t) = (&self.gs[h * self.m..(h + 1) * self.m], &self.to_tgt[h * self.m..(h + 1) * self.m]);
+            for ((q, &gv), &tv) in self.log_q.iter_mut().zip(g).zip(t) {
+                *q += wh * (gv + tv);
+            }
+        }
+    }
+
+    /// Per histogram, the L1 error of the target marginal against `q` (as given).
+    fn col_errors(&self, q: &[f64]) -> Vec<f64> {
+        (0..self.k)
+            .map(|h| {
+                let r = h * self.m..(h + 1) * self.m;
+                exp_l1_dist(&self.gs[r.clone()], &self.to_tgt[r], q)
+            })
+            .collect()
+    }
+
+    /// Per histogram, the L1 error of the source marginal against `a`.
+    fn row_errors<T: Real>(&self, a: &[T]) -> Vec<f64> {
+        (0..self.k)
+            .map(|h| {
+                let r = h * self.n..(h + 1) * self.n;
+                self.fs[r.clone()]
+                    .iter()
+                    .zip(&self.to_src[r.clone()])
+                    .zip(&a[r])
+                    .map(|((&f, &t), &av)| (exp(f + t) - av.as_f64()).abs())
+                    .sum()
+            })
+            .collect()
+    }
+
+    /// The target update: every target marginal becomes `q`.
+    fn fit_targets(&mut self) {
+        for h in 0..self.k {
+            let r = h * self.m..(h + 1) * self.m;
+            for ((g, &t), &lq) in self.gs[r.clone()].iter_mut().zip(&self.to_tgt[r]).zip(&self.log_q) {
+                // A target point no plan reaches stays unreached.
+                *g = if t == f64::NEG_INFINITY { f64::NEG_INFINITY } else { lq - t };
+            }
+        }
+    }
+}
+
+/// `exp` with `exp(-inf) = 0` (and no NaN from `-inf + inf`).
+fn exp(x: f64) -> f64 {
+    if x.is_nan() {
+        0.0
+    } else {
+        x.fast_exp::<Unfused>()
+    }
+}
+
+/// The entropic barycenter of the `k` histograms `a` (histogram-major, `k x n`) with weights `w`
+/// (non-negative, summing to 1) for the cost of `kern` at `opts.reg` (the kernel's own).
+pub fn barycenter<T: Real, K: BatchLogKernel + ?Sized>(
+    kern: &K,
+    a: &[T],
+    w: &[f64],
+    opts: &BarycenterOptions,
+    obs: &mut dyn Observer<T>,
+) -> Result<BarycenterOutput<T>> {
+    let (n, m, k) = (kern.n(), kern.m(), w.len());
+    let bad = |s: &str| Err(OptError::InvalidInput(s.to_string()));
+    if k == 0 || n == 0 || m == 0 || a.len() != checked_len(k, n, "the histograms")? {
+        return bad("the histograms must be k x n with k >= 1 for the kernel's n source points");
+    }
+    if !a.iter().all(|v| v.is_finite() && *v >= T::zero()) {
+        return bad("the histograms must be finite and non-negative");
+    }
+    if !w.iter().all(|v| v.is_finite() && *v >= 0.0) || (w.iter().sum::<f64>() - 1.0).abs() > 1e-9 {
+        return bad("the weights must be non-negative and sum to 1");
+    }
+    let masses: Vec<f64> = a.chunks_exact(n).map(|h| h.iter().map(|v| v.as_f64()).sum()).collect();
+    if masses.iter().any(|&s| s.is_nan() || s <= 0.0 || (s - masses[0]).abs() > 1e-6 * masses[0]) {
+        return bad("the histograms must have the same positive total mass");
+    }
+    let (kn, km) = (checked_len(k, n, "the potentials")?, checked_len(k, m, "the potentials")?);
+    let mut st = State {
+        k,
+        n,
+        m,
+        log_a: a.iter().map(|v| if *v > T::zero() { v.as_f64().ln() } else { f64::NEG_INFINITY }).collect(),
+        fs: try_zeroed(kn, "the potentials")?,
+        gs: try_zeroed(km, "the potentials")?,
+        to_src: try_zeroed(kn, "the potentials")?,
+        to_tgt: try_zeroed(km, "the potentials")?,
+        log_q: try_zeroed(m, "the barycenter")?,
+    };
+    let mut stall = Stall::new();
+    let mut confirm = opts.tol;
+    let mut nit = 0usize;
+    loop {
+        st.half_steps(kern, w);
+        nit += 1;
+        let mut q = vec![0.0; m];
+        exp_all(&st.log_q, &mut q);
+        let col = st.col_errors(&q);
+        let err = col.iter().fold(0.0f64, |x, &y| x.max(y));
+        if !err.is_finite() {
+            return Err(OptError::Numerical(format!(
+                "the barycenter iterations produced non-finite marginals at iteration {nit} \
+                 (reg = {:e}); rescale the cost and reg together",
+                opts.reg
+            )));
+        }
+        let end = if err <= confirm {
+            let out = output(&st, a, opts.reg, nit, Termination::Converged);
+            if out.marginal_error.iter().all(|&e| e <= opts.tol) {
+                return Ok(out);
+            }
+            // Rounding of the returned barycenter keeps the measured error above the estimate.
+            confirm = err * 0.5;
+            None
+        } else if nit >= opts.maxiter {
+            Some(Termination::MaxIter)
+        } else if stall.stalled(nit, err) {
+            Some(stall.termination::<f64>(opts.tol))
+        } else {
+            None
+        };
+        if let Some(t) = end {
+            return Ok(output(&st, a, opts.reg, nit, t));
+        }
+        let control = obs.observe(nit, &|| Report {
+            nit,
+            error: err,
+            vectors: vec![("barycenter", q.iter().map(|&v| T::from_f64(v)).collect())],
+            scalars: vec![],
+        });
+        match control {
+            Control::Continue => {}
+            Control::Stop => return Ok(output(&st, a, opts.reg, nit, Termination::Stopped)),
+            Control::Abort => {
+                return Ok(BarycenterOutput {
+                    barycenter: Vec::new(),
+                    f: Vec::new(),
+                    g: Vec::new(),
+                    nit,
+                    termination: Termination::Aborted,
+                    marginal_error: Vec::new(),
+                })
+            }
+        }
+        st.fit_targets();
+    }
+}
+
+/// The returned state after a source update: `q` rounded to `T`, both marginal errors
+/// measured against the rounded `q` and `a`.
+fn output<T: Real>(st: &State, a: &[T], reg: f64, nit: usize, termination: Termination) -> BarycenterOutput<T> {
+    let bary: Vec<T> = st.log_q.iter().map(|&v| T::from_f64(exp(v))).collect();
+    let qr: Vec<f64> = bary.iter().map(|v| v.as_f64()).collect();
+    let col = st.col_errors(&qr);
+    let row = st.row_errors(a);
+    BarycenterOutput {
+        barycenter: bary,
+        f: st.fs.iter().map(|&v| v * reg).collect(),
+        g: st.gs.iter().map(|&v| v * reg).collect(),
+        nit,
+        termination,
+        marginal_error: col.iter().zip(&row).map(|(c, r)| c + r).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ot::gibbs::{DenseKernel, SeparableKernel};
+    use crate::solver::NoObserver;
+
+    /// A reference: the scaling-form iterative Bregman projections, many iterations.
+    fn reference(a: &[f64], cost: &[f64], n: usize, w: &[f64], reg: f64) -> Vec<f64> {
+        let k = w.len();
+        let kmat: Vec<f64> = cost.iter().map(|c| (-c / reg).exp()).collect();
+        let mut v = vec![1.0; k * n];
+        let mut q = vec![0.0; n];
+        for _ in 0..20000 {
+            let mut kv_all = vec![0.0; k * n];
+            for h in 0..k {
+                // u = a / (K v); then K^T u.
+                let u: Vec<f64> = (0..n)
+                    .map(|i| a[h * n + i] / (0..n).map(|j| kmat[i * n + j] * v[h * n + j]).sum::<f64>())
+                    .collect();
+                for j in 0..n {
+                    kv_all[h * n + j] = (0..n).map(|i| kmat[i * n + j] * u[i]).sum::<f64>();
+                }
+            }
+            for j in 0..n {
+                q[j] = (0..k).map(|h| w[h] * (v[h * n + j] * kv_all[h * n + j]).ln()).sum::<f64>().exp();
+            }
+            for h in 0..k {
+                for j in 0..n {
+                    v[h * n + j] = q[j] / kv_all[h * n + j];
+                }
+            }
+        }
+        q
+    }
+
+    #[test]
+    fn dense_matches_scaling_reference() {
+        let n = 12;
+        let x: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
+        let cost: Vec<f64> = x.iter().flat_map(|&u| x.iter().map(move |&v| (u - v) * (u - v))).collect();
+        let mut a = vec![0.0; 2 * n];
+        a[1] = 0.5;
+        a[2] = 0.5;
+        a[n + 9] = 0.7;
+        a[n + 10] = 0.3;
+        let w = [0.3, 0.7];
+        let reg = 0.05;
+        let kern = DenseKernel::new(&cost, n, n, reg).unwrap();
+        let opts = BarycenterOptions { reg, tol: 1e-12, maxiter: 100_000 };
+        let out = barycenter(&kern, &a, &w, &opts, &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::Converged);
+        assert!(out.marginal_error.iter().all(|&e| e <= 1e-12));
+        let r = reference(&a, &cost, n, &w, reg);
+        for (u, v) in out.barycenter.iter().zip(&r) {
+            assert!((u - v).abs() < 1e-10, "{u} vs {v}");
+        }
+    }
+
+    #[test]
+    fn grid_matches_dense_and_small_reg_is_stable() {
+        let (h, wd) = (5, 4);
+        let t = |len: usize| -> Vec<f64> { (0..len).map(|i| i as f64 / (len - 1) as f64).collect() };
+        let sq =
+            |p: &[f64]| -> Vec<f64> { p.iter().flat_map(|&u| p.iter().map(move |&v| (u - v) * (u - v))).collect() };
+        let (ch, cw) = (sq(&t(h)), sq(&t(wd)));
+        let n = h * wd;
+        let full: Vec<f64> = (0..n * n)
+            .map(|pq| ch[(pq / n / wd) * h + (pq % n) / wd] + cw[(pq / n % wd) * wd + (pq % n) % wd])
+            .collect();
+        let mut a = vec![0.0f64; 2 * n];
+        a[0] = 1.0;
+        a[2 * n - 1] = 1.0;
+        let w = [0.5, 0.5];
+        for &reg in &[0.1, 2e-3] {
+            let opts = BarycenterOptions { reg, tol: 1e-10, maxiter: 100_000 };
+            let sep = SeparableKernel::new(&[&ch, &cw], &[(h, h), (wd, wd)], reg).unwrap();
+            let dense = DenseKernel::new(&full, n, n, reg).unwrap();
+            let o1 = barycenter(&sep, &a, &w, &opts, &mut NoObserver).unwrap();
+            let o2 = barycenter(&dense, &a, &w, &opts, &mut NoObserver).unwrap();
+            assert_eq!(o1.termination, Termination::Converged, "{reg}");
+            assert!(o1.barycenter.iter().all(|v| v.is_finite()));
+            for (u, v) in o1.barycenter.iter().zip(&o2.barycenter) {
+                assert!((u - v).abs() < 1e-9, "{reg}: {u} vs {v}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_inputs_are_errors() {
+        let cost = vec![0.0, 1.0, 1.0, 0.0];
+        let kern = DenseKernel::new(&cost, 2, 2, 0.1).unwrap();
+        let opts = BarycenterOptions { reg: 0.1, tol: 1e-9, maxiter: 10 };
+        assert!(barycenter(&kern, &[0.5, 0.5, 1.0, 0.0], &[0.5, 0.6], &opts, &mut NoObserver).is_err());
+        assert!(barycenter(&kern, &[0.5, 0.5, 2.0, 0.0], &[0.5, 0.5], &opts, &mut NoObserver).is_err());
+        assert!(barycenter(&kern, &[0.5, -0.5], &[1.0], &opts, &mut NoObserver).is_err());
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use crate::ot::gibbs::{SeparableKernel, FALLBACKS};
+    use crate::solver::NoObserver;
+
+    #[test]
+    #[ignore]
+    fn shapes_64() {
+        let s = 64;
+        let t: Vec<f64> = (0..s).map(|i| i as f64 / (s - 1) as f64).collect();
+        let c: Vec<f64> = t.iter().flat_map(|&u| t.iter().map(move |&v| (u - v) * (u - v))).collect();
+        let mut a = vec![0.0f64; 4 * s * s];
+        for h in 0..4 {
+            for i in 0..s {
+                for j in 0..s {
+                    let (x, y) = (2.0 * t[i] - 1.0, 2.0 * t[j] - 1.0);
+                    let r = (x * x + y * y).sqrt();
+                    let on = match h {
+                        0 => x.abs() < 0.55 && y.abs() < 0.55,
+                        1 => r < 0.65,
+                        2 => r > 0.45 && r < 0.8,
+                        _ => (x.abs() < 0.2 || y.abs() < 0.2) && r < 0.85,
+                    };
+                    a[h * s * s + i * s + j] = if on { 1.0 } else { 0.0 };
+                }
+            }
+            let tot: f64 = a[h * s * s..(h + 1) * s * s].iter().sum();
+            a[h * s * s..(h + 1) * s * s].iter_mut().for_each(|v| *v /= tot);
+        }
+        let kern = SeparableKernel::new(&[&c, &c], &[(s, s), (s, s)], 4e-3).unwrap();
+        let opts = BarycenterOptions { reg: 4e-3, tol: 1e-300, maxiter: 200 };
+        let t0 = std::time::Instant::now();
+        let out = barycenter(&kern, &a, &[0.25; 4], &opts, &mut NoObserver).unwrap();
+        let dt = t0.elapsed().as_secs_f64();
+        println!(
+            "{} its, {:.3} ms/it, fallbacks {}",
+            out.nit,
+            dt * 1e3 / out.nit as f64,
+            FALLBACKS.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+}
+
+#[cfg(test)]
+mod speed_dense {
+    use super::*;
+    use crate::ot::gibbs::{DenseKernel, FALLBACKS};
+    use crate::solver::NoObserver;
+
+    #[test]
+    #[ignore]
+    fn line_200() {
+        let n: usize = std::env::var("BARY_N").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+        let reg: f64 = std::env::var("BARY_REG").ok().and_then(|v| v.parse().ok()).unwrap_or(1e-2);
+        let x: Vec<f64> = (0..n).map(|i| i as f64 / (n - 1) as f64).collect();
+        let cost: Vec<f64> = x.iter().flat_map(|&u| x.iter().map(move |&v| (u - v) * (u - v))).collect();
+        let mut a = vec![0.0; 3 * n];
+        for (h, c) in [0.2, 0.5, 0.8].iter().enumerate() {
+            for i in 0..n {
+                a[h * n + i] = (-(x[i] - c) * (x[i] - c) / 0.002).exp() + 1e-3;
+            }
+            let s: f64 = a[h * n..(h + 1) * n].iter().sum();
+            a[h * n..(h + 1) * n].iter_mut().for_each(|v| *v /= s);
+        }
+        let kern = DenseKernel::new(&cost, n, n, reg).unwrap();
+        let opts = BarycenterOptions { reg, tol: 1e-300, maxiter: 200 };
+        let t0 = std::time::Instant::now();
+        let out = barycenter(&kern, &a, &[1.0 / 3.0; 3], &opts, &mut NoObserver).unwrap();
+        let dt = t0.elapsed().as_secs_f64();
+        println!(
+            "{} its, {:.3} ms/it, fallbacks {}",
+            out.nit,
+            dt * 1e3 / out.nit as f64,
+            FALLBACKS.load(std::sync::atomic::Ordering::Relaxed)
+        );
+    }
+}
