@@ -272,7 +272,7 @@ def main():
     import distributed
 
     ds = [10**4, 10**5] if args.quick else [10**4, 10**6, 10**7]
-    iters_for = lambda d: 20 if d <= 10**4 else (6 if d <= 10**6 else 3)  # noqa: E731
+    iters_for = lambda d: 20 if d <= 10**4 else (4 if d <= 10**6 else 2)  # noqa: E731
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client, concurrent.futures.ProcessPoolExecutor(2) as pool:
             rows = scaleout(ds, iters_for, client, pool)
