@@ -42,7 +42,8 @@ pub(super) fn side(v: &[f64], j: usize, default: f64) -> f64 {
 /// `-inf` as `f64::max` does).
 pub fn project(x: &mut [f64], lower: &[f64], upper: &[f64]) {
     if lower.is_empty() && upper.is_empty() {
-        x.iter_mut().for_each(|v| *v = v.max(f64::NEG_INFINITY).min(f64::INFINITY));
+        // `v.max(-inf).min(inf)`: every value unchanged but NaN, which becomes -inf.
+        x.iter_mut().filter(|v| v.is_nan()).for_each(|v| *v = f64::NEG_INFINITY);
         return;
     }
     for ((v, &l), &u) in x.iter_mut().zip(lower).zip(upper) {
