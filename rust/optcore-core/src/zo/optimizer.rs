@@ -13,7 +13,7 @@ pub use super::boxes::project;
 use super::boxes::{inward, side};
 use super::estimate::{rank_gradient, Estimator, Scheme};
 use super::rng::{Counter, Stream};
-use crate::alloc::{checked_len, try_with_capacity, try_zeroed};
+use crate::alloc::{checked_len, try_filled, try_with_capacity};
 use crate::error::{OptError, Result};
 use crate::real::Real;
 
@@ -232,7 +232,10 @@ impl<T: Real> Zo<T> {
             _ => (DirFrom::Dir, 0),
         };
         let gradient_like = !matches!(o.method, Method::Cbo(_));
-        let vec = |n: usize, what: &str| try_zeroed::<f64>(n, what);
+        // Zero-filled serially, not by the shared thread pool: replicas live in worker
+        // processes that a process pool may have forked from a parent whose pool threads do
+        // not exist in the child (a parallel fill there never returns).
+        let vec = |n: usize, what: &str| try_filled::<f64>(n, 0.0, what);
         let dn = |on: bool| if on { d } else { 0 };
         let bounded = o.lower.iter().chain(&o.upper).any(|b| b.is_finite());
         if !bounded {
