@@ -50,7 +50,8 @@ class ZOResult(OptimizeResult):
         then rebuilt), ``catch_ups`` (replicas that missed more iterations than a message
         carries and were sent the values from where they were), ``rebuilds`` (replicas built
         from ``x0`` and the log of values: new or restarted workers), ``lost_tasks`` and
-        ``local_shares`` (shares the coordinator evaluated itself).
+        ``local_shares`` (shares the coordinator evaluated itself); ``last_desync`` says why the
+        last desynchronised replica was rebuilt (``None``: none was).
     """
 
     x_last: np.ndarray

@@ -98,13 +98,14 @@ def seed_task(msg):
         return ("need", have.state.nit if have is not None and have.state.nit <= k else 0)
     try:
         for v in recent[rep.state.nit - start :]:
-            rep.state.advance(v)
-    except Exception:  # the coordinator never sends values its own state refused
+            # A copy: dask may hand small arrays back misaligned inside its message buffer.
+            rep.state.advance(np.array(v, dtype=np.float64))
+    except Exception as exc:  # the coordinator never sends values its own state refused
         _drop(run_id)
-        return ("desync", 0)
+        return ("desync", f"{type(exc).__name__}: {exc}")
     if digest is not None and rep.state.state_hash() != digest:
         _drop(run_id)
-        return ("desync", 0)
+        return ("desync", "the replica's digest differs from the coordinator's")
     out = np.empty(hi - lo)
     try:
         for j, i in enumerate(range(lo, hi)):
@@ -165,6 +166,7 @@ class SeedCoordinator:
         self.stats = {"desyncs": 0, "catch_ups": 0, "rebuilds": 0, "lost_tasks": 0, "local_shares": 0}
         self.local = None
         self.broken = False
+        self.last_desync = None
 
     def _message(self, k, lo, hi, start, digest, init):
         return (self.run_id, k, lo, hi, start, self.log[start:k], digest, init)
@@ -238,6 +240,7 @@ class SeedCoordinator:
                 msg = self._message(k, lo, hi, s, digest, self.init if s == 0 else None)
             else:  # "desync": rebuild from x0 and the log
                 self.stats["desyncs"] += 1
+                self.last_desync = answer[1]
                 msg = self._message(k, lo, hi, 0, digest, self.init)
             sent += self._size(msg)
             jobs[(lo, hi)] = [self._submit(msg), tries + 1]
@@ -250,6 +253,7 @@ class SeedCoordinator:
         first holding ``fun`` and ``x0``), shares, and the fault counters."""
         return {
             "shares": len(self.ranges),
+            "last_desync": self.last_desync,
             "bytes_per_iteration": np.array(self.bytes_sent, dtype=np.int64),
             **self.stats,
         }
