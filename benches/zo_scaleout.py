@@ -183,7 +183,7 @@ def fault(client, d):
         "killed_at_iteration": killed[0] if killed else None,
         "same_result": bool(res.x.tobytes() == ref.x.tobytes() and res.history.tobytes() == ref.history.tobytes()),
         "wall_s": wall,
-        **{k: int(v) for k, v in res.transport.items() if k != "bytes_per_iteration"},
+        **{k: v for k, v in res.transport.items() if k != "bytes_per_iteration"},
     }
 
 
@@ -273,6 +273,7 @@ def main():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--huge", action="store_true", help="add the d = 1e8 memory point (q = 10)")
     ap.add_argument("--memory-only", action="store_true", help="rerun the memory part into the existing results")
+    ap.add_argument("--scaleout-from", help="take part 1's rows from the JSON lines this script printed to a log")
     args = ap.parse_args()
     if args.memory_only:
         name = "zo_scaleout_quick" if args.quick else "zo_scaleout"
@@ -290,7 +291,11 @@ def main():
     iters_for = lambda d: 20 if d <= 10**4 else (4 if d <= 10**6 else 2)  # noqa: E731
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client, concurrent.futures.ProcessPoolExecutor(2) as pool:
-            rows = scaleout(ds, iters_for, client, pool)
+            if args.scaleout_from:
+                lines = Path(args.scaleout_from).read_text().splitlines()
+                rows = [json.loads(x) for x in lines if x.startswith("{") and '"single_s"' in x]
+            else:
+                rows = scaleout(ds, iters_for, client, pool)
             flt = fault(client, 10**5 if args.quick else 10**6)
             print(json.dumps(flt), flush=True)
     mem = memory([10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7], [10, 64])
