@@ -31,13 +31,13 @@ METHODS = {
 
 
 def _scale(x: np.ndarray) -> float:
-    return max(1.0, float(np.max(np.abs(x))))
+    """``max(1, |x|_inf)``, without a temporary of the size of ``x``."""
+    return max(1.0, abs(float(x.max())), abs(float(x.min())))
 
 
 def _normalize_bounds(bounds, d: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    lo, hi = np.full(d, -np.inf), np.full(d, np.inf)
-    if bounds is None:
-        return lo, hi
+    if bounds is None:  # read-only views of one infinity: no d-vectors
+        return np.broadcast_to(np.array(-np.inf), (d,)), np.broadcast_to(np.array(np.inf), (d,))
     if hasattr(bounds, "lb") and hasattr(bounds, "ub"):  # scipy.optimize.Bounds
         lb, ub = bounds.lb, bounds.ub
     else:
@@ -95,9 +95,11 @@ def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> 
     eps = float(np.finfo(dtype).eps)
     scale = _scale(x)
     lower, upper = _normalize_bounds(bounds, d, dtype)
+    free = not (np.isfinite(lower).any() or np.isfinite(upper).any())
     cfg = {
-        "lower": lower.tolist(),
-        "upper": upper.tolist(),
+        # No finite bound: empty sides (no d-vectors of infinities, nor d Python floats).
+        "lower": [] if free else lower.tolist(),
+        "upper": [] if free else upper.tolist(),
         "seed": seed_from_rng(rng, high=2**64),
         "nan_as_inf": bool(nan_as_inf),
         "xtol": (1e-10 if dtype == np.float64 else 1e-6) if xtol is None else nonnegative_scalar(xtol, "xtol"),

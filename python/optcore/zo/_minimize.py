@@ -13,6 +13,7 @@ from .._result import STATUS_MESSAGES, OptimizeResult, finish
 from .._validation import normalize_workers, positive_int
 from ._config import _config, _x0
 from ._objective import batched
+from ._transport import TRANSPORT_OPTIONS, SeedCoordinator
 from .functions import TestFunction
 
 __all__ = ["ZOResult", "minimize"]
@@ -42,6 +43,15 @@ class ZOResult(OptimizeResult):
         returned NaN (see ``nan_as_inf``) or ``-inf``, the estimate was not finite, or the
         steps stalled with no finite value seen; 99: stopped by the callback.
     method : str
+    transport : dict
+        Only with ``transport="seeds"``: ``bytes_per_iteration`` (the pickled messages sent
+        in each iteration; the first one carries ``fun`` and ``x0``), ``shares``, and the
+        fault counters ``desyncs`` (replicas whose digest differed from the coordinator's,
+        then rebuilt), ``catch_ups`` (replicas that missed more iterations than a message
+        carries and were sent the values from where they were), ``rebuilds`` (replicas built
+        from ``x0`` and the log of values: new or restarted workers), ``lost_tasks`` and
+        ``local_shares`` (shares the coordinator evaluated itself); ``last_desync`` says why the
+        last desynchronised replica was rebuilt (``None``: none was).
     """
 
     x_last: np.ndarray
@@ -105,6 +115,8 @@ def minimize(
     rng=None,
     vectorized: bool = False,
     executor=None,
+    transport: str = "points",
+    transport_options: dict | None = None,
     workers: int | None = None,
     nan_as_inf: bool = False,
     callback=None,
@@ -167,6 +179,28 @@ def minimize(
     executor : concurrent.futures.Executor, optional
         Evaluate the points of a batch with ``executor.map(fun, rows)`` (thread or process
         pools, ``dask.distributed.Client.get_executor()``, ...); results are gathered in order.
+    transport : {"points", "seeds"}
+        What travels to the ``executor`` (and what memory the run takes). ``"points"``
+        (default): every point of a batch is sent to be evaluated (``d`` floats per
+        evaluation); a per-point ``fun`` without an executor gets the points one at a time,
+        generated into one buffer. ``"seeds"`` (MeZO's and "Just One Byte (per gradient)"'s
+        shared-seed idea): each worker receives ``fun`` and ``x0`` once (by pickle: ``fun``
+        must be picklable unless the executor is a thread pool), keeps a replica of the
+        state, regenerates its share of the points from the seed and returns their values;
+        per iteration only scalars travel, and every replica applies the coordinator's own
+        update, so the result is bit-identical to ``transport="points"`` with the same
+        ``rng``. Methods ``"gaussian"``, ``"sphere"``, ``"cge"``, ``"signsgd"``, ``"adamm"``,
+        ``"perturbed"`` and ``"rank"``; not ``"cbo"``, whose particles move by a consensus of
+        all of them (each particle is state that would travel anyway). Needs an ``executor``
+        (or ``workers > 1``: a thread pool) and a per-point ``fun``. ``res.transport`` has
+        the bytes sent per iteration and the fault counters.
+    transport_options : dict, optional
+        ``transport="seeds"``: ``sync_every`` (10: every that many iterations the replicas
+        compare a digest of their state with the coordinator's and rebuild on a mismatch),
+        ``shares`` (tasks per iteration; default the executor's worker count), ``window``
+        (8: the iterations of values each message carries, so that a replica that missed
+        some catches up without a round trip), ``retries`` (3: resubmissions of a lost task
+        before the coordinator evaluates it itself).
     workers : int, optional
         Threads: for a native test function, the rows of a batch are spread over them; for a
         per-point Python ``fun``, a thread pool of that size is used as ``executor``.
@@ -279,6 +313,31 @@ def minimize(
         raise ValueError(
             "`executor` applies to a per-point Python `fun` (not with vectorized=True or a native function)."
         )
+    if transport not in ("points", "seeds"):
+        raise ValueError(f"`transport` must be 'points' or 'seeds'; got {transport!r}.")
+    if transport_options is not None and not isinstance(transport_options, dict):
+        raise TypeError(f"`transport_options` must be a dict; got {type(transport_options).__name__}.")
+    unknown = sorted(set(transport_options or {}) - set(TRANSPORT_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown transport_options {unknown}; valid keys: {sorted(TRANSPORT_OPTIONS)}.")
+    topts = {**TRANSPORT_OPTIONS, **(transport_options or {})}
+    if transport == "seeds":
+        if method == "cbo":
+            raise ValueError(
+                "transport='seeds' does not apply to method='cbo': its particles move by a consensus of all of them, "
+                "so each one is state that would travel anyway; use transport='points'."
+            )
+        if vectorized or native is not None:
+            raise ValueError("transport='seeds' takes a per-point Python `fun` (not vectorized=True or a native one).")
+        if executor is None and not (w is not None and w > 1):
+            raise ValueError("transport='seeds' needs an `executor` (or workers > 1 for a thread pool).")
+        for key in ("sync_every", "window"):
+            topts[key] = positive_int(topts[key], f"transport_options[{key!r}]")
+        topts["retries"] = positive_int(topts["retries"], "transport_options['retries']", minimum=0)
+        if topts["shares"] is not None:
+            topts["shares"] = positive_int(topts["shares"], "transport_options['shares']")
+        if executor is not None and not hasattr(executor, "submit"):
+            raise TypeError("transport='seeds' needs an executor with .submit (a concurrent.futures.Executor).")
 
     def build(s: dict) -> ZOResult:
         return ZOResult(x=s["x"], fun=s["error"], nit=s["nit"], nfev=int(s["nfev"]), method=method)
@@ -288,10 +347,18 @@ def minimize(
     pool = None
     if native is None and not vectorized and executor is None and w is not None and w > 1:
         pool = executor = concurrent.futures.ThreadPoolExecutor(w)
+    coordinator = None
     try:
-        objective = None if native is not None else batched(fun, vectorized, executor)
         run = {"progress": prog, "check_every": check_every, "workers": w if native is not None else None}
-        out = state.run(objective, native, (maxfev, maxiter, f_target), run)
+        limits = (maxfev, maxiter, f_target)
+        if transport == "seeds":
+            coordinator = SeedCoordinator(fun, x, cfg, executor, B, topts)
+            out = state.run_seeds(coordinator, topts["sync_every"], limits, run)
+        else:
+            objective = None if native is not None else batched(fun, vectorized, executor)
+            # A per-point fun evaluated here gets one point at a time (memory O(d), not O(B d)).
+            per_point = native is None and not vectorized and executor is None
+            out = state.run(objective, native, limits, run, per_point)
     finally:
         if pool is not None:
             pool.shutdown()
@@ -308,4 +375,6 @@ def minimize(
         history=out["history"],
         method=method,
     )
+    if coordinator is not None:
+        res["transport"] = coordinator.summary()
     return finish(res, "optcore.zo.minimize", progress=progress, warn=warn)

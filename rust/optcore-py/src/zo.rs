@@ -3,11 +3,13 @@
 //! (a batched one: the Python layer wraps per-point and executor objectives into that, see
 //! `optcore.zo._objective.batched`), and the native test functions on batches.
 
-use crate::bridge::{core_err, run_detached, to_array, OptionsDict, Pending, PyObserver, ResultDict, RunControl};
+use crate::bridge::{
+    copy_array_into, core_err, run_detached, to_array, OptionsDict, Pending, PyObserver, ResultDict, RunControl,
+};
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::zo::{
-    functions::eval_rows, solve, Cbo, Directions, Estimator, Func, Limits, Method, Noise, Objective, Options, Scheme,
-    Step, TestFunction, Update, Zo,
+    functions::eval_rows, solve, Cbo, Directions, Estimator, Evaluation, Func, Limits, Method, Noise, Objective,
+    Options, Scheme, Step, TestFunction, Update, Zo,
 };
 use optcore_core::Real;
 use pyo3::exceptions::PyValueError;
@@ -20,11 +22,16 @@ struct PyBatch {
     f: Py<PyAny>,
     d: usize,
     pending: Pending,
+    /// `Batch` or `PerPoint` (a per-point Python objective: `f` gets one row at a time).
+    mode: Evaluation,
 }
 
 impl<T: Real + numpy::Element> Objective<T> for PyBatch {
     fn dim(&self) -> usize {
         self.d
+    }
+    fn evaluation(&self) -> Evaluation {
+        self.mode
     }
     fn eval(&self, x: &[T], out: &mut [f64]) -> optcore_core::error::Result<()> {
         self.pending.call("objective", |py| -> PyResult<()> {
@@ -44,6 +51,35 @@ impl<T: Real + numpy::Element> Objective<T> for PyBatch {
             }
             out.copy_from_slice(s);
             Ok(())
+        })
+    }
+}
+
+/// The coordinator of the seed transport: a Python callable `f(nit, digest or None) -> (B,)
+/// float64` that has replicas evaluate the batch of iteration `nit`; the state's digest is
+/// passed every `sync_every` iterations (computing it reads every state vector).
+struct PySeeds {
+    f: Py<PyAny>,
+    d: usize,
+    sync_every: u64,
+    pending: Pending,
+}
+
+impl<T: Real + numpy::Element> Objective<T> for PySeeds {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn eval(&self, _x: &[T], _out: &mut [f64]) -> optcore_core::error::Result<()> {
+        Err(optcore_core::error::OptError::InvalidInput("the seed transport evaluates iterations".into()))
+    }
+    fn evaluation(&self) -> Evaluation {
+        Evaluation::Values
+    }
+    fn values(&self, nit: u64, digest: &dyn Fn() -> u64, out: &mut [f64]) -> optcore_core::error::Result<()> {
+        let h = (nit % self.sync_every == 0).then(digest);
+        self.pending.call("objective", |py| -> PyResult<()> {
+            let r = self.f.bind(py).call1((nit, h))?;
+            copy_array_into(&r, out, "the seed coordinator")
         })
     }
 }
@@ -142,24 +178,44 @@ fn history_array<'py>(py: Python<'py>, h: &[(usize, f64)]) -> PyResult<Bound<'py
     to_array(py, flat, &[h.len(), 2])
 }
 
+/// What [`run_on`] minimises.
+enum Target<'a, 'py> {
+    /// A native test function `(name, cond)`.
+    Native(String, f64),
+    /// A Python callable on batches (`Batch`) or on one row at a time (`PerPoint`).
+    Python(&'a Bound<'py, PyAny>, Evaluation),
+    /// The seed transport's coordinator and its `sync_every`.
+    Seeds(&'a Bound<'py, PyAny>, u64),
+}
+
 /// Runs the core's loop on `zo` (see [`ZoState::run`]).
 fn run_on<'py, T: Real + numpy::Element>(
     py: Python<'py>,
     zo: &mut Zo<T>,
-    objective: &Bound<'py, PyAny>,
-    native: Option<(String, f64)>,
+    target: Target<'_, 'py>,
     lim: Limits,
     run: RunControl,
 ) -> PyResult<Bound<'py, PyDict>> {
     let d = zo.dim();
     let (workers, mut obs) = (run.workers, PyObserver::new(run.progress, run.check_every));
-    let out = match native {
-        Some((name, cond)) => {
+    let out = match target {
+        Target::Native(name, cond) => {
             let f = TestFunction { func: Func::from_name(&name, cond).map_err(core_err)?, d };
             run_detached(py, workers, || solve(zo, &f, &lim, &mut obs))?
         }
-        None => {
-            let f = PyBatch { f: objective.clone().unbind(), d, pending: Pending::default() };
+        Target::Python(objective, mode) => {
+            let f = PyBatch { f: objective.clone().unbind(), d, pending: Pending::default(), mode };
+            let out = run_detached(py, workers, || solve(zo, &f, &lim, &mut obs))?;
+            f.pending.raise()?;
+            out
+        }
+        Target::Seeds(coordinator, sync_every) => {
+            let f = PySeeds {
+                f: coordinator.clone().unbind(),
+                d,
+                sync_every: sync_every.max(1),
+                pending: Pending::default(),
+            };
             let out = run_detached(py, workers, || solve(zo, &f, &lim, &mut obs))?;
             f.pending.raise()?;
             out
@@ -177,6 +233,20 @@ fn run_on<'py, T: Real + numpy::Element>(
         .set("history", history)?
         .set("collapsed", out.collapsed)?
         .into_dict())
+}
+
+/// Point `i` of the current batch of `zo` as a new 1-D array, generated straight into it.
+fn point_array<'py, T: Real + numpy::Element>(
+    py: Python<'py>,
+    zo: &mut Zo<T>,
+    i: usize,
+) -> PyResult<Bound<'py, PyAny>> {
+    let arr = PyArray1::<T>::zeros(py, zo.dim(), false);
+    {
+        let mut w = arr.readwrite();
+        zo.point(i, w.as_slice_mut()?).map_err(core_err)?;
+    }
+    Ok(arr.into_any())
 }
 
 #[pymethods]
@@ -216,9 +286,11 @@ impl ZoState {
     }
 
     /// Runs the core's loop on a native test function (`native = (name, cond)`) or on the
-    /// batched Python callable `objective`, within `limits = (maxfev, maxiter, f_target)`;
-    /// `run` is `{"progress", "check_every", "workers"}`. Returns a dict (x, x_last, fun, nit,
-    /// nfev, status, detail, history).
+    /// Python callable `objective` (`per_point`: it takes one row at a time, each generated
+    /// into the same buffer; else the whole batch), within `limits = (maxfev, maxiter,
+    /// f_target)`; `run` is `{"progress", "check_every", "workers"}`. Returns a dict (x,
+    /// x_last, fun, nit, nfev, status, detail, history).
+    #[pyo3(signature = (objective, native, limits, run, per_point=false))]
     fn run<'py>(
         &mut self,
         py: Python<'py>,
@@ -226,10 +298,52 @@ impl ZoState {
         native: Option<(String, f64)>,
         limits: (usize, u64, f64),
         run: RunControl,
+        per_point: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (maxfev, maxiter, f_target) = limits;
         let lim = Limits { maxfev, maxiter, f_target };
-        with!(mut self, z => run_on(py, z, &objective, native, lim, run))
+        let mode = if per_point { Evaluation::PerPoint } else { Evaluation::Batch };
+        with!(mut self, z => {
+            let target = match &native {
+                Some((name, cond)) => Target::Native(name.clone(), *cond),
+                None => Target::Python(&objective, mode),
+            };
+            run_on(py, z, target, lim, run)
+        })
+    }
+
+    /// Runs the core's loop with the seed transport's `coordinator(nit, digest or None) ->
+    /// values` (see `optcore.zo._transport`), passing the state's digest every `sync_every`
+    /// iterations. Same limits, run control and result as [`ZoState::run`].
+    fn run_seeds<'py>(
+        &mut self,
+        py: Python<'py>,
+        coordinator: Bound<'py, PyAny>,
+        sync_every: u64,
+        limits: (usize, u64, f64),
+        run: RunControl,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        let (maxfev, maxiter, f_target) = limits;
+        let lim = Limits { maxfev, maxiter, f_target };
+        with!(mut self, z => run_on(py, z, Target::Seeds(&coordinator, sync_every), lim, run))
+    }
+
+    /// Point `i` of the current batch (the row `i` that `ask` would return), generated alone.
+    fn point<'py>(&mut self, py: Python<'py>, i: usize) -> PyResult<Bound<'py, PyAny>> {
+        with!(mut self, z => point_array(py, z, i))
+    }
+
+    /// Tells the values of the current batch without an `ask` (a replica whose points were
+    /// evaluated elsewhere): the same update as `tell`.
+    fn advance(&mut self, values: PyReadonlyArray1<'_, f64>) -> PyResult<()> {
+        let v = values.as_slice()?;
+        with!(mut self, z => { z.begin().map_err(core_err)?; z.tell(v).map_err(core_err) })
+    }
+
+    /// A 64-bit digest of the state (see `Zo::state_hash`): replicas that told the same values
+    /// have the same digest.
+    fn state_hash(&self) -> u64 {
+        with!(self, z => z.state_hash())
     }
 
     #[getter]

@@ -5,6 +5,7 @@
 //! when the batch is built and when the estimate is assembled, never stored.
 
 use super::rng::{Counter, Stream};
+use crate::real::Real;
 
 /// How the search directions are drawn.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -81,37 +82,70 @@ impl Estimator {
         }
     }
 
-    /// Calls `visit(i, sign, u)` for each perturbation of the batch after the center, in
-    /// batch order: direction `i`, `+μu` then (central) `-μu`.
-    fn for_each_point(
-        &self,
-        rng: &Counter,
-        iteration: u64,
-        coords: &[usize],
-        d: usize,
-        mut visit: impl FnMut(usize, f64, &[f64]),
-    ) {
-        let mut u = vec![0.0; d];
-        for i in 0..self.count(d) {
-            match self.dirs {
-                Directions::Coordinates { .. } => {
-                    u.iter_mut().for_each(|v| *v = 0.0);
-                    u[coords[i]] = 1.0;
-                }
-                _ => self.direction(rng, iteration, i, &mut u),
-            }
-            visit(i, 1.0, &u);
-            if self.scheme == Scheme::Central {
-                visit(i, -1.0, &u);
-            }
+    /// The direction index and the sign of point `i >= 1` of a batch (batch order: the
+    /// center, then per direction `+μu` and, central, `-μu`).
+    pub fn slot(&self, i: usize) -> (usize, f64) {
+        match self.scheme {
+            Scheme::Forward => (i - 1, 1.0),
+            Scheme::Central => ((i - 1) / 2, if (i - 1) % 2 == 0 { 1.0 } else { -1.0 }),
         }
     }
 
+    /// Writes direction `j` of `iteration` into `u` (CGE: the unit vector of `coords[j]`).
+    pub fn fill_direction(&self, rng: &Counter, iteration: u64, coords: &[usize], j: usize, u: &mut [f64]) {
+        match self.dirs {
+            Directions::Coordinates { .. } => {
+                u.iter_mut().for_each(|v| *v = 0.0);
+                u[coords[j]] = 1.0;
+            }
+            _ => self.direction(rng, iteration, j, u),
+        }
+    }
+
+    /// The perturbed point `x + s μ u` inside the box `[lower, upper]` (`x` is inside): a
+    /// forward point that leaves the box is replaced by its reflection `x − s μ u` when that
+    /// lies inside (the returned sign is then `−1`), otherwise it is clipped onto the box.
+    /// Writes the point into `out` when given (else only the sign is computed). Each entry
+    /// is computed from `x_j` and `u_j` alone, in f64, then rounded to `T` (so no d-vector of
+    /// f64 is stored); `bounded = false` (every bound infinite) skips the inside tests.
+    pub fn perturb<T: Real>(
+        &self,
+        x: &[T],
+        u: &[f64],
+        s: f64,
+        bounds: Bounds<'_>,
+        bounded: bool,
+        out: Option<&mut [T]>,
+    ) -> f64 {
+        let (lower, upper) = bounds;
+        let h = s * self.mu;
+        let inside = |h: f64| {
+            !bounded
+                || x.iter().zip(u).zip(lower.iter().zip(upper)).all(|((a, b), (l, up))| {
+                    let v = a.as_f64() + h * b;
+                    v >= *l && v <= *up
+                })
+        };
+        let (h, sign, clip) = if inside(h) {
+            (h, 1.0, false)
+        } else if self.scheme == Scheme::Forward && inside(-h) {
+            (-h, -1.0, false)
+        } else {
+            (h, 1.0, true)
+        };
+        if let Some(out) = out {
+            // `clip` implies bounded, i.e. non-empty sides.
+            for (j, (o, (a, b))) in out.iter_mut().zip(x.iter().zip(u)).enumerate() {
+                let v = a.as_f64() + h * b;
+                *o = T::from_f64(if clip { v.max(lower[j]).min(upper[j]) } else { v });
+            }
+        }
+        sign
+    }
+
     /// The batch of `iteration` at `x`: the center, then `x ± μ u_i` (row-major, f64), every
-    /// point inside the box `[lower, upper]` (`x` is inside). A forward point that leaves the box
-    /// is replaced by its reflection `x − μ u_i` when that lies inside (a one-sided difference
-    /// the other way: `signs[i] = −1`); otherwise (and for central points) it is clipped onto
-    /// the box. `signs` gets one entry per direction.
+    /// point inside the box `[lower, upper]` (`x` is inside; see [`Estimator::perturb`]).
+    /// `signs` gets one entry per direction.
     pub fn points(
         &self,
         rng: &Counter,
@@ -122,31 +156,20 @@ impl Estimator {
         out: &mut Points,
     ) {
         let d = x.len();
-        let (lower, upper) = bounds;
         out.pts.clear();
         out.signs.clear();
         out.pts.extend_from_slice(x);
-        let mu = self.mu;
-        let inside = |p: &[f64]| p.iter().zip(lower).zip(upper).all(|((v, l), u)| v >= l && v <= u);
-        let forward = self.scheme == Scheme::Forward;
+        let mut u = vec![0.0; d];
         let mut p = vec![0.0; d];
-        self.for_each_point(rng, iteration, coords, d, |_, s, u| {
-            p.iter_mut().zip(x.iter().zip(u)).for_each(|(v, (a, b))| *v = a + s * mu * b);
-            let mut sign = 1.0;
-            if !inside(&p) {
-                let mut r: Vec<f64> = x.iter().zip(u).map(|(a, b)| a - s * mu * b).collect();
-                if forward && inside(&r) {
-                    std::mem::swap(&mut p, &mut r);
-                    sign = -1.0;
-                } else {
-                    super::optimizer::project(&mut p, lower, upper);
-                }
-            }
+        for i in 1..self.batch_size(d) {
+            let (j, s) = self.slot(i);
+            self.fill_direction(rng, iteration, coords, j, &mut u);
+            let sign = self.perturb(x, &u, s, bounds, !bounds.0.is_empty(), Some(&mut p));
             out.pts.extend_from_slice(&p);
-            if forward || s > 0.0 {
+            if s > 0.0 {
                 out.signs.push(sign);
             }
-        });
+        }
     }
 
     /// The finite differences `c_i` from the values of the batch (center first) and the
@@ -161,15 +184,15 @@ impl Estimator {
             .collect()
     }
 
-    /// The estimate `g` from the values of the batch of `iteration`.
+    /// The estimate `g` from the values of the batch of `iteration`; `u` (length d) is the
+    /// scratch into which each direction is regenerated.
     pub fn gradient(
         &self,
         rng: &Counter,
         iteration: u64,
         coords: &[usize],
-        values: &[f64],
-        signs: &[f64],
-        g: &mut [f64],
+        (values, signs): (&[f64], &[f64]),
+        (g, u): (&mut [f64], &mut [f64]),
     ) {
         let d = g.len();
         let c = self.differences(values, signs, d);
@@ -182,10 +205,9 @@ impl Estimator {
             }
             _ => {
                 let scale = if self.dirs == Directions::Sphere { d as f64 } else { 1.0 } / c.len() as f64;
-                let mut u = vec![0.0; d];
                 for (i, &ci) in c.iter().enumerate() {
-                    self.direction(rng, iteration, i, &mut u);
-                    g.iter_mut().zip(&u).for_each(|(gv, uv)| *gv += scale * ci * uv);
+                    self.direction(rng, iteration, i, u);
+                    g.iter_mut().zip(u.iter()).for_each(|(gv, uv)| *gv += scale * ci * uv);
                 }
             }
         }
@@ -238,7 +260,8 @@ mod tests {
         assert_eq!(pts.pts.len(), est.batch_size(x.len()) * x.len());
         let vals: Vec<f64> = pts.pts.chunks(x.len()).map(quad).collect();
         let mut g = vec![0.0; x.len()];
-        est.gradient(&rng, it, &coords, &vals, &pts.signs, &mut g);
+        let mut u = vec![0.0; x.len()];
+        est.gradient(&rng, it, &coords, (&vals, &pts.signs), (&mut g, &mut u));
         g
     }
 

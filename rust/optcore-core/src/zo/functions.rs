@@ -22,6 +22,30 @@ pub trait Objective<T: Real>: Send + Sync {
     /// Writes `f(x_i)` for the `B = out.len()` rows `x_i` of `x` (row-major, `B * dim`).
     /// An error (a Python exception, a wrong shape) ends the run.
     fn eval(&self, x: &[T], out: &mut [f64]) -> Result<()>;
+    /// How [`super::solve`] asks for the values of an iteration (default: the whole batch).
+    fn evaluation(&self) -> Evaluation {
+        Evaluation::Batch
+    }
+    /// [`Evaluation::Values`]: writes the `out.len()` values of the batch of iteration `nit`,
+    /// evaluated elsewhere (replicas of the state that regenerate the points from the seed).
+    /// `digest` gives [`super::Zo::state_hash`] of the state the batch belongs to, for
+    /// checking the replicas.
+    fn values(&self, nit: u64, digest: &dyn Fn() -> u64, out: &mut [f64]) -> Result<()> {
+        let _ = (nit, digest, out);
+        Err(OptError::InvalidInput("this objective evaluates points, not iterations".into()))
+    }
+}
+
+/// How [`super::solve`] gets the values of a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Evaluation {
+    /// One [`Objective::eval`] call on the whole `(B, d)` batch (vectorised objectives,
+    /// executors that receive the points, native functions spread over threads).
+    Batch,
+    /// One call per point, each generated into the same buffer: memory O(d) whatever `B`.
+    PerPoint,
+    /// [`Objective::values`]: no point is generated here.
+    Values,
 }
 
 /// The native test functions. Minimum values are 0 (Schwefel: about 1.3e-5 per coordinate

@@ -1,7 +1,7 @@
 //! `optcore.zo.minimize`'s loop: [`solve`] drives a [`Zo`] state with an [`Objective`] and an
 //! [`Observer`] until a limit, the target or the `xtol` criterion.
 
-use super::functions::Objective;
+use super::functions::{Evaluation, Objective};
 use super::optimizer::Zo;
 use crate::error::{OptError, Result};
 use crate::real::Real;
@@ -64,17 +64,40 @@ pub fn solve<T: Real>(
             zo.dim()
         )));
     }
+    let mode = f.evaluation();
     // The batch of points is the larger buffer (batch × d): asking for it first fails fast,
     // before the values are zero-filled.
-    if zo.nit() < lim.maxiter && zo.nfev() + zo.batch_size() <= lim.maxfev {
+    if mode == Evaluation::Batch && zo.nit() < lim.maxiter && zo.nfev() + zo.batch_size() <= lim.maxfev {
         zo.ask()?;
     }
+    if mode != Evaluation::Batch {
+        // Without the batch, an iteration still holds O(batch) scalars (the values, their
+        // recorded copy, the signs and the differences): reserving them once (untouched) fails
+        // fast on a batch no memory holds, before anything is zero-filled.
+        let n = crate::alloc::checked_len(zo.batch_size(), 4, "the values of a batch")?;
+        drop(crate::alloc::try_with_capacity::<f64>(n, "the values of a batch")?);
+    }
     let mut values = crate::alloc::try_zeroed::<f64>(zo.batch_size(), "the batch of values")?;
+    let mut point =
+        if mode == Evaluation::PerPoint { crate::alloc::try_zeroed::<T>(zo.dim(), "a point")? } else { Vec::new() };
     loop {
         if zo.nit() >= lim.maxiter || zo.nfev() + zo.batch_size() > lim.maxfev {
             return Ok(output(zo, Termination::MaxIter));
         }
-        f.eval(zo.ask()?, &mut values)?;
+        match mode {
+            Evaluation::Batch => f.eval(zo.ask()?, &mut values)?,
+            Evaluation::PerPoint => {
+                for i in 0..values.len() {
+                    zo.point(i, &mut point)?;
+                    f.eval(&point, &mut values[i..i + 1])?;
+                }
+            }
+            Evaluation::Values => {
+                zo.begin()?;
+                let z = &*zo;
+                f.values(z.nit(), &|| z.state_hash(), &mut values)?;
+            }
+        }
         match zo.tell(&values) {
             Ok(()) => {}
             Err(OptError::Numerical(s)) => return Ok(output(zo, Termination::Numerical(s))),

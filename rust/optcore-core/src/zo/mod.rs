@@ -13,6 +13,7 @@
 //! `rank_minimize` is `Optimizer("rank")` driven from Python: the ranking oracle is a Python
 //! callable that only the Python layer calls.
 
+mod boxes;
 pub mod estimate;
 pub mod functions;
 pub mod minimize;
@@ -20,6 +21,6 @@ pub mod optimizer;
 pub mod rng;
 
 pub use estimate::{Directions, Estimator, Scheme};
-pub use functions::{Func, Objective, TestFunction};
+pub use functions::{Evaluation, Func, Objective, TestFunction};
 pub use minimize::{solve, Limits, Output};
 pub use optimizer::{Cbo, Method, Noise, Options, Step, Update, Zo};

@@ -9,9 +9,11 @@
 //! Iterates are held in f64 and rounded to `T` after every update, so a float32 run
 //! evaluates exactly the float32 points it reports.
 
-use super::estimate::{rank_gradient, Estimator, Points};
+pub use super::boxes::project;
+use super::boxes::{inward, side};
+use super::estimate::{rank_gradient, Estimator, Scheme};
 use super::rng::{Counter, Stream};
-use crate::alloc::{checked_len, try_with_capacity};
+use crate::alloc::{checked_len, try_filled, try_with_capacity};
 use crate::error::{OptError, Result};
 use crate::real::Real;
 
@@ -89,7 +91,7 @@ pub enum Step {
 pub struct Options {
     pub method: Method,
     pub step: Step,
-    /// Box bounds (may be infinite): every point asked for, every iterate and the best point
+    /// Box bounds (may be infinite; both empty: none): every point asked for, every iterate and the best point
     /// lie in them (see [`Estimator::points`] for the perturbed points near the boundary).
     pub lower: Vec<f64>,
     pub upper: Vec<f64>,
@@ -103,23 +105,50 @@ pub struct Options {
     pub seed: u64,
 }
 
+/// Where a gradient method's step direction lives (no d-vector is copied for it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DirFrom {
+    /// The estimate `g` (plain steps).
+    G,
+    /// The heavy-ball velocity `m1`.
+    M1,
+    /// Its own vector `dir` (signSGD, AdaMM, ZO-RankSGD).
+    Dir,
+}
+
 /// The state of a zeroth-order run (see the module docs).
+///
+/// Memory is O(d) whatever the batch size: the points of an iteration are generated one at a
+/// time by [`Zo::point`] (directions regenerated from the seed), the iterate, the previous
+/// iterate and the best point are kept in `T`, and only the vectors a method needs are
+/// allocated (`g` in f64 for every gradient method; heavy ball adds `m1`, AdaMM `m1`, `v2`,
+/// `vhat` and `dir`, signSGD `dir`). [`Zo::ask`] still materialises the whole batch for the
+/// ask/tell interface and for objectives that take batches; CBO holds its particles.
 pub struct Zo<T> {
     o: Options,
     d: usize,
     rng: Counter,
-    x: Vec<f64>,
+    /// Some bound is finite (otherwise no point needs an inside test).
+    bounded: bool,
+    x: Vec<T>,
     nit: u64,
     nfev: usize,
     batch: Vec<T>,
+    /// The batch of the current iteration is materialised in `batch`.
     asked: bool,
+    /// The current iteration's coordinates and signs are set up (by `ask`, `point`, `begin`).
+    begun: bool,
     coords: Vec<usize>,
-    /// Signs of the one-sided differences of the asked gradient batch.
+    /// Signs of the one-sided differences of the current iteration (NaN: not computed yet).
     signs: Vec<f64>,
+    /// Scratch for one direction, and which direction of the current iteration it holds.
+    u: Vec<f64>,
+    u_of: Option<usize>,
     // gradient methods
     g: Vec<f64>,
     dir: Vec<f64>,
-    x_prev: Vec<f64>,
+    dir_from: DirFrom,
+    x_prev: Vec<T>,
     f_prev: f64,
     lr: f64,
     m1: Vec<f64>,
@@ -130,7 +159,7 @@ pub struct Zo<T> {
     parts: Vec<f64>,
     sigma_now: f64,
     // bookkeeping
-    best_x: Vec<f64>,
+    best_x: Vec<T>,
     best_f: f64,
     history: Vec<(usize, f64)>,
     small_moves: usize,
@@ -141,8 +170,8 @@ fn round<T: Real>(v: &mut [f64]) {
     v.iter_mut().for_each(|x| *x = T::from_f64(*x).as_f64());
 }
 
-fn inf_norm(v: &[f64]) -> f64 {
-    v.iter().fold(0.0f64, |a, b| a.max(b.abs()))
+fn inf_norm<T: Real>(v: &[T]) -> f64 {
+    v.iter().fold(0.0f64, |a, b| a.max(b.as_f64().abs()))
 }
 
 impl<T: Real> Zo<T> {
@@ -152,8 +181,9 @@ impl<T: Real> Zo<T> {
         if d == 0 {
             return bad("x0 must not be empty");
         }
-        if o.lower.len() != d || o.upper.len() != d {
-            return bad("bounds must have the length of x0");
+        let free = o.lower.is_empty() && o.upper.is_empty();
+        if !free && (o.lower.len() != d || o.upper.len() != d) {
+            return bad("bounds must have the length of x0 (or both be empty: no bounds)");
         }
         if o.lower.iter().zip(&o.upper).any(|(l, u)| l.is_nan() || u.is_nan() || l > u) {
             return bad("bounds must satisfy lower <= upper");
@@ -195,13 +225,35 @@ impl<T: Real> Zo<T> {
             Method::Gradient { perturbation, .. } => perturbation,
             _ => None,
         };
-        let mut x: Vec<f64> = x0.iter().map(|v| v.as_f64()).collect();
-        project(&mut x, &o.lower, &o.upper);
-        round::<T>(&mut x);
+        let (dir_from, moments) = match o.method {
+            Method::Gradient { update: Update::Plain, .. } => (DirFrom::G, 0),
+            Method::Gradient { update: Update::Momentum { .. }, .. } => (DirFrom::M1, 1),
+            Method::Gradient { update: Update::AdaMM { .. }, .. } => (DirFrom::Dir, 3),
+            _ => (DirFrom::Dir, 0),
+        };
+        let gradient_like = !matches!(o.method, Method::Cbo(_));
+        // Zero-filled serially, not by the shared thread pool: replicas live in worker
+        // processes that a process pool may have forked from a parent whose pool threads do
+        // not exist in the child (a parallel fill there never returns).
+        let vec = |n: usize, what: &str| try_filled::<f64>(n, 0.0, what);
+        let dn = |on: bool| if on { d } else { 0 };
+        let bounded = o.lower.iter().chain(&o.upper).any(|b| b.is_finite());
+        if !bounded {
+            // No finite side: no d-vectors of infinities (empty bounds mean none).
+            o.lower = Vec::new();
+            o.upper = Vec::new();
+        }
+        // x0 projected onto the box (in f64) and rounded to T, entry by entry.
+        let mut x: Vec<T> = try_with_capacity(d, "the iterate")?;
+        x.extend(x0.iter().enumerate().map(|(j, v)| {
+            let (l, u) = (side(&o.lower, j, f64::NEG_INFINITY), side(&o.upper, j, f64::INFINITY));
+            T::from_f64(v.as_f64().max(l).min(u))
+        }));
         let rng = Counter { seed: o.seed };
         Ok(Zo {
             d,
             rng,
+            bounded,
             best_x: x.clone(),
             x_prev: x.clone(),
             x,
@@ -209,15 +261,19 @@ impl<T: Real> Zo<T> {
             nfev: 0,
             batch: Vec::new(),
             asked: false,
+            begun: false,
             coords: Vec::new(),
             signs: Vec::new(),
-            g: vec![0.0; d],
-            dir: vec![0.0; d],
+            u: vec(d, "a search direction")?,
+            u_of: None,
+            g: vec(d, "the gradient estimate")?,
+            dir: vec(dn(gradient_like && dir_from == DirFrom::Dir), "the step direction")?,
+            dir_from,
             f_prev: f64::NAN,
             lr,
-            m1: vec![0.0; d],
-            v2: vec![0.0; d],
-            vhat: vec![0.0; d],
+            m1: vec(dn(moments >= 1), "the first moment")?,
+            v2: vec(dn(moments >= 3), "the second moment")?,
+            vhat: vec(dn(moments >= 3), "the second moment")?,
             radius,
             parts: Vec::new(),
             sigma_now,
@@ -250,11 +306,11 @@ impl<T: Real> Zo<T> {
     }
     /// The current iterate (CBO: the last consensus point).
     pub fn x(&self) -> Vec<T> {
-        self.x.iter().map(|&v| T::from_f64(v)).collect()
+        self.x.clone()
     }
     /// The best point evaluated so far and its value (`+inf` before any value was told).
     pub fn best(&self) -> (Vec<T>, f64) {
-        (self.best_x.iter().map(|&v| T::from_f64(v)).collect(), self.best_f)
+        (self.best_x.clone(), self.best_f)
     }
     /// The best-so-far trace: `(evaluations, value)` at every improvement.
     pub fn history(&self) -> &[(usize, f64)] {
@@ -298,6 +354,97 @@ impl<T: Real> Zo<T> {
         }
     }
 
+    /// Sets up the current iteration (CGE's coordinates, the signs, CBO's first particles);
+    /// [`Zo::ask`] and [`Zo::point`] call it, and a caller that gets the values elsewhere
+    /// (replicas that evaluate the points, see `optcore.zo`'s seed transport) calls it before
+    /// [`Zo::tell`]. Idempotent within an iteration.
+    pub fn begin(&mut self) -> Result<()> {
+        if self.begun {
+            return Ok(());
+        }
+        let d = self.d;
+        match &self.o.method {
+            Method::Gradient { est, .. } => {
+                self.coords = est.coordinates(&self.rng, self.nit, d);
+                // Central differences and unbounded forward ones never reflect a point.
+                let known = est.scheme == Scheme::Central || !self.bounded;
+                let n = est.count(d);
+                if self.signs.len() != n {
+                    self.signs = try_with_capacity(n, "the signs of a batch")?;
+                }
+                self.signs.clear();
+                self.signs.resize(n, if known { 1.0 } else { f64::NAN });
+            }
+            Method::Cbo(c) => {
+                if self.parts.is_empty() {
+                    let len = checked_len(c.particles, d, "the CBO particles")?;
+                    self.parts = try_with_capacity(len, "the CBO particles")?;
+                    let mut z = vec![0.0; d];
+                    for i in 0..c.particles {
+                        self.rng.normals(0, i as u64, Stream::Init, &mut z);
+                        let mut p: Vec<f64> = self.x.iter().zip(&z).map(|(a, b)| a.as_f64() + c.init_std * b).collect();
+                        project(&mut p, &self.o.lower, &self.o.upper);
+                        self.parts.extend(p);
+                    }
+                }
+            }
+            Method::Rank { .. } => {}
+        }
+        self.u_of = None;
+        self.begun = true;
+        Ok(())
+    }
+
+    /// Writes point `i` of the current batch (`0 <= i < batch_size()`, the order of
+    /// [`Zo::ask`]) into `out` (length `dim()`): the same values `ask` returns, generated
+    /// without the rest of the batch.
+    pub fn point(&mut self, i: usize, out: &mut [T]) -> Result<()> {
+        if i >= self.batch_size() || out.len() != self.d {
+            return Err(OptError::InvalidInput(format!(
+                "point {i} of a batch of {} (buffer of {} for dimension {})",
+                self.batch_size(),
+                out.len(),
+                self.d
+            )));
+        }
+        self.begin()?;
+        let d = self.d;
+        match self.o.method {
+            Method::Gradient { est, .. } => {
+                if i == 0 {
+                    out.copy_from_slice(&self.x);
+                    return Ok(());
+                }
+                let (j, s) = est.slot(i);
+                if self.u_of != Some(j) {
+                    est.fill_direction(&self.rng, self.nit, &self.coords, j, &mut self.u);
+                    self.u_of = Some(j);
+                }
+                let bounds = (&self.o.lower[..], &self.o.upper[..]);
+                let sign = est.perturb(&self.x, &self.u, s, bounds, self.bounded, Some(out));
+                if s > 0.0 {
+                    self.signs[j] = sign;
+                }
+            }
+            Method::Cbo(_) => {
+                out.iter_mut().zip(&self.parts[i * d..(i + 1) * d]).for_each(|(o, p)| *o = T::from_f64(*p));
+            }
+            Method::Rank { mu, .. } => {
+                self.rng.normals(self.nit, i as u64, Stream::Directions, &mut self.u);
+                self.u_of = None;
+                for (j, o) in out.iter_mut().enumerate() {
+                    let p = self.x[j].as_f64() + mu * self.u[j];
+                    *o = T::from_f64(p.max(side(&self.o.lower, j, f64::NEG_INFINITY)).min(side(
+                        &self.o.upper,
+                        j,
+                        f64::INFINITY,
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The batch to evaluate next (row-major `batch_size() × dim()`), every point inside the
     /// bounds. Asking again before telling returns the same batch. A batch too large for
     /// memory is [`OptError::Memory`].
@@ -305,42 +452,20 @@ impl<T: Real> Zo<T> {
         if self.asked {
             return Ok(&self.batch);
         }
+        self.begin()?;
         let d = self.d;
-        let len = checked_len(self.batch_size(), d, "the batch of points")?;
-        let mut pts: Vec<f64> = try_with_capacity(len, "the batch of points")?;
-        let mut batch: Vec<T> = try_with_capacity(len, "the batch of points")?;
-        match &self.o.method {
-            Method::Gradient { est, .. } => {
-                self.coords = est.coordinates(&self.rng, self.nit, d);
-                let mut out = Points { pts, signs: std::mem::take(&mut self.signs) };
-                est.points(&self.rng, self.nit, &self.x, &self.coords, (&self.o.lower, &self.o.upper), &mut out);
-                pts = out.pts;
-                self.signs = out.signs;
-            }
-            Method::Cbo(c) => {
-                if self.parts.is_empty() {
-                    self.parts = try_with_capacity(len, "the CBO particles")?;
-                    let mut z = vec![0.0; d];
-                    for i in 0..c.particles {
-                        self.rng.normals(0, i as u64, Stream::Init, &mut z);
-                        let mut p: Vec<f64> = self.x.iter().zip(&z).map(|(a, b)| a + c.init_std * b).collect();
-                        project(&mut p, &self.o.lower, &self.o.upper);
-                        self.parts.extend(p);
-                    }
-                }
-                pts.extend_from_slice(&self.parts);
-            }
-            Method::Rank { m, mu, .. } => {
-                let mut z = vec![0.0; d];
-                for i in 0..*m {
-                    self.rng.normals(self.nit, i as u64, Stream::Directions, &mut z);
-                    let mut p: Vec<f64> = self.x.iter().zip(&z).map(|(a, b)| a + mu * b).collect();
-                    project(&mut p, &self.o.lower, &self.o.upper);
-                    pts.extend(p);
-                }
-            }
+        let b = self.batch_size();
+        let len = checked_len(b, d, "the batch of points")?;
+        let mut batch = std::mem::take(&mut self.batch);
+        if batch.len() != len {
+            batch.clear();
+            batch.shrink_to_fit();
+            batch = try_with_capacity(len, "the batch of points")?;
+            batch.resize(len, T::zero());
         }
-        batch.extend(pts.into_iter().map(T::from_f64));
+        for (i, row) in batch.chunks_mut(d).enumerate() {
+            self.point(i, row)?;
+        }
         self.batch = batch;
         self.asked = true;
         Ok(&self.batch)
@@ -348,7 +473,7 @@ impl<T: Real> Zo<T> {
 
     /// Records values (NaN policy, best point, history, evaluation count).
     fn record(&mut self, values: &[f64]) -> Result<Vec<f64>> {
-        if !self.asked {
+        if !self.begun {
             return Err(OptError::InvalidInput("tell() without a pending ask()".into()));
         }
         let b = self.batch_size();
@@ -370,15 +495,35 @@ impl<T: Real> Zo<T> {
             }
             v.iter_mut().filter(|x| x.is_nan()).for_each(|x| *x = f64::INFINITY);
         }
+        let mut best = None;
         for (i, &fi) in v.iter().enumerate() {
             if fi < self.best_f {
                 self.best_f = fi;
-                self.best_x = self.batch[i * self.d..(i + 1) * self.d].iter().map(|t| t.as_f64()).collect();
+                best = Some(i);
                 self.history.push((self.nfev + i + 1, fi));
+            }
+        }
+        if let Some(i) = best {
+            let d = self.d;
+            if self.asked {
+                self.best_x.copy_from_slice(&self.batch[i * d..(i + 1) * d]);
+            } else {
+                let mut bx = std::mem::take(&mut self.best_x);
+                let r = self.point(i, &mut bx);
+                self.best_x = bx;
+                r?;
             }
         }
         self.nfev += b;
         Ok(v)
+    }
+
+    /// Ends the current iteration.
+    fn next_iteration(&mut self) {
+        self.asked = false;
+        self.begun = false;
+        self.u_of = None;
+        self.nit += 1;
     }
 
     /// Tells the values of the asked batch (in batch order) and updates the state. A NaN
@@ -395,8 +540,7 @@ impl<T: Real> Zo<T> {
                 self.step_rank(&order[..k])?;
             }
         }
-        self.asked = false;
-        self.nit += 1;
+        self.next_iteration();
         Ok(())
     }
 
@@ -405,7 +549,7 @@ impl<T: Real> Zo<T> {
         let Method::Rank { m, k, .. } = self.o.method else {
             return Err(OptError::InvalidInput("tell_ranking() is for method 'rank'".into()));
         };
-        if !self.asked {
+        if !self.begun {
             return Err(OptError::InvalidInput("tell_ranking() without a pending ask()".into()));
         }
         if top.len() != k {
@@ -425,18 +569,40 @@ impl<T: Real> Zo<T> {
         }
         self.nfev += m;
         self.step_rank(top)?;
-        self.asked = false;
-        self.nit += 1;
+        self.next_iteration();
         Ok(())
     }
 
+    /// `x ← T(P(x_prev - lr dir))`, entry by entry, and the `xtol` bookkeeping.
     fn take_step(&mut self) {
-        let mut x: Vec<f64> = self.x_prev.iter().zip(&self.dir).map(|(a, b)| a - self.lr * b).collect();
-        project(&mut x, &self.o.lower, &self.o.upper);
-        round::<T>(&mut x);
-        let moved = x.iter().zip(&self.x_prev).fold(0.0f64, |a, (p, q)| a.max((p - q).abs()));
-        self.x = x;
+        let dir = match self.dir_from {
+            DirFrom::G => &self.g,
+            DirFrom::M1 => &self.m1,
+            DirFrom::Dir => &self.dir,
+        };
+        let (lower, upper, lr) = (&self.o.lower, &self.o.upper, self.lr);
+        let mut moved = 0.0f64;
+        for (j, (x, xp)) in self.x.iter_mut().zip(&self.x_prev).enumerate() {
+            let p = xp.as_f64();
+            let (l, u) = (side(lower, j, f64::NEG_INFINITY), side(upper, j, f64::INFINITY));
+            let t = T::from_f64((p - lr * dir[j]).max(l).min(u));
+            moved = moved.max((t.as_f64() - p).abs());
+            *x = t;
+        }
         self.note_move(moved);
+    }
+
+    /// The signs of the forward differences that no [`Zo::point`] call computed (a state
+    /// told values that were evaluated elsewhere).
+    fn fill_signs(&mut self, est: &Estimator) {
+        let bounds = (&self.o.lower[..], &self.o.upper[..]);
+        for j in 0..self.signs.len() {
+            if self.signs[j].is_nan() {
+                est.fill_direction(&self.rng, self.nit, &self.coords, j, &mut self.u);
+                self.signs[j] = est.perturb::<T>(&self.x, &self.u, 1.0, bounds, self.bounded, None);
+                self.u_of = Some(j);
+            }
+        }
     }
 
     fn step_gradient(&mut self, est: &Estimator, update: Update, v: &[f64]) -> Result<()> {
@@ -467,7 +633,9 @@ impl<T: Real> Zo<T> {
             }
             let _ = step0;
         }
-        est.gradient(&self.rng, self.nit, &self.coords, v, &self.signs, &mut self.g);
+        self.fill_signs(est);
+        est.gradient(&self.rng, self.nit, &self.coords, (v, &self.signs), (&mut self.g, &mut self.u));
+        self.u_of = None;
         if !self.g.iter().all(|x| x.is_finite()) {
             if !f0.is_finite() {
                 return Err(OptError::Numerical(format!(
@@ -494,17 +662,16 @@ impl<T: Real> Zo<T> {
                 self.radius = Some(r);
                 r
             };
-            let mut z = vec![0.0; self.d];
-            self.rng.normals(self.nit, 0, Stream::Perturbation, &mut z);
+            let z = &mut self.u;
+            self.rng.normals(self.nit, 0, Stream::Perturbation, z);
             let s = r / (self.d as f64).sqrt();
-            self.g.iter_mut().zip(&z).for_each(|(gv, zv)| *gv += s * zv);
+            self.g.iter_mut().zip(z.iter()).for_each(|(gv, zv)| *gv += s * zv);
         }
         match update {
-            Update::Plain => self.dir.copy_from_slice(&self.g),
+            Update::Plain => {}
             Update::Momentum { beta } => {
-                for ((m, d), g) in self.m1.iter_mut().zip(self.dir.iter_mut()).zip(&self.g) {
+                for (m, g) in self.m1.iter_mut().zip(&self.g) {
                     *m = beta * *m + g;
-                    *d = *m;
                 }
             }
             Update::Sign => {
@@ -530,7 +697,12 @@ impl<T: Real> Zo<T> {
         }
         if let Step::Adaptive { step0, .. } = self.o.step {
             if self.lr.is_nan() {
-                let n = self.dir.iter().map(|x| x * x).sum::<f64>().sqrt();
+                let dir = match self.dir_from {
+                    DirFrom::G => &self.g,
+                    DirFrom::M1 => &self.m1,
+                    DirFrom::Dir => &self.dir,
+                };
+                let n = dir.iter().map(|x| x * x).sum::<f64>().sqrt();
                 self.lr = if n > 0.0 { step0 / n } else { step0 };
             }
         }
@@ -585,8 +757,7 @@ impl<T: Real> Zo<T> {
             self.sigma_now *= c.sigma_decay;
         }
         project(&mut cons, &self.o.lower, &self.o.upper);
-        round::<T>(&mut cons);
-        self.x = cons;
+        self.x = cons.into_iter().map(T::from_f64).collect();
         self.note_move(spread);
         Ok(())
     }
@@ -608,38 +779,6 @@ impl<T: Real> Zo<T> {
     }
 }
 
-/// `b` rounded to `T` towards the inside of the box (up for a lower bound, down for an upper
-/// one), so that clipping to the rounded bounds and then rounding to `T` stays in the box.
-fn inward<T: Real>(b: f64, lower: bool) -> f64 {
-    let r = T::from_f64(b).as_f64();
-    if r == b || !r.is_finite() || !b.is_finite() {
-        return if r.is_finite() || !b.is_finite() { r } else { b };
-    }
-    // Only a narrower T (f32) rounds a finite f64 bound to another value: step it by one
-    // ulp of f32 towards the inside.
-    match (lower, r < b) {
-        (true, true) => f32_step(r as f32, true) as f64,
-        (false, false) => f32_step(r as f32, false) as f64,
-        _ => r,
-    }
-}
-
-/// The neighbour of the finite `r` towards `+inf` (`up`) or `-inf`.
-fn f32_step(r: f32, up: bool) -> f32 {
-    if r == 0.0 {
-        let tiny = f32::from_bits(1);
-        return if up { tiny } else { -tiny };
-    }
-    let bits = r.to_bits();
-    f32::from_bits(if (r > 0.0) == up { bits + 1 } else { bits - 1 })
-}
-
-/// Clips `x` onto `[lower, upper]`.
-pub fn project(x: &mut [f64], lower: &[f64], upper: &[f64]) {
-    for ((v, &l), &u) in x.iter_mut().zip(lower).zip(upper) {
-        *v = v.max(l).min(u);
-    }
-}
-
+mod digest;
 #[cfg(test)]
 mod tests;

@@ -184,3 +184,117 @@ fn bounds_hold() {
     assert!(out.x_last.iter().all(|&v| (0.5..=2.0).contains(&v)));
     assert!((out.fun - 1.0).abs() < 1e-5, "{}", out.fun);
 }
+
+/// A test function seen through each [`Evaluation`] mode ([`Evaluation::Values`] computes the
+/// batch on its own replica of the state, as the seed transport's workers do).
+struct Modes {
+    func: Func,
+    d: usize,
+    mode: super::super::functions::Evaluation,
+    replica: std::sync::Mutex<Option<Zo<f32>>>,
+}
+
+impl Objective<f32> for Modes {
+    fn dim(&self) -> usize {
+        self.d
+    }
+    fn eval(&self, x: &[f32], out: &mut [f64]) -> Result<()> {
+        TestFunction { func: self.func, d: self.d }.eval(x, out)
+    }
+    fn evaluation(&self) -> super::super::functions::Evaluation {
+        self.mode
+    }
+    fn values(&self, nit: u64, digest: &dyn Fn() -> u64, out: &mut [f64]) -> Result<()> {
+        let mut guard = self.replica.lock().unwrap();
+        let rep = guard.as_mut().unwrap();
+        assert_eq!(rep.nit(), nit);
+        assert_eq!(rep.state_hash(), digest());
+        let mut p = vec![0.0f32; self.d];
+        for (i, o) in out.iter_mut().enumerate() {
+            rep.point(i, &mut p)?;
+            *o = self.func.value(&p);
+        }
+        rep.tell(out)
+    }
+}
+
+#[test]
+fn points_one_at_a_time_and_replicas_reproduce_the_batch_run() {
+    use super::super::functions::Evaluation;
+    let d = 6;
+    let x0: Vec<f32> = (0..d).map(|i| 0.3 * i as f32 - 0.7).collect();
+    let est = |dirs, scheme| Estimator { dirs, scheme, q: 3, mu: 1e-3 };
+    let adaptive = Step::Adaptive { step0: 0.1, grow: 1.25, shrink: 0.5 };
+    let methods = [
+        (
+            Method::Gradient {
+                est: est(Directions::Gaussian, Scheme::Forward),
+                update: Update::Plain,
+                perturbation: None,
+            },
+            adaptive,
+        ),
+        (
+            Method::Gradient {
+                est: est(Directions::Sphere, Scheme::Central),
+                update: Update::Momentum { beta: 0.9 },
+                perturbation: Some(0.0),
+            },
+            adaptive,
+        ),
+        (
+            Method::Gradient {
+                est: est(Directions::Coordinates { n: 2 }, Scheme::Forward),
+                update: Update::Sign,
+                perturbation: None,
+            },
+            Step::Fixed(0.01),
+        ),
+        (
+            Method::Gradient {
+                est: est(Directions::Sphere, Scheme::Forward),
+                update: Update::AdaMM { beta1: 0.9, beta2: 0.99, eps: 1e-12 },
+                perturbation: None,
+            },
+            adaptive,
+        ),
+        (Method::Rank { m: 5, k: 5, mu: 0.01, decay: 1.0 }, Step::Fixed(0.05)),
+    ];
+    for (method, step) in methods {
+        for bounded in [false, true] {
+            let mut o = opts(method.clone(), step, d);
+            if bounded {
+                o.lower = vec![-0.5; d];
+                o.upper = vec![0.4; d];
+            }
+            let lim = Limits { maxfev: 300, maxiter: u64::MAX, f_target: f64::NEG_INFINITY };
+            let mut outs = Vec::new();
+            for mode in [Evaluation::Batch, Evaluation::PerPoint, Evaluation::Values] {
+                let mut zo = Zo::new(&x0, o.clone()).unwrap();
+                let replica = std::sync::Mutex::new(Some(Zo::new(&x0, o.clone()).unwrap()));
+                let f = Modes { func: Func::Rastrigin, d, mode, replica };
+                let out = solve(&mut zo, &f, &lim, &mut NoObserver).unwrap();
+                outs.push((out.x, out.x_last, out.fun.to_bits(), out.nit, out.history, zo.state_hash()));
+            }
+            assert!(outs[0].3 > 10);
+            assert_eq!(outs[0], outs[1], "{method:?} bounded {bounded}: per point");
+            assert_eq!(outs[0], outs[2], "{method:?} bounded {bounded}: replica values");
+        }
+    }
+}
+
+#[test]
+fn point_equals_the_row_of_ask() {
+    let d = 5;
+    let mut o = opts(gaussian(4), Step::Fixed(0.1), d);
+    o.lower = vec![-0.1; d];
+    o.upper = vec![1.0; d];
+    let mut zo = Zo::new(&[0.0f64, 0.5, 1.0, -0.1, 0.2], o).unwrap();
+    let batch = zo.ask().unwrap().to_vec();
+    let mut p = vec![0.0; d];
+    for (i, row) in batch.chunks(d).enumerate() {
+        zo.point(i, &mut p).unwrap();
+        assert_eq!(&p[..], row);
+    }
+    assert!(zo.point(5, &mut p).is_err());
+}

@@ -1,0 +1,324 @@
+#!/usr/bin/env python
+"""Zeroth order past one process: ``transport="seeds"`` against ``transport="points"`` (issue 26).
+
+    python benches/zo_scaleout.py            # -> benches/results/zo_scaleout.{md,json,png}
+    python benches/zo_scaleout.py --quick    # d in {1e4, 1e5}: a smoke run
+    python benches/zo_scaleout.py --huge     # adds the d = 1e8 memory point (about 5 GB free needed)
+
+Needs ``dask[distributed]``.
+
+1. Bytes sent and wall time per iteration of ``zo.minimize(method="gaussian", q=10)`` on a
+   regularised least-squares loss in NumPy (``0.5 |A x[:m] - b|^2 + 0.5e-3 |x|^2``, A 128 x
+   1024: a few milliseconds per evaluation at d = 1e6), float32, for d = 1e4, 1e6, 1e7: one
+   process (``transport="points"`` without executor, points generated one at a time), and
+   ``"points"`` / ``"seeds"`` on a ``ProcessPoolExecutor(2)`` and a dask ``LocalCluster``
+   (2 worker processes, 1 thread each) through ``Client.get_executor()``. Bytes: seeds, the
+   pickled messages (``res.transport``); points, the pickled points sent (``d`` floats each)
+   and the values returned. Each configuration's result is checked bit-identical to the
+   single-process run. The objective's own cost (one evaluation, times the batch) is beside.
+2. Peak resident memory of one process against d for q = 10 and 64 (one iteration, per-point
+   objective ``dot(x, x)``, which allocates nothing), in copies of ``x`` beyond the memory
+   before the call, each point in a fresh process.
+3. A fault: a dask worker process is killed mid-run (d = 1e6); the nanny restarts it, the
+   task is resubmitted, the new process rebuilds its replica; the result must be the same.
+
+Timings are wall clock on a shared 2-core machine (other jobs ran meanwhile): ratios are
+measured within one configuration's repeats, interleaved.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime
+import json
+import os
+import pickle
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from optcore import zo
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+class LeastSquares:
+    """``0.5 |A x[:m] - b|^2 + 0.5 lam |x|^2`` (float64 value); picklable, small state."""
+
+    def __init__(self, m: int = 1024, rows: int = 128, lam: float = 1e-3, seed: int = 0):
+        g = np.random.default_rng(seed)
+        self.A = g.standard_normal((rows, m)).astype(np.float32) / np.sqrt(m)
+        self.b = g.standard_normal(rows).astype(np.float32)
+        self.m, self.lam = m, lam
+
+    def __call__(self, x) -> float:
+        r = self.A[:, : min(self.m, x.size)] @ x[: self.m] - self.b
+        return float(0.5 * np.dot(r, r) + 0.5 * self.lam * np.dot(x, x))
+
+
+def timed_run(f, d, executor, transport, iters):
+    x0 = np.zeros(d, np.float32)
+    t = time.perf_counter()
+    res = zo.minimize(
+        f,
+        x0,
+        method="gaussian",
+        q=10,
+        lr=1e-3,
+        rng=0,
+        maxiter=iters,
+        executor=executor,
+        transport=transport,
+        warn=False,
+    )
+    return res, (time.perf_counter() - t) / res.nit
+
+
+def points_bytes(d: int, batch: int) -> int:
+    """Bytes of the pickled points of one batch and of the values coming back."""
+    p = np.zeros(d, np.float32)
+    return batch * (len(pickle.dumps(p, protocol=pickle.HIGHEST_PROTOCOL)) + len(pickle.dumps(1.0)))
+
+
+def scaleout(ds, iters_for, client, pool):
+    f = LeastSquares()
+    rows = []
+    for d in ds:
+        iters = iters_for(d)
+        x = np.zeros(d, np.float32)
+        t = time.perf_counter()
+        for _ in range(5):
+            f(x)
+        cost = (time.perf_counter() - t) / 5
+        ref, t_single = timed_run(f, d, None, "points", iters)
+        row = {"d": d, "iters": iters, "f_cost_s": cost, "batch": 11, "single_s": t_single}
+        for name, ex in (("pool", pool), ("dask", client.get_executor())):
+            for transport in ("points", "seeds"):
+                res, t_it = timed_run(f, d, ex, transport, iters)
+                assert res.x.tobytes() == ref.x.tobytes() and res.history.tobytes() == ref.history.tobytes(), (
+                    name,
+                    transport,
+                    d,
+                )
+                if transport == "seeds":
+                    sent = res.transport["bytes_per_iteration"]
+                    b_first, b_iter = int(sent[0]), float(np.median(sent[1:])) if len(sent) > 1 else float(sent[0])
+                else:
+                    b_first = b_iter = points_bytes(d, 11)
+                row[f"{name}_{transport}_s"] = t_it
+                row[f"{name}_{transport}_bytes"] = b_iter
+                row[f"{name}_{transport}_bytes_first"] = b_first
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+    return rows
+
+
+# The peak resident memory is read from /proc/self/status (VmHWM): getrusage's ru_maxrss
+# survives exec on Linux, so a child started by this (large) process would report ours.
+MEMORY_SCRIPT = """
+import sys, numpy as np
+from optcore import zo
+def hwm():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
+d, q = int(sys.argv[1]), int(sys.argv[2])
+x0 = np.ones(d, np.float32)  # touched: resident before the run
+f = lambda v: float(np.dot(v, v))
+zo.minimize(f, x0[:10], q=2, maxfev=6, warn=False)
+base = hwm()
+res = zo.minimize(f, x0, method="gaussian", q=q, maxiter=1, rng=0, warn=False)
+print((hwm() - base) / x0.nbytes)
+"""
+
+
+def memory(ds, qs):
+    rows = []
+    for d in ds:
+        for q in qs:
+            out = subprocess.run(
+                [sys.executable, "-c", MEMORY_SCRIPT, str(d), str(q)], capture_output=True, text=True, check=True
+            )
+            rows.append({"d": d, "q": q, "copies": float(out.stdout.split()[-1])})
+            print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def fault(client, d):
+    import distributed
+
+    f = LeastSquares()
+    ref, _ = timed_run(f, d, None, "points", 8)
+    pids = list(client.run(os.getpid).values())
+    killed = []
+
+    def kill(r):
+        if r.nit >= 3 and not killed:
+            os.kill(pids[0], 9)
+            killed.append(r.nit)
+
+    t = time.perf_counter()
+    res = zo.minimize(
+        f,
+        np.zeros(d, np.float32),
+        method="gaussian",
+        q=10,
+        lr=1e-3,
+        rng=0,
+        maxiter=8,
+        executor=client.get_executor(),
+        transport="seeds",
+        warn=False,
+        callback=kill,
+        check_every=1,
+    )
+    wall = time.perf_counter() - t
+    del distributed
+    return {
+        "d": d,
+        "killed_at_iteration": killed[0] if killed else None,
+        "same_result": bool(res.x.tobytes() == ref.x.tobytes() and res.history.tobytes() == ref.history.tobytes()),
+        "wall_s": wall,
+        **{k: v for k, v in res.transport.items() if k != "bytes_per_iteration"},
+    }
+
+
+def plot(data, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    rows = data["scaleout"]
+    ds = [r["d"] for r in rows]
+    for name in ("pool", "dask"):
+        for transport, style in (("points", "--"), ("seeds", "-")):
+            ax[0].loglog(
+                ds, [r[f"{name}_{transport}_bytes"] for r in rows], style, marker="o", label=f"{name} {transport}"
+            )
+            ax[1].loglog(ds, [r[f"{name}_{transport}_s"] for r in rows], style, marker="o", label=f"{name} {transport}")
+    ax[1].loglog(ds, [r["single_s"] for r in rows], "k-", marker="s", label="one process")
+    ax[1].loglog(ds, [11 * r["f_cost_s"] for r in rows], "k:", label="objective alone (11 evaluations)")
+    ax[0].set(xlabel="d", ylabel="bytes sent per iteration", title="communication (q = 10)")
+    ax[1].set(xlabel="d", ylabel="s per iteration", title="time per iteration (2 workers)")
+    for q in sorted({r["q"] for r in data["memory"]}):
+        m = [r for r in data["memory"] if r["q"] == q]
+        ax[2].semilogx([r["d"] for r in m], [r["copies"] for r in m], marker="o", label=f"q = {q}")
+    ax[2].set(xlabel="d", ylabel="peak memory, copies of x (float32)", title="peak memory of one run")
+    for a in ax:
+        a.legend(fontsize=7)
+        a.grid(alpha=0.3)
+    fig.suptitle(f"optcore.zo transport='seeds' vs 'points' — {data['machine']}, {data['date']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def markdown(data) -> str:
+    out = [
+        "# optcore.zo: shared-seed transport against sending points (issue 26)",
+        "",
+        "    python benches/zo_scaleout.py"
+        + (" --quick" if data["quick"] else "")
+        + (" --huge" if data["huge"] else ""),
+        "",
+        f"Machine: {data['machine']}. Date: {data['date']}. {data['note']}",
+        "",
+        "## Communication and time per iteration (gaussian, q = 10, float32, 2 workers)",
+        "",
+        "Bytes: seeds, the median pickled messages of an iteration after the first (the first carries "
+        "`fun` and `x0`: column *first*); points, the pickled points and values. Every configuration's "
+        "result is bit-identical to the one-process run (asserted).",
+        "",
+        "| d | f cost (ms) | one process (s/it) | pool points (s/it, bytes) | pool seeds (s/it, bytes, first) "
+        "| dask points (s/it, bytes) | dask seeds (s/it, bytes, first) | seeds / one process (pool, dask) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in data["scaleout"]:
+        out.append(
+            f"| {r['d']:.0e} | {1e3 * r['f_cost_s']:.2f} | {r['single_s']:.3f} "
+            f"| {r['pool_points_s']:.3f}, {r['pool_points_bytes']:.3g} "
+            f"| {r['pool_seeds_s']:.3f}, {r['pool_seeds_bytes']:.0f}, {r['pool_seeds_bytes_first']:.3g} "
+            f"| {r['dask_points_s']:.3f}, {r['dask_points_bytes']:.3g} "
+            f"| {r['dask_seeds_s']:.3f}, {r['dask_seeds_bytes']:.0f}, {r['dask_seeds_bytes_first']:.3g} "
+            f"| {r['pool_seeds_s'] / r['single_s']:.2f}, {r['dask_seeds_s'] / r['single_s']:.2f} |"
+        )
+    out += [
+        "",
+        "## Peak memory of one run (per-point objective, one iteration), copies of x beyond the memory before",
+        "",
+        "| d | q | copies of x |",
+        "|---|---|---|",
+    ]
+    out += [f"| {r['d']:.0e} | {r['q']} | {r['copies']:.1f} |" for r in data["memory"]]
+    if data.get("fault"):
+        fl = data["fault"]
+        out += [
+            "",
+            "## A dask worker killed mid-run",
+            "",
+            f"d = {fl['d']:.0e}: worker killed after iteration {fl['killed_at_iteration']}; same result as without "
+            f"the fault: **{fl['same_result']}**; wall {fl['wall_s']:.2f} s; rebuilds {fl['rebuilds']}, lost tasks "
+            f"{fl['lost_tasks']}, catch-ups {fl['catch_ups']}, local shares {fl['local_shares']}.",
+        ]
+    return "\n".join(out) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--huge", action="store_true", help="add the d = 1e8 memory point (q = 10)")
+    ap.add_argument("--memory-only", action="store_true", help="rerun the memory part into the existing results")
+    ap.add_argument("--scaleout-from", help="take part 1's rows from the JSON lines this script printed to a log")
+    args = ap.parse_args()
+    if args.memory_only:
+        name = "zo_scaleout_quick" if args.quick else "zo_scaleout"
+        data = json.loads((RESULTS / f"{name}.json").read_text())
+        data["memory"] = memory([10**4, 10**5, 10**6, 10**7], [10, 64]) + (memory([10**8], [10]) if args.huge else [])
+        data["huge"] = args.huge
+        (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
+        (RESULTS / f"{name}.md").write_text(markdown(data))
+        plot(data, RESULTS / f"{name}.png")
+        print(markdown(data))
+        return
+    import distributed
+
+    ds = [10**4, 10**5] if args.quick else [10**4, 10**6, 10**7]
+    iters_for = lambda d: 20 if d <= 10**4 else (4 if d <= 10**6 else 2)  # noqa: E731
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
+        with distributed.Client(cluster) as client, concurrent.futures.ProcessPoolExecutor(2) as pool:
+            if args.scaleout_from:
+                lines = Path(args.scaleout_from).read_text().splitlines()
+                rows = [json.loads(x) for x in lines if x.startswith("{") and '"single_s"' in x]
+            else:
+                rows = scaleout(ds, iters_for, client, pool)
+            flt = fault(client, 10**5 if args.quick else 10**6)
+            print(json.dumps(flt), flush=True)
+    mem = memory([10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7], [10, 64])
+    if args.huge:
+        mem += memory([10**8], [10])
+    data = {
+        "machine": "2-core x86_64 AVX2+FMA dev machine, shared with other jobs "
+        f"({platform.python_version()}, numpy {np.__version__}, dask {distributed.__version__})",
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "note": f"Load average at the end: {os.getloadavg()[0]:.1f} (the machine is shared: times are noisy).",
+        "quick": args.quick,
+        "huge": args.huge,
+        "scaleout": rows,
+        "memory": mem,
+        "fault": flt,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    name = "zo_scaleout_quick" if args.quick else "zo_scaleout"
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
+    (RESULTS / f"{name}.md").write_text(markdown(data))
+    plot(data, RESULTS / f"{name}.png")
+    print(markdown(data))
+
+
+if __name__ == "__main__":
+    main()
