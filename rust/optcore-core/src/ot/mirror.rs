@@ -22,11 +22,24 @@
 //! `ln P - ln R`, up to a constant that the scaling removes), each plus `<P, M>` when a cost is
 //! given. Anything else comes as a gradient oracle ([`Gradient`]).
 //!
-//! # What the tolerance means
+//! # What the tolerance means, and the certificate of optimality
 //!
 //! `tol` bounds `||P 1 - a||_1 + ||P^T 1 - b||_1` of the returned plan. It is measured, in f64,
-//! on the output buffer every `check_every` iterations and at the end; the run is reported
-//! converged only when it holds on what is returned. Parallel passes split rows by
+//! on the output buffer every `check_every` iterations and at the end. Marginal feasibility is
+//! not optimality (the starting product plan is exactly feasible), so it never stops the run
+//! alone. What measures optimality is a certificate: for convex `F`, any plan `P` and any pair
+//! `(f, g)` with `f_i + g_j <= G_ij` where `G = ∇F(P)` (on the support of `a` and `b`),
+//! convexity gives `F(P*) >= F(P) + <G, P* - P> >= F(P) - <G, P> + <f, a> + <g, b>`, so
+//! `F(P) - F* <= gap := <G, P> - <f, a> - <g, b>`, whether or not `P` meets the marginals. The
+//! pair comes from the iteration itself: the accumulated row and column shifts `U`, `V` of the
+//! log-domain state, divided by the step sum `S_t = Σ η_s`, are the dual potentials of the
+//! averaged gradients (`L = ln(a b^T) - Σ η_s G_s + U ⊕ V`), made feasible for `G` by a
+//! c-transform `g_j = min_i (G_ij - f_i)` and improved by a second one `f_i = min_j (G_ij - g_j)`.
+//! With `gap_tol` the run stops at the first check where the marginal error `<= tol` and the
+//! gap `<= gap_tol` both hold on the returned plan; without it the run takes its whole horizon
+//! (`maxiter`, the steps' schedule depends on it) and reports the final gap. Noisy gradients
+//! (`certify = false`) give no certificate: the gap is NaN and the horizon is run. The run is
+//! reported converged only when the named criteria hold on what is returned. Parallel passes split rows by
 //! [`row_block`] and combine partial sums in block order: results do not depend on `workers`.
 
 use super::kernels::run;
@@ -75,6 +88,12 @@ pub struct MirrorOptions {
     pub output: Output,
     /// Bound on the marginal error of the returned plan.
     pub tol: f64,
+    /// Bound on the certified suboptimality `F(P) - F*` of the returned plan; `None`: run the
+    /// horizon (`maxiter`) and report the gap at the end.
+    pub gap_tol: Option<f64>,
+    /// Whether the gradient is exact (so the gap is a certificate); false for noisy oracles,
+    /// which are then never called outside the iteration.
+    pub certify: bool,
     pub maxiter: usize,
     /// Iterations between measurements of the marginal error (and between callbacks).
     pub check_every: usize,
@@ -82,7 +101,11 @@ pub struct MirrorOptions {
 
 /// A gradient oracle: `grad(t, P, G)` writes `∇F(P)` (n x m) into `G` at iteration `t`
 /// (noisy or stochastic gradients are fine). Added to the built-in objective's gradient.
-pub type Gradient<'g, T> = &'g mut (dyn FnMut(usize, &[T], &mut [T]) -> Result<()> + Send);
+pub type Gradient<'g, T> = &'g mut OracleFn<'g, T>;
+
+/// The gradient oracle's function type (borrowed for shorter than its own lifetime by the
+/// certificate's extra call).
+pub type OracleFn<'f, T> = dyn FnMut(usize, &[T], &mut [T]) -> Result<()> + Send + 'f;
 
 pub struct MirrorOutput<T> {
     /// The returned plan (average or last iterate), n x m row-major.
@@ -100,6 +123,8 @@ pub struct MirrorOutput<T> {
     pub step0: f64,
     /// `(nit, marginal error)` at each measurement.
     pub history: Vec<(usize, f64)>,
+    /// The certified bound on `F(plan) - F*` (NaN without a certificate: noisy gradients).
+    pub gap: f64,
 }
 
 /// Mirror Sinkhorn on `a` (n), `b` (m) with the optional cost `cost` (n x m), the built-in
@@ -196,6 +221,9 @@ pub fn mirror_sinkhorn<T: Real>(
     let mut nit = 0;
     let mut colwork = ColWork::new(n, m)?;
     let zeros: Vec<T> = try_zeroed(m, "a row")?;
+    // The accumulated row and column shifts of the log state (the certificate's potentials).
+    let mut shifts = Shifts { u: try_zeroed(n, "the row potentials")?, v: try_zeroed(m, "the column potentials")? };
+    let mut gap = f64::NAN;
     while nit < opts.maxiter {
         let t = nit;
         // The gradient beyond the linear term, at P_t.
@@ -237,9 +265,9 @@ pub fn mirror_sinkhorn<T: Real>(
         let w = eta / weight_sum;
         let step = Mirror { cost, g: (!g.is_empty()).then_some(&g[..]), eta: T::from_f64(eta), m };
         let ok = if t % 2 == 0 {
-            row_step(&step, a, &zeros, &mut l, &mut p)
+            row_step(&step, a, &zeros, &mut l, &mut p, &mut shifts.u)
         } else {
-            colwork.step(&step, b, &mut l, &mut p)
+            colwork.step(&step, b, &mut l, &mut p, &mut shifts.v)
         };
         if !ok {
             termination = Termination::Numerical(format!(
@@ -263,9 +291,13 @@ pub fn mirror_sinkhorn<T: Real>(
         if nit % opts.check_every.max(1) == 0 || nit == opts.maxiter {
             err = marginal_error(out, a, b);
             history.push((nit, err));
-            if err <= opts.tol {
-                termination = Termination::Converged;
-                break;
+            if let (Some(gtol), true) = (opts.gap_tol, opts.certify && err <= opts.tol) {
+                let cert = Certificate { a, b, cost, objective, potentials: &shifts, step_sum: weight_sum };
+                gap = cert.gap(out, &mut g, t, grad.as_deref_mut())?;
+                if gap <= gtol {
+                    termination = Termination::Converged;
+                    break;
+                }
             }
         }
         let e = err;
@@ -285,10 +317,16 @@ pub fn mirror_sinkhorn<T: Real>(
     let plan = if avg.is_empty() || nit == 0 { p } else { avg };
     // Re-measured on the buffer that is returned.
     let marginal_error = marginal_error(&plan, a, b);
-    if termination == Termination::Converged && (marginal_error > opts.tol || marginal_error.is_nan()) {
+    if opts.certify && weight_sum > 0.0 && !matches!(termination, Termination::Numerical(_)) {
+        let cert = Certificate { a, b, cost, objective, potentials: &shifts, step_sum: weight_sum };
+        gap = cert.gap(&plan, &mut g, nit, grad.as_deref_mut())?;
+    }
+    let gap_ok = opts.gap_tol.is_none_or(|t| gap <= t);
+    let met = marginal_error <= opts.tol && gap_ok;
+    if termination == Termination::Converged && !met {
         termination = Termination::MaxIter;
     }
-    if termination == Termination::MaxIter && marginal_error <= opts.tol {
+    if termination == Termination::MaxIter && met {
         termination = Termination::Converged;
     }
     if !plan.par_iter().all(|x| x.is_finite()) && !matches!(termination, Termination::Aborted) {
@@ -296,7 +334,7 @@ pub fn mirror_sinkhorn<T: Real>(
     }
     let cost_v = cost.map_or(0.0, |c| dot(&plan, c));
     let fun = if grad.is_some() { f64::NAN } else { cost_v + builtin_fun(objective, &plan) };
-    Ok(MirrorOutput { plan, nit, termination, marginal_error, cost: cost_v, fun, step0, history })
+    Ok(MirrorOutput { plan, nit, termination, marginal_error, cost: cost_v, fun, step0, history, gap })
 }
 
 /// Plan entries below this are stored as 0: products of smaller numbers leave the normal
@@ -350,13 +388,14 @@ impl<T: Real> Mirror<'_, T> {
 
 /// The mirror step and the scaling of every row onto `a`; false when a row with positive
 /// weight vanished.
-fn row_step<T: Real>(step: &Mirror<'_, T>, a: &[T], zeros: &[T], l: &mut [T], p: &mut [T]) -> bool {
+fn row_step<T: Real>(step: &Mirror<'_, T>, a: &[T], zeros: &[T], l: &mut [T], p: &mut [T], u: &mut [f64]) -> bool {
     let m = step.m;
     let rb = row_block(a.len());
     l.par_chunks_mut(rb * m)
         .zip(p.par_chunks_mut(rb * m))
+        .zip(u.par_chunks_mut(rb))
         .enumerate()
-        .map(|(blk, (lr, pr))| {
+        .map(|(blk, ((lr, pr), ur))| {
             let mut ok = true;
             for (r, (lrow, prow)) in lr.chunks_mut(m).zip(pr.chunks_mut(m)).enumerate() {
                 let i = blk * rb + r;
@@ -372,6 +411,7 @@ fn row_step<T: Real>(step: &Mirror<'_, T>, a: &[T], zeros: &[T], l: &mut [T], p:
                 }
                 let sc = a[i].as_f64() / s;
                 let (sct, shift) = (T::from_f64(sc), T::from_f64(sc.ln()) - mx);
+                ur[r] += sc.ln() - mx.as_f64();
                 let thr = T::from_f64(tiny::<T>() / sc);
                 for (x, y) in lrow.iter_mut().zip(prow.iter_mut()) {
                     *y = if *y < thr { T::zero() } else { *y * sct };
@@ -404,7 +444,7 @@ impl ColWork {
     /// The mirror step and the scaling of every column onto `b` (three row-blocked passes:
     /// step and column maxima, exponentials and column sums, scaling); false when a column
     /// with positive weight vanished.
-    fn step<T: Real>(&mut self, step: &Mirror<'_, T>, b: &[T], l: &mut [T], p: &mut [T]) -> bool {
+    fn step<T: Real>(&mut self, step: &Mirror<'_, T>, b: &[T], l: &mut [T], p: &mut [T], v: &mut [f64]) -> bool {
         let m = self.m;
         let n = l.len() / m;
         let rb = row_block(n);
@@ -458,6 +498,7 @@ impl ColWork {
             let sc = b[j].as_f64() / colsum[j];
             scale[j] = T::from_f64(sc);
             shift[j] = T::from_f64(sc.ln() - colmax[j]);
+            v[j] += sc.ln() - colmax[j];
             thr[j] = T::from_f64(tiny::<T>() / sc);
         }
         l.par_chunks_mut(rb * m).zip(p.par_chunks_mut(rb * m)).for_each(|(lr, pr)| {
@@ -469,6 +510,98 @@ impl ColWork {
             }
         });
         ok
+    }
+}
+
+/// The accumulated log-domain shifts: `U` per row (row steps), `V` per column (column steps).
+struct Shifts {
+    u: Vec<f64>,
+    v: Vec<f64>,
+}
+
+/// What the optimality certificate needs (see the module comment).
+struct Certificate<'c, T> {
+    a: &'c [T],
+    b: &'c [T],
+    cost: Option<&'c [T]>,
+    objective: Objective<'c, T>,
+    potentials: &'c Shifts,
+    step_sum: f64,
+}
+
+impl<T: Real> Certificate<'_, T> {
+    /// `<G, P> - <f, a> - <g, b>` at `plan` with `G = ∇F(plan)`, a bound on `F(plan) - F*`.
+    /// `scratch` holds the oracle's gradient when there is one (called once, at `plan`).
+    fn gap<'f>(&self, plan: &[T], scratch: &mut [T], t: usize, grad: Option<&mut OracleFn<'f, T>>) -> Result<f64> {
+        let (a, b) = (self.a, self.b);
+        let (n, m) = (a.len(), b.len());
+        let oracle = match grad {
+            Some(gr) => {
+                gr(t, plan, scratch)?;
+                if !scratch.par_iter().all(|x| x.is_finite()) {
+                    return Ok(f64::NAN);
+                }
+                Some(&scratch[..])
+            }
+            None => None,
+        };
+        let grad_at = |k: usize| -> f64 {
+            let mut v = self.cost.map_or(0.0, |c| c[k].as_f64()) + oracle.map_or(0.0, |g| g[k].as_f64());
+            match self.objective {
+                Objective::Linear => {}
+                Objective::Quadratic(r) => v += 2.0 * (plan[k].as_f64() - r[k].as_f64()),
+                Objective::Kl(r) => v += plan[k].as_f64().ln() - r[k].as_f64().ln(),
+            }
+            v
+        };
+        let rb = row_block(n);
+        let f0: Vec<f64> = self.potentials.u.iter().map(|x| x / self.step_sum).collect();
+        // g_j = min over the rows with a_i > 0 of G_ij - f_i (partial minima per row block).
+        let parts: Vec<Vec<f64>> = (0..n.div_ceil(rb))
+            .into_par_iter()
+            .map(|blk| {
+                let mut cm = vec![f64::INFINITY; m];
+                for i in blk * rb..((blk + 1) * rb).min(n) {
+                    if a[i] > T::zero() {
+                        for (j, c) in cm.iter_mut().enumerate() {
+                            let v = grad_at(i * m + j) - f0[i];
+                            *c = if v < *c { v } else { *c };
+                        }
+                    }
+                }
+                cm
+            })
+            .collect();
+        let mut g = vec![f64::INFINITY; m];
+        for cm in &parts {
+            g.iter_mut().zip(cm).for_each(|(x, &y)| *x = if y < *x { y } else { *x });
+        }
+        // f_i = min over the columns with b_j > 0 of G_ij - g_j (never below f0: a better bound),
+        // and the row's share of <f, a> and of <G, P>.
+        let sums: Vec<(f64, f64)> = (0..n)
+            .into_par_iter()
+            .map(|i| {
+                let (mut fi, mut gp) = (f64::INFINITY, 0.0);
+                for j in 0..m {
+                    let gij = grad_at(i * m + j);
+                    let x = plan[i * m + j].as_f64();
+                    if x != 0.0 {
+                        gp += gij * x;
+                    }
+                    if b[j] > T::zero() {
+                        let v = gij - g[j];
+                        fi = if v < fi { v } else { fi };
+                    }
+                }
+                let fa = if a[i] > T::zero() { fi * a[i].as_f64() } else { 0.0 };
+                (fa, gp)
+            })
+            .collect();
+        let (fa, gp) = sums.iter().fold((0.0, 0.0), |(s, t), &(x, y)| (s + x, t + y));
+        let gb: f64 = g.iter().zip(b).filter(|(_, bj)| **bj > T::zero()).map(|(gj, bj)| gj * bj.as_f64()).sum();
+        let gap = gp - fa - gb;
+        // Rounding can make a tight bound slightly negative; it is a bound on a nonnegative number.
+        Ok(if gap.is_nan() { gap } else { gap.max(0.0) })
     }
 }
 
@@ -531,7 +664,15 @@ mod tests {
     use crate::solver::NoObserver;
 
     fn opts(output: Output, maxiter: usize) -> MirrorOptions {
-        MirrorOptions { step: Step::Sqrt(None), output, tol: 1e-12, maxiter, check_every: 10 }
+        MirrorOptions {
+            step: Step::Sqrt(None),
+            output,
+            tol: 1e-12,
+            maxiter,
+            check_every: 10,
+            gap_tol: None,
+            certify: true,
+        }
     }
 
     #[test]
@@ -571,6 +712,8 @@ mod tests {
             tol: 1e-9,
             maxiter: 20000,
             check_every: 1,
+            gap_tol: Some(1e-9),
+            certify: true,
         };
         let out = mirror_sinkhorn(&a, &b, None, Objective::Quadratic(&r[..]), None, &o, &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Converged);
@@ -585,11 +728,40 @@ mod tests {
         let a = [0.5f32, 0.5];
         let b = [0.25f32, 0.75];
         let r = [0.125f32, 0.375, 0.125, 0.375];
-        let o =
-            MirrorOptions { step: Step::Constant(0.5), output: Output::Last, tol: 1e-5, maxiter: 2000, check_every: 1 };
+        let o = MirrorOptions {
+            step: Step::Constant(0.5),
+            output: Output::Last,
+            tol: 1e-5,
+            maxiter: 2000,
+            check_every: 1,
+            gap_tol: Some(1e-5),
+            certify: true,
+        };
         let out = mirror_sinkhorn(&a, &b, None, Objective::Kl(&r[..]), None, &o, &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Converged);
         assert!(out.fun < 1e-5, "{}", out.fun);
+    }
+
+    #[test]
+    fn the_feasible_start_does_not_stop_the_run_and_the_gap_is_certified() {
+        // The product plan meets both marginals exactly but costs 0.5; the optimum costs 0.
+        let (a, b, c) = ([0.5, 0.5], [0.5, 0.5], [0.0, 1.0, 1.0, 0.0]);
+        let out = mirror_sinkhorn(
+            &a,
+            &b,
+            Some(&c[..]),
+            Objective::Linear,
+            None,
+            &opts(Output::Average, 500),
+            &mut NoObserver,
+        )
+        .unwrap();
+        assert_eq!(out.nit, 500);
+        assert!(out.cost <= out.gap && out.gap < 0.02, "cost {} gap {}", out.cost, out.gap);
+        let o = MirrorOptions { gap_tol: Some(1e-6), tol: 1e-6, ..opts(Output::Last, 100_000) };
+        let out = mirror_sinkhorn(&a, &b, Some(&c[..]), Objective::Linear, None, &o, &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::Converged);
+        assert!(out.nit < 100_000 && out.gap <= 1e-6 && out.cost <= out.gap);
     }
 
     #[test]
