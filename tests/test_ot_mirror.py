@@ -101,7 +101,9 @@ def test_grad_callback_matches_the_native_objectives():
     viapy = mirror_sinkhorn(
         a, b, grad=lambda P: M, fun=lambda P: float(np.sum(P * M)), maxiter=300, tol=1e-15, warn=False
     )
-    np.testing.assert_array_equal(native.plan, viapy.plan)
+    # the native linear objective takes a fused fast path (potentials, not the plan, as state): the
+    # same iteration, so the plans agree to rounding
+    np.testing.assert_allclose(native.plan, viapy.plan, rtol=1e-10, atol=1e-15)
     assert viapy.fun == pytest.approx(native.fun)
     quad = mirror_sinkhorn(a, b, objective="quadratic", ref=R, step=1.0, maxiter=300, tol=1e-15, warn=False)
     quad_py = mirror_sinkhorn(a, b, grad=lambda P: 2 * (P - R), step=1.0, maxiter=300, tol=1e-15, warn=False)

@@ -43,6 +43,8 @@
 //! [`row_block`] and combine partial sums in block order: results do not depend on `workers`.
 
 use super::kernels::run;
+use super::mirror_gap::Certificate;
+use super::mirror_linear::{mirror_linear, Linear};
 use crate::alloc::{checked_len, try_filled, try_zeroed};
 use crate::error::{OptError, Result};
 use crate::parallel::row_block;
@@ -173,6 +175,7 @@ pub fn mirror_sinkhorn<T: Real>(
     if mass <= 0.0 || ((mass - mass_b) / mass).abs() > 1e-6 {
         return bad("a and b must have the same positive total mass");
     }
+    let ln_mass = mass.ln();
     let ln_a: Vec<f64> = a.iter().map(|x| x.as_f64().ln()).collect();
     let ln_b: Vec<f64> = b.iter().map(|x| x.as_f64().ln()).collect();
     if let Objective::Kl(r) = objective {
@@ -180,6 +183,15 @@ pub fn mirror_sinkhorn<T: Real>(
         if !ok {
             return bad("the KL reference plan must be positive wherever a_i b_j > 0");
         }
+    }
+    let delta = {
+        let ext = |v: &[f64]| v.iter().filter(|x| x.is_finite()).map(|x| (x - ln_mass).abs()).fold(0.0, f64::max);
+        (ext(&ln_a) + ext(&ln_b)).max(1.0)
+    };
+    if let (Objective::Linear, None, Some(cost)) = (objective, grad.as_ref(), cost) {
+        // A constant gradient: the state is two potentials and the step sum (no n x m state).
+        let lin = Linear { a, b, cost, ln_a: &ln_a, ln_b: &ln_b, ln_mass, delta };
+        return mirror_linear(&lin, opts, obs);
     }
 
     // State: L = ln P, P, the gradient G, the running average.
@@ -189,7 +201,6 @@ pub fn mirror_sinkhorn<T: Real>(
         if grad.is_some() || reference.is_some() { try_zeroed(nm, "the gradient")? } else { Vec::new() };
     let mut avg: Vec<T> =
         if opts.output == Output::Average { try_zeroed(nm, "the averaged plan")? } else { Vec::new() };
-    let ln_mass = mass.ln();
     let rb = row_block(n);
     l.par_chunks_mut(rb * m).zip(p.par_chunks_mut(rb * m)).enumerate().for_each(|(blk, (lr, pr))| {
         for (r, (lrow, prow)) in lr.chunks_mut(m).zip(pr.chunks_mut(m)).enumerate() {
@@ -209,10 +220,6 @@ pub fn mirror_sinkhorn<T: Real>(
     let mut step0 = match opts.step {
         Step::Sqrt(Some(e)) | Step::Constant(e) => e,
         Step::Sqrt(None) => f64::NAN,
-    };
-    let delta = {
-        let ext = |v: &[f64]| v.iter().filter(|x| x.is_finite()).map(|x| (x - ln_mass).abs()).fold(0.0, f64::max);
-        (ext(&ln_a) + ext(&ln_b)).max(1.0)
     };
     let mut weight_sum = 0.0;
     let mut history = Vec::new();
@@ -292,7 +299,8 @@ pub fn mirror_sinkhorn<T: Real>(
             err = marginal_error(out, a, b);
             history.push((nit, err));
             if let (Some(gtol), true) = (opts.gap_tol, opts.certify && err <= opts.tol) {
-                let cert = Certificate { a, b, cost, objective, potentials: &shifts, step_sum: weight_sum };
+                let f = shifts.potentials(weight_sum);
+                let cert = Certificate { a, b, cost, objective, f: &f };
                 gap = cert.gap(out, &mut g, t, grad.as_deref_mut())?;
                 if gap <= gtol {
                     termination = Termination::Converged;
@@ -318,7 +326,8 @@ pub fn mirror_sinkhorn<T: Real>(
     // Re-measured on the buffer that is returned.
     let marginal_error = marginal_error(&plan, a, b);
     if opts.certify && weight_sum > 0.0 && !matches!(termination, Termination::Numerical(_)) {
-        let cert = Certificate { a, b, cost, objective, potentials: &shifts, step_sum: weight_sum };
+        let f = shifts.potentials(weight_sum);
+        let cert = Certificate { a, b, cost, objective, f: &f };
         gap = cert.gap(&plan, &mut g, nit, grad.as_deref_mut())?;
     }
     let gap_ok = opts.gap_tol.is_none_or(|t| gap <= t);
@@ -341,7 +350,7 @@ pub fn mirror_sinkhorn<T: Real>(
 /// range, and subnormal arithmetic is two orders of magnitude slower on common CPUs (the mass
 /// dropped is below `1e-290` in f64, `1e-30` in f32, per entry). The marginal error is measured
 /// on the stored plan, so it accounts for what is dropped.
-fn tiny<T: Real>() -> f64 {
+pub(super) fn tiny<T: Real>() -> f64 {
     T::min_positive_value().as_f64() / T::epsilon().as_f64()
 }
 
@@ -519,89 +528,10 @@ struct Shifts {
     v: Vec<f64>,
 }
 
-/// What the optimality certificate needs (see the module comment).
-struct Certificate<'c, T> {
-    a: &'c [T],
-    b: &'c [T],
-    cost: Option<&'c [T]>,
-    objective: Objective<'c, T>,
-    potentials: &'c Shifts,
-    step_sum: f64,
-}
-
-impl<T: Real> Certificate<'_, T> {
-    /// `<G, P> - <f, a> - <g, b>` at `plan` with `G = ∇F(plan)`, a bound on `F(plan) - F*`.
-    /// `scratch` holds the oracle's gradient when there is one (called once, at `plan`).
-    fn gap<'f>(&self, plan: &[T], scratch: &mut [T], t: usize, grad: Option<&mut OracleFn<'f, T>>) -> Result<f64> {
-        let (a, b) = (self.a, self.b);
-        let (n, m) = (a.len(), b.len());
-        let oracle = match grad {
-            Some(gr) => {
-                gr(t, plan, scratch)?;
-                if !scratch.par_iter().all(|x| x.is_finite()) {
-                    return Ok(f64::NAN);
-                }
-                Some(&scratch[..])
-            }
-            None => None,
-        };
-        let grad_at = |k: usize| -> f64 {
-            let mut v = self.cost.map_or(0.0, |c| c[k].as_f64()) + oracle.map_or(0.0, |g| g[k].as_f64());
-            match self.objective {
-                Objective::Linear => {}
-                Objective::Quadratic(r) => v += 2.0 * (plan[k].as_f64() - r[k].as_f64()),
-                Objective::Kl(r) => v += plan[k].as_f64().ln() - r[k].as_f64().ln(),
-            }
-            v
-        };
-        let rb = row_block(n);
-        let f0: Vec<f64> = self.potentials.u.iter().map(|x| x / self.step_sum).collect();
-        // g_j = min over the rows with a_i > 0 of G_ij - f_i (partial minima per row block).
-        let parts: Vec<Vec<f64>> = (0..n.div_ceil(rb))
-            .into_par_iter()
-            .map(|blk| {
-                let mut cm = vec![f64::INFINITY; m];
-                for i in blk * rb..((blk + 1) * rb).min(n) {
-                    if a[i] > T::zero() {
-                        for (j, c) in cm.iter_mut().enumerate() {
-                            let v = grad_at(i * m + j) - f0[i];
-                            *c = if v < *c { v } else { *c };
-                        }
-                    }
-                }
-                cm
-            })
-            .collect();
-        let mut g = vec![f64::INFINITY; m];
-        for cm in &parts {
-            g.iter_mut().zip(cm).for_each(|(x, &y)| *x = if y < *x { y } else { *x });
-        }
-        // f_i = min over the columns with b_j > 0 of G_ij - g_j (never below f0: a better bound),
-        // and the row's share of <f, a> and of <G, P>.
-        let sums: Vec<(f64, f64)> = (0..n)
-            .into_par_iter()
-            .map(|i| {
-                let (mut fi, mut gp) = (f64::INFINITY, 0.0);
-                for j in 0..m {
-                    let gij = grad_at(i * m + j);
-                    let x = plan[i * m + j].as_f64();
-                    if x != 0.0 {
-                        gp += gij * x;
-                    }
-                    if b[j] > T::zero() {
-                        let v = gij - g[j];
-                        fi = if v < fi { v } else { fi };
-                    }
-                }
-                let fa = if a[i] > T::zero() { fi * a[i].as_f64() } else { 0.0 };
-                (fa, gp)
-            })
-            .collect();
-        let (fa, gp) = sums.iter().fold((0.0, 0.0), |(s, t), &(x, y)| (s + x, t + y));
-        let gb: f64 = g.iter().zip(b).filter(|(_, bj)| **bj > T::zero()).map(|(gj, bj)| gj * bj.as_f64()).sum();
-        let gap = gp - fa - gb;
-        // Rounding can make a tight bound slightly negative; it is a bound on a nonnegative number.
-        Ok(if gap.is_nan() { gap } else { gap.max(0.0) })
+impl Shifts {
+    /// The certificate's row potentials `U / S` (units of `F`).
+    fn potentials(&self, step_sum: f64) -> Vec<f64> {
+        self.u.iter().map(|x| x / step_sum).collect()
     }
 }
 
@@ -762,6 +692,38 @@ mod tests {
         let out = mirror_sinkhorn(&a, &b, Some(&c[..]), Objective::Linear, None, &o, &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Converged);
         assert!(out.nit < 100_000 && out.gap <= 1e-6 && out.cost <= out.gap);
+    }
+
+    #[test]
+    fn the_linear_fast_path_follows_the_general_iteration() {
+        // Same iterates as the n x m log state (reached with a zero gradient oracle), to rounding;
+        // zero weights, odd and even horizons, both outputs.
+        let (n, m) = (9, 7);
+        let mut a: Vec<f64> = (0..n).map(|i| 1.0 + (i % 3) as f64).collect();
+        a[2] = 0.0;
+        let mut b: Vec<f64> = (0..m).map(|j| 2.0 + (j % 2) as f64).collect();
+        b[4] = 0.0;
+        let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
+        b.iter_mut().for_each(|x| *x *= sa / sb);
+        let c: Vec<f64> = (0..n * m).map(|k| ((k * 37) % 23) as f64 / 7.0).collect();
+        for output in [Output::Average, Output::Last] {
+            for maxiter in [0, 1, 2, 7, 40] {
+                let o = opts(output, maxiter);
+                let fast = mirror_sinkhorn(&a, &b, Some(&c[..]), Objective::Linear, None, &o, &mut NoObserver).unwrap();
+                let mut zero = |_: usize, _: &[f64], g: &mut [f64]| -> Result<()> {
+                    g.iter_mut().for_each(|x| *x = 0.0);
+                    Ok(())
+                };
+                let general =
+                    mirror_sinkhorn(&a, &b, Some(&c[..]), Objective::Linear, Some(&mut zero), &o, &mut NoObserver)
+                        .unwrap();
+                assert_eq!(fast.nit, general.nit);
+                for (x, y) in fast.plan.iter().zip(&general.plan) {
+                    assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{output:?} {maxiter}: {x} vs {y}");
+                }
+                assert!((fast.gap - general.gap).abs() <= 1e-9 * (1.0 + general.gap.abs()) || maxiter == 0);
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub mod batch;
 pub mod controller;
 pub mod kernels;
 pub mod mirror;
+mod mirror_gap;
+mod mirror_linear;
 pub mod online;
 pub mod scaling;
 pub mod sinkhorn;
