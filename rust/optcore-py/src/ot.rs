@@ -578,6 +578,9 @@ struct MirrorArgs {
     output: String,
     objective: String,
     tol: f64,
+    #[pyo3(default)]
+    gap_tol: Option<f64>,
+    certify: bool,
     maxiter: usize,
     check_every: usize,
 }
@@ -616,7 +619,15 @@ fn mirror<'py, T: Real + Element>(
         _ => Step::Constant(opts.step.unwrap_or(1.0)),
     };
     let output = if opts.output == "last" { Output::Last } else { Output::Average };
-    let core = MirrorOptions { step, output, tol: opts.tol, maxiter: opts.maxiter, check_every: opts.check_every };
+    let core = MirrorOptions {
+        step,
+        output,
+        tol: opts.tol,
+        maxiter: opts.maxiter,
+        check_every: opts.check_every,
+        gap_tol: opts.gap_tol,
+        certify: opts.certify,
+    };
     let pending = crate::bridge::Pending::default();
     let mut obs = PyObserver::new(run.progress, run.check_every);
     let out = {
@@ -643,6 +654,7 @@ fn mirror<'py, T: Real + Element>(
         .set("fun", out.fun)?
         .set("step0", out.step0)?
         .set("history", out.history)?
+        .set("gap", out.gap)?
         .into_dict())
 }
 

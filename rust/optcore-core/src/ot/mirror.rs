@@ -22,14 +22,29 @@
 //! `ln P - ln R`, up to a constant that the scaling removes), each plus `<P, M>` when a cost is
 //! given. Anything else comes as a gradient oracle ([`Gradient`]).
 //!
-//! # What the tolerance means
+//! # What the tolerance means, and the certificate of optimality
 //!
 //! `tol` bounds `||P 1 - a||_1 + ||P^T 1 - b||_1` of the returned plan. It is measured, in f64,
-//! on the output buffer every `check_every` iterations and at the end; the run is reported
-//! converged only when it holds on what is returned. Parallel passes split rows by
+//! on the output buffer every `check_every` iterations and at the end. Marginal feasibility is
+//! not optimality (the starting product plan is exactly feasible), so it never stops the run
+//! alone. What measures optimality is a certificate: for convex `F`, any plan `P` and any pair
+//! `(f, g)` with `f_i + g_j <= G_ij` where `G = ∇F(P)` (on the support of `a` and `b`),
+//! convexity gives `F(P*) >= F(P) + <G, P* - P> >= F(P) - <G, P> + <f, a> + <g, b>`, so
+//! `F(P) - F* <= gap := <G, P> - <f, a> - <g, b>`, whether or not `P` meets the marginals. The
+//! pair comes from the iteration itself: the accumulated row and column shifts `U`, `V` of the
+//! log-domain state, divided by the step sum `S_t = Σ η_s`, are the dual potentials of the
+//! averaged gradients (`L = ln(a b^T) - Σ η_s G_s + U ⊕ V`), made feasible for `G` by a
+//! c-transform `g_j = min_i (G_ij - f_i)` and improved by a second one `f_i = min_j (G_ij - g_j)`.
+//! With `gap_tol` the run stops at the first check where the marginal error `<= tol` and the
+//! gap `<= gap_tol` both hold on the returned plan; without it the run takes its whole horizon
+//! (`maxiter`, the steps' schedule depends on it) and reports the final gap. Noisy gradients
+//! (`certify = false`) give no certificate: the gap is NaN and the horizon is run. The run is
+//! reported converged only when the named criteria hold on what is returned. Parallel passes split rows by
 //! [`row_block`] and combine partial sums in block order: results do not depend on `workers`.
 
 use super::kernels::run;
+use super::mirror_gap::Certificate;
+use super::mirror_linear::{mirror_linear, Linear};
 use crate::alloc::{checked_len, try_filled, try_zeroed};
 use crate::error::{OptError, Result};
 use crate::parallel::row_block;
@@ -75,6 +90,12 @@ pub struct MirrorOptions {
     pub output: Output,
     /// Bound on the marginal error of the returned plan.
     pub tol: f64,
+    /// Bound on the certified suboptimality `F(P) - F*` of the returned plan; `None`: run the
+    /// horizon (`maxiter`) and report the gap at the end.
+    pub gap_tol: Option<f64>,
+    /// Whether the gradient is exact (so the gap is a certificate); false for noisy oracles,
+    /// which are then never called outside the iteration.
+    pub certify: bool,
     pub maxiter: usize,
     /// Iterations between measurements of the marginal error (and between callbacks).
     pub check_every: usize,
@@ -82,7 +103,11 @@ pub struct MirrorOptions {
 
 /// A gradient oracle: `grad(t, P, G)` writes `∇F(P)` (n x m) into `G` at iteration `t`
 /// (noisy or stochastic gradients are fine). Added to the built-in objective's gradient.
-pub type Gradient<'g, T> = &'g mut (dyn FnMut(usize, &[T], &mut [T]) -> Result<()> + Send);
+pub type Gradient<'g, T> = &'g mut OracleFn<'g, T>;
+
+/// The gradient oracle's function type (borrowed for shorter than its own lifetime by the
+/// certificate's extra call).
+pub type OracleFn<'f, T> = dyn FnMut(usize, &[T], &mut [T]) -> Result<()> + Send + 'f;
 
 pub struct MirrorOutput<T> {
     /// The returned plan (average or last iterate), n x m row-major.
@@ -100,6 +125,8 @@ pub struct MirrorOutput<T> {
     pub step0: f64,
     /// `(nit, marginal error)` at each measurement.
     pub history: Vec<(usize, f64)>,
+    /// The certified bound on `F(plan) - F*` (NaN without a certificate: noisy gradients).
+    pub gap: f64,
 }
 
 /// Mirror Sinkhorn on `a` (n), `b` (m) with the optional cost `cost` (n x m), the built-in
@@ -148,6 +175,7 @@ pub fn mirror_sinkhorn<T: Real>(
     if mass <= 0.0 || ((mass - mass_b) / mass).abs() > 1e-6 {
         return bad("a and b must have the same positive total mass");
     }
+    let ln_mass = mass.ln();
     let ln_a: Vec<f64> = a.iter().map(|x| x.as_f64().ln()).collect();
     let ln_b: Vec<f64> = b.iter().map(|x| x.as_f64().ln()).collect();
     if let Objective::Kl(r) = objective {
@@ -155,6 +183,15 @@ pub fn mirror_sinkhorn<T: Real>(
         if !ok {
             return bad("the KL reference plan must be positive wherever a_i b_j > 0");
         }
+    }
+    let delta = {
+        let ext = |v: &[f64]| v.iter().filter(|x| x.is_finite()).map(|x| (x - ln_mass).abs()).fold(0.0, f64::max);
+        (ext(&ln_a) + ext(&ln_b)).max(1.0)
+    };
+    if let (Objective::Linear, None, Some(cost)) = (objective, grad.as_ref(), cost) {
+        // A constant gradient: the state is two potentials and the step sum (no n x m state).
+        let lin = Linear { a, b, cost, ln_a: &ln_a, ln_b: &ln_b, ln_mass, delta };
+        return mirror_linear(&lin, opts, obs);
     }
 
     // State: L = ln P, P, the gradient G, the running average.
@@ -164,7 +201,6 @@ pub fn mirror_sinkhorn<T: Real>(
         if grad.is_some() || reference.is_some() { try_zeroed(nm, "the gradient")? } else { Vec::new() };
     let mut avg: Vec<T> =
         if opts.output == Output::Average { try_zeroed(nm, "the averaged plan")? } else { Vec::new() };
-    let ln_mass = mass.ln();
     let rb = row_block(n);
     l.par_chunks_mut(rb * m).zip(p.par_chunks_mut(rb * m)).enumerate().for_each(|(blk, (lr, pr))| {
         for (r, (lrow, prow)) in lr.chunks_mut(m).zip(pr.chunks_mut(m)).enumerate() {
@@ -185,10 +221,6 @@ pub fn mirror_sinkhorn<T: Real>(
         Step::Sqrt(Some(e)) | Step::Constant(e) => e,
         Step::Sqrt(None) => f64::NAN,
     };
-    let delta = {
-        let ext = |v: &[f64]| v.iter().filter(|x| x.is_finite()).map(|x| (x - ln_mass).abs()).fold(0.0, f64::max);
-        (ext(&ln_a) + ext(&ln_b)).max(1.0)
-    };
     let mut weight_sum = 0.0;
     let mut history = Vec::new();
     let mut err = f64::INFINITY;
@@ -196,6 +228,9 @@ pub fn mirror_sinkhorn<T: Real>(
     let mut nit = 0;
     let mut colwork = ColWork::new(n, m)?;
     let zeros: Vec<T> = try_zeroed(m, "a row")?;
+    // The accumulated row and column shifts of the log state (the certificate's potentials).
+    let mut shifts = Shifts { u: try_zeroed(n, "the row potentials")?, v: try_zeroed(m, "the column potentials")? };
+    let mut gap = f64::NAN;
     while nit < opts.maxiter {
         let t = nit;
         // The gradient beyond the linear term, at P_t.
@@ -237,9 +272,9 @@ pub fn mirror_sinkhorn<T: Real>(
         let w = eta / weight_sum;
         let step = Mirror { cost, g: (!g.is_empty()).then_some(&g[..]), eta: T::from_f64(eta), m };
         let ok = if t % 2 == 0 {
-            row_step(&step, a, &zeros, &mut l, &mut p)
+            row_step(&step, a, &zeros, &mut l, &mut p, &mut shifts.u)
         } else {
-            colwork.step(&step, b, &mut l, &mut p)
+            colwork.step(&step, b, &mut l, &mut p, &mut shifts.v)
         };
         if !ok {
             termination = Termination::Numerical(format!(
@@ -263,9 +298,14 @@ pub fn mirror_sinkhorn<T: Real>(
         if nit % opts.check_every.max(1) == 0 || nit == opts.maxiter {
             err = marginal_error(out, a, b);
             history.push((nit, err));
-            if err <= opts.tol {
-                termination = Termination::Converged;
-                break;
+            if let (Some(gtol), true) = (opts.gap_tol, opts.certify && err <= opts.tol) {
+                let f = shifts.potentials(weight_sum);
+                let cert = Certificate { a, b, cost, objective, f: &f };
+                gap = cert.gap(out, &mut g, t, grad.as_deref_mut())?;
+                if gap <= gtol {
+                    termination = Termination::Converged;
+                    break;
+                }
             }
         }
         let e = err;
@@ -285,10 +325,17 @@ pub fn mirror_sinkhorn<T: Real>(
     let plan = if avg.is_empty() || nit == 0 { p } else { avg };
     // Re-measured on the buffer that is returned.
     let marginal_error = marginal_error(&plan, a, b);
-    if termination == Termination::Converged && (marginal_error > opts.tol || marginal_error.is_nan()) {
+    if opts.certify && weight_sum > 0.0 && !matches!(termination, Termination::Numerical(_)) {
+        let f = shifts.potentials(weight_sum);
+        let cert = Certificate { a, b, cost, objective, f: &f };
+        gap = cert.gap(&plan, &mut g, nit, grad.as_deref_mut())?;
+    }
+    let gap_ok = opts.gap_tol.is_none_or(|t| gap <= t);
+    let met = marginal_error <= opts.tol && gap_ok;
+    if termination == Termination::Converged && !met {
         termination = Termination::MaxIter;
     }
-    if termination == Termination::MaxIter && marginal_error <= opts.tol {
+    if termination == Termination::MaxIter && met {
         termination = Termination::Converged;
     }
     if !plan.par_iter().all(|x| x.is_finite()) && !matches!(termination, Termination::Aborted) {
@@ -296,14 +343,14 @@ pub fn mirror_sinkhorn<T: Real>(
     }
     let cost_v = cost.map_or(0.0, |c| dot(&plan, c));
     let fun = if grad.is_some() { f64::NAN } else { cost_v + builtin_fun(objective, &plan) };
-    Ok(MirrorOutput { plan, nit, termination, marginal_error, cost: cost_v, fun, step0, history })
+    Ok(MirrorOutput { plan, nit, termination, marginal_error, cost: cost_v, fun, step0, history, gap })
 }
 
 /// Plan entries below this are stored as 0: products of smaller numbers leave the normal
 /// range, and subnormal arithmetic is two orders of magnitude slower on common CPUs (the mass
 /// dropped is below `1e-290` in f64, `1e-30` in f32, per entry). The marginal error is measured
 /// on the stored plan, so it accounts for what is dropped.
-fn tiny<T: Real>() -> f64 {
+pub(super) fn tiny<T: Real>() -> f64 {
     T::min_positive_value().as_f64() / T::epsilon().as_f64()
 }
 
@@ -350,13 +397,14 @@ impl<T: Real> Mirror<'_, T> {
 
 /// The mirror step and the scaling of every row onto `a`; false when a row with positive
 /// weight vanished.
-fn row_step<T: Real>(step: &Mirror<'_, T>, a: &[T], zeros: &[T], l: &mut [T], p: &mut [T]) -> bool {
+fn row_step<T: Real>(step: &Mirror<'_, T>, a: &[T], zeros: &[T], l: &mut [T], p: &mut [T], u: &mut [f64]) -> bool {
     let m = step.m;
     let rb = row_block(a.len());
     l.par_chunks_mut(rb * m)
         .zip(p.par_chunks_mut(rb * m))
+        .zip(u.par_chunks_mut(rb))
         .enumerate()
-        .map(|(blk, (lr, pr))| {
+        .map(|(blk, ((lr, pr), ur))| {
             let mut ok = true;
             for (r, (lrow, prow)) in lr.chunks_mut(m).zip(pr.chunks_mut(m)).enumerate() {
                 let i = blk * rb + r;
@@ -372,6 +420,7 @@ fn row_step<T: Real>(step: &Mirror<'_, T>, a: &[T], zeros: &[T], l: &mut [T], p:
                 }
                 let sc = a[i].as_f64() / s;
                 let (sct, shift) = (T::from_f64(sc), T::from_f64(sc.ln()) - mx);
+                ur[r] += sc.ln() - mx.as_f64();
                 let thr = T::from_f64(tiny::<T>() / sc);
                 for (x, y) in lrow.iter_mut().zip(prow.iter_mut()) {
                     *y = if *y < thr { T::zero() } else { *y * sct };
@@ -404,7 +453,7 @@ impl ColWork {
     /// The mirror step and the scaling of every column onto `b` (three row-blocked passes:
     /// step and column maxima, exponentials and column sums, scaling); false when a column
     /// with positive weight vanished.
-    fn step<T: Real>(&mut self, step: &Mirror<'_, T>, b: &[T], l: &mut [T], p: &mut [T]) -> bool {
+    fn step<T: Real>(&mut self, step: &Mirror<'_, T>, b: &[T], l: &mut [T], p: &mut [T], v: &mut [f64]) -> bool {
         let m = self.m;
         let n = l.len() / m;
         let rb = row_block(n);
@@ -458,6 +507,7 @@ impl ColWork {
             let sc = b[j].as_f64() / colsum[j];
             scale[j] = T::from_f64(sc);
             shift[j] = T::from_f64(sc.ln() - colmax[j]);
+            v[j] += sc.ln() - colmax[j];
             thr[j] = T::from_f64(tiny::<T>() / sc);
         }
         l.par_chunks_mut(rb * m).zip(p.par_chunks_mut(rb * m)).for_each(|(lr, pr)| {
@@ -469,6 +519,19 @@ impl ColWork {
             }
         });
         ok
+    }
+}
+
+/// The accumulated log-domain shifts: `U` per row (row steps), `V` per column (column steps).
+struct Shifts {
+    u: Vec<f64>,
+    v: Vec<f64>,
+}
+
+impl Shifts {
+    /// The certificate's row potentials `U / S` (units of `F`).
+    fn potentials(&self, step_sum: f64) -> Vec<f64> {
+        self.u.iter().map(|x| x / step_sum).collect()
     }
 }
 
@@ -531,7 +594,15 @@ mod tests {
     use crate::solver::NoObserver;
 
     fn opts(output: Output, maxiter: usize) -> MirrorOptions {
-        MirrorOptions { step: Step::Sqrt(None), output, tol: 1e-12, maxiter, check_every: 10 }
+        MirrorOptions {
+            step: Step::Sqrt(None),
+            output,
+            tol: 1e-12,
+            maxiter,
+            check_every: 10,
+            gap_tol: None,
+            certify: true,
+        }
     }
 
     #[test]
@@ -571,6 +642,8 @@ mod tests {
             tol: 1e-9,
             maxiter: 20000,
             check_every: 1,
+            gap_tol: Some(1e-9),
+            certify: true,
         };
         let out = mirror_sinkhorn(&a, &b, None, Objective::Quadratic(&r[..]), None, &o, &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Converged);
@@ -585,11 +658,72 @@ mod tests {
         let a = [0.5f32, 0.5];
         let b = [0.25f32, 0.75];
         let r = [0.125f32, 0.375, 0.125, 0.375];
-        let o =
-            MirrorOptions { step: Step::Constant(0.5), output: Output::Last, tol: 1e-5, maxiter: 2000, check_every: 1 };
+        let o = MirrorOptions {
+            step: Step::Constant(0.5),
+            output: Output::Last,
+            tol: 1e-5,
+            maxiter: 2000,
+            check_every: 1,
+            gap_tol: Some(1e-5),
+            certify: true,
+        };
         let out = mirror_sinkhorn(&a, &b, None, Objective::Kl(&r[..]), None, &o, &mut NoObserver).unwrap();
         assert_eq!(out.termination, Termination::Converged);
         assert!(out.fun < 1e-5, "{}", out.fun);
+    }
+
+    #[test]
+    fn the_feasible_start_does_not_stop_the_run_and_the_gap_is_certified() {
+        // The product plan meets both marginals exactly but costs 0.5; the optimum costs 0.
+        let (a, b, c) = ([0.5, 0.5], [0.5, 0.5], [0.0, 1.0, 1.0, 0.0]);
+        let out = mirror_sinkhorn(
+            &a,
+            &b,
+            Some(&c[..]),
+            Objective::Linear,
+            None,
+            &opts(Output::Average, 500),
+            &mut NoObserver,
+        )
+        .unwrap();
+        assert_eq!(out.nit, 500);
+        assert!(out.cost <= out.gap && out.gap < 0.02, "cost {} gap {}", out.cost, out.gap);
+        let o = MirrorOptions { gap_tol: Some(1e-6), tol: 1e-6, ..opts(Output::Last, 100_000) };
+        let out = mirror_sinkhorn(&a, &b, Some(&c[..]), Objective::Linear, None, &o, &mut NoObserver).unwrap();
+        assert_eq!(out.termination, Termination::Converged);
+        assert!(out.nit < 100_000 && out.gap <= 1e-6 && out.cost <= out.gap);
+    }
+
+    #[test]
+    fn the_linear_fast_path_follows_the_general_iteration() {
+        // Same iterates as the n x m log state (reached with a zero gradient oracle), to rounding;
+        // zero weights, odd and even horizons, both outputs.
+        let (n, m) = (9, 7);
+        let mut a: Vec<f64> = (0..n).map(|i| 1.0 + (i % 3) as f64).collect();
+        a[2] = 0.0;
+        let mut b: Vec<f64> = (0..m).map(|j| 2.0 + (j % 2) as f64).collect();
+        b[4] = 0.0;
+        let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
+        b.iter_mut().for_each(|x| *x *= sa / sb);
+        let c: Vec<f64> = (0..n * m).map(|k| ((k * 37) % 23) as f64 / 7.0).collect();
+        for output in [Output::Average, Output::Last] {
+            for maxiter in [0, 1, 2, 7, 40] {
+                let o = opts(output, maxiter);
+                let fast = mirror_sinkhorn(&a, &b, Some(&c[..]), Objective::Linear, None, &o, &mut NoObserver).unwrap();
+                let mut zero = |_: usize, _: &[f64], g: &mut [f64]| -> Result<()> {
+                    g.iter_mut().for_each(|x| *x = 0.0);
+                    Ok(())
+                };
+                let general =
+                    mirror_sinkhorn(&a, &b, Some(&c[..]), Objective::Linear, Some(&mut zero), &o, &mut NoObserver)
+                        .unwrap();
+                assert_eq!(fast.nit, general.nit);
+                for (x, y) in fast.plan.iter().zip(&general.plan) {
+                    assert!((x - y).abs() <= 1e-12 * (1.0 + y.abs()), "{output:?} {maxiter}: {x} vs {y}");
+                }
+                assert!((fast.gap - general.gap).abs() <= 1e-9 * (1.0 + general.gap.abs()) || maxiter == 0);
+            }
+        }
     }
 
     #[test]

@@ -31,6 +31,8 @@ pub mod grid;
 pub mod kernels;
 pub mod lse_dense;
 pub mod mirror;
+mod mirror_gap;
+mod mirror_linear;
 pub mod online;
 pub mod scaling;
 pub mod sinkhorn;
