@@ -17,9 +17,9 @@ from .._result import OTResult
 from .._validation import check_options
 from . import checks
 from ._cpu import solve as _solve_cpu
-from .grid import Grid, solve_grid
 from .barycenter import BarycenterResult, barycenter, grid_cost
 from .divergence import DivergenceResult, sinkhorn_divergence
+from .grid import Grid, solve_grid
 from .mirror import MirrorResult, mirror_sinkhorn
 from .options import METHODS, default_tol
 from .sparse import SparseOTResult, smooth_ot, sparse_ot
