@@ -23,7 +23,9 @@
 //!    are `≤ tol`. Restarts and the primal weight ([`restart`]): cuPDLPx's rule on the
 //!    fixed-point residual, then PID control of `ω` and a residual-balancing factor.
 //! 5. Infeasibility ([`certificates`]): the iterate difference over the last check interval,
-//!    the one since the last restart, and the dual iterate itself are tested as Farkas rays,
+//!    the one since the last restart, the dual iterate itself, and the rays of Park & Ryu's
+//!    accelerated displacement estimator (the fixed-point residual's Picard proxy, which does
+//!    not slow down with Halpern's anchor) are tested as Farkas rays,
 //!    scale-invariantly, and must pass at two consecutive checks (an unbounded ray also needs
 //!    a nearly feasible iterate that does not pass the KKT test). When the KKT test passes
 //!    while ‖y‖ is still growing steadily (the signature of an LP infeasible by less than the
