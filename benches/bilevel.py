@@ -700,6 +700,7 @@ def main(argv=None):
         text = report(args, saved["info"], saved["end_info"], res, saved["elapsed"])
         out.write_text(text)
         print(text)
+        _figure(args.render)
         return
     info = ot_cpu.machine_info()
     from importlib import metadata  # noqa: PLC0415
@@ -728,6 +729,16 @@ def main(argv=None):
         )
     )
     print(text)
+    _figure(out.with_suffix(".json"))
+
+
+def _figure(json_path: Path) -> None:
+    """The PNG beside the table (benches/plots.py; ``python benches/plots.py bilevel`` redraws it)."""
+    from plots import plot_bilevel  # noqa: PLC0415
+
+    png = plot_bilevel(json_path)
+    if png is not None:
+        print(f"wrote {png}")
 
 
 #: Analysis written after looking at the numbers (kept here so that a rerun keeps it).
