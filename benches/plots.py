@@ -308,8 +308,8 @@ def plot_halpern(json_path: Path) -> Path | None:
     for ax, prob in zip(axes[0], problems):
         for r in prob["rows"]:
             if r.get("trace"):
-                k, res = zip(*r["trace"])
-                ax.loglog([max(i, 1) for i in k], [max(v, 1e-17) for v in res], "-", label=r["label"])
+                k, res = zip(*[(i, v) for i, v in r["trace"] if i >= 1])  # k = 0 (x0) is off the log axis
+                ax.loglog(k, [max(v, 1e-17) for v in res], "-", label=r["label"])
             elif r.get("residual") is not None and math.isfinite(r["residual"]):
                 ax.loglog([r["nfev"]], [max(r["residual"], 1e-17)], "x", ms=7, label=f"{r['label']} (final)")
         if prob.get("distance"):
