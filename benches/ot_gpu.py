@@ -628,6 +628,8 @@ def main():
     if "sns" not in skip:
         sns(res, args.sns_tol, args.sns_problems.split(","))
     LOG.append(f"\nTotal run time {time.perf_counter() - t0:.0f} s.")
+    png_name = os.path.basename(os.path.splitext(args.out)[0]) + ".png"
+    LOG.append(f"\n![per-iteration, end-to-end and SNS timings]({png_name})")
     text = "\n".join(LOG) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
