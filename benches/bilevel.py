@@ -697,9 +697,10 @@ def main(argv=None):
         res = saved["results"]
         res.update(NOTES)
         sys.argv = saved["argv"]
-        text = report(args, saved["info"], saved["end_info"], res, saved["elapsed"])
+        text = report(args, saved["info"], saved["end_info"], res, saved["elapsed"]) + _figure_link(args.render)
         out.write_text(text)
         print(text)
+        _figure(args.render)
         return
     info = ot_cpu.machine_info()
     from importlib import metadata  # noqa: PLC0415
@@ -719,7 +720,7 @@ def main(argv=None):
     end_info = dict(load_end=os.getloadavg(), core_hash=ot_cpu.core_hash(), foreign=foreign.samples)
     res.update(NOTES)
     elapsed = time.perf_counter() - t0
-    text = report(args, info, end_info, res, elapsed)
+    text = report(args, info, end_info, res, elapsed) + _figure_link(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
     out.with_suffix(".json").write_text(
@@ -728,6 +729,21 @@ def main(argv=None):
         )
     )
     print(text)
+    _figure(out.with_suffix(".json"))
+
+
+def _figure_link(path: Path) -> str:
+    """The report's link to the figure drawn beside ``path``'s JSON."""
+    return f"\n![gap and accuracy against iterations and time]({Path(path).with_suffix('.png').name})\n"
+
+
+def _figure(json_path: Path) -> None:
+    """The PNG beside the table (benches/plots.py; ``python benches/plots.py bilevel`` redraws it)."""
+    from plots import plot_bilevel  # noqa: PLC0415
+
+    png = plot_bilevel(json_path)
+    if png is not None:
+        print(f"wrote {png}")
 
 
 #: Analysis written after looking at the numbers (kept here so that a rerun keeps it).

@@ -2,7 +2,7 @@
 """Fixed-point iterations: optcore's Halpern, restarted Halpern, Krasnosel'skii–Mann and
 Picard against ``scipy.optimize.fixed_point`` and ``scipy.optimize.anderson``, one run each.
 
-    python benches/halpern.py            # -> benches/results/halpern.md (about 1-2 min on 2 cores)
+    python benches/halpern.py            # -> benches/results/halpern.{md,json,png} (about 2 min on 2 cores)
     python benches/halpern.py --quick    # smaller sizes, smoke run
 
 Problems (seeded):
@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import time
@@ -156,6 +157,21 @@ def bound_check(rows, x0, xstar):
     return float("nan"), D
 
 
+def sampled(trace, points: int = 200) -> list:
+    """``(k, r_k)`` at about ``points`` log-spaced iterations (all of them for short traces), the
+    first and the last included: what the JSON keeps of a residual trace."""
+    n = len(trace)
+    ks = np.unique(np.concatenate([[0, n - 1], np.round(np.logspace(0, np.log10(max(n - 1, 1)), points))]))
+    return [(int(k), float(trace[int(k)])) for k in ks if k < n]
+
+
+def json_row(r) -> dict:
+    out = {k: v for k, v in r.items() if k not in ("res", "trace")}
+    if "trace" in r:
+        out["trace"] = sampled(r["trace"])
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -164,6 +180,16 @@ def main(argv=None):
     big, mid = (2000, 200) if args.quick else (10_000, 500)
     maxiter = 5000 if args.quick else 20_000
     rng = np.random.default_rng(0)
+    now = datetime.datetime.now(datetime.UTC)
+    data = {
+        "date": now.strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{cpu_name()}, {os.cpu_count()} cores, {platform.machine()}",
+        "command": f"python benches/halpern.py{' --quick' if args.quick else ''}",
+        "tol": TOL,
+        "maxiter": maxiter,
+        "versions": {"optcore": optcore.__version__, "numpy": np.__version__, "scipy": scipy.__version__},
+        "problems": [],
+    }
     lines = [
         "# Fixed-point iterations: optcore vs scipy.optimize.fixed_point / anderson",
         "",
@@ -207,6 +233,8 @@ def main(argv=None):
                 rows.append(run_scipy(T, x0, label, maxiter if "anderson" not in label else 2000))
                 print("  ", fmt_row(rows[-1]), flush=True)
         lines += [f"## {title}, d = {d}", ""] + header + [fmt_row(r) for r in rows] + [""]
+        record = {"title": title, "d": d, "rows": [json_row(r) for r in rows], "distance": None}
+        data["problems"].append(record)
         by = {r["label"]: r for r in rows}
         if title.startswith("(c)"):
             for label, _ in methods:
@@ -224,6 +252,7 @@ def main(argv=None):
         if extra is None:
             extra = halpern(T, x0, restart="adaptive", tol=1e-13, maxiter=200_000, warn=False).x
         ratio, D = bound_check(rows, x0, extra)
+        record.update(distance=D, bound_ratio=ratio)
         lines.append(
             f"- Halpern's bound: max_k ||x_k - T x_k|| (k+1) / (2 ||x0 - x*||) = {ratio:.3f} "
             f"(<= 1 expected; ||x0 - x*|| = {D:.3g})."
@@ -254,11 +283,20 @@ def main(argv=None):
         summary.append(
             f"{title[:3]} bound ratio {ratio:.3f}; KM/restarted iterations {km['nit'] / max(rk['nit'], 1):.2f}"
         )
+    stem = Path(args.out).with_suffix("")
+    lines += [f"![residual against iterations]({stem.name}.png)", ""]
     text = "\n".join(lines) + "\n"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(text)
+    json_path = stem.with_suffix(".json")
+    json_path.write_text(json.dumps(data, indent=1))
     print(text)
     print("\n".join(summary))
+    from plots import plot_halpern  # noqa: PLC0415  (benches/plots.py: the figure beside the table)
+
+    png = plot_halpern(json_path)
+    if png is not None:
+        print(f"wrote {png}")
 
 
 if __name__ == "__main__":

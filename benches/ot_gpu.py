@@ -463,7 +463,6 @@ def sns(res, tol, names):
 
     import optcore
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import ot_sns  # the SNS benchmark's problem families
 
     section(f"Sinkhorn–Newton–Sparse on the GPU vs the GPU log-domain Sinkhorn (eta = 1200, float64, tol = {tol:g})")
@@ -613,6 +612,7 @@ def main():
         f"- GPU: {dev['name'].decode()} ({smi}), {dev['multiProcessorCount']} SMs, "
         f"{dev['totalGlobalMem'] / 2**30:.0f} GiB; host {platform.processor() or platform.machine()}"
     )
+    res["machine"] = f"{dev['name'].decode()} GPU, {dev['totalGlobalMem'] / 2**30:.0f} GiB"
     LOG.append(
         f"- optcore {optcore.__version__}, CuPy {versions['cupy']}, torch {versions['torch']}, "
         f"jax {versions['jax']}, POT {versions['ot']}, ott-jax {versions['ott']}, Python {platform.python_version()}"
@@ -628,6 +628,8 @@ def main():
     if "sns" not in skip:
         sns(res, args.sns_tol, args.sns_problems.split(","))
     LOG.append(f"\nTotal run time {time.perf_counter() - t0:.0f} s.")
+    png_name = os.path.basename(os.path.splitext(args.out)[0]) + ".png"
+    LOG.append(f"\n![per-iteration, end-to-end and SNS timings]({png_name})")
     text = "\n".join(LOG) + "\n"
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
@@ -635,6 +637,11 @@ def main():
     with open(os.path.splitext(args.out)[0] + ".json", "w") as fh:
         json.dump(res, fh, indent=1, default=float)
     print(text)
+    from plots import plot_ot_gpu  # noqa: PLC0415  (benches/plots.py: the PNG beside the table)
+
+    png = plot_ot_gpu(os.path.splitext(args.out)[0] + ".json")
+    if png is not None:
+        print(f"wrote {png}")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """PNG figures of the benchmark results, written beside their tables under benches/results/.
 
 Each benchmark script calls the function for its results at the end (``plot_ot_cpu``,
-``plot_ot_sns``, ``plot_monotone``, ``plot_linprog``, ``plot_zo``); ``python benches/plots.py`` redraws every figure from the
-.json files already there. Needs matplotlib (the ``docs`` or ``bench`` extra); without it the
+``plot_ot_sns``, ``plot_monotone``, ``plot_linprog``, ``plot_zo``, ``plot_bilevel``,
+``plot_ot_gpu``, ``plot_halpern``); ``python benches/plots.py`` redraws every figure from the
+.json files already there, ``python benches/plots.py bilevel ot_gpu`` only the ones named (no
+benchmark is rerun). Needs matplotlib (the ``docs`` or ``bench`` extra); without it the
 scripts skip the figures and say so.
 """
 
@@ -170,20 +172,183 @@ def plot_zo(json_path: Path) -> Path | None:
     return out
 
 
+def _stamp(fig, what: str, machine: str, date: str) -> None:
+    """Title the figure with what it shows and the machine and date of its data."""
+    fig.suptitle(f"{what}\n{machine}; data of {date}", fontsize=9)
+
+
+def _save(fig, json_path: Path) -> Path:
+    fig.tight_layout()
+    out = Path(json_path).with_suffix(".png")
+    fig.savefig(out, dpi=110)
+    return out
+
+
+def plot_bilevel(json_path: Path) -> Path | None:
+    """benches/bilevel.py: the quadratic's gap per iteration, the ridge problems' gap against
+    time, and hyper-cleaning's test accuracy against time, one line per method."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    raw = json.loads(Path(json_path).read_text())
+    info, res = raw["info"], raw["results"]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    ax = axes[0][0]
+    for r in res["quadratic"]["rows"]:
+        if r.get("curve"):
+            k, gap = zip(*r["curve"])
+            ax.loglog(k, [max(g, 1e-16) for g in gap], "o-", ms=2, label=r["label"])
+    ax.set(
+        title="1. quadratic, d_x = 10, d_y = 100",
+        xlabel="outer iterations",
+        ylabel="(F(x_k) - F*) / |F*|  (0 drawn at 1e-16)",
+    )
+    ax.legend(fontsize=7)
+    for ax, case in zip((axes[0][1], axes[1][0]), res["ridge"]):
+        for r in case["rows"]:
+            if r.get("curve"):
+                _, t, gap = zip(*r["curve"])
+                ax.loglog(t, [max(g, 1e-16) for g in gap], "-", label=r["name"])
+        ax.set(
+            title=f"2. ridge hyperparameters, d = {case['p']}, n = {case['n']}",
+            xlabel="seconds",
+            ylabel="(F(λ_k) - F*) / |F*|",
+        )
+        ax.legend(fontsize=7)
+    ax = axes[1][1]
+    clean = res["cleaning"]
+    for r in clean["rows"]:
+        if r.get("snaps"):
+            t, _, _, test = zip(*r["snaps"])
+            ax.plot(t, test, "o-", ms=2, label=r["name"])
+    ax.axhline(clean["baseline"]["test"], color="gray", ls=":", label="no cleaning")
+    ax.set_xscale("log")
+    ax.set(title=f"3. hyper-cleaning, digits, n_train = {clean['n_train']}", xlabel="seconds", ylabel="test accuracy")
+    ax.legend(fontsize=7)
+    machine = f"{info.get('cpu', '?')}, {info.get('cores', '?')} cores, {info.get('simd', '?')}"
+    _stamp(fig, "optcore.bilevel vs JAXopt / NumPy (benches/bilevel.py)", machine, info.get("date", "?"))
+    out = _save(fig, json_path)
+    plt.close(fig)
+    return out
+
+
+def _gpu_machine(raw: dict, json_path: Path) -> str:
+    """The GPU line of the run: in the JSON (``machine``) or, for runs that predate it, the
+    report's ``- GPU:`` line beside it."""
+    if raw.get("machine"):
+        return raw["machine"]
+    md = Path(json_path).with_suffix(".md")
+    if md.exists():
+        for line in md.read_text().splitlines():
+            if line.startswith("- GPU:"):
+                return line[len("- GPU:") :].strip().split(" (")[0] + " GPU"
+    return "unknown GPU"
+
+
+def plot_ot_gpu(json_path: Path) -> Path | None:
+    """benches/ot_gpu.py: dense Sinkhorn's ms per iteration against the bandwidth roofline,
+    end-to-end seconds per solver, and SNS against log-domain Sinkhorn on the GPU."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    import numpy as np
+
+    raw = json.loads(Path(json_path).read_text())
+    panels = [k for k in ("dense_per_iter", "dense_e2e", "sns") if raw.get(k)]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.4), squeeze=False)
+    for ax, key in zip(axes[0], panels):
+        rows = raw[key]
+        if key == "dense_per_iter":
+            labels = [f"n={r['n']}\n{r['dtype']}" for r in rows]
+            x = np.arange(len(rows))
+            ax.bar(x - 0.2, [1e3 * r["per_iter"] for r in rows], 0.4, label="optcore log")
+            ax.bar(x + 0.2, [1e3 * r["roofline"] for r in rows], 0.4, label="roofline (copy bandwidth)")
+            ax.set_xticks(x, labels, fontsize=8)
+            ax.set(title="dense log-domain Sinkhorn, per iteration", ylabel="ms per iteration")
+        else:
+            group = "problem" if key == "sns" else None
+            cases = list(dict.fromkeys(r[group] if group else (r["n"], r["dtype"]) for r in rows))
+            solvers = list(dict.fromkeys(r["solver"] for r in rows))
+            width = 0.8 / len(solvers)
+            for i, solver in enumerate(solvers):
+                xs, ts = [], []
+                for j, case in enumerate(cases):
+                    for r in rows:
+                        if r["solver"] == solver and (r[group] if group else (r["n"], r["dtype"])) == case:
+                            xs.append(j + (i - (len(solvers) - 1) / 2) * width)
+                            ts.append(r["time"])
+                ax.bar(xs, ts, width, label=solver)
+            names = [c if group else f"n={c[0]}\n{c[1]}" for c in cases]
+            ax.set_xticks(range(len(cases)), names, fontsize=8, rotation=20 if group else 0)
+            ax.set_yscale("log")
+            if key == "sns":
+                ax.set(title=f"SNS vs log, to marginal error {raw['args']['sns_tol']:g}", ylabel="seconds")
+            else:
+                tols = f"{raw['args']['tol32']:g} (float32) / {raw['args']['tol64']:g} (float64)"
+                ax.set(title=f"end to end, to marginal error {tols}", ylabel="seconds")
+        ax.legend(fontsize=7)
+    _stamp(fig, "optcore Sinkhorn on the GPU (benches/ot_gpu.py)", _gpu_machine(raw, json_path), raw.get("date", "?"))
+    out = _save(fig, json_path)
+    plt.close(fig)
+    return out
+
+
+def plot_halpern(json_path: Path) -> Path | None:
+    """benches/halpern.py: ||x_k - T(x_k)|| against k for optcore's methods, one panel per
+    problem, with Halpern's bound 2 ||x0 - x*|| / (k + 1) and SciPy's final residuals (at the
+    number of T evaluations they used) as markers."""
+    plt = _pyplot()
+    if plt is None:
+        return None
+    raw = json.loads(Path(json_path).read_text())
+    problems = raw["problems"]
+    fig, axes = plt.subplots(1, len(problems), figsize=(5.2 * len(problems), 4.4), squeeze=False)
+    for ax, prob in zip(axes[0], problems):
+        for r in prob["rows"]:
+            if r.get("trace"):
+                k, res = zip(*[(i, v) for i, v in r["trace"] if i >= 1])  # k = 0 (x0) is off the log axis
+                ax.loglog(k, [max(v, 1e-17) for v in res], "-", label=r["label"])
+            elif r.get("residual") is not None and math.isfinite(r["residual"]):
+                ax.loglog([r["nfev"]], [max(r["residual"], 1e-17)], "x", ms=7, label=f"{r['label']} (final)")
+        if prob.get("distance"):
+            k = [1, max(max(i for i, _ in r["trace"]) for r in prob["rows"] if r.get("trace"))]
+            ax.loglog(k, [2 * prob["distance"] / (i + 1) for i in k], "k:", label="bound 2||x0 - x*|| / (k+1)")
+        ax.axhline(raw["tol"], color="gray", lw=0.8, ls="--")
+        ax.set(title=f"{prob['title']}, d = {prob['d']}", xlabel="iteration k (SciPy: T evaluations)")
+        ax.title.set_fontsize(8)
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("||x_k - T(x_k)||_2")
+    _stamp(fig, "Fixed-point iterations (benches/halpern.py)", raw["machine"], raw["date"])
+    out = _save(fig, json_path)
+    plt.close(fig)
+    return out
+
+
 PLOTS = {
     "ot_cpu": plot_ot_cpu,
     "ot_sns": plot_ot_sns,
     "monotone": plot_monotone,
     "linprog": plot_linprog,
     "zo": plot_zo,
+    "bilevel": plot_bilevel,
+    "ot_gpu": plot_ot_gpu,
+    "halpern": plot_halpern,
 }
 
 
-def main() -> None:
-    for name, fn in PLOTS.items():
+def main(argv=None) -> None:
+    names = list(sys.argv[1:] if argv is None else argv) or list(PLOTS)
+    unknown = [n for n in names if n not in PLOTS]
+    if unknown:
+        raise SystemExit(f"unknown figure(s) {unknown}; choose from {list(PLOTS)}")
+    for name in names:
         path = RESULTS / f"{name}.json"
         if path.exists():
-            print(f"wrote {fn(path)}")
+            print(f"wrote {PLOTS[name](path)}")
+        else:
+            print(f"no {path}: run benches/{name}.py first", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -197,6 +197,18 @@ class QuadraticMinMax:
 
     ``z = (x, y)``; the solution solves ``M z = (h, b)``.
 
+    Parameters
+    ----------
+    H : array_like, shape (d_x, d_x)
+        The symmetric positive semidefinite Hessian of the ``x`` part (``ValueError`` when not
+        symmetric).
+    A : array_like, shape (d_y, d_x)
+        The coupling matrix; ``d_y = 0`` (shape ``(0, d_x)``) for a plain convex quadratic.
+    h : array_like, shape (d_x,), optional
+        The linear term of ``x`` (default 0).
+    b : array_like, shape (d_y,), optional
+        The right-hand side of the coupling (default 0).
+
     Examples
     --------
     >>> import numpy as np
@@ -305,6 +317,18 @@ class FiniteSum:
     cocoercive : bool
         ``F`` is ``1/lipschitz``-cocoercive (e.g. the gradient of a convex smooth sum):
         ``"vr_halpern"`` then runs Algorithm 1.
+
+    Examples
+    --------
+    ``F_i(z) = z - c_i``: the mean of the ``c_i`` solves ``F(z) = 0``.
+
+    >>> import numpy as np
+    >>> from optcore.monotone import FiniteSum, solve
+    >>> c = np.array([[1.0, 0.0], [3.0, 2.0]])
+    >>> fs = FiniteSum(lambda i, z: z - c[i], n=2, dim=2, lipschitz=1.0, cocoercive=True)
+    >>> res = solve(fs, method="eg", tol=1e-8)
+    >>> bool(res.success), np.round(res.x, 6).tolist()
+    (True, [2.0, 1.0])
     """
 
     def __init__(
@@ -422,6 +446,18 @@ class MonotoneResult(OptimizeResult):
         What ran (``"vr_halpern"`` says which algorithm).
     gap, fun, y
         :class:`MatrixGame` only: duality gap, ``y^T A x``, the maximiser's strategy.
+    success, status, message
+        ``success`` is True exactly when ``residual <= tol``; ``status`` 0 converged, 1
+        iteration or epoch limit, 4 numerical breakdown, 99 stopped by the callback.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.monotone import QuadraticMinMax, solve
+    >>> q = QuadraticMinMax(np.eye(2), np.array([[1.0, 1.0]]), h=np.ones(2), b=[1.0])
+    >>> res = solve(q, method="eag", tol=1e-8)
+    >>> type(res).__name__, bool(res.success), bool(res.residual <= 1e-8), res.history.shape[1]
+    ('MonotoneResult', True, True, 2)
     """
 
 

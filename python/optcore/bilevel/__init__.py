@@ -193,6 +193,14 @@ class BilevelResult(OptimizeResult):
         (while the estimate holds but the measurement does not, as for ITD's or the penalty
         method's biased fixed points, the run goes on: status 1 at ``maxiter``); 4: the
         iterates diverged; 99: stopped by the callback. ``message`` names what was measured.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> res = bilevel.minimize(bilevel.problems.Quadratic.random(3, 5, seed=0), np.zeros(3), tol=1e-8)
+    >>> type(res).__name__, bool(res.success), bool(res.hypergrad_norm <= 1e-8), res.y.shape
+    ('BilevelResult', True, True, (5,))
     """
 
     y: np.ndarray

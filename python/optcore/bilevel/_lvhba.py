@@ -68,6 +68,15 @@ class ConstrainedResult(OptimizeResult):
         ``status`` 0: ``constraint_violation``, ``lower_residual`` and ``stationarity``, all
         measured at the returned point, are ``<= tol``; 1: ``maxiter`` first; 4: the iterates
         diverged; 99: stopped by the callback.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> toy = bilevel.problems.ConstrainedToy(n=2, a=2 / 3)
+    >>> res = bilevel.minimize(toy, np.ones(2), method="lvhba", maxiter=100_000, tol=1e-8)
+    >>> type(res).__name__, bool(res.success), bool(max(res.constraint_violation, res.stationarity) <= 1e-8)
+    ('ConstrainedResult', True, True)
     """
 
 

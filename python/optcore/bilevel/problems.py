@@ -37,7 +37,30 @@ __all__ = [
 
 
 class NativeProblem:
-    """Base class of the native problems."""
+    """Base class of the native problems: a bilevel problem computed in Rust, passed to
+    :func:`optcore.bilevel.minimize` and :func:`optcore.bilevel.hypergradient` like a
+    :class:`optcore.bilevel.Problem`. Build one of its subclasses.
+
+    Attributes
+    ----------
+    d_x, d_y : int
+        Dimensions of the upper-level ``x`` and lower-level ``y``.
+    dtype : numpy dtype or None
+        The dtype the problem computes in (None: that of ``x0``).
+    n_samples : tuple of int
+        ``(n_val, n_tr)``: the rows minibatches of ``f`` and ``g`` draw from (0: none).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> q = bilevel.problems.Quadratic.random(d_x=2, d_y=3, seed=0)
+    >>> isinstance(q, bilevel.problems.NativeProblem), q.d_x, q.d_y, q.n_samples
+    (True, 2, 3, (0, 0))
+    >>> o = q.oracles(np.zeros(2), q.y_star(np.zeros(2)))    # at y*(x): the lower gradient vanishes
+    >>> bool(np.linalg.norm(o["grad_g_y"]) < 1e-12)
+    True
+    """
 
     d_x: int
     d_y: int
@@ -118,6 +141,18 @@ class RidgeHyperparameter(NativeProblem):
         One ``λ_j`` per feature (``d_x = p``) or one scalar (``d_x = 1``).
     dtype : float32 or float64, optional
         Default: float32 when ``X_tr`` is float32, float64 otherwise.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> rng = np.random.default_rng(0)
+    >>> X, w = rng.normal(size=(80, 5)), rng.normal(size=5)
+    >>> t = X @ w + 0.5 * rng.normal(size=80)
+    >>> prob = bilevel.problems.RidgeHyperparameter(X[:40], t[:40], X[40:], t[40:], per_feature=False)
+    >>> res = bilevel.minimize(prob, np.zeros(1), method="aid", outer="lbfgs", tol=1e-8)
+    >>> bool(res.success), bool(abs(res.fun - prob.value(res.x)) < 1e-8)   # fun = f(w*(λ)) = F(λ)
+    (True, True)
     """
 
     def __init__(self, X_tr, y_tr, X_val, y_val, *, per_feature: bool = True, dtype=None):
@@ -184,6 +219,22 @@ class LogisticHyperCleaning(NativeProblem):
     classes : int, optional
         Default ``max(labels) + 1``.
     dtype : float32 or float64, optional
+        Default: float32 when ``X_tr`` is float32, float64 otherwise.
+
+    Examples
+    --------
+    Flip a third of the training labels; the upper level learns to down-weight them.
+
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.hstack([rng.normal(size=(90, 2)), np.ones((90, 1))])
+    >>> labels = (X[:, 0] > 0).astype(int)
+    >>> noisy = labels.copy(); noisy[:20] = 1 - noisy[:20]
+    >>> prob = bilevel.problems.LogisticHyperCleaning(X[:60], noisy[:60], X[60:], labels[60:])
+    >>> res = bilevel.minimize(prob, np.zeros(60), method="aid", maxiter=200, warn=False)
+    >>> prob.d_x, prob.d_y, bool(res.x[:20].mean() < res.x[20:].mean())   # flipped rows weigh less
+    (60, 6, True)
     """
 
     def __init__(self, X_tr, y_tr, X_val, y_val, *, reg: float = 1e-3, classes: int | None = None, dtype=None):
@@ -224,6 +275,36 @@ class Quadratic(NativeProblem):
     Build one from its matrices, or a random strongly convex one with :meth:`random`.
     ``optimal_x`` and ``optimal_value`` are computed in closed form:
     ``y*(x) = −A⁻¹(Bᵀx + a)``, ``F`` is quadratic in ``x``.
+
+    Parameters
+    ----------
+    A : array_like, shape (d_y, d_y)
+        The lower level's Hessian, symmetric positive definite.
+    B : array_like, shape (d_x, d_y)
+        The lower level's coupling; its shape sets ``d_x`` and ``d_y``.
+    a : array_like, shape (d_y,)
+        The lower level's linear term.
+    C : array_like, shape (d_x, d_x)
+        The lower level's ``x``-only term (it does not move ``y*``).
+    Q, R, P : array_like, shapes (d_y, d_y), (d_x, d_y), (d_x, d_x)
+        The upper level's quadratic terms.
+    p, q : array_like, shapes (d_x,), (d_y,)
+        The upper level's linear terms.
+
+    Examples
+    --------
+    ``g = ½y² − xy``, ``f = ½(y − 1)² + ½x²`` (dropping the constant): ``y* = x``, so
+    ``F(x) = ½(x − 1)² + ½x²`` is minimised at ``x = 1/2``.
+
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> one, zero = np.ones((1, 1)), np.zeros((1, 1))
+    >>> q = bilevel.problems.Quadratic(one, -one, [0.0], zero, one, zero, one, [0.0], [-1.0])
+    >>> q.optimal_x.tolist(), round(q.optimal_value, 6)
+    ([0.5], -0.25)
+    >>> res = bilevel.minimize(q, np.zeros(1), method="aid", tol=1e-8)
+    >>> bool(res.success), np.round(res.x, 6).tolist()
+    (True, [0.5])
     """
 
     def __init__(self, A, B, a, C, Q, R, P, p, q):
@@ -330,7 +411,26 @@ class Quadratic(NativeProblem):
 
 
 class NativeConstrainedProblem:
-    """Base class of the native problems with a constrained lower level (``method="lvhba"``)."""
+    """Base class of the native problems with a constrained lower level (``method="lvhba"``):
+    ``y*(x) ∈ argmin_y {g(x, y) : h(x, y) ≤ 0}``, computed in Rust. Build one of its
+    subclasses (:class:`ConstrainedToy`, :class:`SVMHyperparameter`).
+
+    Attributes
+    ----------
+    d_x, d_y : int
+        Dimensions of ``x`` and ``y``.
+    m, n_eq : int
+        Number of constraints ``h_i``, and how many of them (the last ``n_eq``) are equalities.
+    dtype : numpy dtype or None
+        The dtype the problem computes in (None: that of ``x0``).
+
+    Examples
+    --------
+    >>> from optcore import bilevel
+    >>> toy = bilevel.problems.ConstrainedToy(n=3)
+    >>> isinstance(toy, bilevel.problems.NativeConstrainedProblem), toy.d_x, toy.d_y, toy.m, toy.n_eq
+    (True, 3, 6, 1, 1)
+    """
 
     d_x: int
     d_y: int

@@ -44,7 +44,25 @@ METHODS = {
 
 def default_tol(dtype) -> float:
     """The default ``tol`` of :func:`halpern`: 1e-8 in float64, 1e-5 in float32 (about what a
-    float32 residual ``||x - T(x)||`` can resolve)."""
+    float32 residual ``||x - T(x)||`` can resolve).
+
+    Parameters
+    ----------
+    dtype : numpy dtype or type
+        The working dtype of the run (that of ``x0``).
+
+    Returns
+    -------
+    float
+        The tolerance on ``||x - T(x)||_2`` that :func:`halpern` uses when ``tol`` is None.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import default_tol
+    >>> default_tol(np.float64), default_tol(np.float32)
+    (1e-08, 1e-05)
+    """
     return 1e-8 if np.dtype(dtype) == np.float64 else 1e-5
 
 
@@ -72,6 +90,16 @@ class FixedPointResult(OptimizeResult):
         ``status`` 0 converged, 1 iteration limit, 2 no fixed point detected, 4 ``T``
         returned non-finite values, 99 stopped by the callback.
     method : str
+        The method that ran (``"halpern"``, ``"km"`` or ``"picard"``).
+
+    Examples
+    --------
+    >>> import numpy as np, optcore
+    >>> from optcore.fixed_point import operators as ops
+    >>> T = ops.DouglasRachford(ops.Ball(np.zeros(2), 1.0), ops.Affine([[1.0, 1.0]], [1.0]))
+    >>> res = optcore.fixed_point.halpern(T, np.array([3.0, -1.0]), restart="adaptive")
+    >>> type(res).__name__, res.status, bool(res.residual <= 1e-8), res.nfev == res.nit + 1
+    ('FixedPointResult', 0, True, True)
     """
 
     residual: float

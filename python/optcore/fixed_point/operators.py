@@ -45,7 +45,21 @@ __all__ = [
 class Operator:
     """Base class: a map ``T: R^d -> R^d`` implemented natively.
 
-    ``T(x)`` applies it; ``S @ T`` is the composition ``x -> S(T(x))``.
+    ``T(x)`` applies it; ``S @ T`` is the composition ``x -> S(T(x))``. The subclasses below
+    build the operators; this class is not instantiated directly.
+
+    Attributes
+    ----------
+    dim : int
+        The dimension ``d`` of the space the operator acts on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> T = ops.Box(0.0, 1.0, dim=2) @ ops.Ball(np.zeros(2), 2.0)   # the ball first, then the box
+    >>> isinstance(T, ops.Operator), T.dim, T(np.array([3.0, -4.0])).tolist()
+    (True, 2, [1.0, 0.0])
     """
 
     _handle: _core.NativeOperator
@@ -100,7 +114,22 @@ def _vector(x, name: str) -> np.ndarray:
 
 
 class Identity(Operator):
-    """``x -> x`` on ``R^dim``."""
+    """``x -> x`` on ``R^dim``.
+
+    Useful in combinations: ``Average([T, Identity(d)], [a, 1 - a])`` relaxes ``T``.
+
+    Parameters
+    ----------
+    dim : int
+        The dimension, a positive integer.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> ops.Identity(3)(np.array([1.0, -2.0, 3.0]))
+    array([ 1., -2.,  3.])
+    """
 
     def __init__(self, dim: int):
         self._handle = _core.op_identity(_dim(dim))
@@ -111,6 +140,13 @@ class Box(Operator):
 
     ``lower``/``upper`` are arrays or scalars (``-inf``/``inf`` allowed); scalars broadcast to
     ``dim``, which is needed when both are scalars.
+
+    Parameters
+    ----------
+    lower, upper : array_like or float
+        The bounds, 1-D of length ``dim`` or scalars; ``lower <= upper`` everywhere, no NaN.
+    dim : int, optional
+        The dimension; inferred from ``lower`` or ``upper`` when one of them is an array.
 
     Examples
     --------
@@ -146,7 +182,26 @@ class Box(Operator):
 
 
 class Ball(Operator):
-    """Projection onto the Euclidean ball ``{x : ||x - center||_2 <= radius}``."""
+    """Projection onto the Euclidean ball ``{x : ||x - center||_2 <= radius}``.
+
+    Points inside are left unchanged; a point outside moves radially onto the sphere:
+    ``center + radius (x - center) / ||x - center||``.
+
+    Parameters
+    ----------
+    center : array_like, shape (dim,)
+        The center, finite; its length is the dimension.
+    radius : float
+        The radius, ``>= 0`` (0: the projection onto the point ``center``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> P = ops.Ball(np.zeros(2), 1.0)
+    >>> np.round(P(np.array([3.0, 4.0])), 12).tolist(), P(np.array([0.3, 0.4])).tolist()
+    ([0.6, 0.8], [0.3, 0.4])
+    """
 
     def __init__(self, center, radius: float):
         c = _vector(center, "center")
@@ -158,7 +213,22 @@ class Ball(Operator):
 class Simplex(Operator):
     """Projection onto the scaled probability simplex ``{x >= 0 : sum(x) = total}``
     (sort-based, O(d log d); the threshold is computed on ``x - max(x)``, so huge entries keep
-    their precision: ``Simplex(3)([1e16, 0, 0])`` is ``[1, 0, 0]``)."""
+    their precision: ``Simplex(3)([1e16, 0, 0])`` is ``[1, 0, 0]``).
+
+    Parameters
+    ----------
+    dim : int
+        The dimension.
+    total : float
+        The sum of the entries of every point of the simplex, ``> 0`` (default 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> ops.Simplex(3)(np.array([0.5, 0.5, -1.0])).tolist(), ops.Simplex(2, total=2.0)(np.zeros(2)).tolist()
+    ([0.5, 0.5, 0.0], [1.0, 1.0])
+    """
 
     def __init__(self, dim: int, total: float = 1.0):
         self.total = positive_scalar(total, "total")
@@ -170,6 +240,21 @@ class Affine(Operator):
 
     ``A`` is ``(m, d)`` with full row rank ``m`` (a 1-D ``A`` is one hyperplane ``a . x = b``);
     ``A A^T`` is factored once.
+
+    Parameters
+    ----------
+    A : array_like, shape (m, d) or (d,)
+        The constraint matrix, finite, full row rank (``ValueError`` otherwise).
+    b : array_like, shape (m,)
+        The right-hand side.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> P = ops.Affine([[1.0, 1.0]], [1.0])        # the line x_0 + x_1 = 1
+    >>> P(np.array([1.0, 1.0])).tolist()
+    [0.5, 0.5]
     """
 
     def __init__(self, A, b):
@@ -197,6 +282,22 @@ class LinearResolvent(Operator):
     """The reflected resolvent ``x -> 2 (I + lam L)^{-1} x - x`` of a linear monotone operator
     ``L`` (``d x d``, ``x . L x >= 0``: its symmetric part positive semidefinite); nonexpansive.
     Its fixed points are the null space of ``L``. ``I + lam L`` is LU-factored once.
+
+    Parameters
+    ----------
+    L : array_like, shape (d, d)
+        The linear operator, finite and monotone (``ValueError`` when the symmetric part has a
+        negative eigenvalue).
+    lam : float
+        The resolvent's step ``> 0`` (default 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> R = ops.LinearResolvent(np.diag([0.0, 1.0]))   # (I + L)^{-1} = diag(1, 1/2)
+    >>> R(np.array([1.0, 1.0])).tolist()               # 2 (I + L)^{-1} x - x
+    [1.0, 0.0]
     """
 
     def __init__(self, L, lam: float = 1.0):
@@ -219,7 +320,22 @@ class LinearResolvent(Operator):
 
 class Compose(Operator):
     """``Compose(T1, T2, ..., Tn)(x) = T1(T2(...Tn(x)))`` (``Tn`` applied first), as ``T1 @ T2 @ ...``.
-    Alternating projections onto A and B is ``Compose(PB, PA)``."""
+    Alternating projections onto A and B is ``Compose(PB, PA)``.
+
+    Parameters
+    ----------
+    *ops : Operator
+        The operators, all of the same dimension, the last applied first (one list or tuple
+        of them is accepted too).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> box, ball = ops.Box(-0.5, 0.5, dim=2), ops.Ball(np.zeros(2), 1.0)
+    >>> ops.Compose(box, ball)(np.array([3.0, 4.0])).tolist()   # ball: (0.6, 0.8), then box
+    [0.5, 0.5]
+    """
 
     def __init__(self, *ops: Operator):
         if len(ops) == 1 and isinstance(ops[0], (list, tuple)):
@@ -233,7 +349,23 @@ class Compose(Operator):
 
 class Average(Operator):
     """The convex combination ``sum_i w_i T_i`` (weights positive, summing to 1; default equal).
-    ``Average([T, Identity(d)], [a, 1 - a])`` is the Krasnosel'skii–Mann relaxation of ``T``."""
+    ``Average([T, Identity(d)], [a, 1 - a])`` is the Krasnosel'skii–Mann relaxation of ``T``.
+
+    Parameters
+    ----------
+    ops : sequence of Operator
+        The operators, all of the same dimension.
+    weights : array_like, optional
+        One positive weight per operator, summing to 1 (within 1e-12); default equal weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> T = ops.Average([ops.Box(0.0, 1.0, dim=2), ops.Identity(2)], [0.25, 0.75])
+    >>> T(np.array([2.0, -2.0])).tolist()               # 0.25 clip(x) + 0.75 x
+    [1.75, -1.5]
+    """
 
     def __init__(self, ops: Sequence[Operator], weights=None):
         ops = tuple(ops)
@@ -255,7 +387,21 @@ class Average(Operator):
 
 
 class Reflection(Operator):
-    """``2 T - I`` (nonexpansive when ``T`` is firmly nonexpansive, e.g. a projection)."""
+    """``2 T - I`` (nonexpansive when ``T`` is firmly nonexpansive, e.g. a projection).
+
+    Parameters
+    ----------
+    op : Operator
+        The operator ``T`` to reflect.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> R = ops.Reflection(ops.Box(0.0, 1.0, dim=2))   # mirror image across the box's faces
+    >>> R(np.array([1.5, 0.5])).tolist()
+    [0.5, 0.5]
+    """
 
     def __init__(self, op: Operator):
         self.op = _operator(op, "op")
@@ -263,7 +409,26 @@ class Reflection(Operator):
 
 
 def reflect(op: Operator) -> Reflection:
-    """The reflection ``2 op - I`` of a projection (or resolvent) ``op``."""
+    """The reflection ``2 op - I`` of a projection (or resolvent) ``op``.
+
+    Parameters
+    ----------
+    op : Operator
+        A projection or resolvent (firmly nonexpansive, so that the reflection is nonexpansive).
+
+    Returns
+    -------
+    Reflection
+        The operator ``x -> 2 op(x) - x``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore.fixed_point import operators as ops
+    >>> R = ops.reflect(ops.Affine([[0.0, 1.0]], [0.0]))   # reflection across the line x_1 = 0
+    >>> R(np.array([2.0, 3.0])).tolist()
+    [2.0, -3.0]
+    """
     return Reflection(op)
 
 
@@ -274,6 +439,21 @@ class DouglasRachford(Operator):
     A fixed point ``z`` gives the solution ``PA(z)`` (:meth:`shadow`). When ``A ∩ B`` is empty
     the operator has no fixed point; its infimal displacement vector is
     ``P_{cl(A - B)}(0)``, the gap vector pointing from ``B`` to ``A``.
+
+    Parameters
+    ----------
+    PA, PB : Operator
+        The projections onto ``A`` and ``B`` (of the same dimension).
+
+    Examples
+    --------
+    >>> import numpy as np, optcore
+    >>> from optcore.fixed_point import operators as ops
+    >>> T = ops.DouglasRachford(ops.Box(0.0, 1.0, dim=2), ops.Affine([[1.0, 1.0]], [1.5]))
+    >>> res = optcore.fixed_point.halpern(T, np.array([3.0, -2.0]), restart="adaptive")
+    >>> x = T.shadow(res.x)                 # a point of the box on the line x_0 + x_1 = 1.5
+    >>> bool(res.success), bool(abs(x.sum() - 1.5) < 1e-7 and x.min() >= 0 and x.max() <= 1)
+    (True, True)
     """
 
     def __init__(self, PA: Operator, PB: Operator):

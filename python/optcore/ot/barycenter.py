@@ -56,6 +56,15 @@ class BarycenterResult(OptimizeResult):
         ``success`` is True exactly when ``max(marginal_error) <= tol``.
     weights, reg, tol
         What was solved (``weights`` normalised to sum to 1).
+
+    Examples
+    --------
+    >>> import numpy as np, optcore
+    >>> x = np.linspace(0, 1, 20)
+    >>> A = np.zeros((20, 2)); A[4, 0] = A[14, 1] = 1.0     # two Diracs, at x[4] and x[14]
+    >>> res = optcore.ot.barycenter(A, (x[:, None] - x[None, :]) ** 2, reg=1e-3)
+    >>> type(res).__name__, bool(res.success), res.marginal_error.shape, int(np.argmax(res.barycenter))
+    ('BarycenterResult', True, (2,), 9)
     """
 
     barycenter: np.ndarray

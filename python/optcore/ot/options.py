@@ -36,7 +36,25 @@ SNS_FIELDS = ("n_sinkhorn", "n_newton", "hessian_density", "cg_iterations", "lin
 def default_tol(dtype) -> float:
     """The default ``tol`` of :func:`sinkhorn`: 1e-9 in float64, 1e-5 in float32 (about what
     float32 potentials can reach: plan entries carry a relative error of
-    ``eps32 * |f| / reg``)."""
+    ``eps32 * |f| / reg``).
+
+    Parameters
+    ----------
+    dtype : numpy dtype or type
+        The working dtype (that of the cost matrix or points).
+
+    Returns
+    -------
+    float
+        The tolerance on the plan's L1 marginal error that :func:`sinkhorn` (and the solvers
+        built on it: ``barycenter``, ``sinkhorn_divergence``, ...) use when ``tol`` is None.
+
+    Examples
+    --------
+    >>> import numpy as np, optcore
+    >>> optcore.ot.default_tol(np.float64), optcore.ot.default_tol(np.float32)
+    (1e-09, 1e-05)
+    """
     return 1e-9 if np.dtype(dtype) == np.float64 else 1e-5
 
 

@@ -38,6 +38,41 @@ class Optimizer:
     :class:`~optcore.NumericalError`; the state stays usable (the batch is still pending).
     ``"rank"`` takes a ranking instead: :meth:`tell_ranking`.
 
+    Parameters
+    ----------
+    method : str
+        A method of :func:`minimize` (:data:`METHODS`); default ``"sphere"``.
+    x0 : array_like, shape (d,)
+        The starting point (required), finite; projected onto ``bounds``.
+    bounds : None, scipy.optimize.Bounds, (lb, ub) or sequence of (lo, hi)
+        Box constraints, as in :func:`minimize`: every asked point lies in them.
+    rng : None, int or numpy.random.Generator
+        Seeds the directions (and CBO's particles): the same seed asks the same batches.
+    lr, mu : float, optional
+        Step size (default: the adaptive rule) and smoothing radius of the perturbations
+        ``x + mu u`` (default ``sqrt(eps) max(1, |x0|_inf)``, forward differences).
+    q : int, optional
+        Directions per batch of the random estimators (default ``min(10, d)``).
+    xtol : float, optional
+        The step criterion of :meth:`result` (default 1e-10 in float64, 1e-6 in float32).
+    nan_as_inf : bool
+        Treat told NaN values as ``+inf`` instead of raising.
+    options : dict, optional
+        The method's constants, as in :func:`minimize`.
+
+    Attributes
+    ----------
+    x : ndarray
+        The current iterate (CBO: the consensus point).
+    best : tuple of (ndarray, float)
+        The best point told and its value.
+    gradient : ndarray
+        The last gradient estimate.
+    batch_size, nit, nfev : int
+        Points per batch, batches told, and points told.
+    lr : float
+        The current step size.
+
     Examples
     --------
     >>> import numpy as np
@@ -184,6 +219,35 @@ def gradient(
     ``workers`` is as in :func:`minimize`: threads for a native test function's rows, or a
     thread pool for a per-point Python ``fun`` (None: all cores for a native function, calls
     in this thread for a Python one); the estimate is the same whatever ``workers`` is.
+
+    Parameters
+    ----------
+    fun : callable or optcore.zo.functions.TestFunction
+        ``fun(x) -> float`` (or ``fun(X) -> (B,)`` with ``vectorized=True``).
+    x : array_like, shape (d,)
+        Where to estimate the gradient; ``fun`` must be finite at ``x`` and around it.
+    method : {"gaussian", "sphere", "cge"}
+        The estimator (above).
+    q : int, optional
+        Random directions (``"gaussian"``, ``"sphere"``; default ``min(10, d)``).
+    mu : float, optional
+        Finite-difference step (default ``sqrt(eps) max(1, |x|_inf)`` forward,
+        ``eps^(1/3) max(1, |x|_inf)`` central).
+    scheme : {"forward", "central"}
+        One-sided or central differences (the module docs give the evaluations each costs).
+    n_coords : int, optional
+        ``"cge"``: the number of random coordinates (default all ``d``).
+    rng : None, int or numpy.random.Generator
+        Seeds the directions: the same seed gives the same estimate.
+    vectorized : bool
+        ``fun`` takes the whole batch of probe points in one call.
+    workers : int, optional
+        See above.
+
+    Returns
+    -------
+    ndarray, shape (d,)
+        The estimate, float64.
 
     Examples
     --------

@@ -52,6 +52,14 @@ class ZOResult(OptimizeResult):
         from ``x0`` and the log of values: new or restarted workers), ``lost_tasks`` and
         ``local_shares`` (shares the coordinator evaluated itself); ``last_desync`` says why the
         last desynchronised replica was rebuilt (``None``: none was).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import zo
+    >>> res = zo.minimize(zo.functions.sphere, np.ones(3), rng=0, f_target=1e-10)
+    >>> type(res).__name__, res.status, bool(res.fun <= 1e-10), bool(res.history[-1, 1] == res.fun)
+    ('ZOResult', 0, True, True)
     """
 
     x_last: np.ndarray

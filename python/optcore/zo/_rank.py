@@ -88,6 +88,43 @@ def rank_minimize(
     ``rank_oracle`` propagate; a ranking that is not ``k`` distinct indices in ``range(m)``
     raises ``ValueError``.
 
+    Parameters
+    ----------
+    rank_oracle : callable
+        ``rank_oracle(X) -> indices``: for ``X`` of shape ``(m, d)``, the indices of its ``k``
+        best rows, best first (for example :func:`ranking_oracle`, or a person's choices).
+    x0 : array_like, shape (d,)
+        Starting point.
+    m : int
+        Points per query (``>= 2``; default 8).
+    k : int, optional
+        Rows ranked per query (``<= m``; default ``m``, a full ranking).
+    maxiter : int
+        Oracle calls (default 1000).
+    lr, mu : float, optional
+        Step length and perturbation radius (defaults above).
+    decay : float
+        ``lr <- decay lr`` after every step (default 1: constant).
+    bounds : optional
+        Box constraints, as in :func:`minimize` (the iterates and queried points lie in them).
+    xtol : float, optional
+        Stop (status 0) once the steps fall below it, as in :func:`minimize` (0: never).
+    rng : None, int or numpy.random.Generator
+        Seeds the perturbations.
+    callback : callable, optional
+        ``callback(intermediate_result)`` every ``check_every`` iterations with ``x``, ``nit``
+        and ``nfev``; ``StopIteration`` stops the run (status 99).
+    check_every : int
+    disp : bool
+        Print progress (about one line per second).
+    warn : bool
+        Warn :class:`~optcore.ConvergenceWarning` on status 1 and 4.
+
+    Returns
+    -------
+    ZOResult
+        As described above (``fun`` is NaN).
+
     Examples
     --------
     >>> import numpy as np
