@@ -218,12 +218,15 @@ def mirror_sinkhorn(
     >>> bool(res.success), res.nit < 10**5, bool(res.gap <= 1e-3)
     (True, True, True)
 
-    A convex objective through its gradient: the plan closest to ``P0`` in the Frobenius norm.
+    A convex objective through its gradient: the plan closest to ``P0`` in the Frobenius norm
+    (the method's rate is ``O(1/sqrt(T))``: after 3000 iterations the last iterate's marginals
+    are within 1e-2, not 1e-3).
 
     >>> P0 = np.array([[0.4, 0.0], [0.2, 0.4]])
-    >>> res = optcore.ot.mirror_sinkhorn([0.5, 0.5], [0.5, 0.5], grad=lambda P: 2 * (P - P0), output="last", maxiter=3000)
-    >>> np.round(res.plan, 2).tolist()
-    [[0.4, 0.1], [0.1, 0.4]]
+    >>> grad = lambda P: 2 * (P - P0)
+    >>> res = optcore.ot.mirror_sinkhorn([0.5, 0.5], [0.5, 0.5], grad=grad, output="last", maxiter=3000, tol=1e-2)
+    >>> bool(res.success), np.round(res.plan, 2).tolist()
+    (True, [[0.4, 0.1], [0.1, 0.4]])
     """
     if grad is not None and cost_sampler is not None:
         raise ValueError("give `grad` or `cost_sampler`, not both.")
