@@ -190,6 +190,8 @@ def test_monotone_ctrl_c_between_checks():
     script = textwrap.dedent(
         """
         import numpy as np, optcore, time, signal, threading, os
+        # A parent that ignores SIGINT (a background job) passes that on: restore Python's handler.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         g = optcore.monotone.MatrixGame(np.random.default_rng(0).standard_normal((50, 60)))
         def fire():
             time.sleep(0.5)
