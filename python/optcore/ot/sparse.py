@@ -226,7 +226,11 @@ def sparse_ot(
             "raise maxiter, or use k >= 2"
         )
     elif status in (1, 4) and k < n:
-        why = "the objective has kinks where a column's top-k support changes, which slow L-BFGS"
+        why = (
+            "the objective has kinks where a column's top-k support changes; when k binds, its optimum sits on "
+            "them and the plan of one support need not meet the marginals (the relaxation's solution mixes "
+            "k-sparse plans), so more iterations rarely help: a larger k does"
+        )
     messages = {
         0: f"Converged: marginal error {err:.3g} <= tol {tol:g} on the returned plan.",
         1: f"Iteration limit reached: marginal error {err:.3g} > tol {tol:g}" + (f" ({why})." if why else "."),
