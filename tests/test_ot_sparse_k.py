@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import optcore
 from optcore.ot.sparse import _sparsity_gap
@@ -83,3 +85,31 @@ def test_limit_message_names_the_cause():
     assert res.status == 1 and "piecewise linear" in res.message
     res = optcore.ot.sparse_ot(a, b, M, 3, 1e-2, dual="dual", maxiter=20, warn=False)
     assert res.status == 1 and "top-k support" in res.message
+
+
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(
+    st.integers(1, 7),
+    st.integers(1, 7),
+    st.integers(1, 3),
+    st.booleans(),
+    st.integers(0, 2**31 - 1),
+)
+def test_property_the_infeasibility_bound_holds_on_every_returned_plan(n, m, k, equal_b, seed):
+    # The bound is a lower bound on the marginal error of any plan with <= k nonzeros per column,
+    # so the returned plan (which has that sparsity) can never beat it; status 2 exactly when it
+    # exceeds tol on a run that did not converge.
+    rng = np.random.default_rng(seed)
+    a = rng.integers(1, 6, n).astype(np.float64)
+    b = np.ones(m) if equal_b else rng.integers(1, 6, m).astype(np.float64)
+    a, b = a / a.sum(), b / b.sum()
+    M = rng.random((n, m))
+    res = optcore.ot.sparse_ot(a, b, M, k, 0.1, maxiter=200, warn=False)
+    assert np.diff(res.plan.indptr).max() <= k
+    gap, why = _sparsity_gap(a, b * (a.sum() / b.sum()), k)
+    assert res.marginal_error >= gap - 1e-12
+    assert (gap > 0) == bool(why)
+    if res.status == 2:
+        assert gap > res.tol and not res.success and "cannot meet the marginals" in res.message
+    if gap > res.tol and k < n:
+        assert res.status == 2
