@@ -57,8 +57,10 @@ class SparseOTResult(OptimizeResult):
         L-BFGS iterations and objective evaluations (passes over ``M``).
     success, status, message
         ``success`` is True exactly when ``marginal_error <= tol``; status 0 converged,
-        1 iteration limit, 4 the line search found no decrease (a kink of the objective or its
-        precision limit), 99 stopped by the callback.
+        1 iteration limit, 2 infeasible (no plan with at most ``k`` nonzeros per column meets
+        the marginals within ``tol``, proven by a lower bound named in ``message``), 4 the
+        line search found no decrease (a kink of the objective or its precision limit), 99
+        stopped by the callback.
     k, reg, dual, tol
         What was solved.
 
@@ -127,7 +129,10 @@ def sparse_ot(
         Bound on ``||P 1 - a||_1 + ||P^T 1 - b||_1`` **of the returned plan** (the L1 norm of
         the objective's gradient); ``success`` is True exactly when it holds. Default
         ``1e-9 * sum(a)`` in float64, ``1e-5 * sum(a)`` in float32. For ``k < n`` the
-        relaxation's plan need not meet the marginals: the run may then end with status 4.
+        relaxation's plan need not meet the marginals: the run may then end with status 4,
+        or 2 when no plan with at most ``k`` nonzeros per column can (``k * m < n`` positive
+        rows, a column heavier than the ``k`` largest rows, or ``k = 1`` with equal ``b_j``
+        and row masses that are not multiples of them).
     maxiter : int
         L-BFGS iterations.
     memory : int
@@ -211,10 +216,30 @@ def sparse_ot(
     plan = scipy.sparse.csc_array((out["data"], out["indices"], out["indptr"]), shape=(n, m))
     err = float(out["marginal_error"])
     status = int(out["status"])
+    gap, why = _sparsity_gap(aa, bb, k) if status in (1, 4) and k < n else (0.0, "")
+    if gap > tol:
+        status = 2
+    elif status in (1, 4) and k == 1 and dual == "semi":
+        why = (
+            "with k = 1 the semi-dual is unregularized OT's, piecewise linear (`reg` only adds a constant): "
+            "L-BFGS needs many iterations to land on a vertex whose plan meets the marginals; "
+            "raise maxiter, or use k >= 2"
+        )
+    elif status in (1, 4) and k < n:
+        why = (
+            "the objective has kinks where a column's top-k support changes; when k binds, its optimum sits on "
+            "them and the plan of one support need not meet the marginals (the relaxation's solution mixes "
+            "k-sparse plans), so more iterations rarely help: a larger k does"
+        )
     messages = {
         0: f"Converged: marginal error {err:.3g} <= tol {tol:g} on the returned plan.",
-        1: f"Iteration limit reached: marginal error {err:.3g} > tol {tol:g}.",
-        4: f"Stopped: {out.get('detail', '')}; marginal error {err:.3g} > tol {tol:g}.",
+        1: f"Iteration limit reached: marginal error {err:.3g} > tol {tol:g}" + (f" ({why})." if why else "."),
+        2: (
+            f"Infeasible: a plan with at most {k} nonzeros per column cannot meet the marginals ({why}): "
+            f"its marginal error is at least {gap:.3g} > tol {tol:g}; the returned plan (error {err:.3g}) "
+            "is the relaxation's."
+        ),
+        4: f"Stopped: {out.get('detail', '')}; marginal error {err:.3g} > tol {tol:g}" + (f" ({why})." if why else "."),
         99: "`callback` raised `StopIteration`.",
     }
     res = SparseOTResult(
@@ -235,8 +260,47 @@ def sparse_ot(
         dual=dual,
         tol=tol,
     )
-    finish(res, "optcore.ot.sparse_ot", progress=progress, warn=warn, stacklevel=3)
+    finish(res, "optcore.ot.sparse_ot", progress=progress, warn=warn, warn_statuses=(1, 2, 4), stacklevel=3)
     return res
+
+
+def _sparsity_gap(a: np.ndarray, b: np.ndarray, k: int) -> tuple[float, str]:
+    """A lower bound on ``||T 1 - a||_1 + ||T^T 1 - b||_1`` over every plan ``T >= 0`` with at
+    most ``k`` nonzeros per column, and the reason for it (0 and "" when none is found).
+
+    Three arguments, each a proof for every such plan:
+
+    - rows: at most ``k`` nonzeros per positive column leave ``n+ - k m+`` positive rows empty
+      (``n+``, ``m+`` the counts of positive ``a_i``, ``b_j``; a zero column is all zero or its
+      entries count in full), each missing all of its ``a_i``;
+    - columns: column ``j`` puts ``b_j`` on ``k`` rows, so a row receives more than its
+      ``a_i`` unless ``b_j <= `` the sum of the ``k`` largest ``a_i``;
+    - ``k = 1`` with equal positive ``b_j = c``: a row receives a whole number of columns, each
+      off ``c`` by what it moves, so row ``i`` is off by at least the distance of ``a_i`` to the
+      multiples of ``c`` (triangle inequality).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    apos, bpos = np.sort(a[a > 0]), b[b > 0]
+    best, why = 0.0, ""
+    empty = apos.size - k * bpos.size
+    if empty > 0:
+        gap = float(apos[:empty].sum())
+        if gap > best:
+            best = gap
+            why = f"{apos.size} rows of positive mass need more than {k} x {bpos.size} nonzeros"
+    top = float(apos[::-1][:k].sum())
+    if bpos.size and float(bpos.max()) - top > best:
+        best = float(bpos.max()) - top
+        why = f"a column of mass {float(bpos.max()):.6g} exceeds the {k} largest row masses ({top:.6g})"
+    if k == 1 and bpos.size == b.size and b.size and np.all(b == b[0]):
+        c = float(b[0])
+        q = a / c
+        gap = float((np.abs(q - np.round(q)) * c).sum())
+        if gap > best:
+            best = gap
+            why = f"with k = 1 every row mass must be a whole number of column masses ({c:.6g})"
+    return best, why
 
 
 def smooth_ot(a, b, M, reg, *, dual: str = "semi", **kwargs) -> SparseOTResult:
