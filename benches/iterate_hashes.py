@@ -278,6 +278,57 @@ def cases():
         "bilevel.minimize[logistic-csr,aid]",
         lambda: bilevel.minimize(logistic, np.zeros(100), method="aid", maxiter=30, rng=0, warn=False),
     )
+    yield from _newer_cases()
+
+
+def _newer_cases():
+    """Grids, unbalanced OT, barycenters, divergences, Mirror Sinkhorn, sparse OT, the L-BFGS outer
+    loop and LV-HBA (added after the wave that introduced them)."""
+    rng = np.random.default_rng(1)
+    g = optcore.ot.Grid([np.linspace(0, 1, 16)] * 2)
+    pts = g.points()
+    ga = np.exp(-((pts - 0.3) ** 2).sum(1) / 0.02).reshape(g.shape)
+    gb = np.exp(-((pts - [0.7, 0.6]) ** 2).sum(1) / 0.05).reshape(g.shape)
+    ga, gb = ga / ga.sum(), gb / gb.sum()
+    yield "ot.sinkhorn[grid]", lambda: optcore.ot.sinkhorn(ga, gb, g, reg=1e-2, tol=1e-6)
+    x, y = rng.random((60, 2)), rng.random((50, 2))
+    M = ((x[:, None] - y[None]) ** 2).sum(-1)
+    a, b = np.full(60, 1 / 60), np.full(50, 1.5 / 50)
+    yield "ot.sinkhorn[unbalanced]", lambda: optcore.ot.sinkhorn(a, b, M, reg=0.02, reg_m=0.1)
+    yield "ot.sinkhorn[unbalanced,grid]", lambda: optcore.ot.sinkhorn(ga, 2 * gb, g, reg=1e-2, reg_m=(np.inf, 0.5))
+    A = np.stack([ga, gb])
+    yield "ot.barycenter[grid]", lambda: optcore.ot.barycenter(A, None, reg=5e-3, weights=[0.3, 0.7])
+    t = np.linspace(0, 1, 40)
+    H = np.stack([np.exp(-((t - c) ** 2) / 1e-2) for c in (0.2, 0.8)], axis=1)
+    H /= H.sum(0)
+    yield "ot.barycenter[dense]", lambda: optcore.ot.barycenter(H, (t[:, None] - t[None]) ** 2, reg=1e-3)
+    yield (
+        "ot.sinkhorn_divergence",
+        lambda: optcore.ot.sinkhorn_divergence(None, x, None, y, reg=2e-2, return_grad=True),
+    )
+    b1 = np.full(50, 1 / 50)
+    yield "ot.mirror_sinkhorn[linear]", lambda: optcore.ot.mirror_sinkhorn(a, b1, M, maxiter=500, warn=False)
+    R = np.outer(a, b1) * (1 + rng.random((60, 50)))
+    yield (
+        "ot.mirror_sinkhorn[quadratic]",
+        lambda: optcore.ot.mirror_sinkhorn(a, b1, objective="quadratic", ref=R, maxiter=500, warn=False),
+    )
+    for dual in ("semi", "dual"):
+        yield (
+            f"ot.sparse_ot[{dual},k=4]",
+            lambda d=dual: optcore.ot.sparse_ot(a, b1, M, k=4, reg=0.1, dual=d, warn=False),
+        )
+    q = bilevel.problems.Quadratic.random(d_x=4, d_y=12, seed=0)
+    for method in ("aid", "itd", "exact"):
+        yield (
+            f"bilevel.minimize[quadratic,{method},lbfgs]",
+            lambda m=method: bilevel.minimize(q, np.zeros(4), method=m, outer="lbfgs", tol=1e-10, warn=False),
+        )
+    toy = bilevel.problems.ConstrainedToy(n=3, a=2 / 3)
+    yield (
+        "bilevel.minimize[toy,lvhba]",
+        lambda: bilevel.minimize(toy, np.ones(3), method="lvhba", maxiter=2000, warn=False),
+    )
 
 
 def _accepts_points() -> bool:
