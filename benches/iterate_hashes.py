@@ -322,12 +322,12 @@ def _newer_cases():
     for method in ("aid", "itd", "exact"):
         yield (
             f"bilevel.minimize[quadratic,{method},lbfgs]",
-            lambda m=method: bilevel.minimize(q, np.zeros(4), method=m, outer="lbfgs", tol=1e-10, warn=False),
+            lambda m=method: bilevel.minimize(q, np.zeros(4), method=m, outer="lbfgs", tol=1e-10, rng=0, warn=False),
         )
     toy = bilevel.problems.ConstrainedToy(n=3, a=2 / 3)
     yield (
         "bilevel.minimize[toy,lvhba]",
-        lambda: bilevel.minimize(toy, np.ones(3), method="lvhba", maxiter=2000, warn=False),
+        lambda: bilevel.minimize(toy, np.ones(3), method="lvhba", maxiter=2000, rng=0, warn=False),
     )
 
 
