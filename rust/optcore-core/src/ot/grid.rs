@@ -18,6 +18,7 @@
 //! passes the axes are back in their order. Each output row is one task of the thread pool
 //! and is computed in a fixed order, so results do not depend on the number of threads.
 
+use super::gibbs::{BatchLogKernel, SeparableKernel};
 use super::unbalanced::{LogKernel, Sums};
 use crate::error::{OptError, Result};
 use crate::real::{Fused, Madd, Real, Unfused};
@@ -342,6 +343,10 @@ pub(super) fn simd() -> bool {
 pub struct GridOperator<'g, T> {
     grid: &'g Grid,
     kernel: GridKernel<T>,
+    /// The half-iterations' kernel: max-shifted exponentials and one matrix product per axis
+    /// (`n` exponentials a pass instead of `n n_k`), each sum that leaves the trusted range
+    /// recomputed exactly ([`SeparableKernel`]); `None` until `set_reg`.
+    fast: Option<(SeparableKernel, Vec<f64>, Vec<f64>)>,
     work: Vec<T>,
     exact: Option<(f64, GridKernel<f64>, Vec<GridKernel<f64>>)>,
     work64: Vec<f64>,
@@ -353,10 +358,23 @@ impl<'g, T: Real> GridOperator<'g, T> {
         Ok(GridOperator {
             grid,
             kernel: GridKernel::new(grid, 1.0),
+            fast: None,
             work: crate::alloc::try_zeroed::<T>(n, "the grid work buffer")?,
             exact: None,
             work64: Vec::new(),
         })
+    }
+
+    /// `out_i = LSE_j(h_j - C_ij / reg)` (the cost is symmetric: rows and columns alike).
+    fn half(&mut self, h: &[T], out: &mut [T]) {
+        match &mut self.fast {
+            Some((k, x, y)) => {
+                x.iter_mut().zip(h).for_each(|(d, &s)| *d = s.as_f64());
+                k.to_source(x, 1, y);
+                out.iter_mut().zip(y.iter()).for_each(|(d, &s)| *d = T::from_f64(s));
+            }
+            None => self.kernel.apply(h, out, &mut self.work),
+        }
     }
 
     /// The f64 kernels of the measurement at `reg` (built once per `reg`).
@@ -385,12 +403,28 @@ impl<T: Real> LogKernel<T> for GridOperator<'_, T> {
     }
     fn set_reg(&mut self, reg: f64) {
         self.kernel = GridKernel::new(self.grid, reg);
+        let grid = self.grid;
+        let costs: Vec<Vec<f64>> = grid
+            .axes
+            .iter()
+            .map(|ax| ax.iter().flat_map(|&x| ax.iter().map(move |&y| grid.cost1(x, y))).collect())
+            .collect();
+        let refs: Vec<&[f64]> = costs.iter().map(Vec::as_slice).collect();
+        let shapes: Vec<(usize, usize)> = grid.axes.iter().map(|ax| (ax.len(), ax.len())).collect();
+        let n = grid.len();
+        // Two f64 buffers of n: the kernel computes in f64 whatever T is. Without them (or with a
+        // cost the kernel refuses), the per-output log-sum-exp passes of `kernel` are used.
+        let bufs = crate::alloc::try_zeroed::<f64>(n, "").ok().zip(crate::alloc::try_zeroed::<f64>(n, "").ok());
+        self.fast = match (SeparableKernel::new(&refs, &shapes, reg), bufs) {
+            (Ok(k), Some((a, b))) => Some((k, a, b)),
+            _ => None,
+        };
     }
     fn rows(&mut self, h: &[T], out: &mut [T]) {
-        self.kernel.apply(h, out, &mut self.work);
+        self.half(h, out);
     }
     fn cols(&mut self, h: &[T], out: &mut [T]) {
-        self.kernel.apply(h, out, &mut self.work);
+        self.half(h, out);
     }
     fn measure(&mut self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Sums> {
         self.exact(reg)?;
