@@ -112,7 +112,10 @@ def sinkhorn_divergence(
     M, Ma, Mb : array_like, shapes (n, m), (n, n), (m, m), optional
         The dense form, instead of ``x`` and ``y``: the costs between the supports of ``a`` and
         ``b``, of ``a`` with itself and of ``b`` with itself (all three needed; ``Ma`` and ``Mb``
-        symmetric for the divergence to be meaningful).
+        symmetric for the divergence to be meaningful). Or ``M`` an :class:`optcore.ot.Grid`
+        (``Ma``, ``Mb`` not given): ``a`` and ``b`` live on the grid (its shape, or flat), the
+        three problems are solved by the separable grid solver (no ``n x n`` array), and the
+        gradients are ``grad_a`` and ``grad_b`` (in the grid's shape; they need positive weights).
     objective : {"entropic", "transport"}
         The value of each ``OT`` term (see above).
     return_grad : bool
@@ -144,6 +147,8 @@ def sinkhorn_divergence(
     them). The weights live on the simplex, so these gradients are defined up to a constant
     (``+c`` for ``a``, ``-c`` for ``b``); the one returned makes
     ``<a, grad_a> = <b, grad_b> = fun / 2``, so that ``fun = <a, grad_a> + <b, grad_b>``.
+    On a grid the weight gradients use ``f - reg log a`` itself (equal to the c-transform up to
+    the marginal error ``tol``).
     ``grad_x[i] = 2 sum_j P_ab[i, j] (x_i - y_j) - sum_k (P_aa + P_aa^T)[i, k] (x_i - x_k)``
     (and likewise ``grad_y``): the derivative of ``fun`` with respect to the positions.
     Values and gradients are float64 computations; gradients have the data's dtype.
@@ -168,6 +173,12 @@ def sinkhorn_divergence(
     if reg is None:
         raise ValueError("`reg` (the entropic regularisation, > 0) is required.")
     reg = positive_scalar(reg, "reg")
+    from .grid import Grid  # noqa: PLC0415
+
+    if isinstance(M, Grid):
+        if x is not None or y is not None or Ma is not None or Mb is not None:
+            raise ValueError("with a Grid `M`, give neither `x`, `y` nor `Ma`, `Mb`: the grid is every support.")
+        return _grid_divergence(a, b, M, reg, objective, return_grad, tol, maxiter, method, workers, warn, options)
     clouds = x is not None or y is not None
     dense = M is not None or Ma is not None or Mb is not None
     if clouds and dense:
@@ -214,27 +225,48 @@ def sinkhorn_divergence(
         vals = [_dual_value(s, p, q, reg) for s, (p, q) in zip(sols, ((aa, bb), (aa, aa), (bb, bb)))]
     else:
         vals = [float(s.cost) for s in sols]
-    fun = vals[0] - 0.5 * vals[1] - 0.5 * vals[2]
-    worst = max(sols, key=lambda s: (s.status != 0, s.status))
-    res = DivergenceResult(
-        x=None,
-        fun=fun,
-        ot_ab=vals[0],
-        ot_aa=vals[1],
-        ot_bb=vals[2],
-        marginal_error=np.array([float(s.marginal_error) for s in sols]),
-        nit=max(int(s.nit) for s in sols),
-        status=int(worst.status),
-        message=worst.message if worst.status != 0 else "Converged: all three solves met tol on their plans.",
-        objective=objective,
-        reg=reg,
-        tol=ab.tol,
-    )
+    res = _assemble(sols, vals, objective, reg)
     if return_grad:
         costs = (_sq(xa, ya), _sq(xa, xa), _sq(ya, ya)) if clouds else (Mc, Mac, Mbc)
         _gradients(res, sols, costs, reg, (aa, bb), (xa, ya) if clouds else None)
     finish(res, "optcore.ot.sinkhorn_divergence", warn=warn, stacklevel=3)
     return res
+
+
+def _grid_divergence(a, b, grid, reg, objective, return_grad, tol, maxiter, method, workers, warn, options):
+    """:func:`sinkhorn_divergence` on a grid (its ``M`` a :class:`optcore.ot.Grid`)."""
+    from . import sinkhorn  # noqa: PLC0415  (the package imports this module)
+
+    shape = tuple(grid.shape)
+    aa = _weights(None if a is None else np.reshape(as_float_array(a, "a"), -1), "a", grid.size)
+    bb = _weights(None if b is None else np.reshape(as_float_array(b, "b"), -1), "b", grid.size)
+    if return_grad and (np.any(aa <= 0) or np.any(bb <= 0)):
+        raise ValueError("`return_grad` on a grid needs positive weights `a` and `b` (a zero weight has no potential).")
+    kw = dict(tol=tol, maxiter=maxiter, method=method, workers=workers, warn=False, options=options)
+    pairs = ((aa, bb), (aa, aa), (bb, bb))
+    sols = [sinkhorn(p.reshape(shape), q.reshape(shape), grid, reg, **kw) for p, q in pairs]
+    flat = [(np.ravel(s.f), np.ravel(s.g)) for s in sols]
+    if objective == "entropic":
+        vals = [_dual_value(_Pot(f, g), p, q, reg) for (f, g), (p, q) in zip(flat, pairs)]
+    else:
+        vals = [float(s.cost) for s in sols]
+    res = _assemble(sols, vals, objective, reg)
+    if return_grad:
+        la = reg * np.log(aa.astype(np.float64))
+        lb = reg * np.log(bb.astype(np.float64))
+        (fab, gab), (faa, gaa), (fbb, gbb) = ((f.astype(np.float64), g.astype(np.float64)) for f, g in flat)
+        ga = (fab - la) - 0.5 * ((faa - la) + (gaa - la))
+        gb = (gab - lb) - 0.5 * ((fbb - lb) + (gbb - lb))
+        _set_weight_gradients(res, ga.reshape(shape), gb.reshape(shape), aa.reshape(shape), bb.reshape(shape), sols[0])
+    finish(res, "optcore.ot.sinkhorn_divergence", warn=warn, stacklevel=4)
+    return res
+
+
+class _Pot:
+    """Potentials ``f``, ``g`` for :func:`_dual_value`."""
+
+    def __init__(self, f, g):
+        self.f, self.g = f, g
 
 
 def _weights(w, name: str, size: int) -> np.ndarray:
@@ -271,6 +303,34 @@ def _geo(sol, C: np.ndarray, reg: float) -> tuple[np.ndarray, np.ndarray]:
     return fg, gg
 
 
+def _assemble(sols, vals, objective, reg) -> DivergenceResult:
+    """The result of the three solves ``sols`` (ab, aa, bb) with their ``OT`` values ``vals``."""
+    worst = max(sols, key=lambda s: (s.status != 0, s.status))
+    return DivergenceResult(
+        x=None,
+        fun=vals[0] - 0.5 * vals[1] - 0.5 * vals[2],
+        ot_ab=vals[0],
+        ot_aa=vals[1],
+        ot_bb=vals[2],
+        marginal_error=np.array([float(s.marginal_error) for s in sols]),
+        nit=max(int(s.nit) for s in sols),
+        status=int(worst.status),
+        message=worst.message if worst.status != 0 else "Converged: all three solves met tol on their plans.",
+        objective=objective,
+        reg=reg,
+        tol=sols[0].tol,
+    )
+
+
+def _set_weight_gradients(res, ga, gb, wa, wb, ab) -> None:
+    """``grad_a``, ``grad_b`` shifted so that ``<a, grad_a> = <b, grad_b> = fun / 2``."""
+    wa, wb = (np.asarray(w, dtype=np.float64) for w in (wa, wb))
+    c = (float(np.sum(wb * gb)) - float(np.sum(wa * ga))) / (2.0 * float(wa.sum()))
+    dtype = np.asarray(ab.f).dtype
+    res["grad_a"] = (ga + c).astype(dtype)
+    res["grad_b"] = (gb - c).astype(dtype)
+
+
 def _gradients(res, sols, costs, reg, weights, clouds) -> None:
     """Sets the gradients in ``res`` (see :func:`sinkhorn_divergence`'s Notes)."""
     ab, sa, sb = sols
@@ -278,14 +338,8 @@ def _gradients(res, sols, costs, reg, weights, clouds) -> None:
     fab, gab = _geo(ab, Cab, reg)
     faa, gaa = _geo(sa, Caa, reg)
     fbb, gbb = _geo(sb, Cbb, reg)
-    ga = fab - 0.5 * (faa + gaa)
-    gb = gab - 0.5 * (fbb + gbb)
-    wa, wb = (np.asarray(w, dtype=np.float64) for w in weights)
-    mass = float(wa.sum())
-    c = (float(wb @ gb) - float(wa @ ga)) / (2.0 * mass)
+    _set_weight_gradients(res, fab - 0.5 * (faa + gaa), gab - 0.5 * (fbb + gbb), weights[0], weights[1], ab)
     dtype = np.asarray(ab.f).dtype
-    res["grad_a"] = (ga + c).astype(dtype)
-    res["grad_b"] = (gb - c).astype(dtype)
     Pab, Paa, Pbb = (np.asarray(s.plan, dtype=np.float64) for s in sols)
     if clouds is None:
         res["grad_M"] = Pab.astype(dtype)
