@@ -460,10 +460,9 @@ def batch(res, B, n, reg, tol):
 @guard
 def sns(res, tol, names):
     import cupy as cp
+    import ot_sns  # the SNS benchmark's problem families
 
     import optcore
-
-    import ot_sns  # the SNS benchmark's problem families
 
     section(f"Sinkhorn–Newton–Sparse on the GPU vs the GPU log-domain Sinkhorn (eta = 1200, float64, tol = {tol:g})")
     builders = {

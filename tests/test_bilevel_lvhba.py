@@ -69,7 +69,7 @@ def test_paper_toy_error_shrinks_with_the_penalty_and_success_is_not_claimed():
 
 def test_python_problem_matches_native():
     n = 3
-    kw = {"method": "lvhba", "maxiter": 3000, "warn": False}
+    kw = {"method": "lvhba", "maxiter": 3000, "warn": False, "rng": 0}
     nat = bilevel.minimize(bilevel.problems.ConstrainedToy(n=n, a=1.0), np.ones(n), np.zeros(2 * n), **kw)
     py = bilevel.minimize(toy_problem(n, 1.0), np.ones(n), np.zeros(2 * n), **kw)
     np.testing.assert_allclose(py.x, nat.x, rtol=0, atol=1e-9)
