@@ -599,7 +599,8 @@ def minimize(
 
         - all methods: ``inner_steps`` (lower-level steps per iteration; defaults aid 10,
           itd 20, soba 1, borep 10, f2sa 10, penalty 100 at most), ``inner_step`` (default
-          ``1/L̂_g``, a 10-step power iteration on ``∇²ᵧᵧg``), ``outer_step`` (default
+          ``1/L̂_g``, a power iteration on ``∇²ᵧᵧg``: 10 steps, up to 100 while the estimate
+          still grows by more than 1% a step), ``outer_step`` (default
           ``1/L̂_F``, a power iteration on finite differences of the hypergradient at ``x0``;
           ``f2sa``/``penalty`` use their first-order penalty gradient), ``decay`` (steps
           scale as ``1/(k+1)^decay``; default 0, or 0.5 with minibatches and for ``borep``),

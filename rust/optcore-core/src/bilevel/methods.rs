@@ -356,24 +356,32 @@ impl<'a, T: Real> Ctx<'a, T> {
     }
 
     /// `L̂` of a symmetric linear map `u ↦ apply(u)` by `probes` power iterations from a
-    /// random start (the largest |eigenvalue|, from below).
+    /// random start (the largest |eigenvalue|, from below), then up to `more` further ones
+    /// while the estimate still grows by more than 1% per iteration (a start nearly
+    /// orthogonal to the top eigenvector: after 10 iterations the estimate can still be far
+    /// below, e.g. 0.59 for 0.87, and a lower-level step `1/L̂` that long diverges).
     fn power(
         &mut self,
         n: usize,
         probes: usize,
+        more: usize,
         mut apply: impl FnMut(&mut Self, &[T]) -> Result<Vec<T>>,
     ) -> Result<f64> {
         let mut u: Vec<T> = (0..n).map(|_| T::from_f64(self.rng.normal())).collect();
         let un = norm(&u).max(f64::MIN_POSITIVE);
         u.iter_mut().for_each(|e| *e = T::from_f64(e.as_f64() / un));
         let mut l = 0.0;
-        for _ in 0..probes.max(1) {
+        for k in 0..probes.max(1) + more {
+            let prev = l;
             let w = apply(self, &u)?;
             l = norm(&w);
             if !(l > 0.0 && l.is_finite()) {
                 break;
             }
             u = w.iter().map(|e| T::from_f64(e.as_f64() / l)).collect();
+            if k + 1 >= probes.max(1) && l <= 1.01 * prev {
+                break;
+            }
         }
         Ok(l)
     }
@@ -389,11 +397,11 @@ impl<'a, T: Real> Ctx<'a, T> {
         Ok(h)
     }
 
-    /// `L̂_g`, the largest eigenvalue of `∇²ᵧᵧg(x, y)` (10 power iterations); keeps the
-    /// eigenvector estimate for [`Ctx::retune`].
+    /// `L̂_g`, the largest eigenvalue of `∇²ᵧᵧg(x, y)` (10 power iterations, up to 100 while
+    /// the estimate still grows); keeps the eigenvector estimate for [`Ctx::retune`].
     pub fn lipschitz_g(&mut self, x: &[T], y: &[T]) -> Result<f64> {
         let mut last = Vec::new();
-        let l = self.power(y.len(), 10, |c, u| {
+        let l = self.power(y.len(), 10, 90, |c, u| {
             last = u.to_vec();
             c.curvature(x, y, u)
         })?;
@@ -425,7 +433,7 @@ impl<'a, T: Real> Ctx<'a, T> {
         let mut g0 = vec![T::zero(); dy];
         self.o.grad_f(x, y, None, &mut gx, &mut g0)?;
         let h = T::epsilon().as_f64().sqrt() * (1.0 + norm(y));
-        self.power(dy, 10, |c, u| {
+        self.power(dy, 10, 0, |c, u| {
             let mut yp = y.to_vec();
             axpy(h, u, &mut yp);
             let mut g1 = vec![T::zero(); dy];
@@ -439,7 +447,7 @@ impl<'a, T: Real> Ctx<'a, T> {
         let g0 = hg(self, x)?;
         let eps = 1e-3 * (1.0 + norm(x) / (x.len() as f64).sqrt());
         let probes = self.opts.lipschitz_probes;
-        self.power(x.len(), probes, |c, u| {
+        self.power(x.len(), probes, 0, |c, u| {
             let mut xp = x.to_vec();
             axpy(eps, u, &mut xp);
             let g1 = hg(c, &xp)?;
