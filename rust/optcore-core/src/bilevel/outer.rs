@@ -451,10 +451,15 @@ fn line_search<T: Real>(
         if d0 >= 0.0 || d0.is_nan() {
             return Ok(None);
         }
+        // The lower-level step as retuned at the current point: a rejected trial point (where
+        // the evaluator's fallback may have retuned it to that point's curvature, e.g. ridge's
+        // `exp(λ)` at a far trial λ) leaves it as it was.
+        let kept = (c.alpha, c.track.clone());
         let next = match ev.at(c, xt, cur, eta) {
             Ok(p) => p,
             // A trial point where the problem overflows (e.g. ridge's `exp(λ)`): a shorter step.
             Err(OptError::Numerical(_)) => {
+                (c.alpha, c.track) = kept;
                 t *= 0.1;
                 continue;
             }
@@ -463,6 +468,7 @@ fn line_search<T: Real>(
         if !(next.g.iter().all(|e| e.is_finite()) && (next.fval.is_finite() || !ev.has_f)) {
             // Finite oracle outputs can still combine to a non-finite estimate: also a failed
             // trial (the last accepted point stays the run's point).
+            (c.alpha, c.track) = kept;
             t *= 0.1;
             continue;
         }
@@ -482,6 +488,7 @@ fn line_search<T: Real>(
         if ok {
             return Ok(Some((next, t)));
         }
+        (c.alpha, c.track) = kept;
         let t_new = if t_new.is_finite() { t_new.clamp(0.1 * t, 0.5 * t) } else { 0.5 * t };
         t = t_new;
         if t < 1e-20 {
