@@ -197,3 +197,74 @@ def test_maxiter_and_callback_stop():
 
     res = bilevel.minimize(q, np.zeros(6), method="aid", outer="lbfgs", rng=0, callback=stop, check_every=1)
     assert res.status == 99 and res.nit == 1
+
+
+def ridge_bench_order(p, n, seed=0):
+    """benches/bilevel.py's ``ridge_data`` (true weights drawn first)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal(p)
+    X, Xv = rng.standard_normal((n, p)), rng.standard_normal((n, p))
+    return problems.RidgeHyperparameter(X, X @ w + rng.standard_normal(n), Xv, Xv @ w + rng.standard_normal(n))
+
+
+@pytest.mark.parametrize(("p", "n", "maxiter"), [(5, 50, 3), (10, 40, 10), (20, 40, 30), (50, 80, 10)])
+def test_ridge_measurement_after_exp_lambda_grew_does_not_raise(p, n, maxiter):
+    """Issue 22 (bench, ridge d=500): the final measurement re-solved the lower level with the
+    step estimated at λ = 0; after exp(λ) grew that step diverged and the run raised
+    ``NumericalError: grad_g returned non-finite`` instead of returning its last point."""
+    pr = ridge_bench_order(p, n)
+    res = bilevel.minimize(pr, np.zeros(p), method="aid", outer="lbfgs", tol=1e-10, maxiter=maxiter, rng=0, warn=False)
+    assert res.status == 1 and res.nit == maxiter
+    assert np.all(np.isfinite(res.x)) and np.all(np.isfinite(res.y))
+    # The lower level is stiffer than at x0 (the returned step fits it) ...
+    assert res.inner_step < 0.5 / np.exp(np.max(res.x))
+    # ... and the measurement is the closed form's at the returned x.
+    g = np.linalg.norm(pr.hypergradient_closed_form(res.x))
+    assert res.hypergrad_norm == pytest.approx(g, rel=1e-4)
+    assert res.fun == pytest.approx(pr.value(res.x), rel=1e-8)
+
+
+@pytest.mark.parametrize("oracle", ["f", "grad_f", "grad_g"])
+@pytest.mark.parametrize(("seed", "shift"), [(3, 3.0), (4, 0.3), (6, 0.3)])
+def test_line_search_backtracks_from_points_where_an_oracle_overflows(oracle, seed, shift):
+    """Issue 22: a trial point where a (Python) oracle returns inf or NaN is a failed trial:
+    the line search backtracks (it raised ``NumericalError`` from the trial point before), and
+    every accepted point is one where all oracles are finite."""
+    q = problems.Quadratic.random(d_x=4, d_y=10, seed=seed)
+    m, xs = q._m, q.optimal_x
+    x0 = xs + shift
+    u = (x0 - xs) / np.linalg.norm(x0 - xs)
+    hits = []
+
+    def over(x):
+        """Past the optimum along the start direction: the oracle overflows there."""
+        bad = (x - xs) @ u < -1e-3
+        hits.append(bad)
+        return (np.nan if len(hits) % 2 else np.inf) if bad else 1.0
+
+    def f(x, y):
+        return q.upper(x, y) * (over(x) if oracle == "f" else 1.0)
+
+    def grad_f(x, y):
+        s = over(x) if oracle == "grad_f" else 1.0
+        return m["R"] @ y + m["P"] @ x + m["p"], s * (m["Q"] @ y + m["R"].T @ x + m["q"])
+
+    def grad_g(x, y):
+        s = over(x) if oracle == "grad_g" else 1.0
+        return m["B"] @ y + m["C"] @ x, s * (m["A"] @ y + m["B"].T @ x + m["a"])
+
+    prob = bilevel.Problem(grad_f, grad_g, f=f, d_y=q.d_y)
+    rec = Recorder()
+    res = bilevel.minimize(prob, x0, method="aid", outer="lbfgs", rng=0, tol=1e-9, callback=rec, check_every=1)
+    assert any(hits), "no trial point overflowed: the test does not exercise the path"
+    assert res.success, res.message
+    assert np.max(np.abs(res.x - xs)) <= 1e-8
+    assert all((x - xs) @ u >= -1e-3 for x in rec.xs)
+
+
+def test_f_non_finite_at_the_start_names_f():
+    q = problems.Quadratic.random(d_x=3, d_y=5, seed=0)
+    p = as_python(q)
+    p.f = lambda x, y: np.inf
+    with pytest.raises(optcore.NumericalError, match="`f`.*start"):
+        bilevel.minimize(p, np.zeros(3), method="aid", outer="lbfgs")

@@ -100,7 +100,6 @@ from .._validation import (
     positive_scalar,
     seed_from_rng,
 )
-from ..exceptions import NumericalError
 from ..fixed_point.operators import Operator
 from . import problems
 from ._lvhba import OPTIONS as _LVHBA_OPTIONS
@@ -249,8 +248,10 @@ class Problem:
         set ``X`` (every method; the same as ``options["project_x"]``).
 
     Errors in your functions are reported with the oracle's name: a wrong shape raises
-    ``ValueError``, NaN/inf raises :class:`optcore.NumericalError`, and an exception you raise
-    propagates unchanged with a note naming the oracle.
+    ``ValueError``, NaN/inf raises :class:`optcore.NumericalError` naming the oracle (or, where
+    the solver can recover, is a failed trial: ``outer="lbfgs"``'s line search backtracks from
+    points where an oracle overflows, and a breakdown later in a run ends it with status 4 at its
+    last point), and an exception you raise propagates unchanged with a note naming the oracle.
 
     Examples
     --------
@@ -324,8 +325,8 @@ class Problem:
                 raise TypeError(f"`{name}` must return real arrays; its {part} has dtype {arr.dtype}.")
             if arr.shape != shape:
                 raise ValueError(f"`{name}` returned {part} of shape {arr.shape}; expected {shape}.")
-            if not np.all(np.isfinite(arr)):
-                raise NumericalError(f"`{name}` returned non-finite values (NaN or inf) in {part}.")
+            # Non-finite values pass through: the core checks them and names the oracle, and a
+            # line search treats them as a failed trial point (a Python exception would end the run).
             return np.ascontiguousarray(arr, dtype=dtype).reshape(-1)
 
         def pair(name, r):
@@ -363,8 +364,7 @@ class Problem:
                 v = np.asarray(call("f", self.f, x, y))
                 if v.size != 1 or v.dtype.kind not in "fiub":
                     raise ValueError(f"`f` must return one real number; got {v!r}.")
-                if not np.isfinite(v).all():
-                    raise NumericalError(f"`f` returned a non-finite value ({v.reshape(())!r}).")
+                # NaN or inf passes through (the core's line search backtracks from such points).
                 return float(v.reshape(()))
 
         has_h, has_j = self.hvp_yy is not None, self.jvp_xy is not None
@@ -607,7 +607,8 @@ def minimize(
 
         - all methods: ``inner_steps`` (lower-level steps per iteration; defaults aid 10,
           itd 20, soba 1, borep 10, f2sa 10, penalty 100 at most), ``inner_step`` (default
-          ``1/L̂_g``, a 10-step power iteration on ``∇²ᵧᵧg``), ``outer_step`` (default
+          ``1/L̂_g``, a power iteration on ``∇²ᵧᵧg``: 10 steps, up to 100 while the estimate
+          still grows by more than 1% a step), ``outer_step`` (default
           ``1/L̂_F``, a power iteration on finite differences of the hypergradient at ``x0``;
           ``f2sa``/``penalty`` use their first-order penalty gradient), ``decay`` (steps
           scale as ``1/(k+1)^decay``; default 0, or 0.5 with minibatches and for ``borep``),

@@ -256,6 +256,12 @@ impl<'a, T: Real> Ctx<'a, T> {
     /// r_ref)` at the extrapolated point, or `max_steps`; returns the last residual. Used for
     /// the initial refinement and the step-size probes, not inside the methods' iterations.
     pub fn solve_lower(&mut self, x: &[T], y: &mut [T], alpha: f64, rtol: f64, max_steps: usize) -> Result<f64> {
+        Ok(self.agd(x, y, alpha, rtol, max_steps)?.1)
+    }
+
+    /// [`Ctx::solve_lower`], returning also `‖∇ᵧg(x, y)‖` at the start (0 steps: NaN).
+    fn agd(&mut self, x: &[T], y: &mut [T], alpha: f64, rtol: f64, max_steps: usize) -> Result<(f64, f64)> {
+        let mut first = f64::NAN;
         let mut r0 = f64::NAN;
         let mut r = f64::INFINITY;
         let mut z = y.to_vec();
@@ -265,6 +271,7 @@ impl<'a, T: Real> Ctx<'a, T> {
             self.o.grad_g(x, &z, None, None, &mut g)?;
             r = norm(&g);
             if k == 0 {
+                first = r;
                 r0 = r.max(self.r_ref);
                 if self.r_ref == 0.0 {
                     self.r_ref = r;
@@ -290,28 +297,91 @@ impl<'a, T: Real> Ctx<'a, T> {
                 break;
             }
         }
-        Ok(r)
+        Ok((first, r))
+    }
+
+    /// The lower level at `x` solved from `y` by [`Ctx::solve_lower`] for a measurement or a
+    /// fallback: returns the solved `y`, `∇ᵧg` there and its norm. The step `self.alpha` was
+    /// estimated at another point (`x0`, or an earlier retune); where the lower level is
+    /// stiffer at `x` (ridge's `exp(λ)` has grown since), accelerated gradient descent with
+    /// it diverges. A solve that ends more than 1000 times above its start residual (or
+    /// overflows) is such a divergence: `L̂_g` is re-estimated at `(x, y)` (10 power
+    /// iterations) and the solve restarts from `y`, the step halved while it still diverges
+    /// (at most 5 times; then `y` itself is returned). The step that converged becomes
+    /// `self.alpha` (unless `inner_step` was given).
+    pub fn solve_lower_checked(
+        &mut self,
+        x: &[T],
+        y: &[T],
+        rtol: f64,
+        max_steps: usize,
+    ) -> Result<(Vec<T>, Vec<T>, f64)> {
+        let mut yw = y.to_vec();
+        let mut gyg = vec![T::zero(); y.len()];
+        let mut alpha = self.alpha;
+        for attempt in 0..7 {
+            let lower = match self.agd(x, &mut yw, alpha, rtol, max_steps) {
+                Ok((first, _)) => match self.o.grad_g(x, &yw, None, None, &mut gyg) {
+                    Ok(()) if all_finite(&yw) => Some((norm(&gyg), first)),
+                    Ok(()) | Err(OptError::Numerical(_)) => None,
+                    Err(e) => return Err(e),
+                },
+                Err(OptError::Numerical(_)) => None,
+                Err(e) => return Err(e),
+            };
+            if let Some((r, first)) = lower {
+                // `first` is NaN only without steps: nothing can have diverged.
+                if first.is_nan() || r <= 1e3 * first.max(1e-10 * self.r_ref).max(f64::MIN_POSITIVE) {
+                    if self.opts.inner_step.is_none() {
+                        self.alpha = alpha;
+                    }
+                    return Ok((yw, gyg, r));
+                }
+            }
+            yw.copy_from_slice(y);
+            alpha = if attempt == 0 && self.opts.inner_step.is_none() {
+                let l = self.lipschitz_g(x, y)?;
+                if l > 0.0 && l.is_finite() {
+                    1.0 / l
+                } else {
+                    0.5 * alpha
+                }
+            } else {
+                0.5 * alpha
+            };
+        }
+        self.o.grad_g(x, y, None, None, &mut gyg)?;
+        let r = norm(&gyg);
+        Ok((yw, gyg, r))
     }
 
     /// `L̂` of a symmetric linear map `u ↦ apply(u)` by `probes` power iterations from a
-    /// random start (the largest |eigenvalue|, from below).
+    /// random start (the largest |eigenvalue|, from below), then up to `more` further ones
+    /// while the estimate still grows by more than 1% per iteration (a start nearly
+    /// orthogonal to the top eigenvector: after 10 iterations the estimate can still be far
+    /// below, e.g. 0.59 for 0.87, and a lower-level step `1/L̂` that long diverges).
     fn power(
         &mut self,
         n: usize,
         probes: usize,
+        more: usize,
         mut apply: impl FnMut(&mut Self, &[T]) -> Result<Vec<T>>,
     ) -> Result<f64> {
         let mut u: Vec<T> = (0..n).map(|_| T::from_f64(self.rng.normal())).collect();
         let un = norm(&u).max(f64::MIN_POSITIVE);
         u.iter_mut().for_each(|e| *e = T::from_f64(e.as_f64() / un));
         let mut l = 0.0;
-        for _ in 0..probes.max(1) {
+        for k in 0..probes.max(1) + more {
+            let prev = l;
             let w = apply(self, &u)?;
             l = norm(&w);
             if !(l > 0.0 && l.is_finite()) {
                 break;
             }
             u = w.iter().map(|e| T::from_f64(e.as_f64() / l)).collect();
+            if k + 1 >= probes.max(1) && l <= 1.01 * prev {
+                break;
+            }
         }
         Ok(l)
     }
@@ -327,11 +397,11 @@ impl<'a, T: Real> Ctx<'a, T> {
         Ok(h)
     }
 
-    /// `L̂_g`, the largest eigenvalue of `∇²ᵧᵧg(x, y)` (10 power iterations); keeps the
-    /// eigenvector estimate for [`Ctx::retune`].
+    /// `L̂_g`, the largest eigenvalue of `∇²ᵧᵧg(x, y)` (10 power iterations, up to 100 while
+    /// the estimate still grows); keeps the eigenvector estimate for [`Ctx::retune`].
     pub fn lipschitz_g(&mut self, x: &[T], y: &[T]) -> Result<f64> {
         let mut last = Vec::new();
-        let l = self.power(y.len(), 10, |c, u| {
+        let l = self.power(y.len(), 10, 90, |c, u| {
             last = u.to_vec();
             c.curvature(x, y, u)
         })?;
@@ -363,7 +433,7 @@ impl<'a, T: Real> Ctx<'a, T> {
         let mut g0 = vec![T::zero(); dy];
         self.o.grad_f(x, y, None, &mut gx, &mut g0)?;
         let h = T::epsilon().as_f64().sqrt() * (1.0 + norm(y));
-        self.power(dy, 10, |c, u| {
+        self.power(dy, 10, 0, |c, u| {
             let mut yp = y.to_vec();
             axpy(h, u, &mut yp);
             let mut g1 = vec![T::zero(); dy];
@@ -377,7 +447,7 @@ impl<'a, T: Real> Ctx<'a, T> {
         let g0 = hg(self, x)?;
         let eps = 1e-3 * (1.0 + norm(x) / (x.len() as f64).sqrt());
         let probes = self.opts.lipschitz_probes;
-        self.power(x.len(), probes, |c, u| {
+        self.power(x.len(), probes, 0, |c, u| {
             let mut xp = x.to_vec();
             axpy(eps, u, &mut xp);
             let g1 = hg(c, &xp)?;
@@ -425,13 +495,8 @@ impl<'a, T: Real> Ctx<'a, T> {
     /// batches). Returns its norm ([`Ctx::stationarity`]: projected with bounds), the
     /// re-solved `y` and `‖∇ᵧg‖` there.
     pub fn measure(&mut self, x: &[T], y: &[T]) -> Result<(f64, Vec<T>, f64)> {
-        let mut yw = y.to_vec();
-        let alpha = self.alpha;
-        self.solve_lower(x, &mut yw, alpha, 1e-12, self.opts.refine_steps.max(1000))?;
+        let (yw, _, lower) = self.solve_lower_checked(x, y, 1e-12, self.opts.refine_steps.max(1000))?;
         let (dx, dy) = (x.len(), yw.len());
-        let mut gyg = vec![T::zero(); dy];
-        self.o.grad_g(x, &yw, None, None, &mut gyg)?;
-        let lower = norm(&gyg);
         let mut gx = vec![T::zero(); dx];
         let mut gy = vec![T::zero(); dy];
         self.o.grad_f(x, &yw, None, &mut gx, &mut gy)?;

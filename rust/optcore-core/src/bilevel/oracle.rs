@@ -134,6 +134,9 @@ pub fn fd_second<T: Real, O: Oracle<T> + ?Sized>(
     let want_x = hxy.is_some();
     let mut gx = vec![T::zero(); if want_x { 2 * dx } else { 0 }];
     o.grad_g(x, &ys, batch, if want_x { Some(&mut gx) } else { None }, &mut gy)?;
+    // A non-finite `grad_g` is named as such (not as the products differenced from it).
+    check_finite("grad_g", &gy)?;
+    check_finite("grad_g", &gx)?;
     let c = 0.5 / eps;
     if let Some(h) = hyy {
         for (i, e) in h.iter_mut().enumerate() {

@@ -85,8 +85,8 @@ const ITD_GROWTH: usize = 64;
 impl Evaluator {
     /// Newton–CG on `∇ᵧg(x, ·) = 0` from `y` until `‖∇ᵧg‖ ≤ atol`: CG to a forcing tolerance
     /// `max(min(0.1, √(r/r₀)) r, atol/2)`, the step halved (at most 8 times) until the residual
-    /// decreases; when it cannot, accelerated gradient descent ([`Ctx::solve_lower`]) takes
-    /// over. Returns `∇ᵧg` at the returned `y`.
+    /// decreases; when it cannot, accelerated gradient descent ([`Ctx::solve_lower_checked`])
+    /// takes over. Returns `∇ᵧg` at the returned `y`.
     fn solve_lower<T: Real>(&self, c: &mut Ctx<'_, T>, x: &[T], y: &mut [T], atol: f64) -> Result<Vec<T>> {
         c.o.enter(Phase::Lower);
         let dy = y.len();
@@ -130,9 +130,12 @@ impl Evaluator {
             }
         }
         if r > atol {
-            let alpha = c.retune(x, y)?;
-            c.solve_lower(x, y, alpha, atol / r.max(c.r_ref).max(f64::MIN_POSITIVE), 10_000)?;
-            c.o.grad_g(x, y, None, None, &mut g)?;
+            c.retune(x, y)?;
+            // Checked: the retuned step comes from one power-iteration step and may be too long
+            // where the curvature has moved to other directions.
+            let (ys, gs, _) = c.solve_lower_checked(x, y, atol / r.max(c.r_ref).max(f64::MIN_POSITIVE), 10_000)?;
+            y.copy_from_slice(&ys);
+            g = gs;
         }
         Ok(g)
     }
@@ -308,6 +311,14 @@ pub(super) fn run_lbfgs<T: Real>(
     ev.r_scale = c.r_ref.max(norm(&gy0)).max(f64::MIN_POSITIVE);
     let start = Point { x: x.clone(), y, v: vec![T::zero(); dy], g: Vec::new(), fval: f64::NAN, res: f64::NAN };
     let mut cur = ev.at(c, x, &start, ETA0)?;
+    if has_f && !cur.fval.is_finite() {
+        // Trial points where `f` overflows are failed trials (line search); at the start
+        // point there is nothing to backtrack to.
+        return Err(OptError::Numerical(format!(
+            "the oracle `f` returned a non-finite value ({}) at the start point x0",
+            cur.fval
+        )));
+    }
     let g0 = c.stationarity(&cur.x, &cur.g).max(f64::MIN_POSITIVE);
     let mut mem = Memory { m: opts.memory, pairs: VecDeque::new() };
     let mut term = Termination::MaxIter;
@@ -440,15 +451,27 @@ fn line_search<T: Real>(
         if d0 >= 0.0 || d0.is_nan() {
             return Ok(None);
         }
+        // The lower-level step as retuned at the current point: a rejected trial point (where
+        // the evaluator's fallback may have retuned it to that point's curvature, e.g. ridge's
+        // `exp(λ)` at a far trial λ) leaves it as it was.
+        let kept = (c.alpha, c.track.clone());
         let next = match ev.at(c, xt, cur, eta) {
             Ok(p) => p,
             // A trial point where the problem overflows (e.g. ridge's `exp(λ)`): a shorter step.
             Err(OptError::Numerical(_)) => {
+                (c.alpha, c.track) = kept;
                 t *= 0.1;
                 continue;
             }
             Err(e) => return Err(e),
         };
+        if !(next.g.iter().all(|e| e.is_finite()) && (next.fval.is_finite() || !ev.has_f)) {
+            // Finite oracle outputs can still combine to a non-finite estimate: also a failed
+            // trial (the last accepted point stays the run's point).
+            (c.alpha, c.track) = kept;
+            t *= 0.1;
+            continue;
+        }
         let dt: f64 = next.g.iter().zip(&p).map(|(a, b)| a * b).sum();
         // The decrease estimated from the directional derivatives (trapezoid rule).
         let trapezoid = 0.5 * (d0 + dt) <= C1 * d0;
@@ -465,6 +488,7 @@ fn line_search<T: Real>(
         if ok {
             return Ok(Some((next, t)));
         }
+        (c.alpha, c.track) = kept;
         let t_new = if t_new.is_finite() { t_new.clamp(0.1 * t, 0.5 * t) } else { 0.5 * t };
         t = t_new;
         if t < 1e-20 {
