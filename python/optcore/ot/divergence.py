@@ -325,7 +325,7 @@ def _assemble(sols, vals, objective, reg) -> DivergenceResult:
 def _set_weight_gradients(res, ga, gb, wa, wb, ab) -> None:
     """``grad_a``, ``grad_b`` shifted so that ``<a, grad_a> = <b, grad_b> = fun / 2``."""
     wa, wb = (np.asarray(w, dtype=np.float64) for w in (wa, wb))
-    c = (float(np.sum(wb * gb)) - float(np.sum(wa * ga))) / (2.0 * float(wa.sum()))
+    c = (float(wb.ravel() @ np.ravel(gb)) - float(wa.ravel() @ np.ravel(ga))) / (2.0 * float(wa.sum()))
     dtype = np.asarray(ab.f).dtype
     res["grad_a"] = (ga + c).astype(dtype)
     res["grad_b"] = (gb - c).astype(dtype)
