@@ -148,3 +148,28 @@ def test_bad_arguments_are_named():
         optcore.ot.sinkhorn(a, 2 * a, grid, reg=0.1)
     with pytest.raises(ValueError, match="reg_m"):
         optcore.ot.sinkhorn(a, a, grid, reg=0.1, reg_m=-1.0)
+
+
+def test_an_axis_whose_kernel_cannot_fit_is_a_memory_error_not_an_abort():
+    # A 1-D axis of 3e5 points needs a 720 GB kernel: it used to abort the interpreter (run in a
+    # subprocess, so a regression fails this test instead of killing the test run).
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import numpy as np, optcore
+        n = 300_000
+        g = optcore.ot.Grid([np.linspace(0, 1, n)])
+        a = np.full(n, 1 / n)
+        for kw in ({}, {"reg_m": 1.0}):
+            try:
+                optcore.ot.sinkhorn(a, a, g, reg=0.1, maxiter=2, **kw)
+            except MemoryError as e:
+                print("MemoryError", e)
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.count("MemoryError") == 2 and "1-D kernel" in out.stdout

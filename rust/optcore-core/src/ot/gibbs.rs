@@ -216,10 +216,15 @@ impl SeparableKernel {
                 ));
             }
             let lo = c.iter().fold(f64::INFINITY, |l, &v| l.min(v)) / reg;
-            let cr: Vec<f64> = c.iter().map(|&v| v / reg).collect();
-            let tr = |x: &[f64]| -> Vec<f64> { (0..m).flat_map(|j| (0..n).map(move |i| x[i * m + j])).collect() };
-            let k: Vec<f64> = cr.iter().map(|&v| (lo - v).exp()).collect();
-            axes.push(Axis { n, m, ct: tr(&cr), kt: tr(&k), c: cr, k, lo });
+            // Four n_a x m_a matrices: allocated fallibly (a long axis is a MemoryError, not an abort).
+            let fresh = || crate::alloc::try_with_capacity::<f64>(n * m, "a grid axis' 1-D kernel");
+            let (mut cr, mut k, mut ct, mut kt) = (fresh()?, fresh()?, fresh()?, fresh()?);
+            cr.extend(c.iter().map(|&v| v / reg));
+            k.extend(cr.iter().map(|&v| (lo - v).exp()));
+            let tr = |x: &[f64], out: &mut Vec<f64>| out.extend((0..m).flat_map(|j| (0..n).map(move |i| x[i * m + j])));
+            tr(&cr, &mut ct);
+            tr(&k, &mut kt);
+            axes.push(Axis { n, m, ct, kt, c: cr, k, lo });
         }
         Ok(SeparableKernel { axes })
     }

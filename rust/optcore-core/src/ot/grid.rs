@@ -115,37 +115,35 @@ pub struct GridKernel<T> {
 }
 
 impl<T: Real> GridKernel<T> {
-    /// The kernel `exp(-C / reg)` in the log domain.
-    pub fn new(grid: &Grid, reg: f64) -> Self {
+    /// The kernel `exp(-C / reg)` in the log domain (a `MemoryError`-style error when the
+    /// `n_k x n_k` matrices do not fit).
+    pub fn new(grid: &Grid, reg: f64) -> Result<Self> {
         Self::build(grid, reg, None)
     }
 
     /// The kernel `exp(-C / reg) * C_k` (weighted by the cost of axis `k`) in the log domain:
     /// `sum_k` of its applications gives `sum_j exp(h_j - C_ij/reg) C_ij`.
-    pub fn weighted(grid: &Grid, reg: f64, k: usize) -> Self {
+    pub fn weighted(grid: &Grid, reg: f64, k: usize) -> Result<Self> {
         Self::build(grid, reg, Some(k))
     }
 
-    fn build(grid: &Grid, reg: f64, weight: Option<usize>) -> Self {
+    fn build(grid: &Grid, reg: f64, weight: Option<usize>) -> Result<Self> {
         let inv = 1.0 / reg;
-        let mats: Vec<Vec<T>> = grid
-            .axes
-            .iter()
-            .enumerate()
-            .map(|(k, ax)| {
-                let mut mat = Vec::with_capacity(ax.len() * ax.len());
-                for &x in ax {
-                    for &y in ax {
-                        let c = grid.cost1(x, y);
-                        let w = if weight == Some(k) { c.ln() } else { 0.0 };
-                        mat.push(T::from_f64(-c * inv + w));
-                    }
+        let mut mats: Vec<Vec<T>> = Vec::with_capacity(grid.axes.len());
+        for (k, ax) in grid.axes.iter().enumerate() {
+            let len = crate::alloc::checked_len(ax.len(), ax.len(), "a grid axis' 1-D kernel")?;
+            let mut mat = crate::alloc::try_with_capacity(len, "a grid axis' 1-D kernel")?;
+            for &x in ax {
+                for &y in ax {
+                    let c = grid.cost1(x, y);
+                    let w = if weight == Some(k) { c.ln() } else { 0.0 };
+                    mat.push(T::from_f64(-c * inv + w));
                 }
-                mat
-            })
-            .collect();
+            }
+            mats.push(mat);
+        }
         let bounds = mats.iter().zip(grid.shape()).map(|(m, l)| block_max(m, l)).collect();
-        GridKernel { shape: grid.shape(), n: grid.n, mats, bounds }
+        Ok(GridKernel { shape: grid.shape(), n: grid.n, mats, bounds })
     }
 
     /// Number of grid points.
@@ -345,7 +343,7 @@ pub struct GridOperator<'g, T> {
     kernel: GridKernel<T>,
     /// The half-iterations' kernel: max-shifted exponentials and one matrix product per axis
     /// (`n` exponentials a pass instead of `n n_k`), each sum that leaves the trusted range
-    /// recomputed exactly ([`SeparableKernel`]); `None` until `set_reg`.
+    /// recomputed exactly ([`SeparableKernel`]), and its two f64 buffers; `None` until `set_reg`.
     fast: Option<(SeparableKernel, Vec<f64>, Vec<f64>)>,
     work: Vec<T>,
     exact: Option<(f64, GridKernel<f64>, Vec<GridKernel<f64>>)>,
@@ -357,7 +355,7 @@ impl<'g, T: Real> GridOperator<'g, T> {
         let n = grid.len();
         Ok(GridOperator {
             grid,
-            kernel: GridKernel::new(grid, 1.0),
+            kernel: GridKernel::new(grid, 1.0)?,
             fast: None,
             work: crate::alloc::try_zeroed::<T>(n, "the grid work buffer")?,
             exact: None,
@@ -381,8 +379,8 @@ impl<'g, T: Real> GridOperator<'g, T> {
     fn exact(&mut self, reg: f64) -> Result<()> {
         if self.exact.as_ref().is_none_or(|e| e.0 != reg) {
             let d = self.grid.axes.len();
-            let w = (0..d).map(|k| GridKernel::weighted(self.grid, reg, k)).collect();
-            self.exact = Some((reg, GridKernel::new(self.grid, reg), w));
+            let w = (0..d).map(|k| GridKernel::weighted(self.grid, reg, k)).collect::<Result<_>>()?;
+            self.exact = Some((reg, GridKernel::new(self.grid, reg)?, w));
         }
         if self.work64.is_empty() {
             self.work64 = crate::alloc::try_zeroed::<f64>(self.grid.len(), "the grid work buffer")?;
@@ -401,24 +399,23 @@ impl<T: Real> LogKernel<T> for GridOperator<'_, T> {
     fn cost_range(&self) -> f64 {
         self.grid.cost_max()
     }
-    fn set_reg(&mut self, reg: f64) {
-        self.kernel = GridKernel::new(self.grid, reg);
+    fn set_reg(&mut self, reg: f64) -> Result<()> {
+        self.kernel = GridKernel::new(self.grid, reg)?;
         let grid = self.grid;
-        let costs: Vec<Vec<f64>> = grid
-            .axes
-            .iter()
-            .map(|ax| ax.iter().flat_map(|&x| ax.iter().map(move |&y| grid.cost1(x, y))).collect())
-            .collect();
+        let mut costs: Vec<Vec<f64>> = Vec::with_capacity(grid.axes.len());
+        for ax in &grid.axes {
+            let mut c = crate::alloc::try_with_capacity(ax.len() * ax.len(), "a grid axis' 1-D cost")?;
+            c.extend(ax.iter().flat_map(|&x| ax.iter().map(move |&y| grid.cost1(x, y))));
+            costs.push(c);
+        }
         let refs: Vec<&[f64]> = costs.iter().map(Vec::as_slice).collect();
         let shapes: Vec<(usize, usize)> = grid.axes.iter().map(|ax| (ax.len(), ax.len())).collect();
         let n = grid.len();
-        // Two f64 buffers of n: the kernel computes in f64 whatever T is. Without them (or with a
-        // cost the kernel refuses), the per-output log-sum-exp passes of `kernel` are used.
-        let bufs = crate::alloc::try_zeroed::<f64>(n, "").ok().zip(crate::alloc::try_zeroed::<f64>(n, "").ok());
-        self.fast = match (SeparableKernel::new(&refs, &shapes, reg), bufs) {
-            (Ok(k), Some((a, b))) => Some((k, a, b)),
-            _ => None,
-        };
+        // The kernel computes in f64 whatever T is, in two f64 buffers of n.
+        let x = crate::alloc::try_zeroed::<f64>(n, "the grid work buffer")?;
+        let y = crate::alloc::try_zeroed::<f64>(n, "the grid work buffer")?;
+        self.fast = Some((SeparableKernel::new(&refs, &shapes, reg)?, x, y));
+        Ok(())
     }
     fn rows(&mut self, h: &[T], out: &mut [T]) {
         self.half(h, out);
@@ -497,7 +494,7 @@ mod tests {
             let n = grid.len();
             let h: Vec<f64> = (0..n).map(|i| ((i * 7919) % 13) as f64 * 0.3 - 2.0).collect();
             for reg in [1.0, 1e-2, 1e-4] {
-                let k = GridKernel::<f64>::new(&grid, reg);
+                let k = GridKernel::<f64>::new(&grid, reg).unwrap();
                 let (mut out, mut work) = (vec![0.0; n], vec![0.0; n]);
                 k.apply(&h, &mut out, &mut work);
                 let want = dense_lse(&grid, &h, reg);

@@ -158,9 +158,10 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
             .reduce(|| (f64::INFINITY, f64::NEG_INFINITY), |(a, b), (c, d)| (a.min(c), b.max(d)));
         hi - lo
     }
-    fn set_reg(&mut self, reg: f64) {
+    fn set_reg(&mut self, reg: f64) -> Result<()> {
         self.inv = 1.0 / reg;
         self.built = false;
+        Ok(())
     }
     fn rows(&mut self, h: &[T], out: &mut [T]) {
         let reg = 1.0 / self.inv;

@@ -52,8 +52,8 @@ pub trait LogKernel<T: Real>: Send {
     fn m(&self) -> usize;
     /// `max C - min C` (the first ε of an ε-scaling schedule).
     fn cost_range(&self) -> f64;
-    /// Sets the `reg` of [`Self::rows`] and [`Self::cols`].
-    fn set_reg(&mut self, reg: f64);
+    /// Sets the `reg` of [`Self::rows`] and [`Self::cols`] (an error when its kernels do not fit).
+    fn set_reg(&mut self, reg: f64) -> Result<()>;
     /// `out_i = LSE_j(h_j - C_ij / reg)` (`h`: m, `out`: n).
     fn rows(&mut self, h: &[T], out: &mut [T]);
     /// `out_j = LSE_i(h_i - C_ij / reg)` (`h`: n, `out`: m).
@@ -362,7 +362,7 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
     let mut col_err = f64::INFINITY;
     for (si, &eps) in stages.iter().enumerate() {
         let last = si + 1 == stages.len();
-        op.set_reg(eps);
+        op.set_reg(eps)?;
         ctl.begin_stage();
         let mut stage_it = 0usize;
         let (mut confirm, mut confirm_fails) = (opts.tol, 0usize);
