@@ -22,11 +22,11 @@
 //!
 //! When `T` has no fixed point, `x_k` drifts away along the infimal displacement vector `v`;
 //! [`super::displacement`] estimates `v` (Park & Ryu's accelerated residual estimator for the
-//! anchored iterations, extrapolated to the Picard orbit; drifts for the others) and declares
+//! anchored iterations, taken on the Picard orbit it averages; drifts for the others) and declares
 //! infeasibility once an estimate has settled and a guard has proved that no fixed point lies
 //! within `max(‖x_0‖, ‖T x_0‖)` of the origin.
 
-use super::displacement::{Displacement, Drift};
+use super::displacement::{At, Displacement, Drift};
 use crate::alloc::try_with_capacity;
 use crate::error::{OptError, Result};
 use crate::linalg::nrm2_diff;
@@ -185,7 +185,8 @@ pub fn solve<T: Real>(op: &dyn Operator<T>, x0: &[T], opts: &Options, obs: &mut 
         if nit >= opts.maxiter {
             return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::MaxIter, None));
         }
-        if let Some(v) = disp.check((nit, k_local), (&x, &tx), r, threshold)? {
+        let at = At { nit, k: k_local, x: &x, tx: &tx, anchor: &anchor, residual: r };
+        if let Some(v) = disp.check(&at, threshold, op, &mut nfev)? {
             return Ok(out(x, r, r0, threshold, nit, nfev, restarts, Termination::Infeasible, Some(v)));
         }
         // No callback before the first iteration (as in the other solvers).
