@@ -19,9 +19,13 @@ Four inconsistent problems (seeded), each with a known infimal displacement vect
     iterations (its residual converges linearly here, after ~3,000).
 
 ``tol_disp`` is the default 1e-6. The error plot shows the candidate estimates the detector
-forms at every iterate: the residual ``x_k - T x_k`` (Park & Ryu's accelerated estimator for
-Halpern) and the drift (Picard, KM: of the iterates; Halpern: of the Picard proxy
-``a - (k+1) u_k``) over the last third of the iterations, recomputed here from the iterates.
+forms at every iterate, recomputed here from the iterates: the residual ``x_k - T x_k`` (Park &
+Ryu's accelerated estimator for Halpern; dashed), the estimate the detector uses (solid: for
+Picard and KM the drift of the iterates over the last third of the iterations; for Halpern the
+residual after 4 Picard steps from the Picard proxy ``a - (k+1) u_k``) and, for the Halpern
+methods, the drift of the Picard proxy that the detector used before (dash-dotted). The grey
+vertical line is where the guard first holds for plain Halpern (Lieder's bound), the coloured
+dotted ones the detections. ``nfev`` counts the probe's applications of ``T``.
 """
 
 from __future__ import annotations
@@ -112,47 +116,77 @@ def problem_lp(rng, m=10, n=20):
 
 def trace_run(T, x0, kw, maxiter, keep=frozenset()):
     """Runs one method with a per-iteration callback; returns the result, the iterates whose
-    indices are in ``keep`` (others ``None``) and the restart count at every iterate."""
-    xs, restarts = [np.array(x0, dtype=float)], [0]
+    indices are in ``keep`` or that became an anchor (others ``None``), the restart count and the
+    residual at every iterate, and the time of a run without callback."""
+    xs, restarts, res_norms = [np.array(x0, dtype=float)], [0], []
+    last = [xs[0]]
 
     def cb(r):
-        xs.append(np.array(r.x, dtype=float) if len(xs) in keep else None)
-        restarts.append(int(r.get("restarts", 0)))
+        j = len(xs)
+        n_rst = int(r.get("restarts", 0))
+        if n_rst > restarts[-1] and xs[j - 1] is None:
+            xs[j - 1] = last[0]  # the anchor of the new epoch
+        x = np.array(r.x, dtype=float)
+        xs.append(x if j in keep else None)
+        last[0] = x
+        restarts.append(n_rst)
+        res_norms.append(float(r.residual))
 
     res = halpern(T, x0, maxiter=maxiter, warn=False, check_every=1, callback=cb, **kw)
     t = time.perf_counter()
     res2 = halpern(T, x0, maxiter=maxiter, warn=False, **kw)
     elapsed = time.perf_counter() - t
     assert res2.nit == res.nit and res2.status == res.status
-    return res, xs, restarts, elapsed
+    return res, xs, restarts, res_norms, elapsed
+
+
+def lieder_guard(T, x0, res_norms):
+    """The first iteration at which Lieder's bound proves no fixed point near the origin for
+    plain Halpern: ``(k+1) ||x_k - T x_k|| / 2 > 1.02 B``, ``B = ||x0|| + max(||x0||, ||T x0||)``."""
+    n0 = np.linalg.norm(x0)
+    bound = n0 + max(n0, np.linalg.norm(T(x0)))
+    for k, r in enumerate(res_norms, start=1):
+        if (k + 1) * r / 2 > 1.02 * bound:
+            return k
+    return None
+
+
+def probe(T, p, steps=4):
+    """The residual after ``steps`` Picard steps from ``p`` (the detector's Halpern estimate)."""
+    for _ in range(steps):
+        p = T(p)
+    return p - T(p)
 
 
 def estimate_errors(T, xs, restarts, v, name, grid):
-    """The error of the residual and drift estimates at the iterations in ``grid``."""
+    """The error of the residual, the detector's estimate and (Halpern) the proxy's drift at the
+    iterations in ``grid``."""
     # the iteration of the anchor of every iterate (restarts re-anchor at the current iterate)
     anchor_of, last = [], 0
     for j in range(len(xs)):
         if j >= 1 and restarts[j] > restarts[j - 1]:
             last = j - 1
         anchor_of.append(last)
+    rel = np.linalg.norm(v)
     out = []
     for k in grid:
         if k >= len(xs):
             break
         h = int(k / 1.5)
         u = xs[k] - T(xs[k])
-        e_res = np.linalg.norm(u - v) / np.linalg.norm(v)
-        e_drift = np.nan
-        if "halpern" in name and anchor_of[h] == anchor_of[k] and h > anchor_of[k]:
-            kk, hh = k - anchor_of[k], h - anchor_of[k]
-            uh = xs[h] - T(xs[h])
-            est = ((kk + 1) * u - (hh + 1) * uh) / (kk - hh)
-            e_drift = np.linalg.norm(est - v) / np.linalg.norm(v)
-        elif "halpern" not in name and h < k:
+        e_res = np.linalg.norm(u - v) / rel
+        e_est = e_old = np.nan
+        if "halpern" in name:
+            kk = k - anchor_of[k]
+            e_est = np.linalg.norm(probe(T, xs[anchor_of[k]] - (kk + 1) * u) - v) / rel
+            if anchor_of[h] == anchor_of[k] and h > anchor_of[k]:
+                hh = h - anchor_of[k]
+                uh = xs[h] - T(xs[h])
+                e_old = np.linalg.norm(((kk + 1) * u - (hh + 1) * uh) / (kk - hh) - v) / rel
+        elif h < k:
             speed = 1.0 if name == "picard" else 0.5
-            est = (xs[h] - xs[k]) / (speed * (k - h))
-            e_drift = np.linalg.norm(est - v) / np.linalg.norm(v)
-        out.append((k, e_res, e_drift))
+            e_est = np.linalg.norm((xs[h] - xs[k]) / (speed * (k - h)) - v) / rel
+        out.append((k, e_res, e_est, e_old))
     return out
 
 
@@ -169,12 +203,12 @@ def main(argv=None):
         ("(c) DR: inconsistent linear system", *problem_linear(300, rng), 6000),
         ("(d) PDHG of an infeasible LP (metric coordinates)", *problem_lp(rng), 40_000),
     ]
-    rows, curves = [], {}
+    rows, curves, guards = [], {}, {}
     for title, T, x0, v, maxiter in problems:
         grid = sorted({int(round(g)) for g in np.geomspace(10, maxiter, 40)})
         print(title, flush=True)
         for name, kw in METHODS:
-            res, xs, rst, elapsed = trace_run(T, x0, kw, maxiter)
+            res, xs, rst, rn, elapsed = trace_run(T, x0, kw, maxiter)
             err = np.nan
             if res.displacement is not None:
                 err = float(np.linalg.norm(res.displacement - v) / np.linalg.norm(v))
@@ -187,21 +221,27 @@ def main(argv=None):
                     method=name,
                     status=int(res.status),
                     nit=int(res.nit),
+                    nfev=int(res.nfev),
                     restarts=int(res.restarts),
                     disp_error=err,
                     time=elapsed,
                 )
             )
-            print(f"  {name:18s} status {res.status} nit {res.nit:6d} error {err:.1e} ({elapsed:.2f} s)", flush=True)
+            print(
+                f"  {name:18s} status {res.status} nit {res.nit:6d} nfev {res.nfev:6d} error {err:.1e} ({elapsed:.2f} s)",
+                flush=True,
+            )
             # the error curve over a longer run (detection would stop it)
             long_kw = dict(kw, options={"tol_disp": 0.0})
             keep = set(grid) | {int(k / 1.5) for k in grid}
-            _, xs_l, rst_l, _ = trace_run(T, x0, long_kw, grid[-1], keep)
+            _, xs_l, rst_l, rn_l, _ = trace_run(T, x0, long_kw, grid[-1], keep)
             curves[(title, name)] = estimate_errors(T, xs_l, rst_l, v, name, grid)
-    write(args, rows, curves, big)
+            if name == "halpern":
+                guards[title] = lieder_guard(T, x0, rn_l)
+    write(args, rows, curves, guards, big)
 
 
-def write(args, rows, curves, big):
+def write(args, rows, curves, guards, big):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -218,14 +258,14 @@ def write(args, rows, curves, big):
         f"optcore {optcore.__version__}, numpy {np.__version__}. Sizes: (a) d = {big}, (b) d = 500, "
         "(c) d = 300 (20 + 10 rows), (d) 10 x 20 LP (d = 30). tol = 1e-8, tol_disp = 1e-6 (defaults).",
         "",
-        "| problem | d | ‖v‖ | ‖x0‖ | method | status | iterations to detection | restarts | "
+        "| problem | d | ‖v‖ | ‖x0‖ | method | status | iterations to detection | nfev | restarts | "
         "displacement rel. error | time (s) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['problem']} | {r['d']} | {r['v_norm']:.3g} | {r['x0_norm']:.3g} | {r['method']} | {r['status']} | "
-            f"{r['nit']} | {r['restarts']} | {r['disp_error']:.1e} | {r['time']:.3f} |"
+            f"{r['nit']} | {r['nfev']} | {r['restarts']} | {r['disp_error']:.1e} | {r['time']:.3f} |"
         )
     lines += ["", "## Targets", ""]
     by = {(r["problem"], r["method"]): r for r in rows}
@@ -233,13 +273,20 @@ def write(args, rows, curves, big):
         pic, hal, rh = by[(title, "picard")], by[(title, "halpern")], by[(title, "restarted halpern")]
         lines.append(
             f"- {title}: restarted Halpern / Picard = {rh['nit']} / {pic['nit']} = {rh['nit'] / pic['nit']:.2f} "
-            f"(target <= 1), Halpern / Picard = {hal['nit'] / pic['nit']:.2f} (target <= 2)."
+            f"(target <= 1), Halpern / Picard = {hal['nit'] / pic['nit']:.2f} (target <= 2); Lieder's guard "
+            f"holds for plain Halpern from iteration {guards.get(title)}."
         )
     lines.append("")
     out.write_text("\n".join(lines) + "\n")
     out.with_suffix(".json").write_text(
         json.dumps(
-            dict(date=now, command=cmd, rows=rows, curves={f"{k[0]} | {k[1]}": v for k, v in curves.items()}),
+            dict(
+                date=now,
+                command=cmd,
+                rows=rows,
+                guards=guards,
+                curves={f"{k[0]} | {k[1]}": v for k, v in curves.items()},
+            ),
             indent=1,
         )
     )
@@ -253,13 +300,21 @@ def write(args, rows, curves, big):
                 continue
             ax.loglog(cur[:, 0], np.maximum(cur[:, 1], 1e-16), "--", color=colors[name], lw=1)
             ax.loglog(cur[:, 0], np.maximum(cur[:, 2], 1e-16), "-", color=colors[name], label=name)
+            if "halpern" in name:
+                ax.loglog(cur[:, 0], np.maximum(cur[:, 3], 1e-16), "-.", color=colors[name], lw=0.8)
             r = by[(title, name)]
             if r["status"] == 2:
                 ax.axvline(r["nit"], color=colors[name], ls=":", lw=1)
+        if guards.get(title) is not None:
+            ax.axvline(guards[title], color="0.5", lw=1)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("iteration k")
         ax.set_ylabel("relative error of the estimate of v")
-    np.atleast_1d(axes)[0].legend(fontsize=8, title="solid: drift / proxy; dashed: residual", title_fontsize=7)
+    np.atleast_1d(axes)[0].legend(
+        fontsize=8,
+        title="solid: detector's estimate; dashed: residual;\ndash-dot: proxy drift (before)",
+        title_fontsize=7,
+    )
     fig.suptitle(f"displacement estimates (dotted: detection), {now[:10]}", fontsize=10)
     fig.tight_layout()
     fig.savefig(out.with_suffix(".png"), dpi=110)

@@ -79,7 +79,8 @@ class FixedPointResult(OptimizeResult):
     initial_residual : float
         ``||x0 - T(x0)||_2``.
     nit, nfev : int
-        Iterations, and applications of ``T`` (``nit + 1``).
+        Iterations, and applications of ``T`` (``nit + 1``, plus 5 per probed checkpoint of
+        ``"halpern"``'s infeasibility detector: see Notes).
     restarts : int
         Re-anchorings done by ``restart="adaptive"``.
     displacement : ndarray or None
@@ -250,15 +251,18 @@ def halpern(
     **No fixed point (status 2).** Then ``x_k`` drifts along the infimal displacement vector
     ``v`` (``||x - T(x)|| >= ||v|| > 0`` everywhere; for ``DouglasRachford(PA, PB)`` with
     disjoint sets, ``v`` is the gap vector ``P_{cl(A - B)}(0)``). The solver estimates ``v`` at
-    checkpoints ``k_{j+1} = ceil(1.5 k_j)`` by a drift between consecutive checkpoints: for
-    ``"km"`` and ``"picard"`` (and ``anchoring`` other than 1) of the iterates,
+    checkpoints ``k_{j+1} = ceil(1.5 k_j)``: for ``"km"`` and ``"picard"`` (and ``anchoring``
+    other than 1) by the drift of the iterates between consecutive checkpoints,
     ``(x_{k_{j-1}} - x_{k_j}) / (s_{k_j} - s_{k_{j-1}})`` with ``s_k = a k`` (KM) or ``k``
-    (Picard); for ``"halpern"`` of the *Picard proxy* ``a - (k+1) u_k`` (``u_k = x_k - T(x_k)``,
-    Park & Ryu's accelerated estimator of ``v``; ``a`` the anchor, ``k`` counted since it), which
-    removes the anchor's ``O(1/k)`` pull from ``u_k`` and is exact where ``T`` is affine near the
-    iterates. Status 2 is declared when the estimate exceeds ``tol + rtol * r0`` in norm (the
-    tolerance can never be met), does not exceed the current residual, and changed by at most
-    ``tol_disp`` relative at two consecutive checkpoints, never before ``min_disp_iter``
+    (Picard); for ``"halpern"`` by the residual ``q - T(q)`` after 4 Picard steps
+    ``q = T^4(p)`` from the *Picard proxy* ``p = a - (k+1) u_k`` (``u_k = x_k - T(x_k)`` is Park
+    & Ryu's accelerated estimator of ``v``; ``a`` the anchor, ``k`` counted since it; ``p`` is
+    the point of the Picard orbit from ``a`` that Halpern's iterates average, exactly so for an
+    affine ``T``), which removes the anchor's ``O(1/k)`` pull from ``u_k``. The probe runs only
+    once the guard below holds (then also on the two checkpoints before), and its applications
+    of ``T`` count in ``nfev``. Status 2 is declared when the estimate exceeds ``tol + rtol * r0``
+    in norm (the tolerance can never be met), does not exceed the current residual, and changed
+    by at most ``tol_disp`` relative at two consecutive checkpoints, never before ``min_disp_iter``
     iterations, and once a guard holds (below). The returned ``displacement`` is then accurate
     to about ``tol_disp`` relative where ``T`` acts on the iterates as a translation (often far
     better); on polyhedral problems the estimate can rest on a plateau for a while and be off

@@ -132,8 +132,8 @@ pub(super) struct Displacement<T> {
     next_check: usize,
     /// The iterate and its scale at the previous checkpoint (since the anchor; not for Proxy).
     snapshot: Option<(Vec<f64>, f64)>,
-    /// Proxy: the Picard proxy of the last checkpoint before the guard held, not yet probed.
-    pending: Option<Vec<T>>,
+    /// Proxy: the Picard proxies of the last two checkpoints before the guard held.
+    pending: Vec<Vec<T>>,
     drift: Candidate,
     /// `x_0` and `B = ‖x_0‖ + max(‖x_0‖, ‖T x_0‖)` for the guard, set at the first iteration.
     origin: Vec<T>,
@@ -155,7 +155,7 @@ impl<T: Real> Displacement<T> {
             scale: 0.0,
             next_check: first_check,
             snapshot: None,
-            pending: None,
+            pending: Vec::new(),
             drift: Candidate::default(),
             origin: Vec::new(),
             bound: f64::INFINITY,
@@ -179,11 +179,14 @@ impl<T: Real> Displacement<T> {
     }
 
     /// A restart: the drift starts over from the new anchor (the guard does not depend on it).
+    /// The Proxy's estimates are residuals at points, valid whatever the anchor, so they carry
+    /// over (a restarted run then detects as early as a plain one).
     pub(super) fn restart(&mut self) {
         self.scale = 0.0;
         self.snapshot = None;
-        self.pending = None;
-        self.drift.clear();
+        if self.drift_kind != Drift::Proxy {
+            self.drift.clear();
+        }
     }
 
     /// Advances `s_k` by one iteration (`beta`: Halpern's anchoring weight).
@@ -217,34 +220,6 @@ impl<T: Real> Displacement<T> {
                 && (k as f64 + 1.0) * (residual - allowance) / 2.0 > GUARD_MARGIN * self.bound;
             self.proven = lieder || travel > 2.0 * GUARD_MARGIN * self.bound;
         }
-        let estimate = if self.drift_kind == Drift::Proxy {
-            // The probe costs applications of `T`, so it runs only once the guard holds (no
-            // estimate passes before): then on the previous checkpoint's proxy too, kept for
-            // that, so that the verdict comes as early as if every checkpoint had been probed.
-            let p = proxy(at)?;
-            if !self.proven {
-                self.pending = Some(p);
-                self.drift.clear();
-                return Ok(None);
-            }
-            if self.drift.last.is_none() {
-                if let Some(prev) = self.pending.take() {
-                    self.drift.last = Some(probe(prev, op, nfev)?);
-                }
-            }
-            Some(probe(p, op, nfev)?)
-        } else {
-            // The drift of the iterates between checkpoints, over the travel `s` of a translation.
-            let mut q: Vec<f64> = try_with_capacity(x.len(), "fixed-point displacement checkpoint")?;
-            q.extend(x.iter().map(|v| v.as_f64()));
-            let s = self.scale;
-            let drift = self.snapshot.as_ref().and_then(|(qs, ss)| {
-                let ds = s - ss;
-                (ds > 0.0).then(|| q.iter().zip(qs).map(|(a, b)| -(a - b) / ds).collect::<Vec<f64>>())
-            });
-            self.snapshot = Some((q, s));
-            drift
-        };
         let (tol, proven, late) = (self.tol, self.proven, nit >= self.min_iter);
         let ok = |v: &[f64], prev: &[f64]| {
             let nv = nrm2(v);
@@ -256,6 +231,37 @@ impl<T: Real> Displacement<T> {
                 && nv <= residual * (1.0 + 1e-3)
                 && nrm2_diff(v, prev) <= tol * nv
         };
+        if self.drift_kind == Drift::Proxy {
+            // The probe costs applications of `T`, so it runs only once the guard holds (no
+            // verdict before): then also on the proxies of the two checkpoints before, kept for
+            // that, whose estimates count toward the two passes. The guard's statement (no
+            // fixed point within `R`) does not depend on when it was proved, so the verdict is
+            // what it would be had every checkpoint been probed and passed from the start.
+            let p = proxy(at)?;
+            if !self.proven {
+                if self.pending.len() == 2 {
+                    self.pending.remove(0);
+                }
+                self.pending.push(p);
+                return Ok(None);
+            }
+            for prev in std::mem::take(&mut self.pending) {
+                let e = probe(prev, op, nfev)?;
+                self.drift.pass(e, &ok);
+            }
+            let e = probe(p, op, nfev)?;
+            let verdict = if self.drift.pass(e, &ok) { self.drift.last.as_deref() } else { None };
+            return Ok(verdict.map(|v| v.iter().map(|&t| T::from_f64(t)).collect()));
+        }
+        // The drift of the iterates between checkpoints, over the travel `s` of a translation.
+        let mut q: Vec<f64> = try_with_capacity(x.len(), "fixed-point displacement checkpoint")?;
+        q.extend(x.iter().map(|v| v.as_f64()));
+        let s = self.scale;
+        let estimate = self.snapshot.as_ref().and_then(|(qs, ss)| {
+            let ds = s - ss;
+            (ds > 0.0).then(|| q.iter().zip(qs).map(|(a, b)| -(a - b) / ds).collect::<Vec<f64>>())
+        });
+        self.snapshot = Some((q, s));
         let Some(d) = estimate else { return Ok(None) };
         let verdict = if self.drift.pass(d, ok) { self.drift.last.as_deref() } else { None };
         Ok(verdict.map(|v| v.iter().map(|&t| T::from_f64(t)).collect()))
@@ -306,6 +312,7 @@ fn probe<T: Real>(mut p: Vec<T>, op: &dyn Operator<T>, nfev: &mut usize) -> Resu
 
 #[cfg(test)]
 mod tests {
+    use super::PROBE_STEPS;
     use crate::error::Result;
     use crate::fixed_point::{solve, Method, Options};
     use crate::operators::Operator;
@@ -344,6 +351,37 @@ mod tests {
         let o2 = solve(&op, &x0, &c2, &mut NoObserver).unwrap();
         assert_eq!(o2.termination, Termination::Infeasible);
         assert!(o2.nit > o.nit, "{} vs {}", o2.nit, o.nit);
+    }
+
+    #[test]
+    fn the_probe_runs_only_once_the_guard_holds_and_counts_in_nfev() {
+        // Infeasible: 5 applications of T per probed checkpoint (4 Picard steps and the
+        // residual), none before the guard; detection with the plain and restarted iterations
+        // at the same checkpoint, the estimate exact.
+        let op = Affine3([-1.0, 2.0, 3.0]);
+        let x0 = [0.0, 40.0, -30.0];
+        let plain = solve(&op, &x0, &Options::default(), &mut NoObserver).unwrap();
+        let extra = plain.nfev - plain.nit - 1;
+        assert!(extra > 0 && extra % (PROBE_STEPS + 1) == 0, "{} {}", plain.nfev, plain.nit);
+        assert!(extra <= 4 * (PROBE_STEPS + 1), "{extra}");
+        let rs = Options { restart: Some(0.2), ..Default::default() };
+        let restarted = solve(&op, &x0, &rs, &mut NoObserver).unwrap();
+        assert_eq!(restarted.termination, Termination::Infeasible);
+        assert!(restarted.nit <= plain.nit, "{} vs {}", restarted.nit, plain.nit);
+        // Consistent (T x = 0.5 x + 1 has the fixed point 2): no probe, nfev = nit + 1.
+        struct Half;
+        impl Operator<f64> for Half {
+            fn dim(&self) -> usize {
+                1
+            }
+            fn apply(&self, x: &[f64], out: &mut [f64]) -> Result<()> {
+                out[0] = 0.5 * x[0] + 1.0;
+                Ok(())
+            }
+        }
+        let o = solve(&Half, &[1e3], &Options { tol: 1e-12, ..Default::default() }, &mut NoObserver).unwrap();
+        assert_eq!(o.termination, Termination::Converged);
+        assert_eq!(o.nfev, o.nit + 1);
     }
 
     #[test]
