@@ -368,7 +368,8 @@ mod tests {
         let restarted = solve(&op, &x0, &rs, &mut NoObserver).unwrap();
         assert_eq!(restarted.termination, Termination::Infeasible);
         assert!(restarted.nit <= plain.nit, "{} vs {}", restarted.nit, plain.nit);
-        // Consistent (T x = 0.5 x + 1 has the fixed point 2): no probe, nfev = nit + 1.
+        // Consistent (T x = 0.5 x + 1 has the fixed point 2, within R of the origin): the guard
+        // never holds, no probe, nfev = nit + 1 (at the iteration limit: the rate is O(1/k)).
         struct Half;
         impl Operator<f64> for Half {
             fn dim(&self) -> usize {
@@ -380,7 +381,7 @@ mod tests {
             }
         }
         let o = solve(&Half, &[1e3], &Options { tol: 1e-12, ..Default::default() }, &mut NoObserver).unwrap();
-        assert_eq!(o.termination, Termination::Converged);
+        assert_ne!(o.termination, Termination::Infeasible);
         assert_eq!(o.nfev, o.nit + 1);
     }
 
