@@ -247,10 +247,10 @@ impl<T: Real> Displacement<T> {
             }
             for prev in std::mem::take(&mut self.pending) {
                 let e = probe(prev, op, nfev)?;
-                self.drift.pass(e, &ok);
+                self.drift.pass(e, ok);
             }
             let e = probe(p, op, nfev)?;
-            let verdict = if self.drift.pass(e, &ok) { self.drift.last.as_deref() } else { None };
+            let verdict = if self.drift.pass(e, ok) { self.drift.last.as_deref() } else { None };
             return Ok(verdict.map(|v| v.iter().map(|&t| T::from_f64(t)).collect()));
         }
         // The drift of the iterates between checkpoints, over the travel `s` of a translation.
