@@ -24,9 +24,9 @@
 //!   At a checkpoint the detector takes [`PROBE_STEPS`] Picard steps from the proxy and
 //!   uses the residual there, `q − T q` with `q = T^J p_{k+1}`: the Picard orbit reaches the
 //!   regime where `T` acts as a translation at a linear rate, so its residual is as exact as
-//!   Picard's own estimate (on the bench's ball and hyperplane, 1e-10 relative after 10
-//!   iterations, where the proxy's drift, used before, kept an error decaying like `1/k³`
-//!   and settled to `1e-6` only at ~900 iterations; the drift of the probes `q` keeps a
+//!   Picard's own estimate (on the bench's ball and hyperplane, 5e-8 relative at iteration
+//!   10 and 1e-10 at 50, where the proxy's drift, used before, kept an error decaying like
+//!   `1/k³` and reached `1e-6` only at ~600 iterations; the drift of the probes `q` keeps a
 //!   `1/k²` error: the proxy's position along the orbit is off by `O(1/k)`, which a residual
 //!   does not see). It costs `J + 1` applications of `T` per checkpoint (counted in `nfev`),
 //!   a few percent of a run since the checkpoints are geometric. The probe from `x_k` itself
@@ -83,8 +83,8 @@ use crate::real::Real;
 const GUARD_MARGIN: f64 = 1.02;
 
 /// Picard steps `J` from the Picard proxy before its residual is taken (module docs): on the
-/// bench's ball and hyperplane the residual after 4 steps is exact to 1e-10 from iteration 10
-/// on, and the count hardly matters beyond 2 on its boxes.
+/// bench's ball and hyperplane the residual after 4 steps is within 1e-7 of `v` (relative) from
+/// iteration 10 on, and the count hardly matters beyond 2 on its boxes.
 pub const PROBE_STEPS: usize = 4;
 
 /// One estimator's state between checkpoints.
