@@ -211,7 +211,7 @@ fn dispatch<T: Real>(kind: Kind, average: bool, blk: Block<'_, T>, beta: &[T], w
 /// (`η (max M - min M)`).
 fn applies<T: Real>(p: &Linear<'_, T>, spread: f64) -> bool {
     let max_spread = if T::NAME == "float32" { MAX_SPREAD_F32 } else { MAX_SPREAD_F64 };
-    if !(spread <= max_spread) {
+    if spread.is_nan() || spread > max_spread {
         return false;
     }
     let min_ln = |v: &[f64]| v.iter().filter(|x| x.is_finite()).fold(f64::INFINITY, |acc, &x| acc.min(x));
