@@ -110,7 +110,8 @@ def mirror_sinkhorn(
     the log domain in Rust; built-in objectives never call Python. The linear objective stores
     the plan and ``exp(-eta M)`` (once per block of constant step) and updates the plan by
     multiplications, two iterations per pass over it, without an ``exp`` per entry (when the
-    step times the cost's range is below 150 in float64, 15 in float32; else the log domain).
+    step times the cost's range is below 150 in float64, 15 in float32; else the log domain):
+    it holds two ``n x m`` arrays (three with ``output="average"``).
 
     ``F(P) = <P, M>`` (when ``M`` is given) ``+`` the built-in term of ``objective`` ``+`` the
     user's term whose gradient ``grad`` returns. With ``F = <P, M>`` the averaged plan's cost
