@@ -16,6 +16,8 @@
 use super::kernels::run;
 use super::mirror::{marginal_error, tiny, MirrorOptions, MirrorOutput, Output, Step};
 use super::mirror_gap::Certificate;
+use super::mirror_mult::mirror_mult;
+use super::mirror_step::Schedule;
 use super::sinkhorn::reduce_blocks;
 use crate::alloc::{try_filled, try_zeroed};
 use crate::error::Result;
@@ -59,12 +61,39 @@ struct Pass {
     s2: Option<f64>,
 }
 
+/// Mirror Sinkhorn for `<P, M>`: the stored-plan form of `mirror_mult.rs` where its range
+/// conditions hold, else the potentials form of this module.
 pub(super) fn mirror_linear<T: Real>(
     p: &Linear<'_, T>,
     opts: &MirrorOptions,
     obs: &mut dyn Observer<T>,
 ) -> Result<MirrorOutput<T>> {
-    let (a, b, cost) = (p.a, p.b, p.cost);
+    let step0 = match opts.step {
+        Step::Sqrt(Some(e)) | Step::Constant(e) => e,
+        Step::Sqrt(None) => {
+            let gmax = p.cost.par_iter().map(|v| v.abs().as_f64()).reduce(|| 0.0, f64::max);
+            if gmax > 0.0 {
+                p.delta.sqrt() / gmax
+            } else {
+                1.0
+            }
+        }
+    };
+    let mut sched = Schedule::new(opts.step, step0);
+    if let Some(out) = mirror_mult(p, opts, &mut sched, obs)? {
+        return Ok(out);
+    }
+    mirror_linear_exp(p, opts, sched, obs)
+}
+
+/// The potentials form: one `exp` per entry and iteration, any step.
+pub(super) fn mirror_linear_exp<T: Real>(
+    p: &Linear<'_, T>,
+    opts: &MirrorOptions,
+    mut sched: Schedule,
+    obs: &mut dyn Observer<T>,
+) -> Result<MirrorOutput<T>> {
+    let (a, b) = (p.a, p.b);
     let (n, m) = (a.len(), b.len());
     let average = opts.output == Output::Average;
     let mut st = State {
@@ -78,21 +107,8 @@ pub(super) fn mirror_linear<T: Real>(
     let nb = n.div_ceil(row_block(n));
     let mut partials: Vec<f64> = try_zeroed(nb * m, "the column sums")?;
     let mut colsum: Vec<f64> = try_filled(m, 0.0, "the column sums")?;
-    let step0 = match opts.step {
-        Step::Sqrt(Some(e)) | Step::Constant(e) => e,
-        Step::Sqrt(None) => {
-            let gmax = cost.par_iter().map(|v| v.abs().as_f64()).reduce(|| 0.0, f64::max);
-            if gmax > 0.0 {
-                p.delta.sqrt() / gmax
-            } else {
-                1.0
-            }
-        }
-    };
-    let eta = |t: usize| match opts.step {
-        Step::Constant(_) => step0,
-        Step::Sqrt(_) => step0 / ((t + 1) as f64).sqrt(),
-    };
+    let step0 = sched.step0();
+    let mut eta = |t: usize| sched.eta(t);
     let mut weight_sum = 0.0;
     let mut history = Vec::new();
     let (mut err, mut gap) = (f64::INFINITY, f64::NAN);
@@ -174,9 +190,33 @@ pub(super) fn mirror_linear<T: Real>(
         current_last(p, &st, &mut buf);
         buf
     };
-    let marginal_error = marginal_error(&plan, a, b);
-    if st.s > 0.0 && !matches!(termination, Termination::Numerical(_)) {
-        gap = certificate(p, &st.r, st.s, &plan)?;
+    let run = Run { nit, termination, gap, step0, history };
+    finish(p, opts, plan, run, &st.r, st.s)
+}
+
+/// How a run ended, before the final measurements.
+pub(super) struct Run {
+    pub(super) nit: usize,
+    pub(super) termination: Termination,
+    pub(super) gap: f64,
+    pub(super) step0: f64,
+    pub(super) history: Vec<(usize, f64)>,
+}
+
+/// The output: marginal error and gap re-measured on `plan` (row potentials `r` at step sum
+/// `s`), the status fixed to what holds on it.
+pub(super) fn finish<T: Real>(
+    p: &Linear<'_, T>,
+    opts: &MirrorOptions,
+    plan: Vec<T>,
+    run: Run,
+    r: &[f64],
+    s: f64,
+) -> Result<MirrorOutput<T>> {
+    let Run { nit, mut termination, mut gap, step0, history } = run;
+    let marginal_error = marginal_error(&plan, p.a, p.b);
+    if s > 0.0 && !matches!(termination, Termination::Numerical(_)) {
+        gap = certificate(p, r, s, &plan)?;
     }
     let met = marginal_error <= opts.tol && opts.gap_tol.is_none_or(|t| gap <= t);
     if termination == Termination::Converged && !met {
@@ -188,12 +228,13 @@ pub(super) fn mirror_linear<T: Real>(
     if !plan.par_iter().all(|x| x.is_finite()) && !matches!(termination, Termination::Aborted) {
         termination = Termination::Numerical("the plan has non-finite entries".into());
     }
+    let cost = p.cost;
     let cost_v =
         crate::parallel::chunked_sums::<1>(plan.len(), |r| [r.map(|k| plan[k].as_f64() * cost[k].as_f64()).sum()])[0];
     Ok(MirrorOutput { plan, nit, termination, marginal_error, cost: cost_v, fun: cost_v, step0, history, gap })
 }
 
-fn vanished(t: usize, eta: f64) -> Termination {
+pub(super) fn vanished(t: usize, eta: f64) -> Termination {
     Termination::Numerical(format!(
         "iteration {t}: a row or column of the plan vanished (the step {eta:.3e} is too large for the dtype); \
          lower `step`"
@@ -391,7 +432,7 @@ fn col_update<T: Real>(
 
 /// The gap at `plan`: the row potentials are `(r_i - ln a_i) / S` (the accumulated row shifts
 /// over the step sum, as in `mirror.rs`).
-fn certificate<T: Real>(p: &Linear<'_, T>, r: &[f64], s: f64, plan: &[T]) -> Result<f64> {
+pub(super) fn certificate<T: Real>(p: &Linear<'_, T>, r: &[f64], s: f64, plan: &[T]) -> Result<f64> {
     let f: Vec<f64> = r.iter().zip(p.ln_a).map(|(r, la)| if la.is_finite() { (r - la) / s } else { 0.0 }).collect();
     let cert = Certificate { a: p.a, b: p.b, cost: Some(p.cost), objective: super::mirror::Objective::Linear, f: &f };
     cert.gap(plan, &mut [], 0, None)

@@ -33,6 +33,8 @@ pub mod lse_dense;
 pub mod mirror;
 mod mirror_gap;
 mod mirror_linear;
+mod mirror_mult;
+mod mirror_step;
 pub mod online;
 pub mod scaling;
 pub mod sinkhorn;
