@@ -34,6 +34,7 @@
 //! [`LinearSum`]) and the Condat simplex projection they use; [`mod@solve`] holds the methods,
 //! their options and output, and the residual checks and restarts of the outer loop.
 
+pub mod dense;
 pub mod pdhg;
 pub mod problems;
 pub mod solve;
