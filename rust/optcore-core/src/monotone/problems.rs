@@ -350,6 +350,9 @@ impl PrimalDual for Saddle {
         }
         Ok(())
     }
+    fn smooth(&self) -> bool {
+        true
+    }
 }
 
 impl FiniteSum for LinearSum {
