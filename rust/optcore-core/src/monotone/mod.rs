@@ -26,13 +26,17 @@
 //!
 //! Every method stops on the natural (operator-norm) residual `‖z − P(z − F(z)/L)‖·L` of its
 //! current point, checked every `check_every` iterations with one full evaluation that is
-//! reported separately (`n_residual`) and not counted in `nfev`. `nfev` counts component
+//! reported separately (`n_residual`) and not counted in `nfev` — except Halpern–PDHG, whose
+//! iterations already produce `F` at its point (see [`pdhg`]): its checks cost no evaluation,
+//! and the residual it ends with (converged, limit, or stopped) is re-measured with one full
+//! evaluation, so the reported residual is always the problem's own. `nfev` counts component
 //! evaluations (a full evaluation is `N`), so `nfev / N` is in epochs.
 
 //!
 //! Files: [`problems`] holds the [`FiniteSum`] trait, the native sums ([`GameSum`],
-//! [`LinearSum`]) and the Condat simplex projection they use; [`mod@solve`] holds the methods,
-//! their options and output, and the residual checks and restarts of the outer loop.
+//! [`LinearSum`]) and the Condat simplex projection they use; [`dense`] their matrix kernels
+//! (AVX-dispatched, bit-identical to the baseline); [`mod@solve`] holds the methods, their
+//! options and output, and the residual checks and restarts of the outer loop.
 
 pub mod dense;
 pub mod pdhg;

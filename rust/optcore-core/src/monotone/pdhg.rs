@@ -6,7 +6,10 @@
 //! `T(x, y) = (x̄, ȳ)`, `x̄ = prox_{τf}(x − τKᵀy)`, `ȳ = prox_{σg*}(y + σK(2x̄ − x))`,
 //! is the resolvent of `F + N_C` in the metric `P = [[I/τ, −Kᵀ], [−K, I/σ]]` (positive definite
 //! for `τσ‖K‖² < 1`), so it is firmly nonexpansive there and computed exactly at the cost of one
-//! `K x` and one `Kᵀy` (one epoch). Halpern with reflection (Lu & Yang 2024, r²HPDHG),
+//! `K x` and one `Kᵀy` (one epoch). The products computed are `K(2x̄ − x)` and `Kᵀȳ`; `Kᵀy`
+//! and `K x` of the next iterate follow by linearity (the Halpern update is an affine
+//! combination of `T z`, `z` and the anchor), so `F(T z)` is known after every iteration and
+//! the residual checks read no matrix. Halpern with reflection (Lu & Yang 2024, r²HPDHG),
 //! `z_{k+1} = (k+1)/(k+2) (2T z_k − z_k) + z₀/(k+2)`, gives `‖z_k − T z_k‖_P ≤ 2‖z₀ − z*‖_P/(k+1)`,
 //! and restarting it (re-anchoring at `T z_k`) turns that into a linear rate on sharp problems
 //! (bilinear games over polytopes, quadratic min-max with an invertible coupling).
