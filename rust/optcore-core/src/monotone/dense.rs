@@ -1,7 +1,9 @@
 //! Dense kernels of the monotone sums: inner products, row-by-row matrix–vector products and
 //! `axpy`, compiled twice (baseline x86_64 and AVX) and chosen at run time.
 //!
-//! The AVX versions are bit-identical to the baseline ones: [`dot`] keeps the eight partial
+//! [`cols_dot4`] (Halpern–PDHG's `Kᵀy`) has its own summation order, the same on every CPU;
+//! the others keep the order of the baseline. The AVX versions are bit-identical to the
+//! baseline ones: [`dot`] keeps the eight partial
 //! sums of [`crate::linalg::dot_lanes8`] (lane `l` adds the products of indices `≡ l mod 8` in
 //! order, combined as `((s₀+s₄)+(s₁+s₅))+((s₂+s₆)+(s₃+s₇))`, then the tail), with separate
 //! multiplies and adds (no FMA contraction), so results do not depend on the CPU. What the AVX
@@ -125,6 +127,43 @@ fn cols_dot_impl(mat: &[f64], ncols: usize, y: &[f64], out: &mut [f64]) {
     }
 }
 
+/// `out = matᵀ y` (row-major `mat` with `y.len()` rows of `ncols`, `out.len() <= ncols`) in
+/// another summation order than [`cols_dot`]: rows by groups of four, `out_j += (a₀ⱼy₀ + a₁ⱼy₁)
+/// + (a₂ⱼy₂ + a₃ⱼy₃)`, then the rows left over one by one. Each group reads `out` once instead of
+/// the four accumulator rows of [`cols_dot`]: the `Kᵀy` of Halpern–PDHG, whose iterates need no
+/// agreement with the other methods' `F` (the same order on every CPU: no FMA).
+pub fn cols_dot4(mat: &[f64], ncols: usize, y: &[f64], out: &mut [f64]) {
+    assert!(mat.len() >= y.len() * ncols && out.len() <= ncols, "cols_dot4: shapes");
+    #[cfg(target_arch = "x86_64")]
+    if has_avx() {
+        // SAFETY: the CPU has AVX; the shapes were checked above.
+        unsafe { avx::cols_dot4(mat, ncols, y, out) };
+        return;
+    }
+    cols_dot4_impl(mat, ncols, y, out)
+}
+
+#[inline(always)]
+fn cols_dot4_impl(mat: &[f64], ncols: usize, y: &[f64], out: &mut [f64]) {
+    let w = out.len();
+    out.fill(0.0);
+    let m = y.len();
+    let main = m / 4 * 4;
+    let row = |i: usize| &mat[i * ncols..i * ncols + w];
+    for i in (0..main).step_by(4) {
+        let (r0, r1, r2, r3) = (row(i), row(i + 1), row(i + 2), row(i + 3));
+        let (y0, y1, y2, y3) = (y[i], y[i + 1], y[i + 2], y[i + 3]);
+        for ((((o, &a0), &a1), &a2), &a3) in out.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+            *o += (a0 * y0 + a1 * y1) + (a2 * y2 + a3 * y3);
+        }
+    }
+    for (i, &yi) in y.iter().enumerate().skip(main) {
+        for (o, &a) in out.iter_mut().zip(row(i)) {
+            *o += a * yi;
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use super::tail;
@@ -201,6 +240,11 @@ mod avx {
     }
 
     #[target_feature(enable = "avx")]
+    pub unsafe fn cols_dot4(mat: &[f64], ncols: usize, y: &[f64], out: &mut [f64]) {
+        super::cols_dot4_impl(mat, ncols, y, out)
+    }
+
+    #[target_feature(enable = "avx")]
     pub unsafe fn axpy(out: &mut [f64], c: f64, a: &[f64]) {
         let n = out.len();
         let cv = _mm256_set1_pd(c);
@@ -243,6 +287,14 @@ mod tests {
             for (j, &c) in col.iter().enumerate() {
                 let cj: Vec<f64> = (0..rows).map(|i| mat[i * cols + j]).collect();
                 assert_eq!(c.to_bits(), dot_lanes8(&cj, &yr).to_bits(), "{rows}x{cols} column {j}");
+            }
+            let mut col4 = vec![0.0; cols];
+            cols_dot4(&mat, cols, &yr, &mut col4);
+            let mut want4 = vec![0.0; cols];
+            cols_dot4_impl(&mat, cols, &yr, &mut want4);
+            for (j, (&c, &w)) in col4.iter().zip(&want4).enumerate() {
+                assert_eq!(c.to_bits(), w.to_bits(), "{rows}x{cols} column {j}");
+                assert!((c - col[j]).abs() <= 1e-9 * (1.0 + col[j].abs()));
             }
             let mut y: Vec<f64> = (0..cols).map(|_| rng.normal()).collect();
             let mut want = y.clone();

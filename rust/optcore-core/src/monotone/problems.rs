@@ -2,7 +2,7 @@
 //! over simplices ([`GameSum`]), affine operators split by rows ([`LinearSum`]), and the Euclidean
 //! projection onto a simplex (Condat 2016) that the games use.
 
-use super::dense::{axpy, cols_dot, dot, rows_dot};
+use super::dense::{axpy, cols_dot, cols_dot4, dot, rows_dot};
 use super::pdhg::PrimalDual;
 use crate::error::{OptError, Result};
 use crate::linalg::lu::Lu;
@@ -209,7 +209,7 @@ impl PrimalDual for GameSum {
         rows_dot(&self.a, self.n, x, out);
     }
     fn kt_mul(&self, y: &[f64], out: &mut [f64]) {
-        cols_dot(&self.a, self.n, y, out);
+        cols_dot4(&self.a, self.n, y, out);
     }
     fn norm_k(&self) -> f64 {
         self.lip
@@ -312,7 +312,7 @@ impl PrimalDual for Saddle {
         out.iter_mut().for_each(|o| *o = -*o);
     }
     fn kt_mul(&self, y: &[f64], out: &mut [f64]) {
-        cols_dot(&self.a, self.nx, y, out);
+        cols_dot4(&self.a, self.nx, y, out);
         out.iter_mut().for_each(|o| *o = -*o);
     }
     fn norm_k(&self) -> f64 {
