@@ -49,7 +49,8 @@ def test_an_iteration_is_one_epoch_and_checks_cost_no_evaluation():
     products: with a check at every iteration, only the first and the last residual are full
     evaluations."""
     game = MatrixGame.policeman_burglar(50, rng=0)
-    res = solve(game, method="halpern", tol=0.0, maxiter=300, check_every=1, warn=False)
+    # without restarts, so without the polishing attempts that follow them
+    res = solve(game, method="halpern", tol=0.0, maxiter=300, check_every=1, warn=False, options={"restart": 0})
     assert res.nit == 300 and res.status == 1
     assert res.nfev == (res.nit + 1) * 50  # + K^T y0 and K x0 at the start
     assert res.n_residual == 2
@@ -98,3 +99,17 @@ def test_reported_residual_and_success_hold_when_remeasured(seed, kind, m, n, dt
         # rounding the float64 point to float32 moves the residual by at most about L * eps * |z|
         slack = 4 * problem.lipschitz * np.finfo(np.float32).eps * max(1.0, np.abs(z).max()) * np.sqrt(z.size)
         assert abs(r - res.residual) <= slack + 1e-9 * res.residual
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_polishing_lands_on_the_equilibrium(seed):
+    """Random 80 x 60 games: after a restart the equilibrium on the supports the iterate suggests
+    replaces it when its re-measured residual is smaller, so the run ends at the equilibrium to
+    rounding (Halpern-PDHG alone stops just below tol), with the polishing counted in the epochs."""
+    game = MatrixGame(np.random.default_rng(seed).normal(size=(80, 60)))
+    res = solve(game, method="halpern", tol=1e-12, maxiter=10**6, warn=False, options={"max_epochs": 2000})
+    assert res.success, res.message
+    assert res.residual <= 1e-13
+    assert residual(game, res.z) == pytest.approx(res.residual, abs=1e-14)
+    assert game.gap(res.x, res.y) <= 1e-13
+    assert res.epochs > res.nit + 1  # the polishing's factorisations and evaluations are counted

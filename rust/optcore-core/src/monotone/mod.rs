@@ -40,6 +40,7 @@
 
 pub mod dense;
 pub mod pdhg;
+pub mod polish;
 pub mod problems;
 pub mod solve;
 

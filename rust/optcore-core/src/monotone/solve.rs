@@ -420,6 +420,23 @@ impl State {
                 (Some(st), Some(pd)) => {
                     ctx.nfev += ctx.big;
                     st.step(pd)?;
+                    // After a restart, a polished candidate (games: the equilibrium on the
+                    // supports the iterate suggests) replaces the point when its residual,
+                    // measured with a full evaluation, is smaller; every pass is counted.
+                    let (cand, cost) = st.take_polish(pd)?;
+                    ctx.nfev += (cost * ctx.big as f64).ceil() as u64;
+                    if let Some(c) = cand {
+                        ctx.full(&c, &mut self.h)?;
+                        let rc = residual_given(p, &c, &mut self.h)?;
+                        let r = match st.operator_at_point(&mut self.g) {
+                            Some(()) => residual_given(p, st.point(), &mut self.g)?,
+                            None => f64::INFINITY,
+                        };
+                        if rc < r {
+                            ctx.nfev += ctx.big;
+                            st.accept(pd, &c);
+                        }
+                    }
                 }
                 _ => self.halpern_step(ctx, x0, k, opts)?,
             },
