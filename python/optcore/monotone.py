@@ -498,8 +498,12 @@ def solve(
         iteration, plus one for the first products; a quadratic's ``I + τH`` is factored once,
         counted in the epochs), restarted
         on its fixed-point residual as in cuPDLPx (games also adapt the primal weight, as PDLP
-        does): linear convergence on these sharp problems,
-        the method to reach 1e-6; on a :class:`FiniteSum`, inexact Halpern on the resolvent
+        does): linear convergence on these sharp problems, the method to reach 1e-6. On games,
+        after restarts (and each time the residual halves) it also tries the equilibrium on
+        the supports the iterate suggests (two linear solves, counted in the epochs) and moves
+        there when that point's residual, measured with a full ``F``, is smaller: a nearly
+        degenerate game then ends at its equilibrium to rounding instead of creeping through
+        the identification of its supports; on a :class:`FiniteSum`, inexact Halpern on the resolvent
         ``J_{c(F + N_C)}`` computed by forward-reflected-backward steps on the full ``F``.
         ``"vr_halpern"``: the variance-reduced Halpern methods of Cai, Alacaoglu & Diakonikolas
         (2024): Algorithm 2 (monotone Lipschitz sums: the same outer loop, the resolvent by

@@ -13,7 +13,8 @@
 //! - `Eag`: extra-anchored gradient (Yoon & Ryu 2021): the same from `z + (z₀ − z)/(k+2)`.
 //! - `Halpern`: on a problem with a primal–dual split ([`PrimalDual`]: games, quadratic
 //!   min-max), restarted reflected Halpern on the PDHG operator ([`pdhg`]: the exact resolvent in
-//!   the PDHG metric, linear convergence on these sharp problems); otherwise inexact Halpern on
+//!   the PDHG metric, linear convergence on these sharp problems; on games with support
+//!   polishing, [`polish`]); otherwise inexact Halpern on
 //!   the resolvent, `x_{k+1} = x₀/(k+2) + (1 − 1/(k+2)) ũ_k`, `ũ_k ≈ J_{c(F+N_C)}(x_k)` by
 //!   deterministic forward-reflected-backward steps on the full operator (the deterministic
 //!   counterpart of Algorithm 2).
@@ -35,8 +36,9 @@
 //!
 //! Files: [`problems`] holds the [`FiniteSum`] trait, the native sums ([`GameSum`],
 //! [`LinearSum`]) and the Condat simplex projection they use; [`dense`] their matrix kernels
-//! (AVX-dispatched, bit-identical to the baseline); [`mod@solve`] holds the methods, their
-//! options and output, and the residual checks and restarts of the outer loop.
+//! (AVX-dispatched, bit-identical to the baseline); [`polish`] the support polishing of games;
+//! [`mod@solve`] holds the methods, their options and output, and the residual checks and
+//! restarts of the outer loop.
 
 pub mod dense;
 pub mod pdhg;

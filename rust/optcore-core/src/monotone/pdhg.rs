@@ -38,6 +38,8 @@ const ARTIFICIAL: f64 = 0.36;
 /// A polishing attempt between restarts when the fixed-point residual is below this factor
 /// times its value at the last attempt.
 const POLISH_DECREASE: f64 = 0.5;
+/// The most of a run's epochs that polishing may take.
+const POLISH_SHARE: f64 = 0.2;
 /// The PDHG step `η = STEP_FRACTION / ‖K‖₂`, `τ = η/ω`, `σ = ηω`.
 const STEP_FRACTION: f64 = 0.998;
 
@@ -68,8 +70,16 @@ pub trait PrimalDual: Send + Sync {
     }
     /// A candidate solution polished from `z` (with `kty = Kᵀy`, `kx = K x`), and its cost in
     /// full evaluations; `last` is the caller's memory of the last attempt (see
-    /// [`super::polish`]). None by default.
-    fn polish(&self, _z: &[f64], _kty: &[f64], _kx: &[f64], _last: &mut Vec<usize>) -> Result<(Option<Vec<f64>>, f64)> {
+    /// [`super::polish`]); nothing is tried when it would cost more than `allowed` epochs.
+    /// None by default.
+    fn polish(
+        &self,
+        _z: &[f64],
+        _kty: &[f64],
+        _kx: &[f64],
+        _allowed: f64,
+        _last: &mut Vec<usize>,
+    ) -> Result<(Option<Vec<f64>>, f64)> {
         Ok((None, 0.0))
     }
 }
@@ -109,8 +119,9 @@ pub(super) struct HalpernPdhg {
     /// A restart asks for a polishing attempt; the supports of the last attempt.
     polish_due: bool,
     polish_last: Vec<usize>,
-    /// The fixed-point residual at the last polishing attempt.
+    /// The fixed-point residual at the last polishing attempt; epochs spent polishing.
     polish_r: f64,
+    pub polish_spent: f64,
     k: usize,
     total: usize,
     r0: f64,
@@ -167,6 +178,7 @@ impl HalpernPdhg {
             polish_due: false,
             polish_last: Vec::new(),
             polish_r: f64::INFINITY,
+            polish_spent: 0.0,
             k: 0,
             total: 0,
             r0: f64::INFINITY,
@@ -271,7 +283,12 @@ impl HalpernPdhg {
         if !std::mem::take(&mut self.polish_due) || self.smooth {
             return Ok((None, 0.0));
         }
-        pd.polish(&self.pt, &self.kty_b, &self.kx_b, &mut self.polish_last)
+        // At most POLISH_SHARE of the run goes to polishing: a large game's factorisations
+        // (`(2/3)s` epochs for a square game with supports of `s`) wait until the run is long.
+        let allowed = POLISH_SHARE * self.total as f64 - self.polish_spent;
+        let (c, cost) = pd.polish(&self.pt, &self.kty_b, &self.kx_b, allowed, &mut self.polish_last)?;
+        self.polish_spent += cost;
+        Ok((c, cost))
     }
 
     /// Moves the point, the iterate and the anchor to `c` (a polished candidate with a smaller

@@ -52,17 +52,19 @@ fn bordered(s: usize, b: impl Fn(usize, usize) -> f64) -> Result<Option<Vec<f64>
 /// `kty = Aᵀy`, `kx = A x`, and its cost in dense evaluations of `F` (two factorisations of
 /// `(s+1)²` systems, `(4/3)(s+1)³` flops, against `2mn`). `None` (cost still spent when a
 /// system was solved) when the supports are those of the last attempt, empty, or give no
-/// equilibrium. `last` holds the last attempt's supports.
+/// equilibrium, and when `cost` would exceed `allowed`. `last` holds the last attempt's supports.
 pub(super) fn game_polish(
     a: &[f64],
     (m, n): (usize, usize),
     z: &[f64],
     (kty, kx): (&[f64], &[f64]),
+    allowed: f64,
     last: &mut Vec<usize>,
 ) -> Result<(Option<Vec<f64>>, f64)> {
     let (x, y) = z.split_at(n);
     let s = x.iter().filter(|v| **v > 0.0).count().min(y.iter().filter(|v| **v > 0.0).count());
-    if s == 0 {
+    let cost = (4.0 / 3.0) * ((s + 1) as f64).powi(3) / (2.0 * m as f64 * n as f64);
+    if s == 0 || cost > allowed {
         return Ok((None, 0.0));
     }
     let lo = kty.iter().fold(f64::INFINITY, |a, &b| a.min(b));
@@ -77,7 +79,6 @@ pub(super) fn game_polish(
         return Ok((None, 0.0));
     }
     *last = key;
-    let cost = (4.0 / 3.0) * ((s + 1) as f64).powi(3) / (2.0 * m as f64 * n as f64);
     let at = |i: usize, j: usize| a[i * n + j];
     let Some(xs) = bordered(s, |r, c| at(cy[r], cx[c]))? else {
         return Ok((None, cost / 2.0));
@@ -107,14 +108,14 @@ mod tests {
         let kty = [2.0 * 0.39 - 0.61, -0.39 + 0.61];
         let kx = [2.0 * 0.41 - 0.59, -0.41 + 0.59];
         let mut last = Vec::new();
-        let (c, cost) = game_polish(&a, (2, 2), &z, (&kty, &kx), &mut last).unwrap();
+        let (c, cost) = game_polish(&a, (2, 2), &z, (&kty, &kx), 10.0, &mut last).unwrap();
         let c = c.unwrap();
         for (v, w) in c.iter().zip([0.4, 0.6, 0.4, 0.6]) {
             assert!((v - w).abs() < 1e-15, "{c:?}");
         }
         assert!(cost > 0.0);
         // the same supports again: skipped at no cost
-        let (c, cost) = game_polish(&a, (2, 2), &z, (&kty, &kx), &mut last).unwrap();
+        let (c, cost) = game_polish(&a, (2, 2), &z, (&kty, &kx), 10.0, &mut last).unwrap();
         assert!(c.is_none() && cost == 0.0);
     }
 }

@@ -223,8 +223,15 @@ impl PrimalDual for GameSum {
     fn prox_g(&self, _sigma: f64, y: &mut [f64]) -> Result<()> {
         self.prox_f(0.0, y)
     }
-    fn polish(&self, z: &[f64], kty: &[f64], kx: &[f64], last: &mut Vec<usize>) -> Result<(Option<Vec<f64>>, f64)> {
-        super::polish::game_polish(&self.a, (self.m, self.n), z, (kty, kx), last)
+    fn polish(
+        &self,
+        z: &[f64],
+        kty: &[f64],
+        kx: &[f64],
+        allowed: f64,
+        last: &mut Vec<usize>,
+    ) -> Result<(Option<Vec<f64>>, f64)> {
+        super::polish::game_polish(&self.a, (self.m, self.n), z, (kty, kx), allowed, last)
     }
 }
 
