@@ -309,7 +309,9 @@ def main():
         "`halpern` (PDHG) 1 per iteration (`K(2x̄ − x)` and `Kᵀȳ`; `F` at its point and the residual checks "
         "follow from these products by linearity, no extra pass), plus 1 at the start (`Kᵀy₀`, `K x₀`) and, "
         "on the quadratic, the factorisation of `I + τH` counted as `nx³/(3d²)` = 17 epochs (the per-iteration "
-        "solve with it, `nx²` flops, is in the time but not in the epochs); `vr_halpern` counts each "
+        "solve with it, `nx²` flops, is in the time but not in the epochs); on games, each polishing attempt "
+        "counts its two LU factorisations as `(4/3)(s+1)³/(2mn)` epochs, its candidate's `F` as 1 and, when "
+        "the candidate is taken, its products as 1; `vr_halpern` counts each "
         "component difference as 2 evaluations and each snapshot as `N`. The full evaluations of the "
         "residual checks (column *full F for checks*) are not epochs.\n",
         *sections,
