@@ -437,7 +437,8 @@ class MonotoneResult(OptimizeResult):
     nfev : int
         Component evaluations by the method (a full ``F`` counts ``N``); ``epochs = nfev / N``.
     n_residual : int
-        Full evaluations spent checking the residual (not in ``nfev``).
+        Full evaluations spent checking the residual (not in ``nfev``; ``"halpern"`` on a game or
+        a quadratic min-max checks from its own products and spends 2: the start and the end).
     history : ndarray, shape (checks, 2)
         ``(epochs, residual)`` at every check.
     restarts : int
@@ -494,10 +495,15 @@ def solve(
         ``O(1/k)`` on the residual. ``"halpern"``: on a :class:`MatrixGame` or a
         :class:`QuadraticMinMax`, restarted reflected Halpern on the PDHG operator (the
         resolvent of ``F + N_C`` in the PDHG metric, computed exactly at one epoch per
-        iteration; a quadratic's ``I + τH`` is factored once, counted in the epochs), restarted
+        iteration, plus one for the first products; a quadratic's ``I + τH`` is factored once,
+        counted in the epochs), restarted
         on its fixed-point residual as in cuPDLPx (games also adapt the primal weight, as PDLP
-        does): linear convergence on these sharp problems,
-        the method to reach 1e-6; on a :class:`FiniteSum`, inexact Halpern on the resolvent
+        does): linear convergence on these sharp problems, the method to reach 1e-6. On games,
+        after restarts (and each time the residual halves) it also tries the equilibrium on
+        the supports the iterate suggests (two linear solves, counted in the epochs) and moves
+        there when that point's residual, measured with a full ``F``, is smaller: a nearly
+        degenerate game then ends at its equilibrium to rounding instead of creeping through
+        the identification of its supports; on a :class:`FiniteSum`, inexact Halpern on the resolvent
         ``J_{c(F + N_C)}`` computed by forward-reflected-backward steps on the full ``F``.
         ``"vr_halpern"``: the variance-reduced Halpern methods of Cai, Alacaoglu & Diakonikolas
         (2024): Algorithm 2 (monotone Lipschitz sums: the same outer loop, the resolvent by
@@ -513,7 +519,9 @@ def solve(
         Seeds the sampling of ``"vr_halpern"`` (same seed, same run).
     callback, check_every, disp, warn
         As in every optcore solver; the residual is checked (one full evaluation of ``F``,
-        counted in ``n_residual``, not in ``nfev``) every ``check_every`` iterations.
+        counted in ``n_residual``, not in ``nfev``) every ``check_every`` iterations. Halpern on
+        the PDHG operator has ``F`` at its point from its own products, so its checks cost no
+        evaluation; the residual it stops with is re-measured with a full one.
     workers : int, optional
         Threads for the run (``None`` or ``-1``: all cores; ``1``: serial). The result does
         not depend on it.

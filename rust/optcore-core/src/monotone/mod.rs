@@ -13,7 +13,8 @@
 //! - `Eag`: extra-anchored gradient (Yoon & Ryu 2021): the same from `z + (z₀ − z)/(k+2)`.
 //! - `Halpern`: on a problem with a primal–dual split ([`PrimalDual`]: games, quadratic
 //!   min-max), restarted reflected Halpern on the PDHG operator ([`pdhg`]: the exact resolvent in
-//!   the PDHG metric, linear convergence on these sharp problems); otherwise inexact Halpern on
+//!   the PDHG metric, linear convergence on these sharp problems; on games with support
+//!   polishing, [`polish`]); otherwise inexact Halpern on
 //!   the resolvent, `x_{k+1} = x₀/(k+2) + (1 − 1/(k+2)) ũ_k`, `ũ_k ≈ J_{c(F+N_C)}(x_k)` by
 //!   deterministic forward-reflected-backward steps on the full operator (the deterministic
 //!   counterpart of Algorithm 2).
@@ -26,15 +27,22 @@
 //!
 //! Every method stops on the natural (operator-norm) residual `‖z − P(z − F(z)/L)‖·L` of its
 //! current point, checked every `check_every` iterations with one full evaluation that is
-//! reported separately (`n_residual`) and not counted in `nfev`. `nfev` counts component
+//! reported separately (`n_residual`) and not counted in `nfev` — except Halpern–PDHG, whose
+//! iterations already produce `F` at its point (see [`pdhg`]): its checks cost no evaluation,
+//! and the residual it ends with (converged, limit, or stopped) is re-measured with one full
+//! evaluation, so the reported residual is always the problem's own. `nfev` counts component
 //! evaluations (a full evaluation is `N`), so `nfev / N` is in epochs.
 
 //!
 //! Files: [`problems`] holds the [`FiniteSum`] trait, the native sums ([`GameSum`],
-//! [`LinearSum`]) and the Condat simplex projection they use; [`mod@solve`] holds the methods,
-//! their options and output, and the residual checks and restarts of the outer loop.
+//! [`LinearSum`]) and the Condat simplex projection they use; [`dense`] their matrix kernels
+//! (AVX-dispatched, bit-identical to the baseline); [`polish`] the support polishing of games;
+//! [`mod@solve`] holds the methods, their options and output, and the residual checks and
+//! restarts of the outer loop.
 
+pub mod dense;
 pub mod pdhg;
+pub mod polish;
 pub mod problems;
 pub mod solve;
 

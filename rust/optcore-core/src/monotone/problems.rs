@@ -2,9 +2,9 @@
 //! over simplices ([`GameSum`]), affine operators split by rows ([`LinearSum`]), and the Euclidean
 //! projection onto a simplex (Condat 2016) that the games use.
 
+use super::dense::{axpy, cols_dot, cols_dot4, dot, rows_dot};
 use super::pdhg::PrimalDual;
 use crate::error::{OptError, Result};
-use crate::linalg::dot_lanes8 as dot;
 use crate::linalg::lu::Lu;
 
 /// A finite sum `F = (1/N) Σ_i F_i` of operators on `R^d` with a constraint set `C`.
@@ -149,16 +149,10 @@ impl FiniteSum for GameSum {
         let (x, y) = z.split_at(self.n);
         let (ox, oy) = out.split_at_mut(self.n);
         if k < self.m && y[k] != 0.0 {
-            let c = s * big * y[k];
-            for (o, &aij) in ox.iter_mut().zip(&self.a[k * self.n..(k + 1) * self.n]) {
-                *o += c * aij;
-            }
+            axpy(ox, s * big * y[k], &self.a[k * self.n..(k + 1) * self.n]);
         }
         if k < self.n && x[k] != 0.0 {
-            let c = -s * big * x[k];
-            for (o, &aij) in oy.iter_mut().zip(&self.at[k * self.m..(k + 1) * self.m]) {
-                *o += c * aij;
-            }
+            axpy(oy, -s * big * x[k], &self.at[k * self.m..(k + 1) * self.m]);
         }
         Ok(())
     }
@@ -168,19 +162,13 @@ impl FiniteSum for GameSum {
         if k < self.m {
             let dy = u[self.n + k] - w[self.n + k];
             if dy != 0.0 {
-                let c = s * big * dy;
-                for (o, &aij) in ox.iter_mut().zip(&self.a[k * self.n..(k + 1) * self.n]) {
-                    *o += c * aij;
-                }
+                axpy(ox, s * big * dy, &self.a[k * self.n..(k + 1) * self.n]);
             }
         }
         if k < self.n {
             let dx = u[k] - w[k];
             if dx != 0.0 {
-                let c = -s * big * dx;
-                for (o, &aij) in oy.iter_mut().zip(&self.at[k * self.m..(k + 1) * self.m]) {
-                    *o += c * aij;
-                }
+                axpy(oy, -s * big * dx, &self.at[k * self.m..(k + 1) * self.m]);
             }
         }
         Ok(())
@@ -188,12 +176,9 @@ impl FiniteSum for GameSum {
     fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()> {
         let (x, y) = z.split_at(self.n);
         let (ox, oy) = out.split_at_mut(self.n);
-        for (j, o) in ox.iter_mut().enumerate() {
-            *o = dot(&self.at[j * self.m..(j + 1) * self.m], y);
-        }
-        for (i, o) in oy.iter_mut().enumerate() {
-            *o = -dot(&self.a[i * self.n..(i + 1) * self.n], x);
-        }
+        cols_dot(&self.a, self.n, y, ox);
+        rows_dot(&self.a, self.n, x, oy);
+        oy.iter_mut().for_each(|o| *o = -*o);
         Ok(())
     }
     fn project(&self, z: &mut [f64]) -> Result<()> {
@@ -221,14 +206,10 @@ impl PrimalDual for GameSum {
         self.n
     }
     fn k_mul(&self, x: &[f64], out: &mut [f64]) {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = dot(&self.a[i * self.n..(i + 1) * self.n], x);
-        }
+        rows_dot(&self.a, self.n, x, out);
     }
     fn kt_mul(&self, y: &[f64], out: &mut [f64]) {
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = dot(&self.at[j * self.m..(j + 1) * self.m], y);
-        }
+        cols_dot4(&self.a, self.n, y, out);
     }
     fn norm_k(&self) -> f64 {
         self.lip
@@ -241,6 +222,16 @@ impl PrimalDual for GameSum {
     }
     fn prox_g(&self, _sigma: f64, y: &mut [f64]) -> Result<()> {
         self.prox_f(0.0, y)
+    }
+    fn polish(
+        &self,
+        z: &[f64],
+        kty: &[f64],
+        kx: &[f64],
+        allowed: f64,
+        last: &mut Vec<usize>,
+    ) -> Result<(Option<Vec<f64>>, f64)> {
+        super::polish::game_polish(&self.a, (self.m, self.n), z, (kty, kx), allowed, last)
     }
 }
 
@@ -261,7 +252,6 @@ pub struct LinearSum {
 struct Saddle {
     nx: usize,
     a: Vec<f64>,
-    at: Vec<f64>,
     hmat: Vec<f64>,
     h: Vec<f64>,
     b: Vec<f64>,
@@ -303,7 +293,6 @@ impl LinearSum {
         let ny = d - nx;
         let m = &self.mat;
         let mut a = vec![0.0; ny * nx];
-        let mut at = vec![0.0; nx * ny];
         for i in 0..ny {
             for j in 0..nx {
                 let v = m[(nx + i) * d + j];
@@ -311,7 +300,6 @@ impl LinearSum {
                     return bad("the upper-right block is not −Aᵀ");
                 }
                 a[i * nx + j] = v;
-                at[j * ny + i] = v;
             }
             if m[(nx + i) * d + nx..(nx + i + 1) * d].iter().any(|&v| v != 0.0) {
                 return bad("the lower-right block is not 0");
@@ -320,7 +308,7 @@ impl LinearSum {
         let hmat: Vec<f64> = (0..nx).flat_map(|i| m[i * d..i * d + nx].iter().copied()).collect();
         let h = self.q[..nx].iter().map(|v| -v).collect();
         let b = self.q[nx..].iter().map(|v| -v).collect();
-        self.saddle = Some(Saddle { nx, a, at, hmat, h, b, norm_a, factor: Default::default() });
+        self.saddle = Some(Saddle { nx, a, hmat, h, b, norm_a, factor: Default::default() });
         Ok(self)
     }
 }
@@ -330,15 +318,12 @@ impl PrimalDual for Saddle {
         self.nx
     }
     fn k_mul(&self, x: &[f64], out: &mut [f64]) {
-        for (i, o) in out.iter_mut().enumerate() {
-            *o = -dot(&self.a[i * self.nx..(i + 1) * self.nx], x);
-        }
+        rows_dot(&self.a, self.nx, x, out);
+        out.iter_mut().for_each(|o| *o = -*o);
     }
     fn kt_mul(&self, y: &[f64], out: &mut [f64]) {
-        let ny = self.b.len();
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = -dot(&self.at[j * ny..(j + 1) * ny], y);
-        }
+        cols_dot4(&self.a, self.nx, y, out);
+        out.iter_mut().for_each(|o| *o = -*o);
     }
     fn norm_k(&self) -> f64 {
         self.norm_a
@@ -375,6 +360,9 @@ impl PrimalDual for Saddle {
         }
         Ok(())
     }
+    fn smooth(&self) -> bool {
+        true
+    }
 }
 
 impl FiniteSum for LinearSum {
@@ -394,9 +382,8 @@ impl FiniteSum for LinearSum {
         Ok(())
     }
     fn full(&self, z: &[f64], out: &mut [f64]) -> Result<()> {
-        for (k, o) in out.iter_mut().enumerate() {
-            *o = dot(&self.mat[k * self.d..(k + 1) * self.d], z) + self.q[k];
-        }
+        rows_dot(&self.mat, self.d, z, out);
+        out.iter_mut().zip(&self.q).for_each(|(o, &q)| *o += q);
         Ok(())
     }
     fn project(&self, _z: &mut [f64]) -> Result<()> {
