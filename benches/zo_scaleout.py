@@ -126,12 +126,13 @@ from optcore import zo
 def hwm():
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
-d, q = int(sys.argv[1]), int(sys.argv[2])
+d, q, lr = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 x0 = np.ones(d, np.float32)  # touched: resident before the run
 f = lambda v: float(np.dot(v, v))
 zo.minimize(f, x0[:10], q=2, maxfev=6, warn=False)
 base = hwm()
-res = zo.minimize(f, x0, method="gaussian", q=q, maxiter=1, rng=0, warn=False)
+kw = {} if lr == "adaptive" else {"lr": float(lr)}
+res = zo.minimize(f, x0, method="gaussian", q=q, maxiter=1, rng=0, warn=False, **kw)
 print((hwm() - base) / x0.nbytes)
 """
 
@@ -140,10 +141,16 @@ def memory(ds, qs):
     rows = []
     for d in ds:
         for q in qs:
-            out = subprocess.run(
-                [sys.executable, "-c", MEMORY_SCRIPT, str(d), str(q)], capture_output=True, text=True, check=True
-            )
-            rows.append({"d": d, "q": q, "copies": float(out.stdout.split()[-1])})
+            row = {"d": d, "q": q}
+            for key, lr in (("copies", "adaptive"), ("copies_fixed_lr", "1e-3")):
+                out = subprocess.run(
+                    [sys.executable, "-c", MEMORY_SCRIPT, str(d), str(q), lr],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                row[key] = float(out.stdout.split()[-1])
+            rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -208,7 +215,12 @@ def plot(data, path):
     ax[1].set(xlabel="d", ylabel="s per iteration", title="time per iteration (2 workers)")
     for q in sorted({r["q"] for r in data["memory"]}):
         m = [r for r in data["memory"] if r["q"] == q]
-        ax[2].semilogx([r["d"] for r in m], [r["copies"] for r in m], marker="o", label=f"q = {q}")
+        ax[2].semilogx([r["d"] for r in m], [r["copies"] for r in m], marker="o", label=f"q = {q}, adaptive step")
+        if all("copies_fixed_lr" in r for r in m):
+            ax[2].semilogx(
+                [r["d"] for r in m], [r["copies_fixed_lr"] for r in m], "--", marker="s", label=f"q = {q}, fixed lr"
+            )
+    ax[2].axhline(3, color="k", lw=0.8, ls=":")
     ax[2].set(xlabel="d", ylabel="peak memory, copies of x (float32)", title="peak memory of one run")
     for a in ax:
         a.legend(fontsize=7)
@@ -251,10 +263,16 @@ def markdown(data) -> str:
         "",
         "## Peak memory of one run (per-point objective, one iteration), copies of x beyond the memory before",
         "",
-        "| d | q | copies of x |",
-        "|---|---|---|",
+        "Adaptive step (the default): the iterate, the previous iterate (its step back), the best point and "
+        "the point handed to `fun`; fixed `lr`: no previous iterate.",
+        "",
+        "| d | q | copies of x (adaptive step) | copies of x (fixed lr) |",
+        "|---|---|---|---|",
     ]
-    out += [f"| {r['d']:.0e} | {r['q']} | {r['copies']:.1f} |" for r in data["memory"]]
+    out += [
+        f"| {r['d']:.0e} | {r['q']} | {r['copies']:.1f} | {r.get('copies_fixed_lr', float('nan')):.1f} |"
+        for r in data["memory"]
+    ]
     if data.get("fault"):
         fl = data["fault"]
         out += [

@@ -360,8 +360,13 @@ def minimize(
         run = {"progress": prog, "check_every": check_every, "workers": w if native is not None else None}
         limits = (maxfev, maxiter, f_target)
         if transport == "seeds":
-            coordinator = SeedCoordinator(fun, x, cfg, executor, B, topts)
-            out = state.run_seeds(coordinator, topts["sync_every"], limits, run)
+            # The last iteration the budgets allow (no batch is started past maxfev).
+            last = min(maxiter, maxfev // B) - 1
+            coordinator = SeedCoordinator(fun, x, cfg, executor, B, topts, last=last)
+            try:
+                out = state.run_seeds(coordinator, topts["sync_every"], limits, run)
+            finally:
+                coordinator.close()
         else:
             objective = None if native is not None else batched(fun, vectorized, executor)
             # A per-point fun evaluated here gets one point at a time (memory O(d), not O(B d)).

@@ -71,8 +71,17 @@ impl Counter {
     /// Fills `out` with independent standard normals (Box–Muller on pairs of uniforms),
     /// entry `j` a function of `(seed, iteration, direction, j / 2, stream)` only.
     pub fn normals(&self, iteration: u64, direction: u64, stream: Stream, out: &mut [f64]) {
+        self.normals_at(iteration, direction, stream, 0, out);
+    }
+
+    /// Entries `start..start + out.len()` of what [`Counter::normals`] writes (`start` even):
+    /// a direction generated in chunks of coordinates, each chunk the same numbers as the
+    /// whole, so a d-vector never needs to be held.
+    pub fn normals_at(&self, iteration: u64, direction: u64, stream: Stream, start: usize, out: &mut [f64]) {
+        assert!(start % 2 == 0, "normals_at: chunks start at an even index");
+        let p0 = (start / 2) as u64;
         for (j, pair) in out.chunks_mut(2).enumerate() {
-            let b = self.block(j as u64, direction, iteration, stream);
+            let b = self.block(p0 + j as u64, direction, iteration, stream);
             let u1 = open01(((b[0] as u64) << 32) | b[1] as u64);
             let u2 = open01(((b[2] as u64) << 32) | b[3] as u64);
             let r = (-2.0 * u1.ln()).sqrt();
@@ -153,6 +162,18 @@ mod tests {
         c.normals(0, 0, Stream::Directions, &mut long);
         assert_eq!(&long[..4], &a);
         assert_ne!(Counter { seed: 2 }.uniform(0, 0, 0, Stream::Init), c.uniform(0, 0, 0, Stream::Init));
+    }
+
+    #[test]
+    fn chunks_are_the_whole() {
+        let c = Counter { seed: 9 };
+        let mut whole = vec![0.0; 1001];
+        c.normals(4, 2, Stream::Directions, &mut whole);
+        let mut parts = vec![0.0; 1001];
+        for (k, ch) in parts.chunks_mut(64).enumerate() {
+            c.normals_at(4, 2, Stream::Directions, 64 * k, ch);
+        }
+        assert_eq!(whole, parts);
     }
 
     #[test]
