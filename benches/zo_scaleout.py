@@ -61,8 +61,24 @@ class LeastSquares:
         return float(0.5 * np.dot(r, r) + 0.5 * self.lam * np.dot(x, x))
 
 
-def timed_run(f, d, executor, transport, iters):
+def _cpu(pids) -> list[float]:
+    """CPU seconds (user + system) of the processes ``pids`` so far, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = []
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        out.append((int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def timed_run(f, d, executor, transport, iters, cpu: dict | None = None):
+    """Runs ``iters`` iterations; returns the result and the wall seconds per iteration. With
+    ``cpu`` (a dict), also fills in the CPU seconds per iteration of this process and, for a
+    process pool, of each worker process."""
     x0 = np.zeros(d, np.float32)
+    pids = list(getattr(executor, "_processes", None) or {})
+    c0, w0 = time.process_time(), _cpu(pids)
     t = time.perf_counter()
     res = zo.minimize(
         f,
@@ -76,7 +92,11 @@ def timed_run(f, d, executor, transport, iters):
         transport=transport,
         warn=False,
     )
-    return res, (time.perf_counter() - t) / res.nit
+    wall = (time.perf_counter() - t) / res.nit
+    if cpu is not None:
+        cpu["coordinator"] = (time.process_time() - c0) / res.nit
+        cpu["workers"] = [(b - a) / res.nit for a, b in zip(w0, _cpu(pids))]
+    return res, wall
 
 
 def points_bytes(d: int, batch: int) -> int:
@@ -95,11 +115,17 @@ def scaleout(ds, iters_for, client, pool):
         for _ in range(5):
             f(x)
         cost = (time.perf_counter() - t) / 5
-        ref, t_single = timed_run(f, d, None, "points", iters)
+        cpu_single = {}
+        ref, t_single = timed_run(f, d, None, "points", iters, cpu_single)
         row = {"d": d, "iters": iters, "f_cost_s": cost, "batch": 11, "single_s": t_single}
+        row["single_cpu_s"] = cpu_single["coordinator"]
         for name, ex in (("pool", pool), ("dask", client.get_executor())):
             for transport in ("points", "seeds"):
-                res, t_it = timed_run(f, d, ex, transport, iters)
+                cpu = {}
+                res, t_it = timed_run(f, d, ex, transport, iters, cpu)
+                if name == "pool" and transport == "seeds":
+                    row["pool_seeds_cpu_coordinator_s"] = cpu["coordinator"]
+                    row["pool_seeds_cpu_workers_s"] = cpu["workers"]
                 assert res.x.tobytes() == ref.x.tobytes() and res.history.tobytes() == ref.history.tobytes(), (
                     name,
                     transport,
@@ -250,7 +276,15 @@ def markdown(data) -> str:
         "| dask points (s/it, bytes) | dask seeds (s/it, bytes, first) | seeds / one process (pool, dask) |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    rows_cpu = []
     for r in data["scaleout"]:
+        if "pool_seeds_cpu_workers_s" in r:
+            cw = r["pool_seeds_cpu_workers_s"]
+            cc = r["pool_seeds_cpu_coordinator_s"]
+            rows_cpu.append(
+                f"| {r['d']:.0e} | {r['single_cpu_s']:.3f} | {cc:.3f} | {', '.join(f'{c:.3f}' for c in cw)} "
+                f"| {max([cc, *cw]) / r['single_cpu_s']:.2f} | {(cc + sum(cw)) / r['single_cpu_s']:.2f} |"
+            )
         out.append(
             f"| {r['d']:.0e} | {1e3 * r['f_cost_s']:.2f} | {r['single_s']:.3f} "
             f"| {r['pool_points_s']:.3f}, {r['pool_points_bytes']:.3g} "
@@ -259,6 +293,17 @@ def markdown(data) -> str:
             f"| {r['dask_seeds_s']:.3f}, {r['dask_seeds_bytes']:.0f}, {r['dask_seeds_bytes_first']:.3g} "
             f"| {r['pool_seeds_s'] / r['single_s']:.2f}, {r['dask_seeds_s'] / r['single_s']:.2f} |"
         )
+    if rows_cpu:
+        out += [
+            "",
+            "CPU seconds per iteration (process pool, seeds; from /proc, so independent of the other jobs' "
+            "load): the busiest process against the one-process run (the wall ratio on an idle machine with a "
+            "core per process) and the total (the work: replicas each apply every update, the coordinator too).",
+            "",
+            "| d | one process | pool seeds: coordinator | workers | busiest / one process | total / one process |",
+            "|---|---|---|---|---|---|",
+            *rows_cpu,
+        ]
     out += [
         "",
         "## Peak memory of one run (per-point objective, one iteration), copies of x beyond the memory before",
@@ -292,6 +337,7 @@ def main():
     ap.add_argument("--huge", action="store_true", help="add the d = 1e8 memory point (q = 10)")
     ap.add_argument("--memory-only", action="store_true", help="rerun the memory part into the existing results")
     ap.add_argument("--scaleout-from", help="take part 1's rows from the JSON lines this script printed to a log")
+    ap.add_argument("--keep-memory", action="store_true", help="keep the memory part of the existing results")
     args = ap.parse_args()
     if args.memory_only:
         name = "zo_scaleout_quick" if args.quick else "zo_scaleout"
@@ -306,7 +352,7 @@ def main():
     import distributed
 
     ds = [10**4, 10**5] if args.quick else [10**4, 10**6, 10**7]
-    iters_for = lambda d: 20 if d <= 10**4 else (4 if d <= 10**6 else 2)  # noqa: E731
+    iters_for = lambda d: 20 if d <= 10**4 else (4 if d <= 10**6 else 3)  # noqa: E731
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client, concurrent.futures.ProcessPoolExecutor(2) as pool:
             if args.scaleout_from:
@@ -316,9 +362,14 @@ def main():
                 rows = scaleout(ds, iters_for, client, pool)
             flt = fault(client, 10**5 if args.quick else 10**6)
             print(json.dumps(flt), flush=True)
-    mem = memory([10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7], [10, 64])
-    if args.huge:
-        mem += memory([10**8], [10])
+    name = "zo_scaleout_quick" if args.quick else "zo_scaleout"
+    if args.keep_memory:
+        old = json.loads((RESULTS / f"{name}.json").read_text())
+        mem, args.huge = old["memory"], old["huge"]
+    else:
+        mem = memory([10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7], [10, 64])
+        if args.huge:
+            mem += memory([10**8], [10])
     data = {
         "machine": "2-core x86_64 AVX2+FMA dev machine, shared with other jobs "
         f"({platform.python_version()}, numpy {np.__version__}, dask {distributed.__version__})",

@@ -191,7 +191,8 @@ def minimize(
         What travels to the ``executor`` (and what memory the run takes). ``"points"``
         (default): every point of a batch is sent to be evaluated (``d`` floats per
         evaluation); a per-point ``fun`` without an executor gets the points one at a time,
-        generated into one buffer. ``"seeds"`` (MeZO's and "Just One Byte (per gradient)"'s
+        each generated straight into the array ``fun`` receives (memory: see
+        :mod:`optcore.zo`). ``"seeds"`` (MeZO's and "Just One Byte (per gradient)"'s
         shared-seed idea): each worker receives ``fun`` and ``x0`` once (by pickle: ``fun``
         must be picklable unless the executor is a thread pool), keeps a replica of the
         state, regenerates its share of the points from the seed and returns their values;
