@@ -342,8 +342,10 @@ def main():
     if args.memory_only:
         name = "zo_scaleout_quick" if args.quick else "zo_scaleout"
         data = json.loads((RESULTS / f"{name}.json").read_text())
-        data["memory"] = memory([10**4, 10**5, 10**6, 10**7], [10, 64]) + (memory([10**8], [10]) if args.huge else [])
-        data["huge"] = args.huge
+        # Without --huge, the d = 1e8 rows of the existing results are kept.
+        huge = memory([10**8], [10]) if args.huge else [r for r in data["memory"] if r["d"] >= 10**8]
+        data["memory"] = memory([10**4, 10**5, 10**6, 10**7], [10, 64]) + huge
+        data["huge"] = bool(huge)
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
         (RESULTS / f"{name}.md").write_text(markdown(data))
         plot(data, RESULTS / f"{name}.png")
