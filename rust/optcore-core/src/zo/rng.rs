@@ -193,3 +193,39 @@ mod tests {
         assert_eq!(c.subset(0, 4, 9), vec![0, 1, 2, 3]);
     }
 }
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Where a normal's time goes: `cargo test --profile fast -p optcore-core zo::rng::speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn generation_cost() {
+        let n = 4_000_000usize;
+        let c = Counter { seed: 1 };
+        let mut v = vec![0.0; n];
+        let t = std::time::Instant::now();
+        c.normals(0, 0, Stream::Directions, &mut v);
+        let full = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let mut acc = 0u32;
+        for j in 0..n / 2 {
+            acc ^= c.block(j as u64, 0, 0, Stream::Directions)[0];
+        }
+        let ph = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let mut s = 0.0;
+        for (j, x) in v.iter().enumerate().step_by(2) {
+            let u = open01(j as u64 * 0x9E37_79B9_7F4A_7C15 ^ x.to_bits());
+            s += (-2.0 * u.ln()).sqrt() + (std::f64::consts::TAU * u).sin_cos().0;
+        }
+        let tr = t.elapsed().as_secs_f64();
+        println!(
+            "per entry: normals {:.1} ns, philox {:.1} ns, ln+sqrt+sin_cos {:.1} ns ({acc} {s})",
+            full / n as f64 * 1e9,
+            ph / n as f64 * 1e9,
+            tr / n as f64 * 1e9
+        );
+    }
+}
