@@ -18,7 +18,9 @@ Needs ``dask[distributed]``.
    single-process run. The objective's own cost (one evaluation, times the batch) is beside.
 2. Peak resident memory of one process against d for q = 10 and 64 (one iteration, per-point
    objective ``dot(x, x)``, which allocates nothing), in copies of ``x`` beyond the memory
-   before the call, each point in a fresh process.
+   before the call, each point in a fresh process, with the adaptive step (the default) and a
+   fixed ``lr``. Part 1 also reads the CPU seconds of the coordinator and of each pool worker
+   (from /proc), which the machine's load does not change.
 3. A fault: a dask worker process is killed mid-run (d = 1e6); the nanny restarts it, the
    task is resubmitted, the new process rebuilds its replica; the result must be the same.
 
