@@ -75,3 +75,17 @@ def test_chunked_step_is_the_whole_vector_step():
         g = opt.gradient
         assert g.shape == (d,) and np.all(np.isfinite(g)) and np.any(g != 0)
         np.testing.assert_array_equal(opt.x, x0 - 1e-2 * g)
+
+
+def test_gradient_of_every_method_has_the_iterate_shape():
+    # The estimate is regenerated on demand for the gradient methods; CBO has none (zeros),
+    # ZO-RankSGD keeps its own.
+    x0 = np.linspace(-1, 1, 5)
+    for method in ("gaussian", "cbo", "rank"):
+        opt = zo.Optimizer(method=method, x0=x0, rng=0)
+        assert opt.gradient.shape == (5,) and not opt.gradient.any()
+        X = opt.ask()
+        opt.tell(X, np.sum(X**2, axis=1))
+        g = opt.gradient
+        assert g.shape == (5,) and np.all(np.isfinite(g))
+        assert (method == "cbo") == (not g.any())

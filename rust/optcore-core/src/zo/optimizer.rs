@@ -324,12 +324,13 @@ impl<T: Real> Zo<T> {
     pub fn history(&self) -> &[(usize, f64)] {
         &self.history
     }
-    /// The last gradient estimate (gradient methods and ZO-RankSGD; zero before the first),
-    /// regenerated from the seed for the gradient methods.
+    /// The last gradient estimate (gradient methods and ZO-RankSGD; zero before the first and
+    /// for CBO), regenerated from the seed for the gradient methods.
     pub fn gradient(&self) -> Vec<f64> {
         match self.o.method {
             Method::Gradient { .. } => self.estimate_vector(),
-            _ => self.g.clone(),
+            Method::Rank { .. } => self.g.clone(),
+            Method::Cbo(_) => vec![0.0; self.d],
         }
     }
     /// The current step size (NaN before an adaptive rule took its first step).
