@@ -217,7 +217,7 @@ mod speed {
         let t = std::time::Instant::now();
         let mut s = 0.0;
         for (j, x) in v.iter().enumerate().step_by(2) {
-            let u = open01(j as u64 * 0x9E37_79B9_7F4A_7C15 ^ x.to_bits());
+            let u = open01((j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ x.to_bits());
             s += (-2.0 * u.ln()).sqrt() + (std::f64::consts::TAU * u).sin_cos().0;
         }
         let tr = t.elapsed().as_secs_f64();
