@@ -18,7 +18,9 @@ Needs ``dask[distributed]``.
    single-process run. The objective's own cost (one evaluation, times the batch) is beside.
 2. Peak resident memory of one process against d for q = 10 and 64 (one iteration, per-point
    objective ``dot(x, x)``, which allocates nothing), in copies of ``x`` beyond the memory
-   before the call, each point in a fresh process.
+   before the call, each point in a fresh process, with the adaptive step (the default) and a
+   fixed ``lr``. Part 1 also reads the CPU seconds of the coordinator and of each pool worker
+   (from /proc), which the machine's load does not change.
 3. A fault: a dask worker process is killed mid-run (d = 1e6); the nanny restarts it, the
    task is resubmitted, the new process rebuilds its replica; the result must be the same.
 
@@ -61,8 +63,24 @@ class LeastSquares:
         return float(0.5 * np.dot(r, r) + 0.5 * self.lam * np.dot(x, x))
 
 
-def timed_run(f, d, executor, transport, iters):
+def _cpu(pids) -> list[float]:
+    """CPU seconds (user + system) of the processes ``pids`` so far, from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out = []
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        out.append((int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def timed_run(f, d, executor, transport, iters, cpu: dict | None = None):
+    """Runs ``iters`` iterations; returns the result and the wall seconds per iteration. With
+    ``cpu`` (a dict), also fills in the CPU seconds per iteration of this process and, for a
+    process pool, of each worker process."""
     x0 = np.zeros(d, np.float32)
+    pids = list(getattr(executor, "_processes", None) or {})
+    c0, w0 = time.process_time(), _cpu(pids)
     t = time.perf_counter()
     res = zo.minimize(
         f,
@@ -76,7 +94,11 @@ def timed_run(f, d, executor, transport, iters):
         transport=transport,
         warn=False,
     )
-    return res, (time.perf_counter() - t) / res.nit
+    wall = (time.perf_counter() - t) / res.nit
+    if cpu is not None:
+        cpu["coordinator"] = (time.process_time() - c0) / res.nit
+        cpu["workers"] = [(b - a) / res.nit for a, b in zip(w0, _cpu(pids))]
+    return res, wall
 
 
 def points_bytes(d: int, batch: int) -> int:
@@ -95,11 +117,17 @@ def scaleout(ds, iters_for, client, pool):
         for _ in range(5):
             f(x)
         cost = (time.perf_counter() - t) / 5
-        ref, t_single = timed_run(f, d, None, "points", iters)
+        cpu_single = {}
+        ref, t_single = timed_run(f, d, None, "points", iters, cpu_single)
         row = {"d": d, "iters": iters, "f_cost_s": cost, "batch": 11, "single_s": t_single}
+        row["single_cpu_s"] = cpu_single["coordinator"]
         for name, ex in (("pool", pool), ("dask", client.get_executor())):
             for transport in ("points", "seeds"):
-                res, t_it = timed_run(f, d, ex, transport, iters)
+                cpu = {}
+                res, t_it = timed_run(f, d, ex, transport, iters, cpu)
+                if name == "pool" and transport == "seeds":
+                    row["pool_seeds_cpu_coordinator_s"] = cpu["coordinator"]
+                    row["pool_seeds_cpu_workers_s"] = cpu["workers"]
                 assert res.x.tobytes() == ref.x.tobytes() and res.history.tobytes() == ref.history.tobytes(), (
                     name,
                     transport,
@@ -126,12 +154,13 @@ from optcore import zo
 def hwm():
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
-d, q = int(sys.argv[1]), int(sys.argv[2])
+d, q, lr = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 x0 = np.ones(d, np.float32)  # touched: resident before the run
 f = lambda v: float(np.dot(v, v))
 zo.minimize(f, x0[:10], q=2, maxfev=6, warn=False)
 base = hwm()
-res = zo.minimize(f, x0, method="gaussian", q=q, maxiter=1, rng=0, warn=False)
+kw = {} if lr == "adaptive" else {"lr": float(lr)}
+res = zo.minimize(f, x0, method="gaussian", q=q, maxiter=1, rng=0, warn=False, **kw)
 print((hwm() - base) / x0.nbytes)
 """
 
@@ -140,10 +169,16 @@ def memory(ds, qs):
     rows = []
     for d in ds:
         for q in qs:
-            out = subprocess.run(
-                [sys.executable, "-c", MEMORY_SCRIPT, str(d), str(q)], capture_output=True, text=True, check=True
-            )
-            rows.append({"d": d, "q": q, "copies": float(out.stdout.split()[-1])})
+            row = {"d": d, "q": q}
+            for key, lr in (("copies", "adaptive"), ("copies_fixed_lr", "1e-3")):
+                out = subprocess.run(
+                    [sys.executable, "-c", MEMORY_SCRIPT, str(d), str(q), lr],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                row[key] = float(out.stdout.split()[-1])
+            rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
@@ -208,7 +243,12 @@ def plot(data, path):
     ax[1].set(xlabel="d", ylabel="s per iteration", title="time per iteration (2 workers)")
     for q in sorted({r["q"] for r in data["memory"]}):
         m = [r for r in data["memory"] if r["q"] == q]
-        ax[2].semilogx([r["d"] for r in m], [r["copies"] for r in m], marker="o", label=f"q = {q}")
+        ax[2].semilogx([r["d"] for r in m], [r["copies"] for r in m], marker="o", label=f"q = {q}, adaptive step")
+        if all("copies_fixed_lr" in r for r in m):
+            ax[2].semilogx(
+                [r["d"] for r in m], [r["copies_fixed_lr"] for r in m], "--", marker="s", label=f"q = {q}, fixed lr"
+            )
+    ax[2].axhline(3, color="k", lw=0.8, ls=":")
     ax[2].set(xlabel="d", ylabel="peak memory, copies of x (float32)", title="peak memory of one run")
     for a in ax:
         a.legend(fontsize=7)
@@ -238,7 +278,15 @@ def markdown(data) -> str:
         "| dask points (s/it, bytes) | dask seeds (s/it, bytes, first) | seeds / one process (pool, dask) |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    rows_cpu = []
     for r in data["scaleout"]:
+        if "pool_seeds_cpu_workers_s" in r:
+            cw = r["pool_seeds_cpu_workers_s"]
+            cc = r["pool_seeds_cpu_coordinator_s"]
+            rows_cpu.append(
+                f"| {r['d']:.0e} | {r['single_cpu_s']:.3f} | {cc:.3f} | {', '.join(f'{c:.3f}' for c in cw)} "
+                f"| {max([cc, *cw]) / r['single_cpu_s']:.2f} | {(cc + sum(cw)) / r['single_cpu_s']:.2f} |"
+            )
         out.append(
             f"| {r['d']:.0e} | {1e3 * r['f_cost_s']:.2f} | {r['single_s']:.3f} "
             f"| {r['pool_points_s']:.3f}, {r['pool_points_bytes']:.3g} "
@@ -247,14 +295,31 @@ def markdown(data) -> str:
             f"| {r['dask_seeds_s']:.3f}, {r['dask_seeds_bytes']:.0f}, {r['dask_seeds_bytes_first']:.3g} "
             f"| {r['pool_seeds_s'] / r['single_s']:.2f}, {r['dask_seeds_s'] / r['single_s']:.2f} |"
         )
+    if rows_cpu:
+        out += [
+            "",
+            "CPU seconds per iteration (process pool, seeds; from /proc, so independent of the other jobs' "
+            "load): the busiest process against the one-process run (the wall ratio on an idle machine with a "
+            "core per process) and the total (the work: replicas each apply every update, the coordinator too).",
+            "",
+            "| d | one process | pool seeds: coordinator | workers | busiest / one process | total / one process |",
+            "|---|---|---|---|---|---|",
+            *rows_cpu,
+        ]
     out += [
         "",
         "## Peak memory of one run (per-point objective, one iteration), copies of x beyond the memory before",
         "",
-        "| d | q | copies of x |",
-        "|---|---|---|",
+        "Adaptive step (the default): the iterate, the previous iterate (its step back), the best point and "
+        "the point handed to `fun`; fixed `lr`: no previous iterate.",
+        "",
+        "| d | q | copies of x (adaptive step) | copies of x (fixed lr) |",
+        "|---|---|---|---|",
     ]
-    out += [f"| {r['d']:.0e} | {r['q']} | {r['copies']:.1f} |" for r in data["memory"]]
+    out += [
+        f"| {r['d']:.0e} | {r['q']} | {r['copies']:.1f} | {r.get('copies_fixed_lr', float('nan')):.1f} |"
+        for r in data["memory"]
+    ]
     if data.get("fault"):
         fl = data["fault"]
         out += [
@@ -274,12 +339,15 @@ def main():
     ap.add_argument("--huge", action="store_true", help="add the d = 1e8 memory point (q = 10)")
     ap.add_argument("--memory-only", action="store_true", help="rerun the memory part into the existing results")
     ap.add_argument("--scaleout-from", help="take part 1's rows from the JSON lines this script printed to a log")
+    ap.add_argument("--keep-memory", action="store_true", help="keep the memory part of the existing results")
     args = ap.parse_args()
     if args.memory_only:
         name = "zo_scaleout_quick" if args.quick else "zo_scaleout"
         data = json.loads((RESULTS / f"{name}.json").read_text())
-        data["memory"] = memory([10**4, 10**5, 10**6, 10**7], [10, 64]) + (memory([10**8], [10]) if args.huge else [])
-        data["huge"] = args.huge
+        # Without --huge, the d = 1e8 rows of the existing results are kept.
+        huge = memory([10**8], [10]) if args.huge else [r for r in data["memory"] if r["d"] >= 10**8]
+        data["memory"] = memory([10**4, 10**5, 10**6, 10**7], [10, 64]) + huge
+        data["huge"] = bool(huge)
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
         (RESULTS / f"{name}.md").write_text(markdown(data))
         plot(data, RESULTS / f"{name}.png")
@@ -288,7 +356,7 @@ def main():
     import distributed
 
     ds = [10**4, 10**5] if args.quick else [10**4, 10**6, 10**7]
-    iters_for = lambda d: 20 if d <= 10**4 else (4 if d <= 10**6 else 2)  # noqa: E731
+    iters_for = lambda d: 20 if d <= 10**4 else (4 if d <= 10**6 else 3)  # noqa: E731
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
         with distributed.Client(cluster) as client, concurrent.futures.ProcessPoolExecutor(2) as pool:
             if args.scaleout_from:
@@ -298,9 +366,14 @@ def main():
                 rows = scaleout(ds, iters_for, client, pool)
             flt = fault(client, 10**5 if args.quick else 10**6)
             print(json.dumps(flt), flush=True)
-    mem = memory([10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7], [10, 64])
-    if args.huge:
-        mem += memory([10**8], [10])
+    name = "zo_scaleout_quick" if args.quick else "zo_scaleout"
+    if args.keep_memory:
+        old = json.loads((RESULTS / f"{name}.json").read_text())
+        mem, args.huge = old["memory"], old["huge"]
+    else:
+        mem = memory([10**4, 10**5, 10**6] if args.quick else [10**4, 10**5, 10**6, 10**7], [10, 64])
+        if args.huge:
+            mem += memory([10**8], [10])
     data = {
         "machine": "2-core x86_64 AVX2+FMA dev machine, shared with other jobs "
         f"({platform.python_version()}, numpy {np.__version__}, dask {distributed.__version__})",

@@ -26,6 +26,30 @@ Methods (``method=``; options in :data:`METHODS`):
     ``variant="hopping"`` for consensus hopping).
 ``"rank"``
     ZO-RankSGD from values (:func:`minimize`) or from a ranking oracle (:func:`rank_minimize`).
+
+Memory (a per-point ``fun``, without an executor or with ``transport="seeds"``; ``x`` the
+iterate in its dtype): the directions come from a counter-based generator keyed by ``(seed,
+iteration, direction, index)``, so a point is generated chunk by chunk of coordinates straight
+into the array handed to ``fun``, and the step regenerates the ``q`` directions chunk by chunk,
+accumulating that chunk of the estimate in float64 and applying it (bit-identical to holding
+the whole estimate). No direction and no estimate is held as a d-vector, whatever ``q``:
+
+- ``"gaussian"``, ``"sphere"``, ``"cge"``, ``"signsgd"``, ``"perturbed"`` (plain, sign
+  steps): the iterate, the best point and the point handed to ``fun`` (3 copies of ``x``),
+  plus the previous iterate with the adaptive step (the default: a step that increased ``f``
+  is taken back, 4 copies; a fixed ``lr`` never steps back). ``"sphere"`` generates each
+  direction once more per iteration (its norm), bounded problems once more per point (the
+  inside test).
+- ``momentum``: plus the velocity (float64, 2 copies of float32 ``x``); ``"adamm"``: plus its
+  three moment vectors (float64): state the method carries from step to step.
+- ``"cge"`` with ``n_coords`` coordinates holds ``O(n_coords)`` scalars per batch (its
+  ``n_coords + 1`` values, differences and signs): ``O(d)`` with the default ``n_coords = d``.
+- ``"rank"``: plus its estimate, one direction and the step direction (float64): the step
+  ``g / |g|`` needs the norm before it is applied.
+- ``"cbo"``: its particles; ``vectorized=True`` and an executor with ``transport="points"``:
+  the whole batch (``batch × d``).
+
+:attr:`Optimizer.gradient` regenerates the last estimate from its scalars when asked.
 """
 
 from __future__ import annotations

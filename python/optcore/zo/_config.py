@@ -84,6 +84,14 @@ def _opt_choice(opts, key, default, choices):
     return v
 
 
+def _any_finite(side: np.ndarray) -> bool:
+    """Whether a side of the bounds has a finite entry, without a d-sized temporary for the
+    broadcast (stride-0) side of absent bounds."""
+    if side.ndim == 1 and side.size and side.strides[0] == 0:
+        side = side[:1]
+    return bool(np.isfinite(side).any())
+
+
 def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> dict:
     """Every constant of a run, defaults resolved (see the Notes of :func:`minimize`)."""
     if not isinstance(method, str) or method.lower() not in METHODS:
@@ -95,7 +103,7 @@ def _config(method, x, *, bounds, rng, lr, mu, q, xtol, nan_as_inf, options) -> 
     eps = float(np.finfo(dtype).eps)
     scale = _scale(x)
     lower, upper = _normalize_bounds(bounds, d, dtype)
-    free = not (np.isfinite(lower).any() or np.isfinite(upper).any())
+    free = not (_any_finite(lower) or _any_finite(upper))
     cfg = {
         # No finite bound: empty sides (no d-vectors of infinities, nor d Python floats).
         "lower": [] if free else lower.tolist(),

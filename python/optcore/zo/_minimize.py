@@ -191,7 +191,8 @@ def minimize(
         What travels to the ``executor`` (and what memory the run takes). ``"points"``
         (default): every point of a batch is sent to be evaluated (``d`` floats per
         evaluation); a per-point ``fun`` without an executor gets the points one at a time,
-        generated into one buffer. ``"seeds"`` (MeZO's and "Just One Byte (per gradient)"'s
+        each generated straight into the array ``fun`` receives (memory: see
+        :mod:`optcore.zo`). ``"seeds"`` (MeZO's and "Just One Byte (per gradient)"'s
         shared-seed idea): each worker receives ``fun`` and ``x0`` once (by pickle: ``fun``
         must be picklable unless the executor is a thread pool), keeps a replica of the
         state, regenerates its share of the points from the seed and returns their values;
@@ -360,8 +361,13 @@ def minimize(
         run = {"progress": prog, "check_every": check_every, "workers": w if native is not None else None}
         limits = (maxfev, maxiter, f_target)
         if transport == "seeds":
-            coordinator = SeedCoordinator(fun, x, cfg, executor, B, topts)
-            out = state.run_seeds(coordinator, topts["sync_every"], limits, run)
+            # The last iteration the budgets allow (no batch is started past maxfev).
+            last = min(maxiter, maxfev // B) - 1
+            coordinator = SeedCoordinator(fun, x, cfg, executor, B, topts, last=last)
+            try:
+                out = state.run_seeds(coordinator, topts["sync_every"], limits, run)
+            finally:
+                coordinator.close()
         else:
             objective = None if native is not None else batched(fun, vectorized, executor)
             # A per-point fun evaluated here gets one point at a time (memory O(d), not O(B d)).

@@ -9,6 +9,13 @@ and tells them to its own state; the next messages carry those values, and every
 them to its own state (:meth:`ZoState.advance`: the same Rust update as the coordinator's, so
 the replicas stay bit-identical to it). No message carries a d-vector after the first.
 
+Overlap: when the values of iteration ``k`` are in, the coordinator submits the tasks of
+iteration ``k + 1`` (they carry those values) *before* its own state applies the update, so the
+replicas' update and evaluations run while the coordinator's state updates (which would
+otherwise be a serial phase of every iteration). Iterations whose message carries a digest, and
+the last one the budget allows, are not submitted ahead; tasks of an iteration the run does not
+reach (it stopped early) are cancelled or their answers ignored.
+
 Faults: a replica that is missing (a new or restarted worker process, another thread) or
 behind answers ``"need"`` and gets ``x0`` and the log of values to rebuild from; every
 ``sync_every`` iterations the message carries the digest of the coordinator's state
@@ -140,7 +147,7 @@ class SeedCoordinator:
     """The callable the core's loop asks for the values of iteration ``nit``
     (``coordinator(nit, digest or None) -> (B,) float64``); see the module docs."""
 
-    def __init__(self, fun, x0: np.ndarray, cfg: dict, executor, batch: int, opts: dict):
+    def __init__(self, fun, x0: np.ndarray, cfg: dict, executor, batch: int, opts: dict, last: int | None = None):
         self.run_id = uuid.uuid4().hex
         self.executor = executor
         self.batch = batch
@@ -167,6 +174,11 @@ class SeedCoordinator:
         self.local = None
         self.broken = False
         self.last_desync = None
+        self.sync_every = opts["sync_every"]
+        #: The last iteration the budget allows (none is submitted ahead past it).
+        self.last = last
+        #: ``(k, jobs, bytes)``: the tasks of iteration ``k``, submitted ahead.
+        self.ahead = None
 
     def _message(self, k, lo, hi, start, digest, init):
         return (self.run_id, k, lo, hi, start, self.log[start:k], digest, init)
@@ -197,15 +209,13 @@ class SeedCoordinator:
         k = int(nit)
         if k != len(self.log):
             raise RuntimeError(f"seed transport: asked for iteration {k} with {len(self.log)} logged")
-        start = max(0, k - self.window)
-        first = k == 0
-        sent = 0
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == k and digest is None:
+            jobs, sent = ahead[1], ahead[2]
+        else:
+            self._cancel(ahead)
+            jobs, sent = self._submit_all(k, digest)
         values = np.empty(self.batch)
-        jobs = {}
-        for lo, hi in self.ranges:
-            msg = self._message(k, lo, hi, 0 if first else start, digest, self.init if first else None)
-            sent += self._size(msg)
-            jobs[(lo, hi)] = [self._submit(msg), 0]
         warned = False
         while jobs:
             (lo, hi), (fut, tries) = next(iter(jobs.items()))
@@ -246,7 +256,35 @@ class SeedCoordinator:
             jobs[(lo, hi)] = [self._submit(msg), tries + 1]
         self.bytes_sent.append(sent)
         self.log.append(values)
+        nxt = k + 1
+        if nxt % self.sync_every != 0 and (self.last is None or nxt <= self.last) and not self.broken:
+            # Submitted before the coordinator's state applies the update of iteration k.
+            self.ahead = (nxt, *self._submit_all(nxt, None))
         return values
+
+    def _submit_all(self, k: int, digest):
+        """Submits the shares of iteration ``k``; returns the jobs and the bytes sent."""
+        first = k == 0
+        start = max(0, k - self.window)
+        sent = 0
+        jobs = {}
+        for lo, hi in self.ranges:
+            msg = self._message(k, lo, hi, 0 if first else start, digest, self.init if first else None)
+            sent += self._size(msg)
+            jobs[(lo, hi)] = [self._submit(msg), 0]
+        return jobs, sent
+
+    @staticmethod
+    def _cancel(ahead) -> None:
+        if ahead is not None:
+            for fut, _ in ahead[1].values():
+                if fut is not None:
+                    fut.cancel()
+
+    def close(self) -> None:
+        """Cancels the tasks submitted ahead for an iteration the run did not reach."""
+        self._cancel(self.ahead)
+        self.ahead = None
 
     def summary(self) -> dict:
         """Bytes sent (``bytes_per_iteration``: the pickled messages of each iteration, the

@@ -6,7 +6,7 @@
 use crate::bridge::{
     copy_array_into, core_err, run_detached, to_array, OptionsDict, Pending, PyObserver, ResultDict, RunControl,
 };
-use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
+use numpy::{PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
 use optcore_core::zo::{
     functions::eval_rows, solve, Cbo, Directions, Estimator, Evaluation, Func, Limits, Method, Noise, Objective,
     Options, Scheme, Step, TestFunction, Update, Zo,
@@ -52,6 +52,26 @@ impl<T: Real + numpy::Element> Objective<T> for PyBatch {
             out.copy_from_slice(s);
             Ok(())
         })
+    }
+    /// The point is generated straight into the `(1, d)` array handed to the callable (a
+    /// fresh one per call: `f` may keep it), so the point exists once.
+    fn eval_filled(
+        &self,
+        fill: &mut dyn FnMut(&mut [T]) -> optcore_core::error::Result<()>,
+        _buf: &mut Vec<T>,
+        out: &mut [f64],
+    ) -> optcore_core::error::Result<()> {
+        let mut filled = Ok(());
+        self.pending.call("objective", |py| -> PyResult<()> {
+            let arr = PyArray2::<T>::zeros(py, [1, self.d], false);
+            filled = fill(arr.readwrite().as_slice_mut()?);
+            if filled.is_err() {
+                return Ok(());
+            }
+            let r = self.f.bind(py).call1((arr,))?;
+            copy_array_into(&r, out, "objective wrapper")
+        })?;
+        filled
     }
 }
 
@@ -301,7 +321,7 @@ impl ZoState {
         per_point: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (maxfev, maxiter, f_target) = limits;
-        let lim = Limits { maxfev, maxiter, f_target };
+        let lim = Limits { maxfev, maxiter, f_target, take: true };
         let mode = if per_point { Evaluation::PerPoint } else { Evaluation::Batch };
         with!(mut self, z => {
             let target = match &native {
@@ -324,7 +344,7 @@ impl ZoState {
         run: RunControl,
     ) -> PyResult<Bound<'py, PyDict>> {
         let (maxfev, maxiter, f_target) = limits;
-        let lim = Limits { maxfev, maxiter, f_target };
+        let lim = Limits { maxfev, maxiter, f_target, take: true };
         with!(mut self, z => run_on(py, z, Target::Seeds(&coordinator, sync_every), lim, run))
     }
 
@@ -392,7 +412,7 @@ impl ZoState {
     /// The last gradient estimate (float64).
     #[getter]
     fn gradient<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        with!(self, z => { let d = z.dim(); to_array(py, z.gradient().to_vec(), &[d]) })
+        with!(self, z => { let d = z.dim(); to_array(py, z.gradient(), &[d]) })
     }
     /// `(evaluations, value)` at every improvement of the best value.
     #[getter]

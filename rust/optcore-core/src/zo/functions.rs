@@ -26,6 +26,22 @@ pub trait Objective<T: Real>: Send + Sync {
     fn evaluation(&self) -> Evaluation {
         Evaluation::Batch
     }
+    /// [`Evaluation::PerPoint`]: evaluates one point that `fill` writes into a buffer of the
+    /// objective's own (`buf` is kept between calls for that): a Python objective generates
+    /// the point straight into the array it hands to the callable, so no second copy of the
+    /// point exists.
+    fn eval_filled(
+        &self,
+        fill: &mut dyn FnMut(&mut [T]) -> Result<()>,
+        buf: &mut Vec<T>,
+        out: &mut [f64],
+    ) -> Result<()> {
+        if buf.len() != self.dim() {
+            *buf = crate::alloc::try_zeroed::<T>(self.dim(), "a point")?;
+        }
+        fill(buf)?;
+        self.eval(buf, out)
+    }
     /// [`Evaluation::Values`]: writes the `out.len()` values of the batch of iteration `nit`,
     /// evaluated elsewhere (replicas of the state that regenerate the points from the seed).
     /// `digest` gives [`super::Zo::state_hash`] of the state the batch belongs to, for
@@ -42,7 +58,8 @@ pub enum Evaluation {
     /// One [`Objective::eval`] call on the whole `(B, d)` batch (vectorised objectives,
     /// executors that receive the points, native functions spread over threads).
     Batch,
-    /// One call per point, each generated into the same buffer: memory O(d) whatever `B`.
+    /// One call per point ([`Objective::eval_filled`]), each generated into the objective's
+    /// buffer: memory O(d) whatever `B`.
     PerPoint,
     /// [`Objective::values`]: no point is generated here.
     Values,

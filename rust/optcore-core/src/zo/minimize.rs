@@ -15,6 +15,10 @@ pub struct Limits {
     pub maxiter: u64,
     /// Converged once a value `<= f_target` was seen (`-inf`: never).
     pub f_target: f64,
+    /// Move the best point and the last iterate out of the state into the [`Output`] instead
+    /// of copying them (no third and fourth copy of `x` at the end): the state is finished,
+    /// only its scalars stay meaningful.
+    pub take: bool,
 }
 
 /// What [`solve`] returns.
@@ -33,19 +37,11 @@ pub struct Output<T> {
     pub collapsed: bool,
 }
 
-fn output<T: Real>(zo: &Zo<T>, termination: Termination) -> Output<T> {
-    let (x, fun) = zo.best();
+fn output<T: Real>(zo: &mut Zo<T>, termination: Termination, take: bool) -> Output<T> {
     let collapsed = zo.collapsed() && matches!(termination, Termination::MaxIter);
-    Output {
-        x,
-        fun,
-        x_last: zo.x(),
-        nit: zo.nit(),
-        nfev: zo.nfev(),
-        termination,
-        history: zo.history().to_vec(),
-        collapsed,
-    }
+    let fun = zo.best().1;
+    let (x, x_last) = if take { zo.take_points() } else { (zo.best().0, zo.x()) };
+    Output { x, fun, x_last, nit: zo.nit(), nfev: zo.nfev(), termination, history: zo.history().to_vec(), collapsed }
 }
 
 /// Runs `zo` on `f` until a limit, the target, the `xtol` criterion, a numerical breakdown or
@@ -78,18 +74,16 @@ pub fn solve<T: Real>(
         drop(crate::alloc::try_with_capacity::<f64>(n, "the values of a batch")?);
     }
     let mut values = crate::alloc::try_zeroed::<f64>(zo.batch_size(), "the batch of values")?;
-    let mut point =
-        if mode == Evaluation::PerPoint { crate::alloc::try_zeroed::<T>(zo.dim(), "a point")? } else { Vec::new() };
+    let mut point = Vec::new();
     loop {
         if zo.nit() >= lim.maxiter || zo.nfev() + zo.batch_size() > lim.maxfev {
-            return Ok(output(zo, Termination::MaxIter));
+            return Ok(output(zo, Termination::MaxIter, lim.take));
         }
         match mode {
             Evaluation::Batch => f.eval(zo.ask()?, &mut values)?,
             Evaluation::PerPoint => {
                 for i in 0..values.len() {
-                    zo.point(i, &mut point)?;
-                    f.eval(&point, &mut values[i..i + 1])?;
+                    f.eval_filled(&mut |buf| zo.point(i, buf), &mut point, &mut values[i..i + 1])?;
                 }
             }
             Evaluation::Values => {
@@ -100,16 +94,16 @@ pub fn solve<T: Real>(
         }
         match zo.tell(&values) {
             Ok(()) => {}
-            Err(OptError::Numerical(s)) => return Ok(output(zo, Termination::Numerical(s))),
+            Err(OptError::Numerical(s)) => return Ok(output(zo, Termination::Numerical(s), lim.take)),
             Err(e) => return Err(e),
         }
         let best = zo.best().1;
         if (best <= lim.f_target || zo.converged()) && best.is_finite() {
-            return Ok(output(zo, Termination::Converged));
+            return Ok(output(zo, Termination::Converged, lim.take));
         }
         if best == f64::NEG_INFINITY {
             let s = "the objective returned -inf (unbounded below, or a failed evaluation): no finite value to report";
-            return Ok(output(zo, Termination::Numerical(s.into())));
+            return Ok(output(zo, Termination::Numerical(s.into()), lim.take));
         }
         if zo.converged() {
             // The xtol criterion holds, but no finite value was seen: nothing converged.
@@ -117,10 +111,10 @@ pub fn solve<T: Real>(
                 "the iterate stopped moving (xtol criterion) but every one of the {} values evaluated was +inf",
                 zo.nfev()
             );
-            return Ok(output(zo, Termination::Numerical(s)));
+            return Ok(output(zo, Termination::Numerical(s), lim.take));
         }
         if zo.collapsed() {
-            return Ok(output(zo, Termination::MaxIter));
+            return Ok(output(zo, Termination::MaxIter, lim.take));
         }
         let nit = zo.nit() as usize;
         let c = obs.observe(nit, &|| {
@@ -129,8 +123,8 @@ pub fn solve<T: Real>(
         });
         match c {
             Control::Continue => {}
-            Control::Stop => return Ok(output(zo, Termination::Stopped)),
-            Control::Abort => return Ok(output(zo, Termination::Aborted)),
+            Control::Stop => return Ok(output(zo, Termination::Stopped, lim.take)),
+            Control::Abort => return Ok(output(zo, Termination::Aborted, lim.take)),
         }
     }
 }

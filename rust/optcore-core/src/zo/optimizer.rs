@@ -11,7 +11,7 @@
 
 pub use super::boxes::project;
 use super::boxes::{inward, side};
-use super::estimate::{rank_gradient, Estimator, Scheme};
+use super::estimate::{rank_gradient, Directions, Estimator, Scheme};
 use super::rng::{Counter, Stream};
 use crate::alloc::{checked_len, try_filled, try_with_capacity};
 use crate::error::{OptError, Result};
@@ -105,25 +105,17 @@ pub struct Options {
     pub seed: u64,
 }
 
-/// Where a gradient method's step direction lives (no d-vector is copied for it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum DirFrom {
-    /// The estimate `g` (plain steps).
-    G,
-    /// The heavy-ball velocity `m1`.
-    M1,
-    /// Its own vector `dir` (signSGD, AdaMM, ZO-RankSGD).
-    Dir,
-}
-
 /// The state of a zeroth-order run (see the module docs).
 ///
-/// Memory is O(d) whatever the batch size: the points of an iteration are generated one at a
-/// time by [`Zo::point`] (directions regenerated from the seed), the iterate, the previous
-/// iterate and the best point are kept in `T`, and only the vectors a method needs are
-/// allocated (`g` in f64 for every gradient method; heavy ball adds `m1`, AdaMM `m1`, `v2`,
-/// `vhat` and `dir`, signSGD `dir`). [`Zo::ask`] still materialises the whole batch for the
-/// ask/tell interface and for objectives that take batches; CBO holds its particles.
+/// Memory is O(d) whatever the batch size, and for the gradient methods no more than the
+/// iterate and the best point (in `T`), the previous iterate (in `T`, only for the adaptive
+/// step's step back) and the vectors the update keeps: the points of an iteration are
+/// generated one at a time by [`Zo::point`] and the step is applied chunk by chunk of
+/// coordinates, regenerating the directions from the seed (see `stream`), so neither a
+/// direction nor the estimate is held as a d-vector. Heavy ball keeps `m1`, AdaMM `m1`, `v2`
+/// and `vhat` (f64); ZO-RankSGD holds its estimate, a direction and its step direction (it
+/// needs the estimate's norm before the step). [`Zo::ask`] still materialises the whole batch
+/// for the ask/tell interface and for objectives that take batches; CBO holds its particles.
 pub struct Zo<T> {
     o: Options,
     d: usize,
@@ -141,13 +133,21 @@ pub struct Zo<T> {
     coords: Vec<usize>,
     /// Signs of the one-sided differences of the current iteration (NaN: not computed yet).
     signs: Vec<f64>,
-    /// Scratch for one direction, and which direction of the current iteration it holds.
+    /// ZO-RankSGD's scratch for one direction (the gradient methods generate in chunks).
     u: Vec<f64>,
-    u_of: Option<usize>,
+    /// Two chunks of scratch (a direction's and the estimate's, see `stream`).
+    scratch: Vec<f64>,
+    /// Per point of the current batch: how it is perturbed (0: not decided yet; see `decide`).
+    decided: Vec<u8>,
+    /// Sphere directions: each one's norm in the current iteration (NaN: not computed yet).
+    norms: Vec<f64>,
     // gradient methods
+    /// The last estimate, as the scalars it is regenerated from (`None`: zero).
+    last: Option<stream::Estimate>,
+    /// ZO-RankSGD's estimate and step direction.
     g: Vec<f64>,
     dir: Vec<f64>,
-    dir_from: DirFrom,
+    /// The iterate before the last step (adaptive step only: its step back).
     x_prev: Vec<T>,
     f_prev: f64,
     lr: f64,
@@ -225,13 +225,13 @@ impl<T: Real> Zo<T> {
             Method::Gradient { perturbation, .. } => perturbation,
             _ => None,
         };
-        let (dir_from, moments) = match o.method {
-            Method::Gradient { update: Update::Plain, .. } => (DirFrom::G, 0),
-            Method::Gradient { update: Update::Momentum { .. }, .. } => (DirFrom::M1, 1),
-            Method::Gradient { update: Update::AdaMM { .. }, .. } => (DirFrom::Dir, 3),
-            _ => (DirFrom::Dir, 0),
+        let moments = match o.method {
+            Method::Gradient { update: Update::Momentum { .. }, .. } => 1,
+            Method::Gradient { update: Update::AdaMM { .. }, .. } => 3,
+            _ => 0,
         };
-        let gradient_like = !matches!(o.method, Method::Cbo(_));
+        let rank = matches!(o.method, Method::Rank { .. });
+        let adaptive = matches!(o.step, Step::Adaptive { .. });
         // Zero-filled serially, not by the shared thread pool: replicas live in worker
         // processes that a process pool may have forked from a parent whose pool threads do
         // not exist in the child (a parallel fill there never returns).
@@ -255,7 +255,7 @@ impl<T: Real> Zo<T> {
             rng,
             bounded,
             best_x: x.clone(),
-            x_prev: x.clone(),
+            x_prev: if adaptive { x.clone() } else { Vec::new() },
             x,
             nit: 0,
             nfev: 0,
@@ -264,11 +264,13 @@ impl<T: Real> Zo<T> {
             begun: false,
             coords: Vec::new(),
             signs: Vec::new(),
-            u: vec(d, "a search direction")?,
-            u_of: None,
-            g: vec(d, "the gradient estimate")?,
-            dir: vec(dn(gradient_like && dir_from == DirFrom::Dir), "the step direction")?,
-            dir_from,
+            u: vec(dn(rank), "a search direction")?,
+            scratch: vec(2 * stream::CHUNK, "a chunk of a direction")?,
+            decided: Vec::new(),
+            norms: Vec::new(),
+            last: None,
+            g: vec(dn(rank), "the gradient estimate")?,
+            dir: vec(dn(rank), "the step direction")?,
             f_prev: f64::NAN,
             lr,
             m1: vec(dn(moments >= 1), "the first moment")?,
@@ -312,13 +314,24 @@ impl<T: Real> Zo<T> {
     pub fn best(&self) -> (Vec<T>, f64) {
         (self.best_x.clone(), self.best_f)
     }
+    /// Moves the best point and the iterate out (for [`super::solve`]'s output): the state
+    /// is finished, and `x()`/`best()` are empty afterwards.
+    pub fn take_points(&mut self) -> (Vec<T>, Vec<T>) {
+        self.x_prev = Vec::new();
+        (std::mem::take(&mut self.best_x), std::mem::take(&mut self.x))
+    }
     /// The best-so-far trace: `(evaluations, value)` at every improvement.
     pub fn history(&self) -> &[(usize, f64)] {
         &self.history
     }
-    /// The last gradient estimate (gradient methods; zero before the first).
-    pub fn gradient(&self) -> &[f64] {
-        &self.g
+    /// The last gradient estimate (gradient methods and ZO-RankSGD; zero before the first and
+    /// for CBO), regenerated from the seed for the gradient methods.
+    pub fn gradient(&self) -> Vec<f64> {
+        match self.o.method {
+            Method::Gradient { .. } => self.estimate_vector(),
+            Method::Rank { .. } => self.g.clone(),
+            Method::Cbo(_) => vec![0.0; self.d],
+        }
     }
     /// The current step size (NaN before an adaptive rule took its first step).
     pub fn lr(&self) -> f64 {
@@ -346,7 +359,12 @@ impl<T: Real> Zo<T> {
     }
 
     fn note_move(&mut self, moved: f64) {
-        let scale = inf_norm(&self.x).max(1.0);
+        self.note_move_scaled(moved, inf_norm(&self.x));
+    }
+
+    /// [`Zo::note_move`] with `‖x‖∞` already known.
+    fn note_move_scaled(&mut self, moved: f64, x_inf: f64) {
+        let scale = x_inf.max(1.0);
         if moved <= self.o.xtol * scale {
             self.small_moves += 1;
         } else {
@@ -374,6 +392,16 @@ impl<T: Real> Zo<T> {
                 }
                 self.signs.clear();
                 self.signs.resize(n, if known { 1.0 } else { f64::NAN });
+                let b = est.batch_size(d);
+                if self.decided.len() != b {
+                    self.decided = try_with_capacity(b, "the points of a batch")?;
+                }
+                self.decided.clear();
+                self.decided.resize(b, 0);
+                if est.dirs == Directions::Sphere {
+                    self.norms.clear();
+                    self.norms.resize(n, f64::NAN);
+                }
             }
             Method::Cbo(c) => {
                 if self.parts.is_empty() {
@@ -390,7 +418,6 @@ impl<T: Real> Zo<T> {
             }
             Method::Rank { .. } => {}
         }
-        self.u_of = None;
         self.begun = true;
         Ok(())
     }
@@ -415,23 +442,13 @@ impl<T: Real> Zo<T> {
                     out.copy_from_slice(&self.x);
                     return Ok(());
                 }
-                let (j, s) = est.slot(i);
-                if self.u_of != Some(j) {
-                    est.fill_direction(&self.rng, self.nit, &self.coords, j, &mut self.u);
-                    self.u_of = Some(j);
-                }
-                let bounds = (&self.o.lower[..], &self.o.upper[..]);
-                let sign = est.perturb(&self.x, &self.u, s, bounds, self.bounded, Some(out));
-                if s > 0.0 {
-                    self.signs[j] = sign;
-                }
+                self.write_point(&est, i, out);
             }
             Method::Cbo(_) => {
                 out.iter_mut().zip(&self.parts[i * d..(i + 1) * d]).for_each(|(o, p)| *o = T::from_f64(*p));
             }
             Method::Rank { mu, .. } => {
                 self.rng.normals(self.nit, i as u64, Stream::Directions, &mut self.u);
-                self.u_of = None;
                 for (j, o) in out.iter_mut().enumerate() {
                     let p = self.x[j].as_f64() + mu * self.u[j];
                     *o = T::from_f64(p.max(side(&self.o.lower, j, f64::NEG_INFINITY)).min(side(
@@ -522,7 +539,6 @@ impl<T: Real> Zo<T> {
     fn next_iteration(&mut self) {
         self.asked = false;
         self.begun = false;
-        self.u_of = None;
         self.nit += 1;
     }
 
@@ -570,145 +586,6 @@ impl<T: Real> Zo<T> {
         self.nfev += m;
         self.step_rank(top)?;
         self.next_iteration();
-        Ok(())
-    }
-
-    /// `x ← T(P(x_prev - lr dir))`, entry by entry, and the `xtol` bookkeeping.
-    fn take_step(&mut self) {
-        let dir = match self.dir_from {
-            DirFrom::G => &self.g,
-            DirFrom::M1 => &self.m1,
-            DirFrom::Dir => &self.dir,
-        };
-        let (lower, upper, lr) = (&self.o.lower, &self.o.upper, self.lr);
-        let mut moved = 0.0f64;
-        for (j, (x, xp)) in self.x.iter_mut().zip(&self.x_prev).enumerate() {
-            let p = xp.as_f64();
-            let (l, u) = (side(lower, j, f64::NEG_INFINITY), side(upper, j, f64::INFINITY));
-            let t = T::from_f64((p - lr * dir[j]).max(l).min(u));
-            moved = moved.max((t.as_f64() - p).abs());
-            *x = t;
-        }
-        self.note_move(moved);
-    }
-
-    /// The signs of the forward differences that no [`Zo::point`] call computed (a state
-    /// told values that were evaluated elsewhere).
-    fn fill_signs(&mut self, est: &Estimator) {
-        let bounds = (&self.o.lower[..], &self.o.upper[..]);
-        for j in 0..self.signs.len() {
-            if self.signs[j].is_nan() {
-                est.fill_direction(&self.rng, self.nit, &self.coords, j, &mut self.u);
-                self.signs[j] = est.perturb::<T>(&self.x, &self.u, 1.0, bounds, self.bounded, None);
-                self.u_of = Some(j);
-            }
-        }
-    }
-
-    fn step_gradient(&mut self, est: &Estimator, update: Update, v: &[f64]) -> Result<()> {
-        let f0 = v[0];
-        if let Step::Adaptive { step0, grow, shrink } = self.o.step {
-            if !self.f_prev.is_nan() {
-                if f0 > self.f_prev || f0.is_nan() {
-                    // Take the step back; the next batch estimates afresh at the previous
-                    // point with a shorter step. (Retrying the same direction shorter would
-                    // shrink the step without end when the estimate is not a descent
-                    // direction, e.g. dominated by the O(mu) bias of forward differences.)
-                    self.failures += 1;
-                    self.lr *= shrink;
-                    if let Update::Momentum { .. } = update {
-                        self.m1.iter_mut().for_each(|v| *v = 0.0);
-                    }
-                    self.x.copy_from_slice(&self.x_prev);
-                    self.small_moves = 0;
-                    return Ok(());
-                }
-                // A step that left f unchanged (e.g. projected back onto the bounds) says
-                // nothing about the step size.
-                if f0 < self.f_prev {
-                    self.lr *= grow;
-                }
-            } else {
-                self.lr = f64::NAN; // set from step0 below
-            }
-            let _ = step0;
-        }
-        self.fill_signs(est);
-        est.gradient(&self.rng, self.nit, &self.coords, (v, &self.signs), (&mut self.g, &mut self.u));
-        self.u_of = None;
-        if !self.g.iter().all(|x| x.is_finite()) {
-            if !f0.is_finite() {
-                return Err(OptError::Numerical(format!(
-                    "the objective is not finite at the iterate (f = {f0:e}, iteration {}); start from a point \
-                     where it is finite",
-                    self.nit
-                )));
-            }
-            // A perturbed point had an infinite value (e.g. a failed evaluation with
-            // nan_as_inf): stay, and draw fresh directions next iteration.
-            self.x_prev.copy_from_slice(&self.x);
-            self.f_prev = f0;
-            self.g.iter_mut().for_each(|x| *x = 0.0);
-            return Ok(());
-        }
-        if let Some(r) = self.radius {
-            let r = if r > 0.0 {
-                r
-            } else {
-                // 1e-3 |g_0|; at an exact critical point (g_0 = 0, e.g. central differences
-                // of a quadratic saddle) a guess of the gradient's units, |f| / |x|.
-                let g0 = self.g.iter().map(|x| x * x).sum::<f64>().sqrt();
-                let r = if g0 > 0.0 { 1e-3 * g0 } else { 1e-3 * f0.abs().max(1.0) / inf_norm(&self.x).max(1.0) };
-                self.radius = Some(r);
-                r
-            };
-            let z = &mut self.u;
-            self.rng.normals(self.nit, 0, Stream::Perturbation, z);
-            let s = r / (self.d as f64).sqrt();
-            self.g.iter_mut().zip(z.iter()).for_each(|(gv, zv)| *gv += s * zv);
-        }
-        match update {
-            Update::Plain => {}
-            Update::Momentum { beta } => {
-                for (m, g) in self.m1.iter_mut().zip(&self.g) {
-                    *m = beta * *m + g;
-                }
-            }
-            Update::Sign => {
-                for (dv, gv) in self.dir.iter_mut().zip(&self.g) {
-                    *dv = if *gv > 0.0 {
-                        1.0
-                    } else if *gv < 0.0 {
-                        -1.0
-                    } else {
-                        0.0
-                    };
-                }
-            }
-            Update::AdaMM { beta1, beta2, eps } => {
-                for j in 0..self.d {
-                    let gj = self.g[j];
-                    self.m1[j] = beta1 * self.m1[j] + (1.0 - beta1) * gj;
-                    self.v2[j] = beta2 * self.v2[j] + (1.0 - beta2) * gj * gj;
-                    self.vhat[j] = self.vhat[j].max(self.v2[j]);
-                    self.dir[j] = self.m1[j] / (self.vhat[j].sqrt() + eps);
-                }
-            }
-        }
-        if let Step::Adaptive { step0, .. } = self.o.step {
-            if self.lr.is_nan() {
-                let dir = match self.dir_from {
-                    DirFrom::G => &self.g,
-                    DirFrom::M1 => &self.m1,
-                    DirFrom::Dir => &self.dir,
-                };
-                let n = dir.iter().map(|x| x * x).sum::<f64>().sqrt();
-                self.lr = if n > 0.0 { step0 / n } else { step0 };
-            }
-        }
-        self.x_prev.copy_from_slice(&self.x);
-        self.f_prev = f0;
-        self.take_step();
         Ok(())
     }
 
@@ -772,13 +649,23 @@ impl<T: Real> Zo<T> {
         } else {
             self.dir.iter_mut().for_each(|dv| *dv = 0.0);
         }
-        self.x_prev.copy_from_slice(&self.x);
-        self.take_step();
+        // x ← T(P(x − lr dir)), entry by entry, in place.
+        let (lower, upper, lr) = (&self.o.lower, &self.o.upper, self.lr);
+        let mut moved = 0.0f64;
+        for (j, x) in self.x.iter_mut().enumerate() {
+            let p = x.as_f64();
+            let (l, u) = (side(lower, j, f64::NEG_INFINITY), side(upper, j, f64::INFINITY));
+            let t = T::from_f64((p - lr * self.dir[j]).max(l).min(u));
+            moved = moved.max((t.as_f64() - p).abs());
+            *x = t;
+        }
+        self.note_move(moved);
         self.lr *= decay;
         Ok(())
     }
 }
 
 mod digest;
+mod stream;
 #[cfg(test)]
 mod tests;

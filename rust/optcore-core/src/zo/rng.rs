@@ -71,8 +71,17 @@ impl Counter {
     /// Fills `out` with independent standard normals (Box–Muller on pairs of uniforms),
     /// entry `j` a function of `(seed, iteration, direction, j / 2, stream)` only.
     pub fn normals(&self, iteration: u64, direction: u64, stream: Stream, out: &mut [f64]) {
+        self.normals_at(iteration, direction, stream, 0, out);
+    }
+
+    /// Entries `start..start + out.len()` of what [`Counter::normals`] writes (`start` even):
+    /// a direction generated in chunks of coordinates, each chunk the same numbers as the
+    /// whole, so a d-vector never needs to be held.
+    pub fn normals_at(&self, iteration: u64, direction: u64, stream: Stream, start: usize, out: &mut [f64]) {
+        assert!(start % 2 == 0, "normals_at: chunks start at an even index");
+        let p0 = (start / 2) as u64;
         for (j, pair) in out.chunks_mut(2).enumerate() {
-            let b = self.block(j as u64, direction, iteration, stream);
+            let b = self.block(p0 + j as u64, direction, iteration, stream);
             let u1 = open01(((b[0] as u64) << 32) | b[1] as u64);
             let u2 = open01(((b[2] as u64) << 32) | b[3] as u64);
             let r = (-2.0 * u1.ln()).sqrt();
@@ -156,6 +165,18 @@ mod tests {
     }
 
     #[test]
+    fn chunks_are_the_whole() {
+        let c = Counter { seed: 9 };
+        let mut whole = vec![0.0; 1001];
+        c.normals(4, 2, Stream::Directions, &mut whole);
+        let mut parts = vec![0.0; 1001];
+        for (k, ch) in parts.chunks_mut(64).enumerate() {
+            c.normals_at(4, 2, Stream::Directions, 64 * k, ch);
+        }
+        assert_eq!(whole, parts);
+    }
+
+    #[test]
     fn subsets_are_distinct_and_uniform() {
         let c = Counter { seed: 5 };
         let mut hits = [0usize; 10];
@@ -170,5 +191,41 @@ mod tests {
         // Each index is chosen with probability 3/10: 1200 of 4000 (sd about 29).
         assert!(hits.iter().all(|&h| (h as i64 - 1200).abs() < 150), "{hits:?}");
         assert_eq!(c.subset(0, 4, 9), vec![0, 1, 2, 3]);
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// Where a normal's time goes: `cargo test --profile fast -p optcore-core zo::rng::speed -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn generation_cost() {
+        let n = 4_000_000usize;
+        let c = Counter { seed: 1 };
+        let mut v = vec![0.0; n];
+        let t = std::time::Instant::now();
+        c.normals(0, 0, Stream::Directions, &mut v);
+        let full = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let mut acc = 0u32;
+        for j in 0..n / 2 {
+            acc ^= c.block(j as u64, 0, 0, Stream::Directions)[0];
+        }
+        let ph = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        let mut s = 0.0;
+        for (j, x) in v.iter().enumerate().step_by(2) {
+            let u = open01((j as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ x.to_bits());
+            s += (-2.0 * u.ln()).sqrt() + (std::f64::consts::TAU * u).sin_cos().0;
+        }
+        let tr = t.elapsed().as_secs_f64();
+        println!(
+            "per entry: normals {:.1} ns, philox {:.1} ns, ln+sqrt+sin_cos {:.1} ns ({acc} {s})",
+            full / n as f64 * 1e9,
+            ph / n as f64 * 1e9,
+            tr / n as f64 * 1e9
+        );
     }
 }

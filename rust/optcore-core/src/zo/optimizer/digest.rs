@@ -18,7 +18,7 @@ impl Digest {
 }
 
 impl<T: Real> Zo<T> {
-    /// A digest of everything a tell reads or writes (iterate, previous iterate, estimate,
+    /// A digest of everything a tell reads or writes (iterate, previous iterate, estimate's scalars,
     /// moments, step size, counters): two states with the same options that told the same
     /// values have the same digest, and a replica that drifted (a lost, corrupted or
     /// differently computed update) almost surely has another.
@@ -30,6 +30,19 @@ impl<T: Real> Zo<T> {
         }
         for v in [&self.g, &self.m1, &self.v2, &self.vhat, &self.parts] {
             h.f64s(v);
+        }
+        // The last estimate, as the scalars it is regenerated from.
+        match &self.last {
+            Some(e) => {
+                h.word(e.it);
+                h.f64s(&e.c);
+                h.f64s(&e.norms);
+                h.word(e.coords.len() as u64);
+                e.coords.iter().for_each(|&j| h.word(j as u64));
+                h.word(e.scale.to_bits());
+                h.word(e.pert.unwrap_or(f64::NAN).to_bits());
+            }
+            None => h.word(u64::MAX),
         }
         let r = self.radius.unwrap_or(f64::NAN);
         for w in [self.lr, self.f_prev, self.best_f, self.sigma_now, r] {

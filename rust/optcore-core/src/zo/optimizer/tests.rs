@@ -29,7 +29,7 @@ fn gaussian(q: usize) -> Method {
 fn run(method: Method, step: Step, func: Func, x0: &[f64], maxfev: usize) -> Output<f64> {
     let d = x0.len();
     let mut zo = Zo::new(x0, opts(method, step, d)).unwrap();
-    let lim = Limits { maxfev, maxiter: u64::MAX, f_target: 1e-10 };
+    let lim = Limits { maxfev, maxiter: u64::MAX, f_target: 1e-10, take: false };
     solve(&mut zo, &TestFunction { func, d }, &lim, &mut NoObserver).unwrap()
 }
 
@@ -159,7 +159,7 @@ fn nan_ends_the_run_or_counts_as_inf() {
             Ok(())
         }
     }
-    let lim = Limits { maxfev: 1000, maxiter: 100, f_target: f64::NEG_INFINITY };
+    let lim = Limits { maxfev: 1000, maxiter: 100, f_target: f64::NEG_INFINITY, take: false };
     let mut o = opts(Method::Rank { m: 6, k: 6, mu: 1.0, decay: 1.0 }, Step::Fixed(0.1), 2);
     let mut zo = Zo::new(&[0.4, 0.0], o.clone()).unwrap();
     let out = solve(&mut zo, &NanAbove, &lim, &mut NoObserver).unwrap();
@@ -179,7 +179,7 @@ fn bounds_hold() {
     o.upper = vec![2.0; d];
     o.xtol = 1e-12;
     let mut zo = Zo::new(&[1.0; 4], o).unwrap();
-    let lim = Limits { maxfev: 5000, maxiter: u64::MAX, f_target: f64::NEG_INFINITY };
+    let lim = Limits { maxfev: 5000, maxiter: u64::MAX, f_target: f64::NEG_INFINITY, take: false };
     let out = solve(&mut zo, &TestFunction { func: Func::Sphere, d }, &lim, &mut NoObserver).unwrap();
     assert!(out.x_last.iter().all(|&v| (0.5..=2.0).contains(&v)));
     assert!((out.fun - 1.0).abs() < 1e-5, "{}", out.fun);
@@ -267,7 +267,7 @@ fn points_one_at_a_time_and_replicas_reproduce_the_batch_run() {
                 o.lower = vec![-0.5; d];
                 o.upper = vec![0.4; d];
             }
-            let lim = Limits { maxfev: 300, maxiter: u64::MAX, f_target: f64::NEG_INFINITY };
+            let lim = Limits { maxfev: 300, maxiter: u64::MAX, f_target: f64::NEG_INFINITY, take: false };
             let mut outs = Vec::new();
             for mode in [Evaluation::Batch, Evaluation::PerPoint, Evaluation::Values] {
                 let mut zo = Zo::new(&x0, o.clone()).unwrap();
