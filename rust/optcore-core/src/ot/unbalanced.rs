@@ -195,7 +195,7 @@ fn half_update<T: Real>(h: &Half<'_, T>, out: &mut [T]) -> f64 {
         }
         [e]
     });
-    out.par_iter_mut().zip(h.w).zip(h.lse).for_each(|((o, &w), &l)| {
+    each(out, h.w, h.lse, |o, &w, &l| {
         let (w, l) = (w.as_f64(), l.as_f64());
         *o = if w == 0.0 {
             T::neg_infinity()
@@ -209,9 +209,23 @@ fn half_update<T: Real>(h: &Half<'_, T>, out: &mut [T]) -> f64 {
     err
 }
 
+/// Vectors shorter than this are updated on the calling thread: an element-wise pass over
+/// them takes microseconds, less than a hand-over to the thread pool.
+const PAR_LEN: usize = 1 << 15;
+
+/// `f(out_i, x_i, y_i)` for every `i`, in parallel for long vectors (element-wise: the same
+/// results either way).
+fn each<O: Send, X: Sync, Y: Sync>(out: &mut [O], x: &[X], y: &[Y], f: impl Fn(&mut O, &X, &Y) + Sync) {
+    if out.len() < PAR_LEN {
+        out.iter_mut().zip(x).zip(y).for_each(|((o, x), y)| f(o, x, y));
+    } else {
+        out.par_iter_mut().zip(x).zip(y).for_each(|((o, x), y)| f(o, x, y));
+    }
+}
+
 /// `v <- v + omega (new - v)`, or `new` where either is infinite (zero weights, first pass).
 fn relax<T: Real>(v: &mut [T], new: &[T], omega: f64) {
-    v.par_iter_mut().zip(new).for_each(|(x, &y)| {
+    each(v, new, new, |x, &y, _| {
         *x = if omega == 1.0 || !x.is_finite() || !y.is_finite() {
             y
         } else {
@@ -249,14 +263,14 @@ fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra,
     if !(l.is_finite() && sa > 0.0 && sb > 0.0) {
         return;
     }
-    f.par_iter_mut().for_each(|x| *x = T::from_f64(x.as_f64() + l));
-    g.par_iter_mut().for_each(|x| *x = T::from_f64(x.as_f64() - l));
+    each(f, a, a, |x, _, _| *x = T::from_f64(x.as_f64() + l));
+    each(g, b, b, |x, _, _| *x = T::from_f64(x.as_f64() - l));
 }
 
 /// `out = v / reg` in the working dtype.
 fn scaled<T: Real>(v: &[T], reg: f64, out: &mut [T]) {
     let inv = 1.0 / reg;
-    out.par_iter_mut().zip(v).for_each(|(o, &x)| *o = T::from_f64(x.as_f64() * inv));
+    each(out, v, v, |o, &x, _| *o = T::from_f64(x.as_f64() * inv));
 }
 
 /// Checks what the loop relies on (the Python API checks the same with nicer messages).
