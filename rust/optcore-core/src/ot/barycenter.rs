@@ -14,7 +14,7 @@
 //! returned state has, not an estimate.
 
 use super::controller::Stall;
-use super::gibbs::BatchLogKernel;
+use super::gibbs::{BatchLogKernel, Workspace};
 use super::gibbs_ops::{exp_all, exp_l1_dist};
 use crate::alloc::{checked_len, try_zeroed};
 use crate::error::{OptError, Result};
@@ -58,16 +58,18 @@ struct State {
     to_tgt: Vec<f64>,
     /// `ln q` (m).
     log_q: Vec<f64>,
+    /// The kernel's scratch space (allocated once).
+    ws: Workspace,
 }
 
 impl State {
     /// The source update, then the target marginals and the geometric mean `ln q`.
     fn half_steps<K: BatchLogKernel + ?Sized>(&mut self, kern: &K, w: &[f64]) {
-        kern.to_source(&self.gs, self.k, &mut self.to_src);
+        kern.to_source(&self.gs, self.k, &mut self.to_src, &mut self.ws);
         for ((f, &la), &t) in self.fs.iter_mut().zip(&self.log_a).zip(&self.to_src) {
             *f = if la == f64::NEG_INFINITY { f64::NEG_INFINITY } else { la - t };
         }
-        kern.to_target(&self.fs, self.k, &mut self.to_tgt);
+        kern.to_target(&self.fs, self.k, &mut self.to_tgt, &mut self.ws);
         self.log_q.iter_mut().for_each(|v| *v = 0.0);
         for (h, &wh) in w.iter().enumerate() {
             if wh == 0.0 {
@@ -161,6 +163,7 @@ pub fn barycenter<T: Real, K: BatchLogKernel + ?Sized>(
         to_src: try_zeroed(kn, "the potentials")?,
         to_tgt: try_zeroed(km, "the potentials")?,
         log_q: try_zeroed(m, "the barycenter")?,
+        ws: kern.workspace(k)?,
     };
     let mut stall = Stall::new();
     let mut confirm = opts.tol;

@@ -246,45 +246,42 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         let mut partials = vec![0.0; self.partials.len()];
         let mut rows = vec![0.0; n];
         let fast = simd();
-        let block = |(((mr, fb), rsb), acc): (((&[T], &[f64]), &mut [f64]), &mut [f64])| {
-            let mut cost = 0.0;
-            let mut p = vec![0.0; m];
-            for ((row, &fi), rs) in mr.chunks_exact(m).zip(fb).zip(rsb.iter_mut()) {
-                if fi == f64::NEG_INFINITY {
-                    continue;
-                }
-                pass::plan_row(fast, row, gs, fi, inv, &mut p);
-                // In j order, as one loop did before the exponentials were vectorised.
-                for ((&c, &pj), a) in row.iter().zip(&p).zip(acc.iter_mut()) {
-                    *rs += pj;
-                    *a += pj;
-                    cost += pj * c.as_f64();
-                }
-            }
-            cost
+        // Groups of GROUP row blocks: the blocks' running sums are independent chains of
+        // additions, interleaved (each block's own sums still in its row-then-column order).
+        const GROUP: usize = pass::GROUP;
+        let group = |(((mr, fb), rsb), acc): GroupArgs<'_, T>| {
+            let mut costs = [0.0; GROUP];
+            pass::measure_group(fast, (mr, fb, gs), (rsb, acc, &mut costs), inv, rb);
+            costs
         };
-        let costs: Vec<f64> = if n * m >= PAR_MIN {
+        let costs: Vec<[f64; GROUP]> = if n * m >= PAR_MIN {
             self.cost
-                .par_chunks(rb * m)
-                .zip(fs.par_chunks(rb))
-                .zip(rows.par_chunks_mut(rb))
-                .zip(partials.par_chunks_mut(m))
-                .map(block)
+                .par_chunks(GROUP * rb * m)
+                .zip(fs.par_chunks(GROUP * rb))
+                .zip(rows.par_chunks_mut(GROUP * rb))
+                .zip(partials.par_chunks_mut(GROUP * m))
+                .map(group)
                 .collect()
         } else {
             self.cost
-                .chunks(rb * m)
-                .zip(fs.chunks(rb))
-                .zip(rows.chunks_mut(rb))
-                .zip(partials.chunks_mut(m))
-                .map(block)
+                .chunks(GROUP * rb * m)
+                .zip(fs.chunks(GROUP * rb))
+                .zip(rows.chunks_mut(GROUP * rb))
+                .zip(partials.chunks_mut(GROUP * m))
+                .map(group)
                 .collect()
         };
+        // The blocks' costs added in block order.
+        let nb = partials.len() / m;
+        let costs: Vec<f64> = costs.iter().flatten().take(nb).copied().collect();
         let mut cols = vec![0.0; m];
         add_blocks(&partials, m, &mut cols, n * m >= PAR_MIN);
         Ok(Sums { rows, cols, cost: costs.iter().sum() })
     }
 }
+
+/// One group of row blocks of the measurement: `(((cost rows, fs), row sums), column partials)`.
+type GroupArgs<'a, T> = (((&'a [T], &'a [f64]), &'a mut [f64]), &'a mut [f64]);
 
 /// [`reduce_blocks`] (the per-block partials added in block order), on this thread when `par`
 /// is false (the same sums, in the same order).
@@ -390,6 +387,71 @@ mod pass {
                 let ui = ui.as_f64();
                 for (a, &k) in acc.iter_mut().zip(krow) {
                     *a += ui * k.as_f64();
+                }
+            }
+        }
+    }
+
+    /// Row blocks whose sums [`measure_group`] interleaves.
+    pub(super) const GROUP: usize = 4;
+
+    dispatched! {
+        /// The measurement of up to [`GROUP`] row blocks of `rb` rows: for `P_ij = exp(fs_i +
+        /// gs_j - C_ij inv)` (rows with `fs_i = -inf` skipped), the row sums into `rsb`, each
+        /// block's column sums into its part of `acc` and its `<P, C>` into `costs`, every sum
+        /// taken in the order of one loop over the block's rows and columns. Where all the
+        /// blocks have the row, their additions are interleaved (independent chains, no
+        /// reordering within one).
+        fn measure_group<T>(
+            inp: (&[T], &[f64], &[f64]),
+            out: (&mut [f64], &mut [f64], &mut [f64; GROUP]),
+            inv: f64,
+            rb: usize
+        ) -> () {
+            let ((mr, fs, gs), (rsb, acc, costs)) = (inp, out);
+            let m = gs.len();
+            let nbk = acc.len() / m;
+            let mut p = vec![0.0; GROUP * m];
+            for r in 0..rb {
+                let mut active = [false; GROUP];
+                for (q, on) in active.iter_mut().enumerate().take(nbk) {
+                    let i = q * rb + r;
+                    if i < fs.len() && fs[i] != f64::NEG_INFINITY {
+                        plan_row::<T>(false, &mr[i * m..(i + 1) * m], gs, fs[i], inv, &mut p[q * m..(q + 1) * m]);
+                        *on = true;
+                    }
+                }
+                if active.iter().all(|&a| a) {
+                    let c: [&[T]; GROUP] = std::array::from_fn(|q| &mr[(q * rb + r) * m..(q * rb + r + 1) * m]);
+                    let pq: [&[f64]; GROUP] = std::array::from_fn(|q| &p[q * m..(q + 1) * m]);
+                    let mut parts = acc.chunks_exact_mut(m);
+                    let a: [&mut [f64]; GROUP] = std::array::from_fn(|_| parts.next().expect("GROUP blocks"));
+                    let mut rs = [0.0f64; GROUP];
+                    let mut cost = *costs;
+                    for j in 0..m {
+                        for q in 0..GROUP {
+                            let pj = pq[q][j];
+                            rs[q] += pj;
+                            a[q][j] += pj;
+                            cost[q] += pj * c[q][j].as_f64();
+                        }
+                    }
+                    *costs = cost;
+                    for (q, &v) in rs.iter().enumerate() {
+                        rsb[q * rb + r] = v;
+                    }
+                    continue;
+                }
+                for q in (0..nbk).filter(|&q| active[q]) {
+                    let i = q * rb + r;
+                    let (row, pr, aq) = (&mr[i * m..(i + 1) * m], &p[q * m..(q + 1) * m], &mut acc[q * m..(q + 1) * m]);
+                    let mut rs = 0.0;
+                    for ((&c, &pj), a) in row.iter().zip(pr).zip(aq.iter_mut()) {
+                        rs += pj;
+                        *a += pj;
+                        costs[q] += pj * c.as_f64();
+                    }
+                    rsb[i] = rs;
                 }
             }
         }

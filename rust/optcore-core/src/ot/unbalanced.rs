@@ -238,10 +238,10 @@ fn relax<T: Real>(v: &mut [T], new: &[T], omega: f64) {
 /// leaves the plan unchanged, and the `l` that maximises the dual along that direction is
 /// `ln(A / B) / (1/rho_a + 1/rho_b)` with `A = sum a exp(-(f - reg ln a) / rho_a)` (`sum a` when
 /// `rho_a = inf`), `B` alike. Without it the total mass converges at the rate `1 - O(reg / rho)`:
-/// tens of thousands of iterations near the balanced limit.
-fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra, rb): (f64, f64)) {
+/// tens of thousands of iterations near the balanced limit. Returns `l` (0 when not applied).
+fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra, rb): (f64, f64)) -> f64 {
     if ra.is_infinite() && rb.is_infinite() {
-        return;
+        return 0.0;
     }
     let side = |w: &[T], p: &[T], rho: f64| -> f64 {
         w.iter()
@@ -261,10 +261,26 @@ fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra,
     let (sa, sb) = (side(a, f, ra), side(b, g, rb));
     let l = (sa / sb).ln() / (1.0 / ra + 1.0 / rb);
     if !(l.is_finite() && sa > 0.0 && sb > 0.0) {
-        return;
+        return 0.0;
     }
     each(f, a, a, |x, _, _| *x = T::from_f64(x.as_f64() + l));
     each(g, b, b, |x, _, _| *x = T::from_f64(x.as_f64() - l));
+    l
+}
+
+/// The column residual `sum_j |P^T 1_j - target_j|` of the current potentials, from the last
+/// column pass: that pass saw `f` before the translation by `l` (and `g` was updated after it),
+/// and the translation leaves the plan unchanged, so `P^T 1_j = exp((g_j + l) / reg + lse_j)`.
+/// An estimate (the kernel's rounding, not the f64 measurement): it only spares measurements
+/// that cannot succeed (see [`sinkhorn_lse`]).
+fn fresh_col_residual<T: Real>(b: &[T], g: &[T], lse: &[T], reg: f64, rho: f64, l: f64) -> f64 {
+    let mut e = 0.0;
+    for ((&w, &gj), &lj) in b.iter().zip(g).zip(lse) {
+        let (w, gj, lj) = (w.as_f64(), gj.as_f64(), lj.as_f64());
+        let col = if gj == f64::NEG_INFINITY || lj == f64::NEG_INFINITY { 0.0 } else { ((gj + l) / reg + lj).exp() };
+        e += (col - target(w, gj, reg, rho)).abs();
+    }
+    e
 }
 
 /// `out = v / reg` in the working dtype.
@@ -374,6 +390,12 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
     // The column residual of the last g pass (carried into the next ε stage: an estimate until
     // that stage's first g pass; infinite before the first one).
     let mut col_err = f64::INFINITY;
+    // The translation of the last iteration (see `fresh_col_residual`).
+    let mut shift = 0.0;
+    // What the estimate of a hopeless measurement (below) may be off by, in units of the
+    // total mass: the kernel's rounding (f32 kernels round to 1e-7).
+    let mass: f64 = a.iter().chain(b).map(|x| x.as_f64()).sum();
+    let slack = mass * if T::SAFE_LO < 1e-100 { 1e-11 } else { 1e-3 };
     for (si, &eps) in stages.iter().enumerate() {
         let last = si + 1 == stages.len();
         op.set_reg(eps)?;
@@ -387,7 +409,21 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
             let half = Half { w: a, cur: &f, lse: &lse_n, reg: eps, rho: opts.reg_m.0 };
             let row_err = half_update(&half, &mut f_new);
             let err = row_err + col_err;
-            if last && err <= confirm {
+            // A measurement (a pass over the cost with an exponential per entry) only where the
+            // residual re-estimated on the current potentials does not rule success out: one that
+            // is at least 1.5 tol + slack away cannot measure <= tol (the estimate is accurate to
+            // the kernel's rounding, far below the slack), so it is counted as failed exactly as
+            // the measurement would be (its error exceeds tol >= confirm >= err, so the new
+            // confirm is err / 2 either way). The last allowed failure is always measured.
+            let hopeless = last
+                && err <= confirm
+                && stage_it > 0
+                && confirm_fails < 8
+                && row_err + fresh_col_residual(b, &g, &lse_m, eps, opts.reg_m.1, shift) > 1.5 * opts.tol + slack;
+            if hopeless {
+                confirm_fails += 1;
+                confirm = err * 0.5;
+            } else if last && err <= confirm {
                 let st = measure(op, a, b, &f, &g, opts)?;
                 if st.err <= opts.tol {
                     return finish(op, f, g, nit, Termination::Converged, si + 1, Some(st));
@@ -430,7 +466,7 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
             let half = Half { w: b, cur: &g, lse: &lse_m, reg: eps, rho: opts.reg_m.1 };
             col_err = half_update(&half, &mut g_new);
             relax(&mut g, &g_new, omega);
-            translate(&mut f, &mut g, a, b, eps, opts.reg_m);
+            shift = translate(&mut f, &mut g, a, b, eps, opts.reg_m);
             nit += 1;
             stage_it += 1;
             ctl.observe(err);
