@@ -46,6 +46,12 @@ pub trait BatchLogKernel: Sync {
     fn workspace(&self, _k: usize) -> Result<Workspace> {
         Ok(Workspace::default())
     }
+    /// Where applies to one vector at a time are as fast as to stacked ones (each its own
+    /// product, as on a 2-D grid): the least number of vectors worth a parallel task. `None`
+    /// (the default): stacked applies are faster (one matrix product for all).
+    fn per_vector(&self) -> Option<usize> {
+        None
+    }
     /// `out[h*m + j] = LSE_i(x[h*n + i] - C_ij / reg)` for `h < k` (`ws` from
     /// [`Self::workspace`] for at least `k` vectors).
     fn to_target(&self, x: &[f64], k: usize, out: &mut [f64], ws: &mut Workspace);
@@ -384,6 +390,12 @@ impl SeparableKernel {
         ln_added(s2, top - a0.lo - a1.lo, out)
     }
 
+    /// The least number of images per parallel task of 2-D applies.
+    fn per_task(&self) -> usize {
+        let (a0, a1) = (&self.axes[0], &self.axes[1]);
+        min_items(self.n().max(self.m()) * (a0.n.max(a0.m) + a1.n.max(a1.m)))
+    }
+
     /// Scratch for one 2-D apply either way (the largest image, first-pass sums and output).
     fn scratch(&self) -> Result<Scratch> {
         let (a0, a1) = (&self.axes[0], &self.axes[1]);
@@ -406,7 +418,7 @@ impl SeparableKernel {
         if d == 2 && ws.per.len() >= k {
             let (n, m) = (self.n(), self.m());
             let (len, out_len) = if forward { (n, m) } else { (m, n) };
-            let per = min_items(len.max(out_len) * (self.axes[0].n + self.axes[1].n));
+            let per = self.per_task();
             let one = |((o, xh), sc): ((&mut [f64], &[f64]), &mut Scratch)| self.apply_2d(xh, o, forward, sc);
             let ok: Vec<bool> = if k <= per {
                 // One task: on this thread (no hand-over to the pool).
@@ -457,6 +469,9 @@ impl BatchLogKernel for SeparableKernel {
     }
     fn m(&self) -> usize {
         self.axes.iter().map(|a| a.m).product()
+    }
+    fn per_vector(&self) -> Option<usize> {
+        (self.axes.len() == 2).then(|| self.per_task())
     }
     fn workspace(&self, k: usize) -> Result<Workspace> {
         if self.axes.len() != 2 {

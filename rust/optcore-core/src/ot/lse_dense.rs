@@ -99,32 +99,52 @@ impl<'c, T: Real> DenseOperator<'c, T> {
             Some(f) => f.iter().map(|&x| x * inv).collect(),
             None => vec![f64::NEG_INFINITY; n],
         };
-        let gfin: Vec<f64> = gb.iter().map(|&g| if g.is_finite() { g } else { 0.0 }).collect();
+        let mut gfin: Vec<f64> = gb.iter().map(|&g| if g.is_finite() { g } else { 0.0 }).collect();
         let (par, fast) = (n * m >= PAR_MIN, simd());
-        let shift = |(i, f): (usize, &mut f64)| {
+        // Columns whose potential was never seen are normalised by a column maximum, which
+        // needs every row's shift first; otherwise each row is shifted and built in one go
+        // (while it is in cache).
+        let col_max = self.last_g.as_ref().is_none_or(|lg| lg.iter().any(|x| !x.is_finite()));
+        let shift = |i: usize, f: &mut f64| {
             if !f.is_finite() {
                 *f = -pass::row_max(fast, &cost[i * m..(i + 1) * m], &gfin, inv);
             }
         };
-        if par {
-            fb.par_iter_mut().enumerate().for_each(shift);
-        } else {
-            fb.iter_mut().enumerate().for_each(shift);
-        }
-        let mut gb = gfin;
-        for (j, g) in gb.iter_mut().enumerate() {
-            if self.last_g.as_ref().is_none_or(|lg| !lg[j].is_finite()) {
-                let mx = (0..n).fold(f64::NEG_INFINITY, |acc, i| acc.max(fb[i] - cost[i * m + j].as_f64() * inv));
-                *g = -mx;
+        if !col_max {
+            let gr = &gfin;
+            let row = |(i, ((krow, crow), f)): KernelRow<'_, T>| {
+                shift(i, f);
+                pass::exp_row(fast, krow, crow, gr, *f, inv);
+            };
+            if par {
+                self.kern.par_chunks_mut(m).zip(cost.par_chunks(m)).zip(fb.par_iter_mut()).enumerate().for_each(row);
+            } else {
+                self.kern.chunks_mut(m).zip(cost.chunks(m)).zip(fb.iter_mut()).enumerate().for_each(row);
             }
-        }
-        let (fbr, gbr) = (&fb, &gb);
-        let build = |(i, (krow, crow)): (usize, (&mut [T], &[T]))| pass::exp_row(fast, krow, crow, gbr, fbr[i], inv);
-        if par {
-            self.kern.par_chunks_mut(m).zip(cost.par_chunks(m)).enumerate().for_each(build);
         } else {
-            self.kern.chunks_mut(m).zip(cost.chunks(m)).enumerate().for_each(build);
+            if par {
+                fb.par_iter_mut().enumerate().for_each(|(i, f)| shift(i, f));
+            } else {
+                fb.iter_mut().enumerate().for_each(|(i, f)| shift(i, f));
+            }
+            let mut gb = gfin.clone();
+            for (j, g) in gb.iter_mut().enumerate() {
+                if self.last_g.as_ref().is_none_or(|lg| !lg[j].is_finite()) {
+                    let mx = (0..n).fold(f64::NEG_INFINITY, |acc, i| acc.max(fb[i] - cost[i * m + j].as_f64() * inv));
+                    *g = -mx;
+                }
+            }
+            let (fbr, gbr) = (&fb, &gb);
+            let build =
+                |(i, (krow, crow)): (usize, (&mut [T], &[T]))| pass::exp_row(fast, krow, crow, gbr, fbr[i], inv);
+            if par {
+                self.kern.par_chunks_mut(m).zip(cost.par_chunks(m)).enumerate().for_each(build);
+            } else {
+                self.kern.chunks_mut(m).zip(cost.chunks(m)).enumerate().for_each(build);
+            }
+            gfin = gb;
         }
+        let gb = gfin;
         self.fb = fb;
         self.gb = gb;
         self.built = true;
@@ -279,6 +299,9 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         Ok(Sums { rows, cols, cost: costs.iter().sum() })
     }
 }
+
+/// One row of a kernel build: `(i, ((kernel row, cost row), its shift))`.
+type KernelRow<'a, T> = (usize, ((&'a mut [T], &'a [T]), &'a mut f64));
 
 /// One group of row blocks of the measurement: `(((cost rows, fs), row sums), column partials)`.
 type GroupArgs<'a, T> = (((&'a [T], &'a [f64]), &'a mut [f64]), &'a mut [f64]);
@@ -464,6 +487,68 @@ mod pass {
                 let v = (fi + gj - c.as_f64() * inv).fast_exp::<Unfused>();
                 *o = if gj == f64::NEG_INFINITY { 0.0 } else { v };
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The measurement as one plain loop per row block (the order the interleaved one keeps).
+    fn plain_measure(cost: &[f64], n: usize, m: usize, fs: &[f64], gs: &[f64], inv: f64) -> Sums {
+        let rb = row_block(n);
+        let mut rows = vec![0.0; n];
+        let mut cols = vec![0.0; m];
+        let mut costs = Vec::new();
+        let mut partials = Vec::new();
+        for b0 in (0..n).step_by(rb) {
+            let (mut acc, mut c) = (vec![0.0; m], 0.0);
+            for i in b0..(b0 + rb).min(n) {
+                if fs[i] == f64::NEG_INFINITY {
+                    continue;
+                }
+                for j in 0..m {
+                    let p = if gs[j] == f64::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (fs[i] + gs[j] - cost[i * m + j] * inv).fast_exp::<crate::real::Unfused>()
+                    };
+                    rows[i] += p;
+                    acc[j] += p;
+                    c += p * cost[i * m + j];
+                }
+            }
+            costs.push(c);
+            partials.push(acc);
+        }
+        for (j, o) in cols.iter_mut().enumerate() {
+            *o = partials.iter().fold(0.0, |s, acc| s + acc[j]);
+        }
+        Sums { rows, cols, cost: costs.iter().sum() }
+    }
+
+    #[test]
+    fn interleaved_measurement_is_bit_identical_to_one_loop() {
+        // 150 rows: blocks of 32, the last one short; rows and columns with -inf potentials.
+        for &(n, m) in &[(150usize, 37usize), (7, 5), (600, 3)] {
+            let cost: Vec<f64> = (0..n * m).map(|k| ((k * 7919) % 101) as f64 / 50.0).collect();
+            let fs: Vec<f64> =
+                (0..n).map(|i| if i % 17 == 3 { f64::NEG_INFINITY } else { (i as f64 * 0.37).sin() }).collect();
+            let gs: Vec<f64> =
+                (0..m).map(|j| if j % 11 == 4 { f64::NEG_INFINITY } else { (j as f64 * 0.91).cos() }).collect();
+            let mut op = DenseOperator::new(&cost, n, m).unwrap();
+            let got = op.measure(&fs, &gs, 0.3).unwrap();
+            let want = plain_measure(&cost, n, m, &fs, &gs, 1.0 / 0.3);
+            assert_eq!(
+                got.rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                want.rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                got.cols.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                want.cols.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+            assert_eq!(got.cost.to_bits(), want.cost.to_bits(), "{n} x {m}");
         }
     }
 }
