@@ -113,10 +113,16 @@ fn tau(rho: f64, reg: f64) -> f64 {
 
 /// The relaxed target `w exp(-(f - reg ln w) / rho)` of one marginal (`w` when `rho = inf`).
 fn target(w: f64, f: f64, reg: f64, rho: f64) -> f64 {
+    target_ln(w, w.ln(), f, reg, rho)
+}
+
+/// [`target`] with `ln w` given (`lw`: the weights' logarithms are taken once per run).
+#[inline]
+fn target_ln(w: f64, lw: f64, f: f64, reg: f64, rho: f64) -> f64 {
     if w == 0.0 || rho.is_infinite() {
         w
     } else {
-        w * (-(f - reg * w.ln()) / rho).exp()
+        w * (-(f - reg * lw) / rho).exp()
     }
 }
 
@@ -177,6 +183,8 @@ fn measure<T: Real, K: LogKernel<T> + ?Sized>(
 /// current potentials `cur` (f64, summed in fixed chunks).
 struct Half<'x, T> {
     w: &'x [T],
+    /// `ln w` (`-inf` at zero weights).
+    ln_w: &'x [f64],
     cur: &'x [T],
     lse: &'x [T],
     reg: f64,
@@ -191,19 +199,20 @@ fn half_update<T: Real>(h: &Half<'_, T>, out: &mut [T]) -> f64 {
         for i in r {
             let (wi, ci, li) = (h.w[i].as_f64(), h.cur[i].as_f64(), h.lse[i].as_f64());
             let row = if ci == f64::NEG_INFINITY || li == f64::NEG_INFINITY { 0.0 } else { (ci / reg + li).exp() };
-            e += (row - target(wi, ci, reg, rho)).abs();
+            e += (row - target_ln(wi, h.ln_w[i], ci, reg, rho)).abs();
         }
         [e]
     });
-    each(out, h.w, h.lse, |o, &w, &l| {
-        let (w, l) = (w.as_f64(), l.as_f64());
-        *o = if w == 0.0 {
+    each(out, h.ln_w, h.lse, |o, &lw, &l| {
+        let l = l.as_f64();
+        // ln w = -inf exactly at the zero weights.
+        *o = if lw == f64::NEG_INFINITY {
             T::neg_infinity()
         } else if l == f64::NEG_INFINITY {
             // No mass reaches this point: the row of the plan is zero.
             T::infinity()
         } else {
-            T::from_f64(reg * w.ln() - t * reg * l)
+            T::from_f64(reg * lw - t * reg * l)
         };
     });
     err
@@ -239,21 +248,22 @@ fn relax<T: Real>(v: &mut [T], new: &[T], omega: f64) {
 /// `ln(A / B) / (1/rho_a + 1/rho_b)` with `A = sum a exp(-(f - reg ln a) / rho_a)` (`sum a` when
 /// `rho_a = inf`), `B` alike. Without it the total mass converges at the rate `1 - O(reg / rho)`:
 /// tens of thousands of iterations near the balanced limit. Returns `l` (0 when not applied).
-fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra, rb): (f64, f64)) -> f64 {
+fn translate<T: Real>(f: &mut [T], g: &mut [T], (a, b): Logs<'_, T>, reg: f64, (ra, rb): (f64, f64)) -> f64 {
     if ra.is_infinite() && rb.is_infinite() {
         return 0.0;
     }
-    let side = |w: &[T], p: &[T], rho: f64| -> f64 {
+    let side = |(w, lw): (&[T], &[f64]), p: &[T], rho: f64| -> f64 {
         w.iter()
+            .zip(lw)
             .zip(p)
-            .map(|(&w, &x)| {
+            .map(|((&w, &lw), &x)| {
                 let (w, x) = (w.as_f64(), x.as_f64());
                 if w == 0.0 {
                     0.0
                 } else if rho.is_infinite() {
                     w
                 } else {
-                    w * (-(x - reg * w.ln()) / rho).exp()
+                    w * (-(x - reg * lw) / rho).exp()
                 }
             })
             .sum()
@@ -263,8 +273,8 @@ fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra,
     if !(l.is_finite() && sa > 0.0 && sb > 0.0) {
         return 0.0;
     }
-    each(f, a, a, |x, _, _| *x = T::from_f64(x.as_f64() + l));
-    each(g, b, b, |x, _, _| *x = T::from_f64(x.as_f64() - l));
+    each(f, a.0, a.0, |x, _, _| *x = T::from_f64(x.as_f64() + l));
+    each(g, b.0, b.0, |x, _, _| *x = T::from_f64(x.as_f64() - l));
     l
 }
 
@@ -273,15 +283,18 @@ fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra,
 /// and the translation leaves the plan unchanged, so `P^T 1_j = exp((g_j + l) / reg + lse_j)`.
 /// An estimate (the kernel's rounding, not the f64 measurement): it only spares measurements
 /// that cannot succeed (see [`sinkhorn_lse`]).
-fn fresh_col_residual<T: Real>(b: &[T], g: &[T], lse: &[T], reg: f64, rho: f64, l: f64) -> f64 {
+fn fresh_col_residual<T: Real>((b, ln_b): (&[T], &[f64]), g: &[T], lse: &[T], reg: f64, rho: f64, l: f64) -> f64 {
     let mut e = 0.0;
-    for ((&w, &gj), &lj) in b.iter().zip(g).zip(lse) {
+    for (((&w, &lw), &gj), &lj) in b.iter().zip(ln_b).zip(g).zip(lse) {
         let (w, gj, lj) = (w.as_f64(), gj.as_f64(), lj.as_f64());
         let col = if gj == f64::NEG_INFINITY || lj == f64::NEG_INFINITY { 0.0 } else { ((gj + l) / reg + lj).exp() };
-        e += (col - target(w, gj, reg, rho)).abs();
+        e += (col - target_ln(w, lw, gj, reg, rho)).abs();
     }
     e
 }
+
+/// Weights with their logarithms: `((a, ln a), (b, ln b))`.
+type Logs<'x, T> = ((&'x [T], &'x [f64]), (&'x [T], &'x [f64]));
 
 /// `out = v / reg` in the working dtype.
 fn scaled<T: Real>(v: &[T], reg: f64, out: &mut [T]) {
@@ -390,6 +403,13 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
     // The column residual of the last g pass (carried into the next ε stage: an estimate until
     // that stage's first g pass; infinite before the first one).
     let mut col_err = f64::INFINITY;
+    // The weights' logarithms, taken once (the same numbers as taken at each use).
+    let logs = |w: &[T], what| -> Result<Vec<f64>> {
+        let mut v = crate::alloc::try_with_capacity(w.len(), what)?;
+        v.extend(w.iter().map(|x| x.as_f64().ln()));
+        Ok(v)
+    };
+    let (ln_a, ln_b) = (logs(a, "f")?, logs(b, "g")?);
     // The translation of the last iteration (see `fresh_col_residual`).
     let mut shift = 0.0;
     // What the estimate of a hopeless measurement (below) may be off by, in units of the
@@ -406,7 +426,7 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
             // The f pass: the row residual of P(f, g) and the update of f (not yet applied).
             scaled(&g, eps, &mut hs_m);
             op.rows(&hs_m, &mut lse_n);
-            let half = Half { w: a, cur: &f, lse: &lse_n, reg: eps, rho: opts.reg_m.0 };
+            let half = Half { w: a, ln_w: &ln_a, cur: &f, lse: &lse_n, reg: eps, rho: opts.reg_m.0 };
             let row_err = half_update(&half, &mut f_new);
             let err = row_err + col_err;
             // A measurement (a pass over the cost with an exponential per entry) only where the
@@ -419,7 +439,8 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
                 && err <= confirm
                 && stage_it > 0
                 && confirm_fails < 8
-                && row_err + fresh_col_residual(b, &g, &lse_m, eps, opts.reg_m.1, shift) > 1.5 * opts.tol + slack;
+                && row_err + fresh_col_residual((b, &ln_b), &g, &lse_m, eps, opts.reg_m.1, shift)
+                    > 1.5 * opts.tol + slack;
             if hopeless {
                 confirm_fails += 1;
                 confirm = err * 0.5;
@@ -463,10 +484,10 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
             relax(&mut f, &f_new, omega);
             scaled(&f, eps, &mut hs_n);
             op.cols(&hs_n, &mut lse_m);
-            let half = Half { w: b, cur: &g, lse: &lse_m, reg: eps, rho: opts.reg_m.1 };
+            let half = Half { w: b, ln_w: &ln_b, cur: &g, lse: &lse_m, reg: eps, rho: opts.reg_m.1 };
             col_err = half_update(&half, &mut g_new);
             relax(&mut g, &g_new, omega);
-            shift = translate(&mut f, &mut g, a, b, eps, opts.reg_m);
+            shift = translate(&mut f, &mut g, ((a, &ln_a), (b, &ln_b)), eps, opts.reg_m);
             nit += 1;
             stage_it += 1;
             ctl.observe(err);
