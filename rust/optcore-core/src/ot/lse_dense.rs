@@ -209,18 +209,27 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         let (m, inv, fast) = (self.m, self.inv, simd());
         let v = &scale[..m];
         let (kern, cost, fb) = (&self.kern, self.cost, &self.fb);
+        let done = |z: &mut Vec<T>, i: usize, s: f64| -> T {
+            if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
+                T::from_f64(s.ln() - fb[i])
+            } else {
+                if z.is_empty() {
+                    z.resize(m, T::zero());
+                }
+                lse_dispatch(fast, h, &cost[i * m..(i + 1) * m], T::from_f64(-inv), z)
+            }
+        };
+        // Two rows at a time (each row's sum exactly as alone: two independent chains).
         let row = |z: &mut Vec<T>, (c, ob): (usize, &mut [T])| {
-            for (l, o) in ob.iter_mut().enumerate() {
-                let i = c * 32 + l;
-                let s = pass::dot(fast, &kern[i * m..(i + 1) * m], v);
-                *o = if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
-                    T::from_f64(s.ln() - fb[i])
+            for (p, pair) in ob.chunks_mut(2).enumerate() {
+                let i = c * 32 + 2 * p;
+                if let [o0, o1] = pair {
+                    let (s0, s1) = pass::dot2(fast, &kern[i * m..(i + 1) * m], &kern[(i + 1) * m..(i + 2) * m], v);
+                    *o0 = done(z, i, s0);
+                    *o1 = done(z, i + 1, s1);
                 } else {
-                    if z.is_empty() {
-                        z.resize(m, T::zero());
-                    }
-                    lse_dispatch(fast, h, &cost[i * m..(i + 1) * m], T::from_f64(-inv), z)
-                };
+                    pair[0] = done(z, i, pass::dot(fast, &kern[i * m..(i + 1) * m], v));
+                }
             }
         };
         if self.n * m >= PAR_MIN {
@@ -399,6 +408,27 @@ mod pass {
     }
 
     dispatched! {
+        /// [`dot`] of two rows against the same `v`, interleaved: each sum has [`dot`]'s 8 partial
+        /// sums in [`dot`]'s order (bit-identical), the two rows' chains run side by side.
+        fn dot2<T>(k0: &[T], k1: &[T], v: &[T]) -> (f64, f64) {
+            const L: usize = 8;
+            let (mut a0, mut a1) = ([0f64; L], [0f64; L]);
+            let (mut c0, mut c1, mut vc) = (k0.chunks_exact(L), k1.chunks_exact(L), v.chunks_exact(L));
+            for ((r0, r1), vr) in (&mut c0).zip(&mut c1).zip(&mut vc) {
+                for l in 0..L {
+                    a0[l] += (r0[l] * vr[l]).as_f64();
+                    a1[l] += (r1[l] * vr[l]).as_f64();
+                }
+            }
+            for ((&x0, &x1), &y) in c0.remainder().iter().zip(c1.remainder()).zip(vc.remainder()) {
+                a0[0] += (x0 * y).as_f64();
+                a1[0] += (x1 * y).as_f64();
+            }
+            (a0.iter().sum(), a1.iter().sum())
+        }
+    }
+
+    dispatched! {
         /// The column sums of one block of kernel rows `kb` scaled by `ub` (rows with a zero
         /// scaling skipped), into `acc`.
         fn col_sums<T>(kb: &[T], ub: &[T], acc: &mut [f64]) -> () {
@@ -526,6 +556,20 @@ mod tests {
             *o = partials.iter().fold(0.0, |s, acc| s + acc[j]);
         }
         Sums { rows, cols, cost: costs.iter().sum() }
+    }
+
+    #[test]
+    fn paired_dot_products_are_bit_identical_to_single_ones() {
+        for len in [0usize, 5, 8, 37, 500] {
+            let k0: Vec<f64> = (0..len).map(|j| (j as f64 * 0.37).sin().abs()).collect();
+            let k1: Vec<f64> = (0..len).map(|j| (j as f64 * 0.11).cos().abs()).collect();
+            let v: Vec<f64> = (0..len).map(|j| 1.0 + (j % 7) as f64 * 1e-3).collect();
+            for fast in [false, simd()] {
+                let (s0, s1) = pass::dot2(fast, &k0, &k1, &v);
+                assert_eq!(s0.to_bits(), pass::dot(fast, &k0, &v).to_bits());
+                assert_eq!(s1.to_bits(), pass::dot(fast, &k1, &v).to_bits());
+            }
+        }
     }
 
     #[test]
