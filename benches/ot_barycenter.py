@@ -156,7 +156,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    reps = 2 if args.quick else 3
+    reps = 2 if args.quick else 5
+    load = os.getloadavg()[0]
     rows = []
     for s, k, reg in [(64, 4, 4e-3), (64, 4, 1e-3), (32, 3, 4e-3)] + ([] if args.quick else [(128, 3, 2e-3)]):
         rows.append(grid_case(s, k, reg, 1e-8, reps))
@@ -173,13 +174,15 @@ def main():
         machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared; AVX2+FMA)",
         simd=optcore._core.simd_level(),
         pot=ot.__version__,
+        load_average_at_start=load,
     )
     with open(os.path.join(OUT, "ot_barycenter.json"), "w") as f:
         json.dump(dict(meta=meta, rows=rows), f, indent=1)
     lines = [
         "# Entropic barycenters: optcore against POT",
         "",
-        f"Reproduce: `{CMD}` ({meta['date']}, {meta['machine']}, POT {meta['pot']}).",
+        f"Reproduce: `{CMD}` ({meta['date']}, {meta['machine']}, POT {meta['pot']}; load average "
+        f"{load:.1f} at the start: other jobs share the cores).",
         "",
         "Best of interleaved repeats. POT stops on `sum(std(marginals)) < tol` (checked every 10 iterations),",
         "optcore on the L1 marginal error of every plan `<= tol` on the returned state; `L1 to ref` is each",

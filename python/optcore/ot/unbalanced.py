@@ -188,8 +188,14 @@ def solve_dense(
     if return_plan:
         # The plan P = exp((f + g - M) / reg) of the returned potentials; the residual is
         # re-measured on it, against the targets of the returned potentials.
+        # In place, one n x m buffer (the same operations, in the same order, as the expression
+        # exp((f[:, None] + g[None, :] - M) / reg)).
         with np.errstate(under="ignore", over="ignore", invalid="ignore"):
-            plan = np.exp((out["f"][:, None].astype(np.float64) + out["g"][None, :] - Mc) / p.reg).astype(p.dtype)
+            plan = np.add.outer(out["f"].astype(np.float64, copy=False), out["g"])
+            np.subtract(plan, Mc, out=plan)
+            np.divide(plan, p.reg, out=plan)
+            np.exp(plan, out=plan)
+        plan = plan.astype(p.dtype, copy=False)
         rows, cols = plan.sum(axis=1, dtype=np.float64), plan.sum(axis=0, dtype=np.float64)
         a64, b64 = p.a.astype(np.float64), p.b.astype(np.float64)
         err = float(

@@ -15,7 +15,7 @@
 //! Everything runs in float64 (the kernels are float64 whatever the data's dtype).
 
 use super::gibbs_ops::{
-    exp_shifted, exp_subbed, ln_added, ln_added_each, matmul, matmul_nt, max_into, max_of, Dims, TRUSTED,
+    exp_shifted, exp_subbed, ln_added, ln_added_each, matmul, matmul_nt, max_into, max_of, min_of, Dims, TRUSTED,
 };
 use crate::alloc::{checked_len, try_zeroed};
 use crate::error::{OptError, Result};
@@ -41,10 +41,41 @@ pub trait BatchLogKernel: Sync {
     fn n(&self) -> usize;
     /// Target points (the barycenter's support).
     fn m(&self) -> usize;
-    /// `out[h*m + j] = LSE_i(x[h*n + i] - C_ij / reg)` for `h < k`.
-    fn to_target(&self, x: &[f64], k: usize, out: &mut [f64]);
+    /// The scratch space of applies to `k` stacked vectors, allocated once (fallibly: a
+    /// `MemoryError`, not an abort) and reused by every apply (none by default).
+    fn workspace(&self, _k: usize) -> Result<Workspace> {
+        Ok(Workspace::default())
+    }
+    /// Where applies to one vector at a time are as fast as to stacked ones (each its own
+    /// product, as on a 2-D grid): the least number of vectors worth a parallel task. `None`
+    /// (the default): stacked applies are faster (one matrix product for all).
+    fn per_vector(&self) -> Option<usize> {
+        None
+    }
+    /// `out[h*m + j] = LSE_i(x[h*n + i] - C_ij / reg)` for `h < k` (`ws` from
+    /// [`Self::workspace`] for at least `k` vectors).
+    fn to_target(&self, x: &[f64], k: usize, out: &mut [f64], ws: &mut Workspace);
     /// `out[h*n + i] = LSE_j(y[h*m + j] - C_ij / reg)` for `h < k`.
-    fn to_source(&self, y: &[f64], k: usize, out: &mut [f64]);
+    fn to_source(&self, y: &[f64], k: usize, out: &mut [f64], ws: &mut Workspace);
+}
+
+/// Scratch space of a kernel's applies ([`BatchLogKernel::workspace`]): one set of buffers per
+/// stacked vector, so that the vectors' applies run in parallel without allocating.
+#[derive(Default)]
+pub struct Workspace {
+    per: Vec<Scratch>,
+}
+
+/// The buffers of one 2-D apply of a [`SeparableKernel`] (see [`SeparableKernel::apply_2d`]).
+struct Scratch {
+    /// Shifted exponentials of the input image.
+    e: Vec<f64>,
+    /// The sums after the first axis, and after both.
+    s1: Vec<f64>,
+    s2: Vec<f64>,
+    /// Row maxima of the input and the rows' weights.
+    shifts: Vec<f64>,
+    wts: Vec<f64>,
 }
 
 /// Exact `LSE_t(x_t - c_t)` over the terms `(x_t, c_t)` of an iterator (two passes).
@@ -143,7 +174,7 @@ impl<T: Real> BatchLogKernel for DenseKernel<'_, T> {
     fn m(&self) -> usize {
         self.m
     }
-    fn to_target(&self, x: &[f64], k: usize, out: &mut [f64]) {
+    fn to_target(&self, x: &[f64], k: usize, out: &mut [f64], _ws: &mut Workspace) {
         let (n, m) = (self.n, self.m);
         let (shifts, e) = Self::shifted(x, n);
         // s (k x m) = e (k x n) K (n x m), in blocks of columns of K (each task its own block).
@@ -160,7 +191,7 @@ impl<T: Real> BatchLogKernel for DenseKernel<'_, T> {
             .collect();
         self.finish(&parts, x, &shifts, out, true);
     }
-    fn to_source(&self, y: &[f64], k: usize, out: &mut [f64]) {
+    fn to_source(&self, y: &[f64], k: usize, out: &mut [f64], _ws: &mut Workspace) {
         let (n, m) = (self.n, self.m);
         let (shifts, e) = Self::shifted(y, m);
         // s (k x n) = e (k x m) K^T, in blocks of rows of K.
@@ -311,50 +342,96 @@ impl SeparableKernel {
     /// `mx_r + ln s`; the second pass takes `s * exp(mx_r - max_r mx_r)` directly (h exps instead of
     /// an `ln` and an `exp` per entry). Every dropped term is below 1e-308 as in the general path,
     /// so the result is as accurate whenever every sum is trusted; false (and `out` unspecified)
-    /// when one is not: the caller then runs the general path.
-    fn apply_2d(&self, x: &[f64], out: &mut [f64], forward: bool) -> bool {
+    /// when one is not: the caller then runs the general path. The trusted range of the first
+    /// pass is checked once per image (the least sum of the rows that have mass), that of the
+    /// second once per entry as its logarithms are taken. `sc`: this image's scratch.
+    fn apply_2d(&self, x: &[f64], out: &mut [f64], forward: bool, sc: &mut Scratch) -> bool {
         let (a0, a1) = (&self.axes[0], &self.axes[1]);
         let ((h, ho), (w, wo)) = if forward { ((a0.n, a0.m), (a1.n, a1.m)) } else { ((a0.m, a0.n), (a1.m, a1.n)) };
         let (k1t, k2) = if forward { (&a0.kt, &a1.k) } else { (&a0.k, &a1.kt) };
-        let shifts: Vec<f64> = x.chunks_exact(w).map(max_of).collect();
+        let (e, s1, s2) = (&mut sc.e[..h * w], &mut sc.s1[..h * wo], &mut sc.s2[..ho * wo]);
+        let (shifts, wts) = (&mut sc.shifts[..h], &mut sc.wts[..h]);
+        for (s, xr) in shifts.iter_mut().zip(x.chunks_exact(w)) {
+            *s = max_of(xr);
+        }
         let top = shifts.iter().fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m });
         if top == f64::NEG_INFINITY {
             out.iter_mut().for_each(|v| *v = f64::NEG_INFINITY);
             return true;
         }
-        let mut e = vec![0.0; h * w];
-        for ((er, xr), &sh) in e.chunks_exact_mut(w).zip(x.chunks_exact(w)).zip(&shifts) {
+        let mut empty_rows = false;
+        for ((er, xr), &sh) in e.chunks_exact_mut(w).zip(x.chunks_exact(w)).zip(shifts.iter()) {
             if sh > f64::NEG_INFINITY {
                 exp_shifted(xr, sh, er);
+            } else {
+                er.iter_mut().for_each(|v| *v = 0.0);
+                empty_rows = true;
             }
         }
-        let mut s1 = vec![0.0; h * wo];
-        matmul(&e, k2, &mut s1, Dims::packed(h, w, wo));
+        matmul(e, k2, s1, Dims::packed(h, w, wo));
+        // The first pass' sums, of the rows with mass (an empty row's sums are 0, unused).
+        let least = if empty_rows {
+            s1.chunks_exact(wo)
+                .zip(shifts.iter())
+                .filter(|(_, &sh)| sh > f64::NEG_INFINITY)
+                .fold(f64::INFINITY, |m, (row, _)| m.min(min_of(row)))
+        } else {
+            min_of(s1)
+        };
+        if least < TRUSTED {
+            return false;
+        }
         // Rows of weight exp(mx_r - top); an empty row (all -inf) has weight 0.
-        let mut wts = vec![0.0; h];
-        exp_shifted(&shifts, top, &mut wts);
-        for ((row, &wt), &sh) in s1.chunks_exact_mut(wo).zip(&wts).zip(&shifts) {
-            if sh > f64::NEG_INFINITY && row.iter().any(|&v| v < TRUSTED) {
-                return false;
-            }
+        exp_shifted(shifts, top, wts);
+        for (row, &wt) in s1.chunks_exact_mut(wo).zip(wts.iter()) {
             row.iter_mut().for_each(|v| *v *= wt);
         }
-        let mut s2 = vec![0.0; ho * wo];
-        matmul(k1t, &s1, &mut s2, Dims::packed(ho, h, wo));
-        ln_added(&s2, top - a0.lo - a1.lo, out)
+        matmul(k1t, s1, s2, Dims::packed(ho, h, wo));
+        ln_added(s2, top - a0.lo - a1.lo, out)
     }
 
-    fn apply(&self, x: &[f64], k: usize, out: &mut [f64], forward: bool) {
+    /// The least number of images per parallel task of 2-D applies.
+    fn per_task(&self) -> usize {
+        let (a0, a1) = (&self.axes[0], &self.axes[1]);
+        min_items(self.n().max(self.m()) * (a0.n.max(a0.m) + a1.n.max(a1.m)))
+    }
+
+    /// Scratch for one 2-D apply either way (the largest image, first-pass sums and output).
+    fn scratch(&self) -> Result<Scratch> {
+        let (a0, a1) = (&self.axes[0], &self.axes[1]);
+        let what = "the grid kernel's work buffers";
+        let len = |a: usize, b: usize| checked_len(a, b, what);
+        let img = len(a0.n, a1.n)?.max(len(a0.m, a1.m)?);
+        let mid = len(a0.n, a1.m)?.max(len(a0.m, a1.n)?);
+        let rows = a0.n.max(a0.m);
+        Ok(Scratch {
+            e: try_zeroed(img, what)?,
+            s1: try_zeroed(mid, what)?,
+            s2: try_zeroed(img, what)?,
+            shifts: try_zeroed(rows, what)?,
+            wts: try_zeroed(rows, what)?,
+        })
+    }
+
+    fn apply(&self, x: &[f64], k: usize, out: &mut [f64], forward: bool, ws: &mut Workspace) {
         let d = self.axes.len();
-        if d == 2 {
+        if d == 2 && ws.per.len() >= k {
             let (n, m) = (self.n(), self.m());
             let (len, out_len) = if forward { (n, m) } else { (m, n) };
-            let ok: Vec<bool> = out
-                .par_chunks_mut(out_len)
-                .zip(x.par_chunks(len))
-                .with_min_len(min_items(len.max(out_len) * (self.axes[0].n + self.axes[1].n)))
-                .map(|(o, xh)| self.apply_2d(xh, o, forward))
-                .collect();
+            let per = self.per_task();
+            let one = |((o, xh), sc): ((&mut [f64], &[f64]), &mut Scratch)| self.apply_2d(xh, o, forward, sc);
+            let ok: Vec<bool> = if k <= per {
+                // One task: on this thread (no hand-over to the pool).
+                out.chunks_mut(out_len).zip(x.chunks(len)).zip(ws.per.iter_mut()).take(k).map(one).collect()
+            } else {
+                out.par_chunks_mut(out_len)
+                    .zip(x.par_chunks(len))
+                    .zip(ws.per.par_iter_mut())
+                    .take(k)
+                    .with_min_len(per)
+                    .map(one)
+                    .collect()
+            };
             for (h, _) in ok.iter().enumerate().filter(|(_, &g)| !g) {
                 self.apply_axes(&x[h * len..(h + 1) * len], 1, &mut out[h * out_len..(h + 1) * out_len], forward);
             }
@@ -393,11 +470,24 @@ impl BatchLogKernel for SeparableKernel {
     fn m(&self) -> usize {
         self.axes.iter().map(|a| a.m).product()
     }
-    fn to_target(&self, x: &[f64], k: usize, out: &mut [f64]) {
-        self.apply(x, k, out, true);
+    fn per_vector(&self) -> Option<usize> {
+        (self.axes.len() == 2).then(|| self.per_task())
     }
-    fn to_source(&self, y: &[f64], k: usize, out: &mut [f64]) {
-        self.apply(y, k, out, false);
+    fn workspace(&self, k: usize) -> Result<Workspace> {
+        if self.axes.len() != 2 {
+            return Ok(Workspace::default());
+        }
+        let mut per = crate::alloc::try_with_capacity(k, "the grid kernel's work buffers")?;
+        for _ in 0..k {
+            per.push(self.scratch()?);
+        }
+        Ok(Workspace { per })
+    }
+    fn to_target(&self, x: &[f64], k: usize, out: &mut [f64], ws: &mut Workspace) {
+        self.apply(x, k, out, true, ws);
+    }
+    fn to_source(&self, y: &[f64], k: usize, out: &mut [f64], ws: &mut Workspace) {
+        self.apply(y, k, out, false, ws);
     }
 }
 
@@ -418,7 +508,7 @@ mod tests {
             let x: Vec<f64> =
                 (0..2 * n).map(|i| if i == 3 { f64::NEG_INFINITY } else { (i as f64 * 1.3).sin() / reg }).collect();
             let mut out = vec![0.0; 2 * m];
-            kern.to_target(&x, 2, &mut out);
+            kern.to_target(&x, 2, &mut out, &mut kern.workspace(2).unwrap());
             for h in 0..2 {
                 let r = dense_ref(&x[h * n..(h + 1) * n], &cost, n, m, reg);
                 for j in 0..m {
@@ -449,12 +539,13 @@ mod tests {
             let x: Vec<f64> = (0..2 * n).map(|i| (i as f64 * 0.7).cos() / reg).collect();
             for forward in [true, false] {
                 let (mut a, mut b) = (vec![0.0; 2 * n], vec![0.0; 2 * n]);
+                let (mut ws, mut wd) = (sep.workspace(2).unwrap(), dense.workspace(2).unwrap());
                 if forward {
-                    sep.to_target(&x, 2, &mut a);
-                    dense.to_target(&x, 2, &mut b);
+                    sep.to_target(&x, 2, &mut a, &mut ws);
+                    dense.to_target(&x, 2, &mut b, &mut wd);
                 } else {
-                    sep.to_source(&x, 2, &mut a);
-                    dense.to_source(&x, 2, &mut b);
+                    sep.to_source(&x, 2, &mut a, &mut ws);
+                    dense.to_source(&x, 2, &mut b, &mut wd);
                 }
                 for (u, v) in a.iter().zip(&b) {
                     assert!((u - v).abs() <= 1e-11 * v.abs().max(1.0), "{reg}: {u} vs {v}");

@@ -566,6 +566,37 @@ pub(super) fn max_of(x: &[f64]) -> f64 {
     max_lanes(x)
 }
 
+/// The least entry (`inf` for none; the entries are never NaN), in 4 lanes that compile to
+/// vector minima.
+#[inline(always)]
+fn min_lanes(x: &[f64]) -> f64 {
+    let mut acc = [f64::INFINITY; 4];
+    let xc = x.chunks_exact(4);
+    let tail = xc.remainder().iter().fold(f64::INFINITY, |m, &v| if v < m { v } else { m });
+    for v in xc {
+        for l in 0..4 {
+            acc[l] = if v[l] < acc[l] { v[l] } else { acc[l] };
+        }
+    }
+    acc.iter().fold(tail, |m, &v| if v < m { v } else { m })
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn min_lanes_avx2(x: &[f64]) -> f64 {
+    min_lanes(x)
+}
+
+/// The least entry (`inf` for none).
+pub(super) fn min_of(x: &[f64]) -> f64 {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: as in `matmul`.
+        return unsafe { min_lanes_avx2(x) };
+    }
+    min_lanes(x)
+}
+
 /// `acc = max(acc, x)` element-wise.
 pub(super) fn max_into(x: &[f64], acc: &mut [f64]) {
     #[cfg(target_arch = "x86_64")]

@@ -18,7 +18,7 @@
 //! passes the axes are back in their order. Each output row is one task of the thread pool
 //! and is computed in a fixed order, so results do not depend on the number of threads.
 
-use super::gibbs::{BatchLogKernel, SeparableKernel};
+use super::gibbs::{BatchLogKernel, SeparableKernel, Workspace};
 use super::unbalanced::{LogKernel, Sums};
 use crate::error::{OptError, Result};
 use crate::real::{Fused, Madd, Real, Unfused};
@@ -343,8 +343,8 @@ pub struct GridOperator<'g, T> {
     kernel: GridKernel<T>,
     /// The half-iterations' kernel: max-shifted exponentials and one matrix product per axis
     /// (`n` exponentials a pass instead of `n n_k`), each sum that leaves the trusted range
-    /// recomputed exactly ([`SeparableKernel`]), and its two f64 buffers; `None` until `set_reg`.
-    fast: Option<(SeparableKernel, Vec<f64>, Vec<f64>)>,
+    /// recomputed exactly ([`SeparableKernel`]), its two f64 buffers and its scratch; `None` until `set_reg`.
+    fast: Option<(SeparableKernel, Vec<f64>, Vec<f64>, Workspace)>,
     work: Vec<T>,
     exact: Option<(f64, GridKernel<f64>, Vec<GridKernel<f64>>)>,
     work64: Vec<f64>,
@@ -366,9 +366,9 @@ impl<'g, T: Real> GridOperator<'g, T> {
     /// `out_i = LSE_j(h_j - C_ij / reg)` (the cost is symmetric: rows and columns alike).
     fn half(&mut self, h: &[T], out: &mut [T]) {
         match &mut self.fast {
-            Some((k, x, y)) => {
+            Some((k, x, y, ws)) => {
                 x.iter_mut().zip(h).for_each(|(d, &s)| *d = s.as_f64());
-                k.to_source(x, 1, y);
+                k.to_source(x, 1, y, ws);
                 out.iter_mut().zip(y.iter()).for_each(|(d, &s)| *d = T::from_f64(s));
             }
             None => self.kernel.apply(h, out, &mut self.work),
@@ -414,7 +414,9 @@ impl<T: Real> LogKernel<T> for GridOperator<'_, T> {
         // The kernel computes in f64 whatever T is, in two f64 buffers of n.
         let x = crate::alloc::try_zeroed::<f64>(n, "the grid work buffer")?;
         let y = crate::alloc::try_zeroed::<f64>(n, "the grid work buffer")?;
-        self.fast = Some((SeparableKernel::new(&refs, &shapes, reg)?, x, y));
+        let kern = SeparableKernel::new(&refs, &shapes, reg)?;
+        let ws = kern.workspace(1)?;
+        self.fast = Some((kern, x, y, ws));
         Ok(())
     }
     fn rows(&mut self, h: &[T], out: &mut [T]) {

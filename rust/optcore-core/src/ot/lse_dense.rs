@@ -9,14 +9,24 @@
 //! column whose sum under- or overflows is computed exactly (max-shifted log-sum-exp over `M`).
 //! Rows are independent and column sums are per-row-block partials added in block order, so
 //! results do not depend on the number of threads.
+//!
+//! The passes over the cost (kernel build, applies, measurement) are compiled twice from the
+//! same unfused arithmetic ([`pass`]): for any x86-64 CPU and with AVX2 where the CPU has it (the
+//! two give bit-identical results, the second 4 lanes wide). A cost of fewer than [`PAR_MIN`]
+//! entries is passed over on the calling thread: at that size a pass takes tens of
+//! microseconds, less than handing it to the thread pool and waiting for it (far less on a
+//! loaded machine).
 
 use super::grid::{lse_dispatch, simd};
 use super::sinkhorn::reduce_blocks;
 use super::unbalanced::{LogKernel, Sums};
 use crate::error::{OptError, Result};
 use crate::parallel::row_block;
-use crate::real::{Real, Unfused};
+use crate::real::Real;
 use rayon::prelude::*;
+
+/// Costs with at least this many entries are passed over in parallel (see the module docs).
+pub(super) const PAR_MIN: usize = 1 << 18;
 
 /// A dense row-major `n x m` cost as a [`LogKernel`] (see the module docs).
 pub struct DenseOperator<'c, T> {
@@ -89,27 +99,52 @@ impl<'c, T: Real> DenseOperator<'c, T> {
             Some(f) => f.iter().map(|&x| x * inv).collect(),
             None => vec![f64::NEG_INFINITY; n],
         };
-        let gfin: Vec<f64> = gb.iter().map(|&g| if g.is_finite() { g } else { 0.0 }).collect();
-        fb.par_iter_mut().enumerate().for_each(|(i, f)| {
+        let mut gfin: Vec<f64> = gb.iter().map(|&g| if g.is_finite() { g } else { 0.0 }).collect();
+        let (par, fast) = (n * m >= PAR_MIN, simd());
+        // Columns whose potential was never seen are normalised by a column maximum, which
+        // needs every row's shift first; otherwise each row is shifted and built in one go
+        // (while it is in cache).
+        let col_max = self.last_g.as_ref().is_none_or(|lg| lg.iter().any(|x| !x.is_finite()));
+        let shift = |i: usize, f: &mut f64| {
             if !f.is_finite() {
-                let row = &cost[i * m..(i + 1) * m];
-                let mx = row.iter().zip(&gfin).fold(f64::NEG_INFINITY, |acc, (&c, &g)| acc.max(g - c.as_f64() * inv));
-                *f = -mx;
+                *f = -pass::row_max(fast, &cost[i * m..(i + 1) * m], &gfin, inv);
             }
-        });
-        let mut gb = gfin;
-        for (j, g) in gb.iter_mut().enumerate() {
-            if self.last_g.as_ref().is_none_or(|lg| !lg[j].is_finite()) {
-                let mx = (0..n).fold(f64::NEG_INFINITY, |acc, i| acc.max(fb[i] - cost[i * m + j].as_f64() * inv));
-                *g = -mx;
+        };
+        if !col_max {
+            let gr = &gfin;
+            let row = |(i, ((krow, crow), f)): KernelRow<'_, T>| {
+                shift(i, f);
+                pass::exp_row(fast, krow, crow, gr, *f, inv);
+            };
+            if par {
+                self.kern.par_chunks_mut(m).zip(cost.par_chunks(m)).zip(fb.par_iter_mut()).enumerate().for_each(row);
+            } else {
+                self.kern.chunks_mut(m).zip(cost.chunks(m)).zip(fb.iter_mut()).enumerate().for_each(row);
             }
+        } else {
+            if par {
+                fb.par_iter_mut().enumerate().for_each(|(i, f)| shift(i, f));
+            } else {
+                fb.iter_mut().enumerate().for_each(|(i, f)| shift(i, f));
+            }
+            let mut gb = gfin.clone();
+            for (j, g) in gb.iter_mut().enumerate() {
+                if self.last_g.as_ref().is_none_or(|lg| !lg[j].is_finite()) {
+                    let mx = (0..n).fold(f64::NEG_INFINITY, |acc, i| acc.max(fb[i] - cost[i * m + j].as_f64() * inv));
+                    *g = -mx;
+                }
+            }
+            let (fbr, gbr) = (&fb, &gb);
+            let build =
+                |(i, (krow, crow)): (usize, (&mut [T], &[T]))| pass::exp_row(fast, krow, crow, gbr, fbr[i], inv);
+            if par {
+                self.kern.par_chunks_mut(m).zip(cost.par_chunks(m)).enumerate().for_each(build);
+            } else {
+                self.kern.chunks_mut(m).zip(cost.chunks(m)).enumerate().for_each(build);
+            }
+            gfin = gb;
         }
-        let (fbr, gbr) = (&fb, &gb);
-        self.kern.par_chunks_mut(m).zip(cost.par_chunks(m)).enumerate().for_each(|(i, (krow, crow))| {
-            for ((k, &c), &g) in krow.iter_mut().zip(crow).zip(gbr) {
-                *k = T::from_f64((fbr[i] + g - c.as_f64() * inv).fast_exp::<Unfused>());
-            }
-        });
+        let gb = gfin;
         self.fb = fb;
         self.gb = gb;
         self.built = true;
@@ -174,20 +209,35 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         let (m, inv, fast) = (self.m, self.inv, simd());
         let v = &scale[..m];
         let (kern, cost, fb) = (&self.kern, self.cost, &self.fb);
-        out.par_chunks_mut(32).enumerate().for_each_init(
-            || vec![T::zero(); m],
-            |z, (c, ob)| {
-                for (l, o) in ob.iter_mut().enumerate() {
-                    let i = c * 32 + l;
-                    let s = dot(&kern[i * m..(i + 1) * m], v);
-                    *o = if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
-                        T::from_f64(s.ln() - fb[i])
-                    } else {
-                        lse_dispatch(fast, h, &cost[i * m..(i + 1) * m], T::from_f64(-inv), z)
-                    };
+        let done = |z: &mut Vec<T>, i: usize, s: f64| -> T {
+            if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
+                T::from_f64(s.ln() - fb[i])
+            } else {
+                if z.is_empty() {
+                    z.resize(m, T::zero());
                 }
-            },
-        );
+                lse_dispatch(fast, h, &cost[i * m..(i + 1) * m], T::from_f64(-inv), z)
+            }
+        };
+        // Two rows at a time (each row's sum exactly as alone: two independent chains).
+        let row = |z: &mut Vec<T>, (c, ob): (usize, &mut [T])| {
+            for (p, pair) in ob.chunks_mut(2).enumerate() {
+                let i = c * 32 + 2 * p;
+                if let [o0, o1] = pair {
+                    let (s0, s1) = pass::dot2(fast, &kern[i * m..(i + 1) * m], &kern[(i + 1) * m..(i + 2) * m], v);
+                    *o0 = done(z, i, s0);
+                    *o1 = done(z, i + 1, s1);
+                } else {
+                    pair[0] = done(z, i, pass::dot(fast, &kern[i * m..(i + 1) * m], v));
+                }
+            }
+        };
+        if self.n * m >= PAR_MIN {
+            out.par_chunks_mut(32).enumerate().for_each_init(Vec::new, row);
+        } else {
+            let mut z = Vec::new();
+            out.chunks_mut(32).enumerate().for_each(|t| row(&mut z, t));
+        }
         self.scale = scale;
     }
     fn cols(&mut self, h: &[T], out: &mut [T]) {
@@ -198,25 +248,17 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
             self.rebuild();
             Self::scalings(h, &self.fb, &mut scale[..self.n]);
         }
-        let (n, m) = (self.n, self.m);
+        let (n, m, fast) = (self.n, self.m, simd());
         let rb = row_block(n);
         let u = &scale[..n];
-        self.kern.par_chunks(rb * m).zip(u.par_chunks(rb)).zip(self.partials.par_chunks_mut(m)).for_each(
-            |((kb, ub), acc)| {
-                acc.iter_mut().for_each(|x| *x = 0.0);
-                for (krow, &ui) in kb.chunks_exact(m).zip(ub) {
-                    if ui == T::zero() {
-                        continue;
-                    }
-                    let ui = ui.as_f64();
-                    for (a, &k) in acc.iter_mut().zip(krow) {
-                        *a += ui * k.as_f64();
-                    }
-                }
-            },
-        );
+        let block = |((kb, ub), acc): ((&[T], &[T]), &mut [f64])| pass::col_sums(fast, kb, ub, acc);
+        if n * m >= PAR_MIN {
+            self.kern.par_chunks(rb * m).zip(u.par_chunks(rb)).zip(self.partials.par_chunks_mut(m)).for_each(block);
+        } else {
+            self.kern.chunks(rb * m).zip(u.chunks(rb)).zip(self.partials.chunks_mut(m)).for_each(block);
+        }
         let mut colsum = vec![0.0; m];
-        reduce_blocks(&self.partials, m, &mut colsum);
+        add_blocks(&self.partials, m, &mut colsum, n * m >= PAR_MIN);
         for (j, (o, &s)) in out.iter_mut().zip(&colsum).enumerate() {
             *o = if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
                 T::from_f64(s.ln() - self.gb[j])
@@ -232,48 +274,401 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         let inv = 1.0 / reg;
         let mut partials = vec![0.0; self.partials.len()];
         let mut rows = vec![0.0; n];
-        let costs: Vec<f64> = self
-            .cost
-            .par_chunks(rb * m)
-            .zip(fs.par_chunks(rb))
-            .zip(rows.par_chunks_mut(rb))
-            .zip(partials.par_chunks_mut(m))
-            .map(|(((mr, fb), rsb), acc)| {
-                let mut cost = 0.0;
-                for ((row, &fi), rs) in mr.chunks_exact(m).zip(fb).zip(rsb.iter_mut()) {
-                    if fi == f64::NEG_INFINITY {
-                        continue;
-                    }
-                    for ((&c, &gj), a) in row.iter().zip(gs).zip(acc.iter_mut()) {
-                        let c = c.as_f64();
-                        let p = if gj == f64::NEG_INFINITY { 0.0 } else { (fi + gj - c * inv).fast_exp::<Unfused>() };
-                        *rs += p;
-                        *a += p;
-                        cost += p * c;
-                    }
-                }
-                cost
-            })
-            .collect();
+        let fast = simd();
+        // Groups of GROUP row blocks: the blocks' running sums are independent chains of
+        // additions, interleaved (each block's own sums still in its row-then-column order).
+        const GROUP: usize = pass::GROUP;
+        let group = |(((mr, fb), rsb), acc): GroupArgs<'_, T>| {
+            let mut costs = [0.0; GROUP];
+            pass::measure_group(fast, (mr, fb, gs), (rsb, acc, &mut costs), inv, rb);
+            costs
+        };
+        let costs: Vec<[f64; GROUP]> = if n * m >= PAR_MIN {
+            self.cost
+                .par_chunks(GROUP * rb * m)
+                .zip(fs.par_chunks(GROUP * rb))
+                .zip(rows.par_chunks_mut(GROUP * rb))
+                .zip(partials.par_chunks_mut(GROUP * m))
+                .map(group)
+                .collect()
+        } else {
+            self.cost
+                .chunks(GROUP * rb * m)
+                .zip(fs.chunks(GROUP * rb))
+                .zip(rows.chunks_mut(GROUP * rb))
+                .zip(partials.chunks_mut(GROUP * m))
+                .map(group)
+                .collect()
+        };
+        // The blocks' costs added in block order.
+        let nb = partials.len() / m;
+        let costs: Vec<f64> = costs.iter().flatten().take(nb).copied().collect();
         let mut cols = vec![0.0; m];
-        reduce_blocks(&partials, m, &mut cols);
+        add_blocks(&partials, m, &mut cols, n * m >= PAR_MIN);
         Ok(Sums { rows, cols, cost: costs.iter().sum() })
     }
 }
 
-/// `sum_j k_j v_j` in f64 (8 partial sums, vectorisable).
-#[inline]
-fn dot<T: Real>(k: &[T], v: &[T]) -> f64 {
-    const L: usize = 8;
-    let mut acc = [0f64; L];
-    let (mut kc, mut vc) = (k.chunks_exact(L), v.chunks_exact(L));
-    for (kr, vr) in (&mut kc).zip(&mut vc) {
-        for l in 0..L {
-            acc[l] += (kr[l] * vr[l]).as_f64();
+/// One row of a kernel build: `(i, ((kernel row, cost row), its shift))`.
+type KernelRow<'a, T> = (usize, ((&'a mut [T], &'a [T]), &'a mut f64));
+
+/// One group of row blocks of the measurement: `(((cost rows, fs), row sums), column partials)`.
+type GroupArgs<'a, T> = (((&'a [T], &'a [f64]), &'a mut [f64]), &'a mut [f64]);
+
+/// [`reduce_blocks`] (the per-block partials added in block order), on this thread when `par`
+/// is false (the same sums, in the same order).
+fn add_blocks(partials: &[f64], m: usize, out: &mut [f64], par: bool) {
+    if par {
+        return reduce_blocks(partials, m, out);
+    }
+    let nb = partials.len() / m;
+    for (j, o) in out.iter_mut().enumerate() {
+        let mut s = 0.0;
+        for b in 0..nb {
+            s += partials[b * m + j];
+        }
+        *o = s;
+    }
+}
+
+/// The passes over the cost and the kernel, each written once and compiled for any x86-64 CPU
+/// and with AVX2 (chosen by `fast`). The arithmetic is unfused in both, so the AVX2 version
+/// only computes more lanes at once: the results are bit-identical.
+mod pass {
+    use crate::real::{Real, Unfused};
+
+    /// Generates `$name(fast, args..)`, dispatching to the body compiled with AVX2 where
+    /// `fast` (true only when the CPU has AVX2 and FMA).
+    macro_rules! dispatched {
+        ($(#[$doc:meta])* fn $name:ident<T>($($arg:ident: $ty:ty),*) -> $ret:ty $body:block) => {
+            $(#[$doc])*
+            #[inline(always)]
+            pub(super) fn $name<T: Real>(fast: bool, $($arg: $ty),*) -> $ret {
+                #[inline(always)]
+                fn generic<T: Real>($($arg: $ty),*) -> $ret $body
+                #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2<T: Real>($($arg: $ty),*) -> $ret {
+                    generic::<T>($($arg),*)
+                }
+                #[cfg(target_arch = "x86_64")]
+                if fast {
+                    // SAFETY: `fast` is true only when the CPU supports AVX2 and FMA.
+                    return unsafe { avx2::<T>($($arg),*) };
+                }
+                let _ = fast;
+                generic::<T>($($arg),*)
+            }
+        };
+    }
+
+    dispatched! {
+        /// `max_j (g_j - c_j inv)` of one cost row (4 lanes of maxima: the maximum does not
+        /// depend on the order).
+        fn row_max<T>(row: &[T], g: &[f64], inv: f64) -> f64 {
+            let mut acc = [f64::NEG_INFINITY; 4];
+            let (mut rc, mut gc) = (row.chunks_exact(4), g.chunks_exact(4));
+            for (r, gv) in (&mut rc).zip(&mut gc) {
+                for l in 0..4 {
+                    acc[l] = acc[l].max(gv[l] - r[l].as_f64() * inv);
+                }
+            }
+            for (&c, &gv) in rc.remainder().iter().zip(gc.remainder()) {
+                acc[0] = acc[0].max(gv - c.as_f64() * inv);
+            }
+            acc.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v))
         }
     }
-    for (&a, &b) in kc.remainder().iter().zip(vc.remainder()) {
-        acc[0] += (a * b).as_f64();
+
+    dispatched! {
+        /// One kernel row: `k_j = exp(fi + g_j - c_j inv)`.
+        fn exp_row<T>(krow: &mut [T], crow: &[T], g: &[f64], fi: f64, inv: f64) -> () {
+            for ((k, &c), &gj) in krow.iter_mut().zip(crow).zip(g) {
+                *k = T::from_f64((fi + gj - c.as_f64() * inv).fast_exp::<Unfused>());
+            }
+        }
     }
-    acc.iter().sum()
+
+    dispatched! {
+        /// `sum_j k_j v_j` in f64 (8 partial sums).
+        fn dot<T>(k: &[T], v: &[T]) -> f64 {
+            const L: usize = 8;
+            let mut acc = [0f64; L];
+            let (mut kc, mut vc) = (k.chunks_exact(L), v.chunks_exact(L));
+            for (kr, vr) in (&mut kc).zip(&mut vc) {
+                for l in 0..L {
+                    acc[l] += (kr[l] * vr[l]).as_f64();
+                }
+            }
+            for (&a, &b) in kc.remainder().iter().zip(vc.remainder()) {
+                acc[0] += (a * b).as_f64();
+            }
+            acc.iter().sum()
+        }
+    }
+
+    dispatched! {
+        /// [`dot`] of two rows against the same `v`, interleaved: each sum has [`dot`]'s 8 partial
+        /// sums in [`dot`]'s order (bit-identical), the two rows' chains run side by side.
+        fn dot2<T>(k0: &[T], k1: &[T], v: &[T]) -> (f64, f64) {
+            const L: usize = 8;
+            let (mut a0, mut a1) = ([0f64; L], [0f64; L]);
+            let (mut c0, mut c1, mut vc) = (k0.chunks_exact(L), k1.chunks_exact(L), v.chunks_exact(L));
+            for ((r0, r1), vr) in (&mut c0).zip(&mut c1).zip(&mut vc) {
+                for l in 0..L {
+                    a0[l] += (r0[l] * vr[l]).as_f64();
+                    a1[l] += (r1[l] * vr[l]).as_f64();
+                }
+            }
+            for ((&x0, &x1), &y) in c0.remainder().iter().zip(c1.remainder()).zip(vc.remainder()) {
+                a0[0] += (x0 * y).as_f64();
+                a1[0] += (x1 * y).as_f64();
+            }
+            (a0.iter().sum(), a1.iter().sum())
+        }
+    }
+
+    dispatched! {
+        /// The column sums of one block of kernel rows `kb` scaled by `ub` (rows with a zero
+        /// scaling skipped), into `acc`.
+        fn col_sums<T>(kb: &[T], ub: &[T], acc: &mut [f64]) -> () {
+            acc.iter_mut().for_each(|x| *x = 0.0);
+            for (krow, &ui) in kb.chunks_exact(acc.len()).zip(ub) {
+                if ui == T::zero() {
+                    continue;
+                }
+                let ui = ui.as_f64();
+                for (a, &k) in acc.iter_mut().zip(krow) {
+                    *a += ui * k.as_f64();
+                }
+            }
+        }
+    }
+
+    /// Row blocks whose sums [`measure_group`] interleaves.
+    pub(super) const GROUP: usize = 4;
+
+    dispatched! {
+        /// The measurement of up to [`GROUP`] row blocks of `rb` rows: for `P_ij = exp(fs_i +
+        /// gs_j - C_ij inv)` (rows with `fs_i = -inf` skipped), the row sums into `rsb`, each
+        /// block's column sums into its part of `acc` and its `<P, C>` into `costs`, every sum
+        /// taken in the order of one loop over the block's rows and columns. Where all the
+        /// blocks have the row, their additions are interleaved (independent chains, no
+        /// reordering within one).
+        fn measure_group<T>(
+            inp: (&[T], &[f64], &[f64]),
+            out: (&mut [f64], &mut [f64], &mut [f64; GROUP]),
+            inv: f64,
+            rb: usize
+        ) -> () {
+            let ((mr, fs, gs), (rsb, acc, costs)) = (inp, out);
+            let m = gs.len();
+            let nbk = acc.len() / m;
+            let mut p = vec![0.0; GROUP * m];
+            for r in 0..rb {
+                let mut active = [false; GROUP];
+                for (q, on) in active.iter_mut().enumerate().take(nbk) {
+                    let i = q * rb + r;
+                    if i < fs.len() && fs[i] != f64::NEG_INFINITY {
+                        plan_row::<T>(false, &mr[i * m..(i + 1) * m], gs, fs[i], inv, &mut p[q * m..(q + 1) * m]);
+                        *on = true;
+                    }
+                }
+                if active.iter().all(|&a| a) {
+                    let c: [&[T]; GROUP] = std::array::from_fn(|q| &mr[(q * rb + r) * m..(q * rb + r + 1) * m]);
+                    let pq: [&[f64]; GROUP] = std::array::from_fn(|q| &p[q * m..(q + 1) * m]);
+                    let mut parts = acc.chunks_exact_mut(m);
+                    let a: [&mut [f64]; GROUP] = std::array::from_fn(|_| parts.next().expect("GROUP blocks"));
+                    let mut rs = [0.0f64; GROUP];
+                    let mut cost = *costs;
+                    for j in 0..m {
+                        for q in 0..GROUP {
+                            let pj = pq[q][j];
+                            rs[q] += pj;
+                            a[q][j] += pj;
+                            cost[q] += pj * c[q][j].as_f64();
+                        }
+                    }
+                    *costs = cost;
+                    for (q, &v) in rs.iter().enumerate() {
+                        rsb[q * rb + r] = v;
+                    }
+                    continue;
+                }
+                for q in (0..nbk).filter(|&q| active[q]) {
+                    let i = q * rb + r;
+                    let (row, pr, aq) = (&mr[i * m..(i + 1) * m], &p[q * m..(q + 1) * m], &mut acc[q * m..(q + 1) * m]);
+                    let mut rs = 0.0;
+                    for ((&c, &pj), a) in row.iter().zip(pr).zip(aq.iter_mut()) {
+                        rs += pj;
+                        *a += pj;
+                        costs[q] += pj * c.as_f64();
+                    }
+                    rsb[i] = rs;
+                }
+            }
+        }
+    }
+
+    dispatched! {
+        /// One row of the plan: `p_j = exp(fi + gs_j - c_j inv)` (0 where `gs_j = -inf`).
+        fn plan_row<T>(row: &[T], gs: &[f64], fi: f64, inv: f64, p: &mut [f64]) -> () {
+            for ((o, &c), &gj) in p.iter_mut().zip(row).zip(gs) {
+                let v = (fi + gj - c.as_f64() * inv).fast_exp::<Unfused>();
+                *o = if gj == f64::NEG_INFINITY { 0.0 } else { v };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The measurement as one plain loop per row block (the order the interleaved one keeps).
+    fn plain_measure(cost: &[f64], n: usize, m: usize, fs: &[f64], gs: &[f64], inv: f64) -> Sums {
+        let rb = row_block(n);
+        let mut rows = vec![0.0; n];
+        let mut cols = vec![0.0; m];
+        let mut costs = Vec::new();
+        let mut partials = Vec::new();
+        for b0 in (0..n).step_by(rb) {
+            let (mut acc, mut c) = (vec![0.0; m], 0.0);
+            for i in b0..(b0 + rb).min(n) {
+                if fs[i] == f64::NEG_INFINITY {
+                    continue;
+                }
+                for j in 0..m {
+                    let p = if gs[j] == f64::NEG_INFINITY {
+                        0.0
+                    } else {
+                        (fs[i] + gs[j] - cost[i * m + j] * inv).fast_exp::<crate::real::Unfused>()
+                    };
+                    rows[i] += p;
+                    acc[j] += p;
+                    c += p * cost[i * m + j];
+                }
+            }
+            costs.push(c);
+            partials.push(acc);
+        }
+        for (j, o) in cols.iter_mut().enumerate() {
+            *o = partials.iter().fold(0.0, |s, acc| s + acc[j]);
+        }
+        Sums { rows, cols, cost: costs.iter().sum() }
+    }
+
+    #[test]
+    fn paired_dot_products_are_bit_identical_to_single_ones() {
+        for len in [0usize, 5, 8, 37, 500] {
+            let k0: Vec<f64> = (0..len).map(|j| (j as f64 * 0.37).sin().abs()).collect();
+            let k1: Vec<f64> = (0..len).map(|j| (j as f64 * 0.11).cos().abs()).collect();
+            let v: Vec<f64> = (0..len).map(|j| 1.0 + (j % 7) as f64 * 1e-3).collect();
+            for fast in [false, simd()] {
+                let (s0, s1) = pass::dot2(fast, &k0, &k1, &v);
+                assert_eq!(s0.to_bits(), pass::dot(fast, &k0, &v).to_bits());
+                assert_eq!(s1.to_bits(), pass::dot(fast, &k1, &v).to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn interleaved_measurement_is_bit_identical_to_one_loop() {
+        // 150 rows: blocks of 32, the last one short; rows and columns with -inf potentials.
+        for &(n, m) in &[(150usize, 37usize), (7, 5), (600, 3)] {
+            let cost: Vec<f64> = (0..n * m).map(|k| ((k * 7919) % 101) as f64 / 50.0).collect();
+            let fs: Vec<f64> =
+                (0..n).map(|i| if i % 17 == 3 { f64::NEG_INFINITY } else { (i as f64 * 0.37).sin() }).collect();
+            let gs: Vec<f64> =
+                (0..m).map(|j| if j % 11 == 4 { f64::NEG_INFINITY } else { (j as f64 * 0.91).cos() }).collect();
+            let mut op = DenseOperator::new(&cost, n, m).unwrap();
+            let got = op.measure(&fs, &gs, 0.3).unwrap();
+            let want = plain_measure(&cost, n, m, &fs, &gs, 1.0 / 0.3);
+            assert_eq!(
+                got.rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                want.rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+            assert_eq!(
+                got.cols.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                want.cols.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+            );
+            assert_eq!(got.cost.to_bits(), want.cost.to_bits(), "{n} x {m}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+    use crate::ot::controller::Overrelax;
+    use crate::ot::unbalanced::{sinkhorn_lse, LseOptions};
+    use crate::solver::NoObserver;
+    use std::time::Instant;
+
+    /// Phases of one unbalanced call at n = 500 (the bench's problem shape), best of repeats.
+    #[test]
+    #[ignore]
+    fn phases_500() {
+        let n: usize = std::env::var("UB_N").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
+        let mut s = 12345u64;
+        let mut rnd = || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let x: Vec<[f64; 2]> = (0..n).map(|_| [rnd(), rnd()]).collect();
+        let y: Vec<[f64; 2]> = (0..n).map(|_| [rnd(), rnd()]).collect();
+        let cost: Vec<f64> =
+            x.iter().flat_map(|p| y.iter().map(move |q| (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2))).collect();
+        let a: Vec<f64> = (0..n).map(|_| rnd() + 0.1).collect();
+        let b: Vec<f64> = (0..n).map(|_| rnd() + 0.1).collect();
+        let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
+        let a: Vec<f64> = a.iter().map(|v| v / sa).collect();
+        let b: Vec<f64> = b.iter().map(|v| 1.5 * v / sb).collect();
+        let best = |f: &mut dyn FnMut()| {
+            let mut t = f64::INFINITY;
+            for _ in 0..30 {
+                let t0 = Instant::now();
+                f();
+                t = t.min(t0.elapsed().as_secs_f64());
+            }
+            t * 1e3
+        };
+        println!("new: {:.3} ms", best(&mut || drop(DenseOperator::new(&cost, n, n).unwrap())));
+        let mut op = DenseOperator::new(&cost, n, n).unwrap();
+        op.set_reg(0.05).unwrap();
+        let h = vec![0.0; n];
+        let mut out = vec![0.0; n];
+        println!(
+            "rebuild+rows: {:.3} ms",
+            best(&mut || {
+                op.built = false;
+                op.rows(&h, &mut out)
+            })
+        );
+        println!("rows: {:.3} ms", best(&mut || op.rows(&h, &mut out)));
+        println!("cols: {:.3} ms", best(&mut || op.cols(&h, &mut out)));
+        let fs = vec![0.0; n];
+        println!("measure: {:.3} ms", best(&mut || drop(op.measure(&fs, &fs, 0.05).unwrap())));
+        for &(reg, rho) in &[(0.05, 0.1), (0.05, 1.0), (0.01, 0.1), (0.01, 1.0)] {
+            for maxiter in [0usize, 1, 100_000] {
+                let opts = LseOptions {
+                    reg,
+                    reg_m: (rho, rho),
+                    tol: 1e-8,
+                    maxiter,
+                    eps_scaling: None,
+                    overrelax: Overrelax::Auto,
+                };
+                let (mut nit, mut rebuilds) = (0, 0);
+                let t = best(&mut || {
+                    let mut op = DenseOperator::new(&cost, n, n).unwrap();
+                    let out = sinkhorn_lse(&mut op, &a, &b, &opts, None, &mut NoObserver).unwrap();
+                    (nit, rebuilds) = (out.nit, op.rebuilds);
+                });
+                println!("reg {reg} rho {rho} maxiter {maxiter}: {t:.3} ms, nit {nit}, rebuilds {rebuilds}");
+            }
+        }
+    }
 }

@@ -113,10 +113,16 @@ fn tau(rho: f64, reg: f64) -> f64 {
 
 /// The relaxed target `w exp(-(f - reg ln w) / rho)` of one marginal (`w` when `rho = inf`).
 fn target(w: f64, f: f64, reg: f64, rho: f64) -> f64 {
+    target_ln(w, w.ln(), f, reg, rho)
+}
+
+/// [`target`] with `ln w` given (`lw`: the weights' logarithms are taken once per run).
+#[inline]
+fn target_ln(w: f64, lw: f64, f: f64, reg: f64, rho: f64) -> f64 {
     if w == 0.0 || rho.is_infinite() {
         w
     } else {
-        w * (-(f - reg * w.ln()) / rho).exp()
+        w * (-(f - reg * lw) / rho).exp()
     }
 }
 
@@ -177,6 +183,8 @@ fn measure<T: Real, K: LogKernel<T> + ?Sized>(
 /// current potentials `cur` (f64, summed in fixed chunks).
 struct Half<'x, T> {
     w: &'x [T],
+    /// `ln w` (`-inf` at zero weights).
+    ln_w: &'x [f64],
     cur: &'x [T],
     lse: &'x [T],
     reg: f64,
@@ -191,27 +199,42 @@ fn half_update<T: Real>(h: &Half<'_, T>, out: &mut [T]) -> f64 {
         for i in r {
             let (wi, ci, li) = (h.w[i].as_f64(), h.cur[i].as_f64(), h.lse[i].as_f64());
             let row = if ci == f64::NEG_INFINITY || li == f64::NEG_INFINITY { 0.0 } else { (ci / reg + li).exp() };
-            e += (row - target(wi, ci, reg, rho)).abs();
+            e += (row - target_ln(wi, h.ln_w[i], ci, reg, rho)).abs();
         }
         [e]
     });
-    out.par_iter_mut().zip(h.w).zip(h.lse).for_each(|((o, &w), &l)| {
-        let (w, l) = (w.as_f64(), l.as_f64());
-        *o = if w == 0.0 {
+    each(out, h.ln_w, h.lse, |o, &lw, &l| {
+        let l = l.as_f64();
+        // ln w = -inf exactly at the zero weights.
+        *o = if lw == f64::NEG_INFINITY {
             T::neg_infinity()
         } else if l == f64::NEG_INFINITY {
             // No mass reaches this point: the row of the plan is zero.
             T::infinity()
         } else {
-            T::from_f64(reg * w.ln() - t * reg * l)
+            T::from_f64(reg * lw - t * reg * l)
         };
     });
     err
 }
 
+/// Vectors shorter than this are updated on the calling thread: an element-wise pass over
+/// them takes microseconds, less than a hand-over to the thread pool.
+const PAR_LEN: usize = 1 << 15;
+
+/// `f(out_i, x_i, y_i)` for every `i`, in parallel for long vectors (element-wise: the same
+/// results either way).
+fn each<O: Send, X: Sync, Y: Sync>(out: &mut [O], x: &[X], y: &[Y], f: impl Fn(&mut O, &X, &Y) + Sync) {
+    if out.len() < PAR_LEN {
+        out.iter_mut().zip(x).zip(y).for_each(|((o, x), y)| f(o, x, y));
+    } else {
+        out.par_iter_mut().zip(x).zip(y).for_each(|((o, x), y)| f(o, x, y));
+    }
+}
+
 /// `v <- v + omega (new - v)`, or `new` where either is infinite (zero weights, first pass).
 fn relax<T: Real>(v: &mut [T], new: &[T], omega: f64) {
-    v.par_iter_mut().zip(new).for_each(|(x, &y)| {
+    each(v, new, new, |x, &y, _| {
         *x = if omega == 1.0 || !x.is_finite() || !y.is_finite() {
             y
         } else {
@@ -224,22 +247,23 @@ fn relax<T: Real>(v: &mut [T], new: &[T], omega: f64) {
 /// leaves the plan unchanged, and the `l` that maximises the dual along that direction is
 /// `ln(A / B) / (1/rho_a + 1/rho_b)` with `A = sum a exp(-(f - reg ln a) / rho_a)` (`sum a` when
 /// `rho_a = inf`), `B` alike. Without it the total mass converges at the rate `1 - O(reg / rho)`:
-/// tens of thousands of iterations near the balanced limit.
-fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra, rb): (f64, f64)) {
+/// tens of thousands of iterations near the balanced limit. Returns `l` (0 when not applied).
+fn translate<T: Real>(f: &mut [T], g: &mut [T], (a, b): Logs<'_, T>, reg: f64, (ra, rb): (f64, f64)) -> f64 {
     if ra.is_infinite() && rb.is_infinite() {
-        return;
+        return 0.0;
     }
-    let side = |w: &[T], p: &[T], rho: f64| -> f64 {
+    let side = |(w, lw): (&[T], &[f64]), p: &[T], rho: f64| -> f64 {
         w.iter()
+            .zip(lw)
             .zip(p)
-            .map(|(&w, &x)| {
+            .map(|((&w, &lw), &x)| {
                 let (w, x) = (w.as_f64(), x.as_f64());
                 if w == 0.0 {
                     0.0
                 } else if rho.is_infinite() {
                     w
                 } else {
-                    w * (-(x - reg * w.ln()) / rho).exp()
+                    w * (-(x - reg * lw) / rho).exp()
                 }
             })
             .sum()
@@ -247,16 +271,35 @@ fn translate<T: Real>(f: &mut [T], g: &mut [T], a: &[T], b: &[T], reg: f64, (ra,
     let (sa, sb) = (side(a, f, ra), side(b, g, rb));
     let l = (sa / sb).ln() / (1.0 / ra + 1.0 / rb);
     if !(l.is_finite() && sa > 0.0 && sb > 0.0) {
-        return;
+        return 0.0;
     }
-    f.par_iter_mut().for_each(|x| *x = T::from_f64(x.as_f64() + l));
-    g.par_iter_mut().for_each(|x| *x = T::from_f64(x.as_f64() - l));
+    each(f, a.0, a.0, |x, _, _| *x = T::from_f64(x.as_f64() + l));
+    each(g, b.0, b.0, |x, _, _| *x = T::from_f64(x.as_f64() - l));
+    l
 }
+
+/// The column residual `sum_j |P^T 1_j - target_j|` of the current potentials, from the last
+/// column pass: that pass saw `f` before the translation by `l` (and `g` was updated after it),
+/// and the translation leaves the plan unchanged, so `P^T 1_j = exp((g_j + l) / reg + lse_j)`.
+/// An estimate (the kernel's rounding, not the f64 measurement): it only spares measurements
+/// that cannot succeed (see [`sinkhorn_lse`]).
+fn fresh_col_residual<T: Real>((b, ln_b): (&[T], &[f64]), g: &[T], lse: &[T], reg: f64, rho: f64, l: f64) -> f64 {
+    let mut e = 0.0;
+    for (((&w, &lw), &gj), &lj) in b.iter().zip(ln_b).zip(g).zip(lse) {
+        let (w, gj, lj) = (w.as_f64(), gj.as_f64(), lj.as_f64());
+        let col = if gj == f64::NEG_INFINITY || lj == f64::NEG_INFINITY { 0.0 } else { ((gj + l) / reg + lj).exp() };
+        e += (col - target_ln(w, lw, gj, reg, rho)).abs();
+    }
+    e
+}
+
+/// Weights with their logarithms: `((a, ln a), (b, ln b))`.
+type Logs<'x, T> = ((&'x [T], &'x [f64]), (&'x [T], &'x [f64]));
 
 /// `out = v / reg` in the working dtype.
 fn scaled<T: Real>(v: &[T], reg: f64, out: &mut [T]) {
     let inv = 1.0 / reg;
-    out.par_iter_mut().zip(v).for_each(|(o, &x)| *o = T::from_f64(x.as_f64() * inv));
+    each(out, v, v, |o, &x, _| *o = T::from_f64(x.as_f64() * inv));
 }
 
 /// Checks what the loop relies on (the Python API checks the same with nicer messages).
@@ -360,6 +403,19 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
     // The column residual of the last g pass (carried into the next ε stage: an estimate until
     // that stage's first g pass; infinite before the first one).
     let mut col_err = f64::INFINITY;
+    // The weights' logarithms, taken once (the same numbers as taken at each use).
+    let logs = |w: &[T], what| -> Result<Vec<f64>> {
+        let mut v = crate::alloc::try_with_capacity(w.len(), what)?;
+        v.extend(w.iter().map(|x| x.as_f64().ln()));
+        Ok(v)
+    };
+    let (ln_a, ln_b) = (logs(a, "f")?, logs(b, "g")?);
+    // The translation of the last iteration (see `fresh_col_residual`).
+    let mut shift = 0.0;
+    // What the estimate of a hopeless measurement (below) may be off by, in units of the
+    // total mass: the kernel's rounding (f32 kernels round to 1e-7).
+    let mass: f64 = a.iter().chain(b).map(|x| x.as_f64()).sum();
+    let slack = mass * if T::SAFE_LO < 1e-100 { 1e-11 } else { 1e-3 };
     for (si, &eps) in stages.iter().enumerate() {
         let last = si + 1 == stages.len();
         op.set_reg(eps)?;
@@ -370,10 +426,25 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
             // The f pass: the row residual of P(f, g) and the update of f (not yet applied).
             scaled(&g, eps, &mut hs_m);
             op.rows(&hs_m, &mut lse_n);
-            let half = Half { w: a, cur: &f, lse: &lse_n, reg: eps, rho: opts.reg_m.0 };
+            let half = Half { w: a, ln_w: &ln_a, cur: &f, lse: &lse_n, reg: eps, rho: opts.reg_m.0 };
             let row_err = half_update(&half, &mut f_new);
             let err = row_err + col_err;
-            if last && err <= confirm {
+            // A measurement (a pass over the cost with an exponential per entry) only where the
+            // residual re-estimated on the current potentials does not rule success out: one that
+            // is at least 1.5 tol + slack away cannot measure <= tol (the estimate is accurate to
+            // the kernel's rounding, far below the slack), so it is counted as failed exactly as
+            // the measurement would be (its error exceeds tol >= confirm >= err, so the new
+            // confirm is err / 2 either way). The last allowed failure is always measured.
+            let hopeless = last
+                && err <= confirm
+                && stage_it > 0
+                && confirm_fails < 8
+                && row_err + fresh_col_residual((b, &ln_b), &g, &lse_m, eps, opts.reg_m.1, shift)
+                    > 1.5 * opts.tol + slack;
+            if hopeless {
+                confirm_fails += 1;
+                confirm = err * 0.5;
+            } else if last && err <= confirm {
                 let st = measure(op, a, b, &f, &g, opts)?;
                 if st.err <= opts.tol {
                     return finish(op, f, g, nit, Termination::Converged, si + 1, Some(st));
@@ -413,10 +484,10 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
             relax(&mut f, &f_new, omega);
             scaled(&f, eps, &mut hs_n);
             op.cols(&hs_n, &mut lse_m);
-            let half = Half { w: b, cur: &g, lse: &lse_m, reg: eps, rho: opts.reg_m.1 };
+            let half = Half { w: b, ln_w: &ln_b, cur: &g, lse: &lse_m, reg: eps, rho: opts.reg_m.1 };
             col_err = half_update(&half, &mut g_new);
             relax(&mut g, &g_new, omega);
-            translate(&mut f, &mut g, a, b, eps, opts.reg_m);
+            shift = translate(&mut f, &mut g, ((a, &ln_a), (b, &ln_b)), eps, opts.reg_m);
             nit += 1;
             stage_it += 1;
             ctl.observe(err);
