@@ -160,7 +160,7 @@ fn diag_products(fast: bool, blk: &[f64], n: usize, i0: usize, nb: usize, p0: us
     let mut out = vec![0.0; m * nb];
     let x = [&blk[p0 * n..p0 * n + i0], &blk[(p0 + m - 1) * n..(p0 + m - 1) * n + i0]];
     let mut q = 0;
-    while q <= p0 + m - 1 {
+    while q < p0 + m {
         let c = [q, (q + 1).min(nb - 1), (q + 2).min(nb - 1), (q + 3).min(nb - 1)];
         let d = tile(fast, x, c.map(|cj| &blk[cj * n..cj * n + i0]), i0);
         for (p, dp) in d.iter().enumerate().take(m) {
