@@ -77,7 +77,20 @@ Outer loops (``outer=``)
     at a bound by the gradient are fixed, the two-loop recursion runs on the others, and the
     line search follows the projected path. Options: ``memory`` (10 pairs), ``cg_maxiter``
     (CG steps per solve: at least ``min(2 d_y, 2000)``), ``refine_steps``, ``inner_step``
-    (fallback gradient steps), ``inner_steps`` (``itd``).
+    (fallback gradient steps), ``inner_steps`` (``itd``), ``lower_solve`` (``aid``, ``exact``):
+
+    - ``"direct"``: the dense lower Hessian ``∇²ᵧᵧg`` is factored by Cholesky at every outer
+      point and serves both Newton's method on the lower level (one exact step when ``g`` is
+      quadratic in ``y``, as for ridge) and the adjoint system; built by the native problems
+      themselves (``Quadratic``, ``RidgeHyperparameter`` with ``p <= n``), else from ``d_y``
+      Hessian–vector products; ``d_y`` up to 8192 (above: ``ValueError``);
+    - ``"iterative"``: Newton–CG and CG as above;
+    - ``"auto"`` (default): ``"iterative"`` until an outer point's Hessian–vector products cost
+      more flops than one factorisation (``d_y^3/3`` plus building the Hessian; twice that when
+      ``g`` is not quadratic in ``y``), then ``"direct"`` for the rest of the run, for native
+      problems that build their Hessian and ``d_y <= 2000`` (``exact``: direct from the start).
+      ``result.lower_solve`` says which path the run ended with; the final measurement of
+      ``hypergrad_norm`` uses the same path.
 """
 
 from __future__ import annotations
@@ -141,9 +154,9 @@ METHODS = {
 
 #: The methods that run with ``outer="lbfgs"`` and their ``options`` keys there.
 OUTER_METHODS = {
-    "aid": ("memory", "cg_maxiter", "refine_steps", "inner_step"),
+    "aid": ("memory", "cg_maxiter", "refine_steps", "inner_step", "lower_solve"),
     "itd": ("memory", "cg_maxiter", "refine_steps", "inner_step", "inner_steps"),
-    "exact": ("memory", "cg_maxiter", "refine_steps", "inner_step"),
+    "exact": ("memory", "cg_maxiter", "refine_steps", "inner_step", "lower_solve"),
 }
 
 _DEFAULT_INNER = {"aid": 10, "itd": 20, "soba": 1, "borep": 10, "f2sa": 10, "penalty": 100, "exact": 10}
@@ -163,7 +176,8 @@ class BilevelResult(OptimizeResult):
     hypergrad_norm : float
         ``‖∇F(x)‖`` measured at the returned ``x``, independently of the method (also with
         ``maxiter=0``: at ``x0``): the lower level re-solved from ``y`` to ``1e-12``
-        relative, ``∇²ᵧᵧg v = ∇ᵧf`` by CG, ``∇ₓf − ∇²ₓᵧg v``. With a constrained lower level
+        relative, ``∇²ᵧᵧg v = ∇ᵧf`` by CG, ``∇ₓf − ∇²ₓᵧg v`` (with ``lower_solve ==
+        "direct"``: Newton with the factored Hessian, ``v`` from the factor). With a constrained lower level
         (``project_y``) it cannot be measured, and it is the method's estimate (the message
         says so).
     hypergrad_estimate : float
@@ -181,6 +195,9 @@ class BilevelResult(OptimizeResult):
     phase_times : dict
         Wall time in seconds of ``setup`` (step estimation, initial refinement), ``lower``,
         ``linear`` and ``upper``.
+    lower_solve : str
+        ``outer="lbfgs"``: ``"direct"`` or ``"iterative"``, the lower solve the run ended with
+        (see ``options['lower_solve']``); ``"iterative"`` for the other outer loops.
     inner_step, outer_step : float
         The steps used (estimated unless given; ``outer="lbfgs"``: the last line-search step).
     lam : float
@@ -370,8 +387,13 @@ def _message(status: int, detail, measured: bool, d: dict, method: str, tol: flo
     """What the result claims, naming exactly what was measured."""
     hg, est = d["hypergrad_norm"], d["hypergrad_estimate"]
     kind = "penalty gradient" if method in ("f2sa", "penalty") else "hypergradient estimate"
+    how = (
+        "lower level re-solved by Newton with the factored Hessian, H v = grad_y f by Cholesky"
+        if d.get("lower_solve") == "direct"
+        else "lower level re-solved, H v = grad_y f by CG"
+    )
     what = (
-        f"|grad F(x)| = {hg:.3e} measured at the returned x (lower level re-solved, H v = grad_y f by CG)"
+        f"|grad F(x)| = {hg:.3e} measured at the returned x ({how})"
         if measured
         else f"the method's {kind} |g| = {hg:.3e} (|grad F| is not measured: a constrained lower level)"
     )
@@ -519,6 +541,9 @@ def minimize(
     allowed = OUTER_METHODS[method] if lbfgs else METHODS[method]
     opts = check_options(options, allowed, f"{method}' with outer='{outer}" if lbfgs else method)
     memory = opts.pop("memory", None)
+    lower_solve = opts.pop("lower_solve", None)
+    if lower_solve is not None and lower_solve not in ("auto", "direct", "iterative"):
+        raise ValueError(f"options['lower_solve'] must be 'auto', 'direct' or 'iterative'; got {lower_solve!r}.")
     if getattr(prob, "project_x", None) is not None and opts.get("project_x") is None:
         opts["project_x"] = prob.project_x
     constrained = isinstance(prob, NativeConstrainedProblem) or getattr(prob, "h", None) is not None
@@ -550,6 +575,8 @@ def minimize(
     copts["outer"] = outer
     if memory is not None:
         copts["memory"] = positive_int(memory, "options['memory']")
+    if lower_solve is not None:
+        copts["lower_solve"] = lower_solve
     if bounds is not None:
         copts["bounds"] = _bounds(bounds, x.size)
 

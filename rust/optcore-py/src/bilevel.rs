@@ -10,7 +10,8 @@ use crate::bridge::{
 use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1};
 use optcore_core::bilevel::{
-    self, Batch, HgMethod, LinSolve, Logistic, Method, Options, Oracle, Outer, Probe, Quadratic, Ridge, PHASE_NAMES,
+    self, Batch, HgMethod, LinSolve, Logistic, LowerSolve, Method, Options, Oracle, Outer, Probe, Quadratic, Ridge,
+    PHASE_NAMES,
 };
 use optcore_core::linalg::Design;
 use optcore_core::Real;
@@ -357,6 +358,14 @@ fn build_options<T: Real>(
             other => return Err(PyValueError::new_err(format!("unknown outer loop {other:?}"))),
         };
     }
+    if let Some(s) = opts.get::<String>("lower_solve")? {
+        o.lower_solve = match s.as_str() {
+            "auto" => LowerSolve::Auto,
+            "direct" => LowerSolve::Direct,
+            "iterative" => LowerSolve::Iterative,
+            other => return Err(PyValueError::new_err(format!("unknown lower solve {other:?}"))),
+        };
+    }
     if let Some((lo, hi)) = opts.get::<(Vec<f64>, Vec<f64>)>("bounds")? {
         o.bounds = Some((lo, hi));
     }
@@ -465,6 +474,7 @@ macro_rules! bilevel_fns {
                 .set("hypergrad_norm", out.hypergrad_norm)?
                 .set("hypergrad_estimate", out.hypergrad_estimate)?
                 .set("measured", out.measured)?
+                .set("lower_solve", if out.direct { "direct" } else { "iterative" })?
                 .set("lower_residual", out.lower_residual)?
                 .set("nit", out.nit)?;
             let c = out.counts;

@@ -4,6 +4,7 @@
 //! and [`super::first_order`] (`f2sa`, `penalty`); [`super::minimize`] dispatches. See
 //! `optcore.bilevel.minimize` for the user-facing description of each update and option.
 
+use super::direct::{self, LowerSolve};
 use super::oracle::{Batch, Counted, Counts, Oracle};
 use crate::error::{OptError, Result};
 use crate::linalg::{all_finite, axpy, cg, norm};
@@ -93,6 +94,8 @@ pub struct Options<T: Real> {
     pub memory: usize,
     /// Bounds `lo ≤ x ≤ hi` of the L-BFGS outer loop (entries may be infinite).
     pub bounds: Option<(Vec<f64>, Vec<f64>)>,
+    /// The L-BFGS outer loop's lower solve (`aid`, `exact`; [`super::direct`]).
+    pub lower_solve: LowerSolve,
 }
 
 impl<T: Real> Options<T> {
@@ -129,6 +132,7 @@ impl<T: Real> Options<T> {
             outer: Outer::Gd,
             memory: 10,
             bounds: None,
+            lower_solve: LowerSolve::Auto,
         }
     }
 }
@@ -159,6 +163,9 @@ pub struct Output<T> {
     /// F2SA's final `λ` (penalty: `1/σ`; NaN for the others).
     pub lam: f64,
     pub termination: Termination,
+    /// Whether the lower level and the adjoint system were last solved directly (dense
+    /// Cholesky, [`super::direct`]); the final measurement used the same path.
+    pub direct: bool,
 }
 
 /// Shared state of a run: the counted oracle, the PRNG and the steps.
@@ -183,6 +190,9 @@ pub struct Ctx<'a, T: Real> {
     /// The first outer iteration at which [`Ctx::certify`] measures again after a failed
     /// measurement (measuring costs a lower-level solve).
     next_check: usize,
+    /// Whether the L-BFGS outer loop solves directly ([`super::direct`]); then
+    /// [`Ctx::measure`] does too.
+    pub(super) direct: bool,
 }
 
 pub(super) fn sample(rng: &mut Rng, n: usize, b: usize) -> Option<Vec<usize>> {
@@ -231,6 +241,7 @@ impl<'a, T: Real> Ctx<'a, T> {
             track: Vec::new(),
             cg_rel: opts.cg_tol,
             next_check: 0,
+            direct: false,
         })
     }
 
@@ -495,6 +506,12 @@ impl<'a, T: Real> Ctx<'a, T> {
     /// batches). Returns its norm ([`Ctx::stationarity`]: projected with bounds), the
     /// re-solved `y` and `‖∇ᵧg‖` there.
     pub fn measure(&mut self, x: &[T], y: &[T]) -> Result<(f64, Vec<T>, f64)> {
+        if self.direct {
+            match self.measure_direct(x, y) {
+                Err(OptError::Numerical(_)) => {}
+                other => return other,
+            }
+        }
         let (yw, _, lower) = self.solve_lower_checked(x, y, 1e-12, self.opts.refine_steps.max(1000))?;
         let (dx, dy) = (x.len(), yw.len());
         let mut gx = vec![T::zero(); dx];
@@ -508,6 +525,21 @@ impl<'a, T: Real> Ctx<'a, T> {
         self.o.jvp(x, &yw, &v, None, &mut jv)?;
         axpy(-1.0, &jv, &mut gx);
         Ok((self.stationarity(x, &gx), yw, lower))
+    }
+
+    /// [`Ctx::measure`] with the direct solve: Newton with the factored Hessian to
+    /// `‖∇ᵧg‖ ≤ 1e-12` relative (or its rounding floor), `v` from the same factor.
+    fn measure_direct(&mut self, x: &[T], y: &[T]) -> Result<(f64, Vec<T>, f64)> {
+        let mut yw = y.to_vec();
+        let (gyg, ch) = direct::newton(self, x, &mut yw, 0.0, 1e-12)?;
+        let mut gx = vec![T::zero(); x.len()];
+        let mut gy = vec![T::zero(); yw.len()];
+        self.o.grad_f(x, &yw, None, &mut gx, &mut gy)?;
+        let v = direct::solve(&ch, &gy);
+        let mut jv = vec![T::zero(); x.len()];
+        self.o.jvp(x, &yw, &v, None, &mut jv)?;
+        axpy(-1.0, &jv, &mut gx);
+        Ok((self.stationarity(x, &gx), yw, norm(&gyg)))
     }
 
     /// The stationarity measure of `x` for the hypergradient `g`: `‖g‖`, or with bounds the

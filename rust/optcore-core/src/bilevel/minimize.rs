@@ -1,6 +1,7 @@
 //! `minimize`: checks the starting point, estimates the lower-level step, refines `y0`, and
 //! runs the method of `opts.method`.
 
+use super::direct::{LowerSolve, FORCED_MAX_DY};
 use super::methods::{at_start, project, Ctx, Method, Options, Outer, Output};
 use super::oracle::{Oracle, Phase};
 use super::{first_order, implicit, outer};
@@ -30,7 +31,7 @@ pub fn minimize<T: Real>(
                 .into(),
         ));
     }
-    check_outer(opts, dx)?;
+    check_outer(opts, dx, dy)?;
     let mut c = Ctx::new(oracle, opts)?;
     let mut x = x0.to_vec();
     let mut y = y0.to_vec();
@@ -100,12 +101,13 @@ pub fn minimize<T: Real>(
         outer_step: beta,
         lam,
         termination: term,
+        direct: c.direct,
     })
 }
 
 /// The L-BFGS outer loop's preconditions: a method with a hypergradient, full batches, bounds
 /// (not a general projection) of the right length with `lo ≤ hi`.
-fn check_outer<T: Real>(opts: &Options<T>, dx: usize) -> Result<()> {
+fn check_outer<T: Real>(opts: &Options<T>, dx: usize, dy: usize) -> Result<()> {
     let bad = |m: &str| Err(OptError::InvalidInput(m.into()));
     if opts.outer == Outer::Lbfgs {
         if !matches!(opts.method, Method::Aid | Method::Itd | Method::Exact) {
@@ -116,6 +118,17 @@ fn check_outer<T: Real>(opts: &Options<T>, dx: usize) -> Result<()> {
         }
         if opts.proj_x.is_some() {
             return bad("outer='lbfgs' supports bounds on x (bounds=...), not a general projection (project_x)");
+        }
+    }
+    if opts.lower_solve == LowerSolve::Direct {
+        if !(opts.outer == Outer::Lbfgs && matches!(opts.method, Method::Aid | Method::Exact)) {
+            return bad("lower_solve='direct' applies to method 'aid' or 'exact' with outer='lbfgs'");
+        }
+        if dy > FORCED_MAX_DY {
+            return Err(OptError::InvalidInput(format!(
+                "lower_solve='direct' factors the d_y x d_y lower Hessian: d_y = {dy} is above {FORCED_MAX_DY}; \
+                 use lower_solve='iterative' (or 'auto')"
+            )));
         }
     }
     if let Some((lo, hi)) = &opts.bounds {

@@ -22,6 +22,8 @@ pub mod problems;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_direct;
 
 pub use hypergrad::{hypergradient, HgMethod};
 pub use methods::{LinSolve, Method, Options, Outer, Output};
@@ -33,5 +35,9 @@ pub use problems::{Logistic, Quadratic, Ridge};
 // native problems `ConstrainedToy`, `SVMHyper`.
 pub mod constrained;
 pub mod lvhba;
+
+// The direct (dense Cholesky) lower solve of the L-BFGS outer loop: `options["lower_solve"]`.
+pub mod direct;
 pub use constrained::{LlcToy, SvmDual};
+pub use direct::LowerSolve;
 pub use lvhba::{minimize_lvhba, Constrained, LvCounts, LvOptions, LvOutput, Measures};

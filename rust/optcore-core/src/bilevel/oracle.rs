@@ -78,6 +78,26 @@ pub trait Oracle<T: Real>: Send + Sync {
     fn value_g(&self, _x: &[T], _y: &[T]) -> Option<Result<f64>> {
         None
     }
+
+    /// The dense lower Hessian `∇²ᵧᵧg(x, y)` (row-major `d_y × d_y`, f64) into `out`, when the
+    /// problem builds it more cheaply than from `d_y` products (`None` otherwise): the direct
+    /// lower solve of the L-BFGS outer loop factors it.
+    fn hessian_yy(&self, _x: &[T], _y: &[T], _out: &mut [f64]) -> Option<Result<()>> {
+        None
+    }
+
+    /// Flop estimates `(building ∇²ᵧᵧg by [`Oracle::hessian_yy`], one product ∇²ᵧᵧg v)`, for
+    /// choosing between the direct and the iterative lower solve; `None` without
+    /// [`Oracle::hessian_yy`].
+    fn hessian_costs(&self) -> Option<(f64, f64)> {
+        None
+    }
+
+    /// Whether `g` is quadratic in `y` (`∇²ᵧᵧg` does not depend on `y`): one Newton step
+    /// solves the lower level exactly.
+    fn quadratic_in_y(&self) -> bool {
+        false
+    }
 }
 
 /// The second-order policy: the products the oracle declares [`Oracle::analytic`] come from
@@ -178,6 +198,8 @@ pub struct Counts {
     /// Second-order products computed by finite differences (each also counts 2 `grad_g`).
     pub fd_second: usize,
     pub values: usize,
+    /// Dense lower Hessians built by the problem ([`Oracle::hessian_yy`]).
+    pub hessians: usize,
 }
 
 /// Wraps an oracle: checks the finiteness of what it returns (naming the oracle), counts the
@@ -288,6 +310,43 @@ impl<'a, T: Real> Counted<'a, T> {
     /// `∇²ₓᵧg v` only.
     pub fn jvp(&mut self, x: &[T], y: &[T], v: &[T], batch: Batch, out: &mut [T]) -> Result<()> {
         self.second(Probe { x, y, v, batch }, None, Some(out))
+    }
+
+    /// The dense `∇²ᵧᵧg(x, y)` from [`Oracle::hessian_yy`] (counted as `hessians`), or, when
+    /// the oracle has none, built column by column from `d_y` products; checked finite.
+    pub fn hessian(&mut self, x: &[T], y: &[T], out: &mut [f64]) -> Result<()> {
+        match self.oracle.hessian_yy(x, y, out) {
+            Some(r) => {
+                self.counts.hessians += 1;
+                r?;
+            }
+            None => {
+                let dy = y.len();
+                let mut e = vec![T::zero(); dy];
+                let mut col = vec![T::zero(); dy];
+                for j in 0..dy {
+                    e[j] = T::one();
+                    self.hvp(x, y, &e, None, &mut col)?;
+                    e[j] = T::zero();
+                    for i in 0..dy {
+                        out[i * dy + j] = col[i].as_f64();
+                    }
+                }
+                // Symmetrised (finite differences are symmetric only up to their error).
+                for i in 0..dy {
+                    for j in 0..i {
+                        let m = 0.5 * (out[i * dy + j] + out[j * dy + i]);
+                        out[i * dy + j] = m;
+                        out[j * dy + i] = m;
+                    }
+                }
+            }
+        }
+        if out.iter().all(|v| v.is_finite()) {
+            Ok(())
+        } else {
+            Err(OptError::Numerical("the lower-level Hessian ∇²ᵧᵧg has non-finite entries".into()))
+        }
     }
 
     pub fn value_f(&mut self, x: &[T], y: &[T]) -> Result<f64> {

@@ -12,6 +12,10 @@
 //! lower level's residual (`y* − y ≈ −H⁻¹∇ᵧg`), so that the value's error is quadratic in
 //! the residuals.
 //!
+//! With the direct lower solve ([`super::direct`], `c.direct`), [`Evaluator::at`] factors the
+//! dense lower Hessian instead: Newton steps with it, the adjoint `v` from the same factor
+//! (exact to rounding), the same `F̂`.
+//!
 //! Inexactness rule (a "norm condition" on the hypergradient error): at outer iteration `k`
 //! the lower level is solved to `‖∇ᵧg‖ ≤ η_k R` (`R` the lower residual at the start point
 //! before refinement) and the linear system to `‖Hv − ∇ᵧf‖ ≤ η_k ‖∇ᵧf‖`, with
@@ -28,13 +32,18 @@
 //! is not a descent direction on the arc resets the memory (steepest descent).
 //!
 //! Line search: backtracking from `t = 1` (first iteration: `t = min(1, 1/‖ĝ‖)`) with
-//! quadratic interpolation, safeguarded to `[0.1 t, 0.5 t]`. With `f`: Armijo on `F̂`,
+//! quadratic interpolation, safeguarded to `[0.1 t, 0.5 t]`; a full step that passes while
+//! the slope at its end is still below `0.9` times the initial slope (Wolfe's curvature
+//! condition fails: the step is too short) along the first iteration's steepest-descent
+//! direction is extended by `t ← 4t` while `F̂` keeps
+//! decreasing ([`extrapolate`]). With `f`: Armijo on `F̂`,
 //! `F̂(x(t)) ≤ F̂(x) + 1e-4 ĝᵀ(x(t) − x)`, so no accepted step increases `F̂` (beyond its
 //! rounding error: when `|ΔF̂|` is below `100 ε_mach |F̂|` the values cannot rank the points
 //! and the derivative test below decides). Without `f`: the
 //! same test with the decrease estimated by the trapezoid rule on the directional derivatives
 //! at both ends, `ΔF ≈ (ĝ(x) + ĝ(x(t)))ᵀ(x(t) − x)/2` (exact on quadratics).
 
+use super::direct::{self, LowerSolve, AUTO_MAX_DY};
 use super::hypergrad::exact_solve;
 use super::implicit::{itd_hypergrad, run_hgd};
 use super::methods::{end_of_iteration, Ctx, Method, Run};
@@ -51,6 +60,11 @@ const ETA0: f64 = 1e-6;
 const C1: f64 = 1e-4;
 /// Trial points per line search.
 const MAX_TRIALS: usize = 30;
+/// Wolfe's curvature constant: a full step whose end slope is below `CURV` times the initial
+/// one is extended ([`extrapolate`]).
+const CURV: f64 = 0.9;
+/// Extrapolation steps (`t ← 4t`) per line search.
+const MAX_EXTRAP: usize = 8;
 
 /// One evaluated outer point.
 #[derive(Clone)]
@@ -77,6 +91,13 @@ struct Evaluator {
     floor: f64,
     /// ITD's unrolled steps (doubled when its bias stops the line search).
     itd_steps: usize,
+    /// The lower-solve option; with `Auto`, `direct_flops` (the cost of one direct
+    /// evaluation, `None` when the problem has no dense Hessian or `d_y` is too large) is
+    /// compared with the Hessian–vector products (`hvp_flops` each) an iterative evaluation
+    /// spent ([`super::direct`]).
+    mode: LowerSolve,
+    direct_flops: Option<f64>,
+    hvp_flops: f64,
 }
 
 /// ITD's unrolled steps grow to at most this multiple of `inner_steps`.
@@ -140,14 +161,76 @@ impl Evaluator {
         Ok(g)
     }
 
-    /// The point `x` evaluated with tolerance factor `eta`, warm-started from `from`.
+    /// The point `x` evaluated with tolerance factor `eta`, warm-started from `from`: directly
+    /// when the run solves directly (`c.direct`), else iteratively; with `lower_solve="auto"`
+    /// an iterative evaluation that cost more than a direct one switches the run to direct.
     fn at<T: Real>(&self, c: &mut Ctx<'_, T>, x: Vec<T>, from: &Point<T>, eta: f64) -> Result<Point<T>> {
+        if c.direct {
+            match self.at_direct(c, &x, from, eta) {
+                Ok(p) => return Ok(p),
+                // Auto: where the Hessian is not positive definite to working precision, the
+                // iterative path decides (CG reports its own breakdown).
+                Err(OptError::Numerical(_)) if self.mode == LowerSolve::Auto => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let before = c.o.counts.hvp_yy + c.o.counts.fd_second;
+        let p = self.at_iterative(c, x, from, eta)?;
+        if let (LowerSolve::Auto, false, Some(df)) = (self.mode, c.direct, self.direct_flops) {
+            let spent = (c.o.counts.hvp_yy + c.o.counts.fd_second - before) as f64 * self.hvp_flops;
+            if spent > df && self.method != Method::Itd {
+                c.direct = true;
+            }
+        }
+        Ok(p)
+    }
+
+    /// [`Evaluator::at`] by the direct solve: Newton with the factored lower Hessian to
+    /// `‖∇ᵧg‖ ≤ η R` (or its rounding floor), the adjoint from the same factor.
+    fn at_direct<T: Real>(&self, c: &mut Ctx<'_, T>, x: &[T], from: &Point<T>, eta: f64) -> Result<Point<T>> {
+        let eta = eta.max(self.floor);
+        c.o.enter(Phase::Lower);
+        let mut y = from.y.clone();
+        let (gyg, ch) = direct::newton(c, x, &mut y, eta * self.r_scale, 0.0)?;
+        c.o.enter(Phase::Linear);
+        let mut gx = vec![T::zero(); x.len()];
+        let mut gy = vec![T::zero(); y.len()];
+        c.o.grad_f(x, &y, None, &mut gx, &mut gy)?;
+        let v = direct::solve(&ch, &gy);
+        let mut jv = vec![T::zero(); x.len()];
+        c.o.jvp(x, &y, &v, None, &mut jv)?;
+        axpy(-1.0, &jv, &mut gx);
+        self.assemble(c, x.to_vec(), y, v, gx, &gyg)
+    }
+
+    /// The point's value `F̂ = f − vᵀ∇ᵧg` (module docs) and the assembled [`Point`].
+    fn assemble<T: Real>(
+        &self,
+        c: &mut Ctx<'_, T>,
+        x: Vec<T>,
+        y: Vec<T>,
+        v: Vec<T>,
+        g: Vec<T>,
+        gyg: &[T],
+    ) -> Result<Point<T>> {
+        c.o.enter(Phase::Upper);
+        let fval = if self.has_f {
+            let corr: f64 = v.iter().zip(gyg).map(|(a, b)| a.as_f64() * b.as_f64()).sum();
+            c.o.value_f(&x, &y)? - corr
+        } else {
+            f64::NAN
+        };
+        let res = norm(gyg);
+        Ok(Point { x, y, v, g: g.iter().map(|e| e.as_f64()).collect(), fval, res })
+    }
+
+    /// [`Evaluator::at`] by Newton–CG and CG (module docs).
+    fn at_iterative<T: Real>(&self, c: &mut Ctx<'_, T>, x: Vec<T>, from: &Point<T>, eta: f64) -> Result<Point<T>> {
         let eta = eta.max(self.floor);
         let (dx, dy) = (x.len(), from.y.len());
         let mut y = from.y.clone();
         let mut v = from.v.clone();
         let gyg = self.solve_lower(c, &x, &mut y, eta * self.r_scale)?;
-        let res = norm(&gyg);
         c.o.enter(Phase::Linear);
         let mut gx = vec![T::zero(); dx];
         let mut gy = vec![T::zero(); dy];
@@ -179,14 +262,7 @@ impl Evaluator {
                 gx
             }
         };
-        c.o.enter(Phase::Upper);
-        let fval = if self.has_f {
-            let corr: f64 = v.iter().zip(&gyg).map(|(a, b)| a.as_f64() * b.as_f64()).sum();
-            c.o.value_f(&x, &y)? - corr
-        } else {
-            f64::NAN
-        };
-        Ok(Point { x, y, v, g: g.iter().map(|e| e.as_f64()).collect(), fval, res })
+        self.assemble(c, x, y, v, g, &gyg)
     }
 }
 
@@ -297,6 +373,7 @@ pub(super) fn run_lbfgs<T: Real>(
     let dy = y.len();
     let has_f = c.o.oracle.value_f(&x, &y).is_some();
     let floor = 10.0 * T::epsilon().as_f64();
+    let direct_flops = if dy <= AUTO_MAX_DY { direct::direct_flops(c, dy) } else { None };
     let mut ev = Evaluator {
         method: opts.method,
         has_f,
@@ -304,7 +381,16 @@ pub(super) fn run_lbfgs<T: Real>(
         cg_cap: opts.cg_maxiter.max((2 * dy).min(2000)),
         floor,
         itd_steps: opts.inner_steps.max(1),
+        mode: opts.lower_solve,
+        direct_flops,
+        hvp_flops: c.o.oracle.hessian_costs().map_or(f64::NAN, |(_, h)| h),
     };
+    c.direct = opts.method != Method::Itd
+        && match opts.lower_solve {
+            LowerSolve::Direct => true,
+            LowerSolve::Iterative => false,
+            LowerSolve::Auto => opts.method == Method::Exact && direct_flops.is_some(),
+        };
     // The lower-level scale R: the residual at the start point before refinement, or now.
     let mut gy0 = vec![T::zero(); dy];
     c.o.grad_g(&x, &y, None, None, &mut gy0)?;
@@ -366,7 +452,7 @@ pub(super) fn run_lbfgs<T: Real>(
                 let sc = if mem.pairs.is_empty() { (1.0 / gn).min(1.0) } else { 1.0 };
                 cur.g.iter().zip(&free).map(|(&v, &f)| if f { -sc * v } else { 0.0 }).collect()
             });
-            match line_search(c, &ev, &cur, &dir, eta, &bounds)? {
+            match line_search(c, &ev, &cur, &dir, eta, &bounds, steepest && k == 0)? {
                 Some(found) => {
                     accepted = Some(found);
                     break;
@@ -432,6 +518,67 @@ pub(super) fn run_lbfgs<T: Real>(
     Ok((cur.x, cur.y, hg, nit, last_t, f64::NAN, term, cur.res))
 }
 
+/// Extrapolation along the first iteration's steepest-descent direction (where the step's
+/// scale `1/‖ĝ‖` is a guess; later steps take L-BFGS's `sᵀy/yᵀy` scaling, and after a memory
+/// reset far steps along the gradient have led into regions where the lower level cannot be
+/// solved accurately and `F̂` ranks points wrongly): a full step `t = 1` that
+/// passed the test with the slope along the arc still below `CURV` times the initial one (the
+/// curvature condition of Wolfe's test fails: the step is short) is followed by `t ← 4t` while the new point passes the sufficient-decrease test from `x`
+/// and decreases `F̂` below the last accepted trial (without `f`: the trapezoid estimate
+/// between the two is negative), at most `MAX_EXTRAP` times; the last accepted trial is
+/// returned.
+fn extrapolate<T: Real>(
+    c: &mut Ctx<'_, T>,
+    ev: &Evaluator,
+    cur: &Point<T>,
+    d: &[f64],
+    eta: f64,
+    bounds: &Option<(Vec<f64>, Vec<f64>)>,
+    first: Point<T>,
+) -> Result<Option<(Point<T>, f64)>> {
+    let mut best = (first, 1.0f64);
+    for _ in 0..MAX_EXTRAP {
+        let t = 4.0 * best.1;
+        let mut xt: Vec<T> = cur.x.iter().zip(d).map(|(xi, di)| T::from_f64(xi.as_f64() + t * di)).collect();
+        clip(bounds, &mut xt);
+        let p: Vec<f64> = xt.iter().zip(&cur.x).map(|(a, b)| a.as_f64() - b.as_f64()).collect();
+        let q: Vec<f64> = xt.iter().zip(&best.0.x).map(|(a, b)| a.as_f64() - b.as_f64()).collect();
+        if q.iter().all(|&e| e == 0.0) {
+            break; // the projected arc has stopped moving
+        }
+        let d0: f64 = cur.g.iter().zip(&p).map(|(a, b)| a * b).sum();
+        let kept = (c.alpha, c.track.clone());
+        let next = match ev.at(c, xt, &best.0, eta) {
+            Ok(n) if n.g.iter().all(|e| e.is_finite()) && (n.fval.is_finite() || !ev.has_f) => n,
+            Ok(_) | Err(OptError::Numerical(_)) => {
+                (c.alpha, c.track) = kept;
+                break;
+            }
+            Err(e) => return Err(e),
+        };
+        let dt: f64 = next.g.iter().zip(&p).map(|(a, b)| a * b).sum();
+        let between: f64 = next.g.iter().zip(&best.0.g).zip(&q).map(|((a, b), s)| 0.5 * (a + b) * s).sum();
+        // A trial whose lower solve missed its tolerance (its `F̂` and `ĝ` are unreliable)
+        // ends the extrapolation.
+        let solved = next.res <= 10.0 * (eta.max(ev.floor) * ev.r_scale).max(best.0.res);
+        let ok = solved
+            && if ev.has_f {
+                next.fval - cur.fval <= C1 * d0 && next.fval < best.0.fval
+            } else {
+                between < 0.0 && 0.5 * (d0 + dt) <= C1 * d0
+            };
+        if !ok {
+            (c.alpha, c.track) = kept;
+            break;
+        }
+        best = (next, t);
+        if dt >= CURV * d0 {
+            break;
+        }
+    }
+    Ok(Some(best))
+}
+
 /// Backtracking along the projected arc `clip(x + t d)` (module docs); `None` when no trial
 /// point satisfies the test (or `d` is not a descent direction on the arc).
 fn line_search<T: Real>(
@@ -441,6 +588,7 @@ fn line_search<T: Real>(
     d: &[f64],
     eta: f64,
     bounds: &Option<(Vec<f64>, Vec<f64>)>,
+    extend: bool,
 ) -> Result<Option<(Point<T>, f64)>> {
     let mut t = 1.0f64;
     for _ in 0..MAX_TRIALS {
@@ -486,6 +634,9 @@ fn line_search<T: Real>(
             (trapezoid, if dt > d0 { t * d0 / (d0 - dt) } else { 0.5 * t })
         };
         if ok {
+            if extend && t == 1.0 && dt < CURV * d0 {
+                return extrapolate(c, ev, cur, d, eta, bounds, next);
+            }
             return Ok(Some((next, t)));
         }
         (c.alpha, c.track) = kept;
@@ -514,6 +665,9 @@ pub(super) fn run_exact_gd<T: Real>(
         cg_cap: c.opts.cg_maxiter.max((2 * dy).min(2000)),
         floor: 10.0 * T::epsilon().as_f64(),
         itd_steps: c.opts.inner_steps.max(1),
+        mode: LowerSolve::Iterative,
+        direct_flops: None,
+        hvp_flops: f64::NAN,
     };
     run_hgd(c, x, y, obs, |c, x, y, _alpha, _s| {
         let from =

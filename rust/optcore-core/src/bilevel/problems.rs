@@ -206,6 +206,23 @@ impl<T: Real> Oracle<T> for Quadratic {
             + d(&self.q_vec, &y);
         Some(Ok(v))
     }
+    fn hessian_yy(&self, _x: &[T], _y: &[T], out: &mut [f64]) -> Option<Result<()>> {
+        // `A`, symmetrised (the products use `A` as given).
+        let dy = self.dy;
+        for i in 0..dy {
+            for j in 0..dy {
+                out[i * dy + j] = 0.5 * (self.a_mat[i * dy + j] + self.a_mat[j * dy + i]);
+            }
+        }
+        Some(Ok(()))
+    }
+    fn hessian_costs(&self) -> Option<(f64, f64)> {
+        let d = self.dy as f64;
+        Some((d * d, 2.0 * d * d))
+    }
+    fn quadratic_in_y(&self) -> bool {
+        true
+    }
     fn value_g(&self, x: &[T], y: &[T]) -> Option<Result<f64>> {
         let (x, y) = (to_f64(x), to_f64(y));
         let (dx, dy) = (self.dx, self.dy);
@@ -393,6 +410,25 @@ impl<T: Real> Oracle<T> for Ridge<T> {
     }
     fn value_f(&self, _x: &[T], y: &[T]) -> Option<Result<f64>> {
         Some(Ok(self.lsq_val(y, None).1))
+    }
+    fn hessian_yy(&self, x: &[T], _y: &[T], out: &mut [f64]) -> Option<Result<()>> {
+        // `2 XᵀX/n + 2 diag(exp(λ))` from the training Gram matrix (none when p > n).
+        let gr = self.gram_tr.as_ref()?;
+        let p = gr.p;
+        for (o, g) in out.iter_mut().zip(&gr.g) {
+            *o = 2.0 * g;
+        }
+        for j in 0..p {
+            out[j * p + j] += 2.0 * x[if self.per_feature { j } else { 0 }].as_f64().exp();
+        }
+        Some(Ok(()))
+    }
+    fn hessian_costs(&self) -> Option<(f64, f64)> {
+        let p = self.gram_tr.as_ref()?.p as f64;
+        Some((p * p, 2.0 * p * p))
+    }
+    fn quadratic_in_y(&self) -> bool {
+        true
     }
     fn value_g(&self, x: &[T], y: &[T]) -> Option<Result<f64>> {
         let loss = self.lsq_tr(y, None, 1.0).1;

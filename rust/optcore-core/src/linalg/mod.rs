@@ -1,7 +1,7 @@
 //! Linear algebra shared by the solvers: vector helpers that accumulate in f64, a design
 //! matrix that is dense (row-major) or CSR, a plain f64 CSR matrix with a row-parallel
 //! product ([`csr::Csr`], the LP solver's), conjugate gradients on a matrix-free SPD
-//! operator ([`mod@cg`]), dense LU with partial pivoting ([`lu`]) and the spectral-norm estimate
+//! operator ([`mod@cg`]), dense Cholesky ([`chol`]), dense LU with partial pivoting ([`lu`]) and the spectral-norm estimate
 //! by Lanczos ([`lanczos`]).
 //!
 //! Inner products come in two summation orders, kept apart because changing either would
@@ -11,6 +11,7 @@
 //! The rule for splitting parallel loops deterministically lives in [`crate::parallel`].
 
 pub mod cg;
+pub mod chol;
 pub mod csr;
 pub mod design;
 pub mod lanczos;
