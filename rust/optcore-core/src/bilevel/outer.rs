@@ -620,6 +620,15 @@ fn line_search<T: Real>(
             t *= 0.1;
             continue;
         }
+        // A trial whose lower solve missed its tolerance is a failed trial (a shorter step):
+        // its `F̂` and `ĝ` are unreliable, and accepting it let runs wander where the lower
+        // level cannot be solved (ridge's λ → +∞: `F̂` ranked a point with F = 22 below
+        // x0's 11.7; the run then ended there with status 4). The rule is `extrapolate`'s.
+        if next.res > 10.0 * (eta.max(ev.floor) * ev.r_scale).max(cur.res) {
+            (c.alpha, c.track) = kept;
+            t *= 0.1;
+            continue;
+        }
         let dt: f64 = next.g.iter().zip(&p).map(|(a, b)| a * b).sum();
         // The decrease estimated from the directional derivatives (trapezoid rule).
         let trapezoid = 0.5 * (d0 + dt) <= C1 * d0;
