@@ -131,6 +131,7 @@ def main():
     sizes = [500] if args.quick else [500, 1000, 2000]
     timing = {f"{n}/{np.dtype(dt).name}": per_iteration(n, 5, dt) for n in sizes for dt in (np.float64, np.float32)}
     meta = dict(
+        load=f"{os.getloadavg()[0]:.1f}",
         date=datetime.now(UTC).isoformat(timespec="minutes"),
         machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared)",
         optcore=optcore.__version__ if hasattr(optcore, "__version__") else "dev",
@@ -141,6 +142,7 @@ def main():
         json.dump(dict(meta=meta, rates=rows, timing=timing), f, indent=1)
     plot(rows, os.path.join(OUT, "ot_mirror_rates.png"))
     lines = [f"# Mirror Sinkhorn ({meta['date']}, {meta['machine']}, POT {meta['pot']})", ""]
+    lines += [f"Load average {meta['load']} when the run started (other jobs share the cores).", ""]
     lines += [
         f"`python benches/ot_mirror.py{' --quick' if args.quick else ''}` (2-core x86_64 AVX2+FMA dev machine)",
         "",
