@@ -16,9 +16,9 @@
 //! the dense Hessian anyway: from the start).
 
 use super::methods::Ctx;
-use crate::error::{OptError, Result};
+use crate::error::Result;
 use crate::linalg::chol::Cholesky;
-use crate::linalg::{all_finite, norm};
+use crate::linalg::norm;
 use crate::real::Real;
 
 /// `lower_solve="auto"` considers the direct solve up to this `d_y`.
@@ -84,27 +84,11 @@ pub(super) fn newton<T: Real>(
         };
         let mut p: Vec<f64> = g.iter().map(|e| e.as_f64()).collect();
         ch.solve_in_place(&mut p);
-        let mut step = 1.0;
-        let mut improved = false;
-        for _ in 0..8 {
-            for ((t, &yi), &pi) in yt.iter_mut().zip(y.iter()).zip(&p) {
+        let improved = c.damped_lower_step(x, (y, &mut g, &mut r), (&mut yt, &mut gt), |step, y, yt| {
+            for ((t, &yi), &pi) in yt.iter_mut().zip(y).zip(&p) {
                 *t = T::from_f64(yi.as_f64() - step * pi);
             }
-            // A trial `y` where the oracle overflows is a failed trial (a shorter step).
-            let rt = match c.o.grad_g(x, &yt, None, None, &mut gt) {
-                Ok(()) => norm(&gt),
-                Err(OptError::Numerical(_)) => f64::INFINITY,
-                Err(e) => return Err(e),
-            };
-            if all_finite(&yt) && rt < r {
-                y.copy_from_slice(&yt);
-                std::mem::swap(&mut g, &mut gt);
-                r = rt;
-                improved = true;
-                break;
-            }
-            step *= 0.5;
-        }
+        })?;
         // The factor stays valid where `y` did not move or the Hessian does not depend on it.
         if quad || !improved {
             fac = Some(ch);

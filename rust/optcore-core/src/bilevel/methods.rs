@@ -311,6 +311,37 @@ impl<'a, T: Real> Ctx<'a, T> {
         Ok((first, r))
     }
 
+    /// One damped step of a Newton-type lower solve: `trial(t, y, yt)` forms the trial point
+    /// for step length `t` (1, then halved at most 7 times) and the first trial that decreases
+    /// the residual `‖∇ᵧg‖ = *r` (with finite entries) replaces `y`, `g` and `r`. A trial where
+    /// the oracle overflows is a failed trial (a shorter step). Returns whether a step was taken
+    /// (`false`: the rounding floor). `yt` and `gt` are scratch of `y`'s length.
+    pub(super) fn damped_lower_step(
+        &mut self,
+        x: &[T],
+        (y, g, r): (&mut [T], &mut Vec<T>, &mut f64),
+        (yt, gt): (&mut [T], &mut Vec<T>),
+        mut trial: impl FnMut(f64, &[T], &mut [T]),
+    ) -> Result<bool> {
+        let mut step = 1.0;
+        for _ in 0..8 {
+            trial(step, y, yt);
+            let rt = match self.o.grad_g(x, yt, None, None, gt) {
+                Ok(()) => norm(gt),
+                Err(OptError::Numerical(_)) => f64::INFINITY,
+                Err(e) => return Err(e),
+            };
+            if all_finite(yt) && rt < *r {
+                y.copy_from_slice(yt);
+                std::mem::swap(g, gt);
+                *r = rt;
+                return Ok(true);
+            }
+            step *= 0.5;
+        }
+        Ok(false)
+    }
+
     /// The lower level at `x` solved from `y` by [`Ctx::solve_lower`] for a measurement or a
     /// fallback: returns the solved `y`, `∇ᵧg` there and its norm. The step `self.alpha` was
     /// estimated at another point (`x0`, or an earlier retune); where the lower level is

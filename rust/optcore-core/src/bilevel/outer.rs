@@ -126,26 +126,10 @@ impl Evaluator {
             p.iter_mut().for_each(|e| *e = T::zero());
             let o = &mut c.o;
             cg(|u, out| o.hvp(x, y, u, None, out), &g, &mut p, (forcing * r).max(0.5 * atol), self.cg_cap)?;
-            let mut step = 1.0;
-            let mut improved = false;
-            for _ in 0..8 {
+            let improved = c.damped_lower_step(x, (y, &mut g, &mut r), (&mut yt, &mut gt), |step, y, yt| {
                 yt.copy_from_slice(y);
-                axpy(-step, &p, &mut yt);
-                // A trial `y` where the oracle overflows is a failed trial (a shorter step).
-                let rt = match c.o.grad_g(x, &yt, None, None, &mut gt) {
-                    Ok(()) => norm(&gt),
-                    Err(OptError::Numerical(_)) => f64::INFINITY,
-                    Err(e) => return Err(e),
-                };
-                if all_finite(&yt) && rt < r {
-                    y.copy_from_slice(&yt);
-                    std::mem::swap(&mut g, &mut gt);
-                    r = rt;
-                    improved = true;
-                    break;
-                }
-                step *= 0.5;
-            }
+                axpy(-step, &p, yt);
+            })?;
             if !improved {
                 break;
             }
@@ -159,6 +143,13 @@ impl Evaluator {
             g = gs;
         }
         Ok(g)
+    }
+
+    /// The largest lower-level residual at which a trial point's `F̂` and `ĝ` are trusted:
+    /// ten times the evaluation's tolerance `η R` (or its rounding floor), or ten times the
+    /// `reference` point's own residual.
+    fn trusted_residual(&self, eta: f64, reference: f64) -> f64 {
+        10.0 * (eta.max(self.floor) * self.r_scale).max(reference)
     }
 
     /// The point `x` evaluated with tolerance factor `eta`, warm-started from `from`: directly
@@ -539,14 +530,11 @@ fn extrapolate<T: Real>(
     let mut best = (first, 1.0f64);
     for _ in 0..MAX_EXTRAP {
         let t = 4.0 * best.1;
-        let mut xt: Vec<T> = cur.x.iter().zip(d).map(|(xi, di)| T::from_f64(xi.as_f64() + t * di)).collect();
-        clip(bounds, &mut xt);
-        let p: Vec<f64> = xt.iter().zip(&cur.x).map(|(a, b)| a.as_f64() - b.as_f64()).collect();
+        let (xt, p, d0) = arc_point(cur, d, t, bounds);
         let q: Vec<f64> = xt.iter().zip(&best.0.x).map(|(a, b)| a.as_f64() - b.as_f64()).collect();
         if q.iter().all(|&e| e == 0.0) {
             break; // the projected arc has stopped moving
         }
-        let d0: f64 = cur.g.iter().zip(&p).map(|(a, b)| a * b).sum();
         let kept = (c.alpha, c.track.clone());
         let next = match ev.at(c, xt, &best.0, eta) {
             Ok(n) if n.g.iter().all(|e| e.is_finite()) && (n.fval.is_finite() || !ev.has_f) => n,
@@ -560,7 +548,7 @@ fn extrapolate<T: Real>(
         let between: f64 = next.g.iter().zip(&best.0.g).zip(&q).map(|((a, b), s)| 0.5 * (a + b) * s).sum();
         // A trial whose lower solve missed its tolerance (its `F̂` and `ĝ` are unreliable)
         // ends the extrapolation.
-        let solved = next.res <= 10.0 * (eta.max(ev.floor) * ev.r_scale).max(best.0.res);
+        let solved = next.res <= ev.trusted_residual(eta, best.0.res);
         let ok = solved
             && if ev.has_f {
                 next.fval - cur.fval <= C1 * d0 && next.fval < best.0.fval
@@ -579,6 +567,21 @@ fn extrapolate<T: Real>(
     Ok(Some(best))
 }
 
+/// The point `clip(x + t d)` of the projected arc from `cur`, its displacement `p` from `cur.x`
+/// and the slope `ĝᵀp` there.
+fn arc_point<T: Real>(
+    cur: &Point<T>,
+    d: &[f64],
+    t: f64,
+    bounds: &Option<(Vec<f64>, Vec<f64>)>,
+) -> (Vec<T>, Vec<f64>, f64) {
+    let mut xt: Vec<T> = cur.x.iter().zip(d).map(|(xi, di)| T::from_f64(xi.as_f64() + t * di)).collect();
+    clip(bounds, &mut xt);
+    let p: Vec<f64> = xt.iter().zip(&cur.x).map(|(a, b)| a.as_f64() - b.as_f64()).collect();
+    let d0: f64 = cur.g.iter().zip(&p).map(|(a, b)| a * b).sum();
+    (xt, p, d0)
+}
+
 /// Backtracking along the projected arc `clip(x + t d)` (module docs); `None` when no trial
 /// point satisfies the test (or `d` is not a descent direction on the arc).
 fn line_search<T: Real>(
@@ -592,10 +595,7 @@ fn line_search<T: Real>(
 ) -> Result<Option<(Point<T>, f64)>> {
     let mut t = 1.0f64;
     for _ in 0..MAX_TRIALS {
-        let mut xt: Vec<T> = cur.x.iter().zip(d).map(|(xi, di)| T::from_f64(xi.as_f64() + t * di)).collect();
-        clip(bounds, &mut xt);
-        let p: Vec<f64> = xt.iter().zip(&cur.x).map(|(a, b)| a.as_f64() - b.as_f64()).collect();
-        let d0: f64 = cur.g.iter().zip(&p).map(|(a, b)| a * b).sum();
+        let (xt, p, d0) = arc_point(cur, d, t, bounds);
         if d0 >= 0.0 || d0.is_nan() {
             return Ok(None);
         }
@@ -603,32 +603,27 @@ fn line_search<T: Real>(
         // the evaluator's fallback may have retuned it to that point's curvature, e.g. ridge's
         // `exp(λ)` at a far trial λ) leaves it as it was.
         let kept = (c.alpha, c.track.clone());
+        // Failed trials (a shorter step; the last accepted point stays the run's point): a
+        // point where the problem overflows (e.g. ridge's `exp(λ)`); finite oracle outputs that
+        // combine to a non-finite estimate; a lower solve that missed its tolerance, whose `F̂`
+        // and `ĝ` are unreliable (accepting those let runs wander where the lower level cannot
+        // be solved: at ridge's λ → +∞ `F̂` ranked a point with F = 22 below x0's 11.7, and the
+        // run ended there with status 4; the rule is `extrapolate`'s).
         let next = match ev.at(c, xt, cur, eta) {
-            Ok(p) => p,
-            // A trial point where the problem overflows (e.g. ridge's `exp(λ)`): a shorter step.
-            Err(OptError::Numerical(_)) => {
+            Ok(n)
+                if n.g.iter().all(|e| e.is_finite())
+                    && (n.fval.is_finite() || !ev.has_f)
+                    && (n.res <= ev.trusted_residual(eta, cur.res) || n.res.is_nan()) =>
+            {
+                n
+            }
+            Ok(_) | Err(OptError::Numerical(_)) => {
                 (c.alpha, c.track) = kept;
                 t *= 0.1;
                 continue;
             }
             Err(e) => return Err(e),
         };
-        if !(next.g.iter().all(|e| e.is_finite()) && (next.fval.is_finite() || !ev.has_f)) {
-            // Finite oracle outputs can still combine to a non-finite estimate: also a failed
-            // trial (the last accepted point stays the run's point).
-            (c.alpha, c.track) = kept;
-            t *= 0.1;
-            continue;
-        }
-        // A trial whose lower solve missed its tolerance is a failed trial (a shorter step):
-        // its `F̂` and `ĝ` are unreliable, and accepting it let runs wander where the lower
-        // level cannot be solved (ridge's λ → +∞: `F̂` ranked a point with F = 22 below
-        // x0's 11.7; the run then ended there with status 4). The rule is `extrapolate`'s.
-        if next.res > 10.0 * (eta.max(ev.floor) * ev.r_scale).max(cur.res) {
-            (c.alpha, c.track) = kept;
-            t *= 0.1;
-            continue;
-        }
         let dt: f64 = next.g.iter().zip(&p).map(|(a, b)| a * b).sum();
         // The decrease estimated from the directional derivatives (trapezoid rule).
         let trapezoid = 0.5 * (d0 + dt) <= C1 * d0;

@@ -308,18 +308,9 @@ pub fn mirror_sinkhorn<T: Real>(
                 }
             }
         }
-        let e = err;
-        let report = || Report { nit, error: e, vectors: Vec::new(), scalars: vec![("step", eta)] };
-        match obs.observe(nit, &report) {
-            Control::Continue => {}
-            Control::Stop => {
-                termination = Termination::Stopped;
-                break;
-            }
-            Control::Abort => {
-                termination = Termination::Aborted;
-                break;
-            }
+        if let Some(end) = observe(obs, nit, err, eta) {
+            termination = end;
+            break;
         }
     }
     let plan = if avg.is_empty() || nit == 0 { p } else { avg };
@@ -585,6 +576,17 @@ fn builtin_fun<T: Real>(objective: Objective<'_, T>, plan: &[T]) -> f64 {
             })
             .sum()]
         })[0],
+    }
+}
+
+/// The observer's turn after a Mirror Sinkhorn iteration (error at the last measurement, the
+/// step just taken): `Some` ends the run (status 99, or aborted for an error to raise).
+pub(super) fn observe<T: Real>(obs: &mut dyn Observer<T>, nit: usize, error: f64, step: f64) -> Option<Termination> {
+    let report = || Report { nit, error, vectors: Vec::new(), scalars: vec![("step", step)] };
+    match obs.observe(nit, &report) {
+        Control::Continue => None,
+        Control::Stop => Some(Termination::Stopped),
+        Control::Abort => Some(Termination::Aborted),
     }
 }
 

@@ -14,7 +14,7 @@
 //! The iterates are the ones of the general loop up to rounding.
 
 use super::kernels::run;
-use super::mirror::{marginal_error, tiny, MirrorOptions, MirrorOutput, Output, Step};
+use super::mirror::{marginal_error, observe, tiny, MirrorOptions, MirrorOutput, Output, Step};
 use super::mirror_gap::Certificate;
 use super::mirror_mult::mirror_mult;
 use super::mirror_step::Schedule;
@@ -23,7 +23,7 @@ use crate::alloc::{try_filled, try_zeroed};
 use crate::error::Result;
 use crate::parallel::row_block;
 use crate::real::Real;
-use crate::solver::{Control, Observer, Report, Termination};
+use crate::solver::{Observer, Termination};
 use rayon::prelude::*;
 
 /// The problem and what `mirror_sinkhorn` has already derived from it.
@@ -167,18 +167,10 @@ pub(super) fn mirror_linear_exp<T: Real>(
                     }
                 }
             }
-            let (e, step) = (err, if half == 0 { e1 } else { s2.unwrap_or(s1) - s1 });
-            let report = || Report { nit, error: e, vectors: Vec::new(), scalars: vec![("step", step)] };
-            match obs.observe(nit, &report) {
-                Control::Continue => {}
-                Control::Stop => {
-                    termination = Termination::Stopped;
-                    break 'outer;
-                }
-                Control::Abort => {
-                    termination = Termination::Aborted;
-                    break 'outer;
-                }
+            let step = if half == 0 { e1 } else { s2.unwrap_or(s1) - s1 };
+            if let Some(end) = observe(obs, nit, err, step) {
+                termination = end;
+                break 'outer;
             }
         }
     }

@@ -34,7 +34,7 @@
 //! form runs.
 
 use super::kernels::run;
-use super::mirror::{marginal_error, tiny, MirrorOptions, MirrorOutput, Output};
+use super::mirror::{marginal_error, observe, tiny, MirrorOptions, MirrorOutput, Output};
 use super::mirror_linear::{certificate, finish, vanished, Linear, Run};
 use super::mirror_step::Schedule;
 use super::sinkhorn::reduce_blocks;
@@ -42,7 +42,7 @@ use crate::alloc::try_zeroed;
 use crate::error::Result;
 use crate::parallel::row_block;
 use crate::real::{Madd, Real, Unfused};
-use crate::solver::{Control, Observer, Report, Termination};
+use crate::solver::{Observer, Termination};
 use rayon::prelude::*;
 
 /// Largest `η (max M - min M)` of the stored-plan form in f64.
@@ -337,18 +337,9 @@ pub(super) fn mirror_mult<T: Real>(
                     }
                 }
             }
-            let error = err;
-            let report = || Report { nit, error, vectors: Vec::new(), scalars: vec![("step", eta)] };
-            match obs.observe(nit, &report) {
-                Control::Continue => {}
-                Control::Stop => {
-                    termination = Termination::Stopped;
-                    break 'outer;
-                }
-                Control::Abort => {
-                    termination = Termination::Aborted;
-                    break 'outer;
-                }
+            if let Some(end) = observe(obs, nit, err, eta) {
+                termination = end;
+                break 'outer;
             }
         }
     }
