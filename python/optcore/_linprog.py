@@ -207,6 +207,13 @@ def linprog(
     ``lb <= x <= ub`` — the call of :func:`scipy.optimize.linprog`, solved by a first-order
     method: restarted reflected Halpern PDHG (r²HPDHG, as in cuPDLPx) in the Rust core.
 
+    Status 2 (infeasible) always rests on a Farkas ray that passes the certificate test on the
+    full problem (``options['tol_infeasible']``): bound propagation before iterating, rays from
+    the iterates at two consecutive checks, or the certificate polish, which at checks 1, 2, 4,
+    8, ... whose dual drift keeps its direction solves the Farkas LP restricted to the rows
+    where the drift is largest (and the singleton rows of their columns) exactly, by a small
+    dense simplex; ``message`` says which. The polish changes no iterate; its time counts.
+
     Parameters
     ----------
     c, A_ub, b_ub, A_eq, b_eq, bounds

@@ -31,17 +31,24 @@
 //!    while ‖y‖ is still growing steadily (the signature of an LP infeasible by less than the
 //!    tolerance), the iterations go on to twice the count (up to four times while ‖y‖ keeps
 //!    growing steadily) looking for such a certificate before the converged point is returned.
+//! 6. The certificate polish ([`farkas`]): at checks 1, 2, 4, 8, … whose dual drift points the
+//!    way the one before did, the Farkas LP restricted to the rows where the drift is largest is
+//!    solved exactly (a dense simplex, [`simplex`]), and its ray is tested on the full problem
+//!    by the same certificate test; it finds rays that the iterates line up with long before
+//!    they certify (Netlib's gosh).
 //!
 //! Files: [`problem`] (the LP, options, output, input checks), [`scaling`], [`step`],
-//! [`restart`], [`kkt`], [`certificates`], [`presolve`], and [`mod@solve`], the driver that runs
-//! them in that order.
+//! [`restart`], [`kkt`], [`certificates`], [`farkas`] with [`simplex`], [`presolve`], and
+//! [`mod@solve`], the driver that runs them in that order.
 
 pub mod certificates;
+pub mod farkas;
 pub mod kkt;
 pub mod presolve;
 pub mod problem;
 pub mod restart;
 pub mod scaling;
+pub mod simplex;
 pub mod solve;
 pub mod step;
 

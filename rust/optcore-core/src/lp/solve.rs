@@ -5,6 +5,7 @@
 use super::certificates::{
     clip_to_cone, dual_infeasible, primal_infeasible, test_ray, Farkas, GrowthHistory, ProxyDrift,
 };
+use super::farkas::Polish;
 use super::kkt::{kkt, Kkt, Pair, Work};
 use super::presolve::{infinite_row_bound, propagate, redundant_bounds};
 use super::problem::{clamp, scaled_norm, Lp, Norms, Options, Output};
@@ -61,7 +62,7 @@ pub fn solve(
         run.nit += 1;
         run.restarts.advance();
         if check {
-            match run.check(obs) {
+            match run.check(obs)? {
                 ControlFlow::Break(out) => return Ok(out),
                 ControlFlow::Continue(k) => run.restart_or_step(k, (wa, wt)),
             }
@@ -132,6 +133,8 @@ struct Run<'a> {
     held: Option<(Output, usize)>,
     /// Park & Ryu's residual estimator and its Picard-proxy drift, as candidate rays.
     proxy: ProxyDrift,
+    /// The certificate polish (an exact Farkas LP on the rows the dual drift singles out).
+    polish: Polish,
 }
 
 impl<'a> Run<'a> {
@@ -182,6 +185,7 @@ impl<'a> Run<'a> {
             c_max: lp.c.iter().fold(0.0, |m, v| m.max(v.abs())),
             held: None,
             proxy: ProxyDrift::new(m, n),
+            polish: Polish::new(m, n),
         }
     }
 
@@ -211,7 +215,7 @@ impl<'a> Run<'a> {
 
     /// The check after iteration `nit`: `Break` ends the run with that output, `Continue`
     /// hands on the KKT errors of `T z`.
-    fn check(&mut self, obs: &mut dyn Observer<f64>) -> ControlFlow<Output, Kkt> {
+    fn check(&mut self, obs: &mut dyn Observer<f64>) -> Result<ControlFlow<Output, Kkt>> {
         let (opts, nit) = (self.opts, self.nit);
         let k = self.measure();
         if !k.finite() {
@@ -219,7 +223,7 @@ impl<'a> Run<'a> {
                 "the iterates are no longer finite at iteration {nit} (the problem may be badly scaled, or \
                  infeasible/unbounded without a certificate found in time)"
             );
-            return ControlFlow::Break(self.output(Termination::Numerical(msg.clone()), msg, k));
+            return Ok(ControlFlow::Break(self.output(Termination::Numerical(msg.clone()), msg, k)));
         }
         self.y_norms.push(norm(&self.w.yu));
         if k.converged(opts.tol) && self.held.is_none() {
@@ -229,7 +233,7 @@ impl<'a> Run<'a> {
             );
             let out = self.output(Termination::Converged, reason, k);
             if !self.y_norms.growing() {
-                return ControlFlow::Break(out);
+                return Ok(ControlFlow::Break(out));
             }
             // An LP infeasible by less than the tolerance can pass the KKT test while PDHG's
             // dual iterate grows along a Farkas ray at a constant rate, where a feasible LP's
@@ -240,7 +244,12 @@ impl<'a> Run<'a> {
         }
         if self.restarts.checks > 0 {
             if let Some(out) = self.certificates(k) {
-                return ControlFlow::Break(out);
+                return Ok(ControlFlow::Break(out));
+            }
+        }
+        if self.polish.sample(&self.w.yu)? {
+            if let Some(out) = self.polish(obs, k)? {
+                return Ok(ControlFlow::Break(out));
             }
         }
         self.last_xb.copy_from_slice(&self.it.xb);
@@ -263,7 +272,7 @@ impl<'a> Run<'a> {
                     nit - out.nit
                 );
                 out.nit = nit;
-                return ControlFlow::Break(out);
+                return Ok(ControlFlow::Break(out));
             }
         }
         if nit >= opts.maxiter || elapsed >= opts.time_limit {
@@ -272,12 +281,59 @@ impl<'a> Run<'a> {
                 "{reason} reached (primal {:.1e}, dual {:.1e}, gap {:.1e} > tol {:.1e})",
                 k.rel_primal, k.rel_dual, k.rel_gap, opts.tol
             );
-            return ControlFlow::Break(self.output(Termination::MaxIter, reason, k));
+            return Ok(ControlFlow::Break(self.output(Termination::MaxIter, reason, k)));
         }
-        match self.observe(obs, k) {
+        Ok(match self.observe(obs, k) {
             Some(out) => ControlFlow::Break(out),
             None => ControlFlow::Continue(k),
+        })
+    }
+
+    /// The certificate polish at a check whose dual drift has settled ([`Polish`]): `Some` with
+    /// the infeasible verdict when its ray certifies the full LP, or with the aborted output
+    /// when an interrupt came in during it. Its time counts against the time limit (it is
+    /// asked between pivots too); it runs no PDHG iteration.
+    fn polish(&mut self, obs: &mut dyn Observer<f64>, k: Kkt) -> Result<Option<Output>> {
+        let (limit, start) = (self.opts.time_limit, self.start);
+        // Its own budget: 0.2 s, or a tenth of the run so far, whichever is more (so that on a
+        // large LP the polish's share of the run stays small).
+        let budget = 0.2f64.max(0.1 * start.elapsed().as_secs_f64());
+        let polish_start = std::time::Instant::now();
+        let mut interrupted = false;
+        let mut stop = || {
+            interrupted = interrupted || obs.interrupted();
+            interrupted || start.elapsed().as_secs_f64() >= limit || polish_start.elapsed().as_secs_f64() >= budget
+        };
+        let found =
+            self.polish.run((self.lp, &self.s), (&self.w.xu, &self.w.ax), self.opts.tol_infeasible, &mut stop)?;
+        if interrupted {
+            return Ok(Some(self.output(Termination::Aborted, String::new(), k)));
         }
+        let Some(f) = found else { return Ok(None) };
+        let p = &self.polish;
+        let mut reason = format!(
+            "a Farkas certificate from the certificate polish: the exact Farkas LP on the {} rows where the dual \
+             drift is largest (with {} singleton rows of their columns; {} columns, {} pivots) gives a ray that \
+             passes the certificate test on the full problem (phi / max|y| = {:.1e}); the polish ran {} time{} \
+             ({} LP{}, {:.2} s)",
+            f.rows,
+            f.singletons,
+            f.cols,
+            f.pivots,
+            f.phi_rel,
+            p.runs,
+            if p.runs == 1 { "" } else { "s" },
+            p.solves,
+            if p.solves == 1 { "" } else { "s" },
+            p.seconds
+        );
+        if let Some((out, _)) = &self.held {
+            reason += &format!(
+                " (the KKT test had passed at iteration {}, but the dual iterates kept growing at a steady rate)",
+                out.nit
+            );
+        }
+        Ok(Some(self.output(Termination::Infeasible, reason, k)))
     }
 
     /// After a check that goes on: a restart at `T z` (with a new primal weight) when the
