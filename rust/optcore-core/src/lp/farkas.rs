@@ -23,7 +23,9 @@
 //! `tol_infeasible`) on the **full** problem, and `φ` must stand clear of the rounding of its
 //! terms (`φ ≥ 1e-9 Σ |terms|`): a consistent LP has every row subset feasible, so its
 //! elastic optimum is 0 up to rounding, and a ray of rounding-size `φ` fails that last test.
-//! Nothing here changes the iterates: a polish that finds nothing costs only its time.
+//! Nothing here changes the iterates: a polish that finds nothing costs only its time, which
+//! the caller caps by a work budget (tableau entries updated, not seconds, so that the
+//! verdict at a given iteration does not depend on the machine's load).
 
 use super::certificates::{forbidden_sign, primal_infeasible, Farkas};
 use super::problem::Lp;
@@ -74,6 +76,8 @@ pub(super) struct Polish {
     single_rows: Vec<usize>,
     dy: Vec<f64>,
     at_dy: Vec<f64>,
+    /// What is left of the current run's work budget (tableau entries).
+    budget: f64,
     /// Polishes run, LPs solved and their time (s), for the result's message.
     pub runs: usize,
     pub solves: usize,
@@ -96,6 +100,7 @@ impl Polish {
             single_rows: Vec::new(),
             dy: Vec::new(),
             at_dy: Vec::new(),
+            budget: 0.0,
             runs: 0,
             solves: 0,
             seconds: 0.0,
@@ -137,14 +142,17 @@ impl Polish {
     /// Tries the restricted Farkas problems on the latest drift's top rows; `Some` when one
     /// gives a ray that certifies the full LP. `x`, `ax` are the current unscaled primal point
     /// and its product (for the test's signature only: the plain test does not read them);
-    /// `stop` is asked between pivots.
+    /// `budget` caps the tableau entries the simplex updates over the whole run (a work
+    /// measure, so that the outcome does not depend on the machine's load); `stop` is asked
+    /// between pivots.
     pub(super) fn run(
         &mut self,
         (lp, s): (&Lp, &Scaled),
         (x, ax): (&[f64], &[f64]),
-        tol: f64,
+        (tol, budget): (f64, f64),
         stop: &mut dyn FnMut() -> bool,
     ) -> Result<Option<Found>> {
+        self.budget = budget;
         let start = std::time::Instant::now();
         self.runs += 1;
         if self.col_pos.is_empty() {
@@ -319,10 +327,13 @@ impl Polish {
             beta[k] = value;
         }
         let mut tab = Tableau::new(Start { m, n, t, cost, lo, hi, basis, beta, at })?;
-        let outcome = tab.solve(50 * (m + n), stop);
+        let outcome = tab.solve((50 * (m + n), self.budget), stop);
+        self.budget -= tab.work();
         match outcome {
             Outcome::Optimal => {}
             Outcome::Stopped => return Ok(Step::Stop),
+            // Out of budget: larger row sets would cost more.
+            Outcome::Limit if self.budget <= 0.0 => return Ok(Step::Stop),
             Outcome::Limit | Outcome::Unbounded => return Ok(Step::Next),
         }
         // The duals: y_k = c_p − d_p = 1 − d_p; unscaled, y = γ D_r ŷ (γ dropped: a ray).
@@ -458,7 +469,7 @@ mod tests {
         let mut p = Polish::new(m, n);
         assert!(settle(&mut p, &y, &d));
         let (x, ax) = (vec![1.0; n], vec![0.0; m]);
-        let found = p.run((&lp, &s), (&x, &ax), 1e-6, &mut || false).unwrap().expect("a certificate");
+        let found = p.run((&lp, &s), (&x, &ax), (1e-6, f64::INFINITY), &mut || false).unwrap().expect("a certificate");
         assert_eq!(found.rows, 16);
         assert!(found.phi_rel > 0.0);
         // Without the core rows among the candidates (a drift that leaves them out) there is none.
@@ -474,7 +485,7 @@ mod tests {
             (lp_no_core.lc[i], lp_no_core.uc[i]) = (-INF, INF);
         }
         let s2 = scale(&lp_no_core, None);
-        assert!(p.run((&lp_no_core, &s2), (&x, &ax), 1e-6, &mut || false).unwrap().is_none());
+        assert!(p.run((&lp_no_core, &s2), (&x, &ax), (1e-6, f64::INFINITY), &mut || false).unwrap().is_none());
     }
 
     #[test]
@@ -570,7 +581,7 @@ mod tests {
                 let d: Vec<f64> = (0..m).map(|_| if rnd() < 0.3 { 0.0 } else { rnd() - 0.5 }).collect();
                 let mut p = Polish::new(m, n);
                 fired += usize::from(settle(&mut p, &vec![0.0; m], &d));
-                let found = p.run((&lp, &s), (&xs, &ax), 1e-6, &mut || false).unwrap();
+                let found = p.run((&lp, &s), (&xs, &ax), (1e-6, f64::INFINITY), &mut || false).unwrap();
                 assert!(found.is_none(), "seed {seed}: a feasible LP certified infeasible");
             }
         }

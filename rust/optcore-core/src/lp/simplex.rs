@@ -56,6 +56,9 @@ pub(super) struct Tableau {
     /// Scratch: the pivot row.
     prow: Vec<f64>,
     pivots: usize,
+    /// Tableau entries updated so far (rows that the pivot changes times `n`): the work
+    /// measure that the caller's budget caps, the same on every machine and at any load.
+    work: f64,
 }
 
 /// The starting point of [`Tableau::new`]: the canonical tableau, costs, bounds, the basis and
@@ -91,7 +94,7 @@ impl Tableau {
             }
         }
         let prow = try_zeroed(n, "linprog: the certificate polish's pivot row")?;
-        Ok(Tableau { m, n, t, beta, basis, row_of, at, lo, hi, d, prow, pivots: 0 })
+        Ok(Tableau { m, n, t, beta, basis, row_of, at, lo, hi, d, prow, pivots: 0, work: 0.0 })
     }
 
     /// The reduced costs `c − c_Bᵀ B⁻¹ A`.
@@ -102,6 +105,11 @@ impl Tableau {
     /// Pivots (and bound flips) made so far.
     pub(super) fn pivots(&self) -> usize {
         self.pivots
+    }
+
+    /// Tableau entries updated so far.
+    pub(super) fn work(&self) -> f64 {
+        self.work
     }
 
     /// The entering variable and its direction (+1 up, −1 down), by Dantzig's rule or, with
@@ -176,14 +184,17 @@ impl Tableau {
         pick
     }
 
-    /// Runs the simplex method for at most `max_pivots` more pivots; `stop` is asked every 16
-    /// pivots.
-    pub(super) fn solve(&mut self, max_pivots: usize, stop: &mut dyn FnMut() -> bool) -> Outcome {
+    /// Runs the simplex method for at most `max_pivots` more pivots, and while its work
+    /// ([`Tableau::work`]) is below `max_work`; `stop` is asked every 16 pivots.
+    pub(super) fn solve(&mut self, (max_pivots, max_work): (usize, f64), stop: &mut dyn FnMut() -> bool) -> Outcome {
         let n = self.n;
         let mut degenerate = 0usize;
         for step in 0..max_pivots {
             if step % 16 == 15 && stop() {
                 return Outcome::Stopped;
+            }
+            if self.work >= max_work {
+                return Outcome::Limit;
             }
             let Some((q, dir)) = self.price(degenerate >= BLAND_AFTER) else {
                 return Outcome::Optimal;
@@ -235,16 +246,19 @@ impl Tableau {
         self.prow[q] = 1.0;
         self.t[r * n..(r + 1) * n].copy_from_slice(&self.prow);
         let prow = &self.prow;
+        let mut touched = 1usize;
         for (i, row) in self.t.chunks_exact_mut(n).enumerate() {
             let f = row[q];
             if i == r || f == 0.0 {
                 continue;
             }
+            touched += 1;
             for (x, &v) in row.iter_mut().zip(prow) {
                 *x -= f * v;
             }
             row[q] = 0.0;
         }
+        self.work += (touched * n) as f64;
         let f = self.d[q];
         if f != 0.0 {
             for (x, &v) in self.d.iter_mut().zip(prow) {
@@ -276,7 +290,7 @@ mod tests {
             at: vec![0.0, 0.0, 0.0],
         };
         let mut t = Tableau::new(start).unwrap();
-        assert_eq!(t.solve(100, &mut || false), Outcome::Optimal);
+        assert_eq!(t.solve((100, f64::INFINITY), &mut || false), Outcome::Optimal);
         let x1 = if t.row_of[0] == usize::MAX { t.at[0] } else { t.beta[t.row_of[0]] };
         let x2 = if t.row_of[1] == usize::MAX { t.at[1] } else { t.beta[t.row_of[1]] };
         assert!((x1 - 1.0).abs() < 1e-12 && (x2 - 2.0).abs() < 1e-12, "{x1} {x2}");
@@ -298,7 +312,8 @@ mod tests {
             at: vec![0.0, 0.0],
         };
         let mut t = Tableau::new(start).unwrap();
-        assert_eq!(t.solve(0, &mut || false), Outcome::Limit);
-        assert_eq!(t.solve(100, &mut || false), Outcome::Optimal);
+        assert_eq!(t.solve((0, f64::INFINITY), &mut || false), Outcome::Limit);
+        assert_eq!(t.solve((100, f64::INFINITY), &mut || false), Outcome::Optimal);
+        assert!(t.work() > 0.0);
     }
 }

@@ -295,17 +295,18 @@ impl<'a> Run<'a> {
     /// asked between pivots too); it runs no PDHG iteration.
     fn polish(&mut self, obs: &mut dyn Observer<f64>, k: Kkt) -> Result<Option<Output>> {
         let (limit, start) = (self.opts.time_limit, self.start);
-        // Its own budget: 0.2 s, or a tenth of the run so far, whichever is more (so that on a
-        // large LP the polish's share of the run stays small).
-        let budget = 0.2f64.max(0.1 * start.elapsed().as_secs_f64());
-        let polish_start = std::time::Instant::now();
+        // Its own budget, in tableau entries updated: a quarter of the matrix entries the
+        // iterations so far have read (each reads the matrix twice), at least 4e8 (a few tenths
+        // of a second), so that the polish's share of a long run stays small. A work measure, not
+        // a time: the verdict at a given iteration does not depend on the machine's load.
+        let budget = 4e8f64.max(0.5 * self.nit as f64 * self.lp.a.data.len() as f64);
         let mut interrupted = false;
         let mut stop = || {
             interrupted = interrupted || obs.interrupted();
-            interrupted || start.elapsed().as_secs_f64() >= limit || polish_start.elapsed().as_secs_f64() >= budget
+            interrupted || start.elapsed().as_secs_f64() >= limit
         };
-        let found =
-            self.polish.run((self.lp, &self.s), (&self.w.xu, &self.w.ax), self.opts.tol_infeasible, &mut stop)?;
+        let tol = self.opts.tol_infeasible;
+        let found = self.polish.run((self.lp, &self.s), (&self.w.xu, &self.w.ax), (tol, budget), &mut stop)?;
         if interrupted {
             return Ok(Some(self.output(Termination::Aborted, String::new(), k)));
         }
