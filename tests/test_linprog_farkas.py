@@ -49,6 +49,7 @@ def _netlib(name):
         ("forest6", 256, 896),
         ("pang", 512, 303_040),
         ("refinery", 512, 11_520),
+        ("vol1", 8_192, 1_087_424),
     ],
 )
 def test_infeasible_netlib_lps_are_certified_by_the_polish(name, nit, before):
