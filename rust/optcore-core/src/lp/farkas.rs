@@ -472,6 +472,15 @@ mod tests {
         let found = p.run((&lp, &s), (&x, &ax), (1e-6, f64::INFINITY), &mut || false).unwrap().expect("a certificate");
         assert_eq!(found.rows, 16);
         assert!(found.phi_rel > 0.0);
+        // gosh's case: the drift is 0 on the singleton rows x0 >= 0.7, x1 >= 0.7 (the iterates
+        // never make them active), so they are no candidates; they come in as the singleton
+        // rows of row 37's columns, and the ray is found.
+        (d[38], d[39]) = (0.0, 0.0);
+        let mut p = Polish::new(m, n);
+        assert!(settle(&mut p, &y, &d));
+        let found = p.run((&lp, &s), (&x, &ax), (1e-6, f64::INFINITY), &mut || false).unwrap().expect("a certificate");
+        assert!(found.singletons >= 2, "{}", found.singletons);
+        (d[38], d[39]) = (1.0, 1.0);
         // Without the core rows among the candidates (a drift that leaves them out) there is none.
         (d[37], d[38], d[39]) = (0.0, 0.0, 0.0);
         let mut p = Polish::new(m, n);
@@ -569,7 +578,7 @@ mod tests {
 
     #[test]
     fn feasible_lps_are_never_certified_whatever_the_drift() {
-        let mut fired = 0;
+        let (mut fired, mut solves) = (0, 0);
         for seed in 0..400u64 {
             let (lp, xs) = feasible_lp(seed);
             let s = scale(&lp, None);
@@ -583,8 +592,9 @@ mod tests {
                 fired += usize::from(settle(&mut p, &vec![0.0; m], &d));
                 let found = p.run((&lp, &s), (&xs, &ax), (1e-6, f64::INFINITY), &mut || false).unwrap();
                 assert!(found.is_none(), "seed {seed}: a feasible LP certified infeasible");
+                solves += p.solves;
             }
         }
-        assert!(fired > 1000, "{fired}");
+        assert!(fired > 1000 && solves >= 1200, "{fired} {solves}");
     }
 }
