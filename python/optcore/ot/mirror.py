@@ -226,11 +226,11 @@ def mirror_sinkhorn(
     Why the averaged pairs keep the rate. The paper's average of every iterate satisfies
     ``F(P_bar) - F* <= (D + c L^2 sum eta_t^2) / sum eta_t`` (mirror descent;
     ``D = KL(P* | P_0)``, ``L = max |grad F|``). The output replaces each iterate by a later one
-    of the same scaling, at most 7 iterations on, and consecutive iterates differ by
+    of the same scaling, at most 6 iterations on, and consecutive iterates differ by
     ``O(eta_t L + delta_t)`` in l1 (``delta_t`` the marginal error the scaling removes, whose
     squares sum within the same bound), which changes the weighted sum by
     ``O(L^2 sum eta_t^2 + L sum eta_t delta_t)``: the order of the bound's own second term. The
-    fewer than 8 iterates after the last averaged pair are left out; each is that close to a
+    at most 6 iterates after the last averaged pair are left out; each is that close to a
     feasible plan, so their terms change the bound by the same order again.
 
     Examples
