@@ -17,7 +17,7 @@ use super::kernels::run;
 use super::mirror::{marginal_error, observe, tiny, MirrorOptions, MirrorOutput, Output, Step};
 use super::mirror_gap::Certificate;
 use super::mirror_mult::mirror_mult;
-use super::mirror_step::Schedule;
+use super::mirror_step::{AverageWeights, Schedule};
 use super::sinkhorn::reduce_blocks;
 use crate::alloc::{try_filled, try_zeroed};
 use crate::error::Result;
@@ -109,7 +109,7 @@ pub(super) fn mirror_linear_exp<T: Real>(
     let mut colsum: Vec<f64> = try_filled(m, 0.0, "the column sums")?;
     let step0 = sched.step0();
     let mut eta = |t: usize| sched.eta(t);
-    let mut weight_sum = 0.0;
+    let mut weights = AverageWeights::default();
     let mut history = Vec::new();
     let (mut err, mut gap) = (f64::INFINITY, f64::NAN);
     let mut termination = Termination::MaxIter;
@@ -117,17 +117,17 @@ pub(super) fn mirror_linear_exp<T: Real>(
     'outer: while nit < opts.maxiter {
         // The row step of iteration `nit` and the column sums of iteration `nit + 1`.
         let t = nit;
+        // Only the iterates `mirror_step::AverageWeights` holds enter the average.
         let (e1, has_col) = (eta(t), t + 1 < opts.maxiter);
-        weight_sum += e1;
-        let w1 = e1 / weight_sum;
+        let w1 = if average { weights.push(t + 1, e1) } else { None };
         let s1 = st.s + e1;
-        let (s2, w2) = if has_col {
+        let (s2, e2) = if has_col {
             let e2 = eta(t + 1);
-            (Some(s1 + e2), e2 / (weight_sum + e2))
+            (Some(s1 + e2), e2)
         } else {
             (None, 0.0)
         };
-        let pass = Pass { pending: st.pending.take(), s1, w1: average.then_some(w1), s2 };
+        let pass = Pass { pending: st.pending.take(), s1, w1, s2 };
         let ok = row_pass(p, &pass, &mut st, &mut partials);
         st.s = s1;
         nit += 1;
@@ -142,7 +142,6 @@ pub(super) fn mirror_linear_exp<T: Real>(
                     Some(s2) if nit < opts.maxiter => s2,
                     _ => break,
                 };
-                weight_sum += s2 - st.s;
                 if !col_update(p, &mut st, s2, &mut partials, &mut colsum) {
                     termination = vanished(nit, s2 - st.s);
                     nit += 1;
@@ -150,7 +149,7 @@ pub(super) fn mirror_linear_exp<T: Real>(
                 }
                 st.s = s2;
                 if average {
-                    st.pending = Some((s2, w2));
+                    st.pending = weights.push(nit + 1, e2).map(|w2| (s2, w2));
                 }
                 nit += 1;
             }

@@ -16,8 +16,11 @@
 //! `Q_ij ← α_i Q_ij E_ij² β_j` is written and added into the column sums that give the new
 //! `β`. A pass reads `Q` and `E` and writes `Q` for two
 //! iterations: 1.5 streams of `n m` numbers per iteration and a few multiplications per entry,
-//! where a log-domain Sinkhorn iteration reads its kernel once (the averaged output adds the
-//! average's read and write: 2.5 streams per iteration). The row potentials are kept in f64
+//! where a log-domain Sinkhorn iteration reads its kernel once. The averaged output adds the
+//! average's read and write on the passes that hold an averaged pair of iterates, one pass in
+//! [`AVERAGE_EVERY`](super::mirror_step::AVERAGE_EVERY) (`mirror_step::AverageWeights` gives
+//! the rule and why it keeps the rate): `1.5 + 1 / AVERAGE_EVERY` streams per iteration, where
+//! averaging every iterate took 2.5. The row potentials are kept in f64
 //! (`ρ_i += ln α_i + η min M` per factor `E`), so `ln Q_ij = ρ_i + c_j - S M_ij` as in the
 //! potentials form (`mirror_linear.rs`), and the certificate uses them the same way.
 //!
@@ -36,7 +39,7 @@
 use super::kernels::run;
 use super::mirror::{marginal_error, observe, tiny, MirrorOptions, MirrorOutput, Output};
 use super::mirror_linear::{certificate, finish, vanished, Linear, Run};
-use super::mirror_step::Schedule;
+use super::mirror_step::{AverageWeights, Schedule};
 use super::sinkhorn::reduce_blocks;
 use crate::alloc::try_zeroed;
 use crate::error::Result;
@@ -224,8 +227,10 @@ struct Scalars<T> {
     beta: Vec<T>,
     rho: Vec<f64>,
     s: f64,
-    weight_sum: f64,
-    /// The weight of the iterate `Q β` in the average, when it is not in yet.
+    /// The averaged output's weights.
+    weights: AverageWeights,
+    /// The weight of the iterate `Q β` in the average, when it is one the average holds and
+    /// not in yet.
     pending: Option<f64>,
 }
 
@@ -261,7 +266,13 @@ pub(super) fn mirror_mult<T: Real>(
             row.iter_mut().zip(b).for_each(|(x, &bj)| *x = T::from_f64(ai * bj.as_f64()));
         }
     });
-    let mut sc = Scalars { beta: vec![T::one(); m], rho: p.ln_a.to_vec(), s: 0.0, weight_sum: 0.0, pending: None };
+    let mut sc = Scalars {
+        beta: vec![T::one(); m],
+        rho: p.ln_a.to_vec(),
+        s: 0.0,
+        weights: AverageWeights::default(),
+        pending: None,
+    };
     let mut ln_alpha: Vec<f64> = try_zeroed(n, "the row scalings")?;
     let mut partials: Vec<f64> = try_zeroed(nb * m, "the column sums")?;
     let mut colsum: Vec<f64> = try_zeroed(m, "the column sums")?;
@@ -287,21 +298,22 @@ pub(super) fn mirror_mult<T: Real>(
             Kind::Row
         };
         let steps = if kind == Kind::RowCol { 2 } else { 1 };
-        // Average weights: each iterate P_{t+1} enters with η_t / Σ_{s<=t} η_s.
+        // Average weights (`mirror_step::AverageWeights`): the iterates the average holds
+        // enter the running mean; the others only add their step to the next one's weight.
         let mut w = Weights { w0: T::zero(), small0: T::zero(), w1: T::zero(), small1: T::zero(), small };
         if let Some(w0) = sc.pending.take() {
             (w.w0, w.small0) = (T::from_f64(w0), T::from_f64(tiny::<T>() / w0));
         }
-        sc.weight_sum += eta;
         if average && kind != Kind::Col {
-            let w1 = eta / sc.weight_sum;
-            (w.w1, w.small1) = (T::from_f64(w1), T::from_f64(tiny::<T>() / w1));
+            if let Some(w1) = sc.weights.push(t + 1, eta) {
+                (w.w1, w.small1) = (T::from_f64(w1), T::from_f64(tiny::<T>() / w1));
+            }
         }
-        if kind == Kind::RowCol {
-            sc.weight_sum += eta;
-        }
+        let col_w = if average && kind != Kind::Row { sc.weights.push(t + steps, eta) } else { None };
+        // Passes without an averaged iterate leave the average's n x m buffer alone.
+        let touch = average && (w.w0 != T::zero() || w.w1 != T::zero());
         let avg_blocks: Vec<&mut [T]> =
-            if average { avg.chunks_mut(rb * m).collect() } else { (0..nb).map(|_| <&mut [T]>::default()).collect() };
+            if touch { avg.chunks_mut(rb * m).collect() } else { (0..nb).map(|_| <&mut [T]>::default()).collect() };
         let beta = &sc.beta[..];
         let ok = q
             .par_chunks_mut(rb * m)
@@ -311,7 +323,7 @@ pub(super) fn mirror_mult<T: Real>(
             .zip(ln_alpha.par_chunks_mut(rb))
             .zip(partials.par_chunks_mut(m))
             .map(|(((((q, e), avg), a), ln_alpha), colacc)| {
-                dispatch(kind, average, Block { q, e, avg, a, ln_alpha, colacc }, beta, &w)
+                dispatch(kind, touch, Block { q, e, avg, a, ln_alpha, colacc }, beta, &w)
             })
             .reduce(|| true, |x, y| x && y);
         let ok = ok && update_scalars(p, &mut sc, kind, (eta, lo), &ln_alpha, &partials, &mut colsum);
@@ -320,9 +332,7 @@ pub(super) fn mirror_mult<T: Real>(
             nit += 1;
             break;
         }
-        if average && kind != Kind::Row {
-            sc.pending = Some(eta / sc.weight_sum);
-        }
+        sc.pending = col_w;
         for _ in 0..steps {
             nit += 1;
             if nit % ce == 0 || nit == opts.maxiter {
