@@ -380,9 +380,9 @@ fn add_blocks(partials: &[f64], m: usize, out: &mut [f64], par: bool) {
     }
 }
 
-/// The passes over the cost and the kernel, each written once and compiled for any x86-64 CPU
-/// and with AVX2 (chosen by `fast`). The arithmetic is unfused in both, so the AVX2 version
-/// only computes more lanes at once: the results are bit-identical.
+/// The passes over the cost and the kernel, each written once and compiled for any x86-64 CPU,
+/// with AVX2 and with AVX-512 (chosen by `fast` and the CPU). The arithmetic is unfused in all,
+/// so the wider versions only compute more lanes at once: the results are bit-identical.
 mod pass {
     use crate::real::{Real, Unfused};
 
@@ -401,7 +401,17 @@ mod pass {
                     generic::<T>($($arg),*)
                 }
                 #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512<T: Real>($($arg: $ty),*) -> $ret {
+                    generic::<T>($($arg),*)
+                }
+                #[cfg(target_arch = "x86_64")]
                 if fast {
+                    if wide() {
+                        // SAFETY: `wide()` is true only when the CPU supports AVX-512F (and
+                        // `fast` that it supports AVX2 and FMA).
+                        return unsafe { avx512::<T>($($arg),*) };
+                    }
                     // SAFETY: `fast` is true only when the CPU supports AVX2 and FMA.
                     return unsafe { avx2::<T>($($arg),*) };
                 }
@@ -409,6 +419,13 @@ mod pass {
                 generic::<T>($($arg),*)
             }
         };
+    }
+
+    /// Whether the CPU has AVX-512F: the passes then run 8 lanes wide (the same unfused
+    /// operations per lane, so the same bits; the exponential passes take fewer instructions).
+    #[cfg(target_arch = "x86_64")]
+    fn wide() -> bool {
+        std::is_x86_feature_detected!("avx512f")
     }
 
     dispatched! {
@@ -633,6 +650,28 @@ mod tests {
                 assert_eq!(s0.to_bits(), pass::dot(fast, &k0, &v).to_bits());
                 assert_eq!(s1.to_bits(), pass::dot(fast, &k1, &v).to_bits());
             }
+        }
+    }
+
+    #[test]
+    fn wide_passes_are_bit_identical_to_the_generic_ones() {
+        // `fast` runs the AVX2 or AVX-512 version where the CPU has it.
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for len in [1usize, 7, 16, 37, 500] {
+            let c: Vec<f64> = (0..len).map(|j| ((j * 7919) % 101) as f64 / 50.0).collect();
+            let g: Vec<f64> = (0..len).map(|j| (j as f64 * 0.91).cos() * 40.0).collect();
+            let (mut k0, mut k1) = (vec![0.0; len], vec![0.0; len]);
+            pass::exp_row(false, &mut k0, &c, &g, -3.5, 37.0);
+            pass::exp_row(simd(), &mut k1, &c, &g, -3.5, 37.0);
+            assert_eq!(bits(&k0), bits(&k1));
+            assert_eq!(pass::dot(false, &k0, &c).to_bits(), pass::dot(simd(), &k0, &c).to_bits());
+            assert_eq!(pass::row_max(false, &c, &g, 3.0).to_bits(), pass::row_max(simd(), &c, &g, 3.0).to_bits());
+            let (mut a0, mut a1) = (vec![0.0; len], vec![0.0; len]);
+            let u = [0.5, 0.0, 2.0];
+            let kb: Vec<f64> = k0.iter().chain(&c).chain(&g).copied().collect();
+            pass::col_sums(false, &kb, &u, &mut a0);
+            pass::col_sums(simd(), &kb, &u, &mut a1);
+            assert_eq!(bits(&a0), bits(&a1));
         }
     }
 
