@@ -75,13 +75,14 @@ def grid_case(s: int, k: int, reg: float, tol: float, reps: int) -> dict:
         r = optcore.ot.barycenter(A, None, reg, w, tol=tol, maxiter=100_000, warn=False)
         return r.barycenter, r.nit
 
+    load = os.getloadavg()[0]
     res = best_of({"pot": pot, "optcore": opt}, reps)
     # POT's log-domain form: seconds per iteration over a few iterations.
     K = 3
     t0 = time.perf_counter()
     ot.bregman.convolutional_barycenter2d(A, reg, w, method="sinkhorn_log", numItermax=K, stopThr=0, warn=False)
     pot_log_it = (time.perf_counter() - t0) / K
-    row = dict(kind="grid", size=f"{s}x{s}", k=k, reg=reg, tol=tol, pot_log_s_per_it=pot_log_it)
+    row = dict(kind="grid", size=f"{s}x{s}", k=k, reg=reg, tol=tol, pot_log_s_per_it=pot_log_it, load=load)
     for name, (t, (bar, nit)) in res.items():
         row[f"{name}_s"] = t
         row[f"{name}_nit"] = int(nit)
@@ -156,7 +157,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
-    reps = 2 if args.quick else 5
+    reps = 2 if args.quick else 9
     load = os.getloadavg()[0]
     rows = []
     for s, k, reg in [(64, 4, 4e-3), (64, 4, 1e-3), (32, 3, 4e-3)] + ([] if args.quick else [(128, 3, 2e-3)]):
@@ -191,8 +192,8 @@ def main():
         "## Grids (convolutional form; POT `convolutional_barycenter2d`)",
         "",
         "| grid | k | reg | tol | POT s (nit) | optcore s (nit) | ratio | per-iteration ratio | POT L1 to ref |"
-        " optcore L1 to ref | POT log-domain s/it | optcore s/it |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " optcore L1 to ref | POT log-domain s/it | optcore s/it | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         if r["kind"] == "grid":
@@ -200,7 +201,7 @@ def main():
                 f"| {r['size']} | {r['k']} | {r['reg']:g} | {r['tol']:g} | {r['pot_s']:.3f} ({r['pot_nit']}) | "
                 f"{r['optcore_s']:.3f} ({r['optcore_nit']}) | **{r['ratio']:.1f}x** | {r['ratio_per_it']:.1f}x | "
                 f"{r['pot_l1_to_ref']:.1e} | {r['optcore_l1_to_ref']:.1e} | {r['pot_log_s_per_it']:.3f} | "
-                f"{r['optcore_s_per_it']:.2e} |"
+                f"{r['optcore_s_per_it']:.2e} | {r['load']:.1f} |"
             )
     lines += [
         "",

@@ -33,7 +33,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TARGET = 1e-8
 REPEATS = 2
 #: Small problems take milliseconds: more interleaved repeats there (the machine is shared).
-REPEATS_SMALL = 7
+REPEATS_SMALL = 15
 POT_METHODS = ("sinkhorn", "sinkhorn_stabilized", "sinkhorn_translation_invariant")
 
 
@@ -100,6 +100,8 @@ def main(argv):
     rows = []
     for n, reg, rho in cases:
         a, b, M = problem(n)
+        # The load average over the last minute when the case starts (the machine is shared).
+        load = os.getloadavg()[0]
         solvers = {"optcore log": lambda: run_optcore(a, b, M, reg, rho)}
         for meth in POT_METHODS:
             solvers[f"POT {meth}"] = lambda meth=meth: run_pot(meth, a, b, M, reg, rho)
@@ -111,7 +113,7 @@ def main(argv):
                 if name not in best or (out["ok"] and out["time"] < best[name]["time"]):
                     best[name] = out
         for name, out in best.items():
-            rows.append(dict(n=n, reg=reg, reg_m=rho, solver=name, **out))
+            rows.append(dict(n=n, reg=reg, reg_m=rho, solver=name, load=load, **out))
     write(rows, quick)
 
 
@@ -141,8 +143,9 @@ def write(rows, quick):
         f"tenfold until it holds); best of {REPEATS} interleaved runs ({REPEATS_SMALL} at n <= 500). `fun - fun(optcore)`: the objective "
         "(generalised KLs) of each plan minus optcore's.",
         "",
-        "| n | reg | reg_m | solver | time (s) | measured residual | reached | fun - fun(optcore) | speed-up of optcore |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| n | reg | reg_m | solver | time (s) | measured residual | reached | fun - fun(optcore) | speed-up of optcore "
+        "| load |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mine = next(
@@ -153,7 +156,7 @@ def write(rows, quick):
         ratio = f"{r['time'] / mine['time']:.2f}" if r["ok"] and mine["ok"] and r is not mine else "-"
         lines.append(
             f"| {r['n']} | {r['reg']:g} | {r['reg_m']:g} | {r['solver']} | {r['time']:.3f} | {r['err']:.2e} | "
-            f"{'yes' if r['ok'] else 'no'} | {r['fun'] - mine['fun']:.1e} | {ratio} |"
+            f"{'yes' if r['ok'] else 'no'} | {r['fun'] - mine['fun']:.1e} | {ratio} | {r.get('load', float('nan')):.1f} |"
         )
     cases = sorted({(r["n"], r["reg"], r["reg_m"]) for r in rows})
     lines += ["", "Speed-up of optcore over POT's fastest solver that reached the target:", ""]
@@ -163,7 +166,8 @@ def write(rows, quick):
         if pots and mine["ok"]:
             fastest = min(pots, key=lambda o: o["time"])
             lines.append(
-                f"- n={c[0]}, reg={c[1]:g}, reg_m={c[2]:g}: {fastest['time'] / mine['time']:.1f}x ({fastest['solver']})"
+                f"- n={c[0]}, reg={c[1]:g}, reg_m={c[2]:g}: {fastest['time'] / mine['time']:.1f}x ({fastest['solver']}; "
+                f"load {mine.get('load', float('nan')):.1f})"
             )
         else:
             lines.append(f"- n={c[0]}, reg={c[1]:g}, reg_m={c[2]:g}: no POT solver reached the target")

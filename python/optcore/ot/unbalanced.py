@@ -71,17 +71,6 @@ def lse_call(dtype, kind: str, method: str, opts: dict, reg: float, reg_m, tol: 
     return getattr(_core, f"sinkhorn_{kind}_{suffix}"), core
 
 
-def targets(a64, f, reg: float, rho: float) -> np.ndarray:
-    """The relaxed marginal ``a exp(-(f - reg log a) / rho)`` the optimality conditions ask
-    for (``a`` when ``rho = inf``; 0 where ``a`` is 0)."""
-    if np.isinf(rho):
-        return a64
-    out = np.zeros_like(a64)
-    pos = a64 > 0
-    out[pos] = a64[pos] * np.exp(-(np.asarray(f, dtype=np.float64)[pos] - reg * np.log(a64[pos])) / rho)
-    return out
-
-
 def lse_result(out: dict, p, method: str, maxiter: int, err=None) -> OTResult:
     """The result of one run of the loop. ``err``: the residual re-measured on a returned
     plan (dense path); else the core's f64 measurement on the returned potentials."""
@@ -168,41 +157,31 @@ def solve_dense(
         raise ValueError(f"`M` is empty (shape {M.shape}): there is nothing to transport.")
     if b is not None and np.ndim(b) == 2:
         raise ValueError("`reg_m` supports one target histogram (a 1-D `b`).")
-    check_finite(M, "M")
     p = prepare_weights(a, b, n, m, M.dtype, reg_m, tol=tol, x0=x0, reg=reg)
     if p.a.shape != (n,) or p.b.shape != (m,) or np.ndim(a if a is not None else p.a) != 1:
         raise ValueError(f"`M` has shape {M.shape}: `a` and `b` must be 1-D of lengths {n} and {m}.")
+    # No copy of a C-contiguous cost of the working dtype.
     Mc = np.ascontiguousarray(M, dtype=p.dtype)
+    # Two reductions check both finiteness (NaN and inf propagate to the extremes) and range.
     with np.errstate(over="ignore", invalid="ignore"):
-        checks.check_overflow(float(Mc.min()), float(Mc.max()), p.reg, p.dtype)
+        lo, hi = float(Mc.min()), float(Mc.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        check_finite(Mc, "M")
+    checks.check_overflow(lo, hi, p.reg, p.dtype)
     p.shape_a, p.shape_b, p.n, p.m = (n,), (m,), n, m
     maxiter = integer_option(maxiter, "maxiter", minimum=0)
     check_every = integer_option(check_every, "check_every")
     workers = normalize_workers(workers)
     progress = _progress(callback, disp, method, p, f", reg_m={reg_m}")
     fn, core = lse_call(p.dtype, "unbalanced", method, opts, p.reg, reg_m, p.tol, maxiter)
+    # The plan P = exp((f + g - M) / reg) of the returned potentials is written by the core's
+    # final measurement, which takes the residual (against the targets of the returned
+    # potentials), the cost and the objective on it as written in the working dtype: the
+    # returned plan is the one measured, and no further pass over the cost runs here.
+    core["plan"] = bool(return_plan)
     x0c = None if p.f0 is None else (p.f0, p.g0)
     out = fn(p.a, p.b, Mc, core, _common(progress, check_every, workers), x0c)
-    err = None
-    plan = None
-    if return_plan:
-        # The plan P = exp((f + g - M) / reg) of the returned potentials; the residual is
-        # re-measured on it, against the targets of the returned potentials.
-        # In place, one n x m buffer (the same operations, in the same order, as the expression
-        # exp((f[:, None] + g[None, :] - M) / reg)).
-        with np.errstate(under="ignore", over="ignore", invalid="ignore"):
-            plan = np.add.outer(out["f"].astype(np.float64, copy=False), out["g"])
-            np.subtract(plan, Mc, out=plan)
-            np.divide(plan, p.reg, out=plan)
-            np.exp(plan, out=plan)
-        plan = plan.astype(p.dtype, copy=False)
-        rows, cols = plan.sum(axis=1, dtype=np.float64), plan.sum(axis=0, dtype=np.float64)
-        a64, b64 = p.a.astype(np.float64), p.b.astype(np.float64)
-        err = float(
-            np.abs(rows - targets(a64, out["f"], p.reg, reg_m[0])).sum()
-            + np.abs(cols - targets(b64, out["g"], p.reg, reg_m[1])).sum()
-        )
-    res = lse_result(out, p, method, maxiter, err)
-    res["plan"] = res["x"] = plan
+    res = lse_result(out, p, method, maxiter)
+    res["plan"] = res["x"] = out.get("plan")
     finish(res, "optcore.ot.sinkhorn", progress=progress, warn=warn, stacklevel=4)
     return res

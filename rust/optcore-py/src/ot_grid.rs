@@ -23,6 +23,9 @@ struct LseArgs {
     eps_scaling: Option<(Option<f64>, f64, f64, usize)>,
     #[pyo3(default)]
     omega: Option<f64>,
+    /// Dense costs: return the plan written by the final measurement (`"plan"`, n x m).
+    #[pyo3(default)]
+    plan: bool,
 }
 
 impl LseArgs {
@@ -96,7 +99,8 @@ fn grid<'py, T: Real + Element>(
     solve(py, &mut op, (a, b), opts, run, x0)
 }
 
-/// Unbalanced (or balanced) log-domain Sinkhorn on a dense cost `m` (n, m).
+/// Unbalanced (or balanced) log-domain Sinkhorn on a dense cost `m` (n, m); with `plan` in
+/// `opts`, the returned plan is the one the core's final measurement wrote and measured.
 fn dense<'py, T: Real + Element>(
     py: Python<'py>,
     a: PyReadonlyArray1<'py, T>,
@@ -108,7 +112,14 @@ fn dense<'py, T: Real + Element>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let (rows, cols) = (m.shape()[0], m.shape()[1]);
     let mut op = DenseOperator::new(m.as_slice()?, rows, cols).map_err(core_err)?;
-    solve(py, &mut op, (a, b), opts, run, x0)
+    if opts.plan {
+        op.keep_plan().map_err(core_err)?;
+    }
+    let out = solve(py, &mut op, (a, b), opts, run, x0)?;
+    match op.take_plan() {
+        Some(plan) => Ok(ResultDict(out).array("plan", plan, &[rows, cols])?.into_dict()),
+        None => Ok(out),
+    }
 }
 
 macro_rules! lse_fns {

@@ -15,7 +15,7 @@
 
 use super::controller::Stall;
 use super::gibbs::{BatchLogKernel, Workspace};
-use super::gibbs_ops::{exp_all, exp_l1_dist};
+use super::gibbs_ops::{exp_all, exp_sum};
 use crate::alloc::{checked_len, try_zeroed};
 use crate::error::{OptError, Result};
 use crate::real::{Real, Unfused};
@@ -59,6 +59,11 @@ struct State {
     to_tgt: Vec<f64>,
     /// `ln q` (m).
     log_q: Vec<f64>,
+    /// Per histogram (k x m): its term `w_h (g_h + to_tgt_h)` of `ln q`, and its target
+    /// marginal `exp(g_h + to_tgt_h)` (for the error check), computed where its target apply
+    /// ran (in its task, in parallel) and combined in histogram order on the calling thread.
+    terms: Vec<f64>,
+    marg: Vec<f64>,
     /// The kernel's scratch space (allocated once): for all histograms, or one per histogram
     /// where they are applied one at a time.
     ws: Workspace,
@@ -76,13 +81,14 @@ impl State {
         match kern.per_vector() {
             Some(per) if self.ws_each.len() >= self.k => {
                 let log_q = &self.log_q;
-                let task = |((((fs, gs), (to_src, to_tgt)), la), ws): HistogramArgs<'_>| {
+                let task = |(((((fs, gs), (to_src, to_tgt)), la), ws), ((terms, marg), &wh)): HistogramArgs<'_>| {
                     if fit {
                         fit_one(gs, to_tgt, log_q);
                     }
                     kern.to_source(gs, 1, to_src, ws);
                     source_update(fs, la, to_src);
                     kern.to_target(fs, 1, to_tgt, ws);
+                    target_terms(gs, to_tgt, wh, terms, marg);
                 };
                 let ws = &mut self.ws_each[..self.k];
                 if self.k <= per {
@@ -92,6 +98,7 @@ impl State {
                         .zip(self.to_src.chunks_mut(n).zip(self.to_tgt.chunks_mut(m)))
                         .zip(self.log_a.chunks(n))
                         .zip(ws.iter_mut())
+                        .zip(self.terms.chunks_mut(m).zip(self.marg.chunks_mut(m)).zip(w))
                         .for_each(task);
                 } else {
                     self.fs
@@ -100,6 +107,7 @@ impl State {
                         .zip(self.to_src.par_chunks_mut(n).zip(self.to_tgt.par_chunks_mut(m)))
                         .zip(self.log_a.par_chunks(n))
                         .zip(ws.par_iter_mut())
+                        .zip(self.terms.par_chunks_mut(m).zip(self.marg.par_chunks_mut(m)).zip(w))
                         .with_min_len(per)
                         .for_each(task);
                 }
@@ -111,28 +119,33 @@ impl State {
                 kern.to_source(&self.gs, self.k, &mut self.to_src, &mut self.ws);
                 source_update(&mut self.fs, &self.log_a, &self.to_src);
                 kern.to_target(&self.fs, self.k, &mut self.to_tgt, &mut self.ws);
+                for (((g, t), (terms, marg)), &wh) in self
+                    .gs
+                    .chunks(m)
+                    .zip(self.to_tgt.chunks(m))
+                    .zip(self.terms.chunks_mut(m).zip(self.marg.chunks_mut(m)))
+                    .zip(w)
+                {
+                    target_terms(g, t, wh, terms, marg);
+                }
             }
         }
+        // ln q: the terms added in histogram order (each as `q += w_h (g + t)`).
         self.log_q.iter_mut().for_each(|v| *v = 0.0);
         for (h, &wh) in w.iter().enumerate() {
             if wh == 0.0 {
                 continue;
             }
-            let (g, t) = (&self.gs[h * self.m..(h + 1) * self.m], &self.to_tgt[h * self.m..(h + 1) * self.m]);
-            for ((q, &gv), &tv) in self.log_q.iter_mut().zip(g).zip(t) {
-                *q += wh * (gv + tv);
+            for (q, &tv) in self.log_q.iter_mut().zip(&self.terms[h * m..(h + 1) * m]) {
+                *q += tv;
             }
         }
     }
 
-    /// Per histogram, the L1 error of the target marginal against `q` (as given).
+    /// Per histogram, the L1 error of the target marginal against `q` (as given), from the
+    /// marginals of [`target_terms`].
     fn col_errors(&self, q: &[f64]) -> Vec<f64> {
-        (0..self.k)
-            .map(|h| {
-                let r = h * self.m..(h + 1) * self.m;
-                exp_l1_dist(&self.gs[r.clone()], &self.to_tgt[r], q)
-            })
-            .collect()
+        self.marg.chunks_exact(self.m).map(|mh| l1_dist(mh, q)).collect()
     }
 
     /// Per histogram, the L1 error of the source marginal against `a`.
@@ -159,9 +172,35 @@ impl State {
     }
 }
 
-/// One histogram's state in [`State::half_steps`]: `((((fs, gs), (to_src, to_tgt)), ln a), scratch)`.
-type HistogramArgs<'a> =
-    ((((&'a mut [f64], &'a mut [f64]), (&'a mut [f64], &'a mut [f64])), &'a [f64]), &'a mut Workspace);
+/// One histogram's state in [`State::half_steps`]: `(((((fs, gs), (to_src, to_tgt)), ln a),
+/// scratch), ((terms, marginal), weight))`.
+type HistogramArgs<'a> = (
+    ((((&'a mut [f64], &'a mut [f64]), (&'a mut [f64], &'a mut [f64])), &'a [f64]), &'a mut Workspace),
+    ((&'a mut [f64], &'a mut [f64]), &'a f64),
+);
+
+/// One histogram's term `w_h (g + t)` of `ln q` and its target marginal `exp(g + t)` (the
+/// vectorised exponential, as the error check [`l1_dist`] had it in one pass before).
+fn target_terms(g: &[f64], t: &[f64], wh: f64, terms: &mut [f64], marg: &mut [f64]) {
+    for ((o, &gv), &tv) in terms.iter_mut().zip(g).zip(t) {
+        *o = wh * (gv + tv);
+    }
+    exp_sum(g, t, marg);
+}
+
+/// `sum_j |e_j - q_j|` in the order of `exp_l1_dist` (four lanes, the tail first): with
+/// `e = exp(x + y)` from [`exp_sum`], the same sum bit for bit (a test checks it).
+fn l1_dist(e: &[f64], q: &[f64]) -> f64 {
+    let mut acc = [0f64; 4];
+    let (ec, qc) = (e.chunks_exact(4), q.chunks_exact(4));
+    let tail: f64 = ec.remainder().iter().zip(qc.remainder()).map(|(&a, &c)| (a - c).abs()).sum();
+    for (ev, qv) in ec.zip(qc) {
+        for l in 0..4 {
+            acc[l] += (ev[l] - qv[l]).abs();
+        }
+    }
+    (acc[0] + acc[1]) + (acc[2] + acc[3]) + tail
+}
 
 /// The source update of one or more histograms: `f = ln a - LSE(g - C)` (`-inf` at zero weights).
 fn source_update(fs: &mut [f64], log_a: &[f64], to_src: &[f64]) {
@@ -222,6 +261,8 @@ pub fn barycenter<T: Real, K: BatchLogKernel + ?Sized>(
         to_src: try_zeroed(kn, "the potentials")?,
         to_tgt: try_zeroed(km, "the potentials")?,
         log_q: try_zeroed(m, "the barycenter")?,
+        terms: try_zeroed(km, "the potentials")?,
+        marg: try_zeroed(km, "the potentials")?,
         ws: Workspace::default(),
         ws_each: Vec::new(),
     };
@@ -444,6 +485,21 @@ mod tests {
         assert_eq!(bits(&o1.f), bits(&o2.f));
         assert_eq!(bits(&o1.g), bits(&o2.g));
         assert_eq!(bits(&o1.marginal_error), bits(&o2.marginal_error));
+    }
+
+    #[test]
+    fn split_error_check_is_bit_identical_to_the_fused_one() {
+        use crate::ot::gibbs_ops::exp_l1_dist;
+        for len in [0usize, 3, 4, 37, 4096] {
+            let x: Vec<f64> = (0..len)
+                .map(|j| if j % 11 == 5 { f64::NEG_INFINITY } else { -(j as f64 * 0.37).sin().abs() * 30.0 })
+                .collect();
+            let y: Vec<f64> = (0..len).map(|j| (j as f64 * 0.11).cos() * 3.0 - 2.0).collect();
+            let q: Vec<f64> = (0..len).map(|j| 1e-3 * (1.0 + (j % 7) as f64)).collect();
+            let mut e = vec![0.0; len];
+            exp_sum(&x, &y, &mut e);
+            assert_eq!(l1_dist(&e, &q).to_bits(), exp_l1_dist(&x, &y, &q).to_bits(), "{len}");
+        }
     }
 
     #[test]

@@ -25,8 +25,16 @@ use crate::parallel::row_block;
 use crate::real::Real;
 use rayon::prelude::*;
 
+/// Rows and columns computed exactly (diagnostics: how often a scaled sum leaves the range).
+pub(crate) static EXACT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// Costs with at least this many entries are passed over in parallel (see the module docs).
 pub(super) const PAR_MIN: usize = 1 << 18;
+
+/// The passes with an exponential per entry (kernel build, measurement) run in parallel from
+/// this many entries: they cost ten times a multiply-add pass, so the hand-over to the pool
+/// pays for itself at a smaller size.
+const PAR_EXP: usize = 1 << 16;
 
 /// A dense row-major `n x m` cost as a [`LogKernel`] (see the module docs).
 pub struct DenseOperator<'c, T> {
@@ -45,6 +53,10 @@ pub struct DenseOperator<'c, T> {
     scale: Vec<T>,
     /// Number of kernel rebuilds.
     pub rebuilds: usize,
+    /// Number of measurements (diagnostics).
+    pub measures: usize,
+    /// The plan of the last measurement, where asked for ([`Self::keep_plan`]).
+    plan: Option<Vec<T>>,
 }
 
 impl<'c, T: Real> DenseOperator<'c, T> {
@@ -74,7 +86,25 @@ impl<'c, T: Real> DenseOperator<'c, T> {
             )?,
             scale: vec![T::zero(); n.max(m)],
             rebuilds: 0,
+            measures: 0,
+            plan: None,
         })
+    }
+
+    /// Makes every measurement also write its plan `P_ij = exp(fs_i + gs_j - C_ij / reg)` in
+    /// the working dtype (allocated here, fallibly), and take its sums over the plan as
+    /// written (rounded to `T`): the returned plan is then the one measured, at no extra pass
+    /// over the cost. [`Self::take_plan`] hands it over.
+    pub fn keep_plan(&mut self) -> Result<()> {
+        if self.plan.is_none() {
+            self.plan = Some(crate::alloc::try_zeroed::<T>(self.n * self.m, "the plan")?);
+        }
+        Ok(())
+    }
+
+    /// The plan of the last measurement (None unless [`Self::keep_plan`] was called).
+    pub fn take_plan(&mut self) -> Option<Vec<T>> {
+        self.plan.take()
     }
 
     /// The range the scalings must stay in (f32: narrower, as in the dense log solver).
@@ -100,7 +130,7 @@ impl<'c, T: Real> DenseOperator<'c, T> {
             None => vec![f64::NEG_INFINITY; n],
         };
         let mut gfin: Vec<f64> = gb.iter().map(|&g| if g.is_finite() { g } else { 0.0 }).collect();
-        let (par, fast) = (n * m >= PAR_MIN, simd());
+        let (par, fast) = (n * m >= PAR_EXP, simd());
         // Columns whose potential was never seen are normalised by a column maximum, which
         // needs every row's shift first; otherwise each row is shifted and built in one go
         // (while it is in cache).
@@ -170,6 +200,7 @@ impl<'c, T: Real> DenseOperator<'c, T> {
 
     /// Exact `LSE_i(h_i - M_ij inv)` of column `j` (a fallback).
     fn exact_col(&self, h: &[T], j: usize) -> T {
+        EXACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let col: Vec<T> = (0..self.n).map(|i| self.cost[i * self.m + j]).collect();
         let mut z = vec![T::zero(); self.n];
         lse_dispatch(simd(), h, &col, T::from_f64(-self.inv), &mut z)
@@ -213,6 +244,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
             if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
                 T::from_f64(s.ln() - fb[i])
             } else {
+                EXACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if z.is_empty() {
                     z.resize(m, T::zero());
                 }
@@ -269,6 +301,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         self.scale = scale;
     }
     fn measure(&mut self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Sums> {
+        self.measures += 1;
         let (n, m) = (self.n, self.m);
         let rb = row_block(n);
         let inv = 1.0 / reg;
@@ -278,17 +311,30 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         // Groups of GROUP row blocks: the blocks' running sums are independent chains of
         // additions, interleaved (each block's own sums still in its row-then-column order).
         const GROUP: usize = pass::GROUP;
-        let group = |(((mr, fb), rsb), acc): GroupArgs<'_, T>| {
+        let group = |((((mr, fb), rsb), acc), plan): GroupArgs<'_, T>| {
             let mut costs = [0.0; GROUP];
-            pass::measure_group(fast, (mr, fb, gs), (rsb, acc, &mut costs), inv, rb);
+            pass::measure_group(fast, (mr, fb, gs), (rsb, acc, &mut costs, plan), inv, rb);
             costs
         };
-        let costs: Vec<[f64; GROUP]> = if n * m >= PAR_MIN {
+        // The plan's rows by group (empty groups when no plan is kept).
+        let mut plan = self.plan.take();
+        let span = if plan.is_some() { GROUP * rb * m } else { 0 };
+        let ngroups = n.div_ceil(GROUP * rb);
+        let mut none: Vec<&mut [T]> = Vec::new();
+        let plan_groups: Vec<&mut [T]> = match plan.as_mut() {
+            Some(p) => p.chunks_mut(span).collect(),
+            None => {
+                none.resize_with(ngroups, || &mut []);
+                none
+            }
+        };
+        let costs: Vec<[f64; GROUP]> = if n * m >= PAR_EXP {
             self.cost
                 .par_chunks(GROUP * rb * m)
                 .zip(fs.par_chunks(GROUP * rb))
                 .zip(rows.par_chunks_mut(GROUP * rb))
                 .zip(partials.par_chunks_mut(GROUP * m))
+                .zip(plan_groups)
                 .map(group)
                 .collect()
         } else {
@@ -297,14 +343,16 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
                 .zip(fs.chunks(GROUP * rb))
                 .zip(rows.chunks_mut(GROUP * rb))
                 .zip(partials.chunks_mut(GROUP * m))
+                .zip(plan_groups)
                 .map(group)
                 .collect()
         };
+        self.plan = plan;
         // The blocks' costs added in block order.
         let nb = partials.len() / m;
         let costs: Vec<f64> = costs.iter().flatten().take(nb).copied().collect();
         let mut cols = vec![0.0; m];
-        add_blocks(&partials, m, &mut cols, n * m >= PAR_MIN);
+        add_blocks(&partials, m, &mut cols, n * m >= PAR_EXP);
         Ok(Sums { rows, cols, cost: costs.iter().sum() })
     }
 }
@@ -312,8 +360,9 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
 /// One row of a kernel build: `(i, ((kernel row, cost row), its shift))`.
 type KernelRow<'a, T> = (usize, ((&'a mut [T], &'a [T]), &'a mut f64));
 
-/// One group of row blocks of the measurement: `(((cost rows, fs), row sums), column partials)`.
-type GroupArgs<'a, T> = (((&'a [T], &'a [f64]), &'a mut [f64]), &'a mut [f64]);
+/// One group of row blocks of the measurement: `((((cost rows, fs), row sums), column
+/// partials), plan rows)` (the plan's rows empty when no plan is kept).
+type GroupArgs<'a, T> = ((((&'a [T], &'a [f64]), &'a mut [f64]), &'a mut [f64]), &'a mut [T]);
 
 /// [`reduce_blocks`] (the per-block partials added in block order), on this thread when `par`
 /// is false (the same sums, in the same order).
@@ -331,9 +380,9 @@ fn add_blocks(partials: &[f64], m: usize, out: &mut [f64], par: bool) {
     }
 }
 
-/// The passes over the cost and the kernel, each written once and compiled for any x86-64 CPU
-/// and with AVX2 (chosen by `fast`). The arithmetic is unfused in both, so the AVX2 version
-/// only computes more lanes at once: the results are bit-identical.
+/// The passes over the cost and the kernel, each written once and compiled for any x86-64 CPU,
+/// with AVX2 and with AVX-512 (chosen by `fast` and the CPU). The arithmetic is unfused in all,
+/// so the wider versions only compute more lanes at once: the results are bit-identical.
 mod pass {
     use crate::real::{Real, Unfused};
 
@@ -352,7 +401,17 @@ mod pass {
                     generic::<T>($($arg),*)
                 }
                 #[cfg(target_arch = "x86_64")]
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                unsafe fn avx512<T: Real>($($arg: $ty),*) -> $ret {
+                    generic::<T>($($arg),*)
+                }
+                #[cfg(target_arch = "x86_64")]
                 if fast {
+                    if wide() {
+                        // SAFETY: `wide()` is true only when the CPU supports AVX-512F (and
+                        // `fast` that it supports AVX2 and FMA).
+                        return unsafe { avx512::<T>($($arg),*) };
+                    }
                     // SAFETY: `fast` is true only when the CPU supports AVX2 and FMA.
                     return unsafe { avx2::<T>($($arg),*) };
                 }
@@ -360,6 +419,13 @@ mod pass {
                 generic::<T>($($arg),*)
             }
         };
+    }
+
+    /// Whether the CPU has AVX-512F: the passes then run 8 lanes wide (the same unfused
+    /// operations per lane, so the same bits; the exponential passes take fewer instructions).
+    #[cfg(target_arch = "x86_64")]
+    fn wide() -> bool {
+        std::is_x86_feature_detected!("avx512f")
     }
 
     dispatched! {
@@ -454,14 +520,15 @@ mod pass {
         /// block's column sums into its part of `acc` and its `<P, C>` into `costs`, every sum
         /// taken in the order of one loop over the block's rows and columns. Where all the
         /// blocks have the row, their additions are interleaved (independent chains, no
-        /// reordering within one).
+        /// reordering within one). With a non-empty `plan` (these rows of it) each entry is
+        /// written there in `T` and summed as written (in f64 the same sums).
         fn measure_group<T>(
             inp: (&[T], &[f64], &[f64]),
-            out: (&mut [f64], &mut [f64], &mut [f64; GROUP]),
+            out: (&mut [f64], &mut [f64], &mut [f64; GROUP], &mut [T]),
             inv: f64,
             rb: usize
         ) -> () {
-            let ((mr, fs, gs), (rsb, acc, costs)) = (inp, out);
+            let ((mr, fs, gs), (rsb, acc, costs, plan)) = (inp, out);
             let m = gs.len();
             let nbk = acc.len() / m;
             let mut p = vec![0.0; GROUP * m];
@@ -469,9 +536,23 @@ mod pass {
                 let mut active = [false; GROUP];
                 for (q, on) in active.iter_mut().enumerate().take(nbk) {
                     let i = q * rb + r;
-                    if i < fs.len() && fs[i] != f64::NEG_INFINITY {
-                        plan_row::<T>(false, &mr[i * m..(i + 1) * m], gs, fs[i], inv, &mut p[q * m..(q + 1) * m]);
+                    if i >= fs.len() {
+                        continue;
+                    }
+                    let out = if plan.is_empty() { None } else { Some(&mut plan[i * m..(i + 1) * m]) };
+                    if fs[i] != f64::NEG_INFINITY {
+                        let pr = &mut p[q * m..(q + 1) * m];
+                        plan_row::<T>(false, &mr[i * m..(i + 1) * m], gs, fs[i], inv, pr);
+                        if let Some(out) = out {
+                            for (o, v) in out.iter_mut().zip(pr.iter_mut()) {
+                                *o = T::from_f64(*v);
+                                *v = o.as_f64();
+                            }
+                        }
                         *on = true;
+                    } else if let Some(out) = out {
+                        // A zero weight: a zero row of the plan.
+                        out.iter_mut().for_each(|o| *o = T::zero());
                     }
                 }
                 if active.iter().all(|&a| a) {
@@ -573,6 +654,28 @@ mod tests {
     }
 
     #[test]
+    fn wide_passes_are_bit_identical_to_the_generic_ones() {
+        // `fast` runs the AVX2 or AVX-512 version where the CPU has it.
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for len in [1usize, 7, 16, 37, 500] {
+            let c: Vec<f64> = (0..len).map(|j| ((j * 7919) % 101) as f64 / 50.0).collect();
+            let g: Vec<f64> = (0..len).map(|j| (j as f64 * 0.91).cos() * 40.0).collect();
+            let (mut k0, mut k1) = (vec![0.0; len], vec![0.0; len]);
+            pass::exp_row(false, &mut k0, &c, &g, -3.5, 37.0);
+            pass::exp_row(simd(), &mut k1, &c, &g, -3.5, 37.0);
+            assert_eq!(bits(&k0), bits(&k1));
+            assert_eq!(pass::dot(false, &k0, &c).to_bits(), pass::dot(simd(), &k0, &c).to_bits());
+            assert_eq!(pass::row_max(false, &c, &g, 3.0).to_bits(), pass::row_max(simd(), &c, &g, 3.0).to_bits());
+            let (mut a0, mut a1) = (vec![0.0; len], vec![0.0; len]);
+            let u = [0.5, 0.0, 2.0];
+            let kb: Vec<f64> = k0.iter().chain(&c).chain(&g).copied().collect();
+            pass::col_sums(false, &kb, &u, &mut a0);
+            pass::col_sums(simd(), &kb, &u, &mut a1);
+            assert_eq!(bits(&a0), bits(&a1));
+        }
+    }
+
+    #[test]
     fn interleaved_measurement_is_bit_identical_to_one_loop() {
         // 150 rows: blocks of 32, the last one short; rows and columns with -inf potentials.
         for &(n, m) in &[(150usize, 37usize), (7, 5), (600, 3)] {
@@ -626,12 +729,23 @@ mod speed {
         let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
         let a: Vec<f64> = a.iter().map(|v| v / sa).collect();
         let b: Vec<f64> = b.iter().map(|v| 1.5 * v / sb).collect();
+        // Thread CPU time (the machine is shared: wall time measures the load), best of
+        // repeats; wall time where UB_WALL is set (passes handed to the pool).
+        let wall = std::env::var("UB_WALL").is_ok();
+        let cpu = || {
+            let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+            // SAFETY: a valid out-pointer.
+            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
+            t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+        };
+        let t00 = Instant::now();
+        let now = || if wall { t00.elapsed().as_secs_f64() } else { cpu() };
         let best = |f: &mut dyn FnMut()| {
             let mut t = f64::INFINITY;
             for _ in 0..30 {
-                let t0 = Instant::now();
+                let t0 = now();
                 f();
-                t = t.min(t0.elapsed().as_secs_f64());
+                t = t.min(now() - t0);
             }
             t * 1e3
         };
@@ -661,13 +775,18 @@ mod speed {
                     eps_scaling: None,
                     overrelax: Overrelax::Auto,
                 };
-                let (mut nit, mut rebuilds) = (0, 0);
+                let (mut nit, mut rebuilds, mut measures) = (0, 0, 0);
+                EXACT.store(0, std::sync::atomic::Ordering::Relaxed);
                 let t = best(&mut || {
                     let mut op = DenseOperator::new(&cost, n, n).unwrap();
                     let out = sinkhorn_lse(&mut op, &a, &b, &opts, None, &mut NoObserver).unwrap();
-                    (nit, rebuilds) = (out.nit, op.rebuilds);
+                    (nit, rebuilds, measures) = (out.nit, op.rebuilds, op.measures);
                 });
-                println!("reg {reg} rho {rho} maxiter {maxiter}: {t:.3} ms, nit {nit}, rebuilds {rebuilds}");
+                let exact = EXACT.load(std::sync::atomic::Ordering::Relaxed) / 30;
+                println!(
+                    "reg {reg} rho {rho} maxiter {maxiter}: {t:.3} ms, nit {nit}, rebuilds {rebuilds}, \
+                     measures {measures}, exact rows/cols {exact}"
+                );
             }
         }
     }
