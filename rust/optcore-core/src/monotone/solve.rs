@@ -146,6 +146,16 @@ fn residual_given(p: &dyn FiniteSum, z: &[f64], g: &mut [f64]) -> Result<f64> {
     Ok(nrm2_diff(z, g) * l)
 }
 
+/// A component drawn by the problem's sampler (uniformly without one) and its weight
+/// `1/(N π_i)` (1 for uniform draws, which consume the generator as they always did).
+#[inline]
+fn draw(p: &dyn FiniteSum, big: usize, rng: &mut Rng) -> (usize, f64) {
+    match p.sampler() {
+        Some(s) => s.sample(rng),
+        None => (rng.below(big), 1.0),
+    }
+}
+
 fn axpy_into(out: &mut [f64], a: &[f64], s: f64, b: &[f64]) {
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         *o = x + s * y;
@@ -534,8 +544,8 @@ impl State {
                 *v = h + u - wp;
             }
             for _ in 0..b {
-                let xi = rng.below(big);
-                ctx.add_diff(xi, &self.u, &self.w_prev, s, &mut self.g)?;
+                let (xi, wt) = draw(p, big, rng);
+                ctx.add_diff(xi, &self.u, &self.w_prev, s * wt, &mut self.g)?;
             }
             for (((t, &u), &w), &v) in self.t.iter_mut().zip(&self.u).zip(&self.w).zip(&self.g) {
                 *t = alpha * u + (1.0 - alpha) * w - tau * v;
@@ -582,9 +592,9 @@ impl State {
                 if ctx.spent(opts.max_epochs) {
                     break;
                 }
-                let i = rng.below(big);
-                ctx.add(i, &self.z, s, &mut self.est)?;
-                ctx.add(i, &self.z_prev, -s, &mut self.est)?;
+                let (i, wt) = draw(p, big, rng);
+                ctx.add(i, &self.z, s * wt, &mut self.est)?;
+                ctx.add(i, &self.z_prev, -s * wt, &mut self.est)?;
             }
         }
         let lam = 2.0 / (k as f64 + 4.0);
