@@ -35,6 +35,10 @@ pub trait FiniteSum: Send + Sync {
     fn sampler(&self) -> Option<&Sampler> {
         None
     }
+    /// A hint that component `i` is about to be evaluated: `stage` 0 fetches where its data
+    /// lies, 1 the data (called for a whole minibatch per stage, so that the memory accesses of
+    /// randomly drawn components overlap). Does nothing by default.
+    fn prefetch(&self, _i: usize, _stage: usize) {}
     /// `F` is (1/L)-cocoercive (Algorithm 1 applies).
     fn cocoercive(&self) -> bool {
         false

@@ -347,6 +347,8 @@ struct State {
     z_prev: Vec<f64>,
     /// `Halpern` on a problem with a primal–dual split.
     pd: Option<HalpernPdhg>,
+    /// Algorithm 2: the components (and weights) of the current minibatch.
+    picks: Vec<(usize, f64)>,
 }
 
 impl State {
@@ -378,6 +380,7 @@ impl State {
             est: zeros()?,
             z_prev: copy()?,
             pd: None,
+            picks: Vec::new(),
         })
     }
 
@@ -543,8 +546,17 @@ impl State {
             for (((v, &h), &u), &wp) in self.g.iter_mut().zip(&self.h).zip(&self.u).zip(&self.w_prev) {
                 *v = h + u - wp;
             }
+            // The minibatch is drawn first (the generator is consumed in the same order), so
+            // that the problem can fetch every drawn component before the first is evaluated.
+            self.picks.clear();
+            self.picks.try_reserve(b).map_err(|_| OptError::Memory(format!("minibatch of {b} components")))?;
             for _ in 0..b {
-                let (xi, wt) = draw(p, big, rng);
+                self.picks.push(draw(p, big, rng));
+            }
+            for stage in 0..2 {
+                self.picks.iter().for_each(|&(xi, _)| p.prefetch(xi, stage));
+            }
+            for &(xi, wt) in &self.picks {
                 ctx.add_diff(xi, &self.u, &self.w_prev, s * wt, &mut self.g)?;
             }
             for (((t, &u), &w), &v) in self.t.iter_mut().zip(&self.u).zip(&self.w).zip(&self.g) {
