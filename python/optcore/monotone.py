@@ -522,7 +522,9 @@ def solve(
         VR-FoRB with minibatches of ``options['batch']`` components (default 16) and a snapshot
         refreshed with probability ``batch/N``, ``⌊0.05 N ln(k+2)⌋`` components per outer
         iteration) or, for cocoercive problems, Algorithm 1 (one-step Halpern with the PAGE
-        estimator, minibatches of ``⌊√N⌋``).
+        estimator, minibatches of ``⌊√N⌋``). Components are drawn uniformly, except on a
+        :class:`SampleSaddle`, which draws them by importance (probability proportional to
+        their Lipschitz constants, each weighted by ``1/(N π_i)``).
     tol : float
         Stop when the natural residual of the current point is ``<= tol``.
     maxiter : int
@@ -543,7 +545,8 @@ def solve(
         ``2 sqrt(p) / (c L_b + 1)`` with ``p = batch/N`` and ``L_b² = L² + (L_ms² - L²)/batch``);
         ``resolvent`` (``c``: default ``1 / L`` for ``"halpern"`` on a :class:`FiniteSum`,
         ``sqrt(N / batch) / L_b`` for Algorithm 2, ``L_ms`` the mean-square Lipschitz constant of
-        the components); ``inner`` (inner steps per outer iteration); ``batch`` (Algorithm 1's
+        the components under the problem's sampling); ``inner`` (inner steps per outer
+        iteration); ``batch`` (Algorithm 1's
         and Algorithm 2's minibatch, at most ``N``, resp. ``N / 2``: larger values are clamped). No option
         carries a run past ``max_epochs``: the inner loops stop when the budget is spent.
         ``cocoercive`` (force Algorithm 1 or 2); ``restart`` (anchored methods: re-anchor when
