@@ -220,7 +220,7 @@ pub struct SampleSaddle {
     /// entries of `p_i`, `seg_i.2` of `q_i`): a drawn component reads one record and a few
     /// adjacent cache lines instead of six arrays (the CSR matrices serve the full passes).
     rows: Vec<Entry>,
-    seg: Vec<(usize, u32, u32)>,
+    seg: Vec<Segment>,
     /// `F(0) = (−α Pᵀc, Qᵀc)/N`.
     f0: Vec<f64>,
     /// `(P x, Q y)` of the last full evaluation (length `N` each).
@@ -248,11 +248,14 @@ struct Entry {
     v: f64,
 }
 
+/// Where sample `i`'s packed rows start, and how many entries `p_i` and `q_i` have.
+type Segment = (usize, u32, u32);
+
 /// The packed rows of the samples (see [`SampleSaddle`]'s `rows`).
-fn pack(p: &Csr, q: &Csr) -> Result<(Vec<Entry>, Vec<(usize, u32, u32)>)> {
+fn pack(p: &Csr, q: &Csr) -> Result<(Vec<Entry>, Vec<Segment>)> {
     let n = p.nrows;
     let mut rows = try_with_capacity::<Entry>(p.data.len() + q.data.len(), "sample saddle rows")?;
-    let mut seg = try_with_capacity::<(usize, u32, u32)>(n, "sample saddle rows")?;
+    let mut seg = try_with_capacity::<Segment>(n, "sample saddle rows")?;
     for i in 0..n {
         let (rp, rq) = (p.indptr[i]..p.indptr[i + 1], q.indptr[i]..q.indptr[i + 1]);
         if rp.len() > u32::MAX as usize || rq.len() > u32::MAX as usize {
@@ -293,7 +296,8 @@ impl SampleSaddle {
         if p.ncols == 0 || q.ncols == 0 {
             return Err(OptError::InvalidInput("sample saddle: P and Q need at least one column each".into()));
         }
-        if !(alpha >= 0.0 && alpha.is_finite() && beta >= 0.0 && beta.is_finite()) || !c.iter().all(|v| v.is_finite()) {
+        let finite = c.iter().all(|v| v.is_finite());
+        if !(alpha >= 0.0 && alpha.is_finite() && beta >= 0.0 && beta.is_finite() && finite) {
             return Err(OptError::InvalidInput("sample saddle: alpha, beta must be finite and >= 0, c finite".into()));
         }
         let pt = transpose(&p, "sample saddle P^T")?;
