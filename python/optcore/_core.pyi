@@ -249,6 +249,8 @@ class FiniteSumProblem:
     def n(self) -> int: ...
     @property
     def lipschitz_ms(self) -> float: ...
+    @property
+    def lipschitz(self) -> float: ...
 
 def fs_game(a: npt.NDArray[np.float64], lipschitz: float) -> FiniteSumProblem: ...
 def fs_linear(
@@ -257,6 +259,14 @@ def fs_linear(
     lipschitz: float,
     cocoercive: bool,
     saddle: tuple[int, float] | None = None,
+) -> FiniteSumProblem: ...
+def fs_sample_saddle(
+    p: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], int, int],
+    q: tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], npt.NDArray[np.float64], int, int],
+    c: npt.NDArray[np.float64],
+    alpha: float,
+    beta: float,
+    lipschitz: float | None = None,
 ) -> FiniteSumProblem: ...
 def fs_python(
     component: Callable[[npt.NDArray[np.int64], npt.NDArray[np.float64]], npt.NDArray[np.float64]],

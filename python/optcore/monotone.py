@@ -7,8 +7,9 @@
 (True, True, array([0.333333, 0.333333, 0.333333]))
 
 Problems: :class:`MatrixGame` (bilinear games over simplices), :class:`QuadraticMinMax`
-(unconstrained convex-concave quadratics), :class:`FiniteSum` (any ``F_i`` given as a Python
-callable, with an optional projection). Methods of :func:`solve`: ``"vr_halpern"`` (Cai,
+(unconstrained convex-concave quadratics), :class:`SampleSaddle` (a saddle averaged over the
+samples of sparse data, components drawn by importance: where ``"vr_halpern"`` saves epochs),
+:class:`FiniteSum` (any ``F_i`` given as a Python callable, with an optional projection). Methods of :func:`solve`: ``"vr_halpern"`` (Cai,
 Alacaoglu & Diakonikolas, ICLR 2024: Algorithm 2 with VR-FoRB for monotone Lipschitz sums,
 Algorithm 1 with the PAGE estimator for cocoercive ones) and the deterministic ``"halpern"``,
 ``"eag"`` and ``"eg"``. All run in the Rust core.
@@ -34,8 +35,18 @@ from ._validation import (
     positive_scalar,
     seed_from_rng,
 )
+from .monotone_sampled import SampleSaddle
 
-__all__ = ["MatrixGame", "QuadraticMinMax", "FiniteSum", "MonotoneResult", "GameResult", "solve", "METHODS"]
+__all__ = [
+    "MatrixGame",
+    "QuadraticMinMax",
+    "SampleSaddle",
+    "FiniteSum",
+    "MonotoneResult",
+    "GameResult",
+    "solve",
+    "METHODS",
+]
 
 #: The methods of :func:`solve` and their ``options`` keys.
 METHODS = {
@@ -446,7 +457,8 @@ class MonotoneResult(OptimizeResult):
     variant : str
         What ran (``"vr_halpern"`` says which algorithm).
     gap, fun, y
-        :class:`MatrixGame` only: duality gap, ``y^T A x``, the maximiser's strategy.
+        :class:`MatrixGame` only: duality gap, ``y^T A x``, the maximiser's strategy
+        (:class:`SampleSaddle`: ``fun`` is the saddle function's value; others: None).
     success, status, message
         ``success`` is True exactly when ``residual <= tol``; ``status`` 0 converged, 1
         iteration or epoch limit, 4 numerical breakdown, 99 stopped by the callback.
@@ -485,7 +497,7 @@ def solve(
 
     Parameters
     ----------
-    problem : MatrixGame, QuadraticMinMax or FiniteSum
+    problem : MatrixGame, QuadraticMinMax, SampleSaddle or FiniteSum
     x0 : optional
         Start (projected onto ``C``): a pair ``(x0, y0)`` of strategies for a
         :class:`MatrixGame` (default uniform), a vector of length ``dim`` otherwise (default 0).
@@ -510,7 +522,9 @@ def solve(
         VR-FoRB with minibatches of ``options['batch']`` components (default 16) and a snapshot
         refreshed with probability ``batch/N``, ``⌊0.05 N ln(k+2)⌋`` components per outer
         iteration) or, for cocoercive problems, Algorithm 1 (one-step Halpern with the PAGE
-        estimator, minibatches of ``⌊√N⌋``).
+        estimator, minibatches of ``⌊√N⌋``). Components are drawn uniformly, except on a
+        :class:`SampleSaddle`, which draws them by importance (probability proportional to
+        their Lipschitz constants, each weighted by ``1/(N π_i)``).
     tol : float
         Stop when the natural residual of the current point is ``<= tol``.
     maxiter : int
@@ -531,7 +545,8 @@ def solve(
         ``2 sqrt(p) / (c L_b + 1)`` with ``p = batch/N`` and ``L_b² = L² + (L_ms² - L²)/batch``);
         ``resolvent`` (``c``: default ``1 / L`` for ``"halpern"`` on a :class:`FiniteSum`,
         ``sqrt(N / batch) / L_b`` for Algorithm 2, ``L_ms`` the mean-square Lipschitz constant of
-        the components); ``inner`` (inner steps per outer iteration); ``batch`` (Algorithm 1's
+        the components under the problem's sampling); ``inner`` (inner steps per outer
+        iteration); ``batch`` (Algorithm 1's
         and Algorithm 2's minibatch, at most ``N``, resp. ``N / 2``: larger values are clamped). No option
         carries a run past ``max_epochs``: the inner loops stop when the budget is spent.
         ``cocoercive`` (force Algorithm 1 or 2); ``restart`` (anchored methods: re-anchor when
@@ -552,9 +567,9 @@ def solve(
     >>> res.success, np.round(res.x, 4), np.round(res.y, 4), round(res.fun, 6)
     (True, array([0.5, 0.5]), array([0.5, 0.5]), 0.5)
     """
-    if not isinstance(problem, (MatrixGame, QuadraticMinMax, FiniteSum)):
+    if not isinstance(problem, (MatrixGame, QuadraticMinMax, SampleSaddle, FiniteSum)):
         raise TypeError(
-            "`problem` must be an optcore.monotone MatrixGame, QuadraticMinMax or FiniteSum; "
+            "`problem` must be an optcore.monotone MatrixGame, QuadraticMinMax, SampleSaddle or FiniteSum; "
             f"got {type(problem).__name__}."
         )
     if not isinstance(method, str) or method.lower() not in METHODS:
@@ -648,6 +663,8 @@ def solve(
         n = problem.shape[1]
         x, y = z[:n], z[n:]
         res.update(x=x, y=y, z=z, gap=problem.gap(x, y), fun=float(y.astype(np.float64) @ problem.A @ x))
+    elif isinstance(problem, SampleSaddle):
+        res["fun"] = problem.objective(z)
     else:
         res["fun"] = None
     return finish(res, "optcore.monotone.solve", progress=progress, warn=warn)

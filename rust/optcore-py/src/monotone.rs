@@ -5,7 +5,9 @@
 use crate::bridge::{copy_array_into, core_err, run_detached, Pending, PyObserver, ResultDict};
 use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyUntypedArrayMethods};
-use optcore_core::monotone::{solve, FiniteSum, GameSum, LinearSum, Method, Options};
+use optcore_core::monotone::{
+    csr_from_parts, solve, FiniteSum, GameSum, LinearSum, Method, Options, SaddleData, SampleSaddle,
+};
 use optcore_core::operators::SharedOp;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -33,6 +35,10 @@ impl FiniteSumProblem {
     fn lipschitz_ms(&self) -> f64 {
         self.inner.lipschitz_ms()
     }
+    #[getter]
+    fn lipschitz(&self) -> f64 {
+        self.inner.lipschitz()
+    }
 }
 
 #[pyfunction]
@@ -57,6 +63,33 @@ fn fs_linear(
         l = l.with_saddle(nx, norm_a).map_err(core_err)?;
     }
     Ok(FiniteSumProblem { inner: Arc::new(l), py: None })
+}
+
+/// A CSR matrix `(indptr, indices, data)` (int64, int64, float64) with its shape.
+type CsrParts<'py> = (PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, i64>, PyReadonlyArray1<'py, f64>, usize, usize);
+
+/// `p`, `q`: the CSR parts of `P` (`N x nx`) and `Q` (`N x ny`); `c`: the targets; `lipschitz`:
+/// `‖M‖₂` if known (else estimated in the core by power iteration, with the GIL released).
+#[pyfunction]
+#[pyo3(signature = (p, q, c, alpha, beta, lipschitz=None))]
+fn fs_sample_saddle(
+    py: Python<'_>,
+    p: CsrParts<'_>,
+    q: CsrParts<'_>,
+    c: PyReadonlyArray1<'_, f64>,
+    alpha: f64,
+    beta: f64,
+    lipschitz: Option<f64>,
+) -> PyResult<FiniteSumProblem> {
+    let build = |parts: &CsrParts<'_>, what: &str| {
+        csr_from_parts(parts.3, parts.4, parts.0.as_slice()?, parts.1.as_slice()?, parts.2.as_slice()?, what)
+            .map_err(core_err)
+    };
+    let (pm, qm) = (build(&p, "P")?, build(&q, "Q")?);
+    let c = c.as_slice()?;
+    let s =
+        py.detach(|| SampleSaddle::new(SaddleData { p: pm, q: qm, c, alpha, beta, lipschitz })).map_err(core_err)?;
+    Ok(FiniteSumProblem { inner: Arc::new(s), py: None })
 }
 
 /// Python callables: `component(i, z)` returns `F_i(z)` for an int64 index array `i` as an
@@ -235,6 +268,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<FiniteSumProblem>()?;
     m.add_function(wrap_pyfunction!(fs_game, m)?)?;
     m.add_function(wrap_pyfunction!(fs_linear, m)?)?;
+    m.add_function(wrap_pyfunction!(fs_sample_saddle, m)?)?;
     m.add_function(wrap_pyfunction!(fs_python, m)?)?;
     m.add_function(wrap_pyfunction!(monotone_solve, m)?)?;
     Ok(())

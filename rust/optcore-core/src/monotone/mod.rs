@@ -5,8 +5,9 @@
 //! Problems implement [`FiniteSum`]: [`GameSum`] (bilinear matrix games over simplices,
 //! `F(x, y) = (Aᵀy, −Ax)`, split into `N = max(m, n)` components by rows and columns),
 //! [`LinearSum`] (`F(z) = M z + q` split by rows: quadratic min-max problems, and, when `M`
-//! is symmetric positive semidefinite, cocoercive gradients), and any user implementation
-//! (the Python binding's callables).
+//! is symmetric positive semidefinite, cocoercive gradients), [`SampleSaddle`] (sums over the
+//! samples of sparse data, drawn by importance: the regime where variance reduction saves
+//! epochs), and any user implementation (the Python binding's callables).
 //!
 //! Methods ([`Method`]):
 //! - `Eg`: extragradient, `z½ = P(z − s F z)`, `z⁺ = P(z − s F z½)`.
@@ -37,15 +38,17 @@
 //! Files: [`problems`] holds the [`FiniteSum`] trait, the native sums ([`GameSum`],
 //! [`LinearSum`]) and the Condat simplex projection they use; [`dense`] their matrix kernels
 //! (AVX-dispatched, bit-identical to the baseline); [`polish`] the support polishing of games;
-//! [`mod@solve`] holds the methods, their options and output, and the residual checks and
-//! restarts of the outer loop.
+//! [`sampled`] the sparse sample sums and the importance sampler; [`mod@solve`] holds the
+//! methods, their options and output, and the residual checks and restarts of the outer loop.
 
 pub mod dense;
 pub mod pdhg;
 pub mod polish;
 pub mod problems;
+pub mod sampled;
 pub mod solve;
 
 pub use pdhg::PrimalDual;
 pub use problems::{project_simplex, FiniteSum, GameSum, LinearSum};
+pub use sampled::{csr_from_parts, SaddleData, SampleSaddle, Sampler};
 pub use solve::{natural_residual, solve, Method, Options, Output};

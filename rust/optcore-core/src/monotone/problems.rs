@@ -4,6 +4,7 @@
 
 use super::dense::{axpy, cols_dot, cols_dot4, dot, rows_dot};
 use super::pdhg::PrimalDual;
+use super::sampled::Sampler;
 use crate::error::{OptError, Result};
 use crate::linalg::lu::Lu;
 
@@ -26,9 +27,18 @@ pub trait FiniteSum: Send + Sync {
     fn project(&self, z: &mut [f64]) -> Result<()>;
     /// Lipschitz constant of `F` (or a bound).
     fn lipschitz(&self) -> f64;
-    /// Mean-square Lipschitz constant of the components under uniform sampling,
-    /// `sqrt((1/N) Σ_i L_i²)`.
+    /// Mean-square Lipschitz constant of the components under the problem's sampling:
+    /// `sqrt((1/N) Σ_i L_i²)` uniformly; `(1/N) Σ_i L_i` with [`FiniteSum::sampler`] drawing
+    /// `i` with probability `∝ L_i`.
     fn lipschitz_ms(&self) -> f64;
+    /// Importance sampling of the components for the stochastic estimators (`None`: uniform).
+    fn sampler(&self) -> Option<&Sampler> {
+        None
+    }
+    /// A hint that component `i` is about to be evaluated: `stage` 0 fetches where its data
+    /// lies, 1 the data (called for a whole minibatch per stage, so that the memory accesses of
+    /// randomly drawn components overlap). Does nothing by default.
+    fn prefetch(&self, _i: usize, _stage: usize) {}
     /// `F` is (1/L)-cocoercive (Algorithm 1 applies).
     fn cocoercive(&self) -> bool {
         false

@@ -146,6 +146,16 @@ fn residual_given(p: &dyn FiniteSum, z: &[f64], g: &mut [f64]) -> Result<f64> {
     Ok(nrm2_diff(z, g) * l)
 }
 
+/// A component drawn by the problem's sampler (uniformly without one) and its weight
+/// `1/(N π_i)` (1 for uniform draws, which consume the generator as they always did).
+#[inline]
+fn draw(p: &dyn FiniteSum, big: usize, rng: &mut Rng) -> (usize, f64) {
+    match p.sampler() {
+        Some(s) => s.sample(rng),
+        None => (rng.below(big), 1.0),
+    }
+}
+
 fn axpy_into(out: &mut [f64], a: &[f64], s: f64, b: &[f64]) {
     for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
         *o = x + s * y;
@@ -337,6 +347,8 @@ struct State {
     z_prev: Vec<f64>,
     /// `Halpern` on a problem with a primal–dual split.
     pd: Option<HalpernPdhg>,
+    /// Algorithm 2: the components (and weights) of the current minibatch.
+    picks: Vec<(usize, f64)>,
 }
 
 impl State {
@@ -368,6 +380,7 @@ impl State {
             est: zeros()?,
             z_prev: copy()?,
             pd: None,
+            picks: Vec::new(),
         })
     }
 
@@ -533,9 +546,18 @@ impl State {
             for (((v, &h), &u), &wp) in self.g.iter_mut().zip(&self.h).zip(&self.u).zip(&self.w_prev) {
                 *v = h + u - wp;
             }
+            // The minibatch is drawn first (the generator is consumed in the same order), so
+            // that the problem can fetch every drawn component before the first is evaluated.
+            self.picks.clear();
+            self.picks.try_reserve(b).map_err(|_| OptError::Memory(format!("minibatch of {b} components")))?;
             for _ in 0..b {
-                let xi = rng.below(big);
-                ctx.add_diff(xi, &self.u, &self.w_prev, s, &mut self.g)?;
+                self.picks.push(draw(p, big, rng));
+            }
+            for stage in 0..2 {
+                self.picks.iter().for_each(|&(xi, _)| p.prefetch(xi, stage));
+            }
+            for &(xi, wt) in &self.picks {
+                ctx.add_diff(xi, &self.u, &self.w_prev, s * wt, &mut self.g)?;
             }
             for (((t, &u), &w), &v) in self.t.iter_mut().zip(&self.u).zip(&self.w).zip(&self.g) {
                 *t = alpha * u + (1.0 - alpha) * w - tau * v;
@@ -582,9 +604,9 @@ impl State {
                 if ctx.spent(opts.max_epochs) {
                     break;
                 }
-                let i = rng.below(big);
-                ctx.add(i, &self.z, s, &mut self.est)?;
-                ctx.add(i, &self.z_prev, -s, &mut self.est)?;
+                let (i, wt) = draw(p, big, rng);
+                ctx.add(i, &self.z, s * wt, &mut self.est)?;
+                ctx.add(i, &self.z_prev, -s * wt, &mut self.est)?;
             }
         }
         let lam = 2.0 / (k as f64 + 4.0);
