@@ -240,9 +240,10 @@ def sparse_ot(
     gap, why = _sparsity_gap(aa, bb, k) if status in (1, 4) and k < n else (0.0, "")
     if gap > tol:
         status = 2
-    elif status in (1, 4) and k == 1 and dual == "semi":
+    elif status in (1, 4) and k == 1:
         why = (
-            "with k = 1 the semi-dual is unregularized OT's, piecewise linear (`reg` only adds a constant): "
+            "with k = 1 the semi-dual (which dual='dual' maximises with beta eliminated) is unregularized OT's, "
+            "piecewise linear (`reg` only adds a constant): "
             "L-BFGS needs many iterations to land on a vertex whose plan meets the marginals; "
             "raise maxiter, or use k >= 2"
         )
