@@ -14,7 +14,7 @@ The target objective is D* - rel |D*|, D* the best objective either side reached
 each side's time to reach it and the ratio POT / optcore. Where POT does not reach it within
 numItermax, its time is a lower bound (">") and so is the ratio.
 
-Usage: python benches/ot_sparse_dual.py [n] [k ...] [--pot-iter K:N ...] [--rel R] [--name NAME]
+Usage: python benches/ot_sparse_dual.py [n] [k ...] [--pot-iter K:N ...] [--pot-thr T] [--rel R] [--name NAME]
        python benches/ot_sparse_dual.py --render NAME   (redo NAME.md and .png from NAME.json)
 """
 
@@ -73,7 +73,7 @@ def run_optcore(a, b, M, k, reg, maxiter):
     return res, time.perf_counter() - t0, trace
 
 
-def run_pot(a, b, M, k, reg, target, numitermax):
+def run_pot(a, b, M, k, reg, target, numitermax, stopthr=1e-9):
     """POT's smooth_ot_dual, its scipy.optimize.minimize given a per-iteration callback that
     records (time, objective) and stops once the objective reaches ``target``."""
     trace = []
@@ -88,7 +88,9 @@ def run_pot(a, b, M, k, reg, target, numitermax):
     ot.smooth.minimize = lambda *args, **kw: scipy.optimize.minimize(*args, callback=cb, **kw)
     try:
         with contextlib.redirect_stdout(io.StringIO()):
-            _, log = ot.smooth.smooth_ot_dual(a, b, M, reg, log=True, numItermax=numitermax, **regul(k, len(a), reg)[1])
+            _, log = ot.smooth.smooth_ot_dual(
+                a, b, M, reg, log=True, numItermax=numitermax, stopThr=stopthr, **regul(k, len(a), reg)[1]
+            )
     finally:
         ot.smooth.minimize = original
     return log, time.perf_counter() - t0, trace
@@ -99,7 +101,7 @@ def first_time(trace, target):
 
 
 def main():
-    args, pot_iter, rel, name = [], {}, 1e-6, "ot_sparse_dual"
+    args, pot_iter, rel, name, stopthr = [], {}, 1e-6, "ot_sparse_dual", 1e-9
     it = iter(sys.argv[1:])
     for v in it:
         if v == "--render":
@@ -111,6 +113,8 @@ def main():
         if v == "--pot-iter":
             k, n_it = next(it).split(":")
             pot_iter[int(k)] = int(n_it)
+        elif v == "--pot-thr":
+            stopthr = float(next(it))
         elif v == "--rel":
             rel = float(next(it))
         elif v == "--name":
@@ -129,7 +133,7 @@ def main():
         with contextlib.redirect_stdout(io.StringIO()):
             d_ours = float(ot.smooth.dual_obj_grad(res.alpha, res.beta, a, b, M, R)[0])
         target = d_ours - rel * abs(d_ours)
-        log, t_pot, tr_pot = run_pot(a, b, M, k, reg, target, pot_iter.get(k, 500))
+        log, t_pot, tr_pot = run_pot(a, b, M, k, reg, target, pot_iter.get(k, 500), stopthr)
         with contextlib.redirect_stdout(io.StringIO()):
             d_pot = float(ot.smooth.dual_obj_grad(log["alpha"], log["beta"], a, b, M, R)[0])
         best = max(d_ours, d_pot)
@@ -164,7 +168,9 @@ def main():
     date = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     cpu = subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip() or platform.machine()
     cmd = f"python benches/ot_sparse_dual.py {' '.join(sys.argv[1:])}".strip()
-    data = dict(date=date, machine=f"{os.cpu_count()}-core {cpu}", rel=rel, n=n, command=cmd, rows=rows)
+    data = dict(
+        date=date, machine=f"{os.cpu_count()}-core {cpu}", rel=rel, n=n, command=cmd, pot_thr=stopthr, rows=rows
+    )
     with open(os.path.join(here, f"{name}.json"), "w") as f:
         json.dump(data, f, indent=1)
     render(data, here, name)
@@ -188,7 +194,7 @@ def render(data, here, name):
         f"for k = n, `sparsity_constrained` otherwise). Target: within {rel:g} (relative) of the best dual "
         "objective D* either side reached. optcore: L-BFGS over alpha with beta = beta*(alpha) eliminated "
         "exactly (the semi-dual's iterates), tol 1e-9 on the marginal error; POT: `smooth_ot_dual` (scipy "
-        "L-BFGS-B over (alpha, beta), its default stopThr), stopped by a callback at the target, by its own "
+        f"L-BFGS-B over (alpha, beta), stopThr {data.get('pot_thr', 1e-9):g}), stopped by a callback at the target, by its own "
         "criterion or at numItermax (500 unless `--pot-iter K:N`). '>' = POT did not reach the target: its "
         "time and the ratio are lower bounds. The last two columns compare at POT's own final objective: "
         "optcore's time to reach it (from its trace, an upper bound) and POT's time to end there.",
