@@ -34,7 +34,7 @@ _DUALS = ("semi", "dual")
 
 
 class SparseOTResult(OptimizeResult):
-    """Result of :func:`sparse_ot` and :func:`smooth_ot`.
+    r"""Result of :func:`sparse_ot` and :func:`smooth_ot`.
 
     Attributes
     ----------
@@ -42,8 +42,10 @@ class SparseOTResult(OptimizeResult):
         The plan implied by the returned dual variables, with at most ``k`` nonzeros per
         column, of the dtype of the inputs.
     fun : float
-        The maximized dual (``dual="dual"``) or semi-dual (``dual="semi"``) objective at
-        ``alpha`` (and ``beta``): the value POT's ``ot.smooth`` solvers optimize.
+        The maximized objective, evaluated at the returned variables: the dual
+        :math:`D(\alpha, \beta)` (``dual="dual"``, the objective of POT's ``smooth_ot_dual``)
+        or the semi-dual :math:`S(\alpha)` (``dual="semi"``, POT's ``smooth_ot_semi_dual``).
+        The two have the same maximum, :math:`\max_\beta D(\alpha, \beta) = S(\alpha)`.
     primal : float
         ``<plan, M> + (reg / 2) ||plan||^2`` of the returned plan (equal to ``fun`` at the
         optimum when ``k >= n``; above it otherwise: the dual is a relaxation).
@@ -52,7 +54,8 @@ class SparseOTResult(OptimizeResult):
     marginal_error : float
         ``||P 1 - a||_1 + ||P^T 1 - b||_1`` measured on ``plan``.
     alpha, beta : ndarray
-        Dual variables (float64); ``beta`` is None for the semi-dual.
+        Dual variables (float64); ``beta`` is None for the semi-dual, and for the dual it is
+        :math:`\beta^*(\alpha) = \arg\max_\beta D(\alpha, \beta)`.
     nit, nfev : int
         L-BFGS iterations and objective evaluations (passes over ``M``).
     success, status, message
@@ -105,7 +108,21 @@ def sparse_ot(
     by L-BFGS (two-loop recursion, weak-Wolfe line search) on the concave dual
     :math:`D(\alpha, \beta) = \langle\alpha, a\rangle + \langle\beta, b\rangle - \sum_j
     \frac{1}{2\,\mathrm{reg}} \sum_{\text{top } k} [\alpha + \beta_j - M_{:j}]_+^2` or semi-dual
-    (the top-``k`` simplex projection), in Rust, in parallel over columns. ``k = 1`` recovers
+    :math:`S(\alpha)` (the top-``k`` simplex projection), in Rust, in parallel over columns.
+
+    The two are tied exactly, where ``k`` binds too: :math:`\max_\beta D(\alpha, \beta) =
+    S(\alpha)`. For fixed :math:`\alpha` the column term of :math:`D` keeps one top-``k`` set
+    for every :math:`\beta_j` (a shift does not reorder :math:`\alpha - M_{:j}`), and its
+    maximizer :math:`\beta_j^*` solves :math:`\sum_{\text{top } k} [\alpha + \beta_j -
+    M_{:j}]_+ = \mathrm{reg}\, b_j`: the semi-dual's simplex threshold on the support its
+    top-``k`` projection selects. So ``dual="dual"`` maximizes POT's ``smooth_ot_dual`` objective
+    by partial maximization: L-BFGS over :math:`\alpha` with :math:`\beta = \beta^*(\alpha)`
+    eliminated exactly (the gradient :math:`\nabla_\alpha D(\alpha, \beta^*) = a - P 1` by
+    Danskin's theorem; the iterates are those of ``dual="semi"``), and returns
+    :math:`(\alpha, \beta^*(\alpha))`, the plan :math:`[\alpha_i + \beta_j^* - M_{ij}]_+ /
+    \mathrm{reg}` on each column's top ``k`` and :math:`D(\alpha, \beta^*)` evaluated there.
+    It reaches the maximum of the same objective as ``smooth_ot_dual``, whose L-BFGS-B over
+    :math:`(\alpha, \beta)` jointly needs several times the iterations. ``k = 1`` recovers
     unregularized OT on problems whose optimum is a map; ``k >= n`` is quadratically
     regularized OT (:func:`smooth_ot`). The conventions (``reg``, the objectives) are those of
     POT's ``ot.smooth.smooth_ot_dual`` / ``smooth_ot_semi_dual`` with ``reg_type="l2"`` or
@@ -124,7 +141,8 @@ def sparse_ot(
         Quadratic regularization, > 0.
     dual : {"semi", "dual"}
         Maximize the semi-dual over ``alpha`` (column sums of the plan exact) or the dual over
-        ``(alpha, beta)``.
+        ``(alpha, beta)`` (with ``beta`` eliminated exactly, above; column sums exact to
+        rounding).
     tol : float, optional
         Bound on ``||P 1 - a||_1 + ||P^T 1 - b||_1`` **of the returned plan** (the L1 norm of
         the objective's gradient); ``success`` is True exactly when it holds. Default
@@ -139,7 +157,8 @@ def sparse_ot(
         L-BFGS memory (pairs kept).
     callback : callable, optional
         ``callback(intermediate_result)`` every ``check_every`` iterations with ``nit``,
-        ``marginal_error`` and ``alpha``; ``StopIteration`` stops the run (status 99).
+        ``marginal_error``, ``alpha`` and ``fun`` (:math:`S(\alpha) = \max_\beta D(\alpha,
+        \beta)`); ``StopIteration`` stops the run (status 99).
     check_every : int
         Iterations between callbacks and progress lines.
     disp : bool
@@ -205,7 +224,9 @@ def sparse_ot(
     workers = normalize_workers(workers)
 
     def build(state: dict) -> SparseOTResult:
-        return SparseOTResult(nit=state["nit"], marginal_error=state["error"], alpha=state.get("alpha"))
+        return SparseOTResult(
+            nit=state["nit"], marginal_error=state["error"], alpha=state.get("alpha"), fun=state.get("fun")
+        )
 
     progress = Progress(callback, disp, build, f"optcore.ot.sparse_ot(k={k}, dual={dual!r}), n={n}, m={m}")
     opts = {"k": k, "reg": reg, "dual": dual, "tol": tol, "maxiter": maxiter, "memory": memory}
@@ -219,9 +240,10 @@ def sparse_ot(
     gap, why = _sparsity_gap(aa, bb, k) if status in (1, 4) and k < n else (0.0, "")
     if gap > tol:
         status = 2
-    elif status in (1, 4) and k == 1 and dual == "semi":
+    elif status in (1, 4) and k == 1:
         why = (
-            "with k = 1 the semi-dual is unregularized OT's, piecewise linear (`reg` only adds a constant): "
+            "with k = 1 the semi-dual (which dual='dual' maximises with beta eliminated) is unregularized OT's, "
+            "piecewise linear (`reg` only adds a constant): "
             "L-BFGS needs many iterations to land on a vertex whose plan meets the marginals; "
             "raise maxiter, or use k >= 2"
         )

@@ -17,6 +17,16 @@
 //!   projection of `x_j / (γ b_j)` (Kyrillidis et al., 2013), `t_j = b_j y_j` (so column sums
 //!   are exact) and `∇S = a - T 1`.
 //!
+//! - **`max_β D(α, β) = S(α)` exactly**, also where `k` binds: for fixed `α` the dual's
+//!   column term in `β_j` keeps one top-`k` set (a shift does not reorder `α - c_j`), on which
+//!   it is the quadratic-regularized term, and its maximizer is the semi-dual's simplex
+//!   threshold on the same top-`k` support (see `Columns::beta_star`). [`Dual::Full`] therefore
+//!   maximizes `D` by partial maximization: L-BFGS on `α ↦ max_β D(α, β)` (which is `S`, with
+//!   gradient `∇_α D(α, β*(α)) = a - T 1` by Danskin), then returns `(α, β*(α))`, the plan
+//!   `[α + β*_j - c_j]_+ / γ` on each column's top `k` and `D` evaluated there. L-BFGS on `(α,
+//!   β)` jointly needed 2 to 3 times the iterations (it has to learn the `α`–`β` coupling that
+//!   the elimination solves exactly).
+//!
 //! One evaluation is one pass over the cost, column by column (the cost is transposed once):
 //! only the entries that can be nonzero are kept (`s_i > 0` for the dual; `x_i / (γ b_j) >
 //! max - 1` for the semi-dual, since the simplex threshold is at least `max - 1`), the top `k`
@@ -51,7 +61,8 @@ use std::cmp::Ordering;
 pub enum Dual {
     /// The semi-dual over `α` (n variables; column sums of the plan exact).
     Semi,
-    /// The dual over `(α, β)` (n + m variables).
+    /// The dual over `(α, β)`, maximized with `β = β*(α)` eliminated exactly (the iterates
+    /// in `α` are the semi-dual's; the result carries `β*` and the dual's plan and value).
     Full,
 }
 
@@ -135,6 +146,52 @@ fn top_k(cand: &mut Vec<(f64, usize)>, k: usize) {
     cand.sort_unstable_by(desc);
 }
 
+/// The semi-dual's column at `x` (`z = (x - c) * scale`, `scale = 1 / (γ b_j)`): leaves in
+/// `cand` the top-`k` candidates `(z_i, i)` sorted decreasingly and returns the threshold `τ`
+/// of their simplex projection (`y = [z - τ]_+` sums to 1).
+///
+/// Only entries with `z > max z - 1` can be positive (`τ >= max z - 1`). One pass keeps the
+/// entries within 1 of the running maximum, blocks of 8 at a time (a block whose largest entry
+/// is not within 1 is skipped after one vectorizable comparison); the final filter against the
+/// overall maximum leaves exactly the set, in index order, that two passes (maximum, then
+/// filter) would, so the arithmetic and the selection are those of the two-pass form.
+fn semi_support<T: Real>(x: &[f64], c: &[T], scale: f64, k: usize, cand: &mut Vec<(f64, usize)>) -> f64 {
+    cand.clear();
+    let mut zmax = f64::NEG_INFINITY;
+    let keep = |z: f64, zmax: f64| z > zmax - 1.0 || z >= zmax;
+    for (blk, (xb, cb)) in x.chunks(8).zip(c.chunks(8)).enumerate() {
+        let mut zs = [0.0f64; 8];
+        let mut bmax = f64::NEG_INFINITY;
+        for (q, (xi, ci)) in xb.iter().zip(cb).enumerate() {
+            let z = (xi - ci.as_f64()) * scale;
+            zs[q] = z;
+            bmax = if z > bmax { z } else { bmax };
+        }
+        if !keep(bmax, zmax) {
+            continue;
+        }
+        for (q, &z) in zs[..xb.len()].iter().enumerate() {
+            if keep(z, zmax) {
+                zmax = zmax.max(z);
+                cand.push((z, blk * 8 + q));
+            }
+        }
+    }
+    cand.retain(|&(z, _)| z > zmax - 1.0 || z == zmax);
+    top_k(cand, k);
+    // Simplex projection of the sorted candidates: the threshold τ of the largest r with
+    // z_(r) > (Σ_{q<=r} z_(q) - 1) / r.
+    let (mut cum, mut tau) = (0.0, 0.0);
+    for (r, &(z, _)) in cand.iter().enumerate() {
+        cum += z;
+        let t = (cum - 1.0) / (r + 1) as f64;
+        if z > t {
+            tau = t;
+        }
+    }
+    tau
+}
+
 impl<T: Real> Columns<'_, T> {
     /// Column `j` at the variables `x`: appends its plan entries (row, value) to `out` and
     /// returns its term of the objective (to be subtracted).
@@ -165,27 +222,7 @@ impl<T: Real> Columns<'_, T> {
                     return 0.0;
                 }
                 let scale = 1.0 / (reg * bj);
-                let mut zmax = f64::NEG_INFINITY;
-                for i in 0..n {
-                    zmax = zmax.max((x[i] - c[i].as_f64()) * scale);
-                }
-                for i in 0..n {
-                    let z = (x[i] - c[i].as_f64()) * scale;
-                    if z > zmax - 1.0 || z == zmax {
-                        cand.push((z, i));
-                    }
-                }
-                top_k(cand, self.k);
-                // Simplex projection of the sorted candidates: the threshold τ of the largest
-                // r with z_(r) > (Σ_{q<=r} z_(q) - 1) / r.
-                let (mut cum, mut tau) = (0.0, 0.0);
-                for (r, &(z, _)) in cand.iter().enumerate() {
-                    cum += z;
-                    let t = (cum - 1.0) / (r + 1) as f64;
-                    if z > t {
-                        tau = t;
-                    }
-                }
+                let tau = semi_support(x, c, scale, self.k, cand);
                 let (mut lin, mut sq) = (0.0, 0.0);
                 for &(z, i) in cand.iter() {
                     let y = z - tau;
@@ -198,6 +235,49 @@ impl<T: Real> Columns<'_, T> {
                 bj * (lin - 0.5 * reg * bj * sq)
             }
         }
+    }
+
+    /// `β*_j(α)`: the maximizer of the dual over `β_j` at fixed `α` (`x`), for every column.
+    ///
+    /// The dual's column term `β b_j - δ_k(x + β 1)` with `x = α - c_j` keeps the same top-`k`
+    /// set `K` of `x` for every `β` (adding `β` to every entry does not reorder them), so it is
+    /// quadratic-regularized OT's term restricted to `K`: concave in `β`, with derivative
+    /// `b_j - Σ_{i∈K} [x_i + β]_+ / γ`. Its zero `β* = -ν`, `Σ_{i∈K} [x_i - ν]_+ = γ b_j`, is
+    /// the semi-dual's simplex threshold (`ν = γ b_j τ`), and `K` is the support the semi-dual's
+    /// top-`k` simplex projection takes (Kyrillidis et al., 2013): the two columns' values are
+    /// equal, `max_β D(α, β) = S(α)`. `ν` is solved here in the units of `x` (not of `z = x /
+    /// (γ b_j)`) so that the plan `[x + β*]_+ / γ` sums to `b_j` to rounding. A column with
+    /// `b_j = 0` has its supremum 0 only as `β → -∞`; `β_j = -max_i x_i` attains it.
+    fn beta_star(&self, alpha: &[f64]) -> Vec<f64> {
+        let (n, m, reg) = (self.n, self.m, self.reg);
+        let blocks: Vec<Vec<f64>> = (0..m.div_ceil(COL_BLOCK))
+            .into_par_iter()
+            .map(|blk| {
+                let mut cand = Vec::new();
+                (blk * COL_BLOCK..((blk + 1) * COL_BLOCK).min(m))
+                    .map(|j| {
+                        let c = &self.ct[j * n..(j + 1) * n];
+                        let bj = self.b[j].as_f64();
+                        if bj <= 0.0 {
+                            let xmax = (0..n).map(|i| alpha[i] - c[i].as_f64()).fold(f64::NEG_INFINITY, f64::max);
+                            return -xmax;
+                        }
+                        let scale = 1.0 / (reg * bj);
+                        let tau = semi_support(alpha, c, scale, self.k, &mut cand);
+                        // The support of the projection, and ν from its entries in x units.
+                        let (mut cum, mut r) = (0.0, 0usize);
+                        for &(z, i) in cand.iter() {
+                            if z - tau > 0.0 {
+                                cum += alpha[i] - c[i].as_f64();
+                                r += 1;
+                            }
+                        }
+                        -(cum - reg * bj) / r.max(1) as f64
+                    })
+                    .collect()
+            })
+            .collect();
+        blocks.concat()
     }
 
     /// `-objective` and everything else of [`Eval`] at `x`.
@@ -368,10 +448,12 @@ pub fn sparse_ot<T: Real>(
             }
         }
     });
-    let cols = Columns { ct, a, b, n, m, k: opts.k.min(n), reg: opts.reg, dual: opts.dual };
-    let dim = if opts.dual == Dual::Full { n + m } else { n };
+    // Both duals run L-BFGS on the semi-dual: for `Dual::Full` it is the dual with `β`
+    // eliminated exactly (`S(α) = max_β D(α, β)`, see `Columns::beta_star`), and its gradient
+    // `a - T 1` is `∇_α D(α, β*(α))` (Danskin).
+    let mut cols = Columns { ct, a, b, n, m, k: opts.k.min(n), reg: opts.reg, dual: Dual::Semi };
 
-    let mut x = vec![0.0; dim];
+    let mut x = vec![0.0; n];
     let mut cur = cols.eval(&x);
     let mut nfev = 1;
     let mut pairs: Vec<(Vec<f64>, Vec<f64>, f64)> = Vec::new();
@@ -417,13 +499,13 @@ pub fn sparse_ot<T: Real>(
         x = xn;
         cur = en;
         nit += 1;
-        let e = cur.err;
+        let (e, value) = (cur.err, -cur.f);
         let xs = &x;
         let report = || Report {
             nit,
             error: e,
             vectors: vec![("alpha", xs[..n].iter().map(|&v| T::from_f64(v)).collect())],
-            scalars: Vec::new(),
+            scalars: vec![("fun", value)],
         };
         match obs.observe(nit, &report) {
             Control::Continue => {}
@@ -438,6 +520,16 @@ pub fn sparse_ot<T: Real>(
         }
     }
 
+    // The full dual's point: `(α, β*(α))`, its plan `[α + β* - c]_+ / γ` on each column's top
+    // `k` and `D(α, β*)` evaluated there (equal to `S(α)` up to rounding).
+    let mut beta = Vec::new();
+    if opts.dual == Dual::Full {
+        beta = cols.beta_star(&x);
+        cols.dual = Dual::Full;
+        let xb: Vec<f64> = x.iter().chain(&beta).copied().collect();
+        cur = cols.eval(&xb);
+        nfev += 1;
+    }
     // The returned plan, in the dtype, and what is measured on it (f64).
     let data: Vec<T> = cur.val.iter().map(|&v| T::from_f64(v)).collect();
     let (mut rows, mut colsum) = (vec![0.0; n], vec![0.0; m]);
@@ -461,8 +553,6 @@ pub fn sparse_ot<T: Real>(
     } else if termination == Termination::Converged {
         termination = Termination::MaxIter;
     }
-    let beta = if opts.dual == Dual::Full { x[n..].to_vec() } else { Vec::new() };
-    x.truncate(n);
     Ok(SparseOutput {
         indptr: cur.ptr,
         indices: cur.idx,
@@ -525,6 +615,32 @@ mod tests {
                 xm[q] -= h;
                 let fd = (cols.eval(&xp).f - cols.eval(&xm).f) / (2.0 * h);
                 assert!((fd - e.grad[q]).abs() < 1e-6, "{dual:?} {q}: {fd} vs {}", e.grad[q]);
+            }
+        }
+    }
+
+    #[test]
+    fn eliminating_beta_gives_the_semi_dual_also_where_k_binds() {
+        let (n, m) = (40, 30);
+        let (a, b, c) = problem(n, m);
+        for k in [1, 4, 16, n] {
+            let mut cols = Columns { ct: transpose(&c, n, m), a: &a, b: &b, n, m, k, reg: 0.05, dual: Dual::Semi };
+            let alpha: Vec<f64> = (0..n).map(|q| 0.4 * ((q * 37 % 11) as f64) / 11.0).collect();
+            let s = -cols.eval(&alpha).f;
+            let beta = cols.beta_star(&alpha);
+            cols.dual = Dual::Full;
+            let xb: Vec<f64> = alpha.iter().chain(&beta).copied().collect();
+            let e = cols.eval(&xb);
+            assert!((-e.f - s).abs() <= 1e-12 * s.abs().max(1.0), "k {k}: D {} S {s}", -e.f);
+            // β* maximizes D over β: the β-gradient (column residual) vanishes ...
+            assert!(e.grad[n..].iter().all(|g| g.abs() < 1e-14), "k {k}");
+            // ... and moving any β_j either way lowers D.
+            for j in [0, 7, m - 1] {
+                for h in [1e-5, -1e-5] {
+                    let mut xp = xb.clone();
+                    xp[n + j] += h;
+                    assert!(-cols.eval(&xp).f < -e.f, "k {k} j {j} h {h}");
+                }
             }
         }
     }
