@@ -80,13 +80,38 @@ unsafe fn diag_block_avx2(blk: &mut [f64], n: usize, i0: usize, nb: usize) -> st
     diag_block(blk, n, i0, nb)
 }
 
-/// The factorisation in place (module docs); `Err(j)` when the `j`-th pivot is not positive.
-/// `fast`: the AVX2 + FMA versions (the CPU has both); `q`: the packed panel's storage (at
-/// least [`panel_len`] entries). The groups of a panel are independent in both phases: they
-/// run in parallel when `n ≥ PAR_MIN` (each entry computed the same way on any thread).
-fn factor_kernel(a: &mut [f64], n: usize, fast: bool, q: &mut [f64]) -> std::result::Result<(), usize> {
+/// Why the factorisation stopped early.
+#[derive(Debug, PartialEq)]
+enum Stop {
+    /// The `j`-th pivot is not positive.
+    Pivot(usize),
+    /// `stop()` answered true between two panels.
+    Interrupted,
+}
+
+impl From<usize> for Stop {
+    fn from(j: usize) -> Self {
+        Stop::Pivot(j)
+    }
+}
+
+/// The factorisation in place (module docs). `fast`: the AVX2 + FMA versions (the CPU has
+/// both); `q`: the packed panel's storage (at least [`panel_len`] entries); `stop` is asked
+/// after every panel (an order-8192 factorisation takes seconds). The groups of a panel are
+/// independent in both phases: they run in parallel when `n ≥ PAR_MIN` (each entry computed
+/// the same way on any thread).
+fn factor_kernel(
+    a: &mut [f64],
+    n: usize,
+    fast: bool,
+    q: &mut [f64],
+    stop: &mut dyn FnMut() -> bool,
+) -> std::result::Result<(), Stop> {
     let par = n >= PAR_MIN;
     for k0 in (0..n).step_by(NB) {
+        if k0 > 0 && stop() {
+            return Err(Stop::Interrupted);
+        }
         let k1 = (k0 + NB).min(n);
         let nb = k1 - k0;
         let (head, rest) = a.split_at_mut(k1 * n);
@@ -142,7 +167,18 @@ impl Cholesky {
     /// Factors the row-major symmetric `n × n` matrix `a` (only its lower triangle is read),
     /// taking its storage. A pivot that is not positive (the matrix is not positive definite
     /// to working precision) or a non-finite entry is an [`OptError::Numerical`] naming `what`.
-    pub fn factor(mut a: Vec<f64>, n: usize, what: &str) -> Result<Self> {
+    pub fn factor(a: Vec<f64>, n: usize, what: &str) -> Result<Self> {
+        Ok(Self::factor_checked(a, n, what, &mut || false)?.expect("never interrupted"))
+    }
+
+    /// [`Cholesky::factor`], asking `stop` between blocks of columns: `Ok(None)` when it
+    /// answered true (Ctrl-C: the observer's [`crate::solver::Observer::interrupted`]).
+    pub fn factor_checked(
+        mut a: Vec<f64>,
+        n: usize,
+        what: &str,
+        stop: &mut dyn FnMut() -> bool,
+    ) -> Result<Option<Self>> {
         if a.len() != checked_len(n, n, what)? {
             return Err(OptError::InvalidInput(format!("{what}: expected {n}x{n} entries, got {}", a.len())));
         }
@@ -150,15 +186,19 @@ impl Cholesky {
             return Err(OptError::Numerical(format!("{what} has non-finite entries")));
         }
         let mut q = try_zeroed::<f64>(panel_len(n), what)?;
-        if let Err(j) = factor_kernel(&mut a, n, simd(), &mut q) {
-            return Err(OptError::Numerical(format!(
-                "{what} is not positive definite to working precision (pivot {j} of {n})"
-            )));
+        match factor_kernel(&mut a, n, simd(), &mut q, stop) {
+            Ok(()) => {}
+            Err(Stop::Interrupted) => return Ok(None),
+            Err(Stop::Pivot(j)) => {
+                return Err(OptError::Numerical(format!(
+                    "{what} is not positive definite to working precision (pivot {j} of {n})"
+                )))
+            }
         }
         for i in 0..n {
             a[i * n + i + 1..(i + 1) * n].iter_mut().for_each(|v| *v = 0.0);
         }
-        Ok(Cholesky { n, l: a })
+        Ok(Some(Cholesky { n, l: a }))
     }
 
     /// A zeroed `n × n` buffer to build a matrix in (fallible: `n` is user-sized).
@@ -237,16 +277,28 @@ mod tests {
         for n in [150usize, 260, 333] {
             let a = spd(n, 7);
             let mut p = a.clone();
-            factor_kernel(&mut p, n, false, &mut vec![0.0; panel_len(n)]).unwrap();
+            factor_kernel(&mut p, n, false, &mut vec![0.0; panel_len(n)], &mut || false).unwrap();
             let mut q = a.clone();
-            factor_kernel(&mut q, n, simd(), &mut vec![0.0; panel_len(n)]).unwrap();
+            factor_kernel(&mut q, n, simd(), &mut vec![0.0; panel_len(n)], &mut || false).unwrap();
             assert_eq!(p, q, "n = {n}");
             // Bit-identical on one thread.
             let one = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
             let mut s = a;
-            one.install(|| factor_kernel(&mut s, n, simd(), &mut vec![0.0; panel_len(n)])).unwrap();
+            one.install(|| factor_kernel(&mut s, n, simd(), &mut vec![0.0; panel_len(n)], &mut || false)).unwrap();
             assert_eq!(p, s, "n = {n}, one thread");
         }
+    }
+
+    #[test]
+    fn an_interrupt_stops_between_blocks() {
+        let n = 200;
+        let mut asked = 0;
+        let r = Cholesky::factor_checked(spd(n, 5), n, "A", &mut || {
+            asked += 1;
+            true
+        });
+        assert!(r.unwrap().is_none());
+        assert_eq!(asked, 1);
     }
 
     #[test]
