@@ -16,7 +16,7 @@
 //! the dense Hessian anyway: from the start).
 
 use super::methods::Ctx;
-use crate::error::Result;
+use crate::error::{OptError, Result};
 use crate::linalg::chol::Cholesky;
 use crate::linalg::norm;
 use crate::real::Real;
@@ -46,24 +46,32 @@ pub(super) fn direct_flops<T: Real>(c: &Ctx<'_, T>, dy: usize) -> Option<f64> {
     Some(if c.o.oracle.quadratic_in_y() { one } else { 2.0 * one })
 }
 
-/// `∇²ᵧᵧg(x, y)` built and factored.
-fn factor_at<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T]) -> Result<Cholesky> {
+/// `∇²ᵧᵧg(x, y)` built and factored, asking `stop` between blocks; an interrupted
+/// factorisation sets `c.aborted` and is an error that ends the evaluation.
+fn factor_at<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T], stop: &mut dyn FnMut() -> bool) -> Result<Cholesky> {
     let dy = y.len();
     let mut h = Cholesky::buffer(dy, "the lower-level Hessian")?;
     c.o.hessian(x, y, &mut h)?;
-    Cholesky::factor(h, dy, "the lower-level Hessian ∇²ᵧᵧg")
+    match Cholesky::factor_checked(h, dy, "the lower-level Hessian ∇²ᵧᵧg", stop)? {
+        Some(ch) => Ok(ch),
+        None => {
+            c.aborted = true;
+            Err(OptError::Numerical("interrupted".into()))
+        }
+    }
 }
 
 /// Newton's method with the factored Hessian on `∇ᵧg(x, ·) = 0` from `y`, until
 /// `‖∇ᵧg‖ ≤ max(atol, rtol · max(‖∇ᵧg(x, y_start)‖, R))` (`R` the run's reference residual)
 /// or until a step no longer decreases the residual (each step halved at most 8 times: the
-/// rounding floor). Returns `∇ᵧg` at the returned `y` and the factor there.
+/// rounding floor). Returns `∇ᵧg` at the returned `y` and the factor there. `stop`: see
+/// [`factor_at`].
 pub(super) fn newton<T: Real>(
     c: &mut Ctx<'_, T>,
     x: &[T],
     y: &mut [T],
-    atol: f64,
-    rtol: f64,
+    (atol, rtol): (f64, f64),
+    stop: &mut dyn FnMut() -> bool,
 ) -> Result<(Vec<T>, Cholesky)> {
     let dy = y.len();
     let quad = c.o.oracle.quadratic_in_y();
@@ -80,7 +88,7 @@ pub(super) fn newton<T: Real>(
         }
         let ch = match fac.take() {
             Some(f) => f,
-            None => factor_at(c, x, y)?,
+            None => factor_at(c, x, y, stop)?,
         };
         let mut p: Vec<f64> = g.iter().map(|e| e.as_f64()).collect();
         ch.solve_in_place(&mut p);
@@ -99,7 +107,7 @@ pub(super) fn newton<T: Real>(
     }
     let ch = match fac {
         Some(f) => f,
-        None => factor_at(c, x, y)?,
+        None => factor_at(c, x, y, stop)?,
     };
     Ok((g, ch))
 }

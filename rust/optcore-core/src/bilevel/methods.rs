@@ -193,6 +193,9 @@ pub struct Ctx<'a, T: Real> {
     /// Whether the L-BFGS outer loop solves directly ([`super::direct`]); then
     /// [`Ctx::measure`] does too.
     pub(super) direct: bool,
+    /// Set when the observer interrupted a factorisation (Ctrl-C): the L-BFGS outer loop then
+    /// ends as aborted ([`super::outer::run_lbfgs`]).
+    pub(super) aborted: bool,
 }
 
 pub(super) fn sample(rng: &mut Rng, n: usize, b: usize) -> Option<Vec<usize>> {
@@ -242,6 +245,7 @@ impl<'a, T: Real> Ctx<'a, T> {
             cg_rel: opts.cg_tol,
             next_check: 0,
             direct: false,
+            aborted: false,
         })
     }
 
@@ -562,7 +566,7 @@ impl<'a, T: Real> Ctx<'a, T> {
     /// `‖∇ᵧg‖ ≤ 1e-12` relative (or its rounding floor), `v` from the same factor.
     fn measure_direct(&mut self, x: &[T], y: &[T]) -> Result<(f64, Vec<T>, f64)> {
         let mut yw = y.to_vec();
-        let (gyg, ch) = direct::newton(self, x, &mut yw, 0.0, 1e-12)?;
+        let (gyg, ch) = direct::newton(self, x, &mut yw, (0.0, 1e-12), &mut || false)?;
         let mut gx = vec![T::zero(); x.len()];
         let mut gy = vec![T::zero(); yw.len()];
         self.o.grad_f(x, &yw, None, &mut gx, &mut gy)?;

@@ -31,7 +31,9 @@
 //! to them), and the line search follows the projected arc `clip(x + t d)`. A direction that
 //! is not a descent direction on the arc resets the memory (steepest descent).
 //!
-//! Line search: backtracking from `t = 1` (first iteration: `t = min(1, 1/‖ĝ‖)`) with
+//! Line search where the problem evaluates `f` and `x` has no bounds: the strong-Wolfe
+//! search of [`wolfe`] (L-BFGS-B's conditions), falling back to the backtracking below when no
+//! trial passes. Otherwise: backtracking from `t = 1` (first iteration: `t = min(1, 1/‖ĝ‖)`) with
 //! quadratic interpolation, safeguarded to `[0.1 t, 0.5 t]`; a full step that passes while
 //! the slope at its end is still below `0.9` times the initial slope (Wolfe's curvature
 //! condition fails: the step is too short) along the first iteration's steepest-descent
@@ -51,8 +53,11 @@ use super::oracle::Phase;
 use crate::error::{OptError, Result};
 use crate::linalg::{all_finite, axpy, cg, norm};
 use crate::real::Real;
-use crate::solver::{Observer, Termination};
+use crate::solver::{NoObserver, Observer, Termination};
+use std::cell::RefCell;
 use std::collections::VecDeque;
+
+mod wolfe;
 
 /// `η₀` of the inexactness rule (module docs).
 const ETA0: f64 = 1e-6;
@@ -81,7 +86,7 @@ struct Point<T> {
 }
 
 /// Evaluates outer points for one method (see the module docs).
-struct Evaluator {
+struct Evaluator<'o, T> {
     method: Method,
     has_f: bool,
     /// `R`: the scale of the lower-level tolerance.
@@ -98,17 +103,20 @@ struct Evaluator {
     mode: LowerSolve,
     direct_flops: Option<f64>,
     hvp_flops: f64,
+    /// The run's observer: asked between the blocks of a factorisation (Ctrl-C) and at the
+    /// end of every outer iteration.
+    obs: RefCell<&'o mut dyn Observer<T>>,
 }
 
 /// ITD's unrolled steps grow to at most this multiple of `inner_steps`.
 const ITD_GROWTH: usize = 64;
 
-impl Evaluator {
+impl<T: Real> Evaluator<'_, T> {
     /// Newton–CG on `∇ᵧg(x, ·) = 0` from `y` until `‖∇ᵧg‖ ≤ atol`: CG to a forcing tolerance
     /// `max(min(0.1, √(r/r₀)) r, atol/2)`, the step halved (at most 8 times) until the residual
     /// decreases; when it cannot, accelerated gradient descent ([`Ctx::solve_lower_checked`])
     /// takes over. Returns `∇ᵧg` at the returned `y`.
-    fn solve_lower<T: Real>(&self, c: &mut Ctx<'_, T>, x: &[T], y: &mut [T], atol: f64) -> Result<Vec<T>> {
+    fn solve_lower(&self, c: &mut Ctx<'_, T>, x: &[T], y: &mut [T], atol: f64) -> Result<Vec<T>> {
         c.o.enter(Phase::Lower);
         let dy = y.len();
         let mut g = vec![T::zero(); dy];
@@ -155,13 +163,16 @@ impl Evaluator {
     /// The point `x` evaluated with tolerance factor `eta`, warm-started from `from`: directly
     /// when the run solves directly (`c.direct`), else iteratively; with `lower_solve="auto"`
     /// an iterative evaluation that cost more than a direct one switches the run to direct.
-    fn at<T: Real>(&self, c: &mut Ctx<'_, T>, x: Vec<T>, from: &Point<T>, eta: f64) -> Result<Point<T>> {
+    fn at(&self, c: &mut Ctx<'_, T>, x: Vec<T>, from: &Point<T>, eta: f64) -> Result<Point<T>> {
+        if c.aborted {
+            return Err(OptError::Numerical("interrupted".into()));
+        }
         if c.direct {
             match self.at_direct(c, &x, from, eta) {
                 Ok(p) => return Ok(p),
                 // Auto: where the Hessian is not positive definite to working precision, the
                 // iterative path decides (CG reports its own breakdown).
-                Err(OptError::Numerical(_)) if self.mode == LowerSolve::Auto => {}
+                Err(OptError::Numerical(_)) if self.mode == LowerSolve::Auto && !c.aborted => {}
                 Err(e) => return Err(e),
             }
         }
@@ -178,11 +189,12 @@ impl Evaluator {
 
     /// [`Evaluator::at`] by the direct solve: Newton with the factored lower Hessian to
     /// `‖∇ᵧg‖ ≤ η R` (or its rounding floor), the adjoint from the same factor.
-    fn at_direct<T: Real>(&self, c: &mut Ctx<'_, T>, x: &[T], from: &Point<T>, eta: f64) -> Result<Point<T>> {
+    fn at_direct(&self, c: &mut Ctx<'_, T>, x: &[T], from: &Point<T>, eta: f64) -> Result<Point<T>> {
         let eta = eta.max(self.floor);
         c.o.enter(Phase::Lower);
         let mut y = from.y.clone();
-        let (gyg, ch) = direct::newton(c, x, &mut y, eta * self.r_scale, 0.0)?;
+        let (gyg, ch) =
+            direct::newton(c, x, &mut y, (eta * self.r_scale, 0.0), &mut || self.obs.borrow_mut().interrupted())?;
         c.o.enter(Phase::Linear);
         let mut gx = vec![T::zero(); x.len()];
         let mut gy = vec![T::zero(); y.len()];
@@ -195,15 +207,7 @@ impl Evaluator {
     }
 
     /// The point's value `F̂ = f − vᵀ∇ᵧg` (module docs) and the assembled [`Point`].
-    fn assemble<T: Real>(
-        &self,
-        c: &mut Ctx<'_, T>,
-        x: Vec<T>,
-        y: Vec<T>,
-        v: Vec<T>,
-        g: Vec<T>,
-        gyg: &[T],
-    ) -> Result<Point<T>> {
+    fn assemble(&self, c: &mut Ctx<'_, T>, x: Vec<T>, y: Vec<T>, v: Vec<T>, g: Vec<T>, gyg: &[T]) -> Result<Point<T>> {
         c.o.enter(Phase::Upper);
         let fval = if self.has_f {
             let corr: f64 = v.iter().zip(gyg).map(|(a, b)| a.as_f64() * b.as_f64()).sum();
@@ -216,7 +220,7 @@ impl Evaluator {
     }
 
     /// [`Evaluator::at`] by Newton–CG and CG (module docs).
-    fn at_iterative<T: Real>(&self, c: &mut Ctx<'_, T>, x: Vec<T>, from: &Point<T>, eta: f64) -> Result<Point<T>> {
+    fn at_iterative(&self, c: &mut Ctx<'_, T>, x: Vec<T>, from: &Point<T>, eta: f64) -> Result<Point<T>> {
         let eta = eta.max(self.floor);
         let (dx, dy) = (x.len(), from.y.len());
         let mut y = from.y.clone();
@@ -351,13 +355,23 @@ macro_rules! or_breakdown {
     };
 }
 
-/// The L-BFGS outer loop (module docs).
+/// The L-BFGS outer loop (module docs). A Ctrl-C inside a factorisation ends the run as
+/// aborted (nothing is returned: the binding re-raises the interrupt).
 pub(super) fn run_lbfgs<T: Real>(
     c: &mut Ctx<'_, T>,
-    mut x: Vec<T>,
+    x: Vec<T>,
     y: Vec<T>,
     obs: &mut dyn Observer<T>,
 ) -> Result<Run<T>> {
+    let (x0, y0) = (x.clone(), y.clone());
+    let run = lbfgs_loop(c, x, y, obs);
+    if c.aborted {
+        return Ok((x0, y0, f64::NAN, 0, f64::NAN, f64::NAN, Termination::Aborted, f64::NAN));
+    }
+    run
+}
+
+fn lbfgs_loop<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, y: Vec<T>, obs: &mut dyn Observer<T>) -> Result<Run<T>> {
     let opts = c.opts;
     let bounds = opts.bounds.clone();
     clip(&bounds, &mut x);
@@ -375,6 +389,7 @@ pub(super) fn run_lbfgs<T: Real>(
         mode: opts.lower_solve,
         direct_flops,
         hvp_flops: c.o.oracle.hessian_costs().map_or(f64::NAN, |(_, h)| h),
+        obs: RefCell::new(obs),
     };
     c.direct = opts.method != Method::Itd
         && match opts.lower_solve {
@@ -443,7 +458,14 @@ pub(super) fn run_lbfgs<T: Real>(
                 let sc = if mem.pairs.is_empty() { (1.0 / gn).min(1.0) } else { 1.0 };
                 cur.g.iter().zip(&free).map(|(&v, &f)| if f { -sc * v } else { 0.0 }).collect()
             });
-            match line_search(c, &ev, &cur, &dir, eta, &bounds, steepest && k == 0)? {
+            // Strong Wolfe where `F̂` is available and `x` unbounded; backtracking otherwise,
+            // and where the Wolfe search finds no acceptable trial.
+            let wolfe = if ev.has_f && bounds.is_none() { wolfe::wolfe_search(c, &ev, &cur, &dir, eta)? } else { None };
+            let found = match wolfe {
+                Some(w) => Some(w),
+                None => line_search(c, &ev, &cur, &dir, eta, &bounds, steepest && k == 0)?,
+            };
+            match found {
                 Some(found) => {
                     accepted = Some(found);
                     break;
@@ -500,7 +522,7 @@ pub(super) fn run_lbfgs<T: Real>(
         k += 1;
         nit = k;
         let hg = c.stationarity(&cur.x, &cur.g);
-        if let Some(t) = end_of_iteration(obs, nit, &cur.x, &cur.y, hg, f64::NAN) {
+        if let Some(t) = end_of_iteration(&mut **ev.obs.borrow_mut(), nit, &cur.x, &cur.y, hg, f64::NAN) {
             term = t;
             break;
         }
@@ -520,7 +542,7 @@ pub(super) fn run_lbfgs<T: Real>(
 /// returned.
 fn extrapolate<T: Real>(
     c: &mut Ctx<'_, T>,
-    ev: &Evaluator,
+    ev: &Evaluator<'_, T>,
     cur: &Point<T>,
     d: &[f64],
     eta: f64,
@@ -586,7 +608,7 @@ fn arc_point<T: Real>(
 /// point satisfies the test (or `d` is not a descent direction on the arc).
 fn line_search<T: Real>(
     c: &mut Ctx<'_, T>,
-    ev: &Evaluator,
+    ev: &Evaluator<'_, T>,
     cur: &Point<T>,
     d: &[f64],
     eta: f64,
@@ -662,6 +684,7 @@ pub(super) fn run_exact_gd<T: Real>(
     obs: &mut dyn Observer<T>,
 ) -> Result<Run<T>> {
     let dy = y.len();
+    let mut silent = NoObserver;
     let ev = Evaluator {
         method: Method::Exact,
         has_f: false,
@@ -672,6 +695,7 @@ pub(super) fn run_exact_gd<T: Real>(
         mode: LowerSolve::Iterative,
         direct_flops: None,
         hvp_flops: f64::NAN,
+        obs: RefCell::new(&mut silent),
     };
     run_hgd(c, x, y, obs, |c, x, y, _alpha, _s| {
         let from =

@@ -300,8 +300,16 @@ impl Gram {
     fn grad<T: Real>(&self, w: &[T], c: f64) -> (Vec<f64>, f64) {
         let p = self.p;
         let w: Vec<f64> = w.iter().map(|v| v.as_f64()).collect();
-        let gw: Vec<f64> =
-            (0..p).map(|j| self.g[j * p..(j + 1) * p].iter().zip(&w).map(|(a, b)| a * b).sum()).collect();
+        // `(G w)_j = Σ_k G[j, k] w_k` in index order, accumulated over the rows `k` of G: G is
+        // mirrored exactly at construction, so `G[k, j] w_k` is the same product, and adding
+        // row after row keeps each entry's order (from the initial value `Iterator::sum`
+        // starts from) while the inner loop runs along contiguous memory, vectorised across `j`.
+        let mut gw = vec![std::iter::empty::<f64>().sum::<f64>(); p];
+        for (row, &wk) in self.g.chunks_exact(p).zip(&w) {
+            for (e, &gkj) in gw.iter_mut().zip(row) {
+                *e += gkj * wk;
+            }
+        }
         let wgw: f64 = gw.iter().zip(&w).map(|(a, b)| a * b).sum();
         let bw: f64 = self.b.iter().zip(&w).map(|(a, b)| a * b).sum();
         let grad = gw.iter().zip(&self.b).map(|(g, b)| 2.0 * (g - c * b)).collect();

@@ -12,6 +12,7 @@
 
 pub mod cg;
 pub mod chol;
+mod chol_kernel;
 pub mod csr;
 pub mod design;
 pub mod lanczos;
