@@ -39,13 +39,16 @@ IDS = [f"{m}-{np.dtype(t).name}-{'box' if b else 'free'}-{'.'.join(o) or 'defaul
 
 
 class Recorder:
-    """A per-point objective that keeps a copy of every point and its value."""
+    """A per-point objective that keeps a copy of every point and its value; with ``fails``,
+    every ``fails``-th evaluation fails (``+inf``)."""
 
-    def __init__(self, f):
-        self.f, self.points, self.values = f, [], []
+    def __init__(self, f, fails=0):
+        self.f, self.points, self.values, self.fails = f, [], [], fails
 
     def __call__(self, x):
         v = self.f(x)
+        if self.fails and (len(self.values) + 1) % self.fails == 0:
+            v = np.inf
         self.points.append(np.array(x, copy=True))
         self.values.append(v)
         return v
@@ -61,14 +64,18 @@ def batch_size(method, opts, q):
     return 1 + (2 * q if central else q)
 
 
-@pytest.mark.parametrize("f", [rugged, smooth], ids=["rugged", "smooth"])
+@pytest.mark.parametrize("f, fails", [(rugged, 0), (smooth, 0), (rugged, 5)], ids=["rugged", "smooth", "failing"])
 @pytest.mark.parametrize("method, dtype, bounds, opts", CASES, ids=IDS)
-def test_best_point_and_step_back_are_the_evaluated_points(f, method, dtype, bounds, opts):
+def test_best_point_and_step_back_are_the_evaluated_points(f, fails, method, dtype, bounds, opts):
+    # "failing": every 5th evaluation is +inf (nan_as_inf's failed evaluation): an iteration
+    # with a failed perturbed point stays where it is, one with a failed center steps back.
     q = 3
     x0 = np.linspace(-0.4, 0.2, 7).astype(dtype)
-    rec = Recorder(f)
+    rec = Recorder(f, fails)
     kw = {} if method == "cge" else {"q": q}
-    res = zo.minimize(rec, x0, method=method, bounds=bounds, options=opts, rng=5, maxiter=120, warn=False, **kw)
+    res = zo.minimize(
+        rec, x0, method=method, bounds=bounds, options=opts, rng=5, maxiter=120, nan_as_inf=True, warn=False, **kw
+    )
     values = np.array(rec.values)
     # The reported best point is the first point that reached the smallest value, bit for bit.
     assert res.fun == values.min()

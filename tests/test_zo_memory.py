@@ -26,7 +26,7 @@ rugged = len(sys.argv) > 6
 x0 = np.ones(d, np.float32)  # touched: resident before the run
 w = np.linspace(1, 2, d, dtype=np.float32)
 if rugged:  # lucky points stay best for many steps: the previous iterate is replayed
-    f = lambda v: float(np.dot(v, v)) * (1 + 1e-3 * np.sin(1e4 * float(np.dot(v, w))))
+    f = lambda v: float(np.dot(v, v)) * (1 + 1e-3 * np.sin(1e4 * float(np.dot(v, w[: v.size]))))
 else:
     f = lambda v: float(np.dot(v, v))
 zo.minimize(f, x0[:10], q=2, maxfev=6, warn=False)

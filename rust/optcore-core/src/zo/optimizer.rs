@@ -709,4 +709,6 @@ mod digest;
 mod lazy;
 mod stream;
 #[cfg(test)]
+mod lazy_tests;
+#[cfg(test)]
 mod tests;

@@ -199,8 +199,19 @@ impl<T: Real> Zo<T> {
         self.chain.clear();
     }
 
-    /// The iterate is the previous iterate (a failed estimate kept it in place).
+    /// The iterate is the previous iterate (a failed estimate kept it in place): the last step
+    /// joins the chain (it is dropped from `last`), or the best point becomes a vector when
+    /// steps cannot be replayed.
     pub(super) fn stay(&mut self) {
+        if !self.prev_is_x && self.prev.is_empty() && matches!(self.best, Best::AtAnchor(..)) {
+            match self.last.take() {
+                Some(e) if self.replayable() => self.chain.push(Replay { e, lr: self.last_lr }),
+                last => {
+                    self.last = last;
+                    self.materialise_in_anchor();
+                }
+            }
+        }
         self.prev_is_x = true;
         self.prev = Vec::new();
     }
