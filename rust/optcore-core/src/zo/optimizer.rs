@@ -707,8 +707,8 @@ impl<T: Real> Zo<T> {
 
 mod digest;
 mod lazy;
-mod stream;
 #[cfg(test)]
 mod lazy_tests;
+mod stream;
 #[cfg(test)]
 mod tests;
