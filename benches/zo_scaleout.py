@@ -157,7 +157,9 @@ def hwm():
         return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
 d, q, lr, iters, rugged = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "rugged"
 x0 = np.ones(d, np.float32)  # touched: resident before the run
-w = np.linspace(1, 2, d, dtype=np.float32)
+w = np.arange(d, dtype=np.float32)  # in place below: no temporary raises the peak before the run
+w /= d
+w += 1
 if rugged:  # a fine ripple: lucky points stay best for many steps (the previous iterate is replayed)
     f = lambda v: float(np.dot(v, v)) * (1 + 1e-3 * np.sin(1e4 * float(np.dot(v, w[: v.size]))))
 else:

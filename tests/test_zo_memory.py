@@ -24,7 +24,9 @@ def hwm():
 d, q, lr, method, iters = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 rugged = len(sys.argv) > 6
 x0 = np.ones(d, np.float32)  # touched: resident before the run
-w = np.linspace(1, 2, d, dtype=np.float32)
+w = np.arange(d, dtype=np.float32)  # in place below: no temporary raises the peak before the run
+w /= d
+w += 1
 if rugged:  # lucky points stay best for many steps: the previous iterate is replayed
     f = lambda v: float(np.dot(v, v)) * (1 + 1e-3 * np.sin(1e4 * float(np.dot(v, w[: v.size]))))
 else:
