@@ -16,10 +16,11 @@ Needs ``dask[distributed]``.
    pickled messages (``res.transport``); points, the pickled points sent (``d`` floats each)
    and the values returned. Each configuration's result is checked bit-identical to the
    single-process run. The objective's own cost (one evaluation, times the batch) is beside.
-2. Peak resident memory of one process against d for q = 10 and 64 (one iteration, per-point
-   objective ``dot(x, x)``, which allocates nothing), in copies of ``x`` beyond the memory
+2. Peak resident memory of one process against d for q = 10 and 64 (3 iterations, 2 at q = 64
+   and d = 1e8; per-point objective ``dot(x, x)``, which allocates nothing, and a rugged
+   variant whose best point stays behind for many steps), in copies of ``x`` beyond the memory
    before the call, each point in a fresh process, with the adaptive step (the default) and a
-   fixed ``lr``. Part 1 also reads the CPU seconds of the coordinator and of each pool worker
+   fixed ``lr``; and 40 iterations at d = 1e6. Part 1 also reads the CPU seconds of the coordinator and of each pool worker
    (from /proc), which the machine's load does not change.
 3. A fault: a dask worker process is killed mid-run (d = 1e6); the nanny restarts it, the
    task is resubmitted, the new process rebuilds its replica; the result must be the same.
@@ -154,32 +155,55 @@ from optcore import zo
 def hwm():
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM"))
-d, q, lr = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+d, q, lr, iters, rugged = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5] == "rugged"
 x0 = np.ones(d, np.float32)  # touched: resident before the run
-f = lambda v: float(np.dot(v, v))
+w = np.arange(d, dtype=np.float32)  # in place below: no temporary raises the peak before the run
+w /= d
+w += 1
+if rugged:  # a fine ripple: lucky points stay best for many steps (the previous iterate is replayed)
+    f = lambda v: float(np.dot(v, v)) * (1 + 1e-3 * np.sin(1e4 * float(np.dot(v, w[: v.size]))))
+else:
+    f = lambda v: float(np.dot(v, v))
 zo.minimize(f, x0[:10], q=2, maxfev=6, warn=False)
 base = hwm()
 kw = {} if lr == "adaptive" else {"lr": float(lr)}
-res = zo.minimize(f, x0, method="gaussian", q=q, maxiter=1, rng=0, warn=False, **kw)
-print((hwm() - base) / x0.nbytes)
+res = zo.minimize(f, x0, method="gaussian", q=q, maxiter=iters, rng=0, warn=False, **kw)
+print((hwm() - base) / x0.nbytes, res.nit)
 """
 
 
+def copies(d, q, lr, iters, rugged=False):
+    """Peak memory of one run in a fresh process, in copies of x (and the iterations run)."""
+    args = [str(d), str(q), lr, str(iters), "rugged" if rugged else "smooth"]
+    out = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, *args], capture_output=True, text=True, check=True)
+    c, nit = out.stdout.split()[-2:]
+    return float(c), int(nit)
+
+
 def memory(ds, qs):
+    """Copies of x at each (d, q): 3 iterations at q = 10 (2 at q = 64 and d = 1e8), so that the
+    adaptive step has a step to take back; the rugged objective only at q = 10, d <= 1e7."""
     rows = []
     for d in ds:
         for q in qs:
-            row = {"d": d, "q": q}
-            for key, lr in (("copies", "adaptive"), ("copies_fixed_lr", "1e-3")):
-                out = subprocess.run(
-                    [sys.executable, "-c", MEMORY_SCRIPT, str(d), str(q), lr],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                row[key] = float(out.stdout.split()[-1])
+            iters = 3 if q <= 10 and d < 10**8 else 2
+            row = {"d": d, "q": q, "iters": iters}
+            row["copies"], _ = copies(d, q, "adaptive", iters)
+            row["copies_fixed_lr"], _ = copies(d, q, "1e-3", iters)
+            if q <= 10 and d <= 10**7:
+                row["copies_rugged"], _ = copies(d, q, "adaptive", iters, rugged=True)
             rows.append(row)
             print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
+def memory_long(d=10**6, iters=40):
+    """Copies of x over a longer run (step backs, the best point left behind for many steps)."""
+    rows = []
+    for rugged in (False, True):
+        c, nit = copies(d, 10, "adaptive", iters, rugged=rugged)
+        rows.append({"d": d, "q": 10, "iters": nit, "objective": "rugged" if rugged else "smooth", "copies": c})
+        print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
@@ -308,18 +332,29 @@ def markdown(data) -> str:
         ]
     out += [
         "",
-        "## Peak memory of one run (per-point objective, one iteration), copies of x beyond the memory before",
+        "## Peak memory of one run (per-point objective), copies of x beyond the memory before",
         "",
-        "Adaptive step (the default): the iterate, the previous iterate (its step back), the best point and "
-        "the point handed to `fun`; fixed `lr`: no previous iterate.",
+        "The iterate, the anchor (an older iterate: the center of the best point's batch, from which the best "
+        "point and the adaptive step's previous iterate are regenerated) and the point handed to `fun`. "
+        "Objective `dot(x, x)` (allocates nothing); *rugged*: the same times `1 + 1e-3 sin(1e4 w.x)`, where "
+        "lucky points stay best for many steps. "
+        + (f"Measured {data['memory_date']}, load average {data['memory_load']:.1f}." if "memory_date" in data else ""),
         "",
-        "| d | q | copies of x (adaptive step) | copies of x (fixed lr) |",
-        "|---|---|---|---|",
+        "| d | q | iterations | copies of x (adaptive step) | adaptive, rugged objective | fixed lr |",
+        "|---|---|---|---|---|---|",
     ]
     out += [
-        f"| {r['d']:.0e} | {r['q']} | {r['copies']:.1f} | {r.get('copies_fixed_lr', float('nan')):.1f} |"
+        f"| {r['d']:.0e} | {r['q']} | {r.get('iters', 1)} | {r['copies']:.1f} "
+        f"| {r['copies_rugged']:.1f} | {r.get('copies_fixed_lr', float('nan')):.1f} |".replace("nan", "-")
+        if "copies_rugged" in r
+        else f"| {r['d']:.0e} | {r['q']} | {r.get('iters', 1)} | {r['copies']:.1f} | - "
+        f"| {r.get('copies_fixed_lr', float('nan')):.1f} |"
         for r in data["memory"]
     ]
+    if data.get("memory_long"):
+        out += ["", "Longer runs (adaptive step, q = 10):", "", "| d | objective | iterations | copies of x |"]
+        out += ["|---|---|---|---|"]
+        out += [f"| {r['d']:.0e} | {r['objective']} | {r['iters']} | {r['copies']:.2f} |" for r in data["memory_long"]]
     if data.get("fault"):
         fl = data["fault"]
         out += [
@@ -347,7 +382,10 @@ def main():
         # Without --huge, the d = 1e8 rows of the existing results are kept.
         huge = memory([10**8], [10]) if args.huge else [r for r in data["memory"] if r["d"] >= 10**8]
         data["memory"] = memory([10**4, 10**5, 10**6, 10**7], [10, 64]) + huge
+        data["memory_long"] = memory_long()
         data["huge"] = bool(huge)
+        data["memory_date"] = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
+        data["memory_load"] = os.getloadavg()[0]
         (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=1))
         (RESULTS / f"{name}.md").write_text(markdown(data))
         plot(data, RESULTS / f"{name}.png")

@@ -34,12 +34,22 @@ into the array handed to ``fun``, and the step regenerates the ``q`` directions 
 accumulating that chunk of the estimate in float64 and applying it (bit-identical to holding
 the whole estimate). No direction and no estimate is held as a d-vector, whatever ``q``:
 
-- ``"gaussian"``, ``"sphere"``, ``"cge"``, ``"signsgd"``, ``"perturbed"`` (plain, sign
-  steps): the iterate, the best point and the point handed to ``fun`` (3 copies of ``x``),
-  plus the previous iterate with the adaptive step (the default: a step that increased ``f``
-  is taken back, 4 copies; a fixed ``lr`` never steps back). ``"sphere"`` generates each
+- ``"gaussian"``, ``"sphere"``, ``"signsgd"``, ``"perturbed"`` (plain, sign steps): the
+  iterate, one older iterate (the *anchor*: the center of the batch the best point came from)
+  and the point handed to ``fun``: 3 copies of ``x``, with the adaptive step (the default) as
+  with a fixed ``lr``. The best point is regenerated from the anchor (its direction and step),
+  and the adaptive step's previous iterate (a step that increased ``f`` is taken back) from
+  the anchor and the steps since, replayed with the same arithmetic, so every result is the
+  same bit for bit. Usually the best point's center is the previous iterate and the step back
+  is a copy; replaying longer chains (the best point left behind for many steps, e.g. on a
+  rugged or noisy objective) costs one generation pass per step, within a budget of a quarter
+  pass per iteration; a run beyond it keeps the best point and the previous iterate as
+  vectors (4 copies) until the best point improves again. ``"sphere"`` generates each
   direction once more per iteration (its norm), bounded problems once more per point (the
   inside test).
+- ``"cge"``, ``momentum`` and ``"adamm"`` with the adaptive step: 3 copies while the best point
+  comes from the last batch, else 4 (the best point and the previous iterate as vectors: their
+  steps depend on vectors that change, or their estimates are large, so they are not replayed).
 - ``momentum``: plus the velocity (float64, 2 copies of float32 ``x``); ``"adamm"``: plus its
   three moment vectors (float64): state the method carries from step to step.
 - ``"cge"`` with ``n_coords`` coordinates holds ``O(n_coords)`` scalars per batch (its

@@ -37,11 +37,20 @@ pub struct Output<T> {
     pub collapsed: bool,
 }
 
-fn output<T: Real>(zo: &mut Zo<T>, termination: Termination, take: bool) -> Output<T> {
+fn output<T: Real>(zo: &mut Zo<T>, termination: Termination, take: bool) -> Result<Output<T>> {
     let collapsed = zo.collapsed() && matches!(termination, Termination::MaxIter);
-    let fun = zo.best().1;
-    let (x, x_last) = if take { zo.take_points() } else { (zo.best().0, zo.x()) };
-    Output { x, fun, x_last, nit: zo.nit(), nfev: zo.nfev(), termination, history: zo.history().to_vec(), collapsed }
+    let fun = zo.best_value();
+    let (x, x_last) = if take { zo.take_points()? } else { (zo.best().0, zo.x()) };
+    Ok(Output {
+        x,
+        fun,
+        x_last,
+        nit: zo.nit(),
+        nfev: zo.nfev(),
+        termination,
+        history: zo.history().to_vec(),
+        collapsed,
+    })
 }
 
 /// Runs `zo` on `f` until a limit, the target, the `xtol` criterion, a numerical breakdown or
@@ -77,7 +86,7 @@ pub fn solve<T: Real>(
     let mut point = Vec::new();
     loop {
         if zo.nit() >= lim.maxiter || zo.nfev() + zo.batch_size() > lim.maxfev {
-            return Ok(output(zo, Termination::MaxIter, lim.take));
+            return output(zo, Termination::MaxIter, lim.take);
         }
         match mode {
             Evaluation::Batch => f.eval(zo.ask()?, &mut values)?,
@@ -94,16 +103,16 @@ pub fn solve<T: Real>(
         }
         match zo.tell(&values) {
             Ok(()) => {}
-            Err(OptError::Numerical(s)) => return Ok(output(zo, Termination::Numerical(s), lim.take)),
+            Err(OptError::Numerical(s)) => return output(zo, Termination::Numerical(s), lim.take),
             Err(e) => return Err(e),
         }
-        let best = zo.best().1;
+        let best = zo.best_value();
         if (best <= lim.f_target || zo.converged()) && best.is_finite() {
-            return Ok(output(zo, Termination::Converged, lim.take));
+            return output(zo, Termination::Converged, lim.take);
         }
         if best == f64::NEG_INFINITY {
             let s = "the objective returned -inf (unbounded below, or a failed evaluation): no finite value to report";
-            return Ok(output(zo, Termination::Numerical(s.into()), lim.take));
+            return output(zo, Termination::Numerical(s.into()), lim.take);
         }
         if zo.converged() {
             // The xtol criterion holds, but no finite value was seen: nothing converged.
@@ -111,10 +120,10 @@ pub fn solve<T: Real>(
                 "the iterate stopped moving (xtol criterion) but every one of the {} values evaluated was +inf",
                 zo.nfev()
             );
-            return Ok(output(zo, Termination::Numerical(s), lim.take));
+            return output(zo, Termination::Numerical(s), lim.take);
         }
         if zo.collapsed() {
-            return Ok(output(zo, Termination::MaxIter, lim.take));
+            return output(zo, Termination::MaxIter, lim.take);
         }
         let nit = zo.nit() as usize;
         let c = obs.observe(nit, &|| {
@@ -123,8 +132,8 @@ pub fn solve<T: Real>(
         });
         match c {
             Control::Continue => {}
-            Control::Stop => return Ok(output(zo, Termination::Stopped, lim.take)),
-            Control::Abort => return Ok(output(zo, Termination::Aborted, lim.take)),
+            Control::Stop => return output(zo, Termination::Stopped, lim.take),
+            Control::Abort => return output(zo, Termination::Aborted, lim.take),
         }
     }
 }

@@ -108,8 +108,10 @@ pub struct Options {
 /// The state of a zeroth-order run (see the module docs).
 ///
 /// Memory is O(d) whatever the batch size, and for the gradient methods no more than the
-/// iterate and the best point (in `T`), the previous iterate (in `T`, only for the adaptive
-/// step's step back) and the vectors the update keeps: the points of an iteration are
+/// iterate and one more vector in `T` (the anchor: the center of the best point's batch, from
+/// which the best point and the adaptive step's previous iterate are regenerated, see `lazy`;
+/// heavy ball, AdaMM and CGE may hold the best point and the previous iterate instead) and the
+/// vectors the update keeps: the points of an iteration are
 /// generated one at a time by [`Zo::point`] and the step is applied chunk by chunk of
 /// coordinates, regenerating the directions from the seed (see `stream`), so neither a
 /// direction nor the estimate is held as a d-vector. Heavy ball keeps `m1`, AdaMM `m1`, `v2`
@@ -147,8 +149,18 @@ pub struct Zo<T> {
     /// ZO-RankSGD's estimate and step direction.
     g: Vec<f64>,
     dir: Vec<f64>,
-    /// The iterate before the last step (adaptive step only: its step back).
-    x_prev: Vec<T>,
+    /// The iterate before the last step, when kept as a vector (see `lazy`).
+    prev: Vec<T>,
+    /// The previous iterate is the iterate (no step since the last step back).
+    prev_is_x: bool,
+    /// An older iterate: the center of the best point's batch (see `lazy`; empty: none).
+    anchor: Vec<T>,
+    /// The accepted steps from the anchor to the iterate (adaptive step only).
+    chain: Vec<lazy::Replay>,
+    /// Replay passes the budget still pays for (see `lazy::REPLAY_RATE`).
+    credit: f64,
+    /// The step size of the last step.
+    last_lr: f64,
     f_prev: f64,
     lr: f64,
     m1: Vec<f64>,
@@ -159,7 +171,7 @@ pub struct Zo<T> {
     parts: Vec<f64>,
     sigma_now: f64,
     // bookkeeping
-    best_x: Vec<T>,
+    best: lazy::Best<T>,
     best_f: f64,
     history: Vec<(usize, f64)>,
     small_moves: usize,
@@ -231,7 +243,6 @@ impl<T: Real> Zo<T> {
             _ => 0,
         };
         let rank = matches!(o.method, Method::Rank { .. });
-        let adaptive = matches!(o.step, Step::Adaptive { .. });
         // Zero-filled serially, not by the shared thread pool: replicas live in worker
         // processes that a process pool may have forked from a parent whose pool threads do
         // not exist in the child (a parallel fill there never returns).
@@ -250,12 +261,30 @@ impl<T: Real> Zo<T> {
             T::from_f64(v.as_f64().max(l).min(u))
         }));
         let rng = Counter { seed: o.seed };
+        // The best point starts as x0: the center of the first batch (kept as a vector by
+        // the methods whose points are not regenerated from the iterate).
+        let best = match o.method {
+            Method::Gradient { .. } => {
+                let dir = stream::Dir { it: 0, i: 0, coord: 0, norm: f64::NAN };
+                lazy::Best::AtX(lazy::Seed { dir, h: 0.0, clip: false, centre: true })
+            }
+            _ => {
+                let mut b = try_with_capacity(d, "the best point")?;
+                b.extend_from_slice(&x);
+                lazy::Best::Dense(b)
+            }
+        };
         Ok(Zo {
             d,
             rng,
             bounded,
-            best_x: x.clone(),
-            x_prev: if adaptive { x.clone() } else { Vec::new() },
+            best,
+            prev: Vec::new(),
+            prev_is_x: true,
+            anchor: Vec::new(),
+            chain: Vec::new(),
+            credit: lazy::REPLAY_SAVINGS,
+            last_lr: f64::NAN,
             x,
             nit: 0,
             nfev: 0,
@@ -310,15 +339,21 @@ impl<T: Real> Zo<T> {
     pub fn x(&self) -> Vec<T> {
         self.x.clone()
     }
-    /// The best point evaluated so far and its value (`+inf` before any value was told).
+    /// The best point evaluated so far and its value (`+inf` before any value was told),
+    /// regenerated when it is not kept as a vector (see `lazy`).
     pub fn best(&self) -> (Vec<T>, f64) {
-        (self.best_x.clone(), self.best_f)
+        (self.best_point().expect("memory for a copy of the best point"), self.best_f)
+    }
+    /// The best value so far (`+inf` before any value was told).
+    pub fn best_value(&self) -> f64 {
+        self.best_f
     }
     /// Moves the best point and the iterate out (for [`super::solve`]'s output): the state
-    /// is finished, and `x()`/`best()` are empty afterwards.
-    pub fn take_points(&mut self) -> (Vec<T>, Vec<T>) {
-        self.x_prev = Vec::new();
-        (std::mem::take(&mut self.best_x), std::mem::take(&mut self.x))
+    /// is finished, and `x()`/`best()` are empty afterwards. The best point is generated in
+    /// place where it is kept as the anchor and the seed of a point.
+    pub fn take_points(&mut self) -> Result<(Vec<T>, Vec<T>)> {
+        let best = self.take_best()?;
+        Ok((best, std::mem::take(&mut self.x)))
     }
     /// The best-so-far trace: `(evaluations, value)` at every improvement.
     pub fn history(&self) -> &[(usize, f64)] {
@@ -522,13 +557,18 @@ impl<T: Real> Zo<T> {
         }
         if let Some(i) = best {
             let d = self.d;
-            if self.asked {
-                self.best_x.copy_from_slice(&self.batch[i * d..(i + 1) * d]);
-            } else {
-                let mut bx = std::mem::take(&mut self.best_x);
-                let r = self.point(i, &mut bx);
-                self.best_x = bx;
-                r?;
+            if let Method::Gradient { est, .. } = self.o.method {
+                // Kept as the seed of point i on the iterate (see `lazy`).
+                self.note_best(&est, i);
+            } else if let lazy::Best::Dense(bx) = &mut self.best {
+                if self.asked {
+                    bx.copy_from_slice(&self.batch[i * d..(i + 1) * d]);
+                } else {
+                    let mut bx = std::mem::take(bx);
+                    let r = self.point(i, &mut bx);
+                    self.best = lazy::Best::Dense(bx);
+                    r?;
+                }
             }
         }
         self.nfev += b;
@@ -666,6 +706,9 @@ impl<T: Real> Zo<T> {
 }
 
 mod digest;
+mod lazy;
+#[cfg(test)]
+mod lazy_tests;
 mod stream;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@
 //! (heavy ball's velocity, AdaMM's moments). The last estimate is kept as the scalars it is
 //! regenerated from ([`Estimate`]).
 
+use super::lazy::{Replay, Seed};
 use super::{Method, Step, Update, Zo};
 use crate::error::{OptError, Result};
 use crate::real::Real;
@@ -39,27 +40,37 @@ pub(super) struct Estimate {
     pub pert: Option<f64>,
 }
 
-/// Writes entries `start..start + u.len()` of direction `i` of iteration `it`.
-fn dir_chunk(
-    est: &Estimator,
-    rng: &Counter,
-    (it, coords, norms): (u64, &[usize], &[f64]),
-    i: usize,
-    start: usize,
-    u: &mut [f64],
-) {
+/// Which direction a chunk is taken from: direction `i` of iteration `it`, with CGE's
+/// coordinate and a sphere direction's norm (unused otherwise).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Dir {
+    pub it: u64,
+    pub i: usize,
+    pub coord: usize,
+    pub norm: f64,
+}
+
+impl Dir {
+    /// Direction `i` of iteration `it` with that iteration's coordinates and norms.
+    pub fn of(it: u64, i: usize, coords: &[usize], norms: &[f64]) -> Dir {
+        Dir { it, i, coord: coords.get(i).copied().unwrap_or(0), norm: norms.get(i).copied().unwrap_or(f64::NAN) }
+    }
+}
+
+/// Writes entries `start..start + u.len()` of direction `dir`.
+pub(super) fn dir_chunk(est: &Estimator, rng: &Counter, dir: Dir, start: usize, u: &mut [f64]) {
     match est.dirs {
         Directions::Coordinates { .. } => {
             u.iter_mut().for_each(|v| *v = 0.0);
-            let j = coords[i];
+            let j = dir.coord;
             if (start..start + u.len()).contains(&j) {
                 u[j - start] = 1.0;
             }
         }
         _ => {
-            rng.normals_at(it, i as u64, Stream::Directions, start, u);
+            rng.normals_at(dir.it, dir.i as u64, Stream::Directions, start, u);
             if est.dirs == Directions::Sphere {
-                let n = norms[i];
+                let n = dir.norm;
                 if n > 0.0 {
                     u.iter_mut().for_each(|v| *v /= n);
                 }
@@ -70,7 +81,7 @@ fn dir_chunk(
 
 impl Estimate {
     /// Entries `start..start + g.len()` of the estimate; `u` is scratch of at least `g.len()`.
-    fn chunk(&self, est: &Estimator, rng: &Counter, start: usize, g: &mut [f64], u: &mut [f64]) {
+    pub(super) fn chunk(&self, est: &Estimator, rng: &Counter, start: usize, g: &mut [f64], u: &mut [f64]) {
         g.iter_mut().for_each(|v| *v = 0.0);
         let u = &mut u[..g.len()];
         match est.dirs {
@@ -84,7 +95,7 @@ impl Estimate {
             }
             _ => {
                 for (i, &ci) in self.c.iter().enumerate() {
-                    dir_chunk(est, rng, (self.it, &self.coords, &self.norms), i, start, u);
+                    dir_chunk(est, rng, Dir::of(self.it, i, &self.coords, &self.norms), start, u);
                     g.iter_mut().zip(u.iter()).for_each(|(gv, uv)| *gv += self.scale * ci * uv);
                 }
             }
@@ -145,6 +156,65 @@ fn update_entry(
                 (*m1, *v2, *vhat) = (m, v, vh);
             }
             m / (vh.sqrt() + eps)
+        }
+    }
+}
+
+/// Writes the point `seed` of a batch centred at `src` into `dst` (in place: `src` None, the
+/// center read from `dst`), chunk by chunk: the arithmetic of every point a batch asks for.
+pub(super) fn gen_point<T: Real>(
+    est: &Estimator,
+    rng: &Counter,
+    (lower, upper): (&[f64], &[f64]),
+    seed: &Seed,
+    src: Option<&[T]>,
+    dst: &mut [T],
+    u: &mut [f64],
+) {
+    if seed.centre {
+        if let Some(x) = src {
+            dst.copy_from_slice(x);
+        }
+        return;
+    }
+    for start in (0..dst.len()).step_by(CHUNK) {
+        let n = CHUNK.min(dst.len() - start);
+        let ch = &mut u[..n];
+        dir_chunk(est, rng, seed.dir, start, ch);
+        for (k, b) in ch.iter().enumerate() {
+            let j = start + k;
+            let a = match src {
+                Some(x) => x[j],
+                None => dst[j],
+            };
+            let v = a.as_f64() + seed.h * b;
+            // `clip` implies bounded, i.e. non-empty sides.
+            dst[j] = T::from_f64(if seed.clip { v.max(lower[j]).min(upper[j]) } else { v });
+        }
+    }
+}
+
+/// Applies the step `r` to `x` in place, `x ← T(P(x − lr dir))`, with the arithmetic of
+/// [`Pass::Step`]: a plain or sign update, which keeps no vectors (`buf`: two chunks).
+pub(super) fn replay<T: Real>(
+    est: &Estimator,
+    rng: &Counter,
+    update: Update,
+    (lower, upper): (&[f64], &[f64]),
+    r: &Replay,
+    x: &mut [T],
+    buf: &mut [f64],
+) {
+    let (gbuf, u) = buf.split_at_mut(CHUNK);
+    for start in (0..x.len()).step_by(CHUNK) {
+        let n = CHUNK.min(x.len() - start);
+        let g = &mut gbuf[..n];
+        r.e.chunk(est, rng, start, g, u);
+        for (k, &gj) in g.iter().enumerate() {
+            let j = start + k;
+            let dj = update_entry(update, gj, (None, None, None), false);
+            let (l, up) = (side(lower, j, f64::NEG_INFINITY), side(upper, j, f64::INFINITY));
+            x[j] = T::from_f64((x[j].as_f64() - r.lr * dj).max(l).min(up));
         }
     }
 }
@@ -227,7 +297,7 @@ impl<T: Real> Zo<T> {
         let mut ok = true;
         for start in (0..self.d).step_by(CHUNK) {
             let ch = &mut u[..CHUNK.min(self.d - start)];
-            dir_chunk(est, &self.rng, (self.nit, &self.coords, &self.norms), j, start, ch);
+            dir_chunk(est, &self.rng, Dir::of(self.nit, j, &self.coords, &self.norms), start, ch);
             let x = &self.x[start..start + ch.len()];
             ok = x.iter().zip(ch.iter()).enumerate().all(|(k, (a, b))| {
                 let v = a.as_f64() + h * b;
@@ -243,21 +313,9 @@ impl<T: Real> Zo<T> {
 
     /// Writes point `i >= 1` of the current batch into `out`, chunk by chunk.
     pub(super) fn write_point(&mut self, est: &Estimator, i: usize, out: &mut [T]) {
-        let (h, clip) = self.decide(est, i);
-        let (j, _) = est.slot(i);
+        let seed = self.seed(est, i);
         let mut u = std::mem::take(&mut self.scratch);
-        let (lower, upper) = (&self.o.lower, &self.o.upper);
-        for (k, o) in out.chunks_mut(CHUNK).enumerate() {
-            let start = k * CHUNK;
-            let ch = &mut u[..o.len()];
-            dir_chunk(est, &self.rng, (self.nit, &self.coords, &self.norms), j, start, ch);
-            let x = &self.x[start..start + o.len()];
-            for (n, (o, (a, b))) in o.iter_mut().zip(x.iter().zip(ch.iter())).enumerate() {
-                let v = a.as_f64() + h * b;
-                // `clip` implies bounded, i.e. non-empty sides.
-                *o = T::from_f64(if clip { v.max(lower[start + n]).min(upper[start + n]) } else { v });
-            }
-        }
+        gen_point(est, &self.rng, (&self.o.lower, &self.o.upper), &seed, Some(&self.x), out, &mut u);
         self.scratch = u;
     }
 
@@ -272,12 +330,13 @@ impl<T: Real> Zo<T> {
     }
 
     /// One pass over the chunks of `e` (see [`Pass`]); returns the sum, the flag, or for
-    /// [`Pass::Step`] the largest move and the largest `|x_j|` after it.
-    fn pass(&mut self, est: &Estimator, update: Update, e: &Estimate, pass: Pass) -> (f64, f64) {
+    /// [`Pass::Step`] the largest move and the largest `|x_j|` after it, copying the iterate
+    /// before the step into `keep` (when not empty).
+    fn pass(&mut self, est: &Estimator, update: Update, e: &Estimate, pass: Pass, keep: &mut [T]) -> (f64, f64) {
         let mut buf = std::mem::take(&mut self.scratch);
         let (gbuf, u) = buf.split_at_mut(CHUNK);
         let (mut acc, mut top) = (0.0f64, 0.0f64);
-        let (lr, keep_prev) = (self.lr, !self.x_prev.is_empty());
+        let (lr, keep_prev) = (self.lr, !keep.is_empty());
         for start in (0..self.d).step_by(CHUNK) {
             let n = CHUNK.min(self.d - start);
             let g = &mut gbuf[..n];
@@ -307,7 +366,7 @@ impl<T: Real> Zo<T> {
                         // x ← T(P(x_prev − lr dir)), x_prev the iterate before the step.
                         let p = self.x[j].as_f64();
                         if keep_prev {
-                            self.x_prev[j] = self.x[j];
+                            keep[j] = self.x[j];
                         }
                         let (l, up) =
                             (side(&self.o.lower, j, f64::NEG_INFINITY), side(&self.o.upper, j, f64::INFINITY));
@@ -338,7 +397,7 @@ impl<T: Real> Zo<T> {
                     if let Update::Momentum { .. } = update {
                         self.m1.iter_mut().for_each(|v| *v = 0.0);
                     }
-                    self.x.copy_from_slice(&self.x_prev);
+                    self.step_back()?;
                     self.small_moves = 0;
                     return Ok(());
                 }
@@ -351,6 +410,7 @@ impl<T: Real> Zo<T> {
                 self.lr = f64::NAN; // set from step0 below
             }
         }
+        self.earn_replays();
         self.fill_signs(est);
         let d = self.d;
         if est.dirs == Directions::Sphere {
@@ -362,7 +422,7 @@ impl<T: Real> Zo<T> {
         let scale = if est.dirs == Directions::Sphere { d as f64 } else { 1.0 } / c.len() as f64;
         let coords = if let Directions::Coordinates { .. } = est.dirs { self.coords.clone() } else { Vec::new() };
         let mut e = Estimate { it: self.nit, c, coords, norms: self.norms.clone(), scale, pert: None };
-        if !e.surely_finite(est) && self.pass(est, update, &e, Pass::Finite).0 == 0.0 {
+        if !e.surely_finite(est) && self.pass(est, update, &e, Pass::Finite, &mut []).0 == 0.0 {
             if !f0.is_finite() {
                 return Err(OptError::Numerical(format!(
                     "the objective is not finite at the iterate (f = {f0:e}, iteration {}); start from a point \
@@ -372,9 +432,7 @@ impl<T: Real> Zo<T> {
             }
             // A perturbed point had an infinite value (e.g. a failed evaluation with
             // nan_as_inf): stay, and draw fresh directions next iteration.
-            if !self.x_prev.is_empty() {
-                self.x_prev.copy_from_slice(&self.x);
-            }
+            self.stay();
             self.f_prev = f0;
             self.last = None;
             return Ok(());
@@ -385,7 +443,7 @@ impl<T: Real> Zo<T> {
                 _ => {
                     // 1e-3 |g_0|; at an exact critical point (g_0 = 0, e.g. central differences
                     // of a quadratic saddle) a guess of the gradient's units, |f| / |x|.
-                    let g0 = self.pass(est, update, &e, Pass::EstimateNorm).0.sqrt();
+                    let g0 = self.pass(est, update, &e, Pass::EstimateNorm, &mut []).0.sqrt();
                     let r =
                         if g0 > 0.0 { 1e-3 * g0 } else { 1e-3 * f0.abs().max(1.0) / super::inf_norm(&self.x).max(1.0) };
                     self.radius = Some(r);
@@ -396,13 +454,17 @@ impl<T: Real> Zo<T> {
         }
         if let Step::Adaptive { step0, .. } = self.o.step {
             if self.lr.is_nan() {
-                let n = self.pass(est, update, &e, Pass::DirNorm).0.sqrt();
+                let n = self.pass(est, update, &e, Pass::DirNorm, &mut []).0.sqrt();
                 self.lr = if n > 0.0 { step0 / n } else { step0 };
             }
         }
         self.f_prev = f0;
-        let (moved, top) = self.pass(est, update, &e, Pass::Step);
+        let keep = self.before_step()?;
+        let mut kept = self.kept(keep);
+        let (moved, top) = self.pass(est, update, &e, Pass::Step, &mut kept);
+        self.after_step(keep, kept);
         self.last = Some(e);
+        self.last_lr = self.lr;
         self.note_move_scaled(moved, top);
         Ok(())
     }
