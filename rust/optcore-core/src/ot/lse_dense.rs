@@ -305,21 +305,28 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         let (n, m) = (self.n, self.m);
         let rb = row_block(n);
         let inv = 1.0 / reg;
-        let mut partials = vec![0.0; self.partials.len()];
-        let mut rows = vec![0.0; n];
+        // Scratch sized by the problem: allocated fallibly (a MemoryError, never an abort, when
+        // the measurement is what runs out of memory).
+        let mut partials = crate::alloc::try_zeroed::<f64>(self.partials.len(), "the measurement's partial sums")?;
+        let mut rows = crate::alloc::try_zeroed::<f64>(n, "the measurement's row sums")?;
         let fast = simd();
         // Groups of GROUP row blocks: the blocks' running sums are independent chains of
         // additions, interleaved (each block's own sums still in its row-then-column order).
         const GROUP: usize = pass::GROUP;
-        let group = |((((mr, fb), rsb), acc), plan): GroupArgs<'_, T>| {
+        let group = |(((((mr, fb), rsb), acc), plan), p): GroupArgs<'_, T>| {
             let mut costs = [0.0; GROUP];
-            pass::measure_group(fast, (mr, fb, gs), (rsb, acc, &mut costs, plan), inv, rb);
+            pass::measure_group(fast, (mr, fb, gs), (rsb, acc, &mut costs, plan, p), inv, rb);
             costs
         };
         // The plan's rows by group (empty groups when no plan is kept).
         let mut plan = self.plan.take();
         let span = if plan.is_some() { GROUP * rb * m } else { 0 };
         let ngroups = n.div_ceil(GROUP * rb);
+        // One row of plan entries per block of each group, written before it is read.
+        let mut scratch = crate::alloc::try_zeroed::<f64>(
+            crate::alloc::checked_len(ngroups * GROUP, m, "the measurement's rows")?,
+            "the measurement's rows",
+        )?;
         let mut none: Vec<&mut [T]> = Vec::new();
         let plan_groups: Vec<&mut [T]> = match plan.as_mut() {
             Some(p) => p.chunks_mut(span).collect(),
@@ -335,6 +342,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
                 .zip(rows.par_chunks_mut(GROUP * rb))
                 .zip(partials.par_chunks_mut(GROUP * m))
                 .zip(plan_groups)
+                .zip(scratch.par_chunks_mut(GROUP * m))
                 .map(group)
                 .collect()
         } else {
@@ -344,6 +352,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
                 .zip(rows.chunks_mut(GROUP * rb))
                 .zip(partials.chunks_mut(GROUP * m))
                 .zip(plan_groups)
+                .zip(scratch.chunks_mut(GROUP * m))
                 .map(group)
                 .collect()
         };
@@ -351,7 +360,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         // The blocks' costs added in block order.
         let nb = partials.len() / m;
         let costs: Vec<f64> = costs.iter().flatten().take(nb).copied().collect();
-        let mut cols = vec![0.0; m];
+        let mut cols = crate::alloc::try_zeroed::<f64>(m, "the measurement's column sums")?;
         add_blocks(&partials, m, &mut cols, n * m >= PAR_EXP);
         Ok(Sums { rows, cols, cost: costs.iter().sum() })
     }
@@ -361,8 +370,8 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
 type KernelRow<'a, T> = (usize, ((&'a mut [T], &'a [T]), &'a mut f64));
 
 /// One group of row blocks of the measurement: `((((cost rows, fs), row sums), column
-/// partials), plan rows)` (the plan's rows empty when no plan is kept).
-type GroupArgs<'a, T> = ((((&'a [T], &'a [f64]), &'a mut [f64]), &'a mut [f64]), &'a mut [T]);
+/// partials), plan rows), scratch)` (the plan's rows empty when no plan is kept).
+type GroupArgs<'a, T> = (((((&'a [T], &'a [f64]), &'a mut [f64]), &'a mut [f64]), &'a mut [T]), &'a mut [f64]);
 
 /// [`reduce_blocks`] (the per-block partials added in block order), on this thread when `par`
 /// is false (the same sums, in the same order).
@@ -514,6 +523,10 @@ mod pass {
     /// Row blocks whose sums [`measure_group`] interleaves.
     pub(super) const GROUP: usize = 4;
 
+    /// What [`measure_group`] writes: `(row sums, column partials, costs, plan rows, scratch)`;
+    /// the scratch holds one row of plan entries per block, written before it is read.
+    pub(super) type GroupOut<'a, T> = (&'a mut [f64], &'a mut [f64], &'a mut [f64; GROUP], &'a mut [T], &'a mut [f64]);
+
     dispatched! {
         /// The measurement of up to [`GROUP`] row blocks of `rb` rows: for `P_ij = exp(fs_i +
         /// gs_j - C_ij inv)` (rows with `fs_i = -inf` skipped), the row sums into `rsb`, each
@@ -524,14 +537,13 @@ mod pass {
         /// written there in `T` and summed as written (in f64 the same sums).
         fn measure_group<T>(
             inp: (&[T], &[f64], &[f64]),
-            out: (&mut [f64], &mut [f64], &mut [f64; GROUP], &mut [T]),
+            out: GroupOut<'_, T>,
             inv: f64,
             rb: usize
         ) -> () {
-            let ((mr, fs, gs), (rsb, acc, costs, plan)) = (inp, out);
+            let ((mr, fs, gs), (rsb, acc, costs, plan, p)) = (inp, out);
             let m = gs.len();
             let nbk = acc.len() / m;
-            let mut p = vec![0.0; GROUP * m];
             for r in 0..rb {
                 let mut active = [false; GROUP];
                 for (q, on) in active.iter_mut().enumerate().take(nbk) {

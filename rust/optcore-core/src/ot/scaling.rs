@@ -29,24 +29,27 @@ pub(super) struct ScalingWork<T> {
 }
 
 impl<T: Real> ScalingWork<T> {
-    pub(super) fn new(n: usize, m: usize, k: usize) -> Self {
+    /// The workspace, allocated fallibly (a `MemoryError`, never an abort, when it does not fit).
+    pub(super) fn new(n: usize, m: usize, k: usize) -> Result<Self> {
+        use crate::alloc::{checked_len, try_filled, try_zeroed};
         // Blocks depend on (n, k) only; partials stay under ~256 histogram-rows of length m.
         let rb = row_block(n).max(n.div_ceil((256 / k).max(2)));
         let nb = n.div_ceil(rb);
-        ScalingWork {
+        let (nk, km) = (checked_len(n, k, "the scalings")?, checked_len(k, m, "the scalings")?);
+        Ok(ScalingWork {
             n,
             m,
             k,
             rb,
             nb,
-            u: vec![T::one(); n * k],
-            u_new: vec![T::one(); n * k],
-            v: vec![T::one(); k * m],
-            v_new: vec![T::one(); k * m],
-            partials: vec![0.0; nb * k * m],
-            errs: vec![0.0; nb * k],
-            colsum: vec![0.0; k * m],
-        }
+            u: try_filled(nk, T::one(), "the scalings")?,
+            u_new: try_filled(nk, T::one(), "the scalings")?,
+            v: try_filled(km, T::one(), "the scalings")?,
+            v_new: try_filled(km, T::one(), "the scalings")?,
+            partials: try_zeroed(checked_len(nb, km, "the column sums")?, "the column sums")?,
+            errs: try_zeroed(checked_len(nb, k, "the marginal errors")?, "the marginal errors")?,
+            colsum: try_zeroed(km, "the column sums")?,
+        })
     }
 
     pub(super) fn reset(&mut self) {
@@ -190,7 +193,7 @@ pub fn sinkhorn_scaling<T: Real>(
     let ninv = T::from_f64(-inv);
     let cmin = p.cost.par_iter().map(|x| x.as_f64()).reduce(|| f64::INFINITY, f64::min);
     let shift = T::from_f64(cmin * inv);
-    let mut sw = ScalingWork::new(n, m, k);
+    let mut sw = ScalingWork::new(n, m, k)?;
     if let Some(f) = f0 {
         for i in 0..n {
             for h in 0..k {

@@ -231,21 +231,31 @@ pub(super) struct LogWork<T> {
 }
 
 impl<T: Real> LogWork<T> {
-    pub(super) fn new(n: usize, m: usize, f0: Option<&[T]>, g0: Option<&[T]>) -> Self {
+    /// The workspace, allocated fallibly (a `MemoryError`, never an abort, when it does not fit).
+    pub(super) fn new(n: usize, m: usize, f0: Option<&[T]>, g0: Option<&[T]>) -> Result<Self> {
+        use crate::alloc::{checked_len, try_zeroed};
         let rb = row_block(n);
         let nb = n.div_ceil(rb);
-        LogWork {
+        let start = |x0: Option<&[T]>, len: usize| -> Result<Vec<T>> {
+            let mut v = try_zeroed(len, "the potentials")?;
+            if let Some(x0) = x0 {
+                v.copy_from_slice(x0);
+            }
+            Ok(v)
+        };
+        let nbm = checked_len(nb, m, "the column sums")?;
+        Ok(LogWork {
             m,
             rb,
-            f: f0.map_or_else(|| vec![T::zero(); n], <[T]>::to_vec),
-            g: g0.map_or_else(|| vec![T::zero(); m], <[T]>::to_vec),
-            f_new: vec![T::zero(); n],
-            gs: vec![T::zero(); m],
-            fs: vec![T::zero(); n],
-            tmp: vec![T::zero(); nb * m],
-            partials: vec![0.0; nb * m],
-            colsum: vec![0.0; m],
-        }
+            f: start(f0, n)?,
+            g: start(g0, m)?,
+            f_new: try_zeroed(n, "the potentials")?,
+            gs: try_zeroed(m, "the potentials")?,
+            fs: try_zeroed(n, "the potentials")?,
+            tmp: try_zeroed(nbm, "the log-sum-exp rows")?,
+            partials: try_zeroed(nbm, "the column sums")?,
+            colsum: try_zeroed(m, "the column sums")?,
+        })
     }
 
     /// One log-domain iteration `f <- reg (ln a - LSE_j((g_j - M_ij)/reg))`, then the same for
@@ -387,8 +397,8 @@ pub fn sinkhorn_log<T: Real>(
     let (absorb_lo, absorb_hi) = if T::SAFE_LO < 1e-100 { (1e-100, 1e100) } else { (1e-6, 1e6) };
 
     let (n, m) = (p.n, p.m);
-    let mut lw = LogWork::new(n, m, f0, g0);
-    let mut sw = ScalingWork::new(n, m, 1);
+    let mut lw = LogWork::new(n, m, f0, g0)?;
+    let mut sw = ScalingWork::new(n, m, 1)?;
     let mut kmat = crate::alloc::try_zeroed::<T>(crate::alloc::checked_len(n, m, "the plan")?, "the plan")?;
     let mut ctl = Controller::new(opts.overrelax, stages.clone(), stage_tol, stage_maxiter);
     let (mut nit, mut rebuilds, mut exact_its) = (0usize, 0usize, 0usize);

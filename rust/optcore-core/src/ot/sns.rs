@@ -635,7 +635,7 @@ pub fn sinkhorn_sns<T: Real>(
                 newton.rejected();
                 let ft: Vec<T> = f.iter().map(|&x| T::from_f64(x)).collect();
                 let gt: Vec<T> = g.iter().map(|&x| T::from_f64(x)).collect();
-                let mut lw = LogWork::new(n, m, Some(&ft), Some(&gt));
+                let mut lw = LogWork::new(n, m, Some(&ft), Some(&gt))?;
                 lw.iterate(p, reg, true);
                 f = lw.f.iter().map(|x| x.as_f64()).collect();
                 g = lw.g.iter().map(|x| x.as_f64()).collect();
