@@ -26,6 +26,9 @@ pub(super) struct ScalingWork<T> {
     partials: Vec<f64>,
     errs: Vec<f64>,
     colsum: Vec<f64>,
+    /// [`Self::scale_plan`]'s column partials (blocks of `row_block(n)` rows) and sums.
+    plan_partials: Vec<f64>,
+    plan_colsum: Vec<f64>,
 }
 
 impl<T: Real> ScalingWork<T> {
@@ -49,6 +52,8 @@ impl<T: Real> ScalingWork<T> {
             partials: try_zeroed(checked_len(nb, km, "the column sums")?, "the column sums")?,
             errs: try_zeroed(checked_len(nb, k, "the marginal errors")?, "the marginal errors")?,
             colsum: try_zeroed(km, "the column sums")?,
+            plan_partials: try_zeroed(checked_len(n.div_ceil(row_block(n)), m, "the column sums")?, "the column sums")?,
+            plan_colsum: try_zeroed(m, "the column sums")?,
         })
     }
 
@@ -120,7 +125,8 @@ impl<T: Real> ScalingWork<T> {
         let inv = 1.0 / reg;
         let gs: Vec<T> = ga.iter().map(|&x| T::from_f64(x.as_f64() * inv)).collect();
         let (u, v) = (&self.u, &self.v);
-        let mut partials = vec![0.0; self.n.div_ceil(rb) * m];
+        let partials = &mut self.plan_partials;
+        partials.iter_mut().for_each(|x| *x = 0.0);
         let sums: Vec<PlanSums> = p
             .cost
             .par_chunks(rb * m)
@@ -133,8 +139,8 @@ impl<T: Real> ScalingWork<T> {
                 run::scaled_plan_rows(&LogBlock { mrows, a, f, gs: &gs, reg }, ub, v, kr, acc)
             })
             .collect();
-        let mut colsum = vec![0.0; m];
-        reduce_blocks(&partials, m, &mut colsum);
+        let colsum = &mut self.plan_colsum;
+        reduce_blocks(partials, m, colsum);
         let mut st = PlanStats {
             col_err: colsum.iter().zip(p.b).map(|(&s, &bj)| (s - bj.as_f64()).abs()).sum(),
             ..Default::default()
@@ -223,11 +229,18 @@ pub fn sinkhorn_scaling<T: Real>(
         let len = crate::alloc::checked_len(crate::alloc::checked_len(k, n, "the plans")?, m, "the plans")?;
         crate::alloc::try_zeroed::<T>(len, "the plans")?
     });
+    // The measurement's column partials and sums, allocated (fallibly) before the run.
+    let scratch = std::cell::RefCell::new((
+        crate::alloc::try_zeroed::<f64>(
+            crate::alloc::checked_len(n.div_ceil(rb), m, "the column sums")?,
+            "the column sums",
+        )?,
+        crate::alloc::try_zeroed::<f64>(m, "the column sums")?,
+    ));
     // Plans of all histograms from (u, v), measured; for k = 1 the plan reuses K's buffer.
     let measure = |sw: &ScalingWork<T>, kmat: &mut Vec<T>, nit, termination| {
         let mut plans = if k == 1 { std::mem::take(kmat) } else { spare.take() };
-        let mut part = vec![0.0; n.div_ceil(rb) * m];
-        let mut cs = vec![0.0; m];
+        let (mut part, mut cs) = scratch.take();
         let (mut fs, mut gs) = (Vec::with_capacity(k * n), Vec::with_capacity(k * m));
         let (mut e, mut c, mut fun) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
         for (h, plan) in plans.chunks_exact_mut(n * m).enumerate() {

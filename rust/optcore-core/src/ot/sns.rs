@@ -439,7 +439,10 @@ pub fn sinkhorn_sns<T: Real>(
     // --- Newton stage -------------------------------------------------------------------
     let rb = row_block(n);
     let floor = 1e-7 * mass / (n * m) as f64;
-    let mut w = Work { p, reg, rb, partials: vec![0.0; n.div_ceil(rb) * m], colsum: vec![0.0; m], passes: 0, floor };
+    let partials =
+        crate::alloc::try_zeroed(crate::alloc::checked_len(n.div_ceil(rb), m, "the column sums")?, "the column sums")?;
+    let colsum = crate::alloc::try_zeroed(m, "the column sums")?;
+    let mut w = Work { p, reg, rb, partials, colsum, passes: 0, floor };
     let select = match opts.density {
         Some(d) => Select::Exact(((d * (n * m) as f64).ceil() as usize).clamp(1, n * m)),
         // At least the paper's lambda = 2 / n of the (n + m)^2 Hessian entries (the n + m
