@@ -240,13 +240,15 @@ pub fn sinkhorn_scaling<T: Real>(
     // Plans of all histograms from (u, v), measured; for k = 1 the plan reuses K's buffer.
     let measure = |sw: &ScalingWork<T>, kmat: &mut Vec<T>, nit, termination| {
         let mut plans = if k == 1 { std::mem::take(kmat) } else { spare.take() };
-        let (mut part, mut cs) = scratch.take();
+        // Borrowed, not taken: a run may measure more than once (a breakdown's fallback).
+        let mut sc = scratch.borrow_mut();
+        let (part, cs) = &mut *sc;
         let (mut fs, mut gs) = (Vec::with_capacity(k * n), Vec::with_capacity(k * m));
         let (mut e, mut c, mut fun) = (vec![0.0; k], vec![0.0; k], vec![0.0; k]);
         for (h, plan) in plans.chunks_exact_mut(n * m).enumerate() {
             let (f, g) = sw.absorbed(h, &base_f, &base_g, reg);
             let ph = Problem::new(p.a, &p.b[h * m..(h + 1) * m], p.cost);
-            let st = materialize(&ph, &f, &g, reg, plan, PlanScratch { partials: &mut part, colsum: &mut cs, rb });
+            let st = materialize(&ph, &f, &g, reg, plan, PlanScratch { partials: part, colsum: cs, rb });
             e[h] = st.err();
             c[h] = st.cost;
             fun[h] = st.cost + reg * st.plogp;
