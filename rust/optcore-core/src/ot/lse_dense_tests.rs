@@ -1,0 +1,96 @@
+//! The dense operator's passes and measurement against plain loops.
+
+use super::*;
+
+/// The measurement as one plain loop per row block (the order the interleaved one keeps).
+fn plain_measure(cost: &[f64], n: usize, m: usize, fs: &[f64], gs: &[f64], inv: f64) -> Sums {
+    let rb = row_block(n);
+    let mut rows = vec![0.0; n];
+    let mut cols = vec![0.0; m];
+    let mut costs = Vec::new();
+    let mut partials = Vec::new();
+    for b0 in (0..n).step_by(rb) {
+        let (mut acc, mut c) = (vec![0.0; m], 0.0);
+        for i in b0..(b0 + rb).min(n) {
+            if fs[i] == f64::NEG_INFINITY {
+                continue;
+            }
+            for j in 0..m {
+                let p = if gs[j] == f64::NEG_INFINITY {
+                    0.0
+                } else {
+                    (fs[i] + gs[j] - cost[i * m + j] * inv).fast_exp::<crate::real::Unfused>()
+                };
+                rows[i] += p;
+                acc[j] += p;
+                c += p * cost[i * m + j];
+            }
+        }
+        costs.push(c);
+        partials.push(acc);
+    }
+    for (j, o) in cols.iter_mut().enumerate() {
+        *o = partials.iter().fold(0.0, |s, acc| s + acc[j]);
+    }
+    Sums { rows, cols, cost: costs.iter().sum() }
+}
+
+#[test]
+fn paired_dot_products_are_bit_identical_to_single_ones() {
+    for len in [0usize, 5, 8, 37, 500] {
+        let k0: Vec<f64> = (0..len).map(|j| (j as f64 * 0.37).sin().abs()).collect();
+        let k1: Vec<f64> = (0..len).map(|j| (j as f64 * 0.11).cos().abs()).collect();
+        let v: Vec<f64> = (0..len).map(|j| 1.0 + (j % 7) as f64 * 1e-3).collect();
+        for fast in [false, simd()] {
+            let (s0, s1) = pass::dot2(fast, &k0, &k1, &v);
+            assert_eq!(s0.to_bits(), pass::dot(fast, &k0, &v).to_bits());
+            assert_eq!(s1.to_bits(), pass::dot(fast, &k1, &v).to_bits());
+        }
+    }
+}
+
+#[test]
+fn wide_passes_are_bit_identical_to_the_generic_ones() {
+    // `fast` runs the AVX2 or AVX-512 version where the CPU has it.
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    for len in [1usize, 7, 16, 37, 500] {
+        let c: Vec<f64> = (0..len).map(|j| ((j * 7919) % 101) as f64 / 50.0).collect();
+        let g: Vec<f64> = (0..len).map(|j| (j as f64 * 0.91).cos() * 40.0).collect();
+        let (mut k0, mut k1) = (vec![0.0; len], vec![0.0; len]);
+        pass::exp_row(false, &mut k0, &c, &g, -3.5, 37.0);
+        pass::exp_row(simd(), &mut k1, &c, &g, -3.5, 37.0);
+        assert_eq!(bits(&k0), bits(&k1));
+        assert_eq!(pass::dot(false, &k0, &c).to_bits(), pass::dot(simd(), &k0, &c).to_bits());
+        assert_eq!(pass::row_max(false, &c, &g, 3.0).to_bits(), pass::row_max(simd(), &c, &g, 3.0).to_bits());
+        let (mut a0, mut a1) = (vec![0.0; len], vec![0.0; len]);
+        let u = [0.5, 0.0, 2.0];
+        let kb: Vec<f64> = k0.iter().chain(&c).chain(&g).copied().collect();
+        pass::col_sums(false, &kb, &u, &mut a0);
+        pass::col_sums(simd(), &kb, &u, &mut a1);
+        assert_eq!(bits(&a0), bits(&a1));
+    }
+}
+
+#[test]
+fn interleaved_measurement_is_bit_identical_to_one_loop() {
+    // 150 rows: blocks of 32, the last one short; rows and columns with -inf potentials.
+    for &(n, m) in &[(150usize, 37usize), (7, 5), (600, 3)] {
+        let cost: Vec<f64> = (0..n * m).map(|k| ((k * 7919) % 101) as f64 / 50.0).collect();
+        let fs: Vec<f64> =
+            (0..n).map(|i| if i % 17 == 3 { f64::NEG_INFINITY } else { (i as f64 * 0.37).sin() }).collect();
+        let gs: Vec<f64> =
+            (0..m).map(|j| if j % 11 == 4 { f64::NEG_INFINITY } else { (j as f64 * 0.91).cos() }).collect();
+        let mut op = DenseOperator::new(&cost, n, m).unwrap();
+        let got = op.measure(&fs, &gs, 0.3).unwrap();
+        let want = plain_measure(&cost, n, m, &fs, &gs, 1.0 / 0.3);
+        assert_eq!(
+            got.rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            want.rows.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            got.cols.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            want.cols.iter().map(|x| x.to_bits()).collect::<Vec<_>>()
+        );
+        assert_eq!(got.cost.to_bits(), want.cost.to_bits(), "{n} x {m}");
+    }
+}
