@@ -120,6 +120,8 @@ def plot_linprog(json_path: Path) -> Path | None:
     if plt is None:
         return None
     rows = json.loads(Path(json_path).read_text())["rows"]
+    if not rows:  # a run of infeasible problems only: nothing to profile (its verdicts are in the .md)
+        return None
     tols = sorted({r["tol"] for r in rows}, reverse=True)
     fig, axes = plt.subplots(1, len(tols), figsize=(4.2 * len(tols), 3.8), sharey=True, squeeze=False)
     for ax, tol in zip(axes[0], tols):
