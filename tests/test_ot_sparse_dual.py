@@ -149,7 +149,12 @@ def test_dual_reaches_pots_dual_optimum(k):
     ours = pot_dual(res.alpha, res.beta, a, b, M, k, reg)[0]
     assert ours == pytest.approx(res.fun, rel=1e-12)
     assert ours >= pot - 1e-12 * abs(pot)
-    assert ours == pytest.approx(pot, rel=1e-6)  # POT stops on its relative reduction of F
+    # POT stops on its relative reduction of F. Where that stop leaves POT's own gradient (its
+    # marginal violation) small, the two maxima agree; at k = 3 SciPy 1.17's L-BFGS-B stops POT
+    # with a marginal violation of 7.6e-3 (jac up to 4.6e-4) and a value 6.6e-6 below optcore's,
+    # whose marginal error (its gradient) is 5e-11: there only "at least POT's" is meaningful.
+    if np.abs(log["res"].jac).sum() <= 1e-4:
+        assert ours == pytest.approx(pot, rel=1e-6)
     assert res.success == (res.marginal_error <= res.tol)
     if k >= 4:
         assert res.success and res.marginal_error <= 1e-10
