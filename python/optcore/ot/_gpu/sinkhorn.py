@@ -1,8 +1,10 @@
 """The GPU Sinkhorn driver: the iteration loop around the ``kernels/ot_sinkhorn.cu`` kernels.
 
 :func:`solve_log` runs log-domain Sinkhorn (plain, over-relaxed, ε-scaled) on a dense cost
-(``DenseCost``: a batch of row-major matrices, or one matrix shared by a batch of weight pairs)
-or on point clouds (``OnlineCost``: squared Euclidean cost computed on the fly), and
+(``DenseCost``: a batch of row-major matrices, or one matrix shared by a batch of weight pairs),
+on point clouds (``OnlineCost``: squared Euclidean cost computed on the fly) or on a grid
+(:class:`~optcore.ot._gpu.grid.GridCost`: separable passes), balanced or unbalanced
+(``reg_m``: :mod:`optcore.ot._gpu.unbalanced`), and
 :func:`solve_scaling` the ``u / (K v)`` form with cuBLAS products. Both work on any object with
 the methods of :class:`~optcore.ot._gpu.launch.CupyKernels`; with
 :class:`~optcore.ot._gpu.emulate.NumpyKernels` the same code runs on NumPy arrays (CI checks it
