@@ -140,6 +140,25 @@ def test_emulated_unbalanced_limit_callback_and_status():
     assert near.success and np.abs(near.plan - bal.plan).sum() <= 1e-4
 
 
+def test_emulated_callback_potentials_are_those_of_the_cpu_callback():
+    """A single problem's callback sees 1-D potentials (a grid's flat), as on the CPU."""
+    a, b, M, *_ = problem(6, 5, seed=1)
+    grid = GRIDS["2d"]
+    ga, gb = grid_weights(grid, seed=1)
+    cases = (
+        ((a, b / 1.3, M), {}),
+        ((a, b / 1.3, M), {"method": "sns", "options": {"warmup": 2, "switch_tol": 1.0}, "tol": 1e-12}),
+        ((a, b, M), {"reg_m": 0.5}),
+        ((ga, gb, grid), {"return_plan": False}),
+    )
+    for args, kw in cases:
+        shapes = {"cpu": [], "emu": []}
+        for name, solve in (("cpu", sinkhorn), ("emu", emulated)):
+            solve(*args, 0.1, callback=lambda r, name=name: shapes[name].append((r.f.shape, r.g.shape)), **kw)
+        want = ((args[0].size,), (args[1].size,))
+        assert set(shapes["emu"]) == {want} and set(shapes["cpu"]) <= {want}, kw
+
+
 def test_emulated_unbalanced_argument_errors():
     """What the CPU path refuses, refused with its messages."""
     a, b, M, *_ = problem(6, 5, seed=1)

@@ -185,7 +185,11 @@ def sinkhorn_device(
     if x0 is not None:
         f0, g0 = checks.warm_start(x0, (B, n), (B, m), dtype, xp, reshape=True)
 
+    single = B == 1 and not shared_b and (Mv is None or Mv.ndim == 2)
+
     def build(state: dict) -> OTResult:
+        if single:  # one problem's potentials are 1-D as on the CPU (the log loop keeps (1, n))
+            state = {**state, **{k: state[k].reshape(-1) for k in ("f", "g") if state.get(k) is not None}}
         return intermediate_result(state, reg, method)
 
     where = "GPU" if xp is not np else "device emulation"
@@ -261,7 +265,6 @@ def sinkhorn_device(
             f"optcore.ot.sinkhorn: the plan has non-finite entries: the cost / reg overflows {dtype} "
             f"(reg = {reg:g}); rescale the cost and reg together."
         )
-    single = B == 1 and not shared_b and (Mv is None or Mv.ndim == 2)
     plan = out["plan"]
     if single:
         plan = None if plan is None else plan[0]
