@@ -19,6 +19,14 @@ Sections (each one guarded: a failing peer is reported, not fatal):
    one (throughput ratio).
 5. SNS: the problem families of ``ot_sns.py`` scaled to n ≈ 5000 (eta = 1/reg = 1200, float64),
    GPU SNS against the GPU log-domain Sinkhorn to a measured L1 marginal error of --sns-tol.
+6. Unbalanced and grids (issue 21): unbalanced dense n = m = --ub-n (reg_m = 0.5 and (inf,
+   0.5)) and a --grid x --grid grid (balanced and reg_m = 0.5), float32 and float64: time per
+   iteration (difference of two runs) against the balanced dense iteration on the same M, end
+   to end to the tolerance with the residual re-measured here on what is returned, and the
+   Rust CPU solver on the same problem (time, largest potential difference).
+
+    python benches/ot_gpu.py --dry-run   # no GPU: section 6 at small sizes on the NumPy emulation
+                                         # of the kernels (proves it runs; not GPU times)
 """
 
 from __future__ import annotations
@@ -567,6 +575,14 @@ def sns_anatomy(res, a, b, M, reg):
     res["sns_anatomy"] = dict(parts, nnz=int(Ps.nnz), cg_its=int(its[-1]))
 
 
+@guard
+def ub_section(res, xp, *args):
+    """Section 6: benches/ot_gpu_unbalanced.py, reporting into this script's table."""
+    from ot_gpu_unbalanced import unbalanced_grids  # noqa: PLC0415  (benches/ is the script's folder)
+
+    unbalanced_grids(sys.modules[__name__], res, xp, *args)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--sizes", default="10000,20000")
@@ -579,9 +595,16 @@ def main():
     p.add_argument("--batch-n", type=int, default=256)
     p.add_argument("--sns-tol", type=float, default=1e-8)
     p.add_argument("--sns-problems", default="random-5000,digits71-L2,digits71-L1,gmm71-W2,gmm71-W1")
-    p.add_argument("--skip", default="", help="comma list of sections to skip: dense,online,batch,sns")
+    p.add_argument("--skip", default="", help="comma list of sections to skip: dense,online,batch,sns,unbalanced")
+    p.add_argument("--ub-n", type=int, default=10_000)
+    p.add_argument("--grid", type=int, default=256)
+    p.add_argument("--dry-run", action="store_true", help="section 6 only, small, on the NumPy emulation")
     p.add_argument("--out", default="benches/results/ot_gpu.md")
     args = p.parse_args()
+    if args.dry_run:
+        ub_section({}, np, min(args.ub_n, 300), min(args.grid, 24), args.reg, {"float32": 1e-5, "float64": 1e-8})
+        print("\n".join(LOG))
+        return
     import cupy as cp
 
     import optcore
@@ -626,6 +649,8 @@ def main():
         batch(res, args.batch, args.batch_n, 0.05, 1e-8)
     if "sns" not in skip:
         sns(res, args.sns_tol, args.sns_problems.split(","))
+    if "unbalanced" not in skip:
+        ub_section(res, cp, args.ub_n, args.grid, args.reg, {"float32": args.tol32, "float64": args.tol64})
     LOG.append(f"\nTotal run time {time.perf_counter() - t0:.0f} s.")
     png_name = os.path.basename(os.path.splitext(args.out)[0]) + ".png"
     LOG.append(f"\n![per-iteration, end-to-end and SNS timings]({png_name})")

@@ -336,15 +336,23 @@ __global__ void sk_online(const T* __restrict__ X, const T* __restrict__ Y, cons
 // Combines the nsplit partials of each own index r (R = B * len in all), updates the
 // potential and accumulates the marginal error (and optionally the cost and <p, marginal>)
 // per problem. flags: bit 0 write p_new; bit 1 measure the plan of p_new (else of p_old);
-// bit 2 the partials hold the cost (part_c was written; else it is not read).
+// bit 2 the partials hold the cost (part_c was written; else it is not read); bit 3 write
+// the marginal sum_s P_rs to marg[r] (else marg is not touched).
 // The sums per problem go to err[b], cost[b], dot[b] (all three must be valid); a non-finite
 // potential where the weight is positive increments *bad.
+//
+// Unbalanced OT (python/optcore/ot/_gpu/unbalanced.py; the CPU loop is
+// rust/optcore-core/src/ot/unbalanced.rs): with a marginal relaxation rho on this side,
+// tau = rho / (rho + reg) and the update is p_sk = reg log w_r - tau L_r; the error is
+// measured against the relaxed target w_r exp(-(p_r - reg log w_r) / rho). rho = inf, tau = 1
+// is the balanced half-iteration (the same expressions, bit for bit).
 template <typename T>
 __global__ void sk_finalize(const T* __restrict__ part_m, const double* __restrict__ part_s,
                             const double* __restrict__ part_c, int nsplit, int B, int len,
                             const T* __restrict__ w, long long w_stride, const T* __restrict__ p_old,
                             T* __restrict__ p_new, double* __restrict__ err, double* __restrict__ cost,
-                            double* __restrict__ dot, int* __restrict__ bad, T reg, T omega, int flags) {
+                            double* __restrict__ dot, double* __restrict__ marg, int* __restrict__ bad, T reg,
+                            T omega, double tau, double rho, int flags) {
     const long long R = static_cast<long long>(B) * len;
     const long long r = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x;
     double e = 0.0, cs = 0.0, dt = 0.0;
@@ -370,7 +378,7 @@ __global__ void sk_finalize(const T* __restrict__ part_m, const double* __restri
             if (wr <= 0.0) {
                 pn = neg_inf<T>();
             } else {
-                const double psk = regd * log(wr) - L;
+                const double psk = tau == 1.0 ? regd * log(wr) - L : regd * log(wr) - tau * L;
                 const double om = static_cast<double>(omega);
                 pn = (om == 1.0 || po == neg_inf<T>()) ? static_cast<T>(psk)
                                                        : static_cast<T>((1.0 - om) * static_cast<double>(po) + om * psk);
@@ -388,7 +396,10 @@ __global__ void sk_finalize(const T* __restrict__ part_m, const double* __restri
             dt = static_cast<double>(pe) * sum;
         }
         if (!isfinite(sum)) atomicAdd(bad, 1);
-        e = fabs(sum - wr);
+        if (flags & 8) marg[r] = sum;
+        // The relaxed target (w_r itself when balanced or w_r = 0).
+        const double target = (isinf(rho) || wr <= 0.0) ? wr : wr * exp(-(static_cast<double>(pe) - regd * log(wr)) / rho);
+        e = fabs(sum - target);
         cs = cr;
     }
     // Warp-aggregated atomics when the whole warp belongs to one problem (always for B = 1).

@@ -235,7 +235,12 @@ def sinkhorn(
     every ``check_every`` iterations); ``"scaling"`` uses cuBLAS products; ``"sns"`` forms the
     dense plan on the device, picks the kept entries from a histogram of their exponents (no
     sort), and runs conjugate gradients on a ``cupyx.scipy.sparse`` CSR Hessian (one problem
-    per call). ``workers`` is ignored there. NumPy and CuPy arrays mixed in one call raise TypeError.
+    per call). Grids and a finite ``reg_m`` run there too (``"log"``, ``"eps_scaling"``; one
+    problem per call): the unbalanced update ``f = reg log a - tau reg LSE`` is a parameter of
+    the same kernels, and a grid's half-iteration is the separable 1-D log-sum-exp passes
+    written with CuPy operations (no ``n x n`` array); objective, residual, success rule and
+    result fields are those of the CPU path. ``workers`` is ignored there. NumPy and CuPy
+    arrays mixed in one call raise TypeError.
 
     Examples
     --------
@@ -268,11 +273,13 @@ def sinkhorn(
         warn=warn,
         return_plan=return_plan,
     )
-    if backend == "cupy" and (is_grid or pair is not None):
-        raise NotImplementedError(
-            "optcore.ot.sinkhorn: grids and unbalanced OT (finite `reg_m`) run on the CPU only; the GPU "
-            "driver has no separable-kernel or unbalanced update yet. Pass NumPy arrays (cupy.asnumpy)."
-        )
+    if backend == "cupy":
+        import cupy  # noqa: PLC0415  (the inputs are CuPy arrays, so CuPy is there)
+
+        from ._device import sinkhorn_device  # noqa: PLC0415
+        from ._gpu.launch import CupyKernels  # noqa: PLC0415
+
+        return sinkhorn_device(cupy, CupyKernels, a, b, M, reg, x=x, y=y, options=options, reg_m=pair, **kwargs)
     if is_grid:
         kwargs.pop("method")
         return solve_grid(a, b, M, reg, pair, method=method, opts=opts, workers=workers, **kwargs)
@@ -283,11 +290,4 @@ def sinkhorn(
             M = _sq_euclidean(x, y)
         kwargs.pop("method")
         return solve_dense(a, b, M, reg, pair, method=method, opts=opts, workers=workers, **kwargs)
-    if backend == "cupy":
-        import cupy  # noqa: PLC0415  (the inputs are CuPy arrays, so CuPy is there)
-
-        from ._device import sinkhorn_device  # noqa: PLC0415
-        from ._gpu.launch import CupyKernels  # noqa: PLC0415
-
-        return sinkhorn_device(cupy, CupyKernels, a, b, M, reg, x=x, y=y, options=options, **kwargs)
     return _solve_cpu(a, b, M, reg, x=x, y=y, opts=opts, workers=workers, **kwargs)

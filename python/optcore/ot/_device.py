@@ -4,6 +4,8 @@ Written once over the array module ``xp``: CuPy with :class:`~optcore.ot._gpu.la
 or NumPy with the emulation :class:`~optcore.ot._gpu.emulate.NumpyKernels` (how CI runs it).
 The inputs are checked by the same functions as on the CPU (:mod:`.checks`), and the
 ε-schedule comes from the Rust core's controller, as every other decision of the driver.
+Dense costs, point clouds and grids (:class:`~optcore.ot.Grid`: separable passes,
+:mod:`._gpu.grid`), balanced or unbalanced (finite ``reg_m``: :mod:`._gpu.unbalanced`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .._result import OTResult, finish
 from .._validation import check_options, positive_scalar
 from ..exceptions import NumericalError
 from . import checks
+from .grid import Grid
 from .options import (
     METHODS,
     SNS_FIELDS,
@@ -29,6 +32,7 @@ from .options import (
     sns_options,
     status_message,
 )
+from .unbalanced import check_method, reg_m_pair
 
 __all__ = ["sinkhorn_device", "sinkhorn_emulated"]
 
@@ -53,9 +57,12 @@ def sinkhorn_device(
     warn,
     options,
     return_plan,
+    reg_m=None,
 ) -> OTResult:
     """The device solve of :func:`optcore.ot.sinkhorn` on the arrays of ``xp`` with the
-    kernels ``kernels(dtype)``."""
+    kernels ``kernels(dtype)``. ``reg_m``: ``(rho_a, rho_b)`` (see
+    :func:`~optcore.ot.unbalanced.reg_m_pair`) or None (balanced); ``M`` may be a
+    :class:`~optcore.ot.Grid`."""
     from ._gpu import sinkhorn as drv  # noqa: PLC0415
     from ._gpu.launch import padded_dim  # noqa: PLC0415
 
@@ -64,6 +71,12 @@ def sinkhorn_device(
     maxiter = integer_option(maxiter, "maxiter", minimum=0)
     check_every = integer_option(check_every, "check_every")
     online = x is not None
+    grid = M if isinstance(M, Grid) else None
+    if grid is not None or reg_m is not None:
+        # What the CPU path accepts, with its messages.
+        check_method(method, "a Grid" if grid is not None else "`reg_m`")
+    if isinstance(return_plan, str):
+        return_plan = grid is None  # "auto": no n x n plan on a grid
     if online and method in ("scaling", "sns"):
         raise ValueError(f"point clouds (x, y) on the GPU need method='log' or 'eps_scaling'; for {method!r} pass M.")
     if online:
@@ -88,6 +101,26 @@ def sinkhorn_device(
         crange = cmax
         B, shared_b = 1, False
         Mv = None
+    elif grid is not None:
+        n = m = grid.size
+        dtype = np.dtype(np.float64)
+        given = []
+        for w, nm in ((a, "a"), (b, "b")):
+            if w is not None:
+                w = checks.device_float(w, nm, xp)
+                if w.size != grid.size or w.ndim not in (1, grid.ndim):
+                    raise ValueError(
+                        f"`{nm}` must have the grid's shape {grid.shape} or {grid.size} entries; got shape {w.shape}."
+                    )
+                given.append(w)
+        if given and all(w.dtype == np.float32 for w in given):
+            dtype = np.dtype(np.float32)
+        a = None if a is None else xp.asarray(a).reshape(-1)
+        b = None if b is None else xp.asarray(b).reshape(-1)
+        cost_lo, cost_hi = 0.0, grid.cost_max()
+        crange = cost_hi
+        B, shared_b = 1, False
+        Mv = None
     else:
         Mv = checks.device_float(M, "M", xp)
         if Mv.ndim not in (2, 3):
@@ -102,6 +135,10 @@ def sinkhorn_device(
         crange = cost_hi - cost_lo
         B = Mv.shape[0] if Mv.ndim == 3 else 1
         shared_b = False
+        if reg_m is not None and Mv.ndim != 2:
+            raise ValueError(f"`reg_m` supports one problem with a 2-D cost `M`; got shape {Mv.shape}.")
+    if reg_m is not None and b is not None and getattr(b, "ndim", 1) == 2:
+        raise ValueError("`reg_m` supports one target histogram (a 1-D `b`).")
     # Weights.
     aw = None if a is None else checks.device_float(a, "a", xp)
     bw = None if b is None else checks.device_float(b, "b", xp)
@@ -125,7 +162,12 @@ def sinkhorn_device(
     mass_a = aw.sum(axis=1, dtype=np.float64)
     mass_b = bw.sum(axis=1, dtype=np.float64)
     ma, mb = (mass_a.get(), mass_b.get()) if hasattr(mass_a, "get") else (mass_a, mass_b)
-    scale = checks.check_masses(ma, mb, lambda i: f"`b` (problem {i})")
+    if reg_m is not None:
+        scale = None
+        if np.any(ma <= 0) or np.any(mb <= 0):
+            raise ValueError("`a` and `b` must each have a positive total mass.")
+    else:
+        scale = checks.check_masses(ma, mb, lambda i: f"`b` (problem {i})")
     if scale is not None:
         bw = (bw.astype(np.float64) * xp.asarray(scale)[:, None]).astype(dtype)
     # The marginals the returned plans are measured against (as on the CPU), as float64.
@@ -135,16 +177,27 @@ def sinkhorn_device(
     if Mv is not None:
         Mv = xp.ascontiguousarray(Mv, dtype=dtype)
         cost = drv.DenseCost(Mv, n, m, n * m if Mv.ndim == 3 else 0)
+    elif grid is not None:
+        from ._gpu.grid import GridCost  # noqa: PLC0415
+
+        cost = GridCost(xp, grid, dtype)
     f0 = g0 = None
     if x0 is not None:
         f0, g0 = checks.warm_start(x0, (B, n), (B, m), dtype, xp, reshape=True)
 
+    single = B == 1 and not shared_b and (Mv is None or Mv.ndim == 2)
+
     def build(state: dict) -> OTResult:
+        if single:  # one problem's potentials are 1-D as on the CPU (the log loop keeps (1, n))
+            state = {**state, **{k: state[k].reshape(-1) for k in ("f", "g") if state.get(k) is not None}}
         return intermediate_result(state, reg, method)
 
     where = "GPU" if xp is not np else "device emulation"
-    title = f"optcore.ot.sinkhorn(method={method!r}, reg={reg:g}, tol={tol:g}) on the {where}, n={n}, m={m}" + (
-        f", batch={B}" if B > 1 else ""
+    title = (
+        f"optcore.ot.sinkhorn(method={method!r}, reg={reg:g}, tol={tol:g}) on the {where}, n={n}, m={m}"
+        + (f", batch={B}" if B > 1 else "")
+        + (f", grid={grid.shape}" if grid is not None else "")
+        + (f", reg_m={reg_m}" if reg_m is not None else "")
     )
     progress = Progress(callback, disp, build, title)
     prog = progress if progress.active else None
@@ -196,11 +249,12 @@ def sinkhorn_device(
             stage_tol=stage_tol,
             stage_maxiter=stage_maxiter,
             return_plan=return_plan,
+            reg_m=reg_m,
             **common,
         )
 
     err = np.asarray(out["marginal_error"], dtype=np.float64)
-    if out["plan"] is not None:
+    if out["plan"] is not None and reg_m is None:
         # The status is decided on the plans exactly as returned (as on the CPU).
         err = remeasure(xp, out["plan"], a_ref, b_ref)
     status, detail = final_status(int(out["status"]), err, tol, int(out["nit"]), maxiter)
@@ -211,11 +265,12 @@ def sinkhorn_device(
             f"optcore.ot.sinkhorn: the plan has non-finite entries: the cost / reg overflows {dtype} "
             f"(reg = {reg:g}); rescale the cost and reg together."
         )
-    single = B == 1 and not shared_b and (Mv is None or Mv.ndim == 2)
     plan = out["plan"]
     if single:
         plan = None if plan is None else plan[0]
         f, g = out["f"][0], out["g"][0]
+        if grid is not None:
+            f, g = f.reshape(grid.shape), g.reshape(grid.shape)
         cost_v, fun_v, err_v = float(out["cost"][0]), float(out["fun"][0]), float(err[0])
     else:
         f, g = out["f"], out["g"]
@@ -235,6 +290,13 @@ def sinkhorn_device(
         reg=reg,
         tol=tol,
     )
+    if grid is not None or reg_m is not None:
+        # The fields of the CPU path's loop (:func:`.unbalanced.lse_result`).
+        res["mass"] = float(out["mass"][0])
+        if reg_m is not None:
+            res["reg_m"] = reg_m
+        if grid is not None:
+            res["grid"] = grid
     if method == "eps_scaling":
         res["stages"] = int(out["stages"])
     if method == "sns":
@@ -265,7 +327,9 @@ def sinkhorn_emulated(a, b, M=None, reg=None, **kwargs) -> OTResult:
         options=None,
         return_plan=True,
     )
-    return sinkhorn_device(np, NumpyKernels, a, b, M, reg, **{**args, **kwargs})
+    kwargs = {**args, **kwargs}
+    kwargs["reg_m"] = reg_m_pair(kwargs.get("reg_m"))  # as optcore.ot.sinkhorn takes it
+    return sinkhorn_device(np, NumpyKernels, a, b, M, reg, **kwargs)
 
 
 def _sparse_module(xp):

@@ -136,7 +136,27 @@ class NumpyKernels:
         return nsplit
 
     def finalize(
-        self, pm, ps, pc, nsplit, B, length, w, w_stride, p_old, p_new, err, cost, dot, bad, reg, omega, flags
+        self,
+        pm,
+        ps,
+        pc,
+        nsplit,
+        B,
+        length,
+        w,
+        w_stride,
+        p_old,
+        p_new,
+        err,
+        cost,
+        dot,
+        marg,
+        bad,
+        reg,
+        omega,
+        flags,
+        tau=1.0,
+        rho=np.inf,
     ):
         R = B * length
         hc = bool(flags & 4)
@@ -154,7 +174,7 @@ class NumpyKernels:
             po = p_old.reshape(-1)[:R]
             pn = po
             if flags & 1:
-                psk = regd * np.log(wr) - L
+                psk = regd * np.log(wr) - L if tau == 1.0 else regd * np.log(wr) - tau * L
                 if omega == 1.0:
                     relaxed = psk
                 else:
@@ -167,8 +187,14 @@ class NumpyKernels:
             sums = np.where(live, np.exp((pe + L) / regd), 0.0)
             cr = np.where(live, np.exp(pe / regd + mx.astype(np.float64)) * c, 0.0)
             dt = np.where(live, pe * sums, 0.0)
+            if np.isinf(rho):
+                target = wr
+            else:
+                target = np.where(wr <= 0, wr, wr * np.exp(-(pe - regd * np.log(wr)) / rho))
         bad[0] += int(np.count_nonzero(~np.isfinite(sums)))
-        e = np.abs(sums - wr)
+        if flags & 8:
+            marg.reshape(-1)[:R] = sums
+        e = np.abs(sums - target)
         err[:B] += e.reshape(B, length).sum(axis=1)
         cost[:B] += cr.reshape(B, length).sum(axis=1)
         dot[:B] += dt.reshape(B, length).sum(axis=1)

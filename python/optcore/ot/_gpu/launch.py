@@ -175,8 +175,30 @@ class CupyKernels:
         return nsplit
 
     def finalize(
-        self, pm, ps, pc, nsplit, B, length, w, w_stride, p_old, p_new, err, cost, dot, bad, reg, omega, flags
+        self,
+        pm,
+        ps,
+        pc,
+        nsplit,
+        B,
+        length,
+        w,
+        w_stride,
+        p_old,
+        p_new,
+        err,
+        cost,
+        dot,
+        marg,
+        bad,
+        reg,
+        omega,
+        flags,
+        tau=1.0,
+        rho=np.inf,
     ):
+        """``sk_finalize``: ``tau``, ``rho`` the unbalanced update and target of this side
+        (1, inf: balanced); ``marg`` (float64, ``B * length``) is written when ``flags & 8``."""
         R = B * length
         self._fn(f"sk_finalize<{self.t}>")(
             (-(-R // 256),),
@@ -195,9 +217,12 @@ class CupyKernels:
                 err,
                 cost,
                 dot,
+                marg,
                 bad,
                 self._s(reg),
                 self._s(omega),
+                np.float64(tau),
+                np.float64(rho),
                 np.int32(flags),
             ),
         )

@@ -1,8 +1,10 @@
 """The GPU Sinkhorn driver: the iteration loop around the ``kernels/ot_sinkhorn.cu`` kernels.
 
 :func:`solve_log` runs log-domain Sinkhorn (plain, over-relaxed, ε-scaled) on a dense cost
-(``DenseCost``: a batch of row-major matrices, or one matrix shared by a batch of weight pairs)
-or on point clouds (``OnlineCost``: squared Euclidean cost computed on the fly), and
+(``DenseCost``: a batch of row-major matrices, or one matrix shared by a batch of weight pairs),
+on point clouds (``OnlineCost``: squared Euclidean cost computed on the fly) or on a grid
+(:class:`~optcore.ot._gpu.grid.GridCost`: separable passes), balanced or unbalanced
+(``reg_m``: :mod:`optcore.ot._gpu.unbalanced`), and
 :func:`solve_scaling` the ``u / (K v)`` form with cuBLAS products. Both work on any object with
 the methods of :class:`~optcore.ot._gpu.launch.CupyKernels`; with
 :class:`~optcore.ot._gpu.emulate.NumpyKernels` the same code runs on NumPy arrays (CI checks it
@@ -26,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..._core import SinkhornController
+from . import unbalanced as ub
 from .launch import MAX_SPLITS
 
 __all__ = ["DenseCost", "OnlineCost", "solve_log", "solve_scaling"]
@@ -62,13 +65,16 @@ class OnlineCost:
 
 
 class _Passes:
-    """Scratch buffers and the two half-iterations of one problem (batch)."""
+    """Scratch buffers and the two half-iterations of one problem (batch). ``reg_m``:
+    ``(rho_a, rho_b)`` of an unbalanced problem (None: balanced)."""
 
-    def __init__(self, kern, cost, a, b, B):
+    def __init__(self, kern, cost, a, b, B, reg_m=None):
         xp = kern.xp
         self.kern, self.cost, self.a, self.b, self.B = kern, cost, a, b, B
+        self.rho = {"rows": np.inf, "cols": np.inf} if reg_m is None else {"rows": reg_m[0], "cols": reg_m[1]}
         n, m = cost.n, cost.m
-        size = MAX_SPLITS * B * max(n, m)  # a pass writes nsplit * B * (n or m) partials
+        # A pass writes nsplit * B * (n or m) partials.
+        size = getattr(cost, "max_splits", MAX_SPLITS) * B * max(n, m)
         self.pm = xp.empty(size, dtype=kern.dtype)
         self.ps = xp.empty(size, dtype=np.float64)
         self.pc = xp.empty(size, dtype=np.float64)
@@ -77,14 +83,18 @@ class _Passes:
 
     def _partials(self, side: str, h, p_old, w, inv_reg: float, want_cost: bool) -> int:
         k, c = self.kern, self.cost
+        if c.kind == "grid":
+            return c.partials(h, self.pm, self.ps, self.pc, inv_reg, want_cost)
         if c.kind == "dense":
             fn = k.dense_rows if side == "rows" else k.dense_cols
             return fn(c.M, h, self.pm, self.ps, self.pc, self.B, c.n, c.m, c.m_stride, inv_reg, want_cost)
         X, Y = (c.X, c.Y) if side == "rows" else (c.Y, c.X)
         return k.online(X, Y, h, p_old, w, self.pm, self.ps, self.pc, c.D, inv_reg, want_cost)
 
-    def half(self, side, h, p_old, p_new, reg, omega, flags, err, cost=None, dot=None, want_cost=False):
-        """One half-iteration (``side`` = "rows": f from g; "cols": g from f)."""
+    def half(self, side, h, p_old, p_new, reg, omega, flags, err, cost=None, dot=None, want_cost=False, marg=None):
+        """One half-iteration (``side`` = "rows": f from g; "cols": g from f); ``marg``
+        (float64, (B, length)) receives the plan's marginal on that side."""
+        rho = self.rho[side]
         length = self.cost.n if side == "rows" else self.cost.m
         w = self.a if side == "rows" else self.b
         nsplit = self._partials(side, h, p_old, w, 1.0 / reg, want_cost)
@@ -102,18 +112,29 @@ class _Passes:
             err,
             self.scratch[1] if cost is None else cost,
             self.scratch[2] if dot is None else dot,
+            self.scratch[0] if marg is None else marg,
             self.bad,
             reg,
             omega,
-            flags | (4 if want_cost else 0),
+            flags | (4 if want_cost else 0) | (8 if marg is not None else 0),
+            ub.tau(rho, reg),
+            rho,
         )
 
-    def measure(self, f, g, reg):
-        """(error, cost, fun) per problem of the plan (f, g), in float64 on the device."""
+    def measure(self, f, g, reg, marginals=False):
+        """(error, cost, fun) per problem of the plan (f, g), in float64 on the device (the
+        error against the relaxed targets when unbalanced; ``fun`` is the balanced
+        objective's ``<P 1, f> + <P^T 1, g>``). ``marginals``: also the row and column sums."""
         xp = self.kern.xp
         out = xp.zeros((4, self.B), dtype=np.float64)  # row err, col err, cost, dot
-        self.half("rows", g, f, f, reg, 1.0, 0, out[0], cost=out[2], dot=out[3], want_cost=True)
-        self.half("cols", f, g, g, reg, 1.0, 0, out[1], cost=self.scratch[1], dot=out[3])
+        rows = cols = None
+        if marginals:
+            rows = xp.empty((self.B, self.cost.n), dtype=np.float64)
+            cols = xp.empty((self.B, self.cost.m), dtype=np.float64)
+        self.half("rows", g, f, f, reg, 1.0, 0, out[0], cost=out[2], dot=out[3], want_cost=True, marg=rows)
+        self.half("cols", f, g, g, reg, 1.0, 0, out[1], cost=self.scratch[1], dot=out[3], marg=cols)
+        if marginals:
+            return out[0] + out[1], out[2], out[3], rows, cols
         return out[0] + out[1], out[2], out[3]
 
 
@@ -139,13 +160,18 @@ def solve_log(
     check_every=10,
     progress=None,
     return_plan=True,
+    reg_m=None,
 ):
-    """Log-domain Sinkhorn on the device. ``a`` (B, n), ``b`` (B, m); returns a dict like the
-    Rust bindings' (plan, f, g, nit, status, detail, marginal_error, cost, fun, stages)."""
+    """Log-domain Sinkhorn on the device. ``a`` (B, n), ``b`` (B, m); ``reg_m``: ``(rho_a,
+    rho_b)`` of an unbalanced problem (:mod:`.unbalanced`; None: balanced). Returns a dict
+    like the Rust bindings' (plan, f, g, nit, status, detail, marginal_error, cost, fun,
+    mass, stages)."""
     xp = kern.xp
     dtype = kern.dtype
     B = a.shape[0]
-    passes = _Passes(kern, cost, a, b, B)
+    passes = _Passes(kern, cost, a, b, B, reg_m)
+    if reg_m is not None:
+        ln_a, ln_b = ub.log_weights(xp, a), ub.log_weights(xp, b)
     neg = dtype.type(-np.inf)
     f = xp.where(a > 0, dtype.type(0), neg).astype(dtype) if f0 is None else f0.astype(dtype, copy=True)
     g = xp.where(b > 0, dtype.type(0), neg).astype(dtype) if g0 is None else g0.astype(dtype, copy=True)
@@ -179,6 +205,8 @@ def solve_log(
                 f_prev = f
                 f, f_next = f_next, f
                 g, g_next = g_next, g
+                if reg_m is not None:
+                    ub.translate(xp, f, g, f_prev, a, b, ln_a, ln_b, eps, reg_m)
             nit += cnt
             stage_it += cnt
             errs = _host(err_buf[:cnt])
@@ -222,16 +250,19 @@ def solve_log(
         if done:
             break
     f, g = f_prev, g
-    err_d, cost_d, fun_d = passes.measure(f, g, reg)
+    err_d, cost_d, fun_d, rows, cols = passes.measure(f, g, reg, marginals=True)
     out = {"f": f, "g": g, "nit": nit, "status": status, "detail": detail, "stages": stage_count}
+    out["plan"] = None
     if return_plan:
-        P = _plan(kern, cost, f, g, reg, B)
+        # The residual, objective and mass are those of the plan as returned.
+        P = out["plan"] = _plan(kern, cost, f, g, reg, B)
         rows = P.sum(axis=2, dtype=np.float64)
         cols = P.sum(axis=1, dtype=np.float64)
-        err_d = xp.abs(rows - a).sum(axis=1) + xp.abs(cols - b).sum(axis=1)
-        out["plan"] = P
-    else:
-        out["plan"] = None
+        if reg_m is None:
+            err_d = xp.abs(rows - a).sum(axis=1) + xp.abs(cols - b).sum(axis=1)
+    if reg_m is not None:
+        err_d, fun_d, _ = ub.measure(xp, rows, cols, f, g, a, b, reg, reg_m)
+    out["mass"] = _host(rows.sum(axis=1))
     out["marginal_error"] = _host(err_d)
     out["cost"] = _host(cost_d)
     out["fun"] = _host(fun_d)
@@ -247,6 +278,8 @@ def _plan(kern, cost, f, g, reg, B):
     P = xp.empty((B, n, m), dtype=kern.dtype)
     if cost.kind == "dense":
         kern.plan_dense(cost.M, f, g, P, B, n, m, cost.m_stride, 1.0 / reg)
+    elif cost.kind == "grid":
+        cost.plan(f, g, P, 1.0 / reg)
     else:
         kern.plan_online(cost.X, cost.Y, f.reshape(-1), g.reshape(-1), P.reshape(n, m), cost.D, 1.0 / reg)
     return P
