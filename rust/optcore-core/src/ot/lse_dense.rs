@@ -19,7 +19,7 @@
 
 use super::grid::{lse_dispatch, simd};
 use super::sinkhorn::reduce_blocks;
-use super::unbalanced::{LogKernel, Sums};
+use super::unbalanced::{LogKernel, RowUpdate, Sums};
 use crate::error::{OptError, Result};
 use crate::parallel::row_block;
 use crate::real::Real;
@@ -183,19 +183,53 @@ impl<'c, T: Real> DenseOperator<'c, T> {
 
     /// `scale = exp(h - base)` (0 where `h` is `-inf`); false when one leaves the range.
     fn scalings(h: &[T], base: &[f64], scale: &mut [T]) -> bool {
-        let (lo, hi) = Self::range();
         let mut ok = true;
         for ((s, &x), &b) in scale.iter_mut().zip(h).zip(base) {
-            let x = x.as_f64();
-            if x == f64::NEG_INFINITY {
-                *s = T::zero();
-                continue;
-            }
-            let v = (x - b).exp();
-            ok &= (lo..=hi).contains(&v);
-            *s = T::from_f64(v);
+            let (v, in_range) = Self::scaling(x, b);
+            ok &= in_range;
+            *s = v;
         }
         ok
+    }
+
+    /// One entry of [`Self::scalings`]: `exp(x - b)`, and whether it is in the range.
+    #[inline]
+    fn scaling(x: T, b: f64) -> (T, bool) {
+        let x = x.as_f64();
+        if x == f64::NEG_INFINITY {
+            return (T::zero(), true);
+        }
+        let (lo, hi) = Self::range();
+        let v = (x - b).exp();
+        (T::from_f64(v), (lo..=hi).contains(&v))
+    }
+
+    /// The row pass's set-up: records `h` (the last column potentials), rebuilds the kernel
+    /// where it is not built or a scaling `exp(h - gb)` leaves the range, and returns the
+    /// scalings (in the operator's `scale` buffer: hand it back).
+    fn row_scalings(&mut self, h: &[T]) -> Vec<T> {
+        let reg = 1.0 / self.inv;
+        self.last_g = Some(h.iter().map(|&x| x.as_f64() * reg).collect());
+        let mut scale = std::mem::take(&mut self.scale);
+        if !self.built || !Self::scalings(h, &self.gb, &mut scale[..self.m]) {
+            self.rebuild();
+            Self::scalings(h, &self.gb, &mut scale[..self.m]);
+        }
+        scale
+    }
+
+    /// The column pass's result from its block partials: `out_j = ln(colsum_j) - gb_j`, exact
+    /// where the sum leaves the safe range.
+    fn col_lse(&self, h: &[T], out: &mut [T], par: bool) {
+        let mut colsum = vec![0.0; self.m];
+        add_blocks(&self.partials, self.m, &mut colsum, par);
+        for (j, (o, &s)) in out.iter_mut().zip(&colsum).enumerate() {
+            *o = if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
+                T::from_f64(s.ln() - self.gb[j])
+            } else {
+                self.exact_col(h, j)
+            };
+        }
     }
 
     /// Exact `LSE_i(h_i - M_ij inv)` of column `j` (a fallback).
@@ -230,27 +264,11 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         Ok(())
     }
     fn rows(&mut self, h: &[T], out: &mut [T]) {
-        let reg = 1.0 / self.inv;
-        self.last_g = Some(h.iter().map(|&x| x.as_f64() * reg).collect());
-        let mut scale = std::mem::take(&mut self.scale);
-        if !self.built || !Self::scalings(h, &self.gb, &mut scale[..self.m]) {
-            self.rebuild();
-            Self::scalings(h, &self.gb, &mut scale[..self.m]);
-        }
+        let scale = self.row_scalings(h);
         let (m, inv, fast) = (self.m, self.inv, simd());
         let v = &scale[..m];
         let (kern, cost, fb) = (&self.kern, self.cost, &self.fb);
-        let done = |z: &mut Vec<T>, i: usize, s: f64| -> T {
-            if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
-                T::from_f64(s.ln() - fb[i])
-            } else {
-                EXACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if z.is_empty() {
-                    z.resize(m, T::zero());
-                }
-                lse_dispatch(fast, h, &cost[i * m..(i + 1) * m], T::from_f64(-inv), z)
-            }
-        };
+        let done = |z: &mut Vec<T>, i: usize, s: f64| row_lse(z, h, &cost[i * m..(i + 1) * m], inv, fb[i], s);
         // Two rows at a time (each row's sum exactly as alone: two independent chains).
         let row = |z: &mut Vec<T>, (c, ob): (usize, &mut [T])| {
             for (p, pair) in ob.chunks_mut(2).enumerate() {
@@ -289,16 +307,20 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         } else {
             self.kern.chunks(rb * m).zip(u.chunks(rb)).zip(self.partials.chunks_mut(m)).for_each(block);
         }
-        let mut colsum = vec![0.0; m];
-        add_blocks(&self.partials, m, &mut colsum, n * m >= PAR_MIN);
-        for (j, (o, &s)) in out.iter_mut().zip(&colsum).enumerate() {
-            *o = if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
-                T::from_f64(s.ln() - self.gb[j])
-            } else {
-                self.exact_col(h, j)
-            };
-        }
         self.scale = scale;
+        self.col_lse(h, out, n * m >= PAR_MIN);
+    }
+    fn rows_cols(
+        &mut self,
+        hm: &[T],
+        lse_n: &mut [T],
+        upd: RowUpdate<'_, T>,
+        reg: f64,
+        f: &mut [T],
+        hn: &mut [T],
+        lse_m: &mut [T],
+    ) {
+        self.fused(hm, lse_n, upd, reg, f, hn, lse_m);
     }
     fn measure(&mut self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Sums> {
         self.measures += 1;
@@ -363,6 +385,21 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         let mut cols = crate::alloc::try_zeroed::<f64>(m, "the measurement's column sums")?;
         add_blocks(&partials, m, &mut cols, n * m >= PAR_EXP);
         Ok(Sums { rows, cols, cost: costs.iter().sum() })
+    }
+}
+
+/// `LSE_j(h_j - c_j inv)` of one row from its scaled sum `s = sum_j K_ij exp(h_j - gb_j)`:
+/// `ln s - fb_i`, or exactly over the cost row `crow` where `s` leaves the safe range (`z`:
+/// scratch of the row's length, allocated on first use).
+fn row_lse<T: Real>(z: &mut Vec<T>, h: &[T], crow: &[T], inv: f64, fbi: f64, s: f64) -> T {
+    if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
+        T::from_f64(s.ln() - fbi)
+    } else {
+        EXACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if z.is_empty() {
+            z.resize(crow.len(), T::zero());
+        }
+        lse_dispatch(simd(), h, crow, T::from_f64(-inv), z)
     }
 }
 
@@ -504,6 +541,16 @@ mod pass {
     }
 
     dispatched! {
+        /// `acc += u k`: one kernel row's share of the column sums, added as [`col_sums`] adds
+        /// it (the fused pass adds its rows one at a time, in the same order).
+        fn axpy<T>(acc: &mut [f64], k: &[T], u: f64) -> () {
+            for (a, &x) in acc.iter_mut().zip(k) {
+                *a += u * x.as_f64();
+            }
+        }
+    }
+
+    dispatched! {
         /// The column sums of one block of kernel rows `kb` scaled by `ub` (rows with a zero
         /// scaling skipped), into `acc`.
         fn col_sums<T>(kb: &[T], ub: &[T], acc: &mut [f64]) -> () {
@@ -613,6 +660,9 @@ mod pass {
         }
     }
 }
+
+#[path = "lse_dense_fused.rs"]
+mod fused;
 
 #[cfg(test)]
 #[path = "lse_dense_tests.rs"]
