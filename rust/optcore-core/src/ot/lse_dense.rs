@@ -232,6 +232,30 @@ impl<'c, T: Real> DenseOperator<'c, T> {
         }
     }
 
+    /// The scalings `(u, v) = (exp(fs - fb), exp(gs - gb))` that turn the stored kernel into
+    /// the plan of `(fs, gs)`, for the measurement: f64 only (a float32 kernel would round the
+    /// plan to float32), where the kernel is built at `reg` and every scaling is in range
+    /// (else None: the measurement takes an exponential per entry).
+    fn plan_scalings(&self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+        if T::SAFE_LO >= 1e-100 || !self.built || self.inv != 1.0 / reg {
+            return Ok(None);
+        }
+        let (lo, hi) = Self::range();
+        let mut ok = true;
+        let mut side = |x: &[f64], base: &[f64], what| -> Result<Vec<f64>> {
+            let mut out = crate::alloc::try_with_capacity(x.len(), what)?;
+            out.extend(x.iter().zip(base).map(|(&x, &b)| {
+                let v = (x - b).exp();
+                ok &= x == f64::NEG_INFINITY || (lo..=hi).contains(&v);
+                v
+            }));
+            Ok(out)
+        };
+        let (u, v) =
+            (side(fs, &self.fb, "the measurement's scalings")?, side(gs, &self.gb, "the measurement's scalings")?);
+        Ok(ok.then_some((u, v)))
+    }
+
     /// Exact `LSE_i(h_i - M_ij inv)` of column `j` (a fallback).
     fn exact_col(&self, h: &[T], j: usize) -> T {
         EXACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -335,9 +359,17 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         // Groups of GROUP row blocks: the blocks' running sums are independent chains of
         // additions, interleaved (each block's own sums still in its row-then-column order).
         const GROUP: usize = pass::GROUP;
-        let group = |(((((mr, fb), rsb), acc), plan), p): GroupArgs<'_, T>| {
+        // f64: the plan's entries as `u_i K_ij v_j` from the stored kernel where it is built
+        // at this reg and the scalings are in range (a multiply per entry instead of an
+        // exponential; the same numbers to a few ulps).
+        let sc = self.plan_scalings(fs, gs, reg)?;
+        let span_rows = GROUP * rb;
+        let kern = &self.kern;
+        let group = |(gi, (((((mr, fb), rsb), acc), plan), p)): (usize, GroupArgs<'_, T>)| {
             let mut costs = [0.0; GROUP];
-            pass::measure_group(fast, (mr, fb, gs), (rsb, acc, &mut costs, plan, p), inv, rb);
+            let (r0, r1) = (gi * span_rows, ((gi + 1) * span_rows).min(n));
+            let scg = sc.as_ref().map(|(us, vs)| (&kern[r0 * m..r1 * m], &us[r0..r1], &vs[..]));
+            pass::measure_group(fast, (mr, fb, gs, scg), (rsb, acc, &mut costs, plan, p), inv, rb);
             costs
         };
         // The plan's rows by group (empty groups when no plan is kept).
@@ -365,6 +397,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
                 .zip(partials.par_chunks_mut(GROUP * m))
                 .zip(plan_groups)
                 .zip(scratch.par_chunks_mut(GROUP * m))
+                .enumerate()
                 .map(group)
                 .collect()
         } else {
@@ -375,6 +408,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
                 .zip(partials.chunks_mut(GROUP * m))
                 .zip(plan_groups)
                 .zip(scratch.chunks_mut(GROUP * m))
+                .enumerate()
                 .map(group)
                 .collect()
         };
@@ -567,6 +601,10 @@ mod pass {
         }
     }
 
+    /// The stored kernel's rows of a group with its scalings `(rows, u, v)`, when the
+    /// measurement scales the kernel (None: it takes the exponentials).
+    pub(super) type KernelRows<'a, T> = Option<(&'a [T], &'a [f64], &'a [f64])>;
+
     /// Row blocks whose sums [`measure_group`] interleaves.
     pub(super) const GROUP: usize = 4;
 
@@ -583,12 +621,12 @@ mod pass {
         /// reordering within one). With a non-empty `plan` (these rows of it) each entry is
         /// written there in `T` and summed as written (in f64 the same sums).
         fn measure_group<T>(
-            inp: (&[T], &[f64], &[f64]),
+            inp: (&[T], &[f64], &[f64], KernelRows<'_, T>),
             out: GroupOut<'_, T>,
             inv: f64,
             rb: usize
         ) -> () {
-            let ((mr, fs, gs), (rsb, acc, costs, plan, p)) = (inp, out);
+            let ((mr, fs, gs, sc), (rsb, acc, costs, plan, p)) = (inp, out);
             let m = gs.len();
             let nbk = acc.len() / m;
             for r in 0..rb {
@@ -601,7 +639,10 @@ mod pass {
                     let out = if plan.is_empty() { None } else { Some(&mut plan[i * m..(i + 1) * m]) };
                     if fs[i] != f64::NEG_INFINITY {
                         let pr = &mut p[q * m..(q + 1) * m];
-                        plan_row::<T>(false, &mr[i * m..(i + 1) * m], gs, fs[i], inv, pr);
+                        match sc {
+                            Some((kr, us, vs)) => scaled_row::<T>(false, &kr[i * m..(i + 1) * m], vs, us[i], pr),
+                            None => plan_row::<T>(false, &mr[i * m..(i + 1) * m], gs, fs[i], inv, pr),
+                        }
                         if let Some(out) = out {
                             for (o, v) in out.iter_mut().zip(pr.iter_mut()) {
                                 *o = T::from_f64(*v);
@@ -651,6 +692,15 @@ mod pass {
     }
 
     dispatched! {
+        /// One row of the plan from the stored kernel: `p_j = u k_j v_j`.
+        fn scaled_row<T>(krow: &[T], v: &[f64], u: f64, p: &mut [f64]) -> () {
+            for ((o, &k), &vj) in p.iter_mut().zip(krow).zip(v) {
+                *o = u * k.as_f64() * vj;
+            }
+        }
+    }
+
+    dispatched! {
         /// One row of the plan: `p_j = exp(fi + gs_j - c_j inv)` (0 where `gs_j = -inf`).
         fn plan_row<T>(row: &[T], gs: &[f64], fi: f64, inv: f64, p: &mut [f64]) -> () {
             for ((o, &c), &gj) in p.iter_mut().zip(row).zip(gs) {
@@ -669,93 +719,5 @@ mod fused;
 mod tests;
 
 #[cfg(test)]
-mod speed {
-    use super::*;
-    use crate::ot::controller::Overrelax;
-    use crate::ot::unbalanced::{sinkhorn_lse, LseOptions};
-    use crate::solver::NoObserver;
-    use std::time::Instant;
-
-    /// Phases of one unbalanced call at n = 500 (the bench's problem shape), best of repeats.
-    #[test]
-    #[ignore]
-    fn phases_500() {
-        let n: usize = std::env::var("UB_N").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-        let mut s = 12345u64;
-        let mut rnd = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let x: Vec<[f64; 2]> = (0..n).map(|_| [rnd(), rnd()]).collect();
-        let y: Vec<[f64; 2]> = (0..n).map(|_| [rnd(), rnd()]).collect();
-        let cost: Vec<f64> =
-            x.iter().flat_map(|p| y.iter().map(move |q| (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2))).collect();
-        let a: Vec<f64> = (0..n).map(|_| rnd() + 0.1).collect();
-        let b: Vec<f64> = (0..n).map(|_| rnd() + 0.1).collect();
-        let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
-        let a: Vec<f64> = a.iter().map(|v| v / sa).collect();
-        let b: Vec<f64> = b.iter().map(|v| 1.5 * v / sb).collect();
-        // Thread CPU time (the machine is shared: wall time measures the load), best of
-        // repeats; wall time where UB_WALL is set (passes handed to the pool).
-        let wall = std::env::var("UB_WALL").is_ok();
-        let cpu = || {
-            let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: a valid out-pointer.
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-            t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-        };
-        let t00 = Instant::now();
-        let now = || if wall { t00.elapsed().as_secs_f64() } else { cpu() };
-        let best = |f: &mut dyn FnMut()| {
-            let mut t = f64::INFINITY;
-            for _ in 0..30 {
-                let t0 = now();
-                f();
-                t = t.min(now() - t0);
-            }
-            t * 1e3
-        };
-        println!("new: {:.3} ms", best(&mut || drop(DenseOperator::new(&cost, n, n).unwrap())));
-        let mut op = DenseOperator::new(&cost, n, n).unwrap();
-        op.set_reg(0.05).unwrap();
-        let h = vec![0.0; n];
-        let mut out = vec![0.0; n];
-        println!(
-            "rebuild+rows: {:.3} ms",
-            best(&mut || {
-                op.built = false;
-                op.rows(&h, &mut out)
-            })
-        );
-        println!("rows: {:.3} ms", best(&mut || op.rows(&h, &mut out)));
-        println!("cols: {:.3} ms", best(&mut || op.cols(&h, &mut out)));
-        let fs = vec![0.0; n];
-        println!("measure: {:.3} ms", best(&mut || drop(op.measure(&fs, &fs, 0.05).unwrap())));
-        for &(reg, rho) in &[(0.05, 0.1), (0.05, 1.0), (0.01, 0.1), (0.01, 1.0)] {
-            for maxiter in [0usize, 1, 100_000] {
-                let opts = LseOptions {
-                    reg,
-                    reg_m: (rho, rho),
-                    tol: 1e-8,
-                    maxiter,
-                    eps_scaling: None,
-                    overrelax: Overrelax::Auto,
-                };
-                let (mut nit, mut rebuilds, mut measures) = (0, 0, 0);
-                EXACT.store(0, std::sync::atomic::Ordering::Relaxed);
-                let t = best(&mut || {
-                    let mut op = DenseOperator::new(&cost, n, n).unwrap();
-                    let out = sinkhorn_lse(&mut op, &a, &b, &opts, None, &mut NoObserver).unwrap();
-                    (nit, rebuilds, measures) = (out.nit, op.rebuilds, op.measures);
-                });
-                let exact = EXACT.load(std::sync::atomic::Ordering::Relaxed) / 30;
-                println!(
-                    "reg {reg} rho {rho} maxiter {maxiter}: {t:.3} ms, nit {nit}, rebuilds {rebuilds}, \
-                     measures {measures}, exact rows/cols {exact}"
-                );
-            }
-        }
-    }
-}
+#[path = "lse_dense_speed.rs"]
+mod speed;

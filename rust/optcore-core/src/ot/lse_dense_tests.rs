@@ -158,3 +158,35 @@ fn fused_pass_is_bit_identical_to_the_unfused_one() {
     // Large enough to run in parallel.
     fused_matches::<f64>(600, 500);
 }
+
+#[test]
+fn measurement_from_the_stored_kernel_matches_the_exponentials() {
+    // After a pass the f64 kernel is built at reg: the measurement scales it (blocks of 32
+    // rows, a short group; -inf potentials give zero rows and columns).
+    let (n, m, reg) = (150usize, 37usize, 0.3);
+    let cost: Vec<f64> = (0..n * m).map(|k| ((k * 7919) % 101) as f64 / 50.0).collect();
+    let fs: Vec<f64> = (0..n).map(|i| if i % 17 == 3 { f64::NEG_INFINITY } else { (i as f64 * 0.37).sin() }).collect();
+    let gs: Vec<f64> = (0..m).map(|j| if j % 11 == 4 { f64::NEG_INFINITY } else { (j as f64 * 0.91).cos() }).collect();
+    let mut op = DenseOperator::new(&cost, n, m).unwrap();
+    op.set_reg(reg).unwrap();
+    op.keep_plan().unwrap();
+    let mut out = vec![0.0; n];
+    op.rows(&vec![0.5; m], &mut out);
+    assert!(op.plan_scalings(&fs, &gs, reg).unwrap().is_some(), "the kernel path is taken");
+    let got = op.measure(&fs, &gs, reg).unwrap();
+    let plan = op.take_plan().unwrap();
+    let want = plain_measure(&cost, n, m, &fs, &gs, 1.0 / reg);
+    let close = |u: &[f64], v: &[f64]| u.iter().zip(v).all(|(x, y)| (x - y).abs() <= 1e-14 * y.abs());
+    assert!(close(&got.rows, &want.rows) && close(&got.cols, &want.cols));
+    assert!((got.cost - want.cost).abs() <= 1e-14 * want.cost);
+    // Not bit-identical (the measurement really took the other path), and the plan returned
+    // is the one measured: its row sums are the measured ones.
+    assert!(got.rows.iter().zip(&want.rows).any(|(x, y)| x != y));
+    for (i, &r) in got.rows.iter().enumerate() {
+        let s: f64 = plan[i * m..(i + 1) * m].iter().sum();
+        assert!((s - r).abs() <= 1e-15 * r.max(1e-300) * m as f64, "row {i}");
+        assert_eq!(s == 0.0, fs[i] == f64::NEG_INFINITY);
+    }
+    // A reg the kernel was not built at, or float32: the exponentials.
+    assert!(op.plan_scalings(&fs, &gs, 0.2).unwrap().is_none());
+}
