@@ -4,6 +4,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import optcore
 
@@ -49,3 +51,33 @@ def test_success_is_the_residual_measured_on_the_plan(reg, rho, tol):
     assert res.success == (res.marginal_error <= tol)
     assert res.success and err <= tol
     assert res.marginal_error == pytest.approx(err, rel=1e-6, abs=1e-14)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 40),
+    m=st.integers(1, 40),
+    seed=st.integers(0, 2**16),
+    reg=st.sampled_from([0.002, 0.02, 0.2]),
+    rho=st.sampled_from([0.05, 1.0, 20.0, (0.3, np.inf)]),
+)
+def test_success_and_plan_hold_on_any_small_problem(n, m, seed, reg, rho):
+    # Small reg puts the kernel's scalings out of range (rebuilds, exact rows and columns, the
+    # measurement by exponentials); larger ones keep the stored kernel (the fused pass, the
+    # measurement by scaling it): either way what the result says is measured on its plan.
+    a, b, M = _problem(n, m, seed=seed)
+    tol = 1e-9
+    res = optcore.ot.sinkhorn(a, b, M, reg=reg, reg_m=rho, tol=tol, maxiter=50_000, warn=False)
+    ra, rb = (rho, rho) if np.isscalar(rho) else rho
+    P = res.plan
+    f, g = res.f, res.g
+    ta = a * np.exp(-(f - reg * np.log(a)) / ra)
+    tb = b if np.isinf(rb) else b * np.exp(-(g - reg * np.log(b)) / rb)
+    err = float(np.abs(P.sum(1) - ta).sum() + np.abs(P.sum(0) - tb).sum())
+    assert res.success == (res.marginal_error <= tol)
+    assert res.success and err <= tol * (1 + 1e-6) + 1e-15
+    # The plan is the expression of the potentials up to the rounding of the exponential's
+    # argument (a few ulps of |f| + |g| + |M| over reg, the same in this reference).
+    want = np.exp((f[:, None] + g[None, :] - M) / reg)
+    ulps = 4e-16 * (1 + (np.abs(f[np.isfinite(f)]).max() + np.abs(g[np.isfinite(g)]).max() + M.max()) / reg)
+    assert np.abs(P - want).max() <= ulps * want.max()

@@ -19,7 +19,7 @@
 
 use super::grid::{lse_dispatch, simd};
 use super::sinkhorn::reduce_blocks;
-use super::unbalanced::{LogKernel, Sums};
+use super::unbalanced::{LogKernel, RowUpdate, Sums};
 use crate::error::{OptError, Result};
 use crate::parallel::row_block;
 use crate::real::Real;
@@ -183,19 +183,77 @@ impl<'c, T: Real> DenseOperator<'c, T> {
 
     /// `scale = exp(h - base)` (0 where `h` is `-inf`); false when one leaves the range.
     fn scalings(h: &[T], base: &[f64], scale: &mut [T]) -> bool {
-        let (lo, hi) = Self::range();
         let mut ok = true;
         for ((s, &x), &b) in scale.iter_mut().zip(h).zip(base) {
-            let x = x.as_f64();
-            if x == f64::NEG_INFINITY {
-                *s = T::zero();
-                continue;
-            }
-            let v = (x - b).exp();
-            ok &= (lo..=hi).contains(&v);
-            *s = T::from_f64(v);
+            let (v, in_range) = Self::scaling(x, b);
+            ok &= in_range;
+            *s = v;
         }
         ok
+    }
+
+    /// One entry of [`Self::scalings`]: `exp(x - b)`, and whether it is in the range.
+    #[inline]
+    fn scaling(x: T, b: f64) -> (T, bool) {
+        let x = x.as_f64();
+        if x == f64::NEG_INFINITY {
+            return (T::zero(), true);
+        }
+        let (lo, hi) = Self::range();
+        let v = (x - b).exp();
+        (T::from_f64(v), (lo..=hi).contains(&v))
+    }
+
+    /// The row pass's set-up: records `h` (the last column potentials), rebuilds the kernel
+    /// where it is not built or a scaling `exp(h - gb)` leaves the range, and returns the
+    /// scalings (in the operator's `scale` buffer: hand it back).
+    fn row_scalings(&mut self, h: &[T]) -> Vec<T> {
+        let reg = 1.0 / self.inv;
+        self.last_g = Some(h.iter().map(|&x| x.as_f64() * reg).collect());
+        let mut scale = std::mem::take(&mut self.scale);
+        if !self.built || !Self::scalings(h, &self.gb, &mut scale[..self.m]) {
+            self.rebuild();
+            Self::scalings(h, &self.gb, &mut scale[..self.m]);
+        }
+        scale
+    }
+
+    /// The column pass's result from its block partials: `out_j = ln(colsum_j) - gb_j`, exact
+    /// where the sum leaves the safe range.
+    fn col_lse(&self, h: &[T], out: &mut [T], par: bool) {
+        let mut colsum = vec![0.0; self.m];
+        add_blocks(&self.partials, self.m, &mut colsum, par);
+        for (j, (o, &s)) in out.iter_mut().zip(&colsum).enumerate() {
+            *o = if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
+                T::from_f64(s.ln() - self.gb[j])
+            } else {
+                self.exact_col(h, j)
+            };
+        }
+    }
+
+    /// The scalings `(u, v) = (exp(fs - fb), exp(gs - gb))` that turn the stored kernel into
+    /// the plan of `(fs, gs)`, for the measurement: f64 only (a float32 kernel would round the
+    /// plan to float32), where the kernel is built at `reg` and every scaling is in range
+    /// (else None: the measurement takes an exponential per entry).
+    fn plan_scalings(&self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
+        if T::SAFE_LO >= 1e-100 || !self.built || self.inv != 1.0 / reg {
+            return Ok(None);
+        }
+        let (lo, hi) = Self::range();
+        let mut ok = true;
+        let mut side = |x: &[f64], base: &[f64], what| -> Result<Vec<f64>> {
+            let mut out = crate::alloc::try_with_capacity(x.len(), what)?;
+            out.extend(x.iter().zip(base).map(|(&x, &b)| {
+                let v = (x - b).exp();
+                ok &= x == f64::NEG_INFINITY || (lo..=hi).contains(&v);
+                v
+            }));
+            Ok(out)
+        };
+        let (u, v) =
+            (side(fs, &self.fb, "the measurement's scalings")?, side(gs, &self.gb, "the measurement's scalings")?);
+        Ok(ok.then_some((u, v)))
     }
 
     /// Exact `LSE_i(h_i - M_ij inv)` of column `j` (a fallback).
@@ -230,27 +288,11 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         Ok(())
     }
     fn rows(&mut self, h: &[T], out: &mut [T]) {
-        let reg = 1.0 / self.inv;
-        self.last_g = Some(h.iter().map(|&x| x.as_f64() * reg).collect());
-        let mut scale = std::mem::take(&mut self.scale);
-        if !self.built || !Self::scalings(h, &self.gb, &mut scale[..self.m]) {
-            self.rebuild();
-            Self::scalings(h, &self.gb, &mut scale[..self.m]);
-        }
+        let scale = self.row_scalings(h);
         let (m, inv, fast) = (self.m, self.inv, simd());
         let v = &scale[..m];
         let (kern, cost, fb) = (&self.kern, self.cost, &self.fb);
-        let done = |z: &mut Vec<T>, i: usize, s: f64| -> T {
-            if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
-                T::from_f64(s.ln() - fb[i])
-            } else {
-                EXACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if z.is_empty() {
-                    z.resize(m, T::zero());
-                }
-                lse_dispatch(fast, h, &cost[i * m..(i + 1) * m], T::from_f64(-inv), z)
-            }
-        };
+        let done = |z: &mut Vec<T>, i: usize, s: f64| row_lse(z, h, &cost[i * m..(i + 1) * m], inv, fb[i], s);
         // Two rows at a time (each row's sum exactly as alone: two independent chains).
         let row = |z: &mut Vec<T>, (c, ob): (usize, &mut [T])| {
             for (p, pair) in ob.chunks_mut(2).enumerate() {
@@ -289,16 +331,20 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         } else {
             self.kern.chunks(rb * m).zip(u.chunks(rb)).zip(self.partials.chunks_mut(m)).for_each(block);
         }
-        let mut colsum = vec![0.0; m];
-        add_blocks(&self.partials, m, &mut colsum, n * m >= PAR_MIN);
-        for (j, (o, &s)) in out.iter_mut().zip(&colsum).enumerate() {
-            *o = if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
-                T::from_f64(s.ln() - self.gb[j])
-            } else {
-                self.exact_col(h, j)
-            };
-        }
         self.scale = scale;
+        self.col_lse(h, out, n * m >= PAR_MIN);
+    }
+    fn rows_cols(
+        &mut self,
+        hm: &[T],
+        lse_n: &mut [T],
+        upd: RowUpdate<'_, T>,
+        reg: f64,
+        f: &mut [T],
+        hn: &mut [T],
+        lse_m: &mut [T],
+    ) {
+        self.fused(hm, lse_n, upd, reg, f, hn, lse_m);
     }
     fn measure(&mut self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Sums> {
         self.measures += 1;
@@ -313,9 +359,17 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         // Groups of GROUP row blocks: the blocks' running sums are independent chains of
         // additions, interleaved (each block's own sums still in its row-then-column order).
         const GROUP: usize = pass::GROUP;
-        let group = |(((((mr, fb), rsb), acc), plan), p): GroupArgs<'_, T>| {
+        // f64: the plan's entries as `u_i K_ij v_j` from the stored kernel where it is built
+        // at this reg and the scalings are in range (a multiply per entry instead of an
+        // exponential; the same numbers to a few ulps).
+        let sc = self.plan_scalings(fs, gs, reg)?;
+        let span_rows = GROUP * rb;
+        let kern = &self.kern;
+        let group = |(gi, (((((mr, fb), rsb), acc), plan), p)): (usize, GroupArgs<'_, T>)| {
             let mut costs = [0.0; GROUP];
-            pass::measure_group(fast, (mr, fb, gs), (rsb, acc, &mut costs, plan, p), inv, rb);
+            let (r0, r1) = (gi * span_rows, ((gi + 1) * span_rows).min(n));
+            let scg = sc.as_ref().map(|(us, vs)| (&kern[r0 * m..r1 * m], &us[r0..r1], &vs[..]));
+            pass::measure_group(fast, (mr, fb, gs, scg), (rsb, acc, &mut costs, plan, p), inv, rb);
             costs
         };
         // The plan's rows by group (empty groups when no plan is kept).
@@ -343,6 +397,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
                 .zip(partials.par_chunks_mut(GROUP * m))
                 .zip(plan_groups)
                 .zip(scratch.par_chunks_mut(GROUP * m))
+                .enumerate()
                 .map(group)
                 .collect()
         } else {
@@ -353,6 +408,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
                 .zip(partials.chunks_mut(GROUP * m))
                 .zip(plan_groups)
                 .zip(scratch.chunks_mut(GROUP * m))
+                .enumerate()
                 .map(group)
                 .collect()
         };
@@ -363,6 +419,21 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
         let mut cols = crate::alloc::try_zeroed::<f64>(m, "the measurement's column sums")?;
         add_blocks(&partials, m, &mut cols, n * m >= PAR_EXP);
         Ok(Sums { rows, cols, cost: costs.iter().sum() })
+    }
+}
+
+/// `LSE_j(h_j - c_j inv)` of one row from its scaled sum `s = sum_j K_ij exp(h_j - gb_j)`:
+/// `ln s - fb_i`, or exactly over the cost row `crow` where `s` leaves the safe range (`z`:
+/// scratch of the row's length, allocated on first use).
+fn row_lse<T: Real>(z: &mut Vec<T>, h: &[T], crow: &[T], inv: f64, fbi: f64, s: f64) -> T {
+    if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
+        T::from_f64(s.ln() - fbi)
+    } else {
+        EXACT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if z.is_empty() {
+            z.resize(crow.len(), T::zero());
+        }
+        lse_dispatch(simd(), h, crow, T::from_f64(-inv), z)
     }
 }
 
@@ -504,6 +575,16 @@ mod pass {
     }
 
     dispatched! {
+        /// `acc += u k`: one kernel row's share of the column sums, added as [`col_sums`] adds
+        /// it (the fused pass adds its rows one at a time, in the same order).
+        fn axpy<T>(acc: &mut [f64], k: &[T], u: f64) -> () {
+            for (a, &x) in acc.iter_mut().zip(k) {
+                *a += u * x.as_f64();
+            }
+        }
+    }
+
+    dispatched! {
         /// The column sums of one block of kernel rows `kb` scaled by `ub` (rows with a zero
         /// scaling skipped), into `acc`.
         fn col_sums<T>(kb: &[T], ub: &[T], acc: &mut [f64]) -> () {
@@ -519,6 +600,10 @@ mod pass {
             }
         }
     }
+
+    /// The stored kernel's rows of a group with its scalings `(rows, u, v)`, when the
+    /// measurement scales the kernel (None: it takes the exponentials).
+    pub(super) type KernelRows<'a, T> = Option<(&'a [T], &'a [f64], &'a [f64])>;
 
     /// Row blocks whose sums [`measure_group`] interleaves.
     pub(super) const GROUP: usize = 4;
@@ -536,12 +621,12 @@ mod pass {
         /// reordering within one). With a non-empty `plan` (these rows of it) each entry is
         /// written there in `T` and summed as written (in f64 the same sums).
         fn measure_group<T>(
-            inp: (&[T], &[f64], &[f64]),
+            inp: (&[T], &[f64], &[f64], KernelRows<'_, T>),
             out: GroupOut<'_, T>,
             inv: f64,
             rb: usize
         ) -> () {
-            let ((mr, fs, gs), (rsb, acc, costs, plan, p)) = (inp, out);
+            let ((mr, fs, gs, sc), (rsb, acc, costs, plan, p)) = (inp, out);
             let m = gs.len();
             let nbk = acc.len() / m;
             for r in 0..rb {
@@ -554,7 +639,10 @@ mod pass {
                     let out = if plan.is_empty() { None } else { Some(&mut plan[i * m..(i + 1) * m]) };
                     if fs[i] != f64::NEG_INFINITY {
                         let pr = &mut p[q * m..(q + 1) * m];
-                        plan_row::<T>(false, &mr[i * m..(i + 1) * m], gs, fs[i], inv, pr);
+                        match sc {
+                            Some((kr, us, vs)) => scaled_row::<T>(false, &kr[i * m..(i + 1) * m], vs, us[i], pr),
+                            None => plan_row::<T>(false, &mr[i * m..(i + 1) * m], gs, fs[i], inv, pr),
+                        }
                         if let Some(out) = out {
                             for (o, v) in out.iter_mut().zip(pr.iter_mut()) {
                                 *o = T::from_f64(*v);
@@ -604,6 +692,15 @@ mod pass {
     }
 
     dispatched! {
+        /// One row of the plan from the stored kernel: `p_j = u k_j v_j`.
+        fn scaled_row<T>(krow: &[T], v: &[f64], u: f64, p: &mut [f64]) -> () {
+            for ((o, &k), &vj) in p.iter_mut().zip(krow).zip(v) {
+                *o = u * k.as_f64() * vj;
+            }
+        }
+    }
+
+    dispatched! {
         /// One row of the plan: `p_j = exp(fi + gs_j - c_j inv)` (0 where `gs_j = -inf`).
         fn plan_row<T>(row: &[T], gs: &[f64], fi: f64, inv: f64, p: &mut [f64]) -> () {
             for ((o, &c), &gj) in p.iter_mut().zip(row).zip(gs) {
@@ -614,98 +711,13 @@ mod pass {
     }
 }
 
+#[path = "lse_dense_fused.rs"]
+mod fused;
+
 #[cfg(test)]
 #[path = "lse_dense_tests.rs"]
 mod tests;
 
 #[cfg(test)]
-mod speed {
-    use super::*;
-    use crate::ot::controller::Overrelax;
-    use crate::ot::unbalanced::{sinkhorn_lse, LseOptions};
-    use crate::solver::NoObserver;
-    use std::time::Instant;
-
-    /// Phases of one unbalanced call at n = 500 (the bench's problem shape), best of repeats.
-    #[test]
-    #[ignore]
-    fn phases_500() {
-        let n: usize = std::env::var("UB_N").ok().and_then(|v| v.parse().ok()).unwrap_or(500);
-        let mut s = 12345u64;
-        let mut rnd = || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
-        let x: Vec<[f64; 2]> = (0..n).map(|_| [rnd(), rnd()]).collect();
-        let y: Vec<[f64; 2]> = (0..n).map(|_| [rnd(), rnd()]).collect();
-        let cost: Vec<f64> =
-            x.iter().flat_map(|p| y.iter().map(move |q| (p[0] - q[0]).powi(2) + (p[1] - q[1]).powi(2))).collect();
-        let a: Vec<f64> = (0..n).map(|_| rnd() + 0.1).collect();
-        let b: Vec<f64> = (0..n).map(|_| rnd() + 0.1).collect();
-        let (sa, sb): (f64, f64) = (a.iter().sum(), b.iter().sum());
-        let a: Vec<f64> = a.iter().map(|v| v / sa).collect();
-        let b: Vec<f64> = b.iter().map(|v| 1.5 * v / sb).collect();
-        // Thread CPU time (the machine is shared: wall time measures the load), best of
-        // repeats; wall time where UB_WALL is set (passes handed to the pool).
-        let wall = std::env::var("UB_WALL").is_ok();
-        let cpu = || {
-            let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-            // SAFETY: a valid out-pointer.
-            unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-            t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-        };
-        let t00 = Instant::now();
-        let now = || if wall { t00.elapsed().as_secs_f64() } else { cpu() };
-        let best = |f: &mut dyn FnMut()| {
-            let mut t = f64::INFINITY;
-            for _ in 0..30 {
-                let t0 = now();
-                f();
-                t = t.min(now() - t0);
-            }
-            t * 1e3
-        };
-        println!("new: {:.3} ms", best(&mut || drop(DenseOperator::new(&cost, n, n).unwrap())));
-        let mut op = DenseOperator::new(&cost, n, n).unwrap();
-        op.set_reg(0.05).unwrap();
-        let h = vec![0.0; n];
-        let mut out = vec![0.0; n];
-        println!(
-            "rebuild+rows: {:.3} ms",
-            best(&mut || {
-                op.built = false;
-                op.rows(&h, &mut out)
-            })
-        );
-        println!("rows: {:.3} ms", best(&mut || op.rows(&h, &mut out)));
-        println!("cols: {:.3} ms", best(&mut || op.cols(&h, &mut out)));
-        let fs = vec![0.0; n];
-        println!("measure: {:.3} ms", best(&mut || drop(op.measure(&fs, &fs, 0.05).unwrap())));
-        for &(reg, rho) in &[(0.05, 0.1), (0.05, 1.0), (0.01, 0.1), (0.01, 1.0)] {
-            for maxiter in [0usize, 1, 100_000] {
-                let opts = LseOptions {
-                    reg,
-                    reg_m: (rho, rho),
-                    tol: 1e-8,
-                    maxiter,
-                    eps_scaling: None,
-                    overrelax: Overrelax::Auto,
-                };
-                let (mut nit, mut rebuilds, mut measures) = (0, 0, 0);
-                EXACT.store(0, std::sync::atomic::Ordering::Relaxed);
-                let t = best(&mut || {
-                    let mut op = DenseOperator::new(&cost, n, n).unwrap();
-                    let out = sinkhorn_lse(&mut op, &a, &b, &opts, None, &mut NoObserver).unwrap();
-                    (nit, rebuilds, measures) = (out.nit, op.rebuilds, op.measures);
-                });
-                let exact = EXACT.load(std::sync::atomic::Ordering::Relaxed) / 30;
-                println!(
-                    "reg {reg} rho {rho} maxiter {maxiter}: {t:.3} ms, nit {nit}, rebuilds {rebuilds}, \
-                     measures {measures}, exact rows/cols {exact}"
-                );
-            }
-        }
-    }
-}
+#[path = "lse_dense_speed.rs"]
+mod speed;

@@ -94,3 +94,99 @@ fn interleaved_measurement_is_bit_identical_to_one_loop() {
         assert_eq!(got.cost.to_bits(), want.cost.to_bits(), "{n} x {m}");
     }
 }
+
+/// The unfused iteration (the [`LogKernel::rows_cols`] default): rows, the update, cols.
+#[allow(clippy::too_many_arguments)]
+fn unfused<T: Real>(
+    op: &mut DenseOperator<'_, T>,
+    hm: &[T],
+    upd: RowUpdate<'_, T>,
+    reg: f64,
+    lse_n: &mut [T],
+    f: &mut [T],
+    hn: &mut [T],
+    lse_m: &mut [T],
+) {
+    op.rows(hm, lse_n);
+    for (i, x) in f.iter_mut().enumerate() {
+        *x = upd(i, lse_n[i]);
+    }
+    crate::ot::unbalanced::scaled(f, reg, hn);
+    op.cols(hn, lse_m);
+}
+
+/// The fused pass against the unfused one, bit for bit, over iterations that rebuild the
+/// kernel (a jump of the potentials puts a scaling out of range: the fallback) and with a
+/// zero weight (a `-inf` potential); rows in a block of 32 and an odd remainder.
+fn fused_matches<T: Real>(n: usize, m: usize) {
+    let cost: Vec<T> = (0..n * m).map(|k| T::from_f64(((k * 37 + 11) % 53) as f64 / 53.0)).collect();
+    let reg = 0.05;
+    let (mut op1, mut op2) = (DenseOperator::new(&cost, n, m).unwrap(), DenseOperator::new(&cost, n, m).unwrap());
+    op1.set_reg(reg).unwrap();
+    op2.set_reg(reg).unwrap();
+    let ln_a: Vec<f64> =
+        (0..n).map(|i| if i == 3 { f64::NEG_INFINITY } else { -(1.0 + (i % 7) as f64 * 0.1).ln() }).collect();
+    let mut g = vec![T::zero(); m];
+    let z = || vec![T::zero(); n];
+    let (mut l1, mut f1, mut h1, mut l2, mut f2, mut h2) = (z(), z(), z(), z(), z(), z());
+    let (mut c1, mut c2) = (vec![T::zero(); m], vec![T::zero(); m]);
+    for it in 0..6 {
+        // A jump at iteration 3: exp(400) leaves the scalings' range.
+        let jump = if it == 3 { 400.0 * reg } else { 0.0 };
+        let upd = |i: usize, l: T| {
+            if ln_a[i] == f64::NEG_INFINITY {
+                T::neg_infinity()
+            } else {
+                T::from_f64(reg * ln_a[i] - 0.9 * reg * l.as_f64() + jump)
+            }
+        };
+        let hm: Vec<T> = g.iter().map(|&x| T::from_f64(x.as_f64() / reg)).collect();
+        op1.rows_cols(&hm, &mut l1, &upd, reg, &mut f1, &mut h1, &mut c1);
+        unfused(&mut op2, &hm, &upd, reg, &mut l2, &mut f2, &mut h2, &mut c2);
+        let bits = |u: &[T], v: &[T]| u.iter().zip(v).all(|(x, y)| x.as_f64().to_bits() == y.as_f64().to_bits());
+        assert!(bits(&l1, &l2) && bits(&f1, &f2) && bits(&h1, &h2) && bits(&c1, &c2), "iteration {it}");
+        assert_eq!(op1.rebuilds, op2.rebuilds);
+        g = c1.iter().map(|&l| T::from_f64(-0.9 * reg * l.as_f64())).collect();
+    }
+    assert!(op1.rebuilds >= 2, "the jump rebuilds the kernel");
+}
+
+#[test]
+fn fused_pass_is_bit_identical_to_the_unfused_one() {
+    fused_matches::<f64>(37, 23);
+    fused_matches::<f32>(37, 23);
+    // Large enough to run in parallel.
+    fused_matches::<f64>(600, 500);
+}
+
+#[test]
+fn measurement_from_the_stored_kernel_matches_the_exponentials() {
+    // After a pass the f64 kernel is built at reg: the measurement scales it (blocks of 32
+    // rows, a short group; -inf potentials give zero rows and columns).
+    let (n, m, reg) = (150usize, 37usize, 0.3);
+    let cost: Vec<f64> = (0..n * m).map(|k| ((k * 7919) % 101) as f64 / 50.0).collect();
+    let fs: Vec<f64> = (0..n).map(|i| if i % 17 == 3 { f64::NEG_INFINITY } else { (i as f64 * 0.37).sin() }).collect();
+    let gs: Vec<f64> = (0..m).map(|j| if j % 11 == 4 { f64::NEG_INFINITY } else { (j as f64 * 0.91).cos() }).collect();
+    let mut op = DenseOperator::new(&cost, n, m).unwrap();
+    op.set_reg(reg).unwrap();
+    op.keep_plan().unwrap();
+    let mut out = vec![0.0; n];
+    op.rows(&vec![0.5; m], &mut out);
+    assert!(op.plan_scalings(&fs, &gs, reg).unwrap().is_some(), "the kernel path is taken");
+    let got = op.measure(&fs, &gs, reg).unwrap();
+    let plan = op.take_plan().unwrap();
+    let want = plain_measure(&cost, n, m, &fs, &gs, 1.0 / reg);
+    let close = |u: &[f64], v: &[f64]| u.iter().zip(v).all(|(x, y)| (x - y).abs() <= 1e-14 * y.abs());
+    assert!(close(&got.rows, &want.rows) && close(&got.cols, &want.cols));
+    assert!((got.cost - want.cost).abs() <= 1e-14 * want.cost);
+    // Not bit-identical (the measurement really took the other path), and the plan returned
+    // is the one measured: its row sums are the measured ones.
+    assert!(got.rows.iter().zip(&want.rows).any(|(x, y)| x != y));
+    for (i, &r) in got.rows.iter().enumerate() {
+        let s: f64 = plan[i * m..(i + 1) * m].iter().sum();
+        assert!((s - r).abs() <= 1e-15 * r.max(1e-300) * m as f64, "row {i}");
+        assert_eq!(s == 0.0, fs[i] == f64::NEG_INFINITY);
+    }
+    // A reg the kernel was not built at, or float32: the exponentials.
+    assert!(op.plan_scalings(&fs, &gs, 0.2).unwrap().is_none());
+}

@@ -61,7 +61,30 @@ pub trait LogKernel<T: Real>: Send {
     /// Row and column sums and `<P, C>` of `P_ij = exp(fs_i + gs_j - C_ij / reg)`, in f64
     /// (`fs = f / reg`, `gs = g / reg`).
     fn measure(&mut self, fs: &[f64], gs: &[f64], reg: f64) -> Result<Sums>;
+    /// One iteration's passes: `lse_n = rows(hm)`, then `f_i = upd(i, lse_n_i)` (the updated
+    /// potential), `hn = f / reg` in the working dtype, and `lse_m = cols(hn)`. A kernel that
+    /// stores its matrix may fuse them into one read of it (each row's update, then that row's
+    /// share of the column sums, while it is in cache), with the same results as this default.
+    #[allow(clippy::too_many_arguments)]
+    fn rows_cols(
+        &mut self,
+        hm: &[T],
+        lse_n: &mut [T],
+        upd: RowUpdate<'_, T>,
+        reg: f64,
+        f: &mut [T],
+        hn: &mut [T],
+        lse_m: &mut [T],
+    ) {
+        self.rows(hm, lse_n);
+        f.iter_mut().zip(lse_n.iter()).enumerate().for_each(|(i, (x, &l))| *x = upd(i, l));
+        scaled(f, reg, hn);
+        self.cols(hn, lse_m);
+    }
 }
+
+/// The update of one potential in a fused pass ([`LogKernel::rows_cols`]): `(i, lse_i) -> f_i`.
+pub type RowUpdate<'x, T> = &'x (dyn Fn(usize, T) -> T + Sync);
 
 /// Options of [`sinkhorn_lse`].
 #[derive(Clone, Debug)]
@@ -191,9 +214,9 @@ struct Half<'x, T> {
     rho: f64,
 }
 
-fn half_update<T: Real>(h: &Half<'_, T>, out: &mut [T]) -> f64 {
+/// The residual of [`Half`] (see there).
+fn half_residual<T: Real>(h: &Half<'_, T>) -> f64 {
     let (reg, rho) = (h.reg, h.rho);
-    let t = tau(rho, reg);
     let [err] = chunked_sums(h.w.len(), |r| {
         let mut e = 0.0;
         for i in r {
@@ -203,18 +226,29 @@ fn half_update<T: Real>(h: &Half<'_, T>, out: &mut [T]) -> f64 {
         }
         [e]
     });
-    each(out, h.ln_w, h.lse, |o, &lw, &l| {
-        let l = l.as_f64();
-        // ln w = -inf exactly at the zero weights.
-        *o = if lw == f64::NEG_INFINITY {
-            T::neg_infinity()
-        } else if l == f64::NEG_INFINITY {
-            // No mass reaches this point: the row of the plan is zero.
-            T::infinity()
-        } else {
-            T::from_f64(reg * lw - t * reg * l)
-        };
-    });
+    err
+}
+
+/// The updated potential `reg ln w - t reg lse` of one point (`t`: [`tau`]; `lw = ln w`).
+#[inline]
+fn new_potential<T: Real>(lw: f64, l: T, reg: f64, t: f64) -> T {
+    let l = l.as_f64();
+    // ln w = -inf exactly at the zero weights.
+    if lw == f64::NEG_INFINITY {
+        T::neg_infinity()
+    } else if l == f64::NEG_INFINITY {
+        // No mass reaches this point: the row of the plan is zero.
+        T::infinity()
+    } else {
+        T::from_f64(reg * lw - t * reg * l)
+    }
+}
+
+/// [`half_residual`], and the updated potentials into `out`.
+fn half_update<T: Real>(h: &Half<'_, T>, out: &mut [T]) -> f64 {
+    let err = half_residual(h);
+    let t = tau(h.rho, h.reg);
+    each(out, h.ln_w, h.lse, |o, &lw, &l| *o = new_potential(lw, l, h.reg, t));
     err
 }
 
@@ -234,13 +268,17 @@ fn each<O: Send, X: Sync, Y: Sync>(out: &mut [O], x: &[X], y: &[Y], f: impl Fn(&
 
 /// `v <- v + omega (new - v)`, or `new` where either is infinite (zero weights, first pass).
 fn relax<T: Real>(v: &mut [T], new: &[T], omega: f64) {
-    each(v, new, new, |x, &y, _| {
-        *x = if omega == 1.0 || !x.is_finite() || !y.is_finite() {
-            y
-        } else {
-            T::from_f64(x.as_f64() + omega * (y.as_f64() - x.as_f64()))
-        };
-    });
+    each(v, new, new, |x, &y, _| *x = relaxed(*x, y, omega));
+}
+
+/// One entry of [`relax`].
+#[inline]
+fn relaxed<T: Real>(x: T, y: T, omega: f64) -> T {
+    if omega == 1.0 || !x.is_finite() || !y.is_finite() {
+        y
+    } else {
+        T::from_f64(x.as_f64() + omega * (y.as_f64() - x.as_f64()))
+    }
 }
 
 /// The translation-invariant step of unbalanced Sinkhorn (Séjourné et al. 2022): `(f + l, g - l)`
@@ -297,7 +335,7 @@ fn fresh_col_residual<T: Real>((b, ln_b): (&[T], &[f64]), g: &[T], lse: &[T], re
 type Logs<'x, T> = ((&'x [T], &'x [f64]), (&'x [T], &'x [f64]));
 
 /// `out = v / reg` in the working dtype.
-fn scaled<T: Real>(v: &[T], reg: f64, out: &mut [T]) {
+pub(super) fn scaled<T: Real>(v: &[T], reg: f64, out: &mut [T]) {
     let inv = 1.0 / reg;
     each(out, v, v, |o, &x, _| *o = T::from_f64(x.as_f64() * inv));
 }
@@ -362,9 +400,10 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
         Some((f0, g0)) => (f0.to_vec(), g0.to_vec()),
         None => (alloc(n, "f")?, alloc(m, "g")?),
     };
-    let (mut f_new, mut g_new) = (alloc(n, "f")?, alloc(m, "g")?);
+    // `f_prev`: the potentials the iteration starts from (the fused pass updates `f` in place).
+    let (mut f_prev, mut g_new) = (alloc(n, "f")?, alloc(m, "g")?);
     let (mut hs_m, mut hs_n) = (alloc(m, "g")?, alloc(n, "f")?);
-    let (mut lse_n, mut lse_m) = (alloc(n, "f")?, alloc(m, "g")?);
+    let (mut lse_n, mut lse_m, mut lse_m_next) = (alloc(n, "f")?, alloc(m, "g")?, alloc(m, "g")?);
     let mut ctl = Controller::new(opts.overrelax, stages.clone(), stage_tol, stage_maxiter);
     let mut nit = 0usize;
 
@@ -423,11 +462,19 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
         let mut stage_it = 0usize;
         let (mut confirm, mut confirm_fails) = (opts.tol, 0usize);
         loop {
-            // The f pass: the row residual of P(f, g) and the update of f (not yet applied).
+            // One iteration's passes over the kernel (fused where it can: one read of it): the
+            // f update from the row pass, relaxed, then the column pass on the new f. What
+            // follows decides on the potentials it started from, `(f_prev, g)` (returned when
+            // the run ends here: the column pass is then spent), exactly as if it had looked
+            // before the update.
             scaled(&g, eps, &mut hs_m);
-            op.rows(&hs_m, &mut lse_n);
-            let half = Half { w: a, ln_w: &ln_a, cur: &f, lse: &lse_n, reg: eps, rho: opts.reg_m.0 };
-            let row_err = half_update(&half, &mut f_new);
+            f_prev.copy_from_slice(&f);
+            let omega = ctl.omega();
+            let t_a = tau(opts.reg_m.0, eps);
+            let upd = |i: usize, l: T| relaxed(f_prev[i], new_potential(ln_a[i], l, eps, t_a), omega);
+            op.rows_cols(&hs_m, &mut lse_n, &upd, eps, &mut f, &mut hs_n, &mut lse_m_next);
+            let half = Half { w: a, ln_w: &ln_a, cur: &f_prev, lse: &lse_n, reg: eps, rho: opts.reg_m.0 };
+            let row_err = half_residual(&half);
             let err = row_err + col_err;
             // A measurement (a pass over the cost with an exponential per entry) only where the
             // residual re-estimated on the current potentials does not rule success out: one that
@@ -445,24 +492,24 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
                 confirm_fails += 1;
                 confirm = err * 0.5;
             } else if last && err <= confirm {
-                let st = measure(op, a, b, &f, &g, opts)?;
+                let st = measure(op, a, b, &f_prev, &g, opts)?;
                 if st.err <= opts.tol {
-                    return finish(op, f, g, nit, Termination::Converged, si + 1, Some(st));
+                    return finish(op, f_prev, g, nit, Termination::Converged, si + 1, Some(st));
                 }
                 // Rounding keeps the measured error above the estimate: ask for more (a few
                 // times at most: then it is a precision floor).
                 confirm_fails += 1;
                 if confirm_fails > 8 {
                     ctl.stall.best = ctl.stall.best.min(st.err);
-                    return finish(op, f, g, nit, ctl.stall.termination::<T>(opts.tol), si + 1, Some(st));
+                    return finish(op, f_prev, g, nit, ctl.stall.termination::<T>(opts.tol), si + 1, Some(st));
                 }
                 confirm = err.min(st.err) * 0.5;
             }
             if nit >= opts.maxiter {
-                return finish(op, f, g, nit, Termination::MaxIter, si + 1, None);
+                return finish(op, f_prev, g, nit, Termination::MaxIter, si + 1, None);
             }
             if last && err.is_finite() && ctl.stalled(nit, err) {
-                return finish(op, f, g, nit, ctl.stall.termination::<T>(opts.tol), si + 1, None);
+                return finish(op, f_prev, g, nit, ctl.stall.termination::<T>(opts.tol), si + 1, None);
             }
             // nit = 0: the initial potentials are not yet consistent with zero weights.
             let control = if nit == 0 {
@@ -471,19 +518,16 @@ pub fn sinkhorn_lse<T: Real, K: LogKernel<T> + ?Sized>(
                 obs.observe(nit, &|| Report {
                     nit,
                     error: err,
-                    vectors: vec![("f", f.clone()), ("g", g.clone())],
+                    vectors: vec![("f", f_prev.clone()), ("g", g.clone())],
                     scalars: vec![("reg", eps), ("omega", ctl.omega())],
                 })
             };
             match control {
                 Control::Continue => {}
-                Control::Stop => return finish(op, f, g, nit, Termination::Stopped, si + 1, None),
+                Control::Stop => return finish(op, f_prev, g, nit, Termination::Stopped, si + 1, None),
                 Control::Abort => return Ok(aborted(nit)),
             }
-            let omega = ctl.omega();
-            relax(&mut f, &f_new, omega);
-            scaled(&f, eps, &mut hs_n);
-            op.cols(&hs_n, &mut lse_m);
+            std::mem::swap(&mut lse_m, &mut lse_m_next);
             let half = Half { w: b, ln_w: &ln_b, cur: &g, lse: &lse_m, reg: eps, rho: opts.reg_m.1 };
             col_err = half_update(&half, &mut g_new);
             relax(&mut g, &g_new, omega);
