@@ -71,6 +71,28 @@ def test_convolutional_matches_pot_to_1e_6():
     assert np.abs(res.barycenter - ref).sum() < 1e-6
 
 
+@pytest.mark.parametrize("shape", [(16, 16), (13, 20)])
+@pytest.mark.parametrize("reg", [1e-1, 4e-3, 3e-4])
+def test_grid_tolerance_holds_on_the_returned_state(shape, reg):
+    # Grids run their applies in the scaling form where it holds (whole 8-column panels or not,
+    # rows without mass, and at small reg the log-domain fallback): the reported error is the
+    # returned state's, and the result is the dense form's.
+    h, w = shape
+    t = [np.linspace(-1, 1, h), np.linspace(-1, 1, w)]
+    X, Y = np.meshgrid(*t, indexing="ij")
+    A = np.stack([((np.abs(X) < 0.5) & (np.abs(Y) < 0.4)) * 1.0, (np.hypot(X - 0.3, Y) < 0.5) * (1 + X**2)])
+    A /= A.sum(axis=(1, 2), keepdims=True)
+    C0, C1 = grid_cost(h), grid_cost(w)
+    full = (C0[:, None, :, None] + C1[None, :, None, :]).reshape(h * w, h * w)
+    tol = 1e-9
+    g = barycenter(A, [C0, C1], reg, [0.4, 0.6], tol=tol, maxiter=50_000)
+    assert g.success and g.marginal_error.max() <= tol
+    measured = _remeasure(g, A.reshape(2, -1), full, reg)
+    assert np.all(np.abs(measured - g.marginal_error) <= 1e-12 + 1e-6 * g.marginal_error)
+    d = barycenter(A.reshape(2, -1).T, full, reg, [0.4, 0.6], tol=1e-12, maxiter=50_000)
+    assert np.abs(g.barycenter.ravel() - d.barycenter).sum() < 1e-8
+
+
 def test_grid_equals_dense_form():
     A = _images(2, 8)
     C1 = grid_cost(8)

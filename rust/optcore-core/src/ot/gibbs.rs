@@ -15,7 +15,8 @@
 //! Everything runs in float64 (the kernels are float64 whatever the data's dtype).
 
 use super::gibbs_ops::{
-    exp_shifted, exp_subbed, ln_added, ln_added_each, matmul, matmul_nt, max_into, max_of, min_of, Dims, TRUSTED,
+    exp_shifted, exp_subbed, ln_added, ln_added_each, matmul, matmul_nt, matmul_panels, max_into, max_of, min_of,
+    pack_panels, panels_fit, ratio, scale, Dims, TRUSTED,
 };
 use crate::alloc::{checked_len, try_zeroed};
 use crate::error::{OptError, Result};
@@ -57,6 +58,28 @@ pub trait BatchLogKernel: Sync {
     fn to_target(&self, x: &[f64], k: usize, out: &mut [f64], ws: &mut Workspace);
     /// `out[h*n + i] = LSE_j(y[h*m + j] - C_ij / reg)` for `h < k`.
     fn to_source(&self, y: &[f64], k: usize, out: &mut [f64], ws: &mut Workspace);
+    /// [`Self::to_target`] of one vector given as [`Scaled`], its result left in the scaling
+    /// form too: `Some(t)` with `out_j = t + ln s_j` for the sums written to `s` (every one
+    /// trusted, so the logarithms are exact to rounding); `None` (the default) where the kernel
+    /// has no such apply or it does not hold to full accuracy here: the caller then takes
+    /// [`Self::to_target`] (`ws` for one vector).
+    fn to_target_scaled(&self, _x: Scaled<'_>, _s: &mut [f64], _ws: &mut Workspace) -> Option<f64> {
+        None
+    }
+    /// [`Self::to_target_scaled`] the other way ([`Self::to_source`]).
+    fn to_source_scaled(&self, _y: Scaled<'_>, _s: &mut [f64], _ws: &mut Workspace) -> Option<f64> {
+        None
+    }
+}
+
+/// The input of a scaled apply ([`BatchLogKernel::to_target_scaled`]): log-domain values, or
+/// the scaling form `x_i = c + ln(num_i / den_i)` (`num >= 0`, `den > 0`; no logarithm or
+/// exponential is then taken of the entries: the apply's shifted exponentials are the ratios
+/// over their row maxima).
+#[derive(Clone, Copy)]
+pub enum Scaled<'a> {
+    Logs(&'a [f64]),
+    Ratio { num: &'a [f64], den: &'a [f64], c: f64 },
 }
 
 /// Scratch space of a kernel's applies ([`BatchLogKernel::workspace`]): one set of buffers per
@@ -76,6 +99,8 @@ struct Scratch {
     /// Row maxima of the input and the rows' weights.
     shifts: Vec<f64>,
     wts: Vec<f64>,
+    /// The weighted first-pass sums in panels (where the products take them).
+    sp: Vec<f64>,
 }
 
 /// Exact `LSE_t(x_t - c_t)` over the terms `(x_t, c_t)` of an iterator (two passes).
@@ -221,6 +246,9 @@ struct Axis {
     kt: Vec<f64>,
     /// `min C / reg`.
     lo: f64,
+    /// `k` and `kt` in panels of 8 columns ([`pack_panels`]), where [`panels_fit`] (else empty).
+    kp: Vec<f64>,
+    ktp: Vec<f64>,
 }
 
 /// A separable cost on a grid, `C(p, q) = sum_a C_a(p_a, q_a)` (e.g. the squared Euclidean
@@ -255,7 +283,16 @@ impl SeparableKernel {
             let tr = |x: &[f64], out: &mut Vec<f64>| out.extend((0..m).flat_map(|j| (0..n).map(move |i| x[i * m + j])));
             tr(&cr, &mut ct);
             tr(&k, &mut kt);
-            axes.push(Axis { n, m, ct, kt, c: cr, k, lo });
+            let panels = |x: &[f64], rows: usize, cols: usize| -> Result<Vec<f64>> {
+                if !panels_fit(cols) {
+                    return Ok(Vec::new());
+                }
+                let mut p = try_zeroed(n * m, "a grid axis' 1-D kernel")?;
+                pack_panels(x, None, rows, cols, &mut p);
+                Ok(p)
+            };
+            let (kp, ktp) = (panels(&k, n, m)?, panels(&kt, m, n)?);
+            axes.push(Axis { n, m, ct, kt, c: cr, k, lo, kp, ktp });
         }
         Ok(SeparableKernel { axes })
     }
@@ -346,18 +383,25 @@ impl SeparableKernel {
     /// pass is checked once per image (the least sum of the rows that have mass), that of the
     /// second once per entry as its logarithms are taken. `sc`: this image's scratch.
     fn apply_2d(&self, x: &[f64], out: &mut [f64], forward: bool, sc: &mut Scratch) -> bool {
-        let (a0, a1) = (&self.axes[0], &self.axes[1]);
-        let ((h, ho), (w, wo)) = if forward { ((a0.n, a0.m), (a1.n, a1.m)) } else { ((a0.m, a0.n), (a1.m, a1.n)) };
-        let (k1t, k2) = if forward { (&a0.kt, &a1.k) } else { (&a0.k, &a1.kt) };
-        let (e, s1, s2) = (&mut sc.e[..h * w], &mut sc.s1[..h * wo], &mut sc.s2[..ho * wo]);
-        let (shifts, wts) = (&mut sc.shifts[..h], &mut sc.wts[..h]);
+        let Some(t) = self.apply_2d_logs(x, forward, sc) else {
+            return false;
+        };
+        let ho_wo = out.len();
+        ln_added(&sc.s2[..ho_wo], t, out)
+    }
+
+    /// The steps of [`Self::apply_2d`] before the logarithms: `Some(t)` with the output
+    /// `t + ln s` for the sums `s` left in `sc.s2` (not yet checked), `None` where the first
+    /// pass is not trusted or every entry is `-inf`.
+    fn apply_2d_logs(&self, x: &[f64], forward: bool, sc: &mut Scratch) -> Option<f64> {
+        let (h, w) = self.image(forward).0;
+        let (e, shifts, wts) = (&mut sc.e[..h * w], &mut sc.shifts[..h], &mut sc.wts[..h]);
         for (s, xr) in shifts.iter_mut().zip(x.chunks_exact(w)) {
             *s = max_of(xr);
         }
         let top = shifts.iter().fold(f64::NEG_INFINITY, |m, &v| if v > m { v } else { m });
         if top == f64::NEG_INFINITY {
-            out.iter_mut().for_each(|v| *v = f64::NEG_INFINITY);
-            return true;
+            return None;
         }
         let mut empty_rows = false;
         for ((er, xr), &sh) in e.chunks_exact_mut(w).zip(x.chunks_exact(w)).zip(shifts.iter()) {
@@ -368,26 +412,114 @@ impl SeparableKernel {
                 empty_rows = true;
             }
         }
-        matmul(e, k2, s1, Dims::packed(h, w, wo));
-        // The first pass' sums, of the rows with mass (an empty row's sums are 0, unused).
-        let least = if empty_rows {
-            s1.chunks_exact(wo)
-                .zip(shifts.iter())
-                .filter(|(_, &sh)| sh > f64::NEG_INFINITY)
-                .fold(f64::INFINITY, |m, (row, _)| m.min(min_of(row)))
+        // Rows of weight exp(mx_r - top); an empty row (all -inf) has weight 0.
+        exp_shifted(shifts, top, wts);
+        let empty = empty_rows.then_some(f64::NEG_INFINITY);
+        self.products(forward, sc, empty).then(|| top - self.axes[0].lo - self.axes[1].lo)
+    }
+
+    /// A 2-D apply of one image in the scaling form `x = c + ln(num / den)` ([`Scaled`]): the
+    /// shifted exponentials `exp(x - mx_r)` of [`Self::apply_2d`] are the ratios over their row
+    /// maxima `u / max_r u` (`u = num / den`), the rows' weights `max_r u / max u`: no `exp` or
+    /// `ln` per entry, the same sums up to rounding. `None` where a row maximum (of a row with
+    /// mass) is below `1e-290` (its ratios could lose relative accuracy to subnormals), the
+    /// largest is not finite, or a sum of either pass is untrusted: the caller then takes the
+    /// log-domain path. Otherwise `Some(t)` with the output `t + ln s`, `s` left in `sc.s2`
+    /// (every entry trusted).
+    fn apply_2d_ratio(&self, (num, den, c): (&[f64], &[f64], f64), forward: bool, sc: &mut Scratch) -> Option<f64> {
+        let (h, w) = self.image(forward).0;
+        let (e, shifts, wts) = (&mut sc.e[..h * w], &mut sc.shifts[..h], &mut sc.wts[..h]);
+        ratio(&num[..h * w], &den[..h * w], e);
+        let mut empty_rows = false;
+        for (er, s) in e.chunks_exact_mut(w).zip(shifts.iter_mut()) {
+            *s = max_of(er);
+            if *s > 0.0 {
+                scale(er, 1.0 / *s);
+            } else {
+                empty_rows = true;
+            }
+        }
+        let top = max_of(shifts);
+        let least = shifts.iter().filter(|&&v| v > 0.0).fold(f64::INFINITY, |m, &v| m.min(v));
+        if !(top.is_finite() && top > 0.0 && least >= 1e-290) {
+            return None;
+        }
+        let inv = 1.0 / top;
+        for (wt, &s) in wts.iter_mut().zip(shifts.iter()) {
+            *wt = s * inv;
+        }
+        if !self.products(forward, sc, empty_rows.then_some(0.0)) {
+            return None;
+        }
+        let (ho, wo) = self.image(forward).1;
+        (min_of(&sc.s2[..ho * wo]) >= TRUSTED).then(|| c + top.ln() - self.axes[0].lo - self.axes[1].lo)
+    }
+
+    /// The input and output shapes `((h, w), (ho, wo))` of a 2-D apply.
+    fn image(&self, forward: bool) -> ((usize, usize), (usize, usize)) {
+        let (a0, a1) = (&self.axes[0], &self.axes[1]);
+        if forward {
+            ((a0.n, a1.n), (a0.m, a1.m))
         } else {
-            min_of(s1)
+            ((a0.m, a1.m), (a0.n, a1.n))
+        }
+    }
+
+    /// The two products of a 2-D apply: `s1 = e K_2` (the shifted exponentials `sc.e`), checked
+    /// trusted on the rows with mass (those whose shift in `sc.shifts` is above `empty`, where
+    /// some row has none), its rows weighted by `sc.wts`, then `s2 = K_1^T s1`. False where the
+    /// first pass is not trusted.
+    fn products(&self, forward: bool, sc: &mut Scratch, empty: Option<f64>) -> bool {
+        let (a0, a1) = (&self.axes[0], &self.axes[1]);
+        let ((h, w), (ho, wo)) = self.image(forward);
+        let (k1t, k2, k2p) = if forward { (&a0.kt, &a1.k, &a1.kp) } else { (&a0.k, &a1.kt, &a1.ktp) };
+        let (e, s1, s2) = (&sc.e[..h * w], &mut sc.s1[..h * wo], &mut sc.s2[..ho * wo]);
+        let (shifts, wts) = (&sc.shifts[..h], &sc.wts[..h]);
+        // Both products with the right operand in panels where they fit (the same sums).
+        let panels = panels_fit(wo) && !k2p.is_empty();
+        if panels {
+            matmul_panels(e, k2p, s1, Dims::packed(h, w, wo));
+        } else {
+            matmul(e, k2, s1, Dims::packed(h, w, wo));
+        }
+        // The first pass' sums, of the rows with mass (an empty row's sums are 0, unused).
+        let least = match empty {
+            Some(none) => s1
+                .chunks_exact(wo)
+                .zip(shifts.iter())
+                .filter(|(_, &sh)| sh > none)
+                .fold(f64::INFINITY, |m, (row, _)| m.min(min_of(row))),
+            None => min_of(s1),
         };
         if least < TRUSTED {
             return false;
         }
-        // Rows of weight exp(mx_r - top); an empty row (all -inf) has weight 0.
-        exp_shifted(shifts, top, wts);
+        if panels {
+            let sp = &mut sc.sp[..h * wo];
+            pack_panels(s1, Some(wts), h, wo, sp);
+            matmul_panels(k1t, sp, s2, Dims::packed(ho, h, wo));
+            return true;
+        }
         for (row, &wt) in s1.chunks_exact_mut(wo).zip(wts.iter()) {
             row.iter_mut().for_each(|v| *v *= wt);
         }
         matmul(k1t, s1, s2, Dims::packed(ho, h, wo));
-        ln_added(s2, top - a0.lo - a1.lo, out)
+        true
+    }
+
+    /// A scaled apply ([`BatchLogKernel::to_target_scaled`]) of a 2-D kernel: the sums copied
+    /// to `s`.
+    fn apply_scaled(&self, x: Scaled<'_>, s: &mut [f64], forward: bool, ws: &mut Workspace) -> Option<f64> {
+        let sc = ws.per.first_mut().filter(|_| self.axes.len() == 2)?;
+        let t = match x {
+            Scaled::Logs(x) => {
+                let t = self.apply_2d_logs(x, forward, sc)?;
+                (min_of(&sc.s2[..s.len()]) >= TRUSTED).then_some(t)?
+            }
+            Scaled::Ratio { num, den, c } => self.apply_2d_ratio((num, den, c), forward, sc)?,
+        };
+        s.copy_from_slice(&sc.s2[..s.len()]);
+        Some(t)
     }
 
     /// The least number of images per parallel task of 2-D applies.
@@ -410,6 +542,7 @@ impl SeparableKernel {
             s2: try_zeroed(img, what)?,
             shifts: try_zeroed(rows, what)?,
             wts: try_zeroed(rows, what)?,
+            sp: try_zeroed(mid, what)?,
         })
     }
 
@@ -489,6 +622,12 @@ impl BatchLogKernel for SeparableKernel {
     fn to_source(&self, y: &[f64], k: usize, out: &mut [f64], ws: &mut Workspace) {
         self.apply(y, k, out, false, ws);
     }
+    fn to_target_scaled(&self, x: Scaled<'_>, s: &mut [f64], ws: &mut Workspace) -> Option<f64> {
+        self.apply_scaled(x, s, true, ws)
+    }
+    fn to_source_scaled(&self, y: Scaled<'_>, s: &mut [f64], ws: &mut Workspace) -> Option<f64> {
+        self.apply_scaled(y, s, false, ws)
+    }
 }
 
 #[cfg(test)]
@@ -516,6 +655,51 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn scaled_applies_match_the_log_domain_apply() {
+        let (h, w) = (9, 12);
+        let t = |len: usize| -> Vec<f64> { (0..len).map(|i| i as f64 / (len - 1) as f64).collect() };
+        let sq =
+            |p: &[f64]| -> Vec<f64> { p.iter().flat_map(|&u| p.iter().map(move |&v| (u - v) * (u - v))).collect() };
+        let (ch, cw) = (sq(&t(h)), sq(&t(w)));
+        let n = h * w;
+        // A zero row and scattered zeros in the numerator; denominators over many decades.
+        let num: Vec<f64> = (0..n).map(|i| if i / w == 3 || i % 7 == 2 { 0.0 } else { 1.0 + (i % 5) as f64 }).collect();
+        let den: Vec<f64> = (0..n).map(|i| 10f64.powi((i % 9) as i32 - 4)).collect();
+        let c = -3.7;
+        let logs: Vec<f64> = num.iter().zip(&den).map(|(&a, &b)| c + (a / b).ln()).collect();
+        for &reg in &[0.5, 1e-2] {
+            let sep = SeparableKernel::new(&[&ch, &cw], &[(h, h), (w, w)], reg).unwrap();
+            for forward in [true, false] {
+                let mut ws = sep.workspace(1).unwrap();
+                let mut want = vec![0.0; n];
+                if forward {
+                    sep.to_target(&logs, 1, &mut want, &mut ws);
+                } else {
+                    sep.to_source(&logs, 1, &mut want, &mut ws);
+                }
+                for x in [Scaled::Logs(&logs), Scaled::Ratio { num: &num, den: &den, c }] {
+                    let mut s = vec![0.0; n];
+                    let t = if forward {
+                        sep.to_target_scaled(x, &mut s, &mut ws)
+                    } else {
+                        sep.to_source_scaled(x, &mut s, &mut ws)
+                    };
+                    let t = t.expect("trusted at these regs");
+                    for (&sv, &v) in s.iter().zip(&want) {
+                        let got = t + sv.ln();
+                        assert!((got - v).abs() <= 1e-12 * v.abs().max(1.0), "{reg} {forward}: {got} vs {v}");
+                    }
+                }
+            }
+        }
+        // Untrusted sums (a tiny reg, potentials far apart): no scaled apply.
+        let sep = SeparableKernel::new(&[&ch, &cw], &[(h, h), (w, w)], 1e-4).unwrap();
+        let far: Vec<f64> = (0..n).map(|i| if i == 0 { 0.0 } else { -1e6 }).collect();
+        let mut s = vec![0.0; n];
+        assert!(sep.to_target_scaled(Scaled::Logs(&far), &mut s, &mut sep.workspace(1).unwrap()).is_none());
     }
 
     #[test]

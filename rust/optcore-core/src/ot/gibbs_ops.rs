@@ -177,14 +177,28 @@ fn gemm_tail<M: Madd>(arow: &[f64], b: &[f64], crow: &mut [f64], from: usize, ld
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gemm_avx2(a: &[f64], b: &[f64], c: &mut [f64], d: Dims) {
+    gemm_avx2_at(a, b, c, d, 1)
+}
+
+/// [`gemm_avx2`] with the 8 columns `j..j + 8` of row `p` of `b` at `j * jstride + p * ldb`:
+/// `jstride = 1` for a row-major `b`, `jstride = inner, ldb = 8` for `b` in panels of 8
+/// columns ([`pack_panels`]; then `cols % 8 == 0`). The arithmetic is the same either way.
+///
+/// # Safety
+/// As [`gemm_avx2`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gemm_avx2_at(a: &[f64], b: &[f64], c: &mut [f64], d: Dims, jstride: usize) {
     use std::arch::x86_64::*;
     if d.rows == 0 || d.cols == 0 {
         return;
     }
+    let b_len = if jstride == 1 { (d.inner.max(1) - 1) * d.ldb + d.cols } else { d.cols * d.inner };
     assert!(
         a.len() >= (d.rows - 1) * d.lda + d.inner
-            && (d.inner == 0 || b.len() >= (d.inner - 1) * d.ldb + d.cols)
+            && (d.inner == 0 || b.len() >= b_len)
             && c.len() >= (d.rows - 1) * d.ldc + d.cols
+            && (jstride == 1 || (d.cols % 8 == 0 && d.ldb == 8 && jstride == d.inner))
     );
     let (ap, bp, cp) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
     let mut i = 0;
@@ -197,7 +211,7 @@ unsafe fn gemm_avx2(a: &[f64], b: &[f64], c: &mut [f64], d: Dims) {
             let (a0p, a1p, a2p, a3p) =
                 (ap.add(i * d.lda), ap.add((i + 1) * d.lda), ap.add((i + 2) * d.lda), ap.add((i + 3) * d.lda));
             for p in 0..d.inner {
-                let brow = bp.add(p * d.ldb + j);
+                let brow = bp.add(j * jstride + p * d.ldb);
                 let (b0, b1) = (_mm256_loadu_pd(brow), _mm256_loadu_pd(brow.add(4)));
                 let x = _mm256_broadcast_sd(&*a0p.add(p));
                 c00 = _mm256_fmadd_pd(x, b0, c00);
@@ -231,7 +245,7 @@ unsafe fn gemm_avx2(a: &[f64], b: &[f64], c: &mut [f64], d: Dims) {
         while j + 8 <= d.cols {
             let (mut lo, mut hi) = (_mm256_setzero_pd(), _mm256_setzero_pd());
             for p in 0..d.inner {
-                let brow = bp.add(p * d.ldb + j);
+                let brow = bp.add(j * jstride + p * d.ldb);
                 let x = _mm256_broadcast_sd(&*arow.add(p));
                 lo = _mm256_fmadd_pd(x, _mm256_loadu_pd(brow), lo);
                 hi = _mm256_fmadd_pd(x, _mm256_loadu_pd(brow.add(4)), hi);
@@ -361,6 +375,38 @@ pub(super) fn matmul(a: &[f64], b: &[f64], c: &mut [f64], d: Dims) {
         return unsafe { gemm_avx2(a, b, c, d) };
     }
     gemm::<Unfused>(a, b, c, d)
+}
+
+/// Whether [`matmul_panels`] runs for products with `cols` columns (AVX2+FMA, whole panels).
+pub(super) fn panels_fit(cols: usize) -> bool {
+    avx2() && cols % 8 == 0
+}
+
+/// `out` (`cols x inner`, in panels of 8 columns: column `j + l` of row `p` at
+/// `j * inner + 8 p + l`) from the row-major `b` (`inner x cols`, row `p` scaled by `wts[p]`
+/// where given); `cols % 8 == 0`.
+pub(super) fn pack_panels(b: &[f64], wts: Option<&[f64]>, inner: usize, cols: usize, out: &mut [f64]) {
+    for (p, row) in b.chunks_exact(cols).take(inner).enumerate() {
+        let wt = wts.map(|w| w[p]);
+        for (j, src) in row.chunks_exact(8).enumerate() {
+            let dst = &mut out[j * 8 * inner + 8 * p..j * 8 * inner + 8 * p + 8];
+            match wt {
+                Some(wt) => dst.iter_mut().zip(src).for_each(|(o, &v)| *o = v * wt),
+                None => dst.copy_from_slice(src),
+            }
+        }
+    }
+}
+
+/// [`matmul`] with `b` in panels ([`pack_panels`]): the same sums (the same fused
+/// multiply-adds in the same order), `b` read contiguously. Only where [`panels_fit`].
+pub(super) fn matmul_panels(a: &[f64], bp: &[f64], c: &mut [f64], d: Dims) {
+    assert!(panels_fit(d.cols), "matmul_panels needs AVX2+FMA and whole panels");
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: the CPU supports the features (checked above); shapes checked inside.
+    unsafe {
+        gemm_avx2_at(a, bp, c, Dims { ldb: 8, ..d }, d.inner)
+    }
 }
 
 /// [`gemm_nt`], with AVX2+FMA where the CPU has it.
@@ -539,6 +585,52 @@ pub(super) fn ln_added(s: &[f64], shift: f64, out: &mut [f64]) -> bool {
     ln_add::<Unfused>(s, shift, out)
 }
 
+/// `out = num / den` element-wise.
+#[inline(always)]
+fn div_each(num: &[f64], den: &[f64], out: &mut [f64]) {
+    for ((o, &a), &b) in out.iter_mut().zip(num).zip(den) {
+        *o = a / b;
+    }
+}
+
+/// `x *= f` element-wise.
+#[inline(always)]
+fn scale_each(x: &mut [f64], f: f64) {
+    x.iter_mut().for_each(|v| *v *= f);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn div_each_avx2(num: &[f64], den: &[f64], out: &mut [f64]) {
+    div_each(num, den, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn scale_each_avx2(x: &mut [f64], f: f64) {
+    scale_each(x, f)
+}
+
+/// `out = num / den` (vectorised; the scaling form's ratios).
+pub(super) fn ratio(num: &[f64], den: &[f64], out: &mut [f64]) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: as in `matmul`.
+        return unsafe { div_each_avx2(num, den, out) };
+    }
+    div_each(num, den, out)
+}
+
+/// `x *= f` (vectorised).
+pub(super) fn scale(x: &mut [f64], f: f64) {
+    #[cfg(target_arch = "x86_64")]
+    if avx2() {
+        // SAFETY: as in `matmul`.
+        return unsafe { scale_each_avx2(x, f) };
+    }
+    scale_each(x, f)
+}
+
 /// The largest entry (`-inf` for none; the entries are never NaN), in 4 lanes that compile
 /// to vector maxima.
 #[inline(always)]
@@ -635,75 +727,5 @@ pub(super) fn max_into(x: &[f64], acc: &mut [f64]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn fast_ln_is_accurate() {
-        // Either side of the mantissa split at sqrt(2) and its half.
-        for &x in &[1e-280, 1e-200, 0.3, 0.707, 0.708, 1.0, 1.414, 1.415, 2.0, 3.7, 1e10, 1e300] {
-            let got = fast_ln::<Unfused>(x);
-            assert!((got - x.ln()).abs() <= 4.0 * f64::EPSILON * x.ln().abs().max(1.0), "{x}: {got}");
-        }
-    }
-
-    #[test]
-    fn gemm_matches_naive() {
-        let (r, p, c) = (7, 5, 19);
-        let a: Vec<f64> = (0..r * p).map(|i| (i as f64 * 0.37).sin()).collect();
-        let b: Vec<f64> = (0..p * c).map(|i| (i as f64 * 0.11).cos()).collect();
-        let mut out = vec![0.0; r * c];
-        matmul(&a, &b, &mut out, Dims::packed(r, p, c));
-        // b^T as a (c x p) matrix for the transposed product.
-        let bt: Vec<f64> = (0..c).flat_map(|j| (0..p).map(|t| b[t * c + j]).collect::<Vec<_>>()).collect();
-        let mut out_nt = vec![0.0; r * c];
-        matmul_nt(&a, &bt, &mut out_nt, r, p, c);
-        for i in 0..r {
-            for j in 0..c {
-                let s: f64 = (0..p).map(|t| a[i * p + t] * b[t * c + j]).sum();
-                assert!((out[i * c + j] - s).abs() < 1e-13);
-                assert!((out_nt[i * c + j] - s).abs() < 1e-13);
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod speed {
-    use super::*;
-
-    /// CPU seconds of this thread (the machine is shared: wall time measures the load).
-    fn cpu() -> f64 {
-        let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
-        // SAFETY: a valid out-pointer.
-        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) };
-        t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
-    }
-
-    #[test]
-    #[ignore]
-    fn gemm_rate() {
-        let n = 64;
-        let a: Vec<f64> = (0..n * n).map(|i| (i as f64).sin()).collect();
-        let b: Vec<f64> = (0..n * n).map(|i| (i as f64).cos()).collect();
-        let mut c = vec![0.0; n * n];
-        let reps = 2000;
-        let t0 = cpu();
-        for _ in 0..reps {
-            matmul(&a, &b, &mut c, Dims::packed(n, n, n));
-        }
-        let dt = cpu() - t0;
-        println!("gemm 64: {:.2} GFMA/s ({})", (reps * n * n * n) as f64 / dt / 1e9, c[5]);
-        let rows = 256;
-        let e: Vec<f64> = (0..rows * n).map(|i| (i as f64).sin()).collect();
-        let mut s = vec![0.0; rows * n];
-        let mut o = vec![0.0; rows * n];
-        let t0 = cpu();
-        for _ in 0..reps {
-            exp_shifted(&e, 0.5, &mut s);
-            ln_added(&s, 0.1, &mut o);
-        }
-        let dt = cpu() - t0;
-        println!("exp+ln: {:.2} ns/elem ({})", dt / (reps * rows * n) as f64 * 1e9, o[3]);
-    }
-}
+#[path = "gibbs_ops_tests.rs"]
+mod tests;
