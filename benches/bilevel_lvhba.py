@@ -102,15 +102,23 @@ def part_toy():
     rel = lambda x: float(np.linalg.norm(x - xs_) / np.linalg.norm(xs_))  # noqa: E731
     for name, opts, iters in (
         ("LV-HBA, optcore defaults", None, 100_000),
+        ("LV-HBA, power = 0.49", {"power": 0.49}, 100_000),
         ("LV-HBA, paper's constants", PAPER, 100_000),
     ):
         res, tr, t = trace_lvhba(toy, x0, y0, iters, opts, every=100)
+        o = {"c0": 1.0, "power": 0.3, "gamma1": 1.0, **(opts or {})}
+        # The penalised reformulation's stationary point at each check's penalty (closed form).
+        path = [rel(toy.penalised_point(o["c0"] * (k + 1) ** o["power"], o["gamma1"])[0]) for k, _, _ in tr]
         out[name] = {
             "iters": [k for k, _, _ in tr],
             "rel_err": [rel(x) for _, x, _ in tr],
+            "path_err": path,
             "times": [s for _, _, s in tr],
             "time_s": t,
+            "steps": res.steps,
             "final": {
+                "path_rel_err": rel(toy.penalised_point(res.penalty, o["gamma1"])[0]),
+                "message": res.message,
                 "rel_err": rel(res.x),
                 "constraint_violation": res.constraint_violation,
                 "lower_residual": res.lower_residual,
@@ -185,6 +193,36 @@ def acc(w, X, t):
     return float(np.mean(np.sign(Z @ w) == t))
 
 
+def svm_dual_exact(X, t, C):
+    """The SVM dual ``min ½‖Zᵀ(t∘α)‖² − 𝟏ᵀα`` s.t. ``0 ≤ α ≤ C`` (``Z = [X, 𝟏]``) to high
+    accuracy by SciPy's L-BFGS-B (a reference, not timed)."""
+    from scipy.optimize import minimize as sp_minimize  # noqa: PLC0415
+
+    Z = np.hstack([X, np.ones((X.shape[0], 1))]) * t[:, None]
+    Q = Z @ Z.T
+    r = sp_minimize(
+        lambda a: (0.5 * a @ Q @ a - a.sum(), Q @ a - 1.0),
+        np.minimum(C, 0.5),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=list(zip(np.zeros_like(C), C)),
+        options={"maxiter": 100_000, "ftol": 1e-15, "gtol": 1e-12},
+    )
+    return r.x
+
+
+def val_loss(w, Xv, tv):
+    Zv = np.hstack([Xv, np.ones((Xv.shape[0], 1))])
+    return float(np.mean(np.logaddexp(0.0, -tv * (Zv @ w))))
+
+
+def resolved_loss(X, t, Xv, tv, C):
+    """The upper objective at the returned ``C`` itself: the validation loss of the SVM re-solved
+    exactly with these box bounds (what the hyperparameters are worth)."""
+    a = svm_dual_exact(X, t, np.maximum(np.asarray(C, float), 0.0))
+    return val_loss(problems.SVMHyperparameter.weights(X, t, a), Xv, tv)
+
+
 def svm_penalty_problem(X, t, Xv, tv):
     Z = np.hstack([X, np.ones((X.shape[0], 1))])
     Zv = np.hstack([Xv, np.ones((Xv.shape[0], 1))])
@@ -218,7 +256,7 @@ def part_svm():
     out = {}
     cmax = 10.0
     prob = problems.SVMHyperparameter(X, t, Xv, tv)
-    for iters, c0 in ((500, 1.0), (2000, 1.0), (10_000, 1.0), (5000, 0.1)):
+    for iters, c0 in ((500, 1.0), (2000, 1.0), (10_000, 1.0), (50_000, 1.0), (10_000, 0.1)):
         t0 = time.perf_counter()
         res = bilevel.minimize(
             prob,
@@ -236,6 +274,7 @@ def part_svm():
             "val_acc": acc(w, Xv, tv),
             "test_acc": acc(w, Xt, tt),
             "val_loss": res.fun,
+            "resolved_val_loss": resolved_loss(X, t, Xv, tv, res.x),
             "constraint_violation": res.constraint_violation,
             "lower_residual": res.lower_residual,
             "step": res.step,
@@ -260,7 +299,17 @@ def part_svm():
             "val_acc": acc(w, Xv, tv),
             "test_acc": acc(w, Xt, tt),
             "val_loss": res.fun,
+            "resolved_val_loss": resolved_loss(X, t, Xv, tv, res.x),
         }
+    a1 = svm_dual_exact(X, t, np.full(n, 1.0))
+    w1 = problems.SVMHyperparameter.weights(X, t, a1)
+    out["start: C = 1 everywhere, SVM dual solved exactly"] = {
+        "time_s": float("nan"),
+        "val_acc": acc(w1, Xv, tv),
+        "test_acc": acc(w1, Xt, tt),
+        "val_loss": val_loss(w1, Xv, tv),
+        "resolved_val_loss": val_loss(w1, Xv, tv),
+    }
     from sklearn.svm import SVC  # noqa: PLC0415
 
     t0 = time.perf_counter()
@@ -286,8 +335,9 @@ def thin(data, points: int = 150):
         n = len(d["iters"])
         if n > points:
             keep = sorted(set(np.unique(np.geomspace(1, n, points).astype(int) - 1).tolist()) | {n - 1})
-            for key in ("iters", "rel_err", "times"):
-                d[key] = [d[key][i] for i in keep]
+            for key in ("iters", "rel_err", "path_err", "times"):
+                if key in d:
+                    d[key] = [d[key][i] for i in keep]
     return out
 
 
@@ -299,11 +349,13 @@ def plot(toy, path):
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, d in toy.items():
-        ax.semilogy(np.maximum(d["iters"], 1), d["rel_err"], label=name)
+        (line,) = ax.semilogy(np.maximum(d["iters"], 1), d["rel_err"], label=name)
+        if "path_err" in d:
+            ax.semilogy(np.maximum(d["iters"], 1), d["path_err"], ":", color=line.get_color(), lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("iteration (penalty: outer iteration)")
     ax.set_ylabel("‖x − x*‖ / ‖x*‖")
-    ax.set_title("LLC toy (Yao et al. 2024), n = 100")
+    ax.set_title("LLC toy (Yao et al. 2024), n = 100; dotted: penalised point at c_k")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -311,9 +363,14 @@ def plot(toy, path):
 
 def main():
     warnings.simplefilter("ignore")
+    import os  # noqa: PLC0415
+
     info = ot_cpu.machine_info()
+    load0 = os.getloadavg()[0]
     toy = part_toy()
+    load1 = os.getloadavg()[0]
     svm = part_svm()
+    load2 = os.getloadavg()[0]
     res_dir = HERE / "results"
     res_dir.mkdir(exist_ok=True)
     data = {"machine": info, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "toy": toy, "svm": svm}
@@ -325,13 +382,14 @@ def main():
         "Reproduce: `python benches/bilevel_lvhba.py`",
         "",
         f"Machine: {info['cpu']}, {info['cores']} logical cores (2-core x86_64 AVX2+FMA dev machine, shared); "
-        f"date {data['date']}.",
+        f"date {data['date']}; load average (1 min) {load0:.1f} at the start, {load1:.1f} after part 1, "
+        f"{load2:.1f} at the end (times under load are noisy; the ratios of interest are iterations and accuracy).",
         "",
         "## 1. LLC toy (n = 100, x ∈ R^100, y ∈ R^200, x* = −0.3·1), start x0 = y0 = 10·1",
         "",
-        "| run | rel. error at 1e2 / 1e3 / 1e4 / last iteration | time to rel. error 3e-2 (s) | total time (s) "
-        "| final status |",
-        "|---|---|---|---|---|",
+        "| run | rel. error at 1e2 / 1e3 / 1e4 / last iteration | penalised point at the last c "
+        "| largest rise after it. 1e3 | time to rel. error 3e-2 (s) | total time (s) | final status |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, d in toy.items():
         errs = dict(zip(d["iters"], d["rel_err"]))
@@ -343,8 +401,13 @@ def main():
         last = f"{d['rel_err'][-1]:.2e} (it. {d['iters'][-1]})" if d["iters"] else "–"
         hit = [s for e, s in zip(d["rel_err"], d["times"]) if e <= 3e-2]
         tt = f"{hit[0]:.3f}" if hit else "never"
+        pp = f"{d['final']['path_rel_err']:.2e}" if "path_rel_err" in d["final"] else "–"
+        # rises of the error above round-off (1e-12) after iteration 1000
+        tail = [e for k, e in zip(d["iters"], d["rel_err"]) if k >= 1000]
+        rise = max([b / a for a, b in zip(tail, tail[1:]) if b > 1e-12], default=0.0)
+        rs = f"x{rise:.3g}" if rise > 1.0 else "none"
         L.append(
-            f"| {name} | {at(100)} / {at(1000)} / {at(10000)} / {last} | {tt} | {d['time_s']:.2f} | "
+            f"| {name} | {at(100)} / {at(1000)} / {at(10000)} / {last} | {pp} | {rs} | {tt} | {d['time_s']:.2f} | "
             f"{d['final']['status']} |"
         )
     L += ["", "Final measures of the a = 1 runs:", ""]
@@ -354,44 +417,63 @@ def main():
             L.append(
                 f"- {name}: constraint violation {f['constraint_violation']:.1e}, lower KKT residual "
                 f"{f['lower_residual']:.1e}, stationarity {f['stationarity']:.1e}, penalty c = {f['penalty']:.3g}, "
-                f"multiplier {f['multiplier']:.4f} (λ* = 1)"
+                f"multiplier {f['multiplier']:.4f} (λ* = 1); steps "
+                + ", ".join(f"{k} {v:.3g}" for k, v in d["steps"].items())
             )
     L += [
         "",
         "## 2. SVM hyperparameters (breast_cancer, 200 train / 150 validation / 219 test, one C_i ∈ [0, 10] per sample)",
         "",
-        "| method | val. acc. | test acc. | val. loss | time (s) |",
-        "|---|---|---|---|---|",
+        "| method | val. acc. | test acc. | val. loss (returned y) | val. loss, SVM re-solved at the returned C "
+        "| constraint violation / lower KKT residual | time (s) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, d in svm.items():
         vl = f"{d['val_loss']:.4f}" if "val_loss" in d else "–"
-        L.append(f"| {name} | {d['val_acc']:.3f} | {d['test_acc']:.3f} | {vl} | {d['time_s']:.2f} |")
+        rl = f"{d['resolved_val_loss']:.4f}" if "resolved_val_loss" in d else "–"
+        cv = f"{d['constraint_violation']:.1e} / {d['lower_residual']:.1e}" if "lower_residual" in d else "–"
+        ts = f"{d['time_s']:.2f}" if np.isfinite(d["time_s"]) else "–"
+        L.append(f"| {name} | {d['val_acc']:.3f} | {d['test_acc']:.3f} | {vl} | {rl} | {cv} | {ts} |")
     L += [
         "",
         "## Reading",
         "",
-        "- Toy, a = 1 (the paper's instance): LV-HBA's error follows the penalty, `O(1/c_k)` with",
-        "  `c_k = (k+1)^0.3`: it passes near x* early (about 1e-2 at 1e4 iterations) and then tracks the",
-        "  penalised minimiser, whose distance shrinks like 1/c_k (the lower-level KKT residual reported",
-        "  at the end is of the same order). The multiplier converges to λ* = 1. The run ends with status 1,",
-        "  not a claim of tol. The paper's own constants (c_k = 0.025 (k+1)^0.3, α = 0.008, η = 0.01,",
-        "  γ = 10) diverge here: the paper projects (x, y) onto the hyperplane 1ᵀx + 1ᵀy = 0, while optcore",
-        "  keeps the coupled constraint by a linearised augmented Lagrangian, whose dual step α ρ ‖J‖² = 2.4",
-        "  is unstable at that α; optcore's default steps (from power iterations, α = η ≈ 1.6e-3) are stable.",
-        "  The paper reports curves only (log relative error against time), no table to compare numbers with.",
+        "- Toy, a = 1 (the paper's instance): LV-HBA converges to the stationary point of the penalised",
+        "  reformulation at the current c, known in closed form (`ConstrainedToy.penalised_point(c)`; for",
+        "  γ₁ = 1 its relative error is 0.8/(c + 1.2), multiplier 1 + 0.2/(c + 1.2)): the column 'penalised",
+        "  point at the last c' is the best any iterate can be at that c. With the per-block steps (ρ scaled",
+        "  to the constraint, ρ‖J‖² no stiffer than f and g; before, ρ = 1 with ‖J‖² = 300 set every step",
+        "  to 1.6e-3) the iterate is on that point from about 500 iterations on and its error falls",
+        "  monotonically (largest rise after 1e3: none), 2.44e-2 at c = 31.6 after 1e5 iterations. The",
+        "  former steps lagged behind it, crossed x* near 1e4 iterations (9.8e-3, below the penalised",
+        "  point's 4.7e-2 at c = 15.8) and only then reached it (2.42e-2 at 1e5): the 'rise' was the",
+        "  lagging iterate catching up, not a drift. 1e-6 is out of reach by the method's nature: it needs",
+        "  c ≈ 8e5, k ≈ 5e19 iterations with c_k = (k+1)^0.3 and still ≈ 1e12 with power 0.49 (the",
+        "  paper's theory needs power < 1/2); power = 0.49 reaches 2.8e-3 in 1e5 iterations, on its",
+        "  penalised point too. The runs end with status 1 and say that the penalty bounds the accuracy.",
+        "- The paper's own constants (c_k = 0.025 (k+1)^0.3, α = 0.008, η = 0.01, γ = 10) still diverge",
+        "  here: their λ step η = 0.01 exceeds the dual-ascent bound ½/(γ₁‖J‖² + 1/γ₂) = 1.7e-4 (the",
+        "  paper projects onto the hyperplane; optcore keeps it by multipliers). The paper reports curves",
+        "  only (log relative error against time), no table to compare numbers with.",
         "- Toy, a = 2/3: the upper level is consistent with the lower one, the reformulation is exact, and",
-        "  LV-HBA converges linearly (n = 4: to 1e-8 in the tests; n = 100: slowly, its step is set by",
-        "  ‖J‖² = 300).",
+        "  LV-HBA converges linearly: now to 1e-10 in 1000 iterations at n = 100 (before: 1.1 at 1e3,",
+        "  3.3e-4 at 2e4, its step set by ‖J‖² = 300); the later 'rise' is round-off at 1e-15.",
         "- The penalty method (reparametrised onto the constraint, which only this toy allows, Python",
-        "  oracles) reaches its O(σ) plateau within its first 100 outer iterations and is more accurate",
-        "  than LV-HBA here; compare the times to a relative error of 3e-2 (LV-HBA: native problem).",
-        "- SVM: LV-HBA keeps the validation accuracy of its start (C = 1) and, with the default c0 = 1,",
-        "  the validation loss does not improve with more iterations: with c_k growing, the upper level's",
-        "  weight 1/c_k fades while the ill-conditioned SVM dual (‖Z‖² in the thousands, rank p+1) is solved",
-        "  by steps of about 3e-5. c0 = 0.1 weighs the upper level more (lower validation loss) at the price",
-        "  of the lower level's KKT residual. The penalty method lowers the validation loss further, and a",
-        "  13-value grid search on one common C is as accurate as any in under a second. The paper's SVM numbers",
-        "  are on diabetes/fourclass (LIBSVM files, not bundled offline): not compared here.",
+        "  oracles) reaches its O(σ) plateau within its first 100 outer iterations; LV-HBA with power 0.49",
+        "  reaches 3e-2 first (time column, same run) and ends at 2.8e-3, about the penalty's σ = 1e-2 plateau (2.7e-3).",
+        "- SVM: LV-HBA does not help. The hyperparameters it returns are worth what the start is worth",
+        "  (validation loss of the SVM re-solved at the returned C: 0.0908 up to 1e4 iterations, 0.0888 at",
+        "  5e4; the penalty baseline's C: 0.0769), and the returned y is not the SVM solution (lower KKT",
+        "  residual 1.3-3, loss of y 0.30). Why: the lower level's Hessian ZZᵀ has ‖Z‖² = 2530 but rank",
+        "  31 of 200 (smallest non-zero eigenvalue 0.019): y and θ take steps ½/(‖Z‖² + 1/γ₁) ≈ 2e-4,",
+        "  and in the 169 directions g does not curve they move only through the proximal and box",
+        "  terms, at a rate α/γ₁ ≈ 2e-4 per iteration; steps per block cannot separate span(Z) from its",
+        "  complement (the same coordinates). Tried (numpy prototype, 1e4 iterations): x's own step",
+        "  (0.31) and λ's (0.17): loss of y 0.08 but y infeasible by 0.18, |θ − α*(C)|∞ 0.35 and the",
+        "  re-solved loss 0.104, worse than the start; γ₁ = 1/‖Z‖²: 0.095. The faster λ step is kept",
+        "  at most η_θ for this reason. A 13-value grid search on one common C is as accurate as any in",
+        "  under a second. The paper's SVM numbers are on diabetes/fourclass (LIBSVM files, not bundled",
+        "  offline): not compared here.",
     ]
     (res_dir / "bilevel_lvhba.md").write_text("\n".join(L) + "\n")
     print("\n".join(L))

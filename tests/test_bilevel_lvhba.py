@@ -67,6 +67,54 @@ def test_paper_toy_error_shrinks_with_the_penalty_and_success_is_not_claimed():
     assert errs[1] < 0.5 * errs[0] and errs[1] < 0.1
 
 
+def test_fixed_penalty_reaches_the_penalised_point_in_closed_form():
+    # At a fixed c (power = 0) LV-HBA converges to the stationary point of the penalised
+    # reformulation, known in closed form; for a = 1 it is O(1/c) from x*, and the result says
+    # that the penalty, not the iterations, bounds the accuracy.
+    toy = bilevel.problems.ConstrainedToy(n=4, a=1.0)
+    c = 10.0
+    res = bilevel.minimize(
+        toy, np.full(4, 10.0), method="lvhba", maxiter=20_000, tol=1e-6, warn=False, options={"power": 0.0, "c0": c}
+    )
+    xc, yc, lc = toy.penalised_point(c)
+    assert np.max(np.abs(res.x - xc)) < 1e-6 and np.max(np.abs(res.y - yc)) < 1e-6
+    assert abs(res.multipliers[0] - lc) < 1e-6
+    assert res.penalty == c
+    # 0.8/(c + 1.2) relative error at gamma1 = 1
+    assert np.linalg.norm(xc - toy.optimal_x) / np.linalg.norm(toy.optimal_x) == pytest.approx(0.8 / (c + 1.2))
+    assert res.status == 1 and res.stationarity <= 1e-6 < res.lower_residual
+    assert "set by the penalty" in res.message
+
+
+def test_paper_toy_error_decreases_and_tracks_the_penalised_point():
+    # n = 100, a = 1 (the paper's instance): the coupled constraint sums 300 entries (J² = 300);
+    # per-block steps keep the upper copy's step at the scale of f and g, and the iterate follows
+    # the penalised point x(c_k) as c_k grows: the error falls monotonically from it. 1000 on.
+    toy = bilevel.problems.ConstrainedToy(n=100, a=1.0)
+    seen = []
+    res = bilevel.minimize(
+        toy,
+        np.full(100, 10.0),
+        method="lvhba",
+        maxiter=20_000,
+        warn=False,
+        check_every=500,
+        callback=lambda r: seen.append((r.nit, np.array(r.x))),
+    )
+    rel = [(k, np.linalg.norm(x - toy.optimal_x) / np.linalg.norm(toy.optimal_x)) for k, x in seen if k >= 1000]
+    errs = [e for _, e in rel]
+    assert all(b < a for a, b in zip(errs, errs[1:]))
+    for k, e in rel:
+        path = toy.penalised_point((k + 1) ** 0.3)[0]
+        assert e == pytest.approx(np.linalg.norm(path - toy.optimal_x) / np.linalg.norm(toy.optimal_x), rel=1e-2)
+    st = res.steps
+    assert set(st) == {"x", "y", "theta", "lambda", "rho", "dual"}
+    assert res.step == st["y"] and res.lower_step == st["theta"]
+    # rho scaled to the constraint (J² = 300), the upper steps at the scale of f and g
+    assert st["rho"] == pytest.approx((2 * np.sqrt(2) + 1) / 300, rel=1e-2)
+    assert st["y"] > 0.05 and st["x"] > 0.05 and st["lambda"] < 1e-2
+
+
 def test_python_problem_matches_native():
     n = 3
     kw = {"method": "lvhba", "maxiter": 3000, "warn": False, "rng": 0}

@@ -481,23 +481,27 @@ def minimize(
           ``momentum`` (None, or the STORM ``η`` in (0, 1]), ``inner_tol`` (0),
           ``project_y``;
         - ``penalty``: ``sigma`` (1e-4), ``inner_tol`` (``1e-2 tol σ``), ``project_y``.
-        - ``lvhba`` (its own keys): ``lower_step`` (``η`` of ``(θ, λ)``; default
-          ``½ min(1/(L̂_g + 1/γ₁), γ₂, min(1/γ₁, 1/γ₂)/‖Ĵ‖²)``), ``step`` (``α`` of
-          ``(x, y)``; default
-          ``min(½/(L̂_f/c0 + L̂_g + 1/γ₁ + ρ‖Ĵ‖²), η)``), where ``L̂_f``, ``L̂_g`` and ``‖Ĵ‖²``
-          come from 10-step power iterations at ``(x0, y0)`` on central differences of
-          ``grad_f``, ``grad_g`` and ``h`` (started from ``rng``), ``z_step`` (``β``, 0.1),
-          ``c0`` (1) and ``power``
-          (0.3): the penalty ``c_k = c0 (k+1)^power``; ``gamma1``, ``gamma2`` (1, 1): the
-          proximal parameters; ``z_max`` (1e4): multipliers stay in ``[0, z_max]``;
-          ``rho`` (1): the augmented-Lagrangian parameter of the upper copy's constraint
-          ``h(x, y) ≤ 0``; ``project_x``, ``project_y`` (operators: ``X``, and ``Y`` for both
-          ``y`` and ``θ``). Iteration ``k``: ``θ ← P_Y(θ − η(∇ᵧg(x, θ) + J_yh(x, θ)ᵀλ +
-          (θ − y)/γ₁))``, ``λ ← Π(λ + η(h(x, θ) − (λ − z)/γ₂))``; then
+        - ``lvhba`` (its own keys): ``step`` (``α`` of ``(x, y)``), ``lower_step`` (``η`` of
+          ``(θ, λ)``) and ``rho`` (the augmented-Lagrangian parameter of the upper copy's
+          constraint ``h(x, y) ≤ 0``); by default one step per block, from the curvature of
+          that block at ``(x0, y0)`` (10-step power iterations on central differences of
+          ``grad_f``, ``grad_g`` and ``h``, started from ``rng``): with ``F_b``, ``G_b`` the
+          norms of the rows of ``∇²f``, ``∇²g`` that block ``b ∈ {x, y}`` sees,
+          ``G_θ = ‖∇²ᵧᵧg‖`` and ``J_b``, ``J`` the norms of the constraint's Jacobian,
+          ``ρ = min(1, max_b(F_b/c0 + G_b + [b = y]/γ₁)/J²)``,
+          ``α_x = α_y = min(η_θ, min_b ½/(F_b/c0 + G_b + [b = y]/γ₁ + ρ J_b J))``,
+          ``η_θ = ½/(G_θ + 1/γ₁)``, ``η_λ = min(½/(γ₁ J² + 1/γ₂), η_θ)`` and the step of ``μ``
+          ``τ = min(ρ α, ½/J²)`` (the result's ``steps``); a given ``step`` sets ``α``, a
+          given ``lower_step`` both ``η``. ``z_step`` (``β``, 0.1),
+          ``c0`` (1) and ``power`` (0.3): the penalty ``c_k = c0 (k+1)^power``; ``gamma1``,
+          ``gamma2`` (1, 1): the proximal parameters; ``z_max`` (1e4): multipliers stay in
+          ``[0, z_max]``; ``project_x``, ``project_y`` (operators: ``X``, and ``Y`` for both
+          ``y`` and ``θ``). Iteration ``k``: ``θ ← P_Y(θ − η_θ(∇ᵧg(x, θ) + J_yh(x, θ)ᵀλ +
+          (θ − y)/γ₁))``, ``λ ← Π(λ + η_λ(h(x, θ) − (λ − z)/γ₂))``; then
           ``d_x = ∇ₓf/c_k + ∇ₓg(x, y) − ∇ₓg(x, θ) − J_xh(x, θ)ᵀλ + J_xh(x, y)ᵀμ̂``,
           ``d_y = ∇ᵧf/c_k + ∇ᵧg(x, y) − (y − θ)/γ₁ + J_yh(x, y)ᵀμ̂`` with
-          ``μ̂ = Π(μ + ρh(x, y))``, ``(x, y) ← P_{X×Y}((x, y) − α d)``,
-          ``μ ← Π(μ + αρh(x, y))``, ``z ← Π(z + β(λ − z)/γ₂)``. The reformulation's
+          ``μ̂ = Π(μ + ρh(x, y))``, ``(x, y) ← P_{X×Y}((x, y) − (α_x d_x, α_y d_y))``,
+          ``μ ← Π(μ + τh(x, y))``, ``z ← Π(z + β(λ − z)/γ₂)``. The reformulation's
           minimiser is ``O(1/c)`` from the solution unless ``f``'s gradient vanishes there,
           so the accuracy grows with the iterations like ``1/c_k``.
     callback : callable, optional

@@ -58,7 +58,10 @@ class ConstrainedResult(OptimizeResult):
     penalty : float
         The final penalty ``c = c0 (nit+1)^power``.
     step, lower_step : float
-        The steps used (``α`` of ``(x, y)``, ``η`` of ``(θ, λ)``; estimated unless given).
+        The steps used: ``α_y`` of ``y`` and ``η_θ`` of ``θ`` (estimated unless given).
+    steps : dict
+        All the per-block steps used: ``x``, ``y`` (``α_x``, ``α_y``), ``theta``, ``lambda``
+        (``η_θ``, ``η_λ``), ``rho`` (``ρ``) and ``dual`` (``τ``, the step of ``μ``).
     theta, z : ndarray
         LV-HBA's lower copy ``θ`` and the multipliers' anchor ``z``.
     nit : int
@@ -186,7 +189,14 @@ def _message(status: int, detail, d: dict, tol: float) -> str:
     if status == 0:
         return f"Converged: {what} all <= tol = {tol:g}."
     if status == 1:
-        return f"Iteration limit reached (maxiter = {d['nit']}): {what}; tol = {tol:g}."
+        msg = f"Iteration limit reached (maxiter = {d['nit']}): {what}; tol = {tol:g}."
+        if d["stationarity"] <= tol < d["lower_residual"]:
+            msg += (
+                f" The point is stationary for the penalised reformulation at c = {d['penalty']:.3g}: its"
+                " distance to the bilevel solution is set by the penalty (O(1/c)), not by the iterations at this"
+                " c; a larger c0 or power (< 1/2) reaches a larger c."
+            )
+        return msg
     return STATUS_MESSAGES[status] + (f" {detail}" if detail else "")
 
 

@@ -507,6 +507,43 @@ class ConstrainedToy(NativeConstrainedProblem):
 
     optimal_multiplier = 1.0
 
+    def penalised_point(self, c: float, gamma1: float = 1.0) -> tuple:
+        """The point LV-HBA converges to at a fixed penalty ``c`` (``options={"power": 0,
+        "c0": c}``): the stationary point of the penalised reformulation ``f/c + g − v_γ``
+        with ``z = λ``, ``h(x, θ) = h(x, y) = 0``. By symmetry every coordinate is the same;
+        per coordinate, with ``x = s``, ``y = (u, w)``, ``θ = (p, q)``, multipliers ``l``
+        (lower) and ``m`` (upper), it solves the linear system
+        ``p − s − l + (p − u)/γ₁ = 0``, ``1 − l + (q − w)/γ₁ = 0``, ``s + p + q = 0``,
+        ``(s − w)/c − u − m + p + l = 0``, ``(u − a)/c + u − s − (u − p)/γ₁ − m = 0``,
+        ``(w − s)/c + 1 − (w − q)/γ₁ − m = 0``, ``s + u + w = 0``.
+
+        Returns
+        -------
+        x, y : ndarray
+        multiplier : float
+            ``λ``. For ``a = 1``, ``γ₁ = 1``: ``x = x* − 0.24/(c + 1.2)·𝟏``, a relative
+            error ``0.8/(c + 1.2)``.
+        """
+        c, g = float(c), float(gamma1)
+        if not (c > 0 and g > 0 and np.isfinite(c) and np.isfinite(g)):
+            raise ValueError(f"`c` and `gamma1` must be positive and finite; got {c!r}, {g!r}.")
+        # unknowns s, u, w, p, q, l, m
+        A = np.array(
+            [
+                [-1, -1 / g, 0, 1 + 1 / g, 0, -1, 0],
+                [0, 0, -1 / g, 0, 1 / g, -1, 0],
+                [1, 0, 0, 1, 1, 0, 0],
+                [1 / c, -1, -1 / c, 1, 0, 1, -1],
+                [-1, 1 / c + 1 - 1 / g, 0, 1 / g, 0, 0, -1],
+                [-1 / c, 0, 1 / c - 1 / g, 0, 1 / g, 0, -1],
+                [1, 1, 1, 0, 0, 0, 0],
+            ]
+        )
+        b = np.array([0.0, -1.0, 0.0, 0.0, self.a / c, -1.0, 0.0])
+        s, u, w, _, _, lam, _ = np.linalg.solve(A, b)
+        n = self.n
+        return np.full(n, s), np.concatenate([np.full(n, u), np.full(n, w)]), float(lam)
+
 
 class SVMHyperparameter(NativeConstrainedProblem):
     """Per-sample box bounds of a linear soft-margin SVM, chosen on a validation set.

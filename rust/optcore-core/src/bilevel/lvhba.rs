@@ -20,7 +20,13 @@
 //! entries of `h`, constraints `h_i = 0`) to `[−U, U]`. The paper keeps `(x, y)` in
 //! `{h(x, y) ≤ 0}` by a projection; a general coupled constraint has none, so step 2 adds the
 //! linearised augmented-Lagrangian term `J h(x, y)ᵀ[μ + ρ h(x, y)]₊` and takes the dual step
-//! `μ ← [μ + αρ h(x, y)]₊` (for the problems the paper projects, this reaches the same points).
+//! `μ ← [μ + τ h(x, y)]₊` (for the problems the paper projects, this reaches the same points).
+//!
+//! The steps are per block ([`steps`]): `α` for the upper copy (the smaller of its blocks'
+//! bounds), `η_θ`, `η_λ` for the lower copy and its multipliers, `ρ` and `τ` for the
+//! augmented-Lagrangian term, each from the curvature of its own block, so that one badly
+//! scaled block (a coupled constraint summing hundreds of entries) does not set the step of
+//! the others.
 //!
 //! What a run reports is measured on the returned point ([`measure`]).
 
@@ -30,7 +36,6 @@ use crate::error::{OptError, Result};
 use crate::linalg::all_finite;
 use crate::operators::SharedOp;
 use crate::real::Real;
-use crate::rng::Rng;
 use crate::solver::{Control, Observer, Report, Termination};
 
 /// Oracles of a bilevel problem with a constrained lower level.
@@ -61,20 +66,21 @@ pub struct LvOptions<T: Real> {
     /// Penalty schedule `c_k = c0 (k+1)^power`.
     pub c0: f64,
     pub power: f64,
-    /// Step of `(x, y)` (None: [`default_steps`]).
+    /// Step of `(x, y)`, both blocks (None: per block, [`steps::default_steps`]).
     pub alpha: Option<f64>,
     /// Step of `z`.
     pub beta: f64,
-    /// Step of `(θ, λ)` (None: [`default_steps`]).
+    /// Step of `(θ, λ)`, both blocks (None: per block, [`steps::default_steps`]).
     pub eta: Option<f64>,
-    /// Seeds the power iterations of [`default_steps`].
+    /// Seeds the power iterations of [`steps::default_steps`].
     pub seed: u64,
     pub gamma1: f64,
     pub gamma2: f64,
     /// Multipliers and `z` stay in `[0, U]` (equalities: `[−U, U]`).
     pub z_max: f64,
-    /// Augmented-Lagrangian parameter of the upper copy's constraint `h(x, y) ≤ 0`.
-    pub rho: f64,
+    /// Augmented-Lagrangian parameter of the upper copy's constraint `h(x, y) ≤ 0` (None:
+    /// [`steps::default_steps`]).
+    pub rho: Option<f64>,
     pub proj_x: Option<SharedOp<T>>,
     pub proj_y: Option<SharedOp<T>>,
 }
@@ -94,7 +100,7 @@ impl<T: Real> Default for LvOptions<T> {
             gamma1: 1.0,
             gamma2: 1.0,
             z_max: 1e4,
-            rho: 1.0,
+            rho: None,
             proj_x: None,
             proj_y: None,
         }
@@ -120,7 +126,7 @@ pub struct Measures {
     /// `max(‖y − P_Y(y − ∇ᵧg − J_yhᵀλ)‖∞, max_ineq |λ_i h_i(x, y)|)`.
     pub lower: f64,
     /// The projected gradient (∞-norm) of the reformulation's penalised Lagrangian in `f`'s
-    /// units, `c_k ‖(x, y) − P((x, y) − α d)‖∞ / α`.
+    /// units, `c_k max_b ‖b − P(b − α_b d_b)‖∞ / α_b` over the blocks `b ∈ {x, y}`.
     pub stationarity: f64,
 }
 
@@ -141,10 +147,25 @@ pub struct LvOutput<T> {
     pub measures: Measures,
     pub nit: usize,
     pub penalty: f64,
-    /// The steps used: `α` of `(x, y)` and `η` of `(θ, λ)`.
-    pub steps: (f64, f64),
+    /// The steps used.
+    pub steps: Steps,
     pub counts: LvCounts,
     pub termination: Termination,
+}
+
+/// The steps of a run, one per block.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Steps {
+    /// `α_x`, `α_y`: the upper copy's blocks `x` and `y`.
+    pub x: f64,
+    pub y: f64,
+    /// `η_θ`, `η_λ`: the lower copy `θ` and its multipliers `λ`.
+    pub theta: f64,
+    pub lam: f64,
+    /// `ρ`, the augmented-Lagrangian parameter of `h(x, y) ≤ 0`, and `τ`, the step of its
+    /// multipliers `μ`.
+    pub rho: f64,
+    pub dual: f64,
 }
 
 /// The iterate: upper copy `(x, y)`, lower copy `θ`, multipliers `λ`, their anchor `z`, and
@@ -162,8 +183,7 @@ struct State<T> {
 struct Run<'a, T: Real> {
     p: &'a dyn Constrained<T>,
     o: &'a LvOptions<T>,
-    alpha: f64,
-    eta: f64,
+    st: Steps,
     m_ineq: usize,
     counts: LvCounts,
     gx: Vec<T>,
@@ -223,7 +243,7 @@ impl<'a, T: Real> Run<'a, T> {
     }
 
     /// `Π(μ + t h(x, y))` (needs `hv` at `(x, y)`): with `t = ρ` the multipliers of the
-    /// augmented-Lagrangian term of the direction, with `t = αρ` the dual step of `μ`.
+    /// augmented-Lagrangian term of the direction, with `t = τ` the dual step of `μ`.
     fn al_mult(&self, mu: &[T], t: f64) -> Vec<T> {
         mu.iter()
             .zip(&self.hv)
@@ -236,7 +256,7 @@ impl<'a, T: Real> Run<'a, T> {
     }
 
     /// The direction `d = (d_x, d_y)` of step 2 at `s` with penalty `c` (`s.theta`, `s.lam`
-    /// already updated); returns it and the next `μ` (a dual step `αρ h(x, y)`).
+    /// already updated); returns it and the next `μ` (a dual step `τ h(x, y)`).
     fn direction(&mut self, s: &State<T>, c: f64) -> Result<(Vec<T>, Vec<T>, Vec<T>)> {
         let (dx, dy) = (s.x.len(), s.y.len());
         let mut d_x = try_zeroed::<T>(dx, "x")?;
@@ -258,8 +278,8 @@ impl<'a, T: Real> Run<'a, T> {
         }
         // + J h(x, y)ᵀ[μ + ρ h(x, y)].
         self.h(&s.x, &s.y)?;
-        let m = self.al_mult(&s.mu, self.o.rho);
-        let mu = self.al_mult(&s.mu, self.alpha * self.o.rho);
+        let m = self.al_mult(&s.mu, self.st.rho);
+        let mu = self.al_mult(&s.mu, self.st.dual);
         self.jac(&s.x, &s.y, &m)?;
         add_into(&mut d_x, &self.jx, 1.0);
         add_into(&mut d_y, &self.jy, 1.0);
@@ -275,7 +295,7 @@ impl<'a, T: Real> Run<'a, T> {
 
     /// Step 1: one projected descent–ascent step on `(θ, λ)`.
     fn lower_step(&mut self, s: &mut State<T>) -> Result<()> {
-        let eta = self.eta;
+        let (eta, eta_l) = (self.st.theta, self.st.lam);
         let g1 = 1.0 / self.o.gamma1;
         let g2 = 1.0 / self.o.gamma2;
         self.grad_g(&s.x, &s.theta)?;
@@ -288,17 +308,17 @@ impl<'a, T: Real> Run<'a, T> {
         project(&self.o.proj_y, &mut s.theta)?;
         for i in 0..s.lam.len() {
             let l = s.lam[i].as_f64();
-            let v = l + eta * (self.hv[i].as_f64() - g2 * (l - s.z[i].as_f64()));
+            let v = l + eta_l * (self.hv[i].as_f64() - g2 * (l - s.z[i].as_f64()));
             s.lam[i] = T::from_f64(clip(v, self.lo(i), self.o.z_max));
         }
         Ok(())
     }
 
-    /// Projected step `P_{X×Y}((x, y) − α d)` into new vectors.
+    /// Projected step `P_{X×Y}((x, y) − (α_x d_x, α_y d_y))` into new vectors.
     fn upper_point(&self, s: &State<T>, d_x: &[T], d_y: &[T]) -> Result<(Vec<T>, Vec<T>)> {
-        let a = self.alpha;
-        let mut x: Vec<T> = s.x.iter().zip(d_x).map(|(&v, &d)| T::from_f64(v.as_f64() - a * d.as_f64())).collect();
-        let mut y: Vec<T> = s.y.iter().zip(d_y).map(|(&v, &d)| T::from_f64(v.as_f64() - a * d.as_f64())).collect();
+        let (ax, ay) = (self.st.x, self.st.y);
+        let mut x: Vec<T> = s.x.iter().zip(d_x).map(|(&v, &d)| T::from_f64(v.as_f64() - ax * d.as_f64())).collect();
+        let mut y: Vec<T> = s.y.iter().zip(d_y).map(|(&v, &d)| T::from_f64(v.as_f64() - ay * d.as_f64())).collect();
         project(&self.o.proj_x, &mut x)?;
         project(&self.o.proj_y, &mut y)?;
         Ok((x, y))
@@ -330,13 +350,11 @@ impl<'a, T: Real> Run<'a, T> {
         let kkt = s.y.iter().zip(&yl).map(|(a, b)| (a.as_f64() - b.as_f64()).abs()).fold(0.0, f64::max);
         let (d_x, d_y, _) = self.direction(s, c)?;
         let (xn, yn) = self.upper_point(s, &d_x, &d_y)?;
-        let step =
-            s.x.iter()
-                .zip(&xn)
-                .chain(s.y.iter().zip(&yn))
-                .map(|(a, b)| (a.as_f64() - b.as_f64()).abs())
-                .fold(0.0, f64::max);
-        Ok(Measures { violation, lower: kkt.max(comp), stationarity: c * step / self.alpha })
+        let moved = |a: &[T], b: &[T], step: f64| {
+            a.iter().zip(b).map(|(a, b)| (a.as_f64() - b.as_f64()).abs()).fold(0.0, f64::max) / step
+        };
+        let stationarity = c * moved(&s.x, &xn, self.st.x).max(moved(&s.y, &yn, self.st.y));
+        Ok(Measures { violation, lower: kkt.max(comp), stationarity })
     }
 }
 
@@ -349,7 +367,7 @@ fn check_options<T: Real>(o: &LvOptions<T>) -> Result<()> {
         ("gamma1", o.gamma1),
         ("gamma2", o.gamma2),
         ("z_max", o.z_max),
-        ("rho", o.rho),
+        ("rho", o.rho.unwrap_or(1.0)),
     ] {
         if !(v > 0.0 && v.is_finite()) {
             return Err(OptError::InvalidInput(format!("options[{name:?}] must be positive and finite; got {v}")));
@@ -409,8 +427,7 @@ pub fn minimize_lvhba<T: Real>(
     let mut r = Run {
         p,
         o,
-        alpha: o.alpha.unwrap_or(f64::NAN),
-        eta: o.eta.unwrap_or(f64::NAN),
+        st: Steps { x: f64::NAN, y: f64::NAN, theta: f64::NAN, lam: f64::NAN, rho: f64::NAN, dual: f64::NAN },
         m_ineq: m - m_eq,
         counts: LvCounts::default(),
         gx: try_zeroed(dx, "x")?,
@@ -430,11 +447,7 @@ pub fn minimize_lvhba<T: Real>(
     project(&o.proj_x, &mut s.x)?;
     project(&o.proj_y, &mut s.y)?;
     project(&o.proj_y, &mut s.theta)?;
-    if o.alpha.is_none() || o.eta.is_none() {
-        let (a, e) = default_steps(&mut r, &s)?;
-        r.alpha = o.alpha.unwrap_or(a);
-        r.eta = o.eta.unwrap_or(e);
-    }
+    r.st = steps::default_steps(&mut r, &s)?;
     let penalty = |k: usize| o.c0 * ((k + 1) as f64).powf(o.power);
     let g2 = 1.0 / o.gamma2;
     let mut nit = 0;
@@ -519,108 +532,11 @@ pub fn minimize_lvhba<T: Real>(
         measures,
         nit,
         penalty: c,
-        steps: (r.alpha, r.eta),
+        steps: r.st,
         counts: r.counts,
         termination: term,
     })
 }
 
-/// The largest eigenvalue (from below) of a symmetric positive semidefinite map by `probes`
-/// power iterations from a random start.
-fn power<R>(
-    r: &mut R,
-    rng: &mut Rng,
-    n: usize,
-    probes: usize,
-    mut apply: impl FnMut(&mut R, &[f64]) -> Result<Vec<f64>>,
-) -> Result<f64> {
-    if n == 0 {
-        return Ok(0.0);
-    }
-    let mut u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
-    let mut l = 0.0;
-    for _ in 0..probes {
-        let un = u.iter().map(|v| v * v).sum::<f64>().sqrt();
-        if !(un > 0.0 && un.is_finite()) {
-            break;
-        }
-        u.iter_mut().for_each(|v| *v /= un);
-        let w = apply(r, &u)?;
-        l = w.iter().map(|v| v * v).sum::<f64>().sqrt();
-        u = w;
-    }
-    Ok(l)
-}
-
-/// `(x, y) ± ε v` for a joint direction `v` (length `d_x + d_y`), with the central-difference
-/// step `ε = ε_mach^{1/3} (1 + ‖(x, y)‖) / ‖v‖`; returns the points and `ε`.
-fn fd_points<T: Real>(x: &[T], y: &[T], v: &[f64]) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>, f64) {
-    let nrm = x.iter().chain(y).map(|e| e.as_f64().powi(2)).sum::<f64>().sqrt();
-    let vn = v.iter().map(|e| e * e).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
-    let eps = T::epsilon().as_f64().cbrt() * (1.0 + nrm) / vn;
-    let dx = x.len();
-    let shift = |a: &[T], off: usize, sgn: f64| -> Vec<T> {
-        a.iter().enumerate().map(|(i, e)| T::from_f64(e.as_f64() + sgn * eps * v[off + i])).collect()
-    };
-    (shift(x, 0, 1.0), shift(y, dx, 1.0), shift(x, 0, -1.0), shift(y, dx, -1.0), eps)
-}
-
-/// Default steps from 10-step power iterations at the start point (seeded by `seed`): `L_f`
-/// and `L_g`, the curvatures of `f` and `g` in `(x, y)` (central differences of their
-/// gradients), and `‖J‖²`, the top eigenvalue of `J Jᵀ` for `J = ∂h/∂(x, y)` (central
-/// differences of `h` along `Jᵀw`). The saddle step on `(θ, λ)` keeps each block's gradient
-/// step stable and the bilinear coupling below the regularisation that damps it,
-/// `η = ½ min(1/(L_g + 1/γ₁), γ₂, min(1/γ₁, 1/γ₂)/‖J‖²)`; the step on `(x, y)` is `½` over
-/// the smoothness of the penalised Lagrangian, `α = ½ / (L_f/c₀ + L_g + 1/γ₁ + ρ‖J‖²)`, and
-/// at most `η`.
-fn default_steps<T: Real>(r: &mut Run<'_, T>, s: &State<T>) -> Result<(f64, f64)> {
-    let mut rng = Rng::new(r.o.seed);
-    let (dx, dy) = (s.x.len(), s.y.len());
-    let m = r.hv.len();
-    let (x, y) = (&s.x, &s.y);
-    let grad_diff = |r: &mut Run<'_, T>, v: &[f64], upper: bool| -> Result<Vec<f64>> {
-        let (xp, yp, xm, ym, eps) = fd_points(x, y, v);
-        let mut out = vec![0.0; dx + dy];
-        for (pt, sgn) in [((&xp, &yp), 1.0), ((&xm, &ym), -1.0)] {
-            if upper {
-                r.counts.grad_f += 1;
-                r.p.grad_f(pt.0, pt.1, &mut r.gx, &mut r.gy)?;
-                finite("grad_f", &r.gx)?;
-                finite("grad_f", &r.gy)?;
-            } else {
-                r.grad_g(pt.0, pt.1)?;
-            }
-            for (o, g) in out.iter_mut().zip(r.gx.iter().chain(&r.gy)) {
-                *o += sgn * g.as_f64() / (2.0 * eps);
-            }
-        }
-        Ok(out)
-    };
-    let lg = power(r, &mut rng, dx + dy, 10, |r, v| grad_diff(r, v, false))?;
-    let lf = power(r, &mut rng, dx + dy, 10, |r, v| grad_diff(r, v, true))?;
-    let jj = power(r, &mut rng, m, 10, |r, w| {
-        let wt: Vec<T> = w.iter().map(|&e| T::from_f64(e)).collect();
-        r.jac(x, y, &wt)?;
-        let v: Vec<f64> = r.jx.iter().chain(&r.jy).map(|e| e.as_f64()).collect();
-        if v.iter().all(|&e| e == 0.0) {
-            return Ok(vec![0.0; m]);
-        }
-        let (xp, yp, xm, ym, eps) = fd_points(x, y, &v);
-        r.h(&xp, &yp)?;
-        let hp: Vec<f64> = r.hv.iter().map(|e| e.as_f64()).collect();
-        r.h(&xm, &ym)?;
-        Ok(hp.iter().zip(&r.hv).map(|(a, b)| (a - b.as_f64()) / (2.0 * eps)).collect())
-    })?;
-    let (g1, g2) = (1.0 / r.o.gamma1, 1.0 / r.o.gamma2);
-    let eta = 0.5 * (1.0 / (lg + g1)).min(r.o.gamma2).min(g1.min(g2) / jj);
-    // The lower copy must move at least as fast as the upper one (with `α > η` the iteration
-    // diverges on the paper's toy).
-    let alpha = (0.5 / (lf / r.o.c0 + lg + g1 + r.o.rho * jj)).min(r.o.eta.unwrap_or(eta));
-    if !(eta > 0.0 && eta.is_finite() && alpha > 0.0 && alpha.is_finite()) {
-        return Err(OptError::Numerical(format!(
-            "could not estimate the step sizes at x0, y0 (L_f ≈ {lf}, L_g ≈ {lg}, ‖J‖² ≈ {jj}); \
-             pass options['step'] and options['lower_step']"
-        )));
-    }
-    Ok((alpha, eta))
-}
+#[path = "lvhba_steps.rs"]
+mod steps;

@@ -40,4 +40,4 @@ pub mod lvhba;
 pub mod direct;
 pub use constrained::{LlcToy, SvmDual};
 pub use direct::LowerSolve;
-pub use lvhba::{minimize_lvhba, Constrained, LvCounts, LvOptions, LvOutput, Measures};
+pub use lvhba::{minimize_lvhba, Constrained, LvCounts, LvOptions, LvOutput, Measures, Steps};

@@ -416,12 +416,25 @@ mod lvhba_tests {
         let p = LlcToy { n: 3, a: 1.0 };
         let o = LvOptions::<f64> { maxiter: 1, ..Default::default() };
         let out = minimize_lvhba(&p, &[1.0; 3], &[0.0; 6], &o, &mut NoObserver).unwrap();
-        // L_g = (1 + √5)/2, L_f = 2, ‖J‖² = 9 (J = −𝟏ᵀ on 9 entries), γ₁ = γ₂ = 1:
-        // η = ½ min(1/(L_g + 1), 1, 1/9) = 1/18, α = min(½/(L_f + L_g + 1 + 9), η).
-        let lg = 0.5 * (1.0 + 5f64.sqrt());
-        let alpha = 0.5 / (2.0 + lg + 1.0 + 9.0);
-        assert!((out.steps.1 * 18.0 - 1.0).abs() < 1e-4, "{:?}", out.steps);
-        assert!((out.steps.0 / alpha - 1.0).abs() < 1e-4, "{:?}", out.steps);
+        // Per coordinate (x, y₁, y₂): ∇²f = [[1, 0, −1], [0, 1, 0], [−1, 0, 1]], ∇²g =
+        // [[0, −1, 0], [−1, 1, 0], [0, 0, 0]]: rows F_x = F_y = √2, G_x = 1, G_y = √2, G_θ = 1;
+        // J = −𝟏ᵀ: J_x² = 3, J_y² = 6, J² = 9; γ₁ = γ₂ = c₀ = 1.
+        let r2 = 2f64.sqrt();
+        let (lx, ly) = (r2 + 1.0, 2.0 * r2 + 1.0);
+        let rho = ly / 9.0;
+        let a = (0.5 / (lx + rho * 3f64.sqrt() * 3.0)).min(0.5 / (ly + rho * 6f64.sqrt() * 3.0)).min(0.25);
+        let want = [a, a, 0.25, 0.5 / 10.0, rho, (rho * a).min(0.5 / 9.0)];
+        let st = out.steps;
+        let got = [st.x, st.y, st.theta, st.lam, st.rho, st.dual];
+        for (g, w) in got.iter().zip(&want) {
+            assert!((g / w - 1.0).abs() < 1e-3, "{st:?} vs {want:?}");
+        }
+        // Given steps and ρ are used as they are.
+        let o =
+            LvOptions::<f64> { maxiter: 1, alpha: Some(0.01), eta: Some(0.02), rho: Some(2.0), ..Default::default() };
+        let st = minimize_lvhba(&p, &[1.0; 3], &[0.0; 6], &o, &mut NoObserver).unwrap().steps;
+        // τ = min(ρα, ½/J²) = ρα here: the dual step of the former single-step rule.
+        assert_eq!((st.x, st.y, st.theta, st.lam, st.rho, st.dual), (0.01, 0.01, 0.02, 0.02, 2.0, 0.02));
     }
 
     #[test]

@@ -163,9 +163,9 @@ fn lv_options<T: Real>(
         seed = "seed",
         gamma1 = "gamma1",
         gamma2 = "gamma2",
-        z_max = "z_max",
-        rho = "rho"
+        z_max = "z_max"
     );
+    o.rho = opts.get("rho")?;
     o.alpha = opts.get("step")?;
     o.eta = opts.get("lower_step")?;
     for (key, slot) in [("project_x", &mut o.proj_x), ("project_y", &mut o.proj_y)] {
@@ -230,6 +230,13 @@ macro_rules! lvhba_fn {
             obs.raise_pending()?;
             let (nx, ny, nm) = (out.x.len(), out.y.len(), out.multipliers.len());
             let c = out.counts;
+            let st = out.steps;
+            let steps = PyDict::new(py);
+            for (k, v) in
+                [("x", st.x), ("y", st.y), ("theta", st.theta), ("lambda", st.lam), ("rho", st.rho), ("dual", st.dual)]
+            {
+                steps.set_item(k, v)?;
+            }
             let counts = PyDict::new(py);
             counts.set_item("grad_f", c.grad_f)?;
             counts.set_item("grad_g", c.grad_g)?;
@@ -247,8 +254,9 @@ macro_rules! lvhba_fn {
                 .set("lower_residual", out.measures.lower)?
                 .set("stationarity", out.measures.stationarity)?
                 .set("penalty", out.penalty)?
-                .set("step", out.steps.0)?
-                .set("lower_step", out.steps.1)?
+                .set("step", out.steps.y)?
+                .set("lower_step", out.steps.theta)?
+                .set("steps", steps)?
                 .set("nit", out.nit)?
                 .set("oracle_calls", counts)?
                 .into_dict())
