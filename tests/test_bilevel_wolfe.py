@@ -1,5 +1,5 @@
 """optcore.bilevel's L-BFGS outer loop with the direct lower solve (issue 22): the strong-Wolfe
-line search takes at most a few times as many iterations as SciPy's L-BFGS-B on the closed form, never
+line search (L-BFGS-B's) takes about as many iterations as SciPy's L-BFGS-B on the closed form, never
 accepts a step that increases F, and the blocked Cholesky behind the direct solve gives the
 same bits whatever the number of threads."""
 
@@ -68,10 +68,15 @@ def first_reach(values, f_star, rel):
     return next((k for k, f in enumerate(values) if f - f_star <= rel * abs(f_star)), None)
 
 
-def test_iterations_to_1e_6_are_within_2_5x_of_scipy_lbfgsb():
-    # Measured: 266 against 165 here (d = 50), 588 against 308 at d = 100.
-    pr = ridge(50, 800)
-    res, xs = run(pr, 500)
+@pytest.mark.parametrize("d", [50, 100])
+def test_iterations_to_1e_6_are_within_1_5x_of_scipy_lbfgsb(d):
+    # Measured with L-BFGS-B's line search (Moré–Thuente, ftol 1e-3): 217 against 194
+    # (d = 50), 292 against 298 (d = 100). The previous strong-Wolfe search (t <- 4t, cubic
+    # clipped to the bracket's inner 80%, c1 = 1e-4) took 266 and 588. The counts are chaotic
+    # (a 1e-12 relative perturbation of the hypergradient moves L-BFGS-B's own count at d = 100
+    # between 263 and 524), hence the margin.
+    pr = ridge(d, 800)
+    res, xs = run(pr, 1000)
     assert res.lower_solve == "direct"
     F_ours = [pr.exact.value(x) for x in xs]
     F_scipy = []
@@ -81,12 +86,12 @@ def test_iterations_to_1e_6_are_within_2_5x_of_scipy_lbfgsb():
         jac=True,
         method="L-BFGS-B",
         callback=lambda intermediate_result: F_scipy.append(pr.exact.value(intermediate_result.x)),
-        options={"gtol": 1e-12, "ftol": 0, "maxiter": 500},
+        options={"gtol": 1e-12, "ftol": 0, "maxiter": 1000},
     )
     f_star = min(min(F_ours), min(F_scipy))
     k_ours, k_scipy = first_reach(F_ours, f_star, 1e-6), first_reach(F_scipy, f_star, 1e-6)
     assert k_ours is not None and k_scipy is not None
-    assert k_ours <= 2.5 * k_scipy, (k_ours, k_scipy)
+    assert k_ours <= 1.5 * k_scipy, (k_ours, k_scipy)
 
 
 def test_no_accepted_step_increases_F():

@@ -68,10 +68,11 @@ Outer loops (``outer=``)
     ``k`` the lower level is solved to ``‖∇ᵧg‖ ≤ η_k R`` (``R`` the lower residual at the start)
     and the linear system to ``‖Hv − ∇ᵧf‖ ≤ η_k ‖∇ᵧf‖``, ``η_k = 1e-6 min(1, ‖ĝ_{k−1}‖/‖ĝ₀‖)``:
     the hypergradient's error shrinks in proportion to the hypergradient (a bounded relative
-    error keeps it a descent direction). Line search: where the problem evaluates ``f`` and
-    ``x`` has no bounds, a strong-Wolfe search (L-BFGS-B's conditions: sufficient decrease and
-    ``|ĝ(x + t d)ᵀd| ≤ 0.9 |ĝᵀd|``, by extrapolation and cubic interpolation); otherwise (and
-    where that search finds no step) backtracking with interpolation; when the
+    error keeps it a descent direction). Line search: where the problem evaluates ``f``,
+    ``x`` has no bounds and the method is ``aid`` or ``exact``, L-BFGS-B's (Moré–Thuente:
+    sufficient decrease with ``c₁ = 1e-3`` and ``|ĝ(x + t d)ᵀd| ≤ 0.9 |ĝᵀd|``; the first
+    iteration's first trial ``x − ĝ/‖ĝ‖``); otherwise (and where that search finds no step)
+    backtracking with interpolation; when the
     problem evaluates ``f`` (native problems, ``Problem(f=...)``), Armijo's test on
     ``F̂ = f(x, y) − vᵀ∇ᵧg(x, y)`` (``F`` to second order in the residuals), so no accepted
     step increases ``F`` beyond its rounding error; without ``f``, the decrease is estimated

@@ -31,8 +31,9 @@
 //! to them), and the line search follows the projected arc `clip(x + t d)`. A direction that
 //! is not a descent direction on the arc resets the memory (steepest descent).
 //!
-//! Line search where the problem evaluates `f` and `x` has no bounds: the strong-Wolfe
-//! search of [`wolfe`] (L-BFGS-B's conditions), falling back to the backtracking below when no
+//! Line search where the problem evaluates `f`, `x` has no bounds and the method is `aid` or
+//! `exact`: L-BFGS-B's strong-Wolfe search ([`wolfe`], Moré–Thuente), its first trial on the
+//! first iteration the step to `x − ĝ/‖ĝ‖`, falling back to the backtracking below when no
 //! trial passes. Otherwise: backtracking from `t = 1` (first iteration: `t = min(1, 1/‖ĝ‖)`) with
 //! quadratic interpolation, safeguarded to `[0.1 t, 0.5 t]`; a full step that passes while
 //! the slope at its end is still below `0.9` times the initial slope (Wolfe's curvature
@@ -458,9 +459,18 @@ fn lbfgs_loop<T: Real>(c: &mut Ctx<'_, T>, mut x: Vec<T>, y: Vec<T>, obs: &mut d
                 let sc = if mem.pairs.is_empty() { (1.0 / gn).min(1.0) } else { 1.0 };
                 cur.g.iter().zip(&free).map(|(&v, &f)| if f { -sc * v } else { 0.0 }).collect()
             });
-            // Strong Wolfe where `F̂` is available and `x` unbounded; backtracking otherwise,
-            // and where the Wolfe search finds no acceptable trial.
-            let wolfe = if ev.has_f && bounds.is_none() { wolfe::wolfe_search(c, &ev, &cur, &dir, eta)? } else { None };
+            // Strong Wolfe where `F̂` is available, `ĝ` is its gradient (not ITD's: the
+            // unrolled estimate's bias makes the slopes disagree with the values, and the
+            // interpolations of the search collapse to ever shorter steps) and `x` unbounded;
+            // backtracking otherwise, and where the Wolfe search finds no acceptable trial.
+            // The first trial step: 1, or on the first iteration's steepest-descent direction
+            // (scaled by `min(1, 1/‖ĝ‖)` above) the step to `x − ĝ/‖ĝ‖` (L-BFGS-B's).
+            let t0 = if steepest && k == 0 { (1.0 / norm(&cur.g)).max(1.0) } else { 1.0 };
+            let wolfe = if ev.has_f && bounds.is_none() && ev.method != Method::Itd {
+                wolfe::wolfe_search(c, &ev, &cur, &dir, eta, t0)?
+            } else {
+                None
+            };
             let found = match wolfe {
                 Some(w) => Some(w),
                 None => line_search(c, &ev, &cur, &dir, eta, &bounds, steepest && k == 0)?,
