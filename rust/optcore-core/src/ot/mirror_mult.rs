@@ -20,14 +20,14 @@
 //! average's read and write on the passes that hold an averaged pair of iterates, one pass in
 //! [`AVERAGE_EVERY`](super::mirror_step::AVERAGE_EVERY) (`mirror_step::AverageWeights` gives
 //! the rule and why it keeps the rate): `1.5 + 1 / AVERAGE_EVERY` streams per iteration, where
-//! averaging every iterate took 2.5. Every other pass takes the row blocks last to first: the
-//! arrays of `n x m` f64 from n ≈ 1000 (16 MB for `Q` and `E`) outgrow the share of the L3
-//! cache a pass keeps, and a pass that starts where the previous one ended finds those rows
-//! still in cache, where a forward sweep after a forward sweep evicts each row just before it
-//! needs it. The sums do not depend on the direction (each block's rows in order, the blocks'
-//! column sums combined in block order), so neither does any bit of the result, nor on the
-//! number of threads. The row potentials are kept in f64
-//! (`ρ_i += ln α_i + η min M` per factor `E`), so `ln Q_ij = ρ_i + c_j - S M_ij` as in the
+//! averaging every iterate took 2.5. Every other pass takes the row blocks last to first: from
+//! n ≈ 1000 in f64 `Q` and `E` (16 MB) outgrow the share of the L3 cache a pass keeps, and a
+//! pass that starts where the previous one ended could find those rows still in cache. Measured
+//! (`benches/results/ot_mirror_stream.md`) the gain is within the noise at low load: this L3
+//! does not keep a streamed array as an LRU cache would. The sums do not depend on the
+//! direction (each block's rows in order, the blocks' column sums combined in block order), so
+//! neither does any bit of the result, nor on the number of threads. The row potentials are
+//! kept in f64 (`ρ_i += ln α_i + η min M` per factor `E`), so `ln Q_ij = ρ_i + c_j - S M_ij` as in the
 //! potentials form (`mirror_linear.rs`), and the certificate uses them the same way.
 //!
 //! Rounding: the iteration is the exact one for the cost `-ln(fl(E)) / η`, within a few ulp
