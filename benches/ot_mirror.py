@@ -235,8 +235,11 @@ def main():
         "(s, ~4 flops); Mirror `last` reads the plan and the factor and writes the plan once per two "
         "iterations (1.5 s, ~5 flops, no exp); `average` adds the average's read and write on the one pass "
         "in four that holds an averaged pair of iterates (1.75 s; averaging every iterate, as before, took "
-        "2.5 s). `benches/results/ot_mirror_stream.md` times passes that only stream the same arrays "
-        "(`cargo run -p optcore-core --profile fast --example mirror_stream`).",
+        "2.5 s). Every other pass takes the row blocks last to first, meant to start on rows the previous pass "
+        "left in cache (no bit of the result changes; gain within the noise at load 2-6, see the A/B in "
+        "`benches/results/ot_mirror_stream.md`, which also "
+        "times passes that only stream the same arrays: "
+        "`cargo run -p optcore-core --profile fast --example mirror_stream`).",
         "",
     ]
     lines += [

@@ -56,17 +56,18 @@ fn pass_k<T: Num>(k: &[T]) -> f64 {
     acc.iter().map(|x| x.to_f64()).sum()
 }
 
-/// Reads `q`, `e` (and `avg`), writes `q` (and `avg`): `q = q e`, `avg += w q`.
+/// Reads `q`, `e` (and `avg`), writes `q` (and `avg`): `q = q e`, `avg += w q`. `e` may be
+/// stored in another precision than `q` (f32 for f64).
 #[inline(always)]
-fn pass_q<T: Num, const AVG: bool>(q: &mut [T], e: &[T], avg: &mut [T], w: T) -> f64 {
+fn pass_q<T: Num, U: Num, const AVG: bool>(q: &mut [T], e: &[U], avg: &mut [T], w: T) -> f64 {
     if AVG {
         for ((x, &y), z) in q.iter_mut().zip(e).zip(avg.iter_mut()) {
-            *x = *x * y;
+            *x = *x * T::from_f64(y.to_f64());
             *z = *z + w * *x;
         }
     } else {
         for (x, &y) in q.iter_mut().zip(e) {
-            *x = *x * y;
+            *x = *x * T::from_f64(y.to_f64());
         }
     }
     q[0].to_f64()
@@ -80,8 +81,36 @@ unsafe fn pass_k_avx2<T: Num>(k: &[T]) -> f64 {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn pass_q_avx2<T: Num, const AVG: bool>(q: &mut [T], e: &[T], avg: &mut [T], w: T) -> f64 {
-    pass_q::<T, AVG>(q, e, avg, w)
+unsafe fn pass_q_avx2<T: Num, U: Num, const AVG: bool>(q: &mut [T], e: &[U], avg: &mut [T], w: T) -> f64 {
+    pass_q::<T, U, AVG>(q, e, avg, w)
+}
+
+/// One `QE` (or, with `avg`, `QEA`) pass over the row blocks, first to last or (`rev`) last
+/// to first.
+fn pass<T: Num, U: Num>(q: &mut [T], e: &[U], avg: Option<&mut [T]>, rb: usize, m: usize, rev: bool) -> f64 {
+    let w = T::from_f64(1e-3);
+    match avg {
+        Some(avg) => {
+            let it = q.par_chunks_mut(rb * m).zip(e.par_chunks(rb * m)).zip(avg.par_chunks_mut(rb * m));
+            // SAFETY: AVX2 and FMA are present (asserted by the caller).
+            let f = |((qr, er), ar): ((&mut [T], &[U]), &mut [T])| unsafe { pass_q_avx2::<T, U, true>(qr, er, ar, w) };
+            if rev {
+                it.rev().map(f).sum::<f64>()
+            } else {
+                it.map(f).sum::<f64>()
+            }
+        }
+        None => {
+            let it = q.par_chunks_mut(rb * m).zip(e.par_chunks(rb * m));
+            // SAFETY: as above.
+            let f = |(qr, er): (&mut [T], &[U])| unsafe { pass_q_avx2::<T, U, false>(qr, er, &mut [], w) };
+            if rev {
+                it.rev().map(f).sum::<f64>()
+            } else {
+                it.map(f).sum::<f64>()
+            }
+        }
+    }
 }
 
 /// The median (other jobs share the cores: the repeats' spread is wide).
@@ -99,9 +128,15 @@ fn run<T: Num>(n: usize, reps: usize) {
     let mut q = k.clone();
     // `e` keeps `q` in range over the repeats
     let e: Vec<T> = vec![T::from_f64(1.0); n * m];
+    let e32: Vec<f32> = vec![1.0; n * m];
     let mut avg = k.clone();
     let inner = 20;
     let (mut tk, mut tq, mut ta) = (Vec::new(), Vec::new(), Vec::new());
+    // Four passes as the real run makes them (the average on the first): all first to last,
+    // or every other pass last to first (`mirror_mult.rs`).
+    let (mut cyc_f, mut cyc_a, mut last_f, mut last_a) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    // The same, alternating, with `E` stored in f32 (for f64: 4 bytes instead of 8).
+    let (mut cyc_32, mut last_32) = (Vec::new(), Vec::new());
     let mut sink = 0.0;
     for _ in 0..reps {
         let t0 = Instant::now();
@@ -119,7 +154,7 @@ fn run<T: Num>(n: usize, reps: usize) {
                 .par_chunks_mut(rb * m)
                 .zip(e.par_chunks(rb * m))
                 // SAFETY: as above.
-                .map(|(qr, er)| unsafe { pass_q_avx2::<T, false>(qr, er, &mut [], T::from_f64(1e-3)) })
+                .map(|(qr, er)| unsafe { pass_q_avx2::<T, T, false>(qr, er, &mut [], T::from_f64(1e-3)) })
                 .sum::<f64>();
         }
         tq.push(t0.elapsed().as_secs_f64() / inner as f64);
@@ -130,10 +165,40 @@ fn run<T: Num>(n: usize, reps: usize) {
                 .zip(e.par_chunks(rb * m))
                 .zip(avg.par_chunks_mut(rb * m))
                 // SAFETY: as above.
-                .map(|((qr, er), ar)| unsafe { pass_q_avx2::<T, true>(qr, er, ar, T::from_f64(1e-3)) })
+                .map(|((qr, er), ar)| unsafe { pass_q_avx2::<T, T, true>(qr, er, ar, T::from_f64(1e-3)) })
                 .sum::<f64>();
         }
         ta.push(t0.elapsed().as_secs_f64() / inner as f64);
+        for (alt, cyc, last) in [(false, &mut cyc_f, &mut last_f), (true, &mut cyc_a, &mut last_a)] {
+            let t0 = Instant::now();
+            for _ in 0..inner / 4 {
+                for p in 0..4 {
+                    sink += pass(&mut q, &e, (p == 0).then_some(&mut avg[..]), rb, m, alt && p % 2 == 1);
+                }
+            }
+            cyc.push(t0.elapsed().as_secs_f64() / (inner / 4 * 4) as f64);
+            let t0 = Instant::now();
+            for _ in 0..inner / 4 {
+                for p in 0..4 {
+                    sink += pass(&mut q, &e, None, rb, m, alt && p % 2 == 1);
+                }
+            }
+            last.push(t0.elapsed().as_secs_f64() / (inner / 4 * 4) as f64);
+        }
+        let t0 = Instant::now();
+        for _ in 0..inner / 4 {
+            for p in 0..4 {
+                sink += pass(&mut q, &e32, (p == 0).then_some(&mut avg[..]), rb, m, p % 2 == 1);
+            }
+        }
+        cyc_32.push(t0.elapsed().as_secs_f64() / (inner / 4 * 4) as f64);
+        let t0 = Instant::now();
+        for _ in 0..inner / 4 {
+            for p in 0..4 {
+                sink += pass(&mut q, &e32, None, rb, m, p % 2 == 1);
+            }
+        }
+        last_32.push(t0.elapsed().as_secs_f64() / (inner / 4 * 4) as f64);
     }
     // Paired: each repeat's passes over the K pass of the same repeat (run next to each other,
     // so under the same load), the median over repeats. Per Mirror iteration (a pass does
@@ -142,9 +207,15 @@ fn run<T: Num>(n: usize, reps: usize) {
     let last = paired(&|q, _| q / 2.0);
     let every = paired(&|_, a| a / 2.0);
     let pairs = paired(&|q, a| (3.0 * q + a) / 8.0);
+    // The four-pass sequences, per Mirror iteration (eight per sequence).
+    let seq = |v: &[f64]| median((0..reps).map(|r| v[r] / 2.0 / tk[r]).collect());
+    let (lf, la, cf, ca) = (seq(&last_f), seq(&last_a), seq(&cyc_f), seq(&cyc_a));
+    let e32 =
+        if T::NAME == "f64" { format!("{:.2} | {:.2}", seq(&last_32), seq(&cyc_32)) } else { "- | -".to_string() };
     let (k1, q1, a1) = (median(tk.clone()), median(tq.clone()), median(ta.clone()));
     println!(
-        "| {n} | {} | {k1:.3e} | {q1:.3e} | {a1:.3e} | {last:.2} | {every:.2} | {pairs:.2} |{}",
+        "| {n} | {} | {k1:.3e} | {q1:.3e} | {a1:.3e} | {last:.2} | {every:.2} | {pairs:.2} | {lf:.2} | {la:.2} | \
+         {cf:.2} | {ca:.2} | {e32} |{}",
         T::NAME,
         if sink.is_finite() { "" } else { " (!)" }
     );
@@ -154,9 +225,11 @@ fn main() {
     let reps: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(7);
     println!(
         "| n = m | dtype | K pass (s) | QE pass (s) | QEA pass (s) | last / K | average, every pass / K | average, \
-         one pass in four / K |"
+         one pass in four / K | last, 4 passes forward / K | last, 4 passes alternating / K | average, 4 passes \
+         forward / K | average, 4 passes alternating / K | last, alternating, E in f32 / K | average, \
+         alternating, E in f32 / K |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for n in [500, 1000, 2000] {
         run::<f64>(n, reps);
         run::<f32>(n, reps);

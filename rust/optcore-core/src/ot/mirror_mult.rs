@@ -20,8 +20,14 @@
 //! average's read and write on the passes that hold an averaged pair of iterates, one pass in
 //! [`AVERAGE_EVERY`](super::mirror_step::AVERAGE_EVERY) (`mirror_step::AverageWeights` gives
 //! the rule and why it keeps the rate): `1.5 + 1 / AVERAGE_EVERY` streams per iteration, where
-//! averaging every iterate took 2.5. The row potentials are kept in f64
-//! (`ρ_i += ln α_i + η min M` per factor `E`), so `ln Q_ij = ρ_i + c_j - S M_ij` as in the
+//! averaging every iterate took 2.5. Every other pass takes the row blocks last to first: from
+//! n ≈ 1000 in f64 `Q` and `E` (16 MB) outgrow the share of the L3 cache a pass keeps, and a
+//! pass that starts where the previous one ended could find those rows still in cache. Measured
+//! (`benches/results/ot_mirror_stream.md`) the gain is within the noise at low load: this L3
+//! does not keep a streamed array as an LRU cache would. The sums do not depend on the
+//! direction (each block's rows in order, the blocks' column sums combined in block order), so
+//! neither does any bit of the result, nor on the number of threads. The row potentials are
+//! kept in f64 (`ρ_i += ln α_i + η min M` per factor `E`), so `ln Q_ij = ρ_i + c_j - S M_ij` as in the
 //! potentials form (`mirror_linear.rs`), and the certificate uses them the same way.
 //!
 //! Rounding: the iteration is the exact one for the cost `-ln(fl(E)) / η`, within a few ulp
@@ -242,6 +248,18 @@ pub(super) fn mirror_mult<T: Real>(
     sched: &mut Schedule,
     obs: &mut dyn Observer<T>,
 ) -> Result<Option<MirrorOutput<T>>> {
+    mirror_mult_sweeps(p, opts, sched, obs, true)
+}
+
+/// [`mirror_mult`], its passes all first block to last when `alternate` is false (the tests
+/// check that the direction changes no bit).
+fn mirror_mult_sweeps<T: Real>(
+    p: &Linear<'_, T>,
+    opts: &MirrorOptions,
+    sched: &mut Schedule,
+    obs: &mut dyn Observer<T>,
+    alternate: bool,
+) -> Result<Option<MirrorOutput<T>>> {
     let (a, b, cost) = (p.a, p.b, p.cost);
     let (n, m) = (a.len(), b.len());
     let (lo, hi) = cost
@@ -282,6 +300,7 @@ pub(super) fn mirror_mult<T: Real>(
     let (mut err, mut gap) = (f64::INFINITY, f64::NAN);
     let mut termination = Termination::MaxIter;
     let (mut nit, mut block_end, mut eta) = (0usize, 0usize, 0.0);
+    let mut passes = 0usize;
     'outer: while nit < opts.maxiter {
         let t = nit;
         if t >= block_end {
@@ -315,7 +334,7 @@ pub(super) fn mirror_mult<T: Real>(
         let avg_blocks: Vec<&mut [T]> =
             if touch { avg.chunks_mut(rb * m).collect() } else { (0..nb).map(|_| <&mut [T]>::default()).collect() };
         let beta = &sc.beta[..];
-        let ok = q
+        let blocks = q
             .par_chunks_mut(rb * m)
             .zip(e.par_chunks(rb * m))
             .zip(avg_blocks.into_par_iter())
@@ -324,8 +343,14 @@ pub(super) fn mirror_mult<T: Real>(
             .zip(partials.par_chunks_mut(m))
             .map(|(((((q, e), avg), a), ln_alpha), colacc)| {
                 dispatch(kind, touch, Block { q, e, avg, a, ln_alpha, colacc }, beta, &w)
-            })
-            .reduce(|| true, |x, y| x && y);
+            });
+        // Every other pass takes the row blocks last to first (see the module docs): it starts
+        // on the rows the previous pass left in cache. Each block's sums are the same either
+        // way (its rows in order, the blocks' column sums combined in block order).
+        let backward = alternate && passes % 2 == 1;
+        passes += 1;
+        let ok =
+            if backward { blocks.rev().reduce(|| true, |x, y| x && y) } else { blocks.reduce(|| true, |x, y| x && y) };
         let ok = ok && update_scalars(p, &mut sc, kind, (eta, lo), &ln_alpha, &partials, &mut colsum);
         if !ok {
             termination = vanished(t, eta);
