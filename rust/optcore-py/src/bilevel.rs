@@ -464,8 +464,8 @@ macro_rules! bilevel_fns {
             if let Some(e) = prob.pending() {
                 return Err(e);
             }
-            let out = out.map_err(core_err)?;
             obs.raise_pending()?;
+            let out = out.map_err(core_err)?;
             let (nx, ny) = (out.x.len(), out.y.len());
             let r = ResultDict::new(py, &out.termination)?
                 .array("x", out.x, &[nx])?

@@ -227,8 +227,8 @@ macro_rules! halpern_fn {
             if let Some(p) = &pyop {
                 p.pending.raise()?;
             }
-            let out = out.map_err(core_err)?;
             obs.raise_pending()?;
+            let out = out.map_err(core_err)?;
             let n = out.x.len();
             let r = ResultDict::new(py, &out.termination)?
                 .array("x", out.x, &[n])?

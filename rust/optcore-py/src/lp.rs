@@ -74,9 +74,9 @@ fn linprog_pdhg<'py>(
         propagation_rounds: if presolve { Options::default().propagation_rounds } else { 0 },
     };
     let mut obs = PyObserver::new(progress, 1);
-    let out =
-        run_detached(py, workers, || solve(&lp, x0.as_deref(), y0.as_deref(), &opts, &mut obs))?.map_err(core_err)?;
+    let out = run_detached(py, workers, || solve(&lp, x0.as_deref(), y0.as_deref(), &opts, &mut obs))?;
     obs.raise_pending()?;
+    let out = out.map_err(core_err)?;
     Ok(ResultDict::new(py, &out.termination)?
         .array("x", out.x, &[n])?
         .array("y", out.y, &[m])?

@@ -249,8 +249,8 @@ fn monotone_solve<'py>(
     if let Some(pf) = &prob.py {
         pf.pending.raise()?;
     }
-    let out = out.map_err(core_err)?;
     obs.raise_pending()?;
+    let out = out.map_err(core_err)?;
     let dim = out.z.len();
     Ok(ResultDict::new(py, &out.termination)?
         .array("z", out.z, &[dim])?

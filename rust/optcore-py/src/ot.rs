@@ -217,8 +217,9 @@ where
 {
     let (batch, x0) = arrays.batch()?;
     let mut obs = PyObserver::new(run.progress, run.check_every);
-    let outs = run_detached(py, run.workers, || solve(&batch, x0, &mut obs))?.map_err(core_err)?;
+    let outs = run_detached(py, run.workers, || solve(&batch, x0, &mut obs))?;
     obs.raise_pending()?;
+    let outs = outs.map_err(core_err)?;
     let list = PyList::empty(py);
     for o in outs {
         list.append(o.into_dict(py, batch.n, batch.m, batch.k)?)?;
@@ -316,9 +317,9 @@ fn online<'py, T: Real + Element>(
     let mut obs = PyObserver::new(run.progress, run.check_every);
     let out = run_detached(py, run.workers, || {
         sinkhorn_online(&clouds, &core, warm.map(|w| w.0), warm.map(|w| w.1), &mut obs)
-    })?
-    .map_err(core_err)?;
+    })?;
     obs.raise_pending()?;
+    let out = out.map_err(core_err)?;
     let (n, m) = (clouds.a.len(), clouds.b.len());
     Ok(ResultDict::new(py, &out.termination)?
         .array("f", out.f, &[n])?

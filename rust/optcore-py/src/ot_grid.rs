@@ -64,9 +64,9 @@ fn solve<'py, T: Real + Element, K: LogKernel<T>>(
         None => None,
     };
     let mut obs = PyObserver::new(run.progress, run.check_every);
-    let out: LseOutput<T> =
-        run_detached(py, run.workers, || sinkhorn_lse(op, a, b, &core, warm, &mut obs))?.map_err(core_err)?;
+    let out = run_detached(py, run.workers, || sinkhorn_lse(op, a, b, &core, warm, &mut obs))?;
     obs.raise_pending()?;
+    let out: LseOutput<T> = out.map_err(core_err)?;
     let (n, m) = (out.f.len(), out.g.len());
     Ok(ResultDict::new(py, &out.termination)?
         .array("f", out.f, &[n])?

@@ -241,8 +241,8 @@ fn run_on<'py, T: Real + numpy::Element>(
             out
         }
     };
-    let out = out.map_err(core_err)?;
     obs.raise_pending()?;
+    let out = out.map_err(core_err)?;
     let history = history_array(py, &out.history)?;
     Ok(ResultDict::new(py, &out.termination)?
         .array("x", out.x, &[d])?

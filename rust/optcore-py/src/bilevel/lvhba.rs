@@ -226,8 +226,8 @@ macro_rules! lvhba_fn {
             if let Some(e) = prob.pending() {
                 return Err(e);
             }
-            let out = out.map_err(core_err)?;
             obs.raise_pending()?;
+            let out = out.map_err(core_err)?;
             let (nx, ny, nm) = (out.x.len(), out.y.len(), out.multipliers.len());
             let c = out.counts;
             let st = out.steps;
