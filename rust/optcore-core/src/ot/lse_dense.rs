@@ -50,6 +50,8 @@ pub struct DenseOperator<'c, T> {
     last_f: Option<Vec<f64>>,
     last_g: Option<Vec<f64>>,
     partials: Vec<f64>,
+    /// The column pass's sums (`m`), combined from `partials`.
+    colsum: Vec<f64>,
     scale: Vec<T>,
     /// Number of kernel rebuilds.
     pub rebuilds: usize,
@@ -84,6 +86,7 @@ impl<'c, T: Real> DenseOperator<'c, T> {
                 crate::alloc::checked_len(nb, m, "the column sums")?,
                 "the column sums",
             )?,
+            colsum: vec![0.0; m],
             scale: vec![T::zero(); n.max(m)],
             rebuilds: 0,
             measures: 0,
@@ -209,7 +212,7 @@ impl<'c, T: Real> DenseOperator<'c, T> {
     /// scalings (in the operator's `scale` buffer: hand it back).
     fn row_scalings(&mut self, h: &[T]) -> Vec<T> {
         let reg = 1.0 / self.inv;
-        self.last_g = Some(h.iter().map(|&x| x.as_f64() * reg).collect());
+        remember(&mut self.last_g, h, reg);
         let mut scale = std::mem::take(&mut self.scale);
         if !self.built || !Self::scalings(h, &self.gb, &mut scale[..self.m]) {
             self.rebuild();
@@ -220,8 +223,9 @@ impl<'c, T: Real> DenseOperator<'c, T> {
 
     /// The column pass's result from its block partials: `out_j = ln(colsum_j) - gb_j`, exact
     /// where the sum leaves the safe range.
-    fn col_lse(&self, h: &[T], out: &mut [T], par: bool) {
-        let mut colsum = vec![0.0; self.m];
+    fn col_lse(&mut self, h: &[T], out: &mut [T], par: bool) {
+        let mut colsum = std::mem::take(&mut self.colsum);
+        colsum.iter_mut().for_each(|x| *x = 0.0);
         add_blocks(&self.partials, self.m, &mut colsum, par);
         for (j, (o, &s)) in out.iter_mut().zip(&colsum).enumerate() {
             *o = if (T::SAFE_LO..=T::SAFE_HI).contains(&s) {
@@ -230,6 +234,7 @@ impl<'c, T: Real> DenseOperator<'c, T> {
                 self.exact_col(h, j)
             };
         }
+        self.colsum = colsum;
     }
 
     /// The scalings `(u, v) = (exp(fs - fb), exp(gs - gb))` that turn the stored kernel into
@@ -316,7 +321,7 @@ impl<T: Real> LogKernel<T> for DenseOperator<'_, T> {
     }
     fn cols(&mut self, h: &[T], out: &mut [T]) {
         let reg = 1.0 / self.inv;
-        self.last_f = Some(h.iter().map(|&x| x.as_f64() * reg).collect());
+        remember(&mut self.last_f, h, reg);
         let mut scale = std::mem::take(&mut self.scale);
         if !self.built || !Self::scalings(h, &self.fb, &mut scale[..self.n]) {
             self.rebuild();
@@ -721,3 +726,12 @@ mod tests;
 #[cfg(test)]
 #[path = "lse_dense_speed.rs"]
 mod speed;
+
+/// `*slot = h * scale` in f64, in place once the slot holds a vector (the potentials are
+/// recorded on every half-iteration: no allocation per iteration).
+fn remember<T: Real>(slot: &mut Option<Vec<f64>>, h: &[T], scale: f64) {
+    match slot {
+        Some(v) if v.len() == h.len() => v.iter_mut().zip(h).for_each(|(o, &x)| *o = x.as_f64() * scale),
+        _ => *slot = Some(h.iter().map(|&x| x.as_f64() * scale).collect()),
+    }
+}

@@ -105,7 +105,7 @@ impl<T: Real> DenseOperator<'_, T> {
             return self.cols(hn, lse_m);
         }
         let kreg = 1.0 / self.inv;
-        self.last_f = Some(hn.iter().map(|&x| x.as_f64() * kreg).collect());
+        super::remember(&mut self.last_f, hn, kreg);
         self.col_lse(hn, lse_m, par);
     }
 }
