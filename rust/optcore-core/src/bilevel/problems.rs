@@ -13,7 +13,7 @@
 
 use super::oracle::{Batch, Oracle, Probe};
 use crate::error::{OptError, Result};
-use crate::linalg::{dot, to_f64, Design};
+use crate::linalg::{add_scaled_rows, dot, to_f64, Design};
 use crate::parallel::row_block;
 use crate::real::Real;
 use rayon::prelude::*;
@@ -305,11 +305,7 @@ impl Gram {
         // row after row keeps each entry's order (from the initial value `Iterator::sum`
         // starts from) while the inner loop runs along contiguous memory, vectorised across `j`.
         let mut gw = vec![std::iter::empty::<f64>().sum::<f64>(); p];
-        for (row, &wk) in self.g.chunks_exact(p).zip(&w) {
-            for (e, &gkj) in gw.iter_mut().zip(row) {
-                *e += gkj * wk;
-            }
-        }
+        add_scaled_rows(&self.g, &w, &mut gw);
         let wgw: f64 = gw.iter().zip(&w).map(|(a, b)| a * b).sum();
         let bw: f64 = self.b.iter().zip(&w).map(|(a, b)| a * b).sum();
         let grad = gw.iter().zip(&self.b).map(|(g, b)| 2.0 * (g - c * b)).collect();

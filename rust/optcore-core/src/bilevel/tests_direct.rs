@@ -114,3 +114,63 @@ fn forced_direct_refuses_a_too_large_lower_level() {
     let err = minimize(&Huge, &[0.0], &vec![0.0; FORCED_MAX_DY + 1], &o, &mut NoObserver).err().unwrap();
     assert!(format!("{err}").contains("'aid' or 'exact'"), "{err}");
 }
+
+/// The pieces of one direct evaluation of ridge at `d = 500`, `n = 800` (the bench's case,
+/// `benches/bilevel_outer.py`), best of 30, on the global pool: the Hessian buffer and build,
+/// the factorisation, one solve, one Gram product (`grad_g`, `grad_f`, `value_f` each make
+/// one) and a whole evaluation through `minimize` with `maxiter` outer iterations.
+#[test]
+#[ignore]
+fn timing_of_a_direct_ridge_evaluation() {
+    use crate::linalg::chol::Cholesky;
+    let (n, p) = (800, 500);
+    let rg = ridge(n, p, 3);
+    let x: Vec<f64> = (0..p).map(|j| 0.3 * ((j as f64) * 0.7).sin()).collect();
+    let y: Vec<f64> = (0..p).map(|j| 0.1 * ((j as f64) * 0.3).cos()).collect();
+    let best = |f: &mut dyn FnMut()| {
+        let mut b = f64::INFINITY;
+        for _ in 0..30 {
+            let t = std::time::Instant::now();
+            f();
+            b = b.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+        b
+    };
+    let t_buf = best(&mut || {
+        std::hint::black_box(Cholesky::buffer(p, "H").unwrap());
+    });
+    let mut h = Cholesky::buffer(p, "H").unwrap();
+    let t_build = best(&mut || {
+        rg.hessian_yy(&x, &y, &mut h).unwrap().unwrap();
+    });
+    let t_factor = best(&mut || {
+        std::hint::black_box(Cholesky::factor(h.clone(), p, "H").unwrap());
+    });
+    let t_clone = best(&mut || {
+        std::hint::black_box(h.clone());
+    });
+    let ch = Cholesky::factor(h.clone(), p, "H").unwrap();
+    let mut b = y.clone();
+    let t_solve = best(&mut || {
+        b.copy_from_slice(&y);
+        ch.solve_in_place(&mut b);
+    });
+    let mut g = vec![0.0; p];
+    let t_gram = best(&mut || {
+        rg.grad_g(&x, &y, None, None, &mut g).unwrap();
+    });
+    let mut o = lbfgs(Method::Aid, LowerSolve::Direct);
+    o.tol = 1e-12;
+    o.maxiter = 100;
+    let t = std::time::Instant::now();
+    let out = minimize(&rg, &vec![0.0; p], &vec![0.0; p], &o, &mut NoObserver).unwrap();
+    let per = t.elapsed().as_secs_f64() * 1e3 / out.nit as f64;
+    eprintln!(
+        "buffer {t_buf:.3} ms, build {t_build:.3}, factor {:.3} (incl. check, zeroing), solve {t_solve:.3}, \
+         Gram product {t_gram:.3}; minimize: {per:.3} ms per outer iteration ({} its, {} hessians, {} grad_g)",
+        t_factor - t_clone,
+        out.nit,
+        out.counts.hessians,
+        out.counts.grad_g
+    );
+}

@@ -24,6 +24,12 @@ const MR: usize = 4;
 /// The panel solve of one group: packs the group's `m ≤ 8` rows (`rows`, each of length `n`;
 /// columns `k0 .. k0 + nb`) into `q` (`nb × 8`, padding rows zero), solves against the
 /// factored diagonal block (`l11`: rows `k0 .. k0 + nb` of the matrix) and writes `L₂₁` back.
+///
+/// Left-looking by [`PW`] columns at a time ([`panel_cols`]): each column's eight entries stay
+/// in registers while the earlier columns' terms are subtracted, so a term costs loads but
+/// no store (the right-looking order, one column's terms scattered to all later columns,
+/// stored every entry once per term and ran at half the speed). Each entry's operations
+/// and their order are those of the module docs.
 #[inline(always)]
 fn panel(rows: &mut [f64], n: usize, k0: usize, l11: &[f64], q: &mut [f64]) {
     let m = rows.len() / n;
@@ -33,23 +39,60 @@ fn panel(rows: &mut [f64], n: usize, k0: usize, l11: &[f64], q: &mut [f64]) {
             q[k * GR + r] = if r < m { rows[r * n + k0 + k] } else { 0.0 };
         }
     }
-    for j in 0..nb {
-        let d = l11[j * n + k0 + j];
-        let (head, tail) = q.split_at_mut((j + 1) * GR);
-        let qj = &mut head[j * GR..];
-        qj.iter_mut().for_each(|v| *v /= d);
-        let qj: [f64; GR] = (&*qj).try_into().expect("a group is 8 wide");
-        for (t, qt) in tail.chunks_exact_mut(GR).enumerate() {
-            let l = -l11[(j + 1 + t) * n + k0 + j];
-            for (e, &v) in qt.iter_mut().zip(&qj) {
-                *e = l.mul_add(v, *e);
-            }
+    let mut t = 0;
+    while t < nb {
+        let w = (nb - t).min(PW);
+        match w {
+            6 => panel_cols::<6>(q, n, k0, l11, t),
+            5 => panel_cols::<5>(q, n, k0, l11, t),
+            4 => panel_cols::<4>(q, n, k0, l11, t),
+            3 => panel_cols::<3>(q, n, k0, l11, t),
+            2 => panel_cols::<2>(q, n, k0, l11, t),
+            _ => panel_cols::<1>(q, n, k0, l11, t),
         }
+        t += w;
     }
     for r in 0..m {
         for k in 0..nb {
             rows[r * n + k0 + k] = q[k * GR + r];
         }
+    }
+}
+
+/// Columns solved together by [`panel`] (`2 PW` accumulator registers).
+const PW: usize = 6;
+
+/// Columns `t .. t + W` of a packed group `q`: from their values, subtract the terms
+/// `L[t + c, j] q_j` of the finished columns `j < t` (one fused multiply-add each, `j`
+/// ascending), then among themselves: column `t + c` divided by its pivot and its terms
+/// subtracted from the columns after it.
+#[inline(always)]
+fn panel_cols<const W: usize>(q: &mut [f64], n: usize, k0: usize, l11: &[f64], t: usize) {
+    let mut acc = [[0.0f64; GR]; W];
+    for (c, a) in acc.iter_mut().enumerate() {
+        a.copy_from_slice(&q[(t + c) * GR..(t + c + 1) * GR]);
+    }
+    let lrow = |c: usize| &l11[(t + c) * n + k0..(t + c) * n + k0 + t];
+    let ls: [&[f64]; W] = std::array::from_fn(lrow);
+    for (j, qj) in q[..t * GR].chunks_exact(GR).enumerate() {
+        for (a, lr) in acc.iter_mut().zip(&ls) {
+            let l = -lr[j];
+            for (e, &v) in a.iter_mut().zip(qj) {
+                *e = l.mul_add(v, *e);
+            }
+        }
+    }
+    for c in 0..W {
+        let d = l11[(t + c) * n + k0 + t + c];
+        acc[c].iter_mut().for_each(|v| *v /= d);
+        let done = acc[c];
+        for (c2, a) in acc.iter_mut().enumerate().skip(c + 1) {
+            let l = -l11[(t + c2) * n + k0 + t + c];
+            for (e, &v) in a.iter_mut().zip(&done) {
+                *e = l.mul_add(v, *e);
+            }
+        }
+        q[(t + c) * GR..(t + c + 1) * GR].copy_from_slice(&done);
     }
 }
 
@@ -169,4 +212,66 @@ pub(super) fn trailing_group(fast: bool, rows: &mut [f64], n: usize, k1: usize, 
         return unsafe { trailing_avx2(rows, n, k1, gi, q, nb) };
     }
     trailing(false, rows, n, k1, gi, q, nb)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The right-looking panel solve (each finished column's terms subtracted from all later
+    /// columns at once): the reference order of the module docs.
+    fn panel_right_looking(q: &mut [f64], n: usize, k0: usize, l11: &[f64]) {
+        let nb = q.len() / GR;
+        for j in 0..nb {
+            let d = l11[j * n + k0 + j];
+            let (head, tail) = q.split_at_mut((j + 1) * GR);
+            let qj = &mut head[j * GR..];
+            qj.iter_mut().for_each(|v| *v /= d);
+            for (t, qt) in tail.chunks_exact_mut(GR).enumerate() {
+                let l = -l11[(j + 1 + t) * n + k0 + j];
+                for (e, &v) in qt.iter_mut().zip(qj.iter()) {
+                    *e = l.mul_add(v, *e);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_left_looking_panel_equals_the_right_looking_order_bitwise() {
+        let mut s = 17u64;
+        let mut r = || {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64) - 0.5
+        };
+        // Blocks of every width up to 2 PW + 1 and a full one, rows of the group 1 … 8.
+        for nb in (1..=2 * PW + 1).chain([64]) {
+            let (n, k0) = (nb + 3, 2);
+            let mut l11 = vec![0.0; nb * n];
+            for p in 0..nb {
+                for c in 0..=p {
+                    l11[p * n + k0 + c] = if c == p { 1.0 + r().abs() } else { r() };
+                }
+            }
+            for m in [1usize, 5, 8] {
+                let rows: Vec<f64> = (0..m * n).map(|_| r()).collect();
+                let mut q = vec![0.0; nb * GR];
+                let mut reference = vec![0.0; nb * GR];
+                for k in 0..nb {
+                    for i in 0..m {
+                        reference[k * GR + i] = rows[i * n + k0 + k];
+                    }
+                }
+                panel_right_looking(&mut reference, n, k0, &l11);
+                for fast in [false, true] {
+                    let mut rw = rows.clone();
+                    panel_group(fast && crate::linalg::chol::simd(), &mut rw, n, k0, &l11, &mut q);
+                    for k in 0..nb {
+                        for i in 0..m {
+                            assert_eq!(rw[i * n + k0 + k].to_bits(), reference[k * GR + i].to_bits(), "nb {nb}, m {m}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
