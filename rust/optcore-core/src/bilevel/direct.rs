@@ -47,10 +47,15 @@ pub(super) fn direct_flops<T: Real>(c: &Ctx<'_, T>, dy: usize) -> Option<f64> {
 }
 
 /// `∇²ᵧᵧg(x, y)` built and factored, asking `stop` between blocks; an interrupted
-/// factorisation sets `c.aborted` and is an error that ends the evaluation.
+/// factorisation sets `c.aborted` and is an error that ends the evaluation. The matrix is
+/// built in the storage of the last factor (`c.spare`, which the callers return there once
+/// done with a factor; every entry is overwritten) where it has the size.
 fn factor_at<T: Real>(c: &mut Ctx<'_, T>, x: &[T], y: &[T], stop: &mut dyn FnMut() -> bool) -> Result<Cholesky> {
     let dy = y.len();
-    let mut h = Cholesky::buffer(dy, "the lower-level Hessian")?;
+    let mut h = std::mem::take(&mut c.spare);
+    if h.len() != dy * dy {
+        h = Cholesky::buffer(dy, "the lower-level Hessian")?;
+    }
     c.o.hessian(x, y, &mut h)?;
     match Cholesky::factor_checked(h, dy, "the lower-level Hessian ∇²ᵧᵧg", stop)? {
         Some(ch) => Ok(ch),

@@ -196,6 +196,10 @@ pub struct Ctx<'a, T: Real> {
     /// Set when the observer interrupted a factorisation (Ctrl-C): the L-BFGS outer loop then
     /// ends as aborted ([`super::outer::run_lbfgs`]).
     pub(super) aborted: bool,
+    /// The storage of the last factored lower Hessian, reused by the next factorisation
+    /// ([`super::direct`]: a `d_y²` buffer allocated and zeroed per outer point cost as much
+    /// as building the Hessian).
+    pub(super) spare: Vec<f64>,
 }
 
 pub(super) fn sample(rng: &mut Rng, n: usize, b: usize) -> Option<Vec<usize>> {
@@ -246,6 +250,7 @@ impl<'a, T: Real> Ctx<'a, T> {
             next_check: 0,
             direct: false,
             aborted: false,
+            spare: Vec::new(),
         })
     }
 
@@ -571,6 +576,7 @@ impl<'a, T: Real> Ctx<'a, T> {
         let mut gy = vec![T::zero(); yw.len()];
         self.o.grad_f(x, &yw, None, &mut gx, &mut gy)?;
         let v = direct::solve(&ch, &gy);
+        self.spare = ch.into_storage();
         let mut jv = vec![T::zero(); x.len()];
         self.o.jvp(x, &yw, &v, None, &mut jv)?;
         axpy(-1.0, &jv, &mut gx);

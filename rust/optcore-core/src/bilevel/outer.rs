@@ -201,6 +201,7 @@ impl<T: Real> Evaluator<'_, T> {
         let mut gy = vec![T::zero(); y.len()];
         c.o.grad_f(x, &y, None, &mut gx, &mut gy)?;
         let v = direct::solve(&ch, &gy);
+        c.spare = ch.into_storage();
         let mut jv = vec![T::zero(); x.len()];
         c.o.jvp(x, &y, &v, None, &mut jv)?;
         axpy(-1.0, &jv, &mut gx);

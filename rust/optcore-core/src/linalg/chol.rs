@@ -237,6 +237,12 @@ impl Cholesky {
         self.n
     }
 
+    /// The factor's `n × n` storage, to build the next matrix in ([`Cholesky::factor`]
+    /// reads only the lower triangle).
+    pub fn into_storage(self) -> Vec<f64> {
+        self.l
+    }
+
     /// Solves `A x = b` in place (`L y = b`, then `Lᵀ x = y`; [`solve_lower_upper`], in
     /// AVX2 + FMA registers where the CPU has them, with the same result).
     pub fn solve_in_place(&self, b: &mut [f64]) {
