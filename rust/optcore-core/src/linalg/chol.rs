@@ -51,22 +51,54 @@ fn finish(acc: [f64; 4], ra: &[f64], rb: &[f64]) -> f64 {
     ((acc[0] + acc[2]) + (acc[1] + acc[3])) + tail
 }
 
+/// [`dot4`] of four rows `a[r]` against one `b`: four independent chains of fused
+/// multiply-adds instead of one (each entry's operations those of [`dot4`]).
+#[inline(always)]
+fn dot4_x4(a: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
+    let len = b.len();
+    let m = len - len % 4;
+    let mut acc = [[0.0f64; 4]; 4];
+    for k in (0..m).step_by(4) {
+        let v = &b[k..k + 4];
+        for (ar, row) in acc.iter_mut().zip(&a) {
+            let u = &row[k..k + 4];
+            for l in 0..4 {
+                ar[l] = u[l].mul_add(v[l], ar[l]);
+            }
+        }
+    }
+    std::array::from_fn(|r| finish(acc[r], &a[r][m..len], &b[m..]))
+}
+
 /// The in-block factorisation of the diagonal block (its products already subtracted):
-/// `Err(j)` at a pivot that is not positive.
+/// `Err(j)` at a pivot that is not positive. Column by column: the pivot, then the entries
+/// below it four rows at a time ([`dot4_x4`]); each entry is `(A[p, j] − dot4(L[p, ·],
+/// L[j, ·])) / L[j, j]` over the block's earlier columns, whatever the order the entries are
+/// computed in.
 #[inline(always)]
 fn diag_block(blk: &mut [f64], n: usize, i0: usize, nb: usize) -> std::result::Result<(), usize> {
-    for p in 0..nb {
-        for q in 0..=p {
-            let (i, j) = (i0 + p, i0 + q);
-            let s = blk[p * n + j] - dot4(&blk[p * n + i0..p * n + j], &blk[q * n + i0..q * n + j]);
-            if p == q {
-                #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN pivot fails
-                if !(s > 0.0) {
-                    return Err(i);
+    for q in 0..nb {
+        let j = i0 + q;
+        let (head, tail) = blk.split_at_mut((q + 1) * n);
+        let rq = &mut head[q * n..];
+        let s = rq[j] - dot4(&rq[i0..j], &rq[i0..j]);
+        #[allow(clippy::neg_cmp_op_on_partial_ord)] // NaN-aware: a NaN pivot fails
+        if !(s > 0.0) {
+            return Err(j);
+        }
+        rq[j] = s.sqrt();
+        let (lq, d) = (&rq[i0..j], rq[j]);
+        for grp in tail[..(nb - q - 1) * n].chunks_mut(4 * n) {
+            let m = grp.len() / n;
+            if m == 4 {
+                let s4 = dot4_x4(std::array::from_fn(|r| &grp[r * n + i0..r * n + j]), lq);
+                for (r, sr) in s4.iter().enumerate() {
+                    grp[r * n + j] = (grp[r * n + j] - sr) / d;
                 }
-                blk[p * n + i] = s.sqrt();
             } else {
-                blk[p * n + j] = s / blk[q * n + j];
+                for r in 0..m {
+                    grp[r * n + j] = (grp[r * n + j] - dot4(&grp[r * n + i0..r * n + j], lq)) / d;
+                }
             }
         }
     }
@@ -315,6 +347,41 @@ mod tests {
             let mut s = a;
             one.install(|| factor_kernel(&mut s, n, simd(), &mut vec![0.0; panel_len(n)], &mut || false)).unwrap();
             assert_eq!(p, s, "n = {n}, one thread");
+        }
+    }
+
+    /// The diagonal block row by row (each entry after the entries left of it and the rows
+    /// above): the reference order of [`diag_block`]'s entries.
+    fn diag_block_by_rows(blk: &mut [f64], n: usize, i0: usize, nb: usize) {
+        for p in 0..nb {
+            for q in 0..=p {
+                let (i, j) = (i0 + p, i0 + q);
+                let s = blk[p * n + j] - dot4(&blk[p * n + i0..p * n + j], &blk[q * n + i0..q * n + j]);
+                if p == q {
+                    blk[p * n + i] = s.sqrt();
+                } else {
+                    blk[p * n + j] = s / blk[q * n + j];
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_diagonal_block_equals_the_row_order_bitwise() {
+        for (nb, i0) in [(1usize, 0usize), (3, 1), (5, 0), (9, 2), (64, 0), (64, 7), (37, 3)] {
+            let n = nb + i0 + 2;
+            let a = spd(n, nb as u64 + 100);
+            let rows = &a[i0 * n..(i0 + nb) * n];
+            let mut reference = rows.to_vec();
+            diag_block_by_rows(&mut reference, n, i0, nb);
+            let mut plain = rows.to_vec();
+            diag_block(&mut plain, n, i0, nb).unwrap();
+            assert_eq!(plain, reference, "nb = {nb}, i0 = {i0}");
+            if simd() {
+                let mut fast = rows.to_vec();
+                unsafe { diag_block_avx2(&mut fast, n, i0, nb).unwrap() };
+                assert_eq!(fast, reference, "nb = {nb}, i0 = {i0}, AVX2");
+            }
         }
     }
 
