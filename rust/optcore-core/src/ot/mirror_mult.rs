@@ -5,9 +5,9 @@
 //! `E = exp(-η (M - min M))` (a constant factor cancels in the scaling that follows). Over a
 //! block of constant step (`mirror_step.rs`: the whole run for a constant step, dyadic blocks
 //! for the decreasing one) `E` is stored, rebuilt once per block by the block's first pass
-//! (each row of `E` computed from the cost's row just before the pass uses it, so that the
-//! `exp` work overlaps the pass's memory traffic instead of taking a pass of its own), and the
-//! plan is kept as `P_t = Q diag(β)`:
+//! (each row of `E` computed from the cost's row just before the pass uses it: one read of `E`
+//! less per block than a separate rebuild; the `exp` work stays), and the plan is kept as
+//! `P_t = Q diag(β)`:
 //!
 //! - row step: `α = a / ((Q ⊙ E) β)`, `Q ← diag(α) (Q ⊙ E) diag(β)`, `β ← 1`;
 //! - column step: `Q ← (Q ⊙ E) diag(β)`, `β = b / (Q^T 1)`.
@@ -20,8 +20,9 @@
 //! iterations: 1.5 streams of `n m` numbers per iteration and a few multiplications per entry,
 //! where a log-domain Sinkhorn iteration reads its kernel once. The averaged output adds the
 //! average's read and write on the passes that hold an averaged pair of iterates, one pass in
-//! [`AVERAGE_EVERY`](super::mirror_step::AVERAGE_EVERY) (`mirror_step::AverageWeights` gives
-//! the rule and why it keeps the rate): `1.5 + 1 / AVERAGE_EVERY` streams per iteration, where averaging every iterate took 2.5. Every other
+//! [`AVERAGE_EVERY`](super::mirror_step::AVERAGE_EVERY) after the first 32 iterations
+//! (`mirror_step::AverageWeights` gives the rule and why it keeps the rate): `1.5 + 1 /
+//! AVERAGE_EVERY` streams per iteration, where averaging every iterate took 2.5. Every other
 //! pass takes the row blocks last to first: from n ≈ 1000 in f64 `Q` and `E` (16 MB) outgrow
 //! the share of the L3 cache a pass keeps, and a pass that starts where the previous one ended
 //! could find those rows still in cache. Measured (`benches/results/ot_mirror_stream.md`) the
