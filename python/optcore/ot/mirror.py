@@ -37,8 +37,8 @@ class MirrorResult(OptimizeResult):
     ----------
     plan, x : ndarray, shape (n, m)
         The returned plan: the step-weighted average of one pair of consecutive iterates in
-        four (``output="average"``; see :func:`mirror_sinkhorn`'s ``output``) or the last
-        iterate. It satisfies the marginals only approximately (see
+        eight (in four over the first 32 iterations; ``output="average"``, see
+        :func:`mirror_sinkhorn`'s ``output``) or the last iterate. It satisfies the marginals only approximately (see
         ``marginal_error``); it is never rounded.
     fun : float
         ``F(plan)``: ``<plan, M>`` plus the built-in term; with ``grad`` also ``fun(plan)``
@@ -113,7 +113,7 @@ def mirror_sinkhorn(
     multiplications, two iterations per pass over it, without an ``exp`` per entry (when the
     step times the cost's range is below 150 in float64, 15 in float32; else the log domain):
     it holds two ``n x m`` arrays (three with ``output="average"``, which it reads and writes on
-    one pass in four).
+    one pass in eight).
 
     ``F(P) = <P, M>`` (when ``M`` is given) ``+`` the built-in term of ``objective`` ``+`` the
     user's term whose gradient ``grad`` returns. With ``F = <P, M>`` the averaged plan's cost
@@ -158,10 +158,12 @@ def mirror_sinkhorn(
     output : {"average", "last"}
         Return the step-weighted average of the iterates (the paper's guarantees: robust to
         noisy gradients) or the last iterate (faster in the noiseless case). The average is
-        held on one pair of consecutive iterates in four,
+        held on one pair of consecutive iterates in four over the first 32 iterations and one
+        in eight after,
         :math:`\bar P_T = \sum_{s \in A, s \le T} w_s P_s / \sum_{s \in A, s \le T} w_s`
-        with :math:`A = \{1, 8, 9, 16, 17, 24, 25, \dots\}` (``s // 2`` a multiple of 4;
-        :math:`P_s` is the iterate made by iteration ``s - 1``) and :math:`w_s` the sum of the
+        with :math:`A = \{1, 8, 9, 16, 17, 24, 25, 32, 33, 48, 49, 64, 65, \dots\}`
+        (``s // 2`` a multiple of 4 below 16, of 8 from 16 on; :math:`P_s` is the iterate made
+        by iteration ``s - 1``) and :math:`w_s` the sum of the
         steps :math:`\eta_{s'-1}` of the iterates :math:`s'` of the same parity (the same
         scaling) since the previous averaged one (:math:`w_1 = \eta_0`,
         :math:`w_8 = \eta_1 + \eta_3 + \eta_5 + \eta_7`,
@@ -169,7 +171,7 @@ def mirror_sinkhorn(
         the iterates since the last. This keeps the paper's :math:`O(\log T / \sqrt{T})` rate
         (the argument is in the Notes), comes out a little below the paper's average of every
         iterate in practice, and lets the linear objective read and write the ``n x m`` average
-        on one pass over the plan in four.
+        on one pass over the plan in eight.
     maxiter : int
         Iterations (each is one mirror step and one scaling): the horizon. Without ``gap_tol``
         the run takes all of them (marginal feasibility alone is no reason to stop: the
@@ -226,11 +228,11 @@ def mirror_sinkhorn(
     Why the averaged pairs keep the rate. The paper's average of every iterate satisfies
     ``F(P_bar) - F* <= (D + c L^2 sum eta_t^2) / sum eta_t`` (mirror descent;
     ``D = KL(P* | P_0)``, ``L = max |grad F|``). The output replaces each iterate by a later one
-    of the same scaling, at most 6 iterations on, and consecutive iterates differ by
-    ``O(eta_t L + delta_t)`` in l1 (``delta_t`` the marginal error the scaling removes, whose
-    squares sum within the same bound), which changes the weighted sum by
-    ``O(L^2 sum eta_t^2 + L sum eta_t delta_t)``: the order of the bound's own second term. The
-    at most 6 iterates after the last averaged pair are left out; each is that close to a
+    of the same scaling, at most 14 iterations on (a window of constant size), and consecutive
+    iterates differ by ``O(eta_t L + delta_t)`` in l1 (``delta_t`` the marginal error the
+    scaling removes, whose squares sum within the same bound), which changes the weighted sum
+    by ``O(L^2 sum eta_t^2 + L sum eta_t delta_t)``: the order of the bound's own second term.
+    The at most 14 iterates after the last averaged pair are left out; each is that close to a
     feasible plan, so their terms change the bound by the same order again.
 
     Examples

@@ -385,7 +385,7 @@ fn scaling_rows<T: Real, M: Madd>(
 
 /// `out[j] = exp(-x[j] / reg)`: the Gibbs kernel, elementwise.
 #[inline(always)]
-fn gibbs<T: Real, M: Madd>(x: &[T], ninv: T, shift: T, out: &mut [T]) {
+pub(crate) fn gibbs<T: Real, M: Madd>(x: &[T], ninv: T, shift: T, out: &mut [T]) {
     for (o, &v) in out.iter_mut().zip(x) {
         *o = M::madd(v, ninv, shift).fast_exp::<M>();
     }

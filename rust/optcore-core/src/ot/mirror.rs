@@ -11,15 +11,17 @@
 //! max-shifted log-sum-exp per row (or column) and one `exp` per entry that gives `P_{t+1}`.
 //!
 //! The output is either the last iterate `P_T` or the step-weighted average of the paper's
-//! guarantees, held on one pair of consecutive iterates in four:
-//! `P̄_T = Σ_{s ∈ A, s <= T} w_s P_s / Σ_{s ∈ A, s <= T} w_s` with `A = {1, 8, 9, 16, 17, …}` and
+//! guarantees, held on one pair of consecutive iterates in four over the first 32 iterations
+//! and one in eight after:
+//! `P̄_T = Σ_{s ∈ A, s <= T} w_s P_s / Σ_{s ∈ A, s <= T} w_s` with
+//! `A = {1, 8, 9, 16, 17, 24, 25, 32, 33, 48, 49, …}` and
 //! `w_s` the steps of the iterates of the same scaling (rows or columns) since the previous
 //! averaged one (`P_s` the iterate made by iteration `s - 1`, so the uninformed product plan
 //! `P_0` is left out), kept as a running mean so that the returned plan is the buffer the errors
 //! are measured on. It keeps the paper's `O(log T / sqrt T)` rate and in practice comes out a
 //! little below the average of every iterate (the argument is at
 //! `mirror_step::AverageWeights`); it lets the linear objective's stored-plan form touch the
-//! `n x m` average on one pass in four (`mirror_mult.rs`).
+//! `n x m` average on one pass in eight (`mirror_mult.rs`).
 //!
 //! # Objectives
 //!

@@ -4,7 +4,9 @@
 //! With the gradient constant, a mirror step multiplies the plan by `exp(-η M)`, or equally by
 //! `E = exp(-η (M - min M))` (a constant factor cancels in the scaling that follows). Over a
 //! block of constant step (`mirror_step.rs`: the whole run for a constant step, dyadic blocks
-//! for the decreasing one) `E` is stored, rebuilt once per block, and the plan is kept as
+//! for the decreasing one) `E` is stored, rebuilt once per block by the block's first pass
+//! (each row of `E` computed from the cost's row just before the pass uses it: one read of `E`
+//! less per block than a separate rebuild; the `exp` work stays), and the plan is kept as
 //! `P_t = Q diag(β)`:
 //!
 //! - row step: `α = a / ((Q ⊙ E) β)`, `Q ← diag(α) (Q ⊙ E) diag(β)`, `β ← 1`;
@@ -18,16 +20,17 @@
 //! iterations: 1.5 streams of `n m` numbers per iteration and a few multiplications per entry,
 //! where a log-domain Sinkhorn iteration reads its kernel once. The averaged output adds the
 //! average's read and write on the passes that hold an averaged pair of iterates, one pass in
-//! [`AVERAGE_EVERY`](super::mirror_step::AVERAGE_EVERY) (`mirror_step::AverageWeights` gives
-//! the rule and why it keeps the rate): `1.5 + 1 / AVERAGE_EVERY` streams per iteration, where
-//! averaging every iterate took 2.5. Every other pass takes the row blocks last to first: from
-//! n ≈ 1000 in f64 `Q` and `E` (16 MB) outgrow the share of the L3 cache a pass keeps, and a
-//! pass that starts where the previous one ended could find those rows still in cache. Measured
-//! (`benches/results/ot_mirror_stream.md`) the gain is within the noise at low load: this L3
-//! does not keep a streamed array as an LRU cache would. The sums do not depend on the
-//! direction (each block's rows in order, the blocks' column sums combined in block order), so
-//! neither does any bit of the result, nor on the number of threads. The row potentials are
-//! kept in f64 (`ρ_i += ln α_i + η min M` per factor `E`), so `ln Q_ij = ρ_i + c_j - S M_ij` as in the
+//! [`AVERAGE_EVERY`](super::mirror_step::AVERAGE_EVERY) after the first 32 iterations
+//! (`mirror_step::AverageWeights` gives the rule and why it keeps the rate): `1.5 + 1 /
+//! AVERAGE_EVERY` streams per iteration, where averaging every iterate took 2.5. Every other
+//! pass takes the row blocks last to first: from n ≈ 1000 in f64 `Q` and `E` (16 MB) outgrow
+//! the share of the L3 cache a pass keeps, and a pass that starts where the previous one ended
+//! could find those rows still in cache. Measured (`benches/results/ot_mirror_stream.md`) the
+//! gain is within the noise at low load: this L3 does not keep a streamed array as an LRU cache
+//! would. The sums do not depend on the direction (each block's rows in order, the blocks'
+//! column sums combined in block order), so neither does any bit of the result, nor on the
+//! number of threads. The row potentials are kept in f64 (`ρ_i += ln α_i + η min M` per factor
+//! `E`), so `ln Q_ij = ρ_i + c_j - S M_ij` as in the
 //! potentials form (`mirror_linear.rs`), and the certificate uses them the same way.
 //!
 //! Rounding: the iteration is the exact one for the cost `-ln(fl(E)) / η`, within a few ulp
@@ -42,7 +45,7 @@
 //! trusted range, and the two extra `n x m` buffers allocatable. Otherwise the potentials
 //! form runs.
 
-use super::kernels::run;
+use super::kernels::gibbs;
 use super::mirror::{marginal_error, observe, tiny, MirrorOptions, MirrorOutput, Output};
 use super::mirror_linear::{certificate, finish, vanished, Linear, Run};
 use super::mirror_step::{AverageWeights, Schedule};
@@ -72,7 +75,8 @@ enum Kind {
     RowCol,
 }
 
-/// Blend weights of a pass (0: none) and the thresholds below which stored numbers are 0.
+/// Blend weights of a pass (0: none), the thresholds below which stored numbers are 0, and
+/// the factor's parameters when the pass rebuilds it.
 #[derive(Clone, Copy)]
 struct Weights<T> {
     /// The pending iterate `Q β` (before the pass) into the average.
@@ -83,12 +87,17 @@ struct Weights<T> {
     small1: T,
     /// `Q`'s entries.
     small: T,
+    /// `(-η, η min M)` when the pass is the first of a block of constant step: it writes each
+    /// row of `E = exp(-η (M - min M))` from the cost's row before using it.
+    rebuild: Option<(T, T)>,
 }
 
 /// One block of rows of a pass.
 struct Block<'a, T> {
     q: &'a mut [T],
-    e: &'a [T],
+    e: &'a mut [T],
+    /// The cost's rows (read when the pass rebuilds `E`).
+    cost: &'a [T],
     /// Empty without the average.
     avg: &'a mut [T],
     a: &'a [T],
@@ -129,12 +138,18 @@ fn pass_block<T: Real, M: Madd, const ROW: bool, const COL: bool, const AVG: boo
     let mut ok = true;
     let zero = T::zero();
     for (k, q) in blk.q.chunks_exact_mut(m).enumerate() {
+        let e = &mut blk.e[k * m..(k + 1) * m];
+        if let Some((ninv, shift)) = w.rebuild {
+            // The kernel `run::gibbs` dispatches to on this CPU (the same multiply-add as this
+            // pass): `E` has the same bits whichever pass computes it.
+            gibbs::<T, M>(&blk.cost[k * m..(k + 1) * m], ninv, shift, e);
+        }
+        let e = &*e;
         let ai = blk.a[k].as_f64();
         blk.ln_alpha[k] = 0.0;
         if ai == 0.0 {
             continue;
         }
-        let e = &blk.e[k * m..(k + 1) * m];
         let alpha = if ROW {
             let s = dot3::<T, M>(q, e, beta);
             if !(s >= T::SAFE_LO && s <= T::SAFE_HI) {
@@ -303,11 +318,12 @@ fn mirror_mult_sweeps<T: Real>(
     let mut passes = 0usize;
     'outer: while nit < opts.maxiter {
         let t = nit;
+        let mut rebuild = None;
         if t >= block_end {
             let (_, end, step) = sched.block(t);
             (block_end, eta) = (end, step);
             let (ninv, shift) = (T::from_f64(-eta), T::from_f64(eta * lo));
-            e.par_chunks_mut(rb * m).zip(cost.par_chunks(rb * m)).for_each(|(er, mr)| run::gibbs(mr, ninv, shift, er));
+            rebuild = Some((ninv, shift));
         }
         let kind = if t % 2 == 1 {
             Kind::Col
@@ -319,7 +335,7 @@ fn mirror_mult_sweeps<T: Real>(
         let steps = if kind == Kind::RowCol { 2 } else { 1 };
         // Average weights (`mirror_step::AverageWeights`): the iterates the average holds
         // enter the running mean; the others only add their step to the next one's weight.
-        let mut w = Weights { w0: T::zero(), small0: T::zero(), w1: T::zero(), small1: T::zero(), small };
+        let mut w = Weights { w0: T::zero(), small0: T::zero(), w1: T::zero(), small1: T::zero(), small, rebuild };
         if let Some(w0) = sc.pending.take() {
             (w.w0, w.small0) = (T::from_f64(w0), T::from_f64(tiny::<T>() / w0));
         }
@@ -334,15 +350,21 @@ fn mirror_mult_sweeps<T: Real>(
         let avg_blocks: Vec<&mut [T]> =
             if touch { avg.chunks_mut(rb * m).collect() } else { (0..nb).map(|_| <&mut [T]>::default()).collect() };
         let beta = &sc.beta[..];
+        let cost_blocks: Vec<&[T]> = if rebuild.is_some() {
+            cost.chunks(rb * m).collect()
+        } else {
+            (0..nb).map(|_| <&[T]>::default()).collect()
+        };
         let blocks = q
             .par_chunks_mut(rb * m)
-            .zip(e.par_chunks(rb * m))
+            .zip(e.par_chunks_mut(rb * m))
+            .zip(cost_blocks.into_par_iter())
             .zip(avg_blocks.into_par_iter())
             .zip(a.par_chunks(rb))
             .zip(ln_alpha.par_chunks_mut(rb))
             .zip(partials.par_chunks_mut(m))
-            .map(|(((((q, e), avg), a), ln_alpha), colacc)| {
-                dispatch(kind, touch, Block { q, e, avg, a, ln_alpha, colacc }, beta, &w)
+            .map(|((((((q, e), cost), avg), a), ln_alpha), colacc)| {
+                dispatch(kind, touch, Block { q, e, cost, avg, a, ln_alpha, colacc }, beta, &w)
             });
         // Every other pass takes the row blocks last to first (see the module docs): it starts
         // on the rows the previous pass left in cache. Each block's sums are the same either
