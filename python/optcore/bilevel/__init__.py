@@ -275,7 +275,7 @@ def _prepare_constrained(prob, x0, y0):
     if isinstance(prob, NativeConstrainedProblem):
         dtype = prob._dtype(x.dtype)
         dx, dy = prob.d_x, prob.d_y
-        y = np.zeros(dy, dtype) if y0 is None else _vector(y0, "y0")
+        y = prob._default_y0(dtype) if y0 is None else _vector(y0, "y0")
     else:
         if y0 is None and prob.d_y is None:
             raise ValueError("`y0` is required for a Problem of Python functions (or give Problem(..., d_y=...)).")
