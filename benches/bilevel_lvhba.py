@@ -37,6 +37,7 @@ from optcore.fixed_point.operators import Box
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import bilevel_lvhba_svm  # noqa: E402  (part 2b)
 import ot_cpu  # noqa: E402  (machine_info)
 
 N = 100
@@ -370,12 +371,22 @@ def main():
     toy = part_toy()
     load1 = os.getloadavg()[0]
     svm = part_svm()
+    primal = bilevel_lvhba_svm.part_svm_primal()
+    primal_traces = bilevel_lvhba_svm.traces()
     load2 = os.getloadavg()[0]
     res_dir = HERE / "results"
     res_dir.mkdir(exist_ok=True)
-    data = {"machine": info, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "toy": toy, "svm": svm}
+    data = {
+        "machine": info,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "toy": toy,
+        "svm": svm,
+        "svm_primal": primal,
+        "svm_primal_traces": primal_traces,
+    }
     (res_dir / "bilevel_lvhba.json").write_text(json.dumps(thin(data), indent=1, default=float))
     plot(toy, res_dir / "bilevel_lvhba.png")
+    bilevel_lvhba_svm.plot(primal_traces, res_dir / "bilevel_lvhba_svm.png")
     L = [
         "# Constrained lower levels: LV-HBA",
         "",
@@ -436,6 +447,16 @@ def main():
         L.append(f"| {name} | {d['val_acc']:.3f} | {d['test_acc']:.3f} | {vl} | {rl} | {cv} | {ts} |")
     L += [
         "",
+        "## 2b. SVM primal: the paper's experiment (one log-weight c_i per training sample, y = (w, b, ξ))",
+        "",
+        "Losses on the paper's scale, 10 f / n (f the smoothed 0-1 loss summed over the set; the paper's code",
+        "prints f/15 for 150 validation and f/11.8 for 118 test samples); 're-solved' is the exact SVM",
+        "(`SVMPrimalHyperparameter.lower_solution`) at the returned c: what the hyperparameters are worth.",
+        "Loss against time on diabetes, seed 1: `bilevel_lvhba_svm.png`.",
+    ]
+    L += bilevel_lvhba_svm.table(primal)
+    L += [
+        "",
         "## Reading",
         "",
         "- Toy, a = 1 (the paper's instance): LV-HBA converges to the stationary point of the penalised",
@@ -472,8 +493,38 @@ def main():
         "  (0.31) and λ's (0.17): loss of y 0.08 but y infeasible by 0.18, |θ − α*(C)|∞ 0.35 and the",
         "  re-solved loss 0.104, worse than the start; γ₁ = 1/‖Z‖²: 0.095. The faster λ step is kept",
         "  at most η_θ for this reason. A 13-value grid search on one common C is as accurate as any in",
-        "  under a second. The paper's SVM numbers are on diabetes/fourclass (LIBSVM files, not bundled",
-        "  offline): not compared here.",
+        "  under a second. The paper's own SVM experiment is primal, and well-posed for LV-HBA: 2b.",
+        "- 2b, what the paper's code does (SUSTech-Optimization/LV-HBA, `Hyperparameter optimization/Linear",
+        "  SVM/diabetes/LV-HBA.py`): 80 full-batch iterations, α = η = 0.01, β = 0.1, its γ = 0.1 multiplying",
+        "  (θ − y) and (λ − z) (optcore divides: γ₁ = γ₂ = 10), c_k = (k+1)^−0.5 multiplying f, λ = z = 1 at the",
+        "  start, and (w, b, ξ, c) projected onto the margins by ECOS every iteration. Its c step",
+        "  (`model.C.data.add(d1, alpha=-alpha)`, not in place) is discarded: c stays at its start, and what it",
+        "  reports is the returned (w, b), fitted to the validation loss under the SVM's pull. The same",
+        "  constants in optcore (margins kept by multipliers): 80 iterations reproduce that (returned y: val.",
+        "  loss 2.71 → 1.18, c unchanged, re-solved = start); 2000 diverge in every seed (status 4): η_λ = 0.01",
+        "  is 300x the dual-ascent bound ½/(γ₁‖J‖² + 1/γ₂) = 3.1e-5 (‖J‖² = 1600, the [Z, 1] columns).",
+        "- 2b, optcore's steps: x = c gets a step of its own (the margins do not involve c): with one α for x",
+        "  and y (0.012, set by y's curvature) c moved 0.003 in 2000 iterations; its own is 69 at the start",
+        "  and is re-estimated every 100 iterations, because g's curvature in c_i, ½e^{c_i}ξ_i², grows with c",
+        "  (c0 = 30 without it: c → 1e100). c0 = 300 puts f (a sum over 150 samples, gradient in the",
+        "  hundreds) on g's scale; with c0 = 1 y fits the validation set and c drifts. From the paper's",
+        "  start the re-solved validation loss first falls (2.71 → 1.25 at 2000 iterations) and then drifts",
+        "  back (1.60 at 5000, 2.33 at 20000), while the returned y stays the best on validation (0.64-0.72;",
+        "  violation 0.1-0.25, it is not an SVM solution). Why (diabetes seed 1, measured): at c ≈ −5.5 g's",
+        "  curvature in ξ_i is e^{c_i} = 0.0025-0.007, 150-400x below w's 1, so y's slacks approach the",
+        "  hinge at α_y e^c ≈ 5e-4 per iteration and stay above it (‖ξ_y − ξ*(c)‖ = 4-6 over 500 samples from",
+        "  1e3 to 2e4 iterations), and ∇_c(g − v_γ) = ½e^c(ξ_y² − ξ_θ²) > 0 on 54-95% of the samples lowers",
+        "  c (mean −5.5 → −6.2): the excess slack is explained away by smaller weights. The lower level is",
+        "  strongly convex in name, not in conditioning; scalar steps per block cannot separate w from ξ.",
+        "  From c ~ U(−1, 0) (curvature 0.4-1; c kept in [−8, 1], without which 2 of 3 breast_cancer seeds",
+        "  diverged) y reaches y*(c) (‖ξ_y − ξ*‖ = 0.11 at 2e4) and the re-solved validation loss falls",
+        "  with iterations in every diabetes seed (mean 0.937 → 0.884 at 5000 → 0.829 at 20000).",
+        "- 2b, baselines: the penalty method with ξ eliminated (ξ = max(0, 1 − t(Zw + b)), the projection",
+        "  of ξ onto the margins; Python oracles) and a 13-value grid over one common c give better",
+        "  hyperparameters from the paper's start than LV-HBA (re-solved 1.18 and 0.90 against 1.25 at best;",
+        "  test accuracy 0.731 and 0.764 against 0.727). The paper's table of test accuracy and time (arXiv",
+        "  2401.16164) is not in the reference corpus available here (searched): the comparison is with its",
+        "  code's setup, reproduced above, not with its numbers.",
     ]
     (res_dir / "bilevel_lvhba.md").write_text("\n".join(L) + "\n")
     print("\n".join(L))

@@ -329,6 +329,17 @@ def _newer_cases():
         "bilevel.minimize[toy,lvhba]",
         lambda: bilevel.minimize(toy, np.ones(3), method="lvhba", maxiter=2000, rng=0, warn=False),
     )
+    if hasattr(bilevel.problems, "SVMPrimalHyperparameter"):
+        r = np.random.default_rng(0)
+        Xs = r.normal(size=(40, 3))
+        ts = np.sign(Xs[:, 0] + 0.5 * r.normal(size=40))
+        svm = bilevel.problems.SVMPrimalHyperparameter(Xs[:25], ts[:25], Xs[25:], ts[25:])
+        yield (
+            "bilevel.minimize[svm_primal,lvhba]",
+            lambda: bilevel.minimize(
+                svm, np.full(25, -3.0), method="lvhba", maxiter=500, rng=0, warn=False, options={"c0": 100.0}
+            ),
+        )
 
 
 def _accepts_points() -> bool:

@@ -275,7 +275,7 @@ def _prepare_constrained(prob, x0, y0):
     if isinstance(prob, NativeConstrainedProblem):
         dtype = prob._dtype(x.dtype)
         dx, dy = prob.d_x, prob.d_y
-        y = np.zeros(dy, dtype) if y0 is None else _vector(y0, "y0")
+        y = prob._default_y0(dtype) if y0 is None else _vector(y0, "y0")
     else:
         if y0 is None and prob.d_y is None:
             raise ValueError("`y0` is required for a Problem of Python functions (or give Problem(..., d_y=...)).")
@@ -490,7 +490,9 @@ def minimize(
           norms of the rows of ``∇²f``, ``∇²g`` that block ``b ∈ {x, y}`` sees,
           ``G_θ = ‖∇²ᵧᵧg‖`` and ``J_b``, ``J`` the norms of the constraint's Jacobian,
           ``ρ = min(1, max_b(F_b/c0 + G_b + [b = y]/γ₁)/J²)``,
-          ``α_x = α_y = min(η_θ, min_b ½/(F_b/c0 + G_b + [b = y]/γ₁ + ρ J_b J))``,
+          ``α_x = α_y = min(η_θ, min_b ½/(F_b/c0 + G_b + [b = y]/γ₁ + ρ J_b J))`` (when ``h``
+          does not involve ``x``, ``J_x = 0``: ``α_x = ½/(F_x/c0 + G_x)`` of its own,
+          re-estimated at the current point every 100 iterations, never increased),
           ``η_θ = ½/(G_θ + 1/γ₁)``, ``η_λ = min(½/(γ₁ J² + 1/γ₂), η_θ)`` and the step of ``μ``
           ``τ = min(ρ α, ½/J²)`` (the result's ``steps``); a given ``step`` sets ``α``, a
           given ``lower_step`` both ``η``. ``z_step`` (``β``, 0.1),

@@ -33,6 +33,7 @@ __all__ = [
     "NativeConstrainedProblem",
     "ConstrainedToy",
     "SVMHyperparameter",
+    "SVMPrimalHyperparameter",
 ]
 
 
@@ -450,6 +451,10 @@ class NativeConstrainedProblem:
     def _handle_for(self, dtype: np.dtype):
         return self._handle
 
+    def _default_y0(self, dtype: np.dtype) -> np.ndarray:
+        """The lower-level start of ``minimize(..., y0=None)``: zeros unless the problem says otherwise."""
+        return np.zeros(self.d_y, dtype)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(d_x={self.d_x}, d_y={self.d_y}, m={self.m}, n_eq={self.n_eq})"
 
@@ -545,6 +550,40 @@ class ConstrainedToy(NativeConstrainedProblem):
         return np.full(n, s), np.concatenate([np.full(n, u), np.full(n, w)]), float(lam)
 
 
+def _svm_data(X_tr, y_tr, X_val, y_val, dtype, intercept: bool) -> tuple:
+    """Validated SVM data: ``(dtype, Z_tr, t_tr, Z_val, t_val)``, features as contiguous arrays
+    of ``dtype`` (a column of ones appended when ``intercept``), labels as lists of ±1."""
+    dt = np.dtype(np.float64 if dtype is None else dtype)
+    if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"`dtype` must be float32 or float64; got {dt}.")
+
+    def feats(X, name):
+        X = as_float_array(X, name)
+        if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"`{name}` must be a non-empty 2-D array; got shape {X.shape}.")
+        check_finite(X, name)
+        if intercept:
+            X = np.hstack([X, np.ones((X.shape[0], 1))])
+        return np.ascontiguousarray(X, dtype=dt)
+
+    def labels(t, name, n):
+        t = as_float_array(t, name).reshape(-1)
+        if t.size != n:
+            raise ValueError(f"`{name}` must have {n} labels; got {t.size}.")
+        if np.all(np.isin(t, (0.0, 1.0))):
+            t = 2.0 * t - 1.0
+        if not np.all(np.isin(t, (-1.0, 1.0))):
+            raise ValueError(f"`{name}` must hold labels in {{-1, +1}} (or {{0, 1}}).")
+        return [float(v) for v in t]
+
+    Z, Zv = feats(X_tr, "X_tr"), feats(X_val, "X_val")
+    if Z.shape[1] != Zv.shape[1]:
+        raise ValueError(
+            f"`X_tr` and `X_val` must have the same number of columns; got {Z.shape[1]} and {Zv.shape[1]}."
+        )
+    return dt, Z, labels(y_tr, "y_tr", Z.shape[0]), Zv, labels(y_val, "y_val", Zv.shape[0])
+
+
 class SVMHyperparameter(NativeConstrainedProblem):
     """Per-sample box bounds of a linear soft-margin SVM, chosen on a validation set.
 
@@ -582,35 +621,7 @@ class SVMHyperparameter(NativeConstrainedProblem):
     """
 
     def __init__(self, X_tr, y_tr, X_val, y_val, *, intercept: bool = True, dtype=None):
-        dt = np.dtype(np.float64 if dtype is None else dtype)
-        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
-            raise ValueError(f"`dtype` must be float32 or float64; got {dt}.")
-
-        def feats(X, name):
-            X = as_float_array(X, name)
-            if X.ndim != 2 or X.shape[0] == 0 or X.shape[1] == 0:
-                raise ValueError(f"`{name}` must be a non-empty 2-D array; got shape {X.shape}.")
-            check_finite(X, name)
-            if intercept:
-                X = np.hstack([X, np.ones((X.shape[0], 1))])
-            return np.ascontiguousarray(X, dtype=dt)
-
-        def labels(t, name, n):
-            t = as_float_array(t, name).reshape(-1)
-            if t.size != n:
-                raise ValueError(f"`{name}` must have {n} labels; got {t.size}.")
-            if np.all(np.isin(t, (0.0, 1.0))):
-                t = 2.0 * t - 1.0
-            if not np.all(np.isin(t, (-1.0, 1.0))):
-                raise ValueError(f"`{name}` must hold labels in {{-1, +1}} (or {{0, 1}}).")
-            return [float(v) for v in t]
-
-        Z, Zv = feats(X_tr, "X_tr"), feats(X_val, "X_val")
-        if Z.shape[1] != Zv.shape[1]:
-            raise ValueError(
-                f"`X_tr` and `X_val` must have the same number of columns; got {Z.shape[1]} and {Zv.shape[1]}."
-            )
-        t, tv = labels(y_tr, "y_tr", Z.shape[0]), labels(y_val, "y_val", Zv.shape[0])
+        dt, Z, t, Zv, tv = _svm_data(X_tr, y_tr, X_val, y_val, dtype, intercept)
         fn = _core.bilevel_svm_f32 if dt == np.float32 else _core.bilevel_svm_f64
         self._handle = fn(Z.reshape(-1), t, Zv.reshape(-1), tv, Z.shape[1])
         self.dtype = dt
@@ -622,3 +633,129 @@ class SVMHyperparameter(NativeConstrainedProblem):
         Z = np.hstack([X, np.ones((X.shape[0], 1))]) if intercept else np.asarray(X)
         t = np.where(np.asarray(y) > 0, 1.0, -1.0)
         return Z.T @ (t * alpha)
+
+
+class SVMPrimalHyperparameter(NativeConstrainedProblem):
+    """Per-sample weights of a linear squared-hinge SVM in primal form, chosen on a validation
+    set: the SVM experiment of LV-HBA's paper (Yao et al., ICLR 2024, Section 5).
+
+    ``x = c ∈ R^{n_tr}`` (log weights: training sample ``i`` weighs ``e^{c_i}``),
+    ``y = (w, b, ξ) ∈ R^{p+1+n_tr}``. The lower level is the SVM
+    ``min ½‖w‖² + ½ Σ_i e^{c_i} ξ_i²`` subject to the margins
+    ``h_i(y) = 1 − ξ_i − t_i(x_iᵀw + b) ≤ 0`` (strongly convex in ``w`` and ``ξ``; the
+    constraints do not involve ``c``; at its solution ``ξ_i = max(0, 1 − t_i(x_iᵀw + b))``). The
+    upper level is ``f(y) = Σ_j ℓ(t_j(x_jᵀw + b)/‖w‖)`` over the validation set with
+    ``ℓ(u) = leaky_relu(2σ(−5u) − 1)`` (slope 0.01): a smoothed 0-1 loss of the normalised
+    margin, about the number of misclassified validation samples (the paper's plots show
+    ``f/(n_val/10)``). ``f`` is not defined at ``w = 0``; ``minimize(..., y0=None)`` starts from
+    :attr:`start`. Unlike :class:`SVMHyperparameter` (the dual, whose Hessian has the rank of
+    the data), this lower level is strongly convex in ``w`` and ``ξ``.
+
+    Parameters
+    ----------
+    X_tr, X_val : array_like
+        Features, ``(n_tr, p)`` and ``(n_val, p)`` (no intercept column: ``b`` is a variable).
+    y_tr, y_val : array_like
+        Labels in ``{-1, +1}`` (``{0, 1}`` are mapped to ``{-1, +1}``).
+    dtype : numpy dtype, optional
+        float64 (default) or float32.
+
+    Attributes
+    ----------
+    n_features : int
+        ``p``.
+    start : ndarray
+        The paper's lower-level start ``w = 𝟏``, ``b = 0``, ``ξ = 𝟏`` (float64).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from optcore import bilevel
+    >>> r = np.random.default_rng(0)
+    >>> X = r.normal(size=(80, 2)); t = np.sign(X[:, 0] + 0.5 * r.normal(size=80))
+    >>> prob = bilevel.problems.SVMPrimalHyperparameter(X[:50], t[:50], X[50:], t[50:])
+    >>> c0 = np.full(50, -1.0)
+    >>> res = bilevel.minimize(prob, c0, method="lvhba", maxiter=3000, warn=False, rng=0, options={"c0": 300.0})
+    >>> w, b, xi = prob.split(res.y)
+    >>> bool(res.constraint_violation < 0.1), bool(np.all(res.multipliers >= 0))
+    (True, True)
+    >>> start = prob.upper_loss(prob.lower_solution(c0), X[50:], t[50:])  # the exact SVM at c0
+    >>> ys = prob.lower_solution(res.x)  # ... and re-solved at the returned weights
+    >>> bool(res.fun < start), bool(prob.upper_loss(ys, X[50:], t[50:]) < start)
+    (True, True)
+
+    ``options={"c0": ...}`` puts ``f`` (a sum over the validation set) on ``g``'s scale. At small
+    weights (the paper starts at ``c ~ U(−6, −5)``) the lower level's curvature in ``ξ``,
+    ``e^c``, is far below that in ``w``, ``y`` stays away from ``y*(c)`` and ``c`` tends to
+    drift down (``benches/results/bilevel_lvhba.md``, part 2b).
+    """
+
+    def __init__(self, X_tr, y_tr, X_val, y_val, *, dtype=None):
+        dt, Z, t, Zv, tv = _svm_data(X_tr, y_tr, X_val, y_val, dtype, intercept=False)
+        fn = _core.bilevel_svm_primal_f32 if dt == np.float32 else _core.bilevel_svm_primal_f64
+        self._handle = fn(Z.reshape(-1), t, Zv.reshape(-1), tv, Z.shape[1])
+        self.dtype = dt
+        self.n_features = Z.shape[1]
+        self._Z = np.asarray(Z, np.float64)
+        self._t = np.asarray(t)
+        self._init_dims()
+
+    @property
+    def start(self) -> np.ndarray:
+        return np.concatenate([np.ones(self.n_features), [0.0], np.ones(self.d_x)])
+
+    def _default_y0(self, dtype: np.dtype) -> np.ndarray:
+        return self.start.astype(dtype)
+
+    def split(self, y) -> tuple:
+        """``(w, b, ξ)`` of a lower-level point ``y``."""
+        y = np.asarray(y, np.float64)
+        p = self.n_features
+        return y[:p], float(y[p]), y[p + 1 :]
+
+    def decision(self, y, X) -> np.ndarray:
+        """``Xw + b``."""
+        w, b, _ = self.split(y)
+        return np.asarray(X, np.float64) @ w + b
+
+    def accuracy(self, y, X, labels) -> float:
+        """The fraction of ``labels`` (±1) that ``sign(Xw + b)`` predicts."""
+        return float(np.mean(np.sign(self.decision(y, X)) == np.where(np.asarray(labels) > 0, 1.0, -1.0)))
+
+    def upper_loss(self, y, X, labels) -> float:
+        """``Σ_j ℓ(t_j(x_jᵀw + b)/‖w‖)`` on ``(X, labels)`` (``f`` on the validation set)."""
+        w = self.split(y)[0]
+        u = np.where(np.asarray(labels) > 0, 1.0, -1.0) * self.decision(y, X) / np.linalg.norm(w)
+        v = 2.0 / (1.0 + np.exp(np.clip(5.0 * u, -700, 700))) - 1.0
+        return float(np.sum(np.where(v > 0, v, 0.01 * v)))
+
+    def lower_solution(self, c, *, tol: float = 1e-10, maxiter: int = 100) -> np.ndarray:
+        """The lower level's solution ``y*(c) = (w, b, ξ)`` (float64): the weighted
+        squared-hinge SVM ``min ½‖w‖² + ½ Σ e^{c_i} max(0, 1 − t_i(x_iᵀw + b))²`` by a
+        generalised Newton method with backtracking, to a gradient norm ``<= tol``. Its
+        multipliers are ``λ_i = e^{c_i} ξ_i``."""
+        c = np.asarray(c, np.float64).reshape(-1)
+        if c.shape != (self.d_x,) or not np.all(np.isfinite(c)) or np.any(c > 700):
+            raise ValueError(f"`c` must be {self.d_x} finite log-weights below 700 (e^c finite); got shape {c.shape}.")
+        A = np.hstack([self._Z, np.ones((self._Z.shape[0], 1))]) * self._t[:, None]
+        e, p = np.exp(c), self.n_features
+        reg = np.ones(p + 1)
+        reg[p] = 0.0
+
+        def parts(v):
+            s = np.maximum(0.0, 1.0 - A @ v)
+            return 0.5 * (v[:p] @ v[:p]) + 0.5 * (e * s) @ s, reg * v - A.T @ (e * s), s
+
+        v = np.zeros(p + 1)
+        for _ in range(maxiter):
+            val, g, s = parts(v)
+            if np.linalg.norm(g) <= tol:
+                break
+            act = s > 0
+            H = np.diag(reg + 1e-12) + (A[act].T * e[act]) @ A[act]
+            d = np.linalg.solve(H, -g)
+            step = 1.0
+            while parts(v + step * d)[0] > val + 1e-4 * step * (g @ d) and step > 1e-10:
+                step *= 0.5
+            v = v + step * d
+        return np.concatenate([v, np.maximum(0.0, 1.0 - A @ v)])

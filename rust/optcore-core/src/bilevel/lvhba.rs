@@ -23,7 +23,8 @@
 //! `μ ← [μ + τ h(x, y)]₊` (for the problems the paper projects, this reaches the same points).
 //!
 //! The steps are per block ([`steps`]): `α` for the upper copy (the smaller of its blocks'
-//! bounds), `η_θ`, `η_λ` for the lower copy and its multipliers, `ρ` and `τ` for the
+//! bounds, or for `x` its own when the constraints do not involve `x`, re-estimated every
+//! [`steps::REFRESH`] iterations), `η_θ`, `η_λ` for the lower copy and its multipliers, `ρ` and `τ` for the
 //! augmented-Lagrangian term, each from the curvature of its own block, so that one badly
 //! scaled block (a coupled constraint summing hundreds of entries) does not set the step of
 //! the others.
@@ -184,6 +185,9 @@ struct Run<'a, T: Real> {
     p: &'a dyn Constrained<T>,
     o: &'a LvOptions<T>,
     st: Steps,
+    /// `x` has a step of its own (the constraints do not involve `x`), re-estimated along the
+    /// run ([`steps::refresh_x_step`]).
+    x_own: bool,
     m_ineq: usize,
     counts: LvCounts,
     gx: Vec<T>,
@@ -428,6 +432,7 @@ pub fn minimize_lvhba<T: Real>(
         p,
         o,
         st: Steps { x: f64::NAN, y: f64::NAN, theta: f64::NAN, lam: f64::NAN, rho: f64::NAN, dual: f64::NAN },
+        x_own: false,
         m_ineq: m - m_eq,
         counts: LvCounts::default(),
         gx: try_zeroed(dx, "x")?,
@@ -454,7 +459,12 @@ pub fn minimize_lvhba<T: Real>(
     let mut last = None;
     let mut term = Termination::MaxIter;
     while nit < o.maxiter {
-        if let Err(e) = iterate(&mut r, &mut s, penalty(nit), g2) {
+        let stepped = if r.x_own && nit > 0 && nit % steps::REFRESH == 0 {
+            steps::refresh_x_step(&mut r, &s, nit)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = stepped.and_then(|_| iterate(&mut r, &mut s, penalty(nit), g2)) {
             term = breakdown(e)?;
             break;
         }

@@ -32,12 +32,15 @@ pub use oracle::{fd_second, second_policy, Batch, Counts, Oracle, Phase, Probe, 
 pub use problems::{Logistic, Quadratic, Ridge};
 
 // Constrained lower levels (LV-HBA): `method="lvhba"`, `Problem(h=..., jac_h=...)`, and the
-// native problems `ConstrainedToy`, `SVMHyper`.
+// native problems `ConstrainedToy`, `SVMHyperparameter` (the SVM dual) and
+// `SVMPrimalHyperparameter` (the primal SVM of the paper's experiment).
 pub mod constrained;
 pub mod lvhba;
+pub mod svm_primal;
 
 // The direct (dense Cholesky) lower solve of the L-BFGS outer loop: `options["lower_solve"]`.
 pub mod direct;
 pub use constrained::{LlcToy, SvmDual};
 pub use direct::LowerSolve;
 pub use lvhba::{minimize_lvhba, Constrained, LvCounts, LvOptions, LvOutput, Measures, Steps};
+pub use svm_primal::SvmPrimal;

@@ -5,7 +5,7 @@ use super::{copy_out, vec_of};
 use crate::bridge::{core_err, run_detached, OptionsDict, Pending, PyObserver, ResultDict, RunControl};
 use crate::fixed_point::NativeOperator;
 use numpy::{PyArray1, PyReadonlyArray1};
-use optcore_core::bilevel::{minimize_lvhba, Constrained, LlcToy, LvOptions, SvmDual};
+use optcore_core::bilevel::{minimize_lvhba, Constrained, LlcToy, LvOptions, SvmDual, SvmPrimal};
 use optcore_core::Real;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
@@ -41,8 +41,8 @@ fn bilevel_llc_toy(n: usize, a: f64) -> PyResult<NativeConstrained> {
 }
 
 macro_rules! svm_ctor {
-    ($name:ident, $t:ty, $field:ident, $other:ident) => {
-        /// The SVM hyperparameter problem on dense data of this dtype.
+    ($name:ident, $ty:ident, $t:ty, $field:ident, $other:ident) => {
+        /// An SVM hyperparameter problem (`SvmDual` or `SvmPrimal`) on dense data of this dtype.
         #[pyfunction]
         fn $name(
             z_tr: Bound<'_, PyAny>,
@@ -51,16 +51,18 @@ macro_rules! svm_ctor {
             t_val: Vec<f64>,
             p: usize,
         ) -> PyResult<NativeConstrained> {
-            let prob = SvmDual::<$t>::new(vec_of(&z_tr, "z_tr")?, t_tr, vec_of(&z_val, "z_val")?, t_val, p)
-                .map_err(core_err)?;
+            let prob =
+                $ty::<$t>::new(vec_of(&z_tr, "z_tr")?, t_tr, vec_of(&z_val, "z_val")?, t_val, p).map_err(core_err)?;
             let prob: Arc<dyn Constrained<$t>> = Arc::new(prob);
             let dims = prob.dims();
             Ok(NativeConstrained { $field: Some(prob), $other: None, dims })
         }
     };
 }
-svm_ctor!(bilevel_svm_f64, f64, p64, p32);
-svm_ctor!(bilevel_svm_f32, f32, p32, p64);
+svm_ctor!(bilevel_svm_f64, SvmDual, f64, p64, p32);
+svm_ctor!(bilevel_svm_f32, SvmDual, f32, p32, p64);
+svm_ctor!(bilevel_svm_primal_f64, SvmPrimal, f64, p64, p32);
+svm_ctor!(bilevel_svm_primal_f32, SvmPrimal, f32, p32, p64);
 
 /// The user's constrained problem through the wrappers of `optcore.bilevel.Problem`
 /// (`_constrained_spec`: flat arrays of the exact dtype in and out, shapes and finiteness
@@ -271,6 +273,8 @@ pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(bilevel_llc_toy, m)?)?;
     m.add_function(wrap_pyfunction!(bilevel_svm_f64, m)?)?;
     m.add_function(wrap_pyfunction!(bilevel_svm_f32, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_svm_primal_f64, m)?)?;
+    m.add_function(wrap_pyfunction!(bilevel_svm_primal_f32, m)?)?;
     m.add_function(wrap_pyfunction!(bilevel_lvhba_f64, m)?)?;
     m.add_function(wrap_pyfunction!(bilevel_lvhba_f32, m)?)?;
     Ok(())
