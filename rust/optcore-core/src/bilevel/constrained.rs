@@ -87,25 +87,27 @@ pub struct SvmDual<T> {
     p: usize,
 }
 
-fn labels(t: &[f64], what: &str) -> Result<()> {
-    if t.iter().all(|&v| v == 1.0 || v == -1.0) {
-        Ok(())
-    } else {
-        Err(OptError::InvalidInput(format!("{what}: labels must be +1 or -1")))
+/// Checks the data of an SVM problem ([`SvmDual`], [`super::svm_primal::SvmPrimal`]): `z_tr` of
+/// `n_tr × p` and `z_val` of `n_val × p` entries (row-major), labels `±1`; returns `(n_tr, n_val)`.
+pub(super) fn svm_data<T>(z_tr: &[T], t_tr: &[f64], z_val: &[T], t_val: &[f64], p: usize) -> Result<(usize, usize)> {
+    let (n, nv) = (t_tr.len(), t_val.len());
+    if p == 0 || n == 0 || nv == 0 || z_tr.len() != n * p || z_val.len() != nv * p {
+        return Err(OptError::InvalidInput(format!(
+            "SVM data: expected z_tr of n_tr × p = {n} × {p} and z_val of {nv} × {p} entries"
+        )));
     }
+    for (t, what) in [(t_tr, "y_tr"), (t_val, "y_val")] {
+        if !t.iter().all(|&v| v == 1.0 || v == -1.0) {
+            return Err(OptError::InvalidInput(format!("{what}: labels must be +1 or -1")));
+        }
+    }
+    Ok((n, nv))
 }
 
 impl<T: Real> SvmDual<T> {
     /// `z_tr` is `n × p`, `z_val` is `n_val × p` (row-major); labels `±1`.
     pub fn new(z_tr: Vec<T>, t_tr: Vec<f64>, z_val: Vec<T>, t_val: Vec<f64>, p: usize) -> Result<Self> {
-        let (n, nv) = (t_tr.len(), t_val.len());
-        if p == 0 || n == 0 || nv == 0 || z_tr.len() != n * p || z_val.len() != nv * p {
-            return Err(OptError::InvalidInput(format!(
-                "SVM data: expected z_tr of n_tr × p = {n} × {p} and z_val of {nv} × {p} entries"
-            )));
-        }
-        labels(&t_tr, "y_tr")?;
-        labels(&t_val, "y_val")?;
+        let (n, nv) = svm_data(&z_tr, &t_tr, &z_val, &t_val, p)?;
         Ok(SvmDual { z_tr, t_tr, z_val, t_val, n, nv, p })
     }
 

@@ -13,6 +13,7 @@
 //! `f` depends on the direction of `(w, b)` only and is not defined at `w = 0`: the oracles
 //! report a numerical error there.
 
+use super::constrained::svm_data;
 use super::lvhba::Constrained;
 use crate::error::{OptError, Result};
 use crate::real::Real;
@@ -30,14 +31,6 @@ pub struct SvmPrimal<T> {
     t_val: Vec<f64>,
     n: usize,
     p: usize,
-}
-
-fn labels(t: &[f64], what: &str) -> Result<()> {
-    if t.iter().all(|&v| v == 1.0 || v == -1.0) {
-        Ok(())
-    } else {
-        Err(OptError::InvalidInput(format!("{what}: labels must be +1 or -1")))
-    }
 }
 
 fn sigmoid(v: f64) -> f64 {
@@ -65,17 +58,10 @@ impl<T: Real> SvmPrimal<T> {
     /// `z_tr` is `n × p`, `z_val` is `n_val × p` (row-major, no intercept column: `b` is a
     /// variable of its own); labels `±1`.
     pub fn new(z_tr: Vec<T>, t_tr: Vec<f64>, z_val: Vec<T>, t_val: Vec<f64>, p: usize) -> Result<Self> {
-        let (n, nv) = (t_tr.len(), t_val.len());
-        if p == 0 || n == 0 || nv == 0 || z_tr.len() != n * p || z_val.len() != nv * p {
-            return Err(OptError::InvalidInput(format!(
-                "SVM data: expected z_tr of n_tr × p = {n} × {p} and z_val of {nv} × {p} entries"
-            )));
-        }
+        let (n, _) = svm_data(&z_tr, &t_tr, &z_val, &t_val, p)?;
         if !(z_tr.iter().chain(&z_val).all(|v| v.as_f64().is_finite())) {
             return Err(OptError::InvalidInput("SVM data: features must be finite".into()));
         }
-        labels(&t_tr, "y_tr")?;
-        labels(&t_val, "y_val")?;
         Ok(SvmPrimal { z_tr, t_tr, z_val, t_val, n, p })
     }
 
