@@ -175,3 +175,80 @@ fn sweep_direction_and_thread_count_change_no_bit() {
         assert!(d < 1e-12, "{output:?}: {d:e}");
     }
 }
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn avx2_rows_match_the_portable_rows() {
+    use super::avx2::Avx2F64;
+    use crate::real::Fused;
+    if !(std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")) {
+        return;
+    }
+    // Row lengths with and without tails of the 8- and 4-lane bodies; entries spanning the
+    // stored-zero threshold, exact zeros, a NaN and an infinity.
+    for (len, seed) in [(1usize, 1u64), (3, 2), (4, 3), (7, 4), (8, 5), (13, 6), (64, 7), (1001, 8)] {
+        let (_, _, v) = problem::<f64>(3, len, seed, 1.0);
+        let (q0, e, b) = (&v[..len], &v[len..2 * len], &v[2 * len..]);
+        let mut q0 = q0.to_vec();
+        q0[0] = 1e-300;
+        if len > 5 {
+            (q0[1], q0[2], q0[5]) = (0.0, f64::NAN, f64::INFINITY);
+        }
+        let al = 0.37;
+        assert_eq!(
+            <Lanes<Fused> as Rows<f64>>::sum(&q0, e, b).to_bits(),
+            <Avx2F64 as Rows<f64>>::sum(&q0, e, b).to_bits(),
+            "sum, {len}"
+        );
+        let w = Weights {
+            w0: 0.25,
+            small0: tiny::<f64>() / 0.25,
+            w1: 0.125,
+            small1: tiny::<f64>() / 0.125,
+            small: tiny::<f64>() * 1e3,
+            rebuild: None,
+        };
+        fn both<const ROW: bool, const COL: bool, const AVG: bool>(
+            q0: &[f64],
+            e: &[f64],
+            b: &[f64],
+            al: f64,
+            w: &Weights<f64>,
+        ) {
+            let n = q0.len();
+            let (mut q1, mut q2) = (q0.to_vec(), q0.to_vec());
+            let (mut c1, mut c2) = (vec![0.5; n], vec![0.5; n]);
+            let mut a1: Vec<f64> = e.iter().map(|x| x * 0.3).collect();
+            a1[n / 2] = 1e-310;
+            let mut a2 = a1.clone();
+            let ahead = Some([q0.as_ptr(), e.as_ptr(), b.as_ptr()]);
+            <Lanes<Fused> as Rows<f64>>::update::<ROW, COL, AVG>(
+                Row { q: &mut q1, e, b, avg: &mut a1, colacc: &mut c1, al, ahead },
+                w,
+            );
+            <Avx2F64 as Rows<f64>>::update::<ROW, COL, AVG>(
+                Row { q: &mut q2, e, b, avg: &mut a2, colacc: &mut c2, al, ahead },
+                w,
+            );
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&q1), bits(&q2), "update {ROW} {COL} {AVG}, {n}");
+            assert_eq!(bits(&c1), bits(&c2), "column sums {ROW} {COL} {AVG}, {n}");
+            assert_eq!(bits(&a1), bits(&a2), "average {ROW} {COL} {AVG}, {n}");
+        }
+        for avg in [false, true] {
+            let mut w = w;
+            if avg && len % 2 == 0 {
+                w.w0 = 0.0;
+            }
+            if avg {
+                both::<true, true, true>(&q0, e, b, al, &w);
+                both::<true, false, true>(&q0, e, b, al, &w);
+                both::<false, true, true>(&q0, e, b, al, &w);
+            } else {
+                both::<true, true, false>(&q0, e, b, al, &w);
+                both::<true, false, false>(&q0, e, b, al, &w);
+                both::<false, true, false>(&q0, e, b, al, &w);
+            }
+        }
+    }
+}
