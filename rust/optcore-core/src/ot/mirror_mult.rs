@@ -173,35 +173,55 @@ unsafe impl<T: Real, M: Madd> Rows<T> for Lanes<M> {
     #[inline(always)]
     fn update<const ROW: bool, const COL: bool, const AVG: bool>(row: Row<'_, T>, w: &Weights<T>) {
         let Row { q, e, b, avg, colacc, al, ahead } = row;
-        let (line, zero) = (line::<T>(), T::zero());
-        for start in (0..q.len()).step_by(line) {
+        // Stretches of eight cache lines: the next row's lines asked for first, then a loop
+        // long enough for the compiler to vectorise.
+        let (line, n, small) = (line::<T>(), q.len(), w.small);
+        for start in (0..n).step_by(8 * line) {
+            let end = (start + 8 * line).min(n);
             if let Some(next) = ahead {
-                prefetch(next[0].wrapping_add(start));
-                prefetch(next[1].wrapping_add(start));
-                if AVG {
-                    prefetch(next[2].wrapping_add(start));
+                for at in (start..end).step_by(line) {
+                    prefetch(next[0].wrapping_add(at));
+                    prefetch(next[1].wrapping_add(at));
+                    if AVG {
+                        prefetch(next[2].wrapping_add(at));
+                    }
                 }
             }
-            for j in start..(start + line).min(q.len()) {
-                let (qj, ej, bj) = (q[j], e[j], b[j]);
-                if AVG {
-                    let mut v = avg[j];
-                    v = v + w.w0 * (qj * bj - v);
-                    v = if v < w.small0 { zero } else { v };
-                    if ROW {
-                        let x = qj * ej * al;
-                        v = v + w.w1 * (x * bj - v);
-                        v = if v < w.small1 { zero } else { v };
-                    }
-                    avg[j] = v;
+            let (qs, es, bs) = (&mut q[start..end], &e[start..end], &b[start..end]);
+            if AVG {
+                blend::<T, ROW>(&mut avg[start..end], qs, es, bs, al, w);
+            }
+            if COL {
+                let cs = &mut colacc[start..end];
+                for (((qv, &ev), &bv), cv) in qs.iter_mut().zip(es).zip(bs).zip(cs) {
+                    let y = entry::<T, ROW, COL>(*qv, ev, bv, al, small);
+                    *qv = y;
+                    *cv += y.as_f64();
                 }
-                let y = entry::<T, ROW, COL>(qj, ej, bj, al, w.small);
-                q[j] = y;
-                if COL {
-                    colacc[j] += y.as_f64();
+            } else {
+                for ((qv, &ev), &bv) in qs.iter_mut().zip(es).zip(bs) {
+                    *qv = entry::<T, ROW, COL>(*qv, ev, bv, al, small);
                 }
             }
         }
+    }
+}
+
+/// The average's blend on a stretch of a row: the pending iterate `q b` with weight `w0`, then
+/// (`ROW`) the row-scaled iterate `q e al b` with weight `w1`; values below the thresholds 0.
+#[inline(always)]
+fn blend<T: Real, const ROW: bool>(avg: &mut [T], q: &[T], e: &[T], b: &[T], al: T, w: &Weights<T>) {
+    let zero = T::zero();
+    for (((v, &qj), &ej), &bj) in avg.iter_mut().zip(q).zip(e).zip(b) {
+        let mut x = *v;
+        x = x + w.w0 * (qj * bj - x);
+        x = if x < w.small0 { zero } else { x };
+        if ROW {
+            let r = qj * ej * al;
+            x = x + w.w1 * (r * bj - x);
+            x = if x < w.small1 { zero } else { x };
+        }
+        *v = x;
     }
 }
 
