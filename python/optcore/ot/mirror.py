@@ -338,7 +338,10 @@ def mirror_sinkhorn(
     run = {"progress": progress if progress.active else None, "check_every": check_every, "workers": workers}
     fn = getattr(_core, "mirror_sinkhorn_f32" if dtype == np.float32 else "mirror_sinkhorn_f64")
     out = fn(c(aa), c(bb), core_cost, c(Ra), oracle, opts, run)
-    res = _result(out, Ma, Ra, fun, grad is not None, cost_sampler is not None, (tol, gap_tol), output, objective)
+    # <P, M> as the core measured it on the returned plan (f64 sums), or here when the core ran
+    # without M (noisy costs).
+    cost = float(out["cost"]) if core_cost is not None else _cost(out["plan"], Ma)
+    res = _result(out, cost, Ra, fun, grad is not None, cost_sampler is not None, (tol, gap_tol), output, objective)
     finish(res, "optcore.ot.mirror_sinkhorn", progress=progress, warn=warn, stacklevel=3)
     return res
 
@@ -400,18 +403,23 @@ def _paper_step0(a, b, mass, G) -> float:
     return np.sqrt(delta) / gmax if gmax > 0 else 1.0
 
 
-def _result(out, M, R, fun, grad_given, sampled, tols, output, objective) -> MirrorResult:
+def _cost(plan, M) -> float | None:
+    """``<plan, M>`` in float64 (None without ``M``)."""
+    return float(np.sum(plan.astype(np.float64) * M)) if M is not None else None
+
+
+def _result(out, cost, R, fun, grad_given, sampled, tols, output, objective) -> MirrorResult:
+    """The result of the core's output; ``cost`` is ``<plan, M>`` (None without ``M``)."""
     tol, gap_tol = tols
     plan = out["plan"]
-    cost = float(np.sum(plan.astype(np.float64) * M)) if M is not None else float("nan")
     if sampled:
-        value = cost
+        value = float("nan") if cost is None else cost
     elif not grad_given:
         value = float(out["fun"])
     elif fun is None:
         value = float("nan")
     else:
-        value = (0.0 if M is None else cost) + _builtin(plan, R, objective) + float(fun(plan))
+        value = (0.0 if cost is None else cost) + _builtin(plan, R, objective) + float(fun(plan))
     status = int(out["status"])
     err, gap = float(out["marginal_error"]), float(out["gap"])
     if sampled:
@@ -434,7 +442,7 @@ def _result(out, M, R, fun, grad_given, sampled, tols, output, objective) -> Mir
         x=plan,
         plan=plan,
         fun=value,
-        cost=cost,
+        cost=float("nan") if cost is None else cost,
         marginal_error=err,
         nit=int(out["nit"]),
         status=status,
