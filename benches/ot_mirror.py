@@ -284,8 +284,8 @@ def main():
         "float64, so at equal bandwidth the last iterate costs its reads, s per iteration, as Sinkhorn does. "
         "Each row is read twice (its sum, then its update from the cache) and the update prefetches the next "
         "row, so the memory does not idle during it; f64 rows run in AVX2 intrinsics (every bit the same as "
-        "the portable loops): 0.81x (average) and 0.86x (last) the time of the build without them at "
-        "n = 1000 float64, one-process A/B.",
+        "the portable loops): 0.81-0.89x (average) and 0.86-0.91x (last) the time of the build without them "
+        "at n = 1000 float64, one-process A/B (two runs).",
         "",
     ]
     lines += [

@@ -36,7 +36,7 @@
 //! Each row is read twice: its sum brings it into the cache, and the update then works from
 //! the cache while the memory would idle, so the update prefetches the next row (and its
 //! average), one cache line per line it updates. Measured in one process against the build
-//! without the prefetches and the f64 intrinsics (`benches/results/ot_mirror.md`): 4-13% less
+//! without the prefetches and the f64 intrinsics (`benches/results/ot_mirror.md`): 3-19% less
 //! time per iteration, every bit the same.
 //!
 //! Rounding: the iteration is the exact one for the cost `-ln(fl(E)) / η`, within a few ulp
