@@ -11,6 +11,7 @@
 //!   the mean logistic loss of `w = Zᵀ(t∘α)` on the validation set.
 
 use super::lvhba::Constrained;
+use super::problems::sigmoid;
 use crate::error::{OptError, Result};
 use crate::real::Real;
 
@@ -149,15 +150,6 @@ fn softplus(v: f64) -> f64 {
         v + (-v).exp().ln_1p()
     } else {
         v.exp().ln_1p()
-    }
-}
-
-fn sigmoid(v: f64) -> f64 {
-    if v >= 0.0 {
-        1.0 / (1.0 + (-v).exp())
-    } else {
-        let e = v.exp();
-        e / (1.0 + e)
     }
 }
 

@@ -457,7 +457,9 @@ pub struct Logistic<T> {
     pub reg: f64,
 }
 
-fn sigmoid(t: f64) -> f64 {
+/// The logistic function `1 / (1 + e^-t)`, without overflow for large `|t|` (shared by the
+/// logistic problems, the SVM losses and the constrained toys).
+pub(super) fn sigmoid(t: f64) -> f64 {
     if t >= 0.0 {
         1.0 / (1.0 + (-t).exp())
     } else {

@@ -15,6 +15,7 @@
 
 use super::constrained::svm_data;
 use super::lvhba::Constrained;
+use super::problems::sigmoid;
 use crate::error::{OptError, Result};
 use crate::real::Real;
 
@@ -31,15 +32,6 @@ pub struct SvmPrimal<T> {
     t_val: Vec<f64>,
     n: usize,
     p: usize,
-}
-
-fn sigmoid(v: f64) -> f64 {
-    if v >= 0.0 {
-        1.0 / (1.0 + (-v).exp())
-    } else {
-        let e = v.exp();
-        e / (1.0 + e)
-    }
 }
 
 /// `ℓ(u)` and `ℓ'(u)` of the upper loss.
