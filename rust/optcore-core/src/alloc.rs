@@ -27,6 +27,13 @@ pub fn try_with_capacity<T>(len: usize, what: &str) -> Result<Vec<T>> {
     Ok(v)
 }
 
+/// The items of `it` (as many as it says it has), allocated fallibly.
+pub fn try_collect<T>(it: impl ExactSizeIterator<Item = T>, what: &str) -> Result<Vec<T>> {
+    let mut v = try_with_capacity(it.len(), what)?;
+    v.extend(it);
+    Ok(v)
+}
+
 /// `len` copies of `value`, allocated fallibly.
 pub fn try_filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
     let mut v = try_with_capacity(len, what)?;

@@ -33,9 +33,14 @@
 //! A given `step` sets `α_x = α_y`, a given `lower_step` sets `η_θ = η_λ`, a given `rho` sets `ρ`.
 
 use super::{Run, State, Steps};
+use crate::alloc::{try_collect, try_filled};
 use crate::error::{OptError, Result};
 use crate::real::Real;
 use crate::rng::Rng;
+
+/// What the estimates' buffers (sized by `d_x + d_y` or by the constraints) are called in a
+/// memory error.
+const WHAT: &str = "LV-HBA's step estimates";
 
 /// The largest eigenvalue magnitude (from below) of a symmetric map by `probes` power
 /// iterations from a random start.
@@ -49,7 +54,7 @@ fn power<R>(
     if n == 0 {
         return Ok(0.0);
     }
-    let mut u: Vec<f64> = (0..n).map(|_| rng.normal()).collect();
+    let mut u: Vec<f64> = try_collect((0..n).map(|_| rng.normal()), WHAT)?;
     let mut l = 0.0;
     for _ in 0..probes {
         let un = u.iter().map(|v| v * v).sum::<f64>().sqrt();
@@ -64,34 +69,37 @@ fn power<R>(
     Ok(l)
 }
 
+/// `(x + ε v_x, y + ε v_y, x − ε v_x, y − ε v_y, ε)`.
+type FdPoints<T> = (Vec<T>, Vec<T>, Vec<T>, Vec<T>, f64);
+
 /// `(x, y) ± ε v` for a joint direction `v` (length `d_x + d_y`), with the central-difference
 /// step `ε = ε_mach^{1/3} (1 + ‖(x, y)‖) / ‖v‖`; returns the points and `ε`.
-fn fd_points<T: Real>(x: &[T], y: &[T], v: &[f64]) -> (Vec<T>, Vec<T>, Vec<T>, Vec<T>, f64) {
+fn fd_points<T: Real>(x: &[T], y: &[T], v: &[f64]) -> Result<FdPoints<T>> {
     let nrm = x.iter().chain(y).map(|e| e.as_f64().powi(2)).sum::<f64>().sqrt();
     let vn = v.iter().map(|e| e * e).sum::<f64>().sqrt().max(f64::MIN_POSITIVE);
     let eps = T::epsilon().as_f64().cbrt() * (1.0 + nrm) / vn;
     let dx = x.len();
-    let shift = |a: &[T], off: usize, sgn: f64| -> Vec<T> {
-        a.iter().enumerate().map(|(i, e)| T::from_f64(e.as_f64() + sgn * eps * v[off + i])).collect()
+    let shift = |a: &[T], off: usize, sgn: f64| -> Result<Vec<T>> {
+        try_collect(a.iter().enumerate().map(|(i, e)| T::from_f64(e.as_f64() + sgn * eps * v[off + i])), WHAT)
     };
-    (shift(x, 0, 1.0), shift(y, dx, 1.0), shift(x, 0, -1.0), shift(y, dx, -1.0), eps)
+    Ok((shift(x, 0, 1.0)?, shift(y, dx, 1.0)?, shift(x, 0, -1.0)?, shift(y, dx, -1.0)?, eps))
 }
 
 /// A block of the joint vector `(x, y)`: `[lo, hi)`.
 type Block = (usize, usize);
 
 /// `v` restricted to `b` (zero elsewhere).
-fn mask(v: &[f64], b: Block) -> Vec<f64> {
-    v.iter().enumerate().map(|(i, &e)| if i >= b.0 && i < b.1 { e } else { 0.0 }).collect()
+fn mask(v: &[f64], b: Block) -> Result<Vec<f64>> {
+    try_collect(v.iter().enumerate().map(|(i, &e)| if i >= b.0 && i < b.1 { e } else { 0.0 }), WHAT)
 }
 
 /// `H v` by central differences of `grad_f` (`upper`) or `grad_g` at `(x, y)`.
 fn hvp<T: Real>(r: &mut Run<'_, T>, x: &[T], y: &[T], v: &[f64], upper: bool) -> Result<Vec<f64>> {
-    let mut out = vec![0.0; v.len()];
+    let mut out = try_filled(v.len(), 0.0, WHAT)?;
     if v.iter().all(|&e| e == 0.0) {
         return Ok(out);
     }
-    let (xp, yp, xm, ym, eps) = fd_points(x, y, v);
+    let (xp, yp, xm, ym, eps) = fd_points(x, y, v)?;
     for (pt, sgn) in [((&xp, &yp), 1.0), ((&xm, &ym), -1.0)] {
         if upper {
             r.counts.grad_f += 1;
@@ -112,8 +120,8 @@ fn hvp<T: Real>(r: &mut Run<'_, T>, x: &[T], y: &[T], v: &[f64], upper: bool) ->
 fn hess_rows<T: Real>(r: &mut Run<'_, T>, rng: &mut Rng, s: &State<T>, b: Block, upper: bool) -> Result<f64> {
     let n = s.x.len() + s.y.len();
     let l = power(r, rng, n, 10, |r, u| {
-        let w = hvp(r, &s.x, &s.y, &mask(u, b), upper)?;
-        Ok(mask(&hvp(r, &s.x, &s.y, &w, upper)?, b))
+        let w = hvp(r, &s.x, &s.y, &mask(u, b)?, upper)?;
+        mask(&hvp(r, &s.x, &s.y, &w, upper)?, b)
     })?;
     Ok(l.sqrt())
 }
@@ -123,18 +131,20 @@ fn hess_rows<T: Real>(r: &mut Run<'_, T>, rng: &mut Rng, s: &State<T>, b: Block,
 fn jac_sq<T: Real>(r: &mut Run<'_, T>, rng: &mut Rng, s: &State<T>, bx: bool, by: bool) -> Result<f64> {
     let m = r.hv.len();
     power(r, rng, m, 10, |r, w| {
-        let wt: Vec<T> = w.iter().map(|&e| T::from_f64(e)).collect();
+        let wt: Vec<T> = try_collect(w.iter().map(|&e| T::from_f64(e)), WHAT)?;
         r.jac(&s.x, &s.y, &wt)?;
         let keep = |on: bool, e: &T| if on { e.as_f64() } else { 0.0 };
-        let v: Vec<f64> = r.jx.iter().map(|e| keep(bx, e)).chain(r.jy.iter().map(|e| keep(by, e))).collect();
+        let (jx, jy) = (r.jx.iter().map(|e| keep(bx, e)), r.jy.iter().map(|e| keep(by, e)));
+        let mut v: Vec<f64> = try_collect(jx, WHAT)?;
+        v.extend(jy);
         if v.iter().all(|&e| e == 0.0) {
-            return Ok(vec![0.0; m]);
+            return try_filled(m, 0.0, WHAT);
         }
-        let (xp, yp, xm, ym, eps) = fd_points(&s.x, &s.y, &v);
+        let (xp, yp, xm, ym, eps) = fd_points(&s.x, &s.y, &v)?;
         r.h(&xp, &yp)?;
-        let hp: Vec<f64> = r.hv.iter().map(|e| e.as_f64()).collect();
+        let hp: Vec<f64> = try_collect(r.hv.iter().map(|e| e.as_f64()), WHAT)?;
         r.h(&xm, &ym)?;
-        Ok(hp.iter().zip(&r.hv).map(|(a, b)| (a - b.as_f64()) / (2.0 * eps)).collect())
+        try_collect(hp.iter().zip(&r.hv).map(|(a, b)| (a - b.as_f64()) / (2.0 * eps)), WHAT)
     })
 }
 
@@ -164,7 +174,7 @@ pub(super) fn default_steps<T: Real>(r: &mut Run<'_, T>, s: &State<T>) -> Result
     let gy = hess_rows(r, &mut rng, s, by, false)?;
     let fx = hess_rows(r, &mut rng, s, bx, true)?;
     let fy = hess_rows(r, &mut rng, s, by, true)?;
-    let g_theta = power(r, &mut rng, dx + dy, 10, |r, u| Ok(mask(&hvp(r, &s.x, &s.y, &mask(u, by), false)?, by)))?;
+    let g_theta = power(r, &mut rng, dx + dy, 10, |r, u| mask(&hvp(r, &s.x, &s.y, &mask(u, by)?, false)?, by))?;
     let jx2 = jac_sq(r, &mut rng, s, true, false)?;
     let jy2 = jac_sq(r, &mut rng, s, false, true)?;
     let jj = jac_sq(r, &mut rng, s, true, true)?;
